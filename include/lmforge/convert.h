@@ -1,0 +1,108 @@
+/* Foreign model files: llm.c checkpoints and tokenizers, Hugging Face GPT-2 directories, and
+ * loading a model or its tokenizer from any supported format (detected from the content). */
+#ifndef LMFORGE_CONVERT_H
+#define LMFORGE_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lmforge/config.h"
+#include "lmforge/kernels.h"
+#include "lmforge/model.h"
+#include "lmforge/status.h"
+#include "lmforge/tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- llm.c checkpoints ----
+ * 256 little-endian int32 header: [0] magic 20240326, [1] version (3: fp32 tensors, 5: bf16
+ * tensors), [2] max_seq_len, [3] vocab_size, [4] num_layers, [5] num_heads, [6] channels,
+ * [7] padded_vocab_size; then 16 tensors, each for all layers at once: wte (Vp,C), wpe (maxT,C),
+ * ln1w (L,C), ln1b (L,C), qkvw (L,3C,C), qkvb (L,3C), attprojw (L,C,C), attprojb (L,C),
+ * ln2w (L,C), ln2b (L,C), fcw (L,4C,C), fcb (L,4C), fcprojw (L,C,4C), fcprojb (L,C), lnfw (C),
+ * lnfb (C). Linear weights are (out, in): the transpose of Hugging Face's Conv1D (in, out). */
+#define LMF_LLMC_MAGIC 20240326
+#define LMF_LLMC_TOKENIZER_MAGIC 20240328
+#define LMF_LLMC_HEADER_BYTES 1024
+#define LMF_LLMC_VOCAB_MULTIPLE 128  /* llm.c pads wte rows to a multiple of 128 on export */
+
+typedef struct lmf_llmc_header {
+    int version;          /* 3 (fp32) or 5 (bf16) */
+    lmf_gpt_config cfg;   /* n_positions = max_seq_len */
+    int padded_vocab;     /* rows of wte in the file (>= vocab_size) */
+} lmf_llmc_header;
+
+/* Validate an llm.c checkpoint header. buf holds the first len bytes of a file of file_size
+ * bytes (len >= min(file_size, 1024)). Checks the magic, the version, the shapes (positive,
+ * n_embd divisible by n_head, padded >= vocab) and that file_size equals the header plus the
+ * tensors the header implies exactly. Errors (LMF_ERR_FORMAT) name `what` and the problem. */
+lmf_status lmf_llmc_parse_header(const void *buf, size_t len, uint64_t file_size, const char *what,
+                                 lmf_llmc_header *out);
+/* Create a model from an llm.c checkpoint file (fp32 or bf16; padded wte rows are dropped). */
+lmf_status lmf_llmc_load(const char *path, const lmf_kernels *k, lmf_gpt **out);
+/* The same from a whole file held in memory (what names it in messages; used by fuzzing). */
+lmf_status lmf_llmc_load_buffer(const void *buf, size_t len, const char *what,
+                                const lmf_kernels *k, lmf_gpt **out);
+/* Write the model's weights as an llm.c checkpoint (version 3: fp32, 5: bf16 rounded to nearest
+ * even), wte padded with zero rows to a multiple of 128; atomically (PATH.tmp, renamed). */
+lmf_status lmf_llmc_save(lmf_gpt *m, const char *path, int version);
+
+/* ---- llm.c tokenizer files ----
+ * 256 little-endian uint32 header: [0] magic 20240328, [1] version (1 or 2), [2] vocab_size,
+ * [3] end-of-text id (version 2; version 1 means GPT-2: 50257 ids, end-of-text 50256); then per
+ * id a uint8 length (>= 1) and that many bytes. The result decodes ids; it has no merges, so
+ * encoding text with it gives one id per byte (GPT-2's real encoding needs its merges). */
+lmf_status lmf_llmc_tokenizer_load(const char *path, lmf_tokenizer **out);
+lmf_status lmf_llmc_tokenizer_parse(const void *buf, size_t len, const char *what,
+                                    lmf_tokenizer **out);
+/* 1 when t came from an llm.c tokenizer file (decoding only, see above) */
+int lmf_tokenizer_decode_only(const lmf_tokenizer *t);
+
+/* ---- Hugging Face GPT-2 directories ----
+ * config.json (GPT2Config) with model.safetensors, or with model.safetensors.index.json naming
+ * the shard of every tensor. Tensors F32, F16 or BF16, names with or without "transformer.";
+ * the attention buffers h.N.attn.bias / h.N.attn.masked_bias are ignored; a lm_head.weight must
+ * equal wte (tied). Configurations lmforge does not compute exactly (another activation, layer
+ * norm epsilon, untied head, ...) are refused with a message. */
+lmf_status lmf_hf_read_config(const char *path, lmf_gpt_config *out);
+lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out);
+/* Load the weights of dir (single file or sharded) into m, whose configuration must match. */
+lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir);
+/* Write dir/config.json (GPT2Config keys for transformers' GPT2LMHeadModel) and
+ * dir/model.safetensors (fp32, __metadata__ {"format": "pt"}); eot: the end-of-text id for
+ * bos/eos_token_id, or -1 for the last id. dir is created if missing. */
+lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot);
+
+/* ---- any format ---- */
+typedef enum lmf_model_format {
+    LMF_MODEL_UNKNOWN = 0,
+    LMF_MODEL_HF,       /* config.json + model.safetensors (or its sharded index) */
+    LMF_MODEL_RUN,      /* an lmforge run directory (exported weights or checkpoints/latest) */
+    LMF_MODEL_LLMC      /* an llm.c checkpoint file */
+} lmf_model_format;
+
+const char *lmf_model_format_name(lmf_model_format f);  /* "hf", "lmforge", "llmc" */
+
+/* Find what path holds, from its content: the format and the path to load it from (the
+ * directory itself, the newest checkpoint of a run directory, the llm.c file). A path to a
+ * file inside a model directory (config.json, *.safetensors) means that directory. Fails with
+ * a message saying what was found instead (a token shard, a tokenizer file, ...). */
+lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load_path, size_t cap);
+/* Create a model from a Hugging Face directory, an lmforge model or run directory, or an llm.c
+ * checkpoint, whichever path holds. */
+lmf_status lmf_model_load_any(const char *path, const lmf_kernels *k, lmf_gpt **out);
+
+/* Load a tokenizer file or directory: tokenizer.json, encoder.json + vocab.bpe (vocab.json +
+ * merges.txt), or an llm.c tokenizer file (detected by its magic). */
+lmf_status lmf_tokenizer_load_any(const char *path, lmf_tokenizer **out);
+/* The tokenizer that belongs to a model path (directory or llm.c file): DIR/tokenizer/,
+ * DIR/tokenizer.json, DIR/encoder.json, DIR/vocab.json, then llm.c's gpt2_tokenizer.bin or
+ * tokenizer.bin, in the directory (or beside the file). *out = NULL and LMF_OK when there is
+ * none; a tokenizer file that exists but is broken is an error. */
+lmf_status lmf_model_find_tokenizer(const char *model_path, lmf_tokenizer **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,97 @@
+/* Compute kernels: a table of function pointers per backend (cpu reference, cpu fast).
+ *
+ * Conventions: outputs first, then inputs, then shapes. Row-major. Shapes in the comments.
+ * Linear weights use the Hugging Face Conv1D layout (in, out): out = inp @ W + b.
+ * Every *_backward ACCUMULATES (+=) into its gradient outputs; callers zero them.
+ * B batch, T time, C channels, NH heads, OC output channels, N = rows (B*T),
+ * V real vocabulary, Vp padded vocabulary (rows of wte).
+ * Kernels never allocate; outputs must not alias inputs unless a comment says so.
+ * The fast table is deterministic: same inputs and same thread count give bit-identical
+ * outputs. Its scratch sizes may differ from the reference's: always ask the table. */
+#ifndef LMFORGE_KERNELS_H
+#define LMFORGE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lmf_kernels {
+    const char *name;
+
+    /* out[B,T,C] = wte[inp[b,t]] + wpe[t]; inp[B,T] ids < Vp; wpe[>=T, C] */
+    void (*encoder_forward)(float *out, const int32_t *inp, const float *wte, const float *wpe,
+                            int B, int T, int C);
+    /* dwte[Vp,C] +=, dwpe[T,C] += from dout[B,T,C] */
+    void (*encoder_backward)(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
+                             int B, int T, int C);
+
+    /* out[N,C], mean[N], rstd[N] from inp[N,C], weight[C], bias[C]; eps 1e-5 */
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C);
+    /* dinp[N,C] +=, dweight[C] +=, dbias[C] += */
+    void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int N, int C);
+
+    /* out[N,OC] = inp[N,C] @ weight[C,OC] + bias[OC] (bias may be NULL) */
+    void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int C, int OC);
+    /* dinp[N,C] += dout @ weight^T; dweight[C,OC] += inp^T @ dout; dbias[OC] += sum_n dout
+     * (dinp or dbias may be NULL to skip) */
+    void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int C, int OC);
+
+    /* Causal self-attention, scale 1/sqrt(hs). qkv[B,T,3C] holds q, k, v (each C = NH*hs,
+     * NH divides C; head h uses channels [h*hs, (h+1)*hs)) per position; out[B,T,C].
+     * saved: attention_saved_floats(B,T,NH) floats kept for the backward; both tables store
+     * the softmax probabilities att[B,NH,T,T] there (zeros above the diagonal). */
+    size_t (*attention_saved_floats)(int B, int T, int NH);
+    size_t (*attention_scratch_floats)(int B, int T, int NH, int C);
+    void (*attention_forward)(float *out, float *saved, const float *qkv, int B, int T, int C,
+                              int NH);
+    /* dqkv[B,T,3C] += ; scratch: attention_scratch_floats(...) floats */
+    void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *saved, int B, int T, int C, int NH);
+
+    /* GELU, tanh approximation: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+     * out[N] (may be inp) */
+    void (*gelu_forward)(float *out, const float *inp, size_t N);
+    /* dinp[N] += gelu'(inp) * dout */
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t N);
+
+    /* out[N] = a[N] + b[N] (out may be a or b) */
+    void (*residual_forward)(float *out, const float *a, const float *b, size_t N);
+
+    /* Tied classifier + softmax cross-entropy over the real vocabulary.
+     * logits[n, v] = x[n,:] . wte[v,:] for v < V (padded rows never count).
+     * losses[N] = -log softmax(logits[n])[targets[n]]; every target must be in [0, V).
+     * If dx != NULL, also the backward of loss = dloss * sum_n losses[n]:
+     *   dlogits = (softmax - onehot) * dloss; dx[N,C] = dlogits @ wte[:V] (written, not
+     *   accumulated); dwte[:V,C] += dlogits^T @ x (rows V..Vp-1 untouched). dwte may be NULL
+     *   when dx is NULL. scratch: classifier_scratch_floats(N, V) floats (reference: all N*V
+     *   logits; fast: one chunk of rows at a time). */
+    size_t (*classifier_scratch_floats)(int N, int V);
+    void (*classifier)(float *losses, float *dx, float *dwte, float *scratch, const float *x,
+                       const float *wte, const int32_t *targets, float dloss, int N, int C, int V);
+
+    /* AdamW step on n elements; t = step number starting at 1; decoupled weight decay.
+     * m, v updated in place; param -= lr * (mhat / (sqrt(vhat) + eps) + wd * param) */
+    void (*adamw)(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int t);
+
+    /* sum of squares, accumulated in double */
+    double (*sumsq)(const float *x, size_t n);
+} lmf_kernels;
+
+const lmf_kernels *lmf_kernels_ref(void);
+const lmf_kernels *lmf_kernels_fast(void);
+/* "ref" or "fast"; NULL when unknown */
+const lmf_kernels *lmf_kernels_by_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,144 @@
+/* GPT-2 model: parameter layout (Hugging Face names), forward, backward, inference. */
+#ifndef LMFORGE_MODEL_H
+#define LMFORGE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lmforge/config.h"
+#include "lmforge/kernels.h"
+#include "lmforge/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One named tensor inside the contiguous parameter block. */
+typedef struct lmf_tensor_info {
+    char name[48];       /* Hugging Face GPT-2 name, e.g. "h.0.attn.c_attn.weight" */
+    int ndim;            /* 1 or 2 */
+    int64_t shape[2];    /* Hugging Face (external) shape; wte is (vocab_size, n_embd) */
+    size_t offset;       /* first float in the block */
+    size_t numel;        /* floats held internally (wte: padded_vocab * n_embd) */
+    int decay;           /* 1: AdamW weight decay applies (2-D weights, embeddings included) */
+    int block;           /* 0 embeddings, 1..n_layer transformer layers, n_layer+1 final LN */
+} lmf_tensor_info;
+
+typedef struct lmf_param_layout {
+    int n_tensors;
+    lmf_tensor_info *tensors;
+    size_t total;                 /* floats in the block */
+    int n_blocks;                 /* n_layer + 2 */
+    size_t *block_offset;         /* [n_blocks + 1]: block b spans [block_offset[b], block_offset[b+1]) */
+} lmf_param_layout;
+
+/* Views into a parameter (or gradient) block for one layer. */
+typedef struct lmf_layer_view {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+} lmf_layer_view;
+
+lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out);
+void lmf_layout_free(lmf_param_layout *l);
+/* index of the tensor with this name, or -1 */
+int lmf_layout_find(const lmf_param_layout *l, const char *name);
+/* views into one transformer layer's block, given the address of the block's first float
+ * (params or grads; every layer block has the same internal layout) */
+void lmf_layout_layer_view(const lmf_gpt_config *c, float *block_base, lmf_layer_view *v);
+
+/* Hooks let a caller (data parallelism, ZeRO) place and move each block's weights and
+ * gradients without the model knowing about communication. Blocks: 0 embeddings (wte, wpe;
+ * wte is also the tied classifier), 1..L transformer layers, L+1 final LayerNorm. Offsets of
+ * tensors inside a block are the layout's offsets minus block_offset[block].
+ * Any hook may be NULL; a NULL result means "use the model's own block".
+ * Order in a training step: forward: block_params(0,0) [kept until the end of the backward],
+ * block_params(1..L+1, 0) each followed by release_params(b, 0) after use, classifier
+ * (block_grads(0) first: dwte accumulates there during the forward); backward:
+ * block_params(L+1..1, 1), block_grads(b), ... grads_ready(b), release_params(b, 1) for
+ * b = L+1 down to 1, then the encoder backward, grads_ready(0), release_params(0, 1).
+ * In evaluation (training = 0) block 0 is released with phase 0 at the end of the forward. */
+typedef struct lmf_gpt_hooks {
+    float *(*block_params)(void *ctx, int block, int phase);
+    void (*release_params)(void *ctx, int block, int phase);
+    float *(*block_grads)(void *ctx, int block);
+    void (*grads_ready)(void *ctx, int block);
+    void *ctx;
+} lmf_gpt_hooks;
+
+typedef struct lmf_gpt lmf_gpt;
+
+/* Create a model with the given configuration: parameters allocated (zeroed), no gradients or
+ * activations yet. */
+lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_gpt **out);
+void lmf_gpt_free(lmf_gpt *m);
+
+const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m);
+const lmf_param_layout *lmf_gpt_layout(const lmf_gpt *m);
+float *lmf_gpt_params(lmf_gpt *m);
+/* gradient block, allocated on first call of lmf_gpt_reserve(training=1) */
+float *lmf_gpt_grads(lmf_gpt *m);
+void lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k);
+void lmf_gpt_set_hooks(lmf_gpt *m, const lmf_gpt_hooks *h);
+/* Free the model's own parameter block (when the block_params hook supplies every block,
+ * as in ZeRO-3); lmf_gpt_params then returns NULL. */
+void lmf_gpt_drop_params(lmf_gpt *m);
+/* Give the model a parameter block (layout.total floats from malloc) to own, freeing any it
+ * had; used to bring back full weights after ZeRO-3 training (for sampling or export). */
+void lmf_gpt_adopt_params(lmf_gpt *m, float *params);
+
+/* GPT-2 initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2*n_layer)),
+ * biases 0, LayerNorm weights 1. Deterministic in seed. */
+void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed);
+
+/* Allocate activations (and, if training == 1, the gradient block) for batches up to B x T.
+ * training: 0 inference only, 1 training with the model's own gradient block, 2 training
+ * with gradients placed by the block_grads hook (no own gradient block).
+ * Fails when T > n_positions. No allocation happens in forward/backward afterwards. */
+lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training);
+/* bytes held for activations and gradients after reserve */
+size_t lmf_gpt_activation_bytes(const lmf_gpt *m);
+
+/* Forward pass over inputs[B,T]; returns the mean loss over targets[B,T].
+ * If training, also computes the classifier gradient (dloss_scale multiplies the gradient
+ * of the mean loss; use 1/grad_accum) so lmf_gpt_backward can follow.
+ * Ids are checked: any id >= vocab_size is an error (LMF_ERR_ARG). */
+lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
+                           int T, int training, float dloss_scale, float *loss);
+/* Backward pass after a training forward: accumulates into the gradient block. */
+void lmf_gpt_backward(lmf_gpt *m);
+void lmf_gpt_zero_grad(lmf_gpt *m);
+
+/* Logits of the last forward at position (b, t): fills logits[vocab_size]. Needs a forward
+ * with training = 0 before it (uses the final LayerNorm output). */
+void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits);
+
+/* ---- inference with a key/value cache ---- */
+typedef struct lmf_kv_cache lmf_kv_cache;
+/* A cache for up to max_T positions (max_T <= n_positions). */
+lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, lmf_kv_cache **out);
+void lmf_gpt_kv_free(lmf_kv_cache *kv);
+/* Run one token at position pos (positions must come in order 0, 1, ...; pos < max_T) and
+ * write the next-token logits[vocab_size]. */
+lmf_status lmf_gpt_infer_next(lmf_gpt *m, lmf_kv_cache *kv, int32_t token, int pos, float *logits);
+
+/* Pick a token from logits[V]: temperature (0 = greedy), top_k (0 = off), top_p (1 = off).
+ * work: V floats + V ints of scratch (see lmf_sampler_work_bytes). u: uniform in [0, 1). */
+size_t lmf_sampler_work_bytes(int V);
+int lmf_sample_logits(const float *logits, int V, float temperature, int top_k, float top_p,
+                      float u, void *work);
+
+/* ---- files ---- */
+/* Write dir/config.json and dir/model.safetensors (Hugging Face GPT-2 names and shapes,
+ * fp32, __metadata__ {"format": "pt"}); dir is created if missing. Needs the own params. */
+lmf_status lmf_gpt_save(lmf_gpt *m, const char *dir);
+/* Write only the weights to a safetensors file at path (atomic). */
+lmf_status lmf_gpt_save_weights(lmf_gpt *m, const char *path);
+/* Create a model from dir/config.json + dir/model.safetensors. Every tensor must be present
+ * with the shape the config implies (F32, F16 or BF16); errors name the file and tensor. */
+lmf_status lmf_gpt_load(const char *dir, const lmf_kernels *k, lmf_gpt **out);
+/* Load weights from a safetensors file into an existing model (shapes checked). */
+lmf_status lmf_gpt_load_weights(lmf_gpt *m, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

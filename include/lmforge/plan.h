@@ -1,0 +1,218 @@
+/* Capacity planner: memory per device and time per step of training a GPT on a described cluster. */
+#ifndef LMFORGE_PLAN_H
+#define LMFORGE_PLAN_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "lmforge/comm.h"
+#include "lmforge/config.h"
+#include "lmforge/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number format of the training step. fp32: everything in 4-byte floats (lmforge's CPU
+ * trainer). bf16: 16-bit mixed precision (bf16, or fp16 with loss scaling on devices without
+ * bf16) with fp32 master weights. fp8: as bf16, but matrix multiplications run at the fp8 peak. */
+typedef enum lmf_plan_dtype {
+    LMF_PLAN_FP32 = 0,
+    LMF_PLAN_BF16 = 1,
+    LMF_PLAN_FP8 = 2,
+    LMF_PLAN_NDTYPES = 3
+} lmf_plan_dtype;
+
+/* Activation recomputation (Korthikanti et al. 2022): none, selective (only the attention
+ * core is recomputed), full (each layer keeps its input and is re-run before its backward). */
+typedef enum lmf_plan_recompute {
+    LMF_PLAN_RECOMPUTE_NONE = 0,
+    LMF_PLAN_RECOMPUTE_SELECTIVE = 1,
+    LMF_PLAN_RECOMPUTE_FULL = 2
+} lmf_plan_recompute;
+
+#define LMF_PLAN_MAX_EFF 16
+
+/* Achievable fraction of a device's peak for a matrix multiplication, as a table over the
+ * equivalent square size n = 3MNK / (MN + NK + MK) (a square n x n x n product has size n);
+ * interpolated linearly in log2(n), proportional to n below the first point, flat above
+ * the last. */
+typedef struct lmf_plan_eff_curve {
+    int n;
+    double size[LMF_PLAN_MAX_EFF];
+    double frac[LMF_PLAN_MAX_EFF];
+} lmf_plan_eff_curve;
+
+/* A cluster description (presets/clusters/NAME.json; format in docs/planner.md). All rates
+ * in SI units: bytes, bytes/s, FLOP/s, seconds. */
+typedef struct lmf_cluster {
+    char name[64];
+    char device[96];              /* e.g. "NVIDIA A100 80GB SXM" */
+    int nodes;
+    int devices_per_node;
+    int cpu_cores_per_node;       /* informational; 0 when unknown */
+    double device_memory;         /* bytes of memory per device */
+    double memory_reserved;       /* bytes per device the runtime keeps (context, fragmentation) */
+    double peak_flops[LMF_PLAN_NDTYPES]; /* dense peak FLOP/s per device; 0: not supported */
+    lmf_plan_eff_curve gemm_eff[LMF_PLAN_NDTYPES]; /* n == 0: not given (see lmf_plan_gemm_eff) */
+    double memory_bandwidth;      /* bytes/s of device memory */
+    double intra_bandwidth;       /* bytes/s per device and direction between devices of a node */
+    double intra_latency;         /* seconds per message step inside a node */
+    double inter_bandwidth;       /* bytes/s per node and direction, all its network cards */
+    double inter_latency;         /* seconds per message step between nodes */
+    double comm_efficiency;       /* fraction of link bandwidth a collective achieves */
+    double overlap_dp;            /* fraction of the backward that can hide gradient reduction */
+    double overlap_zero3;         /* fraction of forward+backward that can hide ZeRO-3 gathers */
+    double price_per_device_hour; /* 0 when unknown */
+} lmf_cluster;
+
+/* Read a cluster description. Fails with LMF_ERR_IO (cannot read) or LMF_ERR_FORMAT (bad
+ * JSON, a missing or out-of-range field), naming the file and the field. */
+lmf_status lmf_cluster_load_json(const char *path, lmf_cluster *out);
+/* Write a cluster description in the same format (sources: optional strings, may be NULL). */
+lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const char *description,
+                                 const char *const *sources, int n_sources);
+/* Load a named preset (presets/clusters/NAME.json), or a file when name_or_path ends in
+ * ".json" or contains '/'. Unknown names fail with LMF_ERR_ARG listing the presets. */
+lmf_status lmf_cluster_resolve(const char *name_or_path, lmf_cluster *out);
+/* Directory holding the cluster presets: $LMF_PRESETS_DIR/clusters, the installed
+ * share/lmforge/presets/clusters next to the program, or the source tree's. NULL if none. */
+const char *lmf_cluster_presets_dir(void);
+/* Check a description for consistency (positive sizes and rates, increasing curve sizes). */
+lmf_status lmf_cluster_validate(const lmf_cluster *c);
+int lmf_cluster_devices(const lmf_cluster *c);
+
+/* One parallel layout. Devices used = dp * tp * pp, ranks ordered tp fastest, then dp, then
+ * pp (Megatron-LM's order). */
+typedef struct lmf_plan_layout {
+    int dp, tp, pp;
+    int micro_batch;               /* sequences per micro-batch */
+    int zero;                      /* ZeRO stage 0..3 (Rajbhandari et al. 2020) */
+    lmf_plan_recompute recompute;
+    lmf_plan_dtype dtype;
+    int sequence_parallel;         /* 1: sequence parallelism in the non-tensor-parallel regions */
+} lmf_plan_layout;
+
+/* What to train. */
+typedef struct lmf_plan_job {
+    char model_name[64];
+    lmf_gpt_config model;
+    int seq;                       /* tokens per sequence, <= model.n_positions */
+    double global_batch_tokens;    /* tokens per optimizer step (rounded to whole sequences) */
+    double total_tokens;           /* tokens to train on */
+    double price_per_device_hour;  /* overrides the cluster's when > 0 */
+    int dropout;                   /* 1: count dropout masks in activations (Megatron-LM);
+                                      lmforge itself trains without dropout */
+} lmf_plan_job;
+
+/* Layout fields a user fixed; -1 means free (search) or default (single plan). */
+typedef struct lmf_plan_constraints {
+    int dp, tp, pp, micro_batch, zero, recompute, sequence_parallel;
+    lmf_plan_dtype dtype;
+} lmf_plan_constraints;
+
+typedef struct lmf_plan_memory {   /* bytes per device, on the fullest pipeline stage */
+    double weights, grads, optimizer, activations, buffers, total;
+    double capacity;               /* device_memory - memory_reserved */
+    double margin;                 /* capacity - total (negative: does not fit) */
+    int fits;
+    int stage;                     /* 0 first stage, 1 last stage (the fuller one) */
+} lmf_plan_memory;
+
+typedef struct lmf_plan_time {     /* seconds per optimizer step */
+    double compute;                /* matrix products and memory-bound kernels, all micro-batches */
+    double tp_comm;                /* tensor-parallel all-reduces (not overlapped) */
+    double pp_comm;                /* pipeline point-to-point sends (not overlapped) */
+    double bubble;                 /* 1F1B fill and drain: (pp-1) micro-batch slots */
+    double dp_comm;                /* exposed part of the data-parallel gradient reduction */
+    double dp_comm_total;          /* whole gradient reduction (+ ZeRO-1/2 parameter gather) */
+    double zero3_gather;           /* exposed part of the ZeRO-3 parameter gathers */
+    double zero3_gather_total;
+    double optimizer;              /* AdamW update of the owned parameters */
+    double step;
+} lmf_plan_time;
+
+typedef struct lmf_plan_result {
+    lmf_plan_layout layout;
+    int devices;                   /* dp * tp * pp */
+    int micro_batches;             /* per pipeline per step */
+    int64_t global_batch;          /* sequences per step actually used */
+    int64_t requested_batch;       /* sequences per step asked for */
+    int64_t params;                /* lmf_config_num_params */
+    lmf_plan_memory mem;
+    lmf_plan_time time;
+    double flops_per_token;        /* lmf_config_train_flops_per_token (model FLOPs) */
+    double tokens_per_step, tokens_per_s;
+    double model_tflops_per_device;    /* model FLOPs only */
+    double hardware_tflops_per_device; /* including recomputation */
+    double mfu;                    /* model FLOP/s per device / peak of the dtype */
+    double days, gpu_hours, cost;  /* cost 0 when no price is known */
+} lmf_plan_result;
+
+/* Fill a job with defaults: seq = n_positions, global batch 2^19 tokens (at least one
+ * sequence), total tokens 20 x parameters (Hoffmann et al. 2022). */
+void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_gpt_config *m);
+/* All fields free, dtype bf16 when the device has a bf16 peak, else fp32. */
+void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c);
+
+/* Evaluate one layout. Impossible layouts (tp not dividing the heads, pp not dividing the
+ * layers, more devices than the cluster has, a batch that cannot be split, ZeRO-2/3 with
+ * pipelining, a dtype the device lacks, ...) fail with LMF_ERR_ARG and a one-line message.
+ * A layout that does not fit in memory is still evaluated (res->mem.fits == 0). */
+lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
+                             const lmf_plan_layout *l, lmf_plan_result *res);
+
+/* A single plan from the user's constraints: free fields take defaults (tp = pp = 1,
+ * micro-batch 1, ZeRO 0, no recomputation, sequence parallel when tp > 1, dp = the rest of
+ * the cluster). dp * tp * pp must equal the cluster's devices. */
+lmf_status lmf_plan_single(const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_constraints *k, lmf_plan_result *res);
+
+/* Enumerate the layouts allowed by the constraints that fit in memory, rank them by time to
+ * train (then fewer devices, then less memory), keep the best max_best in best[]. The
+ * search may use fewer devices than the cluster has and may change the global batch by up to
+ * 5% to make it a whole number of micro-batches per replica. Fails with LMF_ERR_ARG when no
+ * layout fits (message gives the least memory any layout needed). */
+lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
+                           int *n_best, int64_t *n_evaluated);
+
+/* Reports. */
+void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                         const lmf_plan_result *r);
+void lmf_plan_print_search(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_result *best, int n, int64_t n_evaluated);
+/* One JSON object (with "alternatives" when n > 1); returns LMF_ERR_NOMEM on failure. */
+lmf_status lmf_plan_print_json(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                               const lmf_plan_result *r, int n);
+/* Every assumption behind the numbers, with its formula and source. */
+void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                            const lmf_plan_layout *l);
+
+/* Calibration: measure this machine as a cluster of one node whose devices are the ranks of
+ * a local run, each given cores/ranks threads: the FMA peak (lmf_peak_gflops), cblas_sgemm
+ * efficiency at square sizes 64 .. max_size, memory (triad) and copy bandwidth. With a
+ * communicator of several ranks (lmforge started by mpirun) every rank measures at the same
+ * time and the all-reduce bus bandwidth and latency come from lmf_comm_allreduce; without one
+ * the link between ranks is estimated as half the copy bandwidth. Each rank gets its own
+ * measurements (rank 0 writes them).
+ * log (may be NULL) receives one line per measurement. */
+typedef struct lmf_plan_calib_opts {
+    int ranks;                     /* devices per node when comm is NULL or of size 1 */
+    int threads;                   /* threads in all; 0: all online processors */
+    double seconds_per_point;      /* time per measurement; 0: 0.2 s */
+    int max_size;                  /* largest sgemm size; 0: 2048 */
+} lmf_plan_calib_opts;
+lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_cluster *out,
+                              FILE *log);
+
+/* Names. */
+const char *lmf_plan_dtype_name(lmf_plan_dtype d);
+const char *lmf_plan_recompute_name(lmf_plan_recompute r);
+/* Parse "fp32"/"bf16"/"fp8" and "none"/"selective"/"full"; return -1 when unknown. */
+int lmf_plan_dtype_parse(const char *s);
+int lmf_plan_recompute_parse(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

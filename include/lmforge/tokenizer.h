@@ -1,0 +1,68 @@
+/* Byte-level BPE tokenizer, exactly GPT-2's: load (GPT-2 file pair or tokenizer.json), train,
+ * encode, decode. Encoding is thread-safe on a loaded tokenizer. */
+#ifndef LMFORGE_TOKENIZER_H
+#define LMFORGE_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "lmforge/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lmf_tokenizer lmf_tokenizer;
+
+/* Load from a directory holding encoder.json + vocab.bpe, or tokenizer.json (either is
+ * enough; tokenizer.json is preferred when both exist), or from a path to one of those files. */
+lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out);
+void lmf_tok_free(lmf_tokenizer *t);
+
+/* Number of ids (including special tokens): the model's vocab_size. */
+int lmf_tok_vocab_size(const lmf_tokenizer *t);
+/* id of <|endoftext|> (or the first special token), -1 if none */
+int lmf_tok_eot(const lmf_tokenizer *t);
+
+/* Encode len bytes of text into ids[cap]; *n_out gets the count. If the output would not fit,
+ * returns LMF_ERR_ARG with *n_out set to the count needed. Special tokens in the text are
+ * recognised only when allow_special is non-zero; otherwise they are plain text. */
+lmf_status lmf_tok_encode(const lmf_tokenizer *t, const char *text, size_t len, int allow_special,
+                          uint32_t *ids, size_t cap, size_t *n_out);
+/* Decode ids into bytes out[cap]; *n_out gets the byte count (needed size if it does not fit,
+ * with LMF_ERR_ARG). Ids out of range fail with LMF_ERR_ARG. */
+lmf_status lmf_tok_decode(const lmf_tokenizer *t, const uint32_t *ids, size_t n, char *out,
+                          size_t cap, size_t *n_out);
+/* bytes of one token (not NUL-terminated); NULL for an unknown id */
+const char *lmf_tok_token_bytes(const lmf_tokenizer *t, uint32_t id, size_t *len);
+
+/* A cut point in text[0..len): the first p >= from (p >= 1) such that encoding text[0..p) and
+ * text[p..len) separately (without special tokens) gives exactly the ids of encoding the
+ * whole, for every tokenizer; len when there is none. Used to encode long texts in pieces,
+ * on several threads. */
+size_t lmf_tok_split_point(const char *text, size_t len, size_t from);
+
+/* Train a byte-level BPE on the text of the given files (each pre-tokenised on its own) or
+ * buffer, with GPT-2's pre-tokenisation, deterministically (the same result for any thread
+ * count), to vocab_size ids in total: 256 byte tokens (id = byte value), one token per merge,
+ * then the special tokens (the last ids, as in GPT-2). Special-token strings in the text are
+ * plain text. Stops early, with fewer ids, when no pair is left to merge. specials:
+ * NULL-terminated list (NULL = {"<|endoftext|>", NULL}; an empty list = none).
+ * Fails with LMF_ERR_ARG for vocab_size < 256 + number of specials, LMF_ERR_IO for unreadable
+ * files. */
+typedef struct lmf_tok_train_opts {
+    int vocab_size;
+    const char *const *specials;
+    int threads;            /* 0 = all cores */
+    int verbose;            /* progress to stderr */
+} lmf_tok_train_opts;
+lmf_status lmf_tok_train_files(const char *const *paths, int n_paths, const lmf_tok_train_opts *o,
+                               lmf_tokenizer **out);
+lmf_status lmf_tok_train_buffer(const char *text, size_t len, const lmf_tok_train_opts *o,
+                                lmf_tokenizer **out);
+/* Write encoder.json, vocab.bpe and tokenizer.json into dir (created if missing). */
+lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

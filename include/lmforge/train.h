@@ -1,0 +1,87 @@
+/* Trainer: data, model, optimizer and checkpoints wired into optimizer steps. */
+#ifndef LMFORGE_TRAIN_H
+#define LMFORGE_TRAIN_H
+
+#include <stdint.h>
+#include "lmforge/config.h"
+#include "lmforge/optim.h"
+#include "lmforge/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lmf_train_opts {
+    lmf_gpt_config cfg;        /* model shape (vocab_size may be raised to fit the data) */
+    const char *init_dir;      /* start from these weights (model directory) or NULL */
+    const char *data;          /* training shard */
+    const char *val_data;      /* validation shard or NULL */
+    const char *out_dir;       /* run directory */
+    const char *resume_dir;    /* resume from this run directory's latest checkpoint, or NULL */
+    int steps, batch, seq, grad_accum;
+    float lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
+    lmf_lr_kind lr_schedule;
+    int warmup;
+    uint64_t seed;
+    int shuffle;
+    int eval_every, eval_batches, save_every, keep_checkpoints;
+    int threads;
+    const char *kernels;       /* "ref" or "fast" */
+    /* data parallelism */
+    int zero_stage;            /* 0..3 */
+    int64_t global_batch;      /* tokens per optimizer step over all ranks; 0: batch*seq*grad_accum*ranks */
+    const char *comm;          /* "auto", "single" or "mpi" */
+    double comm_timeout;       /* seconds before a collective that does not complete aborts the job */
+} lmf_train_opts;
+
+/* Defaults documented in docs/cli.md. */
+void lmf_train_opts_default(lmf_train_opts *o);
+
+typedef struct lmf_step_stats {
+    int step;                  /* 0-based index of the step just taken */
+    float loss, lr, grad_norm;
+    double seconds, tokens_per_s, flops_per_s;
+    int64_t tokens;            /* tokens in this step */
+} lmf_step_stats;
+
+typedef struct lmf_trainer lmf_trainer;
+
+/* Build everything: open shards, create or load the model (init_dir / resume_dir), allocate
+ * activations, gradients and optimizer state, open the run directory. */
+lmf_status lmf_trainer_create(const lmf_train_opts *o, lmf_trainer **out);
+void lmf_trainer_free(lmf_trainer *t);
+
+/* The step to run next (0-based; > 0 after a resume) and the total. */
+int lmf_trainer_next_step(const lmf_trainer *t);
+const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t);
+int64_t lmf_trainer_num_params(const lmf_trainer *t);
+double lmf_trainer_flops_per_token(const lmf_trainer *t);
+struct lmf_gpt *lmf_trainer_model(lmf_trainer *t);
+int lmf_trainer_rank(const lmf_trainer *t);
+int lmf_trainer_world(const lmf_trainer *t);
+/* micro-batches per rank per optimizer step */
+int lmf_trainer_grad_accum(const lmf_trainer *t);
+/* Bytes this rank holds: weights, gradients, optimizer state, activations, buffers. */
+typedef struct lmf_train_memory {
+    size_t weights, grads, optim, activations, buffers;
+} lmf_train_memory;
+void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m);
+/* Collective: make the model hold the full current weights on every rank (after ZeRO-3
+ * training), for sampling or export. */
+lmf_status lmf_trainer_materialize(lmf_trainer *t);
+/* Collective: 1 on every rank when flag is non-zero on any rank (e.g. a stop signal). */
+int lmf_trainer_any(lmf_trainer *t, int flag);
+
+/* One optimizer step (grad_accum micro-batches). A NaN/Inf loss is an LMF_ERR_NUMERIC. */
+lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *st);
+/* Mean loss over eval_batches validation batches in file order (NaN if no val data). */
+lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss);
+/* Write a checkpoint of the state after the last completed step, atomically. */
+lmf_status lmf_trainer_save(lmf_trainer *t);
+/* Write the run directory's config.json and model.safetensors (the current weights). */
+lmf_status lmf_trainer_export(lmf_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,123 @@
+/* Command-line flag parsing shared by every subcommand. */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lmf_cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "lmforge %s: error: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void print_help(const char *cmd, const char *synopsis, const lmf_opt *opts, int n) {
+    printf("usage: lmforge %s %s\n\n", cmd, synopsis ? synopsis : "[options]");
+    for (int i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", opts[i].name, opts[i].meta ? " " : "",
+                 opts[i].meta ? opts[i].meta : "");
+        printf("  %-26s %s\n", left, opts[i].help ? opts[i].help : "");
+    }
+    printf("  %-26s %s\n", "--help", "show this help");
+}
+
+static int parse_number(const char *cmd, const lmf_opt *o, const char *s) {
+    char *end = NULL;
+    errno = 0;
+    double d;
+    if (o->type == LMF_OPT_DOUBLE) {
+        d = strtod(s, &end);
+        if (!isfinite(d)) end = NULL;
+    } else {
+        long long v = strtoll(s, &end, 10);
+        d = (double)v;
+        if (o->type == LMF_OPT_INT && (v > 2147483647LL || v < -2147483647LL)) errno = ERANGE;
+    }
+    if (end == NULL || end == s || *end != '\0' || errno == ERANGE) {
+        lmf_cli_error(cmd, "%s expects %s, got '%s'", o->name,
+                      o->type == LMF_OPT_DOUBLE ? "a number" : "an integer", s);
+        return 2;
+    }
+    if (o->min <= o->max && (d < o->min || d > o->max)) {
+        lmf_cli_error(cmd, "%s must be between %g and %g, got %s", o->name, o->min, o->max, s);
+        return 2;
+    }
+    if (o->type == LMF_OPT_DOUBLE) *(double *)o->dst = d;
+    else if (o->type == LMF_OPT_INT) *(int *)o->dst = (int)d;
+    else *(int64_t *)o->dst = strtoll(s, NULL, 10);
+    return 0;
+}
+
+int lmf_args_parse(const char *cmd, const char *synopsis, const lmf_opt *opts, int n_opts,
+                   int argc, char **argv, const char **positional, int max_pos, int *n_pos) {
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(cmd, synopsis, opts, n_opts);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {
+            if (strcmp(a, "--") == 0) continue;
+            if (positional == NULL || np >= max_pos) {
+                lmf_cli_error(cmd, "unexpected argument '%s' (see lmforge %s --help)", a, cmd);
+                return 2;
+            }
+            positional[np++] = a;
+            continue;
+        }
+        /* allow --name=value */
+        char name[128];
+        const char *eq = strchr(a, '=');
+        const char *inl = NULL;
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        if (nl >= sizeof name) nl = sizeof name - 1;
+        memcpy(name, a, nl);
+        name[nl] = '\0';
+        if (eq) inl = eq + 1;
+        const lmf_opt *o = NULL;
+        for (int k = 0; k < n_opts; k++)
+            if (strcmp(opts[k].name, name) == 0) { o = &opts[k]; break; }
+        if (!o) {
+            lmf_cli_error(cmd, "unknown flag '%s' (see lmforge %s --help)", name, cmd);
+            return 2;
+        }
+        if (o->seen) *o->seen = 1;
+        if (o->type == LMF_OPT_FLAG) {
+            if (inl) { lmf_cli_error(cmd, "%s takes no value", o->name); return 2; }
+            *(int *)o->dst = 1;
+            continue;
+        }
+        if (o->type == LMF_OPT_STRS) {
+            lmf_strs *s = (lmf_strs *)o->dst;
+            int start = i + 1;
+            int cnt = 0;
+            while (start + cnt < argc && strncmp(argv[start + cnt], "--", 2) != 0) cnt++;
+            if (inl) { lmf_cli_error(cmd, "write %s VALUE... with spaces, not '='", o->name); return 2; }
+            if (cnt == 0) { lmf_cli_error(cmd, "%s needs at least one value", o->name); return 2; }
+            s->v = (const char **)&argv[start];
+            s->n = cnt;
+            i += cnt;
+            continue;
+        }
+        const char *val = inl;
+        if (!val) {
+            if (i + 1 >= argc) { lmf_cli_error(cmd, "%s needs a value", o->name); return 2; }
+            val = argv[++i];
+        }
+        if (o->type == LMF_OPT_STR) {
+            *(const char **)o->dst = val;
+        } else if (parse_number(cmd, o, val)) {
+            return 2;
+        }
+    }
+    if (n_pos) *n_pos = np;
+    return 0;
+}

@@ -1,0 +1,119 @@
+/* lmforge bench: peak FLOP/s of this machine, then training-step throughput and MFU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "lmforge/model.h"
+#include "lmforge/optim.h"
+#include "lmforge/perf.h"
+#include "lmforge/rng.h"
+#include "lmforge/threads.h"
+
+typedef struct bench_case {
+    const char *preset;
+    int B, T;
+} bench_case;
+
+typedef struct bench_result {
+    double tokens_per_s, gflops, mfu, step_s, rss_mb;
+} bench_result;
+
+/* Time `steps` full training steps (forward, backward, AdamW) after `warm` untimed ones. */
+static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf_kernels *k,
+                              int warm, int steps, double peak, bench_result *res) {
+    lmf_gpt *m = NULL;
+    LMF_TRY(lmf_gpt_create(cfg, k, &m));
+    lmf_gpt_init_weights(m, 1);
+    lmf_status s = lmf_gpt_reserve(m, B, T, 1);
+    size_t n = lmf_gpt_layout(m)->total, BT = (size_t)B * T;
+    float *mo = calloc(n, sizeof(float)), *vo = calloc(n, sizeof(float));
+    int32_t *in = malloc(BT * sizeof(int32_t)), *tg = malloc(BT * sizeof(int32_t));
+    if (s == LMF_OK && (!mo || !vo || !in || !tg)) s = lmf_fail(LMF_ERR_NOMEM, "bench: out of memory");
+    lmf_rng r;
+    lmf_rng_seed(&r, 7);
+    for (size_t i = 0; s == LMF_OK && i < BT; i++) {
+        in[i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+        tg[i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+    }
+    lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+    double total = 0;
+    for (int it = 0; s == LMF_OK && it < warm + steps; it++) {
+        double t0 = lmf_now_s();
+        float loss;
+        lmf_gpt_zero_grad(m);
+        s = lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss);
+        if (s != LMF_OK) break;
+        lmf_gpt_backward(m);
+        lmf_adamw_step(k, lmf_gpt_layout(m), 0, n, lmf_gpt_params(m), lmf_gpt_grads(m), mo, vo,
+                       &hp, 1e-4f, it + 1);
+        if (it >= warm) total += lmf_now_s() - t0;
+    }
+    if (s == LMF_OK) {
+        double flops = lmf_config_train_flops_per_token(cfg, T) * (double)BT;
+        res->step_s = total / steps;
+        res->tokens_per_s = (double)BT / res->step_s;
+        res->gflops = flops / res->step_s / 1e9;
+        res->mfu = res->gflops * 1e9 / peak;
+        res->rss_mb = (double)lmf_peak_rss_bytes() / 1e6;
+    }
+    free(mo); free(vo); free(in); free(tg);
+    lmf_gpt_free(m);
+    return s;
+}
+
+int lmf_cmd_bench(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return lmf_bench_tokenizer(argc - 1, argv + 1);
+    const char *model = NULL, *kernels = "fast";
+    int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0;
+    lmf_opt opts[] = {
+        {"--model", LMF_OPT_STR, &model, "PRESET", "one model preset (default: the standard cases)", LMF_NOLIMIT, NULL},
+        {"--batch", LMF_OPT_INT, &B, "B", "batch size for --model", 1, 1e6, NULL},
+        {"--seq", LMF_OPT_INT, &T, "T", "sequence length for --model", 1, 1e7, NULL},
+        {"--steps", LMF_OPT_INT, &steps, "N", "timed steps per case (default 5)", 1, 1e6, NULL},
+        {"--warmup-steps", LMF_OPT_INT, &warm, "N", "untimed steps first (default 2)", 0, 1e6, NULL},
+        {"--threads", LMF_OPT_INT, &threads, "N", "compute threads (default: all cores)", 0, 4096, NULL},
+        {"--kernels", LMF_OPT_STR, &kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT, NULL},
+        {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
+    };
+    int r = lmf_args_parse("bench", "[tokenizer] [options]", opts, (int)(sizeof opts / sizeof opts[0]),
+                           argc, argv, NULL, 0, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    const lmf_kernels *k = lmf_kernels_by_name(kernels);
+    if (!k) { lmf_cli_error("bench", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
+    lmf_threads_set(threads);
+    int nt = lmf_threads_get();
+    double peak = lmf_peak_gflops(nt, 1.0) * 1e9;
+    if (!json) printf("peak fp32 FMA: %.1f GFLOP/s on %d threads (measured)\n", peak / 1e9, nt);
+    bench_case def[] = {{"gpt2", 4, 64}, {"small", 8, 256}, {"gpt2", 8, 1024}};
+    bench_case one = {model, B ? B : 4, T ? T : 64};
+    bench_case *cases = model ? &one : def;
+    int ncases = model ? 1 : 2;
+    for (int i = 0; i < ncases; i++) {
+        lmf_gpt_config cfg;
+        if (lmf_config_preset(cases[i].preset, &cfg) != LMF_OK) {
+            lmf_cli_error("bench", "%s", lmf_last_error());
+            return 2;
+        }
+        bench_result res;
+        if (bench_train(&cfg, cases[i].B, cases[i].T, k, warm, steps, peak, &res) != LMF_OK) {
+            lmf_cli_error("bench", "%s", lmf_last_error());
+            return 1;
+        }
+        if (json)
+            printf("{\"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, \"kernels\": \"%s\", "
+                   "\"step_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_gflops\": %.2f, "
+                   "\"mfu\": %.4f, \"peak_rss_mb\": %.1f}\n", cases[i].preset, cases[i].B, cases[i].T, nt,
+                   k->name, res.step_s, res.tokens_per_s, res.gflops, peak / 1e9, res.mfu, res.rss_mb);
+        else
+            printf("%-8s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB\n",
+                   cases[i].preset, cases[i].B, cases[i].T, res.tokens_per_s, res.gflops,
+                   100 * res.mfu, res.step_s, res.rss_mb);
+    }
+    return 0;
+}
+
+/* TEMPORARY weak fallback until the tokenizer benchmark lands */
+__attribute__((weak)) int lmf_bench_tokenizer(int argc, char **argv) { (void)argc; (void)argv; return 2; }

@@ -1,0 +1,77 @@
+/* lmforge eval: mean loss of a model over the first K batches of a shard, in file order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "lmforge/data.h"
+#include "lmforge/model.h"
+#include "lmforge/threads.h"
+
+int lmf_cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *kernels = "fast";
+    int B = 4, T = 0, batches = 0, json = 0, threads = 0;
+    lmf_opt opts[] = {
+        {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "model directory (config.json + model.safetensors)", LMF_NOLIMIT, NULL},
+        {"--data", LMF_OPT_STR, &data, "SHARD", "token shard", LMF_NOLIMIT, NULL},
+        {"--batch", LMF_OPT_INT, &B, "B", "batch size (default 4)", 1, 1e6, NULL},
+        {"--seq", LMF_OPT_INT, &T, "T", "sequence length (default: the model's n_positions)", 1, 1e7, NULL},
+        {"--batches", LMF_OPT_INT, &batches, "K", "batches to average (default: all that fit)", 1, 1e9, NULL},
+        {"--json", LMF_OPT_FLAG, &json, NULL, "print one JSON object", LMF_NOLIMIT, NULL},
+        {"--threads", LMF_OPT_INT, &threads, "N", "compute threads (default: all cores)", 0, 4096, NULL},
+        {"--kernels", LMF_OPT_STR, &kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT, NULL},
+    };
+    int r = lmf_args_parse("eval", "--model MODEL_DIR --data SHARD [options]", opts,
+                           (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    if (!model || !data) { lmf_cli_error("eval", "--model and --data are required"); return 2; }
+    const lmf_kernels *k = lmf_kernels_by_name(kernels);
+    if (!k) { lmf_cli_error("eval", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
+    lmf_threads_set(threads);
+    lmf_gpt *m = NULL;
+    lmf_shard *s = NULL;
+    lmf_loader *l = NULL;
+    int32_t *in = NULL, *tg = NULL;
+    int rc = 1;
+    if (lmf_gpt_load(model, k, &m) != LMF_OK) goto fail;
+    if (T == 0) T = lmf_gpt_cfg(m)->n_positions;
+    if (lmf_shard_open(data, &s) != LMF_OK) goto fail;
+    if ((int64_t)lmf_shard_max_token(s) >= lmf_gpt_cfg(m)->vocab_size) {
+        lmf_cli_error("eval", "%s holds token id %u, outside the model's vocabulary (%d)", data,
+                      lmf_shard_max_token(s), lmf_gpt_cfg(m)->vocab_size);
+        goto out;
+    }
+    if (lmf_gpt_reserve(m, B, T, 0) != LMF_OK) goto fail;
+    if (lmf_loader_create(s, B, T, 0, 0, &l) != LMF_OK) goto fail;
+    uint64_t avail = lmf_loader_num_windows(l) / (uint64_t)B;
+    if (batches == 0 || (uint64_t)batches > avail) batches = (int)avail;
+    in = malloc((size_t)B * T * sizeof(int32_t));
+    tg = malloc((size_t)B * T * sizeof(int32_t));
+    if (!in || !tg) { lmf_cli_error("eval", "out of memory"); goto out; }
+    double sum = 0;
+    for (int b = 0; b < batches; b++) {
+        float loss;
+        lmf_loader_fill_eval(l, (uint64_t)b, in, tg);
+        if (lmf_gpt_forward(m, in, tg, B, T, 0, 1.0f, &loss) != LMF_OK) goto fail;
+        sum += loss;
+    }
+    double mean = sum / batches;
+    if (json)
+        printf("{\"loss\": %.7g, \"batches\": %d, \"batch\": %d, \"seq\": %d, \"tokens\": %lld}\n",
+               mean, batches, B, T, (long long)batches * B * T);
+    else
+        printf("loss %.6f over %d batches of %d x %d (%lld tokens)\n", mean, batches, B, T,
+               (long long)batches * B * T);
+    rc = 0;
+    goto out;
+fail:
+    lmf_cli_error("eval", "%s", lmf_last_error());
+out:
+    free(in);
+    free(tg);
+    lmf_loader_free(l);
+    lmf_shard_close(s);
+    lmf_gpt_free(m);
+    return rc;
+}

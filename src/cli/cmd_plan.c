@@ -1,0 +1,190 @@
+/* lmforge plan: capacity planner (memory, time, cost of training a GPT on a cluster), layout
+ * search, and calibration of this machine. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "lmforge/comm.h"
+#include "lmforge/plan.h"
+
+#define CMD "plan"
+#define MAX_TOP 50
+
+typedef struct plan_opts {
+    const char *model, *cluster, *recompute, *dtype, *sp, *out;
+    int seq, dp, tp, pp, micro_batch, zero, nodes, top, ranks, threads;
+    double global_batch, tokens, price, seconds;
+    int search, json, explain, calibrate, dropout;
+    int seen_gb, seen_tokens, seen_zero;
+} plan_opts;
+
+/* A model preset name, or a config.json (a path ending in .json or containing '/'). */
+static int resolve_model(const char *arg, lmf_gpt_config *cfg, char *name, size_t cap) {
+    size_t l = strlen(arg);
+    lmf_status st;
+    if (strchr(arg, '/') || (l > 5 && strcmp(arg + l - 5, ".json") == 0)) {
+        st = lmf_config_load_json(arg, cfg);
+        const char *base = strrchr(arg, '/');
+        snprintf(name, cap, "%s", base ? base + 1 : arg);
+    } else {
+        st = lmf_config_preset(arg, cfg);
+        snprintf(name, cap, "%s", arg);
+    }
+    if (st == LMF_OK) st = lmf_config_validate(cfg);
+    if (st != LMF_OK) {
+        lmf_cli_error(CMD, "%s", lmf_last_error());
+        return 2;
+    }
+    return 0;
+}
+
+static int run_calibrate(const plan_opts *o) {
+    lmf_comm *comm = NULL;
+    if (lmf_comm_launcher_size() > 1 && lmf_comm_create("auto", &comm) != LMF_OK) {
+        lmf_cli_error(CMD, "%s", lmf_last_error());
+        return 1;
+    }
+    int rank = comm ? lmf_comm_rank(comm) : 0;
+    lmf_plan_calib_opts co = {o->ranks, o->threads, o->seconds, 0};
+    lmf_cluster c;
+    lmf_status st = lmf_plan_calibrate(&co, comm, &c, rank == 0 ? stderr : NULL);
+    if (st == LMF_OK && rank == 0) {
+        char when[64], desc[256], cmd[160];
+        time_t now = time(NULL);
+        struct tm tmv;
+        strftime(when, sizeof when, "%Y-%m-%d", gmtime_r(&now, &tmv));
+        snprintf(desc, sizeof desc, "this machine as measured by lmforge plan --calibrate on %s: "
+                 "one node, %d device%s (planned ranks)", when, c.devices_per_node,
+                 c.devices_per_node > 1 ? "s" : "");
+        snprintf(cmd, sizeof cmd, "measured: %slmforge plan --calibrate --ranks %d",
+                 comm ? "mpirun -np N " : "", c.devices_per_node);
+        const char *src[] = {cmd, comm ? "rank link: lmf_comm_allreduce bus bandwidth"
+                                       : "rank link: estimated as copy bandwidth / 2 (no MPI measurement)"};
+        st = lmf_cluster_save_json(o->out, &c, desc, src, 2);
+        if (st == LMF_OK) fprintf(stderr, "wrote %s (use it with --cluster %s)\n", o->out, o->out);
+    }
+    if (st != LMF_OK) lmf_cli_error(CMD, "%s", lmf_last_error());
+    lmf_comm_free(comm);
+    return st == LMF_OK ? 0 : 1;
+}
+
+int lmf_cmd_plan(int argc, char **argv) {
+    plan_opts o = {.recompute = NULL, .dtype = NULL, .sp = NULL, .out = "cluster-local.json",
+                   .dp = -1, .tp = -1, .pp = -1, .micro_batch = -1, .zero = -1, .top = 5,
+                   .ranks = 1};
+    lmf_opt opts[] = {
+        {"--model", LMF_OPT_STR, &o.model, "PRESET|config.json", "model (gpt2, gpt3-175b, gpt-1t, ... or a config.json)", LMF_NOLIMIT, NULL},
+        {"--cluster", LMF_OPT_STR, &o.cluster, "PRESET|cluster.json", "cluster (azure-openai-2020, dgx-a100-superpod, h100-cluster, local, or a file)", LMF_NOLIMIT, NULL},
+        {"--nodes", LMF_OPT_INT, &o.nodes, "N", "override the cluster's number of nodes", 1, 1e7, NULL},
+        {"--seq", LMF_OPT_INT, &o.seq, "T", "tokens per sequence (default: the model's context)", 1, 1e8, NULL},
+        {"--global-batch", LMF_OPT_DOUBLE, &o.global_batch, "TOKENS", "tokens per optimizer step (default 2^19)", 1, 1e15, &o.seen_gb},
+        {"--tokens", LMF_OPT_DOUBLE, &o.tokens, "TOTAL", "tokens to train on (default 20 x parameters)", 1, 1e20, &o.seen_tokens},
+        {"--dp", LMF_OPT_INT, &o.dp, "N", "data-parallel replicas", 1, 1e8, NULL},
+        {"--tp", LMF_OPT_INT, &o.tp, "N", "tensor-parallel size", 1, 1e6, NULL},
+        {"--pp", LMF_OPT_INT, &o.pp, "N", "pipeline stages", 1, 1e6, NULL},
+        {"--micro-batch", LMF_OPT_INT, &o.micro_batch, "B", "sequences per micro-batch", 1, 1e6, NULL},
+        {"--zero", LMF_OPT_INT, &o.zero, "S", "ZeRO stage 0-3", 0, 3, &o.seen_zero},
+        {"--recompute", LMF_OPT_STR, &o.recompute, "none|selective|full", "activation recomputation", LMF_NOLIMIT, NULL},
+        {"--dtype", LMF_OPT_STR, &o.dtype, "fp32|bf16|fp8", "number format (default bf16 where the device has it)", LMF_NOLIMIT, NULL},
+        {"--sp", LMF_OPT_STR, &o.sp, "on|off", "sequence parallelism (default on when tp > 1)", LMF_NOLIMIT, NULL},
+        {"--dropout", LMF_OPT_FLAG, &o.dropout, NULL, "count dropout masks in activations (Megatron-LM)", LMF_NOLIMIT, NULL},
+        {"--price", LMF_OPT_DOUBLE, &o.price, "X", "price per device-hour (default: the cluster file's)", 0, 1e9, NULL},
+        {"--search", LMF_OPT_FLAG, &o.search, NULL, "rank the layouts that fit by time to train", LMF_NOLIMIT, NULL},
+        {"--top", LMF_OPT_INT, &o.top, "N", "layouts shown by --search (default 5)", 1, MAX_TOP, NULL},
+        {"--json", LMF_OPT_FLAG, &o.json, NULL, "print one JSON object", LMF_NOLIMIT, NULL},
+        {"--explain", LMF_OPT_FLAG, &o.explain, NULL, "print every assumption with its formula", LMF_NOLIMIT, NULL},
+        {"--calibrate", LMF_OPT_FLAG, &o.calibrate, NULL, "measure this machine and write a cluster file", LMF_NOLIMIT, NULL},
+        {"--ranks", LMF_OPT_INT, &o.ranks, "N", "--calibrate: devices (ranks) to plan for (default 1; mpirun sets it)", 1, 4096, NULL},
+        {"--threads", LMF_OPT_INT, &o.threads, "N", "--calibrate: threads in all (default: all processors)", 1, 4096, NULL},
+        {"--seconds", LMF_OPT_DOUBLE, &o.seconds, "S", "--calibrate: seconds per measurement (default 0.2)", 0.01, 60, NULL},
+        {"--out", LMF_OPT_STR, &o.out, "FILE", "--calibrate: cluster file to write (default cluster-local.json)", LMF_NOLIMIT, NULL},
+    };
+    int rc = lmf_args_parse(CMD, "--model M --cluster C [options] | --calibrate [--ranks N] [--out FILE]",
+                            opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (o.calibrate) return run_calibrate(&o);
+    if (!o.model || !o.cluster) {
+        lmf_cli_error(CMD, "--model and --cluster are required (or --calibrate); see lmforge plan --help");
+        return 2;
+    }
+
+    lmf_gpt_config cfg;
+    char model_name[64];
+    if (resolve_model(o.model, &cfg, model_name, sizeof model_name)) return 2;
+    lmf_cluster c;
+    lmf_status st = lmf_cluster_resolve(o.cluster, &c);
+    if (st != LMF_OK) {
+        lmf_cli_error(CMD, "%s", lmf_last_error());
+        return 2;
+    }
+    if (o.nodes > 0) c.nodes = o.nodes;
+
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, model_name, &cfg);
+    if (o.seq > 0) job.seq = o.seq;
+    if (o.seen_gb) job.global_batch_tokens = o.global_batch;
+    else job.global_batch_tokens = fmax(524288.0, (double)job.seq);
+    if (o.seen_tokens) job.total_tokens = o.tokens;
+    job.price_per_device_hour = o.price;
+    job.dropout = o.dropout;
+
+    lmf_plan_constraints k;
+    lmf_plan_constraints_free(&k, &c);
+    k.dp = o.dp;
+    k.tp = o.tp;
+    k.pp = o.pp;
+    k.micro_batch = o.micro_batch;
+    k.zero = o.seen_zero ? o.zero : -1;
+    if (o.recompute) {
+        k.recompute = lmf_plan_recompute_parse(o.recompute);
+        if (k.recompute < 0) {
+            lmf_cli_error(CMD, "--recompute must be none, selective or full (got '%s')", o.recompute);
+            return 2;
+        }
+    }
+    if (o.dtype) {
+        int d = lmf_plan_dtype_parse(o.dtype);
+        if (d < 0) {
+            lmf_cli_error(CMD, "--dtype must be fp32, bf16 or fp8 (got '%s')", o.dtype);
+            return 2;
+        }
+        k.dtype = (lmf_plan_dtype)d;
+    }
+    if (o.sp) {
+        if (strcmp(o.sp, "on") != 0 && strcmp(o.sp, "off") != 0) {
+            lmf_cli_error(CMD, "--sp must be on or off (got '%s')", o.sp);
+            return 2;
+        }
+        k.sequence_parallel = strcmp(o.sp, "on") == 0;
+    }
+
+    lmf_plan_result res[MAX_TOP];
+    int n = 1;
+    int64_t evaluated = 1;
+    if (o.search) st = lmf_plan_search(&c, &job, &k, res, o.top, &n, &evaluated);
+    else st = lmf_plan_single(&c, &job, &k, &res[0]);
+    if (st != LMF_OK) {
+        lmf_cli_error(CMD, "%s", lmf_last_error());
+        return 2;
+    }
+    if (o.json) {
+        if (lmf_plan_print_json(stdout, &c, &job, res, n) != LMF_OK) {
+            lmf_cli_error(CMD, "%s", lmf_last_error());
+            return 1;
+        }
+    } else if (o.search) {
+        lmf_plan_print_search(stdout, &c, &job, res, n, evaluated);
+    } else {
+        lmf_plan_print_text(stdout, &c, &job, &res[0]);
+    }
+    if (o.explain) {
+        FILE *f = o.json ? stderr : stdout;
+        fprintf(f, "\n");
+        lmf_plan_print_explain(f, &c, &job, &res[0].layout);
+    }
+    return 0;
+}

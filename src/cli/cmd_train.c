@@ -1,0 +1,270 @@
+/* lmforge train: parse flags, prepare the default data if needed, run the training loop. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "cli/default_data.h"
+#include "lmforge/fsutil.h"
+#include "lmforge/metrics.h"
+#include "lmforge/perf.h"
+#include "lmforge/threads.h"
+#include "lmforge/train.h"
+#include "train/checkpoint.h"
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) { g_stop = sig; }
+
+typedef struct train_cli {
+    lmf_train_opts o;
+    const char *model, *config, *schedule, *corpus, *tokenizer, *prompt;
+    int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, stop_after;
+    double lr, min_lr, wd, b1, b2, eps, clip;
+    int64_t seed;
+} train_cli;
+
+#define NOPT 48
+static int build_opts(train_cli *c, lmf_opt *opts) {
+    lmf_train_opts *o = &c->o;
+    int n = 0;
+#define O(name, type, dst, meta, help, ...) opts[n++] = (lmf_opt){name, type, dst, meta, help, __VA_ARGS__, NULL}
+    O("--model", LMF_OPT_STR, &c->model, "PRESET", "model preset (tiny, mini, small, gpt2, gpt2-medium, ...; default mini)", LMF_NOLIMIT);
+    O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json", LMF_NOLIMIT);
+    O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (config.json + model.safetensors)", LMF_NOLIMIT);
+    O("--vocab-size", LMF_OPT_INT, &c->vocab_size, "N", "override the preset's vocabulary size", 1, 1e8);
+    O("--data", LMF_OPT_STR, &o->data, "TRAIN.bin", "training token shard (default: prepare the fortunes corpus)", LMF_NOLIMIT);
+    O("--val-data", LMF_OPT_STR, &o->val_data, "VAL.bin", "validation token shard", LMF_NOLIMIT);
+    O("--corpus", LMF_OPT_STR, &c->corpus, "DIR", "text corpus for the default data (default /usr/share/games/fortunes)", LMF_NOLIMIT);
+    O("--tokenizer", LMF_OPT_STR, &c->tokenizer, "DIR", "use this tokenizer for the default data instead of training one", LMF_NOLIMIT);
+    O("--bpe-vocab", LMF_OPT_INT, &c->bpe_vocab, "N", "vocabulary size of the tokenizer trained for the default data (default 4096; 0 = bytes)", 0, 1e7);
+    O("--out", LMF_OPT_STR, &o->out_dir, "RUN_DIR", "run directory (default runs/default)", LMF_NOLIMIT);
+    O("--resume", LMF_OPT_STR, &o->resume_dir, "RUN_DIR", "continue the run in RUN_DIR from its latest checkpoint", LMF_NOLIMIT);
+    O("--steps", LMF_OPT_INT, &o->steps, "N", "optimizer steps (default 300)", 0, 1e9);
+    O("--batch", LMF_OPT_INT, &o->batch, "B", "micro-batch size in sequences (default 8)", 1, 1e6);
+    O("--seq", LMF_OPT_INT, &o->seq, "T", "sequence length (default 128)", 1, 1e7);
+    O("--grad-accum", LMF_OPT_INT, &o->grad_accum, "K", "micro-batches per optimizer step (default 1)", 1, 1e6);
+    O("--lr", LMF_OPT_DOUBLE, &c->lr, "X", "peak learning rate (default 1e-3)", 0, 1e3);
+    O("--lr-schedule", LMF_OPT_STR, &c->schedule, "cosine|constant", "learning-rate schedule after warmup (default cosine)", LMF_NOLIMIT);
+    O("--warmup", LMF_OPT_INT, &o->warmup, "N", "linear warmup steps (default 20)", 0, 1e9);
+    O("--min-lr", LMF_OPT_DOUBLE, &c->min_lr, "X", "final learning rate of the cosine decay (default 1e-4)", 0, 1e3);
+    O("--weight-decay", LMF_OPT_DOUBLE, &c->wd, "X", "AdamW decoupled weight decay on 2-D weights (default 0.1; 0 = off)", 0, 1e3);
+    O("--beta1", LMF_OPT_DOUBLE, &c->b1, "X", "AdamW beta1 (default 0.9)", 0, 0.999999);
+    O("--beta2", LMF_OPT_DOUBLE, &c->b2, "X", "AdamW beta2 (default 0.95)", 0, 0.9999999);
+    O("--adam-eps", LMF_OPT_DOUBLE, &c->eps, "X", "AdamW epsilon (default 1e-8)", 0, 1);
+    O("--grad-clip", LMF_OPT_DOUBLE, &c->clip, "X", "clip the global gradient norm to X (default 1; 0 = off)", 0, 1e9);
+    O("--seed", LMF_OPT_I64, &c->seed, "S", "seed for initialisation and data order (default 1337)", 0, 9.2e18);
+    O("--no-shuffle", LMF_OPT_FLAG, &c->no_shuffle, NULL, "read batches in file order (each batch the next B*T+1 tokens)", LMF_NOLIMIT);
+    O("--eval-every", LMF_OPT_INT, &o->eval_every, "N", "validation loss every N steps (default 100; 0 = off)", 0, 1e9);
+    O("--eval-batches", LMF_OPT_INT, &o->eval_batches, "K", "validation batches per evaluation (default 8)", 1, 1e9);
+    O("--save-every", LMF_OPT_INT, &o->save_every, "N", "checkpoint every N steps (default 0 = only at the end)", 0, 1e9);
+    O("--keep-checkpoints", LMF_OPT_INT, &o->keep_checkpoints, "K", "keep the newest K checkpoints (default 3)", 1, 1e6);
+    O("--threads", LMF_OPT_INT, &o->threads, "N", "compute threads (default: all cores)", 0, 4096);
+    O("--kernels", LMF_OPT_STR, &o->kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT);
+    O("--zero", LMF_OPT_INT, &o->zero_stage, "0|1|2|3", "ZeRO stage over data-parallel ranks (default 0)", 0, 3);
+    O("--global-batch", LMF_OPT_I64, &o->global_batch, "TOKENS", "tokens per optimizer step over all ranks (sets the accumulation steps)", 1, 9.2e18);
+    O("--comm", LMF_OPT_STR, &o->comm, "auto|single|mpi", "communication backend (default auto: MPI under mpirun/srun)", LMF_NOLIMIT);
+    O("--comm-timeout", LMF_OPT_DOUBLE, &o->comm_timeout, "SECONDS", "abort every rank when a collective stalls this long (default 300)", 0.1, 1e7);
+    O("--log-every", LMF_OPT_INT, &c->log_every, "N", "log line every N steps when not on a terminal (default 10)", 1, 1e9);
+    O("--sample-tokens", LMF_OPT_INT, &c->sample_tokens, "N", "tokens to sample at the end (default 200; 0 = none)", 0, 1e6);
+    O("--prompt", LMF_OPT_STR, &c->prompt, "TEXT", "prompt for the final sample", LMF_NOLIMIT);
+    O("--stop-after", LMF_OPT_INT, &c->stop_after, "N", "stop with a checkpoint after step N, as a pre-emption would", 1, 1e9);
+    O("--quiet", LMF_OPT_FLAG, &c->quiet, NULL, "no progress output", LMF_NOLIMIT);
+#undef O
+    return n;
+}
+
+static void set_floats_from(train_cli *c) {
+    c->lr = c->o.lr; c->min_lr = c->o.min_lr; c->wd = c->o.weight_decay; c->b1 = c->o.beta1;
+    c->b2 = c->o.beta2; c->eps = c->o.adam_eps; c->clip = c->o.grad_clip; c->seed = (int64_t)c->o.seed;
+    c->no_shuffle = !c->o.shuffle;
+    c->schedule = c->o.lr_schedule == LMF_LR_CONSTANT ? "constant" : "cosine";
+}
+
+static int finish_opts(train_cli *c) {
+    lmf_train_opts *o = &c->o;
+    o->lr = (float)c->lr; o->min_lr = (float)c->min_lr; o->weight_decay = (float)c->wd;
+    o->beta1 = (float)c->b1; o->beta2 = (float)c->b2; o->adam_eps = (float)c->eps;
+    o->grad_clip = (float)c->clip; o->seed = (uint64_t)c->seed; o->shuffle = !c->no_shuffle;
+    if (strcmp(c->schedule, "cosine") == 0) o->lr_schedule = LMF_LR_COSINE;
+    else if (strcmp(c->schedule, "constant") == 0) o->lr_schedule = LMF_LR_CONSTANT;
+    else { lmf_cli_error("train", "--lr-schedule must be cosine or constant, got '%s'", c->schedule); return 2; }
+    if (c->model && c->config) { lmf_cli_error("train", "give --model or --config, not both"); return 2; }
+    if (c->config) {
+        if (lmf_config_load_json(c->config, &o->cfg) != LMF_OK) { lmf_cli_error("train", "%s", lmf_last_error()); return 2; }
+    } else if (c->model && lmf_config_preset(c->model, &o->cfg) != LMF_OK) {
+        lmf_cli_error("train", "%s", lmf_last_error());
+        return 2;
+    }
+    if (c->vocab_size > 0) o->cfg.vocab_size = c->vocab_size;
+    if (!lmf_kernels_by_name(o->kernels)) { lmf_cli_error("train", "--kernels must be ref or fast, got '%s'", o->kernels); return 2; }
+    if (o->val_data && !o->data) { lmf_cli_error("train", "--val-data needs --data too"); return 2; }
+    return 0;
+}
+
+static void progress(const train_cli *c, int tty, const lmf_step_stats *st, int total,
+                     double mfu, double eta, int last) {
+    if (c->quiet) return;
+    char etab[32];
+    lmf_cli_format_duration(eta, etab, sizeof etab);
+    if (tty) {
+        fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %s",
+                st->step + 1, total, (double)st->loss, (double)st->lr, st->tokens_per_s, 100 * mfu, etab);
+        if (last) fputc('\n', stderr);
+        fflush(stderr);
+    } else if ((st->step + 1) % c->log_every == 0 || last || st->step == 0) {
+        fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%% eta %s\n",
+                st->step + 1, total, (double)st->loss, (double)st->lr, (double)st->grad_norm,
+                st->tokens_per_s, 100 * mfu, etab);
+    }
+}
+
+static int fail_rt(const char *what) {
+    lmf_cli_error("train", "%s%s", what, lmf_last_error());
+    return 1;
+}
+
+int lmf_cmd_train(int argc, char **argv) {
+    train_cli c;
+    memset(&c, 0, sizeof c);
+    lmf_train_opts_default(&c.o);
+    c.log_every = 10;
+    c.bpe_vocab = 4096;
+    c.sample_tokens = 200;
+    set_floats_from(&c);
+    lmf_opt opts[NOPT];
+    int n = build_opts(&c, opts);
+    /* a resumed run starts from its saved options; flags given now override them */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--resume") == 0) {
+            if (lmf_ckpt_read_opts(argv[i + 1], &c.o) != LMF_OK) {
+                lmf_cli_error("train", "%s", lmf_last_error());
+                return 2;
+            }
+            c.o.out_dir = argv[i + 1];
+            set_floats_from(&c);
+        }
+    }
+    int r = lmf_args_parse("train", "[options]", opts, n, argc, argv, NULL, 0, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    if ((r = finish_opts(&c)) != 0) return r;
+    if (c.o.resume_dir && strcmp(c.o.resume_dir, c.o.out_dir) != 0) {
+        lmf_cli_error("train", "--resume continues in its own run directory; drop --out");
+        return 2;
+    }
+    lmf_threads_set(c.o.threads);
+    if (lmf_mkdir_p(c.o.out_dir) != LMF_OK) return fail_rt("");
+
+    char train_path[4096], val_path[4096];
+    if (!c.o.data) {
+        lmf_default_data dd = {c.corpus, c.tokenizer, c.bpe_vocab, c.o.out_dir, c.quiet};
+        int vocab = 0;
+        if (lmf_cli_default_data(&dd, train_path, val_path, sizeof train_path, &vocab) != LMF_OK)
+            return fail_rt("");
+        c.o.data = train_path;
+        c.o.val_data = val_path;
+        if (!c.o.init_dir && c.vocab_size == 0) c.o.cfg.vocab_size = vocab;
+    }
+
+    lmf_trainer *t = NULL;
+    if (lmf_trainer_create(&c.o, &t) != LMF_OK) {
+        lmf_cli_error("train", "%s", lmf_last_error());
+        return lmf_last_error()[0] ? 1 : 1;
+    }
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    int rank = lmf_trainer_rank(t), world = lmf_trainer_world(t);
+    if (rank != 0) c.quiet = 1;
+    /* MFU against the peak of every rank's cores */
+    double peak = lmf_peak_gflops(lmf_threads_get(), 0.2) * 1e9 * world;
+    int start = lmf_trainer_next_step(t);
+    if (!c.quiet)
+        fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
+                "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
+                "peak %.1f GFLOP/s%s\n",
+                o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
+                (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq,
+                lmf_trainer_grad_accum(t), world, (long long)o->global_batch, o->zero_stage,
+                lmf_threads_get(), o->kernels, peak / 1e9, start ? " (resumed)" : "");
+    if (!c.quiet) {
+        lmf_train_memory mem;
+        lmf_trainer_memory(t, &mem);
+        fprintf(stderr, "memory per rank: weights %.1f MB, gradients %.1f MB, optimizer %.1f MB, "
+                "activations %.1f MB, buffers %.1f MB\n", mem.weights / 1e6, mem.grads / 1e6,
+                mem.optim / 1e6, mem.activations / 1e6, mem.buffers / 1e6);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+    lmf_metrics *mx = NULL;
+    if (rank == 0 && lmf_metrics_open(path, start > 0 ? start : -1, &mx) != LMF_OK) {
+        lmf_trainer_free(t);
+        return fail_rt("");
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int tty = isatty(2), rc = 0;
+    double t_sum = 0;
+    int t_n = 0;
+    for (int step = start; step < o->steps; step++) {
+        lmf_step_stats st;
+        if (lmf_trainer_step(t, &st) != LMF_OK) { rc = fail_rt(""); break; }
+        double mfu = st.flops_per_s / peak;
+        if (step > start) { t_sum += st.seconds; t_n++; }
+        double per = t_n ? t_sum / t_n : st.seconds;
+        progress(&c, tty, &st, o->steps, mfu, per * (o->steps - step - 1), step + 1 == o->steps);
+        if (mx) lmf_metrics_step(mx, step, st.loss, st.lr, st.grad_norm, st.tokens_per_s, mfu);
+        int last = step + 1 == o->steps;
+        if (o->val_data && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last)) {
+            float vl;
+            if (lmf_trainer_eval(t, &vl) != LMF_OK) { rc = fail_rt(""); break; }
+            if (mx) lmf_metrics_eval(mx, step + 1, vl);
+            if (!c.quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", tty ? "\r\033[K" : "", step + 1, (double)vl);
+        }
+        if (c.stop_after > 0 && step + 1 == c.stop_after && !last) g_stop = -1;
+        /* every rank stops after the same step */
+        if (lmf_trainer_any(t, g_stop != 0) && !g_stop) g_stop = SIGTERM;
+        int save = last || (o->save_every > 0 && (step + 1) % o->save_every == 0) || g_stop;
+        if (save && lmf_trainer_save(t) != LMF_OK) { rc = fail_rt("checkpoint: "); break; }
+        if (g_stop) {
+            if (c.quiet) break;
+            char why[32];
+            if (g_stop > 0) snprintf(why, sizeof why, "signal %d", (int)g_stop);
+            else snprintf(why, sizeof why, "--stop-after");
+            fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
+                    "in %s/checkpoints (resume with --resume %s)\n", tty ? "\n" : "", why,
+                    step + 1, o->out_dir, o->out_dir);
+            break;
+        }
+    }
+    lmf_metrics_close(mx);
+    if (rc == 0 && lmf_trainer_materialize(t) != LMF_OK) rc = fail_rt("gathering weights: ");
+    if (rank != 0) {
+        lmf_trainer_free(t);
+        return rc;
+    }
+    if (rc == 0 && lmf_trainer_export(t) != LMF_OK) rc = fail_rt("export: ");
+    if (rc == 0) {
+        char svg[4096];
+        snprintf(svg, sizeof svg, "%s/loss.svg", o->out_dir);
+        if (lmf_plot_losses(path, svg, "lmforge training loss") != LMF_OK && !c.quiet)
+            fprintf(stderr, "lmforge train: note: no chart: %s\n", lmf_last_error());
+    }
+    if (rc == 0 && !g_stop && c.sample_tokens > 0) {
+        lmf_tokenizer *tok = NULL;
+        if (lmf_cli_find_tokenizer(o->out_dir, &tok) != LMF_OK) tok = NULL;
+        if (!c.quiet) fprintf(stderr, "sample:\n");
+        if (lmf_cli_generate(lmf_trainer_model(t), tok, c.prompt, c.sample_tokens, 0.8f, 40, 1.0f,
+                             o->seed, stdout) != LMF_OK)
+            rc = fail_rt("sample: ");
+        lmf_tok_free(tok);
+    }
+    if (!c.quiet) fprintf(stderr, "peak resident memory: %.1f MB\n", (double)lmf_peak_rss_bytes() / 1e6);
+    if (rc == 0 && !c.quiet)
+        fprintf(stderr, "lmforge train: run directory %s (model.safetensors, config.json, "
+                "metrics.jsonl, loss.svg, checkpoints/)\n", o->out_dir);
+    lmf_trainer_free(t);
+    return rc;
+}

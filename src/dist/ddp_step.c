@@ -1,0 +1,47 @@
+/* Optimizer step of the data-parallel engine: finish the reductions, global gradient norm,
+ * clipping, AdamW over this rank's range, and sharing of the updated weights. */
+#include "dist/ddp_internal.h"
+
+#include <math.h>
+
+static void scale(float *x, size_t n, float s) {
+    if (s == 1.0f) return;
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+lmf_status lmf_ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t, float grad_clip,
+                        float *grad_norm) {
+    LMF_TRY(d->err);
+    LMF_TRY(lmf_ddp_finish_buckets(d));
+    for (int i = 0; i < d->n_buckets; i++)
+        if (!d->buckets[i].reduced)
+            return lmf_fail(LMF_ERR_STATE, "optimizer step before the gradients of blocks %d..%d "
+                            "were reduced: call lmf_ddp_begin_micro before each micro-step and "
+                            "run every backward to its end", d->buckets[i].blk_lo,
+                            d->buckets[i].blk_hi);
+    size_t own = lmf_range_len(d->owned);
+    /* this rank's gradients for its optimizer range */
+    float *g = d->stage >= 2 ? d->grads : d->grads + d->owned.begin;
+    float *p = d->stage == 3 ? d->pshard : d->params + d->owned.begin;
+
+    /* norm of the averaged gradient: every rank sums the squares of its own range */
+    double ss = own ? d->k->sumsq(g, own) : 0.0;
+    if (d->stage >= 1) LMF_TRY(lmf_comm_allreduce_f64(d->comm, &ss, 1, LMF_COMM_SUM));
+    float gs = d->cfg.grad_scale > 0 ? d->cfg.grad_scale : 1.0f / (float)d->world;
+    double norm = sqrt(ss) * gs;
+    if (grad_norm) *grad_norm = (float)norm;
+    if (!isfinite(norm)) {
+        lmf_ddp_zero_grads(d);
+        return lmf_fail(LMF_ERR_NUMERIC, "the gradient norm is %s: the update was skipped "
+                        "(lower the learning rate or check the data)", isnan(norm) ? "NaN" : "Inf");
+    }
+    float clip = 1.0f;
+    if (grad_clip > 0 && norm > grad_clip) clip = (float)(grad_clip / (norm + 1e-6));
+    scale(g, own, gs * clip);
+    /* stage 3: no gather may read the shard while it changes; gathered copies become stale */
+    if (d->stage == 3) LMF_TRY(lmf_ddp_invalidate_gathers(d));
+    lmf_adamw_step(d->k, d->layout, d->owned.begin, d->owned.end, p, g, d->m, d->v, hp, lr, t);
+    lmf_ddp_zero_grads(d);
+    if (d->stage == 1 || d->stage == 2) return lmf_ddp_gather_flat(d, d->params, NULL);
+    return LMF_OK;
+}

@@ -1,0 +1,57 @@
+/* Internal declarations of the fast CPU kernels (BLAS, AVX2+FMA, OpenMP); see kernels.h. */
+#ifndef LMF_KERNELS_FAST_H
+#define LMF_KERNELS_FAST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C, op = transpose when trans_* != 0.
+ * When bias != NULL, C's rows are first set to bias[N] and beta is taken as 1.
+ * Splits C along its larger dimension over the OpenMP team; each part is one single-threaded
+ * sgemm (OpenBLAS is kept at 1 thread). Call it outside any parallel region. */
+void lmf_fast_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                   const float *bias);
+/* Make sure OpenBLAS runs single-threaded (the fast kernels thread around it). */
+void lmf_fast_blas_single(void);
+
+void lmf_fast_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe,
+                              int B, int T, int C);
+void lmf_fast_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
+                               int B, int T, int C);
+
+void lmf_fast_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                const float *weight, const float *bias, int N, int C);
+void lmf_fast_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const float *weight, const float *mean,
+                                 const float *rstd, int N, int C);
+
+void lmf_fast_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                             int N, int C, int OC);
+void lmf_fast_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, int N, int C, int OC);
+
+size_t lmf_fast_attention_saved_floats(int B, int T, int NH);
+size_t lmf_fast_attention_scratch_floats(int B, int T, int NH, int C);
+void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
+                                int NH);
+void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                 const float *saved, int B, int T, int C, int NH);
+
+void lmf_fast_gelu_forward(float *out, const float *inp, size_t N);
+void lmf_fast_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
+
+void lmf_fast_residual_forward(float *out, const float *a, const float *b, size_t N);
+
+/* rows of the classifier handled per step; the N x V logits never exist whole */
+#define LMF_FAST_CLASSIFIER_CHUNK 256
+size_t lmf_fast_classifier_scratch_floats(int N, int V);
+void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
+                         const float *wte, const int32_t *targets, float dloss, int N, int C,
+                         int V);
+
+void lmf_fast_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, int t);
+double lmf_fast_sumsq(const float *x, size_t n);
+
+#endif

@@ -1,0 +1,45 @@
+/* Internal declarations of the reference CPU kernels (the numerical truth; see kernels.h). */
+#ifndef LMF_KERNELS_REF_H
+#define LMF_KERNELS_REF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void lmf_ref_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe,
+                             int B, int T, int C);
+void lmf_ref_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
+                              int B, int T, int C);
+
+void lmf_ref_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                               const float *weight, const float *bias, int N, int C);
+void lmf_ref_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, const float *mean,
+                                const float *rstd, int N, int C);
+
+void lmf_ref_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+                            int N, int C, int OC);
+void lmf_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                             const float *inp, const float *weight, int N, int C, int OC);
+
+size_t lmf_ref_attention_saved_floats(int B, int T, int NH);
+size_t lmf_ref_attention_scratch_floats(int B, int T, int NH, int C);
+void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
+                               int NH);
+void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                const float *saved, int B, int T, int C, int NH);
+
+void lmf_ref_gelu_forward(float *out, const float *inp, size_t N);
+void lmf_ref_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
+
+void lmf_ref_residual_forward(float *out, const float *a, const float *b, size_t N);
+
+size_t lmf_ref_classifier_scratch_floats(int N, int V);
+void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
+                        const float *wte, const int32_t *targets, float dloss, int N, int C,
+                        int V);
+
+void lmf_ref_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                   float beta1, float beta2, float eps, float weight_decay, int t);
+double lmf_ref_sumsq(const float *x, size_t n);
+
+#endif

@@ -1,0 +1,99 @@
+/* Reference causal multi-head self-attention forward and backward. */
+#include "kernels/ref.h"
+
+#include <math.h>
+
+/* saved: the softmax probabilities att[B,NH,T,T] (row t holds zeros after column t) */
+size_t lmf_ref_attention_saved_floats(int B, int T, int NH) {
+    return (size_t)B * NH * T * T;
+}
+
+/* scratch: one row dpre[T] per (b, h, t) in turn; B*NH*T floats are asked for so that the
+ * reference and fast tables need the same amount */
+size_t lmf_ref_attention_scratch_floats(int B, int T, int NH, int C) {
+    (void)C;
+    return (size_t)B * NH * T;
+}
+
+/* qkv[B,T,3C]: per position q[C], k[C], v[C]; head h uses channels [h*hs, (h+1)*hs).
+ * att[b,h,t,u] = softmax_u(q_t . k_u / sqrt(hs)) over u <= t; out[b,t,h*hs+i] = sum_u att * v_u */
+void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
+                               int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = (size_t)3 * C;
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                float *att = saved + (((size_t)b * NH + h) * T + t) * T;
+                float maxv = -INFINITY;
+                for (int u = 0; u <= t; u++) {
+                    const float *k = qkv + ((size_t)b * T + u) * C3 + C + (size_t)h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    s *= scale;
+                    att[u] = s;
+                    if (s > maxv) maxv = s;
+                }
+                float sum = 0.0f;
+                for (int u = 0; u <= t; u++) {
+                    att[u] = expf(att[u] - maxv);
+                    sum += att[u];
+                }
+                for (int u = 0; u <= t; u++) att[u] /= sum;
+                for (int u = t + 1; u < T; u++) att[u] = 0.0f;
+                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0.0f;
+                for (int u = 0; u <= t; u++) {
+                    const float *v = qkv + ((size_t)b * T + u) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                    for (int i = 0; i < hs; i++) o[i] += att[u] * v[i];
+                }
+            }
+        }
+    }
+}
+
+/* dqkv[B,T,3C] += gradient of the forward above, given dout[B,T,C] and the saved att.
+ * Per row: datt_u = dout_t . v_u; dpre_u = att_u * (datt_u - sum_w att_w datt_w);
+ * dq_t += scale * sum_u dpre_u k_u; dk_u += scale * dpre_u q_t; dv_u += att_u dout_t */
+void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                                const float *saved, int B, int T, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t C3 = (size_t)3 * C;
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float *att = saved + (((size_t)b * NH + h) * T + t) * T;
+                const float *d = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                float *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                float *dpre = scratch + (((size_t)b * NH + h) * T);
+                float dot = 0.0f;
+                for (int u = 0; u <= t; u++) {
+                    size_t base = ((size_t)b * T + u) * C3 + (size_t)h * hs;
+                    const float *v = qkv + base + 2 * (size_t)C;
+                    float *dv = dqkv + base + 2 * (size_t)C;
+                    float da = 0.0f;
+                    for (int i = 0; i < hs; i++) {
+                        da += d[i] * v[i];
+                        dv[i] += att[u] * d[i];
+                    }
+                    dpre[u] = da;
+                    dot += att[u] * da;
+                }
+                for (int u = 0; u <= t; u++) {
+                    size_t base = ((size_t)b * T + u) * C3 + (size_t)h * hs;
+                    const float *k = qkv + base + C;
+                    float *dk = dqkv + base + C;
+                    float g = att[u] * (dpre[u] - dot) * scale;
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += g * k[i];
+                        dk[i] += g * q[i];
+                    }
+                }
+            }
+        }
+    }
+}

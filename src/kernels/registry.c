@@ -1,0 +1,60 @@
+/* Kernel tables: the reference backend, the fast backend, and lookup by name. */
+#include "lmforge/kernels.h"
+
+#include <string.h>
+
+#include "kernels/fast/fast.h"
+#include "kernels/ref.h"
+
+static const lmf_kernels ref_table = {
+    .name = "ref",
+    .encoder_forward = lmf_ref_encoder_forward,
+    .encoder_backward = lmf_ref_encoder_backward,
+    .layernorm_forward = lmf_ref_layernorm_forward,
+    .layernorm_backward = lmf_ref_layernorm_backward,
+    .matmul_forward = lmf_ref_matmul_forward,
+    .matmul_backward = lmf_ref_matmul_backward,
+    .attention_saved_floats = lmf_ref_attention_saved_floats,
+    .attention_scratch_floats = lmf_ref_attention_scratch_floats,
+    .attention_forward = lmf_ref_attention_forward,
+    .attention_backward = lmf_ref_attention_backward,
+    .gelu_forward = lmf_ref_gelu_forward,
+    .gelu_backward = lmf_ref_gelu_backward,
+    .residual_forward = lmf_ref_residual_forward,
+    .classifier_scratch_floats = lmf_ref_classifier_scratch_floats,
+    .classifier = lmf_ref_classifier,
+    .adamw = lmf_ref_adamw,
+    .sumsq = lmf_ref_sumsq,
+};
+
+const lmf_kernels *lmf_kernels_ref(void) { return &ref_table; }
+
+static const lmf_kernels fast_table = {
+    .name = "fast",
+    .encoder_forward = lmf_fast_encoder_forward,
+    .encoder_backward = lmf_fast_encoder_backward,
+    .layernorm_forward = lmf_fast_layernorm_forward,
+    .layernorm_backward = lmf_fast_layernorm_backward,
+    .matmul_forward = lmf_fast_matmul_forward,
+    .matmul_backward = lmf_fast_matmul_backward,
+    .attention_saved_floats = lmf_fast_attention_saved_floats,
+    .attention_scratch_floats = lmf_fast_attention_scratch_floats,
+    .attention_forward = lmf_fast_attention_forward,
+    .attention_backward = lmf_fast_attention_backward,
+    .gelu_forward = lmf_fast_gelu_forward,
+    .gelu_backward = lmf_fast_gelu_backward,
+    .residual_forward = lmf_fast_residual_forward,
+    .classifier_scratch_floats = lmf_fast_classifier_scratch_floats,
+    .classifier = lmf_fast_classifier,
+    .adamw = lmf_fast_adamw,
+    .sumsq = lmf_fast_sumsq,
+};
+
+const lmf_kernels *lmf_kernels_fast(void) { return &fast_table; }
+
+const lmf_kernels *lmf_kernels_by_name(const char *name) {
+    if (!name) return NULL;
+    if (strcmp(name, "ref") == 0) return lmf_kernels_ref();
+    if (strcmp(name, "fast") == 0) return lmf_kernels_fast();
+    return NULL;
+}

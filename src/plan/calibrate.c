@@ -1,0 +1,234 @@
+/* Planner calibration: measure this machine (FMA peak, sgemm efficiency by size, memory and
+ * copy bandwidth, all-reduce over the communicator) and describe it as a cluster. */
+#include "lmforge/plan.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lmforge/perf.h"
+
+#define GiB 1073741824.0
+
+static void say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(FILE *log, const char *fmt, ...) {
+    if (!log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(log, fmt, ap);
+    va_end(ap);
+    fflush(log);
+}
+
+static lmf_status sync_ranks(lmf_comm *comm) {
+    return comm && lmf_comm_size(comm) > 1 ? lmf_comm_barrier(comm) : LMF_OK;
+}
+
+/* GFLOP/s of cblas_sgemm on n x n matrices over about `seconds` (at least 2 calls). */
+static lmf_status sgemm_rate(int n, double seconds, double *flops) {
+    size_t nn = (size_t)n * (size_t)n;
+    float *A = malloc(nn * sizeof *A), *B = malloc(nn * sizeof *B), *C = malloc(nn * sizeof *C);
+    if (!A || !B || !C) {
+        free(A);
+        free(B);
+        free(C);
+        return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate %d x %d matrices", n, n);
+    }
+    for (size_t i = 0; i < nn; i++) {
+        A[i] = (float)((i * 7) % 13) * 0.01f;
+        B[i] = (float)((i * 5) % 11) * 0.01f;
+        C[i] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+    long reps = 0;
+    double t0 = lmf_now_s(), el = 0.0;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        reps++;
+        el = lmf_now_s() - t0;
+    } while (el < seconds || reps < 2);
+    *flops = 2.0 * (double)n * n * n * (double)reps / el;
+    free(A);
+    free(B);
+    free(C);
+    return LMF_OK;
+}
+
+/* Bytes/s of a triad a = b + s*c (3 arrays counted) and of memcpy (2 counted). */
+static lmf_status memory_rates(int threads, double seconds, double *triad, double *copy) {
+    size_t n = (size_t)16 << 20; /* 64 MiB per array, well beyond the caches */
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    if (!a || !b || !c) {
+        free(a);
+        free(b);
+        free(c);
+        return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate 192 MiB for the bandwidth test");
+    }
+    long ln = (long)n;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long i = 0; i < ln; i++) {
+        a[i] = 0.0f;
+        b[i] = 1.0f;
+        c[i] = 2.0f;
+    }
+    long reps = 0;
+    double t0 = lmf_now_s(), el = 0.0;
+    do {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (long i = 0; i < ln; i++) a[i] = b[i] + 0.5f * c[i];
+        reps++;
+        el = lmf_now_s() - t0;
+    } while (el < seconds || reps < 2);
+    *triad = 3.0 * (double)n * sizeof(float) * (double)reps / el;
+    reps = 0;
+    t0 = lmf_now_s();
+    do {
+        memcpy(reps % 2 ? a : c, b, n * sizeof *a);
+        reps++;
+        el = lmf_now_s() - t0;
+    } while (el < seconds || reps < 2);
+    *copy = 2.0 * (double)n * sizeof(float) * (double)reps / el;
+    volatile float sink = a[n / 2] + c[n / 3];
+    (void)sink;
+    free(a);
+    free(b);
+    free(c);
+    return LMF_OK;
+}
+
+/* All-reduce bus bandwidth (large message) and per-step latency (small message). */
+static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw, double *lat) {
+    int n = lmf_comm_size(comm);
+    size_t big = (size_t)4 << 20; /* 16 MiB of floats */
+    float *buf = calloc(big, sizeof *buf);
+    if (!buf) return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate the all-reduce buffer");
+    lmf_status st = LMF_OK;
+    /* every rank runs the same number of calls: rank 0 decides from its timing */
+    double reps_d[1];
+    for (int phase = 0; phase < 2 && st == LMF_OK; phase++) {
+        size_t count = phase == 0 ? 1 : big;
+        st = lmf_comm_allreduce_f32(comm, buf, count); /* warm-up */
+        long reps = 1;
+        double t0 = lmf_now_s();
+        while (st == LMF_OK) {
+            st = lmf_comm_allreduce_f32(comm, buf, count);
+            reps++;
+            reps_d[0] = lmf_now_s() - t0 >= seconds ? 1.0 : 0.0;
+            if (st == LMF_OK) st = lmf_comm_allreduce_f64(comm, reps_d, 1, LMF_COMM_MAX);
+            if (reps_d[0] > 0.0) break;
+        }
+        double el = lmf_now_s() - t0;
+        double per = el / (double)(reps - 1);
+        if (phase == 0) *lat = per / (2.0 * (n - 1));
+        else *busbw = 2.0 * (n - 1) / n * (double)big * sizeof(float) / fmax(per - 2.0 * (n - 1) * *lat, 1e-9);
+    }
+    free(buf);
+    return st;
+}
+
+static void cpu_name(char *dst, size_t cap) {
+    snprintf(dst, cap, "CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                colon++;
+                while (*colon == ' ') colon++;
+                colon[strcspn(colon, "\n")] = '\0';
+                snprintf(dst, cap, "%s", colon);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_cluster *out,
+                              FILE *log) {
+    memset(out, 0, sizeof *out);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int cores = online > 0 ? (int)online : 1;
+    int threads = o->threads > 0 ? o->threads : cores;
+    int ranks = comm && lmf_comm_size(comm) > 1 ? lmf_comm_size(comm) : o->ranks;
+    if (ranks < 1 || ranks > 4096) return lmf_fail(LMF_ERR_ARG, "calibration: ranks must be 1..4096");
+    int per_rank = threads / ranks > 0 ? threads / ranks : 1;
+    double secs = o->seconds_per_point > 0.0 ? o->seconds_per_point : 0.2;
+    int max_n = o->max_size > 0 ? o->max_size : 2048;
+    if (max_n < 64) return lmf_fail(LMF_ERR_ARG, "calibration: largest sgemm size must be at least 64");
+
+    char cpu[64];
+    cpu_name(cpu, sizeof cpu);
+    snprintf(out->name, sizeof out->name, "local");
+    snprintf(out->device, sizeof out->device, "%s, %d thread%s", cpu, per_rank, per_rank > 1 ? "s" : "");
+    out->nodes = 1;
+    out->devices_per_node = ranks;
+    out->cpu_cores_per_node = cores;
+    say(log, "calibrate: %d processors, %d rank%s of %d thread%s\n", cores, ranks, ranks > 1 ? "s" : "",
+        per_rank, per_rank > 1 ? "s" : "");
+
+    LMF_TRY(sync_ranks(comm));
+    double peak = lmf_peak_gflops(per_rank, fmax(secs, 0.3)) * 1e9;
+    if (!(peak > 0.0)) return lmf_fail(LMF_ERR_STATE, "calibration: the FMA peak measurement failed");
+    out->peak_flops[LMF_PLAN_FP32] = peak;
+    say(log, "  fp32 FMA peak      %8.1f GFLOP/s\n", peak / 1e9);
+
+    int saved_threads = openblas_get_num_threads();
+    openblas_set_num_threads(per_rank);
+    lmf_plan_eff_curve *cv = &out->gemm_eff[LMF_PLAN_FP32];
+    lmf_status st = LMF_OK;
+    for (int n = 64; n <= max_n && cv->n < LMF_PLAN_MAX_EFF && st == LMF_OK; n *= 2) {
+        double rate = 0.0;
+        st = sync_ranks(comm);
+        if (st == LMF_OK) st = sgemm_rate(n, secs, &rate);
+        if (st != LMF_OK) break;
+        double frac = rate / peak;
+        say(log, "  sgemm n=%-5d      %8.1f GFLOP/s = %.3f of peak%s\n", n, rate / 1e9, frac,
+            frac > 1.0 ? " (kept at 1)" : "");
+        cv->size[cv->n] = n;
+        cv->frac[cv->n] = fmin(frac, 1.0);
+        cv->n++;
+    }
+    openblas_set_num_threads(saved_threads);
+    LMF_TRY(st);
+
+    double triad = 0.0, copy = 0.0;
+    LMF_TRY(sync_ranks(comm));
+    LMF_TRY(memory_rates(per_rank, secs, &triad, &copy));
+    out->memory_bandwidth = triad;
+    say(log, "  memory (triad)     %8.2f GB/s\n  copy (memcpy)      %8.2f GB/s\n", triad / 1e9, copy / 1e9);
+
+    out->comm_efficiency = 1.0;
+    if (comm && lmf_comm_size(comm) > 1) {
+        double busbw = 0.0, lat = 0.0;
+        LMF_TRY(sync_ranks(comm));
+        LMF_TRY(allreduce_rates(comm, secs, &busbw, &lat));
+        out->intra_bandwidth = busbw;
+        out->intra_latency = lat;
+        say(log, "  all-reduce         %8.2f GB/s bus bandwidth, %.1f us per step (%d ranks)\n",
+            busbw / 1e9, lat * 1e6, lmf_comm_size(comm));
+    } else {
+        /* a shared-memory transport copies every byte twice (into and out of the segment) */
+        out->intra_bandwidth = copy / 2.0;
+        out->intra_latency = 1e-6;
+        say(log, "  rank link          %8.2f GB/s estimated (copy / 2; no communicator measured)\n",
+            out->intra_bandwidth / 1e9);
+    }
+
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    double ram = pages > 0 && psize > 0 ? (double)pages * (double)psize : 4.0 * GiB;
+    out->device_memory = ram / ranks;
+    out->memory_reserved = 0.1 * ram / ranks; /* system, libraries, page cache headroom */
+    /* on CPUs the communication copies run on the same cores as the kernels */
+    out->overlap_dp = 0.0;
+    out->overlap_zero3 = 0.0;
+    out->inter_bandwidth = 0.0;
+    return lmf_cluster_validate(out);
+}

@@ -1,0 +1,357 @@
+/* Cluster descriptions for the planner: JSON reading and writing, validation, presets. */
+#include "lmforge/plan.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lmforge/fsutil.h"
+
+#define GiB 1073741824.0
+
+int lmf_cluster_devices(const lmf_cluster *c) {
+    return c->nodes * c->devices_per_node;
+}
+
+lmf_status lmf_cluster_validate(const lmf_cluster *c) {
+    const char *n = c->name[0] ? c->name : "cluster";
+    if (c->nodes < 1 || c->devices_per_node < 1 ||
+        (int64_t)c->nodes * c->devices_per_node > 100000000)
+        return lmf_fail(LMF_ERR_ARG, "%s: nodes (%d) and devices per node (%d) must be at least 1",
+                        n, c->nodes, c->devices_per_node);
+    if (!(c->device_memory > 0.0) || !(c->memory_reserved >= 0.0) ||
+        c->memory_reserved >= c->device_memory)
+        return lmf_fail(LMF_ERR_ARG, "%s: device memory must be positive and larger than the reserved part", n);
+    int any = 0;
+    for (int d = 0; d < LMF_PLAN_NDTYPES; d++) {
+        if (!(c->peak_flops[d] >= 0.0))
+            return lmf_fail(LMF_ERR_ARG, "%s: peak FLOP/s must not be negative", n);
+        any |= c->peak_flops[d] > 0.0;
+        const lmf_plan_eff_curve *cv = &c->gemm_eff[d];
+        if (cv->n < 0 || cv->n > LMF_PLAN_MAX_EFF)
+            return lmf_fail(LMF_ERR_ARG, "%s: efficiency curve has %d points (at most %d)", n, cv->n,
+                            LMF_PLAN_MAX_EFF);
+        for (int i = 0; i < cv->n; i++) {
+            if (!(cv->size[i] >= 1.0) || !(cv->frac[i] > 0.0 && cv->frac[i] <= 1.0))
+                return lmf_fail(LMF_ERR_ARG, "%s: %s efficiency point %d needs size >= 1 and a fraction in (0, 1]",
+                                n, lmf_plan_dtype_name((lmf_plan_dtype)d), i);
+            if (i > 0 && !(cv->size[i] > cv->size[i - 1]))
+                return lmf_fail(LMF_ERR_ARG, "%s: %s efficiency sizes must increase", n,
+                                lmf_plan_dtype_name((lmf_plan_dtype)d));
+        }
+    }
+    if (!any) return lmf_fail(LMF_ERR_ARG, "%s: the device needs a positive peak for some dtype", n);
+    if (!(c->memory_bandwidth > 0.0) || !(c->intra_bandwidth > 0.0))
+        return lmf_fail(LMF_ERR_ARG, "%s: memory and intra-node bandwidths must be positive", n);
+    if (c->nodes > 1 && !(c->inter_bandwidth > 0.0))
+        return lmf_fail(LMF_ERR_ARG, "%s: a cluster of %d nodes needs a positive network bandwidth", n,
+                        c->nodes);
+    if (!(c->intra_latency >= 0.0) || !(c->inter_latency >= 0.0) || !(c->inter_bandwidth >= 0.0))
+        return lmf_fail(LMF_ERR_ARG, "%s: latencies and bandwidths must not be negative", n);
+    if (!(c->comm_efficiency > 0.0 && c->comm_efficiency <= 1.0) ||
+        !(c->overlap_dp >= 0.0 && c->overlap_dp <= 1.0) ||
+        !(c->overlap_zero3 >= 0.0 && c->overlap_zero3 <= 1.0))
+        return lmf_fail(LMF_ERR_ARG, "%s: comm_efficiency must lie in (0, 1] and overlaps in [0, 1]", n);
+    if (!(c->price_per_device_hour >= 0.0))
+        return lmf_fail(LMF_ERR_ARG, "%s: price must not be negative", n);
+    return LMF_OK;
+}
+
+/* ---- reading ---- */
+
+typedef struct reader {
+    const char *path;
+    lmf_status err;
+} reader;
+
+static int failed(reader *r) { return r->err != LMF_OK; }
+
+/* Number at obj[key] scaled by `unit` into *out. Missing: *out = def when !required. */
+static void get_num(reader *r, json_t *obj, const char *where, const char *key, double unit,
+                    int required, double def, double *out) {
+    if (failed(r)) return;
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v) {
+        if (required)
+            r->err = lmf_fail(LMF_ERR_FORMAT, "%s: missing number \"%s%s\"", r->path, where, key);
+        else *out = def;
+        return;
+    }
+    if (!json_is_number(v)) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"%s%s\" must be a number", r->path, where, key);
+        return;
+    }
+    double x = json_number_value(v);
+    if (!isfinite(x) || x < 0.0) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"%s%s\" must be a non-negative number", r->path,
+                          where, key);
+        return;
+    }
+    *out = x * unit;
+}
+
+static void get_int(reader *r, json_t *obj, const char *where, const char *key, int required,
+                    int def, int *out) {
+    double x = def;
+    get_num(r, obj, where, key, 1.0, required, def, &x);
+    if (failed(r)) return;
+    if (x != floor(x) || x > 1e9) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"%s%s\" must be a whole number", r->path, where, key);
+        return;
+    }
+    *out = (int)x;
+}
+
+static json_t *get_obj(reader *r, json_t *obj, const char *key, int required) {
+    if (failed(r)) return NULL;
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        if (required) r->err = lmf_fail(LMF_ERR_FORMAT, "%s: missing object \"%s\"", r->path, key);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"%s\" must be an object", r->path, key);
+        return NULL;
+    }
+    return v;
+}
+
+static void get_str(reader *r, json_t *obj, const char *where, const char *key, char *dst,
+                    size_t cap) {
+    if (failed(r)) return;
+    json_t *v = json_object_get(obj, key);
+    if (!v) return;
+    if (!json_is_string(v)) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"%s%s\" must be a string", r->path, where, key);
+        return;
+    }
+    snprintf(dst, cap, "%s", json_string_value(v));
+}
+
+static void get_curve(reader *r, json_t *arr, const char *dname, lmf_plan_eff_curve *cv) {
+    if (failed(r)) return;
+    if (!json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > LMF_PLAN_MAX_EFF) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"device.gemm_efficiency.%s\" must be an array of 1 to "
+                          "%d [size, fraction] pairs", r->path, dname, LMF_PLAN_MAX_EFF);
+        return;
+    }
+    cv->n = (int)json_array_size(arr);
+    for (int i = 0; i < cv->n; i++) {
+        json_t *p = json_array_get(arr, (size_t)i);
+        if (!json_is_array(p) || json_array_size(p) != 2 || !json_is_number(json_array_get(p, 0)) ||
+            !json_is_number(json_array_get(p, 1))) {
+            r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"device.gemm_efficiency.%s\"[%d] must be "
+                              "[size, fraction]", r->path, dname, i);
+            return;
+        }
+        cv->size[i] = json_number_value(json_array_get(p, 0));
+        cv->frac[i] = json_number_value(json_array_get(p, 1));
+    }
+}
+
+/* name from the file name: "dir/foo.json" -> "foo" */
+static void name_from_path(const char *path, char *dst, size_t cap) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(dst, cap, "%s", base);
+    char *dot = strrchr(dst, '.');
+    if (dot && strcmp(dot, ".json") == 0) *dot = '\0';
+}
+
+lmf_status lmf_cluster_load_json(const char *path, lmf_cluster *out) {
+    memset(out, 0, sizeof *out);
+    char *text = NULL;
+    size_t len = 0;
+    lmf_status st = lmf_read_file(path, &text, &len, 1 << 20);
+    if (st != LMF_OK) return lmf_fail_context(st, "cluster description: ");
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    free(text);
+    if (!root)
+        return lmf_fail(LMF_ERR_FORMAT, "%s:%d:%d: malformed JSON: %s", path, jerr.line,
+                        jerr.column, jerr.text);
+    reader r = {path, LMF_OK};
+    if (!json_is_object(root))
+        r.err = lmf_fail(LMF_ERR_FORMAT, "%s: a cluster description must be a JSON object", path);
+    name_from_path(path, out->name, sizeof out->name);
+    if (!failed(&r)) get_str(&r, root, "", "name", out->name, sizeof out->name);
+    get_int(&r, root, "", "nodes", 1, 1, &out->nodes);
+    json_t *node = get_obj(&r, root, "node", 1);
+    json_t *dev = get_obj(&r, root, "device", 1);
+    json_t *net = get_obj(&r, root, "network", 0);
+    json_t *ovl = get_obj(&r, root, "overlap", 0);
+    get_int(&r, node, "node.", "devices", 1, 1, &out->devices_per_node);
+    get_int(&r, node, "node.", "cpu_cores", 0, 0, &out->cpu_cores_per_node);
+    get_num(&r, node, "node.", "intra_bandwidth_GBps", 1e9, 1, 0, &out->intra_bandwidth);
+    get_num(&r, node, "node.", "intra_latency_us", 1e-6, 0, 0, &out->intra_latency);
+    snprintf(out->device, sizeof out->device, "device");
+    if (!failed(&r)) get_str(&r, dev, "device.", "name", out->device, sizeof out->device);
+    get_num(&r, dev, "device.", "memory_GiB", GiB, 1, 0, &out->device_memory);
+    get_num(&r, dev, "device.", "reserved_GiB", GiB, 0, 0, &out->memory_reserved);
+    get_num(&r, dev, "device.", "memory_bandwidth_GBps", 1e9, 1, 0, &out->memory_bandwidth);
+    json_t *peak = get_obj(&r, dev, "peak_tflops", 1);
+    json_t *eff = dev ? get_obj(&r, dev, "gemm_efficiency", 0) : NULL;
+    for (int d = 0; d < LMF_PLAN_NDTYPES; d++) {
+        const char *dn = lmf_plan_dtype_name((lmf_plan_dtype)d);
+        get_num(&r, peak, "device.peak_tflops.", dn, 1e12, 0, 0, &out->peak_flops[d]);
+        json_t *cv = eff && !failed(&r) ? json_object_get(eff, dn) : NULL;
+        if (cv) get_curve(&r, cv, dn, &out->gemm_eff[d]);
+    }
+    get_num(&r, net, "network.", "node_bandwidth_Gbps", 1e9 / 8.0, 0, 0, &out->inter_bandwidth);
+    get_num(&r, net, "network.", "latency_us", 1e-6, 0, 0, &out->inter_latency);
+    get_num(&r, root, "", "comm_efficiency", 1.0, 0, 0.8, &out->comm_efficiency);
+    get_num(&r, ovl, "overlap.", "dp", 1.0, 0, 1.0, &out->overlap_dp);
+    get_num(&r, ovl, "overlap.", "zero3", 1.0, 0, 1.0, &out->overlap_zero3);
+    get_num(&r, root, "", "price_per_device_hour", 1.0, 0, 0, &out->price_per_device_hour);
+    json_decref(root);
+    if (failed(&r)) return r.err;
+    st = lmf_cluster_validate(out);
+    if (st != LMF_OK) return lmf_fail_context(LMF_ERR_FORMAT, "%s: ", path);
+    return LMF_OK;
+}
+
+/* ---- writing ---- */
+
+static json_t *curve_json(const lmf_plan_eff_curve *cv) {
+    json_t *a = json_array();
+    for (int i = 0; i < cv->n; i++) json_array_append_new(a, json_pack("[f,f]", cv->size[i], cv->frac[i]));
+    return a;
+}
+
+lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const char *description,
+                                 const char *const *sources, int n_sources) {
+    LMF_TRY(lmf_cluster_validate(c));
+    json_t *root = json_object();
+    json_t *srcs = json_array();
+    for (int i = 0; i < n_sources; i++) json_array_append_new(srcs, json_string(sources[i]));
+    json_t *peak = json_object(), *eff = json_object();
+    for (int d = 0; d < LMF_PLAN_NDTYPES; d++) {
+        const char *dn = lmf_plan_dtype_name((lmf_plan_dtype)d);
+        if (c->peak_flops[d] > 0.0) json_object_set_new(peak, dn, json_real(c->peak_flops[d] / 1e12));
+        if (c->gemm_eff[d].n > 0) json_object_set_new(eff, dn, curve_json(&c->gemm_eff[d]));
+    }
+    json_object_set_new(root, "name", json_string(c->name));
+    json_object_set_new(root, "description", json_string(description ? description : ""));
+    json_object_set_new(root, "sources", srcs);
+    json_object_set_new(root, "nodes", json_integer(c->nodes));
+    json_object_set_new(root, "node", json_pack("{s:i,s:i,s:f,s:f}", "devices", c->devices_per_node,
+                                                "cpu_cores", c->cpu_cores_per_node,
+                                                "intra_bandwidth_GBps", c->intra_bandwidth / 1e9,
+                                                "intra_latency_us", c->intra_latency / 1e-6));
+    json_object_set_new(root, "device",
+                        json_pack("{s:s,s:f,s:f,s:f,s:o,s:o}", "name", c->device, "memory_GiB",
+                                  c->device_memory / GiB, "reserved_GiB", c->memory_reserved / GiB,
+                                  "memory_bandwidth_GBps", c->memory_bandwidth / 1e9,
+                                  "peak_tflops", peak, "gemm_efficiency", eff));
+    json_object_set_new(root, "network", json_pack("{s:f,s:f}", "node_bandwidth_Gbps",
+                                                   c->inter_bandwidth * 8.0 / 1e9, "latency_us",
+                                                   c->inter_latency / 1e-6));
+    json_object_set_new(root, "comm_efficiency", json_real(c->comm_efficiency));
+    json_object_set_new(root, "overlap", json_pack("{s:f,s:f}", "dp", c->overlap_dp, "zero3",
+                                                   c->overlap_zero3));
+    json_object_set_new(root, "price_per_device_hour", json_real(c->price_per_device_hour));
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (!text) return lmf_fail(LMF_ERR_NOMEM, "cannot format the cluster description");
+    size_t len = strlen(text);
+    char *full = malloc(len + 2);
+    if (!full) {
+        free(text);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot format the cluster description");
+    }
+    memcpy(full, text, len);
+    full[len] = '\n';
+    free(text);
+    lmf_status st = lmf_write_file_atomic(path, full, len + 1);
+    free(full);
+    return st;
+}
+
+/* ---- presets ---- */
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+const char *lmf_cluster_presets_dir(void) {
+    static char buf[4096];
+    const char *env = getenv("LMF_PRESETS_DIR");
+    if (env && *env) {
+        snprintf(buf, sizeof buf, "%s/clusters", env);
+        if (is_dir(buf)) return buf;
+    }
+    char exe[3000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(buf, sizeof buf, "%s/../share/lmforge/presets/clusters", exe);
+            if (is_dir(buf)) return buf;
+        }
+    }
+#ifdef LMF_SOURCE_DIR
+    snprintf(buf, sizeof buf, "%s/presets/clusters", LMF_SOURCE_DIR);
+    if (is_dir(buf)) return buf;
+#endif
+    return NULL;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "a, b, c" of the preset names in dir (sorted) into list[cap]. */
+static void preset_list(const char *dir, char *list, size_t cap) {
+    list[0] = '\0';
+    DIR *dp = dir ? opendir(dir) : NULL;
+    if (!dp) return;
+    char names[64][64];
+    const char *ptrs[64];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL && n < 64) {
+        size_t l = strlen(de->d_name);
+        if (l > 5 && l < 64 && strcmp(de->d_name + l - 5, ".json") == 0) {
+            snprintf(names[n], sizeof names[n], "%.*s", (int)(l - 5), de->d_name);
+            ptrs[n] = names[n];
+            n++;
+        }
+    }
+    closedir(dp);
+    qsort(ptrs, (size_t)n, sizeof ptrs[0], cmp_str);
+    for (int i = 0; i < n; i++) {
+        strncat(list, ptrs[i], cap - strlen(list) - 1);
+        if (i + 1 < n) strncat(list, ", ", cap - strlen(list) - 1);
+    }
+}
+
+lmf_status lmf_cluster_resolve(const char *name_or_path, lmf_cluster *out) {
+    size_t l = strlen(name_or_path);
+    if (strchr(name_or_path, '/') || (l > 5 && strcmp(name_or_path + l - 5, ".json") == 0))
+        return lmf_cluster_load_json(name_or_path, out);
+    const char *dir = lmf_cluster_presets_dir();
+    if (!dir)
+        return lmf_fail(LMF_ERR_IO, "cannot find the cluster presets directory (set LMF_PRESETS_DIR "
+                        "to the presets/ folder of the lmforge sources)");
+    for (const char *p = name_or_path; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.'))
+            return lmf_fail(LMF_ERR_ARG, "bad cluster preset name '%s'", name_or_path);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.json", dir, name_or_path);
+    if (!lmf_file_exists(path)) {
+        char list[1024];
+        preset_list(dir, list, sizeof list);
+        return lmf_fail(LMF_ERR_ARG, "unknown cluster preset '%s' (known: %s; or give a .json file)",
+                        name_or_path, list);
+    }
+    return lmf_cluster_load_json(path, out);
+}

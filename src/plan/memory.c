@@ -1,0 +1,127 @@
+/* Planner memory model: parameter state by ZeRO stage and dtype, activations by recomputation
+ * mode and parallel split, communication buffers; per pipeline stage and device. */
+#include "plan/plan_model.h"
+
+#include <assert.h>
+#include <math.h>
+
+void lmf_plan_param_bytes(lmf_plan_dtype d, double *w, double *g, double *opt) {
+    if (d == LMF_PLAN_FP32) {
+        /* lmforge's trainer: fp32 weights and gradients, AdamW m and v (DESIGN.md: 16 B) */
+        *w = 4.0;
+        *g = 4.0;
+        *opt = 8.0;
+    } else {
+        /* mixed precision (Rajbhandari et al. 2020, Sec. 3.1): 16-bit weights and gradients,
+         * fp32 master weights, m and v: K = 12 */
+        *w = 2.0;
+        *g = 2.0;
+        *opt = 12.0;
+    }
+}
+
+double lmf_plan_act_elem_bytes(lmf_plan_dtype d) {
+    /* fp8 training keeps activations outside the matrix-product operands in 16 bits; the
+     * planner counts all of them at 2 bytes (an upper bound). */
+    return d == LMF_PLAN_FP32 ? 4.0 : 2.0;
+}
+
+void lmf_plan_state_bytes(lmf_plan_dtype d, int zero, int dp, double P, double *w, double *g,
+                          double *opt) {
+    double bw, bg, bo;
+    assert(dp >= 1 && zero >= 0 && zero <= 3);
+    lmf_plan_param_bytes(d, &bw, &bg, &bo);
+    *w = P * bw / (zero >= 3 ? dp : 1);
+    *g = P * bg / (zero >= 2 ? dp : 1);
+    *opt = P * bo / (zero >= 1 ? dp : 1);
+}
+
+double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_plan_recompute rc) {
+    double t = sh->t, e = sh->e;
+    double r = sh->sp ? 1.0 / t : 1.0;          /* share of the replicated regions kept */
+    double mask = sh->dropout ? 1.0 : 0.0;      /* one byte per dropout mask value */
+    double sbh = sh->s * sh->b * sh->h;
+    if (rc == LMF_PLAN_RECOMPUTE_FULL) return sbh * e * r;
+    /* Outside the tensor-parallel regions: inputs of the two LayerNorms, of the QKV and of
+     * the first MLP product (4 values), plus two dropout masks. Inside: Q, K, V (3), the input
+     * of the attention output product (1), of the GELU (4) and of the second MLP product (4). */
+    double per_token = (4.0 * e + 2.0 * mask) * r + 12.0 * e / t;
+    double bytes = sbh * per_token;
+    if (rc == LMF_PLAN_RECOMPUTE_NONE) {
+        /* attention matrix: softmax output, plus dropout mask and output with dropout */
+        double per_score = sh->dropout ? 2.0 * e + 1.0 : e;
+        bytes += sh->a * sh->s * sh->s * sh->b * per_score / t;
+    }
+    return bytes;
+}
+
+double lmf_plan_layer_params(const lmf_gpt_config *m, int tp) {
+    double h = m->n_embd;
+    /* split: c_attn (3h^2 + 3h), attn c_proj weight h^2, c_fc (4h^2 + 4h), mlp c_proj weight
+     * 4h^2; replicated: 2 LayerNorms (4h) and the two output-projection biases (2h) */
+    return (12.0 * h * h + 7.0 * h) / tp + 6.0 * h;
+}
+
+double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, int stage) {
+    double h = m->n_embd;
+    double vocab_rows = ceil((double)lmf_config_padded_vocab(m) / tp);
+    double layers = (double)m->n_layer / pp * lmf_plan_layer_params(m, tp);
+    double embed = vocab_rows * h + (double)m->n_positions * h;
+    double final_ln = 2.0 * h;
+    if (pp == 1) return layers + embed + final_ln;
+    if (stage == 0) return layers + embed;
+    return layers + final_ln + vocab_rows * h; /* tied output embedding copy (Megatron-LM) */
+}
+
+void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+                           int micro_batches, int stage, lmf_plan_memory *out) {
+    const lmf_gpt_config *m = &job->model;
+    double P = lmf_plan_stage_params(m, l->tp, l->pp, stage);
+    double bw, bg, bo;
+    lmf_plan_param_bytes(l->dtype, &bw, &bg, &bo);
+    lmf_plan_state_bytes(l->dtype, l->zero, l->dp, P, &out->weights, &out->grads, &out->optimizer);
+
+    lmf_plan_act_shape sh = {
+        .s = job->seq, .b = l->micro_batch, .h = m->n_embd, .a = m->n_head, .t = l->tp,
+        .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout};
+    double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
+    double sbh = sh.s * sh.b * sh.h;
+    int first = stage == 0, last = l->pp == 1 || stage == 1;
+    /* 1F1B: stage i keeps min(pp - i, m) micro-batches in flight; the first stage the most */
+    double inflight = first && l->pp > 1 ? fmin((double)l->pp, (double)micro_batches) : 1.0;
+    double layers = (double)m->n_layer / l->pp;
+    double act = inflight * layers * lmf_plan_act_layer_bytes(&sh, l->recompute);
+    /* working set of the layer being back-propagated (or recomputed): its full activations */
+    act += lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE);
+    if (first && job->dropout) act += inflight * sbh * r; /* embedding dropout mask */
+    if (last) {
+        double vocab_cols = ceil((double)lmf_config_padded_vocab(m) / l->tp);
+        /* final LayerNorm input and output, fp32 logits for the cross-entropy */
+        act += 2.0 * sbh * sh.e * r + 4.0 * sh.s * sh.b * vocab_cols;
+    }
+    out->activations = act;
+
+    /* buffers as lmforge's data-parallel engine (src/dist/ddp.c) holds them: stages 0/1
+     * reduce in place; stages 2/3 stage gradient buckets (the embedding bucket and two
+     * rotating ones, each with its reduce-scatter output); stage 3 also keeps gathered weights
+     * (the embeddings, the current and the prefetched layer) */
+    double buf = 0.0;
+    double emb = first ? ceil((double)lmf_config_padded_vocab(m) / l->tp) * m->n_embd +
+                             (double)m->n_positions * m->n_embd
+                       : 0.0;
+    double layer_p = lmf_plan_layer_params(m, l->tp);
+    if (l->dp > 1 && l->zero >= 2) {
+        double per_bucket = ceil(LMF_PLAN_BUCKET_BYTES / (layer_p * bg));
+        double cap = fmin(layers, per_bucket) * layer_p * bg;
+        buf += (emb * bg + 2.0 * cap) * (1.0 + 1.0 / l->dp);
+    }
+    if (l->dp > 1 && l->zero == 3) buf += (emb + 2.0 * layer_p) * bw;
+    if (l->pp > 1) buf += 2.0 * sbh * sh.e * r; /* send and receive of the boundary activation */
+    out->buffers = buf;
+
+    out->total = out->weights + out->grads + out->optimizer + out->activations + out->buffers;
+    out->capacity = c->device_memory - c->memory_reserved;
+    out->margin = out->capacity - out->total;
+    out->fits = out->margin >= 0.0;
+    out->stage = stage;
+}

@@ -1,0 +1,203 @@
+/* Planner time model: matrix-product efficiency, collective costs and the time of one step
+ * (compute, tensor- and pipeline-parallel communication, bubble, data-parallel reduction,
+ * ZeRO-3 gathers, optimizer). */
+#include "plan/plan_model.h"
+
+#include <assert.h>
+#include <math.h>
+
+double lmf_plan_equiv_size(double M, double K, double N) {
+    double denom = M * N + N * K + M * K;
+    return denom > 0.0 ? 3.0 * M * N * K / denom : 0.0;
+}
+
+static const lmf_plan_eff_curve *curve_for(const lmf_cluster *c, lmf_plan_dtype d) {
+    static const lmf_plan_dtype order[] = {LMF_PLAN_BF16, LMF_PLAN_FP32, LMF_PLAN_FP8};
+    if (c->gemm_eff[d].n > 0) return &c->gemm_eff[d];
+    for (int i = 0; i < 3; i++)
+        if (c->gemm_eff[order[i]].n > 0) return &c->gemm_eff[order[i]];
+    return NULL;
+}
+
+double lmf_plan_gemm_eff(const lmf_cluster *c, lmf_plan_dtype d, double n) {
+    const lmf_plan_eff_curve *cv = curve_for(c, d);
+    if (!cv) return 0.5;
+    int last = cv->n - 1;
+    if (n <= cv->size[0]) return cv->frac[0] * n / cv->size[0];
+    if (n >= cv->size[last]) return cv->frac[last];
+    int i = 0;
+    while (i + 1 < last && n >= cv->size[i + 1]) i++;
+    double x = (log2(n) - log2(cv->size[i])) / (log2(cv->size[i + 1]) - log2(cv->size[i]));
+    return cv->frac[i] + x * (cv->frac[i + 1] - cv->frac[i]);
+}
+
+double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, double K, double N,
+                          double count) {
+    double peak = c->peak_flops[d];
+    assert(peak > 0.0);
+    double eff = lmf_plan_gemm_eff(c, d, lmf_plan_equiv_size(M, K, N));
+    if (eff < 1e-6) eff = 1e-6;
+    return count * 2.0 * M * N * K / (peak * eff);
+}
+
+double lmf_plan_allreduce_time(double S, int n, double bw, double lat) {
+    if (n <= 1) return 0.0;
+    return 2.0 * (n - 1) / n * S / bw + 2.0 * (n - 1) * lat;
+}
+
+double lmf_plan_gather_time(double S, int n, double bw, double lat) {
+    if (n <= 1) return 0.0;
+    return (double)(n - 1) / n * S / bw + (double)(n - 1) * lat;
+}
+
+double lmf_plan_bubble_fraction(int pp, int m) {
+    assert(pp >= 1 && m >= 1);
+    return (double)(pp - 1) / m;
+}
+
+void lmf_plan_group_link(const lmf_cluster *c, int n, int stride, double *bw, double *lat) {
+    int D = c->devices_per_node;
+    double eff = c->comm_efficiency;
+    if ((double)stride * n <= D || c->nodes <= 1) {
+        *bw = c->intra_bandwidth * eff;
+        *lat = c->intra_latency;
+        return;
+    }
+    /* k members of each ring on a node; the node's D devices form D/k such rings, each
+     * crossing the node boundary once in each direction */
+    int k = stride < D ? D / stride : 1;
+    if (k > n) k = n;
+    if (k < 1) k = 1;
+    double per_ring = c->inter_bandwidth * k / D;
+    *bw = fmin(c->intra_bandwidth, per_ring) * eff;
+    *lat = c->inter_latency;
+}
+
+/* Bandwidth of the pipeline's point-to-point link: neighbouring stages are stride = tp*dp
+ * ranks apart; across nodes, min(stride, D) devices of a node send at once. */
+static void p2p_link(const lmf_cluster *c, int stride, int pp, double *bw, double *lat) {
+    int D = c->devices_per_node;
+    if ((double)stride * pp <= D || c->nodes <= 1) {
+        *bw = c->intra_bandwidth * c->comm_efficiency;
+        *lat = c->intra_latency;
+        return;
+    }
+    double senders = stride < D ? stride : D;
+    *bw = fmin(c->intra_bandwidth, c->inter_bandwidth / senders) * c->comm_efficiency;
+    *lat = c->inter_latency;
+}
+
+void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+                        int micro_batches, lmf_plan_time *out, double *hw_flops_per_device) {
+    const lmf_gpt_config *cfg = &job->model;
+    lmf_plan_dtype d = l->dtype;
+    double t = l->tp, s = job->seq, h = cfg->n_embd, a = cfg->n_head;
+    double hd = h / a, M = (double)l->micro_batch * s;
+    double Vp = ceil((double)lmf_config_padded_vocab(cfg) / t);
+    double e = lmf_plan_act_elem_bytes(d);
+    double r = l->sequence_parallel ? 1.0 / t : 1.0;
+    double mem_bw = c->memory_bandwidth;
+    int m = micro_batches;
+
+    /* one layer's forward on one tensor-parallel rank, one micro-batch */
+    double t_lin = lmf_plan_gemm_time(c, d, M, h, 3.0 * h / t, 1) +   /* QKV */
+                   lmf_plan_gemm_time(c, d, M, h / t, h, 1) +         /* attention output */
+                   lmf_plan_gemm_time(c, d, M, h, 4.0 * h / t, 1) +   /* MLP up */
+                   lmf_plan_gemm_time(c, d, M, 4.0 * h / t, h, 1);    /* MLP down */
+    double heads = l->micro_batch * a / t;
+    double t_att = lmf_plan_gemm_time(c, d, s, hd, s, heads) +        /* Q K^T */
+                   lmf_plan_gemm_time(c, d, s, s, hd, heads);         /* softmax . V */
+    double t_elem = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
+    double t_soft = M * e * LMF_PLAN_SOFTMAX_PASSES * (a / t) * s / mem_bw;
+    double fwd = t_lin + t_att + t_elem + t_soft;
+    double bwd = 2.0 * fwd;
+    double rec = 0.0;
+    double f_lin = 24.0 * M * h * h / t, f_att = 4.0 * l->micro_batch * s * s * h / t;
+    double f_layer = 3.0 * (f_lin + f_att);
+    if (l->recompute == LMF_PLAN_RECOMPUTE_FULL) {
+        rec = fwd;
+        f_layer += f_lin + f_att;
+    } else if (l->recompute == LMF_PLAN_RECOMPUTE_SELECTIVE) {
+        rec = t_att + t_soft;
+        f_layer += f_att;
+    }
+    double layer = fwd + bwd + rec;
+    /* output layer (tied embedding) and loss, on the last stage */
+    double t_out = 3.0 * lmf_plan_gemm_time(c, d, M, h, Vp, 1) +
+                   M * 4.0 * Vp * LMF_PLAN_LOGIT_PASSES / mem_bw;
+    double f_out = 6.0 * M * h * Vp;
+
+    double lps = (double)cfg->n_layer / l->pp;
+    double first = lps * layer, last = lps * layer + t_out;
+    double compute_mb = l->pp == 1 ? first + t_out : fmax(first, last);
+    double bwd_mb = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
+    double fb_mb = compute_mb;
+
+    /* tensor parallelism: 2 all-reduces (or reduce-scatter + all-gather) of the b*s*h
+     * activations in the forward, 2 in the backward, 2 more when the forward is recomputed */
+    double tp_mb = 0.0;
+    if (l->tp > 1) {
+        double bw, lat;
+        lmf_plan_group_link(c, l->tp, 1, &bw, &lat);
+        double n_ar = 4.0 + (l->recompute == LMF_PLAN_RECOMPUTE_FULL ? 2.0 : 0.0);
+        tp_mb = lps * n_ar * lmf_plan_allreduce_time(M * h * e, l->tp, bw, lat);
+    }
+    /* pipeline: each stage sends its output forward and its input gradient backward */
+    double pp_mb = 0.0;
+    if (l->pp > 1) {
+        double bw, lat;
+        p2p_link(c, l->tp * l->dp, l->pp, &bw, &lat);
+        pp_mb = 2.0 * (M * h * e * r / bw + lat);
+    }
+    double slot = compute_mb + tp_mb + pp_mb;
+    out->compute = m * compute_mb;
+    out->tp_comm = m * tp_mb;
+    out->pp_comm = m * pp_mb;
+    out->bubble = (l->pp - 1) * slot; /* = bubble_fraction(pp, m) * m * slot */
+
+    /* data parallelism over the parameters of the fuller stage */
+    double P = fmax(lmf_plan_stage_params(cfg, l->tp, l->pp, 0),
+                    lmf_plan_stage_params(cfg, l->tp, l->pp, l->pp > 1 ? 1 : 0));
+    double bw_p, bg_p, bo_p;
+    lmf_plan_param_bytes(d, &bw_p, &bg_p, &bo_p);
+    double Sg = P * bg_p, Sw = P * bw_p;
+    double dp_hideable = 0.0, dp_exposed_fixed = 0.0, z3 = 0.0, window = 0.0;
+    if (l->dp > 1) {
+        double bw, lat;
+        lmf_plan_group_link(c, l->dp, l->tp, &bw, &lat);
+        switch (l->zero) {
+        case 0: /* all-reduce once, hideable behind the last micro-batch's backward */
+            dp_hideable = lmf_plan_allreduce_time(Sg, l->dp, bw, lat);
+            window = bwd_mb;
+            break;
+        case 1: /* reduce-scatter of gradients, all-gather of updated weights after the step */
+            dp_hideable = lmf_plan_gather_time(Sg, l->dp, bw, lat);
+            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw, lat);
+            window = bwd_mb;
+            break;
+        case 2: /* sharded gradients: reduce-scatter after every micro-batch */
+            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw, lat);
+            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw, lat);
+            window = m * bwd_mb;
+            break;
+        default: /* ZeRO-3: weights gathered for the forward and again for the backward */
+            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw, lat);
+            z3 = m * 2.0 * lmf_plan_gather_time(Sw, l->dp, bw, lat);
+            window = m * bwd_mb;
+            break;
+        }
+        if (l->pp > 1) window = 0.0; /* reduction after the pipeline flush (Megatron-LM) */
+    }
+    out->dp_comm_total = dp_hideable + dp_exposed_fixed;
+    out->dp_comm = fmax(0.0, dp_hideable - c->overlap_dp * window) + dp_exposed_fixed;
+    out->zero3_gather_total = z3;
+    out->zero3_gather = fmax(0.0, z3 - c->overlap_zero3 * m * fb_mb);
+
+    double owned = P / (l->zero >= 1 ? l->dp : 1);
+    out->optimizer = owned * LMF_PLAN_ADAM_BYTES / mem_bw;
+
+    out->step = out->compute + out->tp_comm + out->pp_comm + out->bubble + out->dp_comm +
+                out->zero3_gather + out->optimizer;
+    /* hardware FLOPs per device per step, averaged over the pipeline's stages */
+    *hw_flops_per_device = m * ((double)cfg->n_layer * f_layer + f_out) / l->pp;
+}

@@ -1,0 +1,339 @@
+/* BPE encoding of pre-tokens: the merge loop (array rescans for short words, a heap for long
+ * ones), a per-context cache of word -> ids, and the pool that hands contexts to threads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer/pretok.h"
+#include "tokenizer/tok_internal.h"
+
+#define CACHE_BITS 16
+#define CACHE_WORD 24   /* longest cached pre-token, bytes */
+#define CACHE_IDS 8     /* most ids of a cached pre-token */
+#define HEAP_MIN 128    /* words at least this long use the heap method */
+
+typedef struct cache_entry {
+    uint64_t w[3];             /* the word, zero-padded */
+    uint32_t ids[CACHE_IDS];
+    uint8_t len, n;            /* len 0: empty slot */
+    uint8_t hits;              /* saturating use count, halved when the pair's other slot is replaced */
+    uint8_t pad[5];
+} cache_entry;
+
+struct lmf_tok_ctx {
+    lmf_tok_ctx *next;         /* pool link */
+    cache_entry *cache;        /* [1 << CACHE_BITS] */
+    size_t cap;                /* capacity of the scratch arrays below */
+    uint32_t *sym, *rk, *res;
+    uint8_t *mark;
+    int32_t *prev, *nxt;
+    uint64_t *heap;            /* rank << 32 | position */
+    uint32_t *pend;
+};
+
+lmf_tok_ctx *lmf_tok_ctx_create(void) {
+    lmf_tok_ctx *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->cache = calloc((size_t)1 << CACHE_BITS, sizeof *c->cache);
+    if (!c->cache) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_scratch(lmf_tok_ctx *c) {
+    free(c->sym);
+    free(c->rk);
+    free(c->res);
+    free(c->mark);
+    free(c->prev);
+    free(c->nxt);
+    free(c->heap);
+    free(c->pend);
+    c->sym = c->rk = c->res = c->pend = NULL;
+    c->mark = NULL;
+    c->prev = c->nxt = NULL;
+    c->heap = NULL;
+    c->cap = 0;
+}
+
+void lmf_tok_ctx_free(lmf_tok_ctx *c) {
+    if (!c) return;
+    free_scratch(c);
+    free(c->cache);
+    free(c);
+}
+
+static int ensure_scratch(lmf_tok_ctx *c, size_t n) {
+    if (n <= c->cap) return 1;
+    size_t cap = c->cap ? c->cap : 256;
+    while (cap < n) cap *= 2;
+    free_scratch(c);
+    c->sym = malloc(cap * sizeof *c->sym);
+    c->rk = malloc(cap * sizeof *c->rk);
+    c->res = malloc(cap * sizeof *c->res);
+    c->mark = calloc(cap, 1);
+    c->prev = malloc(cap * sizeof *c->prev);
+    c->nxt = malloc(cap * sizeof *c->nxt);
+    c->heap = malloc(3 * cap * sizeof *c->heap);
+    c->pend = malloc(2 * cap * sizeof *c->pend);
+    if (!c->sym || !c->rk || !c->res || !c->mark || !c->prev || !c->nxt || !c->heap ||
+        !c->pend) {
+        free_scratch(c);
+        return 0;
+    }
+    c->cap = cap;
+    return 1;
+}
+
+lmf_tok_ctx *lmf_tok_ctx_get(const lmf_tokenizer *t) {
+    lmf_tok_pool *p = t->pool;
+    pthread_mutex_lock(&p->mu);
+    lmf_tok_ctx *c = p->free_list;
+    if (c) p->free_list = c->next;
+    pthread_mutex_unlock(&p->mu);
+    if (!c) c = lmf_tok_ctx_create();
+    if (c && !ensure_scratch(c, 256)) {
+        lmf_tok_ctx_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+void lmf_tok_ctx_put(const lmf_tokenizer *t, lmf_tok_ctx *c) {
+    lmf_tok_pool *p = t->pool;
+    pthread_mutex_lock(&p->mu);
+    c->next = p->free_list;
+    p->free_list = c;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void lmf_tok_pool_drain(lmf_tok_pool *p) {
+    lmf_tok_ctx *c = p->free_list;
+    while (c) {
+        lmf_tok_ctx *next = c->next;
+        lmf_tok_ctx_free(c);
+        c = next;
+    }
+    p->free_list = NULL;
+}
+
+/* GPT-2's loop with array rescans: find the lowest-ranked adjacent pair, merge all its
+ * occurrences left to right, repeat. rk[i] caches the rank of (sym[i], sym[i+1]). O(n^2). */
+static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym, *rk = c->rk, *res = c->res;
+    uint8_t *mark = c->mark;
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = lmf_tok_merge_lookup(t, sym[i], sym[i + 1], &res[i]);
+    while (m > 1) {
+        uint32_t best = LMF_TOK_NONE;
+        size_t bi = 0;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (rk[i] < best) {
+                best = rk[i];
+                bi = i;
+            }
+        if (best == LMF_TOK_NONE) break;
+        uint32_t z = res[bi];
+        size_t o = bi, i = bi;
+        while (i < m) {
+            if (i + 1 < m && rk[i] == best) { /* a rank names one pair */
+                sym[o] = z;
+                mark[o] = 1;
+                o++;
+                i += 2;
+            } else {
+                sym[o] = sym[i];
+                rk[o] = rk[i];
+                res[o] = res[i];
+                o++;
+                i++;
+            }
+        }
+        m = o;
+        for (size_t j = bi > 0 ? bi - 1 : 0; j < m; j++) {
+            if (j + 1 < m && (mark[j] || mark[j + 1]))
+                rk[j] = lmf_tok_merge_lookup(t, sym[j], sym[j + 1], &res[j]);
+        }
+        for (size_t j = bi; j < m; j++) mark[j] = 0;
+    }
+    return m;
+}
+
+static void heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p] <= v) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+
+static uint64_t heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0], v = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= *n) break;
+        if (l + 1 < *n && h[l + 1] < h[l]) l++;
+        if (h[l] >= v) break;
+        h[i] = h[l];
+        i = l;
+    }
+    if (*n > 0) h[i] = v;
+    return top;
+}
+
+/* The same merges with a min-heap of (rank, position) over a linked list: each pass pops every
+ * entry of the lowest rank in position order (left to right, as the array loop), and pushes
+ * the pairs it changed only after the pass. O(n log n). */
+static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym;
+    int32_t *prev = c->prev, *nxt = c->nxt;
+    uint64_t *heap = c->heap;
+    uint32_t *pend = c->pend;
+    size_t hn = 0;
+    for (size_t i = 0; i < m; i++) {
+        prev[i] = (int32_t)i - 1;
+        nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
+    }
+    uint32_t z;
+    for (size_t i = 0; i + 1 < m; i++) {
+        uint32_t r = lmf_tok_merge_lookup(t, sym[i], sym[i + 1], &z);
+        if (r != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r << 32 | i);
+    }
+    uint8_t *dead = c->mark; /* all zero on entry */
+    size_t alive = m;
+    while (hn > 0) {
+        uint32_t r = (uint32_t)(heap[0] >> 32);
+        size_t np = 0;
+        while (hn > 0 && (uint32_t)(heap[0] >> 32) == r) {
+            uint32_t p = (uint32_t)heap_pop(heap, &hn);
+            if (dead[p] || nxt[p] < 0) continue;
+            int32_t q = nxt[p];
+            if (lmf_tok_merge_lookup(t, sym[p], sym[q], &z) != r) continue;
+            sym[p] = z;
+            dead[q] = 1;
+            alive--;
+            nxt[p] = nxt[q];
+            if (nxt[q] >= 0) prev[nxt[q]] = (int32_t)p;
+            pend[np++] = p;
+            if (prev[p] >= 0) pend[np++] = (uint32_t)prev[p];
+        }
+        for (size_t k = 0; k < np; k++) {
+            uint32_t p = pend[k];
+            if (dead[p] || nxt[p] < 0) continue;
+            uint32_t r2 = lmf_tok_merge_lookup(t, sym[p], sym[nxt[p]], &z);
+            if (r2 != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r2 << 32 | p);
+        }
+    }
+    size_t o = 0;
+    for (int32_t i = 0; i >= 0; i = nxt[i]) sym[o++] = sym[i];
+    for (size_t i = 0; i < m; i++) dead[i] = 0;
+    (void)alive;
+    return o;
+}
+
+/* BPE of w[0..n) into c->sym; returns the id count, 0 when out of memory. */
+static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n, int method) {
+    if (!ensure_scratch(c, n)) return 0;
+    if (t->ignore_merges) {
+        uint32_t id = lmf_tok_find(t, (const char *)w, n);
+        if (id != LMF_TOK_NONE && t->kind[id] == LMF_TOK_KIND_NORMAL) {
+            c->sym[0] = id;
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) c->sym[i] = t->byte_id[w[i]];
+    if (method == 0) method = n >= HEAP_MIN ? 2 : 1;
+    return method == 2 ? bpe_heap(t, c, n) : bpe_array(t, c, n);
+}
+
+size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
+                        uint32_t *ids, int method) {
+    size_t m = bpe_sym(t, c, w, n, method);
+    memcpy(ids, c->sym, m * sizeof *ids);
+    return m;
+}
+
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint64_t low_bytes(uint64_t v, size_t k) { return k >= 8 ? v : v & ((1ull << (8 * k)) - 1); }
+
+lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,
+                                size_t n, uint32_t *ids, size_t cap, size_t *count) {
+    size_t cnt = *count;
+    const uint64_t cmask = ((uint64_t)1 << CACHE_BITS) - 1;
+    size_t pos = 0;
+    while (pos < n) {
+        size_t end = lmf_pretok_next(s, n, pos);
+        size_t wl = end - pos;
+        const uint8_t *p = s + pos;
+        pos = end;
+        if (wl == 1) {
+            if (cnt < cap) ids[cnt] = t->byte_id[p[0]];
+            cnt++;
+            continue;
+        }
+        if (wl <= CACHE_WORD) {
+            uint64_t w0, w1 = 0, w2 = 0;
+            if (p + 24 <= s + n) {
+                w0 = low_bytes(load64(p), wl);
+                if (wl > 8) w1 = low_bytes(load64(p + 8), wl - 8);
+                if (wl > 16) w2 = low_bytes(load64(p + 16), wl - 16);
+            } else {
+                uint8_t buf[24] = {0};
+                memcpy(buf, p, wl);
+                w0 = load64(buf);
+                w1 = load64(buf + 8);
+                w2 = load64(buf + 16);
+            }
+            uint64_t h = (w0 * 0x9E3779B97F4A7C15ull) ^ (w1 * 0xC2B2AE3D27D4EB4Full) ^
+                         (w2 * 0x165667B19E3779F9ull) ^ wl;
+            h ^= h >> 29;
+            h *= 0xBF58476D1CE4E5B9ull;
+            h ^= h >> 32;
+            cache_entry *e = &c->cache[h & cmask & ~(uint64_t)1];
+            if (!(e->len == wl && e->w[0] == w0 && e->w[1] == w1 && e->w[2] == w2)) e++;
+            if (e->len == wl && e->w[0] == w0 && e->w[1] == w1 && e->w[2] == w2) {
+                e->hits += e->hits < 255;
+                for (unsigned k = 0; k < e->n; k++, cnt++)
+                    if (cnt < cap) ids[cnt] = e->ids[k];
+                continue;
+            }
+            size_t k = bpe_sym(t, c, p, wl, 0);
+            if (k == 0) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+            if (k <= CACHE_IDS) {
+                /* two slots per word: replace the less used one, and age the other */
+                cache_entry *o = e - 1;
+                if (o->hits < e->hits) {
+                    cache_entry *x = o;
+                    o = e;
+                    e = x;
+                }
+                o->hits >>= 1;
+                e->w[0] = w0;
+                e->w[1] = w1;
+                e->w[2] = w2;
+                e->len = (uint8_t)wl;
+                e->n = (uint8_t)k;
+                e->hits = 0;
+                memcpy(e->ids, c->sym, k * sizeof *c->sym);
+            }
+            for (size_t i = 0; i < k; i++, cnt++)
+                if (cnt < cap) ids[cnt] = c->sym[i];
+            continue;
+        }
+        size_t k = bpe_sym(t, c, p, wl, 0);
+        if (k == 0) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+        for (size_t i = 0; i < k; i++, cnt++)
+            if (cnt < cap) ids[cnt] = c->sym[i];
+    }
+    *count = cnt;
+    return LMF_OK;
+}

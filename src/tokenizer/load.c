@@ -1,0 +1,91 @@
+/* lmf_tok_load: find the vocabulary files in a directory (or next to a given file) and hand
+ * them to the right loader. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tokenizer/tok_internal.h"
+
+lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return lmf_fail(LMF_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != n) {
+        free(buf);
+        return lmf_fail(LMF_ERR_IO, "%s: read failed", path);
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return LMF_OK;
+}
+
+static int is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0 && (a == b || s[a - b - 1] == '/');
+}
+
+/* dir + "/" + name into buf */
+static const char *join(char *buf, size_t cap, const char *dir, size_t dir_len, const char *name) {
+    snprintf(buf, cap, "%.*s%s%s", (int)dir_len, dir, dir_len && dir[dir_len - 1] != '/' ? "/" : "", name);
+    return buf;
+}
+
+/* Load the pair from dir (encoder.json + vocab.bpe, or vocab.json + merges.txt). */
+static lmf_status load_pair_in(const char *dir, size_t dir_len, lmf_tokenizer **out) {
+    char e[4096], m[4096];
+    static const char *const pairs[2][2] = {{"encoder.json", "vocab.bpe"}, {"vocab.json", "merges.txt"}};
+    for (int k = 0; k < 2; k++) {
+        join(e, sizeof e, dir, dir_len, pairs[k][0]);
+        join(m, sizeof m, dir, dir_len, pairs[k][1]);
+        if (is_file(e) && is_file(m)) return lmf_tok_load_gpt2_pair(e, m, out);
+        if (is_file(e) || is_file(m))
+            return lmf_fail(LMF_ERR_IO, "%s: found %s but not %s next to it; GPT-2's vocabulary "
+                            "needs both files", is_file(e) ? e : m,
+                            is_file(e) ? pairs[k][0] : pairs[k][1], is_file(e) ? pairs[k][1] : pairs[k][0]);
+    }
+    return lmf_fail(LMF_ERR_IO, "%.*s: no tokenizer files (expected tokenizer.json, or encoder.json "
+                    "+ vocab.bpe)", (int)dir_len, dir);
+}
+
+lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
+    *out = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (strlen(path) > 3000) return lmf_fail(LMF_ERR_ARG, "tokenizer path too long");
+    if (S_ISDIR(sb.st_mode)) {
+        char p[4096];
+        join(p, sizeof p, path, strlen(path), "tokenizer.json");
+        if (is_file(p)) return lmf_tok_load_hf_json(p, out);
+        return load_pair_in(path, strlen(path), out);
+    }
+    const char *slash = strrchr(path, '/');
+    const char *dir = slash ? path : ".";
+    size_t dir_len = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (ends_with(path, "encoder.json") || ends_with(path, "vocab.json") ||
+        ends_with(path, "vocab.bpe") || ends_with(path, "merges.txt"))
+        return load_pair_in(dir, dir_len, out);
+    return lmf_tok_load_hf_json(path, out);
+}

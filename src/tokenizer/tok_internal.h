@@ -1,0 +1,153 @@
+/* Tokenizer internals shared by the files of src/tokenizer: the lmf_tokenizer layout, the vocabulary
+ * builder used by the loaders and the trainer, the BPE word encoder and its per-thread cache. */
+#ifndef LMF_TOK_INTERNAL_H
+#define LMF_TOK_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmforge/tokenizer.h"
+
+#define LMF_TOK_NONE 0xFFFFFFFFu      /* "no id" / "no rank" */
+#define LMF_TOK_MAX_IDS (1u << 24)    /* largest vocabulary accepted from a file */
+
+/* One slot of the (left, right) -> (rank, result) merge table. key = left << 32 | right,
+ * LMF_TOK_EMPTY_KEY when unused. */
+#define LMF_TOK_EMPTY_KEY 0xFFFFFFFFFFFFFFFFull
+typedef struct lmf_merge_slot {
+    uint64_t key;
+    uint32_t rank;
+    uint32_t result;
+} lmf_merge_slot;
+
+/* Pool of encoding contexts (word cache + scratch), one taken per lmf_tok_encode call. */
+typedef struct lmf_tok_ctx lmf_tok_ctx;
+typedef struct lmf_tok_pool {
+    pthread_mutex_t mu;
+    lmf_tok_ctx *free_list;
+} lmf_tok_pool;
+
+struct lmf_tokenizer {
+    uint32_t n_ids;          /* vocabulary size: largest id + 1 */
+    uint32_t cap_ids;
+    uint32_t *off;           /* [cap_ids] offset of each token's bytes in `bytes` */
+    uint32_t *len;           /* [cap_ids] byte length; LMF_TOK_NONE for an unused id */
+    uint8_t *kind;           /* [cap_ids] LMF_TOK_KIND_* */
+    char *bytes;
+    size_t n_bytes, cap_bytes;
+
+    /* token bytes -> id (every token, special ones included), open addressing */
+    uint32_t *map;           /* [map_mask + 1] ids, LMF_TOK_NONE when empty */
+    uint64_t map_mask;
+    uint32_t map_count;
+
+    uint32_t byte_id[256];   /* id of the one-byte token for each byte value */
+
+    uint32_t n_merges, cap_merges;
+    uint32_t *merge_left, *merge_right, *merge_result; /* [n_merges], index = rank */
+    lmf_merge_slot *mtab;    /* [mtab_mask + 1] */
+    uint64_t mtab_mask;
+
+    uint32_t n_special;
+    uint32_t *special_ids;   /* [n_special] sorted by byte length, longest first */
+    int eot;
+    int ignore_merges;       /* tokenizer.json "ignore_merges": a word that is a token is kept whole */
+
+    lmf_tok_pool *pool;
+};
+
+enum { LMF_TOK_KIND_UNSET = 0, LMF_TOK_KIND_NORMAL = 1, LMF_TOK_KIND_SPECIAL = 2 };
+
+/* ---- vocabulary building (vocab.c) ---- */
+
+/* A new, empty tokenizer (no ids), or NULL (with a message) when out of memory. */
+lmf_tokenizer *lmf_tok_alloc(void);
+/* Give id the bytes b[0..n). kind: LMF_TOK_KIND_NORMAL or _SPECIAL. Fails (LMF_ERR_FORMAT)
+ * when the id is already used or another id has the same bytes; `what` names the source
+ * file in the message. */
+lmf_status lmf_tok_set_token(lmf_tokenizer *t, uint32_t id, const char *b, size_t n, int kind,
+                             const char *what);
+/* id of the token with bytes b[0..n), or LMF_TOK_NONE */
+uint32_t lmf_tok_find(const lmf_tokenizer *t, const char *b, size_t n);
+/* Append merge (left, right) with the next rank; the result is the token spelled
+ * bytes(left) + bytes(right), which must exist. Fails (LMF_ERR_FORMAT) on an unknown
+ * result, a special operand or a repeated pair. */
+lmf_status lmf_tok_add_merge(lmf_tokenizer *t, uint32_t left, uint32_t right, const char *what);
+/* Finish: check that every byte has a one-byte token, build the merge table, list the special
+ * tokens, set eot. With unreached_special, tokens that are neither bytes nor merge results
+ * become special (the GPT-2 file pair marks no special tokens); too many of them means a
+ * truncated or mismatched merges file and fails. */
+lmf_status lmf_tok_finish(lmf_tokenizer *t, int unreached_special, const char *what);
+/* rank and result of merging (left, right); LMF_TOK_NONE rank when there is no such merge */
+static inline uint32_t lmf_tok_merge_lookup(const lmf_tokenizer *t, uint32_t left, uint32_t right,
+                                            uint32_t *result) {
+    uint64_t key = (uint64_t)left << 32 | right;
+    uint64_t h = (key * 0x9E3779B97F4A7C15ull) >> 20;
+    for (;;) {
+        const lmf_merge_slot *s = &t->mtab[h & t->mtab_mask];
+        if (s->key == key) {
+            *result = s->result;
+            return s->rank;
+        }
+        if (s->key == LMF_TOK_EMPTY_KEY) return LMF_TOK_NONE;
+        h++;
+    }
+}
+
+/* ---- GPT-2's byte <-> unicode mapping (bytemap.c) ---- */
+
+/* Append the GPT-2 byte-level spelling (UTF-8) of b[0..n) to out (capacity >= 2n + 1,
+ * NUL-terminated); returns the length written. */
+size_t lmf_tok_bytes_to_unicode(const char *b, size_t n, char *out);
+/* Inverse: decode a byte-level spelling s[0..n) into bytes out (capacity >= n). Returns the
+ * byte count, or -1 when s holds a character outside the 256-character alphabet or invalid
+ * UTF-8. */
+long lmf_tok_unicode_to_bytes(const char *s, size_t n, char *out);
+
+/* ---- BPE of one pre-token (bpe.c) ---- */
+
+lmf_tok_ctx *lmf_tok_ctx_create(void);
+void lmf_tok_ctx_free(lmf_tok_ctx *c);
+lmf_tok_ctx *lmf_tok_ctx_get(const lmf_tokenizer *t);   /* NULL when out of memory */
+void lmf_tok_ctx_put(const lmf_tokenizer *t, lmf_tok_ctx *c);
+void lmf_tok_pool_drain(lmf_tok_pool *p);               /* frees the pooled contexts */
+/* BPE-encode one pre-token w[0..n) (n >= 1) to ids; returns their count (<= n). ids must hold
+ * n entries. method: 0 = automatic, 1 = array rescans (short words), 2 = heap (long words);
+ * all give the same ids. Returns 0 when scratch memory cannot be had. */
+size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
+                        uint32_t *ids, int method);
+/* Encode text without special-token handling, appending to ids[cap] from *count on (ids past
+ * cap are only counted). Returns LMF_ERR_NOMEM on allocation failure. */
+lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,
+                                size_t n, uint32_t *ids, size_t cap, size_t *count);
+
+/* ---- loaders (load_gpt2.c, load_json.c) ---- */
+lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_path,
+                                  lmf_tokenizer **out);
+lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out);
+/* the same from memory (used by the fuzz harnesses); enc_name, merges_name, what: the
+ * names used in messages */
+lmf_status lmf_tok_parse_gpt2_pair(const char *enc, size_t enc_len, const char *enc_name,
+                                   const char *merges, size_t merges_len, const char *merges_name,
+                                   lmf_tokenizer **out);
+lmf_status lmf_tok_parse_hf_json(const char *json, size_t len, const char *what,
+                                 lmf_tokenizer **out);
+
+/* ---- trainer trace, for tests: the trainer's final segmentation of every distinct word ---- */
+typedef struct lmf_tok_train_trace {
+    size_t n_words;
+    char *word_bytes;       /* all words, concatenated */
+    size_t *word_off;       /* [n_words + 1] */
+    uint64_t *word_count;   /* [n_words] occurrences in the corpus */
+    uint32_t *ids;          /* all words' ids, concatenated */
+    size_t *ids_off;        /* [n_words + 1] */
+} lmf_tok_train_trace;
+lmf_status lmf_tok_train_buffer_traced(const char *text, size_t len, const lmf_tok_train_opts *o,
+                                       lmf_tokenizer **out, lmf_tok_train_trace *trace);
+void lmf_tok_train_trace_free(lmf_tok_train_trace *tr);
+
+/* Read a whole file into a malloc'd buffer (NUL-terminated, *len without the NUL). */
+lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len);
+
+#endif

@@ -1,0 +1,88 @@
+/* metrics.jsonl writer: one JSON object per step and per evaluation, flushed per line. */
+#include "lmforge/metrics.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmforge/fsutil.h"
+
+struct lmf_metrics {
+    FILE *f;
+    char path[4096];
+};
+
+/* keep only lines whose "step" is below `limit` */
+static lmf_status filter_existing(const char *path, int limit) {
+    char *buf = NULL;
+    size_t len = 0;
+    if (limit < 0 || lmf_read_file(path, &buf, &len, (size_t)1 << 31) != LMF_OK) {
+        FILE *f = fopen(path, "w");
+        if (!f) return lmf_fail(LMF_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        fclose(f);
+        return LMF_OK;
+    }
+    size_t w = 0;
+    char *line = buf;
+    while (line < buf + len) {
+        char *nl = memchr(line, '\n', (size_t)(buf + len - line));
+        size_t ll = nl ? (size_t)(nl - line) : (size_t)(buf + len - line);
+        json_t *j = json_loadb(line, ll, 0, NULL);
+        int keep = j && json_integer_value(json_object_get(j, "step")) < limit;
+        json_decref(j);
+        if (keep) {
+            memmove(buf + w, line, ll);
+            w += ll;
+            buf[w++] = '\n';
+        }
+        line += ll + 1;
+    }
+    lmf_status s = lmf_write_file_atomic(path, buf, w);
+    free(buf);
+    return s;
+}
+
+lmf_status lmf_metrics_open(const char *path, int keep_before_step, lmf_metrics **out) {
+    *out = NULL;
+    LMF_TRY(filter_existing(path, keep_before_step));
+    lmf_metrics *m = calloc(1, sizeof *m);
+    if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the metrics writer");
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->f = fopen(path, "a");
+    if (!m->f) {
+        free(m);
+        return lmf_fail(LMF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    }
+    *out = m;
+    return LMF_OK;
+}
+
+void lmf_metrics_close(lmf_metrics *m) {
+    if (!m) return;
+    fclose(m->f);
+    free(m);
+}
+
+static lmf_status put(lmf_metrics *m, json_t *j) {
+    if (!j) return lmf_fail(LMF_ERR_NOMEM, "cannot format a metrics line");
+    int r = json_dumpf(j, m->f, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    json_decref(j);
+    if (r != 0 || fputc('\n', m->f) == EOF || fflush(m->f) != 0)
+        return lmf_fail(LMF_ERR_IO, "cannot write %s: %s", m->path, strerror(errno));
+    return LMF_OK;
+}
+
+static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+lmf_status lmf_metrics_step(lmf_metrics *m, int step, double loss, double lr, double grad_norm,
+                            double tokens_per_s, double mfu) {
+    return put(m, json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "step", step, "loss", num(loss),
+                            "lr", num(lr), "grad_norm", num(grad_norm), "tokens_per_s",
+                            num(tokens_per_s), "mfu", num(mfu)));
+}
+
+lmf_status lmf_metrics_eval(lmf_metrics *m, int step, double val_loss) {
+    return put(m, json_pack("{s:i, s:o}", "step", step, "val_loss", num(val_loss)));
+}

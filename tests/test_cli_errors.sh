@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Bad input to the CLI: one line naming the problem, a non-zero exit, never a crash.
+source "$(dirname "$0")/lib/common.sh"
+export OMP_NUM_THREADS=1
+make_corpus "$WORK/corpus"
+base=(--model tiny --steps 2 --batch 2 --seq 16 --sample-tokens 0 --quiet)
+"$LMF" train "${base[@]}" --corpus "$WORK/corpus" --bpe-vocab 0 --out "$WORK/good" || fail "good run"
+train="$WORK/good/data/train.bin"
+
+expect_error "unknown command" 2 "unknown command 'trian'" -- "$LMF" trian
+expect_error "unknown flag" 2 "unknown flag '--stpes'" -- "$LMF" train --stpes 3
+expect_error "bad number" 2 "--steps expects an integer, got 'ten'" -- "$LMF" train --steps ten
+expect_error "out of range" 2 "--batch must be between" -- "$LMF" train --batch 0
+expect_error "flag without value" 2 "--lr needs a value" -- "$LMF" train --lr
+expect_error "unknown preset" 2 "unknown model preset 'gpt5'" -- "$LMF" train --model gpt5
+expect_error "missing data file" 1 "$WORK/nope.bin" -- "$LMF" train "${base[@]}" --data "$WORK/nope.bin" --out "$WORK/r1"
+
+head -c 4096 /dev/urandom >"$WORK/random.bin"
+expect_error "shard with a wrong magic" 1 "random.bin.*magic" -- "$LMF" train "${base[@]}" --data "$WORK/random.bin" --out "$WORK/r2"
+size=$(stat -c %s "$train")
+head -c $((size - 7)) "$train" >"$WORK/trunc.bin"
+expect_error "truncated shard" 1 "trunc.bin" -- "$LMF" train "${base[@]}" --data "$WORK/trunc.bin" --out "$WORK/r3"
+expect_error "sequence longer than n_positions" 1 "n_positions" -- "$LMF" train "${base[@]}" --data "$train" --seq 65 --out "$WORK/r4"
+expect_error "token ids outside the vocabulary" 1 "vocab" -- "$LMF" train "${base[@]}" --data "$train" --vocab-size 100 --out "$WORK/r5"
+mkdir -p "$WORK/empty"
+expect_error "empty corpus" 1 "empty" -- "$LMF" train "${base[@]}" --corpus "$WORK/empty" --bpe-vocab 0 --out "$WORK/r6"
+
+# a checkpoint whose shapes disagree with its config
+cp -r "$WORK/good" "$WORK/bad"
+sed -i 's/"n_embd": *64/"n_embd": 32/' "$WORK/bad/config.json"
+expect_error "weights disagree with config.json" 1 "shape" -- "$LMF" eval --model "$WORK/bad" --data "$train" --batch 1 --seq 16
+expect_error "model dir missing" 1 "not a model directory" -- "$LMF" sample --model "$WORK/none"
+expect_error "resume without checkpoint" 2 "no checkpoint" -- "$LMF" train --resume "$WORK/empty"
+finish

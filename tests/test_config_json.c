@@ -1,0 +1,177 @@
+/* config.json tests: save/load round trip, the saved keys, real Hugging Face files, bad values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lmforge/config.h"
+#include "lmforge/fsutil.h"
+
+static char dir[256];
+static char path[512];
+
+static int setup(void **state) {
+    snprintf(dir, sizeof dir, "/tmp/lmf_test_cfg_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    return 0;
+}
+
+static int teardown(void **state) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void put(const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_roundtrip_and_keys(void **state) {
+    const lmf_gpt_config c = {3, 4, 64, 128, 1000};
+    assert_int_equal(lmf_config_save_json(path, &c), LMF_OK);
+    lmf_gpt_config d;
+    memset(&d, 0xff, sizeof d);
+    assert_int_equal(lmf_config_load_json(path, &d), LMF_OK);
+    assert_memory_equal(&c, &d, sizeof c);
+
+    /* the saved file, read with jansson directly */
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "architectures"), 0)),
+                        "GPT2LMHeadModel");
+    assert_int_equal(json_array_size(json_object_get(j, "architectures")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "model_type")), "gpt2");
+    static const struct {
+        const char *k;
+        int v;
+    } ints[] = {{"n_layer", 3}, {"n_head", 4}, {"n_embd", 64}, {"n_positions", 128},
+                {"n_ctx", 128}, {"vocab_size", 1000}, {"bos_token_id", 999}, {"eos_token_id", 999}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        json_t *v = json_object_get(j, ints[i].k);
+        assert_true(json_is_integer(v));
+        assert_int_equal(json_integer_value(v), ints[i].v);
+    }
+    assert_string_equal(json_string_value(json_object_get(j, "activation_function")), "gelu_new");
+    assert_true(json_real_value(json_object_get(j, "layer_norm_epsilon")) == 1e-5);
+    assert_true(json_real_value(json_object_get(j, "initializer_range")) == 0.02);
+    static const char *const zero[] = {"resid_pdrop", "embd_pdrop", "attn_pdrop"};
+    for (int i = 0; i < 3; i++) {
+        json_t *v = json_object_get(j, zero[i]);
+        assert_true(json_is_real(v) && json_real_value(v) == 0.0);
+    }
+    assert_true(json_is_true(json_object_get(j, "tie_word_embeddings")));
+    assert_string_equal(json_string_value(json_object_get(j, "torch_dtype")), "float32");
+    assert_int_equal(json_object_size(j), 18);
+    json_decref(j);
+    char *txt = NULL;
+    size_t len = 0;
+    assert_int_equal(lmf_read_file(path, &txt, &len, 1 << 16), LMF_OK);
+    assert_null(strstr(txt, "0000000")); /* reals in their short form: 1e-5, 0.02 */
+    assert_non_null(strstr(txt, "\"initializer_range\": 0.02,"));
+    assert_int_equal(txt[len - 1], '\n');
+    free(txt);
+
+    lmf_gpt_config bad = {3, 4, 65, 128, 1000}; /* 65 % 4 != 0 */
+    assert_int_equal(lmf_config_save_json(path, &bad), LMF_ERR_ARG);
+}
+
+/* the config.json published with the gpt2 checkpoint on the Hugging Face hub */
+static const char *hf_gpt2 =
+    "{\n  \"activation_function\": \"gelu_new\",\n  \"architectures\": [\"GPT2LMHeadModel\"],\n"
+    "  \"attn_pdrop\": 0.1,\n  \"bos_token_id\": 50256,\n  \"embd_pdrop\": 0.1,\n"
+    "  \"eos_token_id\": 50256,\n  \"initializer_range\": 0.02,\n  \"layer_norm_epsilon\": 1e-05,\n"
+    "  \"model_type\": \"gpt2\",\n  \"n_ctx\": 1024,\n  \"n_embd\": 768,\n  \"n_head\": 12,\n"
+    "  \"n_layer\": 12,\n  \"n_positions\": 1024,\n  \"resid_pdrop\": 0.1,\n"
+    "  \"summary_activation\": null,\n  \"summary_first_dropout\": 0.1,\n"
+    "  \"summary_proj_to_labels\": true,\n  \"summary_type\": \"cls_index\",\n"
+    "  \"summary_use_proj\": true,\n  \"task_specific_params\": {\"text-generation\": "
+    "{\"do_sample\": true, \"max_length\": 50}},\n  \"vocab_size\": 50257\n}\n";
+
+static void test_hf_files(void **state) {
+    lmf_gpt_config c;
+    put(hf_gpt2);
+    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(c.n_layer, 12);
+    assert_int_equal(c.n_head, 12);
+    assert_int_equal(c.n_embd, 768);
+    assert_int_equal(c.n_positions, 1024);
+    assert_int_equal(c.vocab_size, 50257);
+
+    put("{\"n_ctx\": 512, \"n_embd\": 64, \"n_head\": 4, \"n_layer\": 2, \"vocab_size\": 100,"
+        " \"activation_function\": \"gelu_pytorch_tanh\", \"tie_word_embeddings\": true}");
+    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(c.n_positions, 512); /* from n_ctx */
+    assert_int_equal(c.n_layer, 2);
+    assert_int_equal(c.vocab_size, 100);
+
+    put("{\"n_ctx\": 512, \"n_positions\": 256}");
+    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(c.n_positions, 256); /* n_positions wins */
+
+    put("{}"); /* GPT2Config() defaults */
+    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(c.n_layer, 12);
+    assert_int_equal(c.n_head, 12);
+    assert_int_equal(c.n_embd, 768);
+    assert_int_equal(c.n_positions, 1024);
+    assert_int_equal(c.vocab_size, 50257);
+}
+
+static void expect_bad(const char *text, lmf_status code, const char *needle) {
+    put(text);
+    lmf_gpt_config c = {1, 1, 1, 1, 1}, before = c;
+    lmf_status s = lmf_config_load_json(path, &c);
+    if (s != code) fail_msg("%s: got %d (%s), want %d", text, s, lmf_last_error(), code);
+    const char *m = lmf_last_error();
+    if (!strstr(m, path)) fail_msg("message '%s' does not name the file", m);
+    if (needle && !strstr(m, needle)) fail_msg("message '%s' lacks '%s'", m, needle);
+    assert_memory_equal(&c, &before, sizeof c); /* untouched on failure */
+}
+
+static void test_bad_values(void **state) {
+    expect_bad("{\"n_layer\": \"12\"}", LMF_ERR_FORMAT, "n_layer");
+    expect_bad("{\"n_layer\": -1}", LMF_ERR_FORMAT, "non-negative");
+    expect_bad("{\"n_head\": 1.5}", LMF_ERR_FORMAT, "n_head");
+    expect_bad("{\"n_embd\": true}", LMF_ERR_FORMAT, "n_embd");
+    expect_bad("{\"vocab_size\": null}", LMF_ERR_FORMAT, "vocab_size");
+    expect_bad("{\"n_positions\": 99999999999}", LMF_ERR_FORMAT, "n_positions");
+    expect_bad("{\"n_ctx\": -5}", LMF_ERR_FORMAT, "n_ctx");
+    expect_bad("{\"n_layer\": 0}", LMF_ERR_ARG, "positive");
+    expect_bad("{\"n_embd\": 100, \"n_head\": 12}", LMF_ERR_ARG, "divisible");
+    expect_bad("{\"activation_function\": \"relu\"}", LMF_ERR_FORMAT, "relu");
+    expect_bad("{\"activation_function\": \"gelu\"}", LMF_ERR_FORMAT, "gelu_new");
+    expect_bad("{\"activation_function\": 3}", LMF_ERR_FORMAT, "activation_function");
+    expect_bad("{\"model_type\": \"llama\"}", LMF_ERR_FORMAT, "llama");
+    expect_bad("{\"layer_norm_epsilon\": 1e-6}", LMF_ERR_FORMAT, "layer_norm_epsilon");
+    expect_bad("{\"tie_word_embeddings\": false}", LMF_ERR_FORMAT, "tie_word_embeddings");
+    expect_bad("{\"scale_attn_by_inverse_layer_idx\": true}", LMF_ERR_FORMAT, "scale_attn");
+    expect_bad("{\"n_layer\": 2, \"n_layer\": 3}", LMF_ERR_FORMAT, "duplicate");
+    expect_bad("{\"n_layer\": 2,", LMF_ERR_FORMAT, "line 1");
+    expect_bad("[12]", LMF_ERR_FORMAT, "object");
+    expect_bad("", LMF_ERR_FORMAT, NULL);
+    unlink(path);
+    lmf_gpt_config c;
+    assert_int_equal(lmf_config_load_json(path, &c), LMF_ERR_IO);
+    assert_non_null(strstr(lmf_last_error(), path));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_and_keys),
+        cmocka_unit_test(test_hf_files),
+        cmocka_unit_test(test_bad_values),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,427 @@
+/* Fast kernels against the reference kernels, on awkward shapes, 1 and 2 threads; determinism. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lmforge/kernels.h"
+#include "lmforge/perf.h"
+#include "lmforge/threads.h"
+
+/* Tolerances: max_i |fast_i - ref_i| <= TOL * max(1e-6, max_i |ref_i|), per output.
+ * The fast kernels sum in other orders (8-lane vectors, BLAS blocking), use FMA and an AVX2
+ * exp accurate to ~2 ulp, so they differ from the reference by float rounding only:
+ *   TOL_ELEM 1e-6  element-wise (residual, encoder, AdamW): at most one rounding apart
+ *   TOL_ROW  2e-5  row reductions over C (LayerNorm, GELU's exp-based tanh)
+ *   TOL_DOT  1e-4  dot products over C, T or N and softmax sums over V (matmul, attention,
+ *                  classifier), where the error grows like sqrt(length) * 6e-8 * |terms|.
+ * Worst seen (LMF_FAST_VERBOSE=1 prints them): element-wise 1.8e-7, rows 8e-7, dot products
+ * 1.8e-6 (classifier dx), a >10x margin everywhere, while an indexing or masking mistake
+ * gives an O(1) difference. */
+#define TOL_ELEM 1e-6
+#define TOL_ROW 2e-5
+#define TOL_DOT 1e-4
+
+static uint64_t rng_state;
+static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 7; }
+static double rng_uniform(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static float *fbuf(size_t n, float a) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * rng_uniform() - 1.0) * a);
+    return p;
+}
+static float *fdup(const float *f, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    memcpy(p, f, n * sizeof *p);
+    return p;
+}
+
+/* floor: the smallest scale; 1 for outputs whose size is O(1) by construction (GELU), where
+ * the reference itself carries an absolute error of ~6e-7 (1 + tanhf(u) cancels) */
+static void close_enough_floor(const char *what, const float *fast, const float *ref, size_t n,
+                               double tol, double floor) {
+    double scale = floor, worst = 0.0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)ref[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)fast[i] - (double)ref[i]);
+        if (!(e <= worst)) { /* also catches NaN */
+            worst = isnan(e) ? INFINITY : e;
+            wi = i;
+        }
+    }
+    if (getenv("LMF_FAST_VERBOSE")) printf("  %-28s relative difference %.2e\n", what, worst / scale);
+    if (!(worst <= tol * scale)) {
+        print_error("%s: element %zu fast %.9g ref %.9g (difference %.3g > %.3g)\n", what, wi,
+                    (double)fast[wi], (double)ref[wi], worst, tol * scale);
+        fail();
+    }
+}
+
+static void close_enough(const char *what, const float *fast, const float *ref, size_t n,
+                         double tol) {
+    close_enough_floor(what, fast, ref, n, tol, 1e-6);
+}
+
+static const lmf_kernels *R, *F;
+static const int thread_counts[] = {1, 2};
+#define N_THREAD_COUNTS 2
+
+static int setup(void **state) {
+    (void)state;
+    R = lmf_kernels_ref();
+    F = lmf_kernels_fast();
+    return 0;
+}
+static int teardown(void **state) {
+    (void)state;
+    lmf_threads_set(2);
+    return 0;
+}
+
+/* ---------- matmul ---------- */
+
+static void check_matmul(int N, int C, int OC, int with_bias, int with_dinp) {
+    rng_seed((uint64_t)N * 1000003u + (uint64_t)C * 101u + (uint64_t)OC);
+    size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
+    float *inp = fbuf(ni, 1), *w = fbuf(nw, 1), *b = fbuf(OC, 1), *dout = fbuf(no, 1);
+    float *o_ref = fbuf(no, 1), *dinp0 = fbuf(ni, 1), *dw0 = fbuf(nw, 1), *db0 = fbuf(OC, 1);
+    float *dinp_r = fdup(dinp0, ni), *dw_r = fdup(dw0, nw), *db_r = fdup(db0, OC);
+    R->matmul_forward(o_ref, inp, w, with_bias ? b : NULL, N, C, OC);
+    R->matmul_backward(with_dinp ? dinp_r : NULL, dw_r, with_bias ? db_r : NULL, dout, inp, w, N, C, OC);
+    float *first[4] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *o = fbuf(no, 1), *dinp = fdup(dinp0, ni), *dw = fdup(dw0, nw), *db = fdup(db0, OC);
+        F->matmul_forward(o, inp, w, with_bias ? b : NULL, N, C, OC);
+        F->matmul_backward(with_dinp ? dinp : NULL, dw, with_bias ? db : NULL, dout, inp, w, N, C, OC);
+        if (rep == 0) {
+            close_enough("matmul out", o, o_ref, no, TOL_DOT);
+            close_enough("matmul dinp", dinp, dinp_r, ni, TOL_DOT);
+            close_enough("matmul dweight", dw, dw_r, nw, TOL_DOT);
+            close_enough("matmul dbias", db, db_r, OC, TOL_DOT);
+            first[0] = o; first[1] = dinp; first[2] = dw; first[3] = db;
+        } else { /* same inputs, same threads: bit-identical */
+            assert_memory_equal(o, first[0], no * sizeof(float));
+            assert_memory_equal(dinp, first[1], ni * sizeof(float));
+            assert_memory_equal(dw, first[2], nw * sizeof(float));
+            assert_memory_equal(db, first[3], OC * sizeof(float));
+            free(o); free(dinp); free(dw); free(db);
+        }
+    }
+    for (int i = 0; i < 4; i++) free(first[i]);
+    free(inp); free(w); free(b); free(dout); free(o_ref); free(dinp0); free(dw0); free(db0);
+    free(dinp_r); free(dw_r); free(db_r);
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_matmul(1, 1, 1, 1, 1);
+        check_matmul(1, 13, 7, 1, 1);
+        check_matmul(67, 76, 229, 1, 1);
+        check_matmul(130, 200, 37, 0, 1);
+        check_matmul(33, 19, 300, 1, 0);
+        check_matmul(256, 96, 288, 1, 1);
+    }
+}
+
+/* ---------- layernorm ---------- */
+
+static void check_layernorm(int N, int C) {
+    rng_seed((uint64_t)N * 7919u + (uint64_t)C);
+    size_t n = (size_t)N * C;
+    float *inp = fbuf(n, 2), *w = fbuf(C, 1.5f), *b = fbuf(C, 1), *dout = fbuf(n, 1);
+    float *o_r = fbuf(n, 1), *m_r = fbuf(N, 1), *s_r = fbuf(N, 1);
+    float *dinp0 = fbuf(n, 1), *dw0 = fbuf(C, 1), *db0 = fbuf(C, 1);
+    float *dinp_r = fdup(dinp0, n), *dw_r = fdup(dw0, C), *db_r = fdup(db0, C);
+    R->layernorm_forward(o_r, m_r, s_r, inp, w, b, N, C);
+    R->layernorm_backward(dinp_r, dw_r, db_r, dout, inp, w, m_r, s_r, N, C);
+    float *keep[6] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *o = fbuf(n, 1), *m = fbuf(N, 1), *s = fbuf(N, 1);
+        float *dinp = fdup(dinp0, n), *dw = fdup(dw0, C), *db = fdup(db0, C);
+        F->layernorm_forward(o, m, s, inp, w, b, N, C);
+        /* the backward uses the reference statistics so each kernel is compared alone */
+        F->layernorm_backward(dinp, dw, db, dout, inp, w, m_r, s_r, N, C);
+        float *cur[6] = {o, m, s, dinp, dw, db};
+        size_t len[6] = {n, (size_t)N, (size_t)N, n, (size_t)C, (size_t)C};
+        if (rep == 0) {
+            close_enough("layernorm out", o, o_r, n, TOL_ROW);
+            close_enough("layernorm mean", m, m_r, N, TOL_ROW);
+            close_enough("layernorm rstd", s, s_r, N, TOL_ROW);
+            close_enough("layernorm dinp", dinp, dinp_r, n, TOL_ROW);
+            close_enough("layernorm dweight", dw, dw_r, C, TOL_DOT);
+            close_enough("layernorm dbias", db, db_r, C, TOL_DOT);
+            memcpy(keep, cur, sizeof keep);
+        } else {
+            for (int i = 0; i < 6; i++) {
+                assert_memory_equal(cur[i], keep[i], len[i] * sizeof(float));
+                free(cur[i]);
+            }
+        }
+    }
+    for (int i = 0; i < 6; i++) free(keep[i]);
+    free(inp); free(w); free(b); free(dout); free(o_r); free(m_r); free(s_r);
+    free(dinp0); free(dw0); free(db0); free(dinp_r); free(dw_r); free(db_r);
+}
+
+static void test_layernorm(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_layernorm(1, 1);
+        check_layernorm(1, 7);
+        check_layernorm(37, 76);
+        check_layernorm(130, 768);
+    }
+}
+
+/* ---------- attention ---------- */
+
+static void check_attention(int B, int T, int C, int NH) {
+    rng_seed((uint64_t)B * 31u + (uint64_t)T * 17u + (uint64_t)C * 5u + (uint64_t)NH);
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
+    size_t ns_r = R->attention_saved_floats(B, T, NH), ns_f = F->attention_saved_floats(B, T, NH);
+    size_t natt = (size_t)B * NH * T * T;
+    float *qkv = fbuf(nq, 2), *dout = fbuf(no, 1), *o_r = fbuf(no, 1), *sv_r = fbuf(ns_r, 1);
+    float *sc_r = fbuf(R->attention_scratch_floats(B, T, NH, C), 1);
+    float *d0 = fbuf(nq, 1), *d_r = fdup(d0, nq);
+    R->attention_forward(o_r, sv_r, qkv, B, T, C, NH);
+    R->attention_backward(d_r, sc_r, dout, qkv, sv_r, B, T, C, NH);
+    float *keep[3] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *o = fbuf(no, 1), *sv = fbuf(ns_f, 1), *d = fdup(d0, nq);
+        float *sc = fbuf(F->attention_scratch_floats(B, T, NH, C), 1);
+        F->attention_forward(o, sv, qkv, B, T, C, NH);
+        F->attention_backward(d, sc, dout, qkv, sv, B, T, C, NH);
+        free(sc);
+        if (rep == 0) {
+            close_enough("attention out", o, o_r, no, TOL_DOT);
+            /* both save the probabilities [B,NH,T,T] with exact zeros above the diagonal */
+            assert_true(ns_f >= natt);
+            close_enough("attention probabilities", sv, sv_r, natt, TOL_DOT);
+            for (int bh = 0; bh < B * NH; bh++)
+                for (int t = 0; t < T; t++)
+                    for (int u = t + 1; u < T; u++) assert_true(sv[((size_t)bh * T + t) * T + u] == 0.0f);
+            close_enough("attention dqkv", d, d_r, nq, TOL_DOT);
+            keep[0] = o; keep[1] = sv; keep[2] = d;
+        } else {
+            assert_memory_equal(o, keep[0], no * sizeof(float));
+            assert_memory_equal(sv, keep[1], natt * sizeof(float));
+            assert_memory_equal(d, keep[2], nq * sizeof(float));
+            free(o); free(sv); free(d);
+        }
+    }
+    for (int i = 0; i < 3; i++) free(keep[i]);
+    free(qkv); free(dout); free(o_r); free(sv_r); free(sc_r); free(d0); free(d_r);
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_attention(1, 1, 8, 1);
+        check_attention(2, 5, 12, 3);
+        check_attention(3, 67, 75, 3);   /* T crosses the 64-row block, hs = 25 */
+        check_attention(1, 130, 64, 1);  /* NH = 1, three row blocks */
+        check_attention(2, 64, 96, 2);   /* T exactly one block */
+    }
+}
+
+/* ---------- element-wise: gelu, residual, adamw, sumsq, encoder ---------- */
+
+static void test_gelu(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        size_t sizes[] = {1, 7, 9, 4099, 20000};
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            size_t n = sizes[k];
+            rng_seed(n);
+            float *x = fbuf(n, 6), *dout = fbuf(n, 1), *o_r = fbuf(n, 1), *o = fbuf(n, 1);
+            if (n > 3) {
+                x[0] = -30.0f;
+                x[1] = 30.0f;
+                x[2] = 0.0f;
+            }
+            float *d0 = fbuf(n, 1), *d_r = fdup(d0, n), *d = fdup(d0, n), *d2 = fdup(d0, n);
+            R->gelu_forward(o_r, x, n);
+            F->gelu_forward(o, x, n);
+            close_enough_floor("gelu out", o, o_r, n, TOL_ROW, 1.0);
+            R->gelu_backward(d_r, x, dout, n);
+            F->gelu_backward(d, x, dout, n);
+            close_enough_floor("gelu dinp", d, d_r, n, TOL_ROW, 1.0);
+            F->gelu_backward(d2, x, dout, n);
+            assert_memory_equal(d, d2, n * sizeof(float));
+            memcpy(d2, x, n * sizeof(float)); /* in place: out == inp */
+            F->gelu_forward(d2, d2, n);
+            assert_memory_equal(d2, o, n * sizeof(float));
+            free(x); free(dout); free(o_r); free(o); free(d0); free(d_r); free(d); free(d2);
+        }
+    }
+}
+
+static void test_residual_adamw_sumsq(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        size_t sizes[] = {1, 5, 8, 8193, 100003};
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            size_t n = sizes[k];
+            rng_seed(n + 5);
+            float *a = fbuf(n, 2), *b = fbuf(n, 2), *o_r = fbuf(n, 1), *o = fbuf(n, 1);
+            R->residual_forward(o_r, a, b, n);
+            F->residual_forward(o, a, b, n);
+            assert_memory_equal(o, o_r, n * sizeof(float)); /* one rounding, same everywhere */
+            memcpy(o, b, n * sizeof(float)); /* in place: out == b */
+            F->residual_forward(o, a, o, n);
+            assert_memory_equal(o, o_r, n * sizeof(float));
+
+            double sr = R->sumsq(a, n), sf = F->sumsq(a, n);
+            assert_true(fabs(sr - sf) <= 1e-12 * sr);
+            assert_true(F->sumsq(a, n) == sf);
+
+            float *p_r = fbuf(n, 1), *m_r = fbuf(n, 0.1f), *v_r = fbuf(n, 0.1f);
+            for (size_t i = 0; i < n; i++) v_r[i] = fabsf(v_r[i]);
+            float *p = fdup(p_r, n), *m = fdup(m_r, n), *v = fdup(v_r, n);
+            for (int step = 1; step <= 3; step++) {
+                R->adamw(p_r, b, m_r, v_r, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+                F->adamw(p, b, m, v, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+            }
+            close_enough("adamw param", p, p_r, n, TOL_ELEM);
+            close_enough("adamw m", m, m_r, n, TOL_ELEM);
+            close_enough("adamw v", v, v_r, n, TOL_ELEM);
+            free(a); free(b); free(o_r); free(o); free(p_r); free(m_r); free(v_r);
+            free(p); free(m); free(v);
+        }
+        assert_true(F->sumsq(NULL, 0) == 0.0);
+    }
+}
+
+static void test_encoder(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        int shapes[][4] = {{1, 1, 1, 3}, {2, 3, 13, 5}, {4, 67, 76, 50}, {2, 130, 768, 11}};
+        for (int s = 0; s < 4; s++) {
+            int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], Vp = shapes[s][3];
+            rng_seed((uint64_t)s + 100);
+            int32_t *inp = malloc((size_t)B * T * sizeof *inp);
+            for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(rng_uniform() * Vp) % Vp;
+            size_t no = (size_t)B * T * C;
+            float *wte = fbuf((size_t)Vp * C, 1), *wpe = fbuf((size_t)T * C, 1), *dout = fbuf(no, 1);
+            float *o_r = fbuf(no, 1), *o = fbuf(no, 1);
+            R->encoder_forward(o_r, inp, wte, wpe, B, T, C);
+            F->encoder_forward(o, inp, wte, wpe, B, T, C);
+            assert_memory_equal(o, o_r, no * sizeof(float));
+            float *dwte0 = fbuf((size_t)Vp * C, 1), *dwpe0 = fbuf((size_t)T * C, 1);
+            float *a_r = fdup(dwte0, (size_t)Vp * C), *p_r = fdup(dwpe0, (size_t)T * C);
+            float *a_f = fdup(dwte0, (size_t)Vp * C), *p_f = fdup(dwpe0, (size_t)T * C);
+            R->encoder_backward(a_r, p_r, dout, inp, B, T, C);
+            F->encoder_backward(a_f, p_f, dout, inp, B, T, C);
+            /* same additions in the same (position) order: identical */
+            assert_memory_equal(a_f, a_r, (size_t)Vp * C * sizeof(float));
+            assert_memory_equal(p_f, p_r, (size_t)T * C * sizeof(float));
+            free(inp); free(wte); free(wpe); free(dout); free(o_r); free(o); free(dwte0);
+            free(dwpe0); free(a_r); free(p_r); free(a_f); free(p_f);
+        }
+    }
+}
+
+/* ---------- classifier ---------- */
+
+static void check_classifier(int N, int C, int V, int Vp, int grad) {
+    rng_seed((uint64_t)N * 13u + (uint64_t)V);
+    size_t nx = (size_t)N * C, nw = (size_t)Vp * C;
+    float *x = fbuf(nx, 1), *wte = fbuf(nw, 1);
+    for (size_t i = (size_t)V * C; i < nw; i++) wte[i] = NAN; /* padded rows never count */
+    int32_t *tg = malloc((size_t)N * sizeof *tg);
+    for (int n = 0; n < N; n++) tg[n] = (int32_t)(rng_uniform() * V) % V;
+    tg[N - 1] = V - 1;
+    float *l_r = fbuf(N, 1), *sc_r = fbuf(R->classifier_scratch_floats(N, V), 1);
+    float *dx_r = fbuf(nx, 1), *dw0 = fbuf(nw, 1), *dw_r = fdup(dw0, nw);
+    float dloss = 1.0f / (float)N;
+    R->classifier(l_r, grad ? dx_r : NULL, dw_r, sc_r, x, wte, tg, dloss, N, C, V);
+    size_t nsf = F->classifier_scratch_floats(N, V);
+    /* the fast classifier works in chunks: its scratch never holds all N x V logits */
+    if (N > 256) assert_true(nsf < (size_t)N * V);
+    float *keep[3] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *l = fbuf(N, 1), *sc = fbuf(nsf, 1), *dx = fbuf(nx, 1), *dw = fdup(dw0, nw);
+        F->classifier(l, grad ? dx : NULL, dw, sc, x, wte, tg, dloss, N, C, V);
+        free(sc);
+        if (rep == 0) {
+            close_enough("classifier losses", l, l_r, N, TOL_DOT);
+            if (grad) {
+                close_enough("classifier dx", dx, dx_r, nx, TOL_DOT);
+                close_enough("classifier dwte", dw, dw_r, (size_t)V * C, TOL_DOT);
+            }
+            assert_memory_equal(dw + (size_t)V * C, dw0 + (size_t)V * C, (nw - (size_t)V * C) * sizeof(float));
+            if (!grad) assert_memory_equal(dw, dw0, nw * sizeof(float));
+            keep[0] = l; keep[1] = dx; keep[2] = dw;
+        } else {
+            assert_memory_equal(l, keep[0], N * sizeof(float));
+            if (grad) assert_memory_equal(dx, keep[1], nx * sizeof(float));
+            assert_memory_equal(dw, keep[2], nw * sizeof(float));
+            free(l); free(dx); free(dw);
+        }
+    }
+    for (int i = 0; i < 3; i++) free(keep[i]);
+    free(x); free(wte); free(tg); free(l_r); free(sc_r); free(dx_r); free(dw0); free(dw_r);
+}
+
+static void test_classifier(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_classifier(1, 8, 3, 64, 1);
+        check_classifier(7, 13, 37, 64, 1);
+        check_classifier(300, 40, 1003, 1024, 1); /* 2 chunks, the last one partial */
+        check_classifier(300, 40, 1003, 1024, 0); /* forward only */
+        check_classifier(513, 24, 77, 128, 1);    /* 3 chunks */
+    }
+}
+
+/* ---------- threads and perf helpers ---------- */
+
+static void test_threads_perf(void **state) {
+    (void)state;
+    assert_int_equal(lmf_threads_set(1), 1);
+    assert_int_equal(lmf_threads_get(), 1);
+    assert_int_equal(lmf_threads_set(2), 2);
+    assert_int_equal(lmf_threads_get(), 2);
+    assert_true(lmf_threads_set(0) >= 1);
+    double t0 = lmf_now_s();
+    double g = lmf_peak_gflops(1, 0.02);
+    assert_true(lmf_now_s() >= t0 + 0.02);
+    assert_true(g > 0.0 && isfinite(g));
+    assert_true(lmf_peak_rss_bytes() > 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_perf),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_residual_adamw_sumsq),
+        cmocka_unit_test(test_encoder),
+        cmocka_unit_test(test_classifier),
+    };
+    return cmocka_run_group_tests_name("kernels_fast", tests, setup, teardown);
+}

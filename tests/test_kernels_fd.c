@@ -1,0 +1,609 @@
+/* Kernel numerics: every backward against double-precision central finite differences. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lmforge/kernels.h"
+
+/* How the checks work. Each op has a double-precision forward written here, independent of
+ * the float kernels. For a fixed random R we take the scalar L = sum(out * R) (in double) and
+ * differentiate it by central differences, step FD_H, over every input element. The float
+ * backward is called with dout = R on gradient buffers pre-filled with random values (the
+ * backward must ACCUMULATE), and the pre-fill is subtracted afterwards.
+ *
+ * Tolerances. Inputs are O(1) and shapes are tiny, so float32 kernels carry about 1e-6
+ * relative error, and the double central difference with FD_H = 1e-4 has truncation error
+ * ~FD_H^2 * |f'''| ~ 1e-8 and rounding ~1e-16/FD_H ~ 1e-12. We require, per element,
+ *   |analytic - fd| <= GRAD_TOL * max(1, max_i |fd_i|),     GRAD_TOL = 2e-5
+ * The worst seen is 1.5e-6 (fast GELU), a >10x margin, while a real mistake (wrong index,
+ * missing term, overwrite instead of accumulate, wrong eps) is an O(1e-2..1) error.
+ * Float forwards against the double forward: |f - d| <= FWD_TOL * max(1, |d|), FWD_TOL = 1e-5.
+ * Set LMF_FD_VERBOSE=1 to print the relative error of every gradient check. */
+#define FD_H 1e-4
+#define GRAD_TOL 2e-5
+#define FWD_TOL 1e-5
+
+/* ---------- small helpers ---------- */
+
+static uint64_t rng_state;
+static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 1; }
+static double rng_uniform(void) { /* [0, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static float rng_sym(float a) { return (float)((2.0 * rng_uniform() - 1.0) * a); }
+
+static float *fbuf(size_t n, float a) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = rng_sym(a);
+    return p;
+}
+static double *dcopy(const float *f, size_t n) {
+    double *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = f[i];
+    return p;
+}
+static float *fdup(const float *f, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    memcpy(p, f, n * sizeof *p);
+    return p;
+}
+
+/* A double-precision scalar loss of the op, over the arrays in ctx. */
+typedef double (*loss_fn)(void *ctx);
+
+/* Compare analytic[i] (the float backward's contribution: after[i] - before[i]) with the
+ * central difference of f(ctx) in arr[i]. */
+static void fd_check(const char *what, loss_fn f, void *ctx, double *arr, size_t n,
+                     const float *after, const float *before) {
+    double *fd = malloc(n * sizeof *fd);
+    assert_non_null(fd);
+    double scale = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        double keep = arr[i];
+        arr[i] = keep + FD_H;
+        double lp = f(ctx);
+        arr[i] = keep - FD_H;
+        double lm = f(ctx);
+        arr[i] = keep;
+        fd[i] = (lp - lm) / (2 * FD_H);
+        if (fabs(fd[i]) > scale) scale = fabs(fd[i]);
+    }
+    double worst = 0.0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = (double)after[i] - (before ? (double)before[i] : 0.0);
+        double e = fabs(a - fd[i]);
+        if (e > worst) {
+            worst = e;
+            worst_i = i;
+        }
+    }
+    int ok = worst <= GRAD_TOL * scale;
+    if (getenv("LMF_FD_VERBOSE")) printf("  %-24s relative error %.2e\n", what, worst / scale);
+    if (!ok) {
+        double a = (double)after[worst_i] - (before ? (double)before[worst_i] : 0.0);
+        print_error("%s: element %zu analytic %.9g finite-difference %.9g (error %.3g > %.3g)\n",
+                    what, worst_i, a, fd[worst_i], worst, GRAD_TOL * scale);
+    }
+    free(fd);
+    assert_true(ok);
+}
+
+static void fwd_check(const char *what, const float *f, const double *d, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double tol = FWD_TOL * fmax(1.0, fabs(d[i]));
+        if (!(fabs((double)f[i] - d[i]) <= tol)) {
+            print_error("%s: element %zu float %.9g double %.9g\n", what, i, (double)f[i], d[i]);
+            fail();
+        }
+    }
+}
+
+static double dot_r(const double *out, const float *R, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += out[i] * (double)R[i];
+    return s;
+}
+
+/* The kernel tables under test: the reference is the one the brief is about; the fast table
+ * is checked the same way for extra safety. */
+static const lmf_kernels *tables[2];
+static int setup_tables(void **state) {
+    (void)state;
+    tables[0] = lmf_kernels_ref();
+    tables[1] = lmf_kernels_fast();
+    return 0;
+}
+
+/* ---------- encoder ---------- */
+
+typedef struct enc_ctx {
+    int B, T, C;
+    const int32_t *inp;
+    double *wte, *wpe, *out;
+    const float *R;
+} enc_ctx;
+
+static void enc_fwd_d(enc_ctx *c) {
+    for (int b = 0; b < c->B; b++)
+        for (int t = 0; t < c->T; t++)
+            for (int i = 0; i < c->C; i++)
+                c->out[((size_t)b * c->T + t) * c->C + i] =
+                    c->wte[(size_t)c->inp[b * c->T + t] * c->C + i] + c->wpe[(size_t)t * c->C + i];
+}
+static double enc_loss(void *p) {
+    enc_ctx *c = p;
+    enc_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->B * c->T * c->C);
+}
+
+static void check_encoder(const lmf_kernels *k, int B, int T, int C, int Vp) {
+    rng_seed(11);
+    size_t nout = (size_t)B * T * C;
+    int32_t *inp = malloc((size_t)B * T * sizeof *inp);
+    for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(rng_uniform() * Vp) % Vp;
+    if (B * T > 1) inp[B * T - 1] = inp[0]; /* a repeated id must accumulate */
+    float *wte = fbuf((size_t)Vp * C, 1), *wpe = fbuf((size_t)(T + 2) * C, 1);
+    float *R = fbuf(nout, 1), *out = fbuf(nout, 1);
+    enc_ctx c = {B, T, C, inp, dcopy(wte, (size_t)Vp * C), dcopy(wpe, (size_t)(T + 2) * C),
+                 malloc(nout * sizeof(double)), R};
+    k->encoder_forward(out, inp, wte, wpe, B, T, C);
+    enc_fwd_d(&c);
+    fwd_check("encoder forward", out, c.out, nout);
+
+    float *dwte0 = fbuf((size_t)Vp * C, 1), *dwpe0 = fbuf((size_t)T * C, 1);
+    float *dwte = fdup(dwte0, (size_t)Vp * C), *dwpe = fdup(dwpe0, (size_t)T * C);
+    k->encoder_backward(dwte, dwpe, R, inp, B, T, C);
+    fd_check("encoder dwte", enc_loss, &c, c.wte, (size_t)Vp * C, dwte, dwte0);
+    fd_check("encoder dwpe", enc_loss, &c, c.wpe, (size_t)T * C, dwpe, dwpe0);
+    free(inp); free(wte); free(wpe); free(R); free(out); free(c.wte); free(c.wpe); free(c.out);
+    free(dwte0); free(dwpe0); free(dwte); free(dwpe);
+}
+
+static void test_encoder(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_encoder(tables[i], 2, 3, 13, 11);
+        check_encoder(tables[i], 1, 1, 5, 3);
+        check_encoder(tables[i], 3, 7, 17, 64);
+    }
+}
+
+/* ---------- layernorm ---------- */
+
+typedef struct ln_ctx {
+    int N, C;
+    double *inp, *w, *b, *out, *mean, *rstd;
+    const float *R;
+} ln_ctx;
+
+static void ln_fwd_d(ln_ctx *c) {
+    for (int n = 0; n < c->N; n++) {
+        const double *x = c->inp + (size_t)n * c->C;
+        double m = 0, v = 0;
+        for (int i = 0; i < c->C; i++) m += x[i];
+        m /= c->C;
+        for (int i = 0; i < c->C; i++) v += (x[i] - m) * (x[i] - m);
+        v /= c->C;
+        double r = 1.0 / sqrt(v + 1e-5);
+        for (int i = 0; i < c->C; i++)
+            c->out[(size_t)n * c->C + i] = (x[i] - m) * r * c->w[i] + c->b[i];
+        c->mean[n] = m;
+        c->rstd[n] = r;
+    }
+}
+static double ln_loss(void *p) {
+    ln_ctx *c = p;
+    ln_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->N * c->C);
+}
+
+/* amp: input spread; a small one (variance near eps) makes the eps term matter */
+static void check_layernorm(const lmf_kernels *k, int N, int C, float amp) {
+    rng_seed(22);
+    size_t n = (size_t)N * C;
+    float *inp = fbuf(n, amp), *w = fbuf(C, 1.5f), *b = fbuf(C, 1), *R = fbuf(n, 1);
+    for (size_t i = 0; i < n; i++) inp[i] += 0.25f * amp; /* a non-zero mean */
+    float *out = fbuf(n, 1), *mean = fbuf(N, 1), *rstd = fbuf(N, 1);
+    ln_ctx c = {N, C, dcopy(inp, n), dcopy(w, C), dcopy(b, C), malloc(n * sizeof(double)),
+                malloc(N * sizeof(double)), malloc(N * sizeof(double)), R};
+    k->layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+    ln_fwd_d(&c);
+    fwd_check("layernorm out", out, c.out, n);
+    fwd_check("layernorm mean", mean, c.mean, N);
+    fwd_check("layernorm rstd", rstd, c.rstd, N);
+
+    float *dinp0 = fbuf(n, 1), *dw0 = fbuf(C, 1), *db0 = fbuf(C, 1);
+    float *dinp = fdup(dinp0, n), *dw = fdup(dw0, C), *db = fdup(db0, C);
+    k->layernorm_backward(dinp, dw, db, R, inp, w, mean, rstd, N, C);
+    fd_check("layernorm dinp", ln_loss, &c, c.inp, n, dinp, dinp0);
+    fd_check("layernorm dweight", ln_loss, &c, c.w, C, dw, dw0);
+    fd_check("layernorm dbias", ln_loss, &c, c.b, C, db, db0);
+    free(inp); free(w); free(b); free(R); free(out); free(mean); free(rstd);
+    free(c.inp); free(c.w); free(c.b); free(c.out); free(c.mean); free(c.rstd);
+    free(dinp0); free(dw0); free(db0); free(dinp); free(dw); free(db);
+}
+
+static void test_layernorm(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_layernorm(tables[i], 7, 13, 2.0f);
+        check_layernorm(tables[i], 1, 3, 2.0f);
+        check_layernorm(tables[i], 5, 40, 2.0f);
+        check_layernorm(tables[i], 3, 19, 0.03f);
+    }
+}
+
+/* ---------- matmul ---------- */
+
+typedef struct mm_ctx {
+    int N, C, OC, has_bias;
+    double *inp, *w, *b, *out;
+    const float *R;
+} mm_ctx;
+
+static void mm_fwd_d(mm_ctx *c) {
+    for (int n = 0; n < c->N; n++)
+        for (int o = 0; o < c->OC; o++) {
+            double s = c->has_bias ? c->b[o] : 0.0;
+            for (int i = 0; i < c->C; i++) s += c->inp[(size_t)n * c->C + i] * c->w[(size_t)i * c->OC + o];
+            c->out[(size_t)n * c->OC + o] = s;
+        }
+}
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    mm_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->N * c->OC);
+}
+
+/* variant bit 0: bias NULL in forward and dbias NULL; bit 1: dinp NULL */
+static void check_matmul(const lmf_kernels *k, int N, int C, int OC, int variant) {
+    rng_seed(33 + variant);
+    int nobias = variant & 1, nodinp = variant & 2;
+    size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
+    float *inp = fbuf(ni, 1), *w = fbuf(nw, 1), *b = fbuf(OC, 1), *R = fbuf(no, 1);
+    float *out = fbuf(no, 1);
+    mm_ctx c = {N, C, OC, !nobias, dcopy(inp, ni), dcopy(w, nw), dcopy(b, OC),
+                malloc(no * sizeof(double)), R};
+    k->matmul_forward(out, inp, w, nobias ? NULL : b, N, C, OC);
+    mm_fwd_d(&c);
+    fwd_check("matmul forward", out, c.out, no);
+
+    float *dinp0 = fbuf(ni, 1), *dw0 = fbuf(nw, 1), *db0 = fbuf(OC, 1);
+    float *dinp = fdup(dinp0, ni), *dw = fdup(dw0, nw), *db = fdup(db0, OC);
+    k->matmul_backward(nodinp ? NULL : dinp, dw, nobias ? NULL : db, R, inp, w, N, C, OC);
+    if (!nodinp) fd_check("matmul dinp", mm_loss, &c, c.inp, ni, dinp, dinp0);
+    else assert_memory_equal(dinp, dinp0, ni * sizeof(float));
+    fd_check("matmul dweight", mm_loss, &c, c.w, nw, dw, dw0);
+    if (!nobias) fd_check("matmul dbias", mm_loss, &c, c.b, OC, db, db0);
+    else assert_memory_equal(db, db0, OC * sizeof(float));
+    free(inp); free(w); free(b); free(R); free(out); free(c.inp); free(c.w); free(c.b);
+    free(c.out); free(dinp0); free(dw0); free(db0); free(dinp); free(dw); free(db);
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_matmul(tables[i], 5, 13, 7, 0);
+        check_matmul(tables[i], 1, 3, 1, 0);
+        check_matmul(tables[i], 9, 17, 24, 1);
+        check_matmul(tables[i], 4, 8, 11, 2);
+        check_matmul(tables[i], 3, 5, 9, 3);
+    }
+}
+
+/* ---------- attention ---------- */
+
+typedef struct att_ctx {
+    int B, T, C, NH;
+    double *qkv, *out, *att;
+    const float *R;
+} att_ctx;
+
+static void att_fwd_d(att_ctx *c) {
+    int hs = c->C / c->NH, T = c->T;
+    size_t C3 = (size_t)3 * c->C;
+    double scale = 1.0 / sqrt((double)hs);
+    for (int b = 0; b < c->B; b++)
+        for (int h = 0; h < c->NH; h++)
+            for (int t = 0; t < T; t++) {
+                double *a = c->att + (((size_t)b * c->NH + h) * T + t) * T;
+                const double *q = c->qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+                double mx = -INFINITY, sum = 0;
+                for (int u = 0; u < T; u++) {
+                    if (u > t) {
+                        a[u] = 0;
+                        continue;
+                    }
+                    const double *kk = c->qkv + ((size_t)b * T + u) * C3 + c->C + (size_t)h * hs;
+                    double s = 0;
+                    for (int i = 0; i < hs; i++) s += q[i] * kk[i];
+                    a[u] = s * scale;
+                    if (a[u] > mx) mx = a[u];
+                }
+                for (int u = 0; u <= t; u++) sum += (a[u] = exp(a[u] - mx));
+                for (int u = 0; u <= t; u++) a[u] /= sum;
+                for (int i = 0; i < hs; i++) {
+                    double s = 0;
+                    for (int u = 0; u <= t; u++)
+                        s += a[u] * c->qkv[((size_t)b * T + u) * C3 + 2 * (size_t)c->C + (size_t)h * hs + i];
+                    c->out[((size_t)b * T + t) * c->C + (size_t)h * hs + i] = s;
+                }
+            }
+}
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    att_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->B * c->T * c->C);
+}
+
+static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
+    rng_seed(44);
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
+    size_t ns = k->attention_saved_floats(B, T, NH);
+    size_t nsc = k->attention_scratch_floats(B, T, NH, C);
+    assert_true(ns >= (size_t)B * NH * T * T);
+    float *qkv = fbuf(nq, 1.5f), *R = fbuf(no, 1), *out = fbuf(no, 1);
+    float *saved = fbuf(ns, 1), *scratch = fbuf(nsc, 1);
+    att_ctx c = {B, T, C, NH, dcopy(qkv, nq), malloc(no * sizeof(double)),
+                 malloc((size_t)B * NH * T * T * sizeof(double)), R};
+    k->attention_forward(out, saved, qkv, B, T, C, NH);
+    att_fwd_d(&c);
+    fwd_check("attention out", out, c.out, no);
+    fwd_check("attention probabilities", saved, c.att, (size_t)B * NH * T * T);
+
+    float *d0 = fbuf(nq, 1), *d = fdup(d0, nq);
+    k->attention_backward(d, scratch, R, qkv, saved, B, T, C, NH);
+    fd_check("attention dqkv", att_loss, &c, c.qkv, nq, d, d0);
+    free(qkv); free(R); free(out); free(saved); free(scratch); free(c.qkv); free(c.out);
+    free(c.att); free(d0); free(d);
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_attention(tables[i], 2, 5, 12, 3);
+        check_attention(tables[i], 1, 1, 8, 1);
+        check_attention(tables[i], 1, 7, 6, 1);
+        check_attention(tables[i], 2, 4, 9, 3);
+        check_attention(tables[i], 1, 9, 40, 2);
+    }
+}
+
+/* ---------- gelu ---------- */
+
+typedef struct gelu_ctx {
+    size_t n;
+    double *inp, *out;
+    const float *R;
+} gelu_ctx;
+
+static void gelu_fwd_d(gelu_ctx *c) {
+    const double s = sqrt(2.0 / M_PI);
+    for (size_t i = 0; i < c->n; i++) {
+        double x = c->inp[i];
+        c->out[i] = 0.5 * x * (1.0 + tanh(s * (x + 0.044715 * x * x * x)));
+    }
+}
+static double gelu_loss(void *p) {
+    gelu_ctx *c = p;
+    gelu_fwd_d(c);
+    return dot_r(c->out, c->R, c->n);
+}
+
+static void check_gelu(const lmf_kernels *k, size_t n) {
+    rng_seed(55);
+    float *inp = fbuf(n, 5), *R = fbuf(n, 1), *out = fbuf(n, 1);
+    if (n > 3) {
+        inp[0] = 0.0f;
+        inp[1] = -12.0f; /* saturated tails */
+        inp[2] = 12.0f;
+    }
+    gelu_ctx c = {n, dcopy(inp, n), malloc(n * sizeof(double)), R};
+    k->gelu_forward(out, inp, n);
+    gelu_fwd_d(&c);
+    fwd_check("gelu forward", out, c.out, n);
+    float *d0 = fbuf(n, 1), *d = fdup(d0, n);
+    k->gelu_backward(d, inp, R, n);
+    fd_check("gelu dinp", gelu_loss, &c, c.inp, n, d, d0);
+    free(inp); free(R); free(out); free(c.inp); free(c.out); free(d0); free(d);
+}
+
+static void test_gelu(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_gelu(tables[i], 1);
+        check_gelu(tables[i], 37);
+        check_gelu(tables[i], 1031);
+    }
+}
+
+/* ---------- residual, sumsq, adamw (forward only: checked against double) ---------- */
+
+static void test_residual_sumsq(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        for (size_t n = 1; n < 100; n += 13) {
+            rng_seed(66 + n);
+            float *a = fbuf(n, 3), *b = fbuf(n, 3), *out = fbuf(n, 1);
+            double *d = malloc(n * sizeof *d);
+            tables[k]->residual_forward(out, a, b, n);
+            for (size_t i = 0; i < n; i++) d[i] = (double)a[i] + (double)b[i];
+            fwd_check("residual", out, d, n);
+            tables[k]->residual_forward(a, a, b, n); /* in place */
+            assert_memory_equal(a, out, n * sizeof(float));
+            double s = 0;
+            for (size_t i = 0; i < n; i++) s += (double)b[i] * b[i];
+            /* float squares are exact in double; only the summation order differs */
+            assert_true(fabs(tables[k]->sumsq(b, n) - s) <= 1e-12 * s);
+            free(a); free(b); free(out); free(d);
+        }
+        assert_true(tables[k]->sumsq(NULL, 0) == 0.0);
+    }
+}
+
+/* AdamW over 3 steps against the formula in double. Tolerance 1e-5 relative: each step is a
+ * handful of float operations on O(1) values (the bias corrections use powf vs pow). */
+static void test_adamw(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        size_t n = 45;
+        rng_seed(77);
+        float *p = fbuf(n, 1), *m = fbuf(n, 0), *v = fbuf(n, 0);
+        for (size_t i = 0; i < n; i++) m[i] = v[i] = 0.0f;
+        double *pd = dcopy(p, n), *md = dcopy(m, n), *vd = dcopy(v, n);
+        const double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+        for (int t = 1; t <= 3; t++) {
+            float *g = fbuf(n, 2);
+            g[0] = 0.0f;
+            tables[k]->adamw(p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t);
+            for (size_t i = 0; i < n; i++) {
+                md[i] = b1 * md[i] + (1 - b1) * g[i];
+                vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+                double mh = md[i] / (1 - pow(b1, t)), vh = vd[i] / (1 - pow(b2, t));
+                pd[i] -= lr * (mh / (sqrt(vh) + eps) + wd * pd[i]);
+            }
+            fwd_check("adamw param", p, pd, n);
+            fwd_check("adamw m", m, md, n);
+            fwd_check("adamw v", v, vd, n);
+            free(g);
+        }
+        free(p); free(m); free(v); free(pd); free(md); free(vd);
+    }
+}
+
+/* ---------- classifier ---------- */
+
+typedef struct cls_ctx {
+    int N, C, V;
+    double *x, *wte, *losses;
+    const int32_t *tg;
+    double dloss;
+} cls_ctx;
+
+static void cls_fwd_d(cls_ctx *c) {
+    double *lg = malloc((size_t)c->V * sizeof *lg);
+    for (int n = 0; n < c->N; n++) {
+        double mx = -INFINITY, s = 0;
+        for (int v = 0; v < c->V; v++) {
+            double z = 0;
+            for (int i = 0; i < c->C; i++) z += c->x[(size_t)n * c->C + i] * c->wte[(size_t)v * c->C + i];
+            lg[v] = z;
+            if (z > mx) mx = z;
+        }
+        for (int v = 0; v < c->V; v++) s += exp(lg[v] - mx);
+        c->losses[n] = log(s) + mx - lg[c->tg[n]];
+    }
+    free(lg);
+}
+static double cls_loss(void *p) {
+    cls_ctx *c = p;
+    cls_fwd_d(c);
+    double s = 0;
+    for (int n = 0; n < c->N; n++) s += c->losses[n];
+    return c->dloss * s;
+}
+
+/* wte has Vp rows; rows V.. hold NaN so any read of a padded row poisons the result, and
+ * dwte's padded rows must come back bit-for-bit unchanged. */
+static void check_classifier(const lmf_kernels *k, int N, int C, int V, int Vp, float dloss) {
+    rng_seed(88);
+    size_t nx = (size_t)N * C, nw = (size_t)Vp * C;
+    float *x = fbuf(nx, 1.5f), *wte = fbuf(nw, 1.5f);
+    for (size_t i = (size_t)V * C; i < nw; i++) wte[i] = NAN;
+    int32_t *tg = malloc((size_t)N * sizeof *tg);
+    for (int n = 0; n < N; n++) tg[n] = (int32_t)(rng_uniform() * V) % V;
+    tg[0] = V - 1; /* the last real row */
+    float *losses = fbuf(N, 1), *scratch = fbuf(k->classifier_scratch_floats(N, V), 1);
+    cls_ctx c = {N, C, V, dcopy(x, nx), dcopy(wte, (size_t)V * C), malloc(N * sizeof(double)),
+                 tg, dloss};
+
+    /* forward only: dx NULL, dwte untouched */
+    k->classifier(losses, NULL, NULL, scratch, x, wte, tg, dloss, N, C, V);
+    cls_fwd_d(&c);
+    fwd_check("classifier losses (forward only)", losses, c.losses, N);
+
+    float *dx = fbuf(nx, 1), *dw0 = fbuf(nw, 1), *dw = fdup(dw0, nw);
+    for (size_t i = 0; i < nx; i++) dx[i] = 777.0f; /* dx is written, not accumulated */
+    for (int n = 0; n < N; n++) losses[n] = -1.0f;
+    k->classifier(losses, dx, dw, scratch, x, wte, tg, dloss, N, C, V);
+    fwd_check("classifier losses", losses, c.losses, N);
+    fd_check("classifier dx", cls_loss, &c, c.x, nx, dx, NULL);
+    fd_check("classifier dwte", cls_loss, &c, c.wte, (size_t)V * C, dw, dw0);
+    assert_memory_equal(dw + (size_t)V * C, dw0 + (size_t)V * C, (nw - (size_t)V * C) * sizeof(float));
+    free(x); free(wte); free(tg); free(losses); free(scratch); free(c.x); free(c.wte);
+    free(c.losses); free(dx); free(dw0); free(dw);
+}
+
+static void test_classifier(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_classifier(tables[i], 6, 13, 37, 64, 1.0f);
+        check_classifier(tables[i], 1, 5, 3, 64, 0.25f);
+        check_classifier(tables[i], 11, 8, 70, 128, 1.0f / 11);
+    }
+}
+
+/* Large logits must not overflow: the stable softmax gives finite losses near the exact
+ * value. x . wte ~ 1e3 here, where a naive exp() overflows float. */
+static void test_classifier_large_logits(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        int N = 3, C = 4, V = 5;
+        rng_seed(99);
+        float *x = fbuf((size_t)N * C, 20), *wte = fbuf((size_t)V * C, 20);
+        int32_t tg[3] = {0, 2, 4};
+        float losses[3], *scratch = fbuf(tables[k]->classifier_scratch_floats(N, V), 1);
+        float *dx = fbuf((size_t)N * C, 1), *dw = fbuf((size_t)V * C, 0);
+        tables[k]->classifier(losses, dx, dw, scratch, x, wte, tg, 1.0f, N, C, V);
+        cls_ctx c = {N, C, V, dcopy(x, (size_t)N * C), dcopy(wte, (size_t)V * C),
+                     malloc(N * sizeof(double)), tg, 1.0};
+        cls_fwd_d(&c);
+        for (int n = 0; n < N; n++) {
+            assert_true(isfinite(losses[n]));
+            assert_true(fabs(losses[n] - c.losses[n]) <= 1e-4 * fmax(1.0, fabs(c.losses[n])));
+        }
+        for (int i = 0; i < N * C; i++) assert_true(isfinite(dx[i]));
+        free(x); free(wte); free(scratch); free(dx); free(dw); free(c.x); free(c.wte);
+        free(c.losses);
+    }
+}
+
+static void test_registry(void **state) {
+    (void)state;
+    assert_ptr_equal(lmf_kernels_by_name("ref"), lmf_kernels_ref());
+    assert_ptr_equal(lmf_kernels_by_name("fast"), lmf_kernels_fast());
+    assert_null(lmf_kernels_by_name("cuda-nope"));
+    assert_null(lmf_kernels_by_name(NULL));
+    assert_string_equal(lmf_kernels_ref()->name, "ref");
+    assert_string_equal(lmf_kernels_fast()->name, "fast");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_encoder),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_residual_sumsq),
+        cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_classifier),
+        cmocka_unit_test(test_classifier_large_logits),
+    };
+    return cmocka_run_group_tests_name("kernels_fd", tests, setup_tables, NULL);
+}
