@@ -47,7 +47,7 @@ for t in "${targets[@]}"; do
     tail -n 40 "$build/$t.log" >&2
     failed+=("$t")
   else
-    grep -E "stat::number_of_executed_runs|stat::peak_rss_mb" "$build/$t.log" | sed 's/^/   /'
+    grep -E "stat::number_of_executed_units|stat::new_units_added|stat::peak_rss_mb" "$build/$t.log" | sed 's/^/   /'
   fi
 done
 

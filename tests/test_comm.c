@@ -103,7 +103,7 @@ static void test_single_collectives(void **state) {
     double d[2] = {0.25, -8};
     assert_int_equal(lmf_comm_allreduce_f64(c, d, 2, LMF_COMM_MAX), LMF_OK);
     assert_true(d[0] == 0.25 && d[1] == -8);
-    int64_t i64[1] = {-(int64_t)1 << 40};
+    int64_t i64[1] = {-((int64_t)1 << 40)};
     assert_int_equal(lmf_comm_allreduce_i64(c, i64, 1, LMF_COMM_MIN), LMF_OK);
     assert_true(i64[0] == -((int64_t)1 << 40));
     /* reduce-scatter of one rank: its part is the whole input */
@@ -111,6 +111,8 @@ static void test_single_collectives(void **state) {
     size_t counts[1] = {7};
     assert_int_equal(lmf_comm_reduce_scatter_f32(c, recv, send, counts), LMF_OK);
     assert_memory_equal(recv, send, sizeof send);
+    assert_int_equal(lmf_comm_reduce_scatter_f32(c, send, send, counts), LMF_OK); /* in place */
+    assert_true(send[0] == 1 && send[6] == 7);
     /* all-gather from a separate send buffer, and in place */
     float all[3] = {0}, mine[3] = {9, 8, 7};
     size_t c3[1] = {3};
@@ -303,13 +305,13 @@ static void test_engine_buckets(void **state) {
     lmf_ddp_bucket_blocks(d, 2, &lo, &hi);
     assert_true(lo == 0 && hi == 0);
     /* memory on one rank at stage 2: weights, grads 105 floats, m+v 210, staging: block 0
-     * (41 send + 41 recv) and two slots for the largest other bucket (51 + 51 each) */
+     * (41) and two slots for the largest other bucket (51 each) */
     lmf_ddp_memory mem;
     lmf_ddp_memory_used(d, &mem);
     assert_int_equal(mem.weights, 105 * 4);
     assert_int_equal(mem.grads, 105 * 4);
     assert_int_equal(mem.optim, 210 * 4);
-    assert_int_equal(mem.buffers, (82 + 2 * 102) * 4);
+    assert_int_equal(mem.buffers, (41 + 2 * 51) * 4);
     lmf_ddp_free(d);
     lmf_comm_free(c);
     free(params);

@@ -70,7 +70,8 @@ lmf_status lmf_comm_allreduce(lmf_comm *c, void *buf, size_t n, lmf_comm_dtype d
                               lmf_comm_op op);
 /* Sum-reduce then scatter. send[sum(counts)] on every rank, laid out rank by rank;
  * recv[counts[rank]] gets this rank's part of the sum. counts[size]: any values, zeros allowed;
- * each count and their sum must fit in an int (2^31 - 1). recv and send must not overlap. */
+ * each count and their sum must fit in an int (2^31 - 1). recv == send works in place: the
+ * part is written to the start of send; otherwise recv and send must not overlap. */
 lmf_status lmf_comm_reduce_scatter_f32(lmf_comm *c, float *recv, const float *send,
                                        const size_t *counts);
 /* Gather. buf[sum(counts)] receives every rank's part, rank by rank. send: this rank's

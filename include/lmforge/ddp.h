@@ -42,7 +42,7 @@ typedef struct lmf_ddp_config {
     float grad_scale;    /* multiplies the summed gradients; 0: 1/world_size (mean over ranks) */
 } lmf_ddp_config;
 
-#define LMF_DDP_DEFAULT_BUCKET_BYTES ((size_t)32 << 20)
+#define LMF_DDP_DEFAULT_BUCKET_BYTES ((size_t)25 << 20)
 
 /* Bytes held on this rank, by kind. */
 typedef struct lmf_ddp_memory {

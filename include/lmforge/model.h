@@ -111,6 +111,21 @@ void lmf_gpt_zero_grad(lmf_gpt *m);
  * with training = 0 before it (uses the final LayerNorm output). */
 void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits);
 
+/* ---- profiling: wall time per kind of kernel, for the benchmark's breakdown ---- */
+typedef enum lmf_phase {
+    LMF_PHASE_MATMUL = 0,     /* linear layers, forward and backward */
+    LMF_PHASE_ATTENTION,      /* attention forward and backward */
+    LMF_PHASE_ELEMENTWISE,    /* embeddings, LayerNorm, GELU, residual adds, buffer zeroing */
+    LMF_PHASE_LOSS,           /* tied classifier + cross-entropy */
+    LMF_PHASE_COUNT
+} lmf_phase;
+/* Turn timing on or off (off by default; on adds a clock read around each kernel call). */
+void lmf_gpt_profile(lmf_gpt *m, int on);
+/* Seconds spent per phase since the last reset; reset zeroes them. */
+void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]);
+void lmf_gpt_profile_reset(lmf_gpt *m);
+const char *lmf_phase_name(lmf_phase p);
+
 /* ---- inference with a key/value cache ---- */
 typedef struct lmf_kv_cache lmf_kv_cache;
 /* A cache for up to max_T positions (max_T <= n_positions). */

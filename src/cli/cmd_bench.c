@@ -19,6 +19,7 @@ typedef struct bench_case {
 
 typedef struct bench_result {
     double tokens_per_s, gflops, mfu, step_s, rss_mb;
+    double phase_s[LMF_PHASE_COUNT + 2]; /* model phases, optimizer, other; per step */
 } bench_result;
 
 /* Time `steps` full training steps (forward, backward, AdamW) after `warm` untimed ones. */
@@ -39,17 +40,26 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         tg[i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
     }
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
-    double total = 0;
+    double total = 0, opt = 0;
     for (int it = 0; s == LMF_OK && it < warm + steps; it++) {
+        if (it == warm) {
+            lmf_gpt_profile(m, 1);
+            lmf_gpt_profile_reset(m);
+        }
         double t0 = lmf_now_s();
         float loss;
         lmf_gpt_zero_grad(m);
         s = lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss);
         if (s != LMF_OK) break;
         lmf_gpt_backward(m);
+        double t1 = lmf_now_s();
         lmf_adamw_step(k, lmf_gpt_layout(m), 0, n, lmf_gpt_params(m), lmf_gpt_grads(m), mo, vo,
                        &hp, 1e-4f, it + 1);
-        if (it >= warm) total += lmf_now_s() - t0;
+        double t2 = lmf_now_s();
+        if (it >= warm) {
+            total += t2 - t0;
+            opt += t2 - t1;
+        }
     }
     if (s == LMF_OK) {
         double flops = lmf_config_train_flops_per_token(cfg, T) * (double)BT;
@@ -58,6 +68,14 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         res->gflops = flops / res->step_s / 1e9;
         res->mfu = res->gflops * 1e9 / peak;
         res->rss_mb = (double)lmf_peak_rss_bytes() / 1e6;
+        double known = opt;
+        lmf_gpt_profile_read(m, res->phase_s);
+        for (int p = 0; p < LMF_PHASE_COUNT; p++) {
+            res->phase_s[p] /= steps;
+            known += res->phase_s[p] * steps;
+        }
+        res->phase_s[LMF_PHASE_COUNT] = opt / steps;
+        res->phase_s[LMF_PHASE_COUNT + 1] = (total - known) / steps;
     }
     free(mo); free(vo); free(in); free(tg);
     lmf_gpt_free(m);
@@ -108,9 +126,17 @@ int lmf_cmd_bench(int argc, char **argv) {
                    "\"mfu\": %.4f, \"peak_rss_mb\": %.1f}\n", cases[i].preset, cases[i].B, cases[i].T, nt,
                    k->name, res.step_s, res.tokens_per_s, res.gflops, peak / 1e9, res.mfu, res.rss_mb);
         else
+        {
             printf("%-8s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB\n",
                    cases[i].preset, cases[i].B, cases[i].T, res.tokens_per_s, res.gflops,
                    100 * res.mfu, res.step_s, res.rss_mb);
+            printf("         time per step:");
+            for (int p = 0; p < LMF_PHASE_COUNT + 2; p++)
+                printf(" %s %.1f%%", p < LMF_PHASE_COUNT ? lmf_phase_name((lmf_phase)p)
+                                     : p == LMF_PHASE_COUNT ? "optimizer" : "other",
+                       100 * res.phase_s[p] / res.step_s);
+            printf("\n");
+        }
     }
     return 0;
 }

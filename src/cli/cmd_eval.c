@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "lmforge/convert.h"
 #include "lmforge/data.h"
 #include "lmforge/model.h"
 #include "lmforge/threads.h"
@@ -34,7 +35,7 @@ int lmf_cmd_eval(int argc, char **argv) {
     lmf_loader *l = NULL;
     int32_t *in = NULL, *tg = NULL;
     int rc = 1;
-    if (lmf_gpt_load(model, k, &m) != LMF_OK) goto fail;
+    if (lmf_model_load_any(model, k, &m) != LMF_OK) goto fail;
     if (T == 0) T = lmf_gpt_cfg(m)->n_positions;
     if (lmf_shard_open(data, &s) != LMF_OK) goto fail;
     if ((int64_t)lmf_shard_max_token(s) >= lmf_gpt_cfg(m)->vocab_size) {

@@ -5,6 +5,7 @@
 #include "cli/args.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "lmforge/convert.h"
 #include "lmforge/model.h"
 
 int lmf_cmd_sample(int argc, char **argv) {
@@ -28,7 +29,7 @@ int lmf_cmd_sample(int argc, char **argv) {
     lmf_gpt *m = NULL;
     lmf_tokenizer *tok = NULL;
     int rc = 1;
-    if (lmf_gpt_load(model, lmf_kernels_ref(), &m) != LMF_OK) goto fail;
+    if (lmf_model_load_any(model, lmf_kernels_ref(), &m) != LMF_OK) goto fail;
     if (lmf_cli_find_tokenizer(model, &tok) != LMF_OK) goto fail;
     if (tok && lmf_tok_vocab_size(tok) > lmf_gpt_cfg(m)->vocab_size) {
         lmf_cli_error("sample", "the tokenizer has %d ids but the model only %d",

@@ -4,24 +4,12 @@
 #include <sys/stat.h>
 
 #include "cli/cli_util.h"
+#include "lmforge/convert.h"
 #include "lmforge/rng.h"
 
+/* the tokenizer files in or beside any model path (see lmf_model_find_tokenizer) */
 lmf_status lmf_cli_find_tokenizer(const char *dir, lmf_tokenizer **out) {
-    char p[4096];
-    struct stat st;
-    *out = NULL;
-    const char *cands[] = {"tokenizer/tokenizer.json", "tokenizer/encoder.json", "tokenizer.json",
-                           "encoder.json"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, cands[i]);
-        if (stat(p, &st) == 0) {
-            /* load the directory holding the file */
-            char *slash = strrchr(p, '/');
-            *slash = '\0';
-            return lmf_tok_load(p, out);
-        }
-    }
-    return LMF_OK;
+    return lmf_model_find_tokenizer(dir, out);
 }
 
 static void emit(const lmf_tokenizer *tok, uint32_t id, FILE *out) {

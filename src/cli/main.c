@@ -16,6 +16,7 @@ static const lmf_command commands[] = {
     {"sample", lmf_cmd_sample, "generate text from a model"},
     {"plot", lmf_cmd_plot, "draw a run's loss curves as SVG"},
     {"bench", lmf_cmd_bench, "measure peak FLOP/s, training throughput and MFU"},
+    {"convert", lmf_cmd_convert, "convert a model between lmforge, Hugging Face and llm.c files"},
     {"plan", lmf_cmd_plan, "capacity planner: memory, time and cost of training on a cluster"},
     /* more commands register here */
 };

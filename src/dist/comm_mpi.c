@@ -204,8 +204,9 @@ static lmf_status mpi_ireduce_scatter(lmf_comm *c, float *recv, const float *sen
     if (!q) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate MPI requests");
     q->n = 1;
     for (int i = 0; i < c->size; i++) q->counts[i] = (int)counts[i];
-    int err = MPI_Ireduce_scatter(send ? send : &dummy, recv ? recv : &dummy, q->counts,
-                                  MPI_FLOAT, MPI_SUM, comm_of(c), &q->reqs[0]);
+    const void *sb = send == recv && send ? MPI_IN_PLACE : send ? (const void *)send : &dummy;
+    int err = MPI_Ireduce_scatter(sb, recv ? recv : &dummy, q->counts, MPI_FLOAT, MPI_SUM,
+                                  comm_of(c), &q->reqs[0]);
     return err == MPI_SUCCESS ? LMF_OK : mpi_failed(err, "MPI_Ireduce_scatter");
 }
 

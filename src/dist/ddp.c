@@ -55,31 +55,25 @@ static float *alloc_floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); 
 
 /* Stages 2/3: staging slots (block 0's bucket, and two for the rest). */
 static lmf_status build_slots(lmf_ddp *d) {
-    size_t cap = 0, rcap = 0;
+    size_t cap = 0;
     for (int i = 0; i < d->n_buckets; i++) {
         ddp_bucket *k = &d->buckets[i];
         if (k->blk_lo == 0) continue;
         if (lmf_range_len(k->range) > cap) cap = lmf_range_len(k->range);
-        if (lmf_range_len(k->mine) > rcap) rcap = lmf_range_len(k->mine);
     }
     ddp_bucket *b0 = &d->buckets[d->block_bucket[0]];
     d->slots[0].cap = lmf_range_len(b0->range);
-    d->slots[0].rcap = lmf_range_len(b0->mine);
     /* two slots let one bucket fill while the previous one is reduced; with a single bucket
      * besides block 0's, one is enough */
     int others = d->n_buckets - 1;
     d->n_slots = 1 + (others < DDP_MAX_SLOTS - 1 ? others : DDP_MAX_SLOTS - 1);
-    for (int s = 1; s < d->n_slots; s++) {
-        d->slots[s].cap = cap;
-        d->slots[s].rcap = rcap;
-    }
+    for (int s = 1; s < d->n_slots; s++) d->slots[s].cap = cap;
     for (int s = 0; s < DDP_MAX_SLOTS; s++) d->slots[s].bucket = -1;
     for (int s = 0; s < d->n_slots; s++) {
         d->slots[s].send = alloc_floats(d->slots[s].cap);
-        d->slots[s].recv = alloc_floats(d->slots[s].rcap);
-        if (!d->slots[s].send || !d->slots[s].recv)
+        if (!d->slots[s].send)
             return lmf_fail(LMF_ERR_NOMEM, "cannot allocate gradient staging (%.1f MB)",
-                            (double)(d->slots[s].cap + d->slots[s].rcap) * 4 / 1e6);
+                            (double)d->slots[s].cap * 4 / 1e6);
     }
     return LMF_OK;
 }
@@ -179,7 +173,6 @@ void lmf_ddp_free(lmf_ddp *d) {
     free(d->block_counts);
     for (int s = 0; s < DDP_MAX_SLOTS; s++) {
         free(d->slots[s].send);
-        free(d->slots[s].recv);
     }
     for (int g = 0; g < DDP_N_GBUFS; g++) free(d->gbufs[g].data);
     free(d->tmp_counts);
@@ -290,7 +283,7 @@ void lmf_ddp_memory_used(const lmf_ddp *d, lmf_ddp_memory *out) {
     out->optim = 2 * lmf_range_len(d->owned) * sizeof(float);
     size_t buf = 0;
     for (int s = 0; s < DDP_MAX_SLOTS; s++)
-        if (d->slots[s].send) buf += d->slots[s].cap + d->slots[s].rcap;
+        if (d->slots[s].send) buf += d->slots[s].cap;
     for (int g = 0; g < DDP_N_GBUFS; g++)
         if (d->gbufs[g].data) buf += d->gbufs[g].cap;
     out->buffers = buf * sizeof(float);

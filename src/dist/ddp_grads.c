@@ -11,7 +11,7 @@ static void bucket_completed(lmf_ddp *d, ddp_bucket *k) {
         ddp_slot *s = &d->slots[k->slot];
         float *dst = d->grads + (k->mine.begin - d->shard.begin);
         size_t n = lmf_range_len(k->mine);
-        for (size_t i = 0; i < n; i++) dst[i] += s->recv[i];
+        for (size_t i = 0; i < n; i++) dst[i] += s->send[i];
         s->bucket = -1;
         k->slot = -1;
     }
@@ -91,7 +91,7 @@ static lmf_status bucket_start(lmf_ddp *d, ddp_bucket *k) {
                                     LMF_COMM_F32, LMF_COMM_SUM, &k->req));
     } else {
         ddp_slot *s = &d->slots[k->slot];
-        LMF_TRY(lmf_comm_ireduce_scatter_f32(d->comm, s->recv, s->send, k->counts, &k->req));
+        LMF_TRY(lmf_comm_ireduce_scatter_f32(d->comm, s->send, s->send, k->counts, &k->req));
     }
     if (d->cfg.no_overlap) LMF_TRY(bucket_wait(d, k));
     return LMF_OK;

@@ -18,9 +18,9 @@ typedef struct ddp_bucket {
 
 /* Stages 2/3: where one bucket's local gradients accumulate before the reduce-scatter. */
 typedef struct ddp_slot {
-    float *send;           /* [cap] staged gradients of the bucket */
-    float *recv;           /* [rcap] this rank's part of the sum */
-    size_t cap, rcap;
+    float *send;           /* [cap] staged gradients of the bucket; after the in-place
+                            * reduce-scatter its start holds this rank's part of the sum */
+    size_t cap;
     int bucket;            /* bucket using it, -1 when free */
 } ddp_slot;
 

@@ -121,8 +121,8 @@ lmf_status lmf_llmc_parse_header(const void *buf, size_t len, uint64_t file_size
         return lmf_fail(LMF_ERR_FORMAT, "%s: llm.c header: padded_vocab_size %d is smaller than "
                         "vocab_size %d", what, (int)v[5], (int)v[1]);
     if (lmf_config_validate(&out->cfg) != LMF_OK)
-        return lmf_fail(LMF_ERR_FORMAT, "%s: llm.c header describes an invalid model: %s", what,
-                        lmf_last_error());
+        return lmf_fail_context(LMF_ERR_FORMAT, "%s: llm.c header describes an invalid model: ",
+                                what);
     uint64_t esize = version == 3 ? 4 : 2, total = 0;
     for (int i = 0; i < N_TENSORS; i++) {
         uint64_t n = file_numel(i, out);
@@ -218,7 +218,8 @@ static lmf_status read_tensors(const llmc_src *s, const lmf_llmc_header *h, lmf_
             /* llm.c (O, I) -> Conv1D (I, O) */
             const uint64_t O = (uint64_t)t->out_c * C, I = (uint64_t)t->in_c * C;
             st = read_values(s, esize, scratch, n, off);
-            for (uint64_t o = 0; o < O && st == LMF_OK; o++)
+            if (st != LMF_OK) break;
+            for (uint64_t o = 0; o < O; o++)
                 for (uint64_t k = 0; k < I; k++) dst[k * O + o] = scratch[o * I + k];
         }
     }

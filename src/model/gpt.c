@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmforge/perf.h"
 #include "lmforge/rng.h"
 
 /* Activations of one layer, views into the activation block. */
@@ -36,7 +37,34 @@ struct lmf_gpt {
     int cur_B, cur_T;
     float dloss;
     int forward_done;
+    int profile;
+    double phase_s[LMF_PHASE_COUNT];
 };
+
+/* run one kernel call, timing it into a phase when profiling */
+#define PH(phase, call)                                          \
+    do {                                                         \
+        if (m->profile) {                                        \
+            double ph_t0_ = lmf_now_s();                         \
+            call;                                                \
+            m->phase_s[phase] += lmf_now_s() - ph_t0_;           \
+        } else {                                                 \
+            call;                                                \
+        }                                                        \
+    } while (0)
+#define MM(call) PH(LMF_PHASE_MATMUL, call)
+#define AT(call) PH(LMF_PHASE_ATTENTION, call)
+#define EW(call) PH(LMF_PHASE_ELEMENTWISE, call)
+
+void lmf_gpt_profile(lmf_gpt *m, int on) { m->profile = on; }
+void lmf_gpt_profile_reset(lmf_gpt *m) { memset(m->phase_s, 0, sizeof m->phase_s); }
+void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]) {
+    memcpy(seconds, m->phase_s, sizeof m->phase_s);
+}
+const char *lmf_phase_name(lmf_phase p) {
+    static const char *const names[LMF_PHASE_COUNT] = {"matmul", "attention", "elementwise", "loss"};
+    return p < LMF_PHASE_COUNT ? names[p] : "?";
+}
 
 lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_gpt **out) {
     *out = NULL;
@@ -236,29 +264,29 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
 
     float *p0 = block_params(m, 0, 0);
     const float *wte = p0, *wpe = p0 + wpe_offset(m);
-    k->encoder_forward(m->encoded, inputs, wte, wpe, B, T, C);
+    EW(k->encoder_forward(m->encoded, inputs, wte, wpe, B, T, C));
     const float *x = m->encoded;
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
         lmf_layout_layer_view(&m->cfg, block_params(m, 1 + l, 0), &w);
         layer_acts *a = &m->la[l];
-        k->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, (int)BT, C);
-        k->matmul_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, (int)BT, C, 3 * C);
-        k->attention_forward(a->atty, a->att_saved, a->qkv, B, T, C, NH);
+        EW(k->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, (int)BT, C));
+        MM(k->matmul_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, (int)BT, C, 3 * C));
+        AT(k->attention_forward(a->atty, a->att_saved, a->qkv, B, T, C, NH));
         /* residual2 holds the projection first, then x + projection */
-        k->matmul_forward(a->residual2, a->atty, w.attprojw, w.attprojb, (int)BT, C, C);
-        k->residual_forward(a->residual2, x, a->residual2, BT * (size_t)C);
-        k->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, w.ln2w, w.ln2b,
-                             (int)BT, C);
-        k->matmul_forward(a->fch, a->ln2, w.fcw, w.fcb, (int)BT, C, 4 * C);
-        k->gelu_forward(a->fch_gelu, a->fch, 4 * BT * (size_t)C);
-        k->matmul_forward(a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, (int)BT, 4 * C, C);
-        k->residual_forward(a->residual3, a->residual2, a->residual3, BT * (size_t)C);
+        MM(k->matmul_forward(a->residual2, a->atty, w.attprojw, w.attprojb, (int)BT, C, C));
+        EW(k->residual_forward(a->residual2, x, a->residual2, BT * (size_t)C));
+        EW(k->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, w.ln2w, w.ln2b,
+                             (int)BT, C));
+        MM(k->matmul_forward(a->fch, a->ln2, w.fcw, w.fcb, (int)BT, C, 4 * C));
+        EW(k->gelu_forward(a->fch_gelu, a->fch, 4 * BT * (size_t)C));
+        MM(k->matmul_forward(a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, (int)BT, 4 * C, C));
+        EW(k->residual_forward(a->residual3, a->residual2, a->residual3, BT * (size_t)C));
         release_params(m, 1 + l, 0);
         x = a->residual3;
     }
     float *pf = block_params(m, L + 1, 0);
-    k->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, pf, pf + C, (int)BT, C);
+    EW(k->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, pf, pf + C, (int)BT, C));
     release_params(m, L + 1, 0);
 
     double sum = 0.0;
@@ -269,8 +297,8 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
             dwte = block_grads(m, 0);
         }
         m->dloss = dloss_scale / (float)BT;
-        k->classifier(m->losses, dx, dwte, m->cls_scratch, m->lnf, wte, targets, m->dloss,
-                      (int)BT, C, V);
+        PH(LMF_PHASE_LOSS, k->classifier(m->losses, dx, dwte, m->cls_scratch, m->lnf, wte, targets, m->dloss,
+                      (int)BT, C, V));
         for (size_t i = 0; i < BT; i++) sum += m->losses[i];
     }
     if (!training) release_params(m, 0, 0);
@@ -290,9 +318,9 @@ void lmf_gpt_backward(lmf_gpt *m) {
     float *pf = block_params(m, L + 1, 1);
     float *gf = block_grads(m, L + 1);
     const float *xlast = L > 0 ? m->la[L - 1].residual3 : m->encoded;
-    memset(m->dres, 0, BTC * sizeof(float));
-    k->layernorm_backward(m->dres, gf, gf + C, m->dbtc, xlast, pf, m->lnf_mean, m->lnf_rstd,
-                          (int)BT, C);
+    EW(memset(m->dres, 0, BTC * sizeof(float)));
+    EW(k->layernorm_backward(m->dres, gf, gf + C, m->dbtc, xlast, pf, m->lnf_mean, m->lnf_rstd,
+                          (int)BT, C));
     grads_ready(m, L + 1);
     release_params(m, L + 1, 1);
 
@@ -303,31 +331,31 @@ void lmf_gpt_backward(lmf_gpt *m) {
         layer_acts *a = &m->la[l];
         const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
         /* dres = d residual3: MLP branch */
-        memset(m->d4a, 0, 4 * BTC * sizeof(float));
-        k->matmul_backward(m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw,
-                           (int)BT, 4 * C, C);
-        memset(m->d4b, 0, 4 * BTC * sizeof(float));
-        k->gelu_backward(m->d4b, a->fch, m->d4a, 4 * BTC);
-        memset(m->dbtc, 0, BTC * sizeof(float));
-        k->matmul_backward(m->dbtc, g.fcw, g.fcb, m->d4b, a->ln2, w.fcw, (int)BT, C, 4 * C);
-        k->layernorm_backward(m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w,
-                              a->ln2_mean, a->ln2_rstd, (int)BT, C);
+        EW(memset(m->d4a, 0, 4 * BTC * sizeof(float)));
+        MM(k->matmul_backward(m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw,
+                           (int)BT, 4 * C, C));
+        EW(memset(m->d4b, 0, 4 * BTC * sizeof(float)));
+        EW(k->gelu_backward(m->d4b, a->fch, m->d4a, 4 * BTC));
+        EW(memset(m->dbtc, 0, BTC * sizeof(float)));
+        MM(k->matmul_backward(m->dbtc, g.fcw, g.fcb, m->d4b, a->ln2, w.fcw, (int)BT, C, 4 * C));
+        EW(k->layernorm_backward(m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w,
+                              a->ln2_mean, a->ln2_rstd, (int)BT, C));
         /* dres = d residual2: attention branch */
-        memset(m->dbtc, 0, BTC * sizeof(float));
-        k->matmul_backward(m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw,
-                           (int)BT, C, C);
-        memset(m->dqkv, 0, 3 * BTC * sizeof(float));
-        k->attention_backward(m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C,
-                              NH);
-        memset(m->dbtc, 0, BTC * sizeof(float));
-        k->matmul_backward(m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, (int)BT, C, 3 * C);
-        k->layernorm_backward(m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean,
-                              a->ln1_rstd, (int)BT, C);
+        EW(memset(m->dbtc, 0, BTC * sizeof(float)));
+        MM(k->matmul_backward(m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw,
+                           (int)BT, C, C));
+        EW(memset(m->dqkv, 0, 3 * BTC * sizeof(float)));
+        AT(k->attention_backward(m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C,
+                              NH));
+        EW(memset(m->dbtc, 0, BTC * sizeof(float)));
+        MM(k->matmul_backward(m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, (int)BT, C, 3 * C));
+        EW(k->layernorm_backward(m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean,
+                              a->ln1_rstd, (int)BT, C));
         grads_ready(m, 1 + l);
         release_params(m, 1 + l, 1);
     }
     float *g0 = block_grads(m, 0);
-    k->encoder_backward(g0, g0 + wpe_offset(m), m->dres, m->inputs, B, T, C);
+    EW(k->encoder_backward(g0, g0 + wpe_offset(m), m->dres, m->inputs, B, T, C));
     grads_ready(m, 0);
     release_params(m, 0, 1);
     m->forward_done = 0;

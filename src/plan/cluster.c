@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,58 +219,78 @@ lmf_status lmf_cluster_load_json(const char *path, lmf_cluster *out) {
 
 /* ---- writing ---- */
 
-static json_t *curve_json(const lmf_plan_eff_curve *cv) {
-    json_t *a = json_array();
-    for (int i = 0; i < cv->n; i++) json_array_append_new(a, json_pack("[f,f]", cv->size[i], cv->frac[i]));
-    return a;
+/* Append printf-style text to buf[cap] at *len; *len may exceed cap on overflow. */
+static void put(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*len < cap ? buf + *len : NULL, *len < cap ? cap - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0) *len += (size_t)n;
+}
+
+/* s as a JSON string literal (jansson does the escaping) */
+static void put_str(char *buf, size_t cap, size_t *len, const char *s) {
+    json_t *j = json_string(s ? s : "");
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    put(buf, cap, len, "%s", t ? t : "\"\"");
+    free(t);
+    json_decref(j);
 }
 
 lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const char *description,
                                  const char *const *sources, int n_sources) {
     LMF_TRY(lmf_cluster_validate(c));
-    json_t *root = json_object();
-    json_t *srcs = json_array();
-    for (int i = 0; i < n_sources; i++) json_array_append_new(srcs, json_string(sources[i]));
-    json_t *peak = json_object(), *eff = json_object();
+    size_t cap = 65536, len = 0;
+    char *b = malloc(cap);
+    if (!b) return lmf_fail(LMF_ERR_NOMEM, "cannot format the cluster description");
+    put(b, cap, &len, "{\n  \"name\": ");
+    put_str(b, cap, &len, c->name);
+    put(b, cap, &len, ",\n  \"description\": ");
+    put_str(b, cap, &len, description);
+    put(b, cap, &len, ",\n  \"sources\": [");
+    for (int i = 0; i < n_sources; i++) {
+        put(b, cap, &len, "%s\n    ", i ? "," : "");
+        put_str(b, cap, &len, sources[i]);
+    }
+    put(b, cap, &len, "%s],\n", n_sources ? "\n  " : "");
+    put(b, cap, &len, "  \"nodes\": %d,\n  \"node\": {\n    \"devices\": %d,\n    \"cpu_cores\": %d,\n"
+        "    \"intra_bandwidth_GBps\": %.6g,\n    \"intra_latency_us\": %.6g\n  },\n",
+        c->nodes, c->devices_per_node, c->cpu_cores_per_node, c->intra_bandwidth / 1e9,
+        c->intra_latency / 1e-6);
+    put(b, cap, &len, "  \"device\": {\n    \"name\": ");
+    put_str(b, cap, &len, c->device);
+    put(b, cap, &len, ",\n    \"memory_GiB\": %.6g,\n    \"reserved_GiB\": %.6g,\n"
+        "    \"memory_bandwidth_GBps\": %.6g,\n    \"peak_tflops\": {",
+        c->device_memory / GiB, c->memory_reserved / GiB, c->memory_bandwidth / 1e9);
+    int first = 1;
     for (int d = 0; d < LMF_PLAN_NDTYPES; d++) {
-        const char *dn = lmf_plan_dtype_name((lmf_plan_dtype)d);
-        if (c->peak_flops[d] > 0.0) json_object_set_new(peak, dn, json_real(c->peak_flops[d] / 1e12));
-        if (c->gemm_eff[d].n > 0) json_object_set_new(eff, dn, curve_json(&c->gemm_eff[d]));
+        if (!(c->peak_flops[d] > 0.0)) continue;
+        put(b, cap, &len, "%s\"%s\": %.6g", first ? "" : ", ", lmf_plan_dtype_name((lmf_plan_dtype)d),
+            c->peak_flops[d] / 1e12);
+        first = 0;
     }
-    json_object_set_new(root, "name", json_string(c->name));
-    json_object_set_new(root, "description", json_string(description ? description : ""));
-    json_object_set_new(root, "sources", srcs);
-    json_object_set_new(root, "nodes", json_integer(c->nodes));
-    json_object_set_new(root, "node", json_pack("{s:i,s:i,s:f,s:f}", "devices", c->devices_per_node,
-                                                "cpu_cores", c->cpu_cores_per_node,
-                                                "intra_bandwidth_GBps", c->intra_bandwidth / 1e9,
-                                                "intra_latency_us", c->intra_latency / 1e-6));
-    json_object_set_new(root, "device",
-                        json_pack("{s:s,s:f,s:f,s:f,s:o,s:o}", "name", c->device, "memory_GiB",
-                                  c->device_memory / GiB, "reserved_GiB", c->memory_reserved / GiB,
-                                  "memory_bandwidth_GBps", c->memory_bandwidth / 1e9,
-                                  "peak_tflops", peak, "gemm_efficiency", eff));
-    json_object_set_new(root, "network", json_pack("{s:f,s:f}", "node_bandwidth_Gbps",
-                                                   c->inter_bandwidth * 8.0 / 1e9, "latency_us",
-                                                   c->inter_latency / 1e-6));
-    json_object_set_new(root, "comm_efficiency", json_real(c->comm_efficiency));
-    json_object_set_new(root, "overlap", json_pack("{s:f,s:f}", "dp", c->overlap_dp, "zero3",
-                                                   c->overlap_zero3));
-    json_object_set_new(root, "price_per_device_hour", json_real(c->price_per_device_hour));
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    json_decref(root);
-    if (!text) return lmf_fail(LMF_ERR_NOMEM, "cannot format the cluster description");
-    size_t len = strlen(text);
-    char *full = malloc(len + 2);
-    if (!full) {
-        free(text);
-        return lmf_fail(LMF_ERR_NOMEM, "cannot format the cluster description");
+    put(b, cap, &len, "},\n    \"gemm_efficiency\": {");
+    first = 1;
+    for (int d = 0; d < LMF_PLAN_NDTYPES; d++) {
+        const lmf_plan_eff_curve *cv = &c->gemm_eff[d];
+        if (cv->n == 0) continue;
+        put(b, cap, &len, "%s\n      \"%s\": [", first ? "" : ",", lmf_plan_dtype_name((lmf_plan_dtype)d));
+        for (int i = 0; i < cv->n; i++)
+            put(b, cap, &len, "%s[%.6g, %.4g]", i ? ", " : "", cv->size[i], cv->frac[i]);
+        put(b, cap, &len, "]");
+        first = 0;
     }
-    memcpy(full, text, len);
-    full[len] = '\n';
-    free(text);
-    lmf_status st = lmf_write_file_atomic(path, full, len + 1);
-    free(full);
+    put(b, cap, &len, "%s}\n  },\n", first ? "" : "\n    ");
+    put(b, cap, &len, "  \"network\": {\"node_bandwidth_Gbps\": %.6g, \"latency_us\": %.6g},\n"
+        "  \"comm_efficiency\": %.6g,\n  \"overlap\": {\"dp\": %.6g, \"zero3\": %.6g},\n"
+        "  \"price_per_device_hour\": %.6g\n}\n",
+        c->inter_bandwidth * 8.0 / 1e9, c->inter_latency / 1e-6, c->comm_efficiency,
+        c->overlap_dp, c->overlap_zero3, c->price_per_device_hour);
+    lmf_status st = len < cap ? lmf_write_file_atomic(path, b, len)
+                              : lmf_fail(LMF_ERR_ARG, "%s: cluster description too long", path);
+    free(b);
     return st;
 }
 

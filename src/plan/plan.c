@@ -132,13 +132,13 @@ lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
         if (lastm.total > res->mem.total) res->mem = lastm;
     }
 
-    double hw = 0.0;
-    lmf_plan_step_time(c, job, l, res->micro_batches, &res->time, &hw);
+    double rec = 0.0;
+    lmf_plan_step_time(c, job, l, res->micro_batches, &res->time, &rec);
     res->flops_per_token = lmf_config_train_flops_per_token(&job->model, job->seq);
     res->tokens_per_step = (double)res->global_batch * job->seq;
     res->tokens_per_s = res->tokens_per_step / res->time.step;
     res->model_tflops_per_device = res->flops_per_token * res->tokens_per_s / res->devices / 1e12;
-    res->hardware_tflops_per_device = hw / res->time.step / 1e12;
+    res->hardware_tflops_per_device = res->model_tflops_per_device + rec / res->time.step / 1e12;
     res->mfu = res->model_tflops_per_device * 1e12 / c->peak_flops[l->dtype];
     res->days = job->total_tokens / res->tokens_per_s / 86400.0;
     res->gpu_hours = res->days * 24.0 * res->devices;

@@ -88,8 +88,8 @@ double lmf_plan_bubble_fraction(int pp, int m);
  * k members on each node. */
 void lmf_plan_group_link(const lmf_cluster *c, int n, int stride, double *bw, double *lat);
 
-/* Time of one optimizer step (res->time) and its hardware FLOPs per device. */
+/* Time of one optimizer step, and the FLOPs per device spent on recomputation in it. */
 void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                        int micro_batches, lmf_plan_time *out, double *hw_flops_per_device);
+                        int micro_batches, lmf_plan_time *out, double *recompute_flops_per_device);
 
 #endif

@@ -30,11 +30,21 @@ static const char *dur(double s, char *buf, size_t cap) {
     return buf;
 }
 
+/* a training time: "34.1 days", "5.2 hours", "12.0 minutes", "8.3 s" */
+static const char *span(double s, char *buf, size_t cap) {
+    if (s >= 86400.0) snprintf(buf, cap, "%.1f days", s / 86400.0);
+    else if (s >= 3600.0) snprintf(buf, cap, "%.1f hours", s / 3600.0);
+    else if (s >= 60.0) snprintf(buf, cap, "%.1f minutes", s / 60.0);
+    else snprintf(buf, cap, "%.1f s", s);
+    return buf;
+}
+
 static void layout_line(FILE *f, const lmf_plan_result *r) {
     const lmf_plan_layout *l = &r->layout;
-    fprintf(f, "dp %d x tp %d x pp %d = %d devices, micro-batch %d x %d per step, ZeRO-%d, "
+    fprintf(f, "dp %d x tp %d x pp %d = %d devices, %d micro-batch%s of %d per step, ZeRO-%d, "
                "recompute %s, %s%s",
-            l->dp, l->tp, l->pp, r->devices, l->micro_batch, r->micro_batches, l->zero,
+            l->dp, l->tp, l->pp, r->devices, r->micro_batches, r->micro_batches > 1 ? "es" : "",
+            l->micro_batch, l->zero,
             lmf_plan_recompute_name(l->recompute), lmf_plan_dtype_name(l->dtype),
             l->sequence_parallel ? ", sequence parallel" : "");
 }
@@ -119,8 +129,8 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                "%.1f TFLOP/s with recomputation\n",
             human(r->tokens_per_s, b1, sizeof b1), r->model_tflops_per_device, 100.0 * r->mfu,
             r->hardware_tflops_per_device);
-    fprintf(f, "training    %s tokens in %.1f days (%.3g hours), %s device-hours",
-            human(job->total_tokens, b2, sizeof b2), r->days, r->days * 24.0,
+    fprintf(f, "training    %s tokens in %s, %s device-hours",
+            human(job->total_tokens, b2, sizeof b2), span(r->days * 86400.0, b1, sizeof b1),
             human(r->gpu_hours, b3, sizeof b3));
     if (r->cost > 0.0) fprintf(f, ", cost %s", human(r->cost, b1, sizeof b1));
     fprintf(f, "\n");
@@ -128,12 +138,14 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
 
 void lmf_plan_print_search(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                            const lmf_plan_result *best, int n, int64_t n_evaluated) {
-    fprintf(f, "search: %lld layouts evaluated; best %d by time to train %.3g tokens\n\n",
-            (long long)n_evaluated, n, job->total_tokens);
+    char b[32];
+    fprintf(f, "search: %lld layouts evaluated; the best %d by time to train %s tokens\n\n",
+            (long long)n_evaluated, n, human(job->total_tokens, b, sizeof b));
     for (int i = 0; i < n; i++) {
         const lmf_plan_result *r = &best[i];
-        fprintf(f, "#%d  %.1f days, %.0f tokens/s, MFU %.1f%%: ", i + 1, r->days, r->tokens_per_s,
-                100.0 * r->mfu);
+        char b1[32], b2[32];
+        fprintf(f, "#%d  %s, %s tokens/s, MFU %.1f%%: ", i + 1, span(r->days * 86400.0, b1, sizeof b1),
+                human(r->tokens_per_s, b2, sizeof b2), 100.0 * r->mfu);
         layout_line(f, r);
         fprintf(f, "\n");
         memory_lines(f, r, "    memory: ");
@@ -236,8 +248,8 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
             c->memory_bandwidth / 1e9, LMF_PLAN_ELEM_REPLICATED, LMF_PLAN_ELEM_SPLIT,
             LMF_PLAN_SOFTMAX_PASSES);
     fprintf(f, "  step compute    forward + backward (2x forward) + recomputation (full: 1 forward;\n"
-               "                  selective: the attention core); hardware FLOPs 72*b*s*L*h^2*(1 + s/(6h)) + 6*b*s*h*V\n"
-               "                  per micro-batch, + 24*b*s*L*h^2*(1 + s/(6h)) with full recomputation (Narayanan et al. 2021)\n");
+               "                  selective: the attention core); hardware FLOPs = model FLOPs + recomputed ones,\n"
+               "                  24*b*s*h^2*(1 + s/(6h)) (full) or 4*b*s^2*h (selective) per layer and micro-batch\n");
     fprintf(f, "  links           intra-node %.0f GB/s per device per direction, latency %.1f us; network %.0f Gb/s\n"
                "                  per node, latency %.1f us; collectives reach %.0f%% of link bandwidth\n",
             c->intra_bandwidth / 1e9, c->intra_latency * 1e6, c->inter_bandwidth * 8.0 / 1e9,

@@ -88,7 +88,7 @@ static void p2p_link(const lmf_cluster *c, int stride, int pp, double *bw, doubl
 }
 
 void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                        int micro_batches, lmf_plan_time *out, double *hw_flops_per_device) {
+                        int micro_batches, lmf_plan_time *out, double *recompute_flops_per_device) {
     const lmf_gpt_config *cfg = &job->model;
     lmf_plan_dtype d = l->dtype;
     double t = l->tp, s = job->seq, h = cfg->n_embd, a = cfg->n_head;
@@ -113,19 +113,18 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     double bwd = 2.0 * fwd;
     double rec = 0.0;
     double f_lin = 24.0 * M * h * h / t, f_att = 4.0 * l->micro_batch * s * s * h / t;
-    double f_layer = 3.0 * (f_lin + f_att);
+    double f_rec = 0.0;
     if (l->recompute == LMF_PLAN_RECOMPUTE_FULL) {
         rec = fwd;
-        f_layer += f_lin + f_att;
+        f_rec = f_lin + f_att;
     } else if (l->recompute == LMF_PLAN_RECOMPUTE_SELECTIVE) {
         rec = t_att + t_soft;
-        f_layer += f_att;
+        f_rec = f_att;
     }
     double layer = fwd + bwd + rec;
     /* output layer (tied embedding) and loss, on the last stage */
     double t_out = 3.0 * lmf_plan_gemm_time(c, d, M, h, Vp, 1) +
                    M * 4.0 * Vp * LMF_PLAN_LOGIT_PASSES / mem_bw;
-    double f_out = 6.0 * M * h * Vp;
 
     double lps = (double)cfg->n_layer / l->pp;
     double first = lps * layer, last = lps * layer + t_out;
@@ -188,16 +187,25 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
         }
         if (l->pp > 1) window = 0.0; /* reduction after the pipeline flush (Megatron-LM) */
     }
+    /* Overlapped communication shares the network: ZeRO-3 gathers hide behind the whole
+     * forward and backward, the gradient reduction behind its window of the backward, and
+     * together they hide behind no more than the larger of the two windows. */
+    double C = m * fb_mb;
+    double w_z3 = z3 > 0.0 ? c->overlap_zero3 * C : 0.0;
+    double w_dp = c->overlap_dp * window;
+    double hidden_all = fmin(z3 + dp_hideable, fmax(w_z3, w_dp));
+    double hidden_z3 = fmin(z3, fmin(w_z3, hidden_all));
+    double hidden_dp = fmin(dp_hideable, fmin(w_dp, hidden_all - hidden_z3));
     out->dp_comm_total = dp_hideable + dp_exposed_fixed;
-    out->dp_comm = fmax(0.0, dp_hideable - c->overlap_dp * window) + dp_exposed_fixed;
+    out->dp_comm = dp_hideable - hidden_dp + dp_exposed_fixed;
     out->zero3_gather_total = z3;
-    out->zero3_gather = fmax(0.0, z3 - c->overlap_zero3 * m * fb_mb);
+    out->zero3_gather = z3 - hidden_z3;
 
     double owned = P / (l->zero >= 1 ? l->dp : 1);
     out->optimizer = owned * LMF_PLAN_ADAM_BYTES / mem_bw;
 
     out->step = out->compute + out->tp_comm + out->pp_comm + out->bubble + out->dp_comm +
                 out->zero3_gather + out->optimizer;
-    /* hardware FLOPs per device per step, averaged over the pipeline's stages */
-    *hw_flops_per_device = m * ((double)cfg->n_layer * f_layer + f_out) / l->pp;
+    /* FLOPs of recomputation per device per step, averaged over the pipeline's stages */
+    *recompute_flops_per_device = m * (double)cfg->n_layer * f_rec / l->pp;
 }

@@ -413,8 +413,11 @@ static lmf_status train_core(const char *const *bufs, const size_t *lens, size_t
         }
         uint32_t a = T.pa[p], b = T.pb[p];
         size_t na = T.tlen[a], nb = T.tlen[b];
-        /* a merge whose bytes are already a token would give two merge paths to one token;
-         * skip it, so that every merge makes a new token and encoding repeats training */
+        /* A merge whose bytes are already a token would give two merge paths to one token.
+         * With one global merge order that cannot happen (where both pieces of a string sit
+         * between token boundaries, earlier merges split it the same way everywhere), so this
+         * only guards the invariant that every merge makes a new token, on which encoding
+         * reproducing training rests. */
         char *cat = malloc(na + nb);
         if (!cat) {
             T.oom = 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lmforge/convert.h"
 #include "lmforge/data.h"
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
@@ -129,7 +130,7 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
         LMF_TRY(lmf_gpt_load(ck.dir, k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
     } else if (o->init_dir) {
-        LMF_TRY(lmf_gpt_load(o->init_dir, k, &t->model));
+        LMF_TRY(lmf_model_load_any(o->init_dir, k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
     } else {
         LMF_TRY(lmf_gpt_create(&o->cfg, k, &t->model));

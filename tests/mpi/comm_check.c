@@ -88,6 +88,11 @@ static void check_v(lmf_comm *c, const size_t *counts, int nonblocking) {
     size_t bad = 0;
     for (size_t i = 0; i < mine; i++) bad += recv[i] != tri * val(disp + i);
     CHECK(bad == 0, "reduce-scatter total %zu, mine %zu: %zu wrong", total, mine, bad);
+    /* in place: this rank's part of the sum lands at the start of the input */
+    OK(lmf_comm_reduce_scatter_f32(c, send, send, counts));
+    bad = 0;
+    for (size_t i = 0; i < mine; i++) bad += send[i] != tri * val(disp + i);
+    CHECK(bad == 0, "in-place reduce-scatter total %zu, mine %zu: %zu wrong", total, mine, bad);
     /* all-gather: from a separate buffer, then in place */
     float *all = malloc((total + 1) * sizeof(float));
     for (size_t i = 0; i < mine; i++) recv[i] = val(disp + i) + 0.5f;

@@ -1,0 +1,117 @@
+/* lmforge convert: move a model between lmforge, Hugging Face GPT-2 and llm.c files. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "lmforge/convert.h"
+#include "lmforge/fsutil.h"
+
+static int fail_rt(void) {
+    lmf_cli_error("convert", "%s", lmf_last_error());
+    return 1;
+}
+
+/* create the directory that will hold the file `path` */
+static lmf_status make_parent(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return LMF_OK;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    return lmf_mkdir_p(dir);
+}
+
+/* Write the tokenizer next to the export when it can be written as GPT-2 BPE files; a
+ * problem here does not fail the conversion (the weights are what was asked for). */
+static void save_tokenizer(const lmf_tokenizer *tok, const char *dir, int quiet) {
+    if (!tok) return;
+    if (lmf_tokenizer_decode_only(tok)) {
+        if (!quiet)
+            fprintf(stderr, "lmforge convert: note: the llm.c tokenizer file holds no merges; no "
+                    "tokenizer written to %s\n", dir);
+        return;
+    }
+    if (lmf_tok_save(tok, dir) != LMF_OK && !quiet)
+        fprintf(stderr, "lmforge convert: note: tokenizer not written: %s\n", lmf_last_error());
+}
+
+int lmf_cmd_convert(int argc, char **argv) {
+    const char *to = NULL, *out = NULL, *dtype = "fp32";
+    int quiet = 0, npos = 0;
+    const char *pos[1] = {NULL};
+    lmf_opt opts[] = {
+        {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge", "output format: Hugging Face GPT-2 directory, llm.c checkpoint file, lmforge model directory", LMF_NOLIMIT, NULL},
+        {"--out", LMF_OPT_STR, &out, "PATH", "output directory (hf, lmforge) or file (llmc)", LMF_NOLIMIT, NULL},
+        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16", "llm.c tensor type (default fp32: version 3; bf16: version 5)", LMF_NOLIMIT, NULL},
+        {"--quiet", LMF_OPT_FLAG, &quiet, NULL, "no summary line", LMF_NOLIMIT, NULL},
+    };
+    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge --out PATH [--dtype fp32|bf16]\n\n"
+                           "INPUT: a Hugging Face GPT-2 directory (config.json + model.safetensors or\n"
+                           "a sharded index), an lmforge model or run directory, or an llm.c checkpoint\n"
+                           "(.bin); its format is found from its content.",
+                           opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, pos, 1, &npos);
+    if (r) return r == 1 ? 0 : 2;
+    if (npos != 1) { lmf_cli_error("convert", "give one INPUT model (see lmforge convert --help)"); return 2; }
+    if (!to || !out) { lmf_cli_error("convert", "--to and --out are required"); return 2; }
+    int to_hf = strcmp(to, "hf") == 0, to_llmc = strcmp(to, "llmc") == 0,
+        to_lmf = strcmp(to, "lmforge") == 0;
+    if (!to_hf && !to_llmc && !to_lmf) {
+        lmf_cli_error("convert", "--to must be hf, llmc or lmforge, got '%s'", to);
+        return 2;
+    }
+    int bf16 = strcmp(dtype, "bf16") == 0;
+    if (!bf16 && strcmp(dtype, "fp32") != 0) {
+        lmf_cli_error("convert", "--dtype must be fp32 or bf16, got '%s'", dtype);
+        return 2;
+    }
+    if (bf16 && !to_llmc) {
+        lmf_cli_error("convert", "--dtype bf16 applies to --to llmc; Hugging Face and lmforge "
+                      "exports are fp32");
+        return 2;
+    }
+    struct stat sb;
+    if (to_llmc && stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        lmf_cli_error("convert", "--out %s is a directory; an llm.c checkpoint is one file "
+                      "(e.g. %s/model.bin)", out, out);
+        return 2;
+    }
+
+    lmf_model_format fmt;
+    char load[4096];
+    if (lmf_model_detect(pos[0], &fmt, load, sizeof load) != LMF_OK) return fail_rt();
+    lmf_gpt *m = NULL;
+    if (lmf_model_load_any(pos[0], lmf_kernels_ref(), &m) != LMF_OK) return fail_rt();
+    lmf_tokenizer *tok = NULL;
+    if (lmf_model_find_tokenizer(pos[0], &tok) != LMF_OK) {
+        if (!quiet) fprintf(stderr, "lmforge convert: note: tokenizer not copied: %s\n", lmf_last_error());
+        tok = NULL;
+    }
+    int rc = 0;
+    lmf_status s;
+    if (to_hf) {
+        s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
+        if (s == LMF_OK) save_tokenizer(tok, out, quiet);
+    } else if (to_lmf) {
+        s = lmf_gpt_save(m, out);
+        char tdir[4096];
+        if (s == LMF_OK && lmf_path_join(tdir, sizeof tdir, out, "tokenizer") == LMF_OK)
+            save_tokenizer(tok, tdir, quiet);
+    } else {
+        s = make_parent(out);
+        if (s == LMF_OK) s = lmf_llmc_save(m, out, bf16 ? 5 : 3);
+    }
+    if (s != LMF_OK) {
+        rc = fail_rt();
+    } else if (!quiet) {
+        const lmf_gpt_config *c = lmf_gpt_cfg(m);
+        fprintf(stderr, "lmforge convert: %s (%s) -> %s (%s%s): %d layers, %d heads, %d wide, "
+                "context %d, vocabulary %d, %.2fM parameters\n", pos[0],
+                lmf_model_format_name(fmt), out, to, to_llmc ? (bf16 ? ", bf16" : ", fp32") : "",
+                c->n_layer, c->n_head, c->n_embd, c->n_positions, c->vocab_size,
+                (double)lmf_config_num_params(c) / 1e6);
+    }
+    lmf_tok_free(tok);
+    lmf_gpt_free(m);
+    return rc;
+}

@@ -1,0 +1,256 @@
+/* Planner cluster descriptions, presets, search and calibration: files read and written,
+ * bad files rejected with one-line messages, search results ranked and within constraints. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lmforge/plan.h"
+
+static char dir[256];
+
+static int setup(void **state) {
+    snprintf(dir, sizeof dir, "/tmp/lmf_test_plan_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_text(const char *name, const char *text, char *path) {
+    snprintf(path, 512, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+#define GOOD_BODY                                                                        \
+    "\"nodes\": 2, \"node\": {\"devices\": 4, \"intra_bandwidth_GBps\": 100},"           \
+    "\"device\": {\"name\": \"X\", \"memory_GiB\": 16, \"memory_bandwidth_GBps\": 500,"  \
+    "\"peak_tflops\": {\"bf16\": 100, \"fp32\": 10},"                                    \
+    "\"gemm_efficiency\": {\"bf16\": [[256, 0.3], [4096, 0.7]]}},"                        \
+    "\"network\": {\"node_bandwidth_Gbps\": 800, \"latency_us\": 4}"
+
+static void test_presets(void **state) {
+    const char *names[] = {"azure-openai-2020", "dgx-a100-superpod", "h100-cluster", "local"};
+    const int devices[] = {10000, 1120, 1024, -1};
+    for (int i = 0; i < 4; i++) {
+        lmf_cluster c;
+        if (lmf_cluster_resolve(names[i], &c) != LMF_OK) fail_msg("%s: %s", names[i], lmf_last_error());
+        assert_string_equal(c.name, names[i]);
+        if (devices[i] > 0) assert_int_equal(lmf_cluster_devices(&c), devices[i]);
+        assert_int_equal(lmf_cluster_validate(&c), LMF_OK);
+    }
+    lmf_cluster az;
+    assert_int_equal(lmf_cluster_resolve("azure-openai-2020", &az), LMF_OK);
+    /* 400 Gb/s per GPU server */
+    assert_true(fabs(az.inter_bandwidth - 400e9 / 8) < 1.0);
+    assert_int_equal(az.devices_per_node, 8);
+}
+
+static void test_unknown_preset(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("dgx-z900", &c), LMF_ERR_ARG);
+    const char *m = lmf_last_error();
+    assert_non_null(strstr(m, "unknown cluster preset 'dgx-z900'"));
+    assert_non_null(strstr(m, "azure-openai-2020"));
+    assert_non_null(strstr(m, "h100-cluster"));
+    assert_null(strchr(m, '\n'));
+    char path[512];
+    snprintf(path, sizeof path, "%s/none.json", dir);
+    assert_int_equal(lmf_cluster_resolve(path, &c), LMF_ERR_IO);
+}
+
+static void test_bad_files(void **state) {
+    struct {
+        const char *text, *msg;
+        lmf_status code;
+    } bad[] = {
+        {"{ \"nodes\": 2, ", "malformed JSON", LMF_ERR_FORMAT},
+        {"[1, 2]", "must be a JSON object", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2, \"device\": {}}", "missing object \"node\"", LMF_ERR_FORMAT},
+        {"{" GOOD_BODY ", \"comm_efficiency\": \"high\"}", "\"comm_efficiency\" must be a number", LMF_ERR_FORMAT},
+        {"{" GOOD_BODY ", \"comm_efficiency\": 1.5}", "comm_efficiency", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2, \"node\": {\"devices\": 4, \"intra_bandwidth_GBps\": 100},"
+         "\"device\": {\"memory_GiB\": 16, \"peak_tflops\": {\"bf16\": 100}}}",
+         "device.memory_bandwidth_GBps", LMF_ERR_FORMAT},
+        {"{\"nodes\": -2, \"node\": {\"devices\": 4}}", "\"nodes\"", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2.5, \"node\": {\"devices\": 4}}", "whole number", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2, \"node\": {\"devices\": 4, \"intra_bandwidth_GBps\": 100},"
+         "\"device\": {\"memory_GiB\": 16, \"memory_bandwidth_GBps\": 500, \"peak_tflops\": {}},"
+         "\"network\": {\"node_bandwidth_Gbps\": 800}}", "positive peak", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2, \"node\": {\"devices\": 4, \"intra_bandwidth_GBps\": 100},"
+         "\"device\": {\"memory_GiB\": 16, \"memory_bandwidth_GBps\": 500, \"peak_tflops\": {\"bf16\": 1},"
+         "\"gemm_efficiency\": {\"bf16\": [[512, 0.3], [256, 0.5]]}},"
+         "\"network\": {\"node_bandwidth_Gbps\": 800}}", "must increase", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2, \"node\": {\"devices\": 4, \"intra_bandwidth_GBps\": 100},"
+         "\"device\": {\"memory_GiB\": 16, \"memory_bandwidth_GBps\": 500, \"peak_tflops\": {\"bf16\": 1},"
+         "\"gemm_efficiency\": {\"bf16\": [[512]]}}}", "[size, fraction]", LMF_ERR_FORMAT},
+        {"{\"nodes\": 2, \"node\": {\"devices\": 4, \"intra_bandwidth_GBps\": 100},"
+         "\"device\": {\"memory_GiB\": 16, \"memory_bandwidth_GBps\": 500, \"peak_tflops\": {\"bf16\": 1}}}",
+         "network bandwidth", LMF_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[512];
+        lmf_cluster c;
+        write_text("bad.json", bad[i].text, path);
+        lmf_status st = lmf_cluster_load_json(path, &c);
+        if (st != bad[i].code || !strstr(lmf_last_error(), bad[i].msg))
+            fail_msg("case %zu: status %d, message '%s' (wanted '%s')", i, st, lmf_last_error(), bad[i].msg);
+        assert_non_null(strstr(lmf_last_error(), "bad.json"));
+        assert_null(strchr(lmf_last_error(), '\n'));
+    }
+}
+
+static void test_round_trip(void **state) {
+    char path[512], out[512];
+    write_text("good.json", "{" GOOD_BODY ", \"price_per_device_hour\": 2.5}", path);
+    lmf_cluster a, b;
+    assert_int_equal(lmf_cluster_load_json(path, &a), LMF_OK);
+    assert_string_equal(a.name, "good"); /* from the file name */
+    assert_int_equal(a.nodes, 2);
+    assert_true(fabs(a.device_memory - 16.0 * 1073741824.0) < 1.0);
+    assert_true(fabs(a.inter_bandwidth - 100e9) < 1.0);
+    assert_true(fabs(a.inter_latency - 4e-6) < 1e-12);
+    assert_true(fabs(a.comm_efficiency - 0.8) < 1e-12); /* default */
+    assert_int_equal(a.gemm_eff[LMF_PLAN_BF16].n, 2);
+    snprintf(out, sizeof out, "%s/saved.json", dir);
+    const char *src[] = {"test"};
+    assert_int_equal(lmf_cluster_save_json(out, &a, "a test cluster", src, 1), LMF_OK);
+    assert_int_equal(lmf_cluster_load_json(out, &b), LMF_OK);
+    assert_string_equal(b.name, a.name);
+    assert_string_equal(b.device, a.device);
+    assert_int_equal(b.nodes, a.nodes);
+    assert_int_equal(b.devices_per_node, a.devices_per_node);
+    const double pa[] = {a.device_memory, a.memory_bandwidth, a.intra_bandwidth, a.inter_bandwidth,
+                         a.inter_latency, a.peak_flops[LMF_PLAN_BF16], a.peak_flops[LMF_PLAN_FP32],
+                         a.price_per_device_hour, a.gemm_eff[LMF_PLAN_BF16].frac[1]};
+    const double pb[] = {b.device_memory, b.memory_bandwidth, b.intra_bandwidth, b.inter_bandwidth,
+                         b.inter_latency, b.peak_flops[LMF_PLAN_BF16], b.peak_flops[LMF_PLAN_FP32],
+                         b.price_per_device_hour, b.gemm_eff[LMF_PLAN_BF16].frac[1]};
+    for (int i = 0; i < 9; i++) assert_true(fabs(pa[i] - pb[i]) <= 1e-5 * fabs(pa[i]));
+}
+
+static lmf_plan_job job_for(const char *model, double batch_tokens, double tokens) {
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset(model, &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, model, &cfg);
+    job.global_batch_tokens = batch_tokens;
+    job.total_tokens = tokens;
+    return job;
+}
+
+static void test_search(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
+    c.nodes = 128;
+    lmf_plan_job job = job_for("gpt3-175b", 1536.0 * 2048, 300e9);
+    lmf_plan_constraints k;
+    lmf_plan_constraints_free(&k, &c);
+    assert_int_equal(k.dtype, LMF_PLAN_BF16);
+    lmf_plan_result best[8];
+    int n = 0;
+    int64_t evaluated = 0;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 8, &n, &evaluated), LMF_OK);
+    assert_int_equal(n, 8);
+    assert_true(evaluated > 1000);
+    for (int i = 0; i < n; i++) {
+        assert_true(best[i].mem.fits);
+        assert_true(best[i].devices <= 1024);
+        assert_int_equal(best[i].devices, best[i].layout.dp * best[i].layout.tp * best[i].layout.pp);
+        if (i > 0) assert_true(best[i].days >= best[i - 1].days);
+        /* the best found beats or equals the published layout */
+    }
+    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_PLAN_RECOMPUTE_FULL, LMF_PLAN_BF16, 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &pub, &r), LMF_OK);
+    assert_true(best[0].days <= r.days);
+    /* constraints hold */
+    k.tp = 8;
+    k.recompute = LMF_PLAN_RECOMPUTE_FULL;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 8, &n, &evaluated), LMF_OK);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(best[i].layout.tp, 8);
+        assert_int_equal(best[i].layout.recompute, LMF_PLAN_RECOMPUTE_FULL);
+    }
+    /* 1T parameters cannot train on one 8 x 32 GB node */
+    lmf_cluster az;
+    assert_int_equal(lmf_cluster_resolve("azure-openai-2020", &az), LMF_OK);
+    az.nodes = 1;
+    lmf_plan_job big = job_for("gpt-1t", 1024.0 * 2048, 1e12);
+    lmf_plan_constraints_free(&k, &az);
+    assert_int_equal(lmf_plan_search(&az, &big, &k, best, 8, &n, &evaluated), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "no layout fits"));
+}
+
+/* The search over the 10,000-GPU preset, as the CLI runs it. */
+static void test_search_azure(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("azure-openai-2020", &c), LMF_OK);
+    lmf_plan_job job = job_for("gpt3-175b", 3.2e6, 300e9);
+    lmf_plan_constraints k;
+    lmf_plan_constraints_free(&k, &c);
+    lmf_plan_result best[5];
+    int n = 0;
+    int64_t evaluated = 0;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 5, &n, &evaluated), LMF_OK);
+    assert_int_equal(n, 5);
+    for (int i = 0; i < n; i++) {
+        assert_true(best[i].mem.fits);
+        double rel = fabs((double)best[i].global_batch - 1563.0) / 1563.0;
+        assert_true(rel <= 0.05);
+    }
+}
+
+static void test_calibrate(void **state) {
+    lmf_plan_calib_opts o = {.ranks = 2, .threads = 2, .seconds_per_point = 0.01, .max_size = 256};
+    lmf_cluster c;
+    assert_int_equal(lmf_plan_calibrate(&o, NULL, &c, NULL), LMF_OK);
+    assert_int_equal(c.nodes, 1);
+    assert_int_equal(c.devices_per_node, 2);
+    assert_true(c.peak_flops[LMF_PLAN_FP32] > 1e8);
+    assert_true(c.peak_flops[LMF_PLAN_BF16] == 0.0);
+    assert_int_equal(c.gemm_eff[LMF_PLAN_FP32].n, 3); /* 64, 128, 256 */
+    assert_true(c.memory_bandwidth > 1e8 && c.intra_bandwidth > 1e7);
+    char out[512];
+    snprintf(out, sizeof out, "%s/local.json", dir);
+    assert_int_equal(lmf_cluster_save_json(out, &c, "calibrated", NULL, 0), LMF_OK);
+    lmf_cluster back;
+    assert_int_equal(lmf_cluster_load_json(out, &back), LMF_OK);
+    /* plan a tiny run on it: fp32 is the default dtype without a bf16 peak */
+    lmf_plan_job job = job_for("tiny", 8.0 * 64, 1e6);
+    lmf_plan_constraints k;
+    lmf_plan_constraints_free(&k, &back);
+    assert_int_equal(k.dtype, LMF_PLAN_FP32);
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_single(&back, &job, &k, &r), LMF_OK);
+    assert_int_equal(r.layout.dp, 2);
+    assert_true(r.tokens_per_s > 0.0 && r.mem.fits);
+    o.max_size = 32;
+    assert_int_equal(lmf_plan_calibrate(&o, NULL, &c, NULL), LMF_ERR_ARG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_unknown_preset),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_search),
+        cmocka_unit_test(test_search_azure),
+        cmocka_unit_test(test_calibrate),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,305 @@
+/* Planner formulas against published ones: ring all-reduce, ZeRO memory, Korthikanti
+ * activations, 1F1B bubble, Narayanan FLOPs and the 175B/1,024-GPU training-time anchor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lmforge/ddp.h"
+#include "lmforge/model.h"
+#include "lmforge/plan.h"
+#include "plan/plan_model.h"
+
+#define REL(a, b) (fabs((a) - (b)) / fabs(b))
+
+static void assert_close(double got, double want, double rel) {
+    if (!(REL(got, want) <= rel)) fail_msg("got %.9g, expected %.9g (rel. tolerance %g)", got, want, rel);
+}
+
+/* A small two-node cluster with round numbers, no preset file needed. */
+static lmf_cluster toy_cluster(void) {
+    lmf_cluster c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "toy");
+    snprintf(c.device, sizeof c.device, "toy device");
+    c.nodes = 2;
+    c.devices_per_node = 4;
+    c.device_memory = 64e9;
+    c.memory_reserved = 0;
+    c.peak_flops[LMF_PLAN_FP32] = 10e12;
+    c.peak_flops[LMF_PLAN_BF16] = 100e12;
+    c.memory_bandwidth = 1e12;
+    c.intra_bandwidth = 100e9;
+    c.inter_bandwidth = 40e9; /* per node */
+    c.comm_efficiency = 1.0;
+    c.overlap_dp = 0.0;
+    c.overlap_zero3 = 0.0;
+    return c;
+}
+
+static void test_ring_allreduce(void **state) {
+    /* 2(n-1)/n * S / bw + 2(n-1) * latency */
+    assert_close(lmf_plan_allreduce_time(1e9, 8, 1e11, 0.0), 2.0 * 7 / 8 * 1e9 / 1e11, 1e-12);
+    assert_close(lmf_plan_allreduce_time(4e6, 4, 1e10, 5e-6), 1.5 * 4e6 / 1e10 + 6 * 5e-6, 1e-12);
+    assert_true(lmf_plan_allreduce_time(1e9, 1, 1e9, 1e-3) == 0.0);
+    /* reduce-scatter + all-gather move the same bytes as one all-reduce */
+    double rs = lmf_plan_gather_time(3e8, 16, 2e10, 1e-6);
+    assert_close(2.0 * rs, lmf_plan_allreduce_time(3e8, 16, 2e10, 1e-6), 1e-12);
+}
+
+static void test_group_links(void **state) {
+    lmf_cluster c = toy_cluster();
+    double bw, lat;
+    lmf_plan_group_link(&c, 4, 1, &bw, &lat); /* one node */
+    assert_close(bw, 100e9, 1e-12);
+    lmf_plan_group_link(&c, 2, 4, &bw, &lat); /* one member per node: 4 rings share the NIC */
+    assert_close(bw, 40e9 / 4, 1e-12);
+    lmf_plan_group_link(&c, 8, 1, &bw, &lat); /* all 8: one ring, 4 members per node */
+    assert_close(bw, 40e9, 1e-12);
+    lmf_plan_group_link(&c, 4, 2, &bw, &lat); /* 2 members per node, 2 rings per node */
+    assert_close(bw, 20e9, 1e-12);
+}
+
+/* ZeRO paper (Rajbhandari et al. 2020), Fig. 1: 7.5B parameters, Nd = 64, K = 12:
+ * baseline 120 GB, P_os 31.4 GB, P_os+g 16.6 GB, P_os+g+p 1.88 GB. */
+static void test_zero_memory(void **state) {
+    double psi = 7.5e9, nd = 64, K = 12;
+    const double paper[4] = {120e9, 31.4e9, 16.6e9, 1.88e9};
+    const double exact[4] = {(2 + 2 + K) * psi, 2 * psi + 2 * psi + K * psi / nd,
+                             2 * psi + (2 + K) * psi / nd, (2 + 2 + K) * psi / nd};
+    for (int z = 0; z <= 3; z++) {
+        double w, g, o;
+        lmf_plan_state_bytes(LMF_PLAN_BF16, z, 64, psi, &w, &g, &o);
+        assert_close(w + g + o, exact[z], 1e-12);
+        assert_close(w + g + o, paper[z], 0.005);
+    }
+    /* fp32 (lmforge's CPU trainer): 16 bytes per parameter, as lmforge's data-parallel engine
+     * accounts them */
+    size_t n = 1000000;
+    for (int world = 1; world <= 8; world *= 2) {
+        for (int z = 0; z <= 3; z++) {
+            double w, g, o;
+            lmf_ddp_memory th;
+            lmf_plan_state_bytes(LMF_PLAN_FP32, z, world, (double)n, &w, &g, &o);
+            lmf_ddp_memory_theory(n, world, z, &th);
+            assert_close(w, (double)th.weights, 1e-12);
+            assert_close(g, (double)th.grads, 1e-12);
+            assert_close(o, (double)th.optim, 1e-12);
+        }
+    }
+    double w, g, o;
+    lmf_plan_state_bytes(LMF_PLAN_FP32, 0, 4, 1.0, &w, &g, &o);
+    assert_close(w + g + o, 16.0, 1e-12);
+}
+
+/* Korthikanti et al. 2022, Sec. 4 (16-bit activations, dropout): bytes per layer
+ * sbh(34 + 5as/h) without parallelism; sbh(10 + 24/t + 5as/(ht)) with tensor parallelism;
+ * sbh/t (34 + 5as/h) with sequence parallelism too; 34 sbh/t with selective recomputation;
+ * 2sbh (2sbh/t with sequence parallelism) with full recomputation. */
+static void test_activations(void **state) {
+    double s = 2048, b = 1, h = 12288, a = 96, t = 8;
+    double sbh = s * b * h;
+    lmf_plan_act_shape sh = {.s = s, .b = b, .h = h, .a = a, .t = 1, .sp = 0, .e = 2.0, .dropout = 1};
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE), sbh * (34 + 5 * a * s / h), 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_FULL), 2 * sbh, 1e-12);
+    sh.t = 8;
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE),
+                 sbh * (10 + 24 / t + 5 * a * s / (h * t)), 1e-12);
+    sh.sp = 1;
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE), sbh / t * (34 + 5 * a * s / h), 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_SELECTIVE), 34 * sbh / t, 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_FULL), 2 * sbh / t, 1e-12);
+    /* lmforge's trainer: fp32, no dropout: 16 values of width h and the attention matrix */
+    lmf_plan_act_shape f32 = {.s = 64, .b = 4, .h = 128, .a = 4, .t = 1, .sp = 0, .e = 4.0, .dropout = 0};
+    assert_close(lmf_plan_act_layer_bytes(&f32, LMF_PLAN_RECOMPUTE_NONE),
+                 4.0 * (16 * 64 * 4 * 128 + 4 * 64 * 64 * 4), 1e-12);
+}
+
+/* The planner's parameter count for one device with no model parallelism is exactly what
+ * lmforge allocates: its parameter layout, padded vocabulary included. */
+static void test_params_match_layout(void **state) {
+    const char *names[] = {"tiny", "gpt2", "gpt2-xl", "gpt3-2.7b"};
+    for (int i = 0; i < 4; i++) {
+        lmf_gpt_config cfg;
+        lmf_param_layout lay;
+        assert_int_equal(lmf_config_preset(names[i], &cfg), LMF_OK);
+        assert_int_equal(lmf_layout_build(&cfg, &lay), LMF_OK);
+        assert_close(lmf_plan_stage_params(&cfg, 1, 1, 0), (double)lay.total, 1e-12);
+        /* pipeline stages together hold everything once, plus the tied output copy */
+        double two = lmf_plan_stage_params(&cfg, 1, 2, 0) + lmf_plan_stage_params(&cfg, 1, 2, 1);
+        double vp = lmf_config_padded_vocab(&cfg);
+        assert_close(two, (double)lay.total + vp * cfg.n_embd, 1e-12);
+        lmf_layout_free(&lay);
+    }
+}
+
+static void test_efficiency_curve(void **state) {
+    lmf_cluster c = toy_cluster();
+    c.gemm_eff[LMF_PLAN_BF16].n = 2;
+    c.gemm_eff[LMF_PLAN_BF16].size[0] = 100;
+    c.gemm_eff[LMF_PLAN_BF16].frac[0] = 0.2;
+    c.gemm_eff[LMF_PLAN_BF16].size[1] = 400;
+    c.gemm_eff[LMF_PLAN_BF16].frac[1] = 0.6;
+    assert_close(lmf_plan_gemm_eff(&c, LMF_PLAN_BF16, 200), 0.4, 1e-12); /* log midpoint */
+    assert_close(lmf_plan_gemm_eff(&c, LMF_PLAN_BF16, 50), 0.1, 1e-12);  /* proportional below */
+    assert_close(lmf_plan_gemm_eff(&c, LMF_PLAN_BF16, 4000), 0.6, 1e-12); /* flat above */
+    /* fp32 has no curve of its own: falls back to the bf16 one */
+    assert_close(lmf_plan_gemm_eff(&c, LMF_PLAN_FP32, 400), 0.6, 1e-12);
+    /* equivalent size: n for a cube, symmetric in M, K, N */
+    assert_close(lmf_plan_equiv_size(512, 512, 512), 512, 1e-12);
+    assert_close(lmf_plan_equiv_size(64, 1024, 4096), lmf_plan_equiv_size(4096, 64, 1024), 1e-12);
+    /* 2 * 512^3 FLOPs at 100 TFLOP/s and efficiency 0.6 (flat above 400) */
+    assert_close(lmf_plan_gemm_time(&c, LMF_PLAN_BF16, 512, 512, 512, 3),
+                 3 * 2.0 * 512 * 512 * 512 / (100e12 * 0.6), 1e-12);
+}
+
+/* 1F1B: bubble = (pp - 1) micro-batch slots = (pp - 1)/m of the ideal time. */
+static void test_bubble(void **state) {
+    assert_close(lmf_plan_bubble_fraction(8, 96), 7.0 / 96.0, 1e-15);
+    assert_true(lmf_plan_bubble_fraction(1, 4) == 0.0);
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", &cfg);
+    job.global_batch_tokens = 16.0 * 1024; /* 16 sequences */
+    const int pps[] = {2, 4};
+    for (int i = 0; i < 2; i++) {
+        int pp = pps[i];
+        lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
+                             .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+        lmf_plan_result r;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+        assert_int_equal(r.micro_batches, 8);
+        double ideal = r.time.compute + r.time.tp_comm + r.time.pp_comm;
+        assert_close(r.time.bubble / ideal, (pp - 1) / 8.0, 1e-12);
+    }
+}
+
+/* Data-parallel gradient reduction, ZeRO-0, no overlap: one ring all-reduce of the 2-byte
+ * gradients of every parameter, between the two nodes (one member per node, 4 rings). */
+static void test_dp_reduction(void **state) {
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", &cfg);
+    job.global_batch_tokens = 8.0 * 1024;
+    lmf_plan_layout l = {.dp = 2, .tp = 4, .pp = 1, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
+                         .sequence_parallel = 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    double h = cfg.n_embd, L = cfg.n_layer, vp = lmf_config_padded_vocab(&cfg);
+    double P = L * ((12 * h * h + 7 * h) / 4 + 6 * h) + vp / 4 * h + cfg.n_positions * h + 2 * h;
+    double S = 2.0 * P, bw = 40e9 / 4;
+    assert_close(r.time.dp_comm_total, 2.0 * 1 / 2 * S / bw, 1e-9);
+    assert_close(r.time.dp_comm, r.time.dp_comm_total, 1e-12); /* overlap 0 */
+    c.overlap_dp = 1.0; /* the last micro-batch's backward hides it in part or whole */
+    lmf_plan_result r2;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r2), LMF_OK);
+    assert_true(r2.time.dp_comm < r.time.dp_comm);
+    assert_close(r2.time.dp_comm_total, r.time.dp_comm_total, 1e-12);
+}
+
+/* Narayanan et al. 2021, Sec. 5.1: GPT-3 175B, 300B tokens, 1,024 A100s at X = 140 TFLOP/s
+ * per GPU: time = 8TP/(nX), about 34 days. The planner, with their layout (tp 8, pp 8,
+ * dp 16, batch 1536, micro-batch 1, full recomputation), must land within 15%. */
+static void test_narayanan_anchor(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
+    c.nodes = 128;
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset("gpt3-175b", &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt3-175b", &cfg);
+    double B = 1536, s = 2048, T = 300e9, n = 1024, X = 140e12;
+    job.global_batch_tokens = B * s;
+    job.total_tokens = T;
+    lmf_plan_layout l = {.dp = 16, .tp = 8, .pp = 8, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_PLAN_RECOMPUTE_FULL, .dtype = LMF_PLAN_BF16,
+                         .sequence_parallel = 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    assert_true(r.mem.fits);
+    double l_ = cfg.n_layer, h = cfg.n_embd, V = cfg.vocab_size;
+    /* parameters: their Sec. 5.1 count, 12lh^2 (1 + 13/(12h) + (V + s)/(12lh)) */
+    double P = 12 * l_ * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l_ * h));
+    double days = 8.0 * T * P / (n * X) / 86400.0;
+    assert_true(days > 33.0 && days < 35.0); /* "about 34 days" */
+    if (REL(r.days, days) > 0.15) fail_msg("planner %.2f days vs Narayanan %.2f days", r.days, days);
+    /* their FLOPs per iteration with recomputation: 96 B s l h^2 (1 + s/(6h) + V/(16lh)) */
+    double F = 96 * B * s * l_ * h * h * (1 + s / (6 * h) + V / (16 * l_ * h));
+    double hw = r.hardware_tflops_per_device * 1e12 * r.devices * r.time.step;
+    assert_close(hw, F, 0.01);
+    /* and their model FLOPs: 3/4 of that without recomputation of the layers */
+    double model = r.model_tflops_per_device * 1e12 * r.devices * r.time.step;
+    assert_close(model, 72 * B * s * l_ * h * h * (1 + s / (6 * h) + V / (12 * l_ * h)), 0.01);
+}
+
+/* Impossible layouts fail with LMF_ERR_ARG and a message naming the problem. */
+static void test_bad_layouts(void **state) {
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", &cfg);
+    lmf_plan_layout ok = {.dp = 2, .tp = 4, .pp = 1, .micro_batch = 1, .zero = 0,
+                          .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &ok, &r), LMF_OK);
+    struct {
+        lmf_plan_layout l;
+        const char *msg;
+    } bad[] = {
+        {{2, 5, 1, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 attention heads"},
+        {{1, 1, 5, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 layers"},
+        {{4, 4, 1, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "16 devices"},
+        {{2, 1, 2, 1, 3, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "pipeline"},
+        {{2, 4, 1, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_FP8, 0}, "no fp8 peak"},
+        {{2, 4, 1, 1, 4, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "ZeRO stage"},
+        {{2, 4, 1, 0, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "at least 1"},
+        {{2, 4, 1, 300, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "whole micro-batches"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &bad[i].l, &r), LMF_ERR_ARG);
+        if (!strstr(lmf_last_error(), bad[i].msg))
+            fail_msg("case %zu: message '%s' lacks '%s'", i, lmf_last_error(), bad[i].msg);
+        assert_null(strchr(lmf_last_error(), '\n'));
+    }
+    /* a single plan must use the whole cluster */
+    lmf_plan_constraints k;
+    lmf_plan_constraints_free(&k, &c);
+    k.dp = 1;
+    k.tp = 4;
+    assert_int_equal(lmf_plan_single(&c, &job, &k, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "has 8 devices"));
+    k.dp = -1;
+    k.tp = 3;
+    assert_int_equal(lmf_plan_single(&c, &job, &k, &r), LMF_ERR_ARG);
+    job.seq = 4096;
+    k.tp = 4;
+    assert_int_equal(lmf_plan_single(&c, &job, &k, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "n_positions"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ring_allreduce),
+        cmocka_unit_test(test_group_links),
+        cmocka_unit_test(test_zero_memory),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_params_match_layout),
+        cmocka_unit_test(test_efficiency_curve),
+        cmocka_unit_test(test_bubble),
+        cmocka_unit_test(test_dp_reduction),
+        cmocka_unit_test(test_narayanan_anchor),
+        cmocka_unit_test(test_bad_layouts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
