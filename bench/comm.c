@@ -3,7 +3,9 @@
  * GPT training throughput of the engine.
  *   bench_comm allreduce [BUCKET_MB]   sizes 1 MB .. 512 MB
  *   bench_comm memory [PRESET]         stages 0-3 at this rank count (default gpt2, 124M)
- *   bench_comm train [PRESET] [T] [STEPS] [ZERO]   tokens/s of B=1 x T micro-batches */
+ *   bench_comm train [PRESET] [T] [STEPS] [ZERO] [OVERLAP]   tokens/s, B=1 x T micro-batches,
+ *                                   2 per rank and step; OVERLAP 0 reduces after each bucket
+ *                                   without overlapping (default 1) */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -215,6 +217,7 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 256;
     int steps = argc > 2 ? atoi(argv[2]) : 3;
     int stage = argc > 3 ? atoi(argv[3]) : 0;
+    int overlap = argc > 4 ? atoi(argv[4]) : 1;
     int W = lmf_comm_size(c), rank = lmf_comm_rank(c), accum = 2;
     lmf_gpt_config cfg;
     if (lmf_config_preset(preset, &cfg) != LMF_OK) return die(c, "preset");
@@ -223,7 +226,7 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
     const lmf_kernels *k = lmf_kernels_fast();
     if (lmf_gpt_create(&cfg, k, &m) != LMF_OK) return die(c, "model");
     lmf_gpt_init_weights(m, 1);
-    lmf_ddp_config dc = {.zero_stage = stage};
+    lmf_ddp_config dc = {.zero_stage = stage, .no_overlap = !overlap};
     lmf_ddp *d;
     if (lmf_ddp_create(c, lmf_gpt_layout(m), k, &dc, lmf_gpt_params(m), &d) != LMF_OK)
         return die(c, "engine");
@@ -235,10 +238,12 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
     int32_t *in = malloc((size_t)T * sizeof(int32_t)), *tg = malloc((size_t)T * sizeof(int32_t));
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     double t_first = 0;
+    lmf_ddp_stats st0 = {0}, st1;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up and is not timed */
         if (s == 1) {
             lmf_comm_barrier(c);
             t_first = now_s();
+            lmf_ddp_stats_get(d, &st0);
         }
         for (int j = 0; j < accum; j++) {
             for (int i = 0; i < T; i++) {
@@ -255,10 +260,15 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
     }
     lmf_comm_barrier(c);
     double dt = now_s() - t_first;
+    lmf_ddp_stats_get(d, &st1);
+    double waits[2] = {(st1.wait_s - st0.wait_s) / steps, (st1.step_s - st0.step_s) / steps};
+    lmf_comm_allreduce_f64(c, waits, 2, LMF_COMM_MAX);
     double tokens = (double)steps * accum * T * W;
     if (rank0(c))
-        printf("train %s T=%d zero=%d ranks=%d: %d steps of %d x %d tokens per rank, "
-               "%.1f tokens/s\n", preset, T, stage, W, steps, accum, T, tokens / dt);
+        printf("train %s T=%d zero=%d ranks=%d overlap=%d: %d steps of %d x %d tokens per rank, "
+               "%.1f tokens/s, %.3f s/step, waiting for collectives %.3f s/step, in the "
+               "optimizer step %.3f s/step\n", preset, T, stage, W, overlap, steps, accum, T,
+               tokens / dt, dt / steps, waits[0], waits[1]);
     free(in);
     free(tg);
     lmf_ddp_free(d);

@@ -29,6 +29,6 @@ expect_error "empty corpus" 1 "empty" -- "$LMF" train "${base[@]}" --corpus "$WO
 cp -r "$WORK/good" "$WORK/bad"
 sed -i 's/"n_embd": *64/"n_embd": 32/' "$WORK/bad/config.json"
 expect_error "weights disagree with config.json" 1 "shape" -- "$LMF" eval --model "$WORK/bad" --data "$train" --batch 1 --seq 16
-expect_error "model dir missing" 1 "not a model directory" -- "$LMF" sample --model "$WORK/none"
+expect_error "model dir missing" 1 "/none: .*([Nn]o such|not a model)" -- "$LMF" sample --model "$WORK/none"
 expect_error "resume without checkpoint" 2 "no checkpoint" -- "$LMF" train --resume "$WORK/empty"
 finish

@@ -37,19 +37,24 @@ for np in 2 3; do
     lmf_check $? "np=$np timeout: no time-out message naming rank, operation and step: $out"
 done
 
-# Rank 1 is killed at step 3: mpirun names it, the survivors report where they were.
-t0=$(lmf_now)
-out=$(timeout 60 "${MPIRUN[@]}" -np 3 "$prog" die 2>&1)
-rc=$?
-[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
-lmf_check $? "die: exit code $rc (want a failure, not a hang)"
-lmf_elapsed_below "$t0" 20
-lmf_check $? "die: the job took too long to stop"
-echo "$out" | grep -q "rank 1 .*exited on signal 9"
-lmf_check $? "die: the dead rank is not named: $out"
-echo "$out" | grep -Eq "rank [02] of 3: stopped .* at step 3"
-lmf_check $? "die: no survivor reports the step: $out"
+# Rank 1 is killed at step 3: mpirun names it, the survivors report where they were, with the
+# default SIGTERM action and with a program's own SIGTERM handler installed before or after the
+# communicator (a trainer's graceful stop).
+for mode in die die-handler-before die-handler-after; do
+    t0=$(lmf_now)
+    out=$(timeout 60 "${MPIRUN[@]}" -np 3 "$prog" "$mode" 2>&1)
+    rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+    lmf_check $? "$mode: exit code $rc (want a failure, not a hang)"
+    lmf_elapsed_below "$t0" 20
+    lmf_check $? "$mode: the job took too long to stop"
+    echo "$out" | grep -q "rank 1 .*exited on signal 9"
+    lmf_check $? "$mode: the dead rank is not named: $out"
+    echo "$out" | grep -Eq "rank [02] of 3 \(step 3\): stopped by signal 15 while waiting in allreduce"
+    lmf_check $? "$mode: no survivor reports the step: $out"
+done
 
+lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then
     echo "test_comm_mpi: $lmf_fail_count check(s) failed"
     exit 1

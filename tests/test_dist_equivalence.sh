@@ -24,6 +24,7 @@ for np in 1 2 3; do
         echo "$out" | grep "final weights" | sed "s/^/np=$np zero=$zero: /"
     done
 done
+lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then
     echo "test_dist_equivalence: $lmf_fail_count check(s) failed"
     exit 1

@@ -171,8 +171,8 @@ static void test_search(void **state) {
         assert_true(best[i].devices <= 1024);
         assert_int_equal(best[i].devices, best[i].layout.dp * best[i].layout.tp * best[i].layout.pp);
         if (i > 0) assert_true(best[i].days >= best[i - 1].days);
-        /* the best found beats or equals the published layout */
     }
+    /* the best found beats or equals the published layout */
     lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_PLAN_RECOMPUTE_FULL, LMF_PLAN_BF16, 1};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &pub, &r), LMF_OK);

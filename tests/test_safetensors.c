@@ -492,6 +492,28 @@ static void test_bad_headers(void **state) {
     expect_bad("{\"__metadata__\":{\"k\":\"v\"},\"__metadata__\":{}}", 0, "duplicate");
 }
 
+/* a file written by an independent writer (Python's json + struct; fuzz/seeds/safetensors) */
+static void test_foreign_file(void **state) {
+    lmf_st_file *f = NULL;
+    assert_int_equal(lmf_st_open(LMF_SOURCE_DIR "/fuzz/seeds/safetensors/gpt2_like.safetensors", &f),
+                     LMF_OK);
+    assert_int_equal(lmf_st_count(f), 3);
+    assert_string_equal(lmf_st_metadata(f, "format"), "pt");
+    assert_string_equal(lmf_st_metadata(f, "step"), "7");
+    float v[8];
+    const lmf_st_tensor *t = lmf_st_find(f, "wte.weight");
+    assert_non_null(t);
+    assert_int_equal(t->ndim, 2);
+    assert_int_equal(t->shape[0], 4);
+    assert_int_equal(lmf_st_read_f32(f, t, v, 8), LMF_OK);
+    for (int i = 0; i < 8; i++) assert_true(v[i] == 0.5f * (float)i);
+    assert_int_equal(lmf_st_read_f32(f, lmf_st_find(f, "h.0.ln_1.bias"), v, 3), LMF_OK);
+    assert_true(v[0] == 1.0f && v[1] == ldexpf(1.0f, -24) && isinf(v[2]));
+    assert_int_equal(lmf_st_read_f32(f, lmf_st_find(f, "h.0.attn.c_attn.weight"), v, 2), LMF_OK);
+    assert_true(v[0] == 1.0f && v[1] == -3.0f);
+    lmf_st_close(f);
+}
+
 static void test_missing_file(void **state) {
     char p[512];
     path_of(p, "nope.safetensors");
@@ -514,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_read_f32_large),
         cmocka_unit_test(test_good_hand_made),
         cmocka_unit_test(test_bad_headers),
+        cmocka_unit_test(test_foreign_file),
         cmocka_unit_test(test_missing_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

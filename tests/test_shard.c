@@ -285,6 +285,24 @@ static void test_validate_header_in_memory(void **state) {
     assert_int_equal(lmf_shard_validate_header(h, 1000, size, "mem", &n, &tb), LMF_ERR_FORMAT);
 }
 
+/* shards written by an independent writer (Python's struct; fuzz/seeds/shard) */
+static void test_foreign_files(void **state) {
+    lmf_shard *s = NULL;
+    assert_int_equal(lmf_shard_open(LMF_SOURCE_DIR "/fuzz/seeds/shard/v1.bin", &s), LMF_OK);
+    assert_int_equal(lmf_shard_num_tokens(s), 40);
+    assert_int_equal(lmf_shard_token_bytes(s), 2);
+    int32_t got[40];
+    lmf_shard_read(s, 0, 40, got);
+    for (int i = 0; i < 40; i++) assert_int_equal(got[i], (i * 37) % 50257);
+    lmf_shard_close(s);
+    assert_int_equal(lmf_shard_open(LMF_SOURCE_DIR "/fuzz/seeds/shard/v2.bin", &s), LMF_OK);
+    assert_int_equal(lmf_shard_num_tokens(s), 30);
+    assert_int_equal(lmf_shard_token_bytes(s), 4);
+    lmf_shard_read(s, 0, 30, got);
+    for (int i = 0; i < 30; i++) assert_int_equal(got[i], (i * 7919) % 100000);
+    lmf_shard_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v1_layout),
@@ -295,6 +313,7 @@ int main(void) {
         cmocka_unit_test(test_hand_made_good),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_validate_header_in_memory),
+        cmocka_unit_test(test_foreign_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

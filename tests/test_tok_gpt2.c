@@ -1,3 +1,4 @@
+/* Tests: GPT-2's tokenizer against the shared reference vectors, specials, threads. */
 /* GPT-2's tokenizer, exactly: the shared reference vectors ($LMF_SHARED_DIR/gpt2, skipped when
  * absent) through every file format lmforge reads and writes, special tokens, buffer sizes,
  * and encoding from several threads at once. */

@@ -1,3 +1,4 @@
+/* Tests: GPT-2 pre-tokenisation pieces, Unicode classes, invalid UTF-8. */
 /* GPT-2 pre-tokenisation: the scanner's pieces against splits worked out by hand from the
  * pattern (and checked against a regular-expression engine), Unicode classes, invalid UTF-8. */
 #include <setjmp.h>

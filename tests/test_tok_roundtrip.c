@@ -1,3 +1,4 @@
+/* Tests: round trips, safe cut points, merge-loop agreement, re-encoding the corpus. */
 /* decode(encode(x)) == x for random bytes (invalid UTF-8 included) and for every file of the
  * default corpus; encoding in pieces cut at lmf_tok_split_point equals encoding the whole; the
  * two BPE merge loops (array and heap) agree; a tokenizer trained on the corpus re-encodes it

@@ -1,6 +1,7 @@
+/* Tests: BPE training results, determinism, special tokens, errors. */
 /* BPE training: merges of a small corpus worked out by hand, re-encoding the training corpus
- * with the written files gives the trainer's ids, training is deterministic (also across thread
- * counts), special tokens, and argument errors. */
+ * with the written files gives the trainer's ids, training is deterministic (also across
+ * thread counts), special tokens, and argument errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

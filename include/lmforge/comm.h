@@ -63,6 +63,14 @@ void lmf_comm_set_abort_on_failure(lmf_comm *c, int on);
  * backend it prints and returns (the caller then exits normally). */
 void lmf_comm_abort(lmf_comm *c, int code, const char *msg);
 
+/* For a SIGTERM/SIGINT handler (async-signal-safe): when this process is waiting in a
+ * collective of the MPI communicator, write one line naming the rank, the context and the
+ * collective (the launcher's SIGTERM usually means another rank died; SIGKILL follows within
+ * a second). The MPI communicator installs such a SIGTERM handler itself; it passes the signal
+ * on to a handler installed before lmf_comm_create, but one installed afterwards replaces it,
+ * and should call this function. */
+void lmf_comm_note_signal(int sig);
+
 /* ---- blocking collectives ---- */
 
 /* buf[n] of dtype: element-wise op over all ranks, result on every rank (in place). */

@@ -1,5 +1,4 @@
-/* Foreign model files: llm.c checkpoints and tokenizers, Hugging Face GPT-2 directories, and
- * loading a model or its tokenizer from any supported format (detected from the content). */
+/* Foreign model files (llm.c, Hugging Face GPT-2) and loading a model from any format. */
 #ifndef LMFORGE_CONVERT_H
 #define LMFORGE_CONVERT_H
 
@@ -78,14 +77,17 @@ lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot);
 typedef enum lmf_model_format {
     LMF_MODEL_UNKNOWN = 0,
     LMF_MODEL_HF,       /* config.json + model.safetensors (or its sharded index) */
-    LMF_MODEL_RUN,      /* an lmforge run directory (exported weights or checkpoints/latest) */
-    LMF_MODEL_LLMC      /* an llm.c checkpoint file */
+    LMF_MODEL_RUN,      /* an lmforge run directory with its exported model */
+    LMF_MODEL_LLMC,     /* an llm.c checkpoint file */
+    LMF_MODEL_CKPT      /* an lmforge training checkpoint (or a run that has only those) */
 } lmf_model_format;
 
-const char *lmf_model_format_name(lmf_model_format f);  /* "hf", "lmforge", "llmc" */
+/* "hf", "lmforge", "llmc", "lmforge-checkpoint" */
+const char *lmf_model_format_name(lmf_model_format f);
 
 /* Find what path holds, from its content: the format and the path to load it from (the
- * directory itself, the newest checkpoint of a run directory, the llm.c file). A path to a
+ * directory itself, the newest complete checkpoint of a run directory that has no exported
+ * model, the llm.c file). A path to a
  * file inside a model directory (config.json, *.safetensors) means that directory. Fails with
  * a message saying what was found instead (a token shard, a tokenizer file, ...). */
 lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load_path, size_t cap);

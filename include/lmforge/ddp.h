@@ -103,6 +103,15 @@ lmf_status lmf_ddp_gather_opt_state(lmf_ddp *d, float *m_full, float *v_full);
 void lmf_ddp_load_state(lmf_ddp *d, const float *params_full, const float *m_full,
                         const float *v_full);
 
+/* Time this rank spent, since the engine was created. */
+typedef struct lmf_ddp_stats {
+    double wait_s; /* blocked waiting for gradient reductions and weight gathers, i.e. the
+                    * communication not hidden behind computation */
+    double step_s; /* inside lmf_ddp_step (waits, norm, AdamW, weight all-gather) */
+    int steps;     /* optimizer steps taken */
+} lmf_ddp_stats;
+void lmf_ddp_stats_get(const lmf_ddp *d, lmf_ddp_stats *out);
+
 /* Bytes held on this rank now. */
 void lmf_ddp_memory_used(const lmf_ddp *d, lmf_ddp_memory *out);
 /* What the ZeRO paper's accounting predicts for n parameters over world ranks at a stage

@@ -1,5 +1,6 @@
-/* Byte-level BPE tokenizer, exactly GPT-2's: load (GPT-2 file pair or tokenizer.json), train,
- * encode, decode. Encoding is thread-safe on a loaded tokenizer. */
+/* Byte-level BPE tokenizer, exactly GPT-2's: load, train, encode, decode, save. */
+/* A loaded tokenizer is read-only: encode, decode and the getters may be called from many
+ * threads at once (each encode call borrows a word cache from a pool). */
 #ifndef LMFORGE_TOKENIZER_H
 #define LMFORGE_TOKENIZER_H
 
@@ -13,8 +14,12 @@ extern "C" {
 
 typedef struct lmf_tokenizer lmf_tokenizer;
 
-/* Load from a directory holding encoder.json + vocab.bpe, or tokenizer.json (either is
- * enough; tokenizer.json is preferred when both exist), or from a path to one of those files. */
+/* Load from a directory holding encoder.json + vocab.bpe (or the same pair named vocab.json +
+ * merges.txt), or tokenizer.json (either is enough; tokenizer.json is preferred when both
+ * exist), or from a path to one of those files. Fails with LMF_ERR_IO when no file can be read
+ * and LMF_ERR_FORMAT, with a message naming the file and the fault, for malformed or
+ * unsupported files (bad JSON, unknown or repeated merges, duplicate ids, a missing byte
+ * token, a tokenizer.json pipeline other than GPT-2's byte-level BPE). */
 lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out);
 void lmf_tok_free(lmf_tokenizer *t);
 
@@ -23,9 +28,10 @@ int lmf_tok_vocab_size(const lmf_tokenizer *t);
 /* id of <|endoftext|> (or the first special token), -1 if none */
 int lmf_tok_eot(const lmf_tokenizer *t);
 
-/* Encode len bytes of text into ids[cap]; *n_out gets the count. If the output would not fit,
- * returns LMF_ERR_ARG with *n_out set to the count needed. Special tokens in the text are
- * recognised only when allow_special is non-zero; otherwise they are plain text. */
+/* Encode len bytes of text (any bytes: invalid UTF-8 is kept, byte for byte) into ids[cap];
+ * *n_out gets the count, never more than len. If the output would not fit, returns
+ * LMF_ERR_ARG with *n_out set to the count needed. Special tokens in the text are recognised
+ * only when allow_special is non-zero; otherwise they are plain text. */
 lmf_status lmf_tok_encode(const lmf_tokenizer *t, const char *text, size_t len, int allow_special,
                           uint32_t *ids, size_t cap, size_t *n_out);
 /* Decode ids into bytes out[cap]; *n_out gets the byte count (needed size if it does not fit,
@@ -34,6 +40,11 @@ lmf_status lmf_tok_decode(const lmf_tokenizer *t, const uint32_t *ids, size_t n,
                           size_t cap, size_t *n_out);
 /* bytes of one token (not NUL-terminated); NULL for an unknown id */
 const char *lmf_tok_token_bytes(const lmf_tokenizer *t, uint32_t id, size_t *len);
+
+/* 1 when id is a special token (recognised in text only with allow_special), else 0 */
+int lmf_tok_is_special(const lmf_tokenizer *t, uint32_t id);
+/* number of merges (ranks) */
+int lmf_tok_num_merges(const lmf_tokenizer *t);
 
 /* A cut point in text[0..len): the first p >= from (p >= 1) such that encoding text[0..p) and
  * text[p..len) separately (without special tokens) gives exactly the ids of encoding the
@@ -47,8 +58,9 @@ size_t lmf_tok_split_point(const char *text, size_t len, size_t from);
  * then the special tokens (the last ids, as in GPT-2). Special-token strings in the text are
  * plain text. Stops early, with fewer ids, when no pair is left to merge. specials:
  * NULL-terminated list (NULL = {"<|endoftext|>", NULL}; an empty list = none).
- * Fails with LMF_ERR_ARG for vocab_size < 256 + number of specials, LMF_ERR_IO for unreadable
- * files. */
+ * Fails with LMF_ERR_ARG for vocab_size < 256 + number of specials or for special tokens that
+ * are empty, repeated, not valid UTF-8 or equal to an ordinary token; LMF_ERR_IO for
+ * unreadable files. */
 typedef struct lmf_tok_train_opts {
     int vocab_size;
     const char *const *specials;
@@ -59,7 +71,9 @@ lmf_status lmf_tok_train_files(const char *const *paths, int n_paths, const lmf_
                                lmf_tokenizer **out);
 lmf_status lmf_tok_train_buffer(const char *text, size_t len, const lmf_tok_train_opts *o,
                                 lmf_tokenizer **out);
-/* Write encoder.json, vocab.bpe and tokenizer.json into dir (created if missing). */
+/* Write encoder.json, vocab.bpe (GPT-2's pair) and tokenizer.json (Hugging Face, byte-level
+ * BPE) into dir, created if missing; each file goes to a temporary name and is renamed into
+ * place when complete. Fails with LMF_ERR_IO when a file cannot be written. */
 lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir);
 
 #ifdef __cplusplus

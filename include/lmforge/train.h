@@ -32,6 +32,10 @@ typedef struct lmf_train_opts {
     int64_t global_batch;      /* tokens per optimizer step over all ranks; 0: batch*seq*grad_accum*ranks */
     const char *comm;          /* "auto", "single" or "mpi" */
     double comm_timeout;       /* seconds before a collective that does not complete aborts the job */
+    /* numeric faults (docs/checkpoints.md) */
+    int max_bad_steps;         /* roll back to the latest checkpoint after this many NaN/Inf steps
+                                * in a row (default 3); 0: stop with an error at the first */
+    float spike_factor;        /* log a loss above this times its running mean (default 2; 0: off) */
 } lmf_train_opts;
 
 /* Defaults documented in docs/cli.md. */
@@ -42,6 +46,14 @@ typedef struct lmf_step_stats {
     float loss, lr, grad_norm;
     double seconds, tokens_per_s, flops_per_s;
     int64_t tokens;            /* tokens in this step */
+    /* numeric faults */
+    int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
+    int bad_in_row;            /* such steps in a row, this one included (0 after a good step) */
+    int rolled_back_to;        /* >= 0: after max_bad_steps such steps the trainer went back to
+                                * the checkpoint of this step (the data stays past the bad
+                                * batches); -1 otherwise */
+    int spike;                 /* 1: loss above spike_factor x its running mean */
+    float loss_mean;           /* that running mean before this step (0 before 10 good steps) */
 } lmf_step_stats;
 
 typedef struct lmf_trainer lmf_trainer;
@@ -72,12 +84,21 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t);
 /* Collective: 1 on every rank when flag is non-zero on any rank (e.g. a stop signal). */
 int lmf_trainer_any(lmf_trainer *t, int flag);
 
-/* One optimizer step (grad_accum micro-batches). A NaN/Inf loss is an LMF_ERR_NUMERIC. */
+/* One optimizer step (grad_accum micro-batches), collective. A NaN/Inf loss or gradient norm
+ * skips the update (st->skipped; the step still counts and its data is consumed); after
+ * max_bad_steps of them in a row the trainer rolls back to the latest checkpoint
+ * (st->rolled_back_to). LMF_ERR_NUMERIC when max_bad_steps is 0, when there is no checkpoint
+ * to roll back to, or when the steps after a rollback fail again. Also reports a failed
+ * background checkpoint write. */
 lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *st);
 /* Mean loss over eval_batches validation batches in file order (NaN if no val data). */
 lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss);
-/* Write a checkpoint of the state after the last completed step, atomically. */
+/* Collective: checkpoint the state after the last completed step. The state is copied and
+ * written in the background (the step loop goes on); it appears atomically when complete. */
 lmf_status lmf_trainer_save(lmf_trainer *t);
+/* Collective: wait until the checkpoint being written (if any) is complete and named by
+ * `latest`; returns its failure, on every rank, if it could not be written. */
+lmf_status lmf_trainer_wait_save(lmf_trainer *t);
 /* Write the run directory's config.json and model.safetensors (the current weights). */
 lmf_status lmf_trainer_export(lmf_trainer *t);
 

@@ -14,7 +14,7 @@ int lmf_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *kernels = "fast";
     int B = 4, T = 0, batches = 0, json = 0, threads = 0;
     lmf_opt opts[] = {
-        {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "model directory (config.json + model.safetensors)", LMF_NOLIMIT, NULL},
+        {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "lmforge or Hugging Face model directory, or llm.c checkpoint", LMF_NOLIMIT, NULL},
         {"--data", LMF_OPT_STR, &data, "SHARD", "token shard", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size (default 4)", 1, 1e6, NULL},
         {"--seq", LMF_OPT_INT, &T, "T", "sequence length (default: the model's n_positions)", 1, 1e7, NULL},

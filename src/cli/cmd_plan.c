@@ -1,6 +1,5 @@
 /* lmforge plan: capacity planner (memory, time, cost of training a GPT on a cluster), layout
  * search, and calibration of this machine. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,13 +120,18 @@ int lmf_cmd_plan(int argc, char **argv) {
         lmf_cli_error(CMD, "%s", lmf_last_error());
         return 2;
     }
-    if (o.nodes > 0) c.nodes = o.nodes;
+    if (o.nodes > 0) {
+        c.nodes = o.nodes;
+        if (lmf_cluster_validate(&c) != LMF_OK) {
+            lmf_cli_error(CMD, "--nodes %d: %s", o.nodes, lmf_last_error());
+            return 2;
+        }
+    }
 
     lmf_plan_job job;
     lmf_plan_job_defaults(&job, model_name, &cfg);
     if (o.seq > 0) job.seq = o.seq;
     if (o.seen_gb) job.global_batch_tokens = o.global_batch;
-    else job.global_batch_tokens = fmax(524288.0, (double)job.seq);
     if (o.seen_tokens) job.total_tokens = o.tokens;
     job.price_per_device_hour = o.price;
     job.dropout = o.dropout;

@@ -14,7 +14,7 @@ int lmf_cmd_sample(int argc, char **argv) {
     double temperature = 1.0, top_p = 1.0;
     int64_t seed = 1337;
     lmf_opt opts[] = {
-        {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "model or run directory", LMF_NOLIMIT, NULL},
+        {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "model: lmforge run or model directory, Hugging Face GPT-2 directory or llm.c checkpoint", LMF_NOLIMIT, NULL},
         {"--prompt", LMF_OPT_STR, &prompt, "TEXT", "text to continue (ids when the model has no tokenizer)", LMF_NOLIMIT, NULL},
         {"--tokens", LMF_OPT_INT, &tokens, "N", "tokens to generate (default 200)", 0, 1e7, NULL},
         {"--temperature", LMF_OPT_DOUBLE, &temperature, "X", "softmax temperature (default 1; 0 = greedy)", 0, 100, NULL},
@@ -34,6 +34,11 @@ int lmf_cmd_sample(int argc, char **argv) {
     if (tok && lmf_tok_vocab_size(tok) > lmf_gpt_cfg(m)->vocab_size) {
         lmf_cli_error("sample", "the tokenizer has %d ids but the model only %d",
                       lmf_tok_vocab_size(tok), lmf_gpt_cfg(m)->vocab_size);
+        goto out;
+    }
+    if (tok && prompt && *prompt && lmf_tokenizer_decode_only(tok)) {
+        lmf_cli_error("sample", "this model's tokenizer (llm.c's .bin) can only decode: put GPT-2's "
+                      "tokenizer.json or encoder.json + vocab.bpe beside the model to use --prompt");
         goto out;
     }
     if (lmf_cli_generate(m, tok, prompt, tokens, (float)temperature, top_k, (float)top_p,

@@ -16,6 +16,7 @@
 #include "lmforge/threads.h"
 #include "lmforge/train.h"
 #include "train/checkpoint.h"
+#include "train/ckpt_fault.h"
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) { g_stop = sig; }
@@ -24,18 +25,18 @@ typedef struct train_cli {
     lmf_train_opts o;
     const char *model, *config, *schedule, *corpus, *tokenizer, *prompt;
     int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, stop_after;
-    double lr, min_lr, wd, b1, b2, eps, clip;
+    double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
 } train_cli;
 
-#define NOPT 48
+#define NOPT 50
 static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
 #define O(name, type, dst, meta, help, ...) opts[n++] = (lmf_opt){name, type, dst, meta, help, __VA_ARGS__, NULL}
     O("--model", LMF_OPT_STR, &c->model, "PRESET", "model preset (tiny, mini, small, gpt2, gpt2-medium, ...; default mini)", LMF_NOLIMIT);
     O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json", LMF_NOLIMIT);
-    O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (config.json + model.safetensors)", LMF_NOLIMIT);
+    O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (lmforge or Hugging Face directory, llm.c checkpoint)", LMF_NOLIMIT);
     O("--vocab-size", LMF_OPT_INT, &c->vocab_size, "N", "override the preset's vocabulary size", 1, 1e8);
     O("--data", LMF_OPT_STR, &o->data, "TRAIN.bin", "training token shard (default: prepare the fortunes corpus)", LMF_NOLIMIT);
     O("--val-data", LMF_OPT_STR, &o->val_data, "VAL.bin", "validation token shard", LMF_NOLIMIT);
@@ -72,6 +73,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--log-every", LMF_OPT_INT, &c->log_every, "N", "log line every N steps when not on a terminal (default 10)", 1, 1e9);
     O("--sample-tokens", LMF_OPT_INT, &c->sample_tokens, "N", "tokens to sample at the end (default 200; 0 = none)", 0, 1e6);
     O("--prompt", LMF_OPT_STR, &c->prompt, "TEXT", "prompt for the final sample", LMF_NOLIMIT);
+    O("--max-bad-steps", LMF_OPT_INT, &o->max_bad_steps, "K", "roll back to the latest checkpoint after K steps in a row with a NaN/Inf loss or gradient norm, skipping their data (default 3; 0 = stop at the first)", 0, 1e6);
+    O("--spike-factor", LMF_OPT_DOUBLE, &c->spike, "F", "log a loss above F times its running mean (default 2; 0 = off)", 0, 1e6);
     O("--stop-after", LMF_OPT_INT, &c->stop_after, "N", "stop with a checkpoint after step N, as a pre-emption would", 1, 1e9);
     O("--quiet", LMF_OPT_FLAG, &c->quiet, NULL, "no progress output", LMF_NOLIMIT);
 #undef O
@@ -82,6 +85,7 @@ static void set_floats_from(train_cli *c) {
     c->lr = c->o.lr; c->min_lr = c->o.min_lr; c->wd = c->o.weight_decay; c->b1 = c->o.beta1;
     c->b2 = c->o.beta2; c->eps = c->o.adam_eps; c->clip = c->o.grad_clip; c->seed = (int64_t)c->o.seed;
     c->no_shuffle = !c->o.shuffle;
+    c->spike = c->o.spike_factor;
     c->schedule = c->o.lr_schedule == LMF_LR_CONSTANT ? "constant" : "cosine";
 }
 
@@ -90,6 +94,7 @@ static int finish_opts(train_cli *c) {
     o->lr = (float)c->lr; o->min_lr = (float)c->min_lr; o->weight_decay = (float)c->wd;
     o->beta1 = (float)c->b1; o->beta2 = (float)c->b2; o->adam_eps = (float)c->eps;
     o->grad_clip = (float)c->clip; o->seed = (uint64_t)c->seed; o->shuffle = !c->no_shuffle;
+    o->spike_factor = (float)c->spike;
     if (strcmp(c->schedule, "cosine") == 0) o->lr_schedule = LMF_LR_COSINE;
     else if (strcmp(c->schedule, "constant") == 0) o->lr_schedule = LMF_LR_CONSTANT;
     else { lmf_cli_error("train", "--lr-schedule must be cosine or constant, got '%s'", c->schedule); return 2; }
@@ -205,29 +210,51 @@ int lmf_cmd_train(int argc, char **argv) {
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
     int tty = isatty(2), rc = 0;
     double t_sum = 0;
     int t_n = 0;
-    for (int step = start; step < o->steps; step++) {
+    const char *cr = tty ? "\r\033[K" : "";
+    for (int step; (step = lmf_trainer_next_step(t)) < o->steps;) {
         lmf_step_stats st;
         if (lmf_trainer_step(t, &st) != LMF_OK) { rc = fail_rt(""); break; }
+        int done = lmf_trainer_next_step(t); /* completed steps: step + 1, or less after a rollback */
+        int last = done == o->steps, rolled = st.rolled_back_to >= 0;
         double mfu = st.flops_per_s / peak;
         if (step > start) { t_sum += st.seconds; t_n++; }
         double per = t_n ? t_sum / t_n : st.seconds;
-        progress(&c, tty, &st, o->steps, mfu, per * (o->steps - step - 1), step + 1 == o->steps);
-        if (mx) lmf_metrics_step(mx, step, st.loss, st.lr, st.grad_norm, st.tokens_per_s, mfu);
-        int last = step + 1 == o->steps;
-        if (o->val_data && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last)) {
+        progress(&c, tty, &st, o->steps, mfu, per * (o->steps - done), last);
+        if (st.skipped) { /* numeric faults: docs/checkpoints.md */
+            int nan = isnan(st.loss) || isnan(st.grad_norm);
+            if (mx) lmf_fault_note_skip(path, step, nan ? "nan" : "inf", st.bad_in_row);
+            if (!c.quiet) fprintf(stderr, "%slmforge train: step %d: %s loss or gradient norm; update skipped (%d in a row)\n",
+                                  cr, step + 1, nan ? "NaN" : "Inf", st.bad_in_row);
+        } else if (mx) {
+            lmf_metrics_step(mx, step, st.loss, st.lr, st.grad_norm, st.tokens_per_s, mfu);
+        }
+        if (st.spike) {
+            if (mx) lmf_fault_note_spike(path, step, st.loss, st.loss_mean);
+            if (!c.quiet) fprintf(stderr, "%slmforge train: step %d: loss spike %.4f (running mean %.4f)\n",
+                                  cr, step + 1, (double)st.loss, (double)st.loss_mean);
+        }
+        if (rolled) {
+            if (mx) lmf_fault_note_rollback(path, step, st.rolled_back_to);
+            if (!c.quiet) fprintf(stderr, "%slmforge train: rolled back to the checkpoint of step %d after %d bad steps; "
+                                  "their data is skipped\n", cr, st.rolled_back_to, st.bad_in_row);
+        }
+        if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
             float vl;
             if (lmf_trainer_eval(t, &vl) != LMF_OK) { rc = fail_rt(""); break; }
-            if (mx) lmf_metrics_eval(mx, step + 1, vl);
-            if (!c.quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", tty ? "\r\033[K" : "", step + 1, (double)vl);
+            if (mx) lmf_metrics_eval(mx, done, vl);
+            if (!c.quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", cr, done, (double)vl);
         }
-        if (c.stop_after > 0 && step + 1 == c.stop_after && !last) g_stop = -1;
+        if (c.stop_after > 0 && done == c.stop_after && !last) g_stop = -1;
         /* every rank stops after the same step */
         if (lmf_trainer_any(t, g_stop != 0) && !g_stop) g_stop = SIGTERM;
-        int save = last || (o->save_every > 0 && (step + 1) % o->save_every == 0) || g_stop;
-        if (save && lmf_trainer_save(t) != LMF_OK) { rc = fail_rt("checkpoint: "); break; }
+        int save = (!rolled && (last || (o->save_every > 0 && done % o->save_every == 0))) || g_stop;
+        if (save && lmf_trainer_save(t) != LMF_OK) { rc = fail_rt(""); break; }
+        /* the final checkpoint (and a pre-emption's) must be complete before the exit */
+        if ((last || g_stop) && lmf_trainer_wait_save(t) != LMF_OK) { rc = fail_rt(""); break; }
         if (g_stop) {
             if (c.quiet) break;
             char why[32];
@@ -235,7 +262,7 @@ int lmf_cmd_train(int argc, char **argv) {
             else snprintf(why, sizeof why, "--stop-after");
             fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
                     "in %s/checkpoints (resume with --resume %s)\n", tty ? "\n" : "", why,
-                    step + 1, o->out_dir, o->out_dir);
+                    done, o->out_dir, o->out_dir);
             break;
         }
     }

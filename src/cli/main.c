@@ -18,6 +18,8 @@ static const lmf_command commands[] = {
     {"bench", lmf_cmd_bench, "measure peak FLOP/s, training throughput and MFU"},
     {"convert", lmf_cmd_convert, "convert a model between lmforge, Hugging Face and llm.c files"},
     {"plan", lmf_cmd_plan, "capacity planner: memory, time and cost of training on a cluster"},
+    {"tokenizer", lmf_cmd_tokenizer, "train a BPE tokenizer; encode or decode text"},
+    {"data", lmf_cmd_data, "prepare train/val token shards from text files"},
     /* more commands register here */
 };
 

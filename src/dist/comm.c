@@ -133,6 +133,14 @@ void lmf_comm_set_context(lmf_comm *c, const char *fmt, ...) {
 #endif
 }
 
+void lmf_comm_note_signal(int sig) {
+#if LMF_HAVE_MPI
+    lmf_comm_mpi_note_signal(sig);
+#else
+    (void)sig;
+#endif
+}
+
 void lmf_comm_abort(lmf_comm *c, int code, const char *msg) {
     if (msg) {
         fprintf(stderr, "lmforge: rank %d of %d%s%s%s: %s\n", c->rank, c->size,

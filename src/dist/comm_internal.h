@@ -53,6 +53,8 @@ extern const lmf_comm_vtable lmf_comm_vt_single;
 extern const lmf_comm_vtable lmf_comm_vt_mpi;
 /* called by the common layer whenever the context changes (for the signal message) */
 void lmf_comm_mpi_context_changed(lmf_comm *c);
+/* the signal line of lmf_comm_note_signal */
+void lmf_comm_mpi_note_signal(int sig);
 #endif
 
 /* element size of a dtype in bytes */

@@ -36,13 +36,15 @@ static lmf_status mpi_failed(int err, const char *what) {
 static MPI_Comm comm_of(lmf_comm *c) { return ((mpi_comm *)c->impl)->comm; }
 
 /* ---- a message when the launcher stops this rank (another rank failed or was killed) ----
- * Open MPI's launcher sends SIGTERM to the surviving ranks when one dies or aborts; the handler
- * writes which rank stopped and in what context, then lets the signal end the process. The
- * text is prepared outside the handler (two buffers, flipped atomically) so the handler only
- * calls write(). */
-static char sig_text[2][256];
+ * Open MPI's launcher sends SIGTERM to the surviving ranks when one dies or aborts, and SIGKILL
+ * a second later. The handler writes which rank was stopped, at which step and in which
+ * collective, then passes the signal on: to the handler installed before (a trainer's graceful
+ * stop), or to the default action. The text is prepared outside the handler (two buffers,
+ * flipped atomically) so the handler only calls write(). */
+static char sig_text[2][192];
 static volatile sig_atomic_t sig_which = -1;
 static lmf_comm *volatile sig_comm;
+static struct sigaction sig_old;
 
 static void sig_write(const char *s) {
     size_t n = strlen(s);
@@ -54,36 +56,56 @@ static void sig_write(const char *s) {
     }
 }
 
-static void on_term(int sig) {
-    if (sig_which >= 0) {
-        sig_write(sig_text[sig_which]);
-        lmf_comm *c = sig_comm;
-        const char *op = c ? c->waiting_in : NULL;
-        if (op) {
-            sig_write(", while waiting in ");
-            sig_write(op);
-        }
-        sig_write("\n");
+/* one line for signal sig; only while waiting in a collective unless always */
+static void sig_report(int sig, int always) {
+    lmf_comm *c = sig_comm;
+    const char *op = c ? c->waiting_in : NULL;
+    if (sig_which < 0 || (!always && !op)) return;
+    char num[12];
+    int i = (int)sizeof num - 1;
+    num[i] = '\0';
+    unsigned v = (unsigned)sig;
+    do {
+        num[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && i > 0);
+    sig_write(sig_text[sig_which]);
+    sig_write("stopped by signal ");
+    sig_write(num + i);
+    if (op) {
+        sig_write(" while waiting in ");
+        sig_write(op);
     }
+    sig_write(" (another rank failed, or the job is being stopped)\n");
+}
+
+void lmf_comm_mpi_note_signal(int sig) { sig_report(sig, 0); }
+
+static void on_term(int sig) {
+    int chained = (sig_old.sa_flags & SA_SIGINFO) ? 0 : sig_old.sa_handler != SIG_DFL &&
+                                                           sig_old.sa_handler != SIG_IGN;
+    sig_report(sig, !chained);
+    if (chained) {
+        sig_old.sa_handler(sig);
+        return;
+    }
+    if (!(sig_old.sa_flags & SA_SIGINFO) && sig_old.sa_handler == SIG_IGN) return;
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
 void lmf_comm_mpi_context_changed(lmf_comm *c) {
     int next = sig_which == 0 ? 1 : 0;
-    snprintf(sig_text[next], sizeof sig_text[next],
-             "lmforge: rank %d of %d: stopped by a signal from the launcher (another rank failed "
-             "or the job was cancelled)%s%s", c->rank, c->size, c->context[0] ? " at " : "",
-             c->context);
+    snprintf(sig_text[next], sizeof sig_text[next], "lmforge: rank %d of %d%s%s%s: ", c->rank,
+             c->size, c->context[0] ? " (" : "", c->context, c->context[0] ? ")" : "");
     sig_which = next;
 }
 
 static void install_term_handler(lmf_comm *c) {
-    struct sigaction old;
-    if (sigaction(SIGTERM, NULL, &old) != 0 || old.sa_handler != SIG_DFL) return;
+    struct sigaction sa;
+    if (sigaction(SIGTERM, NULL, &sig_old) != 0 || (sig_old.sa_flags & SA_SIGINFO)) return;
     sig_comm = c;
     lmf_comm_mpi_context_changed(c);
-    struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_term;
     sigemptyset(&sa.sa_mask);
@@ -92,8 +114,9 @@ static void install_term_handler(lmf_comm *c) {
 
 static void remove_term_handler(lmf_comm *c) {
     if (sig_comm != c) return;
-    struct sigaction old;
-    if (sigaction(SIGTERM, NULL, &old) == 0 && old.sa_handler == on_term) signal(SIGTERM, SIG_DFL);
+    struct sigaction cur;
+    if (sigaction(SIGTERM, NULL, &cur) == 0 && cur.sa_handler == on_term)
+        sigaction(SIGTERM, &sig_old, NULL);
     sig_comm = NULL;
     sig_which = -1;
 }

@@ -4,6 +4,15 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+double lmf_ddp_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void lmf_ddp_stats_get(const lmf_ddp *d, lmf_ddp_stats *out) { *out = d->stats; }
 
 void lmf_ddp_note(lmf_ddp *d, lmf_status s) {
     if (s != LMF_OK && d->err == LMF_OK) d->err = s;

@@ -20,7 +20,10 @@ static void bucket_completed(lmf_ddp *d, ddp_bucket *k) {
 
 static lmf_status bucket_wait(lmf_ddp *d, ddp_bucket *k) {
     if (!k->req) return LMF_OK;
-    LMF_TRY(lmf_comm_wait(d->comm, &k->req));
+    double t0 = lmf_ddp_now();
+    lmf_status s = lmf_comm_wait(d->comm, &k->req);
+    d->stats.wait_s += lmf_ddp_now() - t0;
+    LMF_TRY(s);
     bucket_completed(d, k);
     return LMF_OK;
 }

@@ -62,6 +62,7 @@ struct lmf_ddp {
     size_t *tmp_counts;    /* [world] scratch for blocking gathers */
 
     int reduce_now;        /* this micro-step's backward reduces */
+    lmf_ddp_stats stats;
     lmf_status err;        /* first failure inside a hook, returned by the next step */
 };
 
@@ -78,6 +79,9 @@ lmf_status lmf_ddp_invalidate_gathers(lmf_ddp *d);
 /* all-gather the flat range [0, n) of a vector sharded like the weights, chunk by chunk;
  * send: this rank's part of the shard (NULL: in place inside full) */
 lmf_status lmf_ddp_gather_flat(lmf_ddp *d, float *full, const float *send_shard);
+
+/* seconds on a monotonic clock */
+double lmf_ddp_now(void);
 
 /* remember the first failure of a hook (hooks cannot return a status) */
 void lmf_ddp_note(lmf_ddp *d, lmf_status s);

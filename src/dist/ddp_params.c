@@ -18,7 +18,10 @@ static lmf_status gather_start(lmf_ddp *d, ddp_gbuf *g, int b) {
 
 static lmf_status gather_wait(lmf_ddp *d, ddp_gbuf *g) {
     if (!g->req) return LMF_OK;
-    LMF_TRY(lmf_comm_wait(d->comm, &g->req));
+    double t0 = lmf_ddp_now();
+    lmf_status s = lmf_comm_wait(d->comm, &g->req);
+    d->stats.wait_s += lmf_ddp_now() - t0;
+    LMF_TRY(s);
     g->valid = 1;
     return LMF_OK;
 }

@@ -9,8 +9,8 @@ static void scale(float *x, size_t n, float s) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-lmf_status lmf_ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t, float grad_clip,
-                        float *grad_norm) {
+static lmf_status ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t,
+                           float grad_clip, float *grad_norm) {
     LMF_TRY(d->err);
     LMF_TRY(lmf_ddp_finish_buckets(d));
     for (int i = 0; i < d->n_buckets; i++)
@@ -42,6 +42,20 @@ lmf_status lmf_ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t, flo
     if (d->stage == 3) LMF_TRY(lmf_ddp_invalidate_gathers(d));
     lmf_adamw_step(d->k, d->layout, d->owned.begin, d->owned.end, p, g, d->m, d->v, hp, lr, t);
     lmf_ddp_zero_grads(d);
-    if (d->stage == 1 || d->stage == 2) return lmf_ddp_gather_flat(d, d->params, NULL);
+    if (d->stage == 1 || d->stage == 2) {
+        double t0 = lmf_ddp_now();
+        lmf_status s = lmf_ddp_gather_flat(d, d->params, NULL);
+        d->stats.wait_s += lmf_ddp_now() - t0;
+        return s;
+    }
     return LMF_OK;
+}
+
+lmf_status lmf_ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t, float grad_clip,
+                        float *grad_norm) {
+    double t0 = lmf_ddp_now();
+    lmf_status s = ddp_step(d, hp, lr, t, grad_clip, grad_norm);
+    d->stats.step_s += lmf_ddp_now() - t0;
+    d->stats.steps += s == LMF_OK;
+    return s;
 }

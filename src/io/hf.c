@@ -1,5 +1,4 @@
-/* Hugging Face GPT-2 directories: weights from one or several (indexed) safetensors files,
- * fp32/fp16/bf16, checked name by name; export as config.json + fp32 model.safetensors. */
+/* Hugging Face GPT-2 directories: single or sharded safetensors in, fp32 safetensors out. */
 #include "lmforge/convert.h"
 
 #include <jansson.h>

@@ -1,5 +1,4 @@
-/* llm.c checkpoints: header validation, loading (fp32 or bf16, (out, in) linear weights
- * transposed to Conv1D's (in, out)), and writing in llm.c's layout. */
+/* llm.c checkpoints (fp32 v3, bf16 v5): header validation, loading and writing. */
 #include "lmforge/convert.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
-/* Models and tokenizers from any supported place: Hugging Face or lmforge directories, lmforge
- * run directories, llm.c checkpoints and tokenizer files; the format is found from the content. */
+/* Models and tokenizers from any supported format, detected from the content. */
 #include "lmforge/convert.h"
 
 #include <errno.h>
@@ -19,6 +18,7 @@ const char *lmf_model_format_name(lmf_model_format f) {
     case LMF_MODEL_HF: return "hf";
     case LMF_MODEL_RUN: return "lmforge";
     case LMF_MODEL_LLMC: return "llmc";
+    case LMF_MODEL_CKPT: return "lmforge-checkpoint";
     default: return "unknown";
     }
 }
@@ -58,10 +58,14 @@ static lmf_status detect_dir(const char *path, lmf_model_format *fmt, char *load
         *fmt = has(path, "checkpoints") || has(path, "metrics.jsonl") ? LMF_MODEL_RUN : LMF_MODEL_HF;
         return set_path(load, cap, path);
     }
-    if (has(path, "checkpoints/latest")) {
+    if (has(path, "index.json")) { /* one training checkpoint */
+        *fmt = LMF_MODEL_CKPT;
+        return set_path(load, cap, path);
+    }
+    if (has(path, "checkpoints")) { /* a run stopped before its export: its newest checkpoint */
         lmf_ckpt_info ck;
         LMF_TRY(lmf_ckpt_find_latest(path, &ck));
-        *fmt = LMF_MODEL_RUN;
+        *fmt = LMF_MODEL_CKPT;
         return set_path(load, cap, ck.dir);
     }
     if (cfg && has(path, "pytorch_model.bin"))
@@ -72,8 +76,8 @@ static lmf_status detect_dir(const char *path, lmf_model_format *fmt, char *load
         return lmf_fail(LMF_ERR_IO, "%s: has config.json but no model.safetensors or "
                         "model.safetensors.index.json", path);
     return lmf_fail(LMF_ERR_IO, "%s: not a model directory: expected config.json with "
-                    "model.safetensors (Hugging Face or lmforge), or an lmforge run directory "
-                    "with checkpoints/", path);
+                    "model.safetensors (Hugging Face or lmforge), an lmforge run directory, or "
+                    "an lmforge checkpoint (index.json)", path);
 }
 
 lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load, size_t cap) {
@@ -120,6 +124,7 @@ lmf_status lmf_model_load_any(const char *path, const lmf_kernels *k, lmf_gpt **
     *out = NULL;
     LMF_TRY(lmf_model_detect(path, &fmt, load, sizeof load));
     if (fmt == LMF_MODEL_LLMC) return lmf_llmc_load(load, k, out);
+    if (fmt == LMF_MODEL_CKPT) return lmf_ckpt_load_model(load, k, out);
     return lmf_hf_load(load, k, out);
 }
 

@@ -112,29 +112,29 @@ static lmf_status memory_rates(int threads, double seconds, double *triad, doubl
     return LMF_OK;
 }
 
-/* All-reduce bus bandwidth (large message) and per-step latency (small message). */
+/* All-reduce bus bandwidth (large message) and per-step latency (small message). Every rank
+ * runs the same number of calls: a short probe sets it (the largest over the ranks), then the
+ * timed loop has no other collective in it. */
 static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw, double *lat) {
     int n = lmf_comm_size(comm);
     size_t big = (size_t)4 << 20; /* 16 MiB of floats */
     float *buf = calloc(big, sizeof *buf);
     if (!buf) return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate the all-reduce buffer");
     lmf_status st = LMF_OK;
-    /* every rank runs the same number of calls: rank 0 decides from its timing */
-    double reps_d[1];
     for (int phase = 0; phase < 2 && st == LMF_OK; phase++) {
         size_t count = phase == 0 ? 1 : big;
+        const int probe = 5;
         st = lmf_comm_allreduce_f32(comm, buf, count); /* warm-up */
-        long reps = 1;
         double t0 = lmf_now_s();
-        while (st == LMF_OK) {
-            st = lmf_comm_allreduce_f32(comm, buf, count);
-            reps++;
-            reps_d[0] = lmf_now_s() - t0 >= seconds ? 1.0 : 0.0;
-            if (st == LMF_OK) st = lmf_comm_allreduce_f64(comm, reps_d, 1, LMF_COMM_MAX);
-            if (reps_d[0] > 0.0) break;
-        }
-        double el = lmf_now_s() - t0;
-        double per = el / (double)(reps - 1);
+        for (int i = 0; i < probe && st == LMF_OK; i++) st = lmf_comm_allreduce_f32(comm, buf, count);
+        double reps[1] = {ceil(seconds / fmax((lmf_now_s() - t0) / probe, 1e-9))};
+        reps[0] = fmin(fmax(reps[0], 5.0), 1e6);
+        if (st == LMF_OK) st = lmf_comm_allreduce_f64(comm, reps, 1, LMF_COMM_MAX);
+        if (st == LMF_OK) st = lmf_comm_barrier(comm);
+        long r = (long)reps[0];
+        t0 = lmf_now_s();
+        for (long i = 0; i < r && st == LMF_OK; i++) st = lmf_comm_allreduce_f32(comm, buf, count);
+        double per = (lmf_now_s() - t0) / (double)r;
         if (phase == 0) *lat = per / (2.0 * (n - 1));
         else *busbw = 2.0 * (n - 1) / n * (double)big * sizeof(float) / fmax(per - 2.0 * (n - 1) * *lat, 1e-9);
     }

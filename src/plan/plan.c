@@ -70,6 +70,17 @@ static int micro_batches_for(int64_t want, int dp, int b, int64_t *used) {
     return (int)m;
 }
 
+/* tp must divide the heads, pp the layers */
+static lmf_status check_split(const lmf_gpt_config *m, int tp, int pp) {
+    if (m->n_head % tp != 0)
+        return lmf_fail(LMF_ERR_ARG, "tensor-parallel size %d does not divide the model's %d attention heads",
+                        tp, m->n_head);
+    if (m->n_layer % pp != 0)
+        return lmf_fail(LMF_ERR_ARG, "pipeline-parallel size %d does not divide the model's %d layers",
+                        pp, m->n_layer);
+    return LMF_OK;
+}
+
 static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
                                const lmf_plan_layout *l) {
     const lmf_gpt_config *m = &job->model;
@@ -87,12 +98,7 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
     if ((int)l->dtype < 0 || l->dtype >= LMF_PLAN_NDTYPES || (int)l->recompute < 0 ||
         l->recompute > LMF_PLAN_RECOMPUTE_FULL)
         return lmf_fail(LMF_ERR_ARG, "unknown dtype or recomputation mode");
-    if (m->n_head % l->tp != 0)
-        return lmf_fail(LMF_ERR_ARG, "tensor-parallel size %d does not divide the model's %d attention heads",
-                        l->tp, m->n_head);
-    if (m->n_layer % l->pp != 0)
-        return lmf_fail(LMF_ERR_ARG, "pipeline-parallel size %d does not divide the model's %d layers",
-                        l->pp, m->n_layer);
+    LMF_TRY(check_split(m, l->tp, l->pp));
     int64_t used = (int64_t)l->dp * l->tp * l->pp;
     if (used > lmf_cluster_devices(c))
         return lmf_fail(LMF_ERR_ARG, "dp x tp x pp = %lld devices, but cluster '%s' has %d",
@@ -154,6 +160,8 @@ lmf_status lmf_plan_single(const lmf_cluster *c, const lmf_plan_job *job,
     lmf_plan_layout l = {0};
     l.tp = k->tp > 0 ? k->tp : 1;
     l.pp = k->pp > 0 ? k->pp : 1;
+    LMF_TRY(lmf_config_validate(&job->model));
+    LMF_TRY(check_split(&job->model, l.tp, l.pp));
     if (k->dp > 0) {
         l.dp = k->dp;
     } else {

@@ -130,7 +130,6 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     double first = lps * layer, last = lps * layer + t_out;
     double compute_mb = l->pp == 1 ? first + t_out : fmax(first, last);
     double bwd_mb = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
-    double fb_mb = compute_mb;
 
     /* tensor parallelism: 2 all-reduces (or reduce-scatter + all-gather) of the b*s*h
      * activations in the forward, 2 in the backward, 2 more when the forward is recomputed */
@@ -190,7 +189,7 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     /* Overlapped communication shares the network: ZeRO-3 gathers hide behind the whole
      * forward and backward, the gradient reduction behind its window of the backward, and
      * together they hide behind no more than the larger of the two windows. */
-    double C = m * fb_mb;
+    double C = m * compute_mb;
     double w_z3 = z3 > 0.0 ? c->overlap_zero3 * C : 0.0;
     double w_dp = c->overlap_dp * window;
     double hidden_all = fmin(z3 + dp_hideable, fmax(w_z3, w_dp));

@@ -1,5 +1,6 @@
-/* BPE encoding of pre-tokens: the merge loop (array rescans for short words, a heap for long
- * ones), a per-context cache of word -> ids, and the pool that hands contexts to threads. */
+/* BPE encoding of pre-tokens: merge loops, a per-context word cache, the context pool. */
+/* Short words use array rescans, long ones a heap; each context caches word -> ids, and a pool
+ * hands contexts to threads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #define CACHE_WORD 24   /* longest cached pre-token, bytes */
 #define CACHE_IDS 8     /* most ids of a cached pre-token */
 #define HEAP_MIN 128    /* words at least this long use the heap method */
+#define SCRATCH_KEEP ((size_t)1 << 16) /* larger scratch is freed after its word */
 
 typedef struct cache_entry {
     uint64_t w[3];             /* the word, zero-padded */
@@ -254,6 +256,7 @@ size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w
                         uint32_t *ids, int method) {
     size_t m = bpe_sym(t, c, w, n, method);
     memcpy(ids, c->sym, m * sizeof *ids);
+    if (c->cap > SCRATCH_KEEP) free_scratch(c);
     return m;
 }
 
@@ -333,6 +336,7 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
         if (k == 0) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
         for (size_t i = 0; i < k; i++, cnt++)
             if (cnt < cap) ids[cnt] = c->sym[i];
+        if (c->cap > SCRATCH_KEEP) free_scratch(c); /* ~50 bytes a byte: do not keep it pooled */
     }
     *count = cnt;
     return LMF_OK;

@@ -1,5 +1,5 @@
-/* GPT-2's byte-level alphabet: each byte value is spelled as one printable Unicode character in
- * vocabulary files (encoder.json, vocab.bpe, tokenizer.json). */
+/* GPT-2's byte-level alphabet: the printable character that spells each byte value. */
+/* Used by the vocabulary files (encoder.json, vocab.bpe, tokenizer.json). */
 #include "tokenizer/tok_internal.h"
 
 /* Bytes that are printable in Latin-1 ('!'..'~', U+00A1..U+00AC, U+00AE..U+00FF) stand for

@@ -1,5 +1,6 @@
-/* Public encode and decode: special-token splitting around the plain BPE encoder, id -> bytes
- * decoding, and safe cut points for encoding a long text in independent pieces. */
+/* Public encode and decode: special tokens, id -> bytes, safe cut points. */
+/* Special tokens are split out around the plain BPE encoder; cut points let a long text be
+ * encoded in independent pieces. */
 #define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* lmf_tok_load: find the vocabulary files in a directory (or next to a given file) and hand
- * them to the right loader. */
+/* lmf_tok_load: finds the vocabulary files and hands them to the right loader. */
+/* Looks in a directory, or next to a given file. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* Loading GPT-2's vocabulary file pair: encoder.json (token -> id) and vocab.bpe (merges in
- * rank order), as published with GPT-2 (also named vocab.json + merges.txt). */
+/* Loading GPT-2's vocabulary pair: encoder.json (token -> id) and vocab.bpe (merges). */
+/* As published with GPT-2 (also named vocab.json + merges.txt). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>

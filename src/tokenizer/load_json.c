@@ -1,6 +1,6 @@
-/* Loading a Hugging Face tokenizer.json that describes a byte-level BPE with GPT-2's
- * pre-tokenisation (model.type "BPE", pre_tokenizer ByteLevel); anything else is refused with
- * a message saying which part is not supported. */
+/* Loading a Hugging Face tokenizer.json that holds a GPT-2-style byte-level BPE. */
+/* model.type BPE with pre_tokenizer ByteLevel; anything else is refused with a message saying
+ * which part is not supported. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>

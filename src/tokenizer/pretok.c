@@ -1,5 +1,6 @@
-/* GPT-2's pre-tokenisation: a scanner equivalent to its regular expression, with character
- * classes taken from utf8proc's Unicode tables (a 64K lookup table for the BMP). */
+/* GPT-2's pre-tokenisation as a hand-written scanner over utf8proc's character classes. */
+/* The scanner is equivalent to the regular expression; classes come from utf8proc's Unicode
+ * tables (a 64K lookup table for the BMP). */
 #include "tokenizer/pretok.h"
 
 #include <pthread.h>

@@ -1,5 +1,5 @@
-/* Writing a tokenizer as GPT-2's file pair (encoder.json + vocab.bpe) and as a Hugging Face
- * tokenizer.json, each atomically (temporary file, then rename). */
+/* Writing a tokenizer as encoder.json + vocab.bpe and as tokenizer.json, atomically. */
+/* Each file goes to a temporary name and is renamed into place when complete. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -127,17 +127,13 @@ static json_t *byte_level(const char *type, int add_prefix_space, int trim_offse
 
 static lmf_status save_hf(const lmf_tokenizer *t, const char *path, char *buf) {
     json_t *added = json_array(), *vocab = json_object(), *merges = json_array();
-    lmf_status st = LMF_OK;
     int bad = !added || !vocab || !merges;
     for (uint32_t i = 0; i < t->n_ids && !bad; i++) {
         if (t->len[i] == LMF_TOK_NONE) continue;
-        if (t->kind[i] == LMF_TOK_KIND_SPECIAL) {
-            const char *b = t->bytes + t->off[i];
-            if (!valid_utf8(b, t->len[i])) {
-                st = lmf_fail(LMF_ERR_ARG, "%s: special token %u is not valid UTF-8; tokenizer.json "
-                              "cannot hold it", path, i);
-                break;
-            }
+        const char *b = t->bytes + t->off[i];
+        /* special tokens are written as text; one that is not valid UTF-8 (possible only for a
+         * GPT-2 pair's unreached token) keeps its byte-level spelling as an ordinary entry */
+        if (t->kind[i] == LMF_TOK_KIND_SPECIAL && valid_utf8(b, t->len[i])) {
             json_t *c = json_stringn_nocheck(b, t->len[i]);
             bad |= json_object_set_new_nocheck(vocab, json_string_value(c), json_integer(i)) != 0;
             bad |= json_array_append_new(added, json_pack("{s:i, s:o, s:b, s:b, s:b, s:b, s:b}",
@@ -148,17 +144,17 @@ static lmf_status save_hf(const lmf_tokenizer *t, const char *path, char *buf) {
             bad |= json_object_set_new(vocab, spell(t, i, buf), json_integer(i)) != 0;
         }
     }
-    for (uint32_t r = 0; r < t->n_merges && !bad && st == LMF_OK; r++) {
+    for (uint32_t r = 0; r < t->n_merges && !bad; r++) {
         size_t a = lmf_tok_bytes_to_unicode(t->bytes + t->off[t->merge_left[r]], t->len[t->merge_left[r]], buf);
         buf[a] = ' ';
         lmf_tok_bytes_to_unicode(t->bytes + t->off[t->merge_right[r]], t->len[t->merge_right[r]], buf + a + 1);
         bad |= json_array_append_new(merges, json_string(buf)) != 0;
     }
-    if (st != LMF_OK || bad) {
+    if (bad) {
         json_decref(added);
         json_decref(vocab);
         json_decref(merges);
-        return st != LMF_OK ? st : lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+        return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
     }
     json_t *model = json_pack("{s:s, s:n, s:n, s:s, s:s, s:b, s:b}", "type", "BPE", "dropout",
                               "unk_token", "continuing_subword_prefix", "", "end_of_word_suffix", "",
@@ -177,7 +173,7 @@ static lmf_status save_hf(const lmf_tokenizer *t, const char *path, char *buf) {
                              byte_level("ByteLevel", 1, 0), "decoder", byte_level("ByteLevel", 1, 1),
                              "model", model);
     if (!root) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
-    st = dump_json(root, path, JSON_INDENT(2));
+    lmf_status st = dump_json(root, path, JSON_INDENT(2));
     json_decref(root);
     return st;
 }

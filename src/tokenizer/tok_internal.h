@@ -1,5 +1,6 @@
-/* Tokenizer internals shared by the files of src/tokenizer: the lmf_tokenizer layout, the vocabulary
- * builder used by the loaders and the trainer, the BPE word encoder and its per-thread cache. */
+/* Tokenizer internals shared by src/tokenizer: the lmf_tokenizer layout and helpers. */
+/* The vocabulary builder used by the loaders and the trainer, the BPE word encoder and its
+ * per-thread cache. */
 #ifndef LMF_TOK_INTERNAL_H
 #define LMF_TOK_INTERNAL_H
 

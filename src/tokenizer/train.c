@@ -1,6 +1,7 @@
-/* Training a byte-level BPE: count the corpus's pre-tokens, then repeatedly merge the most
- * frequent adjacent pair, with incremental pair counts and a lazy max-heap. Ties go to the pair
- * whose (left bytes, right bytes) sort first, so training is deterministic. */
+/* BPE training: count pre-tokens, then merge the most frequent pair, deterministically. */
+/* Pair counts are updated incrementally and kept in a lazy max-heap; ties go to the pair whose
+ * (left bytes, right bytes) sort first. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,7 +282,11 @@ static void apply_merge(trainer *T, uint32_t p, uint32_t z, uint32_t step, uint3
             }
         if (!found) continue;
         int64_t cw = (int64_t)T->wcount[w];
-        for (uint32_t i = 0; i + 1 < L; i++) T->pcount[pair_get(T, s[i], s[i + 1], 0)] -= cw;
+        for (uint32_t i = 0; i + 1 < L; i++) {
+            uint32_t q = pair_get(T, s[i], s[i + 1], 0);
+            assert(q != NONE32); /* every adjacent pair of every word has an entry */
+            T->pcount[q] -= cw;
+        }
         uint32_t o = 0;
         for (uint32_t i = 0; i < L;) {
             if (i + 1 < L && s[i] == a && s[i + 1] == b) {
@@ -345,6 +350,9 @@ static lmf_status train_core(const char *const *bufs, const size_t *lens, size_t
         if (!*sp || !utf8_ok(sp))
             return lmf_fail(LMF_ERR_ARG, "tokenizer training: special token %d is empty or not "
                             "valid UTF-8", n_special + 1);
+        if (strlen(sp) == 1)
+            return lmf_fail(LMF_ERR_ARG, "tokenizer training: special token '%s' is a single byte, "
+                            "which is already an ordinary token; choose another string", sp);
         for (int k = 0; k < n_special; k++)
             if (strcmp(specials[k], sp) == 0)
                 return lmf_fail(LMF_ERR_ARG, "tokenizer training: special token '%s' is given twice", sp);

@@ -1,5 +1,6 @@
-/* Counting the pre-tokens of a training corpus on several threads (one hash map per thread,
- * merged afterwards), then sorting the distinct words so the result is thread-independent. */
+/* Counting a training corpus's pre-tokens on several threads, in a fixed order. */
+/* One hash map per thread, merged afterwards; the distinct words are then sorted so the result
+ * does not depend on the threads. */
 #include "tokenizer/train_count.h"
 
 #include <omp.h>

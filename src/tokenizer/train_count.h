@@ -1,5 +1,6 @@
-/* Counting the pre-tokens ("words") of a training corpus: a bytes -> count hash map, filled on
- * several threads and merged, with its words sorted for a deterministic order. */
+/* Counting the pre-tokens (words) of a training corpus. */
+/* A bytes -> count hash map, filled on several threads and merged, its words sorted for a
+ * deterministic order. */
 #ifndef LMF_TOK_TRAIN_COUNT_H
 #define LMF_TOK_TRAIN_COUNT_H
 

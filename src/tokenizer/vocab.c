@@ -1,5 +1,5 @@
-/* The tokenizer's vocabulary: ids and their bytes, the bytes -> id map, merges and their lookup
- * table, special tokens; built by the loaders and the trainer, checked by lmf_tok_finish. */
+/* The tokenizer's vocabulary: ids and bytes, bytes -> id map, merges, special tokens. */
+/* Built by the loaders and the trainer, checked by lmf_tok_finish. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +45,12 @@ void lmf_tok_free(lmf_tokenizer *t) {
 
 int lmf_tok_vocab_size(const lmf_tokenizer *t) { return (int)t->n_ids; }
 int lmf_tok_eot(const lmf_tokenizer *t) { return t->eot; }
+
+int lmf_tok_is_special(const lmf_tokenizer *t, uint32_t id) {
+    return id < t->n_ids && t->kind[id] == LMF_TOK_KIND_SPECIAL;
+}
+
+int lmf_tok_num_merges(const lmf_tokenizer *t) { return (int)t->n_merges; }
 
 const char *lmf_tok_token_bytes(const lmf_tokenizer *t, uint32_t id, size_t *len) {
     if (id >= t->n_ids || t->len[id] == LMF_TOK_NONE) {

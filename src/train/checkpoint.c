@@ -1,291 +1,263 @@
-/* Training checkpoints: weights, AdamW moments and trainer state, written atomically. */
+/* Training checkpoints at the trainer level: finding the newest, saving a snapshot in the
+ * background, resuming at any world size and ZeRO stage, rolling back. */
 #include "train/checkpoint.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "lmforge/fsutil.h"
-#include "lmforge/safetensors.h"
+#include "train/ckpt_io.h"
+#include "train/ckpt_state.h"
 #include "train/trainer_internal.h"
 
-#define STATE_FORMAT "lmforge.trainer_state"
-#define STATE_VERSION 1
+/* ---- finding checkpoints ---- */
+
+/* step of "step_N" (digits only), or -1 */
+static long long step_of(const char *name) {
+    if (strncmp(name, "step_", 5) != 0 || !name[5]) return -1;
+    long long v = 0;
+    for (const char *p = name + 5; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 100000000LL) return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+static int complete(const char *ckdir, long long step) {
+    char p[4300];
+    snprintf(p, sizeof p, "%s/step_%08lld/index.json", ckdir, step);
+    return lmf_file_exists(p);
+}
+
+/* the newest step_N directory holding index.json (renamed into place only when complete) */
+static long long newest_complete(const char *ckdir) {
+    DIR *d = opendir(ckdir);
+    if (!d) return -1;
+    long long best = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long long s = step_of(e->d_name);
+        if (s > best && complete(ckdir, s)) best = s;
+    }
+    closedir(d);
+    return best;
+}
 
 lmf_status lmf_ckpt_find_latest(const char *run_dir, lmf_ckpt_info *out) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoints/latest", run_dir);
+    char ckdir[4200], path[4300];
+    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
+    snprintf(path, sizeof path, "%s/latest", ckdir);
+    long long newest = newest_complete(ckdir), named = -1;
     char *buf = NULL;
     size_t len = 0;
-    if (lmf_read_file(path, &buf, &len, 4096) != LMF_OK)
-        return lmf_fail(LMF_ERR_IO, "%s has no checkpoint to resume from (missing %s); train with "
-                        "--save-every N to write checkpoints", run_dir, path);
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = '\0';
-    int step = -1;
-    if (sscanf(buf, "step_%d", &step) != 1 || step < 0 || strchr(buf, '/') != NULL) {
+    if (lmf_file_exists(path)) {
+        LMF_TRY(lmf_read_file(path, &buf, &len, 4096));
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ')) buf[--len] = '\0';
+        named = step_of(buf);
         free(buf);
-        return lmf_fail(LMF_ERR_FORMAT, "%s: does not name a checkpoint (expected step_N)", path);
+        if (named < 0)
+            return lmf_fail(LMF_ERR_FORMAT, "%s: does not name a checkpoint (expected step_N); "
+                            "write the name of a complete checkpoint directory into it", path);
+        if (newest < named)
+            return lmf_fail(LMF_ERR_IO, "%s names step_%08lld, but %s/step_%08lld is missing or "
+                            "incomplete (no index.json)", path, named, ckdir, named);
+    } else if (newest < 0) {
+        return lmf_fail(LMF_ERR_IO, "%s has no checkpoint to resume from (no %s); train with "
+                        "--save-every N to write checkpoints", run_dir, path);
     }
-    snprintf(out->dir, sizeof out->dir, "%s/checkpoints/%s", run_dir, buf);
-    out->step = step;
+    int n = snprintf(out->dir, sizeof out->dir, "%s/step_%08lld", ckdir, newest);
+    if (n < 0 || (size_t)n >= sizeof out->dir)
+        return lmf_fail(LMF_ERR_ARG, "%s: path too long", run_dir);
+    out->step = (int)newest;
+    return LMF_OK;
+}
+
+lmf_status lmf_ckpt_model_config(const lmf_ckpt_info *ck, lmf_gpt_config *cfg) {
+    lmf_ckpt_index ix;
+    LMF_TRY(lmf_ckpt_index_load(ck->dir, &ix));
+    lmf_status s = lmf_ckpt_read_config(ck->dir, &ix, cfg);
+    lmf_ckpt_index_free(&ix);
+    return s;
+}
+
+lmf_status lmf_ckpt_read_opts(const char *run_dir, lmf_train_opts *o) {
+    lmf_ckpt_info ck;
+    LMF_TRY(lmf_ckpt_find_latest(run_dir, &ck));
+    lmf_ckpt_index ix;
+    LMF_TRY(lmf_ckpt_index_load(ck.dir, &ix));
+    char *buf = NULL, what[4300];
+    size_t len = 0;
+    lmf_status s = lmf_ckpt_read_meta(ck.dir, &ix, "trainer_state.json", &buf, &len);
+    lmf_ckpt_index_free(&ix);
+    snprintf(what, sizeof what, "%s/trainer_state.json", ck.dir);
+    if (s == LMF_OK) s = lmf_ckpt_state_opts(buf, len, what, o);
     free(buf);
-    return LMF_OK;
-}
-
-static json_t *opts_to_json(const lmf_train_opts *o) {
-    return json_pack("{s:s?, s:s?, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s,"
-                     " s:i, s:I, s:b, s:i, s:i, s:i, s:i}",
-                     "data", o->data, "val_data", o->val_data, "steps", o->steps, "batch",
-                     o->batch, "seq", o->seq, "grad_accum", o->grad_accum, "lr", (double)o->lr,
-                     "min_lr", (double)o->min_lr, "weight_decay", (double)o->weight_decay,
-                     "beta1", (double)o->beta1, "beta2", (double)o->beta2, "adam_eps",
-                     (double)o->adam_eps, "grad_clip", (double)o->grad_clip, "lr_schedule",
-                     o->lr_schedule == LMF_LR_CONSTANT ? "constant" : "cosine", "warmup",
-                     o->warmup, "seed", (json_int_t)o->seed, "shuffle", o->shuffle, "eval_every",
-                     o->eval_every, "eval_batches", o->eval_batches, "save_every", o->save_every,
-                     "keep_checkpoints", o->keep_checkpoints);
-}
-
-static lmf_status write_optimizer(lmf_trainer *t, const float *m, const float *v, const char *path) {
-    const lmf_param_layout *l = lmf_gpt_layout(t->model);
-    int n = l->n_tensors;
-    lmf_st_out_tensor *ts = calloc((size_t)n * 2, sizeof *ts);
-    char *names = calloc((size_t)n * 2, 64);
-    if (!ts || !names) {
-        free(ts);
-        free(names);
-        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the optimizer tensor list");
-    }
-    for (int i = 0; i < n; i++) {
-        const lmf_tensor_info *ti = &l->tensors[i];
-        for (int j = 0; j < 2; j++) {
-            lmf_st_out_tensor *o = &ts[2 * i + j];
-            char *nm = names + (size_t)(2 * i + j) * 64;
-            snprintf(nm, 64, "%s.%s", j == 0 ? "exp_avg" : "exp_avg_sq", ti->name);
-            o->name = nm;
-            o->dtype = LMF_F32;
-            o->ndim = ti->ndim;
-            o->shape[0] = ti->shape[0];
-            o->shape[1] = ti->shape[1];
-            o->data = (j == 0 ? m : v) + ti->offset;
-        }
-    }
-    const char *meta[] = {"format", "lmforge.adamw"};
-    lmf_status s = lmf_st_write(path, ts, 2 * n, meta, 1);
-    free(ts);
-    free(names);
     return s;
 }
 
-static lmf_status read_optimizer(lmf_trainer *t, float *m, float *v, const char *path) {
-    lmf_st_file *f = NULL;
-    LMF_TRY(lmf_st_open(path, &f));
-    const lmf_param_layout *l = lmf_gpt_layout(t->model);
-    lmf_status s = LMF_OK;
-    for (int i = 0; i < l->n_tensors && s == LMF_OK; i++) {
-        const lmf_tensor_info *ti = &l->tensors[i];
-        size_t n = (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
-        for (int j = 0; j < 2 && s == LMF_OK; j++) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "%s.%s", j == 0 ? "exp_avg" : "exp_avg_sq", ti->name);
-            const lmf_st_tensor *st = lmf_st_find(f, nm);
-            if (!st) {
-                s = lmf_fail(LMF_ERR_FORMAT, "%s: tensor '%s' is missing", path, nm);
-                break;
-            }
-            s = lmf_st_read_f32(f, st, (j == 0 ? m : v) + ti->offset, n);
-        }
-    }
-    lmf_st_close(f);
-    return s;
-}
+/* ---- saving ---- */
 
-static int remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path);
-    struct dirent *e;
-    char p[4096];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        remove_tree(p);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* keep the newest `keep` step_N directories */
-static void prune(const char *ckdir, int keep) {
-    if (keep <= 0) return;
-    DIR *d = opendir(ckdir);
-    if (!d) return;
-    int steps[4096], n = 0, s;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 4096) {
-        char tail;
-        if (sscanf(e->d_name, "step_%d%c", &s, &tail) == 1) steps[n++] = s;
-    }
-    closedir(d);
-    qsort(steps, (size_t)n, sizeof(int), cmp_int);
-    for (int i = 0; i + keep < n; i++) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/step_%08d", ckdir, steps[i]);
-        remove_tree(p);
-    }
-}
-
-/* Rank 0 writes the checkpoint from full copies of the weights and AdamW state. */
-static lmf_status write_ckpt(lmf_trainer *t, const float *m, const float *v) {
-    char ckdir[4096], tmp[4096], fin[4096], path[4200];
-    snprintf(ckdir, sizeof ckdir, "%s/checkpoints", t->o.out_dir);
-    LMF_TRY(lmf_mkdir_p(ckdir));
-    snprintf(tmp, sizeof tmp, "%s/.tmp-step_%08d", ckdir, t->step);
-    snprintf(fin, sizeof fin, "%s/step_%08d", ckdir, t->step);
-    remove_tree(tmp);
-    LMF_TRY(lmf_gpt_save(t->model, tmp));
-    snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
-    LMF_TRY(write_optimizer(t, m, v, path));
-
-    lmf_loader_state ls;
-    lmf_loader_get_state(t->loader, &ls);
-    json_t *st = json_pack("{s:s, s:i, s:i, s:i, s:{s:I, s:I, s:I, s:b}, s:o}", "format",
-                           STATE_FORMAT, "version", STATE_VERSION, "step", t->step, "world_size",
-                           t->world, "loader", "epoch", (json_int_t)ls.epoch, "position",
-                           (json_int_t)ls.position, "seed", (json_int_t)ls.seed, "shuffle",
-                           ls.shuffle, "opts", opts_to_json(&t->o));
-    char *txt = st ? json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    json_decref(st);
-    if (!txt) return lmf_fail(LMF_ERR_NOMEM, "cannot format the trainer state");
-    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
-    lmf_status s = lmf_write_file_atomic(path, txt, strlen(txt));
-    free(txt);
-    LMF_TRY(s);
-    remove_tree(fin);
-    if (rename(tmp, fin) != 0)
-        return lmf_fail(LMF_ERR_IO, "cannot rename %s to %s: %s", tmp, fin, strerror(errno));
-    LMF_TRY(lmf_fsync_parent_dir(fin));
-    char name[64];
-    int len = snprintf(name, sizeof name, "step_%08d\n", t->step);
-    snprintf(path, sizeof path, "%s/latest", ckdir);
-    LMF_TRY(lmf_write_file_atomic(path, name, (size_t)len));
-    prune(ckdir, t->o.keep_checkpoints);
-    return LMF_OK;
+static void saved_of(const lmf_trainer *t, lmf_ckpt_saved *s) {
+    memset(s, 0, sizeof *s);
+    s->step = t->step;
+    s->world_size = t->world;
+    s->zero_stage = t->o.zero_stage;
+    s->batch = t->o.batch;
+    s->grad_accum = t->accum;
+    s->seq = t->o.seq;
+    s->tokens_per_step = t->o.global_batch;
+    lmf_loader_get_state(t->loader, &s->loader);
+    s->bad_in_row = t->bad_in_row;
+    s->skipped_total = t->skipped_total;
+    s->rollbacks = t->rollbacks;
+    s->stuck = t->stuck;
+    s->good_steps = t->good_steps;
+    s->loss_ema = t->loss_ema;
 }
 
 lmf_status lmf_ckpt_save(lmf_trainer *t) {
-    size_t n = lmf_gpt_layout(t->model)->total;
-    float *m = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
-    float *full = NULL;
-    int own = lmf_gpt_params(t->model) != NULL;
+    if (!t->ckw)
+        LMF_TRY(lmf_ckpt_writer_create(t->comm, t->o.out_dir, t->o.keep_checkpoints, &t->ckw));
+    LMF_TRY(lmf_ckpt_writer_wait(t->ckw)); /* the previous write, before its buffer is reused */
+    const lmf_param_layout *l = lmf_gpt_layout(t->model);
+    uint64_t total = l->total, b = 0, e = 0;
     lmf_status s = LMF_OK;
-    if (!m || !v) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the optimizer state for saving");
-    if (s == LMF_OK) s = lmf_ddp_gather_opt_state(t->ddp, m, v);
-    if (s == LMF_OK && !own) { /* ZeRO-3: gather the weights for the file */
-        full = malloc(n * sizeof(float));
-        if (!full) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights for saving");
+    float *buf = lmf_ckpt_writer_buffer(t->ckw, total, &b, &e);
+    if (!buf) s = LMF_ERR_NOMEM;
+    float *params = lmf_gpt_params(t->model), *full = NULL;
+    if (!params) { /* ZeRO-3: the weights are sharded; gather them for the copy */
+        full = malloc(total * sizeof(float));
+        if (!full && s == LMF_OK) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights to save");
+        s = lmf_ckpt_agree(t->comm, s); /* every rank takes part in the gather, or none */
         if (s == LMF_OK) s = lmf_ddp_gather_params(t->ddp, full);
-        if (s == LMF_OK) lmf_gpt_adopt_params(t->model, full);
+        params = full;
     }
-    if (s == LMF_OK && t->rank == 0) s = write_ckpt(t, m, v);
-    if (!own && full) lmf_gpt_drop_params(t->model);
-    free(m);
-    free(v);
-    /* every rank learns whether rank 0's write worked */
-    int64_t bad = s != LMF_OK;
-    if (lmf_comm_allreduce_i64(t->comm, &bad, 1, LMF_COMM_MAX) != LMF_OK) return LMF_ERR_COMM;
-    if (bad && s == LMF_OK) return lmf_fail(LMF_ERR_IO, "rank 0 could not write the checkpoint");
+    if (s == LMF_OK && e > b) {
+        size_t n = e - b;
+        float *m, *v;
+        lmf_ddp_opt_state(t->ddp, &m, &v);
+        lmf_range own = lmf_ddp_owned(t->ddp);
+        LMF_ASSERT(own.begin <= b && e <= own.end);
+        memcpy(buf, params + b, n * sizeof(float));
+        memcpy(buf + n, m + (b - own.begin), n * sizeof(float));
+        memcpy(buf + 2 * n, v + (b - own.begin), n * sizeof(float));
+    }
+    free(full);
+    char *state = NULL;
+    if (s == LMF_OK && t->rank == 0) {
+        lmf_ckpt_saved sv;
+        saved_of(t, &sv);
+        state = lmf_ckpt_state_format(&sv, &t->o);
+        if (!state) s = LMF_ERR_NOMEM;
+    }
+    lmf_ckpt_desc d = {t->step, t->o.zero_stage, total, &t->o.cfg, l, state};
+    s = lmf_ckpt_writer_start(t->ckw, s, &d);
+    free(state);
     return s;
 }
 
-static lmf_status read_state_json(const char *dir, json_t **out) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-    json_error_t e;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-    if (!j)
-        return lmf_fail(LMF_ERR_FORMAT, "%s: %s (line %d, column %d)", path, e.text, e.line,
-                        e.column);
-    const char *fmt = json_string_value(json_object_get(j, "format"));
-    if (!fmt || strcmp(fmt, STATE_FORMAT) != 0 ||
-        json_integer_value(json_object_get(j, "version")) != STATE_VERSION) {
-        json_decref(j);
-        return lmf_fail(LMF_ERR_FORMAT, "%s: not an lmforge trainer state of version %d", path,
-                        STATE_VERSION);
+lmf_status lmf_ckpt_poll(lmf_trainer *t) { return t->ckw ? lmf_ckpt_writer_poll(t->ckw) : LMF_OK; }
+lmf_status lmf_ckpt_wait(lmf_trainer *t) { return t->ckw ? lmf_ckpt_writer_wait(t->ckw) : LMF_OK; }
+
+void lmf_ckpt_trainer_free(lmf_trainer *t) {
+    lmf_ckpt_writer_free(t->ckw);
+    t->ckw = NULL;
+}
+
+/* ---- loading ---- */
+
+/* the run must read the same rows per step as the checkpointed one */
+static lmf_status check_compatible(const lmf_trainer *t, const lmf_ckpt_saved *sv,
+                                   const char *what) {
+    if (sv->seq == t->o.seq && sv->tokens_per_step == t->o.global_batch) return LMF_OK;
+    return lmf_fail(LMF_ERR_ARG,
+                    "%s: the checkpoint was trained with %lld tokens per step in sequences of %d; "
+                    "this run has %lld and %d, which would change the data order: keep "
+                    "--global-batch %lld and --seq %d (at another number of ranks choose --batch "
+                    "so that batch x seq x ranks divides the global batch)",
+                    what, (long long)sv->tokens_per_step, sv->seq, (long long)t->o.global_batch,
+                    t->o.seq, (long long)sv->tokens_per_step, sv->seq);
+}
+
+/* broadcast floats from rank 0 in pieces of at most 1 GiB */
+static lmf_status broadcast_floats(lmf_comm *c, float *x, size_t n) {
+    const size_t piece = (size_t)1 << 28;
+    for (size_t a = 0; a < n; a += piece)
+        LMF_TRY(lmf_comm_broadcast(c, x + a, (n - a < piece ? n - a : piece) * sizeof(float), 0));
+    return LMF_OK;
+}
+
+/* Load ck into t. rollback: keep the data position and the run's fault counters. */
+static lmf_status restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollback) {
+    const lmf_param_layout *l = lmf_gpt_layout(t->model);
+    char what[4300];
+    snprintf(what, sizeof what, "%s/trainer_state.json", ck->dir);
+    lmf_ckpt_index ix;
+    lmf_ckpt_saved sv;
+    char *state = NULL;
+    size_t len = 0;
+    lmf_status s = lmf_ckpt_index_load(ck->dir, &ix);
+    if (s == LMF_OK) s = lmf_ckpt_check_layout(ck->dir, &ix, l);
+    if (s == LMF_OK) s = lmf_ckpt_read_meta(ck->dir, &ix, "trainer_state.json", &state, &len);
+    if (s == LMF_OK) s = lmf_ckpt_state_parse(state, len, what, &sv);
+    free(state);
+    if (s == LMF_OK && sv.step != ix.step)
+        s = lmf_fail(LMF_ERR_FORMAT, "%s: step %d, but index.json says %lld", what, sv.step,
+                     (long long)ix.step);
+    if (s == LMF_OK) s = check_compatible(t, &sv, ck->dir);
+    /* the weights: rank 0 reads (and so verifies) every shard, then broadcasts */
+    float *full = lmf_gpt_params(t->model), *tmp = NULL;
+    if (!full) {
+        full = tmp = malloc(l->total * sizeof(float));
+        if (!tmp && s == LMF_OK) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
     }
-    *out = j;
+    if (s == LMF_OK && t->rank == 0) {
+        lmf_ckpt_want w[LMF_CKPT_N_ARRAYS] = {{0, l->total, full}, {0, 0, NULL}, {0, 0, NULL}};
+        s = lmf_ckpt_read_ranges(ck->dir, &ix, w);
+    }
+    s = lmf_ckpt_agree(t->comm, s);
+    if (s == LMF_OK && t->world > 1) s = broadcast_floats(t->comm, full, l->total);
+    if (s == LMF_OK) {
+        /* AdamW m, v: each rank only its own range, from the shards that hold it */
+        lmf_ddp_load_state(t->ddp, full, NULL, NULL);
+        float *m, *v;
+        lmf_ddp_opt_state(t->ddp, &m, &v);
+        lmf_range own = lmf_ddp_owned(t->ddp);
+        lmf_ckpt_want w[LMF_CKPT_N_ARRAYS] = {
+            {0, 0, NULL}, {own.begin, own.end, m}, {own.begin, own.end, v}};
+        s = lmf_ckpt_read_ranges(ck->dir, &ix, w);
+    }
+    free(tmp);
+    lmf_ckpt_index_free(&ix);
+    s = lmf_ckpt_agree(t->comm, s);
+    if (s == LMF_OK && !rollback) s = lmf_loader_set_state(t->loader, &sv.loader);
+    if (s != LMF_OK) return s;
+    t->step = sv.step;
+    if (!rollback) {
+        t->bad_in_row = sv.bad_in_row;
+        t->skipped_total = sv.skipped_total;
+        t->rollbacks = sv.rollbacks;
+        t->stuck = sv.stuck;
+        t->good_steps = sv.good_steps;
+        t->loss_ema = sv.loss_ema;
+    }
     return LMF_OK;
 }
 
 lmf_status lmf_ckpt_load_state(lmf_trainer *t, const lmf_ckpt_info *ck) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/optimizer.safetensors", ck->dir);
-    size_t n = lmf_gpt_layout(t->model)->total;
-    float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
-    lmf_status rs = m && v ? read_optimizer(t, m, v, path)
-                           : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the optimizer state");
-    if (rs == LMF_OK) lmf_ddp_load_state(t->ddp, lmf_gpt_params(t->model), m, v);
-    free(m);
-    free(v);
-    LMF_TRY(rs);
-    json_t *j = NULL;
-    LMF_TRY(read_state_json(ck->dir, &j));
-    json_t *ld = json_object_get(j, "loader");
-    json_t *step = json_object_get(j, "step");
-    lmf_loader_state ls;
-    ls.epoch = (uint64_t)json_integer_value(json_object_get(ld, "epoch"));
-    ls.position = (uint64_t)json_integer_value(json_object_get(ld, "position"));
-    ls.seed = (uint64_t)json_integer_value(json_object_get(ld, "seed"));
-    ls.shuffle = json_is_true(json_object_get(ld, "shuffle"));
-    int ok = json_is_integer(step) && json_integer_value(step) >= 0 && json_is_object(ld);
-    t->step = (int)json_integer_value(step);
-    json_decref(j);
-    if (!ok) return lmf_fail(LMF_ERR_FORMAT, "%s/trainer_state.json: missing step or loader", ck->dir);
-    return lmf_loader_set_state(t->loader, &ls);
+    return restore(t, ck, 0);
 }
 
-lmf_status lmf_ckpt_read_opts(const char *run_dir, lmf_train_opts *o) {
-    static char data[4096], val[4096];
+lmf_status lmf_ckpt_rollback(lmf_trainer *t, int *to_step) {
+    LMF_TRY(lmf_ckpt_wait(t));
     lmf_ckpt_info ck;
-    LMF_TRY(lmf_ckpt_find_latest(run_dir, &ck));
-    json_t *j = NULL;
-    LMF_TRY(read_state_json(ck.dir, &j));
-    json_t *op = json_object_get(j, "opts");
-    const char *sched = NULL, *d = NULL, *v = NULL;
-    double lr = o->lr, min_lr = o->min_lr, wd = o->weight_decay, b1 = o->beta1, b2 = o->beta2,
-           eps = o->adam_eps, clip = o->grad_clip;
-    json_int_t seed = (json_int_t)o->seed;
-    int shuffle = o->shuffle;
-    json_error_t e;
-    if (json_unpack_ex(op, &e, 0,
-                       "{s?s, s?s, s?i, s?i, s?i, s?i, s?F, s?F, s?F, s?F, s?F, s?F, s?F, s?s, "
-                       "s?i, s?I, s?b, s?i, s?i, s?i, s?i}",
-                       "data", &d, "val_data", &v, "steps", &o->steps, "batch", &o->batch, "seq",
-                       &o->seq, "grad_accum", &o->grad_accum, "lr", &lr, "min_lr", &min_lr,
-                       "weight_decay", &wd, "beta1", &b1, "beta2", &b2, "adam_eps", &eps,
-                       "grad_clip", &clip, "lr_schedule", &sched, "warmup", &o->warmup, "seed",
-                       &seed, "shuffle", &shuffle, "eval_every", &o->eval_every, "eval_batches",
-                       &o->eval_batches, "save_every", &o->save_every, "keep_checkpoints",
-                       &o->keep_checkpoints) != 0) {
-        json_decref(j);
-        return lmf_fail(LMF_ERR_FORMAT, "%s/trainer_state.json: bad opts: %s", ck.dir, e.text);
-    }
-    if (d) { snprintf(data, sizeof data, "%s", d); o->data = data; }
-    if (v) { snprintf(val, sizeof val, "%s", v); o->val_data = val; }
-    o->lr = (float)lr; o->min_lr = (float)min_lr; o->weight_decay = (float)wd;
-    o->beta1 = (float)b1; o->beta2 = (float)b2; o->adam_eps = (float)eps; o->grad_clip = (float)clip;
-    o->seed = (uint64_t)seed;
-    o->shuffle = shuffle;
-    if (sched) o->lr_schedule = strcmp(sched, "constant") == 0 ? LMF_LR_CONSTANT : LMF_LR_COSINE;
-    json_decref(j);
+    lmf_status s = lmf_ckpt_agree(t->comm, lmf_ckpt_find_latest(t->o.out_dir, &ck));
+    if (s == LMF_OK) s = restore(t, &ck, 1);
+    if (s != LMF_OK) return lmf_fail_context(LMF_ERR_NUMERIC, "cannot roll back: ");
+    *to_step = t->step;
     return LMF_OK;
 }

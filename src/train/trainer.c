@@ -12,6 +12,7 @@
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
 #include "train/checkpoint.h"
+#include "train/ckpt_fault.h"
 #include "train/trainer_internal.h"
 
 void lmf_train_opts_default(lmf_train_opts *o) {
@@ -43,6 +44,8 @@ void lmf_train_opts_default(lmf_train_opts *o) {
     o->global_batch = 0;
     o->comm = "auto";
     o->comm_timeout = 300.0;
+    o->max_bad_steps = 3;
+    o->spike_factor = 2.0f;
 }
 
 static double now_s(void) {
@@ -125,10 +128,10 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
 
     lmf_ckpt_info ck;
     memset(&ck, 0, sizeof ck);
-    if (o->resume_dir) {
+    if (o->resume_dir) { /* the weights follow in lmf_ckpt_load_state */
         LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, &ck));
-        LMF_TRY(lmf_gpt_load(ck.dir, k, &t->model));
-        o->cfg = *lmf_gpt_cfg(t->model);
+        LMF_TRY(lmf_ckpt_model_config(&ck, &o->cfg));
+        LMF_TRY(lmf_gpt_create(&o->cfg, k, &t->model));
     } else if (o->init_dir) {
         LMF_TRY(lmf_model_load_any(o->init_dir, k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
@@ -174,11 +177,13 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
     lmf_gpt_set_hooks(t->model, &h);
     if (o->resume_dir) LMF_TRY(lmf_ckpt_load_state(t, &ck));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
-    return LMF_OK;
+    return lmf_fault_parse_inject(getenv("LMF_INJECT_NAN_STEPS"), &t->inject_nan, &t->n_inject);
 }
 
 void lmf_trainer_free(lmf_trainer *t) {
     if (!t) return;
+    lmf_ckpt_trainer_free(t);
+    free(t->inject_nan);
     lmf_loader_free(t->loader);
     lmf_loader_free(t->val_loader);
     lmf_shard_close(t->train);
@@ -230,46 +235,109 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
     return LMF_OK;
 }
 
-lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *st) {
+/* test hook: 1 when step is listed in LMF_INJECT_NAN_STEPS and not used yet (then it is) */
+static int take_injection(lmf_trainer *t, int step) {
+    for (int i = 0; i < t->n_inject; i++)
+        if (t->inject_nan[i] == step) {
+            t->inject_nan[i] = -1;
+            return 1;
+        }
+    return 0;
+}
+
+#define SPIKE_WARMUP 10  /* good steps before loss spikes are looked for */
+#define SPIKE_EMA 0.05   /* weight of the newest loss in the running mean (about 20 steps) */
+
+/* After a step (st filled, t->step advanced): count NaN/Inf steps, roll back after
+ * max_bad_steps of them in a row, watch the loss for spikes. */
+static lmf_status after_step(lmf_trainer *t, int bad, lmf_step_stats *st) {
+    const lmf_train_opts *o = &t->o;
+    st->skipped = bad;
+    st->rolled_back_to = -1;
+    st->spike = 0;
+    st->loss_mean = t->good_steps >= SPIKE_WARMUP ? (float)t->loss_ema : 0.0f;
+    if (!bad) {
+        t->bad_in_row = 0;
+        t->stuck = 0;
+        st->bad_in_row = 0;
+        if (o->spike_factor > 0 && t->good_steps >= SPIKE_WARMUP &&
+            st->loss > o->spike_factor * t->loss_ema)
+            st->spike = 1;
+        t->loss_ema = t->good_steps == 0 ? st->loss
+                                         : (1 - SPIKE_EMA) * t->loss_ema + SPIKE_EMA * st->loss;
+        t->good_steps++;
+        return LMF_OK;
+    }
+    st->bad_in_row = ++t->bad_in_row;
+    t->skipped_total++;
+    if (o->max_bad_steps == 0)
+        return lmf_fail(LMF_ERR_NUMERIC, "step %d: loss %g, gradient norm %g: not finite "
+                        "(--max-bad-steps 0 stops at the first such step)", st->step + 1,
+                        (double)st->loss, (double)st->grad_norm);
+    if (t->bad_in_row < o->max_bad_steps) return LMF_OK;
+    if (t->stuck)
+        return lmf_fail(LMF_ERR_NUMERIC, "step %d: %d steps in a row with a NaN/Inf loss or "
+                        "gradient norm again, right after rolling back: the fault does not "
+                        "come from the data; lower --lr or check the model", st->step + 1,
+                        t->bad_in_row);
+    int to = -1;
+    lmf_status s = lmf_ckpt_rollback(t, &to);
+    if (s != LMF_OK)
+        return lmf_fail_context(s, "step %d: %d steps in a row with a NaN/Inf loss or gradient "
+                                "norm; ", st->step + 1, t->bad_in_row);
+    t->bad_in_row = 0;
+    t->stuck = 1;
+    t->rollbacks++;
+    st->rolled_back_to = to;
+    return LMF_OK;
+}
+
+lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     const lmf_train_opts *o = &t->o;
     double t0 = now_s();
     double loss_sum = 0.0;
     lmf_comm_set_context(t->comm, "step %d", t->step + 1);
+    /* the hook poisons the gradient as a NaN in the forward pass would */
+    int inject = take_injection(t, t->step);
+    float dloss = inject ? NAN : 1.0f / (float)t->accum;
     for (int a = 0; a < t->accum; a++) {
         float loss;
         LMF_TRY(lmf_ddp_begin_micro(t->ddp, a, t->accum));
         /* this rank's micro-batches of the global batch: rank, rank + world, ... */
         lmf_loader_fill(t->loader, (uint64_t)t->rank + (uint64_t)t->world * (uint64_t)a,
                         t->inputs, t->targets);
-        LMF_TRY(lmf_gpt_forward(t->model, t->inputs, t->targets, o->batch, o->seq, 1,
-                                1.0f / (float)t->accum, &loss));
+        LMF_TRY(lmf_gpt_forward(t->model, t->inputs, t->targets, o->batch, o->seq, 1, dloss,
+                                &loss));
         lmf_gpt_backward(t->model);
         loss_sum += loss;
     }
     lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->world);
     LMF_TRY(lmf_comm_allreduce_f64(t->comm, &loss_sum, 1, LMF_COMM_SUM));
-    float loss = (float)(loss_sum / ((double)t->accum * t->world));
+    float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world));
     float lr = lmf_lr_at(&t->sched, t->step);
     lmf_adamw_hp hp = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     float norm = 0.0f;
+    /* A NaN/Inf anywhere in the forward pass makes the loss (logsumexp - logit) and the
+     * softmax gradient non-finite; the engine then skips the update on every rank. */
     lmf_status s = lmf_ddp_step(t->ddp, &hp, lr, t->step + 1, o->grad_clip, &norm);
-    if (s == LMF_ERR_NUMERIC || !isfinite(loss))
-        return lmf_fail(LMF_ERR_NUMERIC, "step %d: loss %g, gradient norm %g is not finite",
-                        t->step + 1, (double)loss, (double)norm);
-    LMF_TRY(s);
+    if (s != LMF_OK && s != LMF_ERR_NUMERIC) return s;
+    int bad = s == LMF_ERR_NUMERIC || !isfinite(loss);
     double dt = now_s() - t0;
-    if (st) {
-        st->step = t->step;
-        st->loss = loss;
-        st->lr = lr;
-        st->grad_norm = norm;
-        st->seconds = dt;
-        st->tokens = (int64_t)o->batch * o->seq * t->accum * t->world;
-        st->tokens_per_s = (double)st->tokens / dt;
-        st->flops_per_s = st->tokens_per_s * t->flops_per_token;
-    }
+    lmf_step_stats st;
+    memset(&st, 0, sizeof st);
+    st.step = t->step;
+    st.loss = loss;
+    st.lr = lr;
+    st.grad_norm = norm;
+    st.seconds = dt;
+    st.tokens = (int64_t)o->batch * o->seq * t->accum * t->world;
+    st.tokens_per_s = (double)st.tokens / dt;
+    st.flops_per_s = st.tokens_per_s * t->flops_per_token;
     t->step++;
-    return LMF_OK;
+    s = after_step(t, bad, &st);
+    if (s == LMF_OK) s = lmf_ckpt_poll(t); /* commit a background checkpoint when done */
+    if (out) *out = st;
+    return s;
 }
 
 lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss) {
@@ -290,5 +358,7 @@ lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss) {
 }
 
 lmf_status lmf_trainer_save(lmf_trainer *t) { return lmf_ckpt_save(t); }
+
+lmf_status lmf_trainer_wait_save(lmf_trainer *t) { return lmf_ckpt_wait(t); }
 
 lmf_status lmf_trainer_export(lmf_trainer *t) { return lmf_gpt_save(t->model, t->o.out_dir); }

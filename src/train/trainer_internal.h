@@ -25,6 +25,17 @@ struct lmf_trainer {
     int step;           /* completed optimizer steps */
     int eval_batches;
     double flops_per_token;
+    struct lmf_ckpt_writer *ckw; /* background checkpoint writer, made by the first save */
+    /* numeric faults (trainer.c; saved by checkpoint.c) */
+    int bad_in_row;             /* steps with a NaN/Inf loss or gradient norm in a row */
+    int64_t skipped_total;      /* such steps in the whole run */
+    int rollbacks;              /* rollbacks in the whole run */
+    int stuck;                  /* 1: rolled back and no good step since */
+    int64_t good_steps;         /* good steps so far (the running mean counts after 10) */
+    double loss_ema;            /* running mean of the loss over good steps */
+    int64_t *inject_nan;        /* test hook LMF_INJECT_NAN_STEPS: steps whose gradient is made
+                                 * NaN (each once; used entries become -1) */
+    int n_inject;
 };
 
 lmf_status lmf_trainer_setup(lmf_trainer *t);

@@ -4,6 +4,8 @@
  *   engine       ZeRO stages 0-3 on the toy model against the serial reference
  *   timeout      the last rank skips a collective: the others must stop the job (time-out 2 s)
  *   die          rank 1 is killed during step 3: the job must end, naming the rank
+ *   die-handler-before, die-handler-after   the same with a SIGTERM handler of the program's
+ *                own, installed before or after the communicator
  * Prints "comm_check MODE: ok" on rank 0 when every check passed; exits 1 on a failed check. */
 #include <math.h>
 #include <signal.h>
@@ -18,6 +20,14 @@
 #include "mpi/toy_model.h"
 
 static int g_rank, g_size, g_failures;
+static volatile sig_atomic_t g_stop;
+
+/* a graceful-stop handler as a trainer has one */
+static void on_stop(int sig) { g_stop = sig; }
+static void on_stop_noting(int sig) {
+    lmf_comm_note_signal(sig);
+    g_stop = sig;
+}
 
 #define CHECK(cond, ...)                                                        \
     do {                                                                        \
@@ -268,6 +278,7 @@ static void mode_engine(lmf_comm *c) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "collectives";
+    if (strcmp(mode, "die-handler-before") == 0) signal(SIGTERM, on_stop);
     lmf_comm *c;
     if (lmf_comm_create("auto", &c) != LMF_OK) {
         fprintf(stderr, "comm_check: %s\n", lmf_last_error());
@@ -287,7 +298,8 @@ int main(int argc, char **argv) {
             if (step == 17 && g_rank == g_size - 1) sleep(30); /* misses the collective */
             OK(lmf_comm_allreduce_f32(c, x, 3));
         }
-    } else if (strcmp(mode, "die") == 0) {
+    } else if (strncmp(mode, "die", 3) == 0) {
+        if (strcmp(mode, "die-handler-after") == 0) signal(SIGTERM, on_stop_noting);
         for (int step = 0; step < 6; step++) {
             lmf_comm_set_context(c, "step %d", step);
             if (step == 3 && g_rank == 1) raise(SIGKILL);

@@ -2,6 +2,7 @@
 #include "util/gpt_double.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

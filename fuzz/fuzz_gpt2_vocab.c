@@ -1,0 +1,40 @@
+/* libFuzzer harness: GPT-2's encoder.json + vocab.bpe pair. */
+/* The input is the two files joined by one NUL byte (no NUL: all of it is encoder.json and
+ * vocab.bpe is empty). A pair that loads must round-trip text through encode and decode. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmforge/tokenizer.h"
+#include "tokenizer/tok_internal.h"
+
+static void roundtrip(const lmf_tokenizer *t, const char *s, size_t n, int allow_special) {
+    uint32_t *ids = malloc((n + 1) * sizeof *ids);
+    char *back = malloc(n + 1);
+    size_t ni = 0, nb = 0;
+    if (!ids || !back) abort();
+    if (lmf_tok_encode(t, s, n, allow_special, ids, n + 1, &ni) != LMF_OK) abort();
+    if (lmf_tok_decode(t, ids, ni, back, n + 1, &nb) != LMF_OK) abort();
+    if (nb != n || memcmp(back, s, n) != 0) abort();
+    free(ids);
+    free(back);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *s = (const char *)data;
+    const char *nul = memchr(s, '\0', size);
+    size_t enc_len = nul ? (size_t)(nul - s) : size;
+    const char *merges = nul ? nul + 1 : s + size;
+    size_t merges_len = nul ? size - enc_len - 1 : 0;
+    lmf_tokenizer *t = NULL;
+    if (lmf_tok_parse_gpt2_pair(s, enc_len, "encoder.json", merges, merges_len, "vocab.bpe", &t) != LMF_OK) {
+        if (t) abort();
+        return 0;
+    }
+    static const char sample[] = "Hello world, it's 2024!\n\n  caf\xc3\xa9 \xff<|endoftext|>";
+    roundtrip(t, sample, sizeof sample - 1, 0);
+    roundtrip(t, sample, sizeof sample - 1, 1);
+    roundtrip(t, merges, merges_len < 4096 ? merges_len : 4096, 0);
+    lmf_tok_free(t);
+    return 0;
+}

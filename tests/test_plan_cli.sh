@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# lmforge plan from the command line: the Narayanan et al. 2021 anchor, --search, --json,
+# --explain, --calibrate, and bad input answered by one error line.
+source "$(dirname "$0")/lib/common.sh"
+export OMP_NUM_THREADS=2
+
+# number at "key": in a JSON text (first match)
+jnum() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -n 1 | sed 's/.*: *//'; }
+
+# --- GPT-3 175B, 300B tokens, 1,024 A100s, tp 8, pp 8, dp 16, batch 1536, full recomputation:
+# Narayanan et al. 2021 estimate 8TP/(nX) with X = 140 TFLOP/s, about 34 days; within 15%.
+out="$WORK/anchor.json"
+if "$LMF" plan --model gpt3-175b --cluster dgx-a100-superpod --nodes 128 --tp 8 --pp 8 --dp 16 \
+    --micro-batch 1 --global-batch 3145728 --tokens 300e9 --recompute full --dtype bf16 --json >"$out"; then
+  days=$(jnum "$out" days)
+  ok=$(awk -v d="$days" 'BEGIN {
+    l = 96; h = 12288; V = 50257; s = 2048; T = 300e9; n = 1024; X = 140e12;
+    P = 12 * l * h * h * (1 + 13 / (12 * h) + (V + s) / (12 * l * h));
+    want = 8 * T * P / (n * X) / 86400;
+    r = (d - want) / want; if (r < 0) r = -r;
+    printf "%s", (want > 33 && want < 35 && r <= 0.15) ? "yes" : "no" }')
+  [ "$ok" = yes ] && pass "Narayanan anchor: $days days" || fail "Narayanan anchor: planner says $days days"
+  for key in parameters weights grads optimizer activations buffers total step_time_s tokens_per_s \
+             model_tflops_per_device mfu days gpu_hours dp tp pp micro_batch zero; do
+    grep -q "\"$key\":" "$out" || fail "--json lacks \"$key\""
+  done
+  grep -q '"fits": true' "$out" && grep -q '"recompute": "full"' "$out" && grep -q '"dtype": "bf16"' "$out" \
+    && pass "--json fields" || fail "--json fields: $(head -c 300 "$out")"
+else
+  fail "anchor plan failed"
+fi
+
+# --- cost appears with a price per device-hour: gpu_hours x price
+"$LMF" plan --model gpt3-175b --cluster dgx-a100-superpod --nodes 128 --tp 8 --pp 8 \
+  --global-batch 3145728 --tokens 300e9 --recompute full --price 2 --json >"$WORK/cost.json" || fail "priced plan"
+ok=$(awk -v g="$(jnum "$WORK/cost.json" gpu_hours)" -v c="$(jnum "$WORK/cost.json" cost)" \
+  'BEGIN { r = (c - 2 * g) / (2 * g); if (r < 0) r = -r; print (g > 0 && r < 1e-6) ? "yes" : "no" }')
+[ "$ok" = yes ] && pass "cost = 2 x gpu_hours" || fail "cost: $(grep -E 'gpu_hours|cost' "$WORK/cost.json")"
+
+# --- the question from the issue: GPT-3 on the 2020 Azure supercomputer, which layout?
+if "$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --tokens 300e9 --global-batch 3.2e6 \
+    --search --top 3 >"$WORK/search.txt"; then
+  n=$(grep -c '^#[0-9]' "$WORK/search.txt")
+  [ "$n" -eq 3 ] && grep -q "best layout in detail" "$WORK/search.txt" && grep -q "days" "$WORK/search.txt" \
+    && pass "search on the 10,000-GPU preset" || fail "search output: $(head -c 600 "$WORK/search.txt")"
+else
+  fail "search on the 10,000-GPU preset failed"
+fi
+"$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --tokens 300e9 --global-batch 3.2e6 \
+  --search --top 4 --json >"$WORK/search.json" || fail "search --json"
+[ "$(grep -c '"micro_batches":' "$WORK/search.json")" -eq 4 ] && grep -q '"alternatives"' "$WORK/search.json" \
+  && pass "search --json has the best and 3 alternatives" || fail "search --json: $(head -c 300 "$WORK/search.json")"
+
+# --- --explain lists the assumptions; --help works
+missing=""
+"$LMF" plan --model gpt2 --cluster h100-cluster --tp 4 --explain >"$WORK/explain.txt" || missing="(failed)"
+for word in "GEMM efficiency" "ring all-reduce" "1F1B" "Korthikanti" "Rajbhandari"; do
+  grep -q "$word" "$WORK/explain.txt" || missing="$missing '$word'"
+done
+[ -z "$missing" ] && pass "--explain" || fail "--explain lacks $missing"
+"$LMF" plan --help >"$WORK/help.txt" && grep -q -- "--search" "$WORK/help.txt" && pass "--help" || fail "--help"
+
+# --- calibration writes a cluster file the planner reads back
+if "$LMF" plan --calibrate --ranks 2 --seconds 0.02 --out "$WORK/local.json" 2>"$WORK/calib.txt"; then
+  grep -q "sgemm n=64" "$WORK/calib.txt" && grep -q '"devices": 2' "$WORK/local.json" \
+    && pass "--calibrate" || fail "--calibrate output: $(cat "$WORK/calib.txt")"
+  "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --json >"$WORK/tiny.json" \
+    && grep -q '"dp": 2' "$WORK/tiny.json" && grep -q '"dtype": "fp32"' "$WORK/tiny.json" \
+    && pass "plan on the calibrated machine" || fail "plan on the calibrated machine"
+else
+  fail "--calibrate: $(cat "$WORK/calib.txt")"
+fi
+
+# --- bad input: exit 2 and one line on stderr
+printf '{ "nodes": 4, "node": ' >"$WORK/broken.json"
+E="lmforge plan: error:"
+expect_error "unknown model preset" 2 "$E unknown model preset 'gpt5'" -- "$LMF" plan --model gpt5 --cluster local
+expect_error "unknown cluster preset" 2 "$E unknown cluster preset 'dgx-z9'.*azure-openai-2020" -- \
+  "$LMF" plan --model gpt2 --cluster dgx-z9
+expect_error "malformed cluster JSON" 2 "$E .*broken.json.*malformed JSON" -- \
+  "$LMF" plan --model gpt2 --cluster "$WORK/broken.json"
+expect_error "missing cluster file" 2 "$E .*nothere.json" -- "$LMF" plan --model gpt2 --cluster "$WORK/nothere.json"
+expect_error "tp not dividing heads" 2 "$E tensor-parallel size 5 does not divide the model's 12 attention heads" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --tp 5
+expect_error "pp not dividing layers" 2 "$E pipeline-parallel size 5 does not divide the model's 12 layers" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --pp 5 --dp 1 --tp 1 --nodes 1
+expect_error "dp*tp*pp != devices" 2 "$E dp x tp x pp = 3 x 1 x 1 = 3, but cluster 'dgx-a100-superpod' has 1120 devices" -- \
+  "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dp 3 --tp 1 --pp 1
+expect_error "ZeRO-3 with pipelining" 2 "$E ZeRO stage 3 cannot be combined with pipeline" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --pp 2 --zero 3
+expect_error "dtype the device lacks" 2 "$E .*no fp8 peak" -- \
+  "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dtype fp8
+expect_error "unknown dtype" 2 "$E --dtype must be fp32, bf16 or fp8" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --dtype fp4
+expect_error "unknown recompute mode" 2 "$E --recompute must be none, selective or full" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --recompute some
+expect_error "sequence longer than the context" 2 "$E sequence length 4096" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --seq 4096
+expect_error "missing --cluster" 2 "$E --model and --cluster are required" -- "$LMF" plan --model gpt2
+expect_error "nothing fits" 2 "$E no layout fits" -- \
+  "$LMF" plan --model gpt-1t --cluster azure-openai-2020 --nodes 1 --search
+expect_error "ZeRO stage out of range" 2 "$E --zero must be between 0 and 3" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --zero 4
+finish

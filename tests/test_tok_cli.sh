@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# lmforge tokenizer train|encode|decode|info: files written, determinism, round trips, special
+# tokens, GPT-2's ids (when $LMF_SHARED_DIR/gpt2 is there), and one-line errors.
+source "$(dirname "$0")/lib/common.sh"
+make_corpus "$WORK/corpus"
+tok="$WORK/tok"
+
+"$LMF" tokenizer train --input "$WORK/corpus/animals" "$WORK/corpus/sayings" --vocab-size 300 \
+  --out "$tok" --quiet >"$WORK/train.txt" || fail "train"
+for f in encoder.json vocab.bpe tokenizer.json; do
+  [ -s "$tok/$f" ] && pass "train wrote $f" || fail "train did not write $f"
+done
+grep -q "300-id vocabulary" "$WORK/train.txt" && pass "train summary" || fail "train summary: $(cat "$WORK/train.txt")"
+head -1 "$tok/vocab.bpe" | grep -qx "#version: 0.2" && pass "vocab.bpe header" || fail "vocab.bpe header"
+[ "$(($(wc -l <"$tok/vocab.bpe") - 1))" -eq 43 ] && pass "43 merges = 300 - 256 - 1" || fail "merge count"
+"$LMF" tokenizer info --tokenizer "$tok" >"$WORK/info.txt" || fail "info"
+grep -qx "vocab_size 300" "$WORK/info.txt" && grep -qx "end_of_text 299" "$WORK/info.txt" \
+  && pass "info" || fail "info: $(cat "$WORK/info.txt")"
+
+# training is deterministic, also across thread counts
+"$LMF" tokenizer train --input "$WORK/corpus/animals" "$WORK/corpus/sayings" --vocab-size 300 \
+  --out "$WORK/tok2" --threads 1 --quiet >/dev/null || fail "second train"
+same=1
+for f in encoder.json vocab.bpe tokenizer.json; do cmp -s "$tok/$f" "$WORK/tok2/$f" || same=0; done
+[ $same -eq 1 ] && pass "two trainings give identical files" || fail "trainings differ"
+
+# round trips: text ids and binary ids, the corpus and random bytes (invalid UTF-8 included)
+cat "$WORK/corpus/animals" "$WORK/corpus/sayings" >"$WORK/all.txt"
+head -c 200000 /dev/urandom >"$WORK/random.bin"
+for f in all.txt random.bin; do
+  "$LMF" tokenizer encode --tokenizer "$tok" <"$WORK/$f" | "$LMF" tokenizer decode --tokenizer "$tok" >"$WORK/back"
+  cmp -s "$WORK/back" "$WORK/$f" && pass "text-id round trip of $f" || fail "text-id round trip of $f"
+  "$LMF" tokenizer encode --tokenizer "$tok" --binary <"$WORK/$f" \
+    | "$LMF" tokenizer decode --tokenizer "$tok" --binary >"$WORK/back"
+  cmp -s "$WORK/back" "$WORK/$f" && pass "binary round trip of $f" || fail "binary round trip of $f"
+done
+ids=$(printf 'the quick' | "$LMF" tokenizer encode --tokenizer "$tok")
+n=$(printf 'the quick' | "$LMF" tokenizer encode --tokenizer "$tok" --binary | wc -c)
+[ "$n" -eq $((4 * $(echo "$ids" | wc -w))) ] && pass "binary is 4 bytes an id" || fail "binary size $n for '$ids'"
+
+# special tokens: text unless allowed
+ids=$(printf '<|endoftext|>' | "$LMF" tokenizer encode --tokenizer "$tok" --allow-special)
+[ "$ids" = "299" ] && pass "allowed special token" || fail "allowed special token: '$ids'"
+ids=$(printf '<|endoftext|>' | "$LMF" tokenizer encode --tokenizer "$tok")
+[ "$(echo "$ids" | wc -w)" -gt 1 ] && pass "special token as plain text" || fail "plain special: '$ids'"
+out=$(echo "299" | "$LMF" tokenizer decode --tokenizer "$tok")
+[ "$out" = "<|endoftext|>" ] && pass "decode special token" || fail "decode special: '$out'"
+
+# custom special tokens
+"$LMF" tokenizer train --input "$WORK/all.txt" --vocab-size 300 --special "<s>" "</s>" --out "$WORK/tok3" \
+  --quiet >/dev/null || fail "train with --special"
+ids=$(printf '<s>x</s>' | "$LMF" tokenizer encode --tokenizer "$WORK/tok3" --allow-special)
+[ "$ids" = "298 120 299" ] && pass "custom special tokens" || fail "custom special tokens: '$ids'"
+
+# GPT-2's vocabulary, through the CLI
+g="${LMF_SHARED_DIR:-}/gpt2"
+if [ -n "${LMF_SHARED_DIR:-}" ] && [ -f "$g/encoder.json" ]; then
+  ids=$(printf 'Hello world' | "$LMF" tokenizer encode --tokenizer "$g")
+  [ "$ids" = "15496 995" ] && pass "GPT-2 ids" || fail "GPT-2 ids: '$ids'"
+  ids=$(printf 'Hello world' | "$LMF" tokenizer encode --tokenizer "$g/encoder.json")
+  [ "$ids" = "15496 995" ] && pass "GPT-2 ids via encoder.json" || fail "GPT-2 ids via encoder.json: '$ids'"
+else
+  echo "SKIP: GPT-2 checks (no \$LMF_SHARED_DIR/gpt2)"
+fi
+
+# errors: one line, exit 2 for usage, 1 for run-time failures
+expect_error "no subcommand" 2 "missing subcommand" -- "$LMF" tokenizer
+expect_error "unknown subcommand" 2 "unknown subcommand 'frob'" -- "$LMF" tokenizer frob
+expect_error "encode without --tokenizer" 2 "--tokenizer DIR is required" -- "$LMF" tokenizer encode
+expect_error "vocab too small" 2 "--vocab-size must be between" -- "$LMF" tokenizer train --input "$WORK/all.txt" --vocab-size 3 --out "$WORK/x"
+expect_error "train without --out" 2 "required" -- "$LMF" tokenizer train --input "$WORK/all.txt" --vocab-size 300
+expect_error "missing input" 1 "nope.txt: cannot open" -- "$LMF" tokenizer train --input "$WORK/nope.txt" --vocab-size 300 --out "$WORK/x"
+expect_error "special equal to a byte" 2 "special token 'a'" -- "$LMF" tokenizer train --input "$WORK/all.txt" --vocab-size 300 --special a --out "$WORK/x"
+expect_error "missing tokenizer dir" 1 "nodir" -- "$LMF" tokenizer encode --tokenizer "$WORK/nodir"
+mkdir -p "$WORK/bad"
+echo '{"model": {"type": "BPE", "vocab": {' >"$WORK/bad/tokenizer.json"
+expect_error "corrupt tokenizer.json" 1 "tokenizer.json: not valid JSON" -- "$LMF" tokenizer encode --tokenizer "$WORK/bad"
+expect_error "id out of range" 1 "id 300 .*not in the vocabulary" -- sh -c "echo '1 300' | '$LMF' tokenizer decode --tokenizer '$tok'"
+expect_error "not a number" 1 "unexpected byte" -- sh -c "echo '1 x' | '$LMF' tokenizer decode --tokenizer '$tok'"
+expect_error "binary input not a multiple of 4" 1 "stray bytes" -- sh -c "printf 'abcde' | '$LMF' tokenizer decode --binary --tokenizer '$tok'"
+finish
