@@ -1,6 +1,6 @@
-/* Data-parallel benchmarks, run under mpirun: all-reduce bus bandwidth of lmforge's bucketed
- * path against a plain MPI_Allreduce of the same size; ZeRO per-rank memory against theory;
- * GPT training throughput of the engine.
+/* Data-parallel benchmarks under mpirun: all-reduce bandwidth, ZeRO memory, training rate. */
+/* All-reduce bus bandwidth of lmforge's bucketed path against a plain MPI_Allreduce of the same
+ * size; ZeRO per-rank memory against theory; GPT training throughput of the engine.
  *   bench_comm allreduce [BUCKET_MB]   sizes 1 MB .. 512 MB
  *   bench_comm memory [PRESET]         stages 0-3 at this rank count (default gpt2, 124M)
  *   bench_comm train [PRESET] [T] [STEPS] [ZERO] [OVERLAP]   tokens/s, B=1 x T micro-batches,
@@ -38,6 +38,7 @@ static int die(lmf_comm *c, const char *what) {
     return 1;
 }
 
+#if LMF_HAVE_MPI
 static double median(double *x, int n) {
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
@@ -69,6 +70,8 @@ static double time_bucketed(lmf_comm *c, float *buf, size_t n, size_t bucket,
         if (lmf_comm_wait(c, &reqs[i]) != LMF_OK) return -1;
     return now_s() - t0;
 }
+
+#endif
 
 static int bench_allreduce(lmf_comm *c, int argc, char **argv) {
 #if LMF_HAVE_MPI

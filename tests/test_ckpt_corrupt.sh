@@ -4,6 +4,9 @@
 # Failed writes (file size limit, full tmpfs, one MPI rank failing) leave the previous checkpoint
 # intact and loadable, and the run continues from it exactly.
 source "$(dirname "$0")/lib/common.sh"
+# MPI settings, and sanitizer reports judged by lmf_sanitizer_verdict (Open MPI's own leaks aside)
+. "$(dirname "$0")/mpi/common.sh"
+trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
 export OMP_NUM_THREADS=2
 make_corpus "$WORK/corpus"
 rest=(--steps 20 --batch 4 --seq 32 --lr 3e-3 --warmup 2 --eval-every 0 --save-every 5
@@ -81,7 +84,7 @@ check_intact "file size limit" "$WORK/c"
 # a full disk: the run directory's checkpoints on a small tmpfs (needs mount rights, e.g. root)
 mkdir -p "$WORK/tmpfs"
 if mount -t tmpfs -o size=2600k tmpfs "$WORK/tmpfs" 2>/dev/null; then
-  trap 'umount "$WORK/tmpfs" 2>/dev/null; rm -rf "$WORK"' EXIT
+  trap 'umount "$WORK/tmpfs" 2>/dev/null; rm -rf "$WORK" "$lmf_san_dir"' EXIT
   fresh
   rm -rf "$WORK/c/checkpoints/step_00000005"
   mv "$WORK/c/checkpoints" "$WORK/tmpfs/checkpoints"
@@ -99,8 +102,6 @@ fi
 
 # one rank of two fails its write: every rank reports it, nothing partial appears
 if command -v mpirun >/dev/null; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-  export OMPI_MCA_btl_vader_single_copy_mechanism=none
   rm -rf "$WORK/m"
   # (the data is prepared beforehand: ranks do not share the preparation of the default data)
   timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$LMF" train \
@@ -117,4 +118,6 @@ if command -v mpirun >/dev/null; then
   [ "$(cat "$WORK/m/checkpoints/latest")" = "step_00000020" ] && pass "the 2-rank run finished from step 10" \
     || fail "2-rank run after the failure"
 fi
+lmf_sanitizer_verdict
+[ "$lmf_fail_count" -eq 0 ] || fail "sanitizer reports"
 finish

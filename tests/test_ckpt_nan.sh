@@ -4,7 +4,9 @@
 # past the bad batches, repeated faults right after a rollback stop the run, --max-bad-steps 0
 # stops at the first, loss spikes are logged. NaNs come from the test hook LMF_INJECT_NAN_STEPS.
 source "$(dirname "$0")/lib/common.sh"
-here=$(cd "$(dirname "$0")" && pwd)
+# MPI settings, and sanitizer reports judged by lmf_sanitizer_verdict (Open MPI's own leaks aside)
+. "$(dirname "$0")/mpi/common.sh"
+trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
 export OMP_NUM_THREADS=2
 make_corpus "$WORK/corpus"
 "$LMF" train --model tiny --corpus "$WORK/corpus" --bpe-vocab 0 --steps 1 --batch 4 --seq 32 \
@@ -96,8 +98,6 @@ n=$(grep -c '"spike"' "$WORK/spike/metrics.jsonl")
 
 # 8. under MPI (2 ranks, ZeRO-1) a rollback happens on every rank together
 if command -v mpirun >/dev/null; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-  export OMPI_MCA_btl_vader_single_copy_mechanism=none
   if LMF_INJECT_NAN_STEPS=6,7 timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
        -x OMP_NUM_THREADS=1 -x LMF_INJECT_NAN_STEPS "$LMF" train "${common[@]}" --steps 12 \
        --save-every 4 --zero 1 --max-bad-steps 2 --out "$WORK/mpi" 2>"$WORK/mpi.err" &&
@@ -107,4 +107,6 @@ if command -v mpirun >/dev/null; then
     fail "mpirun rollback: $(tail -3 "$WORK/mpi.err")"
   fi
 fi
+lmf_sanitizer_verdict
+[ "$lmf_fail_count" -eq 0 ] || fail "sanitizer reports"
 finish

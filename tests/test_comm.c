@@ -1,5 +1,4 @@
-/* Tests of the communicator (single-process backend), the shard arithmetic and the
- * data-parallel engine on one rank against a serial double-precision reference. */
+/* Tests: single-process communicator, shard arithmetic, the engine on one rank vs a reference. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -365,6 +364,11 @@ static void test_engine_misuse(void **state) {
     toy_micro(&h, &l, 0, 0, 1.0f, 1);
     assert_int_equal(lmf_ddp_step(d, &hp, 0.1f, 1, 1.0f, &norm), LMF_OK);
     assert_true(isfinite(norm));
+    /* two micro-steps without lmf_ddp_begin_micro would sum the gradients twice */
+    toy_micro(&h, &l, 1, 0, 0.5f, 1);
+    toy_micro(&h, &l, 1, 1, 0.5f, 1);
+    assert_int_equal(lmf_ddp_step(d, &hp, 0.1f, 2, 1.0f, &norm), LMF_ERR_STATE);
+    assert_non_null(strstr(lmf_last_error(), "lmf_ddp_begin_micro"));
     lmf_ddp_free(d);
     lmf_comm_free(c);
     free(params);

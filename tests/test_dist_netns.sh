@@ -17,7 +17,9 @@ skip() {
 command -v ip >/dev/null || skip "no ip (iproute2)"
 command -v mpirun >/dev/null || skip "no mpirun"
 command -v unshare >/dev/null || skip "no unshare (util-linux)"
-"$lmforge" train --help | grep -q -- "--comm " || skip "lmforge train has no --comm"
+[ -x "$lmforge" ] || { echo "FAIL: no lmforge at $lmforge"; exit 1; }
+build=${LMF_BUILD_DIR:-$(dirname "$lmforge")}
+[ -x "$build/mpi_comm_check" ] || skip "this build has no MPI"
 
 work=$(mktemp -d)
 tag=$$

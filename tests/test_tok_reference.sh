@@ -4,11 +4,17 @@
 # must give the same ids as lmforge, for a tokenizer lmforge trained and for GPT-2's own files.
 # Skipped (visibly) when python3 or its regex module is missing.
 source "$(dirname "$0")/lib/common.sh"
-if ! python3 -c "import regex" 2>/dev/null; then
+# the first python3 that has the regex module (Debian's python3-regex, or a user install)
+PY=""
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c "import regex" 2>/dev/null; then PY="$(command -v "$p")"; break; fi
+done
+if [ -z "$PY" ]; then
   echo "SKIP: python3 with the 'regex' module not found; reference cross-check not run"
   finish
   exit 0
 fi
+python3() { "$PY" "$@"; }
 cat >"$WORK/ref.py" <<'PY'
 import json, sys, regex
 def byte_alphabet():

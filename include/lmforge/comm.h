@@ -34,6 +34,7 @@ typedef enum lmf_comm_op { LMF_COMM_SUM = 0, LMF_COMM_MAX, LMF_COMM_MIN } lmf_co
  * Fails with LMF_ERR_ARG for an unknown name or "mpi" in a build without MPI, and when "auto"
  * finds a launcher asking for several ranks in a build without MPI. */
 lmf_status lmf_comm_create(const char *backend, lmf_comm **out);
+/* Completes requests still in flight (subject to the time-out), then frees. */
 void lmf_comm_free(lmf_comm *c);
 
 /* Number of ranks a launcher (mpirun, srun) asked for, from its environment variables

@@ -1,5 +1,4 @@
-/* Data-parallel engine with ZeRO stages 0-3: sharding of the flat parameter vector, bucketed
- * gradient reduction overlapped with the backward pass, sharded AdamW, per-rank memory. */
+/* Data-parallel engine: ZeRO 0-3 sharding, bucketed gradient reduction, sharded AdamW. */
 #ifndef LMFORGE_DDP_H
 #define LMFORGE_DDP_H
 
@@ -109,6 +108,9 @@ typedef struct lmf_ddp_stats {
                     * communication not hidden behind computation */
     double step_s; /* inside lmf_ddp_step (waits, norm, AdamW, weight all-gather) */
     int steps;     /* optimizer steps taken */
+    long hidden;   /* bucket reductions and weight gathers that completed in the background,
+                    * found done by a progress call between layers */
+    long waited;   /* ... that had to be waited for */
 } lmf_ddp_stats;
 void lmf_ddp_stats_get(const lmf_ddp *d, lmf_ddp_stats *out);
 

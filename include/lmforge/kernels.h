@@ -1,6 +1,5 @@
-/* Compute kernels: a table of function pointers per backend (cpu reference, cpu fast).
- *
- * Conventions: outputs first, then inputs, then shapes. Row-major. Shapes in the comments.
+/* Compute kernels: a table of function pointers per backend (cpu reference, cpu fast). */
+/* Conventions: outputs first, then inputs, then shapes. Row-major. Shapes in the comments.
  * Linear weights use the Hugging Face Conv1D layout (in, out): out = inp @ W + b.
  * Every *_backward ACCUMULATES (+=) into its gradient outputs; callers zero them.
  * B batch, T time, C channels, NH heads, OC output channels, N = rows (B*T),

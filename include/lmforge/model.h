@@ -76,7 +76,9 @@ const lmf_param_layout *lmf_gpt_layout(const lmf_gpt *m);
 float *lmf_gpt_params(lmf_gpt *m);
 /* gradient block, allocated on first call of lmf_gpt_reserve(training=1) */
 float *lmf_gpt_grads(lmf_gpt *m);
-void lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k);
+/* Switch kernel tables; activations already reserved are re-sized for the new table's
+ * scratch needs (which differ between tables). */
+lmf_status lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k);
 void lmf_gpt_set_hooks(lmf_gpt *m, const lmf_gpt_hooks *h);
 /* Free the model's own parameter block (when the block_params hook supplies every block,
  * as in ZeRO-3); lmf_gpt_params then returns NULL. */

@@ -83,6 +83,10 @@ void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m);
 lmf_status lmf_trainer_materialize(lmf_trainer *t);
 /* Collective: 1 on every rank when flag is non-zero on any rank (e.g. a stop signal). */
 int lmf_trainer_any(lmf_trainer *t, int flag);
+/* A failure seen by this rank only: with several ranks, end the whole job now (naming this
+ * rank and msg) instead of letting the others wait for a collective to time out. Returns when
+ * there is a single rank. */
+void lmf_trainer_abort(lmf_trainer *t, const char *msg);
 
 /* One optimizer step (grad_accum micro-batches), collective. A NaN/Inf loss or gradient norm
  * skips the update (st->skipped; the step still counts and its data is consumed); after

@@ -141,5 +141,3 @@ int lmf_cmd_bench(int argc, char **argv) {
     return 0;
 }
 
-/* TEMPORARY weak fallback until the tokenizer benchmark lands */
-__attribute__((weak)) int lmf_bench_tokenizer(int argc, char **argv) { (void)argc; (void)argv; return 2; }

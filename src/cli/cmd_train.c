@@ -10,6 +10,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/default_data.h"
+#include "lmforge/comm.h"
 #include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
 #include "lmforge/perf.h"
@@ -19,7 +20,10 @@
 #include "train/ckpt_fault.h"
 
 static volatile sig_atomic_t g_stop = 0;
-static void on_signal(int sig) { g_stop = sig; }
+static void on_signal(int sig) {
+    g_stop = sig;
+    lmf_comm_note_signal(sig); /* names this rank and step if it is stuck in a collective */
+}
 
 typedef struct train_cli {
     lmf_train_opts o;
@@ -186,6 +190,8 @@ int lmf_cmd_train(int argc, char **argv) {
     /* MFU against the peak of every rank's cores */
     double peak = lmf_peak_gflops(lmf_threads_get(), 0.2) * 1e9 * world;
     int start = lmf_trainer_next_step(t);
+    char resumed[64] = "";
+    if (c.o.resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
     if (!c.quiet)
         fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
                 "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
@@ -193,7 +199,7 @@ int lmf_cmd_train(int argc, char **argv) {
                 o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
                 (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq,
                 lmf_trainer_grad_accum(t), world, (long long)o->global_batch, o->zero_stage,
-                lmf_threads_get(), o->kernels, peak / 1e9, start ? " (resumed)" : "");
+                lmf_threads_get(), o->kernels, peak / 1e9, resumed);
     if (!c.quiet) {
         lmf_train_memory mem;
         lmf_trainer_memory(t, &mem);
@@ -249,13 +255,14 @@ int lmf_cmd_train(int argc, char **argv) {
             if (!c.quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", cr, done, (double)vl);
         }
         if (c.stop_after > 0 && done == c.stop_after && !last) g_stop = -1;
-        /* every rank stops after the same step */
-        if (lmf_trainer_any(t, g_stop != 0) && !g_stop) g_stop = SIGTERM;
-        int save = (!rolled && (last || (o->save_every > 0 && done % o->save_every == 0))) || g_stop;
+        /* every rank stops after the same step; decide once (a signal may arrive any time) */
+        int stop = lmf_trainer_any(t, g_stop != 0);
+        if (stop && !g_stop) g_stop = SIGTERM;
+        int save = (!rolled && (last || (o->save_every > 0 && done % o->save_every == 0))) || stop;
         if (save && lmf_trainer_save(t) != LMF_OK) { rc = fail_rt(""); break; }
         /* the final checkpoint (and a pre-emption's) must be complete before the exit */
-        if ((last || g_stop) && lmf_trainer_wait_save(t) != LMF_OK) { rc = fail_rt(""); break; }
-        if (g_stop) {
+        if ((last || stop) && lmf_trainer_wait_save(t) != LMF_OK) { rc = fail_rt(""); break; }
+        if (stop) {
             if (c.quiet) break;
             char why[32];
             if (g_stop > 0) snprintf(why, sizeof why, "signal %d", (int)g_stop);

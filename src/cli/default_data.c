@@ -10,6 +10,7 @@
 
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
+#include "lmforge/prepare.h"
 #include "lmforge/tokenizer.h"
 
 #define DEFAULT_CORPUS "/usr/share/games/fortunes"
@@ -58,104 +59,63 @@ static void free_list(char **f, int n) {
     free(f);
 }
 
-/* Append the ids of one document (tokenizer or raw bytes) and an end-of-text id. */
-static lmf_status encode_doc(const lmf_tokenizer *tok, const char *text, size_t len, uint32_t eot,
-                             uint32_t **ids, size_t *n, size_t *cap) {
-    size_t need = *n + len + 1;
-    if (need > *cap) {
-        size_t nc = need * 2;
-        uint32_t *ni = realloc(*ids, nc * sizeof(uint32_t));
-        if (!ni) return lmf_fail(LMF_ERR_NOMEM, "cannot hold the tokenized corpus");
-        *ids = ni;
-        *cap = nc;
+/* Tokenizer for the default data: the one given, the one an earlier run trained here, or a
+ * new one (bpe_vocab ids; with 0, the 256 byte tokens and <|endoftext|> only). */
+static lmf_status default_tokenizer(const lmf_default_data *d, const char *const *files,
+                                    int n_files, const char *tokdir, lmf_tokenizer **tok) {
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/tokenizer.json", tokdir);
+    if (d->tokenizer) return lmf_tok_load(d->tokenizer, tok);
+    int want = d->bpe_vocab > 0 ? d->bpe_vocab : 257;
+    if (lmf_file_exists(probe)) {
+        LMF_TRY(lmf_tok_load(tokdir, tok));
+        if (lmf_tok_vocab_size(*tok) == want) return LMF_OK;
+        lmf_tok_free(*tok); /* a different size was asked for: train anew */
+        *tok = NULL;
     }
-    size_t got = 0;
-    if (tok) {
-        LMF_TRY(lmf_tok_encode(tok, text, len, 0, *ids + *n, *cap - *n, &got));
-    } else {
-        for (size_t i = 0; i < len; i++) (*ids)[*n + i] = (unsigned char)text[i];
-        got = len;
-    }
-    *n += got;
-    (*ids)[(*n)++] = eot;
-    return LMF_OK;
+    if (!d->quiet && want > 257)
+        fprintf(stderr, "training a %d-token BPE vocabulary on %d files...\n", want, n_files);
+    lmf_tok_train_opts o = {want, NULL, 0, 0};
+    LMF_TRY(lmf_tok_train_files(files, n_files, &o, tok));
+    return lmf_tok_save(*tok, tokdir);
 }
 
-/* Documents are the fortunes: records separated by lines holding only "%". */
+/* Documents are the fortunes: records separated by lines holding only "%"; the last 5% go to
+ * validation. Shards made by an earlier run with the same tokenizer are reused. */
 static lmf_status lmf_default_data_prepare(const lmf_default_data *d, const char *const *files,
                                            int n_files, const char *tokdir, const char *datadir,
                                            const char *train_path, const char *val_path,
                                            int *vocab_size) {
     lmf_tokenizer *tok = NULL;
-    struct stat st;
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/tokenizer.json", tokdir);
-    if (d->tokenizer) {
-        LMF_TRY(lmf_tok_load(d->tokenizer, &tok));
-    } else if (d->bpe_vocab > 0 && stat(probe, &st) == 0) {
-        LMF_TRY(lmf_tok_load(tokdir, &tok));
-    } else if (d->bpe_vocab > 0) {
-        if (!d->quiet) fprintf(stderr, "training a %d-token BPE vocabulary on %d files...\n", d->bpe_vocab, n_files);
-        lmf_tok_train_opts o = {d->bpe_vocab, NULL, 0, 0};
-        LMF_TRY(lmf_tok_train_files(files, n_files, &o, &tok));
-        lmf_status s = lmf_tok_save(tok, tokdir);
-        if (s != LMF_OK) { lmf_tok_free(tok); return s; }
+    char stamp[4200];
+    snprintf(stamp, sizeof stamp, "%s/tokenizer.json", tokdir);
+    int had_tok = lmf_file_exists(stamp) && !d->tokenizer;
+    LMF_TRY(default_tokenizer(d, files, n_files, tokdir, &tok));
+    *vocab_size = lmf_tok_vocab_size(tok);
+    struct stat ts, ds;
+    int fresh = had_tok && lmf_file_exists(train_path) && lmf_file_exists(val_path) &&
+                stat(stamp, &ts) == 0 && stat(train_path, &ds) == 0 &&
+                ds.st_mtime >= ts.st_mtime;
+    lmf_status s = LMF_OK;
+    if (!fresh) {
+        lmf_prepare_opts po;
+        memset(&po, 0, sizeof po);
+        po.tok = tok;
+        po.inputs = files;
+        po.n_inputs = n_files;
+        po.out_dir = datadir;
+        po.val_fraction = 0.05;
+        po.doc_separator = "%";
+        lmf_prepare_stats st;
+        s = lmf_data_prepare(&po, &st);
+        if (s == LMF_OK && st.val_tokens == 0)
+            s = lmf_fail(LMF_ERR_ARG, "the corpus is empty or too small: it needs at least two "
+                         "documents (records separated by '%%' lines)");
+        if (s == LMF_OK && !d->quiet)
+            fprintf(stderr, "default data: %llu documents, %llu train + %llu val tokens in %s\n",
+                    (unsigned long long)st.docs, (unsigned long long)st.train_tokens,
+                    (unsigned long long)st.val_tokens, datadir);
     }
-    if (lmf_file_exists(train_path) && lmf_file_exists(val_path) && (tok || d->bpe_vocab == 0)) {
-        *vocab_size = tok ? lmf_tok_vocab_size(tok) : 257;
-        lmf_tok_free(tok);
-        return LMF_OK; /* made by an earlier run in this directory */
-    }
-    uint32_t eot = tok ? (uint32_t)lmf_tok_eot(tok) : 256;
-    int vocab = tok ? lmf_tok_vocab_size(tok) : 257;
-    /* gather documents, then the last 5% (at least one) go to validation */
-    typedef struct { const char *p; size_t n; } doc;
-    doc *docs = NULL;
-    size_t nd = 0, capd = 0;
-    char **bufs = calloc((size_t)n_files, sizeof(char *));
-    lmf_status s = bufs ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "out of memory");
-    for (int f = 0; s == LMF_OK && f < n_files; f++) {
-        size_t len;
-        s = lmf_read_file(files[f], &bufs[f], &len, (size_t)1 << 32);
-        const char *p = bufs[f], *end = bufs[f] + (s == LMF_OK ? len : 0);
-        while (s == LMF_OK && p < end) {
-            const char *q = p;
-            /* find "\n%\n" or the end */
-            while (q < end && !(q[0] == '%' && (q == bufs[f] || q[-1] == '\n') && (q + 1 == end || q[1] == '\n'))) q++;
-            if (q > p) {
-                if (nd == capd) {
-                    capd = capd ? capd * 2 : 1024;
-                    doc *nd2 = realloc(docs, capd * sizeof(doc));
-                    if (!nd2) { s = lmf_fail(LMF_ERR_NOMEM, "out of memory"); break; }
-                    docs = nd2;
-                }
-                docs[nd].p = p;
-                docs[nd].n = (size_t)(q - p);
-                nd++;
-            }
-            p = q + 2;
-        }
-    }
-    if (s == LMF_OK && nd < 2) s = lmf_fail(LMF_ERR_ARG, "the corpus is empty: it holds fewer than two documents");
-    size_t nval = nd / 20 ? nd / 20 : 1;
-    uint32_t *ids = NULL;
-    size_t n = 0, cap = 0, ntrain = 0;
-    for (size_t i = 0; s == LMF_OK && i < nd; i++) {
-        s = encode_doc(tok, docs[i].p, docs[i].n, eot, &ids, &n, &cap);
-        if (i + 1 == nd - nval) ntrain = n;
-    }
-    if (s == LMF_OK) s = lmf_mkdir_p(datadir);
-    int tb = vocab > 65536 ? 4 : 2;
-    if (s == LMF_OK) s = lmf_shard_write(train_path, ids, ntrain, tb);
-    if (s == LMF_OK) s = lmf_shard_write(val_path, ids + ntrain, n - ntrain, tb);
-    if (s == LMF_OK && !d->quiet)
-        fprintf(stderr, "default data: %zu documents, %zu train + %zu val tokens in %s\n", nd,
-                ntrain, n - ntrain, datadir);
-    *vocab_size = vocab;
-    for (int f = 0; bufs && f < n_files; f++) free(bufs[f]);
-    free(bufs);
-    free(docs);
-    free(ids);
     lmf_tok_free(tok);
     return s;
 }

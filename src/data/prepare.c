@@ -1,12 +1,14 @@
 /* lmf_data_prepare: text files -> train/val shards, encoded in parallel. */
-/* Documents are cut into work units (whole documents, or pieces of a long one cut where
- * encoding is unaffected), encoded in batches on all cores and appended in input order, so the
- * shards do not depend on the thread count. */
+/* The calling thread cuts documents into work units (whole documents, or pieces of a long one
+ * cut where encoding is unaffected) and puts them in a ring; worker threads encode them; the
+ * calling thread appends them in input order, so the shards do not depend on the thread count.
+ * Waiting blocks on condition variables (no spinning), which keeps shared machines fast. */
 #include "lmforge/prepare.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +35,18 @@ typedef struct unit {
     size_t n_docs;      /* documents that end in this unit (each gets an end-of-text id) */
     int piece;          /* 1: raw text of one document (end-of-text only when n_docs == 1) */
     int val;
-    uint32_t *ids;      /* the batch slot's buffer (see prep.bufs) */
-    size_t n_ids;
-    lmf_status st;
-    char err[512];
 } unit;
 
-typedef struct buf {     /* id buffers kept across batches: no page faults on every unit */
-    uint32_t *ids;
-    size_t cap;
-} buf;
+enum { SLOT_FREE, SLOT_READY, SLOT_BUSY, SLOT_DONE };
+
+typedef struct slot {    /* one place in the ring: a unit and its ids */
+    unit u;
+    int state;
+    uint32_t *ids;       /* kept across units: no page faults for every unit */
+    size_t cap, n_ids;
+    lmf_status st;
+    char err[512];
+} slot;
 
 typedef struct prep {
     const lmf_prepare_opts *o;
@@ -50,14 +54,59 @@ typedef struct prep {
     size_t sep_len;
     uint32_t eot;
     pfile *files;
-    unit *units;
-    buf *bufs;           /* [cap_units] */
-    size_t n_units, cap_units, batch_bytes;
     lmf_shard_writer *train, *val;
     lmf_prepare_stats st;
     uint64_t bytes_total, bytes_done;
     int threads;
+    /* the ring: units [appended, produced) are in flight; workers take them in order */
+    slot *ring;
+    size_t n_slots;
+    uint64_t produced, taken, appended;
+    int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    /* pass 1 */
+    int next_file;
+    uint64_t *file_docs;
+    lmf_status count_st;
+    char count_err[600];
 } prep;
+
+/* 1 when the line starting at q is the separator; *after = the start of the next line */
+static int is_sep_line(const prep *p, const char *d, size_t len, size_t q, size_t *after) {
+    size_t e = q + p->sep_len;
+    if (e > len || memcmp(d + q, p->sep, p->sep_len) != 0) return 0;
+    if (e < len && d[e] == '\r') e++;
+    if (e == len) {
+        *after = len;
+        return 1;
+    }
+    if (d[e] != '\n') return 0;
+    *after = e + 1;
+    return 1;
+}
+
+/* start of the first separator line at or after the line start pos (len if none): candidates
+ * are the separator's first byte at the start of a line, found with memchr */
+static size_t find_sep(const prep *p, const char *d, size_t len, size_t pos, size_t *after) {
+    for (size_t q = pos;;) {
+        if (is_sep_line(p, d, len, q, after)) return q;
+        size_t from = q + 1;
+        for (;;) {
+            const char *f = from < len ? memchr(d + from, p->sep[0], len - from) : NULL;
+            if (!f) {
+                *after = len;
+                return len;
+            }
+            size_t c = (size_t)(f - d);
+            if (d[c - 1] == '\n') {
+                q = c;
+                break;
+            }
+            from = c + 1;
+        }
+    }
+}
 
 /* The next non-empty document at or after pos (a line start) in d[0..len): [*ds, *de), and
  * *np where the search goes on. Without a separator the rest of the file is one document. */
@@ -69,25 +118,14 @@ static int next_doc(const prep *p, const char *d, size_t len, size_t pos, size_t
             *de = *np = len;
             return 1;
         }
-        size_t doc_end = len, next = len;
-        for (size_t ls = pos; ls < len;) {
-            const char *nl = memchr(d + ls, '\n', len - ls);
-            size_t le = nl ? (size_t)(nl - d) : len, ce = le;
-            if (ce > ls && d[ce - 1] == '\r') ce--;
-            if (ce - ls == p->sep_len && memcmp(d + ls, p->sep, p->sep_len) == 0) {
-                doc_end = ls;
-                next = nl ? le + 1 : len;
-                break;
-            }
-            ls = nl ? le + 1 : len;
-        }
-        if (doc_end > pos) {
+        size_t after, q = find_sep(p, d, len, pos, &after);
+        if (q > pos) {
             *ds = pos;
-            *de = doc_end;
-            *np = next;
+            *de = q;
+            *np = after;
             return 1;
         }
-        pos = next;
+        pos = after;
     }
     return 0;
 }
@@ -109,23 +147,26 @@ static void unmap_file(pfile *f) {
     f->data = NULL;
 }
 
-static void encode_unit(const prep *p, unit *u, buf *b) {
+/* Encode the unit of slot sl into its buffer (called by a worker, without the lock). */
+static void encode_unit(const prep *p, slot *sl) {
+    const unit *u = &sl->u;
     const pfile *f = &p->files[u->file];
     size_t cap = (u->end - u->start) + u->n_docs;
-    if (b->cap < cap) {
-        free(b->ids);
-        b->cap = cap + cap / 4;
-        b->ids = malloc(b->cap * sizeof *b->ids);
-        if (!b->ids) {
-            b->cap = 0;
-            u->st = LMF_ERR_NOMEM;
-            snprintf(u->err, sizeof u->err, "out of memory");
+    sl->st = LMF_OK;
+    sl->n_ids = 0;
+    if (sl->cap < cap) {
+        free(sl->ids);
+        sl->cap = cap + cap / 4;
+        sl->ids = malloc(sl->cap * sizeof *sl->ids);
+        if (!sl->ids) {
+            sl->cap = 0;
+            sl->st = LMF_ERR_NOMEM;
+            snprintf(sl->err, sizeof sl->err, "data prepare: out of memory");
             return;
         }
     }
-    u->ids = b->ids;
-    size_t n = 0;
-    size_t pos = u->start, ds, de, np;
+    uint32_t *ids = sl->ids;
+    size_t n = 0, pos = u->start, ds, de, np;
     while (pos < u->end) {
         if (u->piece) {
             ds = u->start;
@@ -135,65 +176,75 @@ static void encode_unit(const prep *p, unit *u, buf *b) {
         }
         if (p->o->tok) {
             size_t k;
-            lmf_status s = lmf_tok_encode(p->o->tok, f->data + ds, de - ds, 0, u->ids + n, cap - n, &k);
+            lmf_status s = lmf_tok_encode(p->o->tok, f->data + ds, de - ds, 0, ids + n, cap - n, &k);
             if (s != LMF_OK) {
-                u->st = s;
-                snprintf(u->err, sizeof u->err, "%s: %s", f->path, lmf_last_error());
+                sl->st = s;
+                snprintf(sl->err, sizeof sl->err, "%s: %s", f->path, lmf_last_error());
                 return;
             }
             n += k;
         } else {
-            for (size_t i = ds; i < de; i++) u->ids[n++] = (uint8_t)f->data[i];
+            for (size_t i = ds; i < de; i++) ids[n++] = (uint8_t)f->data[i];
         }
-        if (!u->piece || u->n_docs) u->ids[n++] = p->eot;
+        if (!u->piece || u->n_docs) ids[n++] = p->eot;
         pos = np;
     }
-    u->n_ids = n;
+    sl->n_ids = n;
 }
 
-/* Encode the collected units in parallel, append them in order, release finished files. */
-static lmf_status run_batch(prep *p, int current_file) {
-    unit *us = p->units;
-    long nu = (long)p->n_units;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(p->threads)
-    for (long k = 0; k < nu; k++) encode_unit(p, &us[k], &p->bufs[k]);
-    lmf_status s = LMF_OK;
-    for (long k = 0; k < nu; k++) {
-        unit *u = &us[k];
-        if (s == LMF_OK && u->st != LMF_OK) s = lmf_fail(u->st, "%s", u->err);
-        if (s == LMF_OK) {
-            lmf_shard_writer *w = u->val ? p->val : p->train;
-            s = lmf_shard_writer_append(w, u->ids, u->n_ids);
-            if (u->val) p->st.val_tokens += u->n_ids;
-            else p->st.train_tokens += u->n_ids;
-            p->bytes_done += u->end - u->start;
-        }
-        u->ids = NULL;
+static void *worker(void *arg) {
+    prep *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->taken == p->produced) pthread_cond_wait(&p->work, &p->mu);
+        if (p->taken == p->produced) break; /* stopping, nothing left */
+        slot *sl = &p->ring[p->taken % p->n_slots];
+        p->taken++;
+        sl->state = SLOT_BUSY;
+        pthread_mutex_unlock(&p->mu);
+        encode_unit(p, sl);
+        pthread_mutex_lock(&p->mu);
+        sl->state = SLOT_DONE;
+        pthread_cond_broadcast(&p->done);
     }
-    p->n_units = 0;
-    p->batch_bytes = 0;
-    for (int f = 0; f < current_file; f++) unmap_file(&p->files[f]);
-    if (s == LMF_OK && p->o->progress)
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Wait for the oldest unit in flight, append it, free its slot, unmap finished files. */
+static lmf_status append_oldest(prep *p) {
+    slot *sl = &p->ring[p->appended % p->n_slots];
+    pthread_mutex_lock(&p->mu);
+    while (sl->state != SLOT_DONE) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    lmf_status s = sl->st;
+    if (s != LMF_OK) return lmf_fail(s, "%s", sl->err);
+    s = lmf_shard_writer_append(sl->u.val ? p->val : p->train, sl->ids, sl->n_ids);
+    if (s != LMF_OK) return s;
+    if (sl->u.val) p->st.val_tokens += sl->n_ids;
+    else p->st.train_tokens += sl->n_ids;
+    p->bytes_done += sl->u.end - sl->u.start;
+    for (int f = 0; f < sl->u.file; f++) unmap_file(&p->files[f]); /* all their units are out */
+    pthread_mutex_lock(&p->mu);
+    sl->state = SLOT_FREE;
+    p->appended++;
+    pthread_mutex_unlock(&p->mu);
+    if (p->o->progress && (p->appended % 16 == 0 || p->appended == p->produced))
         p->o->progress(p->o->progress_ctx, p->bytes_done, p->bytes_total,
                        p->st.train_tokens + p->st.val_tokens);
-    return s;
+    return LMF_OK;
 }
 
-static lmf_status add_unit(prep *p, const unit *u, int current_file) {
-    if (p->n_units == p->cap_units) {
-        size_t cap = p->cap_units ? 2 * p->cap_units : 64;
-        unit *nu = realloc(p->units, cap * sizeof *nu);
-        if (nu) p->units = nu;
-        buf *nb = realloc(p->bufs, cap * sizeof *nb);
-        if (nb) p->bufs = nb;
-        if (!nu || !nb) return lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
-        for (size_t k = p->cap_units; k < cap; k++) p->bufs[k] = (buf){NULL, 0};
-        p->cap_units = cap;
-    }
-    p->units[p->n_units++] = *u;
-    p->batch_bytes += u->end - u->start;
-    size_t max_units = (size_t)(8 * p->threads > 32 ? 8 * p->threads : 32);
-    if (p->n_units >= max_units || p->batch_bytes >= max_units * UNIT_BYTES) return run_batch(p, current_file);
+/* Hand a unit to the workers, first appending the oldest one when the ring is full. */
+static lmf_status add_unit(prep *p, const unit *u) {
+    if (p->produced - p->appended == p->n_slots) LMF_TRY(append_oldest(p));
+    slot *sl = &p->ring[p->produced % p->n_slots];
+    pthread_mutex_lock(&p->mu);
+    sl->u = *u;
+    sl->state = SLOT_READY;
+    p->produced++;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
     return LMF_OK;
 }
 
@@ -207,7 +258,7 @@ static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t firs
         int val = *doc_index >= first_val;
         int long_doc = de - ds > 2 * PIECE_BYTES;
         if (have && (long_doc || cur.val != val || (cur.end - cur.start) + (de - ds) > UNIT_BYTES)) {
-            LMF_TRY(add_unit(p, &cur, fi));
+            LMF_TRY(add_unit(p, &cur));
             have = 0;
         }
         if (long_doc) { /* pieces cut where encoding is unaffected */
@@ -216,7 +267,7 @@ static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t firs
                                ? ds + lmf_tok_split_point(f->data + ds, de - ds, a - ds + PIECE_BYTES)
                                : de;
                 unit u = {.file = fi, .start = a, .end = b, .piece = 1, .n_docs = b == de, .val = val};
-                LMF_TRY(add_unit(p, &u, fi));
+                LMF_TRY(add_unit(p, &u));
                 a = b;
             }
         } else {
@@ -228,25 +279,62 @@ static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t firs
         (*doc_index)++;
         pos = np;
     }
-    if (have) LMF_TRY(add_unit(p, &cur, fi));
+    if (have) LMF_TRY(add_unit(p, &cur));
     return LMF_OK;
 }
 
-/* documents in a file (pass 1, for the validation split) */
-static lmf_status count_docs(prep *p, pfile *f, uint64_t *n) {
+/* documents in a file (pass 1, for the validation split); the message goes to err */
+static lmf_status count_docs(prep *p, pfile *f, uint64_t *n, char *err, size_t err_cap) {
     *n = 0;
     if (f->len == 0) return LMF_OK;
     if (!p->sep) {
         *n = 1;
         return LMF_OK;
     }
-    LMF_TRY(map_file(f));
+    lmf_status s = map_file(f);
+    if (s != LMF_OK) {
+        snprintf(err, err_cap, "%s", lmf_last_error());
+        return s;
+    }
     size_t pos = 0, ds, de, np;
     while (next_doc(p, f->data, f->len, pos, &ds, &de, &np)) {
         (*n)++;
         pos = np;
     }
     unmap_file(f);
+    return LMF_OK;
+}
+
+/* pass-1 worker: count the documents of the files it takes */
+static void *count_worker(void *arg) {
+    prep *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int i = p->next_file++;
+        pthread_mutex_unlock(&p->mu);
+        if (i >= p->o->n_inputs) break;
+        uint64_t nd = 0;
+        char e[600];
+        lmf_status r = count_docs(p, &p->files[i], &nd, e, sizeof e);
+        pthread_mutex_lock(&p->mu);
+        p->file_docs[i] = nd;
+        if (r != LMF_OK && p->count_st == LMF_OK) {
+            p->count_st = r;
+            snprintf(p->count_err, sizeof p->count_err, "%s", e);
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    return NULL;
+}
+
+/* run fn on n threads and wait for them; fails when not even one thread starts */
+static lmf_status run_threads(prep *p, void *(*fn)(void *), int n, pthread_t *th, int *started) {
+    *started = 0;
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&th[i], NULL, fn, p) != 0) break;
+        (*started)++;
+    }
+    if (*started == 0) return lmf_fail(LMF_ERR_STATE, "data prepare: cannot start threads");
     return LMF_OK;
 }
 
@@ -290,10 +378,23 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
         } else {
             p.files[i].len = (size_t)sb.st_size;
             p.bytes_total += (uint64_t)sb.st_size;
-            uint64_t nd;
-            s = count_docs(&p, &p.files[i], &nd);
-            n_docs += nd;
         }
+    }
+    p.file_docs = calloc((size_t)o->n_inputs, sizeof *p.file_docs);
+    p.n_slots = (size_t)(4 * p.threads > 8 ? 4 * p.threads : 8);
+    p.ring = calloc(p.n_slots, sizeof *p.ring);
+    pthread_t *th = calloc((size_t)p.threads, sizeof *th);
+    if (s == LMF_OK && (!p.file_docs || !p.ring || !th)) s = lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.work, NULL);
+    pthread_cond_init(&p.done, NULL);
+    /* pass 1: documents per file, on all threads (for the validation split) */
+    int started = 0;
+    if (s == LMF_OK) {
+        s = run_threads(&p, count_worker, p.threads < o->n_inputs ? p.threads : o->n_inputs, th, &started);
+        for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+        if (s == LMF_OK && p.count_st != LMF_OK) s = lmf_fail(p.count_st, "%s", p.count_err);
+        for (int i = 0; s == LMF_OK && i < o->n_inputs; i++) n_docs += p.file_docs[i];
     }
     uint64_t n_val = 0;
     if (s == LMF_OK && o->val_fraction > 0 && n_docs >= 2) {
@@ -311,13 +412,25 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
         snprintf(path, sizeof path, "%s/val.bin", o->out_dir);
         s = lmf_shard_writer_open(path, p.st.token_bytes, &p.val);
     }
+    /* pass 2: this thread makes and appends units, the workers encode them */
+    started = 0;
+    if (s == LMF_OK) s = run_threads(&p, worker, p.threads, th, &started);
     uint64_t doc_index = 0;
     for (int i = 0; i < o->n_inputs && s == LMF_OK; i++) s = make_units(&p, i, &doc_index, n_docs - n_val);
-    if (s == LMF_OK && p.n_units) s = run_batch(&p, o->n_inputs);
-    for (size_t k = 0; k < p.cap_units; k++) free(p.bufs[k].ids);
-    free(p.bufs);
+    while (s == LMF_OK && p.appended < p.produced) s = append_oldest(&p);
+    pthread_mutex_lock(&p.mu);
+    p.stop = 1;
+    pthread_cond_broadcast(&p.work);
+    pthread_mutex_unlock(&p.mu);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (size_t k = 0; p.ring && k < p.n_slots; k++) free(p.ring[k].ids);
+    free(p.ring);
+    free(th);
+    free(p.file_docs);
+    pthread_cond_destroy(&p.work);
+    pthread_cond_destroy(&p.done);
+    pthread_mutex_destroy(&p.mu);
     for (int i = 0; i < o->n_inputs; i++) unmap_file(&p.files[i]);
-    free(p.units);
     free(p.files);
     if (s == LMF_OK && p.train) {
         s = lmf_shard_writer_close(p.train);

@@ -1,5 +1,4 @@
-/* Communicator front end: backend selection, blocking collectives as non-blocking + deadline,
- * outstanding requests and their progress, failure reports naming rank, operation and context. */
+/* Communicator front end: backend choice, blocking ops with deadlines, progress, failures. */
 #define _GNU_SOURCE
 #include "dist/comm_internal.h"
 
@@ -104,6 +103,11 @@ lmf_status lmf_comm_create(const char *backend, lmf_comm **out) {
 
 void lmf_comm_free(lmf_comm *c) {
     if (!c) return;
+    /* complete what is still in flight (MPI must not be finalised with active requests) */
+    while (c->pending && !c->failed) {
+        lmf_comm_req *r = c->pending;
+        if (lmf_comm_wait(c, &r) != LMF_OK) break;
+    }
     while (c->pending) {
         lmf_comm_req *r = c->pending;
         c->pending = r->next;

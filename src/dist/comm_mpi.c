@@ -1,5 +1,4 @@
-/* MPI communicator backend: non-blocking MPI collectives on a private duplicate of
- * MPI_COMM_WORLD, with errors returned (MPI_ERRORS_RETURN) rather than fatal. */
+/* MPI communicator backend: non-blocking collectives on a duplicate of MPI_COMM_WORLD. */
 #define _GNU_SOURCE
 #include "dist/comm_internal.h"
 

@@ -1,5 +1,4 @@
-/* Gradient buckets: where each block's gradients accumulate, the non-blocking all-reduce
- * (stages 0/1) or reduce-scatter (stages 2/3) started as soon as a bucket is complete. */
+/* Gradient buckets: staging, and all-reduce/reduce-scatter started as each bucket completes. */
 #include "dist/ddp_internal.h"
 
 #include <string.h>
@@ -15,7 +14,6 @@ static void bucket_completed(lmf_ddp *d, ddp_bucket *k) {
         s->bucket = -1;
         k->slot = -1;
     }
-    k->reduced = 1;
 }
 
 static lmf_status bucket_wait(lmf_ddp *d, ddp_bucket *k) {
@@ -23,6 +21,7 @@ static lmf_status bucket_wait(lmf_ddp *d, ddp_bucket *k) {
     double t0 = lmf_ddp_now();
     lmf_status s = lmf_comm_wait(d->comm, &k->req);
     d->stats.wait_s += lmf_ddp_now() - t0;
+    d->stats.waited++;
     LMF_TRY(s);
     bucket_completed(d, k);
     return LMF_OK;
@@ -34,14 +33,20 @@ lmf_status lmf_ddp_progress(lmf_ddp *d) {
         if (!k->req) continue;
         int done;
         LMF_TRY(lmf_comm_test(d->comm, &k->req, &done));
-        if (done) bucket_completed(d, k);
+        if (done) {
+            bucket_completed(d, k);
+            d->stats.hidden++;
+        }
     }
     for (int g = 0; g < DDP_N_GBUFS; g++) {
         ddp_gbuf *b = &d->gbufs[g];
         if (!b->req) continue;
         int done;
         LMF_TRY(lmf_comm_test(d->comm, &b->req, &done));
-        if (done) b->valid = 1;
+        if (done) {
+            b->valid = 1;
+            d->stats.hidden++;
+        }
     }
     return LMF_OK;
 }
@@ -89,6 +94,10 @@ float *lmf_ddp_grads_block(lmf_ddp *d, int b) {
 }
 
 static lmf_status bucket_start(lmf_ddp *d, ddp_bucket *k) {
+    if (d->stage < 2 && k->reduced)
+        return lmf_fail(LMF_ERR_STATE, "the gradients of blocks %d..%d were about to be summed "
+                        "over ranks twice in one optimizer step: with gradient accumulation, call "
+                        "lmf_ddp_begin_micro before each micro-step", k->blk_lo, k->blk_hi);
     if (d->stage < 2) {
         LMF_TRY(lmf_comm_iallreduce(d->comm, d->grads + k->range.begin, lmf_range_len(k->range),
                                     LMF_COMM_F32, LMF_COMM_SUM, &k->req));
@@ -96,6 +105,7 @@ static lmf_status bucket_start(lmf_ddp *d, ddp_bucket *k) {
         ddp_slot *s = &d->slots[k->slot];
         LMF_TRY(lmf_comm_ireduce_scatter_f32(d->comm, s->send, s->send, k->counts, &k->req));
     }
+    k->reduced = 1;
     if (d->cfg.no_overlap) LMF_TRY(bucket_wait(d, k));
     return LMF_OK;
 }

@@ -12,7 +12,7 @@ typedef struct ddp_bucket {
     size_t *counts;        /* [world]: parts per rank (reduce-scatter) */
     int n_ready;           /* blocks whose gradients are complete in this micro-step */
     int slot;              /* staging slot in use (stages 2/3), -1 when none */
-    int reduced;           /* reduced at least once since the last optimizer step */
+    int reduced;           /* a reduction was started since the last optimizer step */
     lmf_comm_req *req;     /* reduction in flight, or NULL */
 } ddp_bucket;
 

@@ -1,5 +1,4 @@
-/* Weights: the full block (stages 0-2), or for stage 3 each block all-gathered from the shards
- * just before use, the next one prefetched, and freed for reuse after release. */
+/* Engine weights: the full block (stages 0-2) or per-block gathers with prefetch (stage 3). */
 #include "dist/ddp_internal.h"
 
 #include <string.h>
@@ -21,6 +20,7 @@ static lmf_status gather_wait(lmf_ddp *d, ddp_gbuf *g) {
     double t0 = lmf_ddp_now();
     lmf_status s = lmf_comm_wait(d->comm, &g->req);
     d->stats.wait_s += lmf_ddp_now() - t0;
+    d->stats.waited++;
     LMF_TRY(s);
     g->valid = 1;
     return LMF_OK;

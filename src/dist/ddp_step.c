@@ -1,5 +1,4 @@
-/* Optimizer step of the data-parallel engine: finish the reductions, global gradient norm,
- * clipping, AdamW over this rank's range, and sharing of the updated weights. */
+/* Engine optimizer step: finish reductions, global norm, clipping, sharded AdamW, all-gather. */
 #include "dist/ddp_internal.h"
 
 #include <math.h>

@@ -104,7 +104,14 @@ const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m) { return &m->cfg; }
 const lmf_param_layout *lmf_gpt_layout(const lmf_gpt *m) { return &m->layout; }
 float *lmf_gpt_params(lmf_gpt *m) { return m->params; }
 float *lmf_gpt_grads(lmf_gpt *m) { return m->grads; }
-void lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k) { m->k = k; }
+lmf_status lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k) {
+    if (k == m->k) return LMF_OK;
+    m->k = k;
+    if (!m->acts) return LMF_OK;
+    int B = m->B, T = m->T, training = m->training;
+    m->B = 0; /* force a new allocation */
+    return lmf_gpt_reserve(m, B, T, training);
+}
 
 void lmf_gpt_set_hooks(lmf_gpt *m, const lmf_gpt_hooks *h) {
     if (h) {

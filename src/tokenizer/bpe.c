@@ -25,7 +25,7 @@ struct lmf_tok_ctx {
     lmf_tok_ctx *next;         /* pool link */
     cache_entry *cache;        /* [1 << CACHE_BITS] */
     size_t cap;                /* capacity of the scratch arrays below */
-    uint32_t *sym, *rk, *res;
+    uint32_t *sym, *rk;
     uint8_t *mark;
     int32_t *prev, *nxt;
     uint64_t *heap;            /* rank << 32 | position */
@@ -46,13 +46,12 @@ lmf_tok_ctx *lmf_tok_ctx_create(void) {
 static void free_scratch(lmf_tok_ctx *c) {
     free(c->sym);
     free(c->rk);
-    free(c->res);
     free(c->mark);
     free(c->prev);
     free(c->nxt);
     free(c->heap);
     free(c->pend);
-    c->sym = c->rk = c->res = c->pend = NULL;
+    c->sym = c->rk = c->pend = NULL;
     c->mark = NULL;
     c->prev = c->nxt = NULL;
     c->heap = NULL;
@@ -73,13 +72,12 @@ static int ensure_scratch(lmf_tok_ctx *c, size_t n) {
     free_scratch(c);
     c->sym = malloc(cap * sizeof *c->sym);
     c->rk = malloc(cap * sizeof *c->rk);
-    c->res = malloc(cap * sizeof *c->res);
     c->mark = calloc(cap, 1);
     c->prev = malloc(cap * sizeof *c->prev);
     c->nxt = malloc(cap * sizeof *c->nxt);
     c->heap = malloc(3 * cap * sizeof *c->heap);
     c->pend = malloc(2 * cap * sizeof *c->pend);
-    if (!c->sym || !c->rk || !c->res || !c->mark || !c->prev || !c->nxt || !c->heap ||
+    if (!c->sym || !c->rk || !c->mark || !c->prev || !c->nxt || !c->heap ||
         !c->pend) {
         free_scratch(c);
         return 0;
@@ -123,9 +121,9 @@ void lmf_tok_pool_drain(lmf_tok_pool *p) {
 /* GPT-2's loop with array rescans: find the lowest-ranked adjacent pair, merge all its
  * occurrences left to right, repeat. rk[i] caches the rank of (sym[i], sym[i+1]). O(n^2). */
 static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
-    uint32_t *sym = c->sym, *rk = c->rk, *res = c->res;
+    uint32_t *sym = c->sym, *rk = c->rk;
     uint8_t *mark = c->mark;
-    for (size_t i = 0; i + 1 < m; i++) rk[i] = lmf_tok_merge_lookup(t, sym[i], sym[i + 1], &res[i]);
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
     while (m > 1) {
         uint32_t best = LMF_TOK_NONE;
         size_t bi = 0;
@@ -135,7 +133,7 @@ static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
                 bi = i;
             }
         if (best == LMF_TOK_NONE) break;
-        uint32_t z = res[bi];
+        uint32_t z = t->merge_result[best];
         size_t o = bi, i = bi;
         while (i < m) {
             if (i + 1 < m && rk[i] == best) { /* a rank names one pair */
@@ -146,15 +144,13 @@ static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
             } else {
                 sym[o] = sym[i];
                 rk[o] = rk[i];
-                res[o] = res[i];
                 o++;
                 i++;
             }
         }
         m = o;
         for (size_t j = bi > 0 ? bi - 1 : 0; j < m; j++) {
-            if (j + 1 < m && (mark[j] || mark[j + 1]))
-                rk[j] = lmf_tok_merge_lookup(t, sym[j], sym[j + 1], &res[j]);
+            if (j + 1 < m && (mark[j] || mark[j + 1])) rk[j] = lmf_tok_merge_rank(t, sym[j], sym[j + 1]);
         }
         for (size_t j = bi; j < m; j++) mark[j] = 0;
     }
@@ -200,9 +196,8 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
         prev[i] = (int32_t)i - 1;
         nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
     }
-    uint32_t z;
     for (size_t i = 0; i + 1 < m; i++) {
-        uint32_t r = lmf_tok_merge_lookup(t, sym[i], sym[i + 1], &z);
+        uint32_t r = lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
         if (r != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r << 32 | i);
     }
     uint8_t *dead = c->mark; /* all zero on entry */
@@ -214,8 +209,8 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
             uint32_t p = (uint32_t)heap_pop(heap, &hn);
             if (dead[p] || nxt[p] < 0) continue;
             int32_t q = nxt[p];
-            if (lmf_tok_merge_lookup(t, sym[p], sym[q], &z) != r) continue;
-            sym[p] = z;
+            if (lmf_tok_merge_rank(t, sym[p], sym[q]) != r) continue;
+            sym[p] = t->merge_result[r];
             dead[q] = 1;
             alive--;
             nxt[p] = nxt[q];
@@ -226,7 +221,7 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
         for (size_t k = 0; k < np; k++) {
             uint32_t p = pend[k];
             if (dead[p] || nxt[p] < 0) continue;
-            uint32_t r2 = lmf_tok_merge_lookup(t, sym[p], sym[nxt[p]], &z);
+            uint32_t r2 = lmf_tok_merge_rank(t, sym[p], sym[nxt[p]]);
             if (r2 != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r2 << 32 | p);
         }
     }

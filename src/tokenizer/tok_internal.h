@@ -11,16 +11,13 @@
 #include "lmforge/tokenizer.h"
 
 #define LMF_TOK_NONE 0xFFFFFFFFu      /* "no id" / "no rank" */
-#define LMF_TOK_MAX_IDS (1u << 24)    /* largest vocabulary accepted from a file */
+#define LMF_TOK_MAX_IDS (1u << 20)    /* largest vocabulary (ids fit in 20 bits) */
+#define LMF_TOK_MAX_MERGES ((1u << 24) - 2)
 
-/* One slot of the (left, right) -> (rank, result) merge table. key = left << 32 | right,
- * LMF_TOK_EMPTY_KEY when unused. */
-#define LMF_TOK_EMPTY_KEY 0xFFFFFFFFFFFFFFFFull
-typedef struct lmf_merge_slot {
-    uint64_t key;
-    uint32_t rank;
-    uint32_t result;
-} lmf_merge_slot;
+/* A slot of the (left, right) -> rank merge table packs left (20 bits), right (20 bits) and
+ * rank (24 bits) into 8 bytes, so that GPT-2's table (50,000 merges) takes 1 MiB;
+ * LMF_TOK_EMPTY_SLOT (never a valid slot: ranks stay below 2^24 - 1) when unused. */
+#define LMF_TOK_EMPTY_SLOT 0xFFFFFFFFFFFFFFFFull
 
 /* Pool of encoding contexts (word cache + scratch), one taken per lmf_tok_encode call. */
 typedef struct lmf_tok_ctx lmf_tok_ctx;
@@ -47,8 +44,9 @@ struct lmf_tokenizer {
 
     uint32_t n_merges, cap_merges;
     uint32_t *merge_left, *merge_right, *merge_result; /* [n_merges], index = rank */
-    lmf_merge_slot *mtab;    /* [mtab_mask + 1] */
+    uint64_t *mtab;          /* [mtab_mask + 1] packed slots */
     uint64_t mtab_mask;
+    int mtab_shift;          /* 64 - log2(mtab_mask + 1): slots are found by the hash's top bits */
 
     uint32_t n_special;
     uint32_t *special_ids;   /* [n_special] sorted by byte length, longest first */
@@ -80,19 +78,18 @@ lmf_status lmf_tok_add_merge(lmf_tokenizer *t, uint32_t left, uint32_t right, co
  * become special (the GPT-2 file pair marks no special tokens); too many of them means a
  * truncated or mismatched merges file and fails. */
 lmf_status lmf_tok_finish(lmf_tokenizer *t, int unreached_special, const char *what);
-/* rank and result of merging (left, right); LMF_TOK_NONE rank when there is no such merge */
-static inline uint32_t lmf_tok_merge_lookup(const lmf_tokenizer *t, uint32_t left, uint32_t right,
-                                            uint32_t *result) {
-    uint64_t key = (uint64_t)left << 32 | right;
-    uint64_t h = (key * 0x9E3779B97F4A7C15ull) >> 20;
-    for (;;) {
-        const lmf_merge_slot *s = &t->mtab[h & t->mtab_mask];
-        if (s->key == key) {
-            *result = s->result;
-            return s->rank;
-        }
-        if (s->key == LMF_TOK_EMPTY_KEY) return LMF_TOK_NONE;
-        h++;
+/* home slot of the pair key (left << 20 | right) */
+static inline uint64_t lmf_tok_merge_home(const lmf_tokenizer *t, uint64_t key) {
+    return (key * 0x9E3779B97F4A7C15ull) >> t->mtab_shift;
+}
+/* rank of the merge (left, right); LMF_TOK_NONE when there is none. The merged token is
+ * t->merge_result[rank]. */
+static inline uint32_t lmf_tok_merge_rank(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
+    uint64_t key = (uint64_t)left << 20 | right;
+    for (uint64_t h = lmf_tok_merge_home(t, key);; h++) {
+        uint64_t v = t->mtab[h & t->mtab_mask];
+        if (v >> 24 == key) return (uint32_t)(v & 0xFFFFFF);
+        if (v == LMF_TOK_EMPTY_SLOT) return LMF_TOK_NONE;
     }
 }
 

@@ -166,18 +166,22 @@ lmf_status lmf_tok_set_token(lmf_tokenizer *t, uint32_t id, const char *b, size_
 
 static lmf_status mtab_grow(lmf_tokenizer *t) {
     uint64_t size = t->mtab ? (t->mtab_mask + 1) * 2 : 1024;
-    lmf_merge_slot *m = malloc(size * sizeof *m);
+    uint64_t *m = malloc(size * sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
-    for (uint64_t i = 0; i < size; i++) m[i].key = LMF_TOK_EMPTY_KEY;
-    for (uint64_t i = 0; t->mtab && i <= t->mtab_mask; i++) {
-        if (t->mtab[i].key == LMF_TOK_EMPTY_KEY) continue;
-        uint64_t h = (t->mtab[i].key * 0x9E3779B97F4A7C15ull) >> 20;
-        while (m[h & (size - 1)].key != LMF_TOK_EMPTY_KEY) h++;
-        m[h & (size - 1)] = t->mtab[i];
-    }
-    free(t->mtab);
+    memset(m, 0xFF, size * sizeof *m);
+    int bits = 0;
+    while (((uint64_t)1 << bits) < size) bits++;
+    uint64_t *old = t->mtab, old_mask = t->mtab_mask;
     t->mtab = m;
     t->mtab_mask = size - 1;
+    t->mtab_shift = 64 - bits;
+    for (uint64_t i = 0; old && i <= old_mask; i++) {
+        if (old[i] == LMF_TOK_EMPTY_SLOT) continue;
+        uint64_t h = lmf_tok_merge_home(t, old[i] >> 24);
+        while (m[h & t->mtab_mask] != LMF_TOK_EMPTY_SLOT) h++;
+        m[h & t->mtab_mask] = old[i];
+    }
+    free(old);
     return LMF_OK;
 }
 
@@ -211,8 +215,9 @@ lmf_status lmf_tok_add_merge(lmf_tokenizer *t, uint32_t left, uint32_t right, co
     if (t->kind[res] == LMF_TOK_KIND_SPECIAL)
         return lmf_fail(LMF_ERR_FORMAT, "%s: merge %u makes special token '%s'", what,
                         t->n_merges + 1, show(t, res, s1, sizeof s1));
-    uint32_t dummy;
-    if (t->mtab && lmf_tok_merge_lookup(t, left, right, &dummy) != LMF_TOK_NONE)
+    if (t->n_merges >= LMF_TOK_MAX_MERGES)
+        return lmf_fail(LMF_ERR_FORMAT, "%s: more than %u merges", what, LMF_TOK_MAX_MERGES);
+    if (t->mtab && lmf_tok_merge_rank(t, left, right) != LMF_TOK_NONE)
         return lmf_fail(LMF_ERR_FORMAT, "%s: merge %u ('%s' + '%s') repeats an earlier merge",
                         what, t->n_merges + 1, show(t, left, s1, sizeof s1), show(t, right, s2, sizeof s2));
     if (t->n_merges == t->cap_merges) {
@@ -227,13 +232,10 @@ lmf_status lmf_tok_add_merge(lmf_tokenizer *t, uint32_t left, uint32_t right, co
         t->cap_merges = cap;
     }
     if (!t->mtab || (uint64_t)(t->n_merges + 1) * 2 > t->mtab_mask + 1) LMF_TRY(mtab_grow(t));
-    uint64_t key = (uint64_t)left << 32 | right;
-    uint64_t h = (key * 0x9E3779B97F4A7C15ull) >> 20;
-    while (t->mtab[h & t->mtab_mask].key != LMF_TOK_EMPTY_KEY) h++;
-    lmf_merge_slot *s = &t->mtab[h & t->mtab_mask];
-    s->key = key;
-    s->rank = t->n_merges;
-    s->result = res;
+    uint64_t key = (uint64_t)left << 20 | right;
+    uint64_t h = lmf_tok_merge_home(t, key);
+    while (t->mtab[h & t->mtab_mask] != LMF_TOK_EMPTY_SLOT) h++;
+    t->mtab[h & t->mtab_mask] = key << 24 | t->n_merges;
     t->merge_left[t->n_merges] = left;
     t->merge_right[t->n_merges] = right;
     t->merge_result[t->n_merges] = res;

@@ -221,6 +221,10 @@ int lmf_trainer_any(lmf_trainer *t, int flag) {
     return v != 0;
 }
 
+void lmf_trainer_abort(lmf_trainer *t, const char *msg) {
+    if (t->world > 1) lmf_comm_abort(t->comm, 1, msg);
+}
+
 lmf_status lmf_trainer_materialize(lmf_trainer *t) {
     if (lmf_gpt_params(t->model)) return LMF_OK;
     float *full = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));

@@ -1,5 +1,5 @@
-/* Data-parallel GPT training under mpirun against a serial reference run on rank 0: same seed,
- * data and global batch, so every step's loss and the final weights must agree.
+/* Data-parallel GPT training under mpirun checked against a serial run on rank 0. */
+/* Same seed, data and global batch, so every step's loss and the final weights must agree.
  * Usage: mpi_ddp_gpt ZERO_STAGE [STEPS] [BUCKET_BYTES]. Rank 0 prints one line per step and
  * "ddp_gpt zero=Z np=N: ok" when the losses agree within 1e-5 (relative) and the final weights
  * within 1e-4 (absolute); exit code 1 otherwise. */
@@ -144,6 +144,10 @@ int main(int argc, char **argv) {
         lmf_ddp_memory_used(d, &mem);
         printf("rank 0 bytes: weights %zu grads %zu optimizer %zu buffers %zu\n", mem.weights,
                mem.grads, mem.optim, mem.buffers);
+        lmf_ddp_stats st;
+        lmf_ddp_stats_get(d, &st);
+        printf("collectives completed in the background %ld, waited for %ld\n", st.hidden,
+               st.waited);
         if (bad == 0) printf("ddp_gpt zero=%d np=%d: ok\n", stage, world);
     }
     int64_t b64 = bad;

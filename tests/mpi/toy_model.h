@@ -1,10 +1,10 @@
-/* A toy model for engine tests: blocks of odd sizes, a quadratic loss whose gradient is known,
- * the GPT hook call order, and a serial double-precision reference of the training step. */
+/* Toy model for engine tests: odd block sizes, quadratic loss, GPT hook order, reference. */
 #ifndef LMF_TESTS_TOY_MODEL_H
 #define LMF_TESTS_TOY_MODEL_H
 
 #include <math.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +78,23 @@ static inline double toy_term(const float *p, size_t base, size_t n, int s, int 
  * Training: gradients (times scale) accumulate through block_grads; block 0's first half
  * during the forward (like the tied classifier), its second half at the end (like the
  * encoder). Returns the loss of the micro-batch. */
+static inline double toy_micro_slow(const lmf_gpt_hooks *h, const lmf_param_layout *l, int s,
+                                    int j, float scale, int training, long compute_ns);
 static inline double toy_micro(const lmf_gpt_hooks *h, const lmf_param_layout *l, int s, int j,
                                float scale, int training) {
+    return toy_micro_slow(h, l, s, j, scale, training, 0);
+}
+
+/* a layer's computation that takes time: compute_ns nanoseconds of sleep */
+static inline void toy_compute(long ns) {
+    if (ns <= 0) return;
+    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* toy_micro with compute_ns of "computation" per block of the backward */
+static inline double toy_micro_slow(const lmf_gpt_hooks *h, const lmf_param_layout *l, int s,
+                                    int j, float scale, int training, long compute_ns) {
     int nb = l->n_blocks;
     const size_t *bo = l->block_offset;
     size_t n0 = bo[1] - bo[0], half = n0 / 2;
@@ -100,6 +115,7 @@ static inline double toy_micro(const lmf_gpt_hooks *h, const lmf_param_layout *l
     for (int b = nb - 1; b >= 1; b--) {
         float *p = h->block_params(h->ctx, b, 1);
         float *g = h->block_grads(h->ctx, b);
+        toy_compute(compute_ns);
         toy_term(p, bo[b], bo[b + 1] - bo[b], s, j, scale, g);
         h->grads_ready(h->ctx, b);
         h->release_params(h->ctx, b, 1);

@@ -1,5 +1,6 @@
-/* Fast causal self-attention: one (batch, head) per OpenMP task, single-threaded sgemm on
- * blocks of query rows so the masked upper triangle is mostly skipped. */
+/* Fast causal self-attention: (batch, head) pairs over OpenMP, sgemm on blocks of rows. */
+/* Each block of query rows meets only the keys up to its last row, so the masked upper
+ * triangle is mostly skipped; sgemm runs single-threaded inside the OpenMP loop. */
 #include "kernels/fast/fast.h"
 
 #include <cblas.h>

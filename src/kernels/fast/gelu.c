@@ -1,5 +1,5 @@
-/* Fast GELU (tanh approximation), AVX2 with an OpenMP split over blocks.
- * Uses 0.5 (1 + tanh(u)) = 1 / (1 + e^(-2u)), which avoids the cancellation of 1 + tanh(u)
+/* Fast GELU (tanh approximation), AVX2 with an OpenMP split over blocks. */
+/* Uses 0.5 (1 + tanh(u)) = 1 / (1 + e^(-2u)), which avoids the cancellation of 1 + tanh(u)
  * for large negative inputs; the result is the same function as the reference. */
 #include "kernels/fast/fast.h"
 

@@ -1,5 +1,6 @@
-/* Fast LayerNorm: rows in parallel for the forward and dinp, columns in parallel for
- * dweight/dbias (each column summed over rows in order, independent of the thread count). */
+/* Fast LayerNorm: AVX2 rows in parallel; dweight/dbias by column ranges. */
+/* Each dweight/dbias column is summed over rows in order, so the result does not depend on
+ * the thread count. */
 #include "kernels/fast/fast.h"
 
 #include <immintrin.h>

@@ -1,0 +1,125 @@
+/* trainer_state.json tests: round trip of the saved state and options, rejection of bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/ckpt_state.h"
+
+static void sample(lmf_ckpt_saved *s) {
+    memset(s, 0, sizeof *s);
+    s->step = 120;
+    s->world_size = 3;
+    s->zero_stage = 2;
+    s->batch = 4;
+    s->grad_accum = 2;
+    s->seq = 64;
+    s->tokens_per_step = 1536;
+    s->loader.epoch = 2;
+    s->loader.position = 77;
+    s->loader.seed = 0xfedcba9876543210ull; /* above 2^63: stored as a negative integer */
+    s->loader.shuffle = 1;
+    s->bad_in_row = 1;
+    s->skipped_total = 5;
+    s->rollbacks = 1;
+    s->stuck = 0;
+    s->good_steps = 114;
+    s->loss_ema = 2.71828182845904;
+}
+
+static void test_round_trip(void **state) {
+    lmf_ckpt_saved a, b;
+    sample(&a);
+    lmf_train_opts o;
+    lmf_train_opts_default(&o);
+    o.data = "/data/train.bin";
+    o.val_data = NULL;
+    o.steps = 1000;
+    o.global_batch = 1536;
+    o.max_bad_steps = 4;
+    o.spike_factor = 3.5f;
+    o.lr = 6e-4f;
+    o.lr_schedule = LMF_LR_CONSTANT;
+    char *txt = lmf_ckpt_state_format(&a, &o);
+    assert_non_null(txt);
+    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b), LMF_OK);
+    assert_int_equal(b.step, 120);
+    assert_int_equal(b.world_size, 3);
+    assert_int_equal(b.zero_stage, 2);
+    assert_int_equal(b.grad_accum, 2);
+    assert_int_equal(b.seq, 64);
+    assert_int_equal(b.tokens_per_step, 1536);
+    assert_int_equal(b.loader.epoch, 2);
+    assert_int_equal(b.loader.position, 77);
+    assert_true(b.loader.seed == 0xfedcba9876543210ull);
+    assert_int_equal(b.loader.shuffle, 1);
+    assert_int_equal(b.skipped_total, 5);
+    assert_int_equal(b.good_steps, 114);
+    assert_true(b.loss_ema == 2.71828182845904);
+    /* the options come back into a default set; val_data null stays unset */
+    lmf_train_opts r;
+    lmf_train_opts_default(&r);
+    assert_int_equal(lmf_ckpt_state_opts(txt, strlen(txt), "ts.json", &r), LMF_OK);
+    assert_string_equal(r.data, "/data/train.bin");
+    assert_null(r.val_data);
+    assert_int_equal(r.steps, 1000);
+    assert_int_equal(r.global_batch, 1536);
+    assert_int_equal(r.max_bad_steps, 4);
+    assert_true(r.spike_factor == 3.5f);
+    assert_true(r.lr == 6e-4f);
+    assert_int_equal(r.lr_schedule, LMF_LR_CONSTANT);
+    free(txt);
+}
+
+static void test_rejected(void **state) {
+    lmf_ckpt_saved a, b;
+    sample(&a);
+    lmf_train_opts o;
+    lmf_train_opts_default(&o);
+    o.data = "x.bin";
+    char *txt = lmf_ckpt_state_format(&a, &o);
+    assert_non_null(txt);
+    struct {
+        const char *from, *to;
+    } edits[] = {
+        {"\"version\": 2", "\"version\": 1"},     {"\"step\": 120", "\"step\": -1"},
+        {"\"zero_stage\": 2", "\"zero_stage\": 7"}, {"\"seq\": 64", "\"seq\": 0"},
+        {"\"shuffle\": true", "\"shuffle\": 1"},  {"\"position\": 77", "\"position\": \"77\""},
+        {"\"stuck\": 0", "\"stuck\": 2"},          {"\"format\": \"lmforge", "\"format\": \"other"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        const char *at = strstr(txt, edits[i].from);
+        if (!at) fail_msg("'%s' not in the formatted state", edits[i].from);
+        size_t pre = (size_t)(at - txt);
+        char *bad = malloc(strlen(txt) + 32);
+        memcpy(bad, txt, pre);
+        strcpy(bad + pre, edits[i].to);
+        strcat(bad, at + strlen(edits[i].from));
+        if (lmf_ckpt_state_parse(bad, strlen(bad), "ts.json", &b) != LMF_ERR_FORMAT)
+            fail_msg("edit '%s' -> '%s' was accepted", edits[i].from, edits[i].to);
+        assert_non_null(strstr(lmf_last_error(), "ts.json"));
+        free(bad);
+    }
+    const char *junk[] = {"", "{", "[1,2]", "{\"format\": \"lmforge.trainer_state\", \"version\": 2}"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        assert_int_equal(lmf_ckpt_state_parse(junk[i], strlen(junk[i]), "ts.json", &b),
+                         LMF_ERR_FORMAT);
+    /* options of the wrong type */
+    const char *opts = "{\"format\": \"lmforge.trainer_state\", \"version\": 2, "
+                       "\"opts\": {\"data\": 5}}";
+    assert_int_equal(lmf_ckpt_state_opts(opts, strlen(opts), "ts.json", &o), LMF_ERR_FORMAT);
+    free(txt);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_rejected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
