@@ -45,8 +45,11 @@ typedef struct lmf_kernels {
 
     /* Causal self-attention, scale 1/sqrt(hs). qkv[B,T,3C] holds q, k, v (each C = NH*hs,
      * NH divides C; head h uses channels [h*hs, (h+1)*hs)) per position; out[B,T,C].
-     * saved: attention_saved_floats(B,T,NH) floats kept for the backward; both tables store
-     * the softmax probabilities att[B,NH,T,T] there (zeros above the diagonal). */
+     * saved: attention_saved_floats(B,T,NH) floats kept for the backward; what is stored is
+     * the table's own business: the reference keeps the probabilities att[B,NH,T,T] (zeros
+     * above the diagonal), the fast table only the log-sum-exp of each row, [B,NH,T].
+     * The fast table's attention_scratch_floats depends on the thread count: size the
+     * scratch after lmf_threads_set, and again if the count grows. */
     size_t (*attention_saved_floats)(int B, int T, int NH);
     size_t (*attention_scratch_floats)(int B, int T, int NH, int C);
     void (*attention_forward)(float *out, float *saved, const float *qkv, int B, int T, int C,

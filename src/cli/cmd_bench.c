@@ -19,6 +19,7 @@ typedef struct bench_case {
 
 typedef struct bench_result {
     double tokens_per_s, gflops, mfu, step_s, rss_mb;
+    double act_mb; /* the step's activation and scratch buffers (lmf_gpt_activation_bytes) */
     double phase_s[LMF_PHASE_COUNT + 2]; /* model phases, optimizer, other; per step */
 } bench_result;
 
@@ -68,6 +69,7 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         res->gflops = flops / res->step_s / 1e9;
         res->mfu = res->gflops * 1e9 / peak;
         res->rss_mb = (double)lmf_peak_rss_bytes() / 1e6;
+        res->act_mb = (double)lmf_gpt_activation_bytes(m) / 1e6;
         double known = opt;
         lmf_gpt_profile_read(m, res->phase_s);
         for (int p = 0; p < LMF_PHASE_COUNT; p++) {
@@ -123,13 +125,15 @@ int lmf_cmd_bench(int argc, char **argv) {
         if (json)
             printf("{\"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, \"kernels\": \"%s\", "
                    "\"step_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_gflops\": %.2f, "
-                   "\"mfu\": %.4f, \"peak_rss_mb\": %.1f}\n", cases[i].preset, cases[i].B, cases[i].T, nt,
-                   k->name, res.step_s, res.tokens_per_s, res.gflops, peak / 1e9, res.mfu, res.rss_mb);
+                   "\"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"activation_mb\": %.1f}\n", cases[i].preset,
+                   cases[i].B, cases[i].T, nt, k->name, res.step_s, res.tokens_per_s, res.gflops,
+                   peak / 1e9, res.mfu, res.rss_mb, res.act_mb);
         else
         {
-            printf("%-8s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB\n",
+            printf("%-8s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB"
+                   "  activations %.0f MB\n",
                    cases[i].preset, cases[i].B, cases[i].T, res.tokens_per_s, res.gflops,
-                   100 * res.mfu, res.step_s, res.rss_mb);
+                   100 * res.mfu, res.step_s, res.rss_mb, res.act_mb);
             printf("         time per step:");
             for (int p = 0; p < LMF_PHASE_COUNT + 2; p++)
                 printf(" %s %.1f%%", p < LMF_PHASE_COUNT ? lmf_phase_name((lmf_phase)p)

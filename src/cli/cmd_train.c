@@ -169,6 +169,12 @@ int lmf_cmd_train(int argc, char **argv) {
     if (lmf_mkdir_p(c.o.out_dir) != LMF_OK) return fail_rt("");
 
     char train_path[4096], val_path[4096];
+    if (!c.o.data && lmf_comm_launcher_size() > 1) {
+        lmf_cli_error("train", "with several ranks, give --data (make the default data once "
+                      "with a single-process run, e.g. lmforge train --steps 1, or with lmforge "
+                      "data prepare)");
+        return 2;
+    }
     if (!c.o.data) {
         lmf_default_data dd = {c.corpus, c.tokenizer, c.bpe_vocab, c.o.out_dir, c.quiet};
         int vocab = 0;

@@ -1,51 +1,77 @@
-/* Fast causal self-attention: (batch, head) pairs over OpenMP, sgemm on blocks of rows. */
-/* Each block of query rows meets only the keys up to its last row, so the masked upper
- * triangle is mostly skipped; sgemm runs single-threaded inside the OpenMP loop. */
+/* Fast causal self-attention without the T x T matrix: tiled online softmax forward that
+ * saves only the log-sum-exp per row, and a backward that recomputes the probabilities. */
+/* Work is split over (batch, head) pairs; each pair owns its rows of out and dqkv, so no two
+ * threads ever write the same float. sgemm runs single-threaded inside the OpenMP loop.
+ * Memory: saved = B*NH*T floats (the log-sum-exp); backward scratch = 2 * ATT_RB * T floats
+ * per thread; the forward uses fixed-size tiles on the thread's stack. */
 #include "kernels/fast/fast.h"
 
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 
 #include "kernels/fast/vec.h"
 
 /* query rows per block: row block [r0, r1) only meets keys [0, r1) */
-#define ATT_RB 64
+#define ATT_RB 128
+/* keys per tile in the forward's online softmax (the stack tile is ATT_RB x ATT_KB floats) */
+#define ATT_KB 256
+
+/* threads the backward runs on; its scratch holds one slot per thread */
+static int att_slots(int B, int NH) {
+    int nt = omp_get_max_threads(), pairs = B * NH;
+    return pairs < nt ? (pairs > 0 ? pairs : 1) : nt;
+}
 
 size_t lmf_fast_attention_saved_floats(int B, int T, int NH) {
-    return (size_t)B * NH * T * T;
+    return (size_t)B * NH * T;
 }
 
-/* scratch: dS[B,NH,T,T], one T x T matrix per (batch, head) */
 size_t lmf_fast_attention_scratch_floats(int B, int T, int NH, int C) {
     (void)C;
-    return (size_t)B * NH * T * T;
+    return (size_t)att_slots(B, NH) * 2 * ATT_RB * (size_t)T;
 }
 
-/* In place: row[0..n) <- softmax(row[0..n)); row[n..len) <- 0 */
-static void softmax_row(float *row, int n, int len) {
+/* max of row[0..n), n >= 1 */
+static float row_max(const float *row, int n) {
     __m256 mx8 = _mm256_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(row + i));
     float mx = lmf_hmax256(mx8);
     for (; i < n; i++) mx = row[i] > mx ? row[i] : mx;
-    __m256 m8 = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
+    return mx;
+}
+
+/* row[0..n) <- e^(row - sub), row[n..len) <- 0; returns the sum of row[0..n) */
+static float row_exp(float *row, int n, int len, float sub) {
+    __m256 m8 = _mm256_set1_ps(sub), s8 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
         __m256 e = lmf_exp256(_mm256_sub_ps(_mm256_loadu_ps(row + i), m8));
         _mm256_storeu_ps(row + i, e);
         s8 = _mm256_add_ps(s8, e);
     }
     float s = lmf_hsum256(s8);
     for (; i < n; i++) {
-        row[i] = expf(row[i] - mx);
+        row[i] = expf(row[i] - sub);
         s += row[i];
     }
-    __m256 inv = _mm256_set1_ps(1.0f / s);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(row + i, _mm256_mul_ps(_mm256_loadu_ps(row + i), inv));
-    for (; i < n; i++) row[i] *= 1.0f / s;
-    for (i = n; i < len; i++) row[i] = 0.0f;
+    for (i = n < 0 ? 0 : n; i < len; i++) row[i] = 0.0f;
+    return s;
 }
 
+static void row_scale(float *row, int n, float a) {
+    __m256 a8 = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(row + i, _mm256_mul_ps(_mm256_loadu_ps(row + i), a8));
+    for (; i < n; i++) row[i] *= a;
+}
+
+/* out[B,T,C]; saved[B,NH,T] = log sum_u e^(s_tu) with s = q.k / sqrt(hs) over u <= t.
+ * Per row block the keys come in tiles of ATT_KB: S = scale Q K^T by sgemm, a running max m
+ * and sum l per row, O rescaled by e^(m_old - m_new) when the max grows, O += P V by sgemm;
+ * at the end O /= l. */
 void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
                                 int NH) {
     const int hs = C / NH, C3 = 3 * C;
@@ -55,23 +81,53 @@ void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int 
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *k = q + C, *v = q + 2 * C;
-        float *att = saved + (size_t)bh * T * T;
         float *o = out + (size_t)b * T * C + (size_t)h * hs;
+        float *lse = saved + (size_t)bh * T;
+        float S[ATT_RB * ATT_KB], mrow[ATT_RB], lrow[ATT_RB];
         for (int r0 = 0; r0 < T; r0 += ATT_RB) {
             int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
-            float *S = att + (size_t)r0 * T;
-            /* S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, scale,
-                        q + (size_t)r0 * C3, C3, k, C3, 0.0f, S, T);
-            for (int t = r0; t < r1; t++) softmax_row(att + (size_t)t * T, t + 1, T);
-            /* O[r0:r1] = P[r0:r1, 0:r1] V[0:r1] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, r1, 1.0f, S, T, v, C3,
-                        0.0f, o + (size_t)r0 * C, C);
+            for (int i = 0; i < rb; i++) {
+                mrow[i] = -INFINITY;
+                lrow[i] = 0.0f;
+                float *orow = o + (size_t)(r0 + i) * C;
+                for (int j = 0; j < hs; j++) orow[j] = 0.0f;
+            }
+            for (int c0 = 0; c0 < r1; c0 += ATT_KB) {
+                int c1 = c0 + ATT_KB < r1 ? c0 + ATT_KB : r1, kb = c1 - c0;
+                /* S[0:rb, 0:kb] = scale * Q[r0:r1] K[c0:c1]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, kb, hs, scale,
+                            q + (size_t)r0 * C3, C3, k + (size_t)c0 * C3, C3, 0.0f, S, ATT_KB);
+                for (int i = 0; i < rb; i++) {
+                    int t = r0 + i, n = t + 1 - c0; /* valid keys of this row in the tile */
+                    if (n > kb) n = kb;
+                    float *srow = S + (size_t)i * ATT_KB;
+                    if (n <= 0) { /* the whole tile is in this row's future */
+                        row_exp(srow, 0, kb, 0.0f);
+                        continue;
+                    }
+                    float mx = row_max(srow, n), mnew = mx > mrow[i] ? mx : mrow[i];
+                    if (mnew > mrow[i] && lrow[i] > 0.0f) {
+                        float a = expf(mrow[i] - mnew);
+                        lrow[i] *= a;
+                        row_scale(o + (size_t)t * C, hs, a);
+                    }
+                    mrow[i] = mnew;
+                    lrow[i] += row_exp(srow, n, kb, mnew);
+                }
+                /* O[r0:r1] += P V[c0:c1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, kb, 1.0f, S, ATT_KB,
+                            v + (size_t)c0 * C3, C3, 1.0f, o + (size_t)r0 * C, C);
+            }
+            for (int i = 0; i < rb; i++) {
+                row_scale(o + (size_t)(r0 + i) * C, hs, 1.0f / lrow[i]);
+                lse[r0 + i] = mrow[i] + logf(lrow[i]);
+            }
         }
     }
 }
 
-/* dS[t, u] = scale * P[t,u] (dP[t,u] - sum_w P[t,w] dP[t,w]) for u <= t, 0 after */
+/* P[t,u] = e^(s_tu - lse_t) for u <= t; dS[t,u] = scale P (dP - sum_w P dP) for u <= t;
+ * both 0 for u in (t, len). ds holds dP on entry. */
 static void dsoftmax_row(float *ds, const float *p, int n, int len, float scale) {
     __m256 d8 = _mm256_setzero_ps();
     int i = 0;
@@ -87,36 +143,45 @@ static void dsoftmax_row(float *ds, const float *p, int n, int len, float scale)
     for (i = n; i < len; i++) ds[i] = 0.0f;
 }
 
+/* dqkv[B,T,3C] += from dout[B,T,C], qkv and saved (the forward's log-sum-exp). Per row block
+ * [r0, r1): P = e^(scale Q K[0:r1]^T - lse) recomputed, dP = dO V^T, dS as above, then
+ * dQ += dS K, dK += dS^T Q, dV += P^T dO. P and dS live in the thread's scratch slot. */
 void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                  const float *saved, int B, int T, int C, int NH) {
-    const int hs = C / NH, C3 = 3 * C;
+    const int hs = C / NH, C3 = 3 * C, slots = att_slots(B, NH);
     const float scale = 1.0f / sqrtf((float)hs);
+    const size_t slot = 2 * (size_t)ATT_RB * T;
     lmf_fast_blas_single();
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        size_t base = (size_t)b * T * C3 + (size_t)h * hs;
-        const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
-        float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
-        const float *att = saved + (size_t)bh * T * T;
-        const float *d = dout + (size_t)b * T * C + (size_t)h * hs;
-        float *ds = scratch + (size_t)bh * T * T;
-        for (int r0 = 0; r0 < T; r0 += ATT_RB) {
-            int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
-            const float *P = att + (size_t)r0 * T;
-            float *S = ds + (size_t)r0 * T;
-            /* dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, 1.0f,
-                        d + (size_t)r0 * C, C, v, C3, 0.0f, S, T);
-            for (int t = r0; t < r1; t++)
-                dsoftmax_row(ds + (size_t)t * T, att + (size_t)t * T, t + 1, r1, scale);
-            /* dQ[r0:r1] += dS K[0:r1]; dK[0:r1] += dS^T Q[r0:r1]; dV[0:r1] += P^T dO[r0:r1] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, r1, 1.0f, S, T, k, C3,
-                        1.0f, dq + (size_t)r0 * C3, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, S, T,
-                        q + (size_t)r0 * C3, C3, 1.0f, dk, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, P, T,
-                        d + (size_t)r0 * C, C, 1.0f, dv, C3);
+#pragma omp parallel num_threads(slots)
+    {
+        float *P = scratch + (size_t)omp_get_thread_num() * slot, *S = P + (size_t)ATT_RB * T;
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            size_t base = (size_t)b * T * C3 + (size_t)h * hs;
+            const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
+            float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
+            const float *lse = saved + (size_t)bh * T;
+            const float *d = dout + (size_t)b * T * C + (size_t)h * hs;
+            for (int r0 = 0; r0 < T; r0 += ATT_RB) {
+                int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
+                /* P[0:rb, 0:r1] = softmax rows, recomputed from scores and lse */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, scale,
+                            q + (size_t)r0 * C3, C3, k, C3, 0.0f, P, r1);
+                for (int i = 0; i < rb; i++) row_exp(P + (size_t)i * r1, r0 + i + 1, r1, lse[r0 + i]);
+                /* dP[0:rb, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, 1.0f,
+                            d + (size_t)r0 * C, C, v, C3, 0.0f, S, r1);
+                for (int i = 0; i < rb; i++)
+                    dsoftmax_row(S + (size_t)i * r1, P + (size_t)i * r1, r0 + i + 1, r1, scale);
+                /* dQ[r0:r1] += dS K[0:r1]; dK[0:r1] += dS^T Q[r0:r1]; dV[0:r1] += P^T dO[r0:r1] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, r1, 1.0f, S, r1, k,
+                            C3, 1.0f, dq + (size_t)r0 * C3, C3);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, S, r1,
+                            q + (size_t)r0 * C3, C3, 1.0f, dk, C3);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, P, r1,
+                            d + (size_t)r0 * C, C, 1.0f, dv, C3);
+            }
         }
     }
 }
