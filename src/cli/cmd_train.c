@@ -49,13 +49,13 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--bpe-vocab", LMF_OPT_INT, &c->bpe_vocab, "N", "vocabulary size of the tokenizer trained for the default data (default 4096; 0 = bytes)", 0, 1e7);
     O("--out", LMF_OPT_STR, &o->out_dir, "RUN_DIR", "run directory (default runs/default)", LMF_NOLIMIT);
     O("--resume", LMF_OPT_STR, &o->resume_dir, "RUN_DIR", "continue the run in RUN_DIR from its latest checkpoint", LMF_NOLIMIT);
-    O("--steps", LMF_OPT_INT, &o->steps, "N", "optimizer steps (default 300)", 0, 1e9);
+    O("--steps", LMF_OPT_INT, &o->steps, "N", "optimizer steps (default 600)", 0, 1e9);
     O("--batch", LMF_OPT_INT, &o->batch, "B", "micro-batch size in sequences (default 8)", 1, 1e6);
     O("--seq", LMF_OPT_INT, &o->seq, "T", "sequence length (default 128)", 1, 1e7);
     O("--grad-accum", LMF_OPT_INT, &o->grad_accum, "K", "micro-batches per optimizer step (default 1)", 1, 1e6);
     O("--lr", LMF_OPT_DOUBLE, &c->lr, "X", "peak learning rate (default 1e-3)", 0, 1e3);
     O("--lr-schedule", LMF_OPT_STR, &c->schedule, "cosine|constant", "learning-rate schedule after warmup (default cosine)", LMF_NOLIMIT);
-    O("--warmup", LMF_OPT_INT, &o->warmup, "N", "linear warmup steps (default 20)", 0, 1e9);
+    O("--warmup", LMF_OPT_INT, &o->warmup, "N", "linear warmup steps (default 30)", 0, 1e9);
     O("--min-lr", LMF_OPT_DOUBLE, &c->min_lr, "X", "final learning rate of the cosine decay (default 1e-4)", 0, 1e3);
     O("--weight-decay", LMF_OPT_DOUBLE, &c->wd, "X", "AdamW decoupled weight decay on 2-D weights (default 0.1; 0 = off)", 0, 1e3);
     O("--beta1", LMF_OPT_DOUBLE, &c->b1, "X", "AdamW beta1 (default 0.9)", 0, 0.999999);

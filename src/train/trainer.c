@@ -19,7 +19,7 @@ void lmf_train_opts_default(lmf_train_opts *o) {
     memset(o, 0, sizeof *o);
     lmf_config_preset("mini", &o->cfg);
     o->out_dir = "runs/default";
-    o->steps = 300;
+    o->steps = 600;
     o->batch = 8;
     o->seq = 128;
     o->grad_accum = 1;
@@ -31,7 +31,7 @@ void lmf_train_opts_default(lmf_train_opts *o) {
     o->adam_eps = 1e-8f;
     o->grad_clip = 1.0f;
     o->lr_schedule = LMF_LR_COSINE;
-    o->warmup = 20;
+    o->warmup = 30;
     o->seed = 1337;
     o->shuffle = 1;
     o->eval_every = 100;

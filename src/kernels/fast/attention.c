@@ -14,7 +14,7 @@
 #include "kernels/fast/vec.h"
 
 /* query rows per block: row block [r0, r1) only meets keys [0, r1) */
-#define ATT_RB 128
+#define ATT_RB 64
 /* keys per tile in the forward's online softmax (the stack tile is ATT_RB x ATT_KB floats) */
 #define ATT_KB 256
 
