@@ -38,6 +38,16 @@ else
   fail "resumed losses differ: $(diff <(losses "$WORK/run1/metrics.jsonl") <(losses "$WORK/run3/metrics.jsonl") | head -4)"
 fi
 
+# activation recomputation changes memory, not results
+"$LMF" train "${common[@]}" --out "$WORK/run4" --recompute full || fail "train run4 (--recompute full)"
+"$LMF" train "${common[@]}" --out "$WORK/run5" --recompute selective || fail "train run5 (--recompute selective)"
+if diff <(losses "$WORK/run1/metrics.jsonl") <(losses "$WORK/run4/metrics.jsonl") >/dev/null && \
+   diff <(losses "$WORK/run1/metrics.jsonl") <(losses "$WORK/run5/metrics.jsonl") >/dev/null; then
+  pass "--recompute full and selective give identical losses"
+else
+  fail "--recompute changed the losses"
+fi
+
 # the run directory
 for f in config.json model.safetensors metrics.jsonl loss.svg checkpoints/latest data/train.bin data/val.bin; do
   [ -s "$WORK/run1/$f" ] && pass "run directory has $f" || fail "run directory lacks $f"

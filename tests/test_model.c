@@ -148,6 +148,41 @@ static void test_kv_cache_matches_forward(void **st) {
     lmf_gpt_free(m);
 }
 
+/* every recomputation mode gives bit-identical losses and gradients, in less memory */
+static void test_recompute_identical(void **st) {
+    (void)st;
+    int32_t in[B * T], tg[B * T];
+    batch(in, tg);
+    float loss[3];
+    size_t bytes[3];
+    float *grads[3];
+    const lmf_recompute modes[3] = {LMF_RECOMPUTE_NONE, LMF_RECOMPUTE_SELECTIVE, LMF_RECOMPUTE_FULL};
+    lmf_gpt *ms[3];
+    for (int i = 0; i < 3; i++) {
+        ms[i] = make_model(lmf_kernels_fast());
+        lmf_gpt_set_recompute(ms[i], modes[i]);
+        assert_int_equal(lmf_gpt_reserve(ms[i], B, T, 1), LMF_OK);
+        bytes[i] = lmf_gpt_activation_bytes(ms[i]);
+        /* two steps' worth of forward/backward, so stale shared buffers would show */
+        for (int rep = 0; rep < 2; rep++) {
+            lmf_gpt_zero_grad(ms[i]);
+            assert_int_equal(lmf_gpt_forward(ms[i], in, tg, B, T, 1, 1.0f, &loss[i]), LMF_OK);
+            lmf_gpt_backward(ms[i]);
+            if (rep == 0) { int32_t t0 = in[0]; in[0] = in[1]; in[1] = t0; }
+        }
+        int32_t t0 = in[0]; in[0] = in[1]; in[1] = t0;
+        grads[i] = lmf_gpt_grads(ms[i]);
+    }
+    size_t n = lmf_gpt_layout(ms[0])->total;
+    for (int i = 1; i < 3; i++) {
+        assert_memory_equal(&loss[0], &loss[i], sizeof(float));
+        assert_memory_equal(grads[0], grads[i], n * sizeof(float));
+    }
+    assert_true(bytes[1] < bytes[0]);
+    assert_true(bytes[2] < bytes[1]);
+    for (int i = 0; i < 3; i++) lmf_gpt_free(ms[i]);
+}
+
 static void test_layout_names(void **st) {
     (void)st;
     lmf_gpt_config g;
@@ -178,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_kv_cache_matches_forward),
+        cmocka_unit_test(test_recompute_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,6 +91,18 @@ void lmf_gpt_adopt_params(lmf_gpt *m, float *params);
  * biases 0, LayerNorm weights 1. Deterministic in seed. */
 void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed);
 
+/* Activation recomputation, set before lmf_gpt_reserve: none keeps every activation for the
+ * backward; selective keeps all but each layer's GELU output (4*B*T*C floats a layer), which
+ * the backward recomputes from its input; full keeps only each layer's output and re-runs the
+ * layer's forward inside the backward (one shared set of layer activations). Losses and
+ * gradients are bit-identical in every mode; recomputation costs time, not accuracy. */
+typedef enum lmf_recompute {
+    LMF_RECOMPUTE_NONE = 0,
+    LMF_RECOMPUTE_SELECTIVE,
+    LMF_RECOMPUTE_FULL
+} lmf_recompute;
+void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r);
+
 /* Allocate activations (and, if training == 1, the gradient block) for batches up to B x T.
  * training: 0 inference only, 1 training with the model's own gradient block, 2 training
  * with gradients placed by the block_grads hook (no own gradient block).

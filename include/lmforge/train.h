@@ -29,6 +29,7 @@ typedef struct lmf_train_opts {
     const char *kernels;       /* "ref" or "fast" */
     /* data parallelism */
     int zero_stage;            /* 0..3 */
+    int recompute;             /* lmf_recompute: 0 none, 1 selective, 2 full */
     int64_t global_batch;      /* tokens per optimizer step over all ranks; 0: batch*seq*grad_accum*ranks */
     const char *comm;          /* "auto", "single" or "mpi" */
     double comm_timeout;       /* seconds before a collective that does not complete aborts the job */

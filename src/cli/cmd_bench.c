@@ -25,10 +25,12 @@ typedef struct bench_result {
 
 /* Time `steps` full training steps (forward, backward, AdamW) after `warm` untimed ones. */
 static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf_kernels *k,
+                              lmf_recompute rc,
                               int warm, int steps, double peak, bench_result *res) {
     lmf_gpt *m = NULL;
     LMF_TRY(lmf_gpt_create(cfg, k, &m));
     lmf_gpt_init_weights(m, 1);
+    lmf_gpt_set_recompute(m, rc);
     lmf_status s = lmf_gpt_reserve(m, B, T, 1);
     size_t n = lmf_gpt_layout(m)->total, BT = (size_t)B * T;
     float *mo = calloc(n, sizeof(float)), *vo = calloc(n, sizeof(float));
@@ -86,7 +88,7 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
 
 int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return lmf_bench_tokenizer(argc - 1, argv + 1);
-    const char *model = NULL, *kernels = "fast";
+    const char *model = NULL, *kernels = "fast", *recompute = "none";
     int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "PRESET", "one model preset (default: the standard cases)", LMF_NOLIMIT, NULL},
@@ -96,6 +98,7 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--warmup-steps", LMF_OPT_INT, &warm, "N", "untimed steps first (default 2)", 0, 1e6, NULL},
         {"--threads", LMF_OPT_INT, &threads, "N", "compute threads (default: all cores)", 0, 4096, NULL},
         {"--kernels", LMF_OPT_STR, &kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT, NULL},
+        {"--recompute", LMF_OPT_STR, &recompute, "none|selective|full", "activation recomputation (default none)", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
     };
     int r = lmf_args_parse("bench", "[tokenizer] [options]", opts, (int)(sizeof opts / sizeof opts[0]),
@@ -103,6 +106,11 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (r) return r == 1 ? 0 : 2;
     const lmf_kernels *k = lmf_kernels_by_name(kernels);
     if (!k) { lmf_cli_error("bench", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
+    lmf_recompute rc;
+    if (strcmp(recompute, "none") == 0) rc = LMF_RECOMPUTE_NONE;
+    else if (strcmp(recompute, "selective") == 0) rc = LMF_RECOMPUTE_SELECTIVE;
+    else if (strcmp(recompute, "full") == 0) rc = LMF_RECOMPUTE_FULL;
+    else { lmf_cli_error("bench", "--recompute must be none, selective or full, got '%s'", recompute); return 2; }
     lmf_threads_set(threads);
     int nt = lmf_threads_get();
     double peak = lmf_peak_gflops(nt, 1.0) * 1e9;
@@ -118,7 +126,7 @@ int lmf_cmd_bench(int argc, char **argv) {
             return 2;
         }
         bench_result res;
-        if (bench_train(&cfg, cases[i].B, cases[i].T, k, warm, steps, peak, &res) != LMF_OK) {
+        if (bench_train(&cfg, cases[i].B, cases[i].T, k, rc, warm, steps, peak, &res) != LMF_OK) {
             lmf_cli_error("bench", "%s", lmf_last_error());
             return 1;
         }

@@ -27,7 +27,7 @@ static void on_signal(int sig) {
 
 typedef struct train_cli {
     lmf_train_opts o;
-    const char *model, *config, *schedule, *corpus, *tokenizer, *prompt;
+    const char *model, *config, *schedule, *corpus, *tokenizer, *prompt, *recompute;
     int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, stop_after;
     double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
@@ -70,6 +70,7 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--keep-checkpoints", LMF_OPT_INT, &o->keep_checkpoints, "K", "keep the newest K checkpoints (default 3)", 1, 1e6);
     O("--threads", LMF_OPT_INT, &o->threads, "N", "compute threads (default: all cores)", 0, 4096);
     O("--kernels", LMF_OPT_STR, &o->kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT);
+    O("--recompute", LMF_OPT_STR, &c->recompute, "none|selective|full", "recompute activations in the backward to save memory (default none)", LMF_NOLIMIT);
     O("--zero", LMF_OPT_INT, &o->zero_stage, "0|1|2|3", "ZeRO stage over data-parallel ranks (default 0)", 0, 3);
     O("--global-batch", LMF_OPT_I64, &o->global_batch, "TOKENS", "tokens per optimizer step over all ranks (sets the accumulation steps)", 1, 9.2e18);
     O("--comm", LMF_OPT_STR, &o->comm, "auto|single|mpi", "communication backend (default auto: MPI under mpirun/srun)", LMF_NOLIMIT);
@@ -102,6 +103,12 @@ static int finish_opts(train_cli *c) {
     if (strcmp(c->schedule, "cosine") == 0) o->lr_schedule = LMF_LR_COSINE;
     else if (strcmp(c->schedule, "constant") == 0) o->lr_schedule = LMF_LR_CONSTANT;
     else { lmf_cli_error("train", "--lr-schedule must be cosine or constant, got '%s'", c->schedule); return 2; }
+    if (c->recompute) {
+        if (strcmp(c->recompute, "none") == 0) o->recompute = LMF_RECOMPUTE_NONE;
+        else if (strcmp(c->recompute, "selective") == 0) o->recompute = LMF_RECOMPUTE_SELECTIVE;
+        else if (strcmp(c->recompute, "full") == 0) o->recompute = LMF_RECOMPUTE_FULL;
+        else { lmf_cli_error("train", "--recompute must be none, selective or full, got '%s'", c->recompute); return 2; }
+    }
     if (c->model && c->config) { lmf_cli_error("train", "give --model or --config, not both"); return 2; }
     if (c->config) {
         if (lmf_config_load_json(c->config, &o->cfg) != LMF_OK) { lmf_cli_error("train", "%s", lmf_last_error()); return 2; }

@@ -39,6 +39,8 @@ struct lmf_gpt {
     int forward_done;
     int profile;
     double phase_s[LMF_PHASE_COUNT];
+    lmf_recompute recompute;          /* asked for */
+    lmf_recompute reserved_recompute; /* what the buffers were laid out for */
 };
 
 /* run one kernel call, timing it into a phase when profiling */
@@ -57,6 +59,7 @@ struct lmf_gpt {
 #define EW(call) PH(LMF_PHASE_ELEMENTWISE, call)
 
 void lmf_gpt_profile(lmf_gpt *m, int on) { m->profile = on; }
+void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r) { m->recompute = r; }
 void lmf_gpt_profile_reset(lmf_gpt *m) { memset(m->phase_s, 0, sizeof m->phase_s); }
 void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]) {
     memcpy(seconds, m->phase_s, sizeof m->phase_s);
@@ -161,7 +164,9 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training) {
         return lmf_fail(LMF_ERR_ARG,
                         "sequence length %d exceeds the model's n_positions %d; use --seq <= %d",
                         T, m->cfg.n_positions, m->cfg.n_positions);
-    if (m->acts && m->B == B && m->T == T && m->training == training) return LMF_OK;
+    if (m->acts && m->B == B && m->T == T && m->training == training &&
+        m->reserved_recompute == (training ? m->recompute : LMF_RECOMPUTE_NONE))
+        return LMF_OK;
     free(m->acts);
     free(m->la);
     free(m->inputs);
@@ -171,10 +176,17 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training) {
     int L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, V = m->cfg.vocab_size;
     size_t BT = (size_t)B * T, BTC = BT * C;
     size_t att = k->attention_saved_floats(B, T, NH);
-    size_t per_layer = BTC /*ln1*/ + 2 * BT + 3 * BTC /*qkv*/ + BTC /*atty*/ + att +
-                       BTC /*residual2*/ + BTC /*ln2*/ + 2 * BT + 4 * BTC /*fch*/ +
-                       4 * BTC /*fch_gelu*/ + BTC /*residual3*/;
-    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + BTC + 2 * BT /*lnf*/ + BT /*losses*/ +
+    /* what one layer keeps for its backward; recomputation keeps less per layer and shares
+     * one copy of the rest (selective: the GELU output; full: all but the layer's output) */
+    size_t gelu = 4 * BTC;
+    size_t inner = BTC /*ln1*/ + 2 * BT + 3 * BTC /*qkv*/ + BTC /*atty*/ + att +
+                   BTC /*residual2*/ + BTC /*ln2*/ + 2 * BT + 4 * BTC /*fch*/;
+    lmf_recompute rc = training ? m->recompute : LMF_RECOMPUTE_NONE;
+    size_t per_layer = BTC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
+                       (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
+    size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
+    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + 2 * BT /*lnf*/ +
+                   BT /*losses*/ +
                    k->classifier_scratch_floats((int)BT, V);
     if (training)
         total += BTC /*dres*/ + BTC /*dbtc*/ + 3 * BTC /*dqkv*/ + 8 * BTC /*d4a, d4b*/ +
@@ -191,12 +203,26 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training) {
     float *p = m->acts;
 #define TAKE(dst, n) do { (dst) = p; p += (n); } while (0)
     TAKE(m->encoded, BTC);
+    layer_acts sh;
+    memset(&sh, 0, sizeof sh);
+    if (rc == LMF_RECOMPUTE_FULL) {
+        TAKE(sh.ln1, BTC); TAKE(sh.ln1_mean, BT); TAKE(sh.ln1_rstd, BT);
+        TAKE(sh.qkv, 3 * BTC); TAKE(sh.atty, BTC); TAKE(sh.att_saved, att);
+        TAKE(sh.residual2, BTC); TAKE(sh.ln2, BTC); TAKE(sh.ln2_mean, BT); TAKE(sh.ln2_rstd, BT);
+        TAKE(sh.fch, 4 * BTC);
+    }
+    if (rc != LMF_RECOMPUTE_NONE) TAKE(sh.fch_gelu, gelu);
     for (int l = 0; l < L; l++) {
         layer_acts *a = &m->la[l];
-        TAKE(a->ln1, BTC); TAKE(a->ln1_mean, BT); TAKE(a->ln1_rstd, BT);
-        TAKE(a->qkv, 3 * BTC); TAKE(a->atty, BTC); TAKE(a->att_saved, att);
-        TAKE(a->residual2, BTC); TAKE(a->ln2, BTC); TAKE(a->ln2_mean, BT); TAKE(a->ln2_rstd, BT);
-        TAKE(a->fch, 4 * BTC); TAKE(a->fch_gelu, 4 * BTC); TAKE(a->residual3, BTC);
+        *a = sh;
+        if (rc != LMF_RECOMPUTE_FULL) {
+            TAKE(a->ln1, BTC); TAKE(a->ln1_mean, BT); TAKE(a->ln1_rstd, BT);
+            TAKE(a->qkv, 3 * BTC); TAKE(a->atty, BTC); TAKE(a->att_saved, att);
+            TAKE(a->residual2, BTC); TAKE(a->ln2, BTC); TAKE(a->ln2_mean, BT); TAKE(a->ln2_rstd, BT);
+            TAKE(a->fch, 4 * BTC);
+        }
+        if (rc == LMF_RECOMPUTE_NONE) TAKE(a->fch_gelu, gelu);
+        TAKE(a->residual3, BTC);
     }
     TAKE(m->lnf, BTC); TAKE(m->lnf_mean, BT); TAKE(m->lnf_rstd, BT);
     TAKE(m->losses, BT);
@@ -209,10 +235,12 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training) {
         m->dres = m->dbtc = m->dqkv = m->d4a = m->d4b = m->att_scratch = NULL;
     }
 #undef TAKE
+    LMF_ASSERT((size_t)(p - m->acts) == total);
     m->acts_floats = total;
     m->B = B;
     m->T = T;
     m->training = training;
+    m->reserved_recompute = rc;
     m->forward_done = 0;
     return LMF_OK;
 }
@@ -246,6 +274,29 @@ static void grads_ready(lmf_gpt *m, int b) {
 /* offset of wpe inside block 0 */
 static size_t wpe_offset(const lmf_gpt *m) { return m->layout.tensors[1].offset; }
 
+/* One transformer layer's forward from its input x[B,T,C] into the activations a. With
+ * to_output = 0 it stops after the GELU: what a recomputing backward needs again. */
+static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, const float *x,
+                          int B, int T, int to_output) {
+    const lmf_kernels *k = m->k;
+    lmf_layer_view w = *wp;
+    int C = m->cfg.n_embd, NH = m->cfg.n_head;
+    size_t BT = (size_t)B * T;
+    EW(k->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, (int)BT, C));
+    MM(k->matmul_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, (int)BT, C, 3 * C));
+    AT(k->attention_forward(a->atty, a->att_saved, a->qkv, B, T, C, NH));
+    /* residual2 holds the projection first, then x + projection */
+    MM(k->matmul_forward(a->residual2, a->atty, w.attprojw, w.attprojb, (int)BT, C, C));
+    EW(k->residual_forward(a->residual2, x, a->residual2, BT * (size_t)C));
+    EW(k->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, w.ln2w, w.ln2b,
+                            (int)BT, C));
+    MM(k->matmul_forward(a->fch, a->ln2, w.fcw, w.fcb, (int)BT, C, 4 * C));
+    EW(k->gelu_forward(a->fch_gelu, a->fch, 4 * BT * (size_t)C));
+    if (!to_output) return;
+    MM(k->matmul_forward(a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, (int)BT, 4 * C, C));
+    EW(k->residual_forward(a->residual3, a->residual2, a->residual3, BT * (size_t)C));
+}
+
 lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
                            int T, int training, float dloss_scale, float *loss) {
     const lmf_kernels *k = m->k;
@@ -255,7 +306,7 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     if (T > m->cfg.n_positions)
         return lmf_fail(LMF_ERR_ARG, "sequence length %d exceeds n_positions %d", T,
                         m->cfg.n_positions);
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, V = m->cfg.vocab_size;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, V = m->cfg.vocab_size;
     size_t BT = (size_t)B * T;
     for (size_t i = 0; i < BT; i++) {
         if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
@@ -276,21 +327,9 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
         lmf_layout_layer_view(&m->cfg, block_params(m, 1 + l, 0), &w);
-        layer_acts *a = &m->la[l];
-        EW(k->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, (int)BT, C));
-        MM(k->matmul_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, (int)BT, C, 3 * C));
-        AT(k->attention_forward(a->atty, a->att_saved, a->qkv, B, T, C, NH));
-        /* residual2 holds the projection first, then x + projection */
-        MM(k->matmul_forward(a->residual2, a->atty, w.attprojw, w.attprojb, (int)BT, C, C));
-        EW(k->residual_forward(a->residual2, x, a->residual2, BT * (size_t)C));
-        EW(k->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, w.ln2w, w.ln2b,
-                             (int)BT, C));
-        MM(k->matmul_forward(a->fch, a->ln2, w.fcw, w.fcb, (int)BT, C, 4 * C));
-        EW(k->gelu_forward(a->fch_gelu, a->fch, 4 * BT * (size_t)C));
-        MM(k->matmul_forward(a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, (int)BT, 4 * C, C));
-        EW(k->residual_forward(a->residual3, a->residual2, a->residual3, BT * (size_t)C));
+        layer_forward(m, &w, &m->la[l], x, B, T, 1);
         release_params(m, 1 + l, 0);
-        x = a->residual3;
+        x = m->la[l].residual3;
     }
     float *pf = block_params(m, L + 1, 0);
     EW(k->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, pf, pf + C, (int)BT, C));
@@ -337,6 +376,11 @@ void lmf_gpt_backward(lmf_gpt *m) {
         lmf_layout_layer_view(&m->cfg, block_grads(m, 1 + l), &g);
         layer_acts *a = &m->la[l];
         const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
+        /* bring back what the forward did not keep (same kernels, same inputs: same values) */
+        if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
+            layer_forward(m, &w, a, x, B, T, 0);
+        else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
+            EW(k->gelu_forward(a->fch_gelu, a->fch, 4 * BTC));
         /* dres = d residual3: MLP branch */
         EW(memset(m->d4a, 0, 4 * BTC * sizeof(float)));
         MM(k->matmul_backward(m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw,

@@ -144,6 +144,7 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
                         o->cfg.n_positions);
     LMF_TRY(check_vocab(t->train, o->data, &o->cfg));
     if (t->val) LMF_TRY(check_vocab(t->val, o->val_data, &o->cfg));
+    lmf_gpt_set_recompute(t->model, (lmf_recompute)o->recompute);
     LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, 2));
 
     size_t BT = (size_t)o->batch * o->seq;
