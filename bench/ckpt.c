@@ -22,26 +22,12 @@
 #include "lmforge/data.h"
 #include "lmforge/model.h"
 #include "lmforge/train.h"
+#include "lmforge/perf.h"
+#include "bench_util.h"
 #include "train/ckpt_io.h"
 #include "train/trainer_internal.h"
 
 #define MAXREP 16
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double median(double *x, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
-            double t = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = t;
-        }
-    return x[n / 2];
-}
 
 static int die(const char *what) {
     fprintf(stderr, "bench_ckpt: %s: %s\n", what, lmf_last_error());
@@ -51,7 +37,7 @@ static int die(const char *what) {
 /* seconds to write `bytes` bytes of buf to path in 8 MB writes and fdatasync (dd's way) */
 static double disk_write(const char *path, const char *buf, size_t bytes) {
     unlink(path);
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return -1;
     const size_t chunk = (size_t)8 << 20;
@@ -69,7 +55,7 @@ static double disk_write(const char *path, const char *buf, size_t bytes) {
         return -1;
     }
     close(fd);
-    double t = now_s() - t0;
+    double t = lmf_now_s() - t0;
     unlink(path);
     return t;
 }
@@ -112,13 +98,13 @@ static int bench_train(const char *preset, const char *dir) {
     int ns = 0, nv = 0;
     for (int i = 0; i < 15; i++) {
         lmf_step_stats st;
-        double t0 = now_s();
+        double t0 = lmf_now_s();
         if (lmf_trainer_step(t, &st) != LMF_OK) return die("step");
-        double t1 = now_s();
+        double t1 = lmf_now_s();
         step_s[ns++] = t1 - t0;
         if ((i + 1) % 3 == 0) {
             if (lmf_trainer_save(t) != LMF_OK) return die("save");
-            save_s[nv++] = now_s() - t1;
+            save_s[nv++] = lmf_now_s() - t1;
         }
     }
     if (lmf_trainer_wait_save(t) != LMF_OK) return die("final save");
@@ -132,12 +118,12 @@ static int bench_train(const char *preset, const char *dir) {
     memset(b, 0, 3 * n * sizeof(float));
     double cp[3];
     for (int k = 0; k < 3; k++) {
-        double c0 = now_s();
+        double c0 = lmf_now_s();
         memcpy(b, a, 3 * n * sizeof(float));
-        cp[k] = now_s() - c0;
+        cp[k] = lmf_now_s() - c0;
         a[k] += b[n]; /* keeps the copy */
     }
-    double copy = median(cp, 3);
+    double copy = lmf_bench_median(cp, 3);
     /* steps right after a save run beside the background write */
     double beside[5], alone[15];
     int nb = 0, na = 0;
@@ -148,9 +134,9 @@ static int bench_train(const char *preset, const char *dir) {
     printf("training %s (%.1fM parameters, batch 2 x 64), a checkpoint of %.1f MB every 3rd step:\n",
            preset, (double)n / 1e6, (double)ws.bytes / 1e6);
     printf("  step (median)                   %.3f s; beside a background write %.3f s\n",
-           median(alone, na), median(beside, nb));
+           lmf_bench_median(alone, na), lmf_bench_median(beside, nb));
     printf("  lmf_trainer_save blocks (median) %.3f s; a plain memcpy of the state takes %.3f s\n",
-           median(save_s, nv), copy);
+           lmf_bench_median(save_s, nv), copy);
     printf("  the write itself (last one)     %.3f s in the background, %.3f s to complete\n",
            ws.write_s, ws.total_s);
     free(a);
@@ -197,19 +183,19 @@ int main(int argc, char **argv) {
     for (int r = 0; r <= reps; r++) { /* round 0 warms up and is not counted */
         remove_run(dir);
         /* the step loop's part: copy into the snapshot, start the writer */
-        double t0 = now_s();
+        double t0 = lmf_now_s();
         uint64_t b, e;
         float *buf = lmf_ckpt_writer_buffer(w, n, &b, &e);
         if (!buf) return die("snapshot buffer");
         memcpy(buf, p, n * sizeof(float));
         memcpy(buf + n, m, n * sizeof(float));
         memcpy(buf + 2 * n, v, n * sizeof(float));
-        double t1 = now_s();
+        double t1 = lmf_now_s();
         lmf_ckpt_desc d = {r + 1, 0, n, &cfg, &l, "{\"bench\": true}"};
         if (lmf_ckpt_writer_start(w, LMF_OK, &d) != LMF_OK) return die("start");
-        double t2 = now_s();
+        double t2 = lmf_now_s();
         if (lmf_ckpt_writer_wait(w) != LMF_OK) return die("write");
-        double t3 = now_s();
+        double t3 = lmf_now_s();
         lmf_ckpt_write_stats st;
         lmf_ckpt_writer_stats(w, &st);
         bytes = st.bytes;
@@ -226,8 +212,8 @@ int main(int argc, char **argv) {
         td[r - 1] = dd;
     }
     remove_run(dir);
-    double copy = median(tcopy, reps), start = median(tstart, reps), total = median(tc, reps);
-    double wr = median(tw, reps), dd = median(td, reps), best = td[0];
+    double copy = lmf_bench_median(tcopy, reps), start = lmf_bench_median(tstart, reps), total = lmf_bench_median(tc, reps);
+    double wr = lmf_bench_median(tw, reps), dd = lmf_bench_median(td, reps), best = td[0];
     for (int r = 1; r < reps; r++) best = td[r] < best ? td[r] : best;
     double mb = (double)bytes / 1e6;
     printf("checkpoint of preset %s: %.1fM parameters, %.1f MB (weights + AdamW m, v + meta), "

@@ -19,16 +19,12 @@
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
 #include "lmforge/optim.h"
+#include "lmforge/perf.h"
+#include "bench_util.h"
 
 #if LMF_HAVE_MPI
 #include <mpi.h>
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int rank0(lmf_comm *c) { return lmf_comm_rank(c) == 0; }
 
@@ -39,16 +35,6 @@ static int die(lmf_comm *c, const char *what) {
 }
 
 #if LMF_HAVE_MPI
-static double median(double *x, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
-            double t = x[j];
-            x[j] = x[j - 1];
-            x[j - 1] = t;
-        }
-    return x[n / 2];
-}
-
 /* ---- all-reduce bandwidth ---- */
 
 #define MAX_REPS 20
@@ -58,7 +44,7 @@ static double median(double *x, int n) {
 static double time_bucketed(lmf_comm *c, float *buf, size_t n, size_t bucket,
                             lmf_comm_req **reqs) {
     lmf_comm_barrier(c);
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     int k = 0;
     for (size_t off = 0; off < n; off += bucket, k++) {
         size_t len = n - off < bucket ? n - off : bucket;
@@ -68,7 +54,7 @@ static double time_bucketed(lmf_comm *c, float *buf, size_t n, size_t bucket,
     }
     for (int i = 0; i < k; i++)
         if (lmf_comm_wait(c, &reqs[i]) != LMF_OK) return -1;
-    return now_s() - t0;
+    return lmf_now_s() - t0;
 }
 
 #endif
@@ -100,15 +86,15 @@ static int bench_allreduce(lmf_comm *c, int argc, char **argv) {
         if (time_bucketed(c, buf, n, bucket, reqs) < 0) return die(c, "bucketed all-reduce");
         for (int r = 0; r < reps; r++) {
             MPI_Barrier(MPI_COMM_WORLD);
-            double t0 = now_s();
+            double t0 = lmf_now_s();
             MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            tm[r] = now_s() - t0;
+            tm[r] = lmf_now_s() - t0;
             tb[r] = time_bucketed(c, buf, n, bucket, reqs);
             t1[r] = time_bucketed(c, buf, n, n, reqs);
             if (tb[r] < 0 || t1[r] < 0) return die(c, "bucketed all-reduce");
         }
         /* every rank's time counts: the slowest one sets the pace */
-        double med[3] = {median(tm, reps), median(tb, reps), median(t1, reps)};
+        double med[3] = {lmf_bench_median(tm, reps), lmf_bench_median(tb, reps), lmf_bench_median(t1, reps)};
         lmf_comm_allreduce_f64(c, med, 3, LMF_COMM_MAX);
         double bytes = (double)n * 4, f = 2.0 * (W - 1) / W;
         if (rank0(c))
@@ -245,7 +231,7 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
     for (int s = 0; s <= steps; s++) { /* step 0 warms up and is not timed */
         if (s == 1) {
             lmf_comm_barrier(c);
-            t_first = now_s();
+            t_first = lmf_now_s();
             lmf_ddp_stats_get(d, &st0);
         }
         for (int j = 0; j < accum; j++) {
@@ -262,7 +248,7 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
         if (lmf_ddp_step(d, &hp, 1e-4f, s + 1, 1.0f, NULL) != LMF_OK) return die(c, "step");
     }
     lmf_comm_barrier(c);
-    double dt = now_s() - t_first;
+    double dt = lmf_now_s() - t_first;
     lmf_ddp_stats_get(d, &st1);
     double waits[2] = {(st1.wait_s - st0.wait_s) / steps, (st1.step_s - st0.step_s) / steps};
     lmf_comm_allreduce_f64(c, waits, 2, LMF_COMM_MAX);

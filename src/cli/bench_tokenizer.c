@@ -14,15 +14,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lmforge/tokenizer.h"
+#include "lmforge/perf.h"
 
 #define CMD "bench tokenizer"
 #define PIECE ((size_t)64 << 10)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* this thread's CPU time: unlike wall time, not inflated when other processes share the cores */
 static double cpu_s(void) {
@@ -146,12 +141,12 @@ static double encode_parallel(const lmf_tokenizer *t, const char *text, int nt, 
     pthread_t th[256];
     int started = 0;
     if (nt > 256) nt = 256;
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     for (int i = 0; i < nt; i++)
         if (pthread_create(&th[i], NULL, par_worker, &j) == 0) started++;
     if (started == 0) par_worker(&j);
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-    double dt = now_s() - t0;
+    double dt = lmf_now_s() - t0;
     size_t o = 0; /* compact the pieces into one sequence */
     for (size_t k = 0; k < n_cuts; k++) {
         size_t a = k ? cuts[k - 1] : 0;
@@ -232,18 +227,18 @@ int lmf_bench_tokenizer(int argc, char **argv) {
             s = lmf_tok_load(tokdir, &t);
             if (s != LMF_OK) break;
         }
-        t0 = now_s();
+        t0 = lmf_now_s();
         c0 = cpu_s();
         s = lmf_tok_encode(t, text, len, 0, ref, len, &n_ref);
-        double dt = now_s() - t0, dc = cpu_s() - c0;
+        double dt = lmf_now_s() - t0, dc = cpu_s() - c0;
         if (dt < cold) cold = dt;
         if (dc < cold_cpu) cold_cpu = dc;
     }
     for (int k = 0; k < reps && s == LMF_OK; k++) {
-        t0 = now_s();
+        t0 = lmf_now_s();
         c0 = cpu_s();
         s = lmf_tok_encode(t, text, len, 0, ids, len, &n);
-        double dt = now_s() - t0, dc = cpu_s() - c0;
+        double dt = lmf_now_s() - t0, dc = cpu_s() - c0;
         if (dt < best1) best1 = dt;
         if (dc < best1_cpu) best1_cpu = dc;
     }
@@ -251,9 +246,9 @@ int lmf_bench_tokenizer(int argc, char **argv) {
     size_t nb = 0;
     double bestd = 1e30;
     for (int k = 0; k < reps && s == LMF_OK; k++) {
-        t0 = now_s();
+        t0 = lmf_now_s();
         s = lmf_tok_decode(t, ref, n_ref, back, len, &nb);
-        double dt = now_s() - t0;
+        double dt = lmf_now_s() - t0;
         if (dt < bestd) bestd = dt;
     }
     int roundtrip = s == LMF_OK && nb == len && memcmp(back, text, len) == 0;
@@ -291,9 +286,9 @@ int lmf_bench_tokenizer(int argc, char **argv) {
         lmf_tokenizer *tt = NULL;
         double dt;
         if (train_inputs.n > 0) {
-            t0 = now_s();
+            t0 = lmf_now_s();
             s = lmf_tok_train_files(train_inputs.v, train_inputs.n, &o, &tt);
-            dt = now_s() - t0;
+            dt = lmf_now_s() - t0;
             if (s == LMF_OK)
                 printf("train: %d-id vocabulary from %d file%s in %.2f s\n", lmf_tok_vocab_size(tt),
                        train_inputs.n, train_inputs.n == 1 ? "" : "s", dt);
@@ -310,9 +305,9 @@ int lmf_bench_tokenizer(int argc, char **argv) {
                 memcpy(big + have, text, k);
                 have += k;
             }
-            t0 = now_s();
+            t0 = lmf_now_s();
             s = lmf_tok_train_buffer(big, want, &o, &tt);
-            dt = now_s() - t0;
+            dt = lmf_now_s() - t0;
             free(big);
             if (s == LMF_OK)
                 printf("train: %d-id vocabulary on %.1f MB (the corpus repeated %.1fx) in %.2f s\n",

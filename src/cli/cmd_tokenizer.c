@@ -9,14 +9,9 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lmforge/tokenizer.h"
+#include "lmforge/perf.h"
 
 #define IO_BLOCK ((size_t)1 << 20)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmd_train(int argc, char **argv) {
     lmf_strs inputs = {0}, specials = {0};
@@ -47,9 +42,9 @@ static int cmd_train(int argc, char **argv) {
     for (int i = 0; i < specials.n; i++) sp[i] = specials.v[i];
     lmf_tok_train_opts o = {vocab, (specials.n || no_special) ? sp : NULL, threads, !quiet};
     lmf_tokenizer *t = NULL;
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     lmf_status s = lmf_tok_train_files(inputs.v, inputs.n, &o, &t);
-    double dt = now_s() - t0;
+    double dt = lmf_now_s() - t0;
     free(sp);
     if (s == LMF_OK) s = lmf_tok_save(t, out);
     if (s != LMF_OK) {

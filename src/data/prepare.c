@@ -19,6 +19,7 @@
 
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
+#include "lmforge/perf.h"
 
 #define UNIT_BYTES ((size_t)256 << 10)  /* whole documents are grouped up to this size */
 #define PIECE_BYTES ((size_t)1 << 20)   /* longer documents are cut into pieces of about this */
@@ -338,14 +339,8 @@ static lmf_status run_threads(prep *p, void *(*fn)(void *), int n, pthread_t *th
     return LMF_OK;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats) {
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     if (!o->inputs || o->n_inputs <= 0) return lmf_fail(LMF_ERR_ARG, "data prepare: no input files");
     if (!o->out_dir || !*o->out_dir) return lmf_fail(LMF_ERR_ARG, "data prepare: no output directory");
     if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0))
@@ -446,7 +441,7 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     p.st.bytes = p.bytes_total;
     p.st.docs = n_docs;
     p.st.val_docs = n_val;
-    p.st.seconds = now_s() - t0;
+    p.st.seconds = lmf_now_s() - t0;
     if (stats) *stats = p.st;
     return LMF_OK;
 }

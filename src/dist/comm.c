@@ -1,6 +1,7 @@
 /* Communicator front end: backend choice, blocking ops with deadlines, progress, failures. */
 #define _GNU_SOURCE
 #include "dist/comm_internal.h"
+#include "lmforge/perf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -171,12 +172,6 @@ static lmf_status comm_failure(lmf_comm *c, const char *op, lmf_status s) {
     return LMF_ERR_COMM;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static lmf_status check_usable(lmf_comm *c) {
     if (c->failed)
         return lmf_fail(LMF_ERR_STATE, "the communicator already failed; no more collectives");
@@ -261,7 +256,7 @@ static void poll_pause(long polls, double waited) {
 lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req) {
     if (!*req) return LMF_OK;
     lmf_comm_req *r = *req;
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     c->waiting_in = r->op;
     for (long polls = 0;; polls++) {
         int done;
@@ -270,7 +265,7 @@ lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req) {
             c->waiting_in = NULL;
             return s;
         }
-        double waited = now_s() - t0;
+        double waited = lmf_now_s() - t0;
         if (c->timeout > 0 && waited > c->timeout) {
             c->waiting_in = NULL;
             const char *op = r->op;

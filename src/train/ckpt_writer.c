@@ -18,6 +18,7 @@
 
 #include "lmforge/ddp.h"
 #include "lmforge/fsutil.h"
+#include "lmforge/perf.h"
 
 #define MSG_CAP 1024
 
@@ -54,12 +55,6 @@ struct lmf_ckpt_writer {
     int64_t *res;                /* [2 * world]: every rank's shard size and checksum */
     lmf_ckpt_write_stats stats;  /* of the last committed write */
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- agreement ---- */
 
@@ -268,7 +263,7 @@ static void *job(void *arg) {
     if (s == LMF_OK) s = lmf_fsync_parent_dir(path); /* this rank's directory entries */
     w->st = s;
     snprintf(w->msg, sizeof w->msg, "%s", s == LMF_OK ? "" : lmf_last_error());
-    w->t_written = now_s();
+    w->t_written = lmf_now_s();
     atomic_store(&w->done, 1);
     return NULL;
 }
@@ -317,7 +312,7 @@ lmf_status lmf_ckpt_writer_start(lmf_ckpt_writer *w, lmf_status local, const lmf
     w->step = d->step;
     w->zero_stage = d->zero_stage;
     w->total = d->total;
-    w->t_start = now_s();
+    w->t_start = lmf_now_s();
     snprintf(w->tmp, sizeof w->tmp, "%s/.tmp-step_%08lld", w->ckdir, (long long)d->step);
     snprintf(w->fin, sizeof w->fin, "%s/step_%08lld", w->ckdir, (long long)d->step);
     if (s == LMF_OK && w->rank == 0) s = prepare(w, d);
@@ -414,7 +409,7 @@ lmf_status lmf_ckpt_writer_wait(lmf_ckpt_writer *w) {
     if (s == LMF_OK) {
         w->stats.bytes = w->shard_bytes + (w->rank == 0 ? w->meta[0].bytes + w->meta[1].bytes : 0);
         w->stats.write_s = w->t_written - w->t_start;
-        w->stats.total_s = now_s() - w->t_start;
+        w->stats.total_s = lmf_now_s() - w->t_start;
     }
     int64_t step = w->step;
     clear_job(w);

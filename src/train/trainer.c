@@ -11,6 +11,7 @@
 #include "lmforge/data.h"
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
+#include "lmforge/perf.h"
 #include "train/checkpoint.h"
 #include "train/ckpt_fault.h"
 #include "train/trainer_internal.h"
@@ -46,12 +47,6 @@ void lmf_train_opts_default(lmf_train_opts *o) {
     o->comm_timeout = 300.0;
     o->max_bad_steps = 3;
     o->spike_factor = 2.0f;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static lmf_status check_opts(const lmf_train_opts *o) {
@@ -299,7 +294,7 @@ static lmf_status after_step(lmf_trainer *t, int bad, lmf_step_stats *st) {
 
 lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     const lmf_train_opts *o = &t->o;
-    double t0 = now_s();
+    double t0 = lmf_now_s();
     double loss_sum = 0.0;
     lmf_comm_set_context(t->comm, "step %d", t->step + 1);
     /* the hook poisons the gradient as a NaN in the forward pass would */
@@ -327,7 +322,7 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     lmf_status s = lmf_ddp_step(t->ddp, &hp, lr, t->step + 1, o->grad_clip, &norm);
     if (s != LMF_OK && s != LMF_ERR_NUMERIC) return s;
     int bad = s == LMF_ERR_NUMERIC || !isfinite(loss);
-    double dt = now_s() - t0;
+    double dt = lmf_now_s() - t0;
     lmf_step_stats st;
     memset(&st, 0, sizeof st);
     st.step = t->step;
