@@ -8,13 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The line is formatted first and written with one call, so the lines of several ranks that
+ * share a terminal or log file do not interleave inside a line. */
 void lmf_cli_error(const char *cmd, const char *fmt, ...) {
+    char line[2048];
+    int n = snprintf(line, sizeof line, "lmforge %s: error: ", cmd);
     va_list ap;
-    fprintf(stderr, "lmforge %s: error: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    size_t len = strnlen(line, sizeof line - 2);
+    line[len++] = '\n';
+    line[len] = '\0';
+    fputs(line, stderr);
+    fflush(stderr);
 }
 
 static void print_help(const char *cmd, const char *synopsis, const lmf_opt *opts, int n) {
