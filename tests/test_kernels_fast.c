@@ -295,10 +295,17 @@ static void test_residual_adamw_sumsq(void **state) {
             float *p_r = fbuf(n, 1), *m_r = fbuf(n, 0.1f), *v_r = fbuf(n, 0.1f);
             for (size_t i = 0; i < n; i++) v_r[i] = fabsf(v_r[i]);
             float *p = fdup(p_r, n), *m = fdup(m_r, n), *v = fdup(v_r, n);
+            float *g_r = fbuf(n, 0), *g = fbuf(n, 0);
             for (int step = 1; step <= 3; step++) {
-                R->adamw(p_r, b, m_r, v_r, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
-                F->adamw(p, b, m, v, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+                memcpy(g_r, b, n * sizeof(float));
+                memcpy(g, b, n * sizeof(float));
+                float gs = step == 2 ? 0.3f : 1.0f;
+                R->adamw(p_r, g_r, m_r, v_r, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, gs, step);
+                F->adamw(p, g, m, v, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, gs, step);
+                for (size_t i = 0; i < n; i++) assert_true(g_r[i] == 0.0f && g[i] == 0.0f);
             }
+            free(g_r);
+            free(g);
             close_enough("adamw param", p, p_r, n, TOL_ELEM);
             close_enough("adamw m", m, m_r, n, TOL_ELEM);
             close_enough("adamw v", v, v_r, n, TOL_ELEM);

@@ -467,8 +467,9 @@ static void test_residual_sumsq(void **state) {
     }
 }
 
-/* AdamW over 3 steps against the formula in double. Tolerance 1e-5 relative: each step is a
- * handful of float operations on O(1) values (the bias corrections use powf vs pow). */
+/* AdamW over 3 steps against the formula in double, with a gradient scale (the folded-in
+ * averaging and clipping) and the gradient zeroed by the same pass. Tolerance 1e-5 relative:
+ * each step is a handful of float operations on O(1) values (powf vs pow in the corrections). */
 static void test_adamw(void **state) {
     (void)state;
     for (int k = 0; k < 2; k++) {
@@ -481,10 +482,15 @@ static void test_adamw(void **state) {
         for (int t = 1; t <= 3; t++) {
             float *g = fbuf(n, 2);
             g[0] = 0.0f;
-            tables[k]->adamw(p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t);
+            double *gd = dcopy(g, n);
+            const double gs = t == 2 ? 0.375 : 1.0; /* exact in float */
+            tables[k]->adamw(p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
+                             (float)gs, t);
+            for (size_t i = 0; i < n; i++) assert_true(g[i] == 0.0f); /* zeroed in the pass */
             for (size_t i = 0; i < n; i++) {
-                md[i] = b1 * md[i] + (1 - b1) * g[i];
-                vd[i] = b2 * vd[i] + (1 - b2) * (double)g[i] * g[i];
+                double gi = gd[i] * gs;
+                md[i] = b1 * md[i] + (1 - b1) * gi;
+                vd[i] = b2 * vd[i] + (1 - b2) * gi * gi;
                 double mh = md[i] / (1 - pow(b1, t)), vh = vd[i] / (1 - pow(b2, t));
                 pd[i] -= lr * (mh / (sqrt(vh) + eps) + wd * pd[i]);
             }
@@ -492,6 +498,7 @@ static void test_adamw(void **state) {
             fwd_check("adamw m", m, md, n);
             fwd_check("adamw v", v, vd, n);
             free(g);
+            free(gd);
         }
         free(p); free(m); free(v); free(pd); free(md); free(vd);
     }

@@ -61,7 +61,7 @@ static void train(const lmf_kernels *k, float *losses) {
         assert_int_equal(lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &losses[s]), LMF_OK);
         lmf_gpt_backward(m);
         lmf_adamw_step(k, lmf_gpt_layout(m), 0, n, lmf_gpt_params(m), lmf_gpt_grads(m), mo, vo,
-                       &hp, 3e-3f, s + 1);
+                       &hp, 3e-3f, 1.0f, s + 1);
     }
     free(mo);
     free(vo);

@@ -79,10 +79,13 @@ typedef struct lmf_kernels {
     void (*classifier)(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                        const float *wte, const int32_t *targets, float dloss, int N, int C, int V);
 
-    /* AdamW step on n elements; t = step number starting at 1; decoupled weight decay.
+    /* AdamW step on n elements in one pass over memory; t = step number starting at 1;
+     * decoupled weight decay. The gradient used is g = grad[i] * grad_scale (averaging over
+     * ranks and clipping folded in); grad[i] is then set to 0, ready for the next accumulation.
      * m, v updated in place; param -= lr * (mhat / (sqrt(vhat) + eps) + wd * param) */
-    void (*adamw)(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, int t);
+    void (*adamw)(float *param, float *grad, float *m, float *v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                  int t);
 
     /* sum of squares, accumulated in double */
     double (*sumsq)(const float *x, size_t n);

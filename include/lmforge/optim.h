@@ -14,12 +14,14 @@ typedef struct lmf_adamw_hp {
     float beta1, beta2, eps, weight_decay;
 } lmf_adamw_hp;
 
-/* One AdamW step (t >= 1) on the global range [begin, end) of the flat parameter vector.
- * params, grads, m, v point at the element with global offset `begin` (so a ZeRO shard passes
- * its own arrays). Weight decay applies only to tensors with decay = 1 in the layout. */
+/* One AdamW step (t >= 1) on the global range [begin, end) of the flat parameter vector, in
+ * one pass over memory. params, grads, m, v point at the element with global offset `begin`
+ * (so a ZeRO shard passes its own arrays). The gradient used is grads * grad_scale (rank
+ * averaging and clipping); grads is left zeroed for the next accumulation. Weight decay
+ * applies only to tensors with decay = 1 in the layout. */
 void lmf_adamw_step(const lmf_kernels *k, const lmf_param_layout *layout, size_t begin, size_t end,
-                    float *params, const float *grads, float *m, float *v,
-                    const lmf_adamw_hp *hp, float lr, int t);
+                    float *params, float *grads, float *m, float *v,
+                    const lmf_adamw_hp *hp, float lr, float grad_scale, int t);
 
 typedef enum lmf_lr_kind { LMF_LR_COSINE = 0, LMF_LR_CONSTANT = 1 } lmf_lr_kind;
 

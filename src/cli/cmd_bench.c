@@ -57,7 +57,7 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         lmf_gpt_backward(m);
         double t1 = lmf_now_s();
         lmf_adamw_step(k, lmf_gpt_layout(m), 0, n, lmf_gpt_params(m), lmf_gpt_grads(m), mo, vo,
-                       &hp, 1e-4f, it + 1);
+                       &hp, 1e-4f, 1.0f, it + 1);
         double t2 = lmf_now_s();
         if (it >= warm) {
             total += t2 - t0;

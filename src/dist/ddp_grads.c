@@ -129,11 +129,28 @@ lmf_status lmf_ddp_finish_buckets(lmf_ddp *d) {
     return first;
 }
 
-void lmf_ddp_zero_grads(lmf_ddp *d) {
-    size_t n = d->stage >= 2 ? lmf_range_len(d->shard) : d->n;
-    if (n) memset(d->grads, 0, n * sizeof(float));
+static void reset_buckets(lmf_ddp *d) {
     for (int i = 0; i < d->n_buckets; i++) {
         d->buckets[i].reduced = 0;
         d->buckets[i].n_ready = 0;
     }
+}
+
+void lmf_ddp_zero_grads(lmf_ddp *d) {
+    size_t n = d->stage >= 2 ? lmf_range_len(d->shard) : d->n;
+    if (n) memset(d->grads, 0, n * sizeof(float));
+    reset_buckets(d);
+}
+
+void lmf_ddp_reset_grads_after_step(lmf_ddp *d) {
+    /* the AdamW pass zeroed the owned range; stage 1 keeps full-size gradients, whose other
+     * ranges this rank reduced for its peers but does not update */
+    if (d->stage == 1) {
+        memset(d->grads, 0, d->owned.begin * sizeof(float));
+        memset(d->grads + d->owned.end, 0, (d->n - d->owned.end) * sizeof(float));
+    }
+    /* stage 0 owns everything; stages 2 and 3 hold only the owned shard's gradients */
+    LMF_ASSERT(d->stage != 0 || lmf_range_len(d->owned) == d->n);
+    LMF_ASSERT(d->stage < 2 || lmf_range_len(d->owned) == lmf_range_len(d->shard));
+    reset_buckets(d);
 }

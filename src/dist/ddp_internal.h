@@ -71,6 +71,8 @@ float *lmf_ddp_grads_block(lmf_ddp *d, int b);
 void lmf_ddp_grads_ready(lmf_ddp *d, int b);
 lmf_status lmf_ddp_finish_buckets(lmf_ddp *d);
 void lmf_ddp_zero_grads(lmf_ddp *d);
+/* after an AdamW pass that zeroed the owned gradients: zero the rest, reset the buckets */
+void lmf_ddp_reset_grads_after_step(lmf_ddp *d);
 
 /* ddp_params.c */
 float *lmf_ddp_params_block(lmf_ddp *d, int b, int phase);

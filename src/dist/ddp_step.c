@@ -3,11 +3,6 @@
 
 #include <math.h>
 
-static void scale(float *x, size_t n, float s) {
-    if (s == 1.0f) return;
-    for (size_t i = 0; i < n; i++) x[i] *= s;
-}
-
 static lmf_status ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t,
                            float grad_clip, float *grad_norm) {
     LMF_TRY(d->err);
@@ -36,11 +31,12 @@ static lmf_status ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t,
     }
     float clip = 1.0f;
     if (grad_clip > 0 && norm > grad_clip) clip = (float)(grad_clip / (norm + 1e-6));
-    scale(g, own, gs * clip);
     /* stage 3: no gather may read the shard while it changes; gathered copies become stale */
     if (d->stage == 3) LMF_TRY(lmf_ddp_invalidate_gathers(d));
-    lmf_adamw_step(d->k, d->layout, d->owned.begin, d->owned.end, p, g, d->m, d->v, hp, lr, t);
-    lmf_ddp_zero_grads(d);
+    /* one pass: averaging and clipping folded into the update, the owned gradients zeroed */
+    lmf_adamw_step(d->k, d->layout, d->owned.begin, d->owned.end, p, g, d->m, d->v, hp, lr,
+                   gs * clip, t);
+    lmf_ddp_reset_grads_after_step(d);
     if (d->stage == 1 || d->stage == 2) {
         double t0 = lmf_ddp_now();
         lmf_status s = lmf_ddp_gather_flat(d, d->params, NULL);

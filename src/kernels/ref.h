@@ -38,8 +38,8 @@ void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, c
                         const float *wte, const int32_t *targets, float dloss, int N, int C,
                         int V);
 
-void lmf_ref_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                   float beta1, float beta2, float eps, float weight_decay, int t);
+void lmf_ref_adamw(float *param, float *grad, float *m, float *v, size_t n, float lr,
+                   float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
 double lmf_ref_sumsq(const float *x, size_t n);
 
 #endif

@@ -16,12 +16,14 @@ double lmf_ref_sumsq(const float *x, size_t n) {
 }
 
 /* AdamW, decoupled weight decay; t >= 1 is the step number used for bias correction */
-void lmf_ref_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                   float beta1, float beta2, float eps, float weight_decay, int t) {
+void lmf_ref_adamw(float *param, float *grad, float *m, float *v, size_t n, float lr,
+                   float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                   int t) {
     float c1 = 1.0f - powf(beta1, (float)t);
     float c2 = 1.0f - powf(beta2, (float)t);
     for (size_t i = 0; i < n; i++) {
-        float g = grad[i];
+        float g = grad[i] * grad_scale;
+        grad[i] = 0.0f;
         m[i] = beta1 * m[i] + (1.0f - beta1) * g;
         v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
         float mhat = m[i] / c1;

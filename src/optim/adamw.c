@@ -2,8 +2,8 @@
 #include "lmforge/optim.h"
 
 void lmf_adamw_step(const lmf_kernels *k, const lmf_param_layout *layout, size_t begin, size_t end,
-                    float *params, const float *grads, float *m, float *v,
-                    const lmf_adamw_hp *hp, float lr, int t) {
+                    float *params, float *grads, float *m, float *v,
+                    const lmf_adamw_hp *hp, float lr, float grad_scale, int t) {
     for (int i = 0; i < layout->n_tensors && begin < end; i++) {
         const lmf_tensor_info *ti = &layout->tensors[i];
         size_t a = ti->offset, b = ti->offset + ti->numel;
@@ -12,6 +12,6 @@ void lmf_adamw_step(const lmf_kernels *k, const lmf_param_layout *layout, size_t
         if (b > end) b = end;
         size_t o = a - begin;
         k->adamw(params + o, grads + o, m + o, v + o, b - a, lr, hp->beta1, hp->beta2, hp->eps,
-                 ti->decay ? hp->weight_decay : 0.0f, t);
+                 ti->decay ? hp->weight_decay : 0.0f, grad_scale, t);
     }
 }

@@ -64,9 +64,8 @@ static int reference(const lmf_kernels *k, int steps, double *losses, float **fi
         losses[s] = sum / G;
         float *g = lmf_gpt_grads(m);
         double norm = sqrt(k->sumsq(g, n));
-        if (norm > clip)
-            for (size_t i = 0; i < n; i++) g[i] *= (float)(clip / (norm + 1e-6));
-        lmf_adamw_step(k, l, 0, n, lmf_gpt_params(m), g, mm, vv, &hp, lr, s + 1);
+        float gs = norm > clip ? (float)(clip / (norm + 1e-6)) : 1.0f;
+        lmf_adamw_step(k, l, 0, n, lmf_gpt_params(m), g, mm, vv, &hp, lr, gs, s + 1);
     }
     *final = malloc(n * sizeof(float));
     memcpy(*final, lmf_gpt_params(m), n * sizeof(float));

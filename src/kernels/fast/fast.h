@@ -50,8 +50,8 @@ void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, 
                          const float *wte, const int32_t *targets, float dloss, int N, int C,
                          int V);
 
-void lmf_fast_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                    float beta1, float beta2, float eps, float weight_decay, int t);
+void lmf_fast_adamw(float *param, float *grad, float *m, float *v, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
 double lmf_fast_sumsq(const float *x, size_t n);
 
 #endif

@@ -72,8 +72,10 @@ double lmf_fast_sumsq(const float *x, size_t n) {
     return s;
 }
 
-void lmf_fast_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                    float beta1, float beta2, float eps, float weight_decay, int t) {
+/* One pass: read grad, param, m, v; write param, m, v and a zeroed grad. */
+void lmf_fast_adamw(float *param, float *grad, float *m, float *v, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                    int t) {
     const float c1 = 1.0f - powf(beta1, (float)t), c2 = 1.0f - powf(beta2, (float)t);
     const float ob1 = 1.0f - beta1, ob2 = 1.0f - beta2;
     long nb = (long)((n + MISC_BLOCK - 1) / MISC_BLOCK);
@@ -84,9 +86,10 @@ void lmf_fast_adamw(float *param, const float *grad, float *m, float *v, size_t 
         const __m256 o1 = _mm256_set1_ps(ob1), o2 = _mm256_set1_ps(ob2);
         const __m256 k1 = _mm256_set1_ps(c1), k2 = _mm256_set1_ps(c2);
         const __m256 e8 = _mm256_set1_ps(eps), wd = _mm256_set1_ps(weight_decay);
-        const __m256 lr8 = _mm256_set1_ps(lr);
+        const __m256 lr8 = _mm256_set1_ps(lr), gs8 = _mm256_set1_ps(grad_scale);
         for (; i + 8 <= end; i += 8) {
-            __m256 g = _mm256_loadu_ps(grad + i), p = _mm256_loadu_ps(param + i);
+            __m256 g = _mm256_mul_ps(_mm256_loadu_ps(grad + i), gs8), p = _mm256_loadu_ps(param + i);
+            _mm256_storeu_ps(grad + i, _mm256_setzero_ps());
             __m256 mm = _mm256_fmadd_ps(b1, _mm256_loadu_ps(m + i), _mm256_mul_ps(o1, g));
             __m256 vv = _mm256_fmadd_ps(b2, _mm256_loadu_ps(v + i), _mm256_mul_ps(o2, _mm256_mul_ps(g, g)));
             _mm256_storeu_ps(m + i, mm);
@@ -96,7 +99,8 @@ void lmf_fast_adamw(float *param, const float *grad, float *m, float *v, size_t 
             _mm256_storeu_ps(param + i, _mm256_fnmadd_ps(lr8, upd, p));
         }
         for (; i < end; i++) {
-            float g = grad[i];
+            float g = grad[i] * grad_scale;
+            grad[i] = 0.0f;
             m[i] = beta1 * m[i] + ob1 * g;
             v[i] = beta2 * v[i] + ob2 * g * g;
             float mh = m[i] / c1, vh = v[i] / c2;
