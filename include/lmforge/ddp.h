@@ -88,6 +88,9 @@ lmf_status lmf_ddp_step(lmf_ddp *d, const lmf_adamw_hp *hp, float lr, int t, flo
  * m, v arrays (length = that range's). */
 lmf_range lmf_ddp_owned(const lmf_ddp *d);
 void lmf_ddp_opt_state(lmf_ddp *d, float **m, float **v);
+/* This rank's up-to-date master weights for its owned range (the element at offset
+ * owned.begin): the ZeRO-3 shard, or a pointer into the full weights otherwise. No gather. */
+const float *lmf_ddp_owned_params(const lmf_ddp *d);
 int lmf_ddp_stage(const lmf_ddp *d);
 /* gradient buckets, in the order they are reduced (backward order); blocks [*lo, *hi] */
 int lmf_ddp_n_buckets(const lmf_ddp *d);

@@ -237,6 +237,9 @@ lmf_status lmf_ddp_begin_micro(lmf_ddp *d, int micro, int n_micro) {
 /* ---- accessors, state, memory ---- */
 
 lmf_range lmf_ddp_owned(const lmf_ddp *d) { return d->owned; }
+const float *lmf_ddp_owned_params(const lmf_ddp *d) {
+    return d->stage == 3 ? d->pshard : d->params + d->owned.begin;
+}
 int lmf_ddp_stage(const lmf_ddp *d) { return d->stage; }
 int lmf_ddp_n_buckets(const lmf_ddp *d) { return d->n_buckets; }
 

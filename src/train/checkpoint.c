@@ -128,25 +128,19 @@ lmf_status lmf_ckpt_save(lmf_trainer *t) {
     lmf_status s = LMF_OK;
     float *buf = lmf_ckpt_writer_buffer(t->ckw, total, &b, &e);
     if (!buf) s = LMF_ERR_NOMEM;
-    float *params = lmf_gpt_params(t->model), *full = NULL;
-    if (!params) { /* ZeRO-3: the weights are sharded; gather them for the copy */
-        full = malloc(total * sizeof(float));
-        if (!full && s == LMF_OK) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights to save");
-        s = lmf_ckpt_agree(t->comm, s); /* every rank takes part in the gather, or none */
-        if (s == LMF_OK) s = lmf_ddp_gather_params(t->ddp, full);
-        params = full;
-    }
     if (s == LMF_OK && e > b) {
+        /* every rank writes the range it owns, straight from its own weights and optimizer
+         * state: no gather, even for ZeRO-3's sharded weights */
         size_t n = e - b;
         float *m, *v;
         lmf_ddp_opt_state(t->ddp, &m, &v);
         lmf_range own = lmf_ddp_owned(t->ddp);
         LMF_ASSERT(own.begin <= b && e <= own.end);
-        memcpy(buf, params + b, n * sizeof(float));
+        const float *params = lmf_ddp_owned_params(t->ddp);
+        memcpy(buf, params + (b - own.begin), n * sizeof(float));
         memcpy(buf + n, m + (b - own.begin), n * sizeof(float));
         memcpy(buf + 2 * n, v + (b - own.begin), n * sizeof(float));
     }
-    free(full);
     char *state = NULL;
     if (s == LMF_OK && t->rank == 0) {
         lmf_ckpt_saved sv;
