@@ -17,7 +17,6 @@
 #include "lmforge/threads.h"
 #include "lmforge/train.h"
 #include "train/checkpoint.h"
-#include "train/ckpt_fault.h"
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) {
@@ -245,19 +244,19 @@ int lmf_cmd_train(int argc, char **argv) {
         progress(&c, tty, &st, o->steps, mfu, per * (o->steps - done), last);
         if (st.skipped) { /* numeric faults: docs/checkpoints.md */
             int nan = isnan(st.loss) || isnan(st.grad_norm);
-            if (mx) lmf_fault_note_skip(path, step, nan ? "nan" : "inf", st.bad_in_row);
+            if (mx) lmf_metrics_skip(mx, step, nan ? "nan" : "inf", st.bad_in_row);
             if (!c.quiet) fprintf(stderr, "%slmforge train: step %d: %s loss or gradient norm; update skipped (%d in a row)\n",
                                   cr, step + 1, nan ? "NaN" : "Inf", st.bad_in_row);
         } else if (mx) {
             lmf_metrics_step(mx, step, st.loss, st.lr, st.grad_norm, st.tokens_per_s, mfu);
         }
         if (st.spike) {
-            if (mx) lmf_fault_note_spike(path, step, st.loss, st.loss_mean);
+            if (mx) lmf_metrics_spike(mx, step, st.loss, st.loss_mean);
             if (!c.quiet) fprintf(stderr, "%slmforge train: step %d: loss spike %.4f (running mean %.4f)\n",
                                   cr, step + 1, (double)st.loss, (double)st.loss_mean);
         }
         if (rolled) {
-            if (mx) lmf_fault_note_rollback(path, step, st.rolled_back_to);
+            if (mx) lmf_metrics_rollback(mx, step, st.rolled_back_to);
             if (!c.quiet) fprintf(stderr, "%slmforge train: rolled back to the checkpoint of step %d after %d bad steps; "
                                   "their data is skipped\n", cr, st.rolled_back_to, st.bad_in_row);
         }

@@ -67,7 +67,7 @@ void lmf_metrics_close(lmf_metrics *m) {
 
 static lmf_status put(lmf_metrics *m, json_t *j) {
     if (!j) return lmf_fail(LMF_ERR_NOMEM, "cannot format a metrics line");
-    int r = json_dumpf(j, m->f, JSON_COMPACT | JSON_REAL_PRECISION(7));
+    int r = json_dumpf(j, m->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
     json_decref(j);
     if (r != 0 || fputc('\n', m->f) == EOF || fflush(m->f) != 0)
         return lmf_fail(LMF_ERR_IO, "cannot write %s: %s", m->path, strerror(errno));
@@ -85,4 +85,18 @@ lmf_status lmf_metrics_step(lmf_metrics *m, int step, double loss, double lr, do
 
 lmf_status lmf_metrics_eval(lmf_metrics *m, int step, double val_loss) {
     return put(m, json_pack("{s:i, s:o}", "step", step, "val_loss", num(val_loss)));
+}
+
+lmf_status lmf_metrics_skip(lmf_metrics *m, int step, const char *why, int bad_in_row) {
+    return put(m, json_pack("{s:i, s:s, s:i}", "step", step, "skipped", why, "bad_in_row",
+                            bad_in_row));
+}
+
+lmf_status lmf_metrics_rollback(lmf_metrics *m, int step, int to_step) {
+    return put(m, json_pack("{s:i, s:i}", "step", step, "rolled_back_to", to_step));
+}
+
+lmf_status lmf_metrics_spike(lmf_metrics *m, int step, double loss, double mean) {
+    return put(m, json_pack("{s:i, s:o, s:o}", "step", step, "spike", num(loss), "running_mean",
+                            num(mean)));
 }
