@@ -70,6 +70,27 @@ static void ln_fwd(bcase *x) { x->k->layernorm_forward(x->b, x->e, x->f, x->a, x
 static void ln_bwd(bcase *x) {
     x->k->layernorm_backward(x->g, x->h, x->i, x->b, x->a, x->c, x->e, x->f, x->N, x->C);
 }
+/* fused kernels and the unfused pairs they replace */
+static void fc_gelu_pair(bcase *x) {
+    x->k->matmul_forward(x->c, x->a, x->b, x->d, x->N, x->C, x->OC);
+    x->k->gelu_forward(x->e, x->c, (size_t)x->N * x->OC);
+}
+static void fc_gelu_fused(bcase *x) {
+    x->k->matmul_gelu_forward(x->c, x->e, x->a, x->b, x->d, x->N, x->C, x->OC);
+}
+static void gelu_bwd_only(bcase *x) { /* GELU backward alone, no bias sums */
+    x->k->gelu_backward(x->e, x->c, x->f, (size_t)x->N * x->OC);
+}
+static void gelu_bias_fused(bcase *x) {
+    x->k->gelu_bias_backward(x->e, x->d, x->c, x->f, x->N, x->OC);
+}
+static void res_ln_pair(bcase *x) {
+    x->k->residual_forward(x->g, x->a, x->b, (size_t)x->N * x->C);
+    x->k->layernorm_forward(x->h, x->e, x->f, x->g, x->c, x->d, x->N, x->C);
+}
+static void res_ln_fused(bcase *x) {
+    x->k->residual_layernorm_forward(x->g, x->h, x->e, x->f, x->a, x->b, x->c, x->d, x->N, x->C);
+}
 static void gelu_fwd(bcase *x) { x->k->gelu_forward(x->b, x->a, x->n); }
 static void gelu_bwd(bcase *x) { x->k->gelu_backward(x->c, x->a, x->b, x->n); }
 static void res_fwd(bcase *x) { x->k->residual_forward(x->c, x->a, x->b, x->n); }
@@ -133,6 +154,30 @@ static void bench_shape(const lmf_kernels *k, int B, int T, double peak, int wit
         snprintf(nm, sizeof nm, "matmul %s bwd", mm_name[i]);
         report(nm, shape, time_it(mm_bwd, &x), 2 * fl, 0, peak, L_, 0, &st);
         free(x.a); free(x.b); free(x.c); free(x.d); free(x.e); free(x.f); free(x.g);
+    }
+    {
+        /* fused kernels against the pairs of kernels they replace (not in the step total) */
+        bcase x = {.k = k, .N = N, .C = C, .OC = 4 * C};
+        size_t no = (size_t)N * 4 * C;
+        x.a = rnd((size_t)N * C, 1); x.b = rnd((size_t)C * 4 * C, 0.02f); x.c = rnd(no, 1);
+        x.d = rnd(4 * C, 0.1f); x.e = rnd(no, 0); x.f = rnd(no, 1);
+        double fl = 2.0 * N * C * 4 * C;
+        snprintf(shape, sizeof shape, "%dx%d @ %dx%d", N, C, C, 4 * C);
+        report("mlp.fc fwd + gelu fwd", shape, time_it(fc_gelu_pair, &x), fl, 0, peak, 0, 0, NULL);
+        report("matmul_gelu (fused)", shape, time_it(fc_gelu_fused, &x), fl, 0, peak, 0, 0, NULL);
+        snprintf(shape, sizeof shape, "%zu", no);
+        /* the bias sums used to be one more pass over the GELU gradient (in matmul_backward) */
+        report("gelu bwd (no bias sum)", shape, time_it(gelu_bwd_only, &x), 0, 12.0 * no, peak, 0, 0, NULL);
+        report("gelu+bias bwd (fused)", shape, time_it(gelu_bias_fused, &x), 0, 12.0 * no, peak, 0, 0, NULL);
+        free(x.a); free(x.b); free(x.c); free(x.d); free(x.e); free(x.f);
+        bcase y = {.k = k, .N = N, .C = C};
+        size_t n = (size_t)N * C;
+        y.a = rnd(n, 1); y.b = rnd(n, 1); y.c = rnd(C, 1); y.d = rnd(C, 1); y.e = rnd(N, 0);
+        y.f = rnd(N, 0); y.g = rnd(n, 0); y.h = rnd(n, 0);
+        snprintf(shape, sizeof shape, "%dx%d", N, C);
+        report("residual + layernorm", shape, time_it(res_ln_pair, &y), 0, 20.0 * n, peak, 0, 0, NULL);
+        report("res+layernorm (fused)", shape, time_it(res_ln_fused, &y), 0, 16.0 * n, peak, 0, 0, NULL);
+        free(y.a); free(y.b); free(y.c); free(y.d); free(y.e); free(y.f); free(y.g); free(y.h);
     }
     {
         bcase x = {.k = k, .B = B, .T = T, .C = C, .NH = NH_};

@@ -400,6 +400,156 @@ static void test_classifier(void **state) {
     }
 }
 
+/* ---------- fused kernels ---------- */
+
+/* residual + LayerNorm: fast vs reference; in both tables the fused kernel equals
+ * residual_forward + layernorm_forward bit for bit (the recomputing backward relies on it),
+ * in place too (res == a, res == b); two runs are identical */
+static void check_residual_layernorm(int N, int C) {
+    rng_seed((uint64_t)N * 811u + (uint64_t)C);
+    size_t n = (size_t)N * C;
+    float *a = fbuf(n, 2), *b = fbuf(n, 2), *w = fbuf(C, 1.5f), *bias = fbuf(C, 1);
+    const lmf_kernels *tabs[2] = {R, F};
+    float *res_t[2], *out_t[2], *mean_t[2], *rstd_t[2];
+    for (int t = 0; t < 2; t++) {
+        const lmf_kernels *k = tabs[t];
+        float *res = fbuf(n, 9), *out = fbuf(n, 9), *mean = fbuf(N, 9), *rstd = fbuf(N, 9);
+        k->residual_layernorm_forward(res, out, mean, rstd, a, b, w, bias, N, C);
+        /* unfused, same table */
+        float *r2 = fbuf(n, 9), *o2 = fbuf(n, 9), *m2 = fbuf(N, 9), *s2 = fbuf(N, 9);
+        k->residual_forward(r2, a, b, n);
+        k->layernorm_forward(o2, m2, s2, r2, w, bias, N, C);
+        assert_memory_equal(res, r2, n * sizeof(float));
+        assert_memory_equal(out, o2, n * sizeof(float));
+        assert_memory_equal(mean, m2, N * sizeof(float));
+        assert_memory_equal(rstd, s2, N * sizeof(float));
+        /* in place, either input */
+        for (int which = 0; which < 2; which++) {
+            float *ac = fdup(a, n), *bc = fdup(b, n);
+            k->residual_layernorm_forward(which ? bc : ac, o2, m2, s2, ac, bc, w, bias, N, C);
+            assert_memory_equal(which ? bc : ac, res, n * sizeof(float));
+            assert_memory_equal(o2, out, n * sizeof(float));
+            free(ac); free(bc);
+        }
+        free(r2); free(o2); free(m2); free(s2);
+        res_t[t] = res; out_t[t] = out; mean_t[t] = mean; rstd_t[t] = rstd;
+    }
+    assert_memory_equal(res_t[1], res_t[0], n * sizeof(float)); /* one rounding each */
+    close_enough("residual_layernorm out", out_t[1], out_t[0], n, TOL_ROW);
+    close_enough("residual_layernorm mean", mean_t[1], mean_t[0], N, TOL_ROW);
+    close_enough("residual_layernorm rstd", rstd_t[1], rstd_t[0], N, TOL_ROW);
+    for (int t = 0; t < 2; t++) { free(res_t[t]); free(out_t[t]); free(mean_t[t]); free(rstd_t[t]); }
+    free(a); free(b); free(w); free(bias);
+}
+
+static void test_residual_layernorm(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_residual_layernorm(1, 1);
+        check_residual_layernorm(1, 7);
+        check_residual_layernorm(3, 5);
+        check_residual_layernorm(37, 76);
+        check_residual_layernorm(130, 768);
+    }
+}
+
+/* matmul + bias + GELU: fast vs reference (pre and out); in the fast table out equals
+ * gelu_forward(pre) bit for bit whatever the GEMM's split and panels (selective recomputation
+ * relies on it); deterministic */
+static void check_matmul_gelu(int N, int C, int OC, int with_bias) {
+    rng_seed((uint64_t)N * 1009u + (uint64_t)C * 31u + (uint64_t)OC);
+    size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
+    float *inp = fbuf(ni, 1), *w = fbuf(nw, 0.5f), *b = fbuf(OC, 1);
+    float *pre_r = fbuf(no, 9), *out_r = fbuf(no, 9);
+    R->matmul_gelu_forward(pre_r, out_r, inp, w, with_bias ? b : NULL, N, C, OC);
+    float *keep[2] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *pre = fbuf(no, 9), *out = fbuf(no, 9);
+        F->matmul_gelu_forward(pre, out, inp, w, with_bias ? b : NULL, N, C, OC);
+        if (rep == 0) {
+            close_enough("matmul_gelu pre", pre, pre_r, no, TOL_DOT);
+            close_enough_floor("matmul_gelu out", out, out_r, no, TOL_DOT, 1.0);
+            float *g = fbuf(no, 9);
+            F->gelu_forward(g, pre, no);
+            assert_memory_equal(g, out, no * sizeof(float));
+            free(g);
+            keep[0] = pre; keep[1] = out;
+        } else {
+            assert_memory_equal(pre, keep[0], no * sizeof(float));
+            assert_memory_equal(out, keep[1], no * sizeof(float));
+            free(pre); free(out);
+        }
+    }
+    free(keep[0]); free(keep[1]);
+    free(inp); free(w); free(b); free(pre_r); free(out_r);
+}
+
+static void test_matmul_gelu(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_matmul_gelu(1, 1, 1, 1);
+        check_matmul_gelu(1, 13, 7, 1);
+        check_matmul_gelu(3, 5, 6, 0);   /* OC < 8 */
+        check_matmul_gelu(67, 76, 229, 1);
+        check_matmul_gelu(300, 20, 517, 1);
+        check_matmul_gelu(2100, 9, 37, 1);  /* >= 1024 rows a thread: the epilogue path */
+        check_matmul_gelu(2053, 4, 5, 0);   /* the epilogue path with OC < 8, odd rows */
+    }
+}
+
+/* GELU backward + bias gradient: fast vs reference, dinp written (in place over dout as the
+ * model uses it, and into a separate buffer), dbias accumulated; deterministic */
+static void check_gelu_bias_backward(int N, int OC) {
+    rng_seed((uint64_t)N * 577u + (uint64_t)OC);
+    size_t n = (size_t)N * OC;
+    float *x = fbuf(n, 6), *dout = fbuf(n, 1), *db0 = fbuf(OC, 1);
+    if (n > 3) {
+        x[0] = -30.0f;
+        x[1] = 30.0f;
+        x[2] = 0.0f;
+    }
+    float *d_r = fbuf(n, 9), *db_r = fdup(db0, OC);
+    R->gelu_bias_backward(d_r, db_r, x, dout, N, OC);
+    float *keep[2] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *d = fbuf(n, 9), *db = fdup(db0, OC);
+        F->gelu_bias_backward(d, db, x, dout, N, OC);
+        if (rep == 0) {
+            close_enough_floor("gelu_bias_backward dinp", d, d_r, n, TOL_ROW, 1.0);
+            close_enough("gelu_bias_backward dbias", db, db_r, OC, TOL_DOT);
+            keep[0] = d; keep[1] = db;
+        } else {
+            assert_memory_equal(d, keep[0], n * sizeof(float));
+            assert_memory_equal(db, keep[1], OC * sizeof(float));
+            free(d); free(db);
+        }
+    }
+    /* in place (dinp == dout), and dbias NULL */
+    float *ip = fdup(dout, n), *db = fdup(db0, OC);
+    F->gelu_bias_backward(ip, db, x, ip, N, OC);
+    assert_memory_equal(ip, keep[0], n * sizeof(float));
+    assert_memory_equal(db, keep[1], OC * sizeof(float));
+    memcpy(ip, dout, n * sizeof(float));
+    F->gelu_bias_backward(ip, NULL, x, ip, N, OC);
+    assert_memory_equal(ip, keep[0], n * sizeof(float));
+    free(ip); free(db); free(keep[0]); free(keep[1]);
+    free(x); free(dout); free(db0); free(d_r); free(db_r);
+}
+
+static void test_gelu_bias_backward(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_gelu_bias_backward(1, 1);
+        check_gelu_bias_backward(1, 7);
+        check_gelu_bias_backward(5, 3);
+        check_gelu_bias_backward(67, 229);
+        check_gelu_bias_backward(256, 3072);
+    }
+}
+
 /* ---------- threads and perf helpers ---------- */
 
 static void test_threads_perf(void **state) {
@@ -426,6 +576,9 @@ int main(void) {
         cmocka_unit_test(test_residual_adamw_sumsq),
         cmocka_unit_test(test_encoder),
         cmocka_unit_test(test_classifier),
+        cmocka_unit_test(test_residual_layernorm),
+        cmocka_unit_test(test_matmul_gelu),
+        cmocka_unit_test(test_gelu_bias_backward),
     };
     return cmocka_run_group_tests_name("kernels_fast", tests, setup, teardown);
 }

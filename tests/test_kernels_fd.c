@@ -15,8 +15,10 @@
 /* How the checks work. Each op has a double-precision forward written here, independent of
  * the float kernels. For a fixed random R we take the scalar L = sum(out * R) (in double) and
  * differentiate it by central differences, step FD_H, over every input element. The float
- * backward is called with dout = R on gradient buffers pre-filled with random values (the
- * backward must ACCUMULATE), and the pre-fill is subtracted afterwards.
+ * backward is called with dout = R on gradient buffers pre-filled with random values: the
+ * pre-fill is subtracted afterwards from gradients that must ACCUMULATE (parameter gradients,
+ * LayerNorm's dinp), and must be gone from those that are WRITTEN (matmul dinp, dqkv, GELU's
+ * dinp, classifier dx; see kernels.h), so either mistake fails.
  *
  * Tolerances. Inputs are O(1) and shapes are tiny, so float32 kernels carry about 1e-6
  * relative error, and the double central difference with FD_H = 1e-4 has truncation error
@@ -285,7 +287,7 @@ static void check_matmul(const lmf_kernels *k, int N, int C, int OC, int variant
     float *dinp0 = fbuf(ni, 1), *dw0 = fbuf(nw, 1), *db0 = fbuf(OC, 1);
     float *dinp = fdup(dinp0, ni), *dw = fdup(dw0, nw), *db = fdup(db0, OC);
     k->matmul_backward(nodinp ? NULL : dinp, dw, nobias ? NULL : db, R, inp, w, N, C, OC);
-    if (!nodinp) fd_check("matmul dinp", mm_loss, &c, c.inp, ni, dinp, dinp0);
+    if (!nodinp) fd_check("matmul dinp", mm_loss, &c, c.inp, ni, dinp, NULL); /* written */
     else assert_memory_equal(dinp, dinp0, ni * sizeof(float));
     fd_check("matmul dweight", mm_loss, &c, c.w, nw, dw, dw0);
     if (!nobias) fd_check("matmul dbias", mm_loss, &c, c.b, OC, db, db0);
@@ -377,7 +379,7 @@ static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
 
     float *d0 = fbuf(nq, 1), *d = fdup(d0, nq);
     k->attention_backward(d, scratch, R, qkv, saved, B, T, C, NH);
-    fd_check("attention dqkv", att_loss, &c, c.qkv, nq, d, d0);
+    fd_check("attention dqkv", att_loss, &c, c.qkv, nq, d, NULL); /* written over d0 */
     free(qkv); free(R); free(out); free(saved); free(scratch); free(c.qkv); free(c.out);
     free(c.att); free(d0); free(d);
 }
@@ -430,7 +432,7 @@ static void check_gelu(const lmf_kernels *k, size_t n) {
     fwd_check("gelu forward", out, c.out, n);
     float *d0 = fbuf(n, 1), *d = fdup(d0, n);
     k->gelu_backward(d, inp, R, n);
-    fd_check("gelu dinp", gelu_loss, &c, c.inp, n, d, d0);
+    fd_check("gelu dinp", gelu_loss, &c, c.inp, n, d, NULL); /* written over d0 */
     free(inp); free(R); free(out); free(c.inp); free(c.out); free(d0); free(d);
 }
 
@@ -440,6 +442,125 @@ static void test_gelu(void **state) {
         check_gelu(tables[i], 1);
         check_gelu(tables[i], 37);
         check_gelu(tables[i], 1031);
+    }
+}
+
+/* ---------- fused kernels ---------- */
+
+/* residual + LayerNorm (forward only): res = a + b and LayerNorm(res) against double, in
+ * separate buffers and in place (res == a, res == b) */
+static void check_residual_layernorm(const lmf_kernels *k, int N, int C) {
+    rng_seed(111 + (uint64_t)N * 7 + (uint64_t)C);
+    size_t n = (size_t)N * C;
+    float *a = fbuf(n, 1.5f), *b = fbuf(n, 1.5f), *w = fbuf(C, 1.5f), *bias = fbuf(C, 1);
+    for (size_t i = 0; i < n; i++) b[i] += 0.5f; /* a non-zero mean */
+    ln_ctx c = {N, C, malloc(n * sizeof(double)), dcopy(w, C), dcopy(bias, C),
+                malloc(n * sizeof(double)), malloc(N * sizeof(double)), malloc(N * sizeof(double)),
+                NULL};
+    for (size_t i = 0; i < n; i++) c.inp[i] = (double)a[i] + (double)b[i];
+    ln_fwd_d(&c);
+    for (int mode = 0; mode < 3; mode++) { /* 0: res separate, 1: res == a, 2: res == b */
+        float *ac = fdup(a, n), *bc = fdup(b, n), *sep = fbuf(n, 9);
+        float *res = mode == 0 ? sep : mode == 1 ? ac : bc;
+        float *out = fbuf(n, 9), *mean = fbuf(N, 9), *rstd = fbuf(N, 9);
+        k->residual_layernorm_forward(res, out, mean, rstd, ac, bc, w, bias, N, C);
+        fwd_check("residual_layernorm res", res, c.inp, n);
+        fwd_check("residual_layernorm out", out, c.out, n);
+        fwd_check("residual_layernorm mean", mean, c.mean, N);
+        fwd_check("residual_layernorm rstd", rstd, c.rstd, N);
+        free(ac); free(bc); free(sep); free(out); free(mean); free(rstd);
+    }
+    free(a); free(b); free(w); free(bias);
+    free(c.inp); free(c.w); free(c.b); free(c.out); free(c.mean); free(c.rstd);
+}
+
+static void test_residual_layernorm(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_residual_layernorm(tables[i], 1, 1);
+        check_residual_layernorm(tables[i], 1, 5);
+        check_residual_layernorm(tables[i], 7, 13);
+        check_residual_layernorm(tables[i], 4, 40);
+    }
+}
+
+/* matmul + bias + GELU (forward only): pre and out against double */
+static void check_matmul_gelu(const lmf_kernels *k, int N, int C, int OC, int with_bias) {
+    rng_seed(122 + (uint64_t)N * 5 + (uint64_t)OC);
+    size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
+    float *inp = fbuf(ni, 1), *w = fbuf(nw, 1), *b = fbuf(OC, 1);
+    mm_ctx c = {N, C, OC, with_bias, dcopy(inp, ni), dcopy(w, nw), dcopy(b, OC),
+                malloc(no * sizeof(double)), NULL};
+    mm_fwd_d(&c);
+    gelu_ctx g = {no, c.out, malloc(no * sizeof(double)), NULL};
+    gelu_fwd_d(&g);
+    float *pre = fbuf(no, 9), *out = fbuf(no, 9);
+    k->matmul_gelu_forward(pre, out, inp, w, with_bias ? b : NULL, N, C, OC);
+    fwd_check("matmul_gelu pre", pre, c.out, no);
+    fwd_check("matmul_gelu out", out, g.out, no);
+    free(inp); free(w); free(b); free(c.inp); free(c.w); free(c.b); free(c.out); free(g.out);
+    free(pre); free(out);
+}
+
+static void test_matmul_gelu(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_matmul_gelu(tables[i], 1, 1, 1, 1);
+        check_matmul_gelu(tables[i], 5, 13, 7, 1);
+        check_matmul_gelu(tables[i], 9, 6, 20, 0);
+    }
+}
+
+/* GELU backward + bias gradient. The double loss is sum_nj gelu(inp[n,j] + bias[j]) R[n,j]
+ * at bias = 0: its derivative in inp is the written dinp, in bias the accumulated dbias. */
+typedef struct gb_ctx {
+    int N, OC;
+    double *inp, *bias;
+    const float *R;
+} gb_ctx;
+
+static double gb_loss(void *p) {
+    gb_ctx *c = p;
+    const double s = sqrt(2.0 / M_PI);
+    double L = 0.0;
+    for (int n = 0; n < c->N; n++)
+        for (int j = 0; j < c->OC; j++) {
+            double x = c->inp[(size_t)n * c->OC + j] + c->bias[j];
+            L += 0.5 * x * (1.0 + tanh(s * (x + 0.044715 * x * x * x))) * c->R[(size_t)n * c->OC + j];
+        }
+    return L;
+}
+
+/* in_place: dinp == dout (the model's use); with_bias = 0 passes dbias = NULL */
+static void check_gelu_bias_backward(const lmf_kernels *k, int N, int OC, int in_place,
+                                     int with_bias) {
+    rng_seed(133 + (uint64_t)N * 3 + (uint64_t)OC);
+    size_t n = (size_t)N * OC;
+    float *inp = fbuf(n, 4), *R = fbuf(n, 1);
+    if (n > 3) {
+        inp[0] = 0.0f;
+        inp[1] = -12.0f;
+        inp[2] = 12.0f;
+    }
+    double *bz = calloc((size_t)OC, sizeof(double));
+    gb_ctx c = {N, OC, dcopy(inp, n), bz, R};
+    float *db0 = fbuf(OC, 1), *db = fdup(db0, OC);
+    float *dinp = in_place ? fdup(R, n) : fbuf(n, 777);
+    const float *dout = in_place ? dinp : R;
+    k->gelu_bias_backward(dinp, with_bias ? db : NULL, inp, dout, N, OC);
+    fd_check("gelu_bias_backward dinp", gb_loss, &c, c.inp, n, dinp, NULL);
+    if (with_bias) fd_check("gelu_bias_backward dbias", gb_loss, &c, c.bias, OC, db, db0);
+    else assert_memory_equal(db, db0, OC * sizeof(float));
+    free(inp); free(R); free(bz); free(c.inp); free(db0); free(db); free(dinp);
+}
+
+static void test_gelu_bias_backward(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_gelu_bias_backward(tables[i], 1, 1, 0, 1);
+        check_gelu_bias_backward(tables[i], 3, 5, 1, 1);
+        check_gelu_bias_backward(tables[i], 7, 19, 0, 1);
+        check_gelu_bias_backward(tables[i], 4, 24, 1, 0);
     }
 }
 
@@ -619,6 +740,9 @@ int main(void) {
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_residual_layernorm),
+        cmocka_unit_test(test_matmul_gelu),
+        cmocka_unit_test(test_gelu_bias_backward),
         cmocka_unit_test(test_residual_sumsq),
         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_classifier),

@@ -229,6 +229,18 @@ static void test_calibrate(void **state) {
     assert_int_equal(lmf_cluster_save_json(out, &c, "calibrated", NULL, 0), LMF_OK);
     lmf_cluster back;
     assert_int_equal(lmf_cluster_load_json(out, &back), LMF_OK);
+    /* lmforge's kernels were measured, per rank of 1 thread, and read back */
+    assert_string_equal(back.kernels.table, "fast");
+    assert_int_equal(back.kernels.threads, 1);
+    assert_int_equal(back.kernels.matmul.n, c.kernels.matmul.n);
+    assert_true(back.kernels.matmul.n >= 5 && back.kernels.attention.n >= 5 &&
+                back.kernels.classifier.n >= 5);
+    assert_true(fabs(back.kernels.matmul.bwd[2] - c.kernels.matmul.bwd[2]) <=
+                1e-4 * c.kernels.matmul.bwd[2]);
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
+        assert_true(fabs(back.kernels.bandwidth[e] - c.kernels.bandwidth[e]) <=
+                    1e-4 * c.kernels.bandwidth[e]);
+    assert_true(back.kernels.process_bytes > 1048576.0);
     /* plan a tiny run on it: fp32 is the default dtype without a bf16 peak */
     lmf_plan_job job = job_for("tiny", 8.0 * 64, 1e6);
     lmf_plan_constraints k;
@@ -238,6 +250,15 @@ static void test_calibrate(void **state) {
     assert_int_equal(lmf_plan_single(&back, &job, &k, &r), LMF_OK);
     assert_int_equal(r.layout.dp, 2);
     assert_true(r.tokens_per_s > 0.0 && r.mem.fits);
+    assert_true(r.time.matmul > 0.0 && r.time.classifier > 0.0 && r.mem.checkpoint > 0.0);
+    /* a kernels object with a missing rate or decreasing sizes is refused */
+    char bad[512];
+    write_text("bad-kernels.json", "{" GOOD_BODY ", \"kernels\": {\"threads\": 1, \"rows\": 1024, "
+               "\"process_MiB\": 40, \"matmul_GFLOPs\": [[256, 100, 100], [128, 90, 90]], "
+               "\"attention_GFLOPs\": [[64, 50, 50]], \"classifier_GFLOPs\": [[64, 80]], "
+               "\"bandwidth_GBps\": {\"zero\": 10}}}", bad);
+    assert_int_equal(lmf_cluster_load_json(bad, &back), LMF_ERR_FORMAT);
+    assert_non_null(strstr(lmf_last_error(), "layernorm_forward"));
     o.max_size = 32;
     assert_int_equal(lmf_plan_calibrate(&o, NULL, &c, NULL), LMF_ERR_ARG);
 }

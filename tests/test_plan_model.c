@@ -1,5 +1,6 @@
 /* Planner formulas against published ones: ring all-reduce, ZeRO memory, Korthikanti
- * activations, 1F1B bubble, Narayanan FLOPs and the 175B/1,024-GPU training-time anchor. */
+ * activations, 1F1B bubble, Narayanan FLOPs and the 175B/1,024-GPU training-time anchor; the
+ * calibrated-device model against lmforge's own allocations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,11 +9,14 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "lmforge/comm.h"
 #include "lmforge/ddp.h"
 #include "lmforge/model.h"
 #include "lmforge/plan.h"
+#include "lmforge/threads.h"
 #include "plan/plan_model.h"
 
 #define REL(a, b) (fabs((a) - (b)) / fabs(b))
@@ -288,6 +292,120 @@ static void test_bad_layouts(void **state) {
     assert_non_null(strstr(lmf_last_error(), "n_positions"));
 }
 
+/* lmf_gpt_activation_floats is what lmf_gpt_reserve allocates, for both kernel tables, every
+ * recomputation mode, inference and training with and without the own gradient block */
+static void test_activation_floats(void **state) {
+    (void)state;
+    lmf_threads_set(2);
+    const lmf_gpt_config cfgs[] = {{2, 2, 64, 64, 256}, {3, 4, 96, 128, 1000}};
+    const lmf_kernels *tables[] = {lmf_kernels_fast(), lmf_kernels_ref()};
+    for (int ci = 0; ci < 2; ci++)
+        for (int ti = 0; ti < 2; ti++)
+            for (int rc = 0; rc < 3; rc++)
+                for (int training = 0; training < 3; training++) {
+                    lmf_gpt *m = NULL;
+                    assert_int_equal(lmf_gpt_create(&cfgs[ci], tables[ti], &m), LMF_OK);
+                    lmf_gpt_set_recompute(m, (lmf_recompute)rc);
+                    int B = 3, T = cfgs[ci].n_positions / 2;
+                    assert_int_equal(lmf_gpt_reserve(m, B, T, training), LMF_OK);
+                    size_t want = 4 * lmf_gpt_activation_floats(&cfgs[ci], tables[ti], B, T,
+                                                                training, (lmf_recompute)rc);
+                    if (training == 1) want += 4 * lmf_gpt_layout(m)->total; /* own gradients */
+                    assert_int_equal(lmf_gpt_activation_bytes(m), want);
+                    lmf_gpt_free(m);
+                }
+}
+
+/* A calibrated device with round-number rates (GFLOP/s, GB/s). */
+static lmf_cluster local_cluster(double rate) {
+    lmf_cluster c = toy_cluster();
+    c.nodes = 1;
+    c.devices_per_node = 2;
+    lmf_plan_kernel_rates *k = &c.kernels;
+    snprintf(k->table, sizeof k->table, "fast");
+    k->threads = 1;
+    k->rows = 1024;
+    lmf_plan_rate_curve *cv[] = {&k->matmul, &k->attention, &k->classifier};
+    for (int i = 0; i < 3; i++) {
+        cv[i]->n = 2;
+        cv[i]->x[0] = 64;
+        cv[i]->x[1] = 1024;
+        cv[i]->fwd[0] = cv[i]->fwd[1] = cv[i]->bwd[0] = cv[i]->bwd[1] = rate * 1e9;
+    }
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++) k->bandwidth[e] = rate * 1e9;
+    k->process_bytes = 50.0 * 1048576.0;
+    return c;
+}
+
+/* the calibrated model: memory items as the engine and the checkpoint writer hold them, and
+ * compute from FLOP counts derived here (6 x 12C^2 per token and layer for the products) */
+static void test_local_model(void **state) {
+    (void)state;
+    lmf_threads_set(1);
+    lmf_cluster c = local_cluster(100.0);
+    assert_int_equal(lmf_cluster_validate(&c), LMF_OK);
+    lmf_gpt_config cfg = {4, 4, 256, 256, 50257};
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "mini", &cfg);
+    job.seq = 128;
+    job.global_batch_tokens = 2 * 4 * 128;
+    lmf_plan_layout l = {.dp = 2, .tp = 1, .pp = 1, .micro_batch = 4, .zero = 2,
+                         .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
+    assert_true(lmf_plan_is_local(&c, &l));
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    lmf_param_layout lay;
+    assert_int_equal(lmf_layout_build(&cfg, &lay), LMF_OK);
+    double P = (double)lay.total, shard = ceil(P / 2);
+    assert_close(r.mem.weights, 4 * P, 1e-12);
+    assert_close(r.mem.grads, 4 * shard, 1e-12);
+    assert_close(r.mem.optimizer, 8 * shard, 1e-12);
+    assert_close(r.mem.checkpoint, 12 * shard, 1e-12);
+    assert_close(r.mem.process, 50.0 * 1048576.0, 1e-12);
+    assert_close(r.mem.activations,
+                 4.0 * (double)lmf_gpt_activation_floats(&cfg, lmf_kernels_fast(), 4, 128, 2,
+                                                         LMF_RECOMPUTE_NONE), 1e-12);
+    /* the engine's buffers at one rank (its own accounting) plus the 4 batch copies of ids */
+    lmf_comm *comm = NULL;
+    assert_int_equal(lmf_comm_create("single", &comm), LMF_OK);
+    for (int zero = 0; zero <= 3; zero++) {
+        float *params = calloc(lay.total, sizeof(float));
+        lmf_ddp_config dc = {.zero_stage = zero};
+        lmf_ddp *d = NULL;
+        assert_int_equal(lmf_ddp_create(comm, &lay, lmf_kernels_fast(), &dc, params, &d), LMF_OK);
+        lmf_ddp_memory dm;
+        lmf_ddp_memory_used(d, &dm);
+        lmf_plan_layout l1 = l;
+        l1.dp = 1;
+        l1.zero = zero;
+        lmf_plan_memory mem;
+        lmf_plan_local_memory(&c, &job, &l1, &mem);
+        assert_close(mem.buffers, (double)dm.buffers + 16.0 * 4 * 128, 1e-12);
+        assert_close(mem.grads + mem.optimizer, (double)(dm.grads + dm.optim), 1e-12);
+        lmf_ddp_free(d);
+        free(params);
+    }
+    lmf_comm_free(comm);
+    lmf_layout_free(&lay);
+    /* time: the products' FLOPs over their rate */
+    double N = 4.0 * 128, C = 256;
+    assert_close(r.time.matmul, 4 * 72.0 * N * C * C / 100e9, 1e-12);
+    assert_close(r.time.classifier, 6.0 * N * C * 50257 / 100e9, 1e-12);
+    assert_close(r.time.attention, 4 * 7.0 * 4 * C * 128 * 129 / 100e9, 1e-12);
+    /* twice the rates: compute takes half as long */
+    lmf_cluster c2 = local_cluster(200.0);
+    lmf_plan_result r2;
+    assert_int_equal(lmf_plan_evaluate(&c2, &job, &l, &r2), LMF_OK);
+    assert_close(r2.time.compute, r.time.compute / 2, 1e-9);
+    assert_close(r2.time.optimizer, r.time.optimizer / 2, 1e-9);
+    /* without kernel rates, or in bf16, the generic model applies */
+    l.dtype = LMF_PLAN_BF16;
+    assert_false(lmf_plan_is_local(&c, &l));
+    c.kernels.matmul.n = 0;
+    l.dtype = LMF_PLAN_FP32;
+    assert_false(lmf_plan_is_local(&c, &l));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_allreduce),
@@ -300,6 +418,8 @@ int main(void) {
         cmocka_unit_test(test_dp_reduction),
         cmocka_unit_test(test_narayanan_anchor),
         cmocka_unit_test(test_bad_layouts),
+        cmocka_unit_test(test_activation_floats),
+        cmocka_unit_test(test_local_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,14 @@
 /* Compute kernels: a table of function pointers per backend (cpu reference, cpu fast). */
 /* Conventions: outputs first, then inputs, then shapes. Row-major. Shapes in the comments.
  * Linear weights use the Hugging Face Conv1D layout (in, out): out = inp @ W + b.
- * Every *_backward ACCUMULATES (+=) into its gradient outputs; callers zero them.
+ * Gradients: parameter gradients (dweight, dbias, dwte, dwpe) always ACCUMULATE (+=), so
+ * micro-batches add up; callers zero them once per optimizer step. Activation gradients are
+ * WRITTEN (=), so no zeroing pass is needed before them: matmul_backward's dinp,
+ * attention_backward's dqkv, gelu_backward and gelu_bias_backward's dinp, the classifier's
+ * dx. The one activation gradient that accumulates is layernorm_backward's dinp: it adds
+ * into the residual stream's gradient, which the residual connection shares.
+ * (Before the fused kernels every *_backward accumulated and the model zeroed d4a, d4b,
+ * dbtc and dqkv before each use: four passes over memory per layer.)
  * B batch, T time, C channels, NH heads, OC output channels, N = rows (B*T),
  * V real vocabulary, Vp padded vocabulary (rows of wte).
  * Kernels never allocate; outputs must not alias inputs unless a comment says so.
@@ -35,11 +42,20 @@ typedef struct lmf_kernels {
                                const float *inp, const float *weight, const float *mean,
                                const float *rstd, int N, int C);
 
+    /* Fused residual add + LayerNorm: res[N,C] = a + b, then out[N,C], mean[N], rstd[N] =
+     * LayerNorm(res) as layernorm_forward computes it, each row normalised while it is still
+     * in cache (one pass over memory instead of two). res may be a or b (in place); out, mean
+     * and rstd must not alias anything. Bit-identical to residual_forward followed by
+     * layernorm_forward of the same table (recomputation relies on it). */
+    void (*residual_layernorm_forward)(float *res, float *out, float *mean, float *rstd,
+                                       const float *a, const float *b, const float *weight,
+                                       const float *bias, int N, int C);
+
     /* out[N,OC] = inp[N,C] @ weight[C,OC] + bias[OC] (bias may be NULL) */
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int OC);
-    /* dinp[N,C] += dout @ weight^T; dweight[C,OC] += inp^T @ dout; dbias[OC] += sum_n dout
-     * (dinp or dbias may be NULL to skip) */
+    /* dinp[N,C] = dout @ weight^T (WRITTEN); dweight[C,OC] += inp^T @ dout;
+     * dbias[OC] += sum_n dout (dinp or dbias may be NULL to skip) */
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC);
 
@@ -54,15 +70,28 @@ typedef struct lmf_kernels {
     size_t (*attention_scratch_floats)(int B, int T, int NH, int C);
     void (*attention_forward)(float *out, float *saved, const float *qkv, int B, int T, int C,
                               int NH);
-    /* dqkv[B,T,3C] += ; scratch: attention_scratch_floats(...) floats */
+    /* dqkv[B,T,3C] = (WRITTEN); scratch: attention_scratch_floats(...) floats */
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *saved, int B, int T, int C, int NH);
 
     /* GELU, tanh approximation: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
      * out[N] (may be inp) */
     void (*gelu_forward)(float *out, const float *inp, size_t N);
-    /* dinp[N] += gelu'(inp) * dout */
+    /* dinp[N] = gelu'(inp) * dout (WRITTEN; dinp may be dout) */
     void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t N);
+
+    /* Fused dense layer + bias + GELU: pre[N,OC] = inp[N,C] @ weight[C,OC] + bias[OC] (bias
+     * may be NULL) and out[N,OC] = gelu(pre); pre is kept for the backward. The fast table
+     * applies bias and GELU to each tile of the GEMM's output while it is in cache. out is
+     * bit-identical to gelu_forward(pre) of the same table (recomputation relies on it); pre
+     * equals matmul_forward's result up to float summation order. No aliasing. */
+    void (*matmul_gelu_forward)(float *pre, float *out, const float *inp, const float *weight,
+                                const float *bias, int N, int C, int OC);
+    /* Fused GELU backward + bias gradient of the matmul that produced inp:
+     * dinp[N,OC] = gelu'(inp) * dout (WRITTEN, not accumulated; dinp may be dout) and
+     * dbias[OC] += column sums of dinp (dbias may be NULL): one pass over inp and dout. */
+    void (*gelu_bias_backward)(float *dinp, float *dbias, const float *inp, const float *dout,
+                               int N, int OC);
 
     /* out[N] = a[N] + b[N] (out may be a or b) */
     void (*residual_forward)(float *out, const float *a, const float *b, size_t N);

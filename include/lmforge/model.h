@@ -110,6 +110,11 @@ void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r);
 lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training);
 /* bytes held for activations and gradients after reserve */
 size_t lmf_gpt_activation_bytes(const lmf_gpt *m);
+/* Floats of the activation block lmf_gpt_reserve(B, T, training) allocates with kernel table k
+ * and recomputation mode recompute (gradient block and batch copies excluded), without a model.
+ * The fast table's attention scratch depends on the thread count: call after lmf_threads_set. */
+size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
+                                 int training, lmf_recompute recompute);
 
 /* Forward pass over inputs[B,T]; returns the mean loss over targets[B,T].
  * If training, also computes the classifier gradient (dloss_scale multiplies the gradient
@@ -133,10 +138,16 @@ typedef enum lmf_phase {
     LMF_PHASE_LOSS,           /* tied classifier + cross-entropy */
     LMF_PHASE_COUNT
 } lmf_phase;
-/* Turn timing on or off (off by default; on adds a clock read around each kernel call). */
+/* Turn timing on or off (off by default; on adds a clock read around each kernel call and
+ * switches the kernels' busy-time accounting, lmf_busy_enable in perf.h, on or off with it). */
 void lmf_gpt_profile(lmf_gpt *m, int on);
 /* Seconds spent per phase since the last reset; reset zeroes them. */
 void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]);
+/* Busy thread-seconds per phase since the last reset: the threads' work inside the fast
+ * kernels' parallel regions plus the calling thread's time outside them (serial code; the
+ * reference kernels are all serial). With n threads and wall seconds s[p], the phase's idle
+ * fraction is 1 - busy[p] / (n * s[p]). */
+void lmf_gpt_profile_read_busy(const lmf_gpt *m, double busy[LMF_PHASE_COUNT]);
 void lmf_gpt_profile_reset(lmf_gpt *m);
 const char *lmf_phase_name(lmf_phase p);
 

@@ -1,4 +1,4 @@
-/* Performance measurement: machine FMA peak, peak memory use, a monotonic clock. */
+/* Performance measurement: machine FMA peak, peak memory use, a monotonic clock, busy time. */
 #ifndef LMFORGE_PERF_H
 #define LMFORGE_PERF_H
 
@@ -19,6 +19,20 @@ size_t lmf_peak_rss_bytes(void);
 
 /* Seconds from a monotonic clock (differences only). */
 double lmf_now_s(void);
+
+/* Busy-time accounting of the fast kernels, for the idle fraction of the thread team:
+ *   idle = 1 - busy thread-seconds / (threads x wall seconds)
+ * where busy is the time each thread spends on its share inside a parallel region of the fast
+ * kernels, plus the calling thread's time in serial code (which the caller derives as wall
+ * time minus region wall time). Spinning at a barrier or waiting to start is not busy.
+ * Off by default; while off, every parallel region pays one branch. Switch and read only
+ * outside parallel regions. */
+void lmf_busy_enable(int on);
+int lmf_busy_enabled(void);
+/* Totals since the process started, counted only while enabled: busy_thread_s = thread-seconds
+ * of work inside parallel regions (all threads); region_wall_s = wall seconds those regions
+ * lasted. Either pointer may be NULL. Take differences around the code to measure. */
+void lmf_busy_read(double *busy_thread_s, double *region_wall_s);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include "lmforge/comm.h"
 #include "lmforge/config.h"
+#include "lmforge/kernels.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -42,6 +43,51 @@ typedef struct lmf_plan_eff_curve {
     double frac[LMF_PLAN_MAX_EFF];
 } lmf_plan_eff_curve;
 
+/* Element-wise kernels of lmforge's kernel table whose speed --calibrate measures, each as
+ * bytes/s over a fixed count of bytes per element (LMF_PLAN_EW_BYTES in src/plan/plan_model.h,
+ * documented in docs/planner.md). */
+typedef enum lmf_plan_ew {
+    LMF_PLAN_EW_LAYERNORM_FWD = 0,  /* layernorm_forward */
+    LMF_PLAN_EW_RESIDUAL_LN_FWD,    /* residual_layernorm_forward */
+    LMF_PLAN_EW_LAYERNORM_BWD,      /* layernorm_backward */
+    LMF_PLAN_EW_GELU_FWD,           /* gelu_forward */
+    LMF_PLAN_EW_GELU_BIAS_BWD,      /* gelu_bias_backward */
+    LMF_PLAN_EW_ZERO,               /* memset of gradient buffers */
+    LMF_PLAN_EW_ENCODER_FWD,        /* encoder_forward */
+    LMF_PLAN_EW_ENCODER_BWD,        /* encoder_backward */
+    LMF_PLAN_EW_ADAMW,              /* adamw, per parameter */
+    LMF_PLAN_EW_SUMSQ,              /* sumsq, per parameter */
+    LMF_PLAN_EW_COUNT
+} lmf_plan_ew;
+
+/* A measured rate as a function of one size: points x[i] (increasing) with a forward and a
+ * backward rate each (FLOP/s); interpolated linearly in log2(x), flat outside the points. */
+typedef struct lmf_plan_rate_curve {
+    int n;
+    double x[LMF_PLAN_MAX_EFF];
+    double fwd[LMF_PLAN_MAX_EFF];
+    double bwd[LMF_PLAN_MAX_EFF];
+} lmf_plan_rate_curve;
+
+/* Rates of lmforge's own kernel table on one device (a rank with its threads), written by
+ * --calibrate (the "kernels" object of a cluster file). With them (n of matmul > 0) the
+ * planner models an fp32 lmforge run on that device from its kernels instead of from GEMM
+ * efficiency alone; descriptions without them keep the generic model. */
+typedef struct lmf_plan_kernel_rates {
+    char table[16];               /* kernel table measured: "fast" or "ref" */
+    int threads;                  /* threads per rank during the measurement */
+    int rows;                     /* rows (B*T) of the matmul measurement */
+    lmf_plan_rate_curve matmul;   /* x = width C: the layer's four products, FLOPs 24*rows*C^2
+                                     forward, 48*rows*C^2 backward */
+    lmf_plan_rate_curve attention;/* x = T: causal attention, head size 64, FLOPs 2*B*C*T*(T+1)
+                                     forward, 5*B*C*T*(T+1) backward */
+    lmf_plan_rate_curve classifier; /* x = C: tied classifier and loss, forward with backward,
+                                       FLOPs 6*N*C*V (fwd holds the rate; bwd unused) */
+    double bandwidth[LMF_PLAN_EW_COUNT]; /* bytes/s per lmf_plan_ew */
+    double process_bytes;         /* resident memory of a process with the libraries, threads
+                                     and communicator running but no model allocated */
+} lmf_plan_kernel_rates;
+
 /* A cluster description (presets/clusters/NAME.json; format in docs/planner.md). All rates
  * in SI units: bytes, bytes/s, FLOP/s, seconds. */
 typedef struct lmf_cluster {
@@ -63,6 +109,7 @@ typedef struct lmf_cluster {
     double overlap_dp;            /* fraction of the backward that can hide gradient reduction */
     double overlap_zero3;         /* fraction of forward+backward that can hide ZeRO-3 gathers */
     double price_per_device_hour; /* 0 when unknown */
+    lmf_plan_kernel_rates kernels;/* lmforge's kernels on this device; matmul.n == 0: none */
 } lmf_cluster;
 
 /* Read a cluster description. Fails with LMF_ERR_IO (cannot read) or LMF_ERR_FORMAT (bad
@@ -111,7 +158,10 @@ typedef struct lmf_plan_constraints {
 } lmf_plan_constraints;
 
 typedef struct lmf_plan_memory {   /* bytes per device, on the fullest pipeline stage */
-    double weights, grads, optimizer, activations, buffers, total;
+    double weights, grads, optimizer, activations, buffers;
+    double checkpoint;             /* calibrated devices: the checkpoint snapshot (0 otherwise) */
+    double process;                /* calibrated devices: the bare process (0 otherwise) */
+    double total;
     double capacity;               /* device_memory - memory_reserved */
     double margin;                 /* capacity - total (negative: does not fit) */
     int fits;
@@ -129,6 +179,8 @@ typedef struct lmf_plan_time {     /* seconds per optimizer step */
     double zero3_gather_total;
     double optimizer;              /* AdamW update of the owned parameters */
     double step;
+    /* calibrated devices: compute split by kind of kernel (0 otherwise), all micro-batches */
+    double matmul, attention, elementwise, classifier;
 } lmf_plan_time;
 
 typedef struct lmf_plan_result {
@@ -190,7 +242,9 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
 
 /* Calibration: measure this machine as a cluster of one node whose devices are the ranks of
  * a local run, each given cores/ranks threads: the FMA peak (lmf_peak_gflops), cblas_sgemm
- * efficiency at square sizes 64 .. max_size, memory (triad) and copy bandwidth. With a
+ * efficiency at square sizes 64 .. max_size, memory (triad) and copy bandwidth, lmforge's fast
+ * kernel table (matmul, attention, classifier, element-wise kernels, AdamW: the "kernels"
+ * object) and the resident memory of the bare process. With a
  * communicator of several ranks (lmforge started by mpirun) every rank measures at the same
  * time and the all-reduce bus bandwidth and latency come from lmf_comm_allreduce; without one
  * the link between ranks is estimated as half the copy bandwidth. Each rank gets its own
@@ -201,9 +255,21 @@ typedef struct lmf_plan_calib_opts {
     int threads;                   /* threads in all; 0: all online processors */
     double seconds_per_point;      /* time per measurement; 0: 0.2 s */
     int max_size;                  /* largest sgemm size; 0: 2048 */
+    int no_kernels;                /* 1: skip lmforge's kernel table (no "kernels" object) */
 } lmf_plan_calib_opts;
 lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_cluster *out,
                               FILE *log);
+
+/* Measure lmforge's kernel table k with the current thread count (set by the caller) into
+ * r: about `seconds` per point, the best of up to 3 trials each. comm (may be NULL) makes the
+ * ranks measure together (a barrier before each point). log (may be NULL) gets one line per
+ * measurement. Fails with LMF_ERR_NOMEM or a communication failure. */
+lmf_status lmf_plan_calibrate_kernels(const lmf_kernels *k, double seconds, lmf_comm *comm,
+                                      lmf_plan_kernel_rates *r, FILE *log);
+/* Rate of a curve at x: linear in log2(x) between points, flat outside (0 when empty). */
+double lmf_plan_curve_at(const lmf_plan_rate_curve *cv, double x, int backward);
+/* Name of an element-wise kernel as written in cluster files ("layernorm_forward", ...). */
+const char *lmf_plan_ew_name(lmf_plan_ew e);
 
 /* Names. */
 const char *lmf_plan_dtype_name(lmf_plan_dtype d);

@@ -21,7 +21,17 @@ typedef struct bench_result {
     double tokens_per_s, gflops, mfu, step_s, rss_mb;
     double act_mb; /* the step's activation and scratch buffers (lmf_gpt_activation_bytes) */
     double phase_s[LMF_PHASE_COUNT + 2]; /* model phases, optimizer, other; per step */
+    /* idle fraction of the thread team per phase (same order) and over the whole step:
+     * 1 - busy thread-seconds / (threads x wall seconds); < 0 when not measured (the
+     * optimizer when its kernel has no busy accounting) */
+    double idle[LMF_PHASE_COUNT + 2], idle_step;
 } bench_result;
+
+/* name of a column of the per-phase breakdown: the model's phases, then optimizer, other */
+static const char *phase_label(int p) {
+    return p < LMF_PHASE_COUNT ? lmf_phase_name((lmf_phase)p)
+                               : p == LMF_PHASE_COUNT ? "optimizer" : "other";
+}
 
 /* Time `steps` full training steps (forward, backward, AdamW) after `warm` untimed ones. */
 static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf_kernels *k,
@@ -43,27 +53,34 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         tg[i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
     }
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
-    double total = 0, opt = 0;
+    double total = 0, opt = 0, opt_busy = 0, opt_region = 0;
+    /* AdamW leaves the gradients zeroed (as in training): zero them once, not every step */
+    lmf_gpt_zero_grad(m);
     for (int it = 0; s == LMF_OK && it < warm + steps; it++) {
         if (it == warm) {
-            lmf_gpt_profile(m, 1);
+            lmf_gpt_profile(m, 1); /* also switches the kernels' busy accounting on */
             lmf_gpt_profile_reset(m);
         }
         double t0 = lmf_now_s();
         float loss;
-        lmf_gpt_zero_grad(m);
         s = lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss);
         if (s != LMF_OK) break;
         lmf_gpt_backward(m);
+        double b0, w0, b1, w1;
+        lmf_busy_read(&b0, &w0);
         double t1 = lmf_now_s();
         lmf_adamw_step(k, lmf_gpt_layout(m), 0, n, lmf_gpt_params(m), lmf_gpt_grads(m), mo, vo,
                        &hp, 1e-4f, 1.0f, it + 1);
         double t2 = lmf_now_s();
+        lmf_busy_read(&b1, &w1);
         if (it >= warm) {
             total += t2 - t0;
             opt += t2 - t1;
+            opt_busy += (b1 - b0) + ((t2 - t1) - (w1 - w0)); /* regions' work + serial time */
+            opt_region += w1 - w0;
         }
     }
+    lmf_gpt_profile(m, 0);
     if (s == LMF_OK) {
         double flops = lmf_config_train_flops_per_token(cfg, T) * (double)BT;
         res->step_s = total / steps;
@@ -80,6 +97,25 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         }
         res->phase_s[LMF_PHASE_COUNT] = opt / steps;
         res->phase_s[LMF_PHASE_COUNT + 1] = (total - known) / steps;
+        /* idle = 1 - busy / (threads x wall); time outside the phases ("other") is serial */
+        double busy[LMF_PHASE_COUNT], nt = lmf_threads_get();
+        lmf_gpt_profile_read_busy(m, busy);
+        double busy_all = 0;
+        for (int p = 0; p < LMF_PHASE_COUNT; p++) {
+            double wall = res->phase_s[p] * steps;
+            res->idle[p] = wall > 0 ? 1.0 - busy[p] / (nt * wall) : 0.0;
+            busy_all += busy[p];
+        }
+        /* a fast kernel with no busy accounting shows no region time although it ran in
+         * parallel: its idle fraction is unknown rather than "serial" */
+        int opt_known = !(k == lmf_kernels_fast() && nt > 1 && opt_region <= 0.0);
+        res->idle[LMF_PHASE_COUNT] = opt_known && opt > 0 ? 1.0 - opt_busy / (nt * opt) : -1.0;
+        double other = total - known;
+        res->idle[LMF_PHASE_COUNT + 1] = other > 0 ? 1.0 - 1.0 / nt : 0.0;
+        busy_all += (other > 0 ? other : 0) + (opt_known ? opt_busy : 0);
+        /* over the step; without the optimizer's own figure, over the rest of the step */
+        double span = total - (opt_known ? 0 : opt);
+        res->idle_step = span > 0 ? 1.0 - busy_all / (nt * span) : 0.0;
     }
     free(mo); free(vo); free(in); free(tg);
     lmf_gpt_free(m);
@@ -130,24 +166,32 @@ int lmf_cmd_bench(int argc, char **argv) {
             lmf_cli_error("bench", "%s", lmf_last_error());
             return 1;
         }
-        if (json)
+        if (json) {
             printf("{\"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, \"kernels\": \"%s\", "
                    "\"step_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_gflops\": %.2f, "
-                   "\"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"activation_mb\": %.1f}\n", cases[i].preset,
-                   cases[i].B, cases[i].T, nt, k->name, res.step_s, res.tokens_per_s, res.gflops,
-                   peak / 1e9, res.mfu, res.rss_mb, res.act_mb);
-        else
-        {
+                   "\"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"activation_mb\": %.1f, \"idle\": {",
+                   cases[i].preset, cases[i].B, cases[i].T, nt, k->name, res.step_s,
+                   res.tokens_per_s, res.gflops, peak / 1e9, res.mfu, res.rss_mb, res.act_mb);
+            for (int p = 0; p < LMF_PHASE_COUNT + 2; p++) {
+                if (res.idle[p] < 0) printf("\"%s\": null, ", phase_label(p));
+                else printf("\"%s\": %.4f, ", phase_label(p), res.idle[p]);
+            }
+            printf("\"step\": %.4f}}\n", res.idle_step);
+        } else {
             printf("%-8s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB"
                    "  activations %.0f MB\n",
                    cases[i].preset, cases[i].B, cases[i].T, res.tokens_per_s, res.gflops,
                    100 * res.mfu, res.step_s, res.rss_mb, res.act_mb);
             printf("         time per step:");
             for (int p = 0; p < LMF_PHASE_COUNT + 2; p++)
-                printf(" %s %.1f%%", p < LMF_PHASE_COUNT ? lmf_phase_name((lmf_phase)p)
-                                     : p == LMF_PHASE_COUNT ? "optimizer" : "other",
-                       100 * res.phase_s[p] / res.step_s);
-            printf("\n");
+                printf(" %s %.1f%%", phase_label(p), 100 * res.phase_s[p] / res.step_s);
+            printf("\n         idle threads:");
+            for (int p = 0; p < LMF_PHASE_COUNT + 2; p++) {
+                if (res.idle[p] < 0) printf(" %s -", phase_label(p));
+                else printf(" %s %.1f%%", phase_label(p), 100 * res.idle[p]);
+            }
+            printf("  step %.1f%%%s\n", 100 * res.idle_step,
+                   res.idle[LMF_PHASE_COUNT] < 0 ? " (without the optimizer)" : "");
         }
     }
     return 0;

@@ -48,7 +48,7 @@ static int run_calibrate(const plan_opts *o) {
         return 1;
     }
     int rank = comm ? lmf_comm_rank(comm) : 0;
-    lmf_plan_calib_opts co = {o->ranks, o->threads, o->seconds, 0};
+    lmf_plan_calib_opts co = {o->ranks, o->threads, o->seconds, 0, 0};
     lmf_cluster c;
     lmf_status st = lmf_plan_calibrate(&co, comm, &c, rank == 0 ? stderr : NULL);
     if (st == LMF_OK && rank == 0) {
@@ -62,8 +62,9 @@ static int run_calibrate(const plan_opts *o) {
         snprintf(cmd, sizeof cmd, "measured: %slmforge plan --calibrate --ranks %d",
                  comm ? "mpirun -np N " : "", c.devices_per_node);
         const char *src[] = {cmd, comm ? "rank link: lmf_comm_allreduce bus bandwidth"
-                                       : "rank link: estimated as copy bandwidth / 2 (no MPI measurement)"};
-        st = lmf_cluster_save_json(o->out, &c, desc, src, 2);
+                                       : "rank link: estimated as copy bandwidth / 2 (no MPI measurement)",
+                             "kernels: lmforge's fast kernel table timed at each point (docs/planner.md)"};
+        st = lmf_cluster_save_json(o->out, &c, desc, src, 3);
         if (st == LMF_OK) fprintf(stderr, "wrote %s (use it with --cluster %s)\n", o->out, o->out);
     }
     if (st != LMF_OK) lmf_cli_error(CMD, "%s", lmf_last_error());

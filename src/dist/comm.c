@@ -115,6 +115,11 @@ void lmf_comm_free(lmf_comm *c) {
         c->be->release(c, r);
         free(r);
     }
+    while (c->spare) {
+        lmf_comm_req *r = c->spare;
+        c->spare = r->next;
+        free(r);
+    }
     c->be->finalize(c);
     free(c);
 }
@@ -185,18 +190,29 @@ static void list_remove(lmf_comm *c, lmf_comm_req *r) {
     c->n_pending--;
 }
 
+/* a released request struct goes to the spare list, for req_new to reuse */
+static void req_recycle(lmf_comm *c, lmf_comm_req *r) {
+    r->next = c->spare;
+    c->spare = r;
+}
+
 static void req_finish(lmf_comm *c, lmf_comm_req *r) {
     list_remove(c, r);
     c->be->release(c, r);
-    free(r);
+    req_recycle(c, r);
 }
 
 static lmf_comm_req *req_new(lmf_comm *c, const char *op, size_t count) {
-    lmf_comm_req *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
+    lmf_comm_req *r = c->spare;
+    if (r) {
+        c->spare = r->next;
+        memset(r, 0, sizeof *r);
+    } else {
+        r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+    }
     r->op = op;
     r->count = count;
-    (void)c;
     return r;
 }
 
@@ -205,7 +221,7 @@ static lmf_status req_started(lmf_comm *c, lmf_comm_req *r, lmf_status s, lmf_co
     if (s != LMF_OK) {
         const char *op = r->op;
         c->be->release(c, r);
-        free(r);
+        req_recycle(c, r);
         return comm_failure(c, op, s);
     }
     r->next = c->pending;

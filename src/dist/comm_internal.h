@@ -45,6 +45,8 @@ struct lmf_comm {
     char context[128];
     lmf_comm_req *pending;      /* outstanding requests, newest first */
     int n_pending;
+    lmf_comm_req *spare;        /* finished request structs kept for reuse (a training step
+                                 * then allocates nothing), linked through next */
     const char *volatile waiting_in; /* operation being waited for, NULL when none */
 };
 

@@ -12,6 +12,9 @@ void lmf_ref_encoder_backward(float *dwte, float *dwpe, const float *dout, const
 
 void lmf_ref_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                const float *weight, const float *bias, int N, int C);
+void lmf_ref_residual_layernorm_forward(float *res, float *out, float *mean, float *rstd,
+                                        const float *a, const float *b, const float *weight,
+                                        const float *bias, int N, int C);
 void lmf_ref_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                 const float *inp, const float *weight, const float *mean,
                                 const float *rstd, int N, int C);
@@ -30,6 +33,10 @@ void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, 
 
 void lmf_ref_gelu_forward(float *out, const float *inp, size_t N);
 void lmf_ref_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
+void lmf_ref_matmul_gelu_forward(float *pre, float *out, const float *inp, const float *weight,
+                                 const float *bias, int N, int C, int OC);
+void lmf_ref_gelu_bias_backward(float *dinp, float *dbias, const float *inp, const float *dout,
+                                int N, int OC);
 
 void lmf_ref_residual_forward(float *out, const float *a, const float *b, size_t N);
 

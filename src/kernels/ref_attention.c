@@ -54,14 +54,16 @@ void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B
     }
 }
 
-/* dqkv[B,T,3C] += gradient of the forward above, given dout[B,T,C] and the saved att.
- * Per row: datt_u = dout_t . v_u; dpre_u = att_u * (datt_u - sum_w att_w datt_w);
- * dq_t += scale * sum_u dpre_u k_u; dk_u += scale * dpre_u q_t; dv_u += att_u dout_t */
+/* dqkv[B,T,3C] = gradient of the forward above (written), given dout[B,T,C] and the saved
+ * att. dqkv is zeroed, then per row: datt_u = dout_t . v_u;
+ * dpre_u = att_u * (datt_u - sum_w att_w datt_w); dq_t += scale * sum_u dpre_u k_u;
+ * dk_u += scale * dpre_u q_t; dv_u += att_u dout_t */
 void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                 const float *saved, int B, int T, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
+    for (size_t i = 0; i < (size_t)B * T * C3; i++) dqkv[i] = 0.0f;
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {

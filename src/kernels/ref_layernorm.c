@@ -26,6 +26,19 @@ void lmf_ref_layernorm_forward(float *out, float *mean, float *rstd, const float
     }
 }
 
+/* res[N,C] = a + b (res may be a or b), then LayerNorm of res into out, mean, rstd: each row
+ * is added and normalised before the next, by the same code as layernorm_forward, so the
+ * results equal residual_forward followed by layernorm_forward bit for bit. */
+void lmf_ref_residual_layernorm_forward(float *res, float *out, float *mean, float *rstd,
+                                        const float *a, const float *b, const float *weight,
+                                        const float *bias, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        size_t o = (size_t)n * C;
+        for (int c = 0; c < C; c++) res[o + c] = a[o + c] + b[o + c];
+        lmf_ref_layernorm_forward(out + o, mean + n, rstd + n, res + o, weight, bias, 1, C);
+    }
+}
+
 /* With xhat = (x - mean) * rstd and g = dout * weight:
  * dinp += rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += dout * xhat; dbias += dout */
 void lmf_ref_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,

@@ -16,8 +16,8 @@ void lmf_ref_matmul_forward(float *out, const float *inp, const float *weight, c
     }
 }
 
-/* dinp[N,C] += dout[N,OC] @ weight^T; dweight[C,OC] += inp^T @ dout; dbias[OC] += column sums
- * of dout. dinp and dbias may be NULL. */
+/* dinp[N,C] = dout[N,OC] @ weight^T (written); dweight[C,OC] += inp^T @ dout; dbias[OC] +=
+ * column sums of dout. dinp and dbias may be NULL. */
 void lmf_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                              const float *inp, const float *weight, int N, int C, int OC) {
     for (int n = 0; n < N; n++) {
@@ -29,7 +29,7 @@ void lmf_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const fl
                 const float *w = weight + (size_t)c * OC;
                 float s = 0.0f;
                 for (int j = 0; j < OC; j++) s += d[j] * w[j];
-                dx[c] += s;
+                dx[c] = s;
             }
         }
         for (int c = 0; c < C; c++) {

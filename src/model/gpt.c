@@ -31,7 +31,7 @@ struct lmf_gpt {
     float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses, *cls_scratch;
     layer_acts *la;
     /* backward scratch */
-    float *dres, *dbtc, *dqkv, *d4a, *d4b, *att_scratch;
+    float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
     /* the current batch */
     int32_t *inputs, *targets;
     int cur_B, cur_T;
@@ -39,28 +39,45 @@ struct lmf_gpt {
     int forward_done;
     int profile;
     double phase_s[LMF_PHASE_COUNT];
+    double phase_busy[LMF_PHASE_COUNT]; /* busy thread-seconds (see lmf_gpt_profile_read_busy) */
     lmf_recompute recompute;          /* asked for */
     lmf_recompute reserved_recompute; /* what the buffers were laid out for */
 };
 
-/* run one kernel call, timing it into a phase when profiling */
-#define PH(phase, call)                                          \
-    do {                                                         \
-        if (m->profile) {                                        \
-            double ph_t0_ = lmf_now_s();                         \
-            call;                                                \
-            m->phase_s[phase] += lmf_now_s() - ph_t0_;           \
-        } else {                                                 \
-            call;                                                \
-        }                                                        \
+/* run one kernel call, timing it into a phase when profiling: wall seconds, and busy
+ * thread-seconds = work inside the kernels' parallel regions + the calling thread's time
+ * outside them (serial code) */
+#define PH(phase, call)                                                         \
+    do {                                                                        \
+        if (m->profile) {                                                       \
+            double ph_b0_, ph_w0_, ph_b1_, ph_w1_;                              \
+            lmf_busy_read(&ph_b0_, &ph_w0_);                                    \
+            double ph_t0_ = lmf_now_s();                                        \
+            call;                                                               \
+            double ph_dt_ = lmf_now_s() - ph_t0_;                               \
+            lmf_busy_read(&ph_b1_, &ph_w1_);                                    \
+            m->phase_s[phase] += ph_dt_;                                        \
+            m->phase_busy[phase] += (ph_b1_ - ph_b0_) + (ph_dt_ - (ph_w1_ - ph_w0_)); \
+        } else {                                                                \
+            call;                                                               \
+        }                                                                       \
     } while (0)
 #define MM(call) PH(LMF_PHASE_MATMUL, call)
 #define AT(call) PH(LMF_PHASE_ATTENTION, call)
 #define EW(call) PH(LMF_PHASE_ELEMENTWISE, call)
 
-void lmf_gpt_profile(lmf_gpt *m, int on) { m->profile = on; }
+void lmf_gpt_profile(lmf_gpt *m, int on) {
+    m->profile = on;
+    lmf_busy_enable(on);
+}
 void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r) { m->recompute = r; }
-void lmf_gpt_profile_reset(lmf_gpt *m) { memset(m->phase_s, 0, sizeof m->phase_s); }
+void lmf_gpt_profile_reset(lmf_gpt *m) {
+    memset(m->phase_s, 0, sizeof m->phase_s);
+    memset(m->phase_busy, 0, sizeof m->phase_busy);
+}
+void lmf_gpt_profile_read_busy(const lmf_gpt *m, double busy[LMF_PHASE_COUNT]) {
+    memcpy(busy, m->phase_busy, sizeof m->phase_busy);
+}
 void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]) {
     memcpy(seconds, m->phase_s, sizeof m->phase_s);
 }
@@ -177,20 +194,11 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training) {
     size_t BT = (size_t)B * T, BTC = BT * C;
     size_t att = k->attention_saved_floats(B, T, NH);
     /* what one layer keeps for its backward; recomputation keeps less per layer and shares
-     * one copy of the rest (selective: the GELU output; full: all but the layer's output) */
+     * one copy of the rest (selective: the GELU output; full: all but the layer's output).
+     * The sizes are summed by lmf_gpt_activation_floats; the views below must add up to it. */
     size_t gelu = 4 * BTC;
-    size_t inner = BTC /*ln1*/ + 2 * BT + 3 * BTC /*qkv*/ + BTC /*atty*/ + att +
-                   BTC /*residual2*/ + BTC /*ln2*/ + 2 * BT + 4 * BTC /*fch*/;
     lmf_recompute rc = training ? m->recompute : LMF_RECOMPUTE_NONE;
-    size_t per_layer = BTC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
-                       (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
-    size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
-    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + 2 * BT /*lnf*/ +
-                   BT /*losses*/ +
-                   k->classifier_scratch_floats((int)BT, V);
-    if (training)
-        total += BTC /*dres*/ + BTC /*dbtc*/ + 3 * BTC /*dqkv*/ + 8 * BTC /*d4a, d4b*/ +
-                 k->attention_scratch_floats(B, T, NH, C);
+    size_t total = lmf_gpt_activation_floats(&m->cfg, k, B, T, training, m->recompute);
     m->acts = malloc(total * sizeof(float));
     m->la = calloc((size_t)L, sizeof *m->la);
     m->inputs = malloc(BT * sizeof(int32_t));
@@ -229,10 +237,10 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training) {
     TAKE(m->cls_scratch, k->classifier_scratch_floats((int)BT, V));
     if (training) {
         TAKE(m->dres, BTC); TAKE(m->dbtc, BTC); TAKE(m->dqkv, 3 * BTC);
-        TAKE(m->d4a, 4 * BTC); TAKE(m->d4b, 4 * BTC);
+        TAKE(m->d4a, 4 * BTC);
         TAKE(m->att_scratch, k->attention_scratch_floats(B, T, NH, C));
     } else {
-        m->dres = m->dbtc = m->dqkv = m->d4a = m->d4b = m->att_scratch = NULL;
+        m->dres = m->dbtc = m->dqkv = m->d4a = m->att_scratch = NULL;
     }
 #undef TAKE
     LMF_ASSERT((size_t)(p - m->acts) == total);
@@ -274,27 +282,32 @@ static void grads_ready(lmf_gpt *m, int b) {
 /* offset of wpe inside block 0 */
 static size_t wpe_offset(const lmf_gpt *m) { return m->layout.tensors[1].offset; }
 
-/* One transformer layer's forward from its input x[B,T,C] into the activations a. With
- * to_output = 0 it stops after the GELU: what a recomputing backward needs again. */
+/* One transformer layer's forward from its input x[B,T,C] into the activations a.
+ * ln1_ready: a->ln1 (and its statistics) were already computed by the caller, fused with the
+ * previous layer's last residual add; otherwise it is LayerNorm(x) here.
+ * to_output = 0 stops after the GELU: what a recomputing backward needs again. With
+ * to_output = 1, a->residual3 receives the MLP projection only: the residual add
+ * (residual3 = residual2 + projection) is fused into the next LayerNorm (the next layer's
+ * ln1, or the final LayerNorm) by the caller. */
 static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, const float *x,
-                          int B, int T, int to_output) {
+                          int B, int T, int to_output, int ln1_ready) {
     const lmf_kernels *k = m->k;
     lmf_layer_view w = *wp;
     int C = m->cfg.n_embd, NH = m->cfg.n_head;
     size_t BT = (size_t)B * T;
-    EW(k->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, (int)BT, C));
+    if (!ln1_ready)
+        EW(k->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, (int)BT, C));
     MM(k->matmul_forward(a->qkv, a->ln1, w.qkvw, w.qkvb, (int)BT, C, 3 * C));
     AT(k->attention_forward(a->atty, a->att_saved, a->qkv, B, T, C, NH));
-    /* residual2 holds the projection first, then x + projection */
+    /* residual2 holds the projection first, then x + projection, normalised into ln2 in the
+     * same pass */
     MM(k->matmul_forward(a->residual2, a->atty, w.attprojw, w.attprojb, (int)BT, C, C));
-    EW(k->residual_forward(a->residual2, x, a->residual2, BT * (size_t)C));
-    EW(k->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, w.ln2w, w.ln2b,
-                            (int)BT, C));
-    MM(k->matmul_forward(a->fch, a->ln2, w.fcw, w.fcb, (int)BT, C, 4 * C));
-    EW(k->gelu_forward(a->fch_gelu, a->fch, 4 * BT * (size_t)C));
+    EW(k->residual_layernorm_forward(a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, x,
+                                     a->residual2, w.ln2w, w.ln2b, (int)BT, C));
+    /* fch = ln2 @ fcw + fcb and its GELU, in the GEMM's epilogue */
+    MM(k->matmul_gelu_forward(a->fch, a->fch_gelu, a->ln2, w.fcw, w.fcb, (int)BT, C, 4 * C));
     if (!to_output) return;
     MM(k->matmul_forward(a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, (int)BT, 4 * C, C));
-    EW(k->residual_forward(a->residual3, a->residual2, a->residual3, BT * (size_t)C));
 }
 
 lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -327,12 +340,25 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
         lmf_layout_layer_view(&m->cfg, block_params(m, 1 + l, 0), &w);
-        layer_forward(m, &w, &m->la[l], x, B, T, 1);
+        layer_acts *a = &m->la[l];
+        if (l > 0) { /* finish the previous layer: residual3 = residual2 + projection, and ln1 */
+            layer_acts *p = &m->la[l - 1];
+            EW(k->residual_layernorm_forward(p->residual3, a->ln1, a->ln1_mean, a->ln1_rstd,
+                                             p->residual2, p->residual3, w.ln1w, w.ln1b,
+                                             (int)BT, C));
+        }
+        layer_forward(m, &w, a, x, B, T, 1, l > 0);
         release_params(m, 1 + l, 0);
-        x = m->la[l].residual3;
+        x = a->residual3;
     }
     float *pf = block_params(m, L + 1, 0);
-    EW(k->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, pf, pf + C, (int)BT, C));
+    if (L > 0) { /* the last layer's residual add, fused with the final LayerNorm */
+        layer_acts *p = &m->la[L - 1];
+        EW(k->residual_layernorm_forward(p->residual3, m->lnf, m->lnf_mean, m->lnf_rstd,
+                                         p->residual2, p->residual3, pf, pf + C, (int)BT, C));
+    } else {
+        EW(k->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, pf, pf + C, (int)BT, C));
+    }
     release_params(m, L + 1, 0);
 
     double sum = 0.0;
@@ -378,27 +404,24 @@ void lmf_gpt_backward(lmf_gpt *m) {
         const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
         /* bring back what the forward did not keep (same kernels, same inputs: same values) */
         if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
-            layer_forward(m, &w, a, x, B, T, 0);
+            layer_forward(m, &w, a, x, B, T, 0, 0);
         else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
             EW(k->gelu_forward(a->fch_gelu, a->fch, 4 * BTC));
-        /* dres = d residual3: MLP branch */
-        EW(memset(m->d4a, 0, 4 * BTC * sizeof(float)));
+        /* dres = d residual3: MLP branch. matmul_backward, gelu_bias_backward and
+         * attention_backward write their activation gradients (d4a, dbtc, dqkv), so nothing
+         * is zeroed here; layernorm_backward adds into dres, the residual stream's gradient. */
         MM(k->matmul_backward(m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw,
                            (int)BT, 4 * C, C));
-        EW(memset(m->d4b, 0, 4 * BTC * sizeof(float)));
-        EW(k->gelu_backward(m->d4b, a->fch, m->d4a, 4 * BTC));
-        EW(memset(m->dbtc, 0, BTC * sizeof(float)));
-        MM(k->matmul_backward(m->dbtc, g.fcw, g.fcb, m->d4b, a->ln2, w.fcw, (int)BT, C, 4 * C));
+        /* d4a becomes d fch in place, and fcb's gradient is summed in the same pass */
+        EW(k->gelu_bias_backward(m->d4a, g.fcb, a->fch, m->d4a, (int)BT, 4 * C));
+        MM(k->matmul_backward(m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, (int)BT, C, 4 * C));
         EW(k->layernorm_backward(m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w,
                               a->ln2_mean, a->ln2_rstd, (int)BT, C));
         /* dres = d residual2: attention branch */
-        EW(memset(m->dbtc, 0, BTC * sizeof(float)));
         MM(k->matmul_backward(m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw,
                            (int)BT, C, C));
-        EW(memset(m->dqkv, 0, 3 * BTC * sizeof(float)));
         AT(k->attention_backward(m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C,
                               NH));
-        EW(memset(m->dbtc, 0, BTC * sizeof(float)));
         MM(k->matmul_backward(m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, (int)BT, C, 3 * C));
         EW(k->layernorm_backward(m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean,
                               a->ln1_rstd, (int)BT, C));
@@ -427,4 +450,29 @@ void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits) {
         for (int c = 0; c < C; c++) s += x[c] * w[c];
         logits[v] = s;
     }
+}
+
+/* Floats of the activation block lmf_gpt_reserve(B, T, training) allocates for this
+ * configuration, kernel table and recomputation mode (the gradient block and the int32 batch
+ * copies not included). Pure: the same sum as lmf_gpt_reserve, so planners can size a run
+ * without allocating it. The fast table's attention scratch depends on the current thread
+ * count (kernels.h): call it after lmf_threads_set, as a run would. */
+size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
+                                 int training, lmf_recompute recompute) {
+    int L = cfg->n_layer, C = cfg->n_embd, NH = cfg->n_head, V = cfg->vocab_size;
+    size_t BT = (size_t)B * T, BTC = BT * C;
+    size_t att = k->attention_saved_floats(B, T, NH);
+    size_t gelu = 4 * BTC;
+    size_t inner = BTC /*ln1*/ + 2 * BT + 3 * BTC /*qkv*/ + BTC /*atty*/ + att +
+                   BTC /*residual2*/ + BTC /*ln2*/ + 2 * BT + 4 * BTC /*fch*/;
+    lmf_recompute rc = training ? recompute : LMF_RECOMPUTE_NONE;
+    size_t per_layer = BTC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
+                       (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
+    size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
+    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + 2 * BT /*lnf*/ +
+                   BT /*losses*/ + k->classifier_scratch_floats((int)BT, V);
+    if (training)
+        total += BTC /*dres*/ + BTC /*dbtc*/ + 3 * BTC /*dqkv*/ + 4 * BTC /*d4a*/ +
+                 k->attention_scratch_floats(B, T, NH, C);
+    return total;
 }

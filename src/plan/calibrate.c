@@ -1,8 +1,10 @@
-/* Planner calibration: measure this machine (FMA peak, sgemm efficiency by size, memory and
- * copy bandwidth, all-reduce over the communicator) and describe it as a cluster. */
+/* Planner calibration: measure this machine (FMA peak, sgemm efficiency by size, lmforge's
+ * kernels, memory and copy bandwidth, all-reduce over the communicator, the bare process's
+ * memory) and describe it as a cluster. */
 #include "lmforge/plan.h"
 
 #include <cblas.h>
+#include <malloc.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "lmforge/perf.h"
+#include "lmforge/threads.h"
 
 #define GiB 1073741824.0
 #define CALIB_TRIALS 5 /* each measurement keeps the best of this many trials */
@@ -142,6 +145,23 @@ static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw,
     return st;
 }
 
+/* Resident bytes of this process now (VmRSS), after handing freed heap memory back to the
+ * system; 0 when unknown. */
+static double resident_bytes(void) {
+    malloc_trim(0);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0.0;
+    char line[256];
+    double kb = 0.0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return kb * 1024.0;
+}
+
 static void cpu_name(char *dst, size_t cap) {
     snprintf(dst, cap, "CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -193,11 +213,38 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
     out->peak_flops[LMF_PLAN_FP32] = peak;
     say(log, "  fp32 FMA peak      %8.1f GFLOP/s\n", peak / 1e9);
 
+    /* lmforge's own kernels as a run uses them: the OpenMP team of per_rank threads,
+     * OpenBLAS single-threaded inside; then the rank link; then the bare process's memory,
+     * before the multi-threaded sgemm below starts OpenBLAS's own threads */
+    lmf_status st = LMF_OK;
+    if (!o->no_kernels) {
+        int saved_omp = lmf_threads_get();
+        lmf_threads_set(per_rank);
+        st = lmf_plan_calibrate_kernels(lmf_kernels_fast(), secs, comm, &out->kernels, log);
+        out->kernels.threads = per_rank;
+        lmf_threads_set(saved_omp);
+        LMF_TRY(st);
+    }
+    out->comm_efficiency = 1.0;
+    if (comm && lmf_comm_size(comm) > 1) {
+        double busbw = 0.0, lat = 0.0;
+        LMF_TRY(sync_ranks(comm));
+        LMF_TRY(allreduce_rates(comm, secs, &busbw, &lat));
+        out->intra_bandwidth = busbw;
+        out->intra_latency = lat;
+        say(log, "  all-reduce         %8.2f GB/s bus bandwidth, %.1f us per step (%d ranks)\n",
+            busbw / 1e9, lat * 1e6, lmf_comm_size(comm));
+    }
+    if (!o->no_kernels) {
+        out->kernels.process_bytes = resident_bytes();
+        say(log, "  bare process       %8.1f MiB resident (libraries, threads%s)\n",
+            out->kernels.process_bytes / 1048576.0, comm ? ", communicator" : "");
+    }
+
     int saved_threads = openblas_get_num_threads();
     openblas_set_num_threads(per_rank);
     lmf_plan_eff_curve *cv = &out->gemm_eff[LMF_PLAN_FP32];
     double rates[LMF_PLAN_MAX_EFF], best = 0.0;
-    lmf_status st = LMF_OK;
     for (int n = 64; n <= max_n && cv->n < LMF_PLAN_MAX_EFF && st == LMF_OK; n *= 2) {
         double rate = 0.0;
         st = sync_ranks(comm);
@@ -224,16 +271,7 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
     out->memory_bandwidth = triad;
     say(log, "  memory (triad)     %8.2f GB/s\n  copy (memcpy)      %8.2f GB/s\n", triad / 1e9, copy / 1e9);
 
-    out->comm_efficiency = 1.0;
-    if (comm && lmf_comm_size(comm) > 1) {
-        double busbw = 0.0, lat = 0.0;
-        LMF_TRY(sync_ranks(comm));
-        LMF_TRY(allreduce_rates(comm, secs, &busbw, &lat));
-        out->intra_bandwidth = busbw;
-        out->intra_latency = lat;
-        say(log, "  all-reduce         %8.2f GB/s bus bandwidth, %.1f us per step (%d ranks)\n",
-            busbw / 1e9, lat * 1e6, lmf_comm_size(comm));
-    } else {
+    if (!(comm && lmf_comm_size(comm) > 1)) {
         /* a shared-memory transport copies every byte twice (into and out of the segment) */
         out->intra_bandwidth = copy / 2.0;
         out->intra_latency = 1e-6;

@@ -20,6 +20,40 @@ int lmf_cluster_devices(const lmf_cluster *c) {
     return c->nodes * c->devices_per_node;
 }
 
+static lmf_status validate_curve(const char *n, const char *what, const lmf_plan_rate_curve *cv) {
+    if (cv->n < 1 || cv->n > LMF_PLAN_MAX_EFF)
+        return lmf_fail(LMF_ERR_ARG, "%s: kernels.%s needs 1 to %d points", n, what, LMF_PLAN_MAX_EFF);
+    for (int i = 0; i < cv->n; i++) {
+        if (!(cv->x[i] >= 1.0) || !(cv->fwd[i] > 0.0) || !(cv->bwd[i] > 0.0) ||
+            !isfinite(cv->fwd[i]) || !isfinite(cv->bwd[i]))
+            return lmf_fail(LMF_ERR_ARG, "%s: kernels.%s point %d needs a size >= 1 and positive rates",
+                            n, what, i);
+        if (i > 0 && !(cv->x[i] > cv->x[i - 1]))
+            return lmf_fail(LMF_ERR_ARG, "%s: kernels.%s sizes must increase", n, what);
+    }
+    return LMF_OK;
+}
+
+/* measured kernel rates: absent (matmul.n == 0) or complete */
+static lmf_status validate_kernels(const char *n, const lmf_plan_kernel_rates *r) {
+    if (r->matmul.n == 0) return LMF_OK;
+    if (!lmf_kernels_by_name(r->table))
+        return lmf_fail(LMF_ERR_ARG, "%s: kernels.table '%s' is not a kernel table (ref or fast)", n,
+                        r->table);
+    if (r->threads < 1 || r->rows < 1)
+        return lmf_fail(LMF_ERR_ARG, "%s: kernels.threads and kernels.rows must be at least 1", n);
+    LMF_TRY(validate_curve(n, "matmul_GFLOPs", &r->matmul));
+    LMF_TRY(validate_curve(n, "attention_GFLOPs", &r->attention));
+    LMF_TRY(validate_curve(n, "classifier_GFLOPs", &r->classifier));
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
+        if (!(r->bandwidth[e] > 0.0) || !isfinite(r->bandwidth[e]))
+            return lmf_fail(LMF_ERR_ARG, "%s: kernels.bandwidth_GBps.%s must be positive", n,
+                            lmf_plan_ew_name((lmf_plan_ew)e));
+    if (!(r->process_bytes >= 0.0))
+        return lmf_fail(LMF_ERR_ARG, "%s: kernels.process_MiB must not be negative", n);
+    return LMF_OK;
+}
+
 lmf_status lmf_cluster_validate(const lmf_cluster *c) {
     const char *n = c->name[0] ? c->name : "cluster";
     if (c->nodes < 1 || c->devices_per_node < 1 ||
@@ -61,7 +95,7 @@ lmf_status lmf_cluster_validate(const lmf_cluster *c) {
         return lmf_fail(LMF_ERR_ARG, "%s: comm_efficiency must lie in (0, 1] and overlaps in [0, 1]", n);
     if (!(c->price_per_device_hour >= 0.0))
         return lmf_fail(LMF_ERR_ARG, "%s: price must not be negative", n);
-    return LMF_OK;
+    return validate_kernels(n, &c->kernels);
 }
 
 /* ---- reading ---- */
@@ -156,6 +190,52 @@ static void get_curve(reader *r, json_t *arr, const char *dname, lmf_plan_eff_cu
     }
 }
 
+/* [[x, fwd, bwd], ...] (pairs: [[x, rate]], bwd = fwd) in GFLOP/s into a curve */
+static void get_rate_curve(reader *r, json_t *obj, const char *key, int pairs,
+                           lmf_plan_rate_curve *cv) {
+    if (failed(r)) return;
+    json_t *arr = json_object_get(obj, key);
+    int want = pairs ? 2 : 3;
+    if (!json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > LMF_PLAN_MAX_EFF) {
+        r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"kernels.%s\" must be an array of 1 to %d [%s] "
+                          "points", r->path, key, LMF_PLAN_MAX_EFF,
+                          pairs ? "size, GFLOP/s" : "size, forward GFLOP/s, backward GFLOP/s");
+        return;
+    }
+    cv->n = (int)json_array_size(arr);
+    for (int i = 0; i < cv->n; i++) {
+        json_t *p = json_array_get(arr, (size_t)i);
+        int ok = json_is_array(p) && (int)json_array_size(p) == want;
+        for (int j = 0; ok && j < want; j++) ok = json_is_number(json_array_get(p, (size_t)j));
+        if (!ok) {
+            r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"kernels.%s\"[%d] must hold %d numbers", r->path,
+                              key, i, want);
+            return;
+        }
+        cv->x[i] = json_number_value(json_array_get(p, 0));
+        cv->fwd[i] = json_number_value(json_array_get(p, 1)) * 1e9;
+        cv->bwd[i] = pairs ? cv->fwd[i] : json_number_value(json_array_get(p, 2)) * 1e9;
+    }
+}
+
+/* the optional "kernels" object (measured by --calibrate) */
+static void get_kernels(reader *r, json_t *root, lmf_plan_kernel_rates *k) {
+    json_t *obj = get_obj(r, root, "kernels", 0);
+    if (!obj) return;
+    snprintf(k->table, sizeof k->table, "fast");
+    get_str(r, obj, "kernels.", "table", k->table, sizeof k->table);
+    get_int(r, obj, "kernels.", "threads", 1, 1, &k->threads);
+    get_int(r, obj, "kernels.", "rows", 1, 1, &k->rows);
+    get_num(r, obj, "kernels.", "process_MiB", 1048576.0, 1, 0, &k->process_bytes);
+    get_rate_curve(r, obj, "matmul_GFLOPs", 0, &k->matmul);
+    get_rate_curve(r, obj, "attention_GFLOPs", 0, &k->attention);
+    get_rate_curve(r, obj, "classifier_GFLOPs", 1, &k->classifier);
+    json_t *bw = get_obj(r, obj, "bandwidth_GBps", 1);
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
+        get_num(r, bw, "kernels.bandwidth_GBps.", lmf_plan_ew_name((lmf_plan_ew)e), 1e9, 1, 0,
+                &k->bandwidth[e]);
+}
+
 /* name from the file name: "dir/foo.json" -> "foo" */
 static void name_from_path(const char *path, char *dst, size_t cap) {
     const char *base = strrchr(path, '/');
@@ -210,6 +290,7 @@ lmf_status lmf_cluster_load_json(const char *path, lmf_cluster *out) {
     get_num(&r, ovl, "overlap.", "dp", 1.0, 0, 1.0, &out->overlap_dp);
     get_num(&r, ovl, "overlap.", "zero3", 1.0, 0, 1.0, &out->overlap_zero3);
     get_num(&r, root, "", "price_per_device_hour", 1.0, 0, 0, &out->price_per_device_hour);
+    get_kernels(&r, root, &out->kernels);
     json_decref(root);
     if (failed(&r)) return r.err;
     st = lmf_cluster_validate(out);
@@ -237,6 +318,34 @@ static void put_str(char *buf, size_t cap, size_t *len, const char *s) {
     put(buf, cap, len, "%s", t ? t : "\"\"");
     free(t);
     json_decref(j);
+}
+
+static void put_rate_curve(char *b, size_t cap, size_t *len, const char *key,
+                           const lmf_plan_rate_curve *cv, int pairs) {
+    put(b, cap, len, ",\n    \"%s\": [", key);
+    for (int i = 0; i < cv->n; i++) {
+        put(b, cap, len, "%s[%.6g, %.5g", i ? ", " : "", cv->x[i], cv->fwd[i] / 1e9);
+        if (!pairs) put(b, cap, len, ", %.5g", cv->bwd[i] / 1e9);
+        put(b, cap, len, "]");
+    }
+    put(b, cap, len, "]");
+}
+
+/* ",\n  "kernels": {...}" when the description carries measured kernel rates */
+static void put_kernels(char *b, size_t cap, size_t *len, const lmf_plan_kernel_rates *k) {
+    if (k->matmul.n == 0) return;
+    put(b, cap, len, ",\n  \"kernels\": {\n    \"table\": ");
+    put_str(b, cap, len, k->table);
+    put(b, cap, len, ",\n    \"threads\": %d,\n    \"rows\": %d,\n    \"process_MiB\": %.6g",
+        k->threads, k->rows, k->process_bytes / 1048576.0);
+    put_rate_curve(b, cap, len, "matmul_GFLOPs", &k->matmul, 0);
+    put_rate_curve(b, cap, len, "attention_GFLOPs", &k->attention, 0);
+    put_rate_curve(b, cap, len, "classifier_GFLOPs", &k->classifier, 1);
+    put(b, cap, len, ",\n    \"bandwidth_GBps\": {");
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
+        put(b, cap, len, "%s\n      \"%s\": %.5g", e ? "," : "", lmf_plan_ew_name((lmf_plan_ew)e),
+            k->bandwidth[e] / 1e9);
+    put(b, cap, len, "\n    }\n  }");
 }
 
 lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const char *description,
@@ -285,9 +394,11 @@ lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const c
     put(b, cap, &len, "%s}\n  },\n", first ? "" : "\n    ");
     put(b, cap, &len, "  \"network\": {\"node_bandwidth_Gbps\": %.6g, \"latency_us\": %.6g},\n"
         "  \"comm_efficiency\": %.6g,\n  \"overlap\": {\"dp\": %.6g, \"zero3\": %.6g},\n"
-        "  \"price_per_device_hour\": %.6g\n}\n",
+        "  \"price_per_device_hour\": %.6g",
         c->inter_bandwidth * 8.0 / 1e9, c->inter_latency / 1e-6, c->comm_efficiency,
         c->overlap_dp, c->overlap_zero3, c->price_per_device_hour);
+    put_kernels(b, cap, &len, &c->kernels);
+    put(b, cap, &len, "\n}\n");
     lmf_status st = len < cap ? lmf_write_file_atomic(path, b, len)
                               : lmf_fail(LMF_ERR_ARG, "%s: cluster description too long", path);
     free(b);

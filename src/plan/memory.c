@@ -76,6 +76,10 @@ double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, int stage)
 void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
                            int micro_batches, int stage, lmf_plan_memory *out) {
     const lmf_gpt_config *m = &job->model;
+    if (lmf_plan_is_local(c, l)) {
+        lmf_plan_local_memory(c, job, l, out);
+        return;
+    }
     double P = lmf_plan_stage_params(m, l->tp, l->pp, stage);
     double bw, bg, bo;
     lmf_plan_param_bytes(l->dtype, &bw, &bg, &bo);
@@ -118,6 +122,8 @@ void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const 
     if (l->dp > 1 && l->zero == 3) buf += (emb + 2.0 * layer_p) * bw;
     if (l->pp > 1) buf += 2.0 * sbh * sh.e * r; /* send and receive of the boundary activation */
     out->buffers = buf;
+    out->checkpoint = 0.0;
+    out->process = 0.0;
 
     out->total = out->weights + out->grads + out->optimizer + out->activations + out->buffers;
     out->capacity = c->device_memory - c->memory_reserved;

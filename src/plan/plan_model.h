@@ -92,4 +92,36 @@ void lmf_plan_group_link(const lmf_cluster *c, int n, int stride, double *bw, do
 void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
                         int micro_batches, lmf_plan_time *out, double *recompute_flops_per_device);
 
+/* ---- calibrated devices: lmforge's own kernels and memory (local.c) ---- */
+
+/* Bytes per value (per parameter for adamw, sumsq) behind each element-wise rate. */
+extern const double lmf_plan_ew_bytes[LMF_PLAN_EW_COUNT];
+/* 1 when the cluster carries measured kernel rates and the layout is an lmforge run on them
+ * (fp32, tp = pp = 1): the local models below replace the generic ones. */
+int lmf_plan_is_local(const lmf_cluster *c, const lmf_plan_layout *l);
+
+/* Seconds of one micro-batch's forward and backward on one rank, by kind of kernel. */
+typedef struct lmf_plan_local_parts {
+    double matmul, attention, elementwise, classifier, total;
+    double backward;          /* the part after the classifier (gradient reductions' window) */
+    double recompute_flops;   /* FLOPs re-run by full recomputation */
+} lmf_plan_local_parts;
+void lmf_plan_local_micro(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+                          lmf_plan_local_parts *p);
+/* Seconds of the optimizer step (norm, AdamW, zeroing) on one rank. */
+double lmf_plan_local_optimizer(const lmf_cluster *c, const lmf_plan_job *job,
+                                const lmf_plan_layout *l);
+/* Seconds per micro-batch of ZeRO-2/3 gradient staging (zeroing and adding buckets). */
+double lmf_plan_local_staging(const lmf_cluster *c, const lmf_plan_job *job,
+                              const lmf_plan_layout *l);
+/* Bytes of lmforge's activation block for the layout (lmf_gpt_activation_floats x 4). */
+double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job *job,
+                                       const lmf_plan_layout *l);
+/* Peak resident memory of one rank, by item. */
+void lmf_plan_local_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+                           lmf_plan_memory *out);
+/* The local time and memory model with this layout's rates (for --explain). */
+void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                            const lmf_plan_layout *l);
+
 #endif

@@ -105,7 +105,14 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
     snprintf(note, sizeof note, "recompute %s%s", lmf_plan_recompute_name(l->recompute),
              l->pp > 1 && m->stage == 0 ? ", pipeline micro-batches in flight" : "");
     fprintf(f, "  %-22s %9.2f GiB  %s\n", "activations", m->activations / GiB, note);
-    fprintf(f, "  %-22s %9.2f GiB\n", "communication buffers", m->buffers / GiB);
+    fprintf(f, "  %-22s %9.2f GiB%s\n", "communication buffers", m->buffers / GiB,
+            lmf_plan_is_local(c, l) ? "  engine buckets and gathers, batch ids" : "");
+    if (lmf_plan_is_local(c, l)) {
+        fprintf(f, "  %-22s %9.2f GiB  weights, m, v of this rank's range\n", "checkpoint snapshot",
+                m->checkpoint / GiB);
+        fprintf(f, "  %-22s %9.2f GiB  libraries, threads, communicator (calibrated)\n", "process",
+                m->process / GiB);
+    }
     fprintf(f, "  %-22s %9.2f GiB  of %.2f usable (%.2f - %.2f reserved): %s, margin %.2f GiB (%.0f%%)\n",
             "total", m->total / GiB, m->capacity / GiB, c->device_memory / GiB,
             c->memory_reserved / GiB, m->fits ? "fits" : "DOES NOT FIT", m->margin / GiB,
@@ -113,6 +120,12 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
 
     fprintf(f, "\ntime per step\n");
     pct_row(f, "compute", t->compute, t->step, "matrix products + memory-bound kernels");
+    if (lmf_plan_is_local(c, l)) {
+        pct_row(f, "  matmul", t->matmul, t->step, "lmforge's kernels at their measured rates");
+        pct_row(f, "  attention", t->attention, t->step, "");
+        pct_row(f, "  element-wise", t->elementwise, t->step, "");
+        pct_row(f, "  classifier", t->classifier, t->step, "tied logits and loss");
+    }
     pct_row(f, "tensor-parallel comm", t->tp_comm, t->step, "all-reduces, not overlapped");
     pct_row(f, "pipeline send/recv", t->pp_comm, t->step, "not overlapped");
     snprintf(note, sizeof note, "(pp-1)/m = %.1f%% of the ideal (1F1B)",
@@ -173,9 +186,10 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "recompute", lmf_plan_recompute_name(l->recompute), "dtype", lmf_plan_dtype_name(l->dtype),
         "sequence_parallel", l->sequence_parallel, "devices", r->devices,
         "micro_batches", r->micro_batches));
-    json_object_set_new(o, "memory", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s}",
+    json_object_set_new(o, "memory", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s}",
         "weights", m->weights, "grads", m->grads, "optimizer", m->optimizer,
-        "activations", m->activations, "buffers", m->buffers, "total", m->total,
+        "activations", m->activations, "buffers", m->buffers, "checkpoint", m->checkpoint,
+        "process", m->process, "total", m->total,
         "capacity", m->capacity, "margin", m->margin,
         "stage", r->layout.pp == 1 ? "single" : (m->stage == 0 ? "first" : "last")));
     json_object_set_new(o, "fits", json_boolean(m->fits));
@@ -185,6 +199,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "bubble", t->bubble, "dp_comm", t->dp_comm, "dp_comm_total", t->dp_comm_total,
         "zero3_gather", t->zero3_gather, "zero3_gather_total", t->zero3_gather_total,
         "optimizer", t->optimizer));
+    if (lmf_plan_is_local(c, l))
+        json_object_set_new(o, "compute", json_pack("{s:f,s:f,s:f,s:f}", "matmul", t->matmul,
+            "attention", t->attention, "elementwise", t->elementwise, "classifier", t->classifier));
     json_object_set_new(o, "tokens_per_s", json_real(r->tokens_per_s));
     json_object_set_new(o, "flops_per_token", json_real(r->flops_per_token));
     json_object_set_new(o, "model_tflops_per_device", json_real(r->model_tflops_per_device));
@@ -271,4 +288,8 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
             LMF_PLAN_ADAM_BYTES);
     fprintf(f, "  batch           global batch rounded to whole micro-batches per replica (at most %.0f%% change)\n",
             100.0 * LMF_PLAN_BATCH_TOLERANCE);
+    if (lmf_plan_is_local(c, l)) {
+        fprintf(f, "\n");
+        lmf_plan_local_explain(f, c, job, l);
+    }
 }

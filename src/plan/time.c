@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 double lmf_plan_equiv_size(double M, double K, double N) {
     double denom = M * N + N * K + M * K;
@@ -130,6 +131,15 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     double first = lps * layer, last = lps * layer + t_out;
     double compute_mb = l->pp == 1 ? first + t_out : fmax(first, last);
     double bwd_mb = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
+    lmf_plan_local_parts lp;
+    memset(&lp, 0, sizeof lp);
+    int local = lmf_plan_is_local(c, l);
+    if (local) { /* a calibrated device: lmforge's own kernels at their measured rates */
+        lmf_plan_local_micro(c, job, l, &lp);
+        compute_mb = lp.total + lmf_plan_local_staging(c, job, l);
+        bwd_mb = lp.backward;
+        f_rec = lp.recompute_flops / cfg->n_layer;
+    }
 
     /* tensor parallelism: 2 all-reduces (or reduce-scatter + all-gather) of the b*s*h
      * activations in the forward, 2 in the backward, 2 more when the forward is recomputed */
@@ -201,7 +211,11 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     out->zero3_gather = z3 - hidden_z3;
 
     double owned = P / (l->zero >= 1 ? l->dp : 1);
-    out->optimizer = owned * LMF_PLAN_ADAM_BYTES / mem_bw;
+    out->optimizer = local ? lmf_plan_local_optimizer(c, job, l) : owned * LMF_PLAN_ADAM_BYTES / mem_bw;
+    out->matmul = m * lp.matmul;
+    out->attention = m * lp.attention;
+    out->elementwise = m * lp.elementwise;
+    out->classifier = m * lp.classifier;
 
     out->step = out->compute + out->tp_comm + out->pp_comm + out->bubble + out->dp_comm +
                 out->zero3_gather + out->optimizer;

@@ -10,7 +10,9 @@
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
+#include "kernels/busy.h"
 #include "kernels/fast/vec.h"
 
 /* query rows per block: row block [r0, r1) only meets keys [0, r1) */
@@ -77,7 +79,10 @@ void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int 
     const int hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
     lmf_fast_blas_single();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+    {
+    LMF_BUSY_BEGIN();
+#pragma omp for schedule(static) nowait
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *k = q + C, *v = q + 2 * C;
@@ -124,6 +129,8 @@ void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int 
             }
         }
     }
+    LMF_BUSY_END();
+    }
 }
 
 /* P[t,u] = e^(s_tu - lse_t) for u <= t; dS[t,u] = scale P (dP - sum_w P dP) for u <= t;
@@ -143,9 +150,12 @@ static void dsoftmax_row(float *ds, const float *p, int n, int len, float scale)
     for (i = n; i < len; i++) ds[i] = 0.0f;
 }
 
-/* dqkv[B,T,3C] += from dout[B,T,C], qkv and saved (the forward's log-sum-exp). Per row block
- * [r0, r1): P = e^(scale Q K[0:r1]^T - lse) recomputed, dP = dO V^T, dS as above, then
- * dQ += dS K, dK += dS^T Q, dV += P^T dO. P and dS live in the thread's scratch slot. */
+/* dqkv[B,T,3C] = gradient (written) from dout[B,T,C], qkv and saved (the forward's
+ * log-sum-exp). Per row block [r0, r1): P = e^(scale Q K[0:r1]^T - lse) recomputed,
+ * dP = dO V^T, dS as above, then dQ[r0:r1] = dS K (beta 0: these rows get nothing else),
+ * dK[0:r1] += dS^T Q, dV[0:r1] += P^T dO, where rows [r0, r1) of dK and dV are zeroed first
+ * (no earlier block reaches them): no zeroing pass over dqkv before the kernel. P and dS live
+ * in the thread's scratch slot. */
 void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                  const float *saved, int B, int T, int C, int NH) {
     const int hs = C / NH, C3 = 3 * C, slots = att_slots(B, NH);
@@ -154,8 +164,9 @@ void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout,
     lmf_fast_blas_single();
 #pragma omp parallel num_threads(slots)
     {
+        LMF_BUSY_BEGIN();
         float *P = scratch + (size_t)omp_get_thread_num() * slot, *S = P + (size_t)ATT_RB * T;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             size_t base = (size_t)b * T * C3 + (size_t)h * hs;
@@ -176,12 +187,17 @@ void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout,
                     dsoftmax_row(S + (size_t)i * r1, P + (size_t)i * r1, r0 + i + 1, r1, scale);
                 /* dQ[r0:r1] += dS K[0:r1]; dK[0:r1] += dS^T Q[r0:r1]; dV[0:r1] += P^T dO[r0:r1] */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, r1, 1.0f, S, r1, k,
-                            C3, 1.0f, dq + (size_t)r0 * C3, C3);
+                            C3, 0.0f, dq + (size_t)r0 * C3, C3);
+                for (int i = r0; i < r1; i++) {
+                    memset(dk + (size_t)i * C3, 0, (size_t)hs * sizeof(float));
+                    memset(dv + (size_t)i * C3, 0, (size_t)hs * sizeof(float));
+                }
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, S, r1,
                             q + (size_t)r0 * C3, C3, 1.0f, dk, C3);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, P, r1,
                             d + (size_t)r0 * C, C, 1.0f, dv, C3);
             }
         }
+        LMF_BUSY_END();
     }
 }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels/busy.h"
 #include "kernels/fast/vec.h"
 
 size_t lmf_fast_classifier_scratch_floats(int N, int V) {
@@ -55,11 +56,16 @@ void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, 
         const float *xc = x + (size_t)n0 * C;
         /* logits[R, V] = x[n0:n0+R] @ wte[:V]^T */
         lmf_fast_gemm(0, 1, R, V, C, 1.0f, xc, C, wte, C, 0.0f, scratch, V, NULL);
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < R; r++) {
-            int tgt = targets[n0 + r];
-            assert(tgt >= 0 && tgt < V);
-            losses[n0 + r] = row_loss(scratch + (size_t)r * V, V, tgt, grad, dloss);
+#pragma omp parallel
+        {
+            LMF_BUSY_BEGIN();
+#pragma omp for schedule(static) nowait
+            for (int r = 0; r < R; r++) {
+                int tgt = targets[n0 + r];
+                assert(tgt >= 0 && tgt < V);
+                losses[n0 + r] = row_loss(scratch + (size_t)r * V, V, tgt, grad, dloss);
+            }
+            LMF_BUSY_END();
         }
         if (!grad) continue;
         /* dx[n0:n0+R] = dlogits @ wte[:V]; dwte[:V] += dlogits^T @ x[n0:n0+R] */

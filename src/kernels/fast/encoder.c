@@ -4,18 +4,24 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include "kernels/busy.h"
 #include "kernels/fast/vec.h"
 
 void lmf_fast_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe,
                               int B, int T, int C) {
-#pragma omp parallel for schedule(static)
-    for (int bt = 0; bt < B * T; bt++) {
-        float *o = out + (size_t)bt * C;
-        const float *we = wte + (size_t)inp[bt] * C, *pe = wpe + (size_t)(bt % T) * C;
-        int c = 0;
-        for (; c + 8 <= C; c += 8)
-            _mm256_storeu_ps(o + c, _mm256_add_ps(_mm256_loadu_ps(we + c), _mm256_loadu_ps(pe + c)));
-        for (; c < C; c++) o[c] = we[c] + pe[c];
+#pragma omp parallel
+    {
+        LMF_BUSY_BEGIN();
+#pragma omp for schedule(static) nowait
+        for (int bt = 0; bt < B * T; bt++) {
+            float *o = out + (size_t)bt * C;
+            const float *we = wte + (size_t)inp[bt] * C, *pe = wpe + (size_t)(bt % T) * C;
+            int c = 0;
+            for (; c + 8 <= C; c += 8)
+                _mm256_storeu_ps(o + c, _mm256_add_ps(_mm256_loadu_ps(we + c), _mm256_loadu_ps(pe + c)));
+            for (; c < C; c++) o[c] = we[c] + pe[c];
+        }
+        LMF_BUSY_END();
     }
 }
 
@@ -25,6 +31,7 @@ void lmf_fast_encoder_backward(float *dwte, float *dwpe, const float *dout, cons
                                int B, int T, int C) {
 #pragma omp parallel
     {
+        LMF_BUSY_BEGIN();
         size_t lo, hi;
         lmf_fast_range((size_t)C, omp_get_num_threads(), omp_get_thread_num(), 16, &lo, &hi);
         for (int bt = 0; bt < B * T && hi > lo; bt++) {
@@ -41,5 +48,6 @@ void lmf_fast_encoder_backward(float *dwte, float *dwpe, const float *dout, cons
                 dpe[c] += d[c];
             }
         }
+        LMF_BUSY_END();
     }
 }

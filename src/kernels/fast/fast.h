@@ -12,6 +12,15 @@
 void lmf_fast_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc,
                    const float *bias);
+/* Called by the thread that computed it, on a finished tile of C: rows [r0, r1) and columns
+ * [c0, c1) (C and ldc as given to the GEMM), while the tile is still in cache. */
+typedef void (*lmf_fast_epilogue)(void *ctx, float *C, int ldc, int r0, int r1, int c0, int c1);
+/* lmf_fast_gemm with an epilogue: when epi != NULL, C is split by rows (each thread's part is
+ * whole rows) and epi(ctx, ...) runs on the thread's part right after its sgemm, before the
+ * team's barrier. epi NULL: exactly lmf_fast_gemm. */
+void lmf_fast_gemm_epi(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc, const float *bias, lmf_fast_epilogue epi, void *ctx);
 /* Make sure OpenBLAS runs single-threaded (the fast kernels thread around it). */
 void lmf_fast_blas_single(void);
 
@@ -22,6 +31,9 @@ void lmf_fast_encoder_backward(float *dwte, float *dwpe, const float *dout, cons
 
 void lmf_fast_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                 const float *weight, const float *bias, int N, int C);
+void lmf_fast_residual_layernorm_forward(float *res, float *out, float *mean, float *rstd,
+                                         const float *a, const float *b, const float *weight,
+                                         const float *bias, int N, int C);
 void lmf_fast_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                  const float *inp, const float *weight, const float *mean,
                                  const float *rstd, int N, int C);
@@ -40,6 +52,14 @@ void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout,
 
 void lmf_fast_gelu_forward(float *out, const float *inp, size_t N);
 void lmf_fast_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
+/* out[0..n) = gelu(inp[0..n)) on the calling thread; every element's value depends only on
+ * its input (tails go through the same 8-lane code), so any split of an array gives the same
+ * floats as lmf_fast_gelu_forward. out may be inp. */
+void lmf_fast_gelu_span(float *out, const float *inp, size_t n);
+void lmf_fast_matmul_gelu_forward(float *pre, float *out, const float *inp, const float *weight,
+                                  const float *bias, int N, int C, int OC);
+void lmf_fast_gelu_bias_backward(float *dinp, float *dbias, const float *inp, const float *dout,
+                                 int N, int OC);
 
 void lmf_fast_residual_forward(float *out, const float *a, const float *b, size_t N);
 

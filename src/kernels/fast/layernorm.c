@@ -7,6 +7,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "kernels/busy.h"
 #include "kernels/fast/vec.h"
 
 static void ln_row_forward(float *o, float *mean, float *rstd, const float *x, const float *w,
@@ -38,9 +39,40 @@ static void ln_row_forward(float *o, float *mean, float *rstd, const float *x, c
 
 void lmf_fast_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                 const float *weight, const float *bias, int N, int C) {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        ln_row_forward(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, weight, bias, C);
+#pragma omp parallel
+    {
+        LMF_BUSY_BEGIN();
+#pragma omp for schedule(static) nowait
+        for (int n = 0; n < N; n++)
+            ln_row_forward(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, weight,
+                           bias, C);
+        LMF_BUSY_END();
+    }
+}
+
+/* res = a + b row by row, then the LayerNorm of that row while it is in L1: the row is read
+ * twice from cache instead of a residual pass and a LayerNorm pass over memory. The add is
+ * exact per element (one rounding, vector or scalar alike) and the row then goes through
+ * ln_row_forward, so the results are bit-identical to residual_forward + layernorm_forward. */
+void lmf_fast_residual_layernorm_forward(float *res, float *out, float *mean, float *rstd,
+                                         const float *a, const float *b, const float *weight,
+                                         const float *bias, int N, int C) {
+#pragma omp parallel
+    {
+        LMF_BUSY_BEGIN();
+#pragma omp for schedule(static) nowait
+        for (int n = 0; n < N; n++) {
+            size_t o = (size_t)n * C;
+            float *r = res + o;
+            const float *x = a + o, *y = b + o;
+            int c = 0;
+            for (; c + 8 <= C; c += 8)
+                _mm256_storeu_ps(r + c, _mm256_add_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(y + c)));
+            for (; c < C; c++) r[c] = x[c] + y[c];
+            ln_row_forward(out + o, mean + n, rstd + n, r, weight, bias, C);
+        }
+        LMF_BUSY_END();
+    }
 }
 
 /* dx += r * (g - mean(g) - xhat * mean(g * xhat)), g = dout * weight */
@@ -80,7 +112,9 @@ void lmf_fast_layernorm_backward(float *dinp, float *dweight, float *dbias, cons
                                  const float *rstd, int N, int C) {
 #pragma omp parallel
     {
-#pragma omp for schedule(static)
+        LMF_BUSY_BEGIN();
+        /* the column sums below read only dout, inp and the statistics: no barrier needed */
+#pragma omp for schedule(static) nowait
         for (int n = 0; n < N; n++)
             ln_row_backward(dinp + (size_t)n * C, dout + (size_t)n * C, inp + (size_t)n * C,
                             weight, mean[n], rstd[n], C);
@@ -111,5 +145,6 @@ void lmf_fast_layernorm_backward(float *dinp, float *dweight, float *dbias, cons
             dweight[c] = dw;
             dbias[c] = db;
         }
+        LMF_BUSY_END();
     }
 }
