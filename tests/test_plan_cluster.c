@@ -140,6 +140,46 @@ static void test_round_trip(void **state) {
                          b.inter_latency, b.peak_flops[LMF_PLAN_BF16], b.peak_flops[LMF_PLAN_FP32],
                          b.price_per_device_hour, b.gemm_eff[LMF_PLAN_BF16].frac[1]};
     for (int i = 0; i < 9; i++) assert_true(fabs(pa[i] - pb[i]) <= 1e-5 * fabs(pa[i]));
+    /* measured reduce-scatter and all-gather rates: absent above, kept when given */
+    assert_true(a.intra_rs_bandwidth == 0.0 && a.intra_ag_bandwidth == 0.0);
+    a.intra_rs_bandwidth = 0.25e9;
+    a.intra_ag_bandwidth = 0.95e9;
+    assert_int_equal(lmf_cluster_save_json(out, &a, "a test cluster", src, 1), LMF_OK);
+    assert_int_equal(lmf_cluster_load_json(out, &b), LMF_OK);
+    assert_true(fabs(b.intra_rs_bandwidth - 0.25e9) <= 1.0 && fabs(b.intra_ag_bandwidth - 0.95e9) <= 1.0);
+}
+
+/* Measured reduce-scatter and all-gather rates price ZeRO-1's two collectives inside a node:
+ * time = (n-1)/n * S / bw + (n-1) * latency each, so with both at half the link bandwidth the
+ * exposed data-parallel time doubles less the latency terms; ZeRO-0 (all-reduce) is unchanged. */
+static void test_collective_rates(void **state) {
+    (void)state;
+    char path[512];
+    write_text("one_node.json", "{" GOOD_BODY "}", path);
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_load_json(path, &c), LMF_OK);
+    c.nodes = 1;
+    c.overlap_dp = 0.0;
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", &cfg);
+    job.global_batch_tokens = 2.0 * 4 * 1024;
+    job.total_tokens = 1e9;
+    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_FP32, 0};
+    lmf_plan_result r0, r1, z0a, z0b;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r0), LMF_OK);
+    l.zero = 0;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &z0a), LMF_OK);
+    c.intra_rs_bandwidth = c.intra_ag_bandwidth = c.intra_bandwidth / 2;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &z0b), LMF_OK);
+    l.zero = 1;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
+    assert_true(z0a.time.dp_comm == z0b.time.dp_comm);
+    double lat2 = 2.0 * c.intra_latency; /* (n-1) * latency, two collectives */
+    assert_true(r0.time.dp_comm > 0.0);
+    assert_true(fabs((r1.time.dp_comm - lat2) - 2.0 * (r0.time.dp_comm - lat2)) <=
+                1e-9 * r1.time.dp_comm);
 }
 
 static lmf_plan_job job_for(const char *model, double batch_tokens, double tokens) {
@@ -269,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_preset),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_collective_rates),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_search_azure),
         cmocka_unit_test(test_calibrate),

@@ -14,7 +14,7 @@ TIME_TOL=0.15
 MEM_TOL=0.10
 sanitized=0
 grep -q '^LMF_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null && sanitized=1
-cores=$(nproc)
+cores=$(getconf _NPROCESSORS_ONLN) # not nproc: it follows OMP_NUM_THREADS, which mpi/common.sh sets to 1
 
 # number at "key": in a JSON text (first match)
 jnum() { grep -o "\"$2\": *[-0-9.eE+]*" "$1" | head -n 1 | sed 's/.*: *//'; }

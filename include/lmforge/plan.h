@@ -103,6 +103,10 @@ typedef struct lmf_cluster {
     double memory_bandwidth;      /* bytes/s of device memory */
     double intra_bandwidth;       /* bytes/s per device and direction between devices of a node */
     double intra_latency;         /* seconds per message step inside a node */
+    /* measured bus bandwidths of reduce-scatter and all-gather inside a node, when they differ
+     * from the all-reduce's (a calibrated machine: MPI libraries pick other algorithms for
+     * them); 0: intra_bandwidth */
+    double intra_rs_bandwidth, intra_ag_bandwidth;
     double inter_bandwidth;       /* bytes/s per node and direction, all its network cards */
     double inter_latency;         /* seconds per message step between nodes */
     double comm_efficiency;       /* fraction of link bandwidth a collective achieves */

@@ -111,7 +111,8 @@ static lmf_status bench_train(const lmf_gpt_config *cfg, int B, int T, const lmf
         int opt_known = !(k == lmf_kernels_fast() && nt > 1 && opt_region <= 0.0);
         res->idle[LMF_PHASE_COUNT] = opt_known && opt > 0 ? 1.0 - opt_busy / (nt * opt) : -1.0;
         double other = total - known;
-        res->idle[LMF_PHASE_COUNT + 1] = other > 0 ? 1.0 - 1.0 / nt : 0.0;
+        /* serial by construction; not shown ("-", null) when under 0.1% of the step */
+        res->idle[LMF_PHASE_COUNT + 1] = other > 1e-3 * total ? 1.0 - 1.0 / nt : -1.0;
         busy_all += (other > 0 ? other : 0) + (opt_known ? opt_busy : 0);
         /* over the step; without the optimizer's own figure, over the rest of the step */
         double span = total - (opt_known ? 0 : opt);

@@ -17,7 +17,7 @@
 #define KC_CLS_VOCAB 32768
 #define KC_EW_ROWS 2048     /* element-wise: 2048 x 1024 values (8 MiB per array) */
 #define KC_EW_COLS 1024
-#define KC_ADAMW_N ((size_t)4 << 20)
+#define KC_ADAMW_N ((size_t)16 << 20)
 
 static const int kc_widths[] = {64, 128, 256, 384, 512, 768, 1024};
 static const int kc_seqs[] = {64, 128, 256, 512, 1024};

@@ -145,6 +145,46 @@ static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw,
     return st;
 }
 
+/* Bus bandwidth of a reduce-scatter (gather = 0) or an all-gather (gather = 1) of `bytes`
+ * split evenly over the ranks, as the data-parallel engine calls them: (n-1)/n * S / t, less
+ * the latency term. Same call-count agreement as allreduce_rates. */
+static lmf_status shard_collective_rate(lmf_comm *comm, int gather, size_t bytes, double seconds,
+                                        double lat, double *busbw) {
+    int n = lmf_comm_size(comm);
+    size_t total = bytes / sizeof(float);
+    float *a = calloc(total, sizeof *a), *b = calloc(total, sizeof *b);
+    size_t *counts = calloc((size_t)n, sizeof *counts);
+    if (!a || !b || !counts) {
+        free(a);
+        free(b);
+        free(counts);
+        return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate %zu MiB for the collectives",
+                        2 * bytes >> 20);
+    }
+    for (int i = 0; i < n; i++) counts[i] = total / n + ((size_t)i < total % n);
+    size_t off = 0;
+    for (int i = 0; i < lmf_comm_rank(comm); i++) off += counts[i];
+#define SHARD_CALL()                                                                       (gather ? lmf_comm_allgather_f32(comm, a, b + off, counts)                                     : lmf_comm_reduce_scatter_f32(comm, b, a, counts))
+    lmf_status st = SHARD_CALL(); /* warm-up */
+    const int probe = 3;
+    double t0 = lmf_now_s();
+    for (int i = 0; i < probe && st == LMF_OK; i++) st = SHARD_CALL();
+    double reps[1] = {ceil(seconds / fmax((lmf_now_s() - t0) / probe, 1e-9))};
+    reps[0] = fmin(fmax(reps[0], 3.0), 1e6);
+    if (st == LMF_OK) st = lmf_comm_allreduce_f64(comm, reps, 1, LMF_COMM_MAX);
+    if (st == LMF_OK) st = lmf_comm_barrier(comm);
+    long r = (long)reps[0];
+    t0 = lmf_now_s();
+    for (long i = 0; i < r && st == LMF_OK; i++) st = SHARD_CALL();
+#undef SHARD_CALL
+    double per = (lmf_now_s() - t0) / (double)r;
+    *busbw = (double)(n - 1) / n * (double)bytes / fmax(per - (n - 1) * lat, 1e-9);
+    free(a);
+    free(b);
+    free(counts);
+    return st;
+}
+
 /* Resident bytes of this process now (VmRSS), after handing freed heap memory back to the
  * system; 0 when unknown. */
 static double resident_bytes(void) {
@@ -234,6 +274,12 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
         out->intra_latency = lat;
         say(log, "  all-reduce         %8.2f GB/s bus bandwidth, %.1f us per step (%d ranks)\n",
             busbw / 1e9, lat * 1e6, lmf_comm_size(comm));
+        /* the engine's other collectives: reduce-scatter per gradient bucket (25 MiB), the
+         * weights' all-gather in one piece (a model's weights: beyond the caches, 64 MiB) */
+        LMF_TRY(shard_collective_rate(comm, 0, (size_t)25 << 20, secs, lat, &out->intra_rs_bandwidth));
+        LMF_TRY(shard_collective_rate(comm, 1, (size_t)64 << 20, secs, lat, &out->intra_ag_bandwidth));
+        say(log, "  reduce-scatter     %8.2f GB/s bus bandwidth (25 MiB)\n", out->intra_rs_bandwidth / 1e9);
+        say(log, "  all-gather         %8.2f GB/s bus bandwidth (64 MiB)\n", out->intra_ag_bandwidth / 1e9);
     }
     if (!o->no_kernels) {
         out->kernels.process_bytes = resident_bytes();

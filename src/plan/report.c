@@ -271,6 +271,11 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  per node, latency %.1f us; collectives reach %.0f%% of link bandwidth\n",
             c->intra_bandwidth / 1e9, c->intra_latency * 1e6, c->inter_bandwidth * 8.0 / 1e9,
             c->inter_latency * 1e6, 100.0 * c->comm_efficiency);
+    if (c->intra_rs_bandwidth > 0 || c->intra_ag_bandwidth > 0)
+        fprintf(f, "                  inside a node, measured: reduce-scatter %.2f GB/s, all-gather %.2f GB/s\n"
+                   "                  (bus bandwidth; the all-reduce's figure above otherwise)\n",
+                (c->intra_rs_bandwidth > 0 ? c->intra_rs_bandwidth : c->intra_bandwidth) / 1e9,
+                (c->intra_ag_bandwidth > 0 ? c->intra_ag_bandwidth : c->intra_bandwidth) / 1e9);
     fprintf(f, "  collectives     ring all-reduce 2(n-1)/n*S/bw + 2(n-1)*latency; reduce-scatter, all-gather\n"
                "                  (n-1)/n*S/bw + (n-1)*latency; a group spanning nodes shares the node's network among\n"
                "                  devices_per_node/k rings (k members per node); ranks ordered tp, dp, pp\n");

@@ -173,24 +173,29 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     if (l->dp > 1) {
         double bw, lat;
         lmf_plan_group_link(c, l->dp, l->tp, &bw, &lat);
+        /* inside one node, reduce-scatter and all-gather run at their own measured rates when
+         * the cluster gives them (the all-reduce's link bandwidth otherwise) */
+        int in_node = (double)l->tp * l->dp <= c->devices_per_node || c->nodes <= 1;
+        double bw_rs = in_node && c->intra_rs_bandwidth > 0 ? c->intra_rs_bandwidth * c->comm_efficiency : bw;
+        double bw_ag = in_node && c->intra_ag_bandwidth > 0 ? c->intra_ag_bandwidth * c->comm_efficiency : bw;
         switch (l->zero) {
         case 0: /* all-reduce once, hideable behind the last micro-batch's backward */
             dp_hideable = lmf_plan_allreduce_time(Sg, l->dp, bw, lat);
             window = bwd_mb;
             break;
         case 1: /* reduce-scatter of gradients, all-gather of updated weights after the step */
-            dp_hideable = lmf_plan_gather_time(Sg, l->dp, bw, lat);
-            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw, lat);
+            dp_hideable = lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
+            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
             window = bwd_mb;
             break;
         case 2: /* sharded gradients: reduce-scatter after every micro-batch */
-            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw, lat);
-            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw, lat);
+            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
+            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
             window = m * bwd_mb;
             break;
         default: /* ZeRO-3: weights gathered for the forward and again for the backward */
-            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw, lat);
-            z3 = m * 2.0 * lmf_plan_gather_time(Sw, l->dp, bw, lat);
+            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
+            z3 = m * 2.0 * lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
             window = m * bwd_mb;
             break;
         }
