@@ -73,6 +73,7 @@ lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *pr
         s = lmf_gpt_infer_next(m, kv, next, pos++, logits);
     }
     fputc('\n', out);
+    fflush(out); /* before any later line on stderr, when both go to one file */
 done:
     lmf_gpt_kv_free(kv);
     free(ids);
