@@ -90,7 +90,7 @@ expect_error "ZeRO-3 with pipelining" 2 "$E ZeRO stage 3 cannot be combined with
   "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --pp 2 --zero 3
 expect_error "dtype the device lacks" 2 "$E .*no fp8 peak" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dtype fp8
-expect_error "unknown dtype" 2 "$E --dtype must be fp32, bf16 or fp8" -- \
+expect_error "unknown dtype" 2 "$E --dtype must be fp32, bf16, fp16 or fp8" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --dtype fp4
 expect_error "unknown recompute mode" 2 "$E --recompute must be none, selective or full" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --recompute some
@@ -99,6 +99,8 @@ expect_error "sequence longer than the context" 2 "$E sequence length 4096" -- \
 expect_error "missing --cluster" 2 "$E --model and --cluster are required" -- "$LMF" plan --model gpt2
 expect_error "nothing fits" 2 "$E no layout fits" -- \
   "$LMF" plan --model gpt-1t --cluster azure-openai-2020 --nodes 1 --search
+expect_error "bf16 on a V100 cluster" 2 "$E .*has no bf16 peak; choose another --dtype" -- \
+  "$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --dtype bf16
 expect_error "ZeRO stage out of range" 2 "$E --zero must be between 0 and 3" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --zero 4
 finish

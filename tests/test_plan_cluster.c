@@ -242,6 +242,8 @@ static void test_search_azure(void **state) {
     lmf_plan_job job = job_for("gpt3-175b", 3.2e6, 300e9);
     lmf_plan_constraints k;
     lmf_plan_constraints_free(&k, &c);
+    assert_int_equal(k.dtype, LMF_PLAN_FP16); /* a V100 has fp16 tensor cores, no bf16 */
+    assert_true(c.peak_flops[LMF_PLAN_BF16] == 0.0 && c.peak_flops[LMF_PLAN_FP16] == 125e12);
     lmf_plan_result best[5];
     int n = 0;
     int64_t evaluated = 0;

@@ -20,7 +20,8 @@ typedef enum lmf_plan_dtype {
     LMF_PLAN_FP32 = 0,
     LMF_PLAN_BF16 = 1,
     LMF_PLAN_FP8 = 2,
-    LMF_PLAN_NDTYPES = 3
+    LMF_PLAN_FP16 = 3, /* fp16 mixed precision with loss scaling (V100-class devices) */
+    LMF_PLAN_NDTYPES = 4
 } lmf_plan_dtype;
 
 /* Activation recomputation (Korthikanti et al. 2022): none, selective (only the attention
@@ -278,7 +279,7 @@ const char *lmf_plan_ew_name(lmf_plan_ew e);
 /* Names. */
 const char *lmf_plan_dtype_name(lmf_plan_dtype d);
 const char *lmf_plan_recompute_name(lmf_plan_recompute r);
-/* Parse "fp32"/"bf16"/"fp8" and "none"/"selective"/"full"; return -1 when unknown. */
+/* Parse "fp32"/"bf16"/"fp16"/"fp8" and "none"/"selective"/"full"; return -1 when unknown. */
 int lmf_plan_dtype_parse(const char *s);
 int lmf_plan_recompute_parse(const char *s);
 

@@ -89,7 +89,7 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--micro-batch", LMF_OPT_INT, &o.micro_batch, "B", "sequences per micro-batch", 1, 1e6, NULL},
         {"--zero", LMF_OPT_INT, &o.zero, "S", "ZeRO stage 0-3", 0, 3, &o.seen_zero},
         {"--recompute", LMF_OPT_STR, &o.recompute, "none|selective|full", "activation recomputation", LMF_NOLIMIT, NULL},
-        {"--dtype", LMF_OPT_STR, &o.dtype, "fp32|bf16|fp8", "number format (default bf16 where the device has it)", LMF_NOLIMIT, NULL},
+        {"--dtype", LMF_OPT_STR, &o.dtype, "fp32|bf16|fp16|fp8", "number format (default bf16, else fp16, where the device has it)", LMF_NOLIMIT, NULL},
         {"--sp", LMF_OPT_STR, &o.sp, "on|off", "sequence parallelism (default on when tp > 1)", LMF_NOLIMIT, NULL},
         {"--dropout", LMF_OPT_FLAG, &o.dropout, NULL, "count dropout masks in activations (Megatron-LM)", LMF_NOLIMIT, NULL},
         {"--price", LMF_OPT_DOUBLE, &o.price, "X", "price per device-hour (default: the cluster file's)", 0, 1e9, NULL},
@@ -154,7 +154,7 @@ int lmf_cmd_plan(int argc, char **argv) {
     if (o.dtype) {
         int d = lmf_plan_dtype_parse(o.dtype);
         if (d < 0) {
-            lmf_cli_error(CMD, "--dtype must be fp32, bf16 or fp8 (got '%s')", o.dtype);
+            lmf_cli_error(CMD, "--dtype must be fp32, bf16, fp16 or fp8 (got '%s')", o.dtype);
             return 2;
         }
         k.dtype = (lmf_plan_dtype)d;

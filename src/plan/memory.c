@@ -12,8 +12,8 @@ void lmf_plan_param_bytes(lmf_plan_dtype d, double *w, double *g, double *opt) {
         *g = 4.0;
         *opt = 8.0;
     } else {
-        /* mixed precision (Rajbhandari et al. 2020, Sec. 3.1): 16-bit weights and gradients,
-         * fp32 master weights, m and v: K = 12 */
+        /* mixed precision (Rajbhandari et al. 2020, Sec. 3.1): 16-bit weights and gradients
+         * (bf16 or fp16; fp8 keeps 16-bit copies too), fp32 master weights, m and v: K = 12 */
         *w = 2.0;
         *g = 2.0;
         *opt = 12.0;

@@ -12,6 +12,7 @@ const char *lmf_plan_dtype_name(lmf_plan_dtype d) {
     case LMF_PLAN_FP32: return "fp32";
     case LMF_PLAN_BF16: return "bf16";
     case LMF_PLAN_FP8: return "fp8";
+    case LMF_PLAN_FP16: return "fp16";
     default: return "?";
     }
 }
@@ -48,7 +49,10 @@ void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_
 
 void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c) {
     k->dp = k->tp = k->pp = k->micro_batch = k->zero = k->recompute = k->sequence_parallel = -1;
-    k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0 ? LMF_PLAN_BF16 : LMF_PLAN_FP32;
+    /* 16-bit mixed precision where the device has it (bf16 first), fp32 otherwise */
+    k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0   ? LMF_PLAN_BF16
+               : c->peak_flops[LMF_PLAN_FP16] > 0.0 ? LMF_PLAN_FP16
+                                                    : LMF_PLAN_FP32;
 }
 
 /* Sequences per step asked for: global batch tokens / seq, rounded, at least 1. */

@@ -13,9 +13,10 @@ double lmf_plan_equiv_size(double M, double K, double N) {
 }
 
 static const lmf_plan_eff_curve *curve_for(const lmf_cluster *c, lmf_plan_dtype d) {
-    static const lmf_plan_dtype order[] = {LMF_PLAN_BF16, LMF_PLAN_FP32, LMF_PLAN_FP8};
+    static const lmf_plan_dtype order[] = {LMF_PLAN_BF16, LMF_PLAN_FP16, LMF_PLAN_FP32,
+                                           LMF_PLAN_FP8};
     if (c->gemm_eff[d].n > 0) return &c->gemm_eff[d];
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (c->gemm_eff[order[i]].n > 0) return &c->gemm_eff[order[i]];
     return NULL;
 }
