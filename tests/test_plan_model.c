@@ -339,6 +339,36 @@ static lmf_cluster local_cluster(double rate) {
 
 /* the calibrated model: memory items as the engine and the checkpoint writer hold them, and
  * compute from FLOP counts derived here (6 x 12C^2 per token and layer for the products) */
+/* ZeRO-3 gathers on a calibrated device, counted by hand for the `mini` preset (4 layers,
+ * width 256, vocabulary 50257 padded to 50304, 256 positions): block 0 once per step, then
+ * per micro-step 2L - 1 = 7 layers and the final LayerNorm; 2 ranks move half of each block. */
+static void test_block_gathers(void **state) {
+    (void)state;
+    lmf_gpt_config m;
+    assert_int_equal(lmf_config_preset("mini", &m), LMF_OK);
+    lmf_cluster c;
+    memset(&c, 0, sizeof c);
+    c.comm_efficiency = 1.0;
+    c.intra_ag_small_bandwidth = c.intra_ag_bandwidth = 1e9;
+    double blk0 = (50304.0 * 256 + 256.0 * 256) * 4, layer = (12.0 * 256 * 256 + 13 * 256) * 4,
+           last = 2.0 * 256 * 4;
+    double want = 0.5 * (blk0 + 3 * (7 * layer + last)) / 1e9;
+    assert_close(lmf_plan_local_block_gathers(&c, &m, 2, 3, 4.0, 0.0), want, 1e-12);
+    /* size-dependent rate: a block of 16 MiB (the geometric middle of 4 and 64 MiB) moves at
+     * the geometric mean of the two measured rates; blocks below 4 MiB at the 4 MiB rate */
+    c.intra_ag_small_bandwidth = 4e9;
+    c.intra_ag_bandwidth = 1e9;
+    lmf_gpt_config w = m;
+    w.n_layer = 0;
+    w.vocab_size = 16 * 1048576 / (4 * 64) - w.n_positions; /* block 0 = 16 MiB at width 64 */
+    w.n_embd = 64;
+    w.n_head = 1;
+    double b0 = ((double)lmf_config_padded_vocab(&w) * 64 + (double)w.n_positions * 64) * 4;
+    assert_close(b0, 16.0 * 1048576, 1e-12);
+    want = 0.5 * b0 / 2e9 + 1 * (0.5 * 2.0 * 64 * 4 / 4e9);
+    assert_close(lmf_plan_local_block_gathers(&c, &w, 2, 1, 4.0, 0.0), want, 1e-9);
+}
+
 static void test_local_model(void **state) {
     (void)state;
     lmf_threads_set(1);
@@ -419,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_narayanan_anchor),
         cmocka_unit_test(test_bad_layouts),
         cmocka_unit_test(test_activation_floats),
+        cmocka_unit_test(test_block_gathers),
         cmocka_unit_test(test_local_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

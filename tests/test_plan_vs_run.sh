@@ -176,7 +176,7 @@ calibrate cal1 1 && {
 }
 if [ "$have_mpi" = 1 ]; then
   per=$((cores / 2 > 0 ? cores / 2 : 1))
-  calibrate cal2 2 && for zero in 1 2; do
+  calibrate cal2 2 && for zero in 0 1 2 3; do
     compare "mini B=4 T=128 np=2 ZeRO-$zero" cal2 2 \
       "--model mini --seq 128 --micro-batch 4 --global-batch 1024 --dp 2 --zero $zero" \
       "--model mini --batch 4 --seq 128 --steps 6 --threads $per --zero $zero"

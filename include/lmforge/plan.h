@@ -108,6 +108,10 @@ typedef struct lmf_cluster {
      * from the all-reduce's (a calibrated machine: MPI libraries pick other algorithms for
      * them); 0: intra_bandwidth */
     double intra_rs_bandwidth, intra_ag_bandwidth;
+    /* the all-gather's bus bandwidth on 4 MiB (a transformer layer's weights: in cache on a
+     * CPU); with intra_ag_bandwidth (64 MiB) it prices a calibrated device's ZeRO-3 gathers
+     * block by block, log-linear in the block size between the two; 0: not measured */
+    double intra_ag_small_bandwidth;
     double inter_bandwidth;       /* bytes/s per node and direction, all its network cards */
     double inter_latency;         /* seconds per message step between nodes */
     double comm_efficiency;       /* fraction of link bandwidth a collective achieves */

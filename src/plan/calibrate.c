@@ -278,8 +278,11 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
          * weights' all-gather in one piece (a model's weights: beyond the caches, 64 MiB) */
         LMF_TRY(shard_collective_rate(comm, 0, (size_t)25 << 20, secs, lat, &out->intra_rs_bandwidth));
         LMF_TRY(shard_collective_rate(comm, 1, (size_t)64 << 20, secs, lat, &out->intra_ag_bandwidth));
+        LMF_TRY(shard_collective_rate(comm, 1, (size_t)4 << 20, secs, lat,
+                                      &out->intra_ag_small_bandwidth));
         say(log, "  reduce-scatter     %8.2f GB/s bus bandwidth (25 MiB)\n", out->intra_rs_bandwidth / 1e9);
-        say(log, "  all-gather         %8.2f GB/s bus bandwidth (64 MiB)\n", out->intra_ag_bandwidth / 1e9);
+        say(log, "  all-gather         %8.2f GB/s bus bandwidth (64 MiB), %.2f GB/s (4 MiB)\n",
+            out->intra_ag_bandwidth / 1e9, out->intra_ag_small_bandwidth / 1e9);
     }
     if (!o->no_kernels) {
         out->kernels.process_bytes = resident_bytes();

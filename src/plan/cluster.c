@@ -88,7 +88,8 @@ lmf_status lmf_cluster_validate(const lmf_cluster *c) {
         return lmf_fail(LMF_ERR_ARG, "%s: a cluster of %d nodes needs a positive network bandwidth", n,
                         c->nodes);
     if (!(c->intra_latency >= 0.0) || !(c->inter_latency >= 0.0) || !(c->inter_bandwidth >= 0.0) ||
-        !(c->intra_rs_bandwidth >= 0.0) || !(c->intra_ag_bandwidth >= 0.0))
+        !(c->intra_rs_bandwidth >= 0.0) || !(c->intra_ag_bandwidth >= 0.0) ||
+        !(c->intra_ag_small_bandwidth >= 0.0))
         return lmf_fail(LMF_ERR_ARG, "%s: latencies and bandwidths must not be negative", n);
     if (!(c->comm_efficiency > 0.0 && c->comm_efficiency <= 1.0) ||
         !(c->overlap_dp >= 0.0 && c->overlap_dp <= 1.0) ||
@@ -274,6 +275,7 @@ lmf_status lmf_cluster_load_json(const char *path, lmf_cluster *out) {
     get_num(&r, node, "node.", "intra_latency_us", 1e-6, 0, 0, &out->intra_latency);
     get_num(&r, node, "node.", "intra_reduce_scatter_GBps", 1e9, 0, 0, &out->intra_rs_bandwidth);
     get_num(&r, node, "node.", "intra_all_gather_GBps", 1e9, 0, 0, &out->intra_ag_bandwidth);
+    get_num(&r, node, "node.", "intra_all_gather_4MiB_GBps", 1e9, 0, 0, &out->intra_ag_small_bandwidth);
     snprintf(out->device, sizeof out->device, "device");
     if (!failed(&r)) get_str(&r, dev, "device.", "name", out->device, sizeof out->device);
     get_num(&r, dev, "device.", "memory_GiB", GiB, 1, 0, &out->device_memory);
@@ -375,6 +377,9 @@ lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const c
         put(b, cap, &len, ",\n    \"intra_reduce_scatter_GBps\": %.6g", c->intra_rs_bandwidth / 1e9);
     if (c->intra_ag_bandwidth > 0)
         put(b, cap, &len, ",\n    \"intra_all_gather_GBps\": %.6g", c->intra_ag_bandwidth / 1e9);
+    if (c->intra_ag_small_bandwidth > 0)
+        put(b, cap, &len, ",\n    \"intra_all_gather_4MiB_GBps\": %.6g",
+            c->intra_ag_small_bandwidth / 1e9);
     put(b, cap, &len, "\n  },\n");
     put(b, cap, &len, "  \"device\": {\n    \"name\": ");
     put_str(b, cap, &len, c->device);

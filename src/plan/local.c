@@ -104,6 +104,29 @@ void lmf_plan_local_micro(const lmf_cluster *c, const lmf_plan_job *job, const l
     p->backward = mm_bwd + att_bwd + ew_bwd + mm_rec + att_rec + ew_rec;
 }
 
+/* all-gather bus bandwidth for S bytes: log-linear between the 4 MiB and 64 MiB points */
+static double ag_bandwidth(const lmf_cluster *c, double S) {
+    const double s0 = 4.0 * 1048576.0, s1 = 64.0 * 1048576.0;
+    double b0 = c->intra_ag_small_bandwidth, b1 = c->intra_ag_bandwidth;
+    if (S <= s0) return b0;
+    if (S >= s1) return b1;
+    double f = log(S / s0) / log(s1 / s0);
+    return exp(log(b0) + f * (log(b1) - log(b0)));
+}
+
+double lmf_plan_local_block_gathers(const lmf_cluster *c, const lmf_gpt_config *m, int dp,
+                                    int micro_steps, double bytes_per_param, double lat) {
+    double C = m->n_embd;
+    double blk0 = ((double)lmf_config_padded_vocab(m) * C + (double)m->n_positions * C) *
+                  bytes_per_param;
+    double layer = (12.0 * C * C + 13.0 * C) * bytes_per_param, last = 2.0 * C * bytes_per_param;
+    double eff = c->comm_efficiency;
+    double layers = m->n_layer > 0 ? 2.0 * m->n_layer - 1.0 : 0.0;
+    return lmf_plan_gather_time(blk0, dp, ag_bandwidth(c, blk0) * eff, lat) +
+           micro_steps * (layers * lmf_plan_gather_time(layer, dp, ag_bandwidth(c, layer) * eff, lat) +
+                          lmf_plan_gather_time(last, dp, ag_bandwidth(c, last) * eff, lat));
+}
+
 /* Engine buffers (src/dist/ddp.c): stages 2/3 stage gradients in buckets grouping blocks
  * L+1 .. 1 until each reaches LMF_DDP_DEFAULT_BUCKET_BYTES, block 0 alone: one slot of block
  * 0's size, and up to two of the largest other bucket's; stage 3 gathers weights into one

@@ -111,6 +111,14 @@ void lmf_plan_local_micro(const lmf_cluster *c, const lmf_plan_job *job, const l
 /* Seconds of the optimizer step (norm, AdamW, zeroing) on one rank. */
 double lmf_plan_local_optimizer(const lmf_cluster *c, const lmf_plan_job *job,
                                 const lmf_plan_layout *l);
+/* Seconds of one optimizer step's ZeRO-3 weight gathers over dp ranks on a calibrated device,
+ * as lmforge's engine makes them (src/dist/ddp_params.c): block 0 (embeddings) once per step,
+ * since it keeps its own buffer until the update; per micro-step the L layers and the final
+ * LayerNorm in the forward and the layers the backward cannot reuse from the two other
+ * buffers (L - 1). Each is an all-gather of its bytes at the bus bandwidth measured for its
+ * size (log-linear between the 4 MiB and 64 MiB measurements, flat outside). */
+double lmf_plan_local_block_gathers(const lmf_cluster *c, const lmf_gpt_config *m, int dp,
+                                    int micro_steps, double bytes_per_param, double lat);
 /* Seconds per micro-batch of ZeRO-2/3 gradient staging (zeroing and adding buckets). */
 double lmf_plan_local_staging(const lmf_cluster *c, const lmf_plan_job *job,
                               const lmf_plan_layout *l);

@@ -196,7 +196,9 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
             break;
         default: /* ZeRO-3: weights gathered for the forward and again for the backward */
             dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
-            z3 = m * 2.0 * lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
+            z3 = local && in_node && c->intra_ag_small_bandwidth > 0 && c->intra_ag_bandwidth > 0
+                     ? lmf_plan_local_block_gathers(c, cfg, l->dp, m, bw_p, lat)
+                     : m * 2.0 * lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
             window = m * bwd_mb;
             break;
         }
