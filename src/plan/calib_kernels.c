@@ -3,7 +3,6 @@
 #include "plan/plan_model.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,16 +22,6 @@ static const int kc_widths[] = {64, 128, 256, 384, 512, 768, 1024};
 static const int kc_seqs[] = {64, 128, 256, 512, 1024};
 #define KC_NW ((int)(sizeof kc_widths / sizeof kc_widths[0]))
 #define KC_NS ((int)(sizeof kc_seqs / sizeof kc_seqs[0]))
-
-static void say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(FILE *log, const char *fmt, ...) {
-    if (!log) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(log, fmt, ap);
-    va_end(ap);
-    fflush(log);
-}
 
 /* What one timed call runs. */
 typedef enum kc_what {
@@ -179,7 +168,7 @@ static lmf_status calib_matmul(const lmf_kernels *k, double secs, lmf_comm *comm
         cv->x[cv->n] = x.C;
         cv->fwd[cv->n] = flops / tf;
         cv->bwd[cv->n] = 2.0 * flops / tb;
-        say(log, "  matmul C=%-5d      %8.1f GFLOP/s forward, %.1f backward (%d rows)\n", x.C,
+        lmf_plan_say(log, "  matmul C=%-5d      %8.1f GFLOP/s forward, %.1f backward (%d rows)\n", x.C,
             cv->fwd[cv->n] / 1e9, cv->bwd[cv->n] / 1e9, KC_ROWS);
         cv->n++;
     }
@@ -209,7 +198,7 @@ static lmf_status calib_attention(const lmf_kernels *k, double secs, lmf_comm *c
         cv->x[cv->n] = x.T;
         cv->fwd[cv->n] = 2.0 * work / tf;
         cv->bwd[cv->n] = 5.0 * work / tb;
-        say(log, "  attention T=%-5d   %8.1f GFLOP/s forward, %.1f backward\n", x.T,
+        lmf_plan_say(log, "  attention T=%-5d   %8.1f GFLOP/s forward, %.1f backward\n", x.T,
             cv->fwd[cv->n] / 1e9, cv->bwd[cv->n] / 1e9);
         cv->n++;
     }
@@ -237,7 +226,7 @@ static lmf_status calib_classifier(const lmf_kernels *k, double secs, lmf_comm *
         lmf_plan_rate_curve *cv = &r->classifier;
         cv->x[cv->n] = x.C;
         cv->fwd[cv->n] = cv->bwd[cv->n] = 6.0 * N * (double)x.C * V / t;
-        say(log, "  classifier C=%-5d  %8.1f GFLOP/s (%d rows, vocabulary %d)\n", x.C,
+        lmf_plan_say(log, "  classifier C=%-5d  %8.1f GFLOP/s (%d rows, vocabulary %d)\n", x.C,
             cv->fwd[cv->n] / 1e9, N, V);
         cv->n++;
     }
@@ -270,7 +259,7 @@ static lmf_status calib_elementwise(const lmf_kernels *k, double secs, lmf_comm 
             for (size_t i = 0; i < x.n; i++) x.d[i] = 1e-4f;
         double t = kc_time(&x, secs, comm, &st);
         r->bandwidth[e] = lmf_plan_ew_bytes[e] * (double)x.n / t;
-        say(log, "  %-26s %6.2f GB/s (%.0f bytes per %s)\n", lmf_plan_ew_name((lmf_plan_ew)e),
+        lmf_plan_say(log, "  %-26s %6.2f GB/s (%.0f bytes per %s)\n", lmf_plan_ew_name((lmf_plan_ew)e),
             r->bandwidth[e] / 1e9, lmf_plan_ew_bytes[e], per_param ? "parameter" : "value");
     }
     kc_free(&x);

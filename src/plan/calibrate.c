@@ -19,8 +19,7 @@
 #define GiB 1073741824.0
 #define CALIB_TRIALS 5 /* each measurement keeps the best of this many trials */
 
-static void say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(FILE *log, const char *fmt, ...) {
+void lmf_plan_say(FILE *log, const char *fmt, ...) {
     if (!log) return;
     va_list ap;
     va_start(ap, fmt);
@@ -242,7 +241,7 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
     out->nodes = 1;
     out->devices_per_node = ranks;
     out->cpu_cores_per_node = cores;
-    say(log, "calibrate: %d processors, %d rank%s of %d thread%s\n", cores, ranks, ranks > 1 ? "s" : "",
+    lmf_plan_say(log, "calibrate: %d processors, %d rank%s of %d thread%s\n", cores, ranks, ranks > 1 ? "s" : "",
         per_rank, per_rank > 1 ? "s" : "");
 
     LMF_TRY(sync_ranks(comm));
@@ -251,7 +250,7 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
         peak = fmax(peak, lmf_peak_gflops(per_rank, fmax(secs, 0.3) / CALIB_TRIALS) * 1e9);
     if (!(peak > 0.0)) return lmf_fail(LMF_ERR_STATE, "calibration: the FMA peak measurement failed");
     out->peak_flops[LMF_PLAN_FP32] = peak;
-    say(log, "  fp32 FMA peak      %8.1f GFLOP/s\n", peak / 1e9);
+    lmf_plan_say(log, "  fp32 FMA peak      %8.1f GFLOP/s\n", peak / 1e9);
 
     /* lmforge's own kernels as a run uses them: the OpenMP team of per_rank threads,
      * OpenBLAS single-threaded inside; then the rank link; then the bare process's memory,
@@ -272,7 +271,7 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
         LMF_TRY(allreduce_rates(comm, secs, &busbw, &lat));
         out->intra_bandwidth = busbw;
         out->intra_latency = lat;
-        say(log, "  all-reduce         %8.2f GB/s bus bandwidth, %.1f us per step (%d ranks)\n",
+        lmf_plan_say(log, "  all-reduce         %8.2f GB/s bus bandwidth, %.1f us per step (%d ranks)\n",
             busbw / 1e9, lat * 1e6, lmf_comm_size(comm));
         /* the engine's other collectives: reduce-scatter per gradient bucket (25 MiB), the
          * weights' all-gather in one piece (a model's weights: beyond the caches, 64 MiB) */
@@ -280,13 +279,13 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
         LMF_TRY(shard_collective_rate(comm, 1, (size_t)64 << 20, secs, lat, &out->intra_ag_bandwidth));
         LMF_TRY(shard_collective_rate(comm, 1, (size_t)4 << 20, secs, lat,
                                       &out->intra_ag_small_bandwidth));
-        say(log, "  reduce-scatter     %8.2f GB/s bus bandwidth (25 MiB)\n", out->intra_rs_bandwidth / 1e9);
-        say(log, "  all-gather         %8.2f GB/s bus bandwidth (64 MiB), %.2f GB/s (4 MiB)\n",
+        lmf_plan_say(log, "  reduce-scatter     %8.2f GB/s bus bandwidth (25 MiB)\n", out->intra_rs_bandwidth / 1e9);
+        lmf_plan_say(log, "  all-gather         %8.2f GB/s bus bandwidth (64 MiB), %.2f GB/s (4 MiB)\n",
             out->intra_ag_bandwidth / 1e9, out->intra_ag_small_bandwidth / 1e9);
     }
     if (!o->no_kernels) {
         out->kernels.process_bytes = resident_bytes();
-        say(log, "  bare process       %8.1f MiB resident (libraries, threads%s)\n",
+        lmf_plan_say(log, "  bare process       %8.1f MiB resident (libraries, threads%s)\n",
             out->kernels.process_bytes / 1048576.0, comm ? ", communicator" : "");
     }
 
@@ -299,7 +298,7 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
         st = sync_ranks(comm);
         if (st == LMF_OK) st = sgemm_rate(n, secs, &rate);
         if (st != LMF_OK) break;
-        say(log, "  sgemm n=%-5d      %8.1f GFLOP/s = %.3f of the FMA peak\n", n, rate / 1e9, rate / peak);
+        lmf_plan_say(log, "  sgemm n=%-5d      %8.1f GFLOP/s = %.3f of the FMA peak\n", n, rate / 1e9, rate / peak);
         cv->size[cv->n] = n;
         rates[cv->n++] = rate;
         best = fmax(best, rate);
@@ -308,7 +307,7 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
     LMF_TRY(st);
     /* OpenBLAS may use wider instructions than the FMA loop: the peak is what was reached */
     if (best > peak) {
-        say(log, "  peak raised to the best sgemm rate, %.1f GFLOP/s\n", best / 1e9);
+        lmf_plan_say(log, "  peak raised to the best sgemm rate, %.1f GFLOP/s\n", best / 1e9);
         peak = best;
         out->peak_flops[LMF_PLAN_FP32] = peak;
     }
@@ -318,13 +317,13 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
     LMF_TRY(sync_ranks(comm));
     LMF_TRY(memory_rates(per_rank, secs, &triad, &copy));
     out->memory_bandwidth = triad;
-    say(log, "  memory (triad)     %8.2f GB/s\n  copy (memcpy)      %8.2f GB/s\n", triad / 1e9, copy / 1e9);
+    lmf_plan_say(log, "  memory (triad)     %8.2f GB/s\n  copy (memcpy)      %8.2f GB/s\n", triad / 1e9, copy / 1e9);
 
     if (!(comm && lmf_comm_size(comm) > 1)) {
         /* a shared-memory transport copies every byte twice (into and out of the segment) */
         out->intra_bandwidth = copy / 2.0;
         out->intra_latency = 1e-6;
-        say(log, "  rank link          %8.2f GB/s estimated (copy / 2; no communicator measured)\n",
+        lmf_plan_say(log, "  rank link          %8.2f GB/s estimated (copy / 2; no communicator measured)\n",
             out->intra_bandwidth / 1e9);
     }
 

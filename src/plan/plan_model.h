@@ -111,6 +111,8 @@ void lmf_plan_local_micro(const lmf_cluster *c, const lmf_plan_job *job, const l
 /* Seconds of the optimizer step (norm, AdamW, zeroing) on one rank. */
 double lmf_plan_local_optimizer(const lmf_cluster *c, const lmf_plan_job *job,
                                 const lmf_plan_layout *l);
+/* printf to the calibration log and flush it; nothing when log is NULL */
+void lmf_plan_say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Seconds of one optimizer step's ZeRO-3 weight gathers over dp ranks on a calibrated device,
  * as lmforge's engine makes them (src/dist/ddp_params.c): block 0 (embeddings) once per step,
  * since it keeps its own buffer until the update; per micro-step the L layers and the final
