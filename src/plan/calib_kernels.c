@@ -145,6 +145,21 @@ static lmf_status kc_nomem(kc_ctx *x, const char *what) {
     return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate the %s buffers", what);
 }
 
+/* time kernel kinds fwd and bwd at the current shape and append the point (x, their FLOP
+ * rates) to cv */
+static void curve_point(kc_ctx *x, kc_what fwd, kc_what bwd, double secs, lmf_comm *comm,
+                        lmf_status *st, double at, double fwd_flops, double bwd_flops,
+                        lmf_plan_rate_curve *cv) {
+    x->what = fwd;
+    double tf = kc_time(x, secs, comm, st);
+    x->what = bwd;
+    double tb = kc_time(x, secs, comm, st);
+    cv->x[cv->n] = at;
+    cv->fwd[cv->n] = fwd_flops / tf;
+    cv->bwd[cv->n] = bwd_flops / tb;
+    cv->n++;
+}
+
 static lmf_status calib_matmul(const lmf_kernels *k, double secs, lmf_comm *comm,
                                lmf_plan_kernel_rates *r, FILE *log) {
     int cmax = kc_widths[KC_NW - 1];
@@ -160,17 +175,10 @@ static lmf_status calib_matmul(const lmf_kernels *k, double secs, lmf_comm *comm
     for (int i = 0; i < KC_NW && st == LMF_OK; i++) {
         x.C = kc_widths[i];
         double flops = 24.0 * KC_ROWS * (double)x.C * x.C;
-        x.what = KC_MM_FWD;
-        double tf = kc_time(&x, secs, comm, &st);
-        x.what = KC_MM_BWD;
-        double tb = kc_time(&x, secs, comm, &st);
         lmf_plan_rate_curve *cv = &r->matmul;
-        cv->x[cv->n] = x.C;
-        cv->fwd[cv->n] = flops / tf;
-        cv->bwd[cv->n] = 2.0 * flops / tb;
+        curve_point(&x, KC_MM_FWD, KC_MM_BWD, secs, comm, &st, x.C, flops, 2.0 * flops, cv);
         lmf_plan_say(log, "  matmul C=%-5d      %8.1f GFLOP/s forward, %.1f backward (%d rows)\n", x.C,
-            cv->fwd[cv->n] / 1e9, cv->bwd[cv->n] / 1e9, KC_ROWS);
-        cv->n++;
+            cv->fwd[cv->n - 1] / 1e9, cv->bwd[cv->n - 1] / 1e9, KC_ROWS);
     }
     kc_free(&x);
     return st;
@@ -190,17 +198,10 @@ static lmf_status calib_attention(const lmf_kernels *k, double secs, lmf_comm *c
     for (int i = 0; i < KC_NS && st == LMF_OK; i++) {
         x.T = kc_seqs[i];
         double work = (double)C * x.T * (x.T + 1.0);
-        x.what = KC_ATT_FWD;
-        double tf = kc_time(&x, secs, comm, &st);
-        x.what = KC_ATT_BWD;
-        double tb = kc_time(&x, secs, comm, &st);
         lmf_plan_rate_curve *cv = &r->attention;
-        cv->x[cv->n] = x.T;
-        cv->fwd[cv->n] = 2.0 * work / tf;
-        cv->bwd[cv->n] = 5.0 * work / tb;
+        curve_point(&x, KC_ATT_FWD, KC_ATT_BWD, secs, comm, &st, x.T, 2.0 * work, 5.0 * work, cv);
         lmf_plan_say(log, "  attention T=%-5d   %8.1f GFLOP/s forward, %.1f backward\n", x.T,
-            cv->fwd[cv->n] / 1e9, cv->bwd[cv->n] / 1e9);
-        cv->n++;
+            cv->fwd[cv->n - 1] / 1e9, cv->bwd[cv->n - 1] / 1e9);
     }
     kc_free(&x);
     return st;

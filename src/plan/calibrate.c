@@ -114,9 +114,43 @@ static lmf_status memory_rates(int threads, double seconds, double *triad, doubl
     return LMF_OK;
 }
 
-/* All-reduce bus bandwidth (large message) and per-step latency (small message). Every rank
- * runs the same number of calls: a short probe sets it (the largest over the ranks), then the
- * timed loop has no other collective in it. */
+/* One collective call on fixed buffers, for timed_calls. */
+typedef struct coll_call {
+    lmf_comm *comm;
+    int kind;          /* 0 all-reduce, 1 reduce-scatter, 2 all-gather */
+    float *a, *b;      /* all-reduce: a[count]; reduce-scatter a -> b; all-gather b+off -> a */
+    size_t count, off;
+    size_t *counts;
+} coll_call;
+
+static lmf_status coll_run(const coll_call *c) {
+    switch (c->kind) {
+    case 0: return lmf_comm_allreduce_f32(c->comm, c->a, c->count);
+    case 1: return lmf_comm_reduce_scatter_f32(c->comm, c->b, c->a, c->counts);
+    default: return lmf_comm_allgather_f32(c->comm, c->a, c->b + c->off, c->counts);
+    }
+}
+
+/* Seconds per call of c: a warm-up, a probe of `probe` calls sets the count for about
+ * `seconds` (at least min_reps), the largest count over the ranks is agreed so every rank
+ * makes the same calls, and a barrier starts the timed loop. */
+static lmf_status timed_calls(const coll_call *c, double seconds, int probe, double min_reps,
+                              double *per) {
+    lmf_status st = coll_run(c); /* warm-up */
+    double t0 = lmf_now_s();
+    for (int i = 0; i < probe && st == LMF_OK; i++) st = coll_run(c);
+    double reps[1] = {ceil(seconds / fmax((lmf_now_s() - t0) / probe, 1e-9))};
+    reps[0] = fmin(fmax(reps[0], min_reps), 1e6);
+    if (st == LMF_OK) st = lmf_comm_allreduce_f64(c->comm, reps, 1, LMF_COMM_MAX);
+    if (st == LMF_OK) st = lmf_comm_barrier(c->comm);
+    long r = (long)reps[0];
+    t0 = lmf_now_s();
+    for (long i = 0; i < r && st == LMF_OK; i++) st = coll_run(c);
+    *per = (lmf_now_s() - t0) / (double)r;
+    return st;
+}
+
+/* All-reduce bus bandwidth (large message) and per-step latency (small message). */
 static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw, double *lat) {
     int n = lmf_comm_size(comm);
     size_t big = (size_t)4 << 20; /* 16 MiB of floats */
@@ -124,19 +158,9 @@ static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw,
     if (!buf) return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate the all-reduce buffer");
     lmf_status st = LMF_OK;
     for (int phase = 0; phase < 2 && st == LMF_OK; phase++) {
-        size_t count = phase == 0 ? 1 : big;
-        const int probe = 5;
-        st = lmf_comm_allreduce_f32(comm, buf, count); /* warm-up */
-        double t0 = lmf_now_s();
-        for (int i = 0; i < probe && st == LMF_OK; i++) st = lmf_comm_allreduce_f32(comm, buf, count);
-        double reps[1] = {ceil(seconds / fmax((lmf_now_s() - t0) / probe, 1e-9))};
-        reps[0] = fmin(fmax(reps[0], 5.0), 1e6);
-        if (st == LMF_OK) st = lmf_comm_allreduce_f64(comm, reps, 1, LMF_COMM_MAX);
-        if (st == LMF_OK) st = lmf_comm_barrier(comm);
-        long r = (long)reps[0];
-        t0 = lmf_now_s();
-        for (long i = 0; i < r && st == LMF_OK; i++) st = lmf_comm_allreduce_f32(comm, buf, count);
-        double per = (lmf_now_s() - t0) / (double)r;
+        coll_call c = {.comm = comm, .kind = 0, .a = buf, .count = phase == 0 ? 1 : big};
+        double per = 0.0;
+        st = timed_calls(&c, seconds, 5, 5.0, &per);
         if (phase == 0) *lat = per / (2.0 * (n - 1));
         else *busbw = 2.0 * (n - 1) / n * (double)big * sizeof(float) / fmax(per - 2.0 * (n - 1) * *lat, 1e-9);
     }
@@ -146,38 +170,25 @@ static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw,
 
 /* Bus bandwidth of a reduce-scatter (gather = 0) or an all-gather (gather = 1) of `bytes`
  * split evenly over the ranks, as the data-parallel engine calls them: (n-1)/n * S / t, less
- * the latency term. Same call-count agreement as allreduce_rates. */
+ * the latency term. */
 static lmf_status shard_collective_rate(lmf_comm *comm, int gather, size_t bytes, double seconds,
                                         double lat, double *busbw) {
     int n = lmf_comm_size(comm);
     size_t total = bytes / sizeof(float);
     float *a = calloc(total, sizeof *a), *b = calloc(total, sizeof *b);
     size_t *counts = calloc((size_t)n, sizeof *counts);
+    lmf_status st = LMF_OK;
     if (!a || !b || !counts) {
-        free(a);
-        free(b);
-        free(counts);
-        return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate %zu MiB for the collectives",
-                        2 * bytes >> 20);
+        st = lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate %zu MiB for the collectives",
+                      2 * bytes >> 20);
+    } else {
+        coll_call c = {.comm = comm, .kind = gather ? 2 : 1, .a = a, .b = b, .counts = counts};
+        for (int i = 0; i < n; i++) counts[i] = total / n + ((size_t)i < total % n);
+        for (int i = 0; i < lmf_comm_rank(comm); i++) c.off += counts[i];
+        double per = 0.0;
+        st = timed_calls(&c, seconds, 3, 3.0, &per);
+        *busbw = (double)(n - 1) / n * (double)bytes / fmax(per - (n - 1) * lat, 1e-9);
     }
-    for (int i = 0; i < n; i++) counts[i] = total / n + ((size_t)i < total % n);
-    size_t off = 0;
-    for (int i = 0; i < lmf_comm_rank(comm); i++) off += counts[i];
-#define SHARD_CALL()                                                                       (gather ? lmf_comm_allgather_f32(comm, a, b + off, counts)                                     : lmf_comm_reduce_scatter_f32(comm, b, a, counts))
-    lmf_status st = SHARD_CALL(); /* warm-up */
-    const int probe = 3;
-    double t0 = lmf_now_s();
-    for (int i = 0; i < probe && st == LMF_OK; i++) st = SHARD_CALL();
-    double reps[1] = {ceil(seconds / fmax((lmf_now_s() - t0) / probe, 1e-9))};
-    reps[0] = fmin(fmax(reps[0], 3.0), 1e6);
-    if (st == LMF_OK) st = lmf_comm_allreduce_f64(comm, reps, 1, LMF_COMM_MAX);
-    if (st == LMF_OK) st = lmf_comm_barrier(comm);
-    long r = (long)reps[0];
-    t0 = lmf_now_s();
-    for (long i = 0; i < r && st == LMF_OK; i++) st = SHARD_CALL();
-#undef SHARD_CALL
-    double per = (lmf_now_s() - t0) / (double)r;
-    *busbw = (double)(n - 1) / n * (double)bytes / fmax(per - (n - 1) * lat, 1e-9);
     free(a);
     free(b);
     free(counts);
