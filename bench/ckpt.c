@@ -24,7 +24,7 @@
 #include "lmforge/train.h"
 #include "lmforge/perf.h"
 #include "bench_util.h"
-#include "train/ckpt_io.h"
+#include "ckpt/ckpt_io.h"
 #include "train/trainer_internal.h"
 
 #define MAXREP 16
@@ -79,7 +79,7 @@ static int bench_train(const char *preset, const char *dir) {
     uint32_t *tok = malloc(nt * sizeof *tok);
     if (!tok) return die("allocation");
     for (uint64_t i = 0; i < nt; i++) tok[i] = (uint32_t)((i * 2654435761u) % (uint32_t)cfg.vocab_size);
-    lmf_status s = lmf_shard_write(data, tok, nt, cfg.vocab_size <= 65536 ? 2 : 4);
+    lmf_status s = lmf_tokens_write(data, tok, nt, cfg.vocab_size <= 65536 ? 2 : 4);
     free(tok);
     if (s != LMF_OK) return die("data");
     lmf_train_opts o;

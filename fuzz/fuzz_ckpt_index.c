@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "lmforge/train.h"
-#include "train/ckpt_index.h"
-#include "train/ckpt_state.h"
+#include "ckpt/ckpt_index.h"
+#include "ckpt/ckpt_state.h"
 
 static void check_invariants(const lmf_ckpt_index *ix) {
     if (ix->world_size < 1 || ix->zero_stage < 0 || ix->zero_stage > 3 || ix->total < 1) abort();

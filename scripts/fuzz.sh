@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the libFuzzer harnesses (clang, -DLMF_FUZZ=ON) into build-fuzz and run each fuzz/fuzz_*.c
 # target for SECONDS seconds (default 20) from its seed corpus; exit non-zero on any crash.
-# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   e.g. scripts/fuzz.sh 60 fuzz_shard
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   e.g. scripts/fuzz.sh 60 fuzz_tokens
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

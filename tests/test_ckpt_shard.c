@@ -16,8 +16,8 @@
 #include "lmforge/config.h"
 #include "lmforge/fsutil.h"
 #include "lmforge/model.h"
-#include "train/checkpoint.h"
-#include "train/ckpt_io.h"
+#include "ckpt/checkpoint.h"
+#include "ckpt/ckpt_io.h"
 
 static char dir[256];
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/ckpt_state.h"
+#include "ckpt/ckpt_state.h"
 
 static void sample(lmf_ckpt_saved *s) {
     memset(s, 0, sizeof *s);

@@ -163,7 +163,7 @@ static void test_shard_partition(void **state) {
         for (int w = 1; w <= 9; w++) {
             size_t next = 0, lo = (size_t)-1, hi = 0;
             for (int r = 0; r < w; r++) {
-                lmf_range s = lmf_shard_range(n, w, r);
+                lmf_range s = lmf_partition_range(n, w, r);
                 assert_int_equal(s.begin, next); /* contiguous, in rank order */
                 assert_true(s.end >= s.begin);
                 size_t len = lmf_range_len(s);
@@ -176,7 +176,7 @@ static void test_shard_partition(void **state) {
             assert_int_equal(hi, (n + (size_t)w - 1) / (size_t)w);
         }
     /* empty shards when n < world */
-    lmf_range s = lmf_shard_range(2, 5, 0);
+    lmf_range s = lmf_partition_range(2, 5, 0);
     assert_int_equal(lmf_range_len(s), 0);
 }
 
@@ -186,11 +186,11 @@ static void test_shard_large(void **state) {
     size_t n = (size_t)1 << 40;
     for (int r = 0; r <= 7; r++) {
         unsigned __int128 want = (unsigned __int128)n * (unsigned)r / 7u;
-        size_t got = r < 7 ? lmf_shard_range(n, 7, r).begin : lmf_shard_range(n, 7, 6).end;
+        size_t got = r < 7 ? lmf_partition_range(n, 7, r).begin : lmf_partition_range(n, 7, 6).end;
         assert_true((unsigned __int128)got == want);
     }
     size_t big = SIZE_MAX / 3;
-    lmf_range last = lmf_shard_range(big, 1000, 999);
+    lmf_range last = lmf_partition_range(big, 1000, 999);
     assert_int_equal(last.end, big);
 }
 
@@ -198,11 +198,11 @@ static void test_shard_counts(void **state) {
     (void)state;
     /* n = 10 over 3 ranks: [0,3) [3,6) [6,10); the range [2, 8) has 1, 3 and 2 there */
     size_t counts[3];
-    lmf_shard_counts(10, 3, (lmf_range){2, 8}, counts);
+    lmf_partition_counts(10, 3, (lmf_range){2, 8}, counts);
     assert_int_equal(counts[0], 1);
     assert_int_equal(counts[1], 3);
     assert_int_equal(counts[2], 2);
-    lmf_shard_counts(10, 3, (lmf_range){4, 5}, counts);
+    lmf_partition_counts(10, 3, (lmf_range){4, 5}, counts);
     assert_int_equal(counts[0], 0);
     assert_int_equal(counts[1], 1);
     assert_int_equal(counts[2], 0);
@@ -213,7 +213,7 @@ static void test_shard_counts(void **state) {
             for (size_t a = 0; a <= n; a += 2)
                 for (size_t b = a; b <= n; b += 3) {
                     size_t cs[7], sum = 0;
-                    lmf_shard_counts(n, w, (lmf_range){a, b}, cs);
+                    lmf_partition_counts(n, w, (lmf_range){a, b}, cs);
                     for (int r = 0; r < w; r++) sum += cs[r];
                     assert_int_equal(sum, b - a);
                 }

@@ -38,16 +38,16 @@ static const char *path(const char *name) {
 
 /* the whole shard as uint32 */
 static uint32_t *read_shard(const char *file, size_t *n, int *token_bytes) {
-    lmf_shard *s = NULL;
-    if (lmf_shard_open(path(file), &s) != LMF_OK) fail_msg("%s", lmf_last_error());
-    *n = (size_t)lmf_shard_num_tokens(s);
-    *token_bytes = lmf_shard_token_bytes(s);
+    lmf_tokens *s = NULL;
+    if (lmf_tokens_open(path(file), &s) != LMF_OK) fail_msg("%s", lmf_last_error());
+    *n = (size_t)lmf_tokens_num_tokens(s);
+    *token_bytes = lmf_tokens_token_bytes(s);
     int32_t *tmp = malloc((*n + 1) * sizeof *tmp);
     uint32_t *ids = malloc((*n + 1) * sizeof *ids);
-    lmf_shard_read(s, 0, *n, tmp);
+    lmf_tokens_read(s, 0, *n, tmp);
     for (size_t i = 0; i < *n; i++) ids[i] = (uint32_t)tmp[i];
     free(tmp);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
     return ids;
 }
 

@@ -642,7 +642,7 @@ static void test_hf_bad_index(void **state) {
     dict d;
     dict_make(&d, &CFG, K_F32, 6);
     hf_opts o = {.dtype = "F32", .shards = 2};
-    /* a shard that is not there */
+    /* a token file that is not there */
     write_hf(path_in(p, "bad_idx_file"), &d, &o);
     rewrite_index(p, "\"wte.weight\": \"model-00001-of-00002.safetensors\"",
                   "\"wte.weight\": \"model-00009-of-00002.safetensors\"");
@@ -768,7 +768,7 @@ static void test_llmc_bad(void **state) {
         {"long.bin", "disagree with the data size", -1, 0, 8},
         {"magic.bin", "magic", 0, 12345, 0},
         {"tokmagic.bin", "tokenizer file", 0, 20240328, 0},
-        {"shardmagic.bin", "token shard", 0, 20240520, 0},
+        {"shardmagic.bin", "token file", 0, 20240520, 0},
         {"version.bin", "version 4", 1, 4, 0},
         {"version1.bin", "re-export", 1, 1, 0},
         {"channels.bin", "implies", 6, 32, 0},
@@ -946,7 +946,7 @@ static void test_detect(void **state) {
     char p[4096], q[4096];
     int32_t shard[256 + 4] = {20240520, 1, 8};
     write_bytes(path_in(p, "tokens.bin"), shard, sizeof shard);
-    expect_load_fail(p, p, "token shard");
+    expect_load_fail(p, p, "token file");
     write_llmc_tokenizer(path_in(p, "tok_as_model.bin"), 2, 3, -1);
     expect_load_fail(p, p, "tokenizer file");
     write_text(path_in(p, "random.txt"), "hello world, not a model at all");
@@ -1070,7 +1070,7 @@ static int write_fixtures(const char *dir) {
     write_llmc_file(path_in(p, "llmc/model_bf16.bin"), &d, 5, 0.0f);
     write_llmc_tokenizer(path_in(p, "llmc/gpt2_tokenizer.bin"), 2, 300 - 257, -1);
     dict_free(&d);
-    /* a token shard (llm.c layout): a repeating pattern the model can learn */
+    /* a token file (llm.c layout): a repeating pattern the model can learn */
     enum { NT = 6000 };
     static uint16_t tok[NT];
     for (int i = 0; i < NT; i++) tok[i] = (uint16_t)((i * 7 + (i / 11) * 3) % 257);

@@ -116,7 +116,7 @@ expect_error "convert needs --to" 2 "--to and --out are required" -- "$LMF" conv
 expect_error "convert --to onnx" 2 "--to must be hf, llmc or lmforge" -- "$LMF" convert "$WORK/run" --to onnx --out "$WORK/x"
 expect_error "convert --dtype bf16 --to hf" 2 "applies to --to llmc" -- "$LMF" convert "$WORK/run" --to hf --dtype bf16 --out "$WORK/x"
 expect_error "convert llmc into a directory" 2 "is a directory" -- "$LMF" convert "$WORK/run" --to llmc --out "$WORK/hf"
-expect_error "convert a token shard" 1 "val.bin: a token shard" -- "$LMF" convert "$VAL" --to hf --out "$WORK/x"
+expect_error "convert a token file" 1 "val.bin: a token file" -- "$LMF" convert "$VAL" --to hf --out "$WORK/x"
 head -c 5000 "$WORK/llmc/model.bin" >"$WORK/trunc.bin"
 expect_error "convert a truncated llm.c file" 1 "trunc.bin: .*truncated" -- "$LMF" convert "$WORK/trunc.bin" --to hf --out "$WORK/x"
 expect_error "eval a truncated llm.c file" 1 "trunc.bin: .*truncated" -- "$LMF" eval --model "$WORK/trunc.bin" --data "$VAL"

@@ -298,7 +298,7 @@ static void write_llmc(const char *path, ref *r) {
     fclose(f);
 }
 
-/* token shard: 256 int32 header (magic 20240520, version 1, count), uint16 tokens */
+/* token file: 256 int32 header (magic 20240520, version 1, count), uint16 tokens */
 static void write_shard(const char *path, const uint16_t *tok, int n) {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);

@@ -25,16 +25,16 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* a shard whose token i is i (uint32), so every value read tells its position */
-static lmf_shard *iota_shard(uint64_t n) {
+/* a token file whose token i is i (uint32), so every value read tells its position */
+static lmf_tokens *iota_shard(uint64_t n) {
     char p[512];
     snprintf(p, sizeof p, "%s/iota_%llu.bin", dir, (unsigned long long)n);
     uint32_t *t = malloc((n ? n : 1) * sizeof *t);
     for (uint64_t i = 0; i < n; i++) t[i] = (uint32_t)i;
-    assert_int_equal(lmf_shard_write(p, t, n, 4), LMF_OK);
+    assert_int_equal(lmf_tokens_write(p, t, n, 4), LMF_OK);
     free(t);
-    lmf_shard *s = NULL;
-    assert_int_equal(lmf_shard_open(p, &s), LMF_OK);
+    lmf_tokens *s = NULL;
+    assert_int_equal(lmf_tokens_open(p, &s), LMF_OK);
     return s;
 }
 
@@ -49,7 +49,7 @@ static void check_rows(const int32_t *in, const int32_t *tg, int B, int T, const
 
 static void test_file_order_ranges(void **state) {
     enum { N = 1000, B = 3, T = 7, MICRO = 2 };
-    lmf_shard *s = iota_shard(N);
+    lmf_tokens *s = iota_shard(N);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 0, 123, &l), LMF_OK);
     /* (1000 - 1) / 7 = 142 rows; a global batch is 6 rows, so 23 steps per epoch */
@@ -73,7 +73,7 @@ static void test_file_order_ranges(void **state) {
         assert_int_equal(st.position, (uint64_t)((step + 1) % 23) * 6);
     }
     lmf_loader_free(l);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 }
 
 /* the row order of one epoch, read through the public API with T = 1, B = 1 */
@@ -90,7 +90,7 @@ static void test_permutation_bijection(void **state) {
     const uint64_t ns[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64, 97, 255, 256, 1000, 1024, 4099, 65537};
     for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
         uint64_t n = ns[c];
-        lmf_shard *s = iota_shard(n + 1); /* n rows of T = 1 */
+        lmf_tokens *s = iota_shard(n + 1); /* n rows of T = 1 */
         lmf_loader *l = NULL;
         assert_int_equal(lmf_loader_create(s, 1, 1, 1, 42 + c, &l), LMF_OK);
         assert_int_equal(lmf_loader_num_windows(l), n);
@@ -114,7 +114,7 @@ static void test_permutation_bijection(void **state) {
         free(seen);
         free(order);
         lmf_loader_free(l);
-        lmf_shard_close(s);
+        lmf_tokens_close(s);
     }
 }
 
@@ -126,7 +126,7 @@ static int differs(const uint64_t *a, const uint64_t *b, uint64_t n) {
 
 static void test_epochs_and_seeds_differ(void **state) {
     enum { N = 500 };
-    lmf_shard *s = iota_shard(N + 1);
+    lmf_tokens *s = iota_shard(N + 1);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, 1, 1, 1, 7, &l), LMF_OK);
     uint64_t *o[4];
@@ -148,7 +148,7 @@ static void test_epochs_and_seeds_differ(void **state) {
     assert_memory_equal(o[0], o[3], N * sizeof(uint64_t));
     for (int k = 0; k < 4; k++) free(o[k]);
     lmf_loader_free(l);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 
     /* on two rows both orders must occur across seeds */
     s = iota_shard(3);
@@ -162,13 +162,13 @@ static void test_epochs_and_seeds_differ(void **state) {
         lmf_loader_free(l);
     }
     assert_true(swapped > 10 && kept > 10);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 }
 
 /* the shuffled stream over several epochs: B rows per micro-batch, two micro-batches a step */
 static void test_state_restore(void **state) {
     enum { N = 2000, B = 4, T = 16, MICRO = 2, STEPS = 40, SAVE_AT = 13 };
-    lmf_shard *s = iota_shard(N);
+    lmf_tokens *s = iota_shard(N);
     lmf_loader *a = NULL, *b = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 1, 99, &a), LMF_OK);
     /* different creation seed and shuffle flag: the restored state must take over */
@@ -218,7 +218,7 @@ static void test_state_restore(void **state) {
     free(ia), free(ta), free(ib), free(tb);
     lmf_loader_free(a);
     lmf_loader_free(b);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 }
 
 static int cmp_i64(const void *x, const void *y) {
@@ -227,7 +227,7 @@ static int cmp_i64(const void *x, const void *y) {
 }
 
 /* the rows of each global batch, as seen by all ranks of a world of size W, sorted */
-static void rows_for_world(lmf_shard *s, int W, int shuffle, int steps, int64_t *out) {
+static void rows_for_world(lmf_tokens *s, int W, int shuffle, int steps, int64_t *out) {
     enum { B = 2, T = 5, MICRO = 6 };
     lmf_loader *l[3];
     for (int r = 0; r < W; r++) assert_int_equal(lmf_loader_create(s, B, T, shuffle, 11, &l[r]), LMF_OK);
@@ -250,7 +250,7 @@ static void rows_for_world(lmf_shard *s, int W, int shuffle, int steps, int64_t 
 
 static void test_world_sizes_cover_same_rows(void **state) {
     enum { STEPS = 9, PER = 12 };
-    lmf_shard *s = iota_shard(301); /* 60 rows of 5, 12 rows per global batch: 5 steps/epoch */
+    lmf_tokens *s = iota_shard(301); /* 60 rows of 5, 12 rows per global batch: 5 steps/epoch */
     int64_t ref[STEPS * PER], got[STEPS * PER];
     for (int shuffle = 0; shuffle <= 1; shuffle++) {
         rows_for_world(s, 1, shuffle, STEPS, ref);
@@ -265,11 +265,11 @@ static void test_world_sizes_cover_same_rows(void **state) {
     /* in file order the first global batch is rows 0..11 */
     rows_for_world(s, 2, 0, 1, got);
     for (int k = 0; k < PER; k++) assert_int_equal(got[k], k);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 }
 
 static void test_too_small_and_bad_args(void **state) {
-    lmf_shard *s = iota_shard(10);
+    lmf_tokens *s = iota_shard(10);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, 3, 3, 0, 0, &l), LMF_OK); /* needs exactly 10 */
     assert_int_equal(lmf_loader_num_windows(l), 3);
@@ -278,18 +278,18 @@ static void test_too_small_and_bad_args(void **state) {
     assert_int_equal(lmf_loader_create(s, 3, 4, 0, 0, &l), LMF_ERR_ARG);
     assert_null(l);
     const char *m = lmf_last_error();
-    assert_non_null(strstr(m, lmf_shard_path(s)));
+    assert_non_null(strstr(m, lmf_tokens_path(s)));
     assert_non_null(strstr(m, "10 tokens"));
     assert_non_null(strstr(m, "13"));
     assert_non_null(strstr(m, "--batch"));
     assert_int_equal(lmf_loader_create(s, 0, 4, 0, 0, &l), LMF_ERR_ARG);
     assert_int_equal(lmf_loader_create(s, 2, -1, 0, 0, &l), LMF_ERR_ARG);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 }
 
 static void test_eval_and_wrap(void **state) {
     enum { B = 2, T = 2 };
-    lmf_shard *s = iota_shard(11); /* rows: (11-1)/2 = 5 */
+    lmf_tokens *s = iota_shard(11); /* rows: (11-1)/2 = 5 */
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 1, 3, &l), LMF_OK);
     int32_t in[B * T], tg[B * T];
@@ -312,7 +312,7 @@ static void test_eval_and_wrap(void **state) {
     assert_int_equal(st.epoch, 1);
     assert_int_equal(st.position, 0);
     lmf_loader_free(l);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
 }
 
 int main(void) {

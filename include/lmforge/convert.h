@@ -89,7 +89,7 @@ const char *lmf_model_format_name(lmf_model_format f);
  * directory itself, the newest complete checkpoint of a run directory that has no exported
  * model, the llm.c file). A path to a
  * file inside a model directory (config.json, *.safetensors) means that directory. Fails with
- * a message saying what was found instead (a token shard, a tokenizer file, ...). */
+ * a message saying what was found instead (a token file, a tokenizer file, ...). */
 lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load_path, size_t cap);
 /* Create a model from a Hugging Face directory, an lmforge model or run directory, or an llm.c
  * checkpoint, whichever path holds. */

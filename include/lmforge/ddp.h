@@ -7,26 +7,12 @@
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
 #include "lmforge/optim.h"
+#include "lmforge/partition.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- shards of a flat vector ----
- * A vector of n elements is split over W ranks into contiguous, balanced shards: rank r owns
- * [floor(n*r/W), floor(n*(r+1)/W)). Any n and W >= 1 work; shards may be empty (n < W). */
-typedef struct lmf_range {
-    size_t begin, end; /* [begin, end); empty when begin >= end */
-} lmf_range;
-
-lmf_range lmf_shard_range(size_t n, int world, int rank);
-/* the common part of a and b (an empty range with begin == end when they do not meet) */
-lmf_range lmf_range_intersect(lmf_range a, lmf_range b);
-static inline size_t lmf_range_len(lmf_range r) { return r.end > r.begin ? r.end - r.begin : 0; }
-/* counts[world]: how many elements of r lie in each rank's shard of n (they sum to len(r)
- * when r lies inside [0, n)); the parts follow each other rank by rank. */
-void lmf_shard_counts(size_t n, int world, lmf_range r, size_t *counts);
 
 /* ---- the engine ---- */
 

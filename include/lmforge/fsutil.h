@@ -1,8 +1,9 @@
-/* Small file-system helpers: directories, whole-file reads, atomic writes, path joins. */
+/* File-system helpers: directories, whole-file reads, full writes and reads, atomic writes, paths. */
 #ifndef LMFORGE_FSUTIL_H
 #define LMFORGE_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -32,6 +33,20 @@ int lmf_file_exists(const char *path);
 
 /* fsync the directory holding `path` (a file path), so that a rename into it is durable. */
 lmf_status lmf_fsync_parent_dir(const char *path);
+
+/* Write all len bytes to fd, retrying short writes and EINTR; path names the file in errors
+ * (a full disk or a file size limit is reported as such). */
+lmf_status lmf_write_all(int fd, const void *data, size_t len, const char *path);
+/* Read exactly len bytes at offset off; LMF_ERR_FORMAT when the file ends first. */
+lmf_status lmf_pread_all(int fd, void *dst, size_t len, uint64_t off, const char *path);
+/* tmp[cap] = path + ".tmp" */
+lmf_status lmf_tmp_path(char *tmp, size_t cap, const char *path);
+/* fsync and close fd (open on tmp), rename tmp onto path, fsync the directory. On failure tmp
+ * is removed. fd is closed in every case. */
+lmf_status lmf_commit_tmp(int fd, const char *tmp, const char *path);
+/* A message for errno e that says what to do about the usual ones (a full disk, a file size
+ * limit, a quota). */
+const char *lmf_io_reason(int e);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
-/* Performance measurement: machine FMA peak, peak memory use, a monotonic clock, busy time. */
+/* Performance measurement of the kernels: the machine's FMA peak and the threads' busy time. */
 #ifndef LMFORGE_PERF_H
 #define LMFORGE_PERF_H
 
 #include <stddef.h>
+#include "lmforge/system.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -13,12 +14,6 @@ extern "C" {
  * `seconds` (clamped to [0.01, 10]). Returns GFLOP/s of the whole set of threads. Use it as the
  * denominator of MFU on CPUs. */
 double lmf_peak_gflops(int threads, double seconds);
-
-/* Peak resident set size of this process so far, in bytes (getrusage), 0 when unknown. */
-size_t lmf_peak_rss_bytes(void);
-
-/* Seconds from a monotonic clock (differences only). */
-double lmf_now_s(void);
 
 /* Busy-time accounting of the fast kernels, for the idle fraction of the thread team:
  *   idle = 1 - busy thread-seconds / (threads x wall seconds)

@@ -1,4 +1,4 @@
-/* Data preparation: text files -> train/val token shards (llm.c .bin layout). */
+/* Data preparation: text files -> train/val token files (llm.c .bin layout). */
 /* Every document is followed by the end-of-text token; encoding runs on all cores and the
  * output does not depend on the thread count. */
 #ifndef LMFORGE_PREPARE_H
@@ -41,7 +41,7 @@ typedef struct lmf_prepare_stats {
 /* Write OUT_DIR/train.bin and, with val_fraction > 0, OUT_DIR/val.bin. Each non-empty
  * document becomes its ids followed by the end-of-text id (lmf_tok_eot); special-token strings
  * in the text are plain text. Fails with LMF_ERR_ARG for bad options or a tokenizer without an
- * end-of-text token, LMF_ERR_IO for unreadable inputs or unwritable outputs (no partial shard
+ * end-of-text token, LMF_ERR_IO for unreadable inputs or unwritable outputs (no partial token file
  * is left behind). stats may be NULL. */
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats);
 

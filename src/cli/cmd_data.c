@@ -1,4 +1,4 @@
-/* lmforge data prepare: text files -> train/val token shards, on all cores, with a progress bar. */
+/* lmforge data prepare: text files -> train/val token files, on all cores, with a progress bar. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,7 +84,7 @@ static int cmd_prepare(int argc, char **argv) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lmforge data SUBCOMMAND [options]   (SUBCOMMAND --help for details)\n\n"
-               "  prepare  text files -> train/val token shards (llm.c .bin layout)\n");
+               "  prepare  text files -> train/val token files (llm.c .bin layout)\n");
 }
 
 int lmf_cmd_data(int argc, char **argv) {

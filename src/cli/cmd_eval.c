@@ -1,4 +1,4 @@
-/* lmforge eval: mean loss of a model over the first K batches of a shard, in file order. */
+/* lmforge eval: mean loss of a model over the first K batches of a token file, in file order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@ int lmf_cmd_eval(int argc, char **argv) {
     int B = 4, T = 0, batches = 0, json = 0, threads = 0;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "lmforge or Hugging Face model directory, or llm.c checkpoint", LMF_NOLIMIT, NULL},
-        {"--data", LMF_OPT_STR, &data, "SHARD", "token shard", LMF_NOLIMIT, NULL},
+        {"--data", LMF_OPT_STR, &data, "TOKENS.bin", "token file", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size (default 4)", 1, 1e6, NULL},
         {"--seq", LMF_OPT_INT, &T, "T", "sequence length (default: the model's n_positions)", 1, 1e7, NULL},
         {"--batches", LMF_OPT_INT, &batches, "K", "batches to average (default: all that fit)", 1, 1e9, NULL},
@@ -31,16 +31,16 @@ int lmf_cmd_eval(int argc, char **argv) {
     if (!k) { lmf_cli_error("eval", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
     lmf_threads_set(threads);
     lmf_gpt *m = NULL;
-    lmf_shard *s = NULL;
+    lmf_tokens *s = NULL;
     lmf_loader *l = NULL;
     int32_t *in = NULL, *tg = NULL;
     int rc = 1;
     if (lmf_model_load_any(model, k, &m) != LMF_OK) goto fail;
     if (T == 0) T = lmf_gpt_cfg(m)->n_positions;
-    if (lmf_shard_open(data, &s) != LMF_OK) goto fail;
-    if ((int64_t)lmf_shard_max_token(s) >= lmf_gpt_cfg(m)->vocab_size) {
+    if (lmf_tokens_open(data, &s) != LMF_OK) goto fail;
+    if ((int64_t)lmf_tokens_max_token(s) >= lmf_gpt_cfg(m)->vocab_size) {
         lmf_cli_error("eval", "%s holds token id %u, outside the model's vocabulary (%d)", data,
-                      lmf_shard_max_token(s), lmf_gpt_cfg(m)->vocab_size);
+                      lmf_tokens_max_token(s), lmf_gpt_cfg(m)->vocab_size);
         goto out;
     }
     if (lmf_gpt_reserve(m, B, T, 0) != LMF_OK) goto fail;
@@ -72,7 +72,7 @@ out:
     free(in);
     free(tg);
     lmf_loader_free(l);
-    lmf_shard_close(s);
+    lmf_tokens_close(s);
     lmf_gpt_free(m);
     return rc;
 }

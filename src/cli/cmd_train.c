@@ -16,7 +16,7 @@
 #include "lmforge/perf.h"
 #include "lmforge/threads.h"
 #include "lmforge/train.h"
-#include "train/checkpoint.h"
+#include "ckpt/checkpoint.h"
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) {
@@ -41,8 +41,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json", LMF_NOLIMIT);
     O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (lmforge or Hugging Face directory, llm.c checkpoint)", LMF_NOLIMIT);
     O("--vocab-size", LMF_OPT_INT, &c->vocab_size, "N", "override the preset's vocabulary size", 1, 1e8);
-    O("--data", LMF_OPT_STR, &o->data, "TRAIN.bin", "training token shard (default: prepare the fortunes corpus)", LMF_NOLIMIT);
-    O("--val-data", LMF_OPT_STR, &o->val_data, "VAL.bin", "validation token shard", LMF_NOLIMIT);
+    O("--data", LMF_OPT_STR, &o->data, "TRAIN.bin", "training token file (default: prepare the fortunes corpus)", LMF_NOLIMIT);
+    O("--val-data", LMF_OPT_STR, &o->val_data, "VAL.bin", "validation token file", LMF_NOLIMIT);
     O("--corpus", LMF_OPT_STR, &c->corpus, "DIR", "text corpus for the default data (default /usr/share/games/fortunes)", LMF_NOLIMIT);
     O("--tokenizer", LMF_OPT_STR, &c->tokenizer, "DIR", "use this tokenizer for the default data instead of training one", LMF_NOLIMIT);
     O("--bpe-vocab", LMF_OPT_INT, &c->bpe_vocab, "N", "vocabulary size of the tokenizer trained for the default data (default 4096; 0 = bytes)", 0, 1e7);

@@ -1,4 +1,4 @@
-/* The default training data: fortunes corpus -> tokenizer -> train/val shards in the run dir. */
+/* The default training data: fortunes corpus -> tokenizer -> train/val token files in the run dir. */
 #include "cli/default_data.h"
 
 #include <dirent.h>

@@ -12,14 +12,14 @@ typedef struct lmf_command {
 
 static const lmf_command commands[] = {
     {"train", lmf_cmd_train, "train a GPT (defaults: small model on the fortunes corpus)"},
-    {"eval", lmf_cmd_eval, "mean loss of a model on a token shard"},
+    {"eval", lmf_cmd_eval, "mean loss of a model on a token file"},
     {"sample", lmf_cmd_sample, "generate text from a model"},
     {"plot", lmf_cmd_plot, "draw a run's loss curves as SVG"},
     {"bench", lmf_cmd_bench, "measure peak FLOP/s, training throughput and MFU"},
     {"convert", lmf_cmd_convert, "convert a model between lmforge, Hugging Face and llm.c files"},
     {"plan", lmf_cmd_plan, "capacity planner: memory, time and cost of training on a cluster"},
     {"tokenizer", lmf_cmd_tokenizer, "train a BPE tokenizer; encode or decode text"},
-    {"data", lmf_cmd_data, "prepare train/val token shards from text files"},
+    {"data", lmf_cmd_data, "prepare train/val token files from text files"},
     /* more commands register here */
 };
 

@@ -1,4 +1,4 @@
-/* Batch loader over one token shard: overlapping rows, file order or a keyed Feistel
+/* Batch loader over one token file: overlapping rows, file order or a keyed Feistel
  * permutation per epoch, micro-batches for data parallelism, resumable state. */
 #include "lmforge/data.h"
 
@@ -7,7 +7,7 @@
 #define FEISTEL_ROUNDS 6
 
 struct lmf_loader {
-    lmf_shard *s;
+    lmf_tokens *s;
     int B, T;
     uint64_t n_rows;
     lmf_loader_state st;
@@ -59,19 +59,19 @@ static uint64_t perm_apply(const perm *p, uint64_t i) {
     return x;
 }
 
-lmf_status lmf_loader_create(lmf_shard *s, int B, int T, int shuffle, uint64_t seed,
+lmf_status lmf_loader_create(lmf_tokens *s, int B, int T, int shuffle, uint64_t seed,
                              lmf_loader **out) {
     *out = NULL;
     if (B < 1 || T < 1)
         return lmf_fail(LMF_ERR_ARG, "batch size and sequence length must be positive (got %d x %d)",
                         B, T);
-    uint64_t n = lmf_shard_num_tokens(s);
+    uint64_t n = lmf_tokens_num_tokens(s);
     uint64_t need = (uint64_t)B * (uint64_t)T + 1;
     if (n < need)
         return lmf_fail(LMF_ERR_ARG,
-                        "shard %s has %llu tokens; a batch of %d x %d needs at least "
+                        "token file %s has %llu tokens; a batch of %d x %d needs at least "
                         "B*T+1 = %llu; use a smaller --batch/--seq or more data",
-                        lmf_shard_path(s), (unsigned long long)n, B, T,
+                        lmf_tokens_path(s), (unsigned long long)n, B, T,
                         (unsigned long long)need);
     lmf_loader *l = calloc(1, sizeof *l);
     if (!l) return lmf_fail(LMF_ERR_NOMEM, "out of memory creating the data loader");
@@ -90,8 +90,8 @@ void lmf_loader_free(lmf_loader *l) { free(l); }
 /* rows [k*T, k*T + T] -> inputs[T], targets[T] */
 static void read_row(const lmf_loader *l, uint64_t k, int32_t *inputs, int32_t *targets) {
     uint64_t start = k * (uint64_t)l->T;
-    lmf_shard_read(l->s, start, (size_t)l->T, inputs);
-    lmf_shard_read(l->s, start + 1, (size_t)l->T, targets);
+    lmf_tokens_read(l->s, start, (size_t)l->T, inputs);
+    lmf_tokens_read(l->s, start + 1, (size_t)l->T, targets);
 }
 
 void lmf_loader_fill(lmf_loader *l, uint64_t index, int32_t *inputs, int32_t *targets) {
@@ -101,7 +101,7 @@ void lmf_loader_fill(lmf_loader *l, uint64_t index, int32_t *inputs, int32_t *ta
     int have_perm = 0;
     for (uint64_t b = 0; b < B; b++) {
         /* slot j of the row stream; a batch running past n_rows continues in the next epoch
-         * (only when the state or the global batch size does not fit the shard) */
+         * (only when the state or the global batch size does not fit the token file) */
         uint64_t j = l->st.position + index * B + b;
         uint64_t epoch = l->st.epoch + j / l->n_rows, r = j % l->n_rows;
         uint64_t k = r;
@@ -143,7 +143,7 @@ lmf_status lmf_loader_set_state(lmf_loader *l, const lmf_loader_state *st) {
     if (st->position >= l->n_rows)
         return lmf_fail(LMF_ERR_FORMAT,
                         "data loader state: position %llu is past the %llu rows of %d tokens in "
-                        "the shard; resume with the same data and --seq",
+                        "the token file; resume with the same data and --seq",
                         (unsigned long long)st->position, (unsigned long long)l->n_rows, l->T);
     l->st = *st;
     return LMF_OK;

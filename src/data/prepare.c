@@ -1,7 +1,7 @@
-/* lmf_data_prepare: text files -> train/val shards, encoded in parallel. */
+/* lmf_data_prepare: text files -> train/val token files, encoded in parallel. */
 /* The calling thread cuts documents into work units (whole documents, or pieces of a long one
  * cut where encoding is unaffected) and puts them in a ring; worker threads encode them; the
- * calling thread appends them in input order, so the shards do not depend on the thread count.
+ * calling thread appends them in input order, so the token files do not depend on the thread count.
  * Waiting blocks on condition variables (no spinning), which keeps shared machines fast. */
 #include "lmforge/prepare.h"
 
@@ -55,7 +55,7 @@ typedef struct prep {
     size_t sep_len;
     uint32_t eot;
     pfile *files;
-    lmf_shard_writer *train, *val;
+    lmf_tokens_writer *train, *val;
     lmf_prepare_stats st;
     uint64_t bytes_total, bytes_done;
     int threads;
@@ -220,7 +220,7 @@ static lmf_status append_oldest(prep *p) {
     pthread_mutex_unlock(&p->mu);
     lmf_status s = sl->st;
     if (s != LMF_OK) return lmf_fail(s, "%s", sl->err);
-    s = lmf_shard_writer_append(sl->u.val ? p->val : p->train, sl->ids, sl->n_ids);
+    s = lmf_tokens_writer_append(sl->u.val ? p->val : p->train, sl->ids, sl->n_ids);
     if (s != LMF_OK) return s;
     if (sl->u.val) p->st.val_tokens += sl->n_ids;
     else p->st.train_tokens += sl->n_ids;
@@ -401,11 +401,11 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     if (s == LMF_OK) s = lmf_mkdir_p(o->out_dir);
     if (s == LMF_OK) {
         snprintf(path, sizeof path, "%s/train.bin", o->out_dir);
-        s = lmf_shard_writer_open(path, p.st.token_bytes, &p.train);
+        s = lmf_tokens_writer_open(path, p.st.token_bytes, &p.train);
     }
     if (s == LMF_OK && o->val_fraction > 0) {
         snprintf(path, sizeof path, "%s/val.bin", o->out_dir);
-        s = lmf_shard_writer_open(path, p.st.token_bytes, &p.val);
+        s = lmf_tokens_writer_open(path, p.st.token_bytes, &p.val);
     }
     /* pass 2: this thread makes and appends units, the workers encode them */
     started = 0;
@@ -428,15 +428,15 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     for (int i = 0; i < o->n_inputs; i++) unmap_file(&p.files[i]);
     free(p.files);
     if (s == LMF_OK && p.train) {
-        s = lmf_shard_writer_close(p.train);
+        s = lmf_tokens_writer_close(p.train);
         p.train = NULL;
     }
     if (s == LMF_OK && p.val) {
-        s = lmf_shard_writer_close(p.val);
+        s = lmf_tokens_writer_close(p.val);
         p.val = NULL;
     }
-    if (p.train) lmf_shard_writer_abort(p.train);
-    if (p.val) lmf_shard_writer_abort(p.val);
+    if (p.train) lmf_tokens_writer_abort(p.train);
+    if (p.val) lmf_tokens_writer_abort(p.val);
     if (s != LMF_OK) return s;
     p.st.bytes = p.bytes_total;
     p.st.docs = n_docs;

@@ -12,8 +12,8 @@
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
 #include "lmforge/perf.h"
-#include "train/checkpoint.h"
-#include "train/ckpt_fault.h"
+#include "ckpt/checkpoint.h"
+#include "ckpt/ckpt_fault.h"
 #include "train/trainer_internal.h"
 
 void lmf_train_opts_default(lmf_train_opts *o) {
@@ -62,8 +62,8 @@ static lmf_status check_opts(const lmf_train_opts *o) {
 }
 
 /* Shard ids must fit the model's vocabulary. */
-static lmf_status check_vocab(lmf_shard *s, const char *path, const lmf_gpt_config *c) {
-    uint32_t mx = lmf_shard_max_token(s);
+static lmf_status check_vocab(lmf_tokens *s, const char *path, const lmf_gpt_config *c) {
+    uint32_t mx = lmf_tokens_max_token(s);
     if ((int64_t)mx >= c->vocab_size)
         return lmf_fail(LMF_ERR_ARG,
                         "%s holds token id %u but the model's vocab_size is %d; use a model with "
@@ -118,8 +118,8 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
     t->rank = lmf_comm_rank(t->comm);
     t->world = lmf_comm_size(t->comm);
     LMF_TRY(derive_accum(t));
-    LMF_TRY(lmf_shard_open(o->data, &t->train));
-    if (o->val_data) LMF_TRY(lmf_shard_open(o->val_data, &t->val));
+    LMF_TRY(lmf_tokens_open(o->data, &t->train));
+    if (o->val_data) LMF_TRY(lmf_tokens_open(o->val_data, &t->val));
 
     lmf_ckpt_info ck;
     memset(&ck, 0, sizeof ck);
@@ -182,8 +182,8 @@ void lmf_trainer_free(lmf_trainer *t) {
     free(t->inject_nan);
     lmf_loader_free(t->loader);
     lmf_loader_free(t->val_loader);
-    lmf_shard_close(t->train);
-    lmf_shard_close(t->val);
+    lmf_tokens_close(t->train);
+    lmf_tokens_close(t->val);
     lmf_gpt_free(t->model);
     lmf_ddp_free(t->ddp);
     lmf_comm_free(t->comm);

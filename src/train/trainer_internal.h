@@ -17,7 +17,7 @@ struct lmf_trainer {
     lmf_ddp *ddp;
     int rank, world;
     int accum;          /* micro-batches per rank per step */
-    lmf_shard *train, *val;
+    lmf_tokens *train, *val;
     lmf_loader *loader, *val_loader;
     lmf_gpt *model;
     int32_t *inputs, *targets;

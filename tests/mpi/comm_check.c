@@ -132,8 +132,8 @@ static void check_nonblocking_overlap(lmf_comm *c) {
     size_t n = (size_t)3 << 20 | 1, m = 100003;
     float *a = malloc(n * sizeof(float)), *s = malloc(m * sizeof(float));
     size_t *counts = malloc((size_t)g_size * sizeof(size_t));
-    lmf_shard_counts(m, g_size, (lmf_range){0, m}, counts);
-    lmf_range my = lmf_shard_range(m, g_size, g_rank);
+    lmf_partition_counts(m, g_size, (lmf_range){0, m}, counts);
+    lmf_range my = lmf_partition_range(m, g_size, g_rank);
     float *r = malloc((lmf_range_len(my) + 1) * sizeof(float)), *g = malloc(m * sizeof(float));
     for (size_t i = 0; i < n; i++) a[i] = (float)(g_rank + 1) * val(i);
     for (size_t i = 0; i < m; i++) s[i] = (float)(g_rank + 1) * val(i);
@@ -179,7 +179,7 @@ static void mode_collectives(lmf_comm *c) {
     /* balanced shards of sizes that do not divide, including fewer elements than ranks */
     size_t totals[] = {0, 1, (size_t)g_size - 1, 5, 1001, 262147};
     for (size_t t = 0; t < sizeof totals / sizeof totals[0]; t++) {
-        lmf_shard_counts(totals[t], g_size, (lmf_range){0, totals[t]}, counts);
+        lmf_partition_counts(totals[t], g_size, (lmf_range){0, totals[t]}, counts);
         check_v(c, counts, (int)(t & 1));
     }
     /* irregular counts with empty parts */
@@ -251,7 +251,7 @@ static void engine_case(lmf_comm *c, int L, const size_t *sizes, int stage, size
     /* memory: the sharded kinds hold this rank's shard only */
     lmf_ddp_memory mem;
     lmf_ddp_memory_used(d, &mem);
-    size_t sh = lmf_range_len(lmf_shard_range(n, g_size, g_rank));
+    size_t sh = lmf_range_len(lmf_partition_range(n, g_size, g_rank));
     CHECK(mem.optim == 2 * 4 * (stage >= 1 ? sh : n), "optimizer bytes %zu", mem.optim);
     CHECK(mem.grads == 4 * (stage >= 2 ? sh : n), "gradient bytes %zu", mem.grads);
     CHECK(mem.weights == 4 * (stage >= 3 ? sh : n), "weight bytes %zu", mem.weights);

@@ -1,26 +1,14 @@
-/* Peak fp32 FMA throughput microbenchmark, peak RSS and a monotonic clock. */
+/* Peak fp32 FMA throughput microbenchmark. */
 #include "lmforge/perf.h"
 
 #include <immintrin.h>
 #include <omp.h>
-#include <sys/resource.h>
-#include <time.h>
+
+#include "lmforge/system.h"
 
 #define PEAK_ACC 12           /* independent accumulators: > FMA latency (4) x pipes (2) */
 #define PEAK_INNER 4096       /* iterations between clock reads */
 #define PEAK_MAX_THREADS 256
-
-double lmf_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-size_t lmf_peak_rss_bytes(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-    return (size_t)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
-}
 
 /* Runs PEAK_INNER x PEAK_ACC FMAs on 8 lanes per call; returns a value depending on all of
  * them so nothing can be dropped. a*x+b with a < 1 converges, so no overflow or denormals. */

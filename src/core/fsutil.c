@@ -1,0 +1,201 @@
+/* File-system helpers: mkdir -p, full writes and reads, atomic whole-file writes, bounded
+ * whole-file reads, path joins. */
+#include "lmforge/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+lmf_status lmf_mkdir_p(const char *path) {
+    size_t n = strlen(path);
+    if (n == 0) return lmf_fail(LMF_ERR_ARG, "cannot create a directory with an empty name");
+    char *p = malloc(n + 1);
+    if (!p) return lmf_fail(LMF_ERR_NOMEM, "out of memory creating %s", path);
+    memcpy(p, path, n + 1);
+    lmf_status s = LMF_OK;
+    /* create each prefix ending before a '/', then the whole path */
+    for (size_t i = 1; i <= n && s == LMF_OK; i++) {
+        if (i < n && p[i] != '/') continue;
+        if (i < n && p[i - 1] == '/') continue; /* repeated slashes */
+        char saved = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            s = lmf_fail(LMF_ERR_IO, "cannot create directory %s: %s", p, strerror(errno));
+        p[i] = saved;
+    }
+    struct stat st;
+    if (s == LMF_OK && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+        s = lmf_fail(LMF_ERR_IO, "cannot create directory %s: a file of that name is in the way",
+                     path);
+    free(p);
+    return s;
+}
+
+const char *lmf_io_reason(int e) {
+    if (e == ENOSPC) return "no space left on device (free space or point --out at a larger disk)";
+    if (e == EFBIG) return "file too large (a file size limit such as ulimit -f is in the way)";
+    if (e == EDQUOT) return "disk quota exceeded";
+    return strerror(e);
+}
+
+lmf_status lmf_write_all(int fd, const void *data, size_t len, const char *path) {
+    const char *b = data;
+    while (len > 0) {
+        size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+        ssize_t w = write(fd, b, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        /* write() returning 0 for a regular file means no room */
+        if (w <= 0)
+            return lmf_fail(LMF_ERR_IO, "cannot write %s: %s", path,
+                            lmf_io_reason(w < 0 ? errno : ENOSPC));
+        b += w;
+        len -= (size_t)w;
+    }
+    return LMF_OK;
+}
+
+lmf_status lmf_pread_all(int fd, void *dst, size_t len, uint64_t off, const char *path) {
+    char *b = dst;
+    while (len > 0) {
+        size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+        ssize_t r = pread(fd, b, chunk, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return lmf_fail(LMF_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+        }
+        if (r == 0) return lmf_fail(LMF_ERR_FORMAT, "%s: unexpected end of file", path);
+        b += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return LMF_OK;
+}
+
+lmf_status lmf_fsync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir) return lmf_fail(LMF_ERR_ARG, "path too long: %s", path);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot open directory %s: %s", dir, strerror(errno));
+    /* some file systems refuse fsync on directories (EINVAL); that is not a failure */
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (r != 0 && e != EINVAL && e != EROFS)
+        return lmf_fail(LMF_ERR_IO, "cannot sync directory %s: %s", dir, strerror(e));
+    return LMF_OK;
+}
+
+lmf_status lmf_tmp_path(char *tmp, size_t cap, const char *path) {
+    int n = snprintf(tmp, cap, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= cap) return lmf_fail(LMF_ERR_ARG, "path too long: %s", path);
+    return LMF_OK;
+}
+
+lmf_status lmf_commit_tmp(int fd, const char *tmp, const char *path) {
+    if (fsync(fd) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return s;
+    }
+    if (close(fd) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot close %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return s;
+    }
+    if (rename(tmp, path) != 0) {
+        lmf_status s =
+            lmf_fail(LMF_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return s;
+    }
+    return lmf_fsync_parent_dir(path);
+}
+
+lmf_status lmf_write_file_atomic(const char *path, const void *data, size_t len) {
+    char tmp[4200];
+    LMF_TRY(lmf_tmp_path(tmp, sizeof tmp, path));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    lmf_status s = lmf_write_all(fd, data, len, tmp);
+    if (s != LMF_OK) {
+        close(fd);
+        unlink(tmp);
+        return s;
+    }
+    return lmf_commit_tmp(fd, tmp, path);
+}
+
+lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_len) {
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        close(fd);
+        return s;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return lmf_fail(LMF_ERR_IO, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > (uint64_t)max_len) {
+        close(fd);
+        return lmf_fail(LMF_ERR_IO, "%s is %lld bytes, more than the %zu allowed", path,
+                        (long long)st.st_size, max_len);
+    }
+    size_t n = (size_t)st.st_size;
+    char *b = malloc(n + 1);
+    if (!b) {
+        close(fd);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate %zu bytes to read %s", n + 1, path);
+    }
+    lmf_status s = n ? lmf_pread_all(fd, b, n, 0, path) : LMF_OK;
+    close(fd);
+    if (s != LMF_OK) {
+        free(b);
+        return s == LMF_ERR_FORMAT ? lmf_fail(LMF_ERR_IO, "%s changed size while being read", path)
+                                   : s;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return LMF_OK;
+}
+
+lmf_status lmf_path_join(char *buf, size_t cap, const char *a, const char *b) {
+    int n;
+    size_t la = strlen(a);
+    if (b[0] == '/' || la == 0)
+        n = snprintf(buf, cap, "%s", b);
+    else if (a[la - 1] == '/')
+        n = snprintf(buf, cap, "%s%s", a, b);
+    else
+        n = snprintf(buf, cap, "%s/%s", a, b);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap > 0) buf[0] = '\0';
+        return lmf_fail(LMF_ERR_ARG, "path %s/%s is too long (limit %zu bytes)", a, b, cap);
+    }
+    return LMF_OK;
+}
+
+int lmf_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}

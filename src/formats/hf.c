@@ -1,0 +1,274 @@
+/* Hugging Face GPT-2 directories: single or sharded safetensors in, fp32 safetensors out. */
+#include "lmforge/convert.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "formats/hf_internal.h"
+#include "lmforge/fsutil.h"
+#include "lmforge/safetensors.h"
+
+#define INDEX_MAX_BYTES ((size_t)64 << 20)
+#define MAX_SHARDS 100000
+#define PREFIX "transformer."
+
+/* The files a directory's weights come from. */
+typedef struct hf_src {
+    int n;
+    lmf_st_file **f;
+    char **fname;        /* name of each file inside the directory */
+    char what[4096];     /* model.safetensors or the index, for messages */
+    json_t *index;       /* the parsed index (sharded) or NULL */
+    json_t *map;         /* its weight_map */
+} hf_src;
+
+static void src_close(hf_src *s) {
+    for (int i = 0; i < s->n; i++) {
+        lmf_st_close(s->f[i]);
+        free(s->fname[i]);
+    }
+    free(s->f);
+    free(s->fname);
+    if (s->index) json_decref(s->index);
+    memset(s, 0, sizeof *s);
+}
+
+static lmf_status src_add(hf_src *s, const char *dir, const char *name) {
+    char path[4096];
+    lmf_st_file **f = realloc(s->f, (size_t)(s->n + 1) * sizeof *f);
+    if (f) s->f = f;
+    char **fn = realloc(s->fname, (size_t)(s->n + 1) * sizeof *fn);
+    if (fn) s->fname = fn;
+    if (!f || !fn) return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory", s->what);
+    s->fname[s->n] = strdup(name);
+    if (!s->fname[s->n]) return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory", s->what);
+    s->f[s->n] = NULL;
+    s->n++;
+    LMF_TRY(lmf_path_join(path, sizeof path, dir, name));
+    if (!lmf_file_exists(path))
+        return lmf_fail(LMF_ERR_IO, "%s: names the shard '%s', which does not exist (%s)", s->what,
+                        name, path);
+    return lmf_st_open(path, &s->f[s->n - 1]);
+}
+
+/* a shard file name: a plain name inside the directory (no path separators, not . or ..) */
+static int plain_name(const char *n) {
+    size_t l = strlen(n);
+    return l > 0 && l < 1024 && !strchr(n, '/') && !strchr(n, '\\') && strcmp(n, ".") != 0 &&
+           strcmp(n, "..") != 0;
+}
+
+static lmf_status open_index(hf_src *s, const char *dir) {
+    char *buf = NULL;
+    size_t len = 0;
+    LMF_TRY(lmf_read_file(s->what, &buf, &len, INDEX_MAX_BYTES));
+    json_error_t err;
+    s->index = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+    free(buf);
+    if (!s->index)
+        return lmf_fail(LMF_ERR_FORMAT, "%s: not valid JSON (line %d: %s)", s->what, err.line,
+                        err.text);
+    s->map = json_is_object(s->index) ? json_object_get(s->index, "weight_map") : NULL;
+    if (!json_is_object(s->map))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: no \"weight_map\" object (tensor name -> shard file)",
+                        s->what);
+    if (json_object_size(s->map) == 0) return lmf_fail(LMF_ERR_FORMAT, "%s: weight_map is empty", s->what);
+    const char *key;
+    json_t *v;
+    json_object_foreach(s->map, key, v) {
+        if (!json_is_string(v) || !plain_name(json_string_value(v)))
+            return lmf_fail(LMF_ERR_FORMAT, "%s: weight_map entry '%s' must name a file in the "
+                            "same directory", s->what, key);
+        const char *fn = json_string_value(v);
+        int seen = 0;
+        for (int i = 0; i < s->n && !seen; i++) seen = strcmp(s->fname[i], fn) == 0;
+        if (seen) continue;
+        if (s->n >= MAX_SHARDS) return lmf_fail(LMF_ERR_FORMAT, "%s: too many shard files", s->what);
+        LMF_TRY(src_add(s, dir, fn));
+    }
+    /* every entry must be in the shard it names */
+    json_object_foreach(s->map, key, v) {
+        const char *fn = json_string_value(v);
+        for (int i = 0; i < s->n; i++)
+            if (strcmp(s->fname[i], fn) == 0 && !lmf_st_find(s->f[i], key))
+                return lmf_fail(LMF_ERR_FORMAT, "%s: weight_map puts '%s' in %s, but that file "
+                                "has no such tensor", s->what, key, fn);
+    }
+    return LMF_OK;
+}
+
+/* Open dir's weights: model.safetensors, else model.safetensors.index.json and its shards. */
+static lmf_status src_open(hf_src *s, const char *dir) {
+    memset(s, 0, sizeof *s);
+    LMF_TRY(lmf_path_join(s->what, sizeof s->what, dir, "model.safetensors"));
+    if (lmf_file_exists(s->what)) return src_add(s, dir, "model.safetensors");
+    LMF_TRY(lmf_path_join(s->what, sizeof s->what, dir, "model.safetensors.index.json"));
+    if (lmf_file_exists(s->what)) return open_index(s, dir);
+    char pt[4096];
+    LMF_TRY(lmf_path_join(pt, sizeof pt, dir, "pytorch_model.bin"));
+    if (lmf_file_exists(pt))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: holds only PyTorch pickle weights (pytorch_model.bin); "
+                        "lmforge reads safetensors: save the model with "
+                        "save_pretrained(..., safe_serialization=True)", dir);
+    return lmf_fail(LMF_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+}
+
+/* Find `name` (or "transformer." + name) in exactly one place among the files. *t = NULL when
+ * absent and allow_missing. */
+static lmf_status find_one(hf_src *s, const char *name, int allow_missing, int *file,
+                           const lmf_st_tensor **t) {
+    char alt[128];
+    snprintf(alt, sizeof alt, PREFIX "%s", name);
+    const char *variants[2] = {name, alt};
+    int hits = 0;
+    *t = NULL;
+    for (int i = 0; i < s->n; i++) {
+        for (int v = 0; v < 2; v++) {
+            const lmf_st_tensor *x = lmf_st_find(s->f[i], variants[v]);
+            if (!x) continue;
+            if (hits++ == 0) {
+                *t = x;
+                *file = i;
+                continue;
+            }
+            return lmf_fail(LMF_ERR_FORMAT, "%s: tensor '%s' appears more than once (as '%s' in "
+                            "%s and as '%s' in %s)", s->what, name, (*t)->name, s->fname[*file],
+                            x->name, s->fname[i]);
+        }
+    }
+    if (!hits) {
+        if (allow_missing) return LMF_OK;
+        return lmf_fail(LMF_ERR_FORMAT, "%s: tensor '%s' is missing%s", s->what, name,
+                        s->index ? " from every shard" : "");
+    }
+    if (s->index) {
+        json_t *e = json_object_get(s->map, (*t)->name);
+        if (!e)
+            return lmf_fail(LMF_ERR_FORMAT, "%s: weight_map has no entry for '%s' (it is in %s)",
+                            s->what, (*t)->name, s->fname[*file]);
+        if (strcmp(json_string_value(e), s->fname[*file]) != 0)
+            return lmf_fail(LMF_ERR_FORMAT, "%s: weight_map puts '%s' in %s, but it is in %s",
+                            s->what, (*t)->name, json_string_value(e), s->fname[*file]);
+    }
+    return LMF_OK;
+}
+
+/* GPT-2 names lmforge reads, plus the attention-mask buffers and the tied head it skips. */
+static int known_name(const char *name, const lmf_param_layout *l, int n_layer) {
+    if (strncmp(name, PREFIX, strlen(PREFIX)) == 0) name += strlen(PREFIX);
+    if (lmf_layout_find(l, name) >= 0 || strcmp(name, "lm_head.weight") == 0) return 1;
+    int layer = -1, end = 0;
+    char what[32];
+    if (sscanf(name, "h.%d.attn.%31[a-z_]%n", &layer, what, &end) == 2 && name[end] == '\0' &&
+        layer >= 0 && layer < n_layer)
+        return strcmp(what, "bias") == 0 || strcmp(what, "masked_bias") == 0;
+    return 0;
+}
+
+static lmf_status check_unknown(hf_src *s, const lmf_param_layout *l, int n_layer) {
+    for (int i = 0; i < s->n; i++)
+        for (int j = 0; j < lmf_st_count(s->f[i]); j++) {
+            const char *nm = lmf_st_get(s->f[i], j)->name;
+            if (!known_name(nm, l, n_layer))
+                return lmf_fail(LMF_ERR_FORMAT, "%s: unexpected tensor '%s' in %s: not part of a "
+                                "GPT-2 model with %d layers (lmforge reads plain GPT-2 weights)",
+                                s->what, nm, s->fname[i], n_layer);
+        }
+    return LMF_OK;
+}
+
+static lmf_status check_shape(hf_src *s, const lmf_st_tensor *t, int file, int ndim,
+                              const int64_t *shape) {
+    int ok = t->ndim == ndim && t->shape[0] == shape[0] && (ndim == 1 || t->shape[1] == shape[1]);
+    if (ok) return LMF_OK;
+    char got[96] = "", want[64];
+    for (int d = 0; d < t->ndim && d < LMF_ST_MAX_DIMS; d++) {
+        size_t n = strlen(got);
+        snprintf(got + n, sizeof got - n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    }
+    if (ndim == 1) snprintf(want, sizeof want, "%lld", (long long)shape[0]);
+    else snprintf(want, sizeof want, "%lld, %lld", (long long)shape[0], (long long)shape[1]);
+    return lmf_fail(LMF_ERR_FORMAT, "%s: tensor '%s' in %s has shape [%s] but config.json implies "
+                    "[%s]%s", s->what, t->name, s->fname[file], got, want,
+                    ndim == 2 && t->ndim == 2 && t->shape[0] == shape[1] && t->shape[1] == shape[0]
+                        ? " (transposed? GPT-2's Conv1D weights are stored (in, out))" : "");
+}
+
+static lmf_status check_tied(hf_src *s, lmf_gpt *m) {
+    int file = 0;
+    const lmf_st_tensor *t = NULL;
+    LMF_TRY(find_one(s, "lm_head.weight", 1, &file, &t));
+    if (!t) return LMF_OK;
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    const lmf_tensor_info *wte = &l->tensors[lmf_layout_find(l, "wte.weight")];
+    LMF_TRY(check_shape(s, t, file, 2, wte->shape));
+    size_t n = (size_t)wte->shape[0] * (size_t)wte->shape[1];
+    float *head = malloc(n * sizeof(float));
+    if (!head) return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory reading lm_head.weight", s->what);
+    lmf_status st = lmf_st_read_f32(s->f[file], t, head, n);
+    if (st == LMF_OK && memcmp(head, lmf_gpt_params(m) + wte->offset, n * sizeof(float)) != 0)
+        st = lmf_fail(LMF_ERR_FORMAT, "%s: lm_head.weight differs from wte.weight: an untied output "
+                      "layer, which GPT-2 (and lmforge) do not have", s->what);
+    free(head);
+    return st;
+}
+
+lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir) {
+    hf_src s;
+    lmf_status st = src_open(&s, dir);
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    float *p = lmf_gpt_params(m);
+    LMF_ASSERT(p != NULL);
+    if (st == LMF_OK) st = check_unknown(&s, l, lmf_gpt_cfg(m)->n_layer);
+    for (int i = 0; i < l->n_tensors && st == LMF_OK; i++) {
+        const lmf_tensor_info *ti = &l->tensors[i];
+        const lmf_st_tensor *t = NULL;
+        int file = 0;
+        st = find_one(&s, ti->name, 0, &file, &t);
+        if (st == LMF_OK) st = check_shape(&s, t, file, ti->ndim, ti->shape);
+        if (st != LMF_OK) break;
+        size_t n = (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
+        st = lmf_st_read_f32(s.f[file], t, p + ti->offset, n);
+        if (st == LMF_OK && n < ti->numel) /* padded wte rows */
+            memset(p + ti->offset + n, 0, (ti->numel - n) * sizeof(float));
+    }
+    if (st == LMF_OK) st = check_tied(&s, m);
+    src_close(&s);
+    return st;
+}
+
+lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out) {
+    char path[4096];
+    struct stat sb;
+    *out = NULL;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return lmf_fail(LMF_ERR_IO, "%s: not a model directory (expected config.json and "
+                        "model.safetensors inside)", dir);
+    lmf_gpt_config c;
+    LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
+    if (!lmf_file_exists(path))
+        return lmf_fail(LMF_ERR_IO, "%s: no config.json (a Hugging Face or lmforge model directory "
+                        "has config.json and model.safetensors)", dir);
+    LMF_TRY(lmf_hf_read_config(path, &c));
+    lmf_gpt *m = NULL;
+    LMF_TRY(lmf_gpt_create(&c, k, &m));
+    lmf_status s = lmf_hf_load_weights(m, dir);
+    if (s != LMF_OK) {
+        lmf_gpt_free(m);
+        return s;
+    }
+    *out = m;
+    return LMF_OK;
+}
+
+lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
+    char path[4096];
+    LMF_TRY(lmf_mkdir_p(dir));
+    LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
+    LMF_TRY(lmf_hf_write_config(path, lmf_gpt_cfg(m), eot));
+    LMF_TRY(lmf_path_join(path, sizeof path, dir, "model.safetensors"));
+    return lmf_gpt_save_weights(m, path);
+}

@@ -1,0 +1,65 @@
+/* Internal view of the communicator: the backend table and the state shared by all backends. */
+#ifndef LMF_PARALLEL_COMM_INTERNAL_H
+#define LMF_PARALLEL_COMM_INTERNAL_H
+
+#include <signal.h>
+
+#include "lmforge/comm.h"
+
+struct lmf_comm_req {
+    lmf_comm_req *prev, *next; /* the communicator's list of outstanding requests */
+    const char *op;            /* "allreduce", ... for messages */
+    size_t count;              /* elements moved, for messages */
+    int done;                  /* set once the backend reported completion */
+    void *impl;                /* backend state (MPI requests, count arrays) */
+};
+
+/* One backend. The i* functions start an operation and fill r->impl; test reports completion
+ * (and may be called again after done); release frees r->impl. Failures return a status with
+ * the message set by lmf_fail; the common layer adds rank and context and applies the policy. */
+typedef struct lmf_comm_vtable {
+    const char *name;
+    lmf_status (*init)(lmf_comm *c); /* sets c->rank, c->size, c->impl */
+    void (*finalize)(lmf_comm *c);
+    lmf_status (*iallreduce)(lmf_comm *c, void *buf, size_t n, lmf_comm_dtype dtype,
+                             lmf_comm_op op, lmf_comm_req *r);
+    lmf_status (*ireduce_scatter_f32)(lmf_comm *c, float *recv, const float *send,
+                                      const size_t *counts, lmf_comm_req *r);
+    lmf_status (*iallgather_f32)(lmf_comm *c, float *buf, const float *send,
+                                 const size_t *counts, lmf_comm_req *r);
+    lmf_status (*ibroadcast)(lmf_comm *c, void *buf, size_t bytes, int root, lmf_comm_req *r);
+    lmf_status (*ibarrier)(lmf_comm *c, lmf_comm_req *r);
+    lmf_status (*test)(lmf_comm *c, lmf_comm_req *r, int *done);
+    void (*release)(lmf_comm *c, lmf_comm_req *r);
+    /* stop every rank; returns only for backends without a job to stop */
+    void (*abort)(lmf_comm *c, int code);
+} lmf_comm_vtable;
+
+struct lmf_comm {
+    const lmf_comm_vtable *be;
+    void *impl;
+    int rank, size;
+    double timeout;             /* seconds; <= 0: forever */
+    int abort_on_failure;
+    int failed;                 /* a failure happened: refuse further operations */
+    char context[128];
+    lmf_comm_req *pending;      /* outstanding requests, newest first */
+    int n_pending;
+    lmf_comm_req *spare;        /* finished request structs kept for reuse (a training step
+                                 * then allocates nothing), linked through next */
+    const char *volatile waiting_in; /* operation being waited for, NULL when none */
+};
+
+extern const lmf_comm_vtable lmf_comm_vt_single;
+#if LMF_HAVE_MPI
+extern const lmf_comm_vtable lmf_comm_vt_mpi;
+/* called by the common layer whenever the context changes (for the signal message) */
+void lmf_comm_mpi_context_changed(lmf_comm *c);
+/* the signal line of lmf_comm_note_signal */
+void lmf_comm_mpi_note_signal(int sig);
+#endif
+
+/* element size of a dtype in bytes */
+size_t lmf_comm_dtype_size(lmf_comm_dtype d);
+
+#endif
