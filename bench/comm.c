@@ -129,7 +129,7 @@ static long rss_kb(void) {
 
 /* one synthetic backward through the hooks (every gradient 1e-3) and an optimizer step, so
  * every byte the engine holds is touched */
-static lmf_status fake_step(lmf_ddp *d, const lmf_param_layout *l) {
+static lmf_status fake_step(lmf_ddp *d, const lmf_param_layout *l, size_t *optim_bytes) {
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     LMF_TRY(lmf_ddp_begin_micro(d, 0, 1));
@@ -146,7 +146,14 @@ static lmf_status fake_step(lmf_ddp *d, const lmf_param_layout *l) {
         h.release_params(h.ctx, b, 1);
     }
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
-    return lmf_ddp_step(d, &hp, 1e-4f, 1, 1.0f, NULL);
+    lmf_optimizer *o = NULL;
+    lmf_status s = lmf_ddp_optimizer_create(d, lmf_kernels_fast(), &hp, 1.0f, &o);
+    if (s == LMF_OK) s = lmf_ddp_reduce_wait(d);
+    if (s == LMF_OK)
+        s = lmf_optimizer_step(o, lmf_ddp_owned_params(d), lmf_ddp_owned_grads(d), 1e-4f, 1, NULL);
+    if (s == LMF_OK) *optim_bytes = lmf_optimizer_bytes(o);
+    lmf_optimizer_free(o);
+    return s;
 }
 
 static int bench_memory(lmf_comm *c, int argc, char **argv) {
@@ -169,17 +176,19 @@ static int bench_memory(lmf_comm *c, int argc, char **argv) {
         for (size_t i = 0; i < l.total; i++) params[i] = 0.01f;
         lmf_ddp_config dc = {.zero_stage = stage};
         lmf_ddp *d;
-        if (lmf_ddp_create(c, &l, lmf_kernels_fast(), &dc, params, &d) != LMF_OK)
+        if (lmf_ddp_create(c, &l, &dc, params, &d) != LMF_OK)
             return die(c, "engine");
         if (stage == 3) {
             free(params); /* what lmf_gpt_drop_params does */
             params = NULL;
         }
-        if (fake_step(d, &l) != LMF_OK) return die(c, "step");
+        size_t optim = 0;
+        if (fake_step(d, &l, &optim) != LMF_OK) return die(c, "step");
         double grown = (double)(rss_kb() - before) * 1024;
         lmf_ddp_memory th, m;
         lmf_ddp_memory_theory(l.total, W, stage, &th);
         lmf_ddp_memory_used(d, &m);
+        m.optim = optim; /* held by the optimizer over the engine's range */
         double rss = grown;
         lmf_comm_allreduce_f64(c, &rss, 1, LMF_COMM_MAX);
         double tt = (double)(th.weights + th.grads + th.optim),
@@ -217,15 +226,17 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
     lmf_gpt_init_weights(m, 1);
     lmf_ddp_config dc = {.zero_stage = stage, .no_overlap = !overlap};
     lmf_ddp *d;
-    if (lmf_ddp_create(c, lmf_gpt_layout(m), k, &dc, lmf_gpt_params(m), &d) != LMF_OK)
+    if (lmf_ddp_create(c, lmf_gpt_layout(m), &dc, lmf_gpt_params(m), &d) != LMF_OK)
         return die(c, "engine");
+    lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lmf_optimizer *o = NULL;
+    if (lmf_ddp_optimizer_create(d, k, &hp, 1.0f, &o) != LMF_OK) return die(c, "optimizer");
     if (stage == 3) lmf_gpt_drop_params(m);
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     lmf_gpt_set_hooks(m, &h);
-    if (lmf_gpt_reserve(m, 1, T, 2) != LMF_OK) return die(c, "reserve");
+    if (lmf_gpt_reserve(m, 1, T, LMF_RESERVE_TRAIN_HOOKED) != LMF_OK) return die(c, "reserve");
     int32_t *in = malloc((size_t)T * sizeof(int32_t)), *tg = malloc((size_t)T * sizeof(int32_t));
-    lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     double t_first = 0;
     lmf_ddp_stats st0 = {0}, st1;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up and is not timed */
@@ -245,7 +256,10 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
                 return die(c, "forward");
             lmf_gpt_backward(m);
         }
-        if (lmf_ddp_step(d, &hp, 1e-4f, s + 1, 1.0f, NULL) != LMF_OK) return die(c, "step");
+        if (lmf_ddp_reduce_wait(d) != LMF_OK ||
+            lmf_optimizer_step(o, lmf_ddp_owned_params(d), lmf_ddp_owned_grads(d), 1e-4f, s + 1,
+                               NULL) != LMF_OK)
+            return die(c, "step");
     }
     lmf_comm_barrier(c);
     double dt = lmf_now_s() - t_first;
@@ -260,6 +274,7 @@ static int bench_train(lmf_comm *c, int argc, char **argv) {
                tokens / dt, dt / steps, waits[0], waits[1]);
     free(in);
     free(tg);
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     lmf_gpt_free(m);
     return 0;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmforge/ckpt.h"
+#include "lmforge/ckpt_format.h"
 #include "lmforge/train.h"
-#include "ckpt/ckpt_index.h"
-#include "ckpt/ckpt_state.h"
 
 static void check_invariants(const lmf_ckpt_index *ix) {
     if (ix->world_size < 1 || ix->zero_stage < 0 || ix->zero_stage > 3 || ix->total < 1) abort();
@@ -53,12 +53,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     lmf_ckpt_index_free(&ix);
 
-    lmf_ckpt_saved sv;
-    if (lmf_ckpt_state_parse((const char *)data, size, "fuzz/trainer_state.json", &sv) == LMF_OK &&
-        (sv.step < 0 || sv.world_size < 1 || sv.zero_stage > 3 || sv.loader.shuffle > 1))
-        abort();
-    lmf_train_opts o;
-    lmf_train_opts_default(&o);
-    lmf_ckpt_state_opts((const char *)data, size, "fuzz/trainer_state.json", &o);
+    lmf_train_state sv;
+    char *opts = NULL;
+    if (lmf_ckpt_state_parse((const char *)data, size, "fuzz/trainer_state.json", &sv, &opts) ==
+        LMF_OK) {
+        if (sv.step < 0 || sv.world_size < 1 || sv.zero_stage > 3 || sv.loader.shuffle > 1 || !opts)
+            abort();
+        lmf_train_opts o;
+        lmf_train_opts_default(&o);
+        lmf_saved_opts saved;
+        lmf_train_opts_from_json(opts, "fuzz/trainer_state.json", &o, &saved);
+    }
+    free(opts);
     return 0;
 }

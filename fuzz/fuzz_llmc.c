@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 
 static void checkpoint(const uint8_t *data, size_t size) {
     lmf_llmc_header h;
@@ -30,7 +30,7 @@ static void checkpoint(const uint8_t *data, size_t size) {
 
 static void tokenizer(const uint8_t *data, size_t size) {
     lmf_tokenizer *t = NULL;
-    if (lmf_llmc_tokenizer_parse(data, size, "fuzz-input", &t) != LMF_OK) {
+    if (lmf_tok_parse_llmc(data, size, "fuzz-input", &t) != LMF_OK) {
         if (t != NULL) abort();
         return;
     }

@@ -107,8 +107,8 @@ if command -v mpirun >/dev/null; then
   timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$LMF" train \
     --model tiny --data "$WORK/base/data/train.bin" --vocab-size 257 "${rest[@]}" --out "$WORK/m" --stop-after 10 2>"$WORK/m.err" || fail "mpirun base run: $(cat "$WORK/m.err")"
   rc=0
-  LMF_TEST_CKPT_FAIL_RANK=1 timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
-    -x OMP_NUM_THREADS=1 -x LMF_TEST_CKPT_FAIL_RANK "$LMF" train --resume "$WORK/m" --quiet \
+  timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
+    -x OMP_NUM_THREADS=1 "$LMF" train --resume "$WORK/m" --test-ckpt-fail-rank 1 --quiet \
     --sample-tokens 0 2>"$WORK/m.err" || rc=$?
   n=$(grep -c "checkpoint step 15 not written (the previous one is intact): .*shard-00001-of-00002.safetensors: injected failure" "$WORK/m.err")
   [ "$rc" -ne 0 ] && [ "$n" -eq 2 ] && pass "a failing rank is reported by both ranks" \

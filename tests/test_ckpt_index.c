@@ -11,7 +11,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "ckpt/ckpt_index.h"
+#include "lmforge/ckpt_format.h"
 
 /* A valid index: 2 ranks over 100 floats, 3 tensors, 2 shards and the 2 meta files. */
 static void sample(lmf_ckpt_index *ix, lmf_ckpt_tensor *t, lmf_ckpt_file *f) {

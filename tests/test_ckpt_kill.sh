@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kill test: one run is killed with SIGKILL at random moments (22 times; the test hook
-# LMF_TEST_CKPT_WRITE_DELAY_MS makes each checkpoint write take 150 ms, so many kills land in the
+# --test-ckpt-write-delay 150 makes each checkpoint write take 150 ms, so many kills land in the
 # middle of one) and resumed after each kill. Every time: no step_N directory without index.json
 # is ever visible, the resume starts from the newest complete checkpoint, and in the end the run's
 # losses equal those of an uninterrupted run bit for bit. Then SIGTERM and SIGINT (pre-emption):
@@ -42,16 +42,15 @@ wait_for() { local i; for i in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && r
 
 run="$WORK/run"
 during=0 checked=0 bad=0 fresh=0
-export LMF_TEST_CKPT_WRITE_DELAY_MS=150
 for trial in $(seq 1 "$TRIALS"); do
   n=$(newest_complete "$run")
   rm -f "$WORK/t.err"
   if [ "$n" -lt 0 ]; then
     rm -rf "$run"
     fresh=$((fresh + 1))
-    "$LMF" train "${common[@]}" --out "$run" >/dev/null 2>"$WORK/t.err" &
+    "$LMF" train "${common[@]}" --test-ckpt-write-delay 150 --out "$run" >/dev/null 2>"$WORK/t.err" &
   else
-    "$LMF" train --resume "$run" --sample-tokens 0 >/dev/null 2>"$WORK/t.err" &
+    "$LMF" train --resume "$run" --sample-tokens 0 --test-ckpt-write-delay 150 >/dev/null 2>"$WORK/t.err" &
   fi
   pid=$!
   # three kills in four once the run is going (its first line is out), the others at any moment
@@ -85,9 +84,11 @@ sig_run="$WORK/sig"
 for sig in TERM INT TERM; do
   rm -f "$WORK/s.err"
   if [ -e "$sig_run/checkpoints/latest" ]; then
-    "$LMF" train --resume "$sig_run" --log-every 1 --sample-tokens 0 >/dev/null 2>"$WORK/s.err" &
+    "$LMF" train --resume "$sig_run" --log-every 1 --sample-tokens 0 --test-ckpt-write-delay 150 \
+      >/dev/null 2>"$WORK/s.err" &
   else
-    "$LMF" train "${common[@]}" --log-every 1 --out "$sig_run" >/dev/null 2>"$WORK/s.err" &
+    "$LMF" train "${common[@]}" --log-every 1 --test-ckpt-write-delay 150 --out "$sig_run" \
+      >/dev/null 2>"$WORK/s.err" &
   fi
   pid=$!
   wait_for "$WORK/s.err" "^step [0-9]*/150" || fail "SIG$sig: the run printed no step line"
@@ -103,7 +104,6 @@ for sig in TERM INT TERM; do
   fi
 done
 
-unset LMF_TEST_CKPT_WRITE_DELAY_MS
 n=$(newest_complete "$run")
 if [ "$n" -lt 0 ]; then
   rm -rf "$run"

@@ -2,7 +2,7 @@
 # Numeric faults through the CLI: a NaN step is skipped (no update: the state after it equals the
 # state before it), K NaN steps in a row roll back to the latest checkpoint with the data moved
 # past the bad batches, repeated faults right after a rollback stop the run, --max-bad-steps 0
-# stops at the first, loss spikes are logged. NaNs come from the test hook LMF_INJECT_NAN_STEPS.
+# stops at the first, loss spikes are logged. NaNs come from the test option --test-inject-nan.
 source "$(dirname "$0")/lib/common.sh"
 # MPI settings, and sanitizer reports judged by lmf_sanitizer_verdict (Open MPI's own leaks aside)
 . "$(dirname "$0")/mpi/common.sh"
@@ -26,7 +26,7 @@ ref_losses=$(losses "$WORK/ref/metrics.jsonl")
 
 # 1. one NaN step (index 4): skipped, logged, and the update is not made: the checkpoint after
 #    it holds the same weights and AdamW state as the one before it
-LMF_INJECT_NAN_STEPS=4 "$LMF" train "${common[@]}" --steps 8 --save-every 1 --keep-checkpoints 10 \
+"$LMF" train --test-inject-nan 4 "${common[@]}" --steps 8 --save-every 1 --keep-checkpoints 10 \
   --out "$WORK/skip" || fail "run with one NaN step"
 m="$WORK/skip/metrics.jsonl"
 grep -q '^{"step":4,"skipped":"nan","bad_in_row":1}$' "$m" && pass "skip line in metrics.jsonl" \
@@ -52,7 +52,7 @@ cmp -s <(shard_data "$c5") <(shard_data "$c6") && fail "the step after the skip 
 
 # 2. three NaN steps in a row (7, 8, 9): rolled back to step 5, data moved past the bad batches
 err="$WORK/roll.err"
-LMF_INJECT_NAN_STEPS=7,8,9 "$LMF" train "${common[@]/--quiet/--log-every}" 100 --steps 20 --save-every 5 \
+"$LMF" train --test-inject-nan 7,8,9 "${common[@]/--quiet/--log-every}" 100 --steps 20 --save-every 5 \
   --max-bad-steps 3 --out "$WORK/roll" 2>"$err" || fail "run with a rollback: $(tail -3 "$err")"
 m="$WORK/roll/metrics.jsonl"
 for s in 7 8 9; do
@@ -75,17 +75,17 @@ p_roll=$(position "$WORK/roll/checkpoints/step_00000020")
 [ -s "$WORK/roll/model.safetensors" ] && pass "the run finished after the rollback" || fail "no final model"
 
 # 3. faults again right after the rollback: the data is not the cause; stop with an error
-LMF_INJECT_NAN_STEPS=3,4,3,4 expect_error "NaN again after a rollback" 1 "again, right after rolling back" -- \
-  "$LMF" train "${common[@]}" --steps 10 --save-every 3 --max-bad-steps 2 --out "$WORK/stuck"
+expect_error "NaN again after a rollback" 1 "again, right after rolling back" -- \
+  "$LMF" train --test-inject-nan 3,4,3,4 "${common[@]}" --steps 10 --save-every 3 --max-bad-steps 2 --out "$WORK/stuck"
 # 4. --max-bad-steps 0 stops at the first
-LMF_INJECT_NAN_STEPS=2 expect_error "--max-bad-steps 0" 1 "step 3: .*not finite.*--max-bad-steps 0" -- \
-  "$LMF" train "${common[@]}" --steps 6 --max-bad-steps 0 --out "$WORK/strict"
+expect_error "--max-bad-steps 0" 1 "step 3: .*not finite.*--max-bad-steps 0" -- \
+  "$LMF" train --test-inject-nan 2 "${common[@]}" --steps 6 --max-bad-steps 0 --out "$WORK/strict"
 # 5. nothing to roll back to
-LMF_INJECT_NAN_STEPS=1,2 expect_error "no checkpoint to roll back to" 1 "cannot roll back: .*no checkpoint" -- \
-  "$LMF" train "${common[@]}" --steps 6 --max-bad-steps 2 --out "$WORK/nockpt"
-# 6. a malformed hook value is refused
-LMF_INJECT_NAN_STEPS=4,x expect_error "bad LMF_INJECT_NAN_STEPS" 1 "LMF_INJECT_NAN_STEPS" -- \
-  "$LMF" train "${common[@]}" --steps 2 --out "$WORK/badenv"
+expect_error "no checkpoint to roll back to" 1 "cannot roll back: .*no checkpoint" -- \
+  "$LMF" train --test-inject-nan 1,2 "${common[@]}" --steps 6 --max-bad-steps 2 --out "$WORK/nockpt"
+# 6. a malformed value is refused
+expect_error "bad --test-inject-nan" 2 "--test-inject-nan '4,x'" -- \
+  "$LMF" train --test-inject-nan 4,x "${common[@]}" --steps 2 --out "$WORK/badenv"
 expect_error "--max-bad-steps -1" 2 "max-bad-steps" -- "$LMF" train "${common[@]}" --max-bad-steps -1 --out "$WORK/x"
 expect_error "--spike-factor abc" 2 "spike-factor" -- "$LMF" train "${common[@]}" --spike-factor abc --out "$WORK/x"
 
@@ -98,8 +98,8 @@ n=$(grep -c '"spike"' "$WORK/spike/metrics.jsonl")
 
 # 8. under MPI (2 ranks, ZeRO-1) a rollback happens on every rank together
 if command -v mpirun >/dev/null; then
-  if LMF_INJECT_NAN_STEPS=6,7 timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
-       -x OMP_NUM_THREADS=1 -x LMF_INJECT_NAN_STEPS "$LMF" train "${common[@]}" --steps 12 \
+  if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
+       -x OMP_NUM_THREADS=1 "$LMF" train --test-inject-nan 6,7 "${common[@]}" --steps 12 \
        --save-every 4 --zero 1 --max-bad-steps 2 --out "$WORK/mpi" 2>"$WORK/mpi.err" &&
      grep -q '^{"step":7,"rolled_back_to":4}$' "$WORK/mpi/metrics.jsonl"; then
     pass "rollback under mpirun -np 2, ZeRO-1"

@@ -76,8 +76,8 @@ else
 fi
 # pre-emption under mpirun: SIGTERM to one rank (rank 1) is enough: all ranks finish the step,
 # write the checkpoint together and exit 0; the run then resumes to the reference's end
-LMF_TEST_CKPT_WRITE_DELAY_MS=300 timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
-  -x OMP_NUM_THREADS=1 -x LMF_TEST_CKPT_WRITE_DELAY_MS "$LMF" train "${common[@]/--quiet/--log-every}" 1 \
+timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
+  -x OMP_NUM_THREADS=1 "$LMF" train --test-ckpt-write-delay 300 "${common[@]/--quiet/--log-every}" 1 \
   --batch 6 --zero 2 --out "$WORK/sig" >/dev/null 2>"$WORK/sig.err" &
 pid=$!
 for i in $(seq 200); do grep -q "^step 1/20" "$WORK/sig.err" && break; sleep 0.1; done

@@ -1,4 +1,5 @@
-/* trainer_state.json tests: round trip of the saved state and options, rejection of bad input. */
+/* trainer_state.json tests: round trip of the training state and of the run's options stored
+ * with it, rejection of bad input. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt/ckpt_state.h"
+#include "lmforge/ckpt.h"
+#include "lmforge/train.h"
 
-static void sample(lmf_ckpt_saved *s) {
+static void sample(lmf_train_state *s) {
     memset(s, 0, sizeof *s);
     s->step = 120;
     s->world_size = 3;
@@ -24,16 +26,16 @@ static void sample(lmf_ckpt_saved *s) {
     s->loader.position = 77;
     s->loader.seed = 0xfedcba9876543210ull; /* above 2^63: stored as a negative integer */
     s->loader.shuffle = 1;
-    s->bad_in_row = 1;
-    s->skipped_total = 5;
-    s->rollbacks = 1;
-    s->stuck = 0;
-    s->good_steps = 114;
-    s->loss_ema = 2.71828182845904;
+    s->faults.bad_in_row = 1;
+    s->faults.skipped_total = 5;
+    s->faults.rollbacks = 1;
+    s->faults.stuck = 0;
+    s->faults.good_steps = 114;
+    s->faults.loss_ema = 2.71828182845904;
 }
 
 static void test_round_trip(void **state) {
-    lmf_ckpt_saved a, b;
+    lmf_train_state a, b;
     sample(&a);
     lmf_train_opts o;
     lmf_train_opts_default(&o);
@@ -45,9 +47,12 @@ static void test_round_trip(void **state) {
     o.spike_factor = 3.5f;
     o.lr = 6e-4f;
     o.lr_schedule = LMF_LR_CONSTANT;
-    char *txt = lmf_ckpt_state_format(&a, &o);
+    char *opts = lmf_train_opts_to_json(&o);
+    assert_non_null(opts);
+    char *txt = lmf_ckpt_state_format(&a, opts);
     assert_non_null(txt);
-    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b), LMF_OK);
+    char *back = NULL;
+    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b, &back), LMF_OK);
     assert_int_equal(b.step, 120);
     assert_int_equal(b.world_size, 3);
     assert_int_equal(b.zero_stage, 2);
@@ -58,13 +63,14 @@ static void test_round_trip(void **state) {
     assert_int_equal(b.loader.position, 77);
     assert_true(b.loader.seed == 0xfedcba9876543210ull);
     assert_int_equal(b.loader.shuffle, 1);
-    assert_int_equal(b.skipped_total, 5);
-    assert_int_equal(b.good_steps, 114);
-    assert_true(b.loss_ema == 2.71828182845904);
+    assert_int_equal(b.faults.skipped_total, 5);
+    assert_int_equal(b.faults.good_steps, 114);
+    assert_true(b.faults.loss_ema == 2.71828182845904);
     /* the options come back into a default set; val_data null stays unset */
     lmf_train_opts r;
     lmf_train_opts_default(&r);
-    assert_int_equal(lmf_ckpt_state_opts(txt, strlen(txt), "ts.json", &r), LMF_OK);
+    lmf_saved_opts saved;
+    assert_int_equal(lmf_train_opts_from_json(back, "ts.json", &r, &saved), LMF_OK);
     assert_string_equal(r.data, "/data/train.bin");
     assert_null(r.val_data);
     assert_int_equal(r.steps, 1000);
@@ -74,15 +80,27 @@ static void test_round_trip(void **state) {
     assert_true(r.lr == 6e-4f);
     assert_int_equal(r.lr_schedule, LMF_LR_CONSTANT);
     free(txt);
+    free(back);
+    free(opts);
+    /* no options stored: an empty object comes back */
+    txt = lmf_ckpt_state_format(&a, NULL);
+    assert_non_null(txt);
+    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b, &back), LMF_OK);
+    assert_string_equal(back, "{}");
+    free(back);
+    free(txt);
 }
 
 static void test_rejected(void **state) {
-    lmf_ckpt_saved a, b;
+    lmf_train_state a, b;
     sample(&a);
     lmf_train_opts o;
     lmf_train_opts_default(&o);
     o.data = "x.bin";
-    char *txt = lmf_ckpt_state_format(&a, &o);
+    char *opts_txt = lmf_train_opts_to_json(&o);
+    assert_non_null(opts_txt);
+    char *txt = lmf_ckpt_state_format(&a, opts_txt);
+    free(opts_txt);
     assert_non_null(txt);
     struct {
         const char *from, *to;
@@ -100,19 +118,29 @@ static void test_rejected(void **state) {
         memcpy(bad, txt, pre);
         strcpy(bad + pre, edits[i].to);
         strcat(bad, at + strlen(edits[i].from));
-        if (lmf_ckpt_state_parse(bad, strlen(bad), "ts.json", &b) != LMF_ERR_FORMAT)
+        if (lmf_ckpt_state_parse(bad, strlen(bad), "ts.json", &b, NULL) != LMF_ERR_FORMAT)
             fail_msg("edit '%s' -> '%s' was accepted", edits[i].from, edits[i].to);
         assert_non_null(strstr(lmf_last_error(), "ts.json"));
         free(bad);
     }
     const char *junk[] = {"", "{", "[1,2]", "{\"format\": \"lmforge.trainer_state\", \"version\": 2}"};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
-        assert_int_equal(lmf_ckpt_state_parse(junk[i], strlen(junk[i]), "ts.json", &b),
+        assert_int_equal(lmf_ckpt_state_parse(junk[i], strlen(junk[i]), "ts.json", &b, NULL),
                          LMF_ERR_FORMAT);
-    /* options of the wrong type */
-    const char *opts = "{\"format\": \"lmforge.trainer_state\", \"version\": 2, "
-                       "\"opts\": {\"data\": 5}}";
-    assert_int_equal(lmf_ckpt_state_opts(opts, strlen(opts), "ts.json", &o), LMF_ERR_FORMAT);
+    /* options that are not an object, and options of the wrong type */
+    const char *edit = "\"opts\": {";
+    char *at = strstr(txt, edit);
+    assert_non_null(at);
+    size_t pre = (size_t)(at - txt);
+    char *bad = malloc(strlen(txt) + 32);
+    memcpy(bad, txt, pre);
+    strcpy(bad + pre, "\"opts\": 5, \"x\": {");
+    strcat(bad, at + strlen(edit));
+    assert_int_equal(lmf_ckpt_state_parse(bad, strlen(bad), "ts.json", &b, NULL), LMF_ERR_FORMAT);
+    free(bad);
+    lmf_saved_opts saved;
+    assert_int_equal(lmf_train_opts_from_json("{\"data\": 5}", "ts.json", &o, &saved), LMF_ERR_FORMAT);
+    assert_int_equal(lmf_train_opts_from_json("[1]", "ts.json", &o, &saved), LMF_ERR_FORMAT);
     free(txt);
 }
 

@@ -11,6 +11,7 @@
 #include "lmforge/comm.h"
 #include "lmforge/ddp.h"
 #include "lmforge/kernels.h"
+#include "lib/test_util.h"
 #include "mpi/toy_model.h"
 
 static const char *const launcher_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
@@ -235,10 +236,12 @@ static void run_engine_vs_reference(int stage, int accum, float clip, size_t buc
     assert_int_equal(lmf_comm_create("single", &c), LMF_OK);
     lmf_ddp_config cfg = {.zero_stage = stage, .bucket_bytes = bucket_bytes};
     lmf_ddp *d;
-    assert_int_equal(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, params, &d), LMF_OK);
+    assert_int_equal(lmf_ddp_create(c, &l, &cfg, params, &d), LMF_OK);
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lmf_optimizer *o;
+    assert_int_equal(lmf_ddp_optimizer_create(d, lmf_kernels_ref(), &hp, clip, &o), LMF_OK);
     float lr = 0.05f;
     for (int s = 0; s < 6; s++) {
         double loss = 0;
@@ -247,7 +250,7 @@ static void run_engine_vs_reference(int stage, int accum, float clip, size_t buc
             loss += toy_micro(&h, &l, s, j, 1.0f / (float)accum, 1) / accum;
         }
         float norm;
-        assert_int_equal(lmf_ddp_step(d, &hp, lr, s + 1, clip, &norm), LMF_OK);
+        assert_int_equal(lmf_test_dp_step(d, o, lr, s + 1, &norm), LMF_OK);
         double rnorm;
         double rloss = toy_reference_step(&l, rp, rm, rv, s, accum, lr, hp.beta1, hp.beta2,
                                           hp.eps, hp.weight_decay, clip, s + 1, &rnorm);
@@ -265,6 +268,7 @@ static void run_engine_vs_reference(int stage, int accum, float clip, size_t buc
     float *full = malloc(n * sizeof(float));
     assert_int_equal(lmf_ddp_gather_params(d, full), LMF_OK);
     for (size_t i = 0; i < n; i++) assert_true(fabs(full[i] - rp[i]) <= 1e-5);
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     lmf_comm_free(c);
     free(full);
@@ -294,7 +298,7 @@ static void test_engine_buckets(void **state) {
     /* 30 floats: from the top, {4, 3} reach 22 < 30, add 2 -> 51; then {1}, then {0} */
     lmf_ddp_config cfg = {.zero_stage = 2, .bucket_bytes = 30 * sizeof(float)};
     lmf_ddp *d;
-    assert_int_equal(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, params, &d), LMF_OK);
+    assert_int_equal(lmf_ddp_create(c, &l, &cfg, params, &d), LMF_OK);
     assert_int_equal(lmf_ddp_n_buckets(d), 3);
     int lo, hi;
     lmf_ddp_bucket_blocks(d, 0, &lo, &hi);
@@ -303,14 +307,19 @@ static void test_engine_buckets(void **state) {
     assert_true(lo == 1 && hi == 1);
     lmf_ddp_bucket_blocks(d, 2, &lo, &hi);
     assert_true(lo == 0 && hi == 0);
-    /* memory on one rank at stage 2: weights, grads 105 floats, m+v 210, staging: block 0
-     * (41) and two slots for the largest other bucket (51 each) */
+    /* memory on one rank at stage 2: weights, grads 105 floats, staging: block 0 (41) and two
+     * slots for the largest other bucket (51 each); the optimizer's m+v 210 */
     lmf_ddp_memory mem;
     lmf_ddp_memory_used(d, &mem);
     assert_int_equal(mem.weights, 105 * 4);
     assert_int_equal(mem.grads, 105 * 4);
-    assert_int_equal(mem.optim, 210 * 4);
+    assert_int_equal(mem.optim, 0);
     assert_int_equal(mem.buffers, (41 + 2 * 51) * 4);
+    lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.0f};
+    lmf_optimizer *o;
+    assert_int_equal(lmf_ddp_optimizer_create(d, lmf_kernels_ref(), &hp, 0, &o), LMF_OK);
+    assert_int_equal(lmf_optimizer_bytes(o), 210 * 4);
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     lmf_comm_free(c);
     free(params);
@@ -343,13 +352,15 @@ static void test_engine_misuse(void **state) {
     assert_int_equal(lmf_comm_create("single", &c), LMF_OK);
     lmf_ddp_config cfg = {.zero_stage = 4};
     lmf_ddp *d;
-    assert_int_equal(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, params, &d), LMF_ERR_ARG);
+    assert_int_equal(lmf_ddp_create(c, &l, &cfg, params, &d), LMF_ERR_ARG);
     assert_null(d);
     cfg.zero_stage = 1;
-    assert_int_equal(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, params, &d), LMF_OK);
+    assert_int_equal(lmf_ddp_create(c, &l, &cfg, params, &d), LMF_OK);
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.0f};
+    lmf_optimizer *o;
+    assert_int_equal(lmf_ddp_optimizer_create(d, lmf_kernels_ref(), &hp, 1.0f, &o), LMF_OK);
     /* a step before any backward */
-    assert_int_equal(lmf_ddp_step(d, &hp, 0.1f, 1, 0, NULL), LMF_ERR_STATE);
+    assert_int_equal(lmf_test_dp_step(d, o, 0.1f, 1, NULL), LMF_ERR_STATE);
     assert_int_equal(lmf_ddp_begin_micro(d, 2, 2), LMF_ERR_ARG);
     /* a NaN gradient: the step is refused, the gradients are cleared, the weights kept */
     lmf_gpt_hooks h;
@@ -358,17 +369,18 @@ static void test_engine_misuse(void **state) {
     params[3] = NAN;
     toy_micro(&h, &l, 0, 0, 1.0f, 1);
     float norm;
-    assert_int_equal(lmf_ddp_step(d, &hp, 0.1f, 1, 1.0f, &norm), LMF_ERR_NUMERIC);
+    assert_int_equal(lmf_test_dp_step(d, o, 0.1f, 1, &norm), LMF_ERR_NUMERIC);
     assert_true(isnan(norm));
     params[3] = 0.5f;
     toy_micro(&h, &l, 0, 0, 1.0f, 1);
-    assert_int_equal(lmf_ddp_step(d, &hp, 0.1f, 1, 1.0f, &norm), LMF_OK);
+    assert_int_equal(lmf_test_dp_step(d, o, 0.1f, 1, &norm), LMF_OK);
     assert_true(isfinite(norm));
     /* two micro-steps without lmf_ddp_begin_micro would sum the gradients twice */
     toy_micro(&h, &l, 1, 0, 0.5f, 1);
     toy_micro(&h, &l, 1, 1, 0.5f, 1);
-    assert_int_equal(lmf_ddp_step(d, &hp, 0.1f, 2, 1.0f, &norm), LMF_ERR_STATE);
+    assert_int_equal(lmf_test_dp_step(d, o, 0.1f, 2, &norm), LMF_ERR_STATE);
     assert_non_null(strstr(lmf_last_error(), "lmf_ddp_begin_micro"));
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     lmf_comm_free(c);
     free(params);
@@ -389,23 +401,26 @@ static void test_engine_state_roundtrip(void **state) {
         memcpy(p, params, n * sizeof(float));
         lmf_ddp_config cfg = {.zero_stage = stage};
         lmf_ddp *d;
-        assert_int_equal(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, p, &d), LMF_OK);
+        assert_int_equal(lmf_ddp_create(c, &l, &cfg, p, &d), LMF_OK);
         float *fm = malloc(n * 4), *fv = malloc(n * 4), *fp = malloc(n * 4);
         for (size_t i = 0; i < n; i++) {
             m[i] = (float)i;
             v[i] = (float)(2 * i);
             fp[i] = -(float)i;
         }
-        lmf_ddp_load_state(d, fp, m, v);
+        lmf_ddp_load_params(d, fp);
+        lmf_range own = lmf_ddp_owned(d);
+        assert_true(own.begin == 0 && own.end == n);
+        /* the optimizer's state of every rank's range gathers into the full vector */
         memset(fm, 0, n * 4);
-        assert_int_equal(lmf_ddp_gather_opt_state(d, fm, fv), LMF_OK);
+        memset(fv, 0, n * 4);
+        assert_int_equal(lmf_ddp_gather_owned(d, fm, m + own.begin), LMF_OK);
+        assert_int_equal(lmf_ddp_gather_owned(d, fv, v + own.begin), LMF_OK);
         assert_memory_equal(fm, m, n * 4);
         assert_memory_equal(fv, v, n * 4);
         memset(fm, 0, n * 4);
         assert_int_equal(lmf_ddp_gather_params(d, fm), LMF_OK);
         assert_memory_equal(fm, fp, n * 4);
-        lmf_range own = lmf_ddp_owned(d);
-        assert_true(own.begin == 0 && own.end == n);
         lmf_ddp_free(d);
         free(fm);
         free(fv);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lmforge/config.h"
+#include "lmforge/formats.h"
 #include "lmforge/fsutil.h"
 
 static char dir[256];
@@ -39,10 +40,10 @@ static void put(const char *text) {
 
 static void test_roundtrip_and_keys(void **state) {
     const lmf_gpt_config c = {3, 4, 64, 128, 1000};
-    assert_int_equal(lmf_config_save_json(path, &c), LMF_OK);
+    assert_int_equal(lmf_config_write(path, &c, -1), LMF_OK);
     lmf_gpt_config d;
     memset(&d, 0xff, sizeof d);
-    assert_int_equal(lmf_config_load_json(path, &d), LMF_OK);
+    assert_int_equal(lmf_config_read(path, &d), LMF_OK);
     assert_memory_equal(&c, &d, sizeof c);
 
     /* the saved file, read with jansson directly */
@@ -73,7 +74,10 @@ static void test_roundtrip_and_keys(void **state) {
     }
     assert_true(json_is_true(json_object_get(j, "tie_word_embeddings")));
     assert_string_equal(json_string_value(json_object_get(j, "torch_dtype")), "float32");
-    assert_int_equal(json_object_size(j), 18);
+    assert_true(json_is_null(json_object_get(j, "n_inner")));
+    assert_true(json_is_true(json_object_get(j, "scale_attn_weights")));
+    assert_true(json_is_true(json_object_get(j, "use_cache")));
+    assert_int_equal(json_object_size(j), 21);
     json_decref(j);
     char *txt = NULL;
     size_t len = 0;
@@ -83,8 +87,16 @@ static void test_roundtrip_and_keys(void **state) {
     assert_int_equal(txt[len - 1], '\n');
     free(txt);
 
+    /* an end-of-text id: bos and eos */
+    assert_int_equal(lmf_config_write(path, &c, 7), LMF_OK);
+    j = json_load_file(path, 0, &e);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "bos_token_id")), 7);
+    assert_int_equal(json_integer_value(json_object_get(j, "eos_token_id")), 7);
+    json_decref(j);
+
     lmf_gpt_config bad = {3, 4, 65, 128, 1000}; /* 65 % 4 != 0 */
-    assert_int_equal(lmf_config_save_json(path, &bad), LMF_ERR_ARG);
+    assert_int_equal(lmf_config_write(path, &bad, -1), LMF_ERR_ARG);
 }
 
 /* the config.json published with the gpt2 checkpoint on the Hugging Face hub */
@@ -102,7 +114,7 @@ static const char *hf_gpt2 =
 static void test_hf_files(void **state) {
     lmf_gpt_config c;
     put(hf_gpt2);
-    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
     assert_int_equal(c.n_layer, 12);
     assert_int_equal(c.n_head, 12);
     assert_int_equal(c.n_embd, 768);
@@ -111,17 +123,26 @@ static void test_hf_files(void **state) {
 
     put("{\"n_ctx\": 512, \"n_embd\": 64, \"n_head\": 4, \"n_layer\": 2, \"vocab_size\": 100,"
         " \"activation_function\": \"gelu_pytorch_tanh\", \"tie_word_embeddings\": true}");
-    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
     assert_int_equal(c.n_positions, 512); /* from n_ctx */
     assert_int_equal(c.n_layer, 2);
     assert_int_equal(c.vocab_size, 100);
 
     put("{\"n_ctx\": 512, \"n_positions\": 256}");
-    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
     assert_int_equal(c.n_positions, 256); /* n_positions wins */
 
+    /* transformers' attribute_map names, agreeing with the GPT-2 names where both are given */
+    put("{\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"hidden_size\": 64, "
+        "\"n_embd\": 64, \"max_position_embeddings\": 32, \"vocab_size\": 100, \"n_inner\": 256}");
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
+    assert_int_equal(c.n_layer, 2);
+    assert_int_equal(c.n_head, 4);
+    assert_int_equal(c.n_embd, 64);
+    assert_int_equal(c.n_positions, 32);
+
     put("{}"); /* GPT2Config() defaults */
-    assert_int_equal(lmf_config_load_json(path, &c), LMF_OK);
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
     assert_int_equal(c.n_layer, 12);
     assert_int_equal(c.n_head, 12);
     assert_int_equal(c.n_embd, 768);
@@ -132,7 +153,7 @@ static void test_hf_files(void **state) {
 static void expect_bad(const char *text, lmf_status code, const char *needle) {
     put(text);
     lmf_gpt_config c = {1, 1, 1, 1, 1}, before = c;
-    lmf_status s = lmf_config_load_json(path, &c);
+    lmf_status s = lmf_config_read(path, &c);
     if (s != code) fail_msg("%s: got %d (%s), want %d", text, s, lmf_last_error(), code);
     const char *m = lmf_last_error();
     if (!strstr(m, path)) fail_msg("message '%s' does not name the file", m);
@@ -157,13 +178,17 @@ static void test_bad_values(void **state) {
     expect_bad("{\"layer_norm_epsilon\": 1e-6}", LMF_ERR_FORMAT, "layer_norm_epsilon");
     expect_bad("{\"tie_word_embeddings\": false}", LMF_ERR_FORMAT, "tie_word_embeddings");
     expect_bad("{\"scale_attn_by_inverse_layer_idx\": true}", LMF_ERR_FORMAT, "scale_attn");
+    expect_bad("{\"scale_attn_weights\": false}", LMF_ERR_FORMAT, "scale_attn_weights");
+    expect_bad("{\"add_cross_attention\": true}", LMF_ERR_FORMAT, "cross");
+    expect_bad("{\"n_embd\": 64, \"n_head\": 4, \"n_inner\": 128}", LMF_ERR_FORMAT, "n_inner");
+    expect_bad("{\"n_layer\": 2, \"num_hidden_layers\": 3}", LMF_ERR_FORMAT, "num_hidden_layers");
     expect_bad("{\"n_layer\": 2, \"n_layer\": 3}", LMF_ERR_FORMAT, "duplicate");
     expect_bad("{\"n_layer\": 2,", LMF_ERR_FORMAT, "line 1");
     expect_bad("[12]", LMF_ERR_FORMAT, "object");
     expect_bad("", LMF_ERR_FORMAT, NULL);
     unlink(path);
     lmf_gpt_config c;
-    assert_int_equal(lmf_config_load_json(path, &c), LMF_ERR_IO);
+    assert_int_equal(lmf_config_read(path, &c), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), path));
 }
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 #include "lmforge/rng.h"
 #include "lmforge/train.h"
 

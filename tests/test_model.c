@@ -13,7 +13,7 @@
 
 #include "lmforge/model.h"
 #include "lmforge/rng.h"
-#include "util/gpt_double.h"
+#include "lib/gpt_double.h"
 
 static const lmf_gpt_config tiny = {2, 2, 8, 8, 11}; /* vocab 11: padded to 64 */
 enum { B = 2, T = 5 };
@@ -33,7 +33,7 @@ static lmf_gpt *make_model(const lmf_kernels *k) {
         size_t real = (size_t)t->shape[0] * (size_t)(t->ndim > 1 ? t->shape[1] : 1);
         for (size_t j = 0; j < real; j++) p[t->offset + j] += 0.3f * (lmf_rng_uniform(&r) - 0.5f);
     }
-    assert_int_equal(lmf_gpt_reserve(m, B, T, 1), LMF_OK);
+    assert_int_equal(lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN), LMF_OK);
     return m;
 }
 
@@ -123,29 +123,48 @@ static void test_bad_input(void **st) {
     assert_non_null(strstr(lmf_last_error(), "outside the vocabulary"));
     in[3] = -1;
     assert_int_equal(lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss), LMF_ERR_ARG);
-    assert_int_equal(lmf_gpt_reserve(m, 1, tiny.n_positions + 1, 1), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_reserve(m, 1, tiny.n_positions + 1, LMF_RESERVE_TRAIN), LMF_ERR_ARG);
     assert_non_null(strstr(lmf_last_error(), "n_positions"));
     lmf_gpt_free(m);
 }
 
-/* inference with the KV cache gives the logits of the full forward at every position */
-static void test_kv_cache_matches_forward(void **st) {
-    (void)st;
-    lmf_gpt *m = make_model(lmf_kernels_ref());
+/* Inference with the KV cache runs the training code's layers: the logits at every position
+ * equal those of the full forward, whether the tokens come one at a time or in chunks; with
+ * the reference kernels exactly (the same arithmetic in the same order), with the fast ones
+ * within float rounding. */
+static void kv_matches_forward(const lmf_kernels *k, int chunk, float tol) {
+    lmf_gpt *m = make_model(k);
     int32_t in[B * T], tg[B * T];
     batch(in, tg);
     float loss, logits[11], full[11];
     assert_int_equal(lmf_gpt_forward(m, in, NULL, B, T, 0, 1.0f, &loss), LMF_OK);
     lmf_kv_cache *kv = NULL;
-    assert_int_equal(lmf_gpt_kv_create(m, T, &kv), LMF_OK);
-    for (int t = 0; t < T; t++) {
-        assert_int_equal(lmf_gpt_infer_next(m, kv, in[T + t], t, logits), LMF_OK);
+    assert_int_equal(lmf_gpt_kv_create(m, T, chunk, &kv), LMF_OK);
+    /* the first 3 positions in one call (chunks of `chunk`), then one at a time */
+    assert_int_equal(lmf_gpt_kv_append(m, kv, in + T, 3, logits), LMF_OK);
+    lmf_gpt_logits_at(m, 1, 2, full);
+    for (int v = 0; v < tiny.vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) <= tol);
+    for (int t = 3; t < T; t++) {
+        assert_int_equal(lmf_gpt_kv_append(m, kv, &in[T + t], 1, logits), LMF_OK);
         lmf_gpt_logits_at(m, 1, t, full);
-        for (int v = 0; v < tiny.vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) < 1e-4f);
+        for (int v = 0; v < tiny.vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) <= tol);
     }
-    assert_int_equal(lmf_gpt_infer_next(m, kv, 1, T, logits), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_kv_length(kv), T);
+    assert_int_equal(lmf_gpt_kv_append(m, kv, in, 1, logits), LMF_ERR_ARG); /* full */
+    int32_t bad = tiny.vocab_size;
     lmf_gpt_kv_free(kv);
+    assert_int_equal(lmf_gpt_kv_create(m, T, chunk, &kv), LMF_OK);
+    assert_int_equal(lmf_gpt_kv_append(m, kv, &bad, 1, logits), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_kv_create(m, tiny.n_positions + 1, chunk, &kv), LMF_ERR_ARG);
     lmf_gpt_free(m);
+}
+
+static void test_kv_cache_matches_forward(void **st) {
+    (void)st;
+    kv_matches_forward(lmf_kernels_ref(), 0, 0.0f);
+    kv_matches_forward(lmf_kernels_ref(), 2, 0.0f);
+    kv_matches_forward(lmf_kernels_fast(), 0, 1e-4f);
+    kv_matches_forward(lmf_kernels_fast(), 1, 1e-4f);
 }
 
 /* every recomputation mode gives bit-identical losses and gradients, in less memory */
@@ -161,7 +180,7 @@ static void test_recompute_identical(void **st) {
     for (int i = 0; i < 3; i++) {
         ms[i] = make_model(lmf_kernels_fast());
         lmf_gpt_set_recompute(ms[i], modes[i]);
-        assert_int_equal(lmf_gpt_reserve(ms[i], B, T, 1), LMF_OK);
+        assert_int_equal(lmf_gpt_reserve(ms[i], B, T, LMF_RESERVE_TRAIN), LMF_OK);
         bytes[i] = lmf_gpt_activation_bytes(ms[i]);
         /* two steps' worth of forward/backward, so stale shared buffers would show */
         for (int rep = 0; rep < 2; rep++) {

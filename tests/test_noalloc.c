@@ -29,6 +29,7 @@
 #include "lmforge/ddp.h"
 #include "lmforge/model.h"
 #include "lmforge/threads.h"
+#include "lib/test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NOALLOC_ASAN 1
@@ -105,13 +106,13 @@ enum { STEPS = 2 };
 static int B, T;
 
 /* One trainer-style step; returns the loss. */
-static float step(lmf_gpt *m, lmf_ddp *d, const int32_t *in, const int32_t *tg, int t) {
+static float step(lmf_gpt *m, lmf_ddp *d, lmf_optimizer *o, const int32_t *in,
+                  const int32_t *tg, int t) {
     float loss = 0.0f, norm = 0.0f;
-    lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     assert_int_equal(lmf_ddp_begin_micro(d, 0, 1), LMF_OK);
     assert_int_equal(lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss), LMF_OK);
     lmf_gpt_backward(m);
-    assert_int_equal(lmf_ddp_step(d, &hp, 1e-3f, t, 1.0f, &norm), LMF_OK);
+    assert_int_equal(lmf_test_dp_step(d, o, 1e-3f, t, &norm), LMF_OK);
     return loss;
 }
 
@@ -126,11 +127,14 @@ static long count_steps(const lmf_kernels *k, lmf_recompute rc, int stage) {
     assert_int_equal(lmf_gpt_create(&cfg, k, &m), LMF_OK);
     lmf_gpt_init_weights(m, 5);
     lmf_gpt_set_recompute(m, rc);
-    assert_int_equal(lmf_gpt_reserve(m, B, T, 2), LMF_OK);
+    assert_int_equal(lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN_HOOKED), LMF_OK);
     lmf_ddp_config dc;
     memset(&dc, 0, sizeof dc);
     dc.zero_stage = stage;
-    assert_int_equal(lmf_ddp_create(comm, lmf_gpt_layout(m), k, &dc, lmf_gpt_params(m), &d), LMF_OK);
+    assert_int_equal(lmf_ddp_create(comm, lmf_gpt_layout(m), &dc, lmf_gpt_params(m), &d), LMF_OK);
+    lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lmf_optimizer *o = NULL;
+    assert_int_equal(lmf_ddp_optimizer_create(d, k, &hp, 1.0f, &o), LMF_OK);
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     lmf_gpt_set_hooks(m, &h);
@@ -143,11 +147,11 @@ static long count_steps(const lmf_kernels *k, lmf_recompute rc, int stage) {
         in[i] = (int32_t)((i * 7 + 3) % cfg.vocab_size);
         tg[i] = (int32_t)((i * 7 + 10) % cfg.vocab_size);
     }
-    float first = step(m, d, in, tg, 1); /* warm-up */
+    float first = step(m, d, o, in, tg, 1); /* warm-up */
     n_alloc_calls = 0;
     counting = 1;
     float last = first;
-    for (int s = 0; s < STEPS; s++) last = step(m, d, in, tg, 2 + s);
+    for (int s = 0; s < STEPS; s++) last = step(m, d, o, in, tg, 2 + s);
     counting = 0;
     long calls = n_alloc_calls;
     /* the steps did train: same batch, so the loss falls */
@@ -155,6 +159,7 @@ static long count_steps(const lmf_kernels *k, lmf_recompute rc, int stage) {
     free(in);
     free(tg);
     lmf_gpt_free(m);
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     lmf_comm_free(comm);
     return calls;

@@ -46,7 +46,7 @@ static void train(const lmf_kernels *k, float *losses) {
     lmf_gpt *m = NULL;
     assert_int_equal(lmf_gpt_create(&cfg, k, &m), LMF_OK);
     lmf_gpt_init_weights(m, 3);
-    assert_int_equal(lmf_gpt_reserve(m, B, T, 1), LMF_OK);
+    assert_int_equal(lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN), LMF_OK);
     size_t n = lmf_gpt_layout(m)->total;
     float *mo = calloc(n, sizeof(float)), *vo = calloc(n, sizeof(float));
     int32_t in[B * T], tg[B * T];

@@ -74,6 +74,16 @@ typedef struct lmf_kernels {
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                const float *saved, int B, int T, int C, int NH);
 
+    /* Causal attention of n new positions against a key/value cache (inference). q: the queries
+     * of positions past .. past+n-1, row i at q + i*q_stride, head h in channels [h*hs,
+     * (h+1)*hs); kc, vc: [past+n, C], row t the key and the value of position t; out[n, C].
+     * Query i attends to positions 0 .. past+i with scale 1/sqrt(hs), as attention_forward's
+     * row past+i does. scratch: attention_kv_scratch_floats(past+n) floats (the fast table's
+     * depends on the thread count). */
+    size_t (*attention_kv_scratch_floats)(int T);
+    void (*attention_kv_forward)(float *out, float *scratch, const float *q, size_t q_stride,
+                                 const float *kc, const float *vc, int past, int n, int C, int NH);
+
     /* GELU, tanh approximation: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
      * out[N] (may be inp) */
     void (*gelu_forward)(float *out, const float *inp, size_t N);
@@ -107,6 +117,9 @@ typedef struct lmf_kernels {
     size_t (*classifier_scratch_floats)(int N, int V);
     void (*classifier)(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                        const float *wte, const int32_t *targets, float dloss, int N, int C, int V);
+
+    /* Logits of the tied classifier: logits[N, V] = x[N, C] @ wte[:V]^T (wte rows are tokens). */
+    void (*logits_forward)(float *logits, const float *x, const float *wte, int N, int C, int V);
 
     /* AdamW step on n elements in one pass over memory; t = step number starting at 1;
      * decoupled weight decay. The gradient used is g = grad[i] * grad_scale (averaging over

@@ -1,4 +1,5 @@
-/* GPT-2 model: parameter layout (Hugging Face names), forward, backward, inference. */
+/* GPT-2 model: the model described once (layout, products, sizes, work), forward, backward,
+ * KV-cached inference and sampling. */
 #ifndef LMFORGE_MODEL_H
 #define LMFORGE_MODEL_H
 
@@ -11,6 +12,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ==== the model described once (src/model/describe.c, layout.c): pure functions of the
+ * configuration, used by the trainer, the inference, the data-parallel engine, the planner and
+ * its calibration. A test runs the model over a counting kernel table and checks that these
+ * descriptions are what the forward and backward really do. ==== */
 
 /* One named tensor inside the contiguous parameter block. */
 typedef struct lmf_tensor_info {
@@ -45,6 +51,93 @@ int lmf_layout_find(const lmf_param_layout *l, const char *name);
  * (params or grads; every layer block has the same internal layout) */
 void lmf_layout_layer_view(const lmf_gpt_config *c, float *block_base, lmf_layer_view *v);
 
+/* Gradient buckets: the blocks grouped in backward order (n_blocks-1 down to 1) while a bucket
+ * is below target floats and would stay within max floats, then block 0 alone (its gradient is
+ * complete last). Bucket i spans blocks [lo[i], hi[i]]; lo and hi have room for n_blocks
+ * entries. Returns the number of buckets. The data-parallel engine reduces these buckets and
+ * the planner prices them. */
+int lmf_layout_buckets(const lmf_param_layout *l, size_t target, size_t max, int *lo, int *hi);
+
+/* How Megatron-style tensor parallelism splits a product's weight: by output columns (each
+ * rank computes some outputs) or by input rows (each rank a partial sum of every output). */
+typedef enum lmf_tp_split { LMF_SPLIT_COLUMN = 0, LMF_SPLIT_ROW } lmf_tp_split;
+
+/* One matrix product with a weight in a transformer layer: out[N, out] = in[N, in] @ W + b. */
+typedef struct lmf_linear_desc {
+    const char *name;     /* Hugging Face module name in the layer, e.g. "attn.c_attn" */
+    int in, out;          /* weight shape (in, out) */
+    int bias;             /* 1: has a bias */
+    int gelu;             /* 1: the forward applies bias and GELU in the product's epilogue, and
+                           * the backward takes the bias gradient from the GELU's (fused) */
+    lmf_tp_split split;
+} lmf_linear_desc;
+#define LMF_LAYER_LINEARS 4
+/* The layer's products in forward order: QKV, attention output, MLP up (GELU), MLP down. */
+int lmf_layer_linears(const lmf_gpt_config *c, lmf_linear_desc out[LMF_LAYER_LINEARS]);
+/* Parameters of one transformer layer (GPT-2: 12 C^2 + 13 C). */
+int64_t lmf_layer_params(const lmf_gpt_config *c);
+/* Of those, the ones tensor parallelism splits (weights, column-parallel biases) and the ones
+ * every tensor-parallel rank keeps whole (LayerNorms, row-parallel biases). */
+void lmf_layer_params_split(const lmf_gpt_config *c, int64_t *split, int64_t *replicated);
+
+/* FLOPs of one causal attention call over B x T positions of width C, counting the causal
+ * half of Q K^T and of P V: forward 2*B*C*T*(T+1); backward 2.5 times that (the gradients of
+ * Q, K, V and the recomputed scores). */
+double lmf_attention_flops(int B, int T, int C, int backward);
+
+/* The kernel calls of a training step, by kind: what the forward (with the classifier and its
+ * backward, which run inside it) and the backward (with recomputation) of one micro-batch do. */
+typedef enum lmf_op {
+    LMF_OP_ENCODER_FORWARD = 0,
+    LMF_OP_ENCODER_BACKWARD,
+    LMF_OP_LAYERNORM_FORWARD,
+    LMF_OP_RESIDUAL_LAYERNORM_FORWARD,
+    LMF_OP_LAYERNORM_BACKWARD,
+    LMF_OP_MATMUL_FORWARD,          /* matmul_forward and matmul_gelu_forward */
+    LMF_OP_MATMUL_BACKWARD,
+    LMF_OP_ATTENTION_FORWARD,
+    LMF_OP_ATTENTION_BACKWARD,
+    LMF_OP_GELU_FORWARD,
+    LMF_OP_GELU_BIAS_BACKWARD,
+    LMF_OP_CLASSIFIER,              /* tied logits, loss and (training) both gradients */
+    LMF_OP_ZERO,                    /* buffers cleared with memset */
+    LMF_OP_COUNT
+} lmf_op;
+typedef struct lmf_op_work {
+    double calls;
+    double flops;   /* matrix products, attention (lmf_attention_flops), classifier 2*N*C*V per
+                     * product (3 when training); 0 for the others */
+    double values;  /* floats of activation width the call streams: N*C per LayerNorm, encoder or
+                     * zeroed row set, N*4C per GELU; rows x output width for the products */
+} lmf_op_work;
+typedef struct lmf_step_work {
+    lmf_op_work op[LMF_OP_COUNT];
+} lmf_step_work;
+typedef enum lmf_recompute {
+    LMF_RECOMPUTE_NONE = 0,
+    LMF_RECOMPUTE_SELECTIVE,
+    LMF_RECOMPUTE_FULL
+} lmf_recompute;
+/* Work of one training micro-batch of B x T: *forward for lmf_gpt_forward (training), *backward
+ * for lmf_gpt_backward with recomputation mode rc. */
+void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
+                       lmf_step_work *forward, lmf_step_work *backward);
+const char *lmf_op_name(lmf_op op);
+
+/* What lmf_gpt_reserve allocates for. */
+typedef enum lmf_reserve_mode {
+    LMF_RESERVE_INFERENCE = 0,  /* forward passes only (evaluation) */
+    LMF_RESERVE_TRAIN,          /* training, with the model's own gradient block */
+    LMF_RESERVE_TRAIN_HOOKED    /* training, gradients placed by the block_grads hook */
+} lmf_reserve_mode;
+/* Floats of the activation block lmf_gpt_reserve(B, T, mode) allocates with kernel table k
+ * and recomputation mode recompute (gradient block and batch copies excluded), without a model.
+ * The fast table's attention scratch depends on the thread count: call after lmf_threads_set. */
+size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
+                                 lmf_reserve_mode mode, lmf_recompute recompute);
+
+/* ==== the model ==== */
+
 /* Hooks let a caller (data parallelism, ZeRO) place and move each block's weights and
  * gradients without the model knowing about communication. Blocks: 0 embeddings (wte, wpe;
  * wte is also the tied classifier), 1..L transformer layers, L+1 final LayerNorm. Offsets of
@@ -55,7 +148,7 @@ void lmf_layout_layer_view(const lmf_gpt_config *c, float *block_base, lmf_layer
  * (block_grads(0) first: dwte accumulates there during the forward); backward:
  * block_params(L+1..1, 1), block_grads(b), ... grads_ready(b), release_params(b, 1) for
  * b = L+1 down to 1, then the encoder backward, grads_ready(0), release_params(0, 1).
- * In evaluation (training = 0) block 0 is released with phase 0 at the end of the forward. */
+ * In evaluation block 0 is released with phase 0 at the end of the forward. */
 typedef struct lmf_gpt_hooks {
     float *(*block_params)(void *ctx, int block, int phase);
     void (*release_params)(void *ctx, int block, int phase);
@@ -67,14 +160,15 @@ typedef struct lmf_gpt_hooks {
 typedef struct lmf_gpt lmf_gpt;
 
 /* Create a model with the given configuration: parameters allocated (zeroed), no gradients or
- * activations yet. */
+ * activations yet. k: the kernel table (NULL: the fast one). */
 lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_gpt **out);
 void lmf_gpt_free(lmf_gpt *m);
 
 const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m);
 const lmf_param_layout *lmf_gpt_layout(const lmf_gpt *m);
+const lmf_kernels *lmf_gpt_kernels(const lmf_gpt *m);
 float *lmf_gpt_params(lmf_gpt *m);
-/* gradient block, allocated on first call of lmf_gpt_reserve(training=1) */
+/* gradient block, allocated on first call of lmf_gpt_reserve(LMF_RESERVE_TRAIN) */
 float *lmf_gpt_grads(lmf_gpt *m);
 /* Switch kernel tables; activations already reserved are re-sized for the new table's
  * scratch needs (which differ between tables). */
@@ -96,38 +190,27 @@ void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed);
  * the backward recomputes from its input; full keeps only each layer's output and re-runs the
  * layer's forward inside the backward (one shared set of layer activations). Losses and
  * gradients are bit-identical in every mode; recomputation costs time, not accuracy. */
-typedef enum lmf_recompute {
-    LMF_RECOMPUTE_NONE = 0,
-    LMF_RECOMPUTE_SELECTIVE,
-    LMF_RECOMPUTE_FULL
-} lmf_recompute;
 void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r);
 
-/* Allocate activations (and, if training == 1, the gradient block) for batches up to B x T.
- * training: 0 inference only, 1 training with the model's own gradient block, 2 training
- * with gradients placed by the block_grads hook (no own gradient block).
- * Fails when T > n_positions. No allocation happens in forward/backward afterwards. */
-lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, int training);
+/* Allocate activations (and, for LMF_RESERVE_TRAIN, the gradient block) for batches up to
+ * B x T. Fails when T > n_positions. No allocation happens in forward/backward afterwards. */
+lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode);
 /* bytes held for activations and gradients after reserve */
 size_t lmf_gpt_activation_bytes(const lmf_gpt *m);
-/* Floats of the activation block lmf_gpt_reserve(B, T, training) allocates with kernel table k
- * and recomputation mode recompute (gradient block and batch copies excluded), without a model.
- * The fast table's attention scratch depends on the thread count: call after lmf_threads_set. */
-size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
-                                 int training, lmf_recompute recompute);
 
-/* Forward pass over inputs[B,T]; returns the mean loss over targets[B,T].
- * If training, also computes the classifier gradient (dloss_scale multiplies the gradient
- * of the mean loss; use 1/grad_accum) so lmf_gpt_backward can follow.
- * Ids are checked: any id >= vocab_size is an error (LMF_ERR_ARG). */
+/* Forward pass over inputs[B,T]; returns the mean loss over targets[B,T] (targets may be NULL:
+ * no loss, *loss = 0). With train != 0 (reserved for training) it also computes the
+ * classifier's gradient (dloss_scale multiplies the gradient of the mean loss; use
+ * 1/grad_accum) so lmf_gpt_backward can follow. Ids are checked: any id >= vocab_size is an
+ * error (LMF_ERR_ARG). */
 lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
-                           int T, int training, float dloss_scale, float *loss);
+                           int T, int train, float dloss_scale, float *loss);
 /* Backward pass after a training forward: accumulates into the gradient block. */
 void lmf_gpt_backward(lmf_gpt *m);
 void lmf_gpt_zero_grad(lmf_gpt *m);
 
 /* Logits of the last forward at position (b, t): fills logits[vocab_size]. Needs a forward
- * with training = 0 before it (uses the final LayerNorm output). */
+ * before it (uses the final LayerNorm output). */
 void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits);
 
 /* ---- profiling: wall time per kind of kernel, for the benchmark's breakdown ---- */
@@ -151,14 +234,19 @@ void lmf_gpt_profile_read_busy(const lmf_gpt *m, double busy[LMF_PHASE_COUNT]);
 void lmf_gpt_profile_reset(lmf_gpt *m);
 const char *lmf_phase_name(lmf_phase p);
 
-/* ---- inference with a key/value cache ---- */
+/* ---- inference with a key/value cache: the same layer code as training, through the
+ * model's kernel table ---- */
 typedef struct lmf_kv_cache lmf_kv_cache;
-/* A cache for up to max_T positions (max_T <= n_positions). */
-lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, lmf_kv_cache **out);
+/* A cache for up to max_T positions (max_T <= n_positions), with room to run up to `chunk`
+ * new positions at once (a prompt is fed in chunks of that size; 0: 64). */
+lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, int chunk, lmf_kv_cache **out);
 void lmf_gpt_kv_free(lmf_kv_cache *kv);
-/* Run one token at position pos (positions must come in order 0, 1, ...; pos < max_T) and
- * write the next-token logits[vocab_size]. */
-lmf_status lmf_gpt_infer_next(lmf_gpt *m, lmf_kv_cache *kv, int32_t token, int pos, float *logits);
+/* positions held so far */
+int lmf_gpt_kv_length(const lmf_kv_cache *kv);
+/* Run tokens[n] at the next n positions (n >= 1, fitting in the cache) and write the logits of
+ * the token after the last one to logits[vocab_size]. */
+lmf_status lmf_gpt_kv_append(lmf_gpt *m, lmf_kv_cache *kv, const int32_t *tokens, int n,
+                             float *logits);
 
 /* Pick a token from logits[V]: temperature (0 = greedy), top_k (0 = off), top_p (1 = off).
  * work: V floats + V ints of scratch (see lmf_sampler_work_bytes). u: uniform in [0, 1). */
@@ -166,17 +254,18 @@ size_t lmf_sampler_work_bytes(int V);
 int lmf_sample_logits(const float *logits, int V, float temperature, int top_k, float top_p,
                       float u, void *work);
 
-/* ---- files ---- */
-/* Write dir/config.json and dir/model.safetensors (Hugging Face GPT-2 names and shapes,
- * fp32, __metadata__ {"format": "pt"}); dir is created if missing. Needs the own params. */
-lmf_status lmf_gpt_save(lmf_gpt *m, const char *dir);
-/* Write only the weights to a safetensors file at path (atomic). */
-lmf_status lmf_gpt_save_weights(lmf_gpt *m, const char *path);
-/* Create a model from dir/config.json + dir/model.safetensors. Every tensor must be present
- * with the shape the config implies (F32, F16 or BF16); errors name the file and tensor. */
-lmf_status lmf_gpt_load(const char *dir, const lmf_kernels *k, lmf_gpt **out);
-/* Load weights from a safetensors file into an existing model (shapes checked). */
-lmf_status lmf_gpt_load_weights(lmf_gpt *m, const char *path);
+typedef struct lmf_sampling {
+    float temperature;    /* 0: greedy */
+    int top_k;            /* 0: off */
+    float top_p;          /* 1: off */
+    uint64_t seed;
+} lmf_sampling;
+/* Feed prompt[n_prompt] (n_prompt >= 1) and sample up to n_new tokens after it, calling
+ * emit(ctx, id) for each; *n_out gets how many were made: fewer than n_new when the model's
+ * context (n_positions) is full. A non-zero return from emit stops early (not an error). */
+lmf_status lmf_gpt_generate(lmf_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
+                            const lmf_sampling *s, int (*emit)(void *ctx, int32_t id), void *ctx,
+                            int *n_out);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,8 @@ typedef struct lmf_tokenizer lmf_tokenizer;
 
 /* Load from a directory holding encoder.json + vocab.bpe (or the same pair named vocab.json +
  * merges.txt), or tokenizer.json (either is enough; tokenizer.json is preferred when both
- * exist), or from a path to one of those files. Fails with LMF_ERR_IO when no file can be read
+ * exist), or from a path to one of those files or to an llm.c tokenizer file (recognised by
+ * its magic number; see lmf_tok_parse_llmc). Fails with LMF_ERR_IO when no file can be read
  * and LMF_ERR_FORMAT, with a message naming the file and the fault, for malformed or
  * unsupported files (bad JSON, unknown or repeated merges, duplicate ids, a missing byte
  * token, a tokenizer.json pipeline other than GPT-2's byte-level BPE). */
@@ -45,6 +46,16 @@ const char *lmf_tok_token_bytes(const lmf_tokenizer *t, uint32_t id, size_t *len
 int lmf_tok_is_special(const lmf_tokenizer *t, uint32_t id);
 /* number of merges (ranks) */
 int lmf_tok_num_merges(const lmf_tokenizer *t);
+
+/* llm.c tokenizer files: 256 little-endian uint32 header: [0] magic 20240328, [1] version (1 or
+ * 2), [2] vocab_size, [3] end-of-text id (version 2; version 1 means GPT-2: 50257 ids,
+ * end-of-text 50256); then per id a uint8 length (>= 1) and that many bytes. The result
+ * decodes ids; it has no merges, so encoding text with it gives one id per byte (GPT-2's real
+ * encoding needs its merges). buf[len] is the whole file; `what` names it in messages. */
+#define LMF_LLMC_TOKENIZER_MAGIC 20240328
+lmf_status lmf_tok_parse_llmc(const void *buf, size_t len, const char *what, lmf_tokenizer **out);
+/* 1 when t can only decode (it came from an llm.c tokenizer file, see above) */
+int lmf_tok_decode_only(const lmf_tokenizer *t);
 
 /* A cut point in text[0..len): the first p >= from (p >= 1) such that encoding text[0..p) and
  * text[p..len) separately (without special tokens) gives exactly the ids of encoding the

@@ -1,9 +1,14 @@
-/* Trainer: data, model, optimizer and checkpoints wired into optimizer steps. */
+/* Training: data, model, optimizer, parallel engine and checkpoints wired into optimizer steps,
+ * and the training loop with its policy (evaluation, saving, stopping, rank agreement). A
+ * program that embeds liblmforge and calls lmf_trainer_run gets the run `lmforge train` does. */
 #ifndef LMFORGE_TRAIN_H
 #define LMFORGE_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include "lmforge/ckpt.h"
 #include "lmforge/config.h"
+#include "lmforge/model.h"
 #include "lmforge/optim.h"
 #include "lmforge/status.h"
 
@@ -11,11 +16,19 @@
 extern "C" {
 #endif
 
+/* Faults a test asks for (docs/checkpoints.md, "Testing failures"); none in a real run. */
+typedef struct lmf_train_test_faults {
+    const int64_t *nan_steps;  /* 0-based steps whose gradient is made NaN (each once) */
+    int n_nan_steps;
+    int ckpt_write_delay_ms;   /* every checkpoint shard write sleeps this long half way */
+    int ckpt_fail_rank;        /* this rank's shard writes fail half way; -1: none */
+} lmf_train_test_faults;
+
 typedef struct lmf_train_opts {
     lmf_gpt_config cfg;        /* model shape (vocab_size may be raised to fit the data) */
-    const char *init_dir;      /* start from these weights (model directory) or NULL */
-    const char *data;          /* training shard */
-    const char *val_data;      /* validation shard or NULL */
+    const char *init_dir;      /* start from these weights (any model path, formats.h) or NULL */
+    const char *data;          /* training token file */
+    const char *val_data;      /* validation token file or NULL */
     const char *out_dir;       /* run directory */
     const char *resume_dir;    /* resume from this run directory's latest checkpoint, or NULL */
     int steps, batch, seq, grad_accum;
@@ -25,11 +38,13 @@ typedef struct lmf_train_opts {
     uint64_t seed;
     int shuffle;
     int eval_every, eval_batches, save_every, keep_checkpoints;
-    int threads;
+    int stop_after;            /* stop with a checkpoint after this step, as a pre-emption would
+                                * (0: off) */
+    int threads;               /* compute threads per rank (0: one per processor) */
     const char *kernels;       /* "ref" or "fast" */
     /* data parallelism */
     int zero_stage;            /* 0..3 */
-    int recompute;             /* lmf_recompute: 0 none, 1 selective, 2 full */
+    lmf_recompute recompute;
     int64_t global_batch;      /* tokens per optimizer step over all ranks; 0: batch*seq*grad_accum*ranks */
     const char *comm;          /* "auto", "single" or "mpi" */
     double comm_timeout;       /* seconds before a collective that does not complete aborts the job */
@@ -37,15 +52,33 @@ typedef struct lmf_train_opts {
     int max_bad_steps;         /* roll back to the latest checkpoint after this many NaN/Inf steps
                                 * in a row (default 3); 0: stop with an error at the first */
     float spike_factor;        /* log a loss above this times its running mean (default 2; 0: off) */
+    lmf_train_test_faults test;
 } lmf_train_opts;
 
 /* Defaults documented in docs/cli.md. */
 void lmf_train_opts_default(lmf_train_opts *o);
 
+/* The options a run directory's newest checkpoint was saved with, to resume it: *o is filled
+ * (fields the checkpoint does not record keep their values); its data and val_data point into
+ * *saved, which must outlive their use. Then set resume_dir and override what should change. */
+typedef struct lmf_saved_opts {
+    char data[4096], val_data[4096];
+} lmf_saved_opts;
+lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_saved_opts *saved);
+/* The options a checkpoint records (data, batch and sequence, optimizer, schedule, seed, the
+ * evaluation, checkpoint and fault settings), as a JSON object: malloc'd text, NULL when out of
+ * memory. */
+char *lmf_train_opts_to_json(const lmf_train_opts *o);
+/* Overwrite the options of *o that the JSON object `text` (untrusted) records; strings go into
+ * *saved. LMF_ERR_FORMAT with a message naming `what` for anything malformed. */
+lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_train_opts *o,
+                                    lmf_saved_opts *saved);
+
 typedef struct lmf_step_stats {
     int step;                  /* 0-based index of the step just taken */
     float loss, lr, grad_norm;
     double seconds, tokens_per_s, flops_per_s;
+    double mfu;                /* flops_per_s over the peak of every rank's threads */
     int64_t tokens;            /* tokens in this step */
     /* numeric faults */
     int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
@@ -59,8 +92,9 @@ typedef struct lmf_step_stats {
 
 typedef struct lmf_trainer lmf_trainer;
 
-/* Build everything: open shards, create or load the model (init_dir / resume_dir), allocate
- * activations, gradients and optimizer state, open the run directory. */
+/* Build everything: set the thread count, open the token files, create or load the model
+ * (init_dir / resume_dir), allocate activations, gradients and optimizer state, resume the
+ * checkpoint, measure the peak for MFU. Collective under MPI. */
 lmf_status lmf_trainer_create(const lmf_train_opts *o, lmf_trainer **out);
 void lmf_trainer_free(lmf_trainer *t);
 
@@ -69,6 +103,9 @@ int lmf_trainer_next_step(const lmf_trainer *t);
 const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t);
 int64_t lmf_trainer_num_params(const lmf_trainer *t);
 double lmf_trainer_flops_per_token(const lmf_trainer *t);
+/* FLOP/s the MFU of every step is taken against: the measured FMA peak of the threads of
+ * every rank */
+double lmf_trainer_peak_flops(const lmf_trainer *t);
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t);
 int lmf_trainer_rank(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
@@ -79,6 +116,8 @@ typedef struct lmf_train_memory {
     size_t weights, grads, optim, activations, buffers;
 } lmf_train_memory;
 void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m);
+/* Timings of the last committed checkpoint write (zero before the first). */
+void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st);
 /* Collective: make the model hold the full current weights on every rank (after ZeRO-3
  * training), for sampling or export. */
 lmf_status lmf_trainer_materialize(lmf_trainer *t);
@@ -106,6 +145,44 @@ lmf_status lmf_trainer_save(lmf_trainer *t);
 lmf_status lmf_trainer_wait_save(lmf_trainer *t);
 /* Write the run directory's config.json and model.safetensors (the current weights). */
 lmf_status lmf_trainer_export(lmf_trainer *t);
+
+/* ---- the training loop ---- */
+
+/* What the loop tells its caller; every callback is optional and runs on every rank. */
+typedef struct lmf_train_callbacks {
+    /* after each step: its numbers; done = completed steps (step + 1, or fewer after a
+     * rollback), eta_s = seconds left at the mean time of the steps so far */
+    void (*on_step)(void *ctx, const lmf_step_stats *st, int done, int total, double eta_s);
+    /* after each evaluation: the validation loss after `done` completed steps */
+    void (*on_eval)(void *ctx, int done, float val_loss);
+    /* polled after each step: non-zero asks every rank to stop after this step, with a
+     * checkpoint (a signal arrived, say) */
+    int (*stop_requested)(void *ctx);
+    /* a remark that does not stop the run (the loss chart could not be drawn, ...) */
+    void (*on_note)(void *ctx, const char *msg);
+    void *ctx;
+} lmf_train_callbacks;
+
+typedef enum lmf_run_end {
+    LMF_RUN_COMPLETED = 0,   /* all steps done */
+    LMF_RUN_STOPPED,         /* a stop was requested (on this rank or another) */
+    LMF_RUN_STOPPED_AFTER    /* opts.stop_after was reached */
+} lmf_run_end;
+
+typedef struct lmf_run_result {
+    lmf_run_end end;
+    int steps_done;          /* completed steps at the end */
+    int stop_requested_here; /* LMF_RUN_STOPPED: 1 when this rank's stop_requested asked */
+} lmf_run_result;
+
+/* Collective: train from the next step to opts.steps. After each step: metrics.jsonl (rank 0:
+ * one line per step, evaluation, skipped step, rollback and loss spike), evaluation every
+ * eval_every steps and at the end, a checkpoint every save_every steps and at the end (and
+ * when stopping); every rank stops after the same step when any asks. At the end the model
+ * holds its full weights (lmf_trainer_materialize) and rank 0 writes the run directory's
+ * model (lmf_trainer_export) and loss.svg. A failure of any step, evaluation or checkpoint
+ * ends the run with its status. */
+lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_run_result *res);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 #include "lmforge/fsutil.h"
 
 static int fail_rt(void) {
@@ -26,7 +26,7 @@ static lmf_status make_parent(const char *path) {
  * problem here does not fail the conversion (the weights are what was asked for). */
 static void save_tokenizer(const lmf_tokenizer *tok, const char *dir, int quiet) {
     if (!tok) return;
-    if (lmf_tokenizer_decode_only(tok)) {
+    if (lmf_tok_decode_only(tok)) {
         if (!quiet)
             fprintf(stderr, "lmforge convert: note: the llm.c tokenizer file holds no merges; no "
                     "tokenizer written to %s\n", dir);
@@ -93,7 +93,7 @@ int lmf_cmd_convert(int argc, char **argv) {
         s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_lmf) {
-        s = lmf_gpt_save(m, out);
+        s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
         char tdir[4096];
         if (s == LMF_OK && lmf_path_join(tdir, sizeof tdir, out, "tokenizer") == LMF_OK)
             save_tokenizer(tok, tdir, quiet);

@@ -5,7 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 #include "lmforge/data.h"
 #include "lmforge/model.h"
 #include "lmforge/threads.h"
@@ -43,7 +43,7 @@ int lmf_cmd_eval(int argc, char **argv) {
                       lmf_tokens_max_token(s), lmf_gpt_cfg(m)->vocab_size);
         goto out;
     }
-    if (lmf_gpt_reserve(m, B, T, 0) != LMF_OK) goto fail;
+    if (lmf_gpt_reserve(m, B, T, LMF_RESERVE_INFERENCE) != LMF_OK) goto fail;
     if (lmf_loader_create(s, B, T, 0, 0, &l) != LMF_OK) goto fail;
     uint64_t avail = lmf_loader_num_windows(l) / (uint64_t)B;
     if (batches == 0 || (uint64_t)batches > avail) batches = (int)avail;

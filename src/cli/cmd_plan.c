@@ -26,7 +26,7 @@ static int resolve_model(const char *arg, lmf_gpt_config *cfg, char *name, size_
     size_t l = strlen(arg);
     lmf_status st;
     if (strchr(arg, '/') || (l > 5 && strcmp(arg + l - 5, ".json") == 0)) {
-        st = lmf_config_load_json(arg, cfg);
+        st = lmf_config_read(arg, cfg);
         const char *base = strrchr(arg, '/');
         snprintf(name, cap, "%s", base ? base + 1 : arg);
     } else {

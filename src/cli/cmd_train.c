@@ -1,4 +1,6 @@
-/* lmforge train: parse flags, prepare the default data if needed, run the training loop. */
+/* lmforge train: parse flags, prepare the default data if needed, run the library's training
+ * loop and print its progress. */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,13 +12,12 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/default_data.h"
+#include "lmforge/formats.h"
 #include "lmforge/comm.h"
 #include "lmforge/fsutil.h"
-#include "lmforge/metrics.h"
-#include "lmforge/perf.h"
+#include "lmforge/system.h"
 #include "lmforge/threads.h"
 #include "lmforge/train.h"
-#include "ckpt/checkpoint.h"
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) {
@@ -26,13 +27,16 @@ static void on_signal(int sig) {
 
 typedef struct train_cli {
     lmf_train_opts o;
+    lmf_saved_opts saved;     /* strings of a resumed run's options */
     const char *model, *config, *schedule, *corpus, *tokenizer, *prompt, *recompute;
-    int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, stop_after;
+    const char *inject_nan;   /* --test-inject-nan */
+    int64_t nan_steps[1024];
+    int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty;
     double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
 } train_cli;
 
-#define NOPT 50
+#define NOPT 56
 static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
@@ -79,8 +83,11 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--prompt", LMF_OPT_STR, &c->prompt, "TEXT", "prompt for the final sample", LMF_NOLIMIT);
     O("--max-bad-steps", LMF_OPT_INT, &o->max_bad_steps, "K", "roll back to the latest checkpoint after K steps in a row with a NaN/Inf loss or gradient norm, skipping their data (default 3; 0 = stop at the first)", 0, 1e6);
     O("--spike-factor", LMF_OPT_DOUBLE, &c->spike, "F", "log a loss above F times its running mean (default 2; 0 = off)", 0, 1e6);
-    O("--stop-after", LMF_OPT_INT, &c->stop_after, "N", "stop with a checkpoint after step N, as a pre-emption would", 1, 1e9);
+    O("--stop-after", LMF_OPT_INT, &o->stop_after, "N", "stop with a checkpoint after step N, as a pre-emption would", 1, 1e9);
     O("--quiet", LMF_OPT_FLAG, &c->quiet, NULL, "no progress output", LMF_NOLIMIT);
+    O("--test-inject-nan", LMF_OPT_STR, &c->inject_nan, "STEPS", "(tests) make the gradients of these 0-based steps NaN, e.g. 5,6,7", LMF_NOLIMIT);
+    O("--test-ckpt-write-delay", LMF_OPT_INT, &o->test.ckpt_write_delay_ms, "MS", "(tests) every checkpoint shard write sleeps MS half way", 0, 1e6);
+    O("--test-ckpt-fail-rank", LMF_OPT_INT, &o->test.ckpt_fail_rank, "R", "(tests) rank R's checkpoint shard writes fail half way", -1, 1e6);
 #undef O
     return n;
 }
@@ -91,6 +98,21 @@ static void set_floats_from(train_cli *c) {
     c->no_shuffle = !c->o.shuffle;
     c->spike = c->o.spike_factor;
     c->schedule = c->o.lr_schedule == LMF_LR_CONSTANT ? "constant" : "cosine";
+}
+
+/* "5,6,7" into steps[cap]; 0 on success */
+static int parse_steps(const char *text, int64_t *steps, int cap, int *n) {
+    *n = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || errno != 0 || x < 0 || x > 2000000000LL || (*end != ',' && *end) || *n >= cap)
+            return -1;
+        steps[(*n)++] = x;
+        p = *end ? end + 1 : end;
+    }
+    return *n > 0 ? 0 : -1;
 }
 
 static int finish_opts(train_cli *c) {
@@ -110,7 +132,7 @@ static int finish_opts(train_cli *c) {
     }
     if (c->model && c->config) { lmf_cli_error("train", "give --model or --config, not both"); return 2; }
     if (c->config) {
-        if (lmf_config_load_json(c->config, &o->cfg) != LMF_OK) { lmf_cli_error("train", "%s", lmf_last_error()); return 2; }
+        if (lmf_config_read(c->config, &o->cfg) != LMF_OK) { lmf_cli_error("train", "%s", lmf_last_error()); return 2; }
     } else if (c->model && lmf_config_preset(c->model, &o->cfg) != LMF_OK) {
         lmf_cli_error("train", "%s", lmf_last_error());
         return 2;
@@ -118,24 +140,58 @@ static int finish_opts(train_cli *c) {
     if (c->vocab_size > 0) o->cfg.vocab_size = c->vocab_size;
     if (!lmf_kernels_by_name(o->kernels)) { lmf_cli_error("train", "--kernels must be ref or fast, got '%s'", o->kernels); return 2; }
     if (o->val_data && !o->data) { lmf_cli_error("train", "--val-data needs --data too"); return 2; }
+    if (c->inject_nan && parse_steps(c->inject_nan, c->nan_steps, 1024, &o->test.n_nan_steps) != 0) {
+        lmf_cli_error("train", "--test-inject-nan '%s': expected step numbers separated by commas, "
+                      "e.g. 5,6,7", c->inject_nan);
+        return 2;
+    }
+    o->test.nan_steps = c->nan_steps;
     return 0;
 }
 
-static void progress(const train_cli *c, int tty, const lmf_step_stats *st, int total,
-                     double mfu, double eta, int last) {
+/* ---- what the loop reports ---- */
+
+static void on_step(void *ctx, const lmf_step_stats *st, int done, int total, double eta) {
+    train_cli *c = ctx;
     if (c->quiet) return;
+    int last = done == total;
     char etab[32];
     lmf_cli_format_duration(eta, etab, sizeof etab);
-    if (tty) {
+    if (c->tty) {
         fprintf(stderr, "\r\033[Kstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | MFU %.1f%% | ETA %s",
-                st->step + 1, total, (double)st->loss, (double)st->lr, st->tokens_per_s, 100 * mfu, etab);
+                st->step + 1, total, (double)st->loss, (double)st->lr, st->tokens_per_s,
+                100 * st->mfu, etab);
         if (last) fputc('\n', stderr);
         fflush(stderr);
     } else if ((st->step + 1) % c->log_every == 0 || last || st->step == 0) {
         fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%% eta %s\n",
                 st->step + 1, total, (double)st->loss, (double)st->lr, (double)st->grad_norm,
-                st->tokens_per_s, 100 * mfu, etab);
+                st->tokens_per_s, 100 * st->mfu, etab);
     }
+    const char *cr = c->tty ? "\r\033[K" : "";
+    if (st->skipped) { /* numeric faults: docs/checkpoints.md */
+        int nan = isnan(st->loss) || isnan(st->grad_norm);
+        fprintf(stderr, "%slmforge train: step %d: %s loss or gradient norm; update skipped (%d in a row)\n",
+                cr, st->step + 1, nan ? "NaN" : "Inf", st->bad_in_row);
+    }
+    if (st->spike)
+        fprintf(stderr, "%slmforge train: step %d: loss spike %.4f (running mean %.4f)\n", cr,
+                st->step + 1, (double)st->loss, (double)st->loss_mean);
+    if (st->rolled_back_to >= 0)
+        fprintf(stderr, "%slmforge train: rolled back to the checkpoint of step %d after %d bad steps; "
+                "their data is skipped\n", cr, st->rolled_back_to, st->bad_in_row);
+}
+
+static void on_eval(void *ctx, int done, float val_loss) {
+    train_cli *c = ctx;
+    if (!c->quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", c->tty ? "\r\033[K" : "", done, (double)val_loss);
+}
+
+static int stop_requested(void *ctx) { (void)ctx; return g_stop != 0; }
+
+static void on_note(void *ctx, const char *msg) {
+    train_cli *c = ctx;
+    if (!c->quiet) fprintf(stderr, "lmforge train: note: %s\n", msg);
 }
 
 static int fail_rt(const char *what) {
@@ -143,8 +199,27 @@ static int fail_rt(const char *what) {
     return 1;
 }
 
+static void print_start(const train_cli *c, lmf_trainer *t) {
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    int start = lmf_trainer_next_step(t);
+    char resumed[64] = "";
+    if (o->resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
+    fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
+            "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
+            "peak %.1f GFLOP/s%s\n",
+            o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
+            (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
+            lmf_trainer_world(t), (long long)o->global_batch, o->zero_stage, lmf_threads_get(),
+            o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
+    lmf_train_memory mem;
+    lmf_trainer_memory(t, &mem);
+    fprintf(stderr, "memory per rank: weights %.1f MB, gradients %.1f MB, optimizer %.1f MB, "
+            "activations %.1f MB, buffers %.1f MB\n", mem.weights / 1e6, mem.grads / 1e6,
+            mem.optim / 1e6, mem.activations / 1e6, mem.buffers / 1e6);
+}
+
 int lmf_cmd_train(int argc, char **argv) {
-    train_cli c;
+    static train_cli c; /* the run's options point into it until the end */
     memset(&c, 0, sizeof c);
     lmf_train_opts_default(&c.o);
     c.log_every = 10;
@@ -156,7 +231,7 @@ int lmf_cmd_train(int argc, char **argv) {
     /* a resumed run starts from its saved options; flags given now override them */
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--resume") == 0) {
-            if (lmf_ckpt_read_opts(argv[i + 1], &c.o) != LMF_OK) {
+            if (lmf_train_opts_from_run(argv[i + 1], &c.o, &c.saved) != LMF_OK) {
                 lmf_cli_error("train", "%s", lmf_last_error());
                 return 2;
             }
@@ -192,118 +267,37 @@ int lmf_cmd_train(int argc, char **argv) {
     }
 
     lmf_trainer *t = NULL;
-    if (lmf_trainer_create(&c.o, &t) != LMF_OK) {
-        lmf_cli_error("train", "%s", lmf_last_error());
-        return lmf_last_error()[0] ? 1 : 1;
-    }
+    if (lmf_trainer_create(&c.o, &t) != LMF_OK) return fail_rt("");
     const lmf_train_opts *o = lmf_trainer_opts(t);
-    int rank = lmf_trainer_rank(t), world = lmf_trainer_world(t);
+    int rank = lmf_trainer_rank(t);
     if (rank != 0) c.quiet = 1;
-    /* MFU against the peak of every rank's cores */
-    double peak = lmf_peak_gflops(lmf_threads_get(), 0.2) * 1e9 * world;
-    int start = lmf_trainer_next_step(t);
-    char resumed[64] = "";
-    if (c.o.resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
-    if (!c.quiet)
-        fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
-                "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
-                "peak %.1f GFLOP/s%s\n",
-                o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
-                (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq,
-                lmf_trainer_grad_accum(t), world, (long long)o->global_batch, o->zero_stage,
-                lmf_threads_get(), o->kernels, peak / 1e9, resumed);
-    if (!c.quiet) {
-        lmf_train_memory mem;
-        lmf_trainer_memory(t, &mem);
-        fprintf(stderr, "memory per rank: weights %.1f MB, gradients %.1f MB, optimizer %.1f MB, "
-                "activations %.1f MB, buffers %.1f MB\n", mem.weights / 1e6, mem.grads / 1e6,
-                mem.optim / 1e6, mem.activations / 1e6, mem.buffers / 1e6);
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-    lmf_metrics *mx = NULL;
-    if (rank == 0 && lmf_metrics_open(path, start > 0 ? start : -1, &mx) != LMF_OK) {
-        lmf_trainer_free(t);
-        return fail_rt("");
-    }
+    c.tty = isatty(2);
+    if (!c.quiet) print_start(&c, t);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
-    int tty = isatty(2), rc = 0;
-    double t_sum = 0;
-    int t_n = 0;
-    const char *cr = tty ? "\r\033[K" : "";
-    for (int step; (step = lmf_trainer_next_step(t)) < o->steps;) {
-        lmf_step_stats st;
-        if (lmf_trainer_step(t, &st) != LMF_OK) { rc = fail_rt(""); break; }
-        int done = lmf_trainer_next_step(t); /* completed steps: step + 1, or less after a rollback */
-        int last = done == o->steps, rolled = st.rolled_back_to >= 0;
-        double mfu = st.flops_per_s / peak;
-        if (step > start) { t_sum += st.seconds; t_n++; }
-        double per = t_n ? t_sum / t_n : st.seconds;
-        progress(&c, tty, &st, o->steps, mfu, per * (o->steps - done), last);
-        if (st.skipped) { /* numeric faults: docs/checkpoints.md */
-            int nan = isnan(st.loss) || isnan(st.grad_norm);
-            if (mx) lmf_metrics_skip(mx, step, nan ? "nan" : "inf", st.bad_in_row);
-            if (!c.quiet) fprintf(stderr, "%slmforge train: step %d: %s loss or gradient norm; update skipped (%d in a row)\n",
-                                  cr, step + 1, nan ? "NaN" : "Inf", st.bad_in_row);
-        } else if (mx) {
-            lmf_metrics_step(mx, step, st.loss, st.lr, st.grad_norm, st.tokens_per_s, mfu);
-        }
-        if (st.spike) {
-            if (mx) lmf_metrics_spike(mx, step, st.loss, st.loss_mean);
-            if (!c.quiet) fprintf(stderr, "%slmforge train: step %d: loss spike %.4f (running mean %.4f)\n",
-                                  cr, step + 1, (double)st.loss, (double)st.loss_mean);
-        }
-        if (rolled) {
-            if (mx) lmf_metrics_rollback(mx, step, st.rolled_back_to);
-            if (!c.quiet) fprintf(stderr, "%slmforge train: rolled back to the checkpoint of step %d after %d bad steps; "
-                                  "their data is skipped\n", cr, st.rolled_back_to, st.bad_in_row);
-        }
-        if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
-            float vl;
-            if (lmf_trainer_eval(t, &vl) != LMF_OK) { rc = fail_rt(""); break; }
-            if (mx) lmf_metrics_eval(mx, done, vl);
-            if (!c.quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", cr, done, (double)vl);
-        }
-        if (c.stop_after > 0 && done == c.stop_after && !last) g_stop = -1;
-        /* every rank stops after the same step; decide once (a signal may arrive any time) */
-        int stop = lmf_trainer_any(t, g_stop != 0);
-        if (stop && !g_stop) g_stop = SIGTERM;
-        int save = (!rolled && (last || (o->save_every > 0 && done % o->save_every == 0))) || stop;
-        if (save && lmf_trainer_save(t) != LMF_OK) { rc = fail_rt(""); break; }
-        /* the final checkpoint (and a pre-emption's) must be complete before the exit */
-        if ((last || stop) && lmf_trainer_wait_save(t) != LMF_OK) { rc = fail_rt(""); break; }
-        if (stop) {
-            if (c.quiet) break;
-            char why[32];
-            if (g_stop > 0) snprintf(why, sizeof why, "signal %d", (int)g_stop);
-            else snprintf(why, sizeof why, "--stop-after");
-            fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
-                    "in %s/checkpoints (resume with --resume %s)\n", tty ? "\n" : "", why,
-                    done, o->out_dir, o->out_dir);
-            break;
-        }
+    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, on_note, &c};
+    lmf_run_result res;
+    int rc = lmf_trainer_run(t, &cb, &res) == LMF_OK ? 0 : fail_rt("");
+    if (rc == 0 && res.end != LMF_RUN_COMPLETED && !c.quiet) {
+        char why[32];
+        if (res.end == LMF_RUN_STOPPED_AFTER) snprintf(why, sizeof why, "--stop-after");
+        else snprintf(why, sizeof why, "signal %d", g_stop > 0 ? (int)g_stop : SIGTERM);
+        fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
+                "in %s/checkpoints (resume with --resume %s)\n", c.tty ? "\n" : "", why,
+                res.steps_done, o->out_dir, o->out_dir);
     }
-    lmf_metrics_close(mx);
-    if (rc == 0 && lmf_trainer_materialize(t) != LMF_OK) rc = fail_rt("gathering weights: ");
     if (rank != 0) {
         lmf_trainer_free(t);
         return rc;
     }
-    if (rc == 0 && lmf_trainer_export(t) != LMF_OK) rc = fail_rt("export: ");
-    if (rc == 0) {
-        char svg[4096];
-        snprintf(svg, sizeof svg, "%s/loss.svg", o->out_dir);
-        if (lmf_plot_losses(path, svg, "lmforge training loss") != LMF_OK && !c.quiet)
-            fprintf(stderr, "lmforge train: note: no chart: %s\n", lmf_last_error());
-    }
-    if (rc == 0 && !g_stop && c.sample_tokens > 0) {
+    if (rc == 0 && res.end == LMF_RUN_COMPLETED && c.sample_tokens > 0) {
         lmf_tokenizer *tok = NULL;
-        if (lmf_cli_find_tokenizer(o->out_dir, &tok) != LMF_OK) tok = NULL;
+        if (lmf_model_find_tokenizer(o->out_dir, &tok) != LMF_OK) tok = NULL;
         if (!c.quiet) fprintf(stderr, "sample:\n");
+        int made = 0;
         if (lmf_cli_generate(lmf_trainer_model(t), tok, c.prompt, c.sample_tokens, 0.8f, 40, 1.0f,
-                             o->seed, stdout) != LMF_OK)
+                             o->seed, stdout, &made) != LMF_OK)
             rc = fail_rt("sample: ");
         lmf_tok_free(tok);
     }

@@ -1,18 +1,12 @@
-/* Text generation for the CLI: prompt encoding, KV-cached sampling loop, decoding. */
+/* Text generation for the CLI: the prompt encoded, each token printed as the model's
+ * generation (lmf_gpt_generate) makes it. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli_util.h"
-#include "lmforge/convert.h"
-#include "lmforge/rng.h"
+#include "lmforge/model.h"
 
-/* the tokenizer files in or beside any model path (see lmf_model_find_tokenizer) */
-lmf_status lmf_cli_find_tokenizer(const char *dir, lmf_tokenizer **out) {
-    return lmf_model_find_tokenizer(dir, out);
-}
-
-static void emit(const lmf_tokenizer *tok, uint32_t id, FILE *out) {
+static void emit_id(const lmf_tokenizer *tok, uint32_t id, FILE *out) {
     if (!tok) {
         fprintf(out, "%u ", id);
         return;
@@ -23,18 +17,29 @@ static void emit(const lmf_tokenizer *tok, uint32_t id, FILE *out) {
     fflush(out);
 }
 
+typedef struct emit_ctx {
+    const lmf_tokenizer *tok;
+    FILE *out;
+} emit_ctx;
+
+static int emit(void *ctx, int32_t id) {
+    emit_ctx *e = ctx;
+    emit_id(e->tok, (uint32_t)id, e->out);
+    return 0;
+}
+
 lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *prompt, int n,
-                            float temperature, int top_k, float top_p, uint64_t seed, FILE *out) {
+                            float temperature, int top_k, float top_p, uint64_t seed, FILE *out,
+                            int *n_out) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
     int V = c->vocab_size, maxT = c->n_positions;
     size_t plen = prompt ? strlen(prompt) : 0, cap = plen + 2;
     uint32_t *ids = malloc(cap * sizeof(uint32_t));
-    float *logits = malloc((size_t)V * sizeof(float));
-    void *work = malloc(lmf_sampler_work_bytes(V));
-    lmf_kv_cache *kv = NULL;
+    int32_t *prompt_ids = malloc(cap * sizeof(int32_t));
     lmf_status s = LMF_OK;
     size_t np = 0;
-    if (!ids || !logits || !work) { s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate for sampling"); goto done; }
+    *n_out = 0;
+    if (!ids || !prompt_ids) { s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate for sampling"); goto done; }
     if (plen > 0 && tok) {
         s = lmf_tok_encode(tok, prompt, plen, 0, ids, cap, &np);
         if (s != LMF_OK) goto done;
@@ -57,28 +62,18 @@ lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *pr
         int eot = tok ? lmf_tok_eot(tok) : -1;
         ids[np++] = (uint32_t)(eot >= 0 && eot < V ? eot : V - 1);
     } else {
-        for (size_t i = 0; i < np; i++) emit(tok, ids[i], out);
+        for (size_t i = 0; i < np; i++) emit_id(tok, ids[i], out);
     }
     if ((int)np >= maxT) { s = lmf_fail(LMF_ERR_ARG, "the prompt has %zu tokens; the model's context is %d", np, maxT); goto done; }
-    s = lmf_gpt_kv_create(m, maxT, &kv);
-    if (s != LMF_OK) goto done;
-    lmf_rng rng;
-    lmf_rng_seed(&rng, seed);
-    int pos = 0;
-    for (size_t i = 0; i < np && s == LMF_OK; i++) s = lmf_gpt_infer_next(m, kv, (int32_t)ids[i], pos++, logits);
-    for (int i = 0; i < n && s == LMF_OK; i++) {
-        int next = lmf_sample_logits(logits, V, temperature, top_k, top_p, lmf_rng_uniform(&rng), work);
-        emit(tok, (uint32_t)next, out);
-        if (pos >= maxT) break; /* context full */
-        s = lmf_gpt_infer_next(m, kv, next, pos++, logits);
-    }
+    for (size_t i = 0; i < np; i++) prompt_ids[i] = (int32_t)ids[i];
+    lmf_sampling smp = {temperature, top_k, top_p, seed};
+    emit_ctx e = {tok, out};
+    s = lmf_gpt_generate(m, prompt_ids, (int)np, n, &smp, emit, &e, n_out);
     fputc('\n', out);
     fflush(out); /* before any later line on stderr, when both go to one file */
 done:
-    lmf_gpt_kv_free(kv);
     free(ids);
-    free(logits);
-    free(work);
+    free(prompt_ids);
     return s;
 }
 

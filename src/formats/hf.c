@@ -1,5 +1,5 @@
 /* Hugging Face GPT-2 directories: single or sharded safetensors in, fp32 safetensors out. */
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "formats/hf_internal.h"
 #include "lmforge/fsutil.h"
 #include "lmforge/safetensors.h"
 
@@ -252,7 +251,7 @@ lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out) {
     if (!lmf_file_exists(path))
         return lmf_fail(LMF_ERR_IO, "%s: no config.json (a Hugging Face or lmforge model directory "
                         "has config.json and model.safetensors)", dir);
-    LMF_TRY(lmf_hf_read_config(path, &c));
+    LMF_TRY(lmf_config_read(path, &c));
     lmf_gpt *m = NULL;
     LMF_TRY(lmf_gpt_create(&c, k, &m));
     lmf_status s = lmf_hf_load_weights(m, dir);
@@ -268,7 +267,28 @@ lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
     char path[4096];
     LMF_TRY(lmf_mkdir_p(dir));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
-    LMF_TRY(lmf_hf_write_config(path, lmf_gpt_cfg(m), eot));
+    LMF_TRY(lmf_config_write(path, lmf_gpt_cfg(m), eot));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "model.safetensors"));
-    return lmf_gpt_save_weights(m, path);
+    return lmf_hf_save_weights(m, path);
+}
+
+lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) {
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    float *p = lmf_gpt_params(m);
+    LMF_ASSERT(p != NULL);
+    lmf_st_out_tensor *t = calloc((size_t)l->n_tensors, sizeof *t);
+    if (!t) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the tensor list");
+    for (int i = 0; i < l->n_tensors; i++) {
+        const lmf_tensor_info *ti = &l->tensors[i];
+        t[i].name = ti->name;
+        t[i].dtype = LMF_F32;
+        t[i].ndim = ti->ndim;
+        t[i].shape[0] = ti->shape[0];
+        t[i].shape[1] = ti->shape[1];
+        t[i].data = p + ti->offset; /* wte: the first vocab_size rows are the real ones */
+    }
+    const char *meta[] = {"format", "pt"};
+    lmf_status s = lmf_st_write(path, t, l->n_tensors, meta, 1);
+    free(t);
+    return s;
 }

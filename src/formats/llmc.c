@@ -1,5 +1,5 @@
 /* llm.c checkpoints (fp32 v3, bf16 v5): header validation, loading and writing. */
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* Models and tokenizers from any supported format, detected from the content. */
-#include "lmforge/convert.h"
+#include "lmforge/formats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,9 +9,8 @@
 #include <unistd.h>
 
 #include "lmforge/fsutil.h"
-#include "ckpt/checkpoint.h"
-
-#define SHARD_MAGIC 20240520
+#include "lmforge/ckpt_format.h"
+#include "lmforge/data.h"
 
 const char *lmf_model_format_name(lmf_model_format f) {
     switch (f) {
@@ -104,7 +103,7 @@ lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load,
     if (magic == LMF_LLMC_TOKENIZER_MAGIC)
         return lmf_fail(LMF_ERR_FORMAT, "%s: an llm.c tokenizer file, not a model (lmforge finds "
                         "it by itself beside the checkpoint when it is named gpt2_tokenizer.bin)", path);
-    if (magic == SHARD_MAGIC) return lmf_fail(LMF_ERR_FORMAT, "%s: a token file, not a model", path);
+    if (magic == LMF_TOKENS_MAGIC) return lmf_fail(LMF_ERR_FORMAT, "%s: a token file, not a model", path);
     int is_st = got == 9 && head[8] == '{' && st_len > 0;
     const char *base = base_of(path);
     if ((is_st && strcmp(base, "model.safetensors") == 0) || strcmp(base, "config.json") == 0 ||
@@ -128,6 +127,7 @@ lmf_status lmf_model_load_any(const char *path, const lmf_kernels *k, lmf_gpt **
     return lmf_hf_load(load, k, out);
 }
 
+/* 1 when path starts with the magic number of llm.c's tokenizer files */
 static int llmc_tokenizer_file(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
@@ -135,12 +135,6 @@ static int llmc_tokenizer_file(const char *path) {
     ssize_t got = read(fd, &magic, 4);
     close(fd);
     return got == 4 && magic == LMF_LLMC_TOKENIZER_MAGIC;
-}
-
-lmf_status lmf_tokenizer_load_any(const char *path, lmf_tokenizer **out) {
-    *out = NULL;
-    if (!is_dir(path) && llmc_tokenizer_file(path)) return lmf_llmc_tokenizer_load(path, out);
-    return lmf_tok_load(path, out);
 }
 
 lmf_status lmf_model_find_tokenizer(const char *model_path, lmf_tokenizer **out) {
@@ -162,7 +156,7 @@ lmf_status lmf_model_find_tokenizer(const char *model_path, lmf_tokenizer **out)
     static const char *const llmc[] = {"gpt2_tokenizer.bin", "tokenizer.bin"};
     for (size_t i = 0; i < sizeof llmc / sizeof llmc[0]; i++) {
         LMF_TRY(lmf_path_join(p, sizeof p, dir, llmc[i]));
-        if (lmf_file_exists(p) && llmc_tokenizer_file(p)) return lmf_llmc_tokenizer_load(p, out);
+        if (lmf_file_exists(p) && llmc_tokenizer_file(p)) return lmf_tok_load(p, out);
     }
     return LMF_OK;
 }

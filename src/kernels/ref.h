@@ -40,7 +40,11 @@ void lmf_ref_gelu_bias_backward(float *dinp, float *dbias, const float *inp, con
 
 void lmf_ref_residual_forward(float *out, const float *a, const float *b, size_t N);
 
+size_t lmf_ref_attention_kv_scratch_floats(int T);
+void lmf_ref_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
+                                  const float *kc, const float *vc, int past, int n, int C, int NH);
 size_t lmf_ref_classifier_scratch_floats(int N, int V);
+void lmf_ref_logits_forward(float *logits, const float *x, const float *wte, int N, int C, int V);
 void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                         const float *wte, const int32_t *targets, float dloss, int N, int C,
                         int V);

@@ -99,3 +99,42 @@ void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, 
         }
     }
 }
+
+size_t lmf_ref_attention_kv_scratch_floats(int T) { return (size_t)T; }
+
+/* Row past+i of lmf_ref_attention_forward, with keys and values from the cache: the same
+ * arithmetic in the same order, so the results are identical. */
+void lmf_ref_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
+                                  const float *kc, const float *vc, int past, int n, int C,
+                                  int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int i = 0; i < n; i++) {
+        int t = past + i;
+        for (int h = 0; h < NH; h++) {
+            const float *qh = q + (size_t)i * q_stride + (size_t)h * hs;
+            float *att = scratch;
+            float maxv = -INFINITY;
+            for (int u = 0; u <= t; u++) {
+                const float *k = kc + (size_t)u * C + (size_t)h * hs;
+                float s = 0.0f;
+                for (int j = 0; j < hs; j++) s += qh[j] * k[j];
+                s *= scale;
+                att[u] = s;
+                if (s > maxv) maxv = s;
+            }
+            float sum = 0.0f;
+            for (int u = 0; u <= t; u++) {
+                att[u] = expf(att[u] - maxv);
+                sum += att[u];
+            }
+            for (int u = 0; u <= t; u++) att[u] /= sum;
+            float *o = out + (size_t)i * C + (size_t)h * hs;
+            for (int j = 0; j < hs; j++) o[j] = 0.0f;
+            for (int u = 0; u <= t; u++) {
+                const float *v = vc + (size_t)u * C + (size_t)h * hs;
+                for (int j = 0; j < hs; j++) o[j] += att[u] * v[j];
+            }
+        }
+    }
+}

@@ -50,3 +50,16 @@ void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, c
         }
     }
 }
+
+/* logits[n, v] = x[n, :] . wte[v, :], the products in the order the classifier takes them */
+void lmf_ref_logits_forward(float *logits, const float *x, const float *wte, int N, int C, int V) {
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * C;
+        for (int v = 0; v < V; v++) {
+            const float *w = wte + (size_t)v * C;
+            float s = 0.0f;
+            for (int c = 0; c < C; c++) s += xn[c] * w[c];
+            logits[(size_t)n * V + v] = s;
+        }
+    }
+}

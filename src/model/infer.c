@@ -1,112 +1,134 @@
-/* Token-by-token inference with a key/value cache (for sampling). */
-#include <math.h>
+/* Inference with a key/value cache through the model's own layer code and kernel table, and
+ * text generation: a prompt fed in chunks, then one token at a time. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "lmforge/model.h"
+#include "lmforge/rng.h"
+#include "model/gpt_internal.h"
 
 struct lmf_kv_cache {
-    int max_T, L, C;
-    float *k, *v;          /* [L, max_T, C] each */
-    float *x, *ln, *qkv, *att, *proj, *h, *scores; /* one position's activations */
+    int max_T, chunk, len;
+    layer_cache *layers;   /* [L]: their k, v point into kv */
+    float *kv;             /* [L][2][max_T][C] */
+    float *acts;           /* one set of layer activations for `chunk` positions, and: */
+    layer_acts la;
+    float *encoded, *lnf, *lnf_mean, *lnf_rstd, *att_scratch;
 };
 
-lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, lmf_kv_cache **out) {
+lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, int chunk, lmf_kv_cache **out) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
+    const lmf_kernels *k = lmf_gpt_kernels(m);
     *out = NULL;
     if (max_T < 1 || max_T > c->n_positions)
         return lmf_fail(LMF_ERR_ARG, "cache length %d must be in 1..n_positions (%d)", max_T,
                         c->n_positions);
+    if (chunk <= 0) chunk = 64;
+    if (chunk > max_T) chunk = max_T;
     lmf_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the key/value cache");
-    size_t C = (size_t)c->n_embd, per = (size_t)c->n_layer * (size_t)max_T * C;
-    kv->max_T = max_T;
-    kv->L = c->n_layer;
-    kv->C = c->n_embd;
-    kv->k = malloc(per * sizeof(float));
-    kv->v = malloc(per * sizeof(float));
-    kv->x = malloc((C * 11 + (size_t)max_T) * sizeof(float));
-    if (!kv->k || !kv->v || !kv->x) {
+    int L = c->n_layer;
+    size_t C = (size_t)c->n_embd, n = (size_t)chunk, per = (size_t)max_T * C;
+    size_t scratch = k->attention_kv_scratch_floats(max_T);
+    /* ln1 + qkv(3) + atty + residual2 + ln2 + fch(4) + fch_gelu(4) + residual3 = 16 rows of C,
+     * 4 statistics; then encoded, lnf and its 2 statistics */
+    size_t floats = 16 * n * C + 4 * n + 2 * n * C + 2 * n + scratch;
+    kv->layers = calloc((size_t)L, sizeof *kv->layers);
+    kv->kv = malloc((size_t)L * 2 * per * sizeof(float));
+    kv->acts = malloc(floats * sizeof(float));
+    if (!kv->layers || !kv->kv || !kv->acts) {
         lmf_gpt_kv_free(kv);
-        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate a %d-position key/value cache", max_T);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate a %d-position key/value cache (%.1f MB)",
+                        max_T, (double)L * 2 * per * 4 / 1e6);
     }
-    kv->ln = kv->x + C;
-    kv->qkv = kv->ln + C;
-    kv->att = kv->qkv + 3 * C;
-    kv->proj = kv->att + C;
-    kv->h = kv->proj + C;
-    kv->scores = kv->h + 4 * C; /* max_T floats */
+    kv->max_T = max_T;
+    kv->chunk = chunk;
+    float *p = kv->acts;
+#define TAKE(dst, cnt) do { (dst) = p; p += (cnt); } while (0)
+    layer_acts *a = &kv->la;
+    TAKE(a->ln1, n * C); TAKE(a->ln1_mean, n); TAKE(a->ln1_rstd, n);
+    TAKE(a->qkv, 3 * n * C); TAKE(a->atty, n * C); a->att_saved = NULL;
+    TAKE(a->residual2, n * C); TAKE(a->ln2, n * C); TAKE(a->ln2_mean, n); TAKE(a->ln2_rstd, n);
+    TAKE(a->fch, 4 * n * C); TAKE(a->fch_gelu, 4 * n * C); TAKE(a->residual3, n * C);
+    TAKE(kv->encoded, n * C); TAKE(kv->lnf, n * C); TAKE(kv->lnf_mean, n); TAKE(kv->lnf_rstd, n);
+    TAKE(kv->att_scratch, scratch);
+#undef TAKE
+    LMF_ASSERT((size_t)(p - kv->acts) == floats);
+    for (int l = 0; l < L; l++) {
+        kv->layers[l].k = kv->kv + (size_t)l * 2 * per;
+        kv->layers[l].v = kv->layers[l].k + per;
+        kv->layers[l].scratch = kv->att_scratch;
+    }
     *out = kv;
     return LMF_OK;
 }
 
 void lmf_gpt_kv_free(lmf_kv_cache *kv) {
     if (!kv) return;
-    free(kv->k);
-    free(kv->v);
-    free(kv->x);
+    free(kv->layers);
+    free(kv->kv);
+    free(kv->acts);
     free(kv);
 }
 
-lmf_status lmf_gpt_infer_next(lmf_gpt *m, lmf_kv_cache *kv, int32_t token, int pos, float *logits) {
+int lmf_gpt_kv_length(const lmf_kv_cache *kv) { return kv->len; }
+
+lmf_status lmf_gpt_kv_append(lmf_gpt *m, lmf_kv_cache *kv, const int32_t *tokens, int n,
+                             float *logits) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
-    const lmf_param_layout *lay = lmf_gpt_layout(m);
-    const lmf_kernels *k = lmf_kernels_ref();
-    int C = c->n_embd, NH = c->n_head, hs = C / NH, V = c->vocab_size;
-    if (pos < 0 || pos >= kv->max_T)
-        return lmf_fail(LMF_ERR_ARG, "position %d outside the cache (0..%d)", pos, kv->max_T - 1);
-    if (token < 0 || token >= V)
-        return lmf_fail(LMF_ERR_ARG, "token id %d is outside the vocabulary (size %d)", token, V);
-    float *P = lmf_gpt_params(m);
-    const float *wte = P, *wpe = P + lay->tensors[1].offset;
-    float mean, rstd;
-    for (int i = 0; i < C; i++) kv->x[i] = wte[(size_t)token * C + i] + wpe[(size_t)pos * C + i];
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int l = 0; l < c->n_layer; l++) {
-        lmf_layer_view w;
-        lmf_layout_layer_view(c, P + lay->block_offset[1 + l], &w);
-        float *kc = kv->k + ((size_t)l * kv->max_T) * C, *vc = kv->v + ((size_t)l * kv->max_T) * C;
-        k->layernorm_forward(kv->ln, &mean, &rstd, kv->x, w.ln1w, w.ln1b, 1, C);
-        k->matmul_forward(kv->qkv, kv->ln, w.qkvw, w.qkvb, 1, C, 3 * C);
-        memcpy(kc + (size_t)pos * C, kv->qkv + C, (size_t)C * sizeof(float));
-        memcpy(vc + (size_t)pos * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
-        for (int h = 0; h < NH; h++) {
-            const float *q = kv->qkv + h * hs;
-            float mx = -INFINITY, sum = 0.0f;
-            for (int t = 0; t <= pos; t++) {
-                const float *kt = kc + (size_t)t * C + h * hs;
-                float s = 0.0f;
-                for (int i = 0; i < hs; i++) s += q[i] * kt[i];
-                kv->scores[t] = s * scale;
-                if (kv->scores[t] > mx) mx = kv->scores[t];
-            }
-            for (int t = 0; t <= pos; t++) {
-                kv->scores[t] = expf(kv->scores[t] - mx);
-                sum += kv->scores[t];
-            }
-            float *o = kv->att + h * hs;
-            for (int i = 0; i < hs; i++) o[i] = 0.0f;
-            for (int t = 0; t <= pos; t++) {
-                const float *vt = vc + (size_t)t * C + h * hs;
-                float p = kv->scores[t] / sum;
-                for (int i = 0; i < hs; i++) o[i] += p * vt[i];
-            }
-        }
-        k->matmul_forward(kv->proj, kv->att, w.attprojw, w.attprojb, 1, C, C);
-        k->residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
-        k->layernorm_forward(kv->ln, &mean, &rstd, kv->x, w.ln2w, w.ln2b, 1, C);
-        k->matmul_forward(kv->h, kv->ln, w.fcw, w.fcb, 1, C, 4 * C);
-        k->gelu_forward(kv->h, kv->h, 4 * (size_t)C);
-        k->matmul_forward(kv->proj, kv->h, w.fcprojw, w.fcprojb, 1, 4 * C, C);
-        k->residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
-    }
-    float *lnf = P + lay->block_offset[c->n_layer + 1];
-    k->layernorm_forward(kv->ln, &mean, &rstd, kv->x, lnf, lnf + C, 1, C);
-    for (int v = 0; v < V; v++) {
-        const float *wr = wte + (size_t)v * C;
-        float s = 0.0f;
-        for (int i = 0; i < C; i++) s += kv->ln[i] * wr[i];
-        logits[v] = s;
+    int C = c->n_embd, V = c->vocab_size;
+    if (n < 1 || n > kv->max_T - kv->len)
+        return lmf_fail(LMF_ERR_ARG, "%d more positions do not fit the cache (%d of %d used)", n,
+                        kv->len, kv->max_T);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return lmf_fail(LMF_ERR_ARG, "token id %d is outside the vocabulary (size %d)",
+                            tokens[i], V);
+    for (int done = 0; done < n;) {
+        int T = n - done < kv->chunk ? n - done : kv->chunk;
+        int pos = kv->len;
+        float *p0 = lmf_gpt_block_params(m, 0, 0);
+        const float *wte = p0, *wpe = p0 + lmf_gpt_layout(m)->tensors[1].offset;
+        /* positions pos.. take their rows of wpe */
+        encoder_forward(&m->ops, kv->encoded, tokens + done, wte, wpe + (size_t)pos * C, 1, T, C);
+        lmf_gpt_layers_forward(m, &kv->la, 1, kv->encoded, kv->lnf, kv->lnf_mean, kv->lnf_rstd, 1,
+                               T, kv->layers);
+        kv->len += T;
+        done += T;
+        if (done == n) logits_forward(&m->ops, logits, kv->lnf + (size_t)(T - 1) * C, wte, 1, C, V);
+        lmf_gpt_release_params(m, 0, 0);
     }
     return LMF_OK;
+}
+
+lmf_status lmf_gpt_generate(lmf_gpt *m, const int32_t *prompt, int n_prompt, int n_new,
+                            const lmf_sampling *s, int (*emit)(void *ctx, int32_t id), void *ctx,
+                            int *n_out) {
+    const lmf_gpt_config *c = lmf_gpt_cfg(m);
+    int V = c->vocab_size, maxT = c->n_positions;
+    *n_out = 0;
+    if (n_prompt < 1) return lmf_fail(LMF_ERR_ARG, "generation needs a prompt of at least one token");
+    if (n_prompt >= maxT)
+        return lmf_fail(LMF_ERR_ARG, "the prompt has %d tokens; the model's context is %d", n_prompt,
+                        maxT);
+    float *logits = malloc((size_t)V * sizeof(float));
+    void *work = malloc(lmf_sampler_work_bytes(V));
+    lmf_kv_cache *kv = NULL;
+    lmf_status st = logits && work ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate for sampling");
+    if (st == LMF_OK) st = lmf_gpt_kv_create(m, maxT, 0, &kv);
+    if (st == LMF_OK) st = lmf_gpt_kv_append(m, kv, prompt, n_prompt, logits);
+    lmf_rng rng;
+    lmf_rng_seed(&rng, s->seed);
+    for (int i = 0; i < n_new && st == LMF_OK; i++) {
+        int32_t next = lmf_sample_logits(logits, V, s->temperature, s->top_k, s->top_p,
+                                         lmf_rng_uniform(&rng), work);
+        (*n_out)++;
+        if (emit(ctx, next) != 0) break;
+        if (lmf_gpt_kv_length(kv) >= maxT) break; /* context full */
+        if (i + 1 < n_new) st = lmf_gpt_kv_append(m, kv, &next, 1, logits);
+    }
+    lmf_gpt_kv_free(kv);
+    free(logits);
+    free(work);
+    return st;
 }

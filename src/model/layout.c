@@ -1,26 +1,12 @@
-/* Parameter layout: Hugging Face GPT-2 tensor names, shapes and offsets in one flat block. */
+/* Parameter layout: Hugging Face GPT-2 tensor names, shapes and offsets in one flat block, and
+ * the gradient buckets over its blocks. */
 #include "lmforge/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Tensors of one transformer layer, in block order. Shapes are (in, out) for Conv1D weights. */
-enum { LT_LN1W, LT_LN1B, LT_QKVW, LT_QKVB, LT_PROJW, LT_PROJB, LT_LN2W, LT_LN2B,
-       LT_FCW, LT_FCB, LT_FCPROJW, LT_FCPROJB, LT_COUNT };
-
-static const char *const layer_names[LT_COUNT] = {
-    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
-
-/* (rows, cols) of each layer tensor in units of C; cols 0 means 1-D */
-static void layer_shape(int i, int64_t C, int64_t *r, int64_t *c) {
-    static const int rows[LT_COUNT] = {1, 1, 1, 3, 1, 1, 1, 1, 1, 4, 4, 1};
-    static const int cols[LT_COUNT] = {0, 0, 3, 0, 1, 0, 0, 0, 4, 0, 1, 0};
-    *r = rows[i] * C;
-    *c = cols[i] * C;
-}
+#define LAYER_TENSORS (4 + 2 * LMF_LAYER_LINEARS) /* 2 LayerNorms, weight and bias per product */
 
 static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, size_t numel,
                 int block, size_t *off) {
@@ -36,12 +22,33 @@ static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, siz
     *off += numel;
 }
 
+/* One layer's tensors in block order: ln_1, the attention's products, ln_2, the MLP's products
+ * (lmf_layer_linears; each weight (in, out) followed by its bias). */
+static void add_layer(lmf_param_layout *out, const lmf_gpt_config *c, int l, size_t *off) {
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    lmf_layer_linears(c, lin);
+    char name[48];
+    for (int half = 0; half < 2; half++) {
+        snprintf(name, sizeof name, "h.%d.ln_%d.weight", l, half + 1);
+        add(out, name, c->n_embd, 0, (size_t)c->n_embd, 1 + l, off);
+        snprintf(name, sizeof name, "h.%d.ln_%d.bias", l, half + 1);
+        add(out, name, c->n_embd, 0, (size_t)c->n_embd, 1 + l, off);
+        for (int i = 2 * half; i < 2 * half + 2; i++) {
+            snprintf(name, sizeof name, "h.%d.%s.weight", l, lin[i].name);
+            add(out, name, lin[i].in, lin[i].out, (size_t)lin[i].in * (size_t)lin[i].out, 1 + l, off);
+            if (!lin[i].bias) continue;
+            snprintf(name, sizeof name, "h.%d.%s.bias", l, lin[i].name);
+            add(out, name, lin[i].out, 0, (size_t)lin[i].out, 1 + l, off);
+        }
+    }
+}
+
 lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out) {
     LMF_TRY(lmf_config_validate(c));
     memset(out, 0, sizeof *out);
     int L = c->n_layer;
     int64_t C = c->n_embd, Vp = lmf_config_padded_vocab(c);
-    out->tensors = calloc((size_t)L * LT_COUNT + 4, sizeof *out->tensors);
+    out->tensors = calloc((size_t)L * LAYER_TENSORS + 4, sizeof *out->tensors);
     out->n_blocks = L + 2;
     out->block_offset = calloc((size_t)out->n_blocks + 1, sizeof *out->block_offset);
     if (!out->tensors || !out->block_offset) {
@@ -54,13 +61,7 @@ lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out) {
     add(out, "wpe.weight", c->n_positions, C, (size_t)c->n_positions * (size_t)C, 0, &off);
     for (int l = 0; l < L; l++) {
         out->block_offset[1 + l] = off;
-        for (int i = 0; i < LT_COUNT; i++) {
-            char name[48];
-            int64_t r, cc;
-            layer_shape(i, C, &r, &cc);
-            snprintf(name, sizeof name, "h.%d.%s", l, layer_names[i]);
-            add(out, name, r, cc, (size_t)(r * (cc > 0 ? cc : 1)), 1 + l, &off);
-        }
+        add_layer(out, c, l, &off);
     }
     out->block_offset[L + 1] = off;
     add(out, "ln_f.weight", C, 0, (size_t)C, L + 1, &off);
@@ -82,6 +83,7 @@ int lmf_layout_find(const lmf_param_layout *l, const char *name) {
     return -1;
 }
 
+/* the order of add_layer */
 void lmf_layout_layer_view(const lmf_gpt_config *c, float *base, lmf_layer_view *v) {
     size_t C = (size_t)c->n_embd;
     float *p = base;
@@ -97,4 +99,21 @@ void lmf_layout_layer_view(const lmf_gpt_config *c, float *base, lmf_layer_view 
     v->fcb = p; p += 4 * C;
     v->fcprojw = p; p += 4 * C * C;
     v->fcprojb = p;
+}
+
+int lmf_layout_buckets(const lmf_param_layout *l, size_t target, size_t max, int *lo, int *hi) {
+    if (target == 0) target = 1;
+    int nb = 0;
+    size_t size = 0;
+    for (int b = l->n_blocks - 1; b >= 0; b--) {
+        size_t len = l->block_offset[b + 1] - l->block_offset[b];
+        int open = nb > 0 && lo[nb - 1] == b + 1 && size < target && b != 0 && size + len <= max;
+        if (!open) {
+            hi[nb++] = b;
+            size = 0;
+        }
+        lo[nb - 1] = b;
+        size += len;
+    }
+    return nb;
 }

@@ -1,4 +1,4 @@
-/* Data-parallel engine: creation (shards, buckets, buffers), model hooks, state and memory. */
+/* Data-parallel engine: creation (partition, buckets, buffers), model hooks, state and memory. */
 #include "parallel/ddp_internal.h"
 
 #include <limits.h>
@@ -15,32 +15,29 @@ static size_t block_len(const lmf_param_layout *l, int b) {
     return l->block_offset[b + 1] - l->block_offset[b];
 }
 
-/* Buckets in backward order: blocks n_blocks-1 down to 1 grouped until a bucket reaches the
- * target size (never above 2^31-1 floats), then block 0 alone (it is complete last). */
+/* The model's gradient buckets (lmf_layout_buckets: blocks in backward order up to the target
+ * size, never above 2^31-1 floats, block 0 alone), with this rank's part of each. */
 static lmf_status build_buckets(lmf_ddp *d) {
     const lmf_param_layout *l = d->layout;
     size_t target = d->cfg.bucket_bytes / sizeof(float);
-    if (target == 0) target = 1;
     d->buckets = calloc((size_t)d->n_blocks, sizeof *d->buckets);
     d->block_bucket = calloc((size_t)d->n_blocks, sizeof *d->block_bucket);
-    if (!d->buckets || !d->block_bucket) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate buckets");
-    int nb = 0;
-    size_t size = 0;
-    for (int b = d->n_blocks - 1; b >= 0; b--) {
-        size_t len = block_len(l, b);
-        int open = nb > 0 && d->buckets[nb - 1].blk_lo == b + 1 && size < target && b != 0 &&
-                   size + len <= (size_t)INT_MAX;
-        if (!open) {
-            nb++;
-            d->buckets[nb - 1].blk_hi = b;
-            size = 0;
-        }
-        d->buckets[nb - 1].blk_lo = b;
-        d->block_bucket[b] = nb - 1;
-        size += len;
+    int *lo = calloc((size_t)d->n_blocks, sizeof *lo), *hi = calloc((size_t)d->n_blocks, sizeof *hi);
+    if (!d->buckets || !d->block_bucket || !lo || !hi) {
+        free(lo);
+        free(hi);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate buckets");
     }
-    d->n_buckets = nb;
-    for (int i = 0; i < nb; i++) {
+    d->n_buckets = lmf_layout_buckets(l, target, (size_t)INT_MAX, lo, hi);
+    for (int i = 0; i < d->n_buckets; i++) {
+        ddp_bucket *k = &d->buckets[i];
+        k->blk_lo = lo[i];
+        k->blk_hi = hi[i];
+        for (int b = lo[i]; b <= hi[i]; b++) d->block_bucket[b] = i;
+    }
+    free(lo);
+    free(hi);
+    for (int i = 0; i < d->n_buckets; i++) {
         ddp_bucket *k = &d->buckets[i];
         k->range.begin = l->block_offset[k->blk_lo];
         k->range.end = l->block_offset[k->blk_hi + 1];
@@ -113,13 +110,11 @@ static lmf_status ddp_setup(lmf_ddp *d, float *params) {
     d->tmp_counts = calloc((size_t)d->world, sizeof(size_t));
     if (!d->tmp_counts) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the engine");
     LMF_TRY(build_buckets(d));
-    size_t shard = lmf_range_len(d->shard), owned = lmf_range_len(d->owned);
-    d->m = alloc_floats(owned);
-    d->v = alloc_floats(owned);
+    size_t shard = lmf_range_len(d->shard);
     d->grads = alloc_floats(d->stage >= 2 ? shard : d->n);
-    if (!d->m || !d->v || !d->grads)
-        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate gradients and AdamW state (%.1f MB)",
-                        (double)((d->stage >= 2 ? shard : d->n) + 2 * owned) * 4 / 1e6);
+    if (!d->grads)
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the gradients (%.1f MB)",
+                        (double)(d->stage >= 2 ? shard : d->n) * 4 / 1e6);
     if (d->stage >= 2) LMF_TRY(build_slots(d));
     /* every rank starts from rank 0's weights */
     LMF_TRY(lmf_comm_broadcast(d->comm, params, d->n * sizeof(float), 0));
@@ -134,7 +129,7 @@ static lmf_status ddp_setup(lmf_ddp *d, float *params) {
     return LMF_OK;
 }
 
-lmf_status lmf_ddp_create(lmf_comm *comm, const lmf_param_layout *layout, const lmf_kernels *k,
+lmf_status lmf_ddp_create(lmf_comm *comm, const lmf_param_layout *layout,
                           const lmf_ddp_config *cfg, float *params, lmf_ddp **out) {
     *out = NULL;
     if (cfg->zero_stage < 0 || cfg->zero_stage > 3)
@@ -143,7 +138,6 @@ lmf_status lmf_ddp_create(lmf_comm *comm, const lmf_param_layout *layout, const 
     if (!d) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the data-parallel engine");
     d->comm = comm;
     d->layout = layout;
-    d->k = k;
     d->cfg = *cfg;
     if (d->cfg.bucket_bytes == 0) d->cfg.bucket_bytes = LMF_DDP_DEFAULT_BUCKET_BYTES;
     d->rank = lmf_comm_rank(comm);
@@ -180,8 +174,6 @@ void lmf_ddp_free(lmf_ddp *d) {
     free(d->tmp_counts);
     free(d->pshard);
     free(d->grads);
-    free(d->m);
-    free(d->v);
     free(d);
 }
 
@@ -230,8 +222,14 @@ lmf_status lmf_ddp_begin_micro(lmf_ddp *d, int micro, int n_micro) {
 /* ---- accessors, state, memory ---- */
 
 lmf_range lmf_ddp_owned(const lmf_ddp *d) { return d->owned; }
-const float *lmf_ddp_owned_params(const lmf_ddp *d) {
+float lmf_ddp_grad_scale(const lmf_ddp *d) {
+    return d->cfg.grad_scale > 0 ? d->cfg.grad_scale : 1.0f / (float)d->world;
+}
+float *lmf_ddp_owned_params(lmf_ddp *d) {
     return d->stage == 3 ? d->pshard : d->params + d->owned.begin;
+}
+float *lmf_ddp_owned_grads(lmf_ddp *d) {
+    return d->stage >= 2 ? d->grads : d->grads + d->owned.begin;
 }
 int lmf_ddp_stage(const lmf_ddp *d) { return d->stage; }
 int lmf_ddp_n_buckets(const lmf_ddp *d) { return d->n_buckets; }
@@ -242,11 +240,6 @@ void lmf_ddp_bucket_blocks(const lmf_ddp *d, int i, int *lo, int *hi) {
     *hi = d->buckets[i].blk_hi;
 }
 
-void lmf_ddp_opt_state(lmf_ddp *d, float **m, float **v) {
-    *m = d->m;
-    *v = d->v;
-}
-
 lmf_status lmf_ddp_gather_params(lmf_ddp *d, float *full) {
     if (d->stage < 3) {
         if (full != d->params) memcpy(full, d->params, d->n * sizeof(float));
@@ -255,37 +248,29 @@ lmf_status lmf_ddp_gather_params(lmf_ddp *d, float *full) {
     return lmf_ddp_gather_flat(d, full, d->pshard);
 }
 
-lmf_status lmf_ddp_gather_opt_state(lmf_ddp *d, float *m_full, float *v_full) {
+lmf_status lmf_ddp_gather_owned(lmf_ddp *d, float *full, const float *owned_part) {
     if (d->stage == 0) {
-        memcpy(m_full, d->m, d->n * sizeof(float));
-        memcpy(v_full, d->v, d->n * sizeof(float));
+        memcpy(full, owned_part, d->n * sizeof(float));
         return LMF_OK;
     }
-    LMF_TRY(lmf_ddp_gather_flat(d, m_full, d->m));
-    return lmf_ddp_gather_flat(d, v_full, d->v);
+    return lmf_ddp_gather_flat(d, full, owned_part);
 }
 
-void lmf_ddp_load_state(lmf_ddp *d, const float *params_full, const float *m_full,
-                        const float *v_full) {
-    size_t own = lmf_range_len(d->owned), sh = lmf_range_len(d->shard);
+void lmf_ddp_load_params(lmf_ddp *d, const float *params_full) {
+    size_t sh = lmf_range_len(d->shard);
     if (d->stage == 3) {
         if (sh) memcpy(d->pshard, params_full + d->shard.begin, sh * sizeof(float));
         lmf_ddp_note(d, lmf_ddp_invalidate_gathers(d));
     } else if (params_full != d->params) {
         memcpy(d->params, params_full, d->n * sizeof(float));
     }
-    if (own == 0) return;
-    if (m_full) memcpy(d->m, m_full + d->owned.begin, own * sizeof(float));
-    else memset(d->m, 0, own * sizeof(float));
-    if (v_full) memcpy(d->v, v_full + d->owned.begin, own * sizeof(float));
-    else memset(d->v, 0, own * sizeof(float));
 }
 
 void lmf_ddp_memory_used(const lmf_ddp *d, lmf_ddp_memory *out) {
     size_t sh = lmf_range_len(d->shard);
     out->weights = (d->stage == 3 ? sh : d->n) * sizeof(float);
     out->grads = (d->stage >= 2 ? sh : d->n) * sizeof(float);
-    out->optim = 2 * lmf_range_len(d->owned) * sizeof(float);
+    out->optim = 0;
     size_t buf = 0;
     for (int s = 0; s < DDP_MAX_SLOTS; s++)
         if (d->slots[s].send) buf += d->slots[s].cap;

@@ -1,4 +1,4 @@
-/* Internal state of the data-parallel engine, shared by its files (buckets, weights, step). */
+/* Internal state of the data-parallel engine, shared by its files (buckets, weights, update). */
 #ifndef LMF_PARALLEL_DDP_INTERNAL_H
 #define LMF_PARALLEL_DDP_INTERNAL_H
 
@@ -41,17 +41,15 @@ typedef struct ddp_gbuf {
 struct lmf_ddp {
     lmf_comm *comm;
     const lmf_param_layout *layout;
-    const lmf_kernels *k;
     lmf_ddp_config cfg;
     int rank, world, stage, n_blocks;
     size_t n;              /* floats in the flat vector */
-    lmf_range shard;       /* this rank's shard */
-    lmf_range owned;       /* range of optimizer state and update: shard (1-3), all (0) */
+    lmf_range shard;       /* this rank's part of the partition */
+    lmf_range owned;       /* range of the optimizer's state and update: shard (1-3), all (0) */
 
     float *params;         /* stages 0-2: the caller's full block */
     float *pshard;         /* stage 3: this rank's weights [len(shard)] */
     float *grads;          /* stages 0/1: full [n]; 2/3: shard [len(shard)] */
-    float *m, *v;          /* [len(owned)] */
 
     int *block_bucket;     /* [n_blocks] */
     size_t *block_counts;  /* [n_blocks * world]: stage 3 gather parts */
@@ -63,6 +61,7 @@ struct lmf_ddp {
     size_t *tmp_counts;    /* [world] scratch for blocking gathers */
 
     int reduce_now;        /* this micro-step's backward reduces */
+    double t_step;         /* when lmf_ddp_reduce_wait began (for stats.step_s) */
     lmf_ddp_stats stats;
     lmf_status err;        /* first failure inside a hook, returned by the next step */
 };

@@ -1,4 +1,5 @@
-/* lmf_tok_load: finds the vocabulary files and hands them to the right loader. */
+/* lmf_tok_load: finds the vocabulary files and hands them to the right loader (GPT-2 pair,
+ * tokenizer.json, llm.c). */
 /* Looks in a directory, or next to a given file. */
 #include <errno.h>
 #include <stdio.h>
@@ -80,6 +81,13 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
         join(p, sizeof p, path, strlen(path), "tokenizer.json");
         if (is_file(p)) return lmf_tok_load_hf_json(p, out);
         return load_pair_in(path, strlen(path), out);
+    }
+    if (S_ISREG(sb.st_mode)) { /* llm.c's tokenizer file, by its magic number */
+        FILE *f = fopen(path, "rb");
+        uint32_t magic = 0;
+        size_t got = f ? fread(&magic, 1, 4, f) : 0;
+        if (f) fclose(f);
+        if (got == 4 && magic == LMF_LLMC_TOKENIZER_MAGIC) return lmf_tok_load_llmc(path, out);
     }
     const char *slash = strrchr(path, '/');
     const char *dir = slash ? path : ".";

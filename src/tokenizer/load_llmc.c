@@ -1,5 +1,5 @@
 /* llm.c tokenizer files (magic 20240328, versions 1 and 2): the id -> bytes table, for decoding. */
-#include "lmforge/convert.h"
+#include "lmforge/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +67,7 @@ static lmf_status parse_into(lmf_tokenizer *t, const uint8_t *b, size_t len, con
     return lmf_tok_finish(t, 0, what);
 }
 
-lmf_status lmf_llmc_tokenizer_parse(const void *buf, size_t len, const char *what,
+lmf_status lmf_tok_parse_llmc(const void *buf, size_t len, const char *what,
                                     lmf_tokenizer **out) {
     *out = NULL;
     lmf_tokenizer *t = lmf_tok_alloc();
@@ -81,18 +81,18 @@ lmf_status lmf_llmc_tokenizer_parse(const void *buf, size_t len, const char *wha
     return LMF_OK;
 }
 
-lmf_status lmf_llmc_tokenizer_load(const char *path, lmf_tokenizer **out) {
+lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out) {
     char *buf = NULL;
     size_t len = 0;
     *out = NULL;
     /* 2^24 ids of at most 255 bytes each bound a valid file; real ones are well under 1 MB */
     LMF_TRY(lmf_read_file(path, &buf, &len, (size_t)1 << 32));
-    lmf_status s = lmf_llmc_tokenizer_parse(buf, len, path, out);
+    lmf_status s = lmf_tok_parse_llmc(buf, len, path, out);
     free(buf);
     return s;
 }
 
-int lmf_tokenizer_decode_only(const lmf_tokenizer *t) {
+int lmf_tok_decode_only(const lmf_tokenizer *t) {
     if (t->n_merges > 0) return 0;
     for (uint32_t i = 0; i < t->n_ids; i++)
         if (t->len[i] != LMF_TOK_NONE && t->len[i] > 1 && t->kind[i] == LMF_TOK_KIND_NORMAL) return 1;

@@ -124,6 +124,8 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
 lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_path,
                                   lmf_tokenizer **out);
 lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out);
+/* an llm.c tokenizer file (load_llmc.c) */
+lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out);
 /* the same from memory (used by the fuzz harnesses); enc_name, merges_name, what: the
  * names used in messages */
 lmf_status lmf_tok_parse_gpt2_pair(const char *enc, size_t enc_len, const char *enc_name,

@@ -1,20 +1,43 @@
-/* Trainer: optimizer steps with gradient accumulation, clipping, evaluation, state. */
+/* The trainer: setup (data, model, engine, optimizer, resume), optimizer steps with gradient
+ * accumulation and numeric-fault handling, evaluation, checkpoints of its state. */
 #include "lmforge/train.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "lmforge/convert.h"
+#include "lmforge/ckpt.h"
+#include "lmforge/comm.h"
 #include "lmforge/data.h"
+#include "lmforge/ddp.h"
+#include "lmforge/formats.h"
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
 #include "lmforge/perf.h"
-#include "ckpt/checkpoint.h"
-#include "ckpt/ckpt_fault.h"
-#include "train/trainer_internal.h"
+#include "lmforge/threads.h"
+#include "train/train_internal.h"
+
+struct lmf_trainer {
+    lmf_train_opts o;
+    const lmf_kernels *k;
+    lmf_comm *comm;
+    lmf_ddp *ddp;
+    lmf_optimizer *opt;
+    int rank, world;
+    int accum;          /* micro-batches per rank per step */
+    lmf_tokens *train, *val;
+    lmf_loader *loader, *val_loader;
+    lmf_gpt *model;
+    int32_t *inputs, *targets;
+    lmf_lr_schedule sched;
+    int step;           /* completed optimizer steps */
+    int eval_batches;
+    double flops_per_token, peak_flops;
+    lmf_ckpt_writer *ckw;      /* background checkpoint writer, made by the first save */
+    lmf_fault_counters faults; /* numeric faults, carried in checkpoints */
+    int64_t *inject_nan;       /* test: steps whose gradient is made NaN (used entries: -1) */
+};
 
 void lmf_train_opts_default(lmf_train_opts *o) {
     memset(o, 0, sizeof *o);
@@ -42,11 +65,13 @@ void lmf_train_opts_default(lmf_train_opts *o) {
     o->threads = 0;
     o->kernels = "fast";
     o->zero_stage = 0;
+    o->recompute = LMF_RECOMPUTE_NONE;
     o->global_batch = 0;
     o->comm = "auto";
     o->comm_timeout = 300.0;
     o->max_bad_steps = 3;
     o->spike_factor = 2.0f;
+    o->test.ckpt_fail_rank = -1;
 }
 
 static lmf_status check_opts(const lmf_train_opts *o) {
@@ -58,10 +83,12 @@ static lmf_status check_opts(const lmf_train_opts *o) {
                         o->cfg.n_positions);
     if (!lmf_kernels_by_name(o->kernels))
         return lmf_fail(LMF_ERR_ARG, "unknown kernels '%s' (use ref or fast)", o->kernels);
+    if (o->zero_stage < 0 || o->zero_stage > 3)
+        return lmf_fail(LMF_ERR_ARG, "--zero must be 0, 1, 2 or 3, got %d", o->zero_stage);
     return LMF_OK;
 }
 
-/* Shard ids must fit the model's vocabulary. */
+/* Token ids must fit the model's vocabulary. */
 static lmf_status check_vocab(lmf_tokens *s, const char *path, const lmf_gpt_config *c) {
     uint32_t mx = lmf_tokens_max_token(s);
     if ((int64_t)mx >= c->vocab_size)
@@ -69,21 +96,6 @@ static lmf_status check_vocab(lmf_tokens *s, const char *path, const lmf_gpt_con
                         "%s holds token id %u but the model's vocab_size is %d; use a model with "
                         "a larger vocabulary (--vocab-size) or data made with its tokenizer",
                         path, mx, c->vocab_size);
-    return LMF_OK;
-}
-
-lmf_status lmf_trainer_create(const lmf_train_opts *o, lmf_trainer **out) {
-    *out = NULL;
-    LMF_TRY(check_opts(o));
-    lmf_trainer *t = calloc(1, sizeof *t);
-    if (!t) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the trainer");
-    t->o = *o;
-    lmf_status s = lmf_trainer_setup(t);
-    if (s != LMF_OK) {
-        lmf_trainer_free(t);
-        return s;
-    }
-    *out = t;
     return LMF_OK;
 }
 
@@ -107,12 +119,44 @@ static lmf_status derive_accum(lmf_trainer *t) {
     return LMF_OK;
 }
 
-lmf_status lmf_trainer_setup(lmf_trainer *t) {
+/* The model: from the checkpoint being resumed (its weights come with the state), from
+ * init_dir, or initialised. */
+static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
     lmf_train_opts *o = &t->o;
-    const lmf_kernels *k = lmf_kernels_by_name(o->kernels);
-    t->k = k;
-    if (o->zero_stage < 0 || o->zero_stage > 3)
-        return lmf_fail(LMF_ERR_ARG, "--zero must be 0, 1, 2 or 3, got %d", o->zero_stage);
+    if (o->resume_dir) {
+        LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, ck));
+        LMF_TRY(lmf_ckpt_model_config(ck, &o->cfg));
+        return lmf_gpt_create(&o->cfg, t->k, &t->model);
+    }
+    if (o->init_dir) {
+        LMF_TRY(lmf_model_load_any(o->init_dir, t->k, &t->model));
+        o->cfg = *lmf_gpt_cfg(t->model);
+        return LMF_OK;
+    }
+    LMF_TRY(lmf_gpt_create(&o->cfg, t->k, &t->model));
+    lmf_gpt_init_weights(t->model, o->seed);
+    return LMF_OK;
+}
+
+/* The engine over the model, the optimizer over the engine's range. */
+static lmf_status make_engine(lmf_trainer *t) {
+    const lmf_train_opts *o = &t->o;
+    const lmf_param_layout *l = lmf_gpt_layout(t->model);
+    lmf_ddp_config dc;
+    memset(&dc, 0, sizeof dc);
+    dc.zero_stage = o->zero_stage;
+    LMF_TRY(lmf_ddp_create(t->comm, l, &dc, lmf_gpt_params(t->model), &t->ddp));
+    lmf_gpt_hooks h;
+    lmf_ddp_hooks(t->ddp, &h);
+    lmf_gpt_set_hooks(t->model, &h);
+    lmf_adamw_hp hp = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
+    return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
+}
+
+static lmf_status setup(lmf_trainer *t) {
+    lmf_train_opts *o = &t->o;
+    lmf_threads_set(o->threads);
+    t->k = lmf_kernels_by_name(o->kernels);
     LMF_TRY(lmf_comm_create(o->comm ? o->comm : "auto", &t->comm));
     lmf_comm_set_timeout(t->comm, o->comm_timeout);
     t->rank = lmf_comm_rank(t->comm);
@@ -123,24 +167,14 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
 
     lmf_ckpt_info ck;
     memset(&ck, 0, sizeof ck);
-    if (o->resume_dir) { /* the weights follow in lmf_ckpt_load_state */
-        LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, &ck));
-        LMF_TRY(lmf_ckpt_model_config(&ck, &o->cfg));
-        LMF_TRY(lmf_gpt_create(&o->cfg, k, &t->model));
-    } else if (o->init_dir) {
-        LMF_TRY(lmf_model_load_any(o->init_dir, k, &t->model));
-        o->cfg = *lmf_gpt_cfg(t->model);
-    } else {
-        LMF_TRY(lmf_gpt_create(&o->cfg, k, &t->model));
-        lmf_gpt_init_weights(t->model, o->seed);
-    }
+    LMF_TRY(make_model(t, &ck));
     if (o->seq > o->cfg.n_positions)
         return lmf_fail(LMF_ERR_ARG, "--seq %d exceeds the model's n_positions %d", o->seq,
                         o->cfg.n_positions);
     LMF_TRY(check_vocab(t->train, o->data, &o->cfg));
     if (t->val) LMF_TRY(check_vocab(t->val, o->val_data, &o->cfg));
-    lmf_gpt_set_recompute(t->model, (lmf_recompute)o->recompute);
-    LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, 2));
+    lmf_gpt_set_recompute(t->model, o->recompute);
+    LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, LMF_RESERVE_TRAIN_HOOKED));
 
     size_t BT = (size_t)o->batch * o->seq;
     t->inputs = malloc(BT * sizeof(int32_t));
@@ -163,28 +197,47 @@ lmf_status lmf_trainer_setup(lmf_trainer *t) {
     t->sched.total = o->steps;
     t->flops_per_token = lmf_config_train_flops_per_token(&o->cfg, o->seq);
 
-    lmf_ddp_config dc;
-    memset(&dc, 0, sizeof dc);
-    dc.zero_stage = o->zero_stage;
-    LMF_TRY(lmf_ddp_create(t->comm, lmf_gpt_layout(t->model), k, &dc, lmf_gpt_params(t->model),
-                           &t->ddp));
-    lmf_gpt_hooks h;
-    lmf_ddp_hooks(t->ddp, &h);
-    lmf_gpt_set_hooks(t->model, &h);
-    if (o->resume_dir) LMF_TRY(lmf_ckpt_load_state(t, &ck));
+    LMF_TRY(make_engine(t));
+    if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
-    return lmf_fault_parse_inject(getenv("LMF_INJECT_NAN_STEPS"), &t->inject_nan, &t->n_inject);
+    /* MFU against the peak of every rank's threads */
+    t->peak_flops = lmf_peak_gflops(lmf_threads_get(), 0.2) * 1e9 * t->world;
+    return LMF_OK;
+}
+
+lmf_status lmf_trainer_create(const lmf_train_opts *o, lmf_trainer **out) {
+    *out = NULL;
+    LMF_TRY(check_opts(o));
+    lmf_trainer *t = calloc(1, sizeof *t);
+    if (!t) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the trainer");
+    t->o = *o;
+    lmf_status s = LMF_OK;
+    if (o->test.n_nan_steps > 0) { /* a copy the trainer marks as it uses it */
+        size_t n = (size_t)o->test.n_nan_steps;
+        t->inject_nan = malloc(n * sizeof *t->inject_nan);
+        if (t->inject_nan) memcpy(t->inject_nan, o->test.nan_steps, n * sizeof *t->inject_nan);
+        else s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the test faults");
+    }
+    t->o.test.nan_steps = t->inject_nan;
+    if (s == LMF_OK) s = setup(t);
+    if (s != LMF_OK) {
+        lmf_trainer_free(t);
+        return s;
+    }
+    *out = t;
+    return LMF_OK;
 }
 
 void lmf_trainer_free(lmf_trainer *t) {
     if (!t) return;
-    lmf_ckpt_trainer_free(t);
+    lmf_ckpt_writer_free(t->ckw);
     free(t->inject_nan);
     lmf_loader_free(t->loader);
     lmf_loader_free(t->val_loader);
     lmf_tokens_close(t->train);
     lmf_tokens_close(t->val);
     lmf_gpt_free(t->model);
+    lmf_optimizer_free(t->opt);
     lmf_ddp_free(t->ddp);
     lmf_comm_free(t->comm);
     free(t->inputs);
@@ -196,6 +249,7 @@ int lmf_trainer_next_step(const lmf_trainer *t) { return t->step; }
 const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t) { return &t->o; }
 int64_t lmf_trainer_num_params(const lmf_trainer *t) { return lmf_config_num_params(&t->o.cfg); }
 double lmf_trainer_flops_per_token(const lmf_trainer *t) { return t->flops_per_token; }
+double lmf_trainer_peak_flops(const lmf_trainer *t) { return t->peak_flops; }
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
@@ -206,9 +260,14 @@ void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m) {
     lmf_ddp_memory_used(t->ddp, &dm);
     m->weights = dm.weights;
     m->grads = dm.grads;
-    m->optim = dm.optim;
+    m->optim = lmf_optimizer_bytes(t->opt);
     m->buffers = dm.buffers;
     m->activations = lmf_gpt_activation_bytes(t->model);
+}
+
+void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st) {
+    if (t->ckw) lmf_ckpt_writer_stats(t->ckw, st);
+    else memset(st, 0, sizeof *st);
 }
 
 int lmf_trainer_any(lmf_trainer *t, int flag) {
@@ -235,9 +294,9 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
     return LMF_OK;
 }
 
-/* test hook: 1 when step is listed in LMF_INJECT_NAN_STEPS and not used yet (then it is) */
+/* test: 1 when step is one of the NaN steps asked for and not used yet (then it is) */
 static int take_injection(lmf_trainer *t, int step) {
-    for (int i = 0; i < t->n_inject; i++)
+    for (int i = 0; i < t->o.test.n_nan_steps; i++)
         if (t->inject_nan[i] == step) {
             t->inject_nan[i] = -1;
             return 1;
@@ -252,42 +311,43 @@ static int take_injection(lmf_trainer *t, int step) {
  * max_bad_steps of them in a row, watch the loss for spikes. */
 static lmf_status after_step(lmf_trainer *t, int bad, lmf_step_stats *st) {
     const lmf_train_opts *o = &t->o;
+    lmf_fault_counters *f = &t->faults;
     st->skipped = bad;
     st->rolled_back_to = -1;
     st->spike = 0;
-    st->loss_mean = t->good_steps >= SPIKE_WARMUP ? (float)t->loss_ema : 0.0f;
+    st->loss_mean = f->good_steps >= SPIKE_WARMUP ? (float)f->loss_ema : 0.0f;
     if (!bad) {
-        t->bad_in_row = 0;
-        t->stuck = 0;
+        f->bad_in_row = 0;
+        f->stuck = 0;
         st->bad_in_row = 0;
-        if (o->spike_factor > 0 && t->good_steps >= SPIKE_WARMUP &&
-            st->loss > o->spike_factor * t->loss_ema)
+        if (o->spike_factor > 0 && f->good_steps >= SPIKE_WARMUP &&
+            st->loss > o->spike_factor * f->loss_ema)
             st->spike = 1;
-        t->loss_ema = t->good_steps == 0 ? st->loss
-                                         : (1 - SPIKE_EMA) * t->loss_ema + SPIKE_EMA * st->loss;
-        t->good_steps++;
+        f->loss_ema = f->good_steps == 0 ? st->loss
+                                         : (1 - SPIKE_EMA) * f->loss_ema + SPIKE_EMA * st->loss;
+        f->good_steps++;
         return LMF_OK;
     }
-    st->bad_in_row = ++t->bad_in_row;
-    t->skipped_total++;
+    st->bad_in_row = ++f->bad_in_row;
+    f->skipped_total++;
     if (o->max_bad_steps == 0)
         return lmf_fail(LMF_ERR_NUMERIC, "step %d: loss %g, gradient norm %g: not finite "
                         "(--max-bad-steps 0 stops at the first such step)", st->step + 1,
                         (double)st->loss, (double)st->grad_norm);
-    if (t->bad_in_row < o->max_bad_steps) return LMF_OK;
-    if (t->stuck)
+    if (f->bad_in_row < o->max_bad_steps) return LMF_OK;
+    if (f->stuck)
         return lmf_fail(LMF_ERR_NUMERIC, "step %d: %d steps in a row with a NaN/Inf loss or "
                         "gradient norm again, right after rolling back: the fault does not "
                         "come from the data; lower --lr or check the model", st->step + 1,
-                        t->bad_in_row);
+                        f->bad_in_row);
     int to = -1;
-    lmf_status s = lmf_ckpt_rollback(t, &to);
+    lmf_status s = lmf_train_rollback(t, &to);
     if (s != LMF_OK)
         return lmf_fail_context(s, "step %d: %d steps in a row with a NaN/Inf loss or gradient "
-                                "norm; ", st->step + 1, t->bad_in_row);
-    t->bad_in_row = 0;
-    t->stuck = 1;
-    t->rollbacks++;
+                                "norm; ", st->step + 1, f->bad_in_row);
+    f->bad_in_row = 0;
+    f->stuck = 1;
+    f->rollbacks++;
     st->rolled_back_to = to;
     return LMF_OK;
 }
@@ -297,7 +357,7 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     double t0 = lmf_now_s();
     double loss_sum = 0.0;
     lmf_comm_set_context(t->comm, "step %d", t->step + 1);
-    /* the hook poisons the gradient as a NaN in the forward pass would */
+    /* a test's NaN poisons the gradient as a NaN in the forward pass would */
     int inject = take_injection(t, t->step);
     float dloss = inject ? NAN : 1.0f / (float)t->accum;
     for (int a = 0; a < t->accum; a++) {
@@ -315,11 +375,13 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     LMF_TRY(lmf_comm_allreduce_f64(t->comm, &loss_sum, 1, LMF_COMM_SUM));
     float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world));
     float lr = lmf_lr_at(&t->sched, t->step);
-    lmf_adamw_hp hp = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     float norm = 0.0f;
     /* A NaN/Inf anywhere in the forward pass makes the loss (logsumexp - logit) and the
-     * softmax gradient non-finite; the engine then skips the update on every rank. */
-    lmf_status s = lmf_ddp_step(t->ddp, &hp, lr, t->step + 1, o->grad_clip, &norm);
+     * softmax gradient non-finite; the optimizer then skips the update on every rank. */
+    lmf_status s = lmf_ddp_reduce_wait(t->ddp);
+    if (s == LMF_OK)
+        s = lmf_optimizer_step(t->opt, lmf_ddp_owned_params(t->ddp), lmf_ddp_owned_grads(t->ddp),
+                               lr, t->step + 1, &norm);
     if (s != LMF_OK && s != LMF_ERR_NUMERIC) return s;
     int bad = s == LMF_ERR_NUMERIC || !isfinite(loss);
     double dt = lmf_now_s() - t0;
@@ -333,9 +395,10 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     st.tokens = (int64_t)o->batch * o->seq * t->accum * t->world;
     st.tokens_per_s = (double)st.tokens / dt;
     st.flops_per_s = st.tokens_per_s * t->flops_per_token;
+    st.mfu = t->peak_flops > 0 ? st.flops_per_s / t->peak_flops : 0.0;
     t->step++;
     s = after_step(t, bad, &st);
-    if (s == LMF_OK) s = lmf_ckpt_poll(t); /* commit a background checkpoint when done */
+    if (s == LMF_OK && t->ckw) s = lmf_ckpt_poll(t->ckw); /* commit a background checkpoint */
     if (out) *out = st;
     return s;
 }
@@ -357,8 +420,84 @@ lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss) {
     return LMF_OK;
 }
 
-lmf_status lmf_trainer_save(lmf_trainer *t) { return lmf_ckpt_save(t); }
+lmf_status lmf_trainer_export(lmf_trainer *t) { return lmf_hf_save(t->model, t->o.out_dir, -1); }
 
-lmf_status lmf_trainer_wait_save(lmf_trainer *t) { return lmf_ckpt_wait(t); }
+/* ---- checkpoints of the trainer's state ---- */
 
-lmf_status lmf_trainer_export(lmf_trainer *t) { return lmf_gpt_save(t->model, t->o.out_dir); }
+lmf_status lmf_trainer_save(lmf_trainer *t) {
+    const lmf_train_opts *o = &t->o;
+    if (!t->ckw) {
+        lmf_ckpt_faults f = {o->test.ckpt_write_delay_ms, o->test.ckpt_fail_rank == t->rank};
+        LMF_TRY(lmf_ckpt_writer_create(t->comm, o->out_dir, o->keep_checkpoints, &f, &t->ckw));
+    }
+    lmf_ckpt_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    lmf_train_state *s = &snap.state;
+    s->step = t->step;
+    s->world_size = t->world;
+    s->zero_stage = o->zero_stage;
+    s->batch = o->batch;
+    s->grad_accum = t->accum;
+    s->seq = o->seq;
+    s->tokens_per_step = o->global_batch;
+    lmf_loader_get_state(t->loader, &s->loader);
+    s->faults = t->faults;
+    char *opts = t->rank == 0 ? lmf_train_opts_to_json(o) : NULL;
+    if (t->rank == 0 && !opts) return lmf_fail(LMF_ERR_NOMEM, "cannot format the run's options");
+    snap.opts_json = opts;
+    snap.cfg = &o->cfg;
+    snap.layout = lmf_gpt_layout(t->model);
+    snap.held = lmf_ddp_owned(t->ddp);
+    snap.params = lmf_ddp_owned_params(t->ddp);
+    snap.m = lmf_optimizer_m(t->opt);
+    snap.v = lmf_optimizer_v(t->opt);
+    lmf_status st = lmf_ckpt_save(t->ckw, &snap);
+    free(opts);
+    return st;
+}
+
+lmf_status lmf_trainer_wait_save(lmf_trainer *t) { return t->ckw ? lmf_ckpt_wait(t->ckw) : LMF_OK; }
+
+/* the run must read the same rows per step as the checkpointed one */
+static lmf_status check_compatible(const lmf_trainer *t, const lmf_train_state *sv,
+                                   const char *what) {
+    if (sv->seq == t->o.seq && sv->tokens_per_step == t->o.global_batch) return LMF_OK;
+    return lmf_fail(LMF_ERR_ARG,
+                    "%s: the checkpoint was trained with %lld tokens per step in sequences of %d; "
+                    "this run has %lld and %d, which would change the data order: keep "
+                    "--global-batch %lld and --seq %d (at another number of ranks choose --batch "
+                    "so that batch x seq x ranks divides the global batch)",
+                    what, (long long)sv->tokens_per_step, sv->seq, (long long)t->o.global_batch,
+                    t->o.seq, (long long)sv->tokens_per_step, sv->seq);
+}
+
+lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollback) {
+    const lmf_param_layout *l = lmf_gpt_layout(t->model);
+    float *full = lmf_gpt_params(t->model), *tmp = NULL;
+    if (!full) { /* ZeRO-3 holds only its part of the weights */
+        full = tmp = malloc(l->total * sizeof(float));
+        if (!tmp) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
+    }
+    lmf_train_state sv;
+    lmf_status s = lmf_ckpt_restore(t->comm, ck, l, full, lmf_ddp_owned(t->ddp),
+                                    lmf_optimizer_m(t->opt), lmf_optimizer_v(t->opt), &sv);
+    if (s == LMF_OK) s = check_compatible(t, &sv, ck->dir);
+    if (s == LMF_OK) lmf_ddp_load_params(t->ddp, full);
+    free(tmp);
+    /* a rollback keeps the data position (past the bad batches) and the run's fault counters */
+    if (s == LMF_OK && !rollback) s = lmf_loader_set_state(t->loader, &sv.loader);
+    if (s != LMF_OK) return s;
+    t->step = sv.step;
+    if (!rollback) t->faults = sv.faults;
+    return LMF_OK;
+}
+
+lmf_status lmf_train_rollback(lmf_trainer *t, int *to_step) {
+    LMF_TRY(lmf_trainer_wait_save(t));
+    lmf_ckpt_info ck;
+    lmf_status s = lmf_ckpt_agree(t->comm, lmf_ckpt_find_latest(t->o.out_dir, &ck));
+    if (s == LMF_OK) s = lmf_train_restore(t, &ck, 1);
+    if (s != LMF_OK) return lmf_fail_context(LMF_ERR_NUMERIC, "cannot roll back: ");
+    *to_step = t->step;
+    return LMF_OK;
+}

@@ -17,6 +17,7 @@
 #include "lmforge/comm.h"
 #include "lmforge/ddp.h"
 #include "lmforge/kernels.h"
+#include "lib/test_util.h"
 #include "mpi/toy_model.h"
 
 static int g_rank, g_size, g_failures;
@@ -216,11 +217,13 @@ static void engine_case(lmf_comm *c, int L, const size_t *sizes, int stage, size
     lmf_ddp_config cfg = {.zero_stage = stage, .bucket_bytes = bucket_bytes,
                           .no_overlap = no_overlap};
     lmf_ddp *d;
-    OK(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, params, &d));
+    OK(lmf_ddp_create(c, &l, &cfg, params, &d));
     if (!d) return;
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lmf_optimizer *o = NULL;
+    OK(lmf_ddp_optimizer_create(d, lmf_kernels_ref(), &hp, clip, &o));
     float lr = 0.03f;
     int accum = G / g_size; /* micro-batches per rank; rank r takes [r*accum, (r+1)*accum) */
     for (int s = 0; s < steps; s++) {
@@ -233,7 +236,7 @@ static void engine_case(lmf_comm *c, int L, const size_t *sizes, int stage, size
         OK(lmf_comm_allreduce_f64(c, &loss, 1, LMF_COMM_SUM));
         loss /= G;
         float norm = 0;
-        OK(lmf_ddp_step(d, &hp, lr, s + 1, clip, &norm));
+        OK(lmf_test_dp_step(d, o, lr, s + 1, &norm));
         double rnorm;
         double rloss = toy_reference_step(&l, rp, rm, rv, s, G, lr, hp.beta1, hp.beta2, hp.eps,
                                           hp.weight_decay, clip, s + 1, &rnorm);
@@ -252,9 +255,11 @@ static void engine_case(lmf_comm *c, int L, const size_t *sizes, int stage, size
     lmf_ddp_memory mem;
     lmf_ddp_memory_used(d, &mem);
     size_t sh = lmf_range_len(lmf_partition_range(n, g_size, g_rank));
-    CHECK(mem.optim == 2 * 4 * (stage >= 1 ? sh : n), "optimizer bytes %zu", mem.optim);
+    CHECK(lmf_optimizer_bytes(o) == 2 * 4 * (stage >= 1 ? sh : n), "optimizer bytes %zu",
+          lmf_optimizer_bytes(o));
     CHECK(mem.grads == 4 * (stage >= 2 ? sh : n), "gradient bytes %zu", mem.grads);
     CHECK(mem.weights == 4 * (stage >= 3 ? sh : n), "weight bytes %zu", mem.weights);
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     free(full);
     free(params);
@@ -276,15 +281,18 @@ static void engine_overlap(lmf_comm *c, int stage, int no_overlap) {
     for (size_t i = 0; i < l.total; i++) params[i] = toy_init(i);
     lmf_ddp_config cfg = {.zero_stage = stage, .bucket_bytes = 1, .no_overlap = no_overlap};
     lmf_ddp *d;
-    OK(lmf_ddp_create(c, &l, lmf_kernels_ref(), &cfg, params, &d));
+    OK(lmf_ddp_create(c, &l, &cfg, params, &d));
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.0f};
+    lmf_optimizer *o = NULL;
+    OK(lmf_ddp_optimizer_create(d, lmf_kernels_ref(), &hp, 0, &o));
     for (int s = 0; s < 4; s++) {
         OK(lmf_ddp_begin_micro(d, 0, 1));
         toy_micro_slow(&h, &l, s, g_rank, 1.0f, 1, 3000000);
-        OK(lmf_ddp_step(d, &hp, 1e-3f, s + 1, 0, NULL));
+        OK(lmf_test_dp_step(d, o, 1e-3f, s + 1, NULL));
     }
+    lmf_optimizer_free(o);
     lmf_ddp_stats st;
     lmf_ddp_stats_get(d, &st);
     if (no_overlap)

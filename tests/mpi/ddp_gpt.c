@@ -13,6 +13,7 @@
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
 #include "lmforge/optim.h"
+#include "lib/test_util.h"
 
 enum { B = 2, T = 16, G = 6, SEED = 1234 };
 #define LOSS_RTOL 1e-5
@@ -45,7 +46,7 @@ static int reference(const lmf_kernels *k, int steps, double *losses, float **fi
     lmf_gpt *m;
     if (lmf_gpt_create(&cfg, k, &m) != LMF_OK) return fail("reference model");
     lmf_gpt_init_weights(m, SEED);
-    if (lmf_gpt_reserve(m, B, T, 1) != LMF_OK) return fail("reserve");
+    if (lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN) != LMF_OK) return fail("reserve");
     const lmf_param_layout *l = lmf_gpt_layout(m);
     size_t n = l->total;
     float *mm = calloc(n, sizeof(float)), *vv = calloc(n, sizeof(float));
@@ -101,12 +102,14 @@ int main(int argc, char **argv) {
     size_t n = l->total;
     lmf_ddp_config dc = {.zero_stage = stage, .bucket_bytes = bucket};
     lmf_ddp *d;
-    if (lmf_ddp_create(c, l, k, &dc, lmf_gpt_params(m), &d) != LMF_OK) return fail("engine");
+    if (lmf_ddp_create(c, l, &dc, lmf_gpt_params(m), &d) != LMF_OK) return fail("engine");
+    lmf_optimizer *o = NULL;
+    if (lmf_ddp_optimizer_create(d, k, &hp, clip, &o) != LMF_OK) return fail("optimizer");
     if (stage == 3) lmf_gpt_drop_params(m);
     lmf_gpt_hooks h;
     lmf_ddp_hooks(d, &h);
     lmf_gpt_set_hooks(m, &h);
-    if (lmf_gpt_reserve(m, B, T, 2) != LMF_OK) return fail("reserve");
+    if (lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN_HOOKED) != LMF_OK) return fail("reserve");
     int accum = G / world;
     int32_t in[B * T], tg[B * T];
     for (int s = 0; s < steps; s++) {
@@ -123,7 +126,7 @@ int main(int argc, char **argv) {
         }
         if (lmf_comm_allreduce_f64(c, &sum, 1, LMF_COMM_SUM) != LMF_OK) return fail("loss");
         float norm;
-        if (lmf_ddp_step(d, &hp, lr, s + 1, clip, &norm) != LMF_OK) return fail("step");
+        if (lmf_test_dp_step(d, o, lr, s + 1, &norm) != LMF_OK) return fail("step");
         double loss = sum / G;
         if (rank == 0) {
             double rel = fabs(loss - ref_loss[s]) / fabs(ref_loss[s]);
@@ -151,6 +154,7 @@ int main(int argc, char **argv) {
     }
     int64_t b64 = bad;
     lmf_comm_allreduce_i64(c, &b64, 1, LMF_COMM_SUM);
+    lmf_optimizer_free(o);
     lmf_ddp_free(d);
     lmf_gpt_free(m);
     lmf_comm_free(c);

@@ -201,3 +201,53 @@ void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout,
         LMF_BUSY_END();
     }
 }
+
+size_t lmf_fast_attention_kv_scratch_floats(int T) {
+    return (size_t)omp_get_max_threads() * (size_t)T;
+}
+
+/* x . y over n floats */
+static float dot(const float *x, const float *y, int n) {
+    __m256 s8 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s8 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s8);
+    float s = lmf_hsum256(s8);
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* y += a x over n floats */
+static void axpy(float *y, float a, const float *x, int n) {
+    __m256 a8 = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a8, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* Per (new position, head): scores against every cached key up to the position, softmax,
+ * weighted sum of the values. Work is split over the pairs; each thread keeps its scores in
+ * its own slot of T = past + n floats. */
+void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
+                                   const float *kc, const float *vc, int past, int n, int C,
+                                   int NH) {
+    const int hs = C / NH, T = past + n;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel
+    {
+        LMF_BUSY_BEGIN();
+        float *s = scratch + (size_t)omp_get_thread_num() * (size_t)T;
+#pragma omp for schedule(static) nowait
+        for (int ih = 0; ih < n * NH; ih++) {
+            int i = ih / NH, h = ih % NH, t = past + i;
+            const float *qh = q + (size_t)i * q_stride + (size_t)h * hs;
+            for (int u = 0; u <= t; u++) s[u] = scale * dot(qh, kc + (size_t)u * C + (size_t)h * hs, hs);
+            float sum = row_exp(s, t + 1, t + 1, row_max(s, t + 1));
+            float *o = out + (size_t)i * C + (size_t)h * hs;
+            memset(o, 0, (size_t)hs * sizeof(float));
+            for (int u = 0; u <= t; u++) axpy(o, s[u], vc + (size_t)u * C + (size_t)h * hs, hs);
+            row_scale(o, hs, 1.0f / sum);
+        }
+        LMF_BUSY_END();
+    }
+}

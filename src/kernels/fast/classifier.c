@@ -73,3 +73,8 @@ void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, 
         lmf_fast_gemm(1, 0, V, C, R, 1.0f, scratch, V, xc, C, 1.0f, dwte, C, NULL);
     }
 }
+
+/* logits[N, V] = x @ wte[:V]^T, split over the team like the classifier's logits */
+void lmf_fast_logits_forward(float *logits, const float *x, const float *wte, int N, int C, int V) {
+    lmf_fast_gemm(0, 1, N, V, C, 1.0f, x, C, wte, C, 0.0f, logits, V, NULL);
+}

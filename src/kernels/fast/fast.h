@@ -49,6 +49,10 @@ void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int 
                                 int NH);
 void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                  const float *saved, int B, int T, int C, int NH);
+size_t lmf_fast_attention_kv_scratch_floats(int T);
+void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
+                                   const float *kc, const float *vc, int past, int n, int C,
+                                   int NH);
 
 void lmf_fast_gelu_forward(float *out, const float *inp, size_t N);
 void lmf_fast_gelu_backward(float *dinp, const float *inp, const float *dout, size_t N);
@@ -66,6 +70,7 @@ void lmf_fast_residual_forward(float *out, const float *a, const float *b, size_
 /* rows of the classifier handled per step; the N x V logits never exist whole */
 #define LMF_FAST_CLASSIFIER_CHUNK 256
 size_t lmf_fast_classifier_scratch_floats(int N, int V);
+void lmf_fast_logits_forward(float *logits, const float *x, const float *wte, int N, int C, int V);
 void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                          const float *wte, const int32_t *targets, float dloss, int N, int C,
                          int V);

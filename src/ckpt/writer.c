@@ -1,7 +1,8 @@
-/* Background checkpoint writer: per-rank shard threads, collective agreement, and the commit
- * (index.json, rename into place, `latest`, pruning) that makes a checkpoint appear atomically. */
+/* Background checkpoint writer: a snapshot copied per rank, shard threads, collective
+ * agreement, and the commit (index.json, rename into place, `latest`, pruning) that makes a
+ * checkpoint appear atomically. */
 #define _GNU_SOURCE
-#include "ckpt/ckpt_io.h"
+#include "lmforge/ckpt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,15 +17,16 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "lmforge/ddp.h"
+#include "lmforge/formats.h"
 #include "lmforge/fsutil.h"
-#include "lmforge/perf.h"
+#include "lmforge/system.h"
 
 #define MSG_CAP 1024
 
 struct lmf_ckpt_writer {
     lmf_comm *comm;
     int rank, world, keep;
+    lmf_ckpt_faults faults;      /* what a test asked this rank's shard writes to do */
     char ckdir[4200];
     float *buf;
     size_t cap;                  /* floats in buf */
@@ -165,7 +167,7 @@ static void prune(const char *ckdir, int keep) {
 /* ---- the writer ---- */
 
 lmf_status lmf_ckpt_writer_create(lmf_comm *comm, const char *run_dir, int keep,
-                                  lmf_ckpt_writer **out) {
+                                  const lmf_ckpt_faults *test_faults, lmf_ckpt_writer **out) {
     *out = NULL;
     lmf_ckpt_writer *w = calloc(1, sizeof *w);
     if (!w) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the checkpoint writer");
@@ -173,6 +175,7 @@ lmf_status lmf_ckpt_writer_create(lmf_comm *comm, const char *run_dir, int keep,
     w->rank = lmf_comm_rank(comm);
     w->world = lmf_comm_size(comm);
     w->keep = keep;
+    if (test_faults) w->faults = *test_faults;
     snprintf(w->ckdir, sizeof w->ckdir, "%s/checkpoints", run_dir);
     atomic_init(&w->done, 0);
     w->res = calloc(2 * (size_t)w->world, sizeof *w->res);
@@ -203,8 +206,9 @@ void lmf_ckpt_writer_free(lmf_ckpt_writer *w) {
     free(w);
 }
 
-float *lmf_ckpt_writer_buffer(lmf_ckpt_writer *w, uint64_t total, uint64_t *begin,
-                              uint64_t *end) {
+/* The snapshot buffer for this rank's part of a vector of `total` floats: 3 * len floats
+ * (params, m, v), grown as needed; NULL with a message when it cannot be allocated. */
+static float *snapshot_buffer(lmf_ckpt_writer *w, uint64_t total, uint64_t *begin, uint64_t *end) {
     LMF_ASSERT(!w->pending);
     lmf_range r = lmf_partition_range((size_t)total, w->world, w->rank);
     size_t need = 3 * lmf_range_len(r);
@@ -223,13 +227,13 @@ float *lmf_ckpt_writer_buffer(lmf_ckpt_writer *w, uint64_t total, uint64_t *begi
     return w->buf;
 }
 
-int lmf_ckpt_writer_pending(const lmf_ckpt_writer *w) { return w->pending; }
+int lmf_ckpt_pending(const lmf_ckpt_writer *w) { return w->pending; }
 
 static lmf_status write_meta(lmf_ckpt_writer *w) {
     char path[4400];
     lmf_ckpt_file *c = &w->meta[0], *t = &w->meta[1];
     snprintf(path, sizeof path, "%s/config.json", w->tmp);
-    LMF_TRY(lmf_config_save_json(path, &w->cfg));
+    LMF_TRY(lmf_config_write(path, &w->cfg, -1));
     char *buf = NULL;
     size_t len = 0;
     LMF_TRY(lmf_read_file(path, &buf, &len, LMF_CKPT_INDEX_MAX_BYTES));
@@ -258,7 +262,7 @@ static void *job(void *arg) {
     shard_name(name, sizeof name, w->rank, w->world);
     snprintf(path, sizeof path, "%s/%s", w->tmp, name);
     lmf_ckpt_shard_meta m = {w->id, w->rank, w->world, w->step, w->begin, w->end};
-    lmf_status s = lmf_ckpt_shard_write(path, &m, w->buf, &w->shard_bytes, &w->shard_xxh3);
+    lmf_status s = lmf_ckpt_shard_write(path, &m, w->buf, &w->faults, &w->shard_bytes, &w->shard_xxh3);
     if (s == LMF_OK && w->rank == 0) s = write_meta(w);
     if (s == LMF_OK) s = lmf_fsync_parent_dir(path); /* this rank's directory entries */
     w->st = s;
@@ -281,20 +285,20 @@ static uint64_t new_id(int64_t step) {
 }
 
 /* rank 0: a fresh temporary directory, and a copy of what the meta files and index need */
-static lmf_status prepare(lmf_ckpt_writer *w, const lmf_ckpt_desc *d) {
+static lmf_status prepare(lmf_ckpt_writer *w, const lmf_ckpt_snapshot *snap) {
     LMF_TRY(lmf_mkdir_p(w->ckdir));
     clean_leftovers(w->ckdir);
     if (mkdir(w->tmp, 0777) != 0)
         return lmf_fail(LMF_ERR_IO, "cannot create %s: %s", w->tmp, strerror(errno));
-    LMF_ASSERT(d->cfg && d->layout && d->state_json);
-    w->cfg = *d->cfg;
-    w->state_json = strdup(d->state_json);
-    w->tensors = calloc((size_t)d->layout->n_tensors, sizeof *w->tensors);
-    if (!w->state_json || !w->tensors)
-        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the checkpoint description");
-    w->n_tensors = d->layout->n_tensors;
+    LMF_ASSERT(snap->cfg && snap->layout);
+    w->cfg = *snap->cfg;
+    w->state_json = lmf_ckpt_state_format(&snap->state, snap->opts_json);
+    if (!w->state_json) return LMF_ERR_NOMEM;
+    w->tensors = calloc((size_t)snap->layout->n_tensors, sizeof *w->tensors);
+    if (!w->tensors) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the checkpoint description");
+    w->n_tensors = snap->layout->n_tensors;
     for (int i = 0; i < w->n_tensors; i++) {
-        const lmf_tensor_info *ti = &d->layout->tensors[i];
+        const lmf_tensor_info *ti = &snap->layout->tensors[i];
         lmf_ckpt_tensor *t = &w->tensors[i];
         snprintf(t->name, sizeof t->name, "%s", ti->name);
         t->ndim = ti->ndim;
@@ -306,34 +310,55 @@ static lmf_status prepare(lmf_ckpt_writer *w, const lmf_ckpt_desc *d) {
     return LMF_OK;
 }
 
-lmf_status lmf_ckpt_writer_start(lmf_ckpt_writer *w, lmf_status local, const lmf_ckpt_desc *d) {
+/* Start writing the snapshot copied into w->buf in the background; `local` is this rank's
+ * status so far (every rank calls even after a local failure, so that all agree). */
+static lmf_status start(lmf_ckpt_writer *w, lmf_status local, const lmf_ckpt_snapshot *snap) {
     LMF_ASSERT(!w->pending);
     lmf_status s = local;
-    w->step = d->step;
-    w->zero_stage = d->zero_stage;
-    w->total = d->total;
+    int64_t step = snap->state.step;
+    w->step = step;
+    w->zero_stage = snap->state.zero_stage;
+    w->total = snap->layout->total;
     w->t_start = lmf_now_s();
-    snprintf(w->tmp, sizeof w->tmp, "%s/.tmp-step_%08lld", w->ckdir, (long long)d->step);
-    snprintf(w->fin, sizeof w->fin, "%s/step_%08lld", w->ckdir, (long long)d->step);
-    if (s == LMF_OK && w->rank == 0) s = prepare(w, d);
+    snprintf(w->tmp, sizeof w->tmp, "%s/.tmp-step_%08lld", w->ckdir, (long long)step);
+    snprintf(w->fin, sizeof w->fin, "%s/step_%08lld", w->ckdir, (long long)step);
+    if (s == LMF_OK && w->rank == 0) s = prepare(w, snap);
     s = lmf_ckpt_agree(w->comm, s); /* also: nobody writes before the directory exists */
     if (s == LMF_OK && w->world > 1) {
-        uint64_t id = w->rank == 0 ? new_id(d->step) : 0;
+        uint64_t id = w->rank == 0 ? new_id(step) : 0;
         s = lmf_comm_broadcast(w->comm, &id, sizeof id, 0);
         w->id = id;
     } else if (s == LMF_OK) {
-        w->id = new_id(d->step);
+        w->id = new_id(step);
     }
     if (s != LMF_OK) {
         if (w->rank == 0) remove_tree(w->tmp);
         clear_job(w);
-        return lmf_fail_context(s, "checkpoint step %lld: ", (long long)d->step);
+        return lmf_fail_context(s, "checkpoint step %lld: ", (long long)step);
     }
     atomic_store(&w->done, 0);
     w->pending = 1;
     w->threaded = pthread_create(&w->thread, NULL, job, w) == 0;
     if (!w->threaded) job(w); /* no thread to be had: write now */
     return LMF_OK;
+}
+
+lmf_status lmf_ckpt_save(lmf_ckpt_writer *w, const lmf_ckpt_snapshot *snap) {
+    LMF_TRY(lmf_ckpt_wait(w)); /* the previous write, before its buffer is reused */
+    uint64_t total = snap->layout->total, b = 0, e = 0;
+    lmf_status s = LMF_OK;
+    float *buf = snapshot_buffer(w, total, &b, &e);
+    if (!buf) s = LMF_ERR_NOMEM;
+    if (s == LMF_OK && e > b) {
+        /* every rank writes its part straight from the range it holds: no gather, even for
+         * ZeRO-3's sharded weights */
+        LMF_ASSERT(snap->held.begin <= b && e <= snap->held.end);
+        size_t n = e - b, off = b - snap->held.begin;
+        memcpy(buf, snap->params + off, n * sizeof(float));
+        memcpy(buf + n, snap->m + off, n * sizeof(float));
+        memcpy(buf + 2 * n, snap->v + off, n * sizeof(float));
+    }
+    return start(w, s, snap);
 }
 
 /* rank 0: index.json, rename into place, `latest`, prune */
@@ -389,7 +414,7 @@ static lmf_status commit(lmf_ckpt_writer *w, const int64_t *res) {
     return LMF_OK;
 }
 
-lmf_status lmf_ckpt_writer_wait(lmf_ckpt_writer *w) {
+lmf_status lmf_ckpt_wait(lmf_ckpt_writer *w) {
     if (!w->pending) return LMF_OK;
     if (w->threaded) pthread_join(w->thread, NULL);
     w->threaded = 0;
@@ -419,12 +444,12 @@ lmf_status lmf_ckpt_writer_wait(lmf_ckpt_writer *w) {
     return LMF_OK;
 }
 
-lmf_status lmf_ckpt_writer_poll(lmf_ckpt_writer *w) {
+lmf_status lmf_ckpt_poll(lmf_ckpt_writer *w) {
     if (!w->pending) return LMF_OK;
     int64_t done = atomic_load(&w->done);
     if (w->world > 1 && lmf_comm_allreduce_i64(w->comm, &done, 1, LMF_COMM_MIN) != LMF_OK)
         return lmf_fail(LMF_ERR_COMM, "cannot poll the checkpoint writers");
-    return done ? lmf_ckpt_writer_wait(w) : LMF_OK;
+    return done ? lmf_ckpt_wait(w) : LMF_OK;
 }
 
 void lmf_ckpt_writer_stats(const lmf_ckpt_writer *w, lmf_ckpt_write_stats *st) {

@@ -1,5 +1,5 @@
 /* Checkpoint index (index.json): strict parsing of untrusted text, formatting with a checksum. */
-#include "ckpt/ckpt_index.h"
+#include "lmforge/ckpt_format.h"
 
 #include <jansson.h>
 #include <stdio.h>

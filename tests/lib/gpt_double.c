@@ -1,5 +1,5 @@
 /* A plain double-precision GPT-2 forward for tests (written independently of the kernels). */
-#include "util/gpt_double.h"
+#include "lib/gpt_double.h"
 
 #include <math.h>
 #include <stdio.h>

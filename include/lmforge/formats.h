@@ -1,6 +1,7 @@
-/* Foreign model files (llm.c, Hugging Face GPT-2) and loading a model from any format. */
-#ifndef LMFORGE_CONVERT_H
-#define LMFORGE_CONVERT_H
+/* Model files: the config.json codec, Hugging Face GPT-2 directories, llm.c checkpoints, and
+ * loading a model from any of them (or from an lmforge run or checkpoint, ckpt_format.h). */
+#ifndef LMFORGE_FORMATS_H
+#define LMFORGE_FORMATS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,19 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- config.json: the one codec for every model directory, run and checkpoint ----
+ * Read as transformers reads a GPT2Config: n_layer, n_head, n_embd, n_positions, vocab_size,
+ * or their attribute_map names num_hidden_layers, num_attention_heads, hidden_size,
+ * max_position_embeddings (n_ctx in older files); an absent key takes GPT2Config's default
+ * (12, 12, 768, 1024, 50257). Settings lmforge does not compute exactly (model_type other
+ * than gpt2, another activation or LayerNorm epsilon, n_inner other than 4 * n_embd, untied
+ * embeddings, attention scaled by layer, cross-attention) are refused (LMF_ERR_FORMAT) with a
+ * message naming the file and the key; an impossible shape is LMF_ERR_ARG. */
+lmf_status lmf_config_read(const char *path, lmf_gpt_config *out);
+/* Write config.json for transformers' GPT2LMHeadModel, atomically; eot: bos/eos_token_id, or
+ * -1 for the last id. */
+lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot);
 
 /* ---- llm.c checkpoints ----
  * 256 little-endian int32 header: [0] magic 20240326, [1] version (3: fp32 tensors, 5: bf16
@@ -47,24 +61,12 @@ lmf_status lmf_llmc_load_buffer(const void *buf, size_t len, const char *what,
  * even), wte padded with zero rows to a multiple of 128; atomically (PATH.tmp, renamed). */
 lmf_status lmf_llmc_save(lmf_gpt *m, const char *path, int version);
 
-/* ---- llm.c tokenizer files ----
- * 256 little-endian uint32 header: [0] magic 20240328, [1] version (1 or 2), [2] vocab_size,
- * [3] end-of-text id (version 2; version 1 means GPT-2: 50257 ids, end-of-text 50256); then per
- * id a uint8 length (>= 1) and that many bytes. The result decodes ids; it has no merges, so
- * encoding text with it gives one id per byte (GPT-2's real encoding needs its merges). */
-lmf_status lmf_llmc_tokenizer_load(const char *path, lmf_tokenizer **out);
-lmf_status lmf_llmc_tokenizer_parse(const void *buf, size_t len, const char *what,
-                                    lmf_tokenizer **out);
-/* 1 when t came from an llm.c tokenizer file (decoding only, see above) */
-int lmf_tokenizer_decode_only(const lmf_tokenizer *t);
-
 /* ---- Hugging Face GPT-2 directories ----
  * config.json (GPT2Config) with model.safetensors, or with model.safetensors.index.json naming
  * the shard of every tensor. Tensors F32, F16 or BF16, names with or without "transformer.";
  * the attention buffers h.N.attn.bias / h.N.attn.masked_bias are ignored; a lm_head.weight must
  * equal wte (tied). Configurations lmforge does not compute exactly (another activation, layer
  * norm epsilon, untied head, ...) are refused with a message. */
-lmf_status lmf_hf_read_config(const char *path, lmf_gpt_config *out);
 lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out);
 /* Load the weights of dir (single file or sharded) into m, whose configuration must match. */
 lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir);
@@ -72,6 +74,9 @@ lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir);
  * dir/model.safetensors (fp32, __metadata__ {"format": "pt"}); eot: the end-of-text id for
  * bos/eos_token_id, or -1 for the last id. dir is created if missing. */
 lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot);
+/* Write only the weights to a safetensors file at path (Hugging Face names and shapes, fp32,
+ * __metadata__ {"format": "pt"}), atomically. Needs the model's own parameter block. */
+lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path);
 
 /* ---- any format ---- */
 typedef enum lmf_model_format {
@@ -95,9 +100,6 @@ lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load_
  * checkpoint, whichever path holds. */
 lmf_status lmf_model_load_any(const char *path, const lmf_kernels *k, lmf_gpt **out);
 
-/* Load a tokenizer file or directory: tokenizer.json, encoder.json + vocab.bpe (vocab.json +
- * merges.txt), or an llm.c tokenizer file (detected by its magic). */
-lmf_status lmf_tokenizer_load_any(const char *path, lmf_tokenizer **out);
 /* The tokenizer that belongs to a model path (directory or llm.c file): DIR/tokenizer/,
  * DIR/tokenizer.json, DIR/encoder.json, DIR/vocab.json, then llm.c's gpt2_tokenizer.bin or
  * tokenizer.bin, in the directory (or beside the file). *out = NULL and LMF_OK when there is

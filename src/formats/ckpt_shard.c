@@ -1,7 +1,7 @@
 /* Checkpoint shard files: safetensors written with a running XXH3-64 checksum, verified reads
  * that copy out the wanted ranges in the same pass. */
 #define _GNU_SOURCE
-#include "ckpt/ckpt_io.h"
+#include "lmforge/ckpt_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,14 +18,6 @@
 #include "lmforge/safetensors.h"
 
 #define CHUNK ((size_t)8 << 20) /* bytes per write/read call */
-
-static int env_int(const char *name, int dflt) {
-    const char *s = getenv(name);
-    if (!s || !*s) return dflt;
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *end || v < -1 || v > 1000000 ? dflt : (int)v;
-}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -73,7 +65,7 @@ static char *shard_header(const lmf_ckpt_shard_meta *m, size_t *hlen) {
 }
 
 lmf_status lmf_ckpt_shard_write(const char *path, const lmf_ckpt_shard_meta *m, const float *data,
-                                uint64_t *bytes, uint64_t *xxh3) {
+                                const lmf_ckpt_faults *faults, uint64_t *bytes, uint64_t *xxh3) {
     LMF_ASSERT(m->end >= m->begin);
     size_t hlen = 0;
     char *hdr = shard_header(m, &hlen);
@@ -109,13 +101,12 @@ lmf_status lmf_ckpt_shard_write(const char *path, const lmf_ckpt_shard_meta *m, 
         XXH3_64bits_update(hs, p + off, c);
         s = lmf_write_all(fd, p + off, c, path);
         off += c;
-        if (s == LMF_OK && !hooked && off >= dbytes / 2) { /* test hooks, half way */
+        if (s == LMF_OK && faults && !hooked && off >= dbytes / 2) { /* a test's faults */
             hooked = 1;
-            int ms = env_int("LMF_TEST_CKPT_WRITE_DELAY_MS", 0);
-            if (ms > 0) sleep_ms(ms);
-            if (env_int("LMF_TEST_CKPT_FAIL_RANK", -1) == m->rank)
-                s = lmf_fail(LMF_ERR_IO, "cannot write %s: injected failure "
-                             "(LMF_TEST_CKPT_FAIL_RANK=%d)", path, m->rank);
+            if (faults->write_delay_ms > 0) sleep_ms(faults->write_delay_ms);
+            if (faults->fail)
+                s = lmf_fail(LMF_ERR_IO, "cannot write %s: injected failure (--test-ckpt-fail-rank "
+                             "%d)", path, m->rank);
         }
     }
     if (s == LMF_OK && fsync(fd) != 0)

@@ -1,0 +1,127 @@
+/* trainer_state.json: formatting and strict parsing of the training state, with the run's
+ * options as an object stored as given. */
+#include "lmforge/ckpt.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *lmf_ckpt_state_format(const lmf_train_state *s, const char *opts_json) {
+    json_t *opts = NULL;
+    if (opts_json) {
+        json_error_t e;
+        opts = json_loads(opts_json, JSON_REJECT_DUPLICATES, &e);
+        if (!json_is_object(opts)) {
+            json_decref(opts);
+            lmf_fail(LMF_ERR_ARG, "the run's options for trainer_state.json are not a JSON object");
+            return NULL;
+        }
+    }
+    const lmf_fault_counters *f = &s->faults;
+    json_t *j = json_pack(
+        "{s:s, s:i, s:i, s:i, s:i, s:I, s:i, s:i, s:i, s:{s:I, s:I, s:I, s:b},"
+        " s:{s:i, s:I, s:i, s:i, s:I, s:f}, s:o?}",
+        "format", LMF_CKPT_STATE_FORMAT, "version", LMF_CKPT_STATE_VERSION, "step", s->step,
+        "world_size", s->world_size, "zero_stage", s->zero_stage, "tokens_per_step",
+        (json_int_t)s->tokens_per_step, "seq", s->seq, "batch", s->batch, "grad_accum",
+        s->grad_accum, "loader", "epoch", (json_int_t)s->loader.epoch, "position",
+        (json_int_t)s->loader.position, "seed", (json_int_t)s->loader.seed, "shuffle",
+        s->loader.shuffle, "faults", "bad_in_row", f->bad_in_row, "skipped_total",
+        (json_int_t)f->skipped_total, "rollbacks", f->rollbacks, "stuck", f->stuck, "good_steps",
+        (json_int_t)f->good_steps, "loss_ema", isfinite(f->loss_ema) ? f->loss_ema : 0.0,
+        "opts", opts);
+    char *txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!txt) lmf_fail(LMF_ERR_NOMEM, "cannot format the trainer state");
+    return txt;
+}
+
+static json_t *load(const char *text, size_t len, const char *what, lmf_status *s) {
+    json_error_t e;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        *s = lmf_fail(LMF_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", what, e.text,
+                      e.line, e.column);
+        return NULL;
+    }
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    json_t *ver = json_object_get(j, "version");
+    if (!json_is_object(j) || !fmt || strcmp(fmt, LMF_CKPT_STATE_FORMAT) != 0 ||
+        !json_is_integer(ver) || json_integer_value(ver) != LMF_CKPT_STATE_VERSION) {
+        json_decref(j);
+        *s = lmf_fail(LMF_ERR_FORMAT, "%s: not an lmforge trainer state of version %d", what,
+                      LMF_CKPT_STATE_VERSION);
+        return NULL;
+    }
+    *s = LMF_OK;
+    return j;
+}
+
+/* integer j[key] in [lo, hi] into *v */
+static int get_int(json_t *j, const char *key, int64_t lo, int64_t hi, int64_t *v) {
+    json_t *x = json_object_get(j, key);
+    if (!json_is_integer(x) || json_integer_value(x) < lo || json_integer_value(x) > hi) return 0;
+    *v = json_integer_value(x);
+    return 1;
+}
+
+lmf_status lmf_ckpt_state_parse(const char *text, size_t len, const char *what,
+                                lmf_train_state *s, char **opts_json) {
+    memset(s, 0, sizeof *s);
+    if (opts_json) *opts_json = NULL;
+    lmf_status st;
+    json_t *j = load(text, len, what, &st);
+    if (!j) return st;
+    json_t *ld = json_object_get(j, "loader"), *f = json_object_get(j, "faults");
+    json_t *shuffle = json_object_get(ld, "shuffle"), *ema = json_object_get(f, "loss_ema");
+    int64_t v[16];
+    int ok = get_int(j, "step", 0, INT_MAX, &v[0]) && get_int(j, "world_size", 1, INT_MAX, &v[1]) &&
+             get_int(j, "zero_stage", 0, 3, &v[2]) && get_int(j, "batch", 1, INT_MAX, &v[3]) &&
+             get_int(j, "grad_accum", 1, INT_MAX, &v[4]) && get_int(j, "seq", 1, INT_MAX, &v[5]) &&
+             get_int(j, "tokens_per_step", 1, INT64_MAX, &v[6]) &&
+             get_int(ld, "epoch", 0, INT64_MAX, &v[7]) &&
+             get_int(ld, "position", 0, INT64_MAX, &v[8]) &&
+             get_int(ld, "seed", INT64_MIN, INT64_MAX, &v[9]) && json_is_boolean(shuffle) &&
+             get_int(f, "bad_in_row", 0, INT_MAX, &v[10]) &&
+             get_int(f, "skipped_total", 0, INT64_MAX, &v[11]) &&
+             get_int(f, "rollbacks", 0, INT_MAX, &v[12]) && get_int(f, "stuck", 0, 1, &v[13]) &&
+             get_int(f, "good_steps", 0, INT64_MAX, &v[14]) && json_is_number(ema);
+    if (ok) {
+        s->step = (int)v[0];
+        s->world_size = (int)v[1];
+        s->zero_stage = (int)v[2];
+        s->batch = (int)v[3];
+        s->grad_accum = (int)v[4];
+        s->seq = (int)v[5];
+        s->tokens_per_step = v[6];
+        s->loader.epoch = (uint64_t)v[7];
+        s->loader.position = (uint64_t)v[8];
+        s->loader.seed = (uint64_t)v[9];
+        s->loader.shuffle = json_is_true(shuffle);
+        s->faults.bad_in_row = (int)v[10];
+        s->faults.skipped_total = v[11];
+        s->faults.rollbacks = (int)v[12];
+        s->faults.stuck = (int)v[13];
+        s->faults.good_steps = v[14];
+        s->faults.loss_ema = json_number_value(ema);
+    }
+    json_t *opts = json_object_get(j, "opts");
+    if (ok && opts && !json_is_object(opts) && !json_is_null(opts)) ok = 0;
+    if (ok && opts_json) {
+        *opts_json = json_is_object(opts) ? json_dumps(opts, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                                          : strdup("{}");
+        if (!*opts_json) {
+            json_decref(j);
+            return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory", what);
+        }
+    }
+    json_decref(j);
+    if (!ok)
+        return lmf_fail(LMF_ERR_FORMAT, "%s: a field is missing or out of range (step, world_size, "
+                        "zero_stage, batch, grad_accum, seq, tokens_per_step, loader, faults, "
+                        "opts)", what);
+    return LMF_OK;
+}

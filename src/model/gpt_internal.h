@@ -1,0 +1,69 @@
+/* The model's state and its layer code, shared by training (gpt.c) and KV-cached inference
+ * (infer.c); internal to src/model. */
+#ifndef LMF_MODEL_GPT_INTERNAL_H
+#define LMF_MODEL_GPT_INTERNAL_H
+
+#include "lmforge/model.h"
+#include "model/ops.h"
+
+/* Activations of one layer, views into an activation block. */
+typedef struct layer_acts {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_saved, *residual2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *residual3;
+} layer_acts;
+
+/* Where a forward's attention gets its keys and values: from the rows it computes (training,
+ * evaluation), or from a cache that also receives them (inference). */
+typedef struct layer_cache {
+    float *k, *v;          /* [max_T, C] of this layer */
+    float *scratch;        /* attention_kv_scratch_floats(max_T) */
+    int past;              /* positions already in k, v */
+} layer_cache;
+
+/* What the model has been through since its last backward. */
+typedef enum forward_state {
+    FORWARD_NONE = 0,      /* no forward, or its backward is done */
+    FORWARD_EVAL,          /* a forward without gradients */
+    FORWARD_TRAIN          /* a training forward: lmf_gpt_backward may follow */
+} forward_state;
+
+struct lmf_gpt {
+    lmf_gpt_config cfg;
+    lmf_param_layout layout;
+    lmf_ops ops;
+    lmf_gpt_hooks hooks;
+    int has_hooks;
+
+    float *params;      /* own parameter block (layout.total floats) or NULL */
+    float *grads;       /* own gradient block or NULL */
+
+    /* activations for up to B x T */
+    int B, T;
+    lmf_reserve_mode mode;
+    float *acts;
+    size_t acts_floats;
+    float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses, *cls_scratch;
+    layer_acts *la;
+    /* backward scratch */
+    float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
+    /* the current batch */
+    int32_t *inputs, *targets;
+    int cur_B, cur_T;
+    float dloss;
+    forward_state state;
+    lmf_recompute recompute;          /* asked for */
+    lmf_recompute reserved_recompute; /* what the buffers were laid out for */
+};
+
+/* The block's parameters (hook or own) and the matching release. */
+float *lmf_gpt_block_params(lmf_gpt *m, int b, int phase);
+void lmf_gpt_release_params(lmf_gpt *m, int b, int phase);
+
+/* The transformer layers and the final LayerNorm over x[B*T, C] (embedded positions), into
+ * lnf[B*T, C] with its statistics. la: the activations of each layer, or one set reused by
+ * every layer (shared = 1, for inference). cache: NULL, or one layer_cache per layer (B = 1):
+ * the layers append their keys and values and attend over the cache. */
+void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x, float *lnf,
+                            float *lnf_mean, float *lnf_rstd, int B, int T, layer_cache *cache);
+
+#endif

@@ -1,0 +1,175 @@
+/* The model's kernel calls, each timed into its phase when profiling is on (internal to
+ * src/model): one wrapper per entry of the kernel table, named like it. */
+#ifndef LMF_MODEL_OPS_H
+#define LMF_MODEL_OPS_H
+
+#include <string.h>
+
+#include "lmforge/kernels.h"
+#include "lmforge/model.h"
+#include "lmforge/perf.h"
+#include "lmforge/system.h"
+
+/* The kernel table and the profile of the calls made through it. */
+typedef struct lmf_ops {
+    const lmf_kernels *k;
+    int profile;                        /* 1: time every call */
+    double phase_s[LMF_PHASE_COUNT];    /* wall seconds per phase */
+    double phase_busy[LMF_PHASE_COUNT]; /* busy thread-seconds (lmf_gpt_profile_read_busy) */
+} lmf_ops;
+
+/* A call's timing: wall seconds, and busy thread-seconds = work inside the kernels' parallel
+ * regions + the calling thread's time outside them (serial code). */
+typedef struct lmf_op_clock {
+    double t0, busy0, region0;
+} lmf_op_clock;
+
+static inline void op_begin(const lmf_ops *o, lmf_op_clock *c) {
+    if (!o->profile) return;
+    lmf_busy_read(&c->busy0, &c->region0);
+    c->t0 = lmf_now_s();
+}
+
+static inline void op_end(lmf_ops *o, lmf_phase p, const lmf_op_clock *c) {
+    if (!o->profile) return;
+    double dt = lmf_now_s() - c->t0, busy1, region1;
+    lmf_busy_read(&busy1, &region1);
+    o->phase_s[p] += dt;
+    o->phase_busy[p] += (busy1 - c->busy0) + (dt - (region1 - c->region0));
+}
+
+static inline void encoder_forward(lmf_ops *o, float *out, const int32_t *inp, const float *wte,
+                                   const float *wpe, int B, int T, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->encoder_forward(out, inp, wte, wpe, B, T, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void encoder_backward(lmf_ops *o, float *dwte, float *dwpe, const float *dout,
+                                    const int32_t *inp, int B, int T, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->encoder_backward(dwte, dwpe, dout, inp, B, T, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void layernorm_forward(lmf_ops *o, float *out, float *mean, float *rstd,
+                                     const float *inp, const float *w, const float *b, int N,
+                                     int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void layernorm_backward(lmf_ops *o, float *dinp, float *dw, float *db,
+                                      const float *dout, const float *inp, const float *w,
+                                      const float *mean, const float *rstd, int N, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void residual_layernorm_forward(lmf_ops *o, float *res, float *out, float *mean,
+                                              float *rstd, const float *a, const float *b,
+                                              const float *w, const float *bias, int N, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->residual_layernorm_forward(res, out, mean, rstd, a, b, w, bias, N, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void matmul_forward(lmf_ops *o, float *out, const float *inp, const float *w,
+                                  const float *b, int N, int C, int OC) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->matmul_forward(out, inp, w, b, N, C, OC);
+    op_end(o, LMF_PHASE_MATMUL, &c);
+}
+
+static inline void matmul_gelu_forward(lmf_ops *o, float *pre, float *out, const float *inp,
+                                       const float *w, const float *b, int N, int C, int OC) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->matmul_gelu_forward(pre, out, inp, w, b, N, C, OC);
+    op_end(o, LMF_PHASE_MATMUL, &c);
+}
+
+static inline void matmul_backward(lmf_ops *o, float *dinp, float *dw, float *db,
+                                   const float *dout, const float *inp, const float *w, int N,
+                                   int C, int OC) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+    op_end(o, LMF_PHASE_MATMUL, &c);
+}
+
+static inline void attention_forward(lmf_ops *o, float *out, float *saved, const float *qkv,
+                                     int B, int T, int C, int NH) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->attention_forward(out, saved, qkv, B, T, C, NH);
+    op_end(o, LMF_PHASE_ATTENTION, &c);
+}
+
+static inline void attention_kv_forward(lmf_ops *o, float *out, float *scratch, const float *q,
+                                        size_t q_stride, const float *kc, const float *vc,
+                                        int past, int n, int C, int NH) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->attention_kv_forward(out, scratch, q, q_stride, kc, vc, past, n, C, NH);
+    op_end(o, LMF_PHASE_ATTENTION, &c);
+}
+
+static inline void attention_backward(lmf_ops *o, float *dqkv, float *scratch, const float *dout,
+                                      const float *qkv, const float *saved, int B, int T, int C,
+                                      int NH) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->attention_backward(dqkv, scratch, dout, qkv, saved, B, T, C, NH);
+    op_end(o, LMF_PHASE_ATTENTION, &c);
+}
+
+static inline void gelu_forward(lmf_ops *o, float *out, const float *inp, size_t N) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->gelu_forward(out, inp, N);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void gelu_bias_backward(lmf_ops *o, float *dinp, float *dbias, const float *inp,
+                                      const float *dout, int N, int OC) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->gelu_bias_backward(dinp, dbias, inp, dout, N, OC);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void classifier(lmf_ops *o, float *losses, float *dx, float *dwte, float *scratch,
+                              const float *x, const float *wte, const int32_t *targets,
+                              float dloss, int N, int C, int V) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->classifier(losses, dx, dwte, scratch, x, wte, targets, dloss, N, C, V);
+    op_end(o, LMF_PHASE_LOSS, &c);
+}
+
+static inline void logits_forward(lmf_ops *o, float *logits, const float *x, const float *wte,
+                                  int N, int C, int V) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->logits_forward(logits, x, wte, N, C, V);
+    op_end(o, LMF_PHASE_LOSS, &c);
+}
+
+/* buffers cleared for an accumulation */
+static inline void zero_floats(lmf_ops *o, float *x, size_t n) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    memset(x, 0, n * sizeof(float));
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+#endif

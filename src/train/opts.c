@@ -1,0 +1,113 @@
+/* The run's options as the JSON object a checkpoint stores (trainer_state.json "opts"), and
+ * back: how `--resume` continues a run with the options it was started with. */
+#include "lmforge/train.h"
+
+#include "lmforge/ckpt.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *lmf_train_opts_to_json(const lmf_train_opts *o) {
+    json_t *j = json_object();
+    if (!j) return NULL;
+    int bad = 0;
+#define SET(k, v) bad |= json_object_set_new(j, k, v)
+    SET("data", o->data ? json_string(o->data) : json_null());
+    SET("val_data", o->val_data ? json_string(o->val_data) : json_null());
+    SET("steps", json_integer(o->steps));
+    SET("batch", json_integer(o->batch));
+    SET("seq", json_integer(o->seq));
+    SET("grad_accum", json_integer(o->grad_accum));
+    SET("global_batch", json_integer(o->global_batch));
+    SET("zero_stage", json_integer(o->zero_stage));
+    SET("lr", json_real(o->lr));
+    SET("min_lr", json_real(o->min_lr));
+    SET("weight_decay", json_real(o->weight_decay));
+    SET("beta1", json_real(o->beta1));
+    SET("beta2", json_real(o->beta2));
+    SET("adam_eps", json_real(o->adam_eps));
+    SET("grad_clip", json_real(o->grad_clip));
+    SET("lr_schedule", json_string(o->lr_schedule == LMF_LR_CONSTANT ? "constant" : "cosine"));
+    SET("warmup", json_integer(o->warmup));
+    SET("seed", json_integer((json_int_t)o->seed));
+    SET("shuffle", json_boolean(o->shuffle));
+    SET("eval_every", json_integer(o->eval_every));
+    SET("eval_batches", json_integer(o->eval_batches));
+    SET("save_every", json_integer(o->save_every));
+    SET("keep_checkpoints", json_integer(o->keep_checkpoints));
+    SET("max_bad_steps", json_integer(o->max_bad_steps));
+    SET("spike_factor", json_real(o->spike_factor));
+#undef SET
+    char *text = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return text;
+}
+
+lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_train_opts *o,
+                                lmf_saved_opts *saved) {
+    json_error_t e;
+    json_t *op = json_loads(text, JSON_REJECT_DUPLICATES, &e);
+    if (!json_is_object(op)) {
+        json_decref(op);
+        return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: not a JSON object", what);
+    }
+    const char *sched = NULL;
+    json_t *dj = NULL, *vj = NULL;
+    double lr = o->lr, min_lr = o->min_lr, wd = o->weight_decay, b1 = o->beta1, b2 = o->beta2,
+           eps = o->adam_eps, clip = o->grad_clip, spike = o->spike_factor;
+    json_int_t seed = (json_int_t)o->seed, gb = o->global_batch;
+    int shuffle = o->shuffle;
+    if (json_unpack_ex(op, &e, 0,
+                       "{s?o, s?o, s?i, s?i, s?i, s?i, s?I, s?i, s?F, s?F, s?F, s?F, s?F, s?F, "
+                       "s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F}",
+                       "data", &dj, "val_data", &vj, "steps", &o->steps, "batch", &o->batch, "seq",
+                       &o->seq, "grad_accum", &o->grad_accum, "global_batch", &gb, "zero_stage",
+                       &o->zero_stage, "lr", &lr, "min_lr", &min_lr, "weight_decay", &wd,
+                       "beta1", &b1, "beta2", &b2, "adam_eps", &eps, "grad_clip", &clip,
+                       "lr_schedule", &sched, "warmup", &o->warmup, "seed", &seed, "shuffle",
+                       &shuffle, "eval_every", &o->eval_every, "eval_batches", &o->eval_batches,
+                       "save_every", &o->save_every, "keep_checkpoints", &o->keep_checkpoints,
+                       "max_bad_steps", &o->max_bad_steps, "spike_factor", &spike) != 0) {
+        json_decref(op);
+        return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: %s", what, e.text);
+    }
+    if ((dj && !json_is_string(dj) && !json_is_null(dj)) ||
+        (vj && !json_is_string(vj) && !json_is_null(vj))) {
+        json_decref(op);
+        return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: data and val_data must be paths or null",
+                        what);
+    }
+    if (json_is_string(dj)) {
+        snprintf(saved->data, sizeof saved->data, "%s", json_string_value(dj));
+        o->data = saved->data;
+    }
+    if (json_is_string(vj)) {
+        snprintf(saved->val_data, sizeof saved->val_data, "%s", json_string_value(vj));
+        o->val_data = saved->val_data;
+    }
+    o->lr = (float)lr;
+    o->min_lr = (float)min_lr;
+    o->weight_decay = (float)wd;
+    o->beta1 = (float)b1;
+    o->beta2 = (float)b2;
+    o->adam_eps = (float)eps;
+    o->grad_clip = (float)clip;
+    o->spike_factor = (float)spike;
+    o->seed = (uint64_t)seed;
+    o->global_batch = gb;
+    o->shuffle = shuffle;
+    if (sched) o->lr_schedule = strcmp(sched, "constant") == 0 ? LMF_LR_CONSTANT : LMF_LR_COSINE;
+    json_decref(op);
+    return LMF_OK;
+}
+
+lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_saved_opts *saved) {
+    char *text = NULL, what[4200];
+    LMF_TRY(lmf_ckpt_read_opts(run_dir, &text));
+    snprintf(what, sizeof what, "%s: the newest checkpoint's trainer_state.json", run_dir);
+    lmf_status s = lmf_train_opts_from_json(text, what, o, saved);
+    free(text);
+    return s;
+}

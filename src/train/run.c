@@ -1,0 +1,100 @@
+/* The training loop and its policy: steps, metrics.jsonl, evaluation, checkpoints, stopping
+ * every rank after the same step, and the run directory's model and loss chart at the end. */
+#include "lmforge/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lmforge/metrics.h"
+
+/* metrics.jsonl lines for one step (rank 0) */
+static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
+    if (!mx) return;
+    if (st->skipped) {
+        int nan = isnan(st->loss) || isnan(st->grad_norm);
+        lmf_metrics_skip(mx, st->step, nan ? "nan" : "inf", st->bad_in_row);
+    } else {
+        lmf_metrics_step(mx, st->step, st->loss, st->lr, st->grad_norm, st->tokens_per_s, st->mfu);
+    }
+    if (st->spike) lmf_metrics_spike(mx, st->step, st->loss, st->loss_mean);
+    if (st->rolled_back_to >= 0) lmf_metrics_rollback(mx, st->step, st->rolled_back_to);
+}
+
+static void note(const lmf_train_callbacks *cb, const char *what, const char *why) {
+    if (!cb->on_note) return;
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s: %s", what, why);
+    cb->on_note(cb->ctx, msg);
+}
+
+/* the steps; *end and the status say how they ended */
+static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metrics *mx,
+                       lmf_run_result *res) {
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    int start = lmf_trainer_next_step(t);
+    double t_sum = 0;
+    int t_n = 0;
+    for (int step; (step = lmf_trainer_next_step(t)) < o->steps;) {
+        lmf_step_stats st;
+        LMF_TRY(lmf_trainer_step(t, &st));
+        int done = lmf_trainer_next_step(t); /* step + 1, or less after a rollback */
+        int last = done == o->steps, rolled = st.rolled_back_to >= 0;
+        res->steps_done = done;
+        if (step > start) { /* the first step after the start warms up: not in the mean */
+            t_sum += st.seconds;
+            t_n++;
+        }
+        double per = t_n ? t_sum / t_n : st.seconds;
+        if (cb->on_step) cb->on_step(cb->ctx, &st, done, o->steps, per * (o->steps - done));
+        record_step(mx, &st);
+        if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
+            float vl;
+            LMF_TRY(lmf_trainer_eval(t, &vl));
+            if (mx) lmf_metrics_eval(mx, done, vl);
+            if (cb->on_eval) cb->on_eval(cb->ctx, done, vl);
+        }
+        /* every rank stops after the same step; decided once, together (a signal may arrive
+         * at any time on any rank) */
+        int here = cb->stop_requested ? cb->stop_requested(cb->ctx) != 0 : 0;
+        int after = o->stop_after > 0 && done == o->stop_after && !last;
+        int stop = lmf_trainer_any(t, here || after);
+        int save = (!rolled && (last || (o->save_every > 0 && done % o->save_every == 0))) || stop;
+        if (save) LMF_TRY(lmf_trainer_save(t));
+        /* the final checkpoint (and a pre-emption's) must be complete before the exit */
+        if (last || stop) LMF_TRY(lmf_trainer_wait_save(t));
+        if (stop) {
+            res->end = after && !here ? LMF_RUN_STOPPED_AFTER : LMF_RUN_STOPPED;
+            res->stop_requested_here = here;
+            return LMF_OK;
+        }
+    }
+    return LMF_OK;
+}
+
+lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
+                           lmf_run_result *res) {
+    static const lmf_train_callbacks none = {0};
+    const lmf_train_callbacks *cb = callbacks ? callbacks : &none;
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    int rank = lmf_trainer_rank(t), start = lmf_trainer_next_step(t);
+    memset(res, 0, sizeof *res);
+    res->end = LMF_RUN_COMPLETED;
+    res->steps_done = start;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+    lmf_metrics *mx = NULL;
+    /* a resumed run keeps the lines of the steps before its checkpoint */
+    if (rank == 0) LMF_TRY(lmf_metrics_open(path, start > 0 ? start : -1, &mx));
+    lmf_status s = loop(t, cb, mx, res);
+    lmf_metrics_close(mx);
+    if (s == LMF_OK && (s = lmf_trainer_materialize(t)) != LMF_OK)
+        s = lmf_fail_context(s, "gathering weights: ");
+    if (s != LMF_OK || rank != 0) return s;
+    if ((s = lmf_trainer_export(t)) != LMF_OK) return lmf_fail_context(s, "export: ");
+    char svg[4200];
+    snprintf(svg, sizeof svg, "%s/loss.svg", o->out_dir);
+    if (lmf_plot_losses(path, svg, "lmforge training loss") != LMF_OK)
+        note(cb, "no chart", lmf_last_error());
+    return LMF_OK;
+}

@@ -1,0 +1,33 @@
+/* Helpers shared by the C tests: a temporary directory per test program, paths and small files
+ * in it, the exit code that reports "skipped" to ctest, a data-parallel optimizer step. */
+#ifndef LMF_TEST_UTIL_H
+#define LMF_TEST_UTIL_H
+
+#include <stddef.h>
+
+#include "lmforge/ddp.h"
+#include "lmforge/optim.h"
+#include "lmforge/status.h"
+
+/* ctest's SKIP_RETURN_CODE for every test (CMakeLists.txt): a test that cannot run on this
+ * machine exits with it and is reported as skipped, never as passed. */
+#define LMF_TEST_SKIP 77
+
+/* cmocka group setup and teardown: a fresh directory under $TMPDIR (or /tmp), removed with
+ * everything in it at the end. */
+int lmf_test_tmpdir_setup(void **state);
+int lmf_test_tmpdir_teardown(void **state);
+/* the directory made by lmf_test_tmpdir_setup */
+const char *lmf_test_dir(void);
+/* buf[cap] = the test directory + "/" + the formatted name; returns buf */
+char *lmf_test_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* write text to path (fails the test when it cannot) */
+void lmf_test_write_text(const char *path, const char *text);
+/* remove path and everything under it; 0 on success */
+int lmf_test_remove_tree(const char *path);
+
+/* One optimizer step of a data-parallel engine: wait for the reductions, then the optimizer
+ * over the engine's range (lmf_ddp_optimizer_create). */
+lmf_status lmf_test_dp_step(lmf_ddp *d, lmf_optimizer *o, float lr, int t, float *grad_norm);
+
+#endif
