@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "lmforge/tokenizer.h"
-#include "tokenizer/tok_internal.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,4 +1,4 @@
-/* libFuzzer harness: a token shard header is validated in memory; a valid shard is opened
+/* libFuzzer harness: a token file header is validated in memory; a valid token file is opened
  * from a memory file and read through the batch loader. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int tb = 0;
     if (lmf_tokens_validate_header(data, size, size, "fuzz-input", &n, &tb) != LMF_OK) return 0;
     if ((uint64_t)size != LMF_TOKENS_HEADER_BYTES + n * (uint64_t)tb) abort();
-    int fd = memfd_create("shard", 0);
+    int fd = memfd_create("tokens", 0);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size) {
         char path[64];

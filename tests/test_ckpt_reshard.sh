@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib/common.sh"
 trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
 if ! command -v mpirun >/dev/null; then
   echo "test_ckpt_reshard: skipped (no mpirun)"
-  exit 0
+  exit 77
 fi
 mpi() { local np="$1"; shift; timeout 120 mpirun --allow-run-as-root --oversubscribe -np "$np" \
           -x OMP_NUM_THREADS=1 "$LMF" "$@"; }

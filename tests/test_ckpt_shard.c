@@ -19,18 +19,7 @@
 #include "lmforge/ckpt.h"
 #include "lmforge/formats.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_ckpt_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "lib/test_util.h"
 
 /* the values every test writes: params i, m -i, v i + 0.5, step added to params */
 static float pv(uint64_t i, int step) { return (float)i + 1000.0f * (float)step; }
@@ -48,8 +37,9 @@ static void flip_byte(const char *path, long off) {
 }
 
 static void test_shard_round_trip_and_corruption(void **state) {
+    const char *dir = lmf_test_dir();
     char path[512];
-    snprintf(path, sizeof path, "%s/shard-00001-of-00002.safetensors", dir);
+    lmf_test_path(path, sizeof path, "shard-00001-of-00002.safetensors");
     uint64_t begin = 100, end = 1100, n = end - begin;
     float *data = malloc(3 * n * sizeof(float));
     for (uint64_t i = 0; i < n; i++) {
@@ -107,8 +97,9 @@ static void test_shard_round_trip_and_corruption(void **state) {
 }
 
 static void test_empty_shard(void **state) {
+    const char *dir = lmf_test_dir();
     char path[512];
-    snprintf(path, sizeof path, "%s/shard-00002-of-00003.safetensors", dir);
+    lmf_test_path(path, sizeof path, "shard-00002-of-00003.safetensors");
     lmf_ckpt_shard_meta m = {5, 2, 3, 1, 10, 10};
     uint64_t bytes = 0, h = 0;
     float dummy = 0;
@@ -156,11 +147,12 @@ static lmf_status save(lmf_ckpt_writer *w, const lmf_gpt_config *cfg, const lmf_
 
 static int exists(const char *rel) {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    lmf_test_path(p, sizeof p, "%s", rel);
     return lmf_file_exists(p);
 }
 
 static void test_writer_commit_prune_fail(void **state) {
+    const char *dir = lmf_test_dir();
     lmf_gpt_config cfg;
     assert_int_equal(lmf_config_preset("tiny", &cfg), LMF_OK);
     cfg.vocab_size = 257;
@@ -176,7 +168,7 @@ static void test_writer_commit_prune_fail(void **state) {
     assert_true(exists("checkpoints/step_00000003/shard-00000-of-00001.safetensors"));
     char *latest = NULL, p[512];
     size_t len = 0;
-    snprintf(p, sizeof p, "%s/checkpoints/latest", dir);
+    lmf_test_path(p, sizeof p, "checkpoints/latest");
     assert_int_equal(lmf_read_file(p, &latest, &len, 100), LMF_OK);
     assert_string_equal(latest, "step_00000003\n");
     free(latest);
@@ -217,7 +209,7 @@ static void test_writer_commit_prune_fail(void **state) {
 
     /* consolidation: one model file holding the params of step 3 */
     char out[512];
-    snprintf(out, sizeof out, "%s/model", dir);
+    lmf_test_path(out, sizeof out, "model");
     assert_int_equal(lmf_ckpt_consolidate(dir, out), LMF_OK);
     lmf_gpt *g = NULL;
     assert_int_equal(lmf_hf_load(out, lmf_kernels_by_name("ref"), &g), LMF_OK);
@@ -242,6 +234,7 @@ static void test_writer_commit_prune_fail(void **state) {
 }
 
 static void test_find_latest(void **state) {
+    const char *dir = lmf_test_dir();
     char p[512];
     lmf_ckpt_info ck;
     assert_int_equal(lmf_ckpt_find_latest(dir, &ck), LMF_ERR_IO); /* nothing yet */
@@ -249,14 +242,14 @@ static void test_find_latest(void **state) {
     /* complete directories are those with index.json; a newer one than latest wins */
     const char *dirs[] = {"step_00000005", "step_00000009", "step_00000012", ".tmp-step_00000015"};
     for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s/checkpoints/%s", dir, dirs[i]);
+        lmf_test_path(p, sizeof p, "checkpoints/%s", dirs[i]);
         assert_int_equal(lmf_mkdir_p(p), LMF_OK);
-        snprintf(p, sizeof p, "%s/checkpoints/%s/index.json", dir, dirs[i]);
+        lmf_test_path(p, sizeof p, "checkpoints/%s/index.json", dirs[i]);
         if (i != 2) assert_int_equal(lmf_write_file_atomic(p, "{}", 2), LMF_OK);
     }
     assert_int_equal(lmf_ckpt_find_latest(dir, &ck), LMF_OK); /* no latest: newest complete */
     assert_int_equal(ck.step, 9);
-    snprintf(p, sizeof p, "%s/checkpoints/latest", dir);
+    lmf_test_path(p, sizeof p, "checkpoints/latest");
     assert_int_equal(lmf_write_file_atomic(p, "step_00000005\n", 14), LMF_OK);
     assert_int_equal(lmf_ckpt_find_latest(dir, &ck), LMF_OK); /* crash before latest moved */
     assert_int_equal(ck.step, 9);
@@ -269,12 +262,15 @@ static void test_find_latest(void **state) {
     assert_non_null(strstr(lmf_last_error(), "latest"));
 }
 
+/* every test in a new, empty directory */
+#define IN_NEW_DIR(t) cmocka_unit_test_setup_teardown(t, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown)
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_shard_round_trip_and_corruption, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_shard, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_writer_commit_prune_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_find_latest, setup, teardown),
+        IN_NEW_DIR(test_shard_round_trip_and_corruption),
+        IN_NEW_DIR(test_empty_shard),
+        IN_NEW_DIR(test_writer_commit_prune_fail),
+        IN_NEW_DIR(test_find_latest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,28 +15,17 @@
 #include "lmforge/formats.h"
 #include "lmforge/fsutil.h"
 
-static char dir[256];
+#include "lib/test_util.h"
+
 static char path[512];
 
 static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_cfg_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (lmf_test_tmpdir_setup(state) != 0) return -1;
+    lmf_test_path(path, sizeof path, "config.json");
     return 0;
 }
 
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void put(const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void put(const char *text) { lmf_test_write_text(path, text); }
 
 static void test_roundtrip_and_keys(void **state) {
     const lmf_gpt_config c = {3, 4, 64, 128, 1000};
@@ -198,5 +187,5 @@ int main(void) {
         cmocka_unit_test(test_hf_files),
         cmocka_unit_test(test_bad_values),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lmf_test_tmpdir_teardown);
 }

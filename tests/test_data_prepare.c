@@ -1,7 +1,8 @@
-/* Tests: lmf_data_prepare shards, validation split, thread independence, errors. */
+/* Tests: lmf_data_prepare token files, validation split, thread independence, errors; default data. */
 /* lmf_data_prepare: documents and end-of-text ids in raw-byte and tokenizer modes against ids
  * built by hand or by encoding each document directly, the validation split, long documents
- * cut into pieces, identical shards for any thread count, progress, and argument errors. */
+ * cut into pieces, identical token files for any thread count, progress, and argument errors.
+ * lmf_data_corpus_list and lmf_data_prepare_default: listing, reuse, retraining, errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,27 +19,22 @@
 #include "lmforge/prepare.h"
 #include "lmforge/tokenizer.h"
 
-static char g_dir[] = "/tmp/lmf_prep_XXXXXX";
+#include "lib/test_util.h"
 
 static void write_file(const char *name, const char *data, size_t len) {
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    fclose(f);
+    char p[512];
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "%s", name), data, len);
 }
 
 static const char *path(const char *name) {
-    static char p[16][256];
+    static char p[16][512];
     static int k;
     k = (k + 1) % 16; /* a few results stay valid at once */
-    snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
-    return p[k];
+    return lmf_test_path(p[k], sizeof p[k], "%s", name);
 }
 
-/* the whole shard as uint32 */
-static uint32_t *read_shard(const char *file, size_t *n, int *token_bytes) {
+/* the whole token file as uint32 */
+static uint32_t *read_tokens(const char *file, size_t *n, int *token_bytes) {
     lmf_tokens *s = NULL;
     if (lmf_tokens_open(path(file), &s) != LMF_OK) fail_msg("%s", lmf_last_error());
     *n = (size_t)lmf_tokens_num_tokens(s);
@@ -51,26 +48,14 @@ static uint32_t *read_shard(const char *file, size_t *n, int *token_bytes) {
     return ids;
 }
 
-static void expect_shard(const char *file, const uint32_t *want, size_t n_want) {
+static void expect_tokens(const char *file, const uint32_t *want, size_t n_want) {
     size_t n;
     int tb;
-    uint32_t *ids = read_shard(file, &n, &tb);
+    uint32_t *ids = read_tokens(file, &n, &tb);
     if (n != n_want) fail_msg("%s: %zu tokens, expected %zu", file, n, n_want);
     for (size_t i = 0; i < n; i++)
         if (ids[i] != want[i]) fail_msg("%s: token %zu is %u, expected %u", file, i, ids[i], want[i]);
     free(ids);
-}
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 typedef struct progress_seen {
@@ -108,21 +93,21 @@ static void test_bytes_mode(void **state) {
     static const uint32_t train[] = {'a', 'b', '\n', 256, 'c', 'd', '\n', 256, 'e', 'f', 256,
                                      'x', 'y', 'z', 256};
     static const uint32_t val[] = {'g', '\r', '\n', 256, 'h', '\n', 256};
-    expect_shard("out1/train.bin", train, 15);
-    expect_shard("out1/val.bin", val, 7);
+    expect_tokens("out1/train.bin", train, 15);
+    expect_tokens("out1/val.bin", val, 7);
     assert_int_equal(st.train_tokens, 15);
     assert_int_equal(st.val_tokens, 7);
     assert_true(ps.calls >= 1);
     assert_int_equal(ps.last_done, ps.total);
     assert_int_equal(ps.total, 26);
-    /* no separator: one document per non-empty file; no validation shard */
+    /* no separator: one document per non-empty file; no validation file */
     lmf_prepare_opts o2 = {NULL, in, 4, path("out2"), 0.0, NULL, 1, NULL, NULL};
     assert_int_equal(lmf_data_prepare(&o2, &st), LMF_OK);
     assert_int_equal(st.docs, 3);
     static const uint32_t whole[] = {'a', 'b', '\n', '%', '\n', 'c', 'd', '\n', '%', '\n', '%', '\n',
                                      'e', 'f', 256, 'x', 'y', 'z', 256, 'g', '\r', '\n', '%', '\r',
                                      '\n', 'h', '\n', '%', 256};
-    expect_shard("out2/train.bin", whole, sizeof whole / sizeof whole[0]);
+    expect_tokens("out2/train.bin", whole, sizeof whole / sizeof whole[0]);
     assert_int_equal(access(path("out2/val.bin"), F_OK), -1);
 }
 
@@ -193,9 +178,9 @@ static void test_tokenizer_mode_and_threads(void **state) {
         lmf_prepare_stats st;
         if (lmf_data_prepare(&o, &st) != LMF_OK) fail_msg("%s", lmf_last_error());
         assert_int_equal(st.docs, 4);
-        char shard[64];
-        snprintf(shard, sizeof shard, "%s/train.bin", out);
-        expect_shard(shard, want, n_want);
+        char file[64];
+        snprintf(file, sizeof file, "%s/train.bin", out);
+        expect_tokens(file, want, n_want);
     }
     /* the big document into val: train keeps the first three */
     lmf_prepare_opts o = {t, in, 2, path("tokval"), 0.2, "##", 2, NULL, NULL};
@@ -204,8 +189,8 @@ static void test_tokenizer_mode_and_threads(void **state) {
     assert_int_equal(st.val_docs, 1); /* round(0.8) */
     size_t n_first3;
     uint32_t *first3 = encode_docs(t, docs, 3, &n_first3);
-    expect_shard("tokval/train.bin", first3, n_first3);
-    expect_shard("tokval/val.bin", want + n_first3, n_want - n_first3);
+    expect_tokens("tokval/train.bin", first3, n_first3);
+    expect_tokens("tokval/val.bin", want + n_first3, n_want - n_first3);
     free(first3);
     free(want);
     free(e1);
@@ -250,11 +235,140 @@ static void test_errors(void **state) {
     lmf_tok_free(t);
 }
 
+/* a corpus directory: text files listed in name order; links, hidden files, .dat index files,
+ * empty files and directories left out */
+static void test_corpus_list(void **state) {
+    (void)state;
+    assert_int_equal(mkdir(path("corp"), 0777), 0);
+    write_file("corp/b", "b text\n", 7);
+    write_file("corp/a", "a text\n", 7);
+    write_file("corp/a.dat", "index", 5);
+    write_file("corp/.hidden", "hidden", 6);
+    write_file("corp/empty", "", 0);
+    assert_int_equal(symlink("a", path("corp/a.u8")), 0);
+    assert_int_equal(mkdir(path("corp/sub"), 0777), 0);
+    lmf_corpus c;
+    if (lmf_data_corpus_list(path("corp"), &c) != LMF_OK) fail_msg("%s", lmf_last_error());
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.paths[0], path("corp/a"));
+    assert_string_equal(c.paths[1], path("corp/b"));
+    lmf_data_corpus_free(&c);
+    assert_null(c.paths);
+    assert_int_equal(c.n, 0);
+    /* missing and empty directories */
+    assert_int_equal(lmf_data_corpus_list(path("nodir"), &c), LMF_ERR_IO);
+    assert_non_null(strstr(lmf_last_error(), "corpus"));
+    assert_null(strstr(lmf_last_error(), "apt-get"));
+    assert_null(c.paths);
+    assert_int_equal(mkdir(path("corp/sub/none"), 0777), 0);
+    assert_int_equal(lmf_data_corpus_list(path("corp/sub"), &c), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "is empty"));
+    assert_int_equal(c.n, 0);
+}
+
+typedef struct events {
+    int training, written;
+    int vocab_size, n_files;
+    uint64_t docs, train_tokens, val_tokens;
+    char data_dir[256];
+} events;
+
+static void on_event(void *ctx, const lmf_default_data_progress *p) {
+    events *e = ctx;
+    if (p->event == LMF_DEFAULT_DATA_TRAINING) {
+        e->training++;
+        e->vocab_size = p->vocab_size;
+        e->n_files = p->n_files;
+    } else {
+        assert_int_equal(p->event, LMF_DEFAULT_DATA_WRITTEN);
+        e->written++;
+        e->docs = p->stats->docs;
+        e->train_tokens = p->stats->train_tokens;
+        e->val_tokens = p->stats->val_tokens;
+        snprintf(e->data_dir, sizeof e->data_dir, "%s", p->data_dir);
+    }
+}
+
+/* lmf_data_prepare_default: a trained tokenizer and token files in the run directory, reused by
+ * a second call, retrained for another size; a given tokenizer; too small a corpus */
+static void test_default_data(void **state) {
+    (void)state;
+    assert_int_equal(mkdir(path("dcorp"), 0777), 0);
+    /* 40 records in two files: the last 5% (2) go to val.bin */
+    char text[4096];
+    size_t n = 0;
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "fortune %d: the cat sat on the mat\n%%\n", i);
+    write_file("dcorp/one", text, n);
+    write_file("dcorp/two", text, n);
+    events ev = {0};
+    lmf_default_data_opts o = {path("dcorp"), NULL, 257, path("run"), on_event, &ev};
+    char train[512], val[512];
+    int vocab = 0;
+    if (lmf_data_prepare_default(&o, train, val, sizeof train, &vocab) != LMF_OK)
+        fail_msg("%s", lmf_last_error());
+    assert_string_equal(train, path("run/data/train.bin"));
+    assert_string_equal(val, path("run/data/val.bin"));
+    assert_int_equal(vocab, 257);
+    assert_int_equal(ev.training, 1);
+    assert_int_equal(ev.vocab_size, 257);
+    assert_int_equal(ev.n_files, 2);
+    assert_int_equal(ev.written, 1);
+    assert_int_equal(ev.docs, 40);
+    assert_string_equal(ev.data_dir, path("run/data"));
+    assert_int_equal(access(path("run/tokenizer/tokenizer.json"), F_OK), 0);
+    /* raw bytes: every document is its bytes then 256 */
+    size_t nt;
+    int tb;
+    uint32_t *ids = read_tokens("run/data/val.bin", &nt, &tb);
+    assert_int_equal(nt, ev.val_tokens);
+    assert_int_equal(tb, 2);
+    assert_int_equal(ids[nt - 1], 256);
+    assert_int_equal(ids[0], 'f'); /* "fortune 18: ..." */
+    free(ids);
+    /* again: the tokenizer and the token files are kept */
+    ev = (events){0};
+    assert_int_equal(lmf_data_prepare_default(&o, train, val, sizeof train, &vocab), LMF_OK);
+    assert_int_equal(ev.training + ev.written, 0);
+    assert_int_equal(vocab, 257);
+    /* another size: trained again, the files rewritten */
+    o.vocab_size = 270;
+    assert_int_equal(lmf_data_prepare_default(&o, train, val, sizeof train, &vocab), LMF_OK);
+    assert_int_equal(ev.training, 1);
+    assert_int_equal(ev.vocab_size, 270);
+    assert_int_equal(ev.written, 1);
+    assert_int_equal(vocab, 270);
+    lmf_tokenizer *t = NULL;
+    assert_int_equal(lmf_tok_load(path("run/tokenizer"), &t), LMF_OK);
+    assert_int_equal(lmf_tok_vocab_size(t), 270);
+    lmf_tok_free(t);
+    /* a given tokenizer: loaded, never trained, the files always rewritten */
+    ev = (events){0};
+    lmf_default_data_opts g = {path("dcorp"), path("run/tokenizer"), 0, path("run2"), on_event, &ev};
+    assert_int_equal(lmf_data_prepare_default(&g, train, val, sizeof train, &vocab), LMF_OK);
+    assert_int_equal(vocab, 270);
+    assert_int_equal(ev.training, 0);
+    assert_int_equal(ev.written, 1);
+    assert_int_equal(access(path("run2/tokenizer"), F_OK), -1);
+    assert_int_equal(lmf_data_prepare_default(&g, train, val, sizeof train, &vocab), LMF_OK);
+    assert_int_equal(ev.written, 2);
+    /* no progress callback is fine; a corpus of one document is too small */
+    assert_int_equal(mkdir(path("tiny"), 0777), 0);
+    write_file("tiny/only", "one record\n", 11);
+    lmf_default_data_opts s = {path("tiny"), NULL, 257, path("run3"), NULL, NULL};
+    assert_int_equal(lmf_data_prepare_default(&s, train, val, sizeof train, &vocab), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "too small"));
+    s.corpus = path("no-such-corpus");
+    assert_int_equal(lmf_data_prepare_default(&s, train, val, sizeof train, &vocab), LMF_ERR_IO);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_mode),
         cmocka_unit_test(test_tokenizer_mode_and_threads),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_corpus_list),
+        cmocka_unit_test(test_default_data),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

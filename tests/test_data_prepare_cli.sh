@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# lmforge data prepare: shards that decode back to the documents joined by <|endoftext|>, the
-# same shards on 1 and 2 threads, raw-byte mode sizes, the summary lines, and one-line errors.
+# lmforge data prepare: token files that decode back to the documents joined by <|endoftext|>, the
+# same token files on 1 and 2 threads, raw-byte mode sizes, the summary lines, and one-line errors.
 source "$(dirname "$0")/lib/common.sh"
 make_corpus "$WORK/corpus"
 tok="$WORK/tok"
@@ -13,19 +13,19 @@ inputs=("$WORK/corpus/animals" "$WORK/corpus/sayings")
 "$LMF" data prepare --tokenizer "$tok" --input "${inputs[@]}" --out "$WORK/d2" --doc-separator % \
   --val-fraction 0.1 --threads 2 >"$WORK/out2.txt" || fail "prepare, 2 threads"
 cmp -s "$WORK/d1/train.bin" "$WORK/d2/train.bin" && cmp -s "$WORK/d1/val.bin" "$WORK/d2/val.bin" \
-  && pass "same shards on 1 and 2 threads" || fail "shards differ between thread counts"
+  && pass "same token files on 1 and 2 threads" || fail "token files differ between thread counts"
 grep -q "^prepared 900 documents" "$WORK/out1.txt" && grep -q "(90 documents)" "$WORK/out1.txt" \
   && pass "900 documents, 90 for validation" || fail "summary: $(cat "$WORK/out1.txt")"
 grep -qE "^throughput: [0-9.]+ MB/s" "$WORK/out1.txt" && pass "throughput line" || fail "no throughput line"
 
-# the shards' ids, decoded, are the documents each followed by <|endoftext|>
+# the token files' ids, decoded, are the documents each followed by <|endoftext|>
 ids() { od -An -v -tu2 -j1024 "$1" | tr -s ' \n' '  '; }
 { ids "$WORK/d1/train.bin"; ids "$WORK/d1/val.bin"; } | "$LMF" tokenizer decode --tokenizer "$tok" >"$WORK/decoded"
 awk 'FNR == 1 && doc != "" { printf "%s<|endoftext|>", doc; doc = "" }
      $0 == "%" { if (doc != "") printf "%s<|endoftext|>", doc; doc = ""; next }
      { doc = doc $0 "\n" }
      END { if (doc != "") printf "%s<|endoftext|>", doc }' "${inputs[@]}" >"$WORK/expected"
-cmp -s "$WORK/decoded" "$WORK/expected" && pass "shards decode to the documents" || fail "decoded shards differ"
+cmp -s "$WORK/decoded" "$WORK/expected" && pass "token files decode to the documents" || fail "decoded token files differ"
 magic=$(od -An -tu4 -N4 "$WORK/d1/train.bin" | tr -d ' ')
 [ "$magic" = "20240520" ] && pass "llm.c magic" || fail "magic $magic"
 

@@ -13,18 +13,7 @@
 
 #include "lmforge/fsutil.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_fsutil_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "lib/test_util.h"
 
 static int is_dir(const char *p) {
     struct stat st;
@@ -33,23 +22,23 @@ static int is_dir(const char *p) {
 
 static void test_mkdir_p(void **state) {
     char p[512];
-    snprintf(p, sizeof p, "%s/a/b//c/", dir);
+    lmf_test_path(p, sizeof p, "a/b//c/");
     assert_int_equal(lmf_mkdir_p(p), LMF_OK);
-    snprintf(p, sizeof p, "%s/a/b/c", dir);
+    lmf_test_path(p, sizeof p, "a/b/c");
     assert_true(is_dir(p));
     assert_int_equal(lmf_mkdir_p(p), LMF_OK); /* already there */
-    snprintf(p, sizeof p, "%s/a/file", dir);
+    lmf_test_path(p, sizeof p, "a/file");
     assert_int_equal(lmf_write_file_atomic(p, "x", 1), LMF_OK);
     assert_int_equal(lmf_mkdir_p(p), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), p));
-    snprintf(p, sizeof p, "%s/a/file/sub", dir);
+    lmf_test_path(p, sizeof p, "a/file/sub");
     assert_int_equal(lmf_mkdir_p(p), LMF_ERR_IO);
     assert_int_equal(lmf_mkdir_p(""), LMF_ERR_ARG);
 }
 
 static void test_write_read(void **state) {
     char p[512], tmp[600];
-    snprintf(p, sizeof p, "%s/data.bin", dir);
+    lmf_test_path(p, sizeof p, "data.bin");
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
     const char bytes[] = {'a', 0, 'b', '\n', (char)0xff};
     assert_int_equal(lmf_write_file_atomic(p, bytes, sizeof bytes), LMF_OK);
@@ -80,15 +69,16 @@ static void test_write_read(void **state) {
 }
 
 static void test_errors(void **state) {
+    const char *dir = lmf_test_dir();
     char p[512];
     char *buf = NULL;
     size_t len = 0;
-    snprintf(p, sizeof p, "%s/missing.txt", dir);
+    lmf_test_path(p, sizeof p, "missing.txt");
     assert_false(lmf_file_exists(p));
     assert_int_equal(lmf_read_file(p, &buf, &len, 100), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), p));
     assert_int_equal(lmf_read_file(dir, &buf, &len, 100), LMF_ERR_IO); /* a directory */
-    snprintf(p, sizeof p, "%s/no/such/dir/f.txt", dir);
+    lmf_test_path(p, sizeof p, "no/such/dir/f.txt");
     assert_int_equal(lmf_write_file_atomic(p, "x", 1), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), p));
     assert_false(lmf_file_exists(p));
@@ -118,5 +108,5 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_path_join),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -12,23 +12,12 @@
 
 #include "lmforge/data.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_loader_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "lib/test_util.h"
 
 /* a token file whose token i is i (uint32), so every value read tells its position */
-static lmf_tokens *iota_shard(uint64_t n) {
+static lmf_tokens *iota_tokens(uint64_t n) {
     char p[512];
-    snprintf(p, sizeof p, "%s/iota_%llu.bin", dir, (unsigned long long)n);
+    lmf_test_path(p, sizeof p, "iota_%llu.bin", (unsigned long long)n);
     uint32_t *t = malloc((n ? n : 1) * sizeof *t);
     for (uint64_t i = 0; i < n; i++) t[i] = (uint32_t)i;
     assert_int_equal(lmf_tokens_write(p, t, n, 4), LMF_OK);
@@ -49,7 +38,7 @@ static void check_rows(const int32_t *in, const int32_t *tg, int B, int T, const
 
 static void test_file_order_ranges(void **state) {
     enum { N = 1000, B = 3, T = 7, MICRO = 2 };
-    lmf_tokens *s = iota_shard(N);
+    lmf_tokens *s = iota_tokens(N);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 0, 123, &l), LMF_OK);
     /* (1000 - 1) / 7 = 142 rows; a global batch is 6 rows, so 23 steps per epoch */
@@ -90,7 +79,7 @@ static void test_permutation_bijection(void **state) {
     const uint64_t ns[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64, 97, 255, 256, 1000, 1024, 4099, 65537};
     for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
         uint64_t n = ns[c];
-        lmf_tokens *s = iota_shard(n + 1); /* n rows of T = 1 */
+        lmf_tokens *s = iota_tokens(n + 1); /* n rows of T = 1 */
         lmf_loader *l = NULL;
         assert_int_equal(lmf_loader_create(s, 1, 1, 1, 42 + c, &l), LMF_OK);
         assert_int_equal(lmf_loader_num_windows(l), n);
@@ -126,7 +115,7 @@ static int differs(const uint64_t *a, const uint64_t *b, uint64_t n) {
 
 static void test_epochs_and_seeds_differ(void **state) {
     enum { N = 500 };
-    lmf_tokens *s = iota_shard(N + 1);
+    lmf_tokens *s = iota_tokens(N + 1);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, 1, 1, 1, 7, &l), LMF_OK);
     uint64_t *o[4];
@@ -151,7 +140,7 @@ static void test_epochs_and_seeds_differ(void **state) {
     lmf_tokens_close(s);
 
     /* on two rows both orders must occur across seeds */
-    s = iota_shard(3);
+    s = iota_tokens(3);
     int swapped = 0, kept = 0;
     uint64_t two[2];
     for (uint64_t seed = 0; seed < 64; seed++) {
@@ -168,7 +157,7 @@ static void test_epochs_and_seeds_differ(void **state) {
 /* the shuffled stream over several epochs: B rows per micro-batch, two micro-batches a step */
 static void test_state_restore(void **state) {
     enum { N = 2000, B = 4, T = 16, MICRO = 2, STEPS = 40, SAVE_AT = 13 };
-    lmf_tokens *s = iota_shard(N);
+    lmf_tokens *s = iota_tokens(N);
     lmf_loader *a = NULL, *b = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 1, 99, &a), LMF_OK);
     /* different creation seed and shuffle flag: the restored state must take over */
@@ -250,7 +239,7 @@ static void rows_for_world(lmf_tokens *s, int W, int shuffle, int steps, int64_t
 
 static void test_world_sizes_cover_same_rows(void **state) {
     enum { STEPS = 9, PER = 12 };
-    lmf_tokens *s = iota_shard(301); /* 60 rows of 5, 12 rows per global batch: 5 steps/epoch */
+    lmf_tokens *s = iota_tokens(301); /* 60 rows of 5, 12 rows per global batch: 5 steps/epoch */
     int64_t ref[STEPS * PER], got[STEPS * PER];
     for (int shuffle = 0; shuffle <= 1; shuffle++) {
         rows_for_world(s, 1, shuffle, STEPS, ref);
@@ -269,7 +258,7 @@ static void test_world_sizes_cover_same_rows(void **state) {
 }
 
 static void test_too_small_and_bad_args(void **state) {
-    lmf_tokens *s = iota_shard(10);
+    lmf_tokens *s = iota_tokens(10);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, 3, 3, 0, 0, &l), LMF_OK); /* needs exactly 10 */
     assert_int_equal(lmf_loader_num_windows(l), 3);
@@ -289,7 +278,7 @@ static void test_too_small_and_bad_args(void **state) {
 
 static void test_eval_and_wrap(void **state) {
     enum { B = 2, T = 2 };
-    lmf_tokens *s = iota_shard(11); /* rows: (11-1)/2 = 5 */
+    lmf_tokens *s = iota_tokens(11); /* rows: (11-1)/2 = 5 */
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 1, 3, &l), LMF_OK);
     int32_t in[B * T], tg[B * T];
@@ -325,5 +314,5 @@ int main(void) {
         cmocka_unit_test(test_too_small_and_bad_args),
         cmocka_unit_test(test_eval_and_wrap),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

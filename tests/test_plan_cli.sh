@@ -25,6 +25,7 @@ if "$LMF" plan --model gpt3-175b --cluster dgx-a100-superpod --nodes 128 --tp 8 
     grep -q "\"$key\":" "$out" || fail "--json lacks \"$key\""
   done
   grep -q '"fits": true' "$out" && grep -q '"recompute": "full"' "$out" && grep -q '"dtype": "bf16"' "$out" \
+    && grep -q '"device_model": "generic"' "$out" \
     && pass "--json fields" || fail "--json fields: $(head -c 300 "$out")"
 else
   fail "anchor plan failed"
@@ -66,7 +67,18 @@ if "$LMF" plan --calibrate --ranks 2 --seconds 0.02 --out "$WORK/local.json" 2>"
     && pass "--calibrate" || fail "--calibrate output: $(cat "$WORK/calib.txt")"
   "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --json >"$WORK/tiny.json" \
     && grep -q '"dp": 2' "$WORK/tiny.json" && grep -q '"dtype": "fp32"' "$WORK/tiny.json" \
+    && grep -q '"device_model": "calibrated"' "$WORK/tiny.json" && grep -q '"matmul":' "$WORK/tiny.json" \
     && pass "plan on the calibrated machine" || fail "plan on the calibrated machine"
+  # the calibrated device explains itself with the model's own kernel calls; in bf16 (which
+  # lmforge does not run) the same file is planned with the generic device model
+  "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --explain >"$WORK/tiny.txt" \
+    && grep -q "calibrated device" "$WORK/tiny.txt" && grep -q "matmul_backward" "$WORK/tiny.txt" \
+    && grep -q "lmf_layer_linears" "$WORK/tiny.txt" && grep -q "checkpoint snapshot" "$WORK/tiny.txt" \
+    && pass "--explain on the calibrated machine" || fail "--explain on the calibrated machine"
+  "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --tp 2 --dp 1 --explain \
+    >"$WORK/tiny-tp.txt" && ! grep -q "calibrated device" "$WORK/tiny-tp.txt" \
+    && ! grep -q "checkpoint snapshot" "$WORK/tiny-tp.txt" \
+    && pass "tp 2 on the calibrated machine: the generic model" || fail "tp 2 on the calibrated machine"
 else
   fail "--calibrate: $(cat "$WORK/calib.txt")"
 fi

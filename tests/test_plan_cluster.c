@@ -13,26 +13,11 @@
 #include <unistd.h>
 
 #include "lmforge/plan.h"
-
-static char dir[256];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_plan_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "lib/test_util.h"
 
 static void write_text(const char *name, const char *text, char *path) {
-    snprintf(path, 512, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    lmf_test_path(path, 512, "%s", name);
+    lmf_test_write_text(path, text);
 }
 
 #define GOOD_BODY                                                                        \
@@ -68,7 +53,7 @@ static void test_unknown_preset(void **state) {
     assert_non_null(strstr(m, "h100-cluster"));
     assert_null(strchr(m, '\n'));
     char path[512];
-    snprintf(path, sizeof path, "%s/none.json", dir);
+    lmf_test_path(path, sizeof path, "none.json");
     assert_int_equal(lmf_cluster_resolve(path, &c), LMF_ERR_IO);
 }
 
@@ -125,7 +110,7 @@ static void test_round_trip(void **state) {
     assert_true(fabs(a.inter_latency - 4e-6) < 1e-12);
     assert_true(fabs(a.comm_efficiency - 0.8) < 1e-12); /* default */
     assert_int_equal(a.gemm_eff[LMF_PLAN_BF16].n, 2);
-    snprintf(out, sizeof out, "%s/saved.json", dir);
+    lmf_test_path(out, sizeof out, "saved.json");
     const char *src[] = {"test"};
     assert_int_equal(lmf_cluster_save_json(out, &a, "a test cluster", src, 1), LMF_OK);
     assert_int_equal(lmf_cluster_load_json(out, &b), LMF_OK);
@@ -267,7 +252,7 @@ static void test_calibrate(void **state) {
     assert_int_equal(c.gemm_eff[LMF_PLAN_FP32].n, 3); /* 64, 128, 256 */
     assert_true(c.memory_bandwidth > 1e8 && c.intra_bandwidth > 1e7);
     char out[512];
-    snprintf(out, sizeof out, "%s/local.json", dir);
+    lmf_test_path(out, sizeof out, "local.json");
     assert_int_equal(lmf_cluster_save_json(out, &c, "calibrated", NULL, 0), LMF_OK);
     lmf_cluster back;
     assert_int_equal(lmf_cluster_load_json(out, &back), LMF_OK);
@@ -316,5 +301,5 @@ int main(void) {
         cmocka_unit_test(test_search_azure),
         cmocka_unit_test(test_calibrate),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -1,6 +1,8 @@
 /* Planner formulas against published ones: ring all-reduce, ZeRO memory, Korthikanti
  * activations, 1F1B bubble, Narayanan FLOPs and the 175B/1,024-GPU training-time anchor; the
- * calibrated-device model against lmforge's own allocations. */
+ * model's description as the planner uses it (layer sizes, products by tensor-parallel split)
+ * against counts made here by hand; the calibrated-device model against lmforge's own
+ * allocations and kernel calls counted here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -133,12 +135,60 @@ static void test_params_match_layout(void **state) {
         lmf_param_layout lay;
         assert_int_equal(lmf_config_preset(names[i], &cfg), LMF_OK);
         assert_int_equal(lmf_layout_build(&cfg, &lay), LMF_OK);
-        assert_close(lmf_plan_stage_params(&cfg, 1, 1, 0), (double)lay.total, 1e-12);
+        assert_close(lmf_plan_stage_params(&cfg, 1, 1, LMF_PLAN_STAGE_FIRST), (double)lay.total, 1e-12);
         /* pipeline stages together hold everything once, plus the tied output copy */
-        double two = lmf_plan_stage_params(&cfg, 1, 2, 0) + lmf_plan_stage_params(&cfg, 1, 2, 1);
+        double two = lmf_plan_stage_params(&cfg, 1, 2, LMF_PLAN_STAGE_FIRST) +
+                     lmf_plan_stage_params(&cfg, 1, 2, LMF_PLAN_STAGE_LAST);
         double vp = lmf_config_padded_vocab(&cfg);
         assert_close(two, (double)lay.total + vp * cfg.n_embd, 1e-12);
+        /* one layer per tensor-parallel rank, counted here: the weights (3h^2 + h^2 + 4h^2 +
+         * 4h^2) and the QKV and MLP-up biases (3h + 4h) split, the two LayerNorms (4h) and the
+         * two output-projection biases (2h) replicated (Megatron-LM) */
+        double h = cfg.n_embd;
+        for (int tp = 1; tp <= 4; tp *= 2)
+            assert_close(lmf_plan_layer_params(&cfg, tp), (12 * h * h + 7 * h) / tp + 6 * h, 1e-12);
         lmf_layout_free(&lay);
+    }
+}
+
+/* The generic device's layer products follow their tensor-parallel split: with memory traffic
+ * made free, full recomputation costs one forward of the layer's products more than selective
+ * recomputation, i.e. the four products counted here: (b*s) x h x 3h/t (QKV, column),
+ * (b*s) x h/t x h (attention output, row), (b*s) x h x 4h/t (MLP up, column), (b*s) x 4h/t x h
+ * (MLP down, row), at the efficiency of each one's shape. */
+static void test_generic_products(void **state) {
+    (void)state;
+    lmf_cluster c = toy_cluster();
+    c.memory_bandwidth = 1e30;
+    c.gemm_eff[LMF_PLAN_BF16].n = 3;
+    const double sz[] = {128, 1024, 8192}, fr[] = {0.1, 0.5, 0.8};
+    for (int i = 0; i < 3; i++) {
+        c.gemm_eff[LMF_PLAN_BF16].size[i] = sz[i];
+        c.gemm_eff[LMF_PLAN_BF16].frac[i] = fr[i];
+    }
+    lmf_gpt_config cfg;
+    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", &cfg);
+    job.seq = 512;
+    job.global_batch_tokens = 2.0 * 2 * 512;
+    for (int tp = 1; tp <= 4; tp *= 4) {
+        lmf_plan_layout l = {.dp = 8 / tp, .tp = tp, .pp = 1, .micro_batch = 2, .zero = 0,
+                             .recompute = LMF_PLAN_RECOMPUTE_SELECTIVE, .dtype = LMF_PLAN_BF16,
+                             .sequence_parallel = tp > 1};
+        job.global_batch_tokens = (double)l.dp * 2 * 512;
+        lmf_plan_result sel, full;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &sel), LMF_OK);
+        l.recompute = LMF_PLAN_RECOMPUTE_FULL;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &full), LMF_OK);
+        assert_int_equal(full.device, LMF_PLAN_DEVICE_GENERIC);
+        double M = 2.0 * 512, h = cfg.n_embd, t = tp;
+        double one = lmf_plan_gemm_time(&c, LMF_PLAN_BF16, M, h, 3 * h / t, 1) +
+                     lmf_plan_gemm_time(&c, LMF_PLAN_BF16, M, h / t, h, 1) +
+                     lmf_plan_gemm_time(&c, LMF_PLAN_BF16, M, h, 4 * h / t, 1) +
+                     lmf_plan_gemm_time(&c, LMF_PLAN_BF16, M, 4 * h / t, h, 1);
+        assert_int_equal(full.micro_batches, 1);
+        assert_close(full.time.compute - sel.time.compute, cfg.n_layer * one, 1e-9);
     }
 }
 
@@ -337,42 +387,77 @@ static lmf_cluster local_cluster(double rate) {
     return c;
 }
 
-/* the calibrated model: memory items as the engine and the checkpoint writer hold them, and
- * compute from FLOP counts derived here (6 x 12C^2 per token and layer for the products) */
-/* ZeRO-3 gathers on a calibrated device, counted by hand for the `mini` preset (4 layers,
- * width 256, vocabulary 50257 padded to 50304, 256 positions): block 0 once per step, then
- * per micro-step 2L - 1 = 7 layers and the final LayerNorm; 2 ranks move half of each block. */
-static void test_block_gathers(void **state) {
-    (void)state;
+/* A calibrated device of 2 ranks running the `mini` preset (4 layers, width 256, vocabulary
+ * 50257 padded to 50304, 256 positions), with its setup as lmf_plan_evaluate makes it. */
+static void mini_setup(lmf_cluster *c, lmf_plan_job *job, lmf_plan_layout *l, lmf_plan_setup *s) {
+    *c = local_cluster(100.0);
     lmf_gpt_config m;
     assert_int_equal(lmf_config_preset("mini", &m), LMF_OK);
+    lmf_plan_job_defaults(job, "mini", &m);
+    *l = (lmf_plan_layout){.dp = 2, .tp = 1, .pp = 1, .micro_batch = 1, .zero = 3,
+                           .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
+    assert_int_equal(lmf_plan_setup_init(s, c, job, l), LMF_OK);
+    assert_int_equal(s->device->kind, LMF_PLAN_DEVICE_CALIBRATED);
+}
+
+/* ZeRO-3 gathers on a calibrated device, counted by hand for `mini`: block 0 once per step,
+ * then per micro-step 2L - 1 = 7 layers and the final LayerNorm; 2 ranks move half of each
+ * block. */
+static void test_block_gathers(void **state) {
+    (void)state;
     lmf_cluster c;
-    memset(&c, 0, sizeof c);
-    c.comm_efficiency = 1.0;
+    lmf_plan_job job;
+    lmf_plan_layout l;
+    lmf_plan_setup s;
+    mini_setup(&c, &job, &l, &s);
     c.intra_ag_small_bandwidth = c.intra_ag_bandwidth = 1e9;
+    lmf_plan_dp_link link = {.all_gather_bw = 1e9, .latency = 0.0, .in_node = 1};
     double blk0 = (50304.0 * 256 + 256.0 * 256) * 4, layer = (12.0 * 256 * 256 + 13 * 256) * 4,
            last = 2.0 * 256 * 4;
     double want = 0.5 * (blk0 + 3 * (7 * layer + last)) / 1e9;
-    assert_close(lmf_plan_local_block_gathers(&c, &m, 2, 3, 4.0, 0.0), want, 1e-12);
+    assert_close(s.device->zero3_gathers(&s, 3, 123.0, &link), want, 1e-12);
+    /* without the 4 MiB measurement, or across nodes: the generic gathers, the stage's weights
+     * twice per micro-batch */
+    c.intra_ag_small_bandwidth = 0.0;
+    assert_close(s.device->zero3_gathers(&s, 3, 1e9, &link), 3 * 2 * 0.5 * 1e9 / 1e9, 1e-12);
+    c.intra_ag_small_bandwidth = 1e9;
+    link.in_node = 0;
+    assert_close(s.device->zero3_gathers(&s, 3, 1e9, &link), 3 * 2 * 0.5 * 1e9 / 1e9, 1e-12);
+
     /* size-dependent rate: a block of 16 MiB (the geometric middle of 4 and 64 MiB) moves at
      * the geometric mean of the two measured rates; blocks below 4 MiB at the 4 MiB rate */
+    lmf_gpt_config w = {.n_layer = 1, .n_head = 1, .n_embd = 64, .n_positions = 256,
+                        .vocab_size = 16 * 1048576 / (4 * 64) - 256};
+    lmf_plan_job_defaults(&job, "w", &w);
+    assert_int_equal(lmf_plan_setup_init(&s, &c, &job, &l), LMF_OK);
     c.intra_ag_small_bandwidth = 4e9;
     c.intra_ag_bandwidth = 1e9;
-    lmf_gpt_config w = m;
-    w.n_layer = 0;
-    w.vocab_size = 16 * 1048576 / (4 * 64) - w.n_positions; /* block 0 = 16 MiB at width 64 */
-    w.n_embd = 64;
-    w.n_head = 1;
-    double b0 = ((double)lmf_config_padded_vocab(&w) * 64 + (double)w.n_positions * 64) * 4;
+    link.in_node = 1;
+    double b0 = (65280.0 * 64 + 256.0 * 64) * 4;
     assert_close(b0, 16.0 * 1048576, 1e-12);
-    want = 0.5 * b0 / 2e9 + 1 * (0.5 * 2.0 * 64 * 4 / 4e9);
-    assert_close(lmf_plan_local_block_gathers(&c, &w, 2, 1, 4.0, 0.0), want, 1e-9);
+    double layer1 = (12.0 * 64 * 64 + 13 * 64) * 4, last1 = 2.0 * 64 * 4;
+    want = 0.5 * b0 / 2e9 + 1 * (0.5 * (layer1 + last1) / 4e9);
+    assert_close(s.device->zero3_gathers(&s, 1, 0.0, &link), want, 1e-9);
 }
 
+/* The calibrated model: memory items as the engine and the checkpoint writer hold them, and
+ * compute from the kernel calls of one training micro-step counted here (gpt.c's forward and
+ * backward), each kind at its own rate. */
 static void test_local_model(void **state) {
     (void)state;
     lmf_threads_set(1);
     lmf_cluster c = local_cluster(100.0);
+    /* distinct rates per kind, so a call priced at the wrong rate shows */
+    lmf_plan_kernel_rates *k = &c.kernels;
+    for (int i = 0; i < 2; i++) {
+        k->matmul.fwd[i] = 100e9;
+        k->matmul.bwd[i] = 50e9;
+        k->attention.fwd[i] = 40e9;
+        k->attention.bwd[i] = 20e9;
+        k->classifier.fwd[i] = k->classifier.bwd[i] = 80e9;
+    }
+    double bw[LMF_PLAN_EW_COUNT];
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++) bw[e] = k->bandwidth[e] = (10.0 + 3.0 * e) * 1e9;
     assert_int_equal(lmf_cluster_validate(&c), LMF_OK);
     lmf_gpt_config cfg = {4, 4, 256, 256, 50257};
     lmf_plan_job job;
@@ -381,9 +466,11 @@ static void test_local_model(void **state) {
     job.global_batch_tokens = 2 * 4 * 128;
     lmf_plan_layout l = {.dp = 2, .tp = 1, .pp = 1, .micro_batch = 4, .zero = 2,
                          .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
-    assert_true(lmf_plan_is_local(&c, &l));
+    assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_CALIBRATED);
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    assert_int_equal(r.device, LMF_PLAN_DEVICE_CALIBRATED);
+    assert_int_equal(r.micro_batches, 1);
     lmf_param_layout lay;
     assert_int_equal(lmf_layout_build(&cfg, &lay), LMF_OK);
     double P = (double)lay.total, shard = ceil(P / 2);
@@ -393,7 +480,8 @@ static void test_local_model(void **state) {
     assert_close(r.mem.checkpoint, 12 * shard, 1e-12);
     assert_close(r.mem.process, 50.0 * 1048576.0, 1e-12);
     assert_close(r.mem.activations,
-                 4.0 * (double)lmf_gpt_activation_floats(&cfg, lmf_kernels_fast(), 4, 128, 2,
+                 4.0 * (double)lmf_gpt_activation_floats(&cfg, lmf_kernels_fast(), 4, 128,
+                                                         LMF_RESERVE_TRAIN_HOOKED,
                                                          LMF_RECOMPUTE_NONE), 1e-12);
     /* the engine's buffers at one rank (its own accounting) plus the 4 batch copies of ids */
     lmf_comm *comm = NULL;
@@ -408,8 +496,10 @@ static void test_local_model(void **state) {
         lmf_plan_layout l1 = l;
         l1.dp = 1;
         l1.zero = zero;
+        lmf_plan_setup s;
+        assert_int_equal(lmf_plan_setup_init(&s, &c, &job, &l1), LMF_OK);
         lmf_plan_memory mem;
-        lmf_plan_local_memory(&c, &job, &l1, &mem);
+        s.device->memory(&s, 1, LMF_PLAN_STAGE_FIRST, &mem);
         assert_close(mem.buffers, (double)dm.buffers + 16.0 * 4 * 128, 1e-12);
         /* the optimizer's m and v: 8 bytes per parameter of the (whole, one rank) range */
         assert_close(mem.grads + mem.optimizer, (double)dm.grads + 8.0 * (double)lay.total, 1e-12);
@@ -418,23 +508,75 @@ static void test_local_model(void **state) {
     }
     lmf_comm_free(comm);
     lmf_layout_free(&lay);
-    /* time: the products' FLOPs over their rate */
-    double N = 4.0 * 128, C = 256;
-    assert_close(r.time.matmul, 4 * 72.0 * N * C * C / 100e9, 1e-12);
-    assert_close(r.time.classifier, 6.0 * N * C * 50257 / 100e9, 1e-12);
-    assert_close(r.time.attention, 4 * 7.0 * 4 * C * 128 * 129 / 100e9, 1e-12);
+
+    /* time, one micro-batch of N = 4 x 128 tokens, C = 256, L = 4, V = 50257 */
+    double N = 4.0 * 128, C = 256, L = 4, V = 50257, E = N * C, A = 2.0 * 4 * C * 128 * 129;
+    /* products: 12 C^2 weights, 2 FLOPs per weight and token forward, 4 backward */
+    assert_close(r.time.matmul, L * (24.0 * N * C * C / 100e9 + 48.0 * N * C * C / 50e9), 1e-12);
+    /* causal attention: 2*b*C*s*(s+1) forward, 2.5 times that backward */
+    assert_close(r.time.attention, L * (A / 40e9 + 2.5 * A / 20e9), 1e-12);
+    assert_close(r.time.classifier, 6.0 * N * C * V / 80e9, 1e-12);
+    /* element-wise calls of gpt.c, bytes per value as documented: forward the encoder, layer
+     * 0's LayerNorm, 2L residual + LayerNorm passes; backward the residual stream's gradient
+     * zeroed once, 1 + 2L LayerNorm backwards, L GELU + bias backwards over 4 N C, the encoder */
+    double ew = E * 12 / bw[LMF_PLAN_EW_ENCODER_FWD] + E * 8 / bw[LMF_PLAN_EW_LAYERNORM_FWD] +
+                2 * L * E * 16 / bw[LMF_PLAN_EW_RESIDUAL_LN_FWD] + E * 4 / bw[LMF_PLAN_EW_ZERO] +
+                (1 + 2 * L) * E * 16 / bw[LMF_PLAN_EW_LAYERNORM_BWD] +
+                L * 4 * E * 12 / bw[LMF_PLAN_EW_GELU_BIAS_BWD] + E * 20 / bw[LMF_PLAN_EW_ENCODER_BWD];
+    assert_close(r.time.elementwise, ew, 1e-12);
+    /* ZeRO-2 staging: the P staged values zeroed, this rank's half added (12 B per value) */
+    double staging = P * 4 / bw[LMF_PLAN_EW_ZERO] + shard * 12 / bw[LMF_PLAN_EW_GELU_BIAS_BWD];
+    assert_close(r.time.compute, r.time.matmul + r.time.attention + ew + r.time.classifier + staging,
+                 1e-12);
+    /* optimizer: the norm and AdamW over this rank's half */
+    assert_close(r.time.optimizer, shard * 4 / bw[LMF_PLAN_EW_SUMSQ] + shard * 32 / bw[LMF_PLAN_EW_ADAMW],
+                 1e-12);
+    assert_true(r.hardware_tflops_per_device == r.model_tflops_per_device);
+
+    /* selective recomputation re-applies the GELU (4 N C values per layer); full recomputation
+     * re-runs, per layer, a LayerNorm, the products but the MLP's down projection (8 C^2
+     * weights), the attention and a residual + LayerNorm */
+    lmf_plan_result rs, rf;
+    l.recompute = LMF_PLAN_RECOMPUTE_SELECTIVE;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rs), LMF_OK);
+    assert_close(rs.time.elementwise - ew, L * 4 * E * 8 / bw[LMF_PLAN_EW_GELU_FWD], 1e-9);
+    l.recompute = LMF_PLAN_RECOMPUTE_FULL;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rf), LMF_OK);
+    assert_close(rf.time.matmul - r.time.matmul, L * 16.0 * N * C * C / 100e9, 1e-9);
+    assert_close(rf.time.attention - r.time.attention, L * A / 40e9, 1e-9);
+    assert_close(rf.time.elementwise - ew,
+                 L * (E * 8 / bw[LMF_PLAN_EW_LAYERNORM_FWD] + E * 16 / bw[LMF_PLAN_EW_RESIDUAL_LN_FWD]),
+                 1e-9);
+    /* hardware FLOPs = model FLOPs + the recomputed ones, per device and step */
+    double rec = (rf.hardware_tflops_per_device - rf.model_tflops_per_device) * 1e12 * rf.time.step;
+    assert_close(rec, L * (16.0 * N * C * C + A), 1e-9);
+
     /* twice the rates: compute takes half as long */
-    lmf_cluster c2 = local_cluster(200.0);
+    lmf_cluster c2 = c;
+    lmf_plan_rate_curve *cv[] = {&c2.kernels.matmul, &c2.kernels.attention, &c2.kernels.classifier};
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < 2; i++) {
+            cv[j]->fwd[i] *= 2;
+            cv[j]->bwd[i] *= 2;
+        }
+    for (int e = 0; e < LMF_PLAN_EW_COUNT; e++) c2.kernels.bandwidth[e] *= 2;
+    l.recompute = LMF_PLAN_RECOMPUTE_NONE;
     lmf_plan_result r2;
     assert_int_equal(lmf_plan_evaluate(&c2, &job, &l, &r2), LMF_OK);
     assert_close(r2.time.compute, r.time.compute / 2, 1e-9);
     assert_close(r2.time.optimizer, r.time.optimizer / 2, 1e-9);
-    /* without kernel rates, or in bf16, the generic model applies */
+    /* without kernel rates, or in bf16, or with model parallelism, the generic model applies */
     l.dtype = LMF_PLAN_BF16;
-    assert_false(lmf_plan_is_local(&c, &l));
-    c.kernels.matmul.n = 0;
+    assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_GENERIC);
     l.dtype = LMF_PLAN_FP32;
-    assert_false(lmf_plan_is_local(&c, &l));
+    l.tp = 2;
+    assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_GENERIC);
+    l.tp = 1;
+    c.kernels.matmul.n = 0;
+    assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_GENERIC);
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    assert_int_equal(r.device, LMF_PLAN_DEVICE_GENERIC);
+    assert_true(r.mem.checkpoint == 0.0 && r.time.matmul == 0.0);
 }
 
 int main(void) {
@@ -445,6 +587,7 @@ int main(void) {
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_params_match_layout),
         cmocka_unit_test(test_efficiency_curve),
+        cmocka_unit_test(test_generic_products),
         cmocka_unit_test(test_bubble),
         cmocka_unit_test(test_dp_reduction),
         cmocka_unit_test(test_narayanan_anchor),

@@ -15,20 +15,7 @@
 #include "lmforge/fsutil.h"
 #include "lmforge/safetensors.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_st_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void path_of(char *buf, const char *name) { snprintf(buf, 512, "%s/%s", dir, name); }
+#include "lib/test_util.h"
 
 static float f_of(uint32_t u) {
     float f;
@@ -46,7 +33,7 @@ static uint32_t bits_of(float f) {
 
 static void test_byte_layout(void **state) {
     char p[512];
-    path_of(p, "layout.safetensors");
+    lmf_test_path(p, sizeof p, "layout.safetensors");
     const float w[4] = {1.0f, -2.0f, 0.5f, 3.0f};
     const uint16_t b[3] = {0x3c00, 0x0000, 0xc000};
     lmf_st_out_tensor t[2] = {
@@ -77,7 +64,7 @@ static void test_byte_layout(void **state) {
 
 static void test_roundtrip_all_dtypes(void **state) {
     char p[512];
-    path_of(p, "all.safetensors");
+    lmf_test_path(p, sizeof p, "all.safetensors");
     enum { ND = LMF_BOOL + 1 };
     lmf_st_out_tensor t[ND + 2];
     uint8_t data[ND][6 * 8];
@@ -136,7 +123,7 @@ static void test_roundtrip_all_dtypes(void **state) {
 
 static void test_metadata_and_hf_names(void **state) {
     char p[512];
-    path_of(p, "hf.safetensors");
+    lmf_test_path(p, sizeof p, "hf.safetensors");
     static const char *const names[] = {"wte.weight", "wpe.weight", "h.0.attn.c_attn.weight",
                                         "h.0.attn.c_attn.bias", "h.11.mlp.c_proj.weight",
                                         "transformer.ln_f.bias", "caf\xc3\xa9 \"quoted\"\\"};
@@ -173,7 +160,7 @@ static void test_metadata_and_hf_names(void **state) {
 
 static void test_write_rejects(void **state) {
     char p[512];
-    path_of(p, "rejected.safetensors");
+    lmf_test_path(p, sizeof p, "rejected.safetensors");
     float x[2] = {0};
     lmf_st_out_tensor dup[2] = {{"a", LMF_F32, 1, {2}, x}, {"a", LMF_F32, 1, {2}, x}};
     assert_int_equal(lmf_st_write(p, dup, 2, NULL, 0), LMF_ERR_ARG);
@@ -191,7 +178,7 @@ static void test_write_rejects(void **state) {
     assert_int_equal(lmf_st_write(p, dup, 1, meta, 2), LMF_ERR_ARG);
     assert_false(lmf_file_exists(p));
     char missing[600];
-    snprintf(missing, sizeof missing, "%s/no/such/dir/x.safetensors", dir);
+    lmf_test_path(missing, sizeof missing, "no/such/dir/x.safetensors");
     assert_int_equal(lmf_st_write(missing, dup, 1, NULL, 0), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), missing));
 }
@@ -310,7 +297,7 @@ static void test_bf16(void **state) {
 
 static void test_read_f32_conversions(void **state) {
     char p[512];
-    path_of(p, "half.safetensors");
+    lmf_test_path(p, sizeof p, "half.safetensors");
     const uint16_t h[] = {0x3c00, 0xc000, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0xfc00, 0x7e00, 0x8000};
     const uint16_t b[] = {0x3f80, 0xc040, 0x0001, 0x7f80, 0x7fc0};
     const int32_t ints[] = {1, 2};
@@ -339,7 +326,7 @@ static void test_read_f32_conversions(void **state) {
 /* a large F16 tensor crosses the reader's chunk boundary */
 static void test_read_f32_large(void **state) {
     char p[512];
-    path_of(p, "large.safetensors");
+    lmf_test_path(p, sizeof p, "large.safetensors");
     enum { N = 20011 };
     uint16_t *h = malloc(N * 2);
     for (int i = 0; i < N; i++) h[i] = (uint16_t)(i % 0x7c00);
@@ -376,11 +363,8 @@ static size_t make_bytes(uint8_t *buf, uint64_t hl_field, const char *json, size
  * and mentioning `needle` */
 static void expect_bad_raw(const uint8_t *bytes, size_t n, const char *needle) {
     char p[512];
-    path_of(p, "bad.safetensors");
-    FILE *fp = fopen(p, "wb");
-    assert_non_null(fp);
-    if (n) assert_int_equal(fwrite(bytes, 1, n, fp), n);
-    fclose(fp);
+    lmf_test_path(p, sizeof p, "bad.safetensors");
+    lmf_test_write_bytes(p, bytes, n);
     lmf_st_file *f = (lmf_st_file *)0x1;
     lmf_status s = lmf_st_open(p, &f);
     if (s != LMF_ERR_FORMAT) fail_msg("expected a format error for %.*s, got %d (%s)", (int)(n > 8 ? n - 8 : 0), bytes + 8, s, lmf_last_error());
@@ -515,8 +499,9 @@ static void test_foreign_file(void **state) {
 }
 
 static void test_missing_file(void **state) {
+    const char *dir = lmf_test_dir();
     char p[512];
-    path_of(p, "nope.safetensors");
+    lmf_test_path(p, sizeof p, "nope.safetensors");
     lmf_st_file *f = NULL;
     assert_int_equal(lmf_st_open(p, &f), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), p));
@@ -539,5 +524,5 @@ int main(void) {
         cmocka_unit_test(test_foreign_file),
         cmocka_unit_test(test_missing_file),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -17,6 +17,8 @@
 
 #include "lmforge/tokenizer.h"
 
+#include "lib/test_util.h"
+
 static char g_gpt2[4096];
 
 /* $LMF_SHARED_DIR/gpt2 when it holds GPT-2's files; otherwise the test is skipped */
@@ -92,23 +94,13 @@ static void test_vectors_gpt2_pair(void **state) {
     lmf_tok_free(t);
 }
 
-static void rm_saved(const char *dir) {
-    const char *names[] = {"encoder.json", "vocab.bpe", "tokenizer.json"};
-    char p[4200];
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
 /* GPT-2's vocabulary written by lmforge and read back, through both formats */
 static void test_vectors_after_save(void **state) {
     (void)state;
     NEED_GPT2();
     lmf_tokenizer *t = load(g_gpt2);
-    char dir[] = "/tmp/lmf_tok_gpt2_XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[4096];
+    lmf_test_fresh_dir(dir, sizeof dir, "saved");
     assert_int_equal(lmf_tok_save(t, dir), LMF_OK);
     lmf_tok_free(t);
     char p[4200];
@@ -122,7 +114,6 @@ static void test_vectors_after_save(void **state) {
     t = load(p);
     check_vectors(t);
     lmf_tok_free(t);
-    rm_saved(dir);
 }
 
 static void expect_ids(const lmf_tokenizer *t, const char *text, int allow, const uint32_t *want,
@@ -235,5 +226,5 @@ int main(void) {
         cmocka_unit_test(test_special_tokens),     cmocka_unit_test(test_buffers_and_errors),
         cmocka_unit_test(test_threads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

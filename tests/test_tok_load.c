@@ -1,7 +1,8 @@
 /* Tests: vocabulary file loading, hand-computed ids, malformed files. */
 /* Vocabulary files: a small hand-written tokenizer.json and GPT-2 pair give hand-computed ids;
  * malformed files (bad JSON, unknown merge tokens, duplicate ids, missing bytes, truncation,
- * unsupported pipelines) fail with a clear message, never a crash; lmf_tok_load finds files. */
+ * unsupported pipelines) fail with a clear message, never a crash; lmf_tok_load finds files;
+ * the public parsers from memory name their inputs as told. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,8 @@
 
 #include "lmforge/tokenizer.h"
 #include "tokenizer/tok_internal.h"
+
+#include "lib/test_util.h"
 
 /* encoder.json text for the 256 byte tokens (id = byte value) plus extra "spelling": id pairs */
 static char *encoder_json(const char *const *extra, const int *extra_ids, int n_extra) {
@@ -209,18 +212,61 @@ static void test_truncated_gpt2(void **state) {
     lmf_tok_free(t);
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
+/* The public parsers from memory name their inputs as told, and leave no tokenizer on failure. */
+static void test_public_parsers_name_inputs(void **state) {
+    (void)state;
+    char *enc = encoder_json(EXTRA, EXTRA_IDS, 5);
+    lmf_tokenizer *t = (lmf_tokenizer *)&t; /* overwritten with NULL on failure */
+    assert_int_equal(lmf_tok_parse_gpt2_pair("{\"a\": 1,", 8, "mem:enc", MERGES, strlen(MERGES),
+                                             "mem:merges", &t), LMF_ERR_FORMAT);
+    assert_null(t);
+    assert_non_null(strstr(lmf_last_error(), "mem:enc: not valid JSON"));
+    static const char bad_merges[] = "h e\nh \xc3\xa7x\n";
+    assert_int_equal(lmf_tok_parse_gpt2_pair(enc, strlen(enc), "mem:enc", bad_merges,
+                                             strlen(bad_merges), "mem:merges", &t), LMF_ERR_FORMAT);
+    assert_null(t);
+    assert_non_null(strstr(lmf_last_error(), "mem:merges: line 2"));
+    assert_non_null(strstr(lmf_last_error(), "is not in mem:enc"));
+    /* the buffers need no NUL: the lengths bound them */
+    size_t el = strlen(enc), ml = strlen(MERGES);
+    char *e2 = malloc(el), *m2 = malloc(ml);
+    memcpy(e2, enc, el);
+    memcpy(m2, MERGES, ml);
+    assert_int_equal(lmf_tok_parse_gpt2_pair(e2, el, "e", m2, ml, "m", &t), LMF_OK);
+    check_small(t);
+    lmf_tok_free(t);
+    free(e2);
+    free(m2);
+    /* tokenizer.json from memory: the same vocabulary, saved by lmf_tok_save, read back */
+    assert_int_equal(parse_pair(enc, MERGES, &t), LMF_OK);
+    char dir[512], p[600];
+    lmf_test_fresh_dir(dir, sizeof dir, "hf_json");
+    assert_int_equal(lmf_tok_save(t, dir), LMF_OK);
+    lmf_tok_free(t);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    FILE *f = fopen(p, "rb");
     assert_non_null(f);
-    fputs(text, f);
+    static char json[1 << 16];
+    size_t jl = fread(json, 1, sizeof json, f);
     fclose(f);
+    assert_int_equal(lmf_tok_parse_hf_json(json, jl, "mem:tokenizer", &t), LMF_OK);
+    check_small(t);
+    lmf_tok_free(t);
+    t = (lmf_tokenizer *)&t;
+    assert_int_equal(lmf_tok_parse_hf_json(json, jl / 2, "mem:tokenizer", &t), LMF_ERR_FORMAT);
+    assert_null(t);
+    assert_non_null(strstr(lmf_last_error(), "mem:tokenizer: not valid JSON"));
+    static const char wp[] = "{\"model\": {\"type\": \"WordPiece\"}}";
+    assert_int_equal(lmf_tok_parse_hf_json(wp, sizeof wp - 1, "mem:wp", &t), LMF_ERR_FORMAT);
+    assert_non_null(strstr(lmf_last_error(), "mem:wp: model type 'WordPiece'"));
+    free(enc);
 }
 
 static void test_load_paths(void **state) {
     (void)state;
-    char dir[] = "/tmp/lmf_tok_load_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char p[256], q[256];
+    char dir[512];
+    lmf_test_fresh_dir(dir, sizeof dir, "load_paths");
+    char p[700], q[700];
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_load(dir, &t), LMF_ERR_IO); /* empty directory */
     assert_non_null(strstr(lmf_last_error(), "no tokenizer files"));
@@ -231,17 +277,17 @@ static void test_load_paths(void **state) {
     char *enc = encoder_json(EXTRA, EXTRA_IDS, 5);
     snprintf(p, sizeof p, "%s/vocab.json", dir);
     snprintf(q, sizeof q, "%s/merges.txt", dir);
-    write_file(p, enc);
+    lmf_test_write_text(p, enc);
     assert_int_equal(lmf_tok_load(dir, &t), LMF_ERR_IO); /* merges.txt missing */
     assert_non_null(strstr(lmf_last_error(), "merges.txt"));
-    write_file(q, MERGES);
+    lmf_test_write_text(q, MERGES);
     assert_int_equal(lmf_tok_load(dir, &t), LMF_OK);
     check_small(t);
     lmf_tok_free(t);
     assert_int_equal(lmf_tok_load(q, &t), LMF_OK); /* a path to one file of the pair */
     check_small(t);
     /* saved and reloaded (tokenizer.json is preferred in a directory) */
-    char sub[300];
+    char sub[600];
     snprintf(sub, sizeof sub, "%s/out/deeper", dir);
     assert_int_equal(lmf_tok_save(t, sub), LMF_OK);
     lmf_tok_free(t);
@@ -250,21 +296,9 @@ static void test_load_paths(void **state) {
     lmf_tok_free(t);
     /* a corrupt tokenizer.json in the directory is reported, not skipped */
     snprintf(p, sizeof p, "%s/tokenizer.json", sub);
-    write_file(p, "{\"model\": ");
+    lmf_test_write_text(p, "{\"model\": ");
     assert_int_equal(lmf_tok_load(sub, &t), LMF_ERR_FORMAT);
     assert_non_null(strstr(lmf_last_error(), "tokenizer.json"));
-    const char *names[] = {"tokenizer.json", "encoder.json", "vocab.bpe"};
-    for (int k = 0; k < 3; k++) {
-        snprintf(p, sizeof p, "%s/%s", sub, names[k]);
-        unlink(p);
-    }
-    rmdir(sub);
-    snprintf(p, sizeof p, "%s/out", dir);
-    rmdir(p);
-    snprintf(p, sizeof p, "%s/vocab.json", dir);
-    unlink(p);
-    unlink(q);
-    rmdir(dir);
     free(enc);
 }
 
@@ -272,7 +306,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_pair),     cmocka_unit_test(test_small_hf_json),
         cmocka_unit_test(test_malformed_pair), cmocka_unit_test(test_truncated_gpt2),
-        cmocka_unit_test(test_load_paths),
+        cmocka_unit_test(test_load_paths),     cmocka_unit_test(test_public_parsers_name_inputs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

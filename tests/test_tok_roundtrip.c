@@ -225,8 +225,8 @@ static void test_bpe_methods_agree(void **state) {
             const char *alpha = k % 3 == 0 ? "aaab" : k % 3 == 1 ? "etaoinshrdlu" : " \n";
             size_t na = strlen(alpha);
             for (size_t i = 0; i < n; i++) w[i] = (uint8_t)alpha[rnd() % na];
-            size_t na_ = lmf_tok_bpe_word(t, c, w, n, a, 1);
-            size_t nh = lmf_tok_bpe_word(t, c, w, n, h, 2);
+            size_t na_ = lmf_tok_bpe_word(t, c, w, n, a, LMF_TOK_BPE_ARRAY);
+            size_t nh = lmf_tok_bpe_word(t, c, w, n, h, LMF_TOK_BPE_HEAP);
             assert_int_equal(na_, nh);
             assert_memory_equal(a, h, na_ * sizeof *a);
         }

@@ -16,6 +16,8 @@
 #include "lmforge/tokenizer.h"
 #include "tokenizer/tok_internal.h"
 
+#include "lib/test_util.h"
+
 static lmf_tokenizer *train(const char *text, size_t len, int vocab, const char *const *specials,
                             int threads) {
     lmf_tok_train_opts o = {.vocab_size = vocab, .specials = specials, .threads = threads};
@@ -137,12 +139,12 @@ static void test_reencode_matches_training(void **state) {
     assert_int_equal(nd, len);
     assert_memory_equal(dec, text, len);
     /* the written files give the same ids */
-    char dir[] = "/tmp/lmf_tok_train_XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[512];
+    lmf_test_fresh_dir(dir, sizeof dir, "reencode");
     assert_int_equal(lmf_tok_save(t, dir), LMF_OK);
     const char *names[] = {"tokenizer.json", "encoder.json"};
     for (int k = 0; k < 2; k++) {
-        char p[256];
+        char p[600];
         snprintf(p, sizeof p, "%s/%s", dir, names[k]);
         lmf_tokenizer *u = NULL;
         if (lmf_tok_load(p, &u) != LMF_OK) fail_msg("%s", lmf_last_error());
@@ -157,13 +159,6 @@ static void test_reencode_matches_training(void **state) {
         free(ids2);
         lmf_tok_free(u);
     }
-    const char *all[] = {"encoder.json", "vocab.bpe", "tokenizer.json"};
-    for (int k = 0; k < 3; k++) {
-        char p[256];
-        snprintf(p, sizeof p, "%s/%s", dir, all[k]);
-        unlink(p);
-    }
-    rmdir(dir);
     free(dec);
     free(ids);
     lmf_tok_train_trace_free(&tr);
@@ -189,15 +184,15 @@ static void test_deterministic(void **state) {
     (void)state;
     size_t len = 200000;
     char *text = make_corpus(len, 11);
-    char d1[] = "/tmp/lmf_tok_det1_XXXXXX", d2[] = "/tmp/lmf_tok_det2_XXXXXX";
-    assert_non_null(mkdtemp(d1));
-    assert_non_null(mkdtemp(d2));
+    char d1[512], d2[512];
+    lmf_test_fresh_dir(d1, sizeof d1, "det1");
+    lmf_test_fresh_dir(d2, sizeof d2, "det2");
     lmf_tokenizer *a = train(text, len, 1500, NULL, 1), *b = train(text, len, 1500, NULL, 2);
     assert_int_equal(lmf_tok_save(a, d1), LMF_OK);
     assert_int_equal(lmf_tok_save(b, d2), LMF_OK);
     const char *names[] = {"encoder.json", "vocab.bpe", "tokenizer.json"};
     for (int k = 0; k < 3; k++) {
-        char p1[256], p2[256];
+        char p1[600], p2[600];
         snprintf(p1, sizeof p1, "%s/%s", d1, names[k]);
         snprintf(p2, sizeof p2, "%s/%s", d2, names[k]);
         size_t n1, n2;
@@ -207,11 +202,7 @@ static void test_deterministic(void **state) {
         assert_memory_equal(f1, f2, n1);
         free(f1);
         free(f2);
-        unlink(p1);
-        unlink(p2);
     }
-    rmdir(d1);
-    rmdir(d2);
     lmf_tok_free(a);
     lmf_tok_free(b);
     free(text);
@@ -269,5 +260,5 @@ int main(void) {
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_specials),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -1,4 +1,4 @@
-/* Token shard tests: v1/v2 byte layout and round trips, streaming writer, bad files rejected. */
+/* Token file tests: v1/v2 byte layout and round trips, streaming writer, bad files rejected. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,23 +12,9 @@
 
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
+#include "lib/test_util.h"
 
-static char dir[256];
-
-static int setup(void **state) {
-    snprintf(dir, sizeof dir, "/tmp/lmf_test_shard_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void path_of(char *buf, const char *name) {
-    snprintf(buf, 512, "%s/%s", dir, name);
-}
+static void path_of(char *buf, const char *name) { lmf_test_path(buf, 512, "%s", name); }
 
 /* bytes of a file, built independently of the writer */
 static uint8_t *slurp(const char *path, size_t *len) {
@@ -174,7 +160,7 @@ static void test_streaming_roundtrip(void **state) {
     free(t);
 }
 
-static void test_empty_shard(void **state) {
+static void test_empty_tokens_file(void **state) {
     char p[512];
     path_of(p, "empty.bin");
     assert_int_equal(lmf_tokens_write(p, NULL, 0, 2), LMF_OK);
@@ -266,7 +252,7 @@ static void test_bad_files(void **state) {
     path_of(p, "missing.bin");
     assert_int_equal(lmf_tokens_open(p, &s), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), p));
-    assert_int_equal(lmf_tokens_open(dir, &s), LMF_ERR_IO);
+    assert_int_equal(lmf_tokens_open(lmf_test_dir(), &s), LMF_ERR_IO);
 }
 
 static void test_validate_header_in_memory(void **state) {
@@ -308,12 +294,12 @@ int main(void) {
         cmocka_unit_test(test_v1_layout),
         cmocka_unit_test(test_v2_layout),
         cmocka_unit_test(test_streaming_roundtrip),
-        cmocka_unit_test(test_empty_shard),
+        cmocka_unit_test(test_empty_tokens_file),
         cmocka_unit_test(test_uint16_refuses_big_id),
         cmocka_unit_test(test_hand_made_good),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_validate_header_in_memory),
         cmocka_unit_test(test_foreign_files),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

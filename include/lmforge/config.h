@@ -25,8 +25,9 @@ typedef struct lmf_gpt_config {
  * Fails with LMF_ERR_ARG and a list of names when unknown. */
 lmf_status lmf_config_preset(const char *name, lmf_gpt_config *out);
 
-/* Names of all presets, NULL-terminated. */
-const char *const *lmf_config_preset_names(void);
+/* The presets by index: how many, and the name of preset i (NULL outside 0..count-1). */
+int lmf_config_preset_count(void);
+const char *lmf_config_preset_name(int i);
 
 /* Check a configuration for consistency (positive sizes, n_embd divisible by n_head). */
 lmf_status lmf_config_validate(const lmf_gpt_config *c);
@@ -40,9 +41,8 @@ int64_t lmf_config_num_params(const lmf_gpt_config *c);
 /* Training FLOPs per token: 6*N + 12*n_layer*n_embd*T (forward + backward). */
 double lmf_config_train_flops_per_token(const lmf_gpt_config *c, int T);
 
-/* Read/write a Hugging Face style config.json (GPT2Config keys). Unknown keys are ignored. */
-lmf_status lmf_config_load_json(const char *path, lmf_gpt_config *out);
-lmf_status lmf_config_save_json(const char *path, const lmf_gpt_config *c);
+/* config.json is read and written by the formats module (lmf_config_read, lmf_config_write in
+ * formats.h). */
 
 #ifdef __cplusplus
 }

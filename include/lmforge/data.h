@@ -10,7 +10,7 @@
 extern "C" {
 #endif
 
-/* Shard layout: 256 int32 header, little-endian: [0] magic 20240520, [1] version, [2] token
+/* Token file layout: 256 int32 header, little-endian: [0] magic 20240520, [1] version, [2] token
  * count (low 32 bits), then tokens. Version 1: uint16 tokens (llm.c). Version 2 (lmforge):
  * uint32 tokens, for vocabularies over 65,535; header[3] holds the token count's high 32 bits
  * (0 in version 1). */

@@ -17,6 +17,7 @@ extern "C" {
  * trainer). bf16: 16-bit mixed precision (bf16, or fp16 with loss scaling on devices without
  * bf16) with fp32 master weights. fp8: as bf16, but matrix multiplications run at the fp8 peak. */
 typedef enum lmf_plan_dtype {
+    LMF_PLAN_DTYPE_UNKNOWN = -1, /* lmf_plan_dtype_parse: not a dtype's name */
     LMF_PLAN_FP32 = 0,
     LMF_PLAN_BF16 = 1,
     LMF_PLAN_FP8 = 2,
@@ -27,6 +28,8 @@ typedef enum lmf_plan_dtype {
 /* Activation recomputation (Korthikanti et al. 2022): none, selective (only the attention
  * core is recomputed), full (each layer keeps its input and is re-run before its backward). */
 typedef enum lmf_plan_recompute {
+    LMF_PLAN_RECOMPUTE_ANY = -1, /* constraints: not fixed (the search tries every mode);
+                                    lmf_plan_recompute_parse: not a mode's name */
     LMF_PLAN_RECOMPUTE_NONE = 0,
     LMF_PLAN_RECOMPUTE_SELECTIVE = 1,
     LMF_PLAN_RECOMPUTE_FULL = 2
@@ -45,8 +48,9 @@ typedef struct lmf_plan_eff_curve {
 } lmf_plan_eff_curve;
 
 /* Element-wise kernels of lmforge's kernel table whose speed --calibrate measures, each as
- * bytes/s over a fixed count of bytes per element (LMF_PLAN_EW_BYTES in src/plan/plan_model.h,
- * documented in docs/planner.md). */
+ * bytes/s over a fixed count of bytes per element (lmf_plan_ew_bytes in src/plan/common.c,
+ * documented in docs/planner.md). The calibrated device prices the model's element-wise
+ * kernel calls (lmf_gpt_step_work) with them. */
 typedef enum lmf_plan_ew {
     LMF_PLAN_EW_LAYERNORM_FWD = 0,  /* layernorm_forward */
     LMF_PLAN_EW_RESIDUAL_LN_FWD,    /* residual_layernorm_forward */
@@ -63,6 +67,7 @@ typedef enum lmf_plan_ew {
 
 /* A measured rate as a function of one size: points x[i] (increasing) with a forward and a
  * backward rate each (FLOP/s); interpolated linearly in log2(x), flat outside the points. */
+typedef enum lmf_plan_pass { LMF_PLAN_FORWARD = 0, LMF_PLAN_BACKWARD } lmf_plan_pass;
 typedef struct lmf_plan_rate_curve {
     int n;
     double x[LMF_PLAN_MAX_EFF];
@@ -78,12 +83,14 @@ typedef struct lmf_plan_kernel_rates {
     char table[16];               /* kernel table measured: "fast" or "ref" */
     int threads;                  /* threads per rank during the measurement */
     int rows;                     /* rows (B*T) of the matmul measurement */
-    lmf_plan_rate_curve matmul;   /* x = width C: the layer's four products, FLOPs 24*rows*C^2
-                                     forward, 48*rows*C^2 backward */
-    lmf_plan_rate_curve attention;/* x = T: causal attention, head size 64, FLOPs 2*B*C*T*(T+1)
-                                     forward, 5*B*C*T*(T+1) backward */
+    lmf_plan_rate_curve matmul;   /* x = width C: the layer's products (lmf_layer_linears) on
+                                     `rows` rows, FLOPs 2*rows*in*out each forward, twice that
+                                     backward */
+    lmf_plan_rate_curve attention;/* x = T: causal attention, head size 64, FLOPs
+                                     lmf_attention_flops (forward, backward) */
     lmf_plan_rate_curve classifier; /* x = C: tied classifier and loss, forward with backward,
-                                       FLOPs 6*N*C*V (fwd holds the rate; bwd unused) */
+                                       FLOPs those of lmf_gpt_step_work's classifier (6*N*C*V;
+                                       fwd holds the rate; bwd unused) */
     double bandwidth[LMF_PLAN_EW_COUNT]; /* bytes/s per lmf_plan_ew */
     double process_bytes;         /* resident memory of a process with the libraries, threads
                                      and communicator running but no model allocated */
@@ -130,9 +137,10 @@ lmf_status lmf_cluster_save_json(const char *path, const lmf_cluster *c, const c
 /* Load a named preset (presets/clusters/NAME.json), or a file when name_or_path ends in
  * ".json" or contains '/'. Unknown names fail with LMF_ERR_ARG listing the presets. */
 lmf_status lmf_cluster_resolve(const char *name_or_path, lmf_cluster *out);
-/* Directory holding the cluster presets: $LMF_PRESETS_DIR/clusters, the installed
- * share/lmforge/presets/clusters next to the program, or the source tree's. NULL if none. */
-const char *lmf_cluster_presets_dir(void);
+/* Directory holding the cluster presets into dir[cap]: $LMF_PRESETS_DIR/clusters, the
+ * installed share/lmforge/presets/clusters next to the program, or the source tree's. Fails
+ * with LMF_ERR_IO when none exists (or its path does not fit in cap). */
+lmf_status lmf_cluster_presets_dir(char *dir, size_t cap);
 /* Check a description for consistency (positive sizes and rates, increasing curve sizes). */
 lmf_status lmf_cluster_validate(const lmf_cluster *c);
 int lmf_cluster_devices(const lmf_cluster *c);
@@ -160,11 +168,19 @@ typedef struct lmf_plan_job {
                                       lmforge itself trains without dropout */
 } lmf_plan_job;
 
-/* Layout fields a user fixed; -1 means free (search) or default (single plan). */
+/* Layout fields a user fixed; -1 (LMF_PLAN_RECOMPUTE_ANY) means free (search) or default
+ * (single plan). */
 typedef struct lmf_plan_constraints {
-    int dp, tp, pp, micro_batch, zero, recompute, sequence_parallel;
+    int dp, tp, pp, micro_batch, zero;
+    lmf_plan_recompute recompute;
+    int sequence_parallel;
     lmf_plan_dtype dtype;
 } lmf_plan_constraints;
+
+/* Pipeline stage whose memory is reported: the first holds the embeddings and the most
+ * micro-batches in flight, the last the final LayerNorm, the logits and the output embedding.
+ * Without pipelining the one stage is both. */
+typedef enum lmf_plan_stage { LMF_PLAN_STAGE_FIRST = 0, LMF_PLAN_STAGE_LAST = 1 } lmf_plan_stage;
 
 typedef struct lmf_plan_memory {   /* bytes per device, on the fullest pipeline stage */
     double weights, grads, optimizer, activations, buffers;
@@ -174,7 +190,7 @@ typedef struct lmf_plan_memory {   /* bytes per device, on the fullest pipeline 
     double capacity;               /* device_memory - memory_reserved */
     double margin;                 /* capacity - total (negative: does not fit) */
     int fits;
-    int stage;                     /* 0 first stage, 1 last stage (the fuller one) */
+    lmf_plan_stage stage;          /* the fuller stage */
 } lmf_plan_memory;
 
 typedef struct lmf_plan_time {     /* seconds per optimizer step */
@@ -192,6 +208,16 @@ typedef struct lmf_plan_time {     /* seconds per optimizer step */
     double matmul, attention, elementwise, classifier;
 } lmf_plan_time;
 
+/* The model of a device the planner evaluated a layout with. generic: any accelerator or CPU
+ * from its peak, GEMM efficiency curve and memory bandwidth. calibrated: a device with
+ * measured rates of lmforge's own kernels (a cluster file's "kernels" object) running an
+ * lmforge layout (fp32, tp = pp = 1); its results also itemize compute by kind of kernel
+ * (lmf_plan_time.matmul ...) and memory by checkpoint snapshot and bare process. */
+typedef enum lmf_plan_device_kind {
+    LMF_PLAN_DEVICE_GENERIC = 0,
+    LMF_PLAN_DEVICE_CALIBRATED
+} lmf_plan_device_kind;
+
 typedef struct lmf_plan_result {
     lmf_plan_layout layout;
     int devices;                   /* dp * tp * pp */
@@ -207,6 +233,7 @@ typedef struct lmf_plan_result {
     double hardware_tflops_per_device; /* including recomputation */
     double mfu;                    /* model FLOP/s per device / peak of the dtype */
     double days, gpu_hours, cost;  /* cost 0 when no price is known */
+    lmf_plan_device_kind device;   /* the device model that produced it */
 } lmf_plan_result;
 
 /* Fill a job with defaults: seq = n_positions, global batch 2^19 tokens (at least one
@@ -275,17 +302,20 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
  * measurement. Fails with LMF_ERR_NOMEM or a communication failure. */
 lmf_status lmf_plan_calibrate_kernels(const lmf_kernels *k, double seconds, lmf_comm *comm,
                                       lmf_plan_kernel_rates *r, FILE *log);
-/* Rate of a curve at x: linear in log2(x) between points, flat outside (0 when empty). */
-double lmf_plan_curve_at(const lmf_plan_rate_curve *cv, double x, int backward);
+/* Rate of a curve at x for a pass: linear in log2(x) between points, flat outside (0 when
+ * empty). */
+double lmf_plan_curve_at(const lmf_plan_rate_curve *cv, double x, lmf_plan_pass pass);
 /* Name of an element-wise kernel as written in cluster files ("layernorm_forward", ...). */
 const char *lmf_plan_ew_name(lmf_plan_ew e);
 
 /* Names. */
 const char *lmf_plan_dtype_name(lmf_plan_dtype d);
 const char *lmf_plan_recompute_name(lmf_plan_recompute r);
-/* Parse "fp32"/"bf16"/"fp16"/"fp8" and "none"/"selective"/"full"; return -1 when unknown. */
-int lmf_plan_dtype_parse(const char *s);
-int lmf_plan_recompute_parse(const char *s);
+/* Parse "fp32"/"bf16"/"fp16"/"fp8" and "none"/"selective"/"full"; LMF_PLAN_DTYPE_UNKNOWN and
+ * LMF_PLAN_RECOMPUTE_ANY (both -1) when the name is not one of them. */
+lmf_plan_dtype lmf_plan_dtype_parse(const char *s);
+lmf_plan_recompute lmf_plan_recompute_parse(const char *s);
+const char *lmf_plan_device_kind_name(lmf_plan_device_kind k);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,10 @@
-/* Data preparation: text files -> train/val token files (llm.c .bin layout). */
+/* Data preparation: text files -> train/val token files (llm.c .bin layout); the default data. */
 /* Every document is followed by the end-of-text token; encoding runs on all cores and the
  * output does not depend on the thread count. */
 #ifndef LMFORGE_PREPARE_H
 #define LMFORGE_PREPARE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "lmforge/status.h"
 #include "lmforge/tokenizer.h"
@@ -44,6 +45,64 @@ typedef struct lmf_prepare_stats {
  * end-of-text token, LMF_ERR_IO for unreadable inputs or unwritable outputs (no partial token file
  * is left behind). stats may be NULL. */
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats);
+
+/* ---- corpus directories ---- */
+
+/* The default corpus: Debian's fortunes (package fortunes), records ended by "%" lines. */
+#define LMF_DEFAULT_CORPUS "/usr/share/games/fortunes"
+
+/* The text files of a corpus directory, sorted by path: regular files (not links: fortune's
+ * .u8 names link to the same text), not hidden, not fortune index files (*.dat), not empty;
+ * at most 4096. */
+typedef struct lmf_corpus {
+    char **paths;                 /* [n] "DIR/NAME" */
+    int n;
+} lmf_corpus;
+/* List dir into *out (free it with lmf_data_corpus_free). Fails with LMF_ERR_IO when dir cannot
+ * be read (for LMF_DEFAULT_CORPUS the message says how to install it), LMF_ERR_ARG when it
+ * holds no such file, LMF_ERR_NOMEM; *out is empty on failure. */
+lmf_status lmf_data_corpus_list(const char *dir, lmf_corpus *out);
+void lmf_data_corpus_free(lmf_corpus *c);
+
+/* ---- the default training data: a corpus -> a tokenizer -> train/val token files ---- */
+
+typedef enum lmf_default_data_event {
+    LMF_DEFAULT_DATA_TRAINING,    /* a tokenizer is about to be trained: vocab_size, n_files */
+    LMF_DEFAULT_DATA_WRITTEN,     /* the token files were written: stats, data_dir */
+} lmf_default_data_event;
+
+typedef struct lmf_default_data_progress {
+    lmf_default_data_event event;
+    int vocab_size;               /* LMF_DEFAULT_DATA_TRAINING: ids of the tokenizer to train */
+    int n_files;                  /* LMF_DEFAULT_DATA_TRAINING: corpus files it learns from */
+    const lmf_prepare_stats *stats; /* LMF_DEFAULT_DATA_WRITTEN */
+    const char *data_dir;         /* LMF_DEFAULT_DATA_WRITTEN: where train.bin and val.bin are */
+} lmf_default_data_progress;
+
+typedef struct lmf_default_data_opts {
+    const char *corpus;           /* directory of text files (lmf_data_corpus_list); NULL:
+                                   * LMF_DEFAULT_CORPUS */
+    const char *tokenizer;        /* an existing tokenizer (a path for lmf_tok_load), or NULL to
+                                   * train one */
+    int vocab_size;               /* ids of the tokenizer to train: the 256 byte tokens, merges
+                                   * and <|endoftext|> (257: bytes only) */
+    const char *run_dir;          /* RUN_DIR/tokenizer/ and RUN_DIR/data/ are written here */
+    /* called on the calling thread at each event; may be NULL */
+    void (*progress)(void *ctx, const lmf_default_data_progress *p);
+    void *progress_ctx;
+} lmf_default_data_opts;
+
+/* Make RUN_DIR/data/train.bin and RUN_DIR/data/val.bin from the corpus. Documents are its
+ * records (separated by lines holding only "%"); the last 5% go to val.bin. The tokenizer is
+ * o->tokenizer; else the one an earlier run left in RUN_DIR/tokenizer/ when it has vocab_size
+ * ids; else a new one, trained on the corpus (all cores) and saved there. The token files are
+ * kept, not rewritten, when the tokenizer was kept from an earlier run (neither given nor
+ * trained now) and train.bin and val.bin exist, train.bin not older than its tokenizer.json. train_path and val_path (cap bytes each) get the token files'
+ * paths, *vocab_size the tokenizer's ids (the model's vocab_size). Fails with LMF_ERR_ARG for a
+ * corpus of fewer than two documents, and as lmf_data_corpus_list, lmf_tok_load,
+ * lmf_tok_train_files, lmf_tok_save and lmf_data_prepare do. */
+lmf_status lmf_data_prepare_default(const lmf_default_data_opts *o, char *train_path,
+                                    char *val_path, size_t cap, int *vocab_size);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* Byte-level BPE tokenizer, exactly GPT-2's: load, train, encode, decode, save. */
+/* Byte-level BPE tokenizer, exactly GPT-2's: load, train, encode, decode, save, benchmark. */
 /* A loaded tokenizer is read-only: encode, decode and the getters may be called from many
  * threads at once (each encode call borrows a word cache from a pool). */
 #ifndef LMFORGE_TOKENIZER_H
@@ -23,6 +23,18 @@ typedef struct lmf_tokenizer lmf_tokenizer;
  * token, a tokenizer.json pipeline other than GPT-2's byte-level BPE). */
 lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out);
 void lmf_tok_free(lmf_tokenizer *t);
+
+/* The same from memory, one kind of file each (the fuzz harnesses use them). The result and
+ * the failures are lmf_tok_load's, with the given names in the messages.
+ * GPT-2's pair: enc[0..enc_len) is encoder.json (token -> id), merges[0..merges_len) is
+ * vocab.bpe (one merge per line); enc_name and merges_name name them in messages (a fault of
+ * the vocabulary as a whole names enc_name). */
+lmf_status lmf_tok_parse_gpt2_pair(const char *enc, size_t enc_len, const char *enc_name,
+                                   const char *merges, size_t merges_len, const char *merges_name,
+                                   lmf_tokenizer **out);
+/* Hugging Face tokenizer.json: json[0..len), named `what` in messages. */
+lmf_status lmf_tok_parse_hf_json(const char *json, size_t len, const char *what,
+                                 lmf_tokenizer **out);
 
 /* Number of ids (including special tokens): the model's vocab_size. */
 int lmf_tok_vocab_size(const lmf_tokenizer *t);
@@ -86,6 +98,59 @@ lmf_status lmf_tok_train_buffer(const char *text, size_t len, const lmf_tok_trai
  * BPE) into dir, created if missing; each file goes to a temporary name and is renamed into
  * place when complete. Fails with LMF_ERR_IO when a file cannot be written. */
 lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir);
+
+/* Benchmark (`lmforge bench tokenizer`). lmf_tok_bench loads the tokenizer, joins the input
+ * files' text and measures, each `repeat` times keeping the best: encoding on one thread cold
+ * (a freshly loaded tokenizer per run, its word cache empty) and warm, wall and this thread's
+ * CPU time; decoding; and encoding on `threads` threads, the text cut at lmf_tok_split_point
+ * into pieces of about 64 KiB (after one warm-up run). A mismatch is a result (exact,
+ * roundtrip), not a failure. Fails with LMF_ERR_ARG (no inputs, no text, repeat < 1),
+ * LMF_ERR_IO (unreadable files), lmf_tok_load's failures, or LMF_ERR_NOMEM. */
+typedef struct lmf_tok_bench_opts {
+    const char *tokenizer;        /* a path for lmf_tok_load */
+    const char *const *inputs;    /* text files, joined in this order: the text */
+    int n_inputs;
+    int threads;                  /* threads of the parallel runs; 0 = all cores */
+    int repeat;                   /* timed runs per measurement, the best kept (>= 1) */
+} lmf_tok_bench_opts;
+typedef struct lmf_tok_bench_result {
+    int vocab_size;
+    int threads;                  /* threads of the parallel runs */
+    size_t bytes;                 /* bytes of text */
+    size_t n_ids;                 /* its ids */
+    double cold_s, cold_cpu_s;    /* one thread, empty word cache: wall and CPU seconds */
+    double warm_s, warm_cpu_s;    /* one thread, warm word cache */
+    double parallel_s;            /* `threads` threads, warm */
+    double decode_s;              /* decoding the ids, one thread */
+    int exact;                    /* 1: every run gave the ids of the first one */
+    int roundtrip;                /* 1: decoding gave the text back */
+} lmf_tok_bench_result;
+lmf_status lmf_tok_bench(const lmf_tok_bench_opts *o, lmf_tok_bench_result *r);
+
+/* What lmf_tok_bench_train trains on. */
+typedef enum lmf_tok_bench_text {
+    LMF_TOK_BENCH_FILES,          /* the input files, each pre-tokenised on its own
+                                   * (lmf_tok_train_files) */
+    LMF_TOK_BENCH_REPEATED,       /* their text joined, repeated and cut to `bytes` bytes, as one
+                                   * buffer (lmf_tok_train_buffer) */
+} lmf_tok_bench_text;
+typedef struct lmf_tok_bench_train_opts {
+    const char *const *inputs;
+    int n_inputs;
+    lmf_tok_bench_text text;
+    size_t bytes;                 /* LMF_TOK_BENCH_REPEATED: bytes of training text (> 0) */
+    int vocab_size;               /* as lmf_tok_train_opts (default special tokens) */
+    int threads;                  /* 0 = all cores */
+} lmf_tok_bench_train_opts;
+typedef struct lmf_tok_bench_train_result {
+    int vocab_size;               /* ids of the trained vocabulary */
+    size_t bytes;                 /* bytes trained on */
+    size_t input_bytes;           /* bytes of the input files */
+    double seconds;               /* wall time of the training call alone */
+} lmf_tok_bench_train_result;
+/* Time one training run (the vocabulary is discarded). Fails as lmf_tok_train_files /
+ * lmf_tok_train_buffer do, and with LMF_ERR_ARG for no inputs or a zero `bytes`. */
+lmf_status lmf_tok_bench_train(const lmf_tok_bench_train_opts *o, lmf_tok_bench_train_result *r);
 
 #ifdef __cplusplus
 }

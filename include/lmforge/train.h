@@ -146,6 +146,14 @@ lmf_status lmf_trainer_wait_save(lmf_trainer *t);
 /* Write the run directory's config.json and model.safetensors (the current weights). */
 lmf_status lmf_trainer_export(lmf_trainer *t);
 
+/* The evaluation both `lmforge eval` and the trainer run: the mean loss of model m over the
+ * first `batches` batches of loader l in file order (lmf_loader_fill_eval); B x T must be the
+ * loader's batch shape (and the model reserved for it); inputs and targets are B*T ints of
+ * scratch. */
+struct lmf_loader;
+lmf_status lmf_evaluate(struct lmf_gpt *m, struct lmf_loader *l, int B, int T, int batches,
+                        int32_t *inputs, int32_t *targets, double *mean_loss);
+
 /* ---- the training loop ---- */
 
 /* What the loop tells its caller; every callback is optional and runs on every rank. */

@@ -9,6 +9,7 @@
 #include "lmforge/data.h"
 #include "lmforge/model.h"
 #include "lmforge/threads.h"
+#include "lmforge/train.h"
 
 int lmf_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *kernels = "fast";
@@ -50,14 +51,8 @@ int lmf_cmd_eval(int argc, char **argv) {
     in = malloc((size_t)B * T * sizeof(int32_t));
     tg = malloc((size_t)B * T * sizeof(int32_t));
     if (!in || !tg) { lmf_cli_error("eval", "out of memory"); goto out; }
-    double sum = 0;
-    for (int b = 0; b < batches; b++) {
-        float loss;
-        lmf_loader_fill_eval(l, (uint64_t)b, in, tg);
-        if (lmf_gpt_forward(m, in, tg, B, T, 0, 1.0f, &loss) != LMF_OK) goto fail;
-        sum += loss;
-    }
-    double mean = sum / batches;
+    double mean = 0.0;
+    if (lmf_evaluate(m, l, B, T, batches, in, tg, &mean) != LMF_OK) goto fail;
     if (json)
         printf("{\"loss\": %.7g, \"batches\": %d, \"batch\": %d, \"seq\": %d, \"tokens\": %lld}\n",
                mean, batches, B, T, (long long)batches * B * T);

@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lmforge/comm.h"
+#include "lmforge/formats.h"
 #include "lmforge/plan.h"
 
 #define CMD "plan"

@@ -8,8 +8,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "lmforge/system.h"
 #include "lmforge/tokenizer.h"
-#include "lmforge/perf.h"
 
 #define IO_BLOCK ((size_t)1 << 20)
 

@@ -219,7 +219,7 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
 }
 
 int lmf_cmd_train(int argc, char **argv) {
-    static train_cli c; /* the run's options point into it until the end */
+    train_cli c; /* the run's options point into it until the end */
     memset(&c, 0, sizeof c);
     lmf_train_opts_default(&c.o);
     c.log_every = 10;

@@ -19,7 +19,7 @@
 
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
-#include "lmforge/perf.h"
+#include "lmforge/system.h"
 
 #define UNIT_BYTES ((size_t)256 << 10)  /* whole documents are grouped up to this size */
 #define PIECE_BYTES ((size_t)1 << 20)   /* longer documents are cut into pieces of about this */

@@ -32,11 +32,10 @@ static const preset presets[] = {
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
-const char *const *lmf_config_preset_names(void) {
-    static const char *names[N_PRESETS + 1];
-    for (size_t i = 0; i < N_PRESETS; i++) names[i] = presets[i].name;
-    names[N_PRESETS] = NULL;
-    return names;
+int lmf_config_preset_count(void) { return (int)N_PRESETS; }
+
+const char *lmf_config_preset_name(int i) {
+    return i >= 0 && i < (int)N_PRESETS ? presets[i].name : NULL;
 }
 
 lmf_status lmf_config_preset(const char *name, lmf_gpt_config *out) {

@@ -154,40 +154,38 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
                         B, T, (double)total * 4 / 1e6);
     memset(m->acts, 0, total * sizeof(float));
     float *p = m->acts;
-#define TAKE(dst, n) do { (dst) = p; p += (n); } while (0)
-    TAKE(m->encoded, BTC);
+    m->encoded = take(&p, BTC);
     layer_acts sh;
     memset(&sh, 0, sizeof sh);
     if (rc == LMF_RECOMPUTE_FULL) {
-        TAKE(sh.ln1, BTC); TAKE(sh.ln1_mean, BT); TAKE(sh.ln1_rstd, BT);
-        TAKE(sh.qkv, 3 * BTC); TAKE(sh.atty, BTC); TAKE(sh.att_saved, att);
-        TAKE(sh.residual2, BTC); TAKE(sh.ln2, BTC); TAKE(sh.ln2_mean, BT); TAKE(sh.ln2_rstd, BT);
-        TAKE(sh.fch, 4 * BTC);
+        sh.ln1 = take(&p, BTC); sh.ln1_mean = take(&p, BT); sh.ln1_rstd = take(&p, BT);
+        sh.qkv = take(&p, 3 * BTC); sh.atty = take(&p, BTC); sh.att_saved = take(&p, att);
+        sh.residual2 = take(&p, BTC); sh.ln2 = take(&p, BTC); sh.ln2_mean = take(&p, BT); sh.ln2_rstd = take(&p, BT);
+        sh.fch = take(&p, 4 * BTC);
     }
-    if (rc != LMF_RECOMPUTE_NONE) TAKE(sh.fch_gelu, gelu);
+    if (rc != LMF_RECOMPUTE_NONE) sh.fch_gelu = take(&p, gelu);
     for (int l = 0; l < L; l++) {
         layer_acts *a = &m->la[l];
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
-            TAKE(a->ln1, BTC); TAKE(a->ln1_mean, BT); TAKE(a->ln1_rstd, BT);
-            TAKE(a->qkv, 3 * BTC); TAKE(a->atty, BTC); TAKE(a->att_saved, att);
-            TAKE(a->residual2, BTC); TAKE(a->ln2, BTC); TAKE(a->ln2_mean, BT); TAKE(a->ln2_rstd, BT);
-            TAKE(a->fch, 4 * BTC);
+            a->ln1 = take(&p, BTC); a->ln1_mean = take(&p, BT); a->ln1_rstd = take(&p, BT);
+            a->qkv = take(&p, 3 * BTC); a->atty = take(&p, BTC); a->att_saved = take(&p, att);
+            a->residual2 = take(&p, BTC); a->ln2 = take(&p, BTC); a->ln2_mean = take(&p, BT); a->ln2_rstd = take(&p, BT);
+            a->fch = take(&p, 4 * BTC);
         }
-        if (rc == LMF_RECOMPUTE_NONE) TAKE(a->fch_gelu, gelu);
-        TAKE(a->residual3, BTC);
+        if (rc == LMF_RECOMPUTE_NONE) a->fch_gelu = take(&p, gelu);
+        a->residual3 = take(&p, BTC);
     }
-    TAKE(m->lnf, BTC); TAKE(m->lnf_mean, BT); TAKE(m->lnf_rstd, BT);
-    TAKE(m->losses, BT);
-    TAKE(m->cls_scratch, k->classifier_scratch_floats((int)BT, V));
+    m->lnf = take(&p, BTC); m->lnf_mean = take(&p, BT); m->lnf_rstd = take(&p, BT);
+    m->losses = take(&p, BT);
+    m->cls_scratch = take(&p, k->classifier_scratch_floats((int)BT, V));
     if (training) {
-        TAKE(m->dres, BTC); TAKE(m->dbtc, BTC); TAKE(m->dqkv, 3 * BTC);
-        TAKE(m->d4a, 4 * BTC);
-        TAKE(m->att_scratch, k->attention_scratch_floats(B, T, NH, C));
+        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, 3 * BTC);
+        m->d4a = take(&p, 4 * BTC);
+        m->att_scratch = take(&p, k->attention_scratch_floats(B, T, NH, C));
     } else {
         m->dres = m->dbtc = m->dqkv = m->d4a = m->att_scratch = NULL;
     }
-#undef TAKE
     LMF_ASSERT((size_t)(p - m->acts) == total);
     m->acts_floats = total;
     m->B = B;

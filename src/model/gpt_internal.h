@@ -55,6 +55,13 @@ struct lmf_gpt {
     lmf_recompute reserved_recompute; /* what the buffers were laid out for */
 };
 
+/* The next n floats of an activation block being carved into views: returns *p, advances it. */
+static inline float *take(float **p, size_t n) {
+    float *at = *p;
+    *p += n;
+    return at;
+}
+
 /* The block's parameters (hook or own) and the matching release. */
 float *lmf_gpt_block_params(lmf_gpt *m, int b, int phase);
 void lmf_gpt_release_params(lmf_gpt *m, int b, int phase);

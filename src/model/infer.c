@@ -44,15 +44,13 @@ lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, int chunk, lmf_kv_cache **ou
     kv->max_T = max_T;
     kv->chunk = chunk;
     float *p = kv->acts;
-#define TAKE(dst, cnt) do { (dst) = p; p += (cnt); } while (0)
     layer_acts *a = &kv->la;
-    TAKE(a->ln1, n * C); TAKE(a->ln1_mean, n); TAKE(a->ln1_rstd, n);
-    TAKE(a->qkv, 3 * n * C); TAKE(a->atty, n * C); a->att_saved = NULL;
-    TAKE(a->residual2, n * C); TAKE(a->ln2, n * C); TAKE(a->ln2_mean, n); TAKE(a->ln2_rstd, n);
-    TAKE(a->fch, 4 * n * C); TAKE(a->fch_gelu, 4 * n * C); TAKE(a->residual3, n * C);
-    TAKE(kv->encoded, n * C); TAKE(kv->lnf, n * C); TAKE(kv->lnf_mean, n); TAKE(kv->lnf_rstd, n);
-    TAKE(kv->att_scratch, scratch);
-#undef TAKE
+    a->ln1 = take(&p, n * C); a->ln1_mean = take(&p, n); a->ln1_rstd = take(&p, n);
+    a->qkv = take(&p, 3 * n * C); a->atty = take(&p, n * C); a->att_saved = NULL;
+    a->residual2 = take(&p, n * C); a->ln2 = take(&p, n * C); a->ln2_mean = take(&p, n); a->ln2_rstd = take(&p, n);
+    a->fch = take(&p, 4 * n * C); a->fch_gelu = take(&p, 4 * n * C); a->residual3 = take(&p, n * C);
+    kv->encoded = take(&p, n * C); kv->lnf = take(&p, n * C); kv->lnf_mean = take(&p, n); kv->lnf_rstd = take(&p, n);
+    kv->att_scratch = take(&p, scratch);
     LMF_ASSERT((size_t)(p - kv->acts) == floats);
     for (int l = 0; l < L; l++) {
         kv->layers[l].k = kv->kv + (size_t)l * 2 * per;

@@ -14,15 +14,6 @@
 
 #define LMF_COMM_DEFAULT_TIMEOUT 300.0
 
-size_t lmf_comm_dtype_size(lmf_comm_dtype d) {
-    switch (d) {
-    case LMF_COMM_F32: return 4;
-    case LMF_COMM_F64: return 8;
-    case LMF_COMM_I64: return 8;
-    }
-    return 0;
-}
-
 int lmf_comm_have_mpi(void) { return LMF_HAVE_MPI; }
 
 static int env_int(const char *name) {

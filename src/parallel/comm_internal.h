@@ -59,7 +59,14 @@ void lmf_comm_mpi_context_changed(lmf_comm *c);
 void lmf_comm_mpi_note_signal(int sig);
 #endif
 
-/* element size of a dtype in bytes */
-size_t lmf_comm_dtype_size(lmf_comm_dtype d);
+/* element size of a dtype in bytes (0 for an unknown one) */
+static inline size_t lmf_comm_dtype_size(lmf_comm_dtype d) {
+    switch (d) {
+    case LMF_COMM_F32: return 4;
+    case LMF_COMM_F64: return 8;
+    case LMF_COMM_I64: return 8;
+    }
+    return 0;
+}
 
 #endif

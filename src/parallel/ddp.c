@@ -7,10 +7,6 @@
 
 void lmf_ddp_stats_get(const lmf_ddp *d, lmf_ddp_stats *out) { *out = d->stats; }
 
-void lmf_ddp_note(lmf_ddp *d, lmf_status s) {
-    if (s != LMF_OK && d->err == LMF_OK) d->err = s;
-}
-
 static size_t block_len(const lmf_param_layout *l, int b) {
     return l->block_offset[b + 1] - l->block_offset[b];
 }

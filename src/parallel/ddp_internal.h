@@ -83,6 +83,8 @@ lmf_status lmf_ddp_invalidate_gathers(lmf_ddp *d);
 lmf_status lmf_ddp_gather_flat(lmf_ddp *d, float *full, const float *send_shard);
 
 /* remember the first failure of a hook (hooks cannot return a status) */
-void lmf_ddp_note(lmf_ddp *d, lmf_status s);
+static inline void lmf_ddp_note(lmf_ddp *d, lmf_status s) {
+    if (s != LMF_OK && d->err == LMF_OK) d->err = s;
+}
 
 #endif

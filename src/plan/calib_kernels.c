@@ -1,5 +1,6 @@
-/* Planner calibration of lmforge's own kernel table: the layer's matrix products by width,
- * attention by sequence length, the classifier by width, element-wise kernels and AdamW. */
+/* Planner calibration of lmforge's own kernel table: the layer's matrix products as the model
+ * describes them (lmf_layer_linears) by width, attention by sequence length, the classifier by
+ * width, element-wise kernels and AdamW; FLOPs from the model's own counts. */
 #include "plan/plan_model.h"
 
 #include <math.h>
@@ -33,6 +34,8 @@ typedef struct kc_ctx {
     kc_what what;
     lmf_plan_ew ew;
     int N, C, T, V;
+    lmf_linear_desc lin[LMF_LAYER_LINEARS]; /* the layer's products at width C */
+    int n_lin;
     float *a, *b, *c, *d, *e, *w, *dw, *bias, *dbias, *mean, *rstd;
     int32_t *ids;
     size_t n;
@@ -43,17 +46,21 @@ static void kc_run(kc_ctx *x) {
     const lmf_kernels *k = x->k;
     int N = x->N, C = x->C;
     switch (x->what) {
-    case KC_MM_FWD: /* the layer's forward products: QKV, attention output, MLP up + GELU, down */
-        k->matmul_forward(x->c, x->a, x->w, x->bias, N, C, 3 * C);
-        k->matmul_forward(x->c, x->a, x->w, x->bias, N, C, C);
-        k->matmul_gelu_forward(x->c, x->d, x->a, x->w, x->bias, N, C, 4 * C);
-        k->matmul_forward(x->c, x->a, x->w, x->bias, N, 4 * C, C);
+    case KC_MM_FWD: /* the layer's products in forward order, GELU fused where the model does */
+        for (int i = 0; i < x->n_lin; i++) {
+            const lmf_linear_desc *d = &x->lin[i];
+            const float *bias = d->bias ? x->bias : NULL;
+            if (d->gelu) k->matmul_gelu_forward(x->c, x->d, x->a, x->w, bias, N, d->in, d->out);
+            else k->matmul_forward(x->c, x->a, x->w, bias, N, d->in, d->out);
+        }
         break;
-    case KC_MM_BWD: /* their backward, as lmf_gpt_backward calls it (MLP up without bias) */
-        k->matmul_backward(x->b, x->dw, x->dbias, x->c, x->a, x->w, N, 4 * C, C);
-        k->matmul_backward(x->b, x->dw, NULL, x->c, x->a, x->w, N, C, 4 * C);
-        k->matmul_backward(x->b, x->dw, x->dbias, x->c, x->a, x->w, N, C, C);
-        k->matmul_backward(x->b, x->dw, x->dbias, x->c, x->a, x->w, N, C, 3 * C);
+    case KC_MM_BWD: /* their backward in backward order; a bias whose gradient the GELU's
+                     * backward takes (fused) gets none here, as in lmf_gpt_backward */
+        for (int i = x->n_lin - 1; i >= 0; i--) {
+            const lmf_linear_desc *d = &x->lin[i];
+            float *dbias = d->bias && !d->gelu ? x->dbias : NULL;
+            k->matmul_backward(x->b, x->dw, dbias, x->c, x->a, x->w, N, d->in, d->out);
+        }
         break;
     case KC_ATT_FWD:
         k->attention_forward(x->c, x->e, x->a, 1, x->T, C, KC_ATT_HEADS);
@@ -160,21 +167,45 @@ static void curve_point(kc_ctx *x, kc_what fwd, kc_what bwd, double secs, lmf_co
     cv->n++;
 }
 
+/* A model of width C for the descriptions (only the width matters to them). */
+static lmf_gpt_config kc_config(int C, int T, int V) {
+    lmf_gpt_config cfg = {.n_layer = 1, .n_head = 1, .n_embd = C, .n_positions = T, .vocab_size = V};
+    return cfg;
+}
+
+/* x->lin = the layer's products at width C; their FLOPs over x->N rows, forward (the
+ * backward computes the input's and the weight's gradients: twice that) */
+static double kc_set_linears(kc_ctx *x, int C) {
+    lmf_gpt_config cfg = kc_config(C, 1, 1);
+    x->C = C;
+    x->n_lin = lmf_layer_linears(&cfg, x->lin);
+    double flops = 0.0;
+    for (int i = 0; i < x->n_lin; i++) flops += 2.0 * x->N * (double)x->lin[i].in * x->lin[i].out;
+    return flops;
+}
+
 static lmf_status calib_matmul(const lmf_kernels *k, double secs, lmf_comm *comm,
                                lmf_plan_kernel_rates *r, FILE *log) {
-    int cmax = kc_widths[KC_NW - 1];
-    size_t big = (size_t)KC_ROWS * 4 * cmax, wn = (size_t)4 * cmax * cmax;
+    /* buffers for the widest product's activations and the largest weight at the widest C */
     kc_ctx x = {.k = k, .N = KC_ROWS};
+    kc_set_linears(&x, kc_widths[KC_NW - 1]);
+    size_t width = 0, wn = 0;
+    for (int i = 0; i < x.n_lin; i++) {
+        size_t in = (size_t)x.lin[i].in, out = (size_t)x.lin[i].out;
+        width = in > width ? in : width;
+        width = out > width ? out : width;
+        wn = in * out > wn ? in * out : wn;
+    }
+    size_t big = (size_t)KC_ROWS * width;
     x.a = kc_floats(big, 0.01f); x.b = kc_floats(big, 0.0f); x.c = kc_floats(big, 0.01f);
     x.d = kc_floats(big, 0.0f); x.w = kc_floats(wn, 0.01f); x.dw = kc_floats(wn, 0.0f);
-    x.bias = kc_floats(4 * (size_t)cmax, 0.01f); x.dbias = kc_floats(4 * (size_t)cmax, 0.0f);
+    x.bias = kc_floats(width, 0.01f); x.dbias = kc_floats(width, 0.0f);
     if (!x.a || !x.b || !x.c || !x.d || !x.w || !x.dw || !x.bias || !x.dbias) return kc_nomem(&x, "matmul");
     lmf_status st = LMF_OK;
     r->rows = KC_ROWS;
     r->matmul.n = 0;
     for (int i = 0; i < KC_NW && st == LMF_OK; i++) {
-        x.C = kc_widths[i];
-        double flops = 24.0 * KC_ROWS * (double)x.C * x.C;
+        double flops = kc_set_linears(&x, kc_widths[i]);
         lmf_plan_rate_curve *cv = &r->matmul;
         curve_point(&x, KC_MM_FWD, KC_MM_BWD, secs, comm, &st, x.C, flops, 2.0 * flops, cv);
         lmf_plan_say(log, "  matmul C=%-5d      %8.1f GFLOP/s forward, %.1f backward (%d rows)\n", x.C,
@@ -197,9 +228,9 @@ static lmf_status calib_attention(const lmf_kernels *k, double secs, lmf_comm *c
     r->attention.n = 0;
     for (int i = 0; i < KC_NS && st == LMF_OK; i++) {
         x.T = kc_seqs[i];
-        double work = (double)C * x.T * (x.T + 1.0);
         lmf_plan_rate_curve *cv = &r->attention;
-        curve_point(&x, KC_ATT_FWD, KC_ATT_BWD, secs, comm, &st, x.T, 2.0 * work, 5.0 * work, cv);
+        curve_point(&x, KC_ATT_FWD, KC_ATT_BWD, secs, comm, &st, x.T, lmf_attention_flops(1, x.T, C, 0),
+                    lmf_attention_flops(1, x.T, C, 1), cv);
         lmf_plan_say(log, "  attention T=%-5d   %8.1f GFLOP/s forward, %.1f backward\n", x.T,
             cv->fwd[cv->n - 1] / 1e9, cv->bwd[cv->n - 1] / 1e9);
     }
@@ -224,9 +255,13 @@ static lmf_status calib_classifier(const lmf_kernels *k, double secs, lmf_comm *
     for (int i = 0; i < KC_NW && st == LMF_OK; i++) {
         x.C = kc_widths[i];
         double t = kc_time(&x, secs, comm, &st);
+        /* the FLOPs the model counts for a training step's classifier over N rows */
+        lmf_gpt_config cfg = kc_config(x.C, N, V);
+        lmf_step_work fw, bw;
+        lmf_gpt_step_work(&cfg, 1, N, LMF_RECOMPUTE_NONE, &fw, &bw);
         lmf_plan_rate_curve *cv = &r->classifier;
         cv->x[cv->n] = x.C;
-        cv->fwd[cv->n] = cv->bwd[cv->n] = 6.0 * N * (double)x.C * V / t;
+        cv->fwd[cv->n] = cv->bwd[cv->n] = fw.op[LMF_OP_CLASSIFIER].flops / t;
         lmf_plan_say(log, "  classifier C=%-5d  %8.1f GFLOP/s (%d rows, vocabulary %d)\n", x.C,
             cv->fwd[cv->n] / 1e9, N, V);
         cv->n++;

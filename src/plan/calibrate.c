@@ -1,13 +1,12 @@
 /* Planner calibration: measure this machine (FMA peak, sgemm efficiency by size, lmforge's
  * kernels, memory and copy bandwidth, all-reduce over the communicator, the bare process's
  * memory) and describe it as a cluster. */
-#include "lmforge/plan.h"
+#include "plan/plan_model.h"
 
 #include <cblas.h>
 #include <malloc.h>
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +17,6 @@
 
 #define GiB 1073741824.0
 #define CALIB_TRIALS 5 /* each measurement keeps the best of this many trials */
-
-void lmf_plan_say(FILE *log, const char *fmt, ...) {
-    if (!log) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(log, fmt, ap);
-    va_end(ap);
-    fflush(log);
-}
 
 static lmf_status sync_ranks(lmf_comm *comm) {
     return comm && lmf_comm_size(comm) > 1 ? lmf_comm_barrier(comm) : LMF_OK;
@@ -114,10 +104,13 @@ static lmf_status memory_rates(int threads, double seconds, double *triad, doubl
     return LMF_OK;
 }
 
+/* The collectives the data-parallel engine makes. */
+typedef enum coll_kind { COLL_ALLREDUCE, COLL_REDUCE_SCATTER, COLL_ALLGATHER } coll_kind;
+
 /* One collective call on fixed buffers, for timed_calls. */
 typedef struct coll_call {
     lmf_comm *comm;
-    int kind;          /* 0 all-reduce, 1 reduce-scatter, 2 all-gather */
+    coll_kind kind;
     float *a, *b;      /* all-reduce: a[count]; reduce-scatter a -> b; all-gather b+off -> a */
     size_t count, off;
     size_t *counts;
@@ -125,8 +118,8 @@ typedef struct coll_call {
 
 static lmf_status coll_run(const coll_call *c) {
     switch (c->kind) {
-    case 0: return lmf_comm_allreduce_f32(c->comm, c->a, c->count);
-    case 1: return lmf_comm_reduce_scatter_f32(c->comm, c->b, c->a, c->counts);
+    case COLL_ALLREDUCE: return lmf_comm_allreduce_f32(c->comm, c->a, c->count);
+    case COLL_REDUCE_SCATTER: return lmf_comm_reduce_scatter_f32(c->comm, c->b, c->a, c->counts);
     default: return lmf_comm_allgather_f32(c->comm, c->a, c->b + c->off, c->counts);
     }
 }
@@ -158,7 +151,7 @@ static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw,
     if (!buf) return lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate the all-reduce buffer");
     lmf_status st = LMF_OK;
     for (int phase = 0; phase < 2 && st == LMF_OK; phase++) {
-        coll_call c = {.comm = comm, .kind = 0, .a = buf, .count = phase == 0 ? 1 : big};
+        coll_call c = {.comm = comm, .kind = COLL_ALLREDUCE, .a = buf, .count = phase == 0 ? 1 : big};
         double per = 0.0;
         st = timed_calls(&c, seconds, 5, 5.0, &per);
         if (phase == 0) *lat = per / (2.0 * (n - 1));
@@ -168,11 +161,10 @@ static lmf_status allreduce_rates(lmf_comm *comm, double seconds, double *busbw,
     return st;
 }
 
-/* Bus bandwidth of a reduce-scatter (gather = 0) or an all-gather (gather = 1) of `bytes`
- * split evenly over the ranks, as the data-parallel engine calls them: (n-1)/n * S / t, less
- * the latency term. */
-static lmf_status shard_collective_rate(lmf_comm *comm, int gather, size_t bytes, double seconds,
-                                        double lat, double *busbw) {
+/* Bus bandwidth of a reduce-scatter or an all-gather (kind) of `bytes` split evenly over the
+ * ranks, as the data-parallel engine calls them: (n-1)/n * S / t, less the latency term. */
+static lmf_status shard_collective_rate(lmf_comm *comm, coll_kind kind, size_t bytes,
+                                        double seconds, double lat, double *busbw) {
     int n = lmf_comm_size(comm);
     size_t total = bytes / sizeof(float);
     float *a = calloc(total, sizeof *a), *b = calloc(total, sizeof *b);
@@ -182,7 +174,7 @@ static lmf_status shard_collective_rate(lmf_comm *comm, int gather, size_t bytes
         st = lmf_fail(LMF_ERR_NOMEM, "calibration: cannot allocate %zu MiB for the collectives",
                       2 * bytes >> 20);
     } else {
-        coll_call c = {.comm = comm, .kind = gather ? 2 : 1, .a = a, .b = b, .counts = counts};
+        coll_call c = {.comm = comm, .kind = kind, .a = a, .b = b, .counts = counts};
         for (int i = 0; i < n; i++) counts[i] = total / n + ((size_t)i < total % n);
         for (int i = 0; i < lmf_comm_rank(comm); i++) c.off += counts[i];
         double per = 0.0;
@@ -286,9 +278,11 @@ lmf_status lmf_plan_calibrate(const lmf_plan_calib_opts *o, lmf_comm *comm, lmf_
             busbw / 1e9, lat * 1e6, lmf_comm_size(comm));
         /* the engine's other collectives: reduce-scatter per gradient bucket (25 MiB), the
          * weights' all-gather in one piece (a model's weights: beyond the caches, 64 MiB) */
-        LMF_TRY(shard_collective_rate(comm, 0, (size_t)25 << 20, secs, lat, &out->intra_rs_bandwidth));
-        LMF_TRY(shard_collective_rate(comm, 1, (size_t)64 << 20, secs, lat, &out->intra_ag_bandwidth));
-        LMF_TRY(shard_collective_rate(comm, 1, (size_t)4 << 20, secs, lat,
+        LMF_TRY(shard_collective_rate(comm, COLL_REDUCE_SCATTER, (size_t)25 << 20, secs, lat,
+                                      &out->intra_rs_bandwidth));
+        LMF_TRY(shard_collective_rate(comm, COLL_ALLGATHER, (size_t)64 << 20, secs, lat,
+                                      &out->intra_ag_bandwidth));
+        LMF_TRY(shard_collective_rate(comm, COLL_ALLGATHER, (size_t)4 << 20, secs, lat,
                                       &out->intra_ag_small_bandwidth));
         lmf_plan_say(log, "  reduce-scatter     %8.2f GB/s bus bandwidth (25 MiB)\n", out->intra_rs_bandwidth / 1e9);
         lmf_plan_say(log, "  all-gather         %8.2f GB/s bus bandwidth (64 MiB), %.2f GB/s (4 MiB)\n",

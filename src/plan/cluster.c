@@ -192,11 +192,16 @@ static void get_curve(reader *r, json_t *arr, const char *dname, lmf_plan_eff_cu
     }
 }
 
-/* [[x, fwd, bwd], ...] (pairs: [[x, rate]], bwd = fwd) in GFLOP/s into a curve */
-static void get_rate_curve(reader *r, json_t *obj, const char *key, int pairs,
+/* How a rate curve is written: [[x, forward, backward], ...], or [[x, rate], ...] for a kernel
+ * measured forward and backward in one call (bwd = fwd). */
+typedef enum curve_format { CURVE_FWD_BWD, CURVE_ONE_RATE } curve_format;
+
+/* a rate curve in GFLOP/s into cv */
+static void get_rate_curve(reader *r, json_t *obj, const char *key, curve_format fmt,
                            lmf_plan_rate_curve *cv) {
     if (failed(r)) return;
     json_t *arr = json_object_get(obj, key);
+    int pairs = fmt == CURVE_ONE_RATE;
     int want = pairs ? 2 : 3;
     if (!json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > LMF_PLAN_MAX_EFF) {
         r->err = lmf_fail(LMF_ERR_FORMAT, "%s: \"kernels.%s\" must be an array of 1 to %d [%s] "
@@ -229,9 +234,9 @@ static void get_kernels(reader *r, json_t *root, lmf_plan_kernel_rates *k) {
     get_int(r, obj, "kernels.", "threads", 1, 1, &k->threads);
     get_int(r, obj, "kernels.", "rows", 1, 1, &k->rows);
     get_num(r, obj, "kernels.", "process_MiB", 1048576.0, 1, 0, &k->process_bytes);
-    get_rate_curve(r, obj, "matmul_GFLOPs", 0, &k->matmul);
-    get_rate_curve(r, obj, "attention_GFLOPs", 0, &k->attention);
-    get_rate_curve(r, obj, "classifier_GFLOPs", 1, &k->classifier);
+    get_rate_curve(r, obj, "matmul_GFLOPs", CURVE_FWD_BWD, &k->matmul);
+    get_rate_curve(r, obj, "attention_GFLOPs", CURVE_FWD_BWD, &k->attention);
+    get_rate_curve(r, obj, "classifier_GFLOPs", CURVE_ONE_RATE, &k->classifier);
     json_t *bw = get_obj(r, obj, "bandwidth_GBps", 1);
     for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
         get_num(r, bw, "kernels.bandwidth_GBps.", lmf_plan_ew_name((lmf_plan_ew)e), 1e9, 1, 0,
@@ -326,11 +331,11 @@ static void put_str(char *buf, size_t cap, size_t *len, const char *s) {
 }
 
 static void put_rate_curve(char *b, size_t cap, size_t *len, const char *key,
-                           const lmf_plan_rate_curve *cv, int pairs) {
+                           const lmf_plan_rate_curve *cv, curve_format fmt) {
     put(b, cap, len, ",\n    \"%s\": [", key);
     for (int i = 0; i < cv->n; i++) {
         put(b, cap, len, "%s[%.6g, %.5g", i ? ", " : "", cv->x[i], cv->fwd[i] / 1e9);
-        if (!pairs) put(b, cap, len, ", %.5g", cv->bwd[i] / 1e9);
+        if (fmt == CURVE_FWD_BWD) put(b, cap, len, ", %.5g", cv->bwd[i] / 1e9);
         put(b, cap, len, "]");
     }
     put(b, cap, len, "]");
@@ -343,9 +348,9 @@ static void put_kernels(char *b, size_t cap, size_t *len, const lmf_plan_kernel_
     put_str(b, cap, len, k->table);
     put(b, cap, len, ",\n    \"threads\": %d,\n    \"rows\": %d,\n    \"process_MiB\": %.6g",
         k->threads, k->rows, k->process_bytes / 1048576.0);
-    put_rate_curve(b, cap, len, "matmul_GFLOPs", &k->matmul, 0);
-    put_rate_curve(b, cap, len, "attention_GFLOPs", &k->attention, 0);
-    put_rate_curve(b, cap, len, "classifier_GFLOPs", &k->classifier, 1);
+    put_rate_curve(b, cap, len, "matmul_GFLOPs", &k->matmul, CURVE_FWD_BWD);
+    put_rate_curve(b, cap, len, "attention_GFLOPs", &k->attention, CURVE_FWD_BWD);
+    put_rate_curve(b, cap, len, "classifier_GFLOPs", &k->classifier, CURVE_ONE_RATE);
     put(b, cap, len, ",\n    \"bandwidth_GBps\": {");
     for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
         put(b, cap, len, "%s\n      \"%s\": %.5g", e ? "," : "", lmf_plan_ew_name((lmf_plan_ew)e),
@@ -425,29 +430,31 @@ static int is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-const char *lmf_cluster_presets_dir(void) {
-    static char buf[4096];
+/* dir[cap] = base followed by suffix; 1 when it fits and names a directory */
+static int try_dir(char *dir, size_t cap, const char *base, const char *suffix) {
+    int n = snprintf(dir, cap, "%s%s", base, suffix);
+    return n > 0 && (size_t)n < cap && is_dir(dir);
+}
+
+lmf_status lmf_cluster_presets_dir(char *dir, size_t cap) {
     const char *env = getenv("LMF_PRESETS_DIR");
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/clusters", env);
-        if (is_dir(buf)) return buf;
-    }
-    char exe[3000];
+    if (env && *env && try_dir(dir, cap, env, "/clusters")) return LMF_OK;
+    char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(buf, sizeof buf, "%s/../share/lmforge/presets/clusters", exe);
-            if (is_dir(buf)) return buf;
+            if (try_dir(dir, cap, exe, "/../share/lmforge/presets/clusters")) return LMF_OK;
         }
     }
 #ifdef LMF_SOURCE_DIR
-    snprintf(buf, sizeof buf, "%s/presets/clusters", LMF_SOURCE_DIR);
-    if (is_dir(buf)) return buf;
+    if (try_dir(dir, cap, LMF_SOURCE_DIR, "/presets/clusters")) return LMF_OK;
 #endif
-    return NULL;
+    if (cap > 0) dir[0] = '\0';
+    return lmf_fail(LMF_ERR_IO, "cannot find the cluster presets directory (set LMF_PRESETS_DIR "
+                    "to the presets/ folder of the lmforge sources)");
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -483,15 +490,14 @@ lmf_status lmf_cluster_resolve(const char *name_or_path, lmf_cluster *out) {
     size_t l = strlen(name_or_path);
     if (strchr(name_or_path, '/') || (l > 5 && strcmp(name_or_path + l - 5, ".json") == 0))
         return lmf_cluster_load_json(name_or_path, out);
-    const char *dir = lmf_cluster_presets_dir();
-    if (!dir)
-        return lmf_fail(LMF_ERR_IO, "cannot find the cluster presets directory (set LMF_PRESETS_DIR "
-                        "to the presets/ folder of the lmforge sources)");
+    char dir[4096];
+    LMF_TRY(lmf_cluster_presets_dir(dir, sizeof dir));
     for (const char *p = name_or_path; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.'))
             return lmf_fail(LMF_ERR_ARG, "bad cluster preset name '%s'", name_or_path);
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s.json", dir, name_or_path);
+    if (snprintf(path, sizeof path, "%s/%s.json", dir, name_or_path) >= (int)sizeof path)
+        return lmf_fail(LMF_ERR_ARG, "cluster preset name '%s' is too long", name_or_path);
     if (!lmf_file_exists(path)) {
         char list[1024];
         preset_list(dir, list, sizeof list);

@@ -1,50 +1,48 @@
 /* Planner model of an lmforge run on a calibrated device (a cluster file with a "kernels"
- * object): time from the measured rates of lmforge's own kernels, memory from lmforge's own
- * accounting (trainer, data-parallel engine, checkpoint snapshot, the bare process). */
+ * object): time from the model's own kernel calls (lmf_gpt_step_work) at the measured rates
+ * of lmforge's kernels, memory from lmforge's own accounting (the parameter layout and its
+ * gradient buckets, the trainer's activation block, the data-parallel engine, the checkpoint
+ * snapshot, the bare process). */
 #include "plan/plan_model.h"
 
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "lmforge/model.h"
 #include "lmforge/threads.h"
 
-/* bytes per value (per parameter for AdamW and sumsq) each element-wise rate counts */
-const double lmf_plan_ew_bytes[LMF_PLAN_EW_COUNT] = {
-    8.0,  /* layernorm_forward: read x, write out */
-    16.0, /* residual_layernorm_forward: read a, b; write res, out */
-    16.0, /* layernorm_backward: read dout, x; read and write dinp */
-    8.0,  /* gelu_forward: read, write */
-    12.0, /* gelu_bias_backward: read inp, dout; write dinp */
-    4.0,  /* zero: write */
-    12.0, /* encoder_forward: read wte and wpe rows, write out */
-    20.0, /* encoder_backward: read dout; read and write dwte, dwpe rows */
-    32.0, /* adamw: read param, grad, m, v; write param, grad (zeroed), m, v */
-    4.0,  /* sumsq: read */
-};
-
-const char *lmf_plan_ew_name(lmf_plan_ew e) {
-    static const char *const names[LMF_PLAN_EW_COUNT] = {
-        "layernorm_forward", "residual_layernorm_forward", "layernorm_backward", "gelu_forward",
-        "gelu_bias_backward", "zero", "encoder_forward", "encoder_backward", "adamw", "sumsq"};
-    return (int)e >= 0 && e < LMF_PLAN_EW_COUNT ? names[e] : "?";
+static double block_floats(const lmf_param_layout *p, int b) {
+    return (double)(p->block_offset[b + 1] - p->block_offset[b]);
 }
 
-double lmf_plan_curve_at(const lmf_plan_rate_curve *cv, double x, int backward) {
-    const double *y = backward ? cv->bwd : cv->fwd;
-    if (cv->n <= 0) return 0.0;
-    int last = cv->n - 1;
-    if (x <= cv->x[0]) return y[0];
-    if (x >= cv->x[last]) return y[last];
-    int i = 0;
-    while (i + 1 < last && x >= cv->x[i + 1]) i++;
-    double f = (log2(x) - log2(cv->x[i])) / (log2(cv->x[i + 1]) - log2(cv->x[i]));
-    return y[i] + f * (y[i + 1] - y[i]);
-}
-
-int lmf_plan_is_local(const lmf_cluster *c, const lmf_plan_layout *l) {
-    return c->kernels.matmul.n > 0 && l->dtype == LMF_PLAN_FP32 && l->tp == 1 && l->pp == 1;
+lmf_status lmf_plan_local_prepare(lmf_plan_setup *s) {
+    lmf_param_layout p;
+    LMF_TRY(lmf_layout_build(&s->job->model, &p));
+    lmf_plan_blocks *b = &s->blocks;
+    int *lo = malloc((size_t)p.n_blocks * sizeof *lo), *hi = malloc((size_t)p.n_blocks * sizeof *hi);
+    if (!lo || !hi) {
+        free(lo);
+        free(hi);
+        lmf_layout_free(&p);
+        return lmf_fail(LMF_ERR_NOMEM, "planner: cannot allocate the model's gradient buckets");
+    }
+    b->total = (double)p.total;
+    b->embeddings = block_floats(&p, 0);
+    b->final_norm = block_floats(&p, p.n_blocks - 1);
+    for (int i = 1; i < p.n_blocks - 1; i++) b->layer = fmax(b->layer, block_floats(&p, i));
+    /* the engine's buckets (src/parallel/ddp.c: target bucket_bytes, at most 2^31-1 floats) */
+    b->buckets = lmf_layout_buckets(&p, LMF_DDP_DEFAULT_BUCKET_BYTES / sizeof(float),
+                                    (size_t)INT_MAX, lo, hi);
+    for (int k = 0; k < b->buckets; k++) {
+        if (lo[k] == 0) continue;
+        double len = (double)(p.block_offset[hi[k] + 1] - p.block_offset[lo[k]]);
+        b->largest_bucket = fmax(b->largest_bucket, len);
+    }
+    free(lo);
+    free(hi);
+    lmf_layout_free(&p);
+    return LMF_OK;
 }
 
 /* seconds for `values` values (or parameters) of element-wise kernel e */
@@ -52,56 +50,71 @@ static double ew_time(const lmf_plan_kernel_rates *r, lmf_plan_ew e, double valu
     return values * lmf_plan_ew_bytes[e] / r->bandwidth[e];
 }
 
-void lmf_plan_local_micro(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                          lmf_plan_local_parts *p) {
-    const lmf_plan_kernel_rates *r = &c->kernels;
-    const lmf_gpt_config *m = &job->model;
-    double b = l->micro_batch, s = job->seq, C = m->n_embd, L = m->n_layer;
-    double V = m->vocab_size, N = b * s, E = N * C;
-    double f_mm = 24.0 * N * C * C;        /* one layer's forward products */
-    double w_att = b * C * s * (s + 1.0);  /* attention work unit (calibrate_kernels) */
-    double mm_f = lmf_plan_curve_at(&r->matmul, C, 0), mm_b = lmf_plan_curve_at(&r->matmul, C, 1);
-    double at_f = lmf_plan_curve_at(&r->attention, s, 0), at_b = lmf_plan_curve_at(&r->attention, s, 1);
-    memset(p, 0, sizeof *p);
-
-    /* forward (lmf_gpt_forward): encoder; per layer the four products, attention, two fused
-     * residual + LayerNorm passes (the first layer's ln1 is a plain LayerNorm; the last
-     * layer's second pass is the final LayerNorm) */
-    double mm_fwd = L * f_mm / mm_f, att_fwd = L * 2.0 * w_att / at_f;
-    double ew_fwd = ew_time(r, LMF_PLAN_EW_ENCODER_FWD, E) +
-                    (L > 0 ? ew_time(r, LMF_PLAN_EW_LAYERNORM_FWD, E) : 0.0) +
-                    2.0 * L * ew_time(r, LMF_PLAN_EW_RESIDUAL_LN_FWD, E);
-    /* classifier + loss, forward and backward in one kernel, over the real vocabulary */
-    p->classifier = 6.0 * N * C * V / lmf_plan_curve_at(&r->classifier, C, 0);
-
-    /* backward (lmf_gpt_backward): final LayerNorm; per layer the products' backward,
-     * attention backward, GELU + bias, two LayerNorms, 10 values of width C zeroed per token
-     * (d4a 4, dqkv 3, dbtc 3 times); encoder */
-    double mm_bwd = L * 2.0 * f_mm / mm_b, att_bwd = L * 5.0 * w_att / at_b;
-    double ew_bwd = ew_time(r, LMF_PLAN_EW_ZERO, E) + ew_time(r, LMF_PLAN_EW_LAYERNORM_BWD, E) +
-                    L * (ew_time(r, LMF_PLAN_EW_ZERO, 10.0 * E) +
-                         ew_time(r, LMF_PLAN_EW_GELU_BIAS_BWD, 4.0 * E) +
-                         2.0 * ew_time(r, LMF_PLAN_EW_LAYERNORM_BWD, E)) +
-                    ew_time(r, LMF_PLAN_EW_ENCODER_BWD, E);
-    /* recomputation inside the backward: selective re-applies GELU to the MLP input; full
-     * re-runs each layer's forward up to the GELU (LayerNorm, 3 of the 4 products, attention,
-     * residual + LayerNorm) */
-    double mm_rec = 0.0, att_rec = 0.0, ew_rec = 0.0;
-    if (l->recompute == LMF_PLAN_RECOMPUTE_SELECTIVE) {
-        ew_rec = L * ew_time(r, LMF_PLAN_EW_GELU_FWD, 4.0 * E);
-    } else if (l->recompute == LMF_PLAN_RECOMPUTE_FULL) {
-        mm_rec = L * (16.0 / 24.0) * f_mm / mm_f;
-        att_rec = L * 2.0 * w_att / at_f;
-        ew_rec = L * (ew_time(r, LMF_PLAN_EW_LAYERNORM_FWD, E) +
-                      ew_time(r, LMF_PLAN_EW_RESIDUAL_LN_FWD, E));
-        p->recompute_flops = L * (16.0 * N * C * C + 2.0 * w_att);
+/* Seconds of the kernel calls in w at the measured rates (width C, sequence T), added to the
+ * parts of *p by kind; returns their sum. */
+static double work_time(const lmf_plan_kernel_rates *r, double C, double T,
+                        const lmf_step_work *w, lmf_plan_micro *p) {
+    double sum = 0.0;
+    for (int i = 0; i < LMF_OP_COUNT; i++) {
+        const lmf_op_work *o = &w->op[i];
+        if (o->calls == 0.0) continue;
+        double t;
+        switch ((lmf_op)i) {
+        case LMF_OP_MATMUL_FORWARD:
+            p->matmul += t = o->flops / lmf_plan_curve_at(&r->matmul, C, LMF_PLAN_FORWARD);
+            break;
+        case LMF_OP_MATMUL_BACKWARD:
+            p->matmul += t = o->flops / lmf_plan_curve_at(&r->matmul, C, LMF_PLAN_BACKWARD);
+            break;
+        case LMF_OP_ATTENTION_FORWARD:
+            p->attention += t = o->flops / lmf_plan_curve_at(&r->attention, T, LMF_PLAN_FORWARD);
+            break;
+        case LMF_OP_ATTENTION_BACKWARD:
+            p->attention += t = o->flops / lmf_plan_curve_at(&r->attention, T, LMF_PLAN_BACKWARD);
+            break;
+        case LMF_OP_CLASSIFIER: /* forward and backward in one kernel: one measured rate */
+            p->classifier += t = o->flops / lmf_plan_curve_at(&r->classifier, C, LMF_PLAN_FORWARD);
+            break;
+        default: {
+            lmf_plan_ew e = lmf_plan_ew_of_op((lmf_op)i);
+            LMF_ASSERT(e < LMF_PLAN_EW_COUNT); /* every kernel call of the model has a rate */
+            p->elementwise += t = ew_time(r, e, o->values);
+            break;
+        }
+        }
+        sum += t;
     }
-    p->matmul = mm_fwd + mm_bwd + mm_rec;
-    p->attention = att_fwd + att_bwd + att_rec;
-    p->elementwise = ew_fwd + ew_bwd + ew_rec;
-    p->total = p->matmul + p->attention + p->elementwise + p->classifier;
-    /* the part after the classifier, behind which gradient reductions could hide */
-    p->backward = mm_bwd + att_bwd + ew_bwd + mm_rec + att_rec + ew_rec;
+    return sum;
+}
+
+/* ZeRO-2/3 gradient staging per micro-batch: the staging slots zeroed (P values), this rank's
+ * part of the reduced sum added into its gradient shard (read 2, write 1 per value, at the
+ * rate of gelu_bias_backward, a kernel of the same traffic) */
+static double staging_time(const lmf_plan_setup *s) {
+    const lmf_plan_layout *l = s->layout;
+    if (l->zero < 2) return 0.0;
+    const lmf_plan_kernel_rates *r = &s->cluster->kernels;
+    double P = s->blocks.total;
+    return ew_time(r, LMF_PLAN_EW_ZERO, P) +
+           ceil(P / l->dp) * 12.0 / r->bandwidth[LMF_PLAN_EW_GELU_BIAS_BWD];
+}
+
+void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
+    const lmf_plan_kernel_rates *r = &s->cluster->kernels;
+    const lmf_gpt_config *m = &s->job->model;
+    const lmf_plan_layout *l = s->layout;
+    lmf_step_work fw, bw;
+    lmf_gpt_step_work(m, l->micro_batch, s->job->seq, lmf_plan_model_recompute(l->recompute), &fw,
+                      &bw);
+    memset(out, 0, sizeof *out);
+    double C = m->n_embd, T = s->job->seq;
+    /* the forward (with the classifier and its backward) and the backward (with
+     * recomputation); gradient reductions can hide behind the latter */
+    double fwd = work_time(r, C, T, &fw, out);
+    out->backward = work_time(r, C, T, &bw, out);
+    out->compute = fwd + out->backward + staging_time(s);
+    /* FLOPs the backward re-runs: the forward products and attention of recomputation */
+    out->recompute_flops = bw.op[LMF_OP_MATMUL_FORWARD].flops + bw.op[LMF_OP_ATTENTION_FORWARD].flops;
 }
 
 /* all-gather bus bandwidth for S bytes: log-linear between the 4 MiB and 64 MiB points */
@@ -114,46 +127,39 @@ static double ag_bandwidth(const lmf_cluster *c, double S) {
     return exp(log(b0) + f * (log(b1) - log(b0)));
 }
 
-double lmf_plan_local_block_gathers(const lmf_cluster *c, const lmf_gpt_config *m, int dp,
-                                    int micro_steps, double bytes_per_param, double lat) {
-    double C = m->n_embd;
-    double blk0 = ((double)lmf_config_padded_vocab(m) * C + (double)m->n_positions * C) *
-                  bytes_per_param;
-    double layer = (12.0 * C * C + 13.0 * C) * bytes_per_param, last = 2.0 * C * bytes_per_param;
-    double eff = c->comm_efficiency;
-    double layers = m->n_layer > 0 ? 2.0 * m->n_layer - 1.0 : 0.0;
-    return lmf_plan_gather_time(blk0, dp, ag_bandwidth(c, blk0) * eff, lat) +
-           micro_steps * (layers * lmf_plan_gather_time(layer, dp, ag_bandwidth(c, layer) * eff, lat) +
-                          lmf_plan_gather_time(last, dp, ag_bandwidth(c, last) * eff, lat));
+/* one all-gather of a block of `floats` parameters over dp ranks at the rate for its size */
+static double block_gather(const lmf_plan_setup *s, double floats, double latency) {
+    const lmf_cluster *c = s->cluster;
+    double w, g, o, bytes;
+    lmf_plan_param_bytes(LMF_PLAN_FP32, &w, &g, &o);
+    bytes = floats * w;
+    return lmf_plan_gather_time(bytes, s->layout->dp, ag_bandwidth(c, bytes) * c->comm_efficiency,
+                                latency);
 }
 
-/* Engine buffers (src/dist/ddp.c): stages 2/3 stage gradients in buckets grouping blocks
- * L+1 .. 1 until each reaches LMF_DDP_DEFAULT_BUCKET_BYTES, block 0 alone: one slot of block
- * 0's size, and up to two of the largest other bucket's; stage 3 gathers weights into one
- * buffer of block 0's size and two of the largest layer's. In floats. */
-static double engine_buffer_floats(const lmf_gpt_config *m, int zero) {
-    double C = m->n_embd, L = m->n_layer;
-    double blk0 = (double)lmf_config_padded_vocab(m) * C + (double)m->n_positions * C;
-    double layer = 12.0 * C * C + 13.0 * C, last = 2.0 * C;
-    double target = (double)LMF_DDP_DEFAULT_BUCKET_BYTES / sizeof(float), buf = 0.0;
+double lmf_plan_local_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
+                                    double weight_bytes, const lmf_plan_dp_link *link) {
+    const lmf_cluster *c = s->cluster;
+    if (!(link->in_node && c->intra_ag_small_bandwidth > 0 && c->intra_ag_bandwidth > 0))
+        return lmf_plan_generic_zero3_gathers(s, micro_batches, weight_bytes, link);
+    const lmf_plan_blocks *b = &s->blocks;
+    double lat = link->latency, L = s->job->model.n_layer;
+    double layers = 2.0 * L - 1.0; /* forward L, backward L - 1 */
+    return block_gather(s, b->embeddings, lat) +
+           micro_batches * (layers * block_gather(s, b->layer, lat) + block_gather(s, b->final_norm, lat));
+}
+
+/* Engine buffers (src/parallel/ddp.c) in floats: stages 2/3 stage gradients in the model's
+ * buckets (lmf_layout_buckets), one slot of block 0's size and up to two of the largest other
+ * bucket's; stage 3 gathers weights into one buffer of block 0's size and two of the largest
+ * other block's. */
+static double engine_buffer_floats(const lmf_plan_blocks *b, int zero) {
+    double buf = 0.0;
     if (zero >= 2) {
-        /* group blocks L+1, L, ..., 1 in backward order, as build_buckets does */
-        double size = 0.0, cap = 0.0;
-        int buckets = 0, open = 0;
-        for (int b = (int)L + 1; b >= 1; b--) {
-            double len = b == (int)L + 1 ? last : layer;
-            if (!(open && size < target && size + len <= (double)INT_MAX)) {
-                buckets++;
-                size = 0.0;
-                open = 1;
-            }
-            size += len;
-            cap = fmax(cap, size);
-        }
-        int slots = buckets < 2 ? buckets : 2;
-        buf += blk0 + slots * cap;
+        int others = b->buckets - 1;
+        buf += b->embeddings + (others < 2 ? others : 2) * b->largest_bucket;
     }
-    if (zero == 3) buf += blk0 + 2.0 * (L > 0 ? layer : last);
+    if (zero == 3) buf += b->embeddings + 2.0 * fmax(b->layer, b->final_norm);
     return buf;
 }
 
@@ -164,16 +170,20 @@ double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job 
     /* the fast table's attention scratch follows the thread count of the run */
     int saved = lmf_threads_get();
     if (c->kernels.threads > 0) lmf_threads_set(c->kernels.threads);
-    size_t floats = lmf_gpt_activation_floats(&job->model, k, l->micro_batch, job->seq, 2,
-                                              (lmf_recompute)l->recompute);
+    size_t floats = lmf_gpt_activation_floats(&job->model, k, l->micro_batch, job->seq,
+                                              LMF_RESERVE_TRAIN_HOOKED,
+                                              lmf_plan_model_recompute(l->recompute));
     lmf_threads_set(saved);
     return 4.0 * (double)floats;
 }
 
-void lmf_plan_local_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
                            lmf_plan_memory *out) {
-    const lmf_gpt_config *m = &job->model;
-    double P = lmf_plan_stage_params(m, 1, 1, 0); /* the layout's floats, padded vocabulary */
+    (void)micro_batches;
+    (void)stage; /* one stage: tp = pp = 1 */
+    const lmf_cluster *c = s->cluster;
+    const lmf_plan_layout *l = s->layout;
+    double P = s->blocks.total; /* the layout's floats, padded vocabulary */
     double shard = ceil(P / l->dp);
     memset(out, 0, sizeof *out);
     /* ZeRO-3 keeps a shard of the weights and, at the end of the run, gathers them whole
@@ -181,11 +191,11 @@ void lmf_plan_local_memory(const lmf_cluster *c, const lmf_plan_job *job, const 
     out->weights = 4.0 * (l->zero >= 3 ? shard + P : P);
     out->grads = 4.0 * (l->zero >= 2 ? shard : P);
     out->optimizer = 8.0 * (l->zero >= 1 ? shard : P);
-    out->activations = lmf_plan_local_activation_bytes(c, job, l);
+    out->activations = lmf_plan_local_activation_bytes(c, s->job, l);
     /* engine buffers, and the batch's ids and targets held by the trainer and the model */
-    out->buffers = 4.0 * engine_buffer_floats(m, l->zero) +
-                   4.0 * 4.0 * (double)l->micro_batch * job->seq;
-    /* checkpoint snapshot: this rank's range of weights, m and v (src/train/ckpt_writer.c) */
+    out->buffers = 4.0 * engine_buffer_floats(&s->blocks, l->zero) +
+                   4.0 * 4.0 * (double)l->micro_batch * s->job->seq;
+    /* checkpoint snapshot: this rank's range of weights, m and v (src/ckpt) */
     out->checkpoint = 12.0 * shard;
     out->process = c->kernels.process_bytes;
     out->total = out->weights + out->grads + out->optimizer + out->activations + out->buffers +
@@ -193,13 +203,14 @@ void lmf_plan_local_memory(const lmf_cluster *c, const lmf_plan_job *job, const 
     out->capacity = c->device_memory - c->memory_reserved;
     out->margin = out->capacity - out->total;
     out->fits = out->margin >= 0.0;
-    out->stage = 0;
+    out->stage = LMF_PLAN_STAGE_FIRST;
 }
 
-double lmf_plan_local_optimizer(const lmf_cluster *c, const lmf_plan_job *job,
-                                const lmf_plan_layout *l) {
-    const lmf_plan_kernel_rates *r = &c->kernels;
-    double P = lmf_plan_stage_params(&job->model, 1, 1, 0);
+double lmf_plan_local_optimizer(const lmf_plan_setup *s, double params) {
+    (void)params; /* the layout's own count (the same for tp = pp = 1) */
+    const lmf_plan_kernel_rates *r = &s->cluster->kernels;
+    const lmf_plan_layout *l = s->layout;
+    double P = s->blocks.total;
     double own = l->zero >= 1 ? ceil(P / l->dp) : P;
     /* the norm (sumsq) and one AdamW pass over the owned range; stage 1 also zeroes the
      * gradients of the other ranks' ranges */
@@ -208,15 +219,27 @@ double lmf_plan_local_optimizer(const lmf_cluster *c, const lmf_plan_job *job,
     return t;
 }
 
-double lmf_plan_local_staging(const lmf_cluster *c, const lmf_plan_job *job,
-                              const lmf_plan_layout *l) {
-    if (l->zero < 2) return 0.0;
-    const lmf_plan_kernel_rates *r = &c->kernels;
-    double P = lmf_plan_stage_params(&job->model, 1, 1, 0);
-    /* every micro-batch: the staging slots zeroed (P values), this rank's part of the
-     * reduced sum added into its gradient shard (read 2, write 1 per value) */
-    return ew_time(r, LMF_PLAN_EW_ZERO, P) +
-           ceil(P / l->dp) * 12.0 / r->bandwidth[LMF_PLAN_EW_GELU_BIAS_BWD];
+/* one line of the step work: the calls of an op and their seconds at the measured rate */
+static void explain_work(FILE *f, const char *pass, const lmf_plan_kernel_rates *r, double C,
+                         double T, const lmf_step_work *w) {
+    for (int i = 0; i < LMF_OP_COUNT; i++) {
+        const lmf_op_work *o = &w->op[i];
+        if (o->calls == 0.0) continue;
+        lmf_step_work one;
+        memset(&one, 0, sizeof one);
+        one.op[i] = *o;
+        lmf_plan_micro p;
+        memset(&p, 0, sizeof p);
+        double t = work_time(r, C, T, &one, &p);
+        lmf_plan_ew e = lmf_plan_ew_of_op((lmf_op)i);
+        char what[64];
+        if (e < LMF_PLAN_EW_COUNT)
+            snprintf(what, sizeof what, "%.3g M values x %.0f B", o->values / 1e6, lmf_plan_ew_bytes[e]);
+        else
+            snprintf(what, sizeof what, "%.3g GFLOP", o->flops / 1e9);
+        fprintf(f, "                    %-8s %-28s %5.0f x  %-22s %9.3f ms\n", pass,
+                lmf_op_name((lmf_op)i), o->calls, what, 1e3 * t);
+    }
 }
 
 void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
@@ -226,29 +249,39 @@ void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
     double C = m->n_embd, s = job->seq;
     fprintf(f, "calibrated device: lmforge's '%s' kernels, %d thread%s per rank (run with --threads %d)\n",
             r->table, r->threads, r->threads == 1 ? "" : "s", r->threads);
-    fprintf(f, "  matmul          per layer 24*N*C^2 FLOPs forward at %.1f GFLOP/s, 48*N*C^2 backward at %.1f\n"
-               "                  (the layer's four products measured at width C = %g, %d rows; N = b*s)\n",
-            lmf_plan_curve_at(&r->matmul, C, 0) / 1e9, lmf_plan_curve_at(&r->matmul, C, 1) / 1e9, C,
-            r->rows);
-    fprintf(f, "  attention       2*b*C*s*(s+1) FLOPs forward at %.1f GFLOP/s, 5*b*C*s*(s+1) backward at %.1f\n"
-               "                  (flash attention: only the log-sum-exp is kept; measured at s = %g)\n",
-            lmf_plan_curve_at(&r->attention, s, 0) / 1e9, lmf_plan_curve_at(&r->attention, s, 1) / 1e9, s);
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = lmf_layer_linears(m, lin);
+    fprintf(f, "  matmul          the layer's products (lmf_layer_linears):\n                 ");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s %s %d->%d%s", i ? "," : "", lin[i].name, lin[i].in, lin[i].out,
+                lin[i].gelu ? " +GELU" : "");
+    fprintf(f, ";\n                  2*N*in*out FLOPs each forward at %.1f GFLOP/s, twice that backward at %.1f\n"
+               "                  (measured at width C = %g, %d rows; N = b*s)\n",
+            lmf_plan_curve_at(&r->matmul, C, LMF_PLAN_FORWARD) / 1e9,
+            lmf_plan_curve_at(&r->matmul, C, LMF_PLAN_BACKWARD) / 1e9, C, r->rows);
+    fprintf(f, "  attention       lmf_attention_flops, 2*b*C*s*(s+1) forward at %.1f GFLOP/s, 2.5 times that\n"
+               "                  backward at %.1f (flash attention: only the log-sum-exp is kept; measured at s = %g)\n",
+            lmf_plan_curve_at(&r->attention, s, LMF_PLAN_FORWARD) / 1e9,
+            lmf_plan_curve_at(&r->attention, s, LMF_PLAN_BACKWARD) / 1e9, s);
     fprintf(f, "  classifier      6*N*C*V FLOPs (tied logits, softmax, both gradients) at %.1f GFLOP/s\n",
-            lmf_plan_curve_at(&r->classifier, C, 0) / 1e9);
+            lmf_plan_curve_at(&r->classifier, C, LMF_PLAN_FORWARD) / 1e9);
     fprintf(f, "  element-wise    bytes per value at the measured rate of each kernel:\n");
     for (int e = 0; e < LMF_PLAN_EW_COUNT; e++)
         fprintf(f, "                    %-26s %4.0f B at %6.2f GB/s\n", lmf_plan_ew_name((lmf_plan_ew)e),
                 lmf_plan_ew_bytes[e], r->bandwidth[e] / 1e9);
-    fprintf(f, "                  forward: encoder, 1 LayerNorm + 2L residual+LayerNorm over N*C values;\n"
-               "                  backward: per layer 10*N*C zeroed, GELU+bias over 4*N*C, 2 LayerNorms; encoder;\n"
-               "                  selective recomputation adds GELU over 4*N*C, full a forward up to the GELU\n");
+    fprintf(f, "  kernel calls    one micro-batch as the model makes it (lmf_gpt_step_work, recompute %s):\n",
+            lmf_plan_recompute_name(l->recompute));
+    lmf_step_work fw, bw;
+    lmf_gpt_step_work(m, l->micro_batch, job->seq, lmf_plan_model_recompute(l->recompute), &fw, &bw);
+    explain_work(f, "forward", r, C, s, &fw);
+    explain_work(f, "backward", r, C, s, &bw);
     fprintf(f, "  optimizer       sumsq and AdamW over the owned parameters (ZeRO-1: the rest of the\n"
                "                  gradients zeroed); ZeRO-2/3 stage and add gradient buckets every micro-batch\n");
     fprintf(f, "  memory          weights, gradients, AdamW m and v as the data-parallel engine holds them\n"
                "                  (ZeRO-3 also the whole weights gathered at the end), activations =\n"
-               "                  lmf_gpt_activation_floats (recompute %s: %.1f MiB), engine buckets, the\n"
-               "                  checkpoint snapshot 12 B x params/ranks, and the bare process %.1f MiB:\n"
-               "                  the peak resident memory of each rank\n",
+               "                  lmf_gpt_activation_floats (recompute %s: %.1f MiB), engine buckets\n"
+               "                  (lmf_layout_buckets), the checkpoint snapshot 12 B x params/ranks, and the\n"
+               "                  bare process %.1f MiB: the peak resident memory of each rank\n",
             lmf_plan_recompute_name(l->recompute), lmf_plan_local_activation_bytes(c, job, l) / 1048576.0,
             r->process_bytes / 1048576.0);
 }

@@ -1,5 +1,6 @@
-/* Planner memory model: parameter state by ZeRO stage and dtype, activations by recomputation
- * mode and parallel split, communication buffers; per pipeline stage and device. */
+/* Planner memory formulas (parameter state by ZeRO stage and dtype, activations by
+ * recomputation mode and parallel split, parameters per stage from the model's description)
+ * and the generic device's memory per pipeline stage. */
 #include "plan/plan_model.h"
 
 #include <assert.h>
@@ -56,30 +57,28 @@ double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_plan_recompute
 }
 
 double lmf_plan_layer_params(const lmf_gpt_config *m, int tp) {
-    double h = m->n_embd;
-    /* split: c_attn (3h^2 + 3h), attn c_proj weight h^2, c_fc (4h^2 + 4h), mlp c_proj weight
-     * 4h^2; replicated: 2 LayerNorms (4h) and the two output-projection biases (2h) */
-    return (12.0 * h * h + 7.0 * h) / tp + 6.0 * h;
+    int64_t split, replicated;
+    lmf_layer_params_split(m, &split, &replicated);
+    return (double)split / tp + (double)replicated;
 }
 
-double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, int stage) {
+double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, lmf_plan_stage stage) {
     double h = m->n_embd;
     double vocab_rows = ceil((double)lmf_config_padded_vocab(m) / tp);
     double layers = (double)m->n_layer / pp * lmf_plan_layer_params(m, tp);
     double embed = vocab_rows * h + (double)m->n_positions * h;
     double final_ln = 2.0 * h;
     if (pp == 1) return layers + embed + final_ln;
-    if (stage == 0) return layers + embed;
+    if (stage == LMF_PLAN_STAGE_FIRST) return layers + embed;
     return layers + final_ln + vocab_rows * h; /* tied output embedding copy (Megatron-LM) */
 }
 
-void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                           int micro_batches, int stage, lmf_plan_memory *out) {
+void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
+                             lmf_plan_memory *out) {
+    const lmf_cluster *c = s->cluster;
+    const lmf_plan_job *job = s->job;
+    const lmf_plan_layout *l = s->layout;
     const lmf_gpt_config *m = &job->model;
-    if (lmf_plan_is_local(c, l)) {
-        lmf_plan_local_memory(c, job, l, out);
-        return;
-    }
     double P = lmf_plan_stage_params(m, l->tp, l->pp, stage);
     double bw, bg, bo;
     lmf_plan_param_bytes(l->dtype, &bw, &bg, &bo);
@@ -90,7 +89,7 @@ void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const 
         .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout};
     double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
     double sbh = sh.s * sh.b * sh.h;
-    int first = stage == 0, last = l->pp == 1 || stage == 1;
+    int first = stage == LMF_PLAN_STAGE_FIRST, last = l->pp == 1 || stage == LMF_PLAN_STAGE_LAST;
     /* 1F1B: stage i keeps min(pp - i, m) micro-batches in flight; the first stage the most */
     double inflight = first && l->pp > 1 ? fmin((double)l->pp, (double)micro_batches) : 1.0;
     double layers = (double)m->n_layer / l->pp;
@@ -105,7 +104,7 @@ void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const 
     }
     out->activations = act;
 
-    /* buffers as lmforge's data-parallel engine (src/dist/ddp.c) holds them: stages 0/1
+    /* buffers as lmforge's data-parallel engine (src/parallel/ddp.c) holds them: stages 0/1
      * reduce in place; stages 2/3 stage gradient buckets (the embedding bucket and two
      * rotating ones, each with its reduce-scatter output); stage 3 also keeps gathered weights
      * (the embeddings, the current and the prefetched layer) */

@@ -1,42 +1,11 @@
-/* Planner entry points: checking a layout, evaluating its memory and time, and the derived
- * throughput, utilisation, days, device-hours and cost. */
+/* Planner entry points: checking a layout, evaluating its memory and time with the device
+ * model chosen for it, and the derived throughput, utilisation, days, device-hours and cost. */
 #include "plan/plan_model.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <math.h>
 #include <string.h>
-
-const char *lmf_plan_dtype_name(lmf_plan_dtype d) {
-    switch (d) {
-    case LMF_PLAN_FP32: return "fp32";
-    case LMF_PLAN_BF16: return "bf16";
-    case LMF_PLAN_FP8: return "fp8";
-    case LMF_PLAN_FP16: return "fp16";
-    default: return "?";
-    }
-}
-
-const char *lmf_plan_recompute_name(lmf_plan_recompute r) {
-    switch (r) {
-    case LMF_PLAN_RECOMPUTE_NONE: return "none";
-    case LMF_PLAN_RECOMPUTE_SELECTIVE: return "selective";
-    case LMF_PLAN_RECOMPUTE_FULL: return "full";
-    default: return "?";
-    }
-}
-
-int lmf_plan_dtype_parse(const char *s) {
-    for (int d = 0; d < LMF_PLAN_NDTYPES; d++)
-        if (strcmp(s, lmf_plan_dtype_name((lmf_plan_dtype)d)) == 0) return d;
-    return -1;
-}
-
-int lmf_plan_recompute_parse(const char *s) {
-    for (int r = 0; r <= LMF_PLAN_RECOMPUTE_FULL; r++)
-        if (strcmp(s, lmf_plan_recompute_name((lmf_plan_recompute)r)) == 0) return r;
-    return -1;
-}
 
 void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_gpt_config *m) {
     memset(job, 0, sizeof *job);
@@ -48,7 +17,8 @@ void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_
 }
 
 void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c) {
-    k->dp = k->tp = k->pp = k->micro_batch = k->zero = k->recompute = k->sequence_parallel = -1;
+    k->dp = k->tp = k->pp = k->micro_batch = k->zero = k->sequence_parallel = -1;
+    k->recompute = LMF_PLAN_RECOMPUTE_ANY;
     /* 16-bit mixed precision where the device has it (bf16 first), fp32 otherwise */
     k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0   ? LMF_PLAN_BF16
                : c->peak_flops[LMF_PLAN_FP16] > 0.0 ? LMF_PLAN_FP16
@@ -135,15 +105,18 @@ lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
                         100.0 * LMF_PLAN_BATCH_TOLERANCE);
     res->params = lmf_config_num_params(&job->model);
 
-    lmf_plan_stage_memory(c, job, l, res->micro_batches, 0, &res->mem);
+    lmf_plan_setup s;
+    LMF_TRY(lmf_plan_setup_init(&s, c, job, l));
+    res->device = s.device->kind;
+    s.device->memory(&s, res->micro_batches, LMF_PLAN_STAGE_FIRST, &res->mem);
     if (l->pp > 1) {
         lmf_plan_memory lastm;
-        lmf_plan_stage_memory(c, job, l, res->micro_batches, 1, &lastm);
+        s.device->memory(&s, res->micro_batches, LMF_PLAN_STAGE_LAST, &lastm);
         if (lastm.total > res->mem.total) res->mem = lastm;
     }
 
     double rec = 0.0;
-    lmf_plan_step_time(c, job, l, res->micro_batches, &res->time, &rec);
+    lmf_plan_step_time(&s, res->micro_batches, &res->time, &rec);
     res->flops_per_token = lmf_config_train_flops_per_token(&job->model, job->seq);
     res->tokens_per_step = (double)res->global_batch * job->seq;
     res->tokens_per_s = res->tokens_per_step / res->time.step;
@@ -180,7 +153,7 @@ lmf_status lmf_plan_single(const lmf_cluster *c, const lmf_plan_job *job,
                         l.dp, l.tp, l.pp, (long long)l.dp * l.tp * l.pp, c->name, devices);
     l.micro_batch = k->micro_batch > 0 ? k->micro_batch : 1;
     l.zero = k->zero >= 0 ? k->zero : 0;
-    l.recompute = k->recompute >= 0 ? (lmf_plan_recompute)k->recompute : LMF_PLAN_RECOMPUTE_NONE;
+    l.recompute = k->recompute != LMF_PLAN_RECOMPUTE_ANY ? k->recompute : LMF_PLAN_RECOMPUTE_NONE;
     l.dtype = k->dtype;
     l.sequence_parallel = k->sequence_parallel >= 0 ? k->sequence_parallel : l.tp > 1;
     return lmf_plan_evaluate(c, job, &l, res);

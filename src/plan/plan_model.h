@@ -1,30 +1,117 @@
-/* Planner internals: the memory and time formulas (documented in docs/planner.md), shared by
- * evaluation, search, reports and tests. */
+/* Planner internals: the memory and time formulas (documented in docs/planner.md), the device
+ * models that use them, shared by evaluation, search, reports and tests. */
 #ifndef LMF_PLAN_MODEL_H
 #define LMF_PLAN_MODEL_H
 
+#include <stdio.h>
+
 #include "lmforge/ddp.h"
+#include "lmforge/model.h"
 #include "lmforge/plan.h"
 
-/* Target size of a gradient bucket: lmforge's data-parallel engine default (32 MiB). */
+/* Target size of a gradient bucket: lmforge's data-parallel engine default (25 MiB). */
 #define LMF_PLAN_BUCKET_BYTES ((double)LMF_DDP_DEFAULT_BUCKET_BYTES)
 /* Largest change of the global batch the planner accepts to make whole micro-batches. */
 #define LMF_PLAN_BATCH_TOLERANCE 0.05
 /* Bytes the AdamW update reads and writes per owned parameter (param, grad, m, v read;
  * param, m, v written; plus zeroing the gradient), all fp32. */
 #define LMF_PLAN_ADAM_BYTES 32.0
-/* Passes over the attention matrix per forward in memory-bound kernels (write scores, read
- * and write the softmax, read it for the product with V). */
+/* Generic device: passes over the attention matrix per forward in memory-bound kernels (write
+ * scores, read and write the softmax, read it for the product with V). */
 #define LMF_PLAN_SOFTMAX_PASSES 4.0
-/* Activation values of width h per token moved by memory-bound kernels in one layer's
- * forward outside the tensor-parallel regions (2 LayerNorms: 2 each, 2 residual adds: 3
- * each) and inside them (GELU: 4h read, 4h written). */
+/* Generic device: activation values of width h per token moved by memory-bound kernels in one
+ * layer's forward outside the tensor-parallel regions (2 LayerNorms: 2 each, 2 residual adds:
+ * 3 each) and inside them (GELU: 4h read, 4h written). */
 #define LMF_PLAN_ELEM_REPLICATED 10.0
 #define LMF_PLAN_ELEM_SPLIT 8.0
-/* Passes over the fp32 logits in the loss (forward max/sum/exp, backward gradient). */
+/* Generic device: passes over the fp32 logits in the loss (forward max/sum/exp, backward). */
 #define LMF_PLAN_LOGIT_PASSES 5.0
 
-/* ---- memory (memory.c) ---- */
+/* ---- names and small helpers (common.c: calls no other file of the planner) ---- */
+
+/* Bytes per value (per parameter for adamw, sumsq) behind each element-wise rate. */
+extern const double lmf_plan_ew_bytes[LMF_PLAN_EW_COUNT];
+/* The measured element-wise kernel that prices a kernel call of the model's step work, or
+ * LMF_PLAN_EW_COUNT for the calls priced by a FLOP rate (products, attention, classifier). */
+lmf_plan_ew lmf_plan_ew_of_op(lmf_op op);
+/* The model's recomputation mode for the planner's. */
+lmf_recompute lmf_plan_model_recompute(lmf_plan_recompute r);
+/* printf to the calibration log and flush it; nothing when log is NULL */
+void lmf_plan_say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- one evaluation and its device model (device.c) ---- */
+
+/* The model's parameter blocks as lmforge's engine holds them (from lmf_layout_build and
+ * lmf_layout_buckets), in floats; filled for the devices that need them (calibrated). */
+typedef struct lmf_plan_blocks {
+    double total;           /* the whole layout (vocabulary padded) */
+    double embeddings;      /* block 0: wte and wpe */
+    double layer;           /* the largest transformer layer block */
+    double final_norm;      /* block L+1: the final LayerNorm */
+    double largest_bucket;  /* the largest gradient bucket other than block 0's */
+    int buckets;            /* gradient buckets, block 0's included */
+} lmf_plan_blocks;
+
+typedef struct lmf_plan_device lmf_plan_device;
+
+/* What one evaluation plans: the cluster, the job, the layout, the device model chosen for
+ * them (once, by lmf_plan_setup_init) and what that model prepared. */
+typedef struct lmf_plan_setup {
+    const lmf_cluster *cluster;
+    const lmf_plan_job *job;
+    const lmf_plan_layout *layout;
+    const lmf_plan_device *device;
+    lmf_plan_blocks blocks;
+} lmf_plan_setup;
+
+/* One micro-batch's forward and backward on one device of the slowest pipeline stage. */
+typedef struct lmf_plan_micro {
+    double compute;          /* seconds: forward, backward, recomputation, gradient staging */
+    double backward;         /* seconds of the part behind which gradient reductions can hide */
+    double recompute_flops;  /* FLOPs re-run by recomputation, per device (stage average) */
+    double matmul, attention, elementwise, classifier; /* seconds by kind (itemizing devices) */
+} lmf_plan_micro;
+
+/* The data-parallel group's link for the gathers of ZeRO-3: bandwidth of all-gathers
+ * (after comm_efficiency), latency, and whether the group lies inside one node. */
+typedef struct lmf_plan_dp_link {
+    double all_gather_bw, latency;
+    int in_node;
+} lmf_plan_dp_link;
+
+/* A device model: how one kind of device spends memory and time on a layout. */
+struct lmf_plan_device {
+    lmf_plan_device_kind kind;
+    /* what the model needs beyond the layout (NULL: nothing); fails like lmf_layout_build */
+    lmf_status (*prepare)(lmf_plan_setup *s);
+    /* bytes per device on pipeline stage `stage` with micro_batches per pipeline per step */
+    void (*memory)(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
+                   lmf_plan_memory *out);
+    /* one micro-batch's compute */
+    void (*micro_batch)(const lmf_plan_setup *s, lmf_plan_micro *out);
+    /* seconds of the optimizer step over `params` parameters of the fuller stage */
+    double (*optimizer)(const lmf_plan_setup *s, double params);
+    /* seconds of one step's ZeRO-3 weight gathers, weight_bytes = the stage's weights */
+    double (*zero3_gathers)(const lmf_plan_setup *s, int micro_batches, double weight_bytes,
+                            const lmf_plan_dp_link *link);
+    /* the device's own assumptions for --explain (NULL: none beyond the generic list) */
+    void (*explain)(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                    const lmf_plan_layout *l);
+    /* 1: results itemize compute by kernel kind, memory by checkpoint snapshot and process */
+    int itemizes_kernels;
+};
+
+/* The device model for a layout on a cluster: calibrated when the cluster carries measured
+ * kernel rates and the layout is an lmforge run on them (fp32, tp = pp = 1), else generic. */
+const lmf_plan_device *lmf_plan_device_select(const lmf_cluster *c, const lmf_plan_layout *l);
+/* The device model of a kind (for reports of a result). */
+const lmf_plan_device *lmf_plan_device_of_kind(lmf_plan_device_kind kind);
+/* Select the device model and let it prepare; fails (LMF_ERR_NOMEM, LMF_ERR_ARG) when it cannot
+ * describe the model. */
+lmf_status lmf_plan_setup_init(lmf_plan_setup *s, const lmf_cluster *c, const lmf_plan_job *job,
+                               const lmf_plan_layout *l);
+
+/* ---- memory formulas and the generic device's memory (memory.c) ---- */
 
 /* Bytes per parameter of weights, gradients and optimizer state (AdamW m, v and, in mixed
  * precision, fp32 master weights), before any ZeRO sharding. fp32: 4, 4, 8. bf16/fp8: 2, 2, 12. */
@@ -54,24 +141,24 @@ typedef struct lmf_plan_act_shape {
  * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. */
 double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_plan_recompute rc);
 
-/* Parameters held by one tensor-parallel rank of pipeline stage `stage` (0 first, 1 last; for
- * pp == 1 the whole model). Layer: (12h^2 + 7h)/tp + 6h (LayerNorms and output biases
- * replicated); embeddings: ceil(Vp/tp)*h + n_positions*h on the first stage; the last stage
- * holds the final LayerNorm and, when pp > 1, a copy of the tied output embedding. */
-double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, int stage);
-/* Largest single block of parameters a ZeRO-3 rank gathers at once (per tp rank). */
+/* Parameters of one transformer layer held by one tensor-parallel rank: the ones tensor
+ * parallelism splits over tp and the ones it replicates (lmf_layer_params_split). */
 double lmf_plan_layer_params(const lmf_gpt_config *m, int tp);
+/* Parameters held by one tensor-parallel rank of pipeline stage `stage` (for pp == 1 the whole
+ * model): its layers; embeddings ceil(Vp/tp)*h + n_positions*h on the first stage; the final
+ * LayerNorm and, when pp > 1, a copy of the tied output embedding on the last. */
+double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, lmf_plan_stage stage);
 
-/* Memory of one stage given the layout; micro_batches = m per pipeline per step. */
-void lmf_plan_stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                           int micro_batches, int stage, lmf_plan_memory *out);
+/* The generic device's memory of one stage. */
+void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
+                             lmf_plan_memory *out);
 
-/* ---- time (time.c) ---- */
+/* ---- time formulas, the generic device's compute and the step (time.c) ---- */
 
 /* Equivalent square size 3MNK/(MN+NK+MK) of an M x K by K x N product. */
 double lmf_plan_equiv_size(double M, double K, double N);
 /* Achievable fraction of peak for a product of equivalent size n in dtype d. Uses the
- * dtype's curve, else the bf16, fp32, fp8 curve in that order, else 0.5. */
+ * dtype's curve, else the bf16, fp16, fp32, fp8 curve in that order, else 0.5. */
 double lmf_plan_gemm_eff(const lmf_cluster *c, lmf_plan_dtype d, double n);
 /* Seconds for `count` products of M x K by K x N: count * 2MNK / (peak * eff(n)). */
 double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, double K, double N,
@@ -88,49 +175,45 @@ double lmf_plan_bubble_fraction(int pp, int m);
  * k members on each node. */
 void lmf_plan_group_link(const lmf_cluster *c, int n, int stride, double *bw, double *lat);
 
-/* Time of one optimizer step, and the FLOPs per device spent on recomputation in it. */
-void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                        int micro_batches, lmf_plan_time *out, double *recompute_flops_per_device);
+/* The generic device: a micro-batch from GEMM efficiency and memory bandwidth (the layer's
+ * products from lmf_layer_linears, split by their tensor-parallel kind), the optimizer at
+ * memory bandwidth, ZeRO-3 as two all-gathers of the weights per micro-batch. */
+void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out);
+double lmf_plan_generic_optimizer(const lmf_plan_setup *s, double params);
+double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
+                                      double weight_bytes, const lmf_plan_dp_link *link);
 
-/* ---- calibrated devices: lmforge's own kernels and memory (local.c) ---- */
+/* Time of one optimizer step with the setup's device model, and the FLOPs per device spent
+ * on recomputation in it. */
+void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_time *out,
+                        double *recompute_flops_per_device);
 
-/* Bytes per value (per parameter for adamw, sumsq) behind each element-wise rate. */
-extern const double lmf_plan_ew_bytes[LMF_PLAN_EW_COUNT];
-/* 1 when the cluster carries measured kernel rates and the layout is an lmforge run on them
- * (fp32, tp = pp = 1): the local models below replace the generic ones. */
-int lmf_plan_is_local(const lmf_cluster *c, const lmf_plan_layout *l);
+/* ---- the calibrated device: an lmforge run on measured kernel rates (local.c) ---- */
 
-/* Seconds of one micro-batch's forward and backward on one rank, by kind of kernel. */
-typedef struct lmf_plan_local_parts {
-    double matmul, attention, elementwise, classifier, total;
-    double backward;          /* the part after the classifier (gradient reductions' window) */
-    double recompute_flops;   /* FLOPs re-run by full recomputation */
-} lmf_plan_local_parts;
-void lmf_plan_local_micro(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                          lmf_plan_local_parts *p);
+/* The model's blocks and gradient buckets (lmf_layout_build, lmf_layout_buckets). */
+lmf_status lmf_plan_local_prepare(lmf_plan_setup *s);
+/* Peak resident memory of one rank, by item. */
+void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
+                           lmf_plan_memory *out);
+/* One micro-batch: every kernel call of lmf_gpt_step_work at its measured rate, plus the
+ * ZeRO-2/3 gradient staging. */
+void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out);
 /* Seconds of the optimizer step (norm, AdamW, zeroing) on one rank. */
-double lmf_plan_local_optimizer(const lmf_cluster *c, const lmf_plan_job *job,
-                                const lmf_plan_layout *l);
-/* printf to the calibration log and flush it; nothing when log is NULL */
-void lmf_plan_say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Seconds of one optimizer step's ZeRO-3 weight gathers over dp ranks on a calibrated device,
- * as lmforge's engine makes them (src/dist/ddp_params.c): block 0 (embeddings) once per step,
- * since it keeps its own buffer until the update; per micro-step the L layers and the final
- * LayerNorm in the forward and the layers the backward cannot reuse from the two other
- * buffers (L - 1). Each is an all-gather of its bytes at the bus bandwidth measured for its
- * size (log-linear between the 4 MiB and 64 MiB measurements, flat outside). */
-double lmf_plan_local_block_gathers(const lmf_cluster *c, const lmf_gpt_config *m, int dp,
-                                    int micro_steps, double bytes_per_param, double lat);
-/* Seconds per micro-batch of ZeRO-2/3 gradient staging (zeroing and adding buckets). */
-double lmf_plan_local_staging(const lmf_cluster *c, const lmf_plan_job *job,
-                              const lmf_plan_layout *l);
-/* Bytes of lmforge's activation block for the layout (lmf_gpt_activation_floats x 4). */
+double lmf_plan_local_optimizer(const lmf_plan_setup *s, double params);
+/* Seconds of one optimizer step's ZeRO-3 weight gathers over dp ranks, as lmforge's engine
+ * makes them (src/parallel/ddp_params.c): block 0 (embeddings) once per step, since it keeps
+ * its own buffer until the update; per micro-step the L layers and the final LayerNorm in the
+ * forward and the layers the backward cannot reuse from the two other buffers (L - 1). Each
+ * is an all-gather of its bytes at the bus bandwidth measured for its size (log-linear between
+ * the 4 MiB and 64 MiB measurements, flat outside). Without both measurements, or across
+ * nodes, the generic device's gathers. */
+double lmf_plan_local_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
+                                    double weight_bytes, const lmf_plan_dp_link *link);
+/* Bytes of lmforge's activation block for the layout (lmf_gpt_activation_floats x 4, a
+ * trainer's reservation: LMF_RESERVE_TRAIN_HOOKED). */
 double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job *job,
                                        const lmf_plan_layout *l);
-/* Peak resident memory of one rank, by item. */
-void lmf_plan_local_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                           lmf_plan_memory *out);
-/* The local time and memory model with this layout's rates (for --explain). */
+/* The calibrated model with this layout's rates and kernel calls (for --explain). */
 void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                             const lmf_plan_layout *l);
 

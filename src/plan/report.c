@@ -1,5 +1,5 @@
 /* Planner reports: the text breakdown, the search table, the JSON object and the list of
- * assumptions (--explain). */
+ * assumptions (--explain); what a report itemizes follows the device model of the result. */
 #include "plan/plan_model.h"
 
 #include <jansson.h>
@@ -37,6 +37,17 @@ static const char *span(double s, char *buf, size_t cap) {
     else if (s >= 60.0) snprintf(buf, cap, "%.1f minutes", s / 60.0);
     else snprintf(buf, cap, "%.1f s", s);
     return buf;
+}
+
+/* 1: the result's device model itemizes compute by kernel kind and memory by checkpoint
+ * snapshot and process */
+static int itemized(const lmf_plan_result *r) {
+    return lmf_plan_device_of_kind(r->device)->itemizes_kernels;
+}
+
+static const char *stage_name(const lmf_plan_result *r) {
+    if (r->layout.pp == 1) return "single";
+    return r->mem.stage == LMF_PLAN_STAGE_FIRST ? "first" : "last";
 }
 
 static void layout_line(FILE *f, const lmf_plan_result *r) {
@@ -90,8 +101,7 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
             human(r->tokens_per_step, b1, sizeof b1));
     if (r->global_batch != r->requested_batch)
         fprintf(f, " (asked for %lld; rounded to whole micro-batches)", (long long)r->requested_batch);
-    fprintf(f, "\n\nmemory per device (%s pipeline stage)\n",
-            l->pp == 1 ? "single" : (m->stage == 0 ? "first" : "last"));
+    fprintf(f, "\n\nmemory per device (%s pipeline stage)\n", stage_name(r));
     double bw, bg, bo;
     lmf_plan_param_bytes(l->dtype, &bw, &bg, &bo);
     snprintf(note, sizeof note, "%.0f B/param%s", bw, l->zero >= 3 ? ", sharded by ZeRO-3" : "");
@@ -103,11 +113,11 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
              l->zero >= 1 ? ", sharded by ZeRO-1+" : "");
     fprintf(f, "  %-22s %9.2f GiB  %s\n", "optimizer state", m->optimizer / GiB, note);
     snprintf(note, sizeof note, "recompute %s%s", lmf_plan_recompute_name(l->recompute),
-             l->pp > 1 && m->stage == 0 ? ", pipeline micro-batches in flight" : "");
+             l->pp > 1 && m->stage == LMF_PLAN_STAGE_FIRST ? ", pipeline micro-batches in flight" : "");
     fprintf(f, "  %-22s %9.2f GiB  %s\n", "activations", m->activations / GiB, note);
     fprintf(f, "  %-22s %9.2f GiB%s\n", "communication buffers", m->buffers / GiB,
-            lmf_plan_is_local(c, l) ? "  engine buckets and gathers, batch ids" : "");
-    if (lmf_plan_is_local(c, l)) {
+            itemized(r) ? "  engine buckets and gathers, batch ids" : "");
+    if (itemized(r)) {
         fprintf(f, "  %-22s %9.2f GiB  weights, m, v of this rank's range\n", "checkpoint snapshot",
                 m->checkpoint / GiB);
         fprintf(f, "  %-22s %9.2f GiB  libraries, threads, communicator (calibrated)\n", "process",
@@ -120,7 +130,7 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
 
     fprintf(f, "\ntime per step\n");
     pct_row(f, "compute", t->compute, t->step, "matrix products + memory-bound kernels");
-    if (lmf_plan_is_local(c, l)) {
+    if (itemized(r)) {
         pct_row(f, "  matmul", t->matmul, t->step, "lmforge's kernels at their measured rates");
         pct_row(f, "  attention", t->attention, t->step, "");
         pct_row(f, "  element-wise", t->elementwise, t->step, "");
@@ -177,6 +187,7 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(job->model_name));
     json_object_set_new(o, "cluster", json_string(c->name));
+    json_object_set_new(o, "device_model", json_string(lmf_plan_device_kind_name(r->device)));
     json_object_set_new(o, "parameters", json_integer(r->params));
     json_object_set_new(o, "seq", json_integer(job->seq));
     json_object_set_new(o, "global_batch", json_integer(r->global_batch));
@@ -191,7 +202,7 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "activations", m->activations, "buffers", m->buffers, "checkpoint", m->checkpoint,
         "process", m->process, "total", m->total,
         "capacity", m->capacity, "margin", m->margin,
-        "stage", r->layout.pp == 1 ? "single" : (m->stage == 0 ? "first" : "last")));
+        "stage", stage_name(r)));
     json_object_set_new(o, "fits", json_boolean(m->fits));
     json_object_set_new(o, "step_time_s", json_real(t->step));
     json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
@@ -199,7 +210,7 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "bubble", t->bubble, "dp_comm", t->dp_comm, "dp_comm_total", t->dp_comm_total,
         "zero3_gather", t->zero3_gather, "zero3_gather_total", t->zero3_gather_total,
         "optimizer", t->optimizer));
-    if (lmf_plan_is_local(c, l))
+    if (itemized(r))
         json_object_set_new(o, "compute", json_pack("{s:f,s:f,s:f,s:f}", "matmul", t->matmul,
             "attention", t->attention, "elementwise", t->elementwise, "classifier", t->classifier));
     json_object_set_new(o, "tokens_per_s", json_real(r->tokens_per_s));
@@ -293,8 +304,9 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
             LMF_PLAN_ADAM_BYTES);
     fprintf(f, "  batch           global batch rounded to whole micro-batches per replica (at most %.0f%% change)\n",
             100.0 * LMF_PLAN_BATCH_TOLERANCE);
-    if (lmf_plan_is_local(c, l)) {
+    const lmf_plan_device *dev = lmf_plan_device_select(c, l);
+    if (dev->explain) {
         fprintf(f, "\n");
-        lmf_plan_local_explain(f, c, job, l);
+        dev->explain(f, c, job, l);
     }
 }

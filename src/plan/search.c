@@ -79,7 +79,9 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
     else
         for (int b = 1; b <= 256 && b <= want; b *= 2) bs[n_b++] = b;
     int z_lo = k->zero >= 0 ? k->zero : 0, z_hi = k->zero >= 0 ? k->zero : 3;
-    int r_lo = k->recompute >= 0 ? k->recompute : 0, r_hi = k->recompute >= 0 ? k->recompute : 2;
+    int fixed_rc = k->recompute != LMF_PLAN_RECOMPUTE_ANY;
+    int r_lo = fixed_rc ? (int)k->recompute : LMF_PLAN_RECOMPUTE_NONE;
+    int r_hi = fixed_rc ? (int)k->recompute : LMF_PLAN_RECOMPUTE_FULL;
 
     lmf_plan_result r;
     double least_mem = INFINITY;

@@ -1,6 +1,7 @@
-/* Planner time model: matrix-product efficiency, collective costs and the time of one step
- * (compute, tensor- and pipeline-parallel communication, bubble, data-parallel reduction,
- * ZeRO-3 gathers, optimizer). */
+/* Planner time formulas (matrix-product efficiency, collective costs), the generic device's
+ * compute, optimizer and ZeRO-3 gathers, and the time of one step (compute, tensor- and
+ * pipeline-parallel communication, bubble, data-parallel reduction, ZeRO-3 gathers, optimizer)
+ * with the setup's device model. */
 #include "plan/plan_model.h"
 
 #include <assert.h>
@@ -89,58 +90,102 @@ static void p2p_link(const lmf_cluster *c, int stride, int pp, double *bw, doubl
     *lat = c->inter_latency;
 }
 
-void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
-                        int micro_batches, lmf_plan_time *out, double *recompute_flops_per_device) {
-    const lmf_gpt_config *cfg = &job->model;
+/* The generic device's forward of one layer on one tensor-parallel rank for one micro-batch:
+ * seconds by part, and the FLOPs of its products and of its attention core. */
+typedef struct layer_forward {
+    double linears, attention, elementwise, softmax, total;
+    double linear_flops, attention_flops;
+} layer_forward;
+
+static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
+    const lmf_cluster *c = s->cluster;
+    const lmf_plan_layout *l = s->layout;
+    const lmf_gpt_config *cfg = &s->job->model;
     lmf_plan_dtype d = l->dtype;
-    double t = l->tp, s = job->seq, h = cfg->n_embd, a = cfg->n_head;
-    double hd = h / a, M = (double)l->micro_batch * s;
-    double Vp = ceil((double)lmf_config_padded_vocab(cfg) / t);
+    double t = l->tp, seq = s->job->seq, h = cfg->n_embd, a = cfg->n_head;
+    double hd = h / a, M = (double)l->micro_batch * seq;
     double e = lmf_plan_act_elem_bytes(d);
     double r = l->sequence_parallel ? 1.0 / t : 1.0;
     double mem_bw = c->memory_bandwidth;
-    int m = micro_batches;
-
-    /* one layer's forward on one tensor-parallel rank, one micro-batch */
-    double t_lin = lmf_plan_gemm_time(c, d, M, h, 3.0 * h / t, 1) +   /* QKV */
-                   lmf_plan_gemm_time(c, d, M, h / t, h, 1) +         /* attention output */
-                   lmf_plan_gemm_time(c, d, M, h, 4.0 * h / t, 1) +   /* MLP up */
-                   lmf_plan_gemm_time(c, d, M, 4.0 * h / t, h, 1);    /* MLP down */
-    double heads = l->micro_batch * a / t;
-    double t_att = lmf_plan_gemm_time(c, d, s, hd, s, heads) +        /* Q K^T */
-                   lmf_plan_gemm_time(c, d, s, s, hd, heads);         /* softmax . V */
-    double t_elem = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
-    double t_soft = M * e * LMF_PLAN_SOFTMAX_PASSES * (a / t) * s / mem_bw;
-    double fwd = t_lin + t_att + t_elem + t_soft;
-    double bwd = 2.0 * fwd;
-    double rec = 0.0;
-    double f_lin = 24.0 * M * h * h / t, f_att = 4.0 * l->micro_batch * s * s * h / t;
-    double f_rec = 0.0;
-    if (l->recompute == LMF_PLAN_RECOMPUTE_FULL) {
-        rec = fwd;
-        f_rec = f_lin + f_att;
-    } else if (l->recompute == LMF_PLAN_RECOMPUTE_SELECTIVE) {
-        rec = t_att + t_soft;
-        f_rec = f_att;
+    memset(f, 0, sizeof *f);
+    /* the layer's products as the model describes them: a column-parallel weight's outputs and
+     * a row-parallel weight's inputs are divided over the tensor-parallel ranks */
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = lmf_layer_linears(cfg, lin);
+    for (int i = 0; i < n; i++) {
+        double K = lin[i].in, N = lin[i].out;
+        if (lin[i].split == LMF_SPLIT_COLUMN) N /= t;
+        else K /= t;
+        f->linears += lmf_plan_gemm_time(c, d, M, K, N, 1);
+        f->linear_flops += 2.0 * M * K * N;
     }
-    double layer = fwd + bwd + rec;
-    /* output layer (tied embedding) and loss, on the last stage */
-    double t_out = 3.0 * lmf_plan_gemm_time(c, d, M, h, Vp, 1) +
-                   M * 4.0 * Vp * LMF_PLAN_LOGIT_PASSES / mem_bw;
+    /* attention core, the whole s x s matrix per head (no flash attention): Q K^T, softmax . V */
+    double heads = l->micro_batch * a / t;
+    f->attention = lmf_plan_gemm_time(c, d, seq, hd, seq, heads) +
+                   lmf_plan_gemm_time(c, d, seq, seq, hd, heads);
+    f->attention_flops = 4.0 * l->micro_batch * seq * seq * h / t;
+    f->elementwise = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
+    f->softmax = M * e * LMF_PLAN_SOFTMAX_PASSES * (a / t) * seq / mem_bw;
+    f->total = f->linears + f->attention + f->elementwise + f->softmax;
+}
 
+void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
+    const lmf_cluster *c = s->cluster;
+    const lmf_plan_layout *l = s->layout;
+    const lmf_gpt_config *cfg = &s->job->model;
+    layer_forward f;
+    generic_layer_forward(s, &f);
+    double M = (double)l->micro_batch * s->job->seq;
+    double Vp = ceil((double)lmf_config_padded_vocab(cfg) / l->tp);
+    memset(out, 0, sizeof *out);
+    double bwd = 2.0 * f.total, rec = 0.0, f_rec = 0.0;
+    if (l->recompute == LMF_PLAN_RECOMPUTE_FULL) {
+        rec = f.total;
+        f_rec = f.linear_flops + f.attention_flops;
+    } else if (l->recompute == LMF_PLAN_RECOMPUTE_SELECTIVE) {
+        rec = f.attention + f.softmax;
+        f_rec = f.attention_flops;
+    }
+    double layer = f.total + bwd + rec;
+    /* output layer (tied embedding) and loss, on the last stage */
+    double t_out = 3.0 * lmf_plan_gemm_time(c, l->dtype, M, cfg->n_embd, Vp, 1) +
+                   M * 4.0 * Vp * LMF_PLAN_LOGIT_PASSES / c->memory_bandwidth;
     double lps = (double)cfg->n_layer / l->pp;
     double first = lps * layer, last = lps * layer + t_out;
-    double compute_mb = l->pp == 1 ? first + t_out : fmax(first, last);
-    double bwd_mb = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
-    lmf_plan_local_parts lp;
-    memset(&lp, 0, sizeof lp);
-    int local = lmf_plan_is_local(c, l);
-    if (local) { /* a calibrated device: lmforge's own kernels at their measured rates */
-        lmf_plan_local_micro(c, job, l, &lp);
-        compute_mb = lp.total + lmf_plan_local_staging(c, job, l);
-        bwd_mb = lp.backward;
-        f_rec = lp.recompute_flops / cfg->n_layer;
-    }
+    out->compute = l->pp == 1 ? first + t_out : fmax(first, last);
+    out->backward = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
+    out->recompute_flops = (double)cfg->n_layer * f_rec / l->pp;
+}
+
+double lmf_plan_generic_optimizer(const lmf_plan_setup *s, double params) {
+    const lmf_plan_layout *l = s->layout;
+    double owned = params / (l->zero >= 1 ? l->dp : 1);
+    return owned * LMF_PLAN_ADAM_BYTES / s->cluster->memory_bandwidth;
+}
+
+double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
+                                      double weight_bytes, const lmf_plan_dp_link *link) {
+    /* the weights gathered for the forward and again for the backward, every micro-batch */
+    return micro_batches * 2.0 *
+           lmf_plan_gather_time(weight_bytes, s->layout->dp, link->all_gather_bw, link->latency);
+}
+
+void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_time *out,
+                        double *recompute_flops_per_device) {
+    const lmf_cluster *c = s->cluster;
+    const lmf_plan_layout *l = s->layout;
+    const lmf_gpt_config *cfg = &s->job->model;
+    const lmf_plan_device *dev = s->device;
+    double h = cfg->n_embd, M = (double)l->micro_batch * s->job->seq;
+    double e = lmf_plan_act_elem_bytes(l->dtype);
+    double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
+    double lps = (double)cfg->n_layer / l->pp;
+    int m = micro_batches;
+    memset(out, 0, sizeof *out);
+
+    lmf_plan_micro mb;
+    dev->micro_batch(s, &mb);
+    double compute_mb = mb.compute, bwd_mb = mb.backward;
 
     /* tensor parallelism: 2 all-reduces (or reduce-scatter + all-gather) of the b*s*h
      * activations in the forward, 2 in the backward, 2 more when the forward is recomputed */
@@ -165,10 +210,11 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     out->bubble = (l->pp - 1) * slot; /* = bubble_fraction(pp, m) * m * slot */
 
     /* data parallelism over the parameters of the fuller stage */
-    double P = fmax(lmf_plan_stage_params(cfg, l->tp, l->pp, 0),
-                    lmf_plan_stage_params(cfg, l->tp, l->pp, l->pp > 1 ? 1 : 0));
+    double P = fmax(lmf_plan_stage_params(cfg, l->tp, l->pp, LMF_PLAN_STAGE_FIRST),
+                    lmf_plan_stage_params(cfg, l->tp, l->pp,
+                                          l->pp > 1 ? LMF_PLAN_STAGE_LAST : LMF_PLAN_STAGE_FIRST));
     double bw_p, bg_p, bo_p;
-    lmf_plan_param_bytes(d, &bw_p, &bg_p, &bo_p);
+    lmf_plan_param_bytes(l->dtype, &bw_p, &bg_p, &bo_p);
     double Sg = P * bg_p, Sw = P * bw_p;
     double dp_hideable = 0.0, dp_exposed_fixed = 0.0, z3 = 0.0, window = 0.0;
     if (l->dp > 1) {
@@ -179,6 +225,7 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
         int in_node = (double)l->tp * l->dp <= c->devices_per_node || c->nodes <= 1;
         double bw_rs = in_node && c->intra_rs_bandwidth > 0 ? c->intra_rs_bandwidth * c->comm_efficiency : bw;
         double bw_ag = in_node && c->intra_ag_bandwidth > 0 ? c->intra_ag_bandwidth * c->comm_efficiency : bw;
+        lmf_plan_dp_link link = {.all_gather_bw = bw_ag, .latency = lat, .in_node = in_node};
         switch (l->zero) {
         case 0: /* all-reduce once, hideable behind the last micro-batch's backward */
             dp_hideable = lmf_plan_allreduce_time(Sg, l->dp, bw, lat);
@@ -196,9 +243,7 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
             break;
         default: /* ZeRO-3: weights gathered for the forward and again for the backward */
             dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
-            z3 = local && in_node && c->intra_ag_small_bandwidth > 0 && c->intra_ag_bandwidth > 0
-                     ? lmf_plan_local_block_gathers(c, cfg, l->dp, m, bw_p, lat)
-                     : m * 2.0 * lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
+            z3 = dev->zero3_gathers(s, m, Sw, &link);
             window = m * bwd_mb;
             break;
         }
@@ -218,15 +263,14 @@ void lmf_plan_step_time(const lmf_cluster *c, const lmf_plan_job *job, const lmf
     out->zero3_gather_total = z3;
     out->zero3_gather = z3 - hidden_z3;
 
-    double owned = P / (l->zero >= 1 ? l->dp : 1);
-    out->optimizer = local ? lmf_plan_local_optimizer(c, job, l) : owned * LMF_PLAN_ADAM_BYTES / mem_bw;
-    out->matmul = m * lp.matmul;
-    out->attention = m * lp.attention;
-    out->elementwise = m * lp.elementwise;
-    out->classifier = m * lp.classifier;
+    out->optimizer = dev->optimizer(s, P);
+    out->matmul = m * mb.matmul;
+    out->attention = m * mb.attention;
+    out->elementwise = m * mb.elementwise;
+    out->classifier = m * mb.classifier;
 
     out->step = out->compute + out->tp_comm + out->pp_comm + out->bubble + out->dp_comm +
                 out->zero3_gather + out->optimizer;
     /* FLOPs of recomputation per device per step, averaged over the pipeline's stages */
-    *recompute_flops_per_device = m * (double)cfg->n_layer * f_rec / l->pp;
+    *recompute_flops_per_device = m * mb.recompute_flops;
 }

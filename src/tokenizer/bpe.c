@@ -233,7 +233,8 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
 }
 
 /* BPE of w[0..n) into c->sym; returns the id count, 0 when out of memory. */
-static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n, int method) {
+static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
+                      lmf_tok_bpe_method method) {
     if (!ensure_scratch(c, n)) return 0;
     if (t->ignore_merges) {
         uint32_t id = lmf_tok_find(t, (const char *)w, n);
@@ -243,12 +244,12 @@ static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, 
         }
     }
     for (size_t i = 0; i < n; i++) c->sym[i] = t->byte_id[w[i]];
-    if (method == 0) method = n >= HEAP_MIN ? 2 : 1;
-    return method == 2 ? bpe_heap(t, c, n) : bpe_array(t, c, n);
+    if (method == LMF_TOK_BPE_AUTO) method = n >= HEAP_MIN ? LMF_TOK_BPE_HEAP : LMF_TOK_BPE_ARRAY;
+    return method == LMF_TOK_BPE_HEAP ? bpe_heap(t, c, n) : bpe_array(t, c, n);
 }
 
 size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
-                        uint32_t *ids, int method) {
+                        uint32_t *ids, lmf_tok_bpe_method method) {
     size_t m = bpe_sym(t, c, w, n, method);
     memcpy(ids, c->sym, m * sizeof *ids);
     if (c->cap > SCRATCH_KEEP) free_scratch(c);
@@ -304,7 +305,7 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
                     if (cnt < cap) ids[cnt] = e->ids[k];
                 continue;
             }
-            size_t k = bpe_sym(t, c, p, wl, 0);
+            size_t k = bpe_sym(t, c, p, wl, LMF_TOK_BPE_AUTO);
             if (k == 0) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
             if (k <= CACHE_IDS) {
                 /* two slots per word: replace the less used one, and age the other */
@@ -327,7 +328,7 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
                 if (cnt < cap) ids[cnt] = c->sym[i];
             continue;
         }
-        size_t k = bpe_sym(t, c, p, wl, 0);
+        size_t k = bpe_sym(t, c, p, wl, LMF_TOK_BPE_AUTO);
         if (k == 0) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
         for (size_t i = 0; i < k; i++, cnt++)
             if (cnt < cap) ids[cnt] = c->sym[i];

@@ -91,10 +91,3 @@ lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out) {
     free(buf);
     return s;
 }
-
-int lmf_tok_decode_only(const lmf_tokenizer *t) {
-    if (t->n_merges > 0) return 0;
-    for (uint32_t i = 0; i < t->n_ids; i++)
-        if (t->len[i] != LMF_TOK_NONE && t->len[i] > 1 && t->kind[i] == LMF_TOK_KIND_NORMAL) return 1;
-    return 0;
-}

@@ -1,6 +1,10 @@
 /* Tokenizer internals shared by src/tokenizer: the lmf_tokenizer layout and helpers. */
-/* The vocabulary builder used by the loaders and the trainer, the BPE word encoder and its
- * per-thread cache. */
+/* The handle, the vocabulary builder used by the loaders and the trainer, the BPE word encoder
+ * and its per-thread cache, the loaders of each file kind. The files call one way: bytemap,
+ * pretok and read_file call no other file; vocab calls bytemap; bpe calls vocab and pretok;
+ * handle calls bpe (to free the context pool); encode calls bpe; the loaders and the trainer
+ * call handle, vocab, bytemap and read_file; load picks a loader; bench calls the public
+ * functions. */
 #ifndef LMF_TOK_INTERNAL_H
 #define LMF_TOK_INTERNAL_H
 
@@ -58,10 +62,14 @@ struct lmf_tokenizer {
 
 enum { LMF_TOK_KIND_UNSET = 0, LMF_TOK_KIND_NORMAL = 1, LMF_TOK_KIND_SPECIAL = 2 };
 
+/* ---- the handle (handle.c) ---- */
+
+/* A new, empty tokenizer (no ids), or NULL (with a message) when out of memory. Freed with
+ * lmf_tok_free. */
+lmf_tokenizer *lmf_tok_alloc(void);
+
 /* ---- vocabulary building (vocab.c) ---- */
 
-/* A new, empty tokenizer (no ids), or NULL (with a message) when out of memory. */
-lmf_tokenizer *lmf_tok_alloc(void);
 /* Give id the bytes b[0..n). kind: LMF_TOK_KIND_NORMAL or _SPECIAL. Fails (LMF_ERR_FORMAT)
  * when the id is already used or another id has the same bytes; `what` names the source
  * file in the message. */
@@ -110,29 +118,27 @@ void lmf_tok_ctx_free(lmf_tok_ctx *c);
 lmf_tok_ctx *lmf_tok_ctx_get(const lmf_tokenizer *t);   /* NULL when out of memory */
 void lmf_tok_ctx_put(const lmf_tokenizer *t, lmf_tok_ctx *c);
 void lmf_tok_pool_drain(lmf_tok_pool *p);               /* frees the pooled contexts */
+/* The merge loop of lmf_tok_bpe_word; all give the same ids. */
+typedef enum lmf_tok_bpe_method {
+    LMF_TOK_BPE_AUTO = 0,   /* array for short words, heap for long ones */
+    LMF_TOK_BPE_ARRAY = 1,  /* array rescans, O(n^2) */
+    LMF_TOK_BPE_HEAP = 2,   /* a heap of (rank, position) over a linked list, O(n log n) */
+} lmf_tok_bpe_method;
 /* BPE-encode one pre-token w[0..n) (n >= 1) to ids; returns their count (<= n). ids must hold
- * n entries. method: 0 = automatic, 1 = array rescans (short words), 2 = heap (long words);
- * all give the same ids. Returns 0 when scratch memory cannot be had. */
+ * n entries. Returns 0 when scratch memory cannot be had. */
 size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
-                        uint32_t *ids, int method);
+                        uint32_t *ids, lmf_tok_bpe_method method);
 /* Encode text without special-token handling, appending to ids[cap] from *count on (ids past
  * cap are only counted). Returns LMF_ERR_NOMEM on allocation failure. */
 lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,
                                 size_t n, uint32_t *ids, size_t cap, size_t *count);
 
-/* ---- loaders (load_gpt2.c, load_json.c) ---- */
+/* ---- loading one kind of file (load_gpt2.c, load_json.c, load_llmc.c); lmf_tok_load (load.c)
+ * picks the kind. The parsers from memory are public (tokenizer.h). ---- */
 lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_path,
                                   lmf_tokenizer **out);
 lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out);
-/* an llm.c tokenizer file (load_llmc.c) */
 lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out);
-/* the same from memory (used by the fuzz harnesses); enc_name, merges_name, what: the
- * names used in messages */
-lmf_status lmf_tok_parse_gpt2_pair(const char *enc, size_t enc_len, const char *enc_name,
-                                   const char *merges, size_t merges_len, const char *merges_name,
-                                   lmf_tokenizer **out);
-lmf_status lmf_tok_parse_hf_json(const char *json, size_t len, const char *what,
-                                 lmf_tokenizer **out);
 
 /* ---- trainer trace, for tests: the trainer's final segmentation of every distinct word ---- */
 typedef struct lmf_tok_train_trace {
@@ -147,7 +153,10 @@ lmf_status lmf_tok_train_buffer_traced(const char *text, size_t len, const lmf_t
                                        lmf_tokenizer **out, lmf_tok_train_trace *trace);
 void lmf_tok_train_trace_free(lmf_tok_train_trace *tr);
 
-/* Read a whole file into a malloc'd buffer (NUL-terminated, *len without the NUL). */
+/* ---- input files (read_file.c) ---- */
+/* Read a whole file into a malloc'd buffer (NUL-terminated, *len without the NUL). Fails with
+ * LMF_ERR_IO ("PATH: cannot open: REASON", "PATH: not a regular file", "PATH: read failed") or
+ * LMF_ERR_NOMEM; *data is NULL on failure. */
 lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len);
 
 #endif

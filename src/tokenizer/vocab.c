@@ -1,74 +1,20 @@
-/* The tokenizer's vocabulary: ids and bytes, bytes -> id map, merges, special tokens. */
-/* Built by the loaders and the trainer, checked by lmf_tok_finish. */
+/* Building the vocabulary: ids and bytes, the bytes -> id map, merges, special tokens. */
+/* Used by the loaders and the trainer on a handle from lmf_tok_alloc; checked by lmf_tok_finish. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-#include "tokenizer/pretok.h"
 #include "tokenizer/tok_internal.h"
-
-lmf_tokenizer *lmf_tok_alloc(void) {
-    lmf_pretok_init();
-    lmf_tokenizer *t = calloc(1, sizeof *t);
-    lmf_tok_pool *p = calloc(1, sizeof *p);
-    if (!t || !p || pthread_mutex_init(&p->mu, NULL) != 0) {
-        free(t);
-        free(p);
-        lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
-        return NULL;
-    }
-    t->pool = p;
-    t->eot = -1;
-    return t;
-}
-
-void lmf_tok_free(lmf_tokenizer *t) {
-    if (!t) return;
-    if (t->pool) {
-        lmf_tok_pool_drain(t->pool);
-        pthread_mutex_destroy(&t->pool->mu);
-        free(t->pool);
-    }
-    free(t->off);
-    free(t->len);
-    free(t->kind);
-    free(t->bytes);
-    free(t->map);
-    free(t->merge_left);
-    free(t->merge_right);
-    free(t->merge_result);
-    free(t->mtab);
-    free(t->special_ids);
-    free(t);
-}
-
-int lmf_tok_vocab_size(const lmf_tokenizer *t) { return (int)t->n_ids; }
-int lmf_tok_eot(const lmf_tokenizer *t) { return t->eot; }
-
-int lmf_tok_is_special(const lmf_tokenizer *t, uint32_t id) {
-    return id < t->n_ids && t->kind[id] == LMF_TOK_KIND_SPECIAL;
-}
-
-int lmf_tok_num_merges(const lmf_tokenizer *t) { return (int)t->n_merges; }
-
-const char *lmf_tok_token_bytes(const lmf_tokenizer *t, uint32_t id, size_t *len) {
-    if (id >= t->n_ids || t->len[id] == LMF_TOK_NONE) {
-        if (len) *len = 0;
-        return NULL;
-    }
-    if (len) *len = t->len[id];
-    return t->bytes + t->off[id];
-}
 
 /* A token's spelling for messages: byte-level form, shortened. */
 static const char *show(const lmf_tokenizer *t, uint32_t id, char *buf, size_t cap) {
-    size_t n;
-    const char *b = lmf_tok_token_bytes(t, id, &n);
-    if (!b) {
+    if (id >= t->n_ids || t->len[id] == LMF_TOK_NONE) {
         snprintf(buf, cap, "#%u", id);
         return buf;
     }
+    size_t n = t->len[id];
+    const char *b = t->bytes + t->off[id];
     if (n > (cap - 1) / 2) n = (cap - 1) / 2;
     lmf_tok_bytes_to_unicode(b, n, buf);
     return buf;

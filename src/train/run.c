@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
 
 /* metrics.jsonl lines for one step (rank 0) */
@@ -85,7 +86,10 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
     lmf_metrics *mx = NULL;
     /* a resumed run keeps the lines of the steps before its checkpoint */
-    if (rank == 0) LMF_TRY(lmf_metrics_open(path, start > 0 ? start : -1, &mx));
+    if (rank == 0) {
+        LMF_TRY(lmf_mkdir_p(o->out_dir));
+        LMF_TRY(lmf_metrics_open(path, start > 0 ? start : -1, &mx));
+    }
     lmf_status s = loop(t, cb, mx, res);
     lmf_metrics_close(mx);
     if (s == LMF_OK && (s = lmf_trainer_materialize(t)) != LMF_OK)

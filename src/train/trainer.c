@@ -408,15 +408,23 @@ lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss) {
         *val_loss = NAN;
         return LMF_OK;
     }
+    double mean = 0.0;
+    LMF_TRY(lmf_evaluate(t->model, t->val_loader, t->o.batch, t->o.seq, t->eval_batches,
+                         t->inputs, t->targets, &mean));
+    *val_loss = (float)mean;
+    return LMF_OK;
+}
+
+lmf_status lmf_evaluate(lmf_gpt *m, lmf_loader *l, int B, int T, int batches, int32_t *inputs,
+                        int32_t *targets, double *mean_loss) {
     double sum = 0.0;
-    for (int b = 0; b < t->eval_batches; b++) {
+    for (int b = 0; b < batches; b++) {
         float loss;
-        lmf_loader_fill_eval(t->val_loader, (uint64_t)b, t->inputs, t->targets);
-        LMF_TRY(lmf_gpt_forward(t->model, t->inputs, t->targets, t->o.batch, t->o.seq, 0, 1.0f,
-                                &loss));
+        lmf_loader_fill_eval(l, (uint64_t)b, inputs, targets);
+        LMF_TRY(lmf_gpt_forward(m, inputs, targets, B, T, 0, 1.0f, &loss));
         sum += loss;
     }
-    *val_loss = (float)(sum / t->eval_batches);
+    *mean_loss = sum / batches;
     return LMF_OK;
 }
 

@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700
 #include "lib/test_util.h"
 
+#include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -49,11 +51,38 @@ char *lmf_test_path(char *buf, size_t cap, const char *fmt, ...) {
     return buf;
 }
 
-void lmf_test_write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
+char *lmf_test_fresh_dir(char *buf, size_t cap, const char *fmt, ...) {
+    if (!g_dir[0]) fail_msg("lmf_test_fresh_dir: no test directory (lmf_test_tmpdir_setup not run)");
+    char name[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (n <= 0 || (size_t)n >= sizeof name) fail_msg("lmf_test_fresh_dir: bad name");
+    n = snprintf(buf, cap, "%s/%s", g_dir, name);
+    if (n < 0 || (size_t)n >= cap) fail_msg("lmf_test_fresh_dir: %s/%s is too long", g_dir, name);
+    struct stat st;
+    if (lstat(buf, &st) == 0 && lmf_test_remove_tree(buf) != 0) fail_msg("cannot remove %s", buf);
+    if (mkdir(buf, 0777) != 0) fail_msg("cannot create directory %s: %s", buf, strerror(errno));
+    return buf;
+}
+
+void lmf_test_write_bytes(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
     if (!f) fail_msg("cannot create %s", path);
-    fputs(text, f);
+    if (len && fwrite(data, 1, len, f) != len) {
+        fclose(f);
+        fail_msg("cannot write %s", path);
+    }
     if (fclose(f) != 0) fail_msg("cannot write %s", path);
+}
+
+void lmf_test_write_text(const char *path, const char *text) {
+    lmf_test_write_bytes(path, text, strlen(text));
+}
+
+void lmf_test_ok(lmf_status s, const char *what) {
+    if (s != LMF_OK) fail_msg("%s: %s (%s)", what, lmf_status_name(s), lmf_last_error());
 }
 
 lmf_status lmf_test_dp_step(lmf_ddp *d, lmf_optimizer *o, float lr, int t, float *grad_norm) {

@@ -14,17 +14,26 @@
 #define LMF_TEST_SKIP 77
 
 /* cmocka group setup and teardown: a fresh directory under $TMPDIR (or /tmp), removed with
- * everything in it at the end. */
+ * everything in it at the end. Given to cmocka_unit_test_setup_teardown instead, they give
+ * every test its own empty directory. */
 int lmf_test_tmpdir_setup(void **state);
 int lmf_test_tmpdir_teardown(void **state);
 /* the directory made by lmf_test_tmpdir_setup */
 const char *lmf_test_dir(void);
 /* buf[cap] = the test directory + "/" + the formatted name; returns buf */
 char *lmf_test_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* write text to path (fails the test when it cannot) */
+/* lmf_test_path(buf, cap, fmt, ...) made a new, empty directory: whatever was at that path is
+ * removed first, so a test never sees another test's files (fails the test when it cannot);
+ * returns buf */
+char *lmf_test_fresh_dir(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* write text / len bytes to path, replacing the file (fails the test when it cannot) */
 void lmf_test_write_text(const char *path, const char *text);
+void lmf_test_write_bytes(const char *path, const void *data, size_t len);
 /* remove path and everything under it; 0 on success */
 int lmf_test_remove_tree(const char *path);
+
+/* fail the test with lmf_last_error() when s is not LMF_OK; `what` names the call */
+void lmf_test_ok(lmf_status s, const char *what);
 
 /* One optimizer step of a data-parallel engine: wait for the reductions, then the optimizer
  * over the engine's range (lmf_ddp_optimizer_create). */

@@ -1,4 +1,4 @@
-/* Multi-rank checks of the communicator and the engine (run by tests/test_comm_mpi.sh). */
+/* Multi-rank checks of the communicator and the engine (run by tests/test_parallel_mpi.sh). */
 /* Usage: mpi_comm_check MODE, MODE one of
  *   collectives  every collective on odd sizes, uneven and empty parts, non-blocking overlap
  *   engine       ZeRO stages 0-3 on the toy model against the serial reference

@@ -1,4 +1,4 @@
-# Shared settings of the mpirun-driven tests (sourced by tests/test_comm_mpi.sh, test_dist_*.sh).
+# Shared settings of the mpirun-driven tests (sourced by tests/test_parallel_mpi.sh, test_parallel_matches_single.sh, test_parallel_two_hosts.sh).
 # One OpenMP thread per rank; more ranks than cores allowed; running as root allowed (CI);
 # shared-memory transfers without cross-memory attach, which containers often forbid.
 export OMP_NUM_THREADS=1

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,8 @@
 #include "lmforge/formats.h"
 #include "lmforge/rng.h"
 #include "lmforge/train.h"
+
+#include "lib/test_util.h"
 
 /* the model: vocabulary 50 padded to 128 rows in the file (lmforge pads to 64 internally) */
 enum { V = 50, VP = 128, MAXT = 16, L = 2, NH = 2, C = 16, B = 2, T = 8, NTOK = 90, STEPS = 10 };
@@ -284,8 +285,6 @@ static void ref_adamw(ref *r, float lr, float b1, float b2, float eps, float wd,
 
 /* ---- files written from the format descriptions ---- */
 
-static char g_dir[256];
-
 static void put_i32(FILE *f, int32_t v) { assert_int_equal(fwrite(&v, 4, 1, f), 1); }
 
 /* llm.c checkpoint, version 3, of the reference's weights */
@@ -356,7 +355,7 @@ static void lmforge_losses(const char *model, const char *shard, const hp *h, co
     lmf_train_opts o;
     lmf_train_opts_default(&o);
     char run[512];
-    snprintf(run, sizeof run, "%s/run_%s", g_dir, kernels);
+    lmf_test_path(run, sizeof run, "run_%s", kernels);
     /* the flags of docs/interop.md: --init FILE --data SHARD --no-shuffle --lr-schedule constant
      * --warmup 0 --weight-decay 0 --grad-clip 0 --beta1 --beta2 --adam-eps --batch --seq */
     o.init_dir = model;
@@ -389,23 +388,6 @@ static void lmforge_losses(const char *model, const char *shard, const hp *h, co
     lmf_trainer_free(t);
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/lmf-interop-train.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
 /* Tolerance. Both sides compute in float32 and differ only in the order of additions
  * (lmforge's kernels block and vectorise their sums, the reference adds left to right), so a
  * loss near ln(50) = 3.9 carries a few float32 roundings (one ulp there is 2.4e-7), grown a
@@ -421,8 +403,8 @@ static void check_equivalence(const hp *h) {
     lmf_rng_seed(&g, 3);
     for (int i = 0; i < NTOK; i++) tok[i] = (uint16_t)(lmf_rng_u64(&g) % V);
     char model[512], shard[512];
-    snprintf(model, sizeof model, "%s/model.bin", g_dir);
-    snprintf(shard, sizeof shard, "%s/train.bin", g_dir);
+    lmf_test_path(model, sizeof model, "model.bin");
+    lmf_test_path(shard, sizeof shard, "train.bin");
     ref r;
     ref_init(&r);
     random_weights(&r, 11);
@@ -477,5 +459,5 @@ int main(void) {
         cmocka_unit_test(test_llmc_defaults),
         cmocka_unit_test(test_llmc_large_lr),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -2,7 +2,7 @@
 /* Hugging Face GPT-2 directories (fp32/fp16/bf16, single and sharded) and llm.c checkpoints
  * (v3 fp32, v5 bf16) and tokenizers, each written from the format descriptions; exact round
  * trips; bad files rejected with messages naming them. With --write-fixtures DIR the program
- * writes sample foreign files for tests/test_interop_cli.sh. */
+ * writes sample foreign files for tests/test_model_files_cli.sh. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,31 +23,12 @@
 #include "lmforge/safetensors.h"
 #include "lmforge/train.h"
 
-static char g_dir[256];
+#include "lib/test_util.h"
+
 /* vocabulary 50: llm.c pads it to 128 rows, lmforge to 64 */
 static const lmf_gpt_config CFG = {2, 2, 16, 12, 50};
 
-/* ---- small file helpers ---- */
-
-static const char *path_in(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static const char *path_in(char *buf, const char *fmt, ...) {
-    char rel[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rel, sizeof rel, fmt, ap);
-    va_end(ap);
-    snprintf(buf, 4096, "%s/%s", g_dir, rel);
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (n) assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void write_text(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
+/* ---- small file helpers (paths and writing: tests/lib/test_util.h) ---- */
 
 static uint8_t *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -248,7 +228,7 @@ static void config_json(const char *path, const lmf_gpt_config *c, const char *e
     }
     if (extra && !replaced) pos += snprintf(buf + pos, sizeof buf - (size_t)pos, ",\n  %s", extra);
     snprintf(buf + pos, sizeof buf - (size_t)pos, "\n}\n");
-    write_text(path, buf);
+    lmf_test_write_text(path, buf);
 }
 
 typedef struct hf_opts {
@@ -359,7 +339,7 @@ static void write_hf(const char *dir, const dict *d, const hf_opts *o) {
                             i ? ", " : "", t[i].name, i < half ? 1 : 2);
         snprintf(idx + pos, cap - (size_t)pos, "}}\n");
         snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-        write_text(p, idx);
+        lmf_test_write_text(p, idx);
         free(idx);
     }
     free(other);
@@ -477,7 +457,7 @@ static void test_hf_fp32(void **state) {
     dict d;
     dict_make(&d, &CFG, K_F32, 1);
     hf_opts o = {.dtype = "F32", .buffers = 1};
-    write_hf(path_in(p, "hf32"), &d, &o);
+    write_hf(lmf_test_path(p, sizeof p, "hf32"), &d, &o);
     lmf_model_format fmt;
     char load[4096];
     assert_int_equal(lmf_model_detect(p, &fmt, load, sizeof load), LMF_OK);
@@ -486,12 +466,12 @@ static void test_hf_fp32(void **state) {
     check_model(m, &d);
     lmf_gpt_free(m);
     /* the same through the path of its model.safetensors */
-    m = load_ok(path_in(p, "hf32/model.safetensors"));
+    m = load_ok(lmf_test_path(p, sizeof p, "hf32/model.safetensors"));
     check_model(m, &d);
     lmf_gpt_free(m);
     /* "transformer." prefix and a tied lm_head.weight */
     hf_opts o2 = {.dtype = "F32", .prefix = 1, .buffers = 1, .lm_head = 1};
-    write_hf(path_in(p, "hf32p"), &d, &o2);
+    write_hf(lmf_test_path(p, sizeof p, "hf32p"), &d, &o2);
     m = load_ok(p);
     check_model(m, &d);
     lmf_gpt_free(m);
@@ -506,7 +486,7 @@ static void test_hf_half(void **state) {
     const char *dt[2] = {"F16", "BF16"};
     for (int k = 0; k < 2; k++) {
         hf_opts o = {.dtype = dt[k], .buffers = k};
-        write_hf(path_in(p, "hf_%s", dt[k]), &d, &o);
+        write_hf(lmf_test_path(p, sizeof p, "hf_%s", dt[k]), &d, &o);
         lmf_gpt *m = load_ok(p);
         check_model(m, &d);
         lmf_gpt_free(m);
@@ -520,11 +500,11 @@ static void test_hf_sharded(void **state) {
     dict d;
     dict_make(&d, &CFG, K_EXACT, 3);
     hf_opts o = {.dtype = "F16", .prefix = 1, .buffers = 1, .shards = 2};
-    write_hf(path_in(p, "hf_sharded"), &d, &o);
+    write_hf(lmf_test_path(p, sizeof p, "hf_sharded"), &d, &o);
     lmf_gpt *m = load_ok(p);
     check_model(m, &d);
     lmf_gpt_free(m);
-    m = load_ok(path_in(p, "hf_sharded/model.safetensors.index.json"));
+    m = load_ok(lmf_test_path(p, sizeof p, "hf_sharded/model.safetensors.index.json"));
     check_model(m, &d);
     lmf_gpt_free(m);
     dict_free(&d);
@@ -548,31 +528,31 @@ static void test_hf_bad(void **state) {
         {"bad_shard_missing", {.dtype = "F32", .shards = 2, .skip = "h.1.ln_2.bias"}, "index.json", "missing from every shard"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_hf(path_in(p, "%s", cases[i].dir), &d, &cases[i].o);
+        write_hf(lmf_test_path(p, sizeof p, "%s", cases[i].dir), &d, &cases[i].o);
         expect_load_fail(p, cases[i].file, cases[i].phrase);
     }
     /* not a JSON object as config */
     hf_opts plain = {.dtype = "F32"};
-    write_hf(path_in(p, "bad_cfg_json"), &d, &plain);
-    write_text(path_in(f, "bad_cfg_json/config.json"), "{\"n_layer\": 2,");
+    write_hf(lmf_test_path(p, sizeof p, "bad_cfg_json"), &d, &plain);
+    lmf_test_write_text(lmf_test_path(f, sizeof f, "bad_cfg_json/config.json"), "{\"n_layer\": 2,");
     expect_load_fail(p, f, "not valid JSON");
     /* an absent key takes GPT2Config's default (n_embd 768), as transformers reads it: the
      * weights then disagree with the config, and the message says so */
-    write_text(f, "{\"n_layer\": 2, \"n_head\": 2, \"vocab_size\": 50, \"n_positions\": 12}");
+    lmf_test_write_text(f, "{\"n_layer\": 2, \"n_head\": 2, \"vocab_size\": 50, \"n_positions\": 12}");
     expect_load_fail(p, "model.safetensors", "config.json implies [50, 768]");
     /* only PyTorch weights */
-    mkdir_new(path_in(p, "bad_pickle"));
-    config_json(path_in(f, "bad_pickle/config.json"), &CFG, NULL);
-    write_text(path_in(f, "bad_pickle/pytorch_model.bin"), "PK");
+    mkdir_new(lmf_test_path(p, sizeof p, "bad_pickle"));
+    config_json(lmf_test_path(f, sizeof f, "bad_pickle/config.json"), &CFG, NULL);
+    lmf_test_write_text(lmf_test_path(f, sizeof f, "bad_pickle/pytorch_model.bin"), "PK");
     expect_load_fail(p, "bad_pickle", "pytorch_model.bin");
     /* integer tensor where floats belong */
-    write_hf(path_in(p, "bad_dtype_int"), &d, &plain);
+    write_hf(lmf_test_path(p, sizeof p, "bad_dtype_int"), &d, &plain);
     {
         st_out t[1];
         int w = dict_find(&d, "wte.weight");
         tensor_out(&t[0], &d, w, "F32", "wte.weight");
         t[0].dtype = "I32";
-        write_st(path_in(f, "bad_dtype_int/model.safetensors"), t, 1, 1);
+        write_st(lmf_test_path(f, sizeof f, "bad_dtype_int/model.safetensors"), t, 1, 1);
         expect_load_fail(p, f, NULL);
     }
     dict_free(&d);
@@ -594,27 +574,27 @@ static void test_hf_bad_safetensors(void **state) {
         "{\"wte.weight\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",  /* size */
     };
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
-        write_hf(path_in(p, "bad_st%zu", i), &d, &plain);
-        path_in(f, "bad_st%zu/model.safetensors", i);
+        write_hf(lmf_test_path(p, sizeof p, "bad_st%zu", i), &d, &plain);
+        lmf_test_path(f, sizeof f, "bad_st%zu/model.safetensors", i);
         size_t hl = strlen(headers[i]), pad = (8 - hl % 8) % 8;
         uint8_t *b = calloc(8 + hl + pad + 12, 1);
         uint64_t len = hl + pad;
         memcpy(b, &len, 8);
         memcpy(b + 8, headers[i], hl);
         memset(b + 8 + hl, ' ', pad);
-        write_bytes(f, b, 8 + hl + pad + 12);
+        lmf_test_write_bytes(f, b, 8 + hl + pad + 12);
         free(b);
         expect_load_fail(p, f, NULL);
     }
     /* a header length far past the end of the file, and a truncated file */
-    write_hf(path_in(p, "bad_st_len"), &d, &plain);
+    write_hf(lmf_test_path(p, sizeof p, "bad_st_len"), &d, &plain);
     uint64_t huge = (uint64_t)1 << 62;
-    write_bytes(path_in(f, "bad_st_len/model.safetensors"), &huge, 8);
+    lmf_test_write_bytes(lmf_test_path(f, sizeof f, "bad_st_len/model.safetensors"), &huge, 8);
     expect_load_fail(p, f, NULL);
-    write_hf(path_in(p, "bad_st_trunc"), &d, &plain);
+    write_hf(lmf_test_path(p, sizeof p, "bad_st_trunc"), &d, &plain);
     size_t n;
-    uint8_t *b = read_all(path_in(f, "bad_st_trunc/model.safetensors"), &n);
-    write_bytes(f, b, n - 100);
+    uint8_t *b = read_all(lmf_test_path(f, sizeof f, "bad_st_trunc/model.safetensors"), &n);
+    lmf_test_write_bytes(f, b, n - 100);
     free(b);
     expect_load_fail(p, f, NULL);
     dict_free(&d);
@@ -633,7 +613,7 @@ static void rewrite_index(const char *dir, const char *from, const char *to) {
     memcpy(out, s, k);
     strcpy(out + k, to);
     strcat(out, at + strlen(from));
-    write_text(p, out);
+    lmf_test_write_text(p, out);
     free(out);
     free(s);
 }
@@ -645,29 +625,30 @@ static void test_hf_bad_index(void **state) {
     dict_make(&d, &CFG, K_F32, 6);
     hf_opts o = {.dtype = "F32", .shards = 2};
     /* a token file that is not there */
-    write_hf(path_in(p, "bad_idx_file"), &d, &o);
+    write_hf(lmf_test_path(p, sizeof p, "bad_idx_file"), &d, &o);
     rewrite_index(p, "\"wte.weight\": \"model-00001-of-00002.safetensors\"",
                   "\"wte.weight\": \"model-00009-of-00002.safetensors\"");
     expect_load_fail(p, "model-00009-of-00002.safetensors", "does not exist");
     /* the map names the wrong shard */
-    write_hf(path_in(p, "bad_idx_wrong"), &d, &o);
+    write_hf(lmf_test_path(p, sizeof p, "bad_idx_wrong"), &d, &o);
     rewrite_index(p, "\"ln_f.bias\": \"model-00002-of-00002.safetensors\"",
                   "\"ln_f.bias\": \"model-00001-of-00002.safetensors\"");
     expect_load_fail(p, "index.json", "has no such tensor");
     /* a path outside the directory */
-    write_hf(path_in(p, "bad_idx_escape"), &d, &o);
+    write_hf(lmf_test_path(p, sizeof p, "bad_idx_escape"), &d, &o);
     rewrite_index(p, "\"wte.weight\": \"model-00001-of-00002.safetensors\"",
                   "\"wte.weight\": \"../model-00001-of-00002.safetensors\"");
     expect_load_fail(p, "index.json", "must name a file");
     /* not JSON, and no weight_map */
-    write_hf(path_in(p, "bad_idx_json"), &d, &o);
-    write_text(path_in(f, "bad_idx_json/model.safetensors.index.json"), "{\"weight_map\": ");
+    write_hf(lmf_test_path(p, sizeof p, "bad_idx_json"), &d, &o);
+    lmf_test_write_text(lmf_test_path(f, sizeof f, "bad_idx_json/model.safetensors.index.json"),
+                        "{\"weight_map\": ");
     expect_load_fail(p, f, "not valid JSON");
-    write_text(f, "{\"metadata\": {}}");
+    lmf_test_write_text(f, "{\"metadata\": {}}");
     expect_load_fail(p, f, "weight_map");
     /* a tensor in both shards (wte.weight in shard 1, transformer.wte.weight in shard 2) */
     hf_opts twice = {.dtype = "F32", .shards = 2, .extra_tensor = "transformer.wte.weight"};
-    write_hf(path_in(p, "bad_idx_twice"), &d, &twice);
+    write_hf(lmf_test_path(p, sizeof p, "bad_idx_twice"), &d, &twice);
     expect_load_fail(p, "index.json", "more than once");
     dict_free(&d);
 }
@@ -680,7 +661,7 @@ static void test_llmc_load(void **state) {
     dict d;
     dict_make(&d, &CFG, K_EXACT, 7);
     /* v3 with non-zero padding (dropped on load) */
-    write_llmc_file(path_in(p, "v3pad.bin"), &d, 3, 0.5f);
+    write_llmc_file(lmf_test_path(p, sizeof p, "v3pad.bin"), &d, 3, 0.5f);
     lmf_model_format fmt;
     char load[4096];
     assert_int_equal(lmf_model_detect(p, &fmt, load, sizeof load), LMF_OK);
@@ -689,7 +670,7 @@ static void test_llmc_load(void **state) {
     check_model(m, &d);
     lmf_gpt_free(m);
     /* v5: the same values as bf16 */
-    write_llmc_file(path_in(p, "v5.bin"), &d, 5, 0.0f);
+    write_llmc_file(lmf_test_path(p, sizeof p, "v5.bin"), &d, 5, 0.0f);
     m = load_ok(p);
     check_model(m, &d);
     lmf_gpt_free(m);
@@ -710,11 +691,11 @@ static void test_llmc_write(void **state) {
     dict d;
     dict_make(&d, &CFG, K_EXACT, 8);
     hf_opts o = {.dtype = "F32"};
-    write_hf(path_in(p, "hf_for_llmc"), &d, &o);
+    write_hf(lmf_test_path(p, sizeof p, "hf_for_llmc"), &d, &o);
     lmf_gpt *m = load_ok(p);
     for (int v = 3; v <= 5; v += 2) {
-        write_llmc_file(path_in(p, "want_v%d.bin", v), &d, v, 0.0f);
-        assert_int_equal(lmf_llmc_save(m, path_in(q, "got_v%d.bin", v), v), LMF_OK);
+        write_llmc_file(lmf_test_path(p, sizeof p, "want_v%d.bin", v), &d, v, 0.0f);
+        assert_int_equal(lmf_llmc_save(m, lmf_test_path(q, sizeof q, "got_v%d.bin", v), v), LMF_OK);
         size_t na, nb;
         uint8_t *a = read_all(p, &na), *b = read_all(q, &nb);
         assert_int_equal(na, nb);
@@ -726,9 +707,9 @@ static void test_llmc_write(void **state) {
     /* bf16 export of values that need rounding: nearest, ties to even */
     dict r;
     dict_make(&r, &CFG, K_F32, 9);
-    write_hf(path_in(p, "hf_round"), &r, &o);
+    write_hf(lmf_test_path(p, sizeof p, "hf_round"), &r, &o);
     m = load_ok(p);
-    assert_int_equal(lmf_llmc_save(m, path_in(q, "round_v5.bin"), 5), LMF_OK);
+    assert_int_equal(lmf_llmc_save(m, lmf_test_path(q, sizeof q, "round_v5.bin"), 5), LMF_OK);
     size_t n;
     uint8_t *b = read_all(q, &n);
     /* wte is the first tensor after the header: rows of the real vocabulary */
@@ -761,7 +742,7 @@ static void test_llmc_bad(void **state) {
     char p[4096], q[4096];
     dict d;
     dict_make(&d, &CFG, K_EXACT, 10);
-    write_llmc_file(path_in(p, "good.bin"), &d, 3, 0.0f);
+    write_llmc_file(lmf_test_path(p, sizeof p, "good.bin"), &d, 3, 0.0f);
     size_t n;
     uint8_t *good = read_all(p, &n);
     uint8_t *b = malloc(n + 64);
@@ -786,14 +767,14 @@ static void test_llmc_bad(void **state) {
         if (cases[i].word >= 0) put_i32_at(b, cases[i].word, cases[i].value);
         size_t len = (size_t)((long)n + cases[i].size_delta);
         if (cases[i].size_delta > 0) memset(b + n, 0, (size_t)cases[i].size_delta);
-        write_bytes(path_in(q, "%s", cases[i].file), b, len);
+        lmf_test_write_bytes(lmf_test_path(q, sizeof q, "%s", cases[i].file), b, len);
         expect_load_fail(q, q, cases[i].phrase);
         lmf_gpt *m = NULL;
         expect_fail(lmf_llmc_load_buffer(b, len, q, lmf_kernels_ref(), &m), q, cases[i].phrase);
         assert_null(m);
     }
     /* shorter than the header */
-    write_bytes(path_in(q, "short.bin"), good, 100);
+    lmf_test_write_bytes(lmf_test_path(q, sizeof q, "short.bin"), good, 100);
     expect_load_fail(q, q, "shorter than its 1024-byte header");
     free(b);
     free(good);
@@ -849,29 +830,29 @@ static void test_round_trips(void **state) {
     char p[4096], q[4096];
     lmf_gpt *m = random_model(21);
     /* lmforge -> hf -> lmforge */
-    assert_int_equal(lmf_hf_save(m, path_in(p, "rt_hf"), -1), LMF_OK);
+    assert_int_equal(lmf_hf_save(m, lmf_test_path(p, sizeof p, "rt_hf"), -1), LMF_OK);
     lmf_gpt *h = load_ok(p);
     same_params(m, h);
     same_logits(m, h);
     /* lmforge -> llmc -> lmforge */
-    assert_int_equal(lmf_llmc_save(m, path_in(q, "rt.bin"), 3), LMF_OK);
+    assert_int_equal(lmf_llmc_save(m, lmf_test_path(q, sizeof q, "rt.bin"), 3), LMF_OK);
     lmf_gpt *c = load_ok(q);
     same_params(m, c);
     same_logits(m, c);
     /* hf -> llmc -> hf gives the same safetensors bytes; lmforge's own directory loads too */
-    assert_int_equal(lmf_hf_save(c, path_in(q, "rt_hf2"), -1), LMF_OK);
+    assert_int_equal(lmf_hf_save(c, lmf_test_path(q, sizeof q, "rt_hf2"), -1), LMF_OK);
     size_t na, nb;
-    uint8_t *a = read_all(path_in(p, "rt_hf/model.safetensors"), &na);
-    uint8_t *b = read_all(path_in(q, "rt_hf2/model.safetensors"), &nb);
+    uint8_t *a = read_all(lmf_test_path(p, sizeof p, "rt_hf/model.safetensors"), &na);
+    uint8_t *b = read_all(lmf_test_path(q, sizeof q, "rt_hf2/model.safetensors"), &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(a, b, na);
     free(a);
     free(b);
-    assert_int_equal(lmf_hf_save(m, path_in(p, "rt_lmf"), -1), LMF_OK);
+    assert_int_equal(lmf_hf_save(m, lmf_test_path(p, sizeof p, "rt_lmf"), -1), LMF_OK);
     lmf_gpt *g = load_ok(p);
     same_params(m, g);
     /* bf16: every weight is its nearest bf16 value */
-    assert_int_equal(lmf_llmc_save(m, path_in(q, "rt16.bin"), 5), LMF_OK);
+    assert_int_equal(lmf_llmc_save(m, lmf_test_path(q, sizeof q, "rt16.bin"), 5), LMF_OK);
     lmf_gpt *s = load_ok(q);
     const float *x = lmf_gpt_params(m), *y = lmf_gpt_params(s);
     for (size_t i = 0; i < lmf_gpt_layout(m)->total; i++)
@@ -889,9 +870,9 @@ static void test_hf_export_layout(void **state) {
     (void)state;
     char p[4096];
     lmf_gpt *m = random_model(41);
-    assert_int_equal(lmf_hf_save(m, path_in(p, "export_hf"), 7), LMF_OK);
+    assert_int_equal(lmf_hf_save(m, lmf_test_path(p, sizeof p, "export_hf"), 7), LMF_OK);
     size_t n;
-    uint8_t *b = read_all(path_in(p, "export_hf/model.safetensors"), &n);
+    uint8_t *b = read_all(lmf_test_path(p, sizeof p, "export_hf/model.safetensors"), &n);
     uint64_t hl;
     memcpy(&hl, b, 8);
     assert_true(hl % 8 == 0 && 8 + hl <= n);
@@ -921,7 +902,7 @@ static void test_hf_export_layout(void **state) {
     }
     json_decref(h);
     free(b);
-    b = read_all(path_in(p, "export_hf/config.json"), &n);
+    b = read_all(lmf_test_path(p, sizeof p, "export_hf/config.json"), &n);
     json_t *c = json_loadb((const char *)b, n, JSON_REJECT_DUPLICATES, &err);
     assert_non_null(c);
     assert_string_equal(json_string_value(json_object_get(c, "model_type")), "gpt2");
@@ -947,20 +928,20 @@ static void test_detect(void **state) {
     (void)state;
     char p[4096], q[4096];
     int32_t shard[256 + 4] = {20240520, 1, 8};
-    write_bytes(path_in(p, "tokens.bin"), shard, sizeof shard);
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tokens.bin"), shard, sizeof shard);
     expect_load_fail(p, p, "token file");
-    write_llmc_tokenizer(path_in(p, "tok_as_model.bin"), 2, 3, -1);
+    write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tok_as_model.bin"), 2, 3, -1);
     expect_load_fail(p, p, "tokenizer file");
-    write_text(path_in(p, "random.txt"), "hello world, not a model at all");
+    lmf_test_write_text(lmf_test_path(p, sizeof p, "random.txt"), "hello world, not a model at all");
     expect_load_fail(p, p, "not a model");
-    mkdir_new(path_in(p, "empty"));
+    mkdir_new(lmf_test_path(p, sizeof p, "empty"));
     expect_load_fail(p, p, "not a model directory");
-    expect_load_fail(path_in(p, "nonexistent"), p, "cannot open");
+    expect_load_fail(lmf_test_path(p, sizeof p, "nonexistent"), p, "cannot open");
     /* a run directory that holds only checkpoints (training stopped before its export) */
     uint16_t tok[200];
     for (int i = 0; i < 200; i++) tok[i] = (uint16_t)((i * 7) % CFG.vocab_size);
     int32_t hdr[256] = {20240520, 1, 200};
-    FILE *f = fopen(path_in(p, "detect_train.bin"), "wb");
+    FILE *f = fopen(lmf_test_path(p, sizeof p, "detect_train.bin"), "wb");
     assert_non_null(f);
     fwrite(hdr, 4, 256, f);
     fwrite(tok, 2, 200, f);
@@ -969,7 +950,7 @@ static void test_detect(void **state) {
     lmf_train_opts_default(&o);
     o.cfg = CFG;
     o.data = p;
-    o.out_dir = path_in(q, "run");
+    o.out_dir = lmf_test_path(q, sizeof q, "run");
     o.steps = 2;
     o.batch = 2;
     o.seq = 8;
@@ -994,8 +975,8 @@ static void test_detect(void **state) {
 static void test_llmc_tokenizer(void **state) {
     (void)state;
     char p[4096], q[4096];
-    mkdir_new(path_in(p, "tokdir"));
-    write_llmc_tokenizer(path_in(p, "tokdir/gpt2_tokenizer.bin"), 2, 40, -1);
+    mkdir_new(lmf_test_path(p, sizeof p, "tokdir"));
+    write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tokdir/gpt2_tokenizer.bin"), 2, 40, -1);
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_load(p, &t), LMF_OK);
     assert_int_equal(lmf_tok_vocab_size(t), 297);
@@ -1011,96 +992,82 @@ static void test_llmc_tokenizer(void **state) {
     /* found beside an llm.c checkpoint */
     dict d;
     dict_make(&d, &CFG, K_EXACT, 12);
-    write_llmc_file(path_in(q, "tokdir/model.bin"), &d, 3, 0.0f);
+    write_llmc_file(lmf_test_path(q, sizeof q, "tokdir/model.bin"), &d, 3, 0.0f);
     dict_free(&d);
     assert_int_equal(lmf_model_find_tokenizer(q, &t), LMF_OK);
     assert_non_null(t);
     assert_int_equal(lmf_tok_vocab_size(t), 297);
     lmf_tok_free(t);
     /* version 1: GPT-2's 50257 ids, end-of-text 50256 */
-    write_llmc_tokenizer(path_in(p, "tok_v1.bin"), 1, 50000, 0);
+    write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tok_v1.bin"), 1, 50000, 0);
     assert_int_equal(lmf_tok_load(p, &t), LMF_OK);
     assert_int_equal(lmf_tok_vocab_size(t), 50257);
     assert_int_equal(lmf_tok_eot(t), 50256);
     lmf_tok_free(t);
     /* bad files */
-    write_llmc_tokenizer(path_in(p, "tok_v1_small.bin"), 1, 40, 0);
+    write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tok_v1_small.bin"), 1, 40, 0);
     expect_fail(lmf_tok_load(p, &t), p, "50257");
-    write_llmc_tokenizer(path_in(p, "tok_v3.bin"), 3, 40, -1);
+    write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tok_v3.bin"), 3, 40, -1);
     expect_fail(lmf_tok_load(p, &t), p, "version 3");
-    write_llmc_tokenizer(path_in(p, "tok_eot.bin"), 2, 40, 5000);
+    write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tok_eot.bin"), 2, 40, 5000);
     expect_fail(lmf_tok_load(p, &t), p, "end-of-text id 5000");
     size_t len;
-    uint8_t *b = read_all(path_in(q, "tokdir/gpt2_tokenizer.bin"), &len);
-    write_bytes(path_in(p, "tok_trunc.bin"), b, len - 3);
+    uint8_t *b = read_all(lmf_test_path(q, sizeof q, "tokdir/gpt2_tokenizer.bin"), &len);
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_trunc.bin"), b, len - 3);
     expect_fail(lmf_tok_load(p, &t), p, "truncated");
-    write_bytes(path_in(p, "tok_short.bin"), b, 200);
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_short.bin"), b, 200);
     expect_fail(lmf_tok_load(p, &t), p, "truncated");
     uint8_t *c = malloc(len + 5);
     memcpy(c, b, len);
     memset(c + len, 7, 5);
-    write_bytes(path_in(p, "tok_tail.bin"), c, len + 5);
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_tail.bin"), c, len + 5);
     expect_fail(lmf_tok_load(p, &t), p, "5 bytes follow");
     memcpy(c, b, len);
     c[1024] = 0; /* token 0 with length 0 */
-    write_bytes(path_in(p, "tok_zero.bin"), c, len);
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_zero.bin"), c, len);
     expect_fail(lmf_tok_load(p, &t), p, "length 0");
     memcpy(c, b, len);
     c[0] = 1;
-    write_bytes(path_in(p, "tok_magic.bin"), c, len);
+    lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_magic.bin"), c, len);
     expect_fail(lmf_tok_parse_llmc(c, len, p, &t), p, "not an llm.c tokenizer");
     free(c);
     free(b);
     assert_null(t);
 }
 
-/* ---- fixtures for tests/test_interop_cli.sh ---- */
+/* ---- fixtures for tests/test_model_files_cli.sh ---- */
+
+/* p = dir/name */
+#define FIXTURE(name) (snprintf(p, sizeof p, "%s/%s", dir, name), p)
 
 static int write_fixtures(const char *dir) {
     static const lmf_gpt_config fc = {2, 2, 32, 64, 300};
-    snprintf(g_dir, sizeof g_dir, "%s", dir);
     char p[4096];
     mkdir(dir, 0777);
     dict d;
     dict_make(&d, &fc, K_SMALL, 77);
     hf_opts sharded = {.dtype = "F16", .prefix = 1, .buffers = 1, .shards = 2};
-    write_hf(path_in(p, "hf16"), &d, &sharded);
+    write_hf(FIXTURE("hf16"), &d, &sharded);
     hf_opts single = {.dtype = "BF16", .buffers = 1};
-    write_hf(path_in(p, "hfbf16"), &d, &single);
-    mkdir_new(path_in(p, "llmc"));
-    write_llmc_file(path_in(p, "llmc/model.bin"), &d, 3, 0.0f);
-    write_llmc_file(path_in(p, "llmc/model_bf16.bin"), &d, 5, 0.0f);
-    write_llmc_tokenizer(path_in(p, "llmc/gpt2_tokenizer.bin"), 2, 300 - 257, -1);
+    write_hf(FIXTURE("hfbf16"), &d, &single);
+    mkdir_new(FIXTURE("llmc"));
+    write_llmc_file(FIXTURE("llmc/model.bin"), &d, 3, 0.0f);
+    write_llmc_file(FIXTURE("llmc/model_bf16.bin"), &d, 5, 0.0f);
+    write_llmc_tokenizer(FIXTURE("llmc/gpt2_tokenizer.bin"), 2, 300 - 257, -1);
     dict_free(&d);
     /* a token file (llm.c layout): a repeating pattern the model can learn */
     enum { NT = 6000 };
     static uint16_t tok[NT];
     for (int i = 0; i < NT; i++) tok[i] = (uint16_t)((i * 7 + (i / 11) * 3) % 257);
     int32_t hdr[256] = {20240520, 1, NT};
-    FILE *f = fopen(path_in(p, "train.bin"), "wb");
+    FILE *f = fopen(FIXTURE("train.bin"), "wb");
     if (!f) return 1;
     fwrite(hdr, 4, 256, f);
     fwrite(tok, 2, NT, f);
     fclose(f);
     return 0;
 }
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int setup(void **state) {
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/lmf-interop.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
+#undef FIXTURE
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
@@ -1113,5 +1080,5 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_detect),          cmocka_unit_test(test_llmc_tokenizer),
         cmocka_unit_test(test_hf_export_layout),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

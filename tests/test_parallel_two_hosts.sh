@@ -10,8 +10,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 lmforge=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 
 skip() {
-    echo "test_dist_netns: skipped ($1)"
-    exit 0
+    echo "test_parallel_two_hosts: skipped ($1)"
+    exit 77
 }
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 command -v ip >/dev/null || skip "no ip (iproute2)"
@@ -111,7 +111,7 @@ if [ -f two/metrics.jsonl ]; then
 fi
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then
-    echo "test_dist_netns: $lmf_fail_count check(s) failed"
+    echo "test_parallel_two_hosts: $lmf_fail_count check(s) failed"
     exit 1
 fi
-echo "test_dist_netns: ok"
+echo "test_parallel_two_hosts: ok"

@@ -9,8 +9,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 build=${LMF_BUILD_DIR:-$(dirname "$1")}
 prog=$build/mpi_comm_check
 if [ ! -x "$prog" ] || ! command -v mpirun >/dev/null; then
-    echo "test_comm_mpi: skipped (this build has no MPI)"
-    exit 0
+    echo "test_parallel_mpi: skipped (this build has no MPI)"
+    exit 77
 fi
 
 for np in 1 2 3; do
@@ -56,7 +56,7 @@ done
 
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then
-    echo "test_comm_mpi: $lmf_fail_count check(s) failed"
+    echo "test_parallel_mpi: $lmf_fail_count check(s) failed"
     exit 1
 fi
-echo "test_comm_mpi: ok"
+echo "test_parallel_mpi: ok"

@@ -239,6 +239,85 @@ static void test_attention(void **state) {
     }
 }
 
+/* Attention of new positions against a key/value cache (inference): the reference gives, bit
+ * for bit, the rows past.. of the reference's full causal attention over the same positions;
+ * the fast table gives them within TOL_DOT, deterministically. Queries are read with the
+ * stride of the qkv rows, as the model passes them. */
+static void check_attention_kv(int T, int past, int C, int NH) {
+    rng_seed((uint64_t)T * 7u + (uint64_t)past * 3u + (uint64_t)C);
+    int n = T - past;
+    size_t C3 = (size_t)3 * C;
+    float *qkv = fbuf((size_t)T * C3, 2), *full = fbuf((size_t)T * C, 1);
+    float *sv = fbuf(R->attention_saved_floats(1, T, NH), 1);
+    R->attention_forward(full, sv, qkv, 1, T, C, NH);
+    float *kc = fbuf((size_t)T * C, 1), *vc = fbuf((size_t)T * C, 1);
+    for (int t = 0; t < T; t++) {
+        memcpy(kc + (size_t)t * C, qkv + (size_t)t * C3 + C, (size_t)C * sizeof(float));
+        memcpy(vc + (size_t)t * C, qkv + (size_t)t * C3 + 2 * C, (size_t)C * sizeof(float));
+    }
+    const float *q = qkv + (size_t)past * C3;
+    float *o_r = fbuf((size_t)n * C, 1), *sc_r = fbuf(R->attention_kv_scratch_floats(T), 1);
+    R->attention_kv_forward(o_r, sc_r, q, C3, kc, vc, past, n, C, NH);
+    assert_memory_equal(o_r, full + (size_t)past * C, (size_t)n * C * sizeof(float));
+    float *keep = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        float *o = fbuf((size_t)n * C, 1), *sc = fbuf(F->attention_kv_scratch_floats(T), 1);
+        F->attention_kv_forward(o, sc, q, C3, kc, vc, past, n, C, NH);
+        free(sc);
+        if (rep == 0) {
+            close_enough("attention_kv out", o, o_r, (size_t)n * C, TOL_DOT);
+            keep = o;
+        } else {
+            assert_memory_equal(o, keep, (size_t)n * C * sizeof(float));
+            free(o);
+        }
+    }
+    free(keep); free(qkv); free(full); free(sv); free(kc); free(vc); free(o_r); free(sc_r);
+}
+
+static void test_attention_kv(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_attention_kv(1, 0, 8, 1);     /* the first position alone */
+        check_attention_kv(9, 8, 12, 3);    /* one new position, hs = 4 */
+        check_attention_kv(40, 0, 75, 3);   /* a prompt at once, hs = 25 */
+        check_attention_kv(70, 33, 64, 4);  /* a chunk after a prefix */
+        check_attention_kv(130, 129, 96, 2);
+    }
+}
+
+/* logits of the tied classifier: the reference against a double-precision product, the fast
+ * table against the reference; padded rows of wte (NaN here) are never read */
+static void check_logits(int N, int C, int V, int Vp) {
+    rng_seed((uint64_t)N * 3u + (uint64_t)C * 11u + (uint64_t)V);
+    float *x = fbuf((size_t)N * C, 1), *wte = fbuf((size_t)Vp * C, 1);
+    for (size_t i = (size_t)V * C; i < (size_t)Vp * C; i++) wte[i] = NAN;
+    float *l_r = fbuf((size_t)N * V, 1), *l_f = fbuf((size_t)N * V, 1);
+    R->logits_forward(l_r, x, wte, N, C, V);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++)
+        for (int v = 0; v < V; v++) {
+            double d = 0.0;
+            for (int c = 0; c < C; c++) d += (double)x[(size_t)i * C + c] * wte[(size_t)v * C + c];
+            worst = fmax(worst, fabs(d - l_r[(size_t)i * V + v]));
+        }
+    if (!(worst <= 1e-5 * sqrt((double)C))) fail_msg("logits: reference off by %g", worst);
+    F->logits_forward(l_f, x, wte, N, C, V);
+    close_enough("logits", l_f, l_r, (size_t)N * V, TOL_DOT);
+    free(x); free(wte); free(l_r); free(l_f);
+}
+
+static void test_logits(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_logits(1, 8, 3, 64);
+        check_logits(1, 75, 1003, 1024);  /* one position, as sampling asks */
+        check_logits(13, 40, 77, 128);
+    }
+}
+
 /* ---------- element-wise: gelu, residual, adamw, sumsq, encoder ---------- */
 
 static void test_gelu(void **state) {
@@ -572,6 +651,8 @@ int main(void) {
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_kv),
+        cmocka_unit_test(test_logits),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_residual_adamw_sumsq),
         cmocka_unit_test(test_encoder),

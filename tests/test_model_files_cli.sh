@@ -75,7 +75,7 @@ a=$(ev "$WORK/ft_hf"); b=$(ev "$WORK/ft_hf_out"); c=$(ev "$WORK/ft.bin")
   || fail "fine-tuned exports: $a / $b / $c (base $base)"
 
 # ---- part 2: foreign files written byte by byte from the format descriptions ----
-FIXER="${LMF_BUILD_DIR:-$(dirname "$LMF")}/test_interop"
+FIXER="${LMF_BUILD_DIR:-$(dirname "$LMF")}/test_model_files"
 if [ -x "$FIXER" ] && "$FIXER" --write-fixtures "$WORK/fx" >/dev/null 2>&1; then
   FX="$WORK/fx"
   evf() { "$LMF" eval --model "$1" --data "$FX/train.bin" --batch 2 --seq 64 --batches 3 --json 2>&1 | loss_of; }
@@ -108,7 +108,7 @@ if [ -x "$FIXER" ] && "$FIXER" --write-fixtures "$WORK/fx" >/dev/null 2>&1; then
     "$LMF" convert "$WORK/fx_ft2" --to hf --out "$WORK/fx_ft2_hf" "${q[@]}" || fail "export fine-tuned fixtures"
   [ "$(evf "$WORK/fx_ft1.bin")" = "$(evf "$WORK/fx_ft2_hf")" ] && pass "fine-tuned exports agree" || fail "fine-tuned exports disagree"
 else
-  echo "note: $FIXER not available; foreign fixture checks skipped"
+  fail "$FIXER --write-fixtures failed (it is built with the tests; the foreign-file checks need it)"
 fi
 
 # ---- errors: one line, naming the file ----
