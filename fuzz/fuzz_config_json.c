@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "lmforge/config.h"
+#include "lmforge/formats.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int fd = memfd_create("config", 0);
@@ -15,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         lmf_gpt_config c;
-        if (lmf_config_load_json(path, &c) == LMF_OK && lmf_config_validate(&c) != LMF_OK)
+        if (lmf_config_read(path, &c) == LMF_OK && lmf_config_validate(&c) != LMF_OK)
             abort(); /* a loaded config is always valid */
     }
     close(fd);

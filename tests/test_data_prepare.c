@@ -111,23 +111,6 @@ static void test_bytes_mode(void **state) {
     assert_int_equal(access(path("out2/val.bin"), F_OK), -1);
 }
 
-static char *pseudo_text(size_t len, uint64_t seed) {
-    static const char *const w[] = {"the", " cat", " sat", " on", " mat", ".", "\n", "  ", " 1984",
-                                    "'s", " caf\xc3\xa9", " \xe6\x97\xa5", "\n\n", " a", "!!", " ok"};
-    char *s = malloc(len + 1);
-    size_t i = 0;
-    uint64_t x = seed | 1;
-    while (i < len) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        const char *p = w[x % 16];
-        for (size_t k = 0; p[k] && i < len; k++) s[i++] = p[k];
-    }
-    s[len] = '\0';
-    return s;
-}
-
 /* expected ids: each document encoded in one call, then end-of-text */
 static uint32_t *encode_docs(const lmf_tokenizer *t, const char *const *docs, int n, size_t *n_out) {
     size_t total = 0;
@@ -146,13 +129,13 @@ static uint32_t *encode_docs(const lmf_tokenizer *t, const char *const *docs, in
 
 static void test_tokenizer_mode_and_threads(void **state) {
     (void)state;
-    char *corpus = pseudo_text(200000, 5);
+    char *corpus = lmf_test_pseudo_text(200000, 5);
     lmf_tok_train_opts to = {600, NULL, 1, 0};
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_train_buffer(corpus, 200000, &to, &t), LMF_OK);
     /* one short-document file (separator "##"), and one 5 MB document cut into pieces */
-    char *big = pseudo_text(5000000, 9);
-    char *d1 = pseudo_text(3000, 1), *d2 = pseudo_text(50, 2), *d3 = pseudo_text(700, 3);
+    char *big = lmf_test_pseudo_text(5000000, 9);
+    char *d1 = lmf_test_pseudo_text(3000, 1), *d2 = lmf_test_pseudo_text(50, 2), *d3 = lmf_test_pseudo_text(700, 3);
     size_t l1 = strlen(d1), l2 = strlen(d2), l3 = strlen(d3);
     char *small = malloc(l1 + l2 + l3 + 64);
     size_t n = 0;

@@ -155,7 +155,9 @@ static void kv_matches_forward(const lmf_kernels *k, int chunk, float tol) {
     lmf_gpt_kv_free(kv);
     assert_int_equal(lmf_gpt_kv_create(m, T, chunk, &kv), LMF_OK);
     assert_int_equal(lmf_gpt_kv_append(m, kv, &bad, 1, logits), LMF_ERR_ARG);
+    lmf_gpt_kv_free(kv);
     assert_int_equal(lmf_gpt_kv_create(m, tiny.n_positions + 1, chunk, &kv), LMF_ERR_ARG);
+    assert_null(kv);
     lmf_gpt_free(m);
 }
 

@@ -20,23 +20,6 @@ static char g_tok[1200], g_a[1200], g_b[1200];
 static char *g_text;
 static size_t g_len;
 
-static char *pseudo_text(size_t len, uint64_t seed) {
-    static const char *const w[] = {"the", " cat", " sat", " on", " mat", ".", "\n", "  ", " 1984",
-                                    "'s", " caf\xc3\xa9", " \xe6\x97\xa5", "\n\n", " a", "!!", " ok"};
-    char *s = malloc(len + 1);
-    size_t i = 0;
-    uint64_t x = seed | 1;
-    while (i < len) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        const char *p = w[x % 16];
-        for (size_t k = 0; p[k] && i < len; k++) s[i++] = p[k];
-    }
-    s[len] = '\0';
-    return s;
-}
-
 /* a 400-id vocabulary in DIR/tok; the text: 150 KB in a.txt, 50 KB in b.txt (cut mid-line) */
 static int setup(void **state) {
     (void)state;
@@ -45,7 +28,7 @@ static int setup(void **state) {
     lmf_test_path(g_a, sizeof g_a, "a.txt");
     lmf_test_path(g_b, sizeof g_b, "b.txt");
     g_len = 200000;
-    g_text = pseudo_text(g_len, 7);
+    g_text = lmf_test_pseudo_text(g_len, 7);
     lmf_tok_train_opts to = {400, NULL, 1, 0};
     lmf_tokenizer *t = NULL;
     if (lmf_tok_train_buffer(g_text, g_len, &to, &t) != LMF_OK || lmf_tok_save(t, g_tok) != LMF_OK)

@@ -15,6 +15,34 @@ size_t lmf_ref_attention_scratch_floats(int B, int T, int NH, int C) {
     return (size_t)B * NH * T;
 }
 
+/* One query row of one head: att[u] = softmax_u(q . k_u / sqrt(hs)) over u <= t, written to
+ * att[0..t]; o[hs] = sum_u att[u] v_u. Key and value u of the head start at k + u*stride and
+ * v + u*stride. The training forward and the cached inference both run it, so they agree bit
+ * for bit. */
+static void attend_row(float *o, float *att, const float *q, const float *k, const float *v,
+                       size_t stride, int t, int hs, float scale) {
+    float maxv = -INFINITY;
+    for (int u = 0; u <= t; u++) {
+        const float *ku = k + (size_t)u * stride;
+        float s = 0.0f;
+        for (int i = 0; i < hs; i++) s += q[i] * ku[i];
+        s *= scale;
+        att[u] = s;
+        if (s > maxv) maxv = s;
+    }
+    float sum = 0.0f;
+    for (int u = 0; u <= t; u++) {
+        att[u] = expf(att[u] - maxv);
+        sum += att[u];
+    }
+    for (int u = 0; u <= t; u++) att[u] /= sum;
+    for (int i = 0; i < hs; i++) o[i] = 0.0f;
+    for (int u = 0; u <= t; u++) {
+        const float *vu = v + (size_t)u * stride;
+        for (int i = 0; i < hs; i++) o[i] += att[u] * vu[i];
+    }
+}
+
 /* qkv[B,T,3C]: per position q[C], k[C], v[C]; head h uses channels [h*hs, (h+1)*hs).
  * att[b,h,t,u] = softmax_u(q_t . k_u / sqrt(hs)) over u <= t; out[b,t,h*hs+i] = sum_u att * v_u */
 void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
@@ -24,31 +52,12 @@ void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B
     size_t C3 = (size_t)3 * C;
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
             for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
                 float *att = saved + (((size_t)b * NH + h) * T + t) * T;
-                float maxv = -INFINITY;
-                for (int u = 0; u <= t; u++) {
-                    const float *k = qkv + ((size_t)b * T + u) * C3 + C + (size_t)h * hs;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    att[u] = s;
-                    if (s > maxv) maxv = s;
-                }
-                float sum = 0.0f;
-                for (int u = 0; u <= t; u++) {
-                    att[u] = expf(att[u] - maxv);
-                    sum += att[u];
-                }
-                for (int u = 0; u <= t; u++) att[u] /= sum;
+                attend_row(out + ((size_t)b * T + t) * C + (size_t)h * hs, att,
+                           base + (size_t)t * C3, base + C, base + 2 * (size_t)C, C3, t, hs, scale);
                 for (int u = t + 1; u < T; u++) att[u] = 0.0f;
-                float *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int u = 0; u <= t; u++) {
-                    const float *v = qkv + ((size_t)b * T + u) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += att[u] * v[i];
-                }
             }
         }
     }
@@ -103,38 +112,15 @@ void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, 
 size_t lmf_ref_attention_kv_scratch_floats(int T) { return (size_t)T; }
 
 /* Row past+i of lmf_ref_attention_forward, with keys and values from the cache: the same
- * arithmetic in the same order, so the results are identical. */
+ * arithmetic in the same order (attend_row), so the results are identical. */
 void lmf_ref_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
                                   const float *kc, const float *vc, int past, int n, int C,
                                   int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    for (int i = 0; i < n; i++) {
-        int t = past + i;
-        for (int h = 0; h < NH; h++) {
-            const float *qh = q + (size_t)i * q_stride + (size_t)h * hs;
-            float *att = scratch;
-            float maxv = -INFINITY;
-            for (int u = 0; u <= t; u++) {
-                const float *k = kc + (size_t)u * C + (size_t)h * hs;
-                float s = 0.0f;
-                for (int j = 0; j < hs; j++) s += qh[j] * k[j];
-                s *= scale;
-                att[u] = s;
-                if (s > maxv) maxv = s;
-            }
-            float sum = 0.0f;
-            for (int u = 0; u <= t; u++) {
-                att[u] = expf(att[u] - maxv);
-                sum += att[u];
-            }
-            for (int u = 0; u <= t; u++) att[u] /= sum;
-            float *o = out + (size_t)i * C + (size_t)h * hs;
-            for (int j = 0; j < hs; j++) o[j] = 0.0f;
-            for (int u = 0; u <= t; u++) {
-                const float *v = vc + (size_t)u * C + (size_t)h * hs;
-                for (int j = 0; j < hs; j++) o[j] += att[u] * v[j];
-            }
-        }
-    }
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < NH; h++)
+            attend_row(out + (size_t)i * C + (size_t)h * hs, scratch,
+                       q + (size_t)i * q_stride + (size_t)h * hs, kc + (size_t)h * hs,
+                       vc + (size_t)h * hs, (size_t)C, past + i, hs, scale);
 }

@@ -81,6 +81,24 @@ void lmf_test_write_text(const char *path, const char *text) {
     lmf_test_write_bytes(path, text, strlen(text));
 }
 
+char *lmf_test_pseudo_text(size_t len, uint64_t seed) {
+    static const char *const w[] = {"the", " cat", " sat", " on", " mat", ".", "\n", "  ", " 1984",
+                                    "'s", " caf\xc3\xa9", " \xe6\x97\xa5", "\n\n", " a", "!!", " ok"};
+    char *s = malloc(len + 1);
+    if (!s) fail_msg("out of memory");
+    size_t i = 0;
+    uint64_t x = seed | 1;
+    while (i < len) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const char *p = w[x % 16];
+        for (size_t k = 0; p[k] && i < len; k++) s[i++] = p[k];
+    }
+    s[len] = '\0';
+    return s;
+}
+
 void lmf_test_ok(lmf_status s, const char *what) {
     if (s != LMF_OK) fail_msg("%s: %s (%s)", what, lmf_status_name(s), lmf_last_error());
 }

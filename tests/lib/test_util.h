@@ -4,6 +4,7 @@
 #define LMF_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lmforge/ddp.h"
 #include "lmforge/optim.h"
@@ -31,6 +32,10 @@ void lmf_test_write_text(const char *path, const char *text);
 void lmf_test_write_bytes(const char *path, const void *data, size_t len);
 /* remove path and everything under it; 0 on success */
 int lmf_test_remove_tree(const char *path);
+
+/* len bytes of text-like bytes (words, spaces, newlines, a few multi-byte UTF-8 characters),
+ * deterministic in seed; malloc'd, NUL-terminated */
+char *lmf_test_pseudo_text(size_t len, uint64_t seed);
 
 /* fail the test with lmf_last_error() when s is not LMF_OK; `what` names the call */
 void lmf_test_ok(lmf_status s, const char *what);
