@@ -13,6 +13,8 @@ expect_error "bad number" 2 "--steps expects an integer, got 'ten'" -- "$LMF" tr
 expect_error "out of range" 2 "--batch must be between" -- "$LMF" train --batch 0
 expect_error "flag without value" 2 "--lr needs a value" -- "$LMF" train --lr
 expect_error "unknown preset" 2 "unknown model preset 'gpt5'" -- "$LMF" train --model gpt5
+expect_error "unknown recomputation mode" 2 "--recompute: recomputation mode must be none, selective or full .got 'some'." -- "$LMF" train --recompute some
+expect_error "unknown bench recomputation mode" 2 "--recompute: recomputation mode must be none" -- "$LMF" bench --recompute some
 expect_error "missing data file" 1 "$WORK/nope.bin" -- "$LMF" train "${base[@]}" --data "$WORK/nope.bin" --out "$WORK/r1"
 
 head -c 4096 /dev/urandom >"$WORK/random.bin"

@@ -104,7 +104,7 @@ expect_error "dtype the device lacks" 2 "$E .*no fp8 peak" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dtype fp8
 expect_error "unknown dtype" 2 "$E --dtype must be fp32, bf16, fp16 or fp8" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --dtype fp4
-expect_error "unknown recompute mode" 2 "$E --recompute must be none, selective or full" -- \
+expect_error "unknown recompute mode" 2 "$E --recompute: recomputation mode must be none, selective or full" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --recompute some
 expect_error "sequence longer than the context" 2 "$E sequence length 4096" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --seq 4096

@@ -151,7 +151,7 @@ static void test_collective_rates(void **state) {
     lmf_plan_job_defaults(&job, "gpt2", &cfg);
     job.global_batch_tokens = 2.0 * 4 * 1024;
     job.total_tokens = 1e9;
-    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_FP32, 0};
+    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0};
     lmf_plan_result r0, r1, z0a, z0b;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r0), LMF_OK);
     l.zero = 0;
@@ -198,17 +198,18 @@ static void test_search(void **state) {
         if (i > 0) assert_true(best[i].days >= best[i - 1].days);
     }
     /* the best found beats or equals the published layout */
-    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_PLAN_RECOMPUTE_FULL, LMF_PLAN_BF16, 1};
+    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &pub, &r), LMF_OK);
     assert_true(best[0].days <= r.days);
     /* constraints hold */
     k.tp = 8;
-    k.recompute = LMF_PLAN_RECOMPUTE_FULL;
+    k.recompute = LMF_RECOMPUTE_FULL;
+    k.recompute_fixed = 1;
     assert_int_equal(lmf_plan_search(&c, &job, &k, best, 8, &n, &evaluated), LMF_OK);
     for (int i = 0; i < n; i++) {
         assert_int_equal(best[i].layout.tp, 8);
-        assert_int_equal(best[i].layout.recompute, LMF_PLAN_RECOMPUTE_FULL);
+        assert_int_equal(best[i].layout.recompute, LMF_RECOMPUTE_FULL);
     }
     /* 1T parameters cannot train on one 8 x 32 GB node */
     lmf_cluster az;

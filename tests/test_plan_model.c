@@ -111,18 +111,18 @@ static void test_activations(void **state) {
     double s = 2048, b = 1, h = 12288, a = 96, t = 8;
     double sbh = s * b * h;
     lmf_plan_act_shape sh = {.s = s, .b = b, .h = h, .a = a, .t = 1, .sp = 0, .e = 2.0, .dropout = 1};
-    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE), sbh * (34 + 5 * a * s / h), 1e-12);
-    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_FULL), 2 * sbh, 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE), sbh * (34 + 5 * a * s / h), 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_FULL), 2 * sbh, 1e-12);
     sh.t = 8;
-    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE),
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE),
                  sbh * (10 + 24 / t + 5 * a * s / (h * t)), 1e-12);
     sh.sp = 1;
-    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE), sbh / t * (34 + 5 * a * s / h), 1e-12);
-    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_SELECTIVE), 34 * sbh / t, 1e-12);
-    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_FULL), 2 * sbh / t, 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE), sbh / t * (34 + 5 * a * s / h), 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_SELECTIVE), 34 * sbh / t, 1e-12);
+    assert_close(lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_FULL), 2 * sbh / t, 1e-12);
     /* lmforge's trainer: fp32, no dropout: 16 values of width h and the attention matrix */
     lmf_plan_act_shape f32 = {.s = 64, .b = 4, .h = 128, .a = 4, .t = 1, .sp = 0, .e = 4.0, .dropout = 0};
-    assert_close(lmf_plan_act_layer_bytes(&f32, LMF_PLAN_RECOMPUTE_NONE),
+    assert_close(lmf_plan_act_layer_bytes(&f32, LMF_RECOMPUTE_NONE),
                  4.0 * (16 * 64 * 4 * 128 + 4 * 64 * 64 * 4), 1e-12);
 }
 
@@ -174,12 +174,12 @@ static void test_generic_products(void **state) {
     job.global_batch_tokens = 2.0 * 2 * 512;
     for (int tp = 1; tp <= 4; tp *= 4) {
         lmf_plan_layout l = {.dp = 8 / tp, .tp = tp, .pp = 1, .micro_batch = 2, .zero = 0,
-                             .recompute = LMF_PLAN_RECOMPUTE_SELECTIVE, .dtype = LMF_PLAN_BF16,
+                             .recompute = LMF_RECOMPUTE_SELECTIVE, .dtype = LMF_PLAN_BF16,
                              .sequence_parallel = tp > 1};
         job.global_batch_tokens = (double)l.dp * 2 * 512;
         lmf_plan_result sel, full;
         assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &sel), LMF_OK);
-        l.recompute = LMF_PLAN_RECOMPUTE_FULL;
+        l.recompute = LMF_RECOMPUTE_FULL;
         assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &full), LMF_OK);
         assert_int_equal(full.device, LMF_PLAN_DEVICE_GENERIC);
         double M = 2.0 * 512, h = cfg.n_embd, t = tp;
@@ -226,7 +226,7 @@ static void test_bubble(void **state) {
     for (int i = 0; i < 2; i++) {
         int pp = pps[i];
         lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
-                             .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+                             .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
         lmf_plan_result r;
         assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
         assert_int_equal(r.micro_batches, 8);
@@ -245,7 +245,7 @@ static void test_dp_reduction(void **state) {
     lmf_plan_job_defaults(&job, "gpt2", &cfg);
     job.global_batch_tokens = 8.0 * 1024;
     lmf_plan_layout l = {.dp = 2, .tp = 4, .pp = 1, .micro_batch = 1, .zero = 0,
-                         .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
                          .sequence_parallel = 1};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
@@ -276,7 +276,7 @@ static void test_narayanan_anchor(void **state) {
     job.global_batch_tokens = B * s;
     job.total_tokens = T;
     lmf_plan_layout l = {.dp = 16, .tp = 8, .pp = 8, .micro_batch = 1, .zero = 0,
-                         .recompute = LMF_PLAN_RECOMPUTE_FULL, .dtype = LMF_PLAN_BF16,
+                         .recompute = LMF_RECOMPUTE_FULL, .dtype = LMF_PLAN_BF16,
                          .sequence_parallel = 1};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
@@ -304,21 +304,21 @@ static void test_bad_layouts(void **state) {
     lmf_plan_job job;
     lmf_plan_job_defaults(&job, "gpt2", &cfg);
     lmf_plan_layout ok = {.dp = 2, .tp = 4, .pp = 1, .micro_batch = 1, .zero = 0,
-                          .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+                          .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &ok, &r), LMF_OK);
     struct {
         lmf_plan_layout l;
         const char *msg;
     } bad[] = {
-        {{2, 5, 1, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 attention heads"},
-        {{1, 1, 5, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 layers"},
-        {{4, 4, 1, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "16 devices"},
-        {{2, 1, 2, 1, 3, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "pipeline"},
-        {{2, 4, 1, 1, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_FP8, 0}, "no fp8 peak"},
-        {{2, 4, 1, 1, 4, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "ZeRO stage"},
-        {{2, 4, 1, 0, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "at least 1"},
-        {{2, 4, 1, 300, 0, LMF_PLAN_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "whole micro-batches"},
+        {{2, 5, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 attention heads"},
+        {{1, 1, 5, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 layers"},
+        {{4, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "16 devices"},
+        {{2, 1, 2, 1, 3, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "pipeline"},
+        {{2, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP8, 0}, "no fp8 peak"},
+        {{2, 4, 1, 1, 4, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "ZeRO stage"},
+        {{2, 4, 1, 0, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "at least 1"},
+        {{2, 4, 1, 300, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "whole micro-batches"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(lmf_plan_evaluate(&c, &job, &bad[i].l, &r), LMF_ERR_ARG);
@@ -395,7 +395,7 @@ static void mini_setup(lmf_cluster *c, lmf_plan_job *job, lmf_plan_layout *l, lm
     assert_int_equal(lmf_config_preset("mini", &m), LMF_OK);
     lmf_plan_job_defaults(job, "mini", &m);
     *l = (lmf_plan_layout){.dp = 2, .tp = 1, .pp = 1, .micro_batch = 1, .zero = 3,
-                           .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
+                           .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
     assert_int_equal(lmf_plan_setup_init(s, c, job, l), LMF_OK);
     assert_int_equal(s->device->kind, LMF_PLAN_DEVICE_CALIBRATED);
 }
@@ -465,7 +465,7 @@ static void test_local_model(void **state) {
     job.seq = 128;
     job.global_batch_tokens = 2 * 4 * 128;
     lmf_plan_layout l = {.dp = 2, .tp = 1, .pp = 1, .micro_batch = 4, .zero = 2,
-                         .recompute = LMF_PLAN_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_FP32};
     assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_CALIBRATED);
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
@@ -537,10 +537,10 @@ static void test_local_model(void **state) {
      * re-runs, per layer, a LayerNorm, the products but the MLP's down projection (8 C^2
      * weights), the attention and a residual + LayerNorm */
     lmf_plan_result rs, rf;
-    l.recompute = LMF_PLAN_RECOMPUTE_SELECTIVE;
+    l.recompute = LMF_RECOMPUTE_SELECTIVE;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rs), LMF_OK);
     assert_close(rs.time.elementwise - ew, L * 4 * E * 8 / bw[LMF_PLAN_EW_GELU_FWD], 1e-9);
-    l.recompute = LMF_PLAN_RECOMPUTE_FULL;
+    l.recompute = LMF_RECOMPUTE_FULL;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rf), LMF_OK);
     assert_close(rf.time.matmul - r.time.matmul, L * 16.0 * N * C * C / 100e9, 1e-9);
     assert_close(rf.time.attention - r.time.attention, L * A / 40e9, 1e-9);
@@ -560,7 +560,7 @@ static void test_local_model(void **state) {
             cv[j]->bwd[i] *= 2;
         }
     for (int e = 0; e < LMF_PLAN_EW_COUNT; e++) c2.kernels.bandwidth[e] *= 2;
-    l.recompute = LMF_PLAN_RECOMPUTE_NONE;
+    l.recompute = LMF_RECOMPUTE_NONE;
     lmf_plan_result r2;
     assert_int_equal(lmf_plan_evaluate(&c2, &job, &l, &r2), LMF_OK);
     assert_close(r2.time.compute, r.time.compute / 2, 1e-9);

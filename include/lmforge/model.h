@@ -118,6 +118,10 @@ typedef enum lmf_recompute {
     LMF_RECOMPUTE_SELECTIVE,
     LMF_RECOMPUTE_FULL
 } lmf_recompute;
+/* "none", "selective" or "full" ("?" for a value outside the enum). */
+const char *lmf_recompute_name(lmf_recompute r);
+/* The mode named s into *r; LMF_ERR_ARG, with a message that lists the names, otherwise. */
+lmf_status lmf_recompute_parse(const char *s, lmf_recompute *r);
 /* Work of one training micro-batch of B x T: *forward for lmf_gpt_forward (training), *backward
  * for lmf_gpt_backward with recomputation mode rc. */
 void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,

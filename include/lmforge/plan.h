@@ -7,6 +7,7 @@
 #include "lmforge/comm.h"
 #include "lmforge/config.h"
 #include "lmforge/kernels.h"
+#include "lmforge/model.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -24,16 +25,6 @@ typedef enum lmf_plan_dtype {
     LMF_PLAN_FP16 = 3, /* fp16 mixed precision with loss scaling (V100-class devices) */
     LMF_PLAN_NDTYPES = 4
 } lmf_plan_dtype;
-
-/* Activation recomputation (Korthikanti et al. 2022): none, selective (only the attention
- * core is recomputed), full (each layer keeps its input and is re-run before its backward). */
-typedef enum lmf_plan_recompute {
-    LMF_PLAN_RECOMPUTE_ANY = -1, /* constraints: not fixed (the search tries every mode);
-                                    lmf_plan_recompute_parse: not a mode's name */
-    LMF_PLAN_RECOMPUTE_NONE = 0,
-    LMF_PLAN_RECOMPUTE_SELECTIVE = 1,
-    LMF_PLAN_RECOMPUTE_FULL = 2
-} lmf_plan_recompute;
 
 #define LMF_PLAN_MAX_EFF 16
 
@@ -151,7 +142,7 @@ typedef struct lmf_plan_layout {
     int dp, tp, pp;
     int micro_batch;               /* sequences per micro-batch */
     int zero;                      /* ZeRO stage 0..3 (Rajbhandari et al. 2020) */
-    lmf_plan_recompute recompute;
+    lmf_recompute recompute;       /* activation recomputation (Korthikanti et al. 2022) */
     lmf_plan_dtype dtype;
     int sequence_parallel;         /* 1: sequence parallelism in the non-tensor-parallel regions */
 } lmf_plan_layout;
@@ -168,11 +159,12 @@ typedef struct lmf_plan_job {
                                       lmforge itself trains without dropout */
 } lmf_plan_job;
 
-/* Layout fields a user fixed; -1 (LMF_PLAN_RECOMPUTE_ANY) means free (search) or default
- * (single plan). */
+/* Layout fields a user fixed; -1 means free (search) or default (single plan), and so does
+ * recompute_fixed = 0 for recompute. */
 typedef struct lmf_plan_constraints {
     int dp, tp, pp, micro_batch, zero;
-    lmf_plan_recompute recompute;
+    int recompute_fixed;
+    lmf_recompute recompute;
     int sequence_parallel;
     lmf_plan_dtype dtype;
 } lmf_plan_constraints;
@@ -310,11 +302,9 @@ const char *lmf_plan_ew_name(lmf_plan_ew e);
 
 /* Names. */
 const char *lmf_plan_dtype_name(lmf_plan_dtype d);
-const char *lmf_plan_recompute_name(lmf_plan_recompute r);
-/* Parse "fp32"/"bf16"/"fp16"/"fp8" and "none"/"selective"/"full"; LMF_PLAN_DTYPE_UNKNOWN and
- * LMF_PLAN_RECOMPUTE_ANY (both -1) when the name is not one of them. */
+/* Parse "fp32"/"bf16"/"fp16"/"fp8"; LMF_PLAN_DTYPE_UNKNOWN (-1) when the name is not one of
+ * them. */
 lmf_plan_dtype lmf_plan_dtype_parse(const char *s);
-lmf_plan_recompute lmf_plan_recompute_parse(const char *s);
 const char *lmf_plan_device_kind_name(lmf_plan_device_kind k);
 
 #ifdef __cplusplus

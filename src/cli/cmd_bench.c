@@ -43,10 +43,10 @@ int lmf_cmd_bench(int argc, char **argv) {
     const lmf_kernels *k = lmf_kernels_by_name(kernels);
     if (!k) { lmf_cli_error("bench", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
     lmf_recompute rc;
-    if (strcmp(recompute, "none") == 0) rc = LMF_RECOMPUTE_NONE;
-    else if (strcmp(recompute, "selective") == 0) rc = LMF_RECOMPUTE_SELECTIVE;
-    else if (strcmp(recompute, "full") == 0) rc = LMF_RECOMPUTE_FULL;
-    else { lmf_cli_error("bench", "--recompute must be none, selective or full, got '%s'", recompute); return 2; }
+    if (lmf_recompute_parse(recompute, &rc) != LMF_OK) {
+        lmf_cli_error("bench", "--recompute: %s", lmf_last_error());
+        return 2;
+    }
     lmf_threads_set(threads);
     int nt = lmf_threads_get();
     double peak = lmf_peak_gflops(nt, 1.0) * 1e9;

@@ -146,11 +146,11 @@ int lmf_cmd_plan(int argc, char **argv) {
     k.micro_batch = o.micro_batch;
     k.zero = o.seen_zero ? o.zero : -1;
     if (o.recompute) {
-        k.recompute = lmf_plan_recompute_parse(o.recompute);
-        if (k.recompute < 0) {
-            lmf_cli_error(CMD, "--recompute must be none, selective or full (got '%s')", o.recompute);
+        if (lmf_recompute_parse(o.recompute, &k.recompute) != LMF_OK) {
+            lmf_cli_error(CMD, "--recompute: %s", lmf_last_error());
             return 2;
         }
+        k.recompute_fixed = 1;
     }
     if (o.dtype) {
         int d = lmf_plan_dtype_parse(o.dtype);

@@ -125,10 +125,10 @@ static int finish_opts(train_cli *c) {
     else if (strcmp(c->schedule, "constant") == 0) o->lr_schedule = LMF_LR_CONSTANT;
     else { lmf_cli_error("train", "--lr-schedule must be cosine or constant, got '%s'", c->schedule); return 2; }
     if (c->recompute) {
-        if (strcmp(c->recompute, "none") == 0) o->recompute = LMF_RECOMPUTE_NONE;
-        else if (strcmp(c->recompute, "selective") == 0) o->recompute = LMF_RECOMPUTE_SELECTIVE;
-        else if (strcmp(c->recompute, "full") == 0) o->recompute = LMF_RECOMPUTE_FULL;
-        else { lmf_cli_error("train", "--recompute must be none, selective or full, got '%s'", c->recompute); return 2; }
+        if (lmf_recompute_parse(c->recompute, &o->recompute) != LMF_OK) {
+            lmf_cli_error("train", "--recompute: %s", lmf_last_error());
+            return 2;
+        }
     }
     if (c->model && c->config) { lmf_cli_error("train", "give --model or --config, not both"); return 2; }
     if (c->config) {

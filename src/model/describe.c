@@ -62,6 +62,25 @@ static void layer_products_forward(lmf_step_work *w, const lmf_gpt_config *c, do
 }
 
 /* Mirrors lmf_gpt_forward and lmf_gpt_backward (gpt.c) call by call. */
+const char *lmf_recompute_name(lmf_recompute r) {
+    switch (r) {
+    case LMF_RECOMPUTE_NONE: return "none";
+    case LMF_RECOMPUTE_SELECTIVE: return "selective";
+    case LMF_RECOMPUTE_FULL: return "full";
+    default: return "?";
+    }
+}
+
+lmf_status lmf_recompute_parse(const char *s, lmf_recompute *r) {
+    for (int i = LMF_RECOMPUTE_NONE; i <= LMF_RECOMPUTE_FULL; i++)
+        if (s && strcmp(s, lmf_recompute_name((lmf_recompute)i)) == 0) {
+            *r = (lmf_recompute)i;
+            return LMF_OK;
+        }
+    return lmf_fail(LMF_ERR_ARG, "recomputation mode must be none, selective or full (got '%s')",
+                    s ? s : "");
+}
+
 void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
                        lmf_step_work *fw, lmf_step_work *bw) {
     memset(fw, 0, sizeof *fw);

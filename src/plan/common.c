@@ -17,15 +17,6 @@ const char *lmf_plan_dtype_name(lmf_plan_dtype d) {
     }
 }
 
-const char *lmf_plan_recompute_name(lmf_plan_recompute r) {
-    switch (r) {
-    case LMF_PLAN_RECOMPUTE_NONE: return "none";
-    case LMF_PLAN_RECOMPUTE_SELECTIVE: return "selective";
-    case LMF_PLAN_RECOMPUTE_FULL: return "full";
-    default: return "?";
-    }
-}
-
 const char *lmf_plan_device_kind_name(lmf_plan_device_kind k) {
     switch (k) {
     case LMF_PLAN_DEVICE_GENERIC: return "generic";
@@ -38,21 +29,6 @@ lmf_plan_dtype lmf_plan_dtype_parse(const char *s) {
     for (int d = 0; d < LMF_PLAN_NDTYPES; d++)
         if (strcmp(s, lmf_plan_dtype_name((lmf_plan_dtype)d)) == 0) return (lmf_plan_dtype)d;
     return LMF_PLAN_DTYPE_UNKNOWN;
-}
-
-lmf_plan_recompute lmf_plan_recompute_parse(const char *s) {
-    for (int r = LMF_PLAN_RECOMPUTE_NONE; r <= LMF_PLAN_RECOMPUTE_FULL; r++)
-        if (strcmp(s, lmf_plan_recompute_name((lmf_plan_recompute)r)) == 0)
-            return (lmf_plan_recompute)r;
-    return LMF_PLAN_RECOMPUTE_ANY;
-}
-
-lmf_recompute lmf_plan_model_recompute(lmf_plan_recompute r) {
-    switch (r) {
-    case LMF_PLAN_RECOMPUTE_SELECTIVE: return LMF_RECOMPUTE_SELECTIVE;
-    case LMF_PLAN_RECOMPUTE_FULL: return LMF_RECOMPUTE_FULL;
-    default: return LMF_RECOMPUTE_NONE;
-    }
 }
 
 /* bytes per value (per parameter for AdamW and sumsq) each element-wise rate counts */

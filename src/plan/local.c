@@ -104,7 +104,7 @@ void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
     const lmf_gpt_config *m = &s->job->model;
     const lmf_plan_layout *l = s->layout;
     lmf_step_work fw, bw;
-    lmf_gpt_step_work(m, l->micro_batch, s->job->seq, lmf_plan_model_recompute(l->recompute), &fw,
+    lmf_gpt_step_work(m, l->micro_batch, s->job->seq, l->recompute, &fw,
                       &bw);
     memset(out, 0, sizeof *out);
     double C = m->n_embd, T = s->job->seq;
@@ -172,7 +172,7 @@ double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job 
     if (c->kernels.threads > 0) lmf_threads_set(c->kernels.threads);
     size_t floats = lmf_gpt_activation_floats(&job->model, k, l->micro_batch, job->seq,
                                               LMF_RESERVE_TRAIN_HOOKED,
-                                              lmf_plan_model_recompute(l->recompute));
+                                              l->recompute);
     lmf_threads_set(saved);
     return 4.0 * (double)floats;
 }
@@ -270,9 +270,9 @@ void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
         fprintf(f, "                    %-26s %4.0f B at %6.2f GB/s\n", lmf_plan_ew_name((lmf_plan_ew)e),
                 lmf_plan_ew_bytes[e], r->bandwidth[e] / 1e9);
     fprintf(f, "  kernel calls    one micro-batch as the model makes it (lmf_gpt_step_work, recompute %s):\n",
-            lmf_plan_recompute_name(l->recompute));
+            lmf_recompute_name(l->recompute));
     lmf_step_work fw, bw;
-    lmf_gpt_step_work(m, l->micro_batch, job->seq, lmf_plan_model_recompute(l->recompute), &fw, &bw);
+    lmf_gpt_step_work(m, l->micro_batch, job->seq, l->recompute, &fw, &bw);
     explain_work(f, "forward", r, C, s, &fw);
     explain_work(f, "backward", r, C, s, &bw);
     fprintf(f, "  optimizer       sumsq and AdamW over the owned parameters (ZeRO-1: the rest of the\n"
@@ -282,6 +282,6 @@ void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  lmf_gpt_activation_floats (recompute %s: %.1f MiB), engine buckets\n"
                "                  (lmf_layout_buckets), the checkpoint snapshot 12 B x params/ranks, and the\n"
                "                  bare process %.1f MiB: the peak resident memory of each rank\n",
-            lmf_plan_recompute_name(l->recompute), lmf_plan_local_activation_bytes(c, job, l) / 1048576.0,
+            lmf_recompute_name(l->recompute), lmf_plan_local_activation_bytes(c, job, l) / 1048576.0,
             r->process_bytes / 1048576.0);
 }

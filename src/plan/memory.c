@@ -37,18 +37,18 @@ void lmf_plan_state_bytes(lmf_plan_dtype d, int zero, int dp, double P, double *
     *opt = P * bo / (zero >= 1 ? dp : 1);
 }
 
-double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_plan_recompute rc) {
+double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc) {
     double t = sh->t, e = sh->e;
     double r = sh->sp ? 1.0 / t : 1.0;          /* share of the replicated regions kept */
     double mask = sh->dropout ? 1.0 : 0.0;      /* one byte per dropout mask value */
     double sbh = sh->s * sh->b * sh->h;
-    if (rc == LMF_PLAN_RECOMPUTE_FULL) return sbh * e * r;
+    if (rc == LMF_RECOMPUTE_FULL) return sbh * e * r;
     /* Outside the tensor-parallel regions: inputs of the two LayerNorms, of the QKV and of
      * the first MLP product (4 values), plus two dropout masks. Inside: Q, K, V (3), the input
      * of the attention output product (1), of the GELU (4) and of the second MLP product (4). */
     double per_token = (4.0 * e + 2.0 * mask) * r + 12.0 * e / t;
     double bytes = sbh * per_token;
-    if (rc == LMF_PLAN_RECOMPUTE_NONE) {
+    if (rc == LMF_RECOMPUTE_NONE) {
         /* attention matrix: softmax output, plus dropout mask and output with dropout */
         double per_score = sh->dropout ? 2.0 * e + 1.0 : e;
         bytes += sh->a * sh->s * sh->s * sh->b * per_score / t;
@@ -95,7 +95,7 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     double layers = (double)m->n_layer / l->pp;
     double act = inflight * layers * lmf_plan_act_layer_bytes(&sh, l->recompute);
     /* working set of the layer being back-propagated (or recomputed): its full activations */
-    act += lmf_plan_act_layer_bytes(&sh, LMF_PLAN_RECOMPUTE_NONE);
+    act += lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE);
     if (first && job->dropout) act += inflight * sbh * r; /* embedding dropout mask */
     if (last) {
         double vocab_cols = ceil((double)lmf_config_padded_vocab(m) / l->tp);

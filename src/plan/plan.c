@@ -18,7 +18,8 @@ void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_
 
 void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c) {
     k->dp = k->tp = k->pp = k->micro_batch = k->zero = k->sequence_parallel = -1;
-    k->recompute = LMF_PLAN_RECOMPUTE_ANY;
+    k->recompute_fixed = 0;
+    k->recompute = LMF_RECOMPUTE_NONE;
     /* 16-bit mixed precision where the device has it (bf16 first), fp32 otherwise */
     k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0   ? LMF_PLAN_BF16
                : c->peak_flops[LMF_PLAN_FP16] > 0.0 ? LMF_PLAN_FP16
@@ -70,7 +71,7 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
     if (l->zero < 0 || l->zero > 3)
         return lmf_fail(LMF_ERR_ARG, "ZeRO stage must be 0, 1, 2 or 3 (got %d)", l->zero);
     if ((int)l->dtype < 0 || l->dtype >= LMF_PLAN_NDTYPES || (int)l->recompute < 0 ||
-        l->recompute > LMF_PLAN_RECOMPUTE_FULL)
+        l->recompute > LMF_RECOMPUTE_FULL)
         return lmf_fail(LMF_ERR_ARG, "unknown dtype or recomputation mode");
     LMF_TRY(check_split(m, l->tp, l->pp));
     int64_t used = (int64_t)l->dp * l->tp * l->pp;
@@ -153,7 +154,7 @@ lmf_status lmf_plan_single(const lmf_cluster *c, const lmf_plan_job *job,
                         l.dp, l.tp, l.pp, (long long)l.dp * l.tp * l.pp, c->name, devices);
     l.micro_batch = k->micro_batch > 0 ? k->micro_batch : 1;
     l.zero = k->zero >= 0 ? k->zero : 0;
-    l.recompute = k->recompute != LMF_PLAN_RECOMPUTE_ANY ? k->recompute : LMF_PLAN_RECOMPUTE_NONE;
+    l.recompute = k->recompute_fixed ? k->recompute : LMF_RECOMPUTE_NONE;
     l.dtype = k->dtype;
     l.sequence_parallel = k->sequence_parallel >= 0 ? k->sequence_parallel : l.tp > 1;
     return lmf_plan_evaluate(c, job, &l, res);

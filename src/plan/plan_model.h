@@ -34,8 +34,6 @@ extern const double lmf_plan_ew_bytes[LMF_PLAN_EW_COUNT];
 /* The measured element-wise kernel that prices a kernel call of the model's step work, or
  * LMF_PLAN_EW_COUNT for the calls priced by a FLOP rate (products, attention, classifier). */
 lmf_plan_ew lmf_plan_ew_of_op(lmf_op op);
-/* The model's recomputation mode for the planner's. */
-lmf_recompute lmf_plan_model_recompute(lmf_plan_recompute r);
 /* printf to the calibration log and flush it; nothing when log is NULL */
 void lmf_plan_say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -139,7 +137,7 @@ typedef struct lmf_plan_act_shape {
  *   selective: the attention-matrix term dropped
  *   full:      s*b*h*e*r (the layer input)
  * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. */
-double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_plan_recompute rc);
+double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc);
 
 /* Parameters of one transformer layer held by one tensor-parallel rank: the ones tensor
  * parallelism splits over tp and the ones it replicates (lmf_layer_params_split). */

@@ -56,7 +56,7 @@ static void layout_line(FILE *f, const lmf_plan_result *r) {
                "recompute %s, %s%s",
             l->dp, l->tp, l->pp, r->devices, r->micro_batches, r->micro_batches > 1 ? "es" : "",
             l->micro_batch, l->zero,
-            lmf_plan_recompute_name(l->recompute), lmf_plan_dtype_name(l->dtype),
+            lmf_recompute_name(l->recompute), lmf_plan_dtype_name(l->dtype),
             l->sequence_parallel ? ", sequence parallel" : "");
 }
 
@@ -112,7 +112,7 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
              l->dtype == LMF_PLAN_FP32 ? "AdamW m, v" : "fp32 master, AdamW m, v",
              l->zero >= 1 ? ", sharded by ZeRO-1+" : "");
     fprintf(f, "  %-22s %9.2f GiB  %s\n", "optimizer state", m->optimizer / GiB, note);
-    snprintf(note, sizeof note, "recompute %s%s", lmf_plan_recompute_name(l->recompute),
+    snprintf(note, sizeof note, "recompute %s%s", lmf_recompute_name(l->recompute),
              l->pp > 1 && m->stage == LMF_PLAN_STAGE_FIRST ? ", pipeline micro-batches in flight" : "");
     fprintf(f, "  %-22s %9.2f GiB  %s\n", "activations", m->activations / GiB, note);
     fprintf(f, "  %-22s %9.2f GiB%s\n", "communication buffers", m->buffers / GiB,
@@ -194,7 +194,7 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "tokens_per_step", json_real(r->tokens_per_step));
     json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
         "dp", l->dp, "tp", l->tp, "pp", l->pp, "micro_batch", l->micro_batch, "zero", l->zero,
-        "recompute", lmf_plan_recompute_name(l->recompute), "dtype", lmf_plan_dtype_name(l->dtype),
+        "recompute", lmf_recompute_name(l->recompute), "dtype", lmf_plan_dtype_name(l->dtype),
         "sequence_parallel", l->sequence_parallel, "devices", r->devices,
         "micro_batches", r->micro_batches));
     json_object_set_new(o, "memory", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s}",

@@ -79,9 +79,9 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
     else
         for (int b = 1; b <= 256 && b <= want; b *= 2) bs[n_b++] = b;
     int z_lo = k->zero >= 0 ? k->zero : 0, z_hi = k->zero >= 0 ? k->zero : 3;
-    int fixed_rc = k->recompute != LMF_PLAN_RECOMPUTE_ANY;
-    int r_lo = fixed_rc ? (int)k->recompute : LMF_PLAN_RECOMPUTE_NONE;
-    int r_hi = fixed_rc ? (int)k->recompute : LMF_PLAN_RECOMPUTE_FULL;
+    int fixed_rc = k->recompute_fixed;
+    int r_lo = fixed_rc ? (int)k->recompute : LMF_RECOMPUTE_NONE;
+    int r_hi = fixed_rc ? (int)k->recompute : LMF_RECOMPUTE_FULL;
 
     lmf_plan_result r;
     double least_mem = INFINITY;
@@ -115,7 +115,7 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                         if (z >= 2 && pp > 1) continue;
                         if (z > 0 && dps[id] == 1 && k->zero < 0) continue; /* same as ZeRO-0 */
                         for (int rc = r_lo; rc <= r_hi; rc++) {
-                            lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_plan_recompute)rc,
+                            lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_recompute)rc,
                                                  k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1};
                             lmf_status st = lmf_plan_evaluate(c, job, &l, &r);
                             if (st != LMF_OK) {
@@ -148,5 +148,5 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                     "use more or larger devices",
                     cap / 1073741824.0, least_mem / 1073741824.0, least_l.dp, least_l.tp,
                     least_l.pp, least_l.micro_batch, least_l.zero,
-                    lmf_plan_recompute_name(least_l.recompute));
+                    lmf_recompute_name(least_l.recompute));
 }

@@ -139,10 +139,10 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     double Vp = ceil((double)lmf_config_padded_vocab(cfg) / l->tp);
     memset(out, 0, sizeof *out);
     double bwd = 2.0 * f.total, rec = 0.0, f_rec = 0.0;
-    if (l->recompute == LMF_PLAN_RECOMPUTE_FULL) {
+    if (l->recompute == LMF_RECOMPUTE_FULL) {
         rec = f.total;
         f_rec = f.linear_flops + f.attention_flops;
-    } else if (l->recompute == LMF_PLAN_RECOMPUTE_SELECTIVE) {
+    } else if (l->recompute == LMF_RECOMPUTE_SELECTIVE) {
         rec = f.attention + f.softmax;
         f_rec = f.attention_flops;
     }
@@ -193,7 +193,7 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     if (l->tp > 1) {
         double bw, lat;
         lmf_plan_group_link(c, l->tp, 1, &bw, &lat);
-        double n_ar = 4.0 + (l->recompute == LMF_PLAN_RECOMPUTE_FULL ? 2.0 : 0.0);
+        double n_ar = 4.0 + (l->recompute == LMF_RECOMPUTE_FULL ? 2.0 : 0.0);
         tp_mb = lps * n_ar * lmf_plan_allreduce_time(M * h * e, l->tp, bw, lat);
     }
     /* pipeline: each stage sends its output forward and its input gradient backward */
