@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "lib/test_util.h"
 #include "lmforge/kernels.h"
 #include "lmforge/perf.h"
 #include "lmforge/threads.h"
@@ -27,27 +28,6 @@
 #define TOL_ELEM 1e-6
 #define TOL_ROW 2e-5
 #define TOL_DOT 1e-4
-
-static uint64_t rng_state;
-static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 7; }
-static double rng_uniform(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static float *fbuf(size_t n, float a) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * rng_uniform() - 1.0) * a);
-    return p;
-}
-static float *fdup(const float *f, size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    memcpy(p, f, n * sizeof *p);
-    return p;
-}
 
 /* floor: the smallest scale; 1 for outputs whose size is O(1) by construction (GELU), where
  * the reference itself carries an absolute error of ~6e-7 (1 + tanhf(u) cancels) */
@@ -95,16 +75,16 @@ static int teardown(void **state) {
 /* ---------- matmul ---------- */
 
 static void check_matmul(int N, int C, int OC, int with_bias, int with_dinp) {
-    rng_seed((uint64_t)N * 1000003u + (uint64_t)C * 101u + (uint64_t)OC);
+    lmf_test_rng_seed((uint64_t)N * 1000003u + (uint64_t)C * 101u + (uint64_t)OC);
     size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
-    float *inp = fbuf(ni, 1), *w = fbuf(nw, 1), *b = fbuf(OC, 1), *dout = fbuf(no, 1);
-    float *o_ref = fbuf(no, 1), *dinp0 = fbuf(ni, 1), *dw0 = fbuf(nw, 1), *db0 = fbuf(OC, 1);
-    float *dinp_r = fdup(dinp0, ni), *dw_r = fdup(dw0, nw), *db_r = fdup(db0, OC);
+    float *inp = lmf_test_fbuf(ni, 1), *w = lmf_test_fbuf(nw, 1), *b = lmf_test_fbuf(OC, 1), *dout = lmf_test_fbuf(no, 1);
+    float *o_ref = lmf_test_fbuf(no, 1), *dinp0 = lmf_test_fbuf(ni, 1), *dw0 = lmf_test_fbuf(nw, 1), *db0 = lmf_test_fbuf(OC, 1);
+    float *dinp_r = lmf_test_fdup(dinp0, ni), *dw_r = lmf_test_fdup(dw0, nw), *db_r = lmf_test_fdup(db0, OC);
     R->matmul_forward(o_ref, inp, w, with_bias ? b : NULL, N, C, OC);
     R->matmul_backward(with_dinp ? dinp_r : NULL, dw_r, with_bias ? db_r : NULL, dout, inp, w, N, C, OC);
     float *first[4] = {0};
     for (int rep = 0; rep < 2; rep++) {
-        float *o = fbuf(no, 1), *dinp = fdup(dinp0, ni), *dw = fdup(dw0, nw), *db = fdup(db0, OC);
+        float *o = lmf_test_fbuf(no, 1), *dinp = lmf_test_fdup(dinp0, ni), *dw = lmf_test_fdup(dw0, nw), *db = lmf_test_fdup(db0, OC);
         F->matmul_forward(o, inp, w, with_bias ? b : NULL, N, C, OC);
         F->matmul_backward(with_dinp ? dinp : NULL, dw, with_bias ? db : NULL, dout, inp, w, N, C, OC);
         if (rep == 0) {
@@ -142,18 +122,18 @@ static void test_matmul(void **state) {
 /* ---------- layernorm ---------- */
 
 static void check_layernorm(int N, int C) {
-    rng_seed((uint64_t)N * 7919u + (uint64_t)C);
+    lmf_test_rng_seed((uint64_t)N * 7919u + (uint64_t)C);
     size_t n = (size_t)N * C;
-    float *inp = fbuf(n, 2), *w = fbuf(C, 1.5f), *b = fbuf(C, 1), *dout = fbuf(n, 1);
-    float *o_r = fbuf(n, 1), *m_r = fbuf(N, 1), *s_r = fbuf(N, 1);
-    float *dinp0 = fbuf(n, 1), *dw0 = fbuf(C, 1), *db0 = fbuf(C, 1);
-    float *dinp_r = fdup(dinp0, n), *dw_r = fdup(dw0, C), *db_r = fdup(db0, C);
+    float *inp = lmf_test_fbuf(n, 2), *w = lmf_test_fbuf(C, 1.5f), *b = lmf_test_fbuf(C, 1), *dout = lmf_test_fbuf(n, 1);
+    float *o_r = lmf_test_fbuf(n, 1), *m_r = lmf_test_fbuf(N, 1), *s_r = lmf_test_fbuf(N, 1);
+    float *dinp0 = lmf_test_fbuf(n, 1), *dw0 = lmf_test_fbuf(C, 1), *db0 = lmf_test_fbuf(C, 1);
+    float *dinp_r = lmf_test_fdup(dinp0, n), *dw_r = lmf_test_fdup(dw0, C), *db_r = lmf_test_fdup(db0, C);
     R->layernorm_forward(o_r, m_r, s_r, inp, w, b, N, C);
     R->layernorm_backward(dinp_r, dw_r, db_r, dout, inp, w, m_r, s_r, N, C);
     float *keep[6] = {0};
     for (int rep = 0; rep < 2; rep++) {
-        float *o = fbuf(n, 1), *m = fbuf(N, 1), *s = fbuf(N, 1);
-        float *dinp = fdup(dinp0, n), *dw = fdup(dw0, C), *db = fdup(db0, C);
+        float *o = lmf_test_fbuf(n, 1), *m = lmf_test_fbuf(N, 1), *s = lmf_test_fbuf(N, 1);
+        float *dinp = lmf_test_fdup(dinp0, n), *dw = lmf_test_fdup(dw0, C), *db = lmf_test_fdup(db0, C);
         F->layernorm_forward(o, m, s, inp, w, b, N, C);
         /* the backward uses the reference statistics so each kernel is compared alone */
         F->layernorm_backward(dinp, dw, db, dout, inp, w, m_r, s_r, N, C);
@@ -193,18 +173,18 @@ static void test_layernorm(void **state) {
 /* ---------- attention ---------- */
 
 static void check_attention(int B, int T, int C, int NH) {
-    rng_seed((uint64_t)B * 31u + (uint64_t)T * 17u + (uint64_t)C * 5u + (uint64_t)NH);
+    lmf_test_rng_seed((uint64_t)B * 31u + (uint64_t)T * 17u + (uint64_t)C * 5u + (uint64_t)NH);
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
     size_t ns_r = R->attention_saved_floats(B, T, NH), ns_f = F->attention_saved_floats(B, T, NH);
-    float *qkv = fbuf(nq, 2), *dout = fbuf(no, 1), *o_r = fbuf(no, 1), *sv_r = fbuf(ns_r, 1);
-    float *sc_r = fbuf(R->attention_scratch_floats(B, T, NH, C), 1);
-    float *d0 = fbuf(nq, 1), *d_r = fdup(d0, nq);
+    float *qkv = lmf_test_fbuf(nq, 2), *dout = lmf_test_fbuf(no, 1), *o_r = lmf_test_fbuf(no, 1), *sv_r = lmf_test_fbuf(ns_r, 1);
+    float *sc_r = lmf_test_fbuf(R->attention_scratch_floats(B, T, NH, C), 1);
+    float *d0 = lmf_test_fbuf(nq, 1), *d_r = lmf_test_fdup(d0, nq);
     R->attention_forward(o_r, sv_r, qkv, B, T, C, NH);
     R->attention_backward(d_r, sc_r, dout, qkv, sv_r, B, T, C, NH);
     float *keep[3] = {0};
     for (int rep = 0; rep < 2; rep++) {
-        float *o = fbuf(no, 1), *sv = fbuf(ns_f, 1), *d = fdup(d0, nq);
-        float *sc = fbuf(F->attention_scratch_floats(B, T, NH, C), 1);
+        float *o = lmf_test_fbuf(no, 1), *sv = lmf_test_fbuf(ns_f, 1), *d = lmf_test_fdup(d0, nq);
+        float *sc = lmf_test_fbuf(F->attention_scratch_floats(B, T, NH, C), 1);
         F->attention_forward(o, sv, qkv, B, T, C, NH);
         F->attention_backward(d, sc, dout, qkv, sv, B, T, C, NH);
         free(sc);
@@ -244,24 +224,24 @@ static void test_attention(void **state) {
  * the fast table gives them within TOL_DOT, deterministically. Queries are read with the
  * stride of the qkv rows, as the model passes them. */
 static void check_attention_kv(int T, int past, int C, int NH) {
-    rng_seed((uint64_t)T * 7u + (uint64_t)past * 3u + (uint64_t)C);
+    lmf_test_rng_seed((uint64_t)T * 7u + (uint64_t)past * 3u + (uint64_t)C);
     int n = T - past;
     size_t C3 = (size_t)3 * C;
-    float *qkv = fbuf((size_t)T * C3, 2), *full = fbuf((size_t)T * C, 1);
-    float *sv = fbuf(R->attention_saved_floats(1, T, NH), 1);
+    float *qkv = lmf_test_fbuf((size_t)T * C3, 2), *full = lmf_test_fbuf((size_t)T * C, 1);
+    float *sv = lmf_test_fbuf(R->attention_saved_floats(1, T, NH), 1);
     R->attention_forward(full, sv, qkv, 1, T, C, NH);
-    float *kc = fbuf((size_t)T * C, 1), *vc = fbuf((size_t)T * C, 1);
+    float *kc = lmf_test_fbuf((size_t)T * C, 1), *vc = lmf_test_fbuf((size_t)T * C, 1);
     for (int t = 0; t < T; t++) {
         memcpy(kc + (size_t)t * C, qkv + (size_t)t * C3 + C, (size_t)C * sizeof(float));
         memcpy(vc + (size_t)t * C, qkv + (size_t)t * C3 + 2 * C, (size_t)C * sizeof(float));
     }
     const float *q = qkv + (size_t)past * C3;
-    float *o_r = fbuf((size_t)n * C, 1), *sc_r = fbuf(R->attention_kv_scratch_floats(T), 1);
+    float *o_r = lmf_test_fbuf((size_t)n * C, 1), *sc_r = lmf_test_fbuf(R->attention_kv_scratch_floats(T), 1);
     R->attention_kv_forward(o_r, sc_r, q, C3, kc, vc, past, n, C, NH);
     assert_memory_equal(o_r, full + (size_t)past * C, (size_t)n * C * sizeof(float));
     float *keep = NULL;
     for (int rep = 0; rep < 2; rep++) {
-        float *o = fbuf((size_t)n * C, 1), *sc = fbuf(F->attention_kv_scratch_floats(T), 1);
+        float *o = lmf_test_fbuf((size_t)n * C, 1), *sc = lmf_test_fbuf(F->attention_kv_scratch_floats(T), 1);
         F->attention_kv_forward(o, sc, q, C3, kc, vc, past, n, C, NH);
         free(sc);
         if (rep == 0) {
@@ -290,10 +270,10 @@ static void test_attention_kv(void **state) {
 /* logits of the tied classifier: the reference against a double-precision product, the fast
  * table against the reference; padded rows of wte (NaN here) are never read */
 static void check_logits(int N, int C, int V, int Vp) {
-    rng_seed((uint64_t)N * 3u + (uint64_t)C * 11u + (uint64_t)V);
-    float *x = fbuf((size_t)N * C, 1), *wte = fbuf((size_t)Vp * C, 1);
+    lmf_test_rng_seed((uint64_t)N * 3u + (uint64_t)C * 11u + (uint64_t)V);
+    float *x = lmf_test_fbuf((size_t)N * C, 1), *wte = lmf_test_fbuf((size_t)Vp * C, 1);
     for (size_t i = (size_t)V * C; i < (size_t)Vp * C; i++) wte[i] = NAN;
-    float *l_r = fbuf((size_t)N * V, 1), *l_f = fbuf((size_t)N * V, 1);
+    float *l_r = lmf_test_fbuf((size_t)N * V, 1), *l_f = lmf_test_fbuf((size_t)N * V, 1);
     R->logits_forward(l_r, x, wte, N, C, V);
     double worst = 0.0;
     for (int i = 0; i < N; i++)
@@ -327,14 +307,14 @@ static void test_gelu(void **state) {
         size_t sizes[] = {1, 7, 9, 4099, 20000};
         for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
             size_t n = sizes[k];
-            rng_seed(n);
-            float *x = fbuf(n, 6), *dout = fbuf(n, 1), *o_r = fbuf(n, 1), *o = fbuf(n, 1);
+            lmf_test_rng_seed(n);
+            float *x = lmf_test_fbuf(n, 6), *dout = lmf_test_fbuf(n, 1), *o_r = lmf_test_fbuf(n, 1), *o = lmf_test_fbuf(n, 1);
             if (n > 3) {
                 x[0] = -30.0f;
                 x[1] = 30.0f;
                 x[2] = 0.0f;
             }
-            float *d0 = fbuf(n, 1), *d_r = fdup(d0, n), *d = fdup(d0, n), *d2 = fdup(d0, n);
+            float *d0 = lmf_test_fbuf(n, 1), *d_r = lmf_test_fdup(d0, n), *d = lmf_test_fdup(d0, n), *d2 = lmf_test_fdup(d0, n);
             R->gelu_forward(o_r, x, n);
             F->gelu_forward(o, x, n);
             close_enough_floor("gelu out", o, o_r, n, TOL_ROW, 1.0);
@@ -358,8 +338,8 @@ static void test_residual_adamw_sumsq(void **state) {
         size_t sizes[] = {1, 5, 8, 8193, 100003};
         for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
             size_t n = sizes[k];
-            rng_seed(n + 5);
-            float *a = fbuf(n, 2), *b = fbuf(n, 2), *o_r = fbuf(n, 1), *o = fbuf(n, 1);
+            lmf_test_rng_seed(n + 5);
+            float *a = lmf_test_fbuf(n, 2), *b = lmf_test_fbuf(n, 2), *o_r = lmf_test_fbuf(n, 1), *o = lmf_test_fbuf(n, 1);
             R->residual_forward(o_r, a, b, n);
             F->residual_forward(o, a, b, n);
             assert_memory_equal(o, o_r, n * sizeof(float)); /* one rounding, same everywhere */
@@ -371,10 +351,10 @@ static void test_residual_adamw_sumsq(void **state) {
             assert_true(fabs(sr - sf) <= 1e-12 * sr);
             assert_true(F->sumsq(a, n) == sf);
 
-            float *p_r = fbuf(n, 1), *m_r = fbuf(n, 0.1f), *v_r = fbuf(n, 0.1f);
+            float *p_r = lmf_test_fbuf(n, 1), *m_r = lmf_test_fbuf(n, 0.1f), *v_r = lmf_test_fbuf(n, 0.1f);
             for (size_t i = 0; i < n; i++) v_r[i] = fabsf(v_r[i]);
-            float *p = fdup(p_r, n), *m = fdup(m_r, n), *v = fdup(v_r, n);
-            float *g_r = fbuf(n, 0), *g = fbuf(n, 0);
+            float *p = lmf_test_fdup(p_r, n), *m = lmf_test_fdup(m_r, n), *v = lmf_test_fdup(v_r, n);
+            float *g_r = lmf_test_fbuf(n, 0), *g = lmf_test_fbuf(n, 0);
             for (int step = 1; step <= 3; step++) {
                 memcpy(g_r, b, n * sizeof(float));
                 memcpy(g, b, n * sizeof(float));
@@ -402,18 +382,18 @@ static void test_encoder(void **state) {
         int shapes[][4] = {{1, 1, 1, 3}, {2, 3, 13, 5}, {4, 67, 76, 50}, {2, 130, 768, 11}};
         for (int s = 0; s < 4; s++) {
             int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], Vp = shapes[s][3];
-            rng_seed((uint64_t)s + 100);
+            lmf_test_rng_seed((uint64_t)s + 100);
             int32_t *inp = malloc((size_t)B * T * sizeof *inp);
-            for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(rng_uniform() * Vp) % Vp;
+            for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(lmf_test_uniform() * Vp) % Vp;
             size_t no = (size_t)B * T * C;
-            float *wte = fbuf((size_t)Vp * C, 1), *wpe = fbuf((size_t)T * C, 1), *dout = fbuf(no, 1);
-            float *o_r = fbuf(no, 1), *o = fbuf(no, 1);
+            float *wte = lmf_test_fbuf((size_t)Vp * C, 1), *wpe = lmf_test_fbuf((size_t)T * C, 1), *dout = lmf_test_fbuf(no, 1);
+            float *o_r = lmf_test_fbuf(no, 1), *o = lmf_test_fbuf(no, 1);
             R->encoder_forward(o_r, inp, wte, wpe, B, T, C);
             F->encoder_forward(o, inp, wte, wpe, B, T, C);
             assert_memory_equal(o, o_r, no * sizeof(float));
-            float *dwte0 = fbuf((size_t)Vp * C, 1), *dwpe0 = fbuf((size_t)T * C, 1);
-            float *a_r = fdup(dwte0, (size_t)Vp * C), *p_r = fdup(dwpe0, (size_t)T * C);
-            float *a_f = fdup(dwte0, (size_t)Vp * C), *p_f = fdup(dwpe0, (size_t)T * C);
+            float *dwte0 = lmf_test_fbuf((size_t)Vp * C, 1), *dwpe0 = lmf_test_fbuf((size_t)T * C, 1);
+            float *a_r = lmf_test_fdup(dwte0, (size_t)Vp * C), *p_r = lmf_test_fdup(dwpe0, (size_t)T * C);
+            float *a_f = lmf_test_fdup(dwte0, (size_t)Vp * C), *p_f = lmf_test_fdup(dwpe0, (size_t)T * C);
             R->encoder_backward(a_r, p_r, dout, inp, B, T, C);
             F->encoder_backward(a_f, p_f, dout, inp, B, T, C);
             /* same additions in the same (position) order: identical */
@@ -428,15 +408,15 @@ static void test_encoder(void **state) {
 /* ---------- classifier ---------- */
 
 static void check_classifier(int N, int C, int V, int Vp, int grad) {
-    rng_seed((uint64_t)N * 13u + (uint64_t)V);
+    lmf_test_rng_seed((uint64_t)N * 13u + (uint64_t)V);
     size_t nx = (size_t)N * C, nw = (size_t)Vp * C;
-    float *x = fbuf(nx, 1), *wte = fbuf(nw, 1);
+    float *x = lmf_test_fbuf(nx, 1), *wte = lmf_test_fbuf(nw, 1);
     for (size_t i = (size_t)V * C; i < nw; i++) wte[i] = NAN; /* padded rows never count */
     int32_t *tg = malloc((size_t)N * sizeof *tg);
-    for (int n = 0; n < N; n++) tg[n] = (int32_t)(rng_uniform() * V) % V;
+    for (int n = 0; n < N; n++) tg[n] = (int32_t)(lmf_test_uniform() * V) % V;
     tg[N - 1] = V - 1;
-    float *l_r = fbuf(N, 1), *sc_r = fbuf(R->classifier_scratch_floats(N, V), 1);
-    float *dx_r = fbuf(nx, 1), *dw0 = fbuf(nw, 1), *dw_r = fdup(dw0, nw);
+    float *l_r = lmf_test_fbuf(N, 1), *sc_r = lmf_test_fbuf(R->classifier_scratch_floats(N, V), 1);
+    float *dx_r = lmf_test_fbuf(nx, 1), *dw0 = lmf_test_fbuf(nw, 1), *dw_r = lmf_test_fdup(dw0, nw);
     float dloss = 1.0f / (float)N;
     R->classifier(l_r, grad ? dx_r : NULL, dw_r, sc_r, x, wte, tg, dloss, N, C, V);
     size_t nsf = F->classifier_scratch_floats(N, V);
@@ -444,7 +424,7 @@ static void check_classifier(int N, int C, int V, int Vp, int grad) {
     if (N > 256) assert_true(nsf < (size_t)N * V);
     float *keep[3] = {0};
     for (int rep = 0; rep < 2; rep++) {
-        float *l = fbuf(N, 1), *sc = fbuf(nsf, 1), *dx = fbuf(nx, 1), *dw = fdup(dw0, nw);
+        float *l = lmf_test_fbuf(N, 1), *sc = lmf_test_fbuf(nsf, 1), *dx = lmf_test_fbuf(nx, 1), *dw = lmf_test_fdup(dw0, nw);
         F->classifier(l, grad ? dx : NULL, dw, sc, x, wte, tg, dloss, N, C, V);
         free(sc);
         if (rep == 0) {
@@ -485,17 +465,17 @@ static void test_classifier(void **state) {
  * residual_forward + layernorm_forward bit for bit (the recomputing backward relies on it),
  * in place too (res == a, res == b); two runs are identical */
 static void check_residual_layernorm(int N, int C) {
-    rng_seed((uint64_t)N * 811u + (uint64_t)C);
+    lmf_test_rng_seed((uint64_t)N * 811u + (uint64_t)C);
     size_t n = (size_t)N * C;
-    float *a = fbuf(n, 2), *b = fbuf(n, 2), *w = fbuf(C, 1.5f), *bias = fbuf(C, 1);
+    float *a = lmf_test_fbuf(n, 2), *b = lmf_test_fbuf(n, 2), *w = lmf_test_fbuf(C, 1.5f), *bias = lmf_test_fbuf(C, 1);
     const lmf_kernels *tabs[2] = {R, F};
     float *res_t[2], *out_t[2], *mean_t[2], *rstd_t[2];
     for (int t = 0; t < 2; t++) {
         const lmf_kernels *k = tabs[t];
-        float *res = fbuf(n, 9), *out = fbuf(n, 9), *mean = fbuf(N, 9), *rstd = fbuf(N, 9);
+        float *res = lmf_test_fbuf(n, 9), *out = lmf_test_fbuf(n, 9), *mean = lmf_test_fbuf(N, 9), *rstd = lmf_test_fbuf(N, 9);
         k->residual_layernorm_forward(res, out, mean, rstd, a, b, w, bias, N, C);
         /* unfused, same table */
-        float *r2 = fbuf(n, 9), *o2 = fbuf(n, 9), *m2 = fbuf(N, 9), *s2 = fbuf(N, 9);
+        float *r2 = lmf_test_fbuf(n, 9), *o2 = lmf_test_fbuf(n, 9), *m2 = lmf_test_fbuf(N, 9), *s2 = lmf_test_fbuf(N, 9);
         k->residual_forward(r2, a, b, n);
         k->layernorm_forward(o2, m2, s2, r2, w, bias, N, C);
         assert_memory_equal(res, r2, n * sizeof(float));
@@ -504,7 +484,7 @@ static void check_residual_layernorm(int N, int C) {
         assert_memory_equal(rstd, s2, N * sizeof(float));
         /* in place, either input */
         for (int which = 0; which < 2; which++) {
-            float *ac = fdup(a, n), *bc = fdup(b, n);
+            float *ac = lmf_test_fdup(a, n), *bc = lmf_test_fdup(b, n);
             k->residual_layernorm_forward(which ? bc : ac, o2, m2, s2, ac, bc, w, bias, N, C);
             assert_memory_equal(which ? bc : ac, res, n * sizeof(float));
             assert_memory_equal(o2, out, n * sizeof(float));
@@ -537,19 +517,19 @@ static void test_residual_layernorm(void **state) {
  * gelu_forward(pre) bit for bit whatever the GEMM's split and panels (selective recomputation
  * relies on it); deterministic */
 static void check_matmul_gelu(int N, int C, int OC, int with_bias) {
-    rng_seed((uint64_t)N * 1009u + (uint64_t)C * 31u + (uint64_t)OC);
+    lmf_test_rng_seed((uint64_t)N * 1009u + (uint64_t)C * 31u + (uint64_t)OC);
     size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
-    float *inp = fbuf(ni, 1), *w = fbuf(nw, 0.5f), *b = fbuf(OC, 1);
-    float *pre_r = fbuf(no, 9), *out_r = fbuf(no, 9);
+    float *inp = lmf_test_fbuf(ni, 1), *w = lmf_test_fbuf(nw, 0.5f), *b = lmf_test_fbuf(OC, 1);
+    float *pre_r = lmf_test_fbuf(no, 9), *out_r = lmf_test_fbuf(no, 9);
     R->matmul_gelu_forward(pre_r, out_r, inp, w, with_bias ? b : NULL, N, C, OC);
     float *keep[2] = {0};
     for (int rep = 0; rep < 2; rep++) {
-        float *pre = fbuf(no, 9), *out = fbuf(no, 9);
+        float *pre = lmf_test_fbuf(no, 9), *out = lmf_test_fbuf(no, 9);
         F->matmul_gelu_forward(pre, out, inp, w, with_bias ? b : NULL, N, C, OC);
         if (rep == 0) {
             close_enough("matmul_gelu pre", pre, pre_r, no, TOL_DOT);
             close_enough_floor("matmul_gelu out", out, out_r, no, TOL_DOT, 1.0);
-            float *g = fbuf(no, 9);
+            float *g = lmf_test_fbuf(no, 9);
             F->gelu_forward(g, pre, no);
             assert_memory_equal(g, out, no * sizeof(float));
             free(g);
@@ -581,19 +561,19 @@ static void test_matmul_gelu(void **state) {
 /* GELU backward + bias gradient: fast vs reference, dinp written (in place over dout as the
  * model uses it, and into a separate buffer), dbias accumulated; deterministic */
 static void check_gelu_bias_backward(int N, int OC) {
-    rng_seed((uint64_t)N * 577u + (uint64_t)OC);
+    lmf_test_rng_seed((uint64_t)N * 577u + (uint64_t)OC);
     size_t n = (size_t)N * OC;
-    float *x = fbuf(n, 6), *dout = fbuf(n, 1), *db0 = fbuf(OC, 1);
+    float *x = lmf_test_fbuf(n, 6), *dout = lmf_test_fbuf(n, 1), *db0 = lmf_test_fbuf(OC, 1);
     if (n > 3) {
         x[0] = -30.0f;
         x[1] = 30.0f;
         x[2] = 0.0f;
     }
-    float *d_r = fbuf(n, 9), *db_r = fdup(db0, OC);
+    float *d_r = lmf_test_fbuf(n, 9), *db_r = lmf_test_fdup(db0, OC);
     R->gelu_bias_backward(d_r, db_r, x, dout, N, OC);
     float *keep[2] = {0};
     for (int rep = 0; rep < 2; rep++) {
-        float *d = fbuf(n, 9), *db = fdup(db0, OC);
+        float *d = lmf_test_fbuf(n, 9), *db = lmf_test_fdup(db0, OC);
         F->gelu_bias_backward(d, db, x, dout, N, OC);
         if (rep == 0) {
             close_enough_floor("gelu_bias_backward dinp", d, d_r, n, TOL_ROW, 1.0);
@@ -606,7 +586,7 @@ static void check_gelu_bias_backward(int N, int OC) {
         }
     }
     /* in place (dinp == dout), and dbias NULL */
-    float *ip = fdup(dout, n), *db = fdup(db0, OC);
+    float *ip = lmf_test_fdup(dout, n), *db = lmf_test_fdup(db0, OC);
     F->gelu_bias_backward(ip, db, x, ip, N, OC);
     assert_memory_equal(ip, keep[0], n * sizeof(float));
     assert_memory_equal(db, keep[1], OC * sizeof(float));

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "lib/test_util.h"
 #include "lmforge/kernels.h"
 
 /* How the checks work. Each op has a double-precision forward written here, independent of
@@ -34,32 +35,10 @@
 
 /* ---------- small helpers ---------- */
 
-static uint64_t rng_state;
-static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 1; }
-static double rng_uniform(void) { /* [0, 1) */
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static float rng_sym(float a) { return (float)((2.0 * rng_uniform() - 1.0) * a); }
-
-static float *fbuf(size_t n, float a) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++) p[i] = rng_sym(a);
-    return p;
-}
 static double *dcopy(const float *f, size_t n) {
     double *p = malloc((n ? n : 1) * sizeof *p);
     assert_non_null(p);
     for (size_t i = 0; i < n; i++) p[i] = f[i];
-    return p;
-}
-static float *fdup(const float *f, size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    assert_non_null(p);
-    memcpy(p, f, n * sizeof *p);
     return p;
 }
 
@@ -153,21 +132,21 @@ static double enc_loss(void *p) {
 }
 
 static void check_encoder(const lmf_kernels *k, int B, int T, int C, int Vp) {
-    rng_seed(11);
+    lmf_test_rng_seed(11);
     size_t nout = (size_t)B * T * C;
     int32_t *inp = malloc((size_t)B * T * sizeof *inp);
-    for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(rng_uniform() * Vp) % Vp;
+    for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(lmf_test_uniform() * Vp) % Vp;
     if (B * T > 1) inp[B * T - 1] = inp[0]; /* a repeated id must accumulate */
-    float *wte = fbuf((size_t)Vp * C, 1), *wpe = fbuf((size_t)(T + 2) * C, 1);
-    float *R = fbuf(nout, 1), *out = fbuf(nout, 1);
+    float *wte = lmf_test_fbuf((size_t)Vp * C, 1), *wpe = lmf_test_fbuf((size_t)(T + 2) * C, 1);
+    float *R = lmf_test_fbuf(nout, 1), *out = lmf_test_fbuf(nout, 1);
     enc_ctx c = {B, T, C, inp, dcopy(wte, (size_t)Vp * C), dcopy(wpe, (size_t)(T + 2) * C),
                  malloc(nout * sizeof(double)), R};
     k->encoder_forward(out, inp, wte, wpe, B, T, C);
     enc_fwd_d(&c);
     fwd_check("encoder forward", out, c.out, nout);
 
-    float *dwte0 = fbuf((size_t)Vp * C, 1), *dwpe0 = fbuf((size_t)T * C, 1);
-    float *dwte = fdup(dwte0, (size_t)Vp * C), *dwpe = fdup(dwpe0, (size_t)T * C);
+    float *dwte0 = lmf_test_fbuf((size_t)Vp * C, 1), *dwpe0 = lmf_test_fbuf((size_t)T * C, 1);
+    float *dwte = lmf_test_fdup(dwte0, (size_t)Vp * C), *dwpe = lmf_test_fdup(dwpe0, (size_t)T * C);
     k->encoder_backward(dwte, dwpe, R, inp, B, T, C);
     fd_check("encoder dwte", enc_loss, &c, c.wte, (size_t)Vp * C, dwte, dwte0);
     fd_check("encoder dwpe", enc_loss, &c, c.wpe, (size_t)T * C, dwpe, dwpe0);
@@ -215,11 +194,11 @@ static double ln_loss(void *p) {
 
 /* amp: input spread; a small one (variance near eps) makes the eps term matter */
 static void check_layernorm(const lmf_kernels *k, int N, int C, float amp) {
-    rng_seed(22);
+    lmf_test_rng_seed(22);
     size_t n = (size_t)N * C;
-    float *inp = fbuf(n, amp), *w = fbuf(C, 1.5f), *b = fbuf(C, 1), *R = fbuf(n, 1);
+    float *inp = lmf_test_fbuf(n, amp), *w = lmf_test_fbuf(C, 1.5f), *b = lmf_test_fbuf(C, 1), *R = lmf_test_fbuf(n, 1);
     for (size_t i = 0; i < n; i++) inp[i] += 0.25f * amp; /* a non-zero mean */
-    float *out = fbuf(n, 1), *mean = fbuf(N, 1), *rstd = fbuf(N, 1);
+    float *out = lmf_test_fbuf(n, 1), *mean = lmf_test_fbuf(N, 1), *rstd = lmf_test_fbuf(N, 1);
     ln_ctx c = {N, C, dcopy(inp, n), dcopy(w, C), dcopy(b, C), malloc(n * sizeof(double)),
                 malloc(N * sizeof(double)), malloc(N * sizeof(double)), R};
     k->layernorm_forward(out, mean, rstd, inp, w, b, N, C);
@@ -228,8 +207,8 @@ static void check_layernorm(const lmf_kernels *k, int N, int C, float amp) {
     fwd_check("layernorm mean", mean, c.mean, N);
     fwd_check("layernorm rstd", rstd, c.rstd, N);
 
-    float *dinp0 = fbuf(n, 1), *dw0 = fbuf(C, 1), *db0 = fbuf(C, 1);
-    float *dinp = fdup(dinp0, n), *dw = fdup(dw0, C), *db = fdup(db0, C);
+    float *dinp0 = lmf_test_fbuf(n, 1), *dw0 = lmf_test_fbuf(C, 1), *db0 = lmf_test_fbuf(C, 1);
+    float *dinp = lmf_test_fdup(dinp0, n), *dw = lmf_test_fdup(dw0, C), *db = lmf_test_fdup(db0, C);
     k->layernorm_backward(dinp, dw, db, R, inp, w, mean, rstd, N, C);
     fd_check("layernorm dinp", ln_loss, &c, c.inp, n, dinp, dinp0);
     fd_check("layernorm dweight", ln_loss, &c, c.w, C, dw, dw0);
@@ -273,19 +252,19 @@ static double mm_loss(void *p) {
 
 /* variant bit 0: bias NULL in forward and dbias NULL; bit 1: dinp NULL */
 static void check_matmul(const lmf_kernels *k, int N, int C, int OC, int variant) {
-    rng_seed(33 + variant);
+    lmf_test_rng_seed(33 + variant);
     int nobias = variant & 1, nodinp = variant & 2;
     size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
-    float *inp = fbuf(ni, 1), *w = fbuf(nw, 1), *b = fbuf(OC, 1), *R = fbuf(no, 1);
-    float *out = fbuf(no, 1);
+    float *inp = lmf_test_fbuf(ni, 1), *w = lmf_test_fbuf(nw, 1), *b = lmf_test_fbuf(OC, 1), *R = lmf_test_fbuf(no, 1);
+    float *out = lmf_test_fbuf(no, 1);
     mm_ctx c = {N, C, OC, !nobias, dcopy(inp, ni), dcopy(w, nw), dcopy(b, OC),
                 malloc(no * sizeof(double)), R};
     k->matmul_forward(out, inp, w, nobias ? NULL : b, N, C, OC);
     mm_fwd_d(&c);
     fwd_check("matmul forward", out, c.out, no);
 
-    float *dinp0 = fbuf(ni, 1), *dw0 = fbuf(nw, 1), *db0 = fbuf(OC, 1);
-    float *dinp = fdup(dinp0, ni), *dw = fdup(dw0, nw), *db = fdup(db0, OC);
+    float *dinp0 = lmf_test_fbuf(ni, 1), *dw0 = lmf_test_fbuf(nw, 1), *db0 = lmf_test_fbuf(OC, 1);
+    float *dinp = lmf_test_fdup(dinp0, ni), *dw = lmf_test_fdup(dw0, nw), *db = lmf_test_fdup(db0, OC);
     k->matmul_backward(nodinp ? NULL : dinp, dw, nobias ? NULL : db, R, inp, w, N, C, OC);
     if (!nodinp) fd_check("matmul dinp", mm_loss, &c, c.inp, ni, dinp, NULL); /* written */
     else assert_memory_equal(dinp, dinp0, ni * sizeof(float));
@@ -355,7 +334,7 @@ static double att_loss(void *p) {
 }
 
 static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
-    rng_seed(44);
+    lmf_test_rng_seed(44);
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
     size_t ns = k->attention_saved_floats(B, T, NH);
     size_t nsc = k->attention_scratch_floats(B, T, NH, C);
@@ -363,8 +342,8 @@ static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
     int is_ref = k == lmf_kernels_ref();
     size_t nlse = (size_t)B * NH * T;
     assert_true(ns == (is_ref ? (size_t)B * NH * T * T : nlse));
-    float *qkv = fbuf(nq, 1.5f), *R = fbuf(no, 1), *out = fbuf(no, 1);
-    float *saved = fbuf(ns, 1), *scratch = fbuf(nsc, 1);
+    float *qkv = lmf_test_fbuf(nq, 1.5f), *R = lmf_test_fbuf(no, 1), *out = lmf_test_fbuf(no, 1);
+    float *saved = lmf_test_fbuf(ns, 1), *scratch = lmf_test_fbuf(nsc, 1);
     att_ctx c = {B, T, C, NH, dcopy(qkv, nq), malloc(no * sizeof(double)),
                  malloc((size_t)B * NH * T * T * sizeof(double)), malloc(nlse * sizeof(double)), R};
     k->attention_forward(out, saved, qkv, B, T, C, NH);
@@ -377,7 +356,7 @@ static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
     free(c.lse);
     c.lse = NULL;
 
-    float *d0 = fbuf(nq, 1), *d = fdup(d0, nq);
+    float *d0 = lmf_test_fbuf(nq, 1), *d = lmf_test_fdup(d0, nq);
     k->attention_backward(d, scratch, R, qkv, saved, B, T, C, NH);
     fd_check("attention dqkv", att_loss, &c, c.qkv, nq, d, NULL); /* written over d0 */
     free(qkv); free(R); free(out); free(saved); free(scratch); free(c.qkv); free(c.out);
@@ -419,8 +398,8 @@ static double gelu_loss(void *p) {
 }
 
 static void check_gelu(const lmf_kernels *k, size_t n) {
-    rng_seed(55);
-    float *inp = fbuf(n, 5), *R = fbuf(n, 1), *out = fbuf(n, 1);
+    lmf_test_rng_seed(55);
+    float *inp = lmf_test_fbuf(n, 5), *R = lmf_test_fbuf(n, 1), *out = lmf_test_fbuf(n, 1);
     if (n > 3) {
         inp[0] = 0.0f;
         inp[1] = -12.0f; /* saturated tails */
@@ -430,7 +409,7 @@ static void check_gelu(const lmf_kernels *k, size_t n) {
     k->gelu_forward(out, inp, n);
     gelu_fwd_d(&c);
     fwd_check("gelu forward", out, c.out, n);
-    float *d0 = fbuf(n, 1), *d = fdup(d0, n);
+    float *d0 = lmf_test_fbuf(n, 1), *d = lmf_test_fdup(d0, n);
     k->gelu_backward(d, inp, R, n);
     fd_check("gelu dinp", gelu_loss, &c, c.inp, n, d, NULL); /* written over d0 */
     free(inp); free(R); free(out); free(c.inp); free(c.out); free(d0); free(d);
@@ -450,9 +429,9 @@ static void test_gelu(void **state) {
 /* residual + LayerNorm (forward only): res = a + b and LayerNorm(res) against double, in
  * separate buffers and in place (res == a, res == b) */
 static void check_residual_layernorm(const lmf_kernels *k, int N, int C) {
-    rng_seed(111 + (uint64_t)N * 7 + (uint64_t)C);
+    lmf_test_rng_seed(111 + (uint64_t)N * 7 + (uint64_t)C);
     size_t n = (size_t)N * C;
-    float *a = fbuf(n, 1.5f), *b = fbuf(n, 1.5f), *w = fbuf(C, 1.5f), *bias = fbuf(C, 1);
+    float *a = lmf_test_fbuf(n, 1.5f), *b = lmf_test_fbuf(n, 1.5f), *w = lmf_test_fbuf(C, 1.5f), *bias = lmf_test_fbuf(C, 1);
     for (size_t i = 0; i < n; i++) b[i] += 0.5f; /* a non-zero mean */
     ln_ctx c = {N, C, malloc(n * sizeof(double)), dcopy(w, C), dcopy(bias, C),
                 malloc(n * sizeof(double)), malloc(N * sizeof(double)), malloc(N * sizeof(double)),
@@ -460,9 +439,9 @@ static void check_residual_layernorm(const lmf_kernels *k, int N, int C) {
     for (size_t i = 0; i < n; i++) c.inp[i] = (double)a[i] + (double)b[i];
     ln_fwd_d(&c);
     for (int mode = 0; mode < 3; mode++) { /* 0: res separate, 1: res == a, 2: res == b */
-        float *ac = fdup(a, n), *bc = fdup(b, n), *sep = fbuf(n, 9);
+        float *ac = lmf_test_fdup(a, n), *bc = lmf_test_fdup(b, n), *sep = lmf_test_fbuf(n, 9);
         float *res = mode == 0 ? sep : mode == 1 ? ac : bc;
-        float *out = fbuf(n, 9), *mean = fbuf(N, 9), *rstd = fbuf(N, 9);
+        float *out = lmf_test_fbuf(n, 9), *mean = lmf_test_fbuf(N, 9), *rstd = lmf_test_fbuf(N, 9);
         k->residual_layernorm_forward(res, out, mean, rstd, ac, bc, w, bias, N, C);
         fwd_check("residual_layernorm res", res, c.inp, n);
         fwd_check("residual_layernorm out", out, c.out, n);
@@ -486,15 +465,15 @@ static void test_residual_layernorm(void **state) {
 
 /* matmul + bias + GELU (forward only): pre and out against double */
 static void check_matmul_gelu(const lmf_kernels *k, int N, int C, int OC, int with_bias) {
-    rng_seed(122 + (uint64_t)N * 5 + (uint64_t)OC);
+    lmf_test_rng_seed(122 + (uint64_t)N * 5 + (uint64_t)OC);
     size_t ni = (size_t)N * C, nw = (size_t)C * OC, no = (size_t)N * OC;
-    float *inp = fbuf(ni, 1), *w = fbuf(nw, 1), *b = fbuf(OC, 1);
+    float *inp = lmf_test_fbuf(ni, 1), *w = lmf_test_fbuf(nw, 1), *b = lmf_test_fbuf(OC, 1);
     mm_ctx c = {N, C, OC, with_bias, dcopy(inp, ni), dcopy(w, nw), dcopy(b, OC),
                 malloc(no * sizeof(double)), NULL};
     mm_fwd_d(&c);
     gelu_ctx g = {no, c.out, malloc(no * sizeof(double)), NULL};
     gelu_fwd_d(&g);
-    float *pre = fbuf(no, 9), *out = fbuf(no, 9);
+    float *pre = lmf_test_fbuf(no, 9), *out = lmf_test_fbuf(no, 9);
     k->matmul_gelu_forward(pre, out, inp, w, with_bias ? b : NULL, N, C, OC);
     fwd_check("matmul_gelu pre", pre, c.out, no);
     fwd_check("matmul_gelu out", out, g.out, no);
@@ -534,9 +513,9 @@ static double gb_loss(void *p) {
 /* in_place: dinp == dout (the model's use); with_bias = 0 passes dbias = NULL */
 static void check_gelu_bias_backward(const lmf_kernels *k, int N, int OC, int in_place,
                                      int with_bias) {
-    rng_seed(133 + (uint64_t)N * 3 + (uint64_t)OC);
+    lmf_test_rng_seed(133 + (uint64_t)N * 3 + (uint64_t)OC);
     size_t n = (size_t)N * OC;
-    float *inp = fbuf(n, 4), *R = fbuf(n, 1);
+    float *inp = lmf_test_fbuf(n, 4), *R = lmf_test_fbuf(n, 1);
     if (n > 3) {
         inp[0] = 0.0f;
         inp[1] = -12.0f;
@@ -544,8 +523,8 @@ static void check_gelu_bias_backward(const lmf_kernels *k, int N, int OC, int in
     }
     double *bz = calloc((size_t)OC, sizeof(double));
     gb_ctx c = {N, OC, dcopy(inp, n), bz, R};
-    float *db0 = fbuf(OC, 1), *db = fdup(db0, OC);
-    float *dinp = in_place ? fdup(R, n) : fbuf(n, 777);
+    float *db0 = lmf_test_fbuf(OC, 1), *db = lmf_test_fdup(db0, OC);
+    float *dinp = in_place ? lmf_test_fdup(R, n) : lmf_test_fbuf(n, 777);
     const float *dout = in_place ? dinp : R;
     k->gelu_bias_backward(dinp, with_bias ? db : NULL, inp, dout, N, OC);
     fd_check("gelu_bias_backward dinp", gb_loss, &c, c.inp, n, dinp, NULL);
@@ -570,8 +549,8 @@ static void test_residual_sumsq(void **state) {
     (void)state;
     for (int k = 0; k < 2; k++) {
         for (size_t n = 1; n < 100; n += 13) {
-            rng_seed(66 + n);
-            float *a = fbuf(n, 3), *b = fbuf(n, 3), *out = fbuf(n, 1);
+            lmf_test_rng_seed(66 + n);
+            float *a = lmf_test_fbuf(n, 3), *b = lmf_test_fbuf(n, 3), *out = lmf_test_fbuf(n, 1);
             double *d = malloc(n * sizeof *d);
             tables[k]->residual_forward(out, a, b, n);
             for (size_t i = 0; i < n; i++) d[i] = (double)a[i] + (double)b[i];
@@ -595,13 +574,13 @@ static void test_adamw(void **state) {
     (void)state;
     for (int k = 0; k < 2; k++) {
         size_t n = 45;
-        rng_seed(77);
-        float *p = fbuf(n, 1), *m = fbuf(n, 0), *v = fbuf(n, 0);
+        lmf_test_rng_seed(77);
+        float *p = lmf_test_fbuf(n, 1), *m = lmf_test_fbuf(n, 0), *v = lmf_test_fbuf(n, 0);
         for (size_t i = 0; i < n; i++) m[i] = v[i] = 0.0f;
         double *pd = dcopy(p, n), *md = dcopy(m, n), *vd = dcopy(v, n);
         const double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
         for (int t = 1; t <= 3; t++) {
-            float *g = fbuf(n, 2);
+            float *g = lmf_test_fbuf(n, 2);
             g[0] = 0.0f;
             double *gd = dcopy(g, n);
             const double gs = t == 2 ? 0.375 : 1.0; /* exact in float */
@@ -660,14 +639,14 @@ static double cls_loss(void *p) {
 /* wte has Vp rows; rows V.. hold NaN so any read of a padded row poisons the result, and
  * dwte's padded rows must come back bit-for-bit unchanged. */
 static void check_classifier(const lmf_kernels *k, int N, int C, int V, int Vp, float dloss) {
-    rng_seed(88);
+    lmf_test_rng_seed(88);
     size_t nx = (size_t)N * C, nw = (size_t)Vp * C;
-    float *x = fbuf(nx, 1.5f), *wte = fbuf(nw, 1.5f);
+    float *x = lmf_test_fbuf(nx, 1.5f), *wte = lmf_test_fbuf(nw, 1.5f);
     for (size_t i = (size_t)V * C; i < nw; i++) wte[i] = NAN;
     int32_t *tg = malloc((size_t)N * sizeof *tg);
-    for (int n = 0; n < N; n++) tg[n] = (int32_t)(rng_uniform() * V) % V;
+    for (int n = 0; n < N; n++) tg[n] = (int32_t)(lmf_test_uniform() * V) % V;
     tg[0] = V - 1; /* the last real row */
-    float *losses = fbuf(N, 1), *scratch = fbuf(k->classifier_scratch_floats(N, V), 1);
+    float *losses = lmf_test_fbuf(N, 1), *scratch = lmf_test_fbuf(k->classifier_scratch_floats(N, V), 1);
     cls_ctx c = {N, C, V, dcopy(x, nx), dcopy(wte, (size_t)V * C), malloc(N * sizeof(double)),
                  tg, dloss};
 
@@ -676,7 +655,7 @@ static void check_classifier(const lmf_kernels *k, int N, int C, int V, int Vp, 
     cls_fwd_d(&c);
     fwd_check("classifier losses (forward only)", losses, c.losses, N);
 
-    float *dx = fbuf(nx, 1), *dw0 = fbuf(nw, 1), *dw = fdup(dw0, nw);
+    float *dx = lmf_test_fbuf(nx, 1), *dw0 = lmf_test_fbuf(nw, 1), *dw = lmf_test_fdup(dw0, nw);
     for (size_t i = 0; i < nx; i++) dx[i] = 777.0f; /* dx is written, not accumulated */
     for (int n = 0; n < N; n++) losses[n] = -1.0f;
     k->classifier(losses, dx, dw, scratch, x, wte, tg, dloss, N, C, V);
@@ -703,11 +682,11 @@ static void test_classifier_large_logits(void **state) {
     (void)state;
     for (int k = 0; k < 2; k++) {
         int N = 3, C = 4, V = 5;
-        rng_seed(99);
-        float *x = fbuf((size_t)N * C, 20), *wte = fbuf((size_t)V * C, 20);
+        lmf_test_rng_seed(99);
+        float *x = lmf_test_fbuf((size_t)N * C, 20), *wte = lmf_test_fbuf((size_t)V * C, 20);
         int32_t tg[3] = {0, 2, 4};
-        float losses[3], *scratch = fbuf(tables[k]->classifier_scratch_floats(N, V), 1);
-        float *dx = fbuf((size_t)N * C, 1), *dw = fbuf((size_t)V * C, 0);
+        float losses[3], *scratch = lmf_test_fbuf(tables[k]->classifier_scratch_floats(N, V), 1);
+        float *dx = lmf_test_fbuf((size_t)N * C, 1), *dw = lmf_test_fbuf((size_t)V * C, 0);
         tables[k]->classifier(losses, dx, dw, scratch, x, wte, tg, 1.0f, N, C, V);
         cls_ctx c = {N, C, V, dcopy(x, (size_t)N * C), dcopy(wte, (size_t)V * C),
                      malloc(N * sizeof(double)), tg, 1.0};

@@ -30,19 +30,6 @@ static const lmf_gpt_config CFG = {2, 2, 16, 12, 50};
 
 /* ---- small file helpers (paths and writing: tests/lib/test_util.h) ---- */
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len + 1);
-    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static void mkdir_new(const char *p) { assert_int_equal(mkdir(p, 0777), 0); }
 
 /* ---- the weights, as a dictionary of Hugging Face tensors ---- */
@@ -593,7 +580,7 @@ static void test_hf_bad_safetensors(void **state) {
     expect_load_fail(p, f, NULL);
     write_hf(lmf_test_path(p, sizeof p, "bad_st_trunc"), &d, &plain);
     size_t n;
-    uint8_t *b = read_all(lmf_test_path(f, sizeof f, "bad_st_trunc/model.safetensors"), &n);
+    uint8_t *b = (uint8_t *)lmf_test_read_file(lmf_test_path(f, sizeof f, "bad_st_trunc/model.safetensors"), &n);
     lmf_test_write_bytes(f, b, n - 100);
     free(b);
     expect_load_fail(p, f, NULL);
@@ -604,7 +591,7 @@ static void rewrite_index(const char *dir, const char *from, const char *to) {
     char p[4096];
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
     size_t n;
-    char *s = (char *)read_all(p, &n);
+    char *s = lmf_test_read_file(p, &n);
     s[n] = '\0';
     char *at = strstr(s, from);
     assert_non_null(at);
@@ -676,7 +663,7 @@ static void test_llmc_load(void **state) {
     lmf_gpt_free(m);
     /* from memory, as the fuzz harness reads */
     size_t n;
-    uint8_t *b = read_all(p, &n);
+    uint8_t *b = (uint8_t *)lmf_test_read_file(p, &n);
     assert_int_equal(lmf_llmc_load_buffer(b, n, "mem", lmf_kernels_ref(), &m), LMF_OK);
     check_model(m, &d);
     lmf_gpt_free(m);
@@ -697,7 +684,7 @@ static void test_llmc_write(void **state) {
         write_llmc_file(lmf_test_path(p, sizeof p, "want_v%d.bin", v), &d, v, 0.0f);
         assert_int_equal(lmf_llmc_save(m, lmf_test_path(q, sizeof q, "got_v%d.bin", v), v), LMF_OK);
         size_t na, nb;
-        uint8_t *a = read_all(p, &na), *b = read_all(q, &nb);
+        uint8_t *a = (uint8_t *)lmf_test_read_file(p, &na), *b = (uint8_t *)lmf_test_read_file(q, &nb);
         assert_int_equal(na, nb);
         assert_memory_equal(a, b, na);
         free(a);
@@ -711,7 +698,7 @@ static void test_llmc_write(void **state) {
     m = load_ok(p);
     assert_int_equal(lmf_llmc_save(m, lmf_test_path(q, sizeof q, "round_v5.bin"), 5), LMF_OK);
     size_t n;
-    uint8_t *b = read_all(q, &n);
+    uint8_t *b = (uint8_t *)lmf_test_read_file(q, &n);
     /* wte is the first tensor after the header: rows of the real vocabulary */
     int w = dict_find(&r, "wte.weight");
     for (size_t j = 0; j < r.numel[w]; j++) {
@@ -744,7 +731,7 @@ static void test_llmc_bad(void **state) {
     dict_make(&d, &CFG, K_EXACT, 10);
     write_llmc_file(lmf_test_path(p, sizeof p, "good.bin"), &d, 3, 0.0f);
     size_t n;
-    uint8_t *good = read_all(p, &n);
+    uint8_t *good = (uint8_t *)lmf_test_read_file(p, &n);
     uint8_t *b = malloc(n + 64);
     struct { const char *file, *phrase; int word; int32_t value; long size_delta; } cases[] = {
         {"trunc.bin", "truncated", -1, 0, -4},
@@ -842,8 +829,8 @@ static void test_round_trips(void **state) {
     /* hf -> llmc -> hf gives the same safetensors bytes; lmforge's own directory loads too */
     assert_int_equal(lmf_hf_save(c, lmf_test_path(q, sizeof q, "rt_hf2"), -1), LMF_OK);
     size_t na, nb;
-    uint8_t *a = read_all(lmf_test_path(p, sizeof p, "rt_hf/model.safetensors"), &na);
-    uint8_t *b = read_all(lmf_test_path(q, sizeof q, "rt_hf2/model.safetensors"), &nb);
+    uint8_t *a = (uint8_t *)lmf_test_read_file(lmf_test_path(p, sizeof p, "rt_hf/model.safetensors"), &na);
+    uint8_t *b = (uint8_t *)lmf_test_read_file(lmf_test_path(q, sizeof q, "rt_hf2/model.safetensors"), &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(a, b, na);
     free(a);
@@ -872,7 +859,7 @@ static void test_hf_export_layout(void **state) {
     lmf_gpt *m = random_model(41);
     assert_int_equal(lmf_hf_save(m, lmf_test_path(p, sizeof p, "export_hf"), 7), LMF_OK);
     size_t n;
-    uint8_t *b = read_all(lmf_test_path(p, sizeof p, "export_hf/model.safetensors"), &n);
+    uint8_t *b = (uint8_t *)lmf_test_read_file(lmf_test_path(p, sizeof p, "export_hf/model.safetensors"), &n);
     uint64_t hl;
     memcpy(&hl, b, 8);
     assert_true(hl % 8 == 0 && 8 + hl <= n);
@@ -902,7 +889,7 @@ static void test_hf_export_layout(void **state) {
     }
     json_decref(h);
     free(b);
-    b = read_all(lmf_test_path(p, sizeof p, "export_hf/config.json"), &n);
+    b = (uint8_t *)lmf_test_read_file(lmf_test_path(p, sizeof p, "export_hf/config.json"), &n);
     json_t *c = json_loadb((const char *)b, n, JSON_REJECT_DUPLICATES, &err);
     assert_non_null(c);
     assert_string_equal(json_string_value(json_object_get(c, "model_type")), "gpt2");
@@ -1012,7 +999,7 @@ static void test_llmc_tokenizer(void **state) {
     write_llmc_tokenizer(lmf_test_path(p, sizeof p, "tok_eot.bin"), 2, 40, 5000);
     expect_fail(lmf_tok_load(p, &t), p, "end-of-text id 5000");
     size_t len;
-    uint8_t *b = read_all(lmf_test_path(q, sizeof q, "tokdir/gpt2_tokenizer.bin"), &len);
+    uint8_t *b = (uint8_t *)lmf_test_read_file(lmf_test_path(q, sizeof q, "tokdir/gpt2_tokenizer.bin"), &len);
     lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_trunc.bin"), b, len - 3);
     expect_fail(lmf_tok_load(p, &t), p, "truncated");
     lmf_test_write_bytes(lmf_test_path(p, sizeof p, "tok_short.bin"), b, 200);

@@ -166,19 +166,6 @@ static void test_reencode_matches_training(void **state) {
     free(text);
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 /* two trainings (1 and 2 threads) write byte-identical files */
 static void test_deterministic(void **state) {
     (void)state;
@@ -196,7 +183,7 @@ static void test_deterministic(void **state) {
         snprintf(p1, sizeof p1, "%s/%s", d1, names[k]);
         snprintf(p2, sizeof p2, "%s/%s", d2, names[k]);
         size_t n1, n2;
-        char *f1 = slurp(p1, &n1), *f2 = slurp(p2, &n2);
+        char *f1 = lmf_test_read_file(p1, &n1), *f2 = lmf_test_read_file(p2, &n2);
         assert_true(n1 > 100);
         assert_int_equal(n1, n2);
         assert_memory_equal(f1, f2, n1);

@@ -17,12 +17,6 @@
 static void path_of(char *buf, const char *name) { lmf_test_path(buf, 512, "%s", name); }
 
 /* bytes of a file, built independently of the writer */
-static uint8_t *slurp(const char *path, size_t *len) {
-    char *b = NULL;
-    assert_int_equal(lmf_read_file(path, &b, len, 1 << 28), LMF_OK);
-    return (uint8_t *)b;
-}
-
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
@@ -48,6 +42,23 @@ static void write_hand(const char *path, uint32_t magic, uint32_t version, uint3
     free(b);
 }
 
+/* the file at path is the 1024-byte header (magic, version, token count, then zeros) followed
+ * by exactly the payload bytes */
+static void expect_file_bytes(const char *path, uint32_t version, uint32_t count,
+                              const uint8_t *payload, size_t n) {
+    size_t len;
+    uint8_t *b = (uint8_t *)lmf_test_read_file(path, &len);
+    assert_int_equal(len, 1024 + n);
+    uint8_t want[16] = {0};
+    put32(want, 20240520);
+    put32(want + 4, version);
+    put32(want + 8, count);
+    assert_memory_equal(b, want, 16);
+    for (int i = 16; i < 1024; i++) assert_int_equal(b[i], 0);
+    assert_memory_equal(b + 1024, payload, n);
+    free(b);
+}
+
 static void expect_format_error(const char *path, const char *needle) {
     lmf_tokens *s = (lmf_tokens *)0x1;
     assert_int_equal(lmf_tokens_open(path, &s), LMF_ERR_FORMAT);
@@ -63,18 +74,8 @@ static void test_v1_layout(void **state) {
     path_of(p, "v1.bin");
     const uint32_t toks[] = {1, 2, 65535, 258, 0};
     assert_int_equal(lmf_tokens_write(p, toks, 5, 2), LMF_OK);
-    size_t len;
-    uint8_t *b = slurp(p, &len);
-    assert_int_equal(len, 1024 + 10);
-    uint8_t want[16] = {0};
-    put32(want, 20240520);
-    put32(want + 4, 1);
-    put32(want + 8, 5);
-    assert_memory_equal(b, want, 16);
-    for (int i = 16; i < 1024; i++) assert_int_equal(b[i], 0);
     const uint8_t payload[] = {1, 0, 2, 0, 0xff, 0xff, 2, 1, 0, 0};
-    assert_memory_equal(b + 1024, payload, sizeof payload);
-    free(b);
+    expect_file_bytes(p, 1, 5, payload, sizeof payload);
 
     lmf_tokens *s = NULL;
     assert_int_equal(lmf_tokens_open(p, &s), LMF_OK);
@@ -97,17 +98,8 @@ static void test_v2_layout(void **state) {
     path_of(p, "v2.bin");
     const uint32_t toks[] = {70000, 3, 0x12345678};
     assert_int_equal(lmf_tokens_write(p, toks, 3, 4), LMF_OK);
-    size_t len;
-    uint8_t *b = slurp(p, &len);
-    assert_int_equal(len, 1024 + 12);
-    uint8_t want[16] = {0};
-    put32(want, 20240520);
-    put32(want + 4, 2);
-    put32(want + 8, 3);
-    assert_memory_equal(b, want, 16);
     const uint8_t payload[] = {0x70, 0x11, 0x01, 0, 3, 0, 0, 0, 0x78, 0x56, 0x34, 0x12};
-    assert_memory_equal(b + 1024, payload, sizeof payload);
-    free(b);
+    expect_file_bytes(p, 2, 3, payload, sizeof payload);
     lmf_tokens *s = NULL;
     assert_int_equal(lmf_tokens_open(p, &s), LMF_OK);
     assert_int_equal(lmf_tokens_token_bytes(s), 4);

@@ -83,18 +83,11 @@ static int stop_requested(void *ctx) {
     return s->stop_at > 0 && s->last_done == s->stop_at;
 }
 
-static char *read_text(const char *path) {
-    char *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(lmf_read_file(path, &buf, &len, (size_t)1 << 26), LMF_OK);
-    return buf;
-}
-
 /* the step and evaluation lines of metrics.jsonl without the timing fields */
 static void numbers(const char *run, char *out, size_t cap) {
     char p[1200];
     snprintf(p, sizeof p, "%s/metrics.jsonl", run);
-    char *t = read_text(p), *line = t;
+    char *t = lmf_test_read_file(p, NULL), *line = t;
     size_t n = 0;
     out[0] = '\0';
     while (*line) {
@@ -109,6 +102,26 @@ static void numbers(const char *run, char *out, size_t cap) {
     free(t);
 }
 
+/* runs a and b wrote the same step and evaluation numbers */
+static void assert_same_numbers(const char *a, const char *b) {
+    static char na[1 << 16], nb[1 << 16];
+    numbers(a, na, sizeof na);
+    numbers(b, nb, sizeof nb);
+    assert_string_equal(na, nb);
+}
+
+/* one library run of o from creation to the end, reporting to the callbacks that count into s
+ * (no callbacks when s is NULL) */
+static lmf_run_result run_library(const lmf_train_opts *o, seen *s) {
+    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, NULL, s};
+    lmf_trainer *t = NULL;
+    lmf_run_result res;
+    lmf_test_ok(lmf_trainer_create(o, &t), "lmf_trainer_create");
+    lmf_test_ok(lmf_trainer_run(t, s ? &cb : NULL, &res), "lmf_trainer_run");
+    lmf_trainer_free(t);
+    return res;
+}
+
 static void test_library_run_equals_cli_run(void **state) {
     (void)state;
     char lib_run[1024], cli_run[1024], cmd[4096];
@@ -117,12 +130,7 @@ static void test_library_run_equals_cli_run(void **state) {
     lmf_train_opts o;
     opts_for(&o, lib_run);
     seen s = {0};
-    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, NULL, &s};
-    lmf_trainer *t = NULL;
-    lmf_run_result res;
-    lmf_test_ok(lmf_trainer_create(&o, &t), "lmf_trainer_create");
-    lmf_test_ok(lmf_trainer_run(t, &cb, &res), "lmf_trainer_run");
-    lmf_trainer_free(t);
+    lmf_run_result res = run_library(&o, &s);
     assert_int_equal(res.end, LMF_RUN_COMPLETED);
     assert_int_equal(res.steps_done, 12);
     assert_int_equal(s.steps, 12);
@@ -138,11 +146,10 @@ static void test_library_run_equals_cli_run(void **state) {
              "--eval-batches 2 --save-every 4 --seed 21 --threads 2 --comm single "
              "--sample-tokens 0 --quiet", build, g_data, g_val, cli_run);
     assert_int_equal(system(cmd), 0);
-    static char a[1 << 16], b[1 << 16];
-    numbers(lib_run, a, sizeof a);
-    numbers(cli_run, b, sizeof b);
-    assert_string_equal(a, b);
-    assert_non_null(strstr(a, "\"val_loss\""));
+    assert_same_numbers(lib_run, cli_run);
+    char *metrics = lmf_test_read_file(lmf_test_path(cmd, sizeof cmd, "lib/metrics.jsonl"), NULL);
+    assert_non_null(strstr(metrics, "\"val_loss\""));
+    free(metrics);
     char pa[1200], pb[1200];
     snprintf(pa, sizeof pa, "%s/model.safetensors", lib_run);
     snprintf(pb, sizeof pb, "%s/model.safetensors", cli_run);
@@ -165,17 +172,12 @@ static void test_stop_and_resume(void **state) {
     /* a stop request after step 6: every rank stops there, with a checkpoint */
     seen s = {0};
     s.stop_at = 6;
-    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, NULL, &s};
-    lmf_trainer *t = NULL;
-    lmf_run_result res;
-    lmf_test_ok(lmf_trainer_create(&o, &t), "lmf_trainer_create");
-    lmf_test_ok(lmf_trainer_run(t, &cb, &res), "lmf_trainer_run");
-    lmf_trainer_free(t);
+    lmf_run_result res = run_library(&o, &s);
     assert_int_equal(res.end, LMF_RUN_STOPPED);
     assert_int_equal(res.stop_requested_here, 1);
     assert_int_equal(res.steps_done, 6);
     snprintf(p, sizeof p, "%s/checkpoints/latest", run);
-    char *latest = read_text(p);
+    char *latest = lmf_test_read_file(p, NULL);
     assert_string_equal(latest, "step_00000006\n");
     free(latest);
     /* --stop-after 9 on the resumed run */
@@ -192,6 +194,8 @@ static void test_stop_and_resume(void **state) {
     r.stop_after = 9;
     memset(&s, 0, sizeof s);
     s.last_done = 6;
+    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, NULL, &s};
+    lmf_trainer *t = NULL;
     lmf_test_ok(lmf_trainer_create(&r, &t), "lmf_trainer_create (resume)");
     assert_int_equal(lmf_trainer_next_step(t), 6);
     lmf_test_ok(lmf_trainer_run(t, &cb, &res), "lmf_trainer_run");
@@ -201,14 +205,9 @@ static void test_stop_and_resume(void **state) {
     assert_int_equal(s.steps, 3);
     /* and to the end: the same numbers as the uninterrupted run */
     r.stop_after = 0;
-    lmf_test_ok(lmf_trainer_create(&r, &t), "lmf_trainer_create (resume)");
-    lmf_test_ok(lmf_trainer_run(t, NULL, &res), "lmf_trainer_run (resume)");
-    lmf_trainer_free(t);
+    res = run_library(&r, NULL);
     assert_int_equal(res.end, LMF_RUN_COMPLETED);
-    static char a[1 << 16], b[1 << 16];
-    numbers(ref, a, sizeof a);
-    numbers(run, b, sizeof b);
-    assert_string_equal(a, b);
+    assert_same_numbers(ref, run);
 }
 
 int main(void) {

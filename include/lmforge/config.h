@@ -25,10 +25,6 @@ typedef struct lmf_gpt_config {
  * Fails with LMF_ERR_ARG and a list of names when unknown. */
 lmf_status lmf_config_preset(const char *name, lmf_gpt_config *out);
 
-/* The presets by index: how many, and the name of preset i (NULL outside 0..count-1). */
-int lmf_config_preset_count(void);
-const char *lmf_config_preset_name(int i);
-
 /* Check a configuration for consistency (positive sizes, n_embd divisible by n_head). */
 lmf_status lmf_config_validate(const lmf_gpt_config *c);
 

@@ -54,7 +54,6 @@ lmf_status lmf_optimizer_create(const lmf_kernels *k, const lmf_param_layout *la
                                 lmf_range range, const lmf_optim_config *cfg,
                                 const lmf_optim_hooks *hooks, lmf_optimizer **out);
 void lmf_optimizer_free(lmf_optimizer *o);
-lmf_range lmf_optimizer_range(const lmf_optimizer *o);
 /* m and v of the range (len(range) floats each), for checkpoints */
 float *lmf_optimizer_m(lmf_optimizer *o);
 float *lmf_optimizer_v(lmf_optimizer *o);

@@ -32,12 +32,6 @@ static const preset presets[] = {
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
-int lmf_config_preset_count(void) { return (int)N_PRESETS; }
-
-const char *lmf_config_preset_name(int i) {
-    return i >= 0 && i < (int)N_PRESETS ? presets[i].name : NULL;
-}
-
 lmf_status lmf_config_preset(const char *name, lmf_gpt_config *out) {
     for (size_t i = 0; i < N_PRESETS; i++) {
         if (strcmp(presets[i].name, name) == 0) {

@@ -45,7 +45,6 @@ void lmf_optimizer_free(lmf_optimizer *o) {
     free(o);
 }
 
-lmf_range lmf_optimizer_range(const lmf_optimizer *o) { return o->range; }
 float *lmf_optimizer_m(lmf_optimizer *o) { return o->m; }
 float *lmf_optimizer_v(lmf_optimizer *o) { return o->v; }
 size_t lmf_optimizer_bytes(const lmf_optimizer *o) {

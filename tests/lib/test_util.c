@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "lmforge/fsutil.h"
+
 static char g_dir[1024];
 
 int lmf_test_tmpdir_setup(void **state) {
@@ -79,6 +81,41 @@ void lmf_test_write_bytes(const char *path, const void *data, size_t len) {
 
 void lmf_test_write_text(const char *path, const char *text) {
     lmf_test_write_bytes(path, text, strlen(text));
+}
+
+char *lmf_test_read_file(const char *path, size_t *len) {
+    char *b = NULL;
+    size_t n = 0;
+    if (lmf_read_file(path, &b, &n, (size_t)1 << 30) != LMF_OK) fail_msg("%s", lmf_last_error());
+    if (len) *len = n;
+    return b;
+}
+
+static uint64_t g_rng;
+
+void lmf_test_rng_seed(uint64_t seed) { g_rng = seed * 0x9E3779B97F4A7C15ull + 1; }
+
+double lmf_test_uniform(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) / 9007199254740992.0;
+}
+
+float lmf_test_sym(float a) { return (float)((2.0 * lmf_test_uniform() - 1.0) * a); }
+
+float *lmf_test_fbuf(size_t n, float a) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) fail_msg("out of memory");
+    for (size_t i = 0; i < n; i++) p[i] = lmf_test_sym(a);
+    return p;
+}
+
+float *lmf_test_fdup(const float *f, size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) fail_msg("out of memory");
+    memcpy(p, f, n * sizeof *p);
+    return p;
 }
 
 char *lmf_test_pseudo_text(size_t len, uint64_t seed) {

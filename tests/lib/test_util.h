@@ -30,12 +30,24 @@ char *lmf_test_fresh_dir(char *buf, size_t cap, const char *fmt, ...) __attribut
 /* write text / len bytes to path, replacing the file (fails the test when it cannot) */
 void lmf_test_write_text(const char *path, const char *text);
 void lmf_test_write_bytes(const char *path, const void *data, size_t len);
+/* the whole file at path, NUL-terminated, its length in *len unless len is NULL; malloc'd
+ * (fails the test when the file cannot be read) */
+char *lmf_test_read_file(const char *path, size_t *len);
 /* remove path and everything under it; 0 on success */
 int lmf_test_remove_tree(const char *path);
 
 /* len bytes of text-like bytes (words, spaces, newlines, a few multi-byte UTF-8 characters),
  * deterministic in seed; malloc'd, NUL-terminated */
 char *lmf_test_pseudo_text(size_t len, uint64_t seed);
+
+/* Random test inputs: one xorshift generator per test program, reseeded by lmf_test_rng_seed
+ * so that each test case draws the same values whatever ran before it. */
+void lmf_test_rng_seed(uint64_t seed);
+double lmf_test_uniform(void);            /* in [0, 1) */
+float lmf_test_sym(float a);              /* in [-a, a) */
+/* malloc'd n values from lmf_test_sym(a) / a copy of f[n] (fail the test when out of memory) */
+float *lmf_test_fbuf(size_t n, float a);
+float *lmf_test_fdup(const float *f, size_t n);
 
 /* fail the test with lmf_last_error() when s is not LMF_OK; `what` names the call */
 void lmf_test_ok(lmf_status s, const char *what);
