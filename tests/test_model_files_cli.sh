@@ -113,7 +113,7 @@ fi
 
 # ---- errors: one line, naming the file ----
 expect_error "convert needs --to" 2 "--to and --out are required" -- "$LMF" convert "$WORK/run" --out "$WORK/x"
-expect_error "convert --to onnx" 2 "--to must be hf, llmc or lmforge" -- "$LMF" convert "$WORK/run" --to onnx --out "$WORK/x"
+expect_error "convert --to tflite" 2 "--to must be hf, llmc, lmforge or onnx" -- "$LMF" convert "$WORK/run" --to tflite --out "$WORK/x"
 expect_error "convert --dtype bf16 --to hf" 2 "applies to --to llmc" -- "$LMF" convert "$WORK/run" --to hf --dtype bf16 --out "$WORK/x"
 expect_error "convert llmc into a directory" 2 "is a directory" -- "$LMF" convert "$WORK/run" --to llmc --out "$WORK/hf"
 expect_error "convert a token file" 1 "val.bin: a token file" -- "$LMF" convert "$VAL" --to hf --out "$WORK/x"
@@ -123,6 +123,6 @@ expect_error "eval a truncated llm.c file" 1 "trunc.bin: .*truncated" -- "$LMF" 
 expect_error "sample from a missing model" 1 "nope: cannot open" -- "$LMF" sample --model "$WORK/nope"
 mkdir -p "$WORK/badhf" && cp "$WORK/hf/config.json" "$WORK/badhf/" && printf 'xxxxxxxxnot json' >"$WORK/badhf/model.safetensors"
 expect_error "train --init a broken hf dir" 1 "badhf/model.safetensors" -- "$LMF" train --init "$WORK/badhf" --data "$TRAIN" --steps 1 --out "$WORK/x" --quiet
-"$LMF" convert --help | grep -q -- "--to hf|llmc|lmforge" && pass "convert --help" || fail "convert --help"
+"$LMF" convert --help | grep -q -- "--to hf|llmc|lmforge|onnx" && pass "convert --help" || fail "convert --help"
 
 finish

@@ -1,4 +1,5 @@
-/* lmforge convert: move a model between lmforge, Hugging Face GPT-2 and llm.c files. */
+/* lmforge convert: move a model between lmforge, Hugging Face GPT-2 and llm.c files, or export
+ * it as an ONNX graph. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 #include "cli/commands.h"
 #include "lmforge/formats.h"
 #include "lmforge/fsutil.h"
+#include "lmforge/onnx.h"
 
 static int fail_rt(void) {
     lmf_cli_error("convert", "%s", lmf_last_error());
@@ -38,15 +40,18 @@ static void save_tokenizer(const lmf_tokenizer *tok, const char *dir, int quiet)
 
 int lmf_cmd_convert(int argc, char **argv) {
     const char *to = NULL, *out = NULL, *dtype = "fp32";
-    int quiet = 0, npos = 0;
+    int quiet = 0, npos = 0, kv_cache = 0;
+    int64_t external_above = (int64_t)LMF_ONNX_EXTERNAL_DEFAULT;
     const char *pos[1] = {NULL};
     lmf_opt opts[] = {
-        {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge", "output format: Hugging Face GPT-2 directory, llm.c checkpoint file, lmforge model directory", LMF_NOLIMIT, NULL},
-        {"--out", LMF_OPT_STR, &out, "PATH", "output directory (hf, lmforge) or file (llmc)", LMF_NOLIMIT, NULL},
-        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16", "llm.c tensor type (default fp32: version 3; bf16: version 5)", LMF_NOLIMIT, NULL},
+        {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge|onnx", "output format: Hugging Face GPT-2 directory, llm.c checkpoint file, lmforge model directory, ONNX graph directory", LMF_NOLIMIT, NULL},
+        {"--out", LMF_OPT_STR, &out, "PATH", "output directory (hf, lmforge, onnx) or file (llmc)", LMF_NOLIMIT, NULL},
+        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16|fp16", "weight type: llm.c fp32 (version 3) or bf16 (version 5); ONNX fp32 or fp16 (default fp32)", LMF_NOLIMIT, NULL},
+        {"--kv-cache", LMF_OPT_FLAG, &kv_cache, NULL, "onnx: the decoder-with-past graph (past_key_values inputs, present outputs)", LMF_NOLIMIT, NULL},
+        {"--external-above", LMF_OPT_I64, &external_above, "BYTES", "onnx: weights larger than this go to model.onnx.data (default 2000000000)", 0, 9.2e18, NULL},
         {"--quiet", LMF_OPT_FLAG, &quiet, NULL, "no summary line", LMF_NOLIMIT, NULL},
     };
-    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge --out PATH [--dtype fp32|bf16]\n\n"
+    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge|onnx --out PATH [--dtype fp32|bf16|fp16] [--kv-cache]\n\n"
                            "INPUT: a Hugging Face GPT-2 directory (config.json + model.safetensors or\n"
                            "a sharded index), an lmforge model or run directory, or an llm.c checkpoint\n"
                            "(.bin); its format is found from its content.",
@@ -55,19 +60,27 @@ int lmf_cmd_convert(int argc, char **argv) {
     if (npos != 1) { lmf_cli_error("convert", "give one INPUT model (see lmforge convert --help)"); return 2; }
     if (!to || !out) { lmf_cli_error("convert", "--to and --out are required"); return 2; }
     int to_hf = strcmp(to, "hf") == 0, to_llmc = strcmp(to, "llmc") == 0,
-        to_lmf = strcmp(to, "lmforge") == 0;
-    if (!to_hf && !to_llmc && !to_lmf) {
-        lmf_cli_error("convert", "--to must be hf, llmc or lmforge, got '%s'", to);
+        to_lmf = strcmp(to, "lmforge") == 0, to_onnx = strcmp(to, "onnx") == 0;
+    if (!to_hf && !to_llmc && !to_lmf && !to_onnx) {
+        lmf_cli_error("convert", "--to must be hf, llmc, lmforge or onnx, got '%s'", to);
         return 2;
     }
-    int bf16 = strcmp(dtype, "bf16") == 0;
-    if (!bf16 && strcmp(dtype, "fp32") != 0) {
-        lmf_cli_error("convert", "--dtype must be fp32 or bf16, got '%s'", dtype);
+    int bf16 = strcmp(dtype, "bf16") == 0, fp16 = strcmp(dtype, "fp16") == 0;
+    if (!bf16 && !fp16 && strcmp(dtype, "fp32") != 0) {
+        lmf_cli_error("convert", "--dtype must be fp32, bf16 (llmc) or fp16 (onnx), got '%s'", dtype);
         return 2;
     }
     if (bf16 && !to_llmc) {
         lmf_cli_error("convert", "--dtype bf16 applies to --to llmc; Hugging Face and lmforge "
-                      "exports are fp32");
+                      "exports are fp32, ONNX ones fp32 or fp16");
+        return 2;
+    }
+    if (fp16 && !to_onnx) {
+        lmf_cli_error("convert", "--dtype fp16 applies to --to onnx; llm.c takes fp32 or bf16");
+        return 2;
+    }
+    if (!to_onnx && (kv_cache || external_above != (int64_t)LMF_ONNX_EXTERNAL_DEFAULT)) {
+        lmf_cli_error("convert", "--kv-cache and --external-above apply to --to onnx");
         return 2;
     }
     struct stat sb;
@@ -89,7 +102,13 @@ int lmf_cmd_convert(int argc, char **argv) {
     }
     int rc = 0;
     lmf_status s;
-    if (to_hf) {
+    lmf_onnx_summary os = {0};
+    if (to_onnx) {
+        lmf_onnx_options oo = {fp16 ? LMF_ONNX_FP16 : LMF_ONNX_FP32, kv_cache,
+                               (uint64_t)external_above, tok ? lmf_tok_eot(tok) : -1};
+        s = lmf_onnx_export(m, out, &oo, &os);
+        if (s == LMF_OK) save_tokenizer(tok, out, quiet);
+    } else if (to_hf) {
         s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_lmf) {
@@ -103,6 +122,10 @@ int lmf_cmd_convert(int argc, char **argv) {
     }
     if (s != LMF_OK) {
         rc = fail_rt();
+    } else if (!quiet && to_onnx) {
+        fprintf(stderr, "lmforge convert: %s (%s) -> %s/model.onnx (opset 17, %s weights%s): %d nodes, %.1f MB of weights%s\n", pos[0], lmf_model_format_name(fmt), out,
+                fp16 ? "fp16" : "fp32", kv_cache ? ", key/value cache" : "", os.nodes, (double)os.weight_bytes / 1e6,
+                os.external ? " in model.onnx.data" : "");
     } else if (!quiet) {
         const lmf_gpt_config *c = lmf_gpt_cfg(m);
         fprintf(stderr, "lmforge convert: %s (%s) -> %s (%s%s): %d layers, %d heads, %d wide, "
