@@ -176,35 +176,29 @@ int lmf_onnx_weight(lmf_onnx_graph *g, const char *name, const float *data, int 
     return out;
 }
 
-int lmf_onnx_const_i64(lmf_onnx_graph *g, const char *name, int n, const int64_t *v) {
-    int64_t *b = malloc((size_t)(n ? n : 1) * sizeof *b);
+/* a constant of numel values of type `type` copied from data (bytes long) */
+static int add_const(lmf_onnx_graph *g, const char *name, lmf_onnx_elem type, int rank,
+                     const int64_t *dims, const void *data, size_t bytes, uint64_t numel) {
+    void *b = malloc(bytes ? bytes : 1);
     if (!b) {
         if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the ONNX graph");
         return -1;
     }
-    memcpy(b, v, (size_t)n * sizeof *b);
+    memcpy(b, data, bytes);
+    return add_init(g, scoped(g, name), type, rank, dims, NULL, b, numel);
+}
+
+int lmf_onnx_const_i64(lmf_onnx_graph *g, const char *name, int n, const int64_t *v) {
     int64_t dim = n;
-    return add_init(g, scoped(g, name), LMF_ONNX_T_INT64, 1, &dim, NULL, b, (uint64_t)n);
+    return add_const(g, name, LMF_ONNX_T_INT64, 1, &dim, v, (size_t)n * sizeof *v, (uint64_t)n);
 }
 
 int lmf_onnx_const_scalar_i64(lmf_onnx_graph *g, const char *name, int64_t v) {
-    int64_t *b = malloc(sizeof *b);
-    if (!b) {
-        if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the ONNX graph");
-        return -1;
-    }
-    *b = v;
-    return add_init(g, scoped(g, name), LMF_ONNX_T_INT64, 0, NULL, NULL, b, 1);
+    return add_const(g, name, LMF_ONNX_T_INT64, 0, NULL, &v, sizeof v, 1);
 }
 
 int lmf_onnx_const_f32(lmf_onnx_graph *g, const char *name, float v) {
-    float *b = malloc(sizeof *b);
-    if (!b) {
-        if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the ONNX graph");
-        return -1;
-    }
-    *b = v;
-    return add_init(g, scoped(g, name), LMF_ONNX_T_FLOAT, 0, NULL, NULL, b, 1);
+    return add_const(g, name, LMF_ONNX_T_FLOAT, 0, NULL, &v, sizeof v, 1);
 }
 
 /* ---- the check ---- */

@@ -38,6 +38,13 @@ static int broadcast(lmf_onnx_graph *g, const char *name, int a, int b, int64_t 
     return r;
 }
 
+/* an int64 vector constant named NAME/suffix */
+static int ints(lmf_onnx_graph *g, const char *name, const char *suffix, int n, const int64_t *v) {
+    char cn[128];
+    snprintf(cn, sizeof cn, "%s/%s", name, suffix);
+    return lmf_onnx_const_i64(g, cn, n, v);
+}
+
 static lmf_onnx_elem type_of(const lmf_onnx_graph *g, int v) {
     const lmf_onnx_value *x = val(g, v);
     return x ? x->type : LMF_ONNX_T_FLOAT;
@@ -152,9 +159,7 @@ int lmf_onnx_transpose(lmf_onnx_graph *g, const char *name, int x, int rank, con
 
 int lmf_onnx_reshape(lmf_onnx_graph *g, const char *name, int x, int n, const int64_t *shape) {
     const lmf_onnx_value *xv = val(g, x);
-    char cn[96];
-    snprintf(cn, sizeof cn, "%s/shape", name);
-    int s = lmf_onnx_const_i64(g, cn, n, shape);
+    int s = ints(g, name, "shape", n, shape);
     int64_t dims[LMF_ONNX_MAX_RANK];
     for (int i = 0; i < n; i++) {
         if (shape[i] == 0) dims[i] = xv && xv->rank > i ? xv->dim[i] : LMF_ONNX_DYN;
@@ -220,14 +225,9 @@ int lmf_onnx_cast(lmf_onnx_graph *g, const char *name, int x, lmf_onnx_elem to) 
 
 int lmf_onnx_slice_last(lmf_onnx_graph *g, const char *name, int x, int64_t lo, int64_t hi) {
     const lmf_onnx_value *xv = val(g, x);
-    char n[96];
-    int64_t axis = -1;
-    snprintf(n, sizeof n, "%s/starts", name);
-    int s = lmf_onnx_const_i64(g, n, 1, &lo);
-    snprintf(n, sizeof n, "%s/ends", name);
-    int e = lmf_onnx_const_i64(g, n, 1, &hi);
-    snprintf(n, sizeof n, "%s/axes", name);
-    int a = lmf_onnx_const_i64(g, n, 1, &axis);
+    const int64_t axis = -1;
+    int s = ints(g, name, "starts", 1, &lo), e = ints(g, name, "ends", 1, &hi);
+    int a = ints(g, name, "axes", 1, &axis);
     int64_t dims[LMF_ONNX_MAX_RANK];
     int r = xv ? xv->rank : -1;
     if (r >= 1) {
@@ -244,9 +244,7 @@ int lmf_onnx_slice_last(lmf_onnx_graph *g, const char *name, int x, int64_t lo, 
 
 int lmf_onnx_unsqueeze(lmf_onnx_graph *g, const char *name, int x, int n, const int64_t *axes) {
     const lmf_onnx_value *xv = val(g, x);
-    char cn[96];
-    snprintf(cn, sizeof cn, "%s/axes", name);
-    int a = lmf_onnx_const_i64(g, cn, n, axes);
+    int a = ints(g, name, "axes", n, axes);
     int64_t dims[LMF_ONNX_MAX_RANK];
     int r = xv && xv->rank >= 0 && xv->rank + n <= LMF_ONNX_MAX_RANK ? xv->rank + n : -1;
     for (int i = 0, k = 0; r >= 0 && i < r; i++) { /* axes are given in increasing order */

@@ -7,7 +7,8 @@
 //        printing per directory: DIR, the largest |logit - ref| and the largest |ref| (NaN when
 //        a value is NaN)
 //   node ort_run.js generate DIR N ID...                     greedy: the prompt ids and N more,
-//        printed as lmforge sample prints ids; tokens/s of the N steps on stderr
+//        printed as lmforge sample prints ids; tokens/s of the N - 1 one-token steps after the
+//        prompt on stderr
 //   node ort_run.js maxdiff A.f32 B.f32                      largest |a - b| and largest |a| (NaN
 //        when the sizes differ or a value is NaN)
 'use strict';
@@ -105,7 +106,8 @@ async function generate(dir, n, prompt) {
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   process.stdout.write(out.map((x) => x + ' ').join('') + '\n');
-  process.stderr.write(`onnxruntime: ${n} tokens in ${s.toFixed(3)} s, ${(n / s).toFixed(1)} tokens/s\n`);
+  // the first token comes from the prompt's call; the rest from n - 1 one-token calls
+  if (n > 1) process.stderr.write(`onnxruntime: ${n - 1} one-token steps in ${s.toFixed(3)} s, ${((n - 1) / s).toFixed(1)} tokens/s\n`);
 }
 
 // [largest |a - b|, largest |a|]; NaN when the sizes differ or a value is NaN
