@@ -106,12 +106,14 @@ static int usable(lmf_onnx_graph *g, int v, const char *user) {
 int lmf_onnx_node1(lmf_onnx_graph *g, const char *op, const char *name, int n_in, const int *in,
                    lmf_onnx_elem type, int rank, const int64_t *dims, int n_attr,
                    const lmf_onnx_attr *attr) {
-    LMF_ASSERT(n_in <= LMF_ONNX_MAX_IO && n_attr <= 2);
+    LMF_ASSERT(n_in <= LMF_ONNX_MAX_IO && n_attr <= 2 && rank <= LMF_ONNX_MAX_RANK);
+    int64_t d[LMF_ONNX_MAX_RANK]; /* dims may point into g->values, which may move below */
+    if (dims) memcpy(d, dims, (size_t)(rank > 0 ? rank : 0) * sizeof *d);
     for (int i = 0; i < n_in; i++)
         if (!usable(g, in[i], name)) return -1;
     if (!grow(g, (void **)&g->nodes, &g->cap_nodes, g->n_nodes, sizeof *g->nodes)) return -1;
     char *nn = scoped(g, name);
-    int out = new_value(g, scoped(g, name), type, rank, dims);
+    int out = new_value(g, scoped(g, name), type, rank, dims ? d : NULL);
     if (!nn || out < 0) { free(nn); return -1; }
     lmf_onnx_node *n = &g->nodes[g->n_nodes++];
     memset(n, 0, sizeof *n);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* value v, or NULL; the pointer is good until the next value is made (g->values may move) */
 static const lmf_onnx_value *val(const lmf_onnx_graph *g, int v) {
     return v >= 0 && v < g->n_values ? &g->values[v] : NULL;
 }
@@ -158,8 +159,8 @@ int lmf_onnx_transpose(lmf_onnx_graph *g, const char *name, int x, int rank, con
 }
 
 int lmf_onnx_reshape(lmf_onnx_graph *g, const char *name, int x, int n, const int64_t *shape) {
-    const lmf_onnx_value *xv = val(g, x);
     int s = ints(g, name, "shape", n, shape);
+    const lmf_onnx_value *xv = val(g, x); /* after the constant: values may move */
     int64_t dims[LMF_ONNX_MAX_RANK];
     for (int i = 0; i < n; i++) {
         if (shape[i] == 0) dims[i] = xv && xv->rank > i ? xv->dim[i] : LMF_ONNX_DYN;
@@ -224,10 +225,10 @@ int lmf_onnx_cast(lmf_onnx_graph *g, const char *name, int x, lmf_onnx_elem to) 
 }
 
 int lmf_onnx_slice_last(lmf_onnx_graph *g, const char *name, int x, int64_t lo, int64_t hi) {
-    const lmf_onnx_value *xv = val(g, x);
     const int64_t axis = -1;
     int s = ints(g, name, "starts", 1, &lo), e = ints(g, name, "ends", 1, &hi);
     int a = ints(g, name, "axes", 1, &axis);
+    const lmf_onnx_value *xv = val(g, x); /* after the constants: values may move */
     int64_t dims[LMF_ONNX_MAX_RANK];
     int r = xv ? xv->rank : -1;
     if (r >= 1) {
@@ -243,8 +244,8 @@ int lmf_onnx_slice_last(lmf_onnx_graph *g, const char *name, int x, int64_t lo, 
 }
 
 int lmf_onnx_unsqueeze(lmf_onnx_graph *g, const char *name, int x, int n, const int64_t *axes) {
-    const lmf_onnx_value *xv = val(g, x);
     int a = ints(g, name, "axes", n, axes);
+    const lmf_onnx_value *xv = val(g, x); /* after the constant: values may move */
     int64_t dims[LMF_ONNX_MAX_RANK];
     int r = xv && xv->rank >= 0 && xv->rank + n <= LMF_ONNX_MAX_RANK ? xv->rank + n : -1;
     for (int i = 0, k = 0; r >= 0 && i < r; i++) { /* axes are given in increasing order */

@@ -37,7 +37,7 @@ static int reserve(lmf_pb *e, size_t more) {
 }
 
 void lmf_pb_raw(lmf_pb *e, const void *p, size_t len) {
-    if (e->err != LMF_OK) return;
+    if (e->err != LMF_OK || len == 0) return;
     e->n += len;
     if (e->mode == LMF_PB_COUNT) return;
     const uint8_t *b = p;
