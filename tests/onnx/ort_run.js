@@ -16,6 +16,13 @@ const fs = require('fs');
 const path = require('path');
 const ort = require(process.env.ORT_MODULE || 'onnxruntime-node');
 
+// ORT_THREADS=N: N threads inside each operator (default: ONNX Runtime's choice, the cores)
+function open(dir) {
+  const n = +(process.env.ORT_THREADS || 0);
+  const opts = n > 0 ? { intraOpNumThreads: n, interOpNumThreads: 1 } : {};
+  return ort.InferenceSession.create(path.join(dir, 'model.onnx'), opts);
+}
+
 function cfgOf(dir) {
   const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   return { L: c.n_layer, H: c.n_head, D: c.n_embd / c.n_head, V: c.vocab_size };
@@ -60,7 +67,7 @@ async function compare(idsFile, B, T, refFile, first, dirs) {
 
 async function runLogits(dir, idsFile, B, T, first) {
   const cfg = cfgOf(dir);
-  const sess = await ort.InferenceSession.create(path.join(dir, 'model.onnx'));
+  const sess = await open(dir);
   const buf = fs.readFileSync(idsFile);
   const ids = new Int32Array(buf.buffer, buf.byteOffset, B * T);
   const rows = (lo, hi) => Array.from({ length: B }, (_, b) => Array.from(ids.slice(b * T + lo, b * T + hi)));
@@ -90,7 +97,7 @@ function argmax(d, off, V) {
 
 async function generate(dir, n, prompt) {
   const cfg = cfgOf(dir);
-  const sess = await ort.InferenceSession.create(path.join(dir, 'model.onnx'));
+  const sess = await open(dir);
   const out = prompt.slice();
   let r = await step(sess, cfg, [prompt], 0, null);
   let past = prompt.length;
