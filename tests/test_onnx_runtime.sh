@@ -42,6 +42,11 @@ q=(--quiet)
 [ -s "$WORK/ext/model.onnx.data" ] && [ ! -e "$WORK/kv/model.onnx.data" ] \
   && [ "$(stat -c %s "$WORK/ext/model.onnx")" -lt 100000 ] \
   && pass "weights past --external-above go to model.onnx.data" || fail "external data: $(ls -l "$WORK/ext")"
+# any model lmforge loads: the same weights from an llm.c file give the same graph, byte for byte
+"$LMF" convert "$WORK/odd" --to llmc --out "$WORK/odd.bin" "${q[@]}" \
+  && "$LMF" convert "$WORK/odd.bin" --to onnx --out "$WORK/from_llmc" "${q[@]}" \
+  && cmp -s "$WORK/plain/model.onnx" "$WORK/from_llmc/model.onnx" \
+  && pass "an llm.c checkpoint exports to the same model.onnx" || fail "llm.c -> onnx differs or failed"
 p=$(stat -c %s "$WORK/plain/model.onnx"); h=$(stat -c %s "$WORK/half/model.onnx")
 [ $((h * 10)) -lt $((p * 6)) ] && pass "fp16 graph is about half the size ($h vs $p bytes)" || fail "fp16 size $h vs $p"
 
