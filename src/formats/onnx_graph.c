@@ -205,8 +205,10 @@ int lmf_onnx_const_f32(lmf_onnx_graph *g, const char *name, float v) {
 
 /* ---- the check ---- */
 
-/* Standard operators of the default domain the graphs may use, each with the opset that
- * introduced its current definition (onnx/onnx docs/Operators.md); all are <= 17. */
+/* Standard operators of the default domain the family graphs may use, each with the opset
+ * that introduced its current definition (onnx/onnx docs/Operators.md); all are <= 17. Besides
+ * what GPT-2 uses: Pow, ReduceMean, Sqrt, Div (RMSNorm), Neg (rotary embeddings), Sigmoid
+ * (SwiGLU), Expand (grouped key/value heads), Equal, Gemm, Split. */
 static const struct { const char *op; int since; } known_ops[] = {
     {"Add", 14}, {"And", 7}, {"Cast", 13}, {"Concat", 13}, {"Div", 14}, {"Equal", 13},
     {"Expand", 13}, {"Gather", 13}, {"Gemm", 13}, {"Identity", 16},
