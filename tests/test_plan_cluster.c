@@ -151,7 +151,7 @@ static void test_collective_rates(void **state) {
     lmf_plan_job_defaults(&job, "gpt2", &cfg);
     job.global_batch_tokens = 2.0 * 4 * 1024;
     job.total_tokens = 1e9;
-    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0};
+    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0, 1, 1};
     lmf_plan_result r0, r1, z0a, z0b;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r0), LMF_OK);
     l.zero = 0;
@@ -198,7 +198,7 @@ static void test_search(void **state) {
         if (i > 0) assert_true(best[i].days >= best[i - 1].days);
     }
     /* the best found beats or equals the published layout */
-    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1};
+    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1, 1, 1};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &pub, &r), LMF_OK);
     assert_true(best[0].days <= r.days);
@@ -240,6 +240,54 @@ static void test_search_azure(void **state) {
         double rel = fabs((double)best[i].global_batch - 1563.0) / 1563.0;
         assert_true(rel <= 0.05);
     }
+}
+
+/* fp16 and bf16 share the tensor-core peak on an A100 (312 TFLOP/s dense) and an H100 SXM
+ * (989): the datasheets' figures, and --dtype fp16 plans there. */
+static void test_fp16_peaks(void **state) {
+    const char *names[] = {"dgx-a100-superpod", "h100-cluster"};
+    const double peak[] = {312e12, 989e12};
+    for (int i = 0; i < 2; i++) {
+        lmf_cluster c;
+        assert_int_equal(lmf_cluster_resolve(names[i], &c), LMF_OK);
+        assert_true(c.peak_flops[LMF_PLAN_FP16] == peak[i]);
+        assert_true(c.peak_flops[LMF_PLAN_BF16] == peak[i]);
+        c.nodes = 16;
+        lmf_plan_job job = job_for("gpt3-175b", 1024.0 * 2048, 300e9);
+        lmf_plan_layout l = {16, 8, 1, 1, 1, LMF_RECOMPUTE_FULL, LMF_PLAN_FP16, 1, 1, 1};
+        lmf_plan_result r16, r_bf;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r16), LMF_OK);
+        l.dtype = LMF_PLAN_BF16;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r_bf), LMF_OK);
+        /* same peak, same state bytes, same curve: the same plan */
+        assert_true(r16.time.step == r_bf.time.step && r16.mem.total == r_bf.mem.total);
+        assert_true(fabs(r16.mfu - r16.model_tflops_per_device * 1e12 / peak[i]) < 1e-12);
+    }
+}
+
+/* --search keeps tensor-parallel groups inside a node unless allowed to cross: GPT-3 175B on
+ * the 8-GPU servers of the Azure preset once came out at tp 24. */
+static void test_search_tp_in_node(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("azure-openai-2020", &c), LMF_OK);
+    lmf_plan_job job = job_for("gpt3-175b", 3.2e6, 300e9);
+    lmf_plan_constraints k;
+    lmf_plan_constraints_free(&k, &c);
+    lmf_plan_result best[10];
+    int n = 0, crossing = 0;
+    int64_t evaluated = 0;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 10, &n, &evaluated), LMF_OK);
+    assert_int_equal(n, 10);
+    for (int i = 0; i < n; i++) assert_true(best[i].layout.tp <= c.devices_per_node);
+    k.allow_cross_node_tp = 1;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 10, &n, &evaluated), LMF_OK);
+    for (int i = 0; i < n; i++) crossing += best[i].layout.tp > c.devices_per_node;
+    assert_true(crossing > 0);
+    /* a tp the user fixes is kept, in a node or not */
+    k.allow_cross_node_tp = 0;
+    k.tp = 16;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 10, &n, &evaluated), LMF_OK);
+    for (int i = 0; i < n; i++) assert_int_equal(best[i].layout.tp, 16);
 }
 
 static void test_calibrate(void **state) {
@@ -300,6 +348,8 @@ int main(void) {
         cmocka_unit_test(test_collective_rates),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_search_azure),
+        cmocka_unit_test(test_fp16_peaks),
+        cmocka_unit_test(test_search_tp_in_node),
         cmocka_unit_test(test_calibrate),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);

@@ -52,12 +52,13 @@ static const char *stage_name(const lmf_plan_result *r) {
 
 static void layout_line(FILE *f, const lmf_plan_result *r) {
     const lmf_plan_layout *l = &r->layout;
-    fprintf(f, "dp %d x tp %d x pp %d = %d devices, %d micro-batch%s of %d per step, ZeRO-%d, "
-               "recompute %s, %s%s",
-            l->dp, l->tp, l->pp, r->devices, r->micro_batches, r->micro_batches > 1 ? "es" : "",
-            l->micro_batch, l->zero,
+    fprintf(f, "dp %d x tp %d x pp %d", l->dp, l->tp, l->pp);
+    if (l->cp > 1) fprintf(f, " x cp %d", l->cp);
+    fprintf(f, " = %d devices, %d micro-batch%s of %d per step, ZeRO-%d, recompute %s, %s%s",
+            r->devices, r->micro_batches, r->micro_batches > 1 ? "es" : "", l->micro_batch, l->zero,
             lmf_recompute_name(l->recompute), lmf_plan_dtype_name(l->dtype),
             l->sequence_parallel ? ", sequence parallel" : "");
+    if (l->virtual_stages > 1) fprintf(f, ", interleaved %d", l->virtual_stages);
 }
 
 static void memory_lines(FILE *f, const lmf_plan_result *r, const char *ind) {
@@ -71,11 +72,13 @@ static void memory_lines(FILE *f, const lmf_plan_result *r, const char *ind) {
 
 static void time_line(FILE *f, const lmf_plan_result *r, const char *ind) {
     const lmf_plan_time *t = &r->time;
-    char a[32], b[32], c[32], d[32], e[32], g[32], h[32], s[32];
-    fprintf(f, "%sstep %s = compute %s + tp %s + pp %s + bubble %s + dp %s + zero3 %s + optimizer %s\n",
-            ind, dur(t->step, s, sizeof s), dur(t->compute, a, sizeof a), dur(t->tp_comm, b, sizeof b),
-            dur(t->pp_comm, c, sizeof c), dur(t->bubble, d, sizeof d), dur(t->dp_comm, e, sizeof e),
-            dur(t->zero3_gather, g, sizeof g), dur(t->optimizer, h, sizeof h));
+    char a[32], b[32], c[32], d[32], e[32], g[32], h[32], s[32], k[32];
+    fprintf(f, "%sstep %s = compute %s + tp %s + pp %s", ind, dur(t->step, s, sizeof s),
+            dur(t->compute, a, sizeof a), dur(t->tp_comm, b, sizeof b), dur(t->pp_comm, c, sizeof c));
+    if (r->layout.cp > 1) fprintf(f, " + cp %s", dur(t->cp_comm, k, sizeof k));
+    fprintf(f, " + bubble %s + dp %s + zero3 %s + optimizer %s\n", dur(t->bubble, d, sizeof d),
+            dur(t->dp_comm, e, sizeof e), dur(t->zero3_gather, g, sizeof g),
+            dur(t->optimizer, h, sizeof h));
 }
 
 static void pct_row(FILE *f, const char *name, double v, double step, const char *note) {
@@ -138,8 +141,17 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
     }
     pct_row(f, "tensor-parallel comm", t->tp_comm, t->step, "all-reduces, not overlapped");
     pct_row(f, "pipeline send/recv", t->pp_comm, t->step, "not overlapped");
-    snprintf(note, sizeof note, "(pp-1)/m = %.1f%% of the ideal (1F1B)",
-             100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches));
+    if (l->cp > 1) {
+        snprintf(note, sizeof note, "K/V ring, exposed part of %s", dur(t->cp_comm_total, b1, sizeof b1));
+        pct_row(f, "context-parallel comm", t->cp_comm, t->step, note);
+    }
+    if (l->virtual_stages > 1)
+        snprintf(note, sizeof note, "(pp-1)/(v m) = %.1f%% of the ideal (interleaved 1F1B, v = %d)",
+                 100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches, l->virtual_stages),
+                 l->virtual_stages);
+    else
+        snprintf(note, sizeof note, "(pp-1)/m = %.1f%% of the ideal (1F1B)",
+                 100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches, 1));
     pct_row(f, "pipeline bubble", t->bubble, t->step, note);
     snprintf(note, sizeof note, "exposed part of %s", dur(t->dp_comm_total, b1, sizeof b1));
     pct_row(f, "data-parallel comm", t->dp_comm, t->step, note);
@@ -192,8 +204,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "seq", json_integer(job->seq));
     json_object_set_new(o, "global_batch", json_integer(r->global_batch));
     json_object_set_new(o, "tokens_per_step", json_real(r->tokens_per_step));
-    json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
-        "dp", l->dp, "tp", l->tp, "pp", l->pp, "micro_batch", l->micro_batch, "zero", l->zero,
+    json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
+        "dp", l->dp, "tp", l->tp, "pp", l->pp, "cp", l->cp, "virtual_stages", l->virtual_stages,
+        "micro_batch", l->micro_batch, "zero", l->zero,
         "recompute", lmf_recompute_name(l->recompute), "dtype", lmf_plan_dtype_name(l->dtype),
         "sequence_parallel", l->sequence_parallel, "devices", r->devices,
         "micro_batches", r->micro_batches));
@@ -205,8 +218,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "stage", stage_name(r)));
     json_object_set_new(o, "fits", json_boolean(m->fits));
     json_object_set_new(o, "step_time_s", json_real(t->step));
-    json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
+    json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
         "compute", t->compute, "tp_comm", t->tp_comm, "pp_comm", t->pp_comm,
+        "cp_comm", t->cp_comm, "cp_comm_total", t->cp_comm_total,
         "bubble", t->bubble, "dp_comm", t->dp_comm, "dp_comm_total", t->dp_comm_total,
         "zero3_gather", t->zero3_gather, "zero3_gather_total", t->zero3_gather_total,
         "optimizer", t->optimizer));
@@ -292,8 +306,14 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  devices_per_node/k rings (k members per node); ranks ordered tp, dp, pp\n");
     fprintf(f, "  tensor parallel 4 all-reduces of b*s*h values per layer per micro-batch (6 with full\n"
                "                  recomputation), not overlapped (Shoeybi et al. 2019)\n");
-    fprintf(f, "  pipeline        1F1B: step = (m + pp - 1) slots, bubble (pp-1)/m of the ideal; 2 sends of b*s*h\n"
-               "                  values per micro-batch per stage, not overlapped (Narayanan et al. 2021)\n");
+    fprintf(f, "  pipeline        1F1B: step = (m + pp - 1) slots, bubble (pp-1)/m of the ideal; interleaved over v\n"
+               "                  chunks per rank: (pp-1)/(v m); 2v sends of b*s*h/t values per micro-batch per\n"
+               "                  stage (scatter/gather: without sequence parallelism the parts are all-gathered\n"
+               "                  inside the receiving node), not overlapped (Narayanan et al. 2021)\n");
+    fprintf(f, "  context par.    cp splits each sequence: activations, tokens and attention blocks per device / cp;\n"
+               "                  ring attention sends cp-1 K/V blocks of b*(s/cp)*kv/t values per layer forward\n"
+               "                  (twice the bytes backward, once more with recomputation), each hidden behind\n"
+               "                  the attention block computed meanwhile (Liu et al. 2023); gradients reduce over dp x cp\n");
     fprintf(f, "  data parallel   ZeRO-0: all-reduce; ZeRO-1: reduce-scatter + all-gather of weights; ZeRO-2:\n"
                "                  reduce-scatter every micro-batch + all-gather; ZeRO-3: reduce-scatter and 2 weight\n"
                "                  gathers every micro-batch. Hidden behind the backward up to %.0f%% (pp = 1 only:\n"
