@@ -52,6 +52,17 @@ fi
 [ "$(grep -c '"micro_batches":' "$WORK/search.json")" -eq 4 ] && grep -q '"alternatives"' "$WORK/search.json" \
   && pass "search --json has the best and 3 alternatives" || fail "search --json: $(head -c 300 "$WORK/search.json")"
 
+# --- the search ends with the command that runs its best layout: ranks = its devices, its layout
+best=$(grep -m1 '^#1 ' "$WORK/search.txt")
+devs=$(echo "$best" | sed 's/.* = \([0-9]*\) devices.*/\1/')
+tp1=$(echo "$best" | sed 's/.* tp \([0-9]*\) .*/\1/'); pp1=$(echo "$best" | sed 's/.* pp \([0-9]*\) .*/\1/')
+cmdline=$(grep '^command ' "$WORK/search.txt")
+echo "$cmdline" | grep -q "mpirun -np $devs --npernode 8 lmforge train --model gpt3-175b --seq 2048 --batch [0-9]* --global-batch [0-9]* --steps [0-9]* --zero [0-3]" \
+  && { [ "$tp1" = 1 ] || echo "$cmdline" | grep -q -- "--tp $tp1"; } \
+  && { [ "$pp1" = 1 ] || echo "$cmdline" | grep -q -- "--pp $pp1"; } && echo "$cmdline" | grep -q -- "--dtype fp16" \
+  && pass "search prints the command of its best layout" || fail "command: $cmdline (best: $best)"
+grep -q '"command": "mpirun -np ' "$WORK/search.json" && pass "--json has the command" || fail "--json lacks the command"
+
 # --- the search keeps tensor-parallel groups inside an 8-GPU server unless allowed across
 tps=$(grep -o '^#[0-9]*  .* tp [0-9]*' "$WORK/search.txt" | sed 's/.* tp //')
 [ -n "$tps" ] && ! echo "$tps" | awk '$1 > 8 { bad = 1 } END { exit !bad }' \

@@ -290,6 +290,39 @@ static void test_search_tp_in_node(void **state) {
     for (int i = 0; i < n; i++) assert_int_equal(best[i].layout.tp, 16);
 }
 
+/* The launch command of a layout: ranks, per-node ranks, the model as named, the batch, the
+ * steps that cover the tokens, and the layout's flags. */
+static void test_command(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
+    c.nodes = 64;
+    lmf_plan_job job = job_for("gpt3-175b", 1536.0 * 2048, 300e9);
+    snprintf(job.model_source, sizeof job.model_source, "models/m175.json");
+    lmf_plan_layout l = {8, 8, 8, 1, 1, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1, 2, 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, &c, &job, &r);
+    char want[512];
+    /* 300e9 tokens / (1536 x 2048) per step = 95,367.4: 95,368 steps */
+    snprintf(want, sizeof want, "mpirun -np 512 --npernode 8 lmforge train --config models/m175.json "
+             "--seq 2048 --batch 1 --global-batch 3145728 --steps 95368 --zero 1 --recompute full "
+             "--tp 8 --pp 8 --schedule interleaved --virtual-stages 2 --dtype bf16");
+    assert_string_equal(cmd, want);
+    /* an fp32 data-parallel run on one node names a preset and no model-parallel flags */
+    snprintf(job.model_source, sizeof job.model_source, "gpt2");
+    lmf_plan_layout d = {4, 1, 1, 8, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0, 1, 1};
+    job.global_batch_tokens = 4.0 * 8 * 2048;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &d, &r), LMF_OK);
+    lmf_plan_command(cmd, sizeof cmd, &c, &job, &r);
+    assert_non_null(strstr(cmd, "mpirun -np 4 --npernode 4 lmforge train --model gpt2 "));
+    assert_null(strstr(cmd, "--tp"));
+    assert_null(strstr(cmd, "--dtype"));
+    char small[16];
+    lmf_plan_command(small, sizeof small, &c, &job, &r); /* truncated, terminated */
+    assert_int_equal(strlen(small), 15);
+}
+
 static void test_calibrate(void **state) {
     lmf_plan_calib_opts o = {.ranks = 2, .threads = 2, .seconds_per_point = 0.01, .max_size = 256};
     lmf_cluster c;
@@ -350,6 +383,7 @@ int main(void) {
         cmocka_unit_test(test_search_azure),
         cmocka_unit_test(test_fp16_peaks),
         cmocka_unit_test(test_search_tp_in_node),
+        cmocka_unit_test(test_command),
         cmocka_unit_test(test_calibrate),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);

@@ -154,6 +154,8 @@ typedef struct lmf_plan_layout {
 /* What to train. */
 typedef struct lmf_plan_job {
     char model_name[64];
+    char model_source[512];        /* the model as the user named it (a preset, or a config.json
+                                      path): the launch command passes it to lmforge train */
     lmf_gpt_config model;
     int seq;                       /* tokens per sequence, <= model.n_positions */
     double global_batch_tokens;    /* tokens per optimizer step (rounded to whole sequences) */
@@ -265,7 +267,15 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                            const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
                            int *n_best, int64_t *n_evaluated);
 
-/* Reports. */
+/* The command line that runs a result's layout: `mpirun -np N --npernode D lmforge train`
+ * with the model, sequence, micro-batch, global batch, steps for the job's tokens, ZeRO stage,
+ * recomputation and, where the layout has them, --tp, --pp, --cp, --schedule interleaved
+ * --virtual-stages and --dtype (named as the engine will name them; docs/planner.md says which
+ * it runs today). Truncated to cap bytes. */
+void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                      const lmf_plan_result *r);
+
+/* Reports (text reports end with the command that runs the layout). */
 void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                          const lmf_plan_result *r);
 void lmf_plan_print_search(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,

@@ -136,6 +136,7 @@ int lmf_cmd_plan(int argc, char **argv) {
 
     lmf_plan_job job;
     lmf_plan_job_defaults(&job, model_name, &cfg);
+    snprintf(job.model_source, sizeof job.model_source, "%s", o.model);
     if (o.seq > 0) job.seq = o.seq;
     if (o.seen_gb) job.global_batch_tokens = o.global_batch;
     if (o.seen_tokens) job.total_tokens = o.tokens;

@@ -10,6 +10,7 @@
 void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_gpt_config *m) {
     memset(job, 0, sizeof *job);
     snprintf(job->model_name, sizeof job->model_name, "%s", model_name ? model_name : "model");
+    snprintf(job->model_source, sizeof job->model_source, "%s", job->model_name);
     job->model = *m;
     job->seq = m->n_positions;
     job->global_batch_tokens = fmax(524288.0, (double)m->n_positions);

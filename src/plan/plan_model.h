@@ -16,9 +16,14 @@
 /* Bytes the AdamW update reads and writes per owned parameter (param, grad, m, v read;
  * param, m, v written; plus zeroing the gradient), all fp32. */
 #define LMF_PLAN_ADAM_BYTES 32.0
-/* Generic device: passes over the attention matrix per forward in memory-bound kernels (write
- * scores, read and write the softmax, read it for the product with V). */
-#define LMF_PLAN_SOFTMAX_PASSES 4.0
+/* Generic device: passes over the attention matrix per forward in memory-bound kernels: the
+ * fused scale, mask and softmax reads the scores and writes the probabilities (Narayanan et al.
+ * 2021, Sec. 4.2). Writing the scores and reading the probabilities belong to the two products,
+ * whose time already counts their operands and results. */
+#define LMF_PLAN_SOFTMAX_PASSES 2.0
+/* ... and with dropout (--dropout), the attention dropout reads the probabilities and writes
+ * the dropped ones, plus a one-byte mask per score (counted as bytes, below). */
+#define LMF_PLAN_DROPOUT_PASSES 2.0
 /* Generic device: activation values of width h per token moved by memory-bound kernels in one
  * layer's forward outside the tensor-parallel regions (2 LayerNorms: 2 each, 2 residual adds:
  * 3 each) and inside them (GELU: 4h read, 4h written). */
@@ -73,6 +78,8 @@ typedef struct lmf_plan_setup {
 /* One micro-batch's forward and backward on one device of the slowest pipeline stage. */
 typedef struct lmf_plan_micro {
     double compute;          /* seconds: forward, backward, recomputation, gradient staging */
+    double compute_layers;   /* seconds of a stage that holds only layers (no classifier): what
+                                each stage but the slowest adds to a pipeline's fill and drain */
     double backward;         /* seconds of the part behind which gradient reductions can hide */
     double recompute_flops;  /* FLOPs re-run by recomputation, per device (stage average) */
     double attention_core;   /* seconds of one layer's attention core forward (products and

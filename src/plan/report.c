@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,47 @@ static void time_line(FILE *f, const lmf_plan_result *r, const char *ind) {
 static void pct_row(FILE *f, const char *name, double v, double step, const char *note) {
     char b[32];
     fprintf(f, "  %-22s %12s %6.1f%%  %s\n", name, dur(v, b, sizeof b), 100.0 * v / step, note);
+}
+
+/* append printf text to buf[cap] at *len, never past its end */
+static void cat(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void cat(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) *len = *len + (size_t)k < cap ? *len + (size_t)k : cap - 1;
+}
+
+void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                      const lmf_plan_result *r) {
+    const lmf_plan_layout *l = &r->layout;
+    const char *src = job->model_source[0] ? job->model_source : job->model_name;
+    size_t n = strlen(src), len = 0;
+    int is_file = strchr(src, '/') != NULL || (n > 5 && strcmp(src + n - 5, ".json") == 0);
+    if (cap == 0) return;
+    buf[0] = '\0';
+    int per_node = r->devices < c->devices_per_node ? r->devices : c->devices_per_node;
+    double steps = ceil(job->total_tokens / r->tokens_per_step);
+    cat(buf, cap, &len, "mpirun -np %d --npernode %d lmforge train %s %s --seq %d --batch %d "
+        "--global-batch %.0f --steps %.0f --zero %d --recompute %s",
+        r->devices, per_node, is_file ? "--config" : "--model", src, job->seq, l->micro_batch,
+        r->tokens_per_step, steps, l->zero, lmf_recompute_name(l->recompute));
+    if (l->tp > 1) cat(buf, cap, &len, " --tp %d", l->tp);
+    if (l->pp > 1) cat(buf, cap, &len, " --pp %d", l->pp);
+    if (l->cp > 1) cat(buf, cap, &len, " --cp %d", l->cp);
+    if (l->virtual_stages > 1)
+        cat(buf, cap, &len, " --schedule interleaved --virtual-stages %d", l->virtual_stages);
+    if (l->dtype != LMF_PLAN_FP32) cat(buf, cap, &len, " --dtype %s", lmf_plan_dtype_name(l->dtype));
+}
+
+static void command_lines(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                          const lmf_plan_result *r) {
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, c, job, r);
+    fprintf(f, "command     %s\n", cmd);
 }
 
 void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
@@ -169,6 +211,7 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
             human(r->gpu_hours, b3, sizeof b3));
     if (r->cost > 0.0) fprintf(f, ", cost %s", human(r->cost, b1, sizeof b1));
     fprintf(f, "\n");
+    command_lines(f, c, job, r);
 }
 
 void lmf_plan_print_search(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
@@ -236,6 +279,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "days", json_real(r->days));
     json_object_set_new(o, "gpu_hours", json_real(r->gpu_hours));
     json_object_set_new(o, "cost", r->cost > 0.0 ? json_real(r->cost) : json_null());
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, c, job, r);
+    json_object_set_new(o, "command", json_string(cmd));
     return o;
 }
 

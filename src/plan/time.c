@@ -128,7 +128,9 @@ static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
                    lmf_plan_gemm_time(c, d, sq, sq, hd, heads * cp);
     f->attention_flops = 4.0 * l->micro_batch * sq * seq * h / t;
     f->elementwise = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
-    f->softmax = M * e * LMF_PLAN_SOFTMAX_PASSES * (a / t) * seq / mem_bw;
+    double score_bytes = e * LMF_PLAN_SOFTMAX_PASSES +
+                         (s->job->dropout ? e * LMF_PLAN_DROPOUT_PASSES + 1.0 : 0.0);
+    f->softmax = M * score_bytes * (a / t) * seq / mem_bw;
     f->total = f->linears + f->attention + f->elementwise + f->softmax;
 }
 
@@ -157,6 +159,7 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     double lps = (double)cfg->n_layer / l->pp;
     double first = lps * layer, last = lps * layer + t_out;
     out->compute = l->pp == 1 ? first + t_out : fmax(first, last);
+    out->compute_layers = first;
     out->backward = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
     out->recompute_flops = (double)cfg->n_layer * f_rec / l->pp;
 }
@@ -250,15 +253,17 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     double cp_total = 0.0, cp_exposed = 0.0;
     lmf_plan_cp_exchange(s, mb.attention_core, &cp_total, &cp_exposed);
     double cp_mb = lps * cp_exposed;
-    double slot = compute_mb + tp_mb + pp_mb + cp_mb;
     out->compute = m * compute_mb;
     out->tp_comm = m * tp_mb;
     out->pp_comm = m * pp_mb;
     out->cp_comm = m * cp_mb;
     out->cp_comm_total = m * lps * cp_total;
     /* 1F1B: (pp - 1) slots; interleaved over v chunks: (pp - 1)/v (Narayanan et al. 2021,
-     * Sec. 2.2.2) = bubble_fraction(pp, m, v) * m * slot */
-    out->bubble = (double)(l->pp - 1) / v * slot;
+     * Sec. 2.2.2) = bubble_fraction(pp, m, v) * m * slot. The fill and drain pass through
+     * every stage but the slowest once, so their slots are those of the stages holding only
+     * layers; the steady state runs at the slowest stage's pace (the last, with the classifier) */
+    double fill_slot = fmin(mb.compute_layers, compute_mb) + tp_mb + pp_mb + cp_mb;
+    out->bubble = (double)(l->pp - 1) / v * fill_slot;
 
     /* data parallelism over the parameters of the fuller stage */
     double P = fmax(lmf_plan_stage_params(cfg, l->tp, l->pp, LMF_PLAN_STAGE_FIRST),
