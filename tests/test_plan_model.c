@@ -48,6 +48,15 @@ static lmf_cluster toy_cluster(void) {
     return c;
 }
 
+/* GPT-2 124M (its preset) with its own context as the sequence, `sequences` per step. */
+static lmf_plan_job gpt2_job(double sequences, lmf_gpt_config *cfg) {
+    assert_int_equal(lmf_config_preset("gpt2", cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", cfg);
+    job.global_batch_tokens = sequences * cfg->n_positions;
+    return job;
+}
+
 static void test_ring_allreduce(void **state) {
     /* 2(n-1)/n * S / bw + 2(n-1) * latency */
     assert_close(lmf_plan_allreduce_time(1e9, 8, 1e11, 0.0), 2.0 * 7 / 8 * 1e9 / 1e11, 1e-12);
@@ -219,10 +228,7 @@ static void test_bubble(void **state) {
     assert_true(lmf_plan_bubble_fraction(1, 4, 1) == 0.0);
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
-    lmf_plan_job job;
-    lmf_plan_job_defaults(&job, "gpt2", &cfg);
-    job.global_batch_tokens = 16.0 * 1024; /* 16 sequences */
+    lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     const int pps[] = {2, 4};
     for (int i = 0; i < 2; i++) {
         int pp = pps[i];
@@ -249,10 +255,7 @@ static void test_bubble(void **state) {
 static void test_dp_reduction(void **state) {
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
-    lmf_plan_job job;
-    lmf_plan_job_defaults(&job, "gpt2", &cfg);
-    job.global_batch_tokens = 8.0 * 1024;
+    lmf_plan_job job = gpt2_job(8.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     lmf_plan_layout l = {.dp = 2, .tp = 4, .pp = 1, .micro_batch = 1, .zero = 0,
                          .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
                          .sequence_parallel = 1};
@@ -312,10 +315,7 @@ static void test_narayanan_anchor(void **state) {
 static void test_interleaved(void **state) {
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK); /* 12 layers */
-    lmf_plan_job job;
-    lmf_plan_job_defaults(&job, "gpt2", &cfg);
-    job.global_batch_tokens = 16.0 * 1024;
+    lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     int pp = 2, m = 8;
     lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
                          .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
@@ -358,10 +358,7 @@ static void test_scatter_gather(void **state) {
     lmf_cluster c = toy_cluster();
     c.nodes = 4;
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
-    lmf_plan_job job;
-    lmf_plan_job_defaults(&job, "gpt2", &cfg);
-    job.global_batch_tokens = 8.0 * 1024;
+    lmf_plan_job job = gpt2_job(8.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     lmf_plan_layout l = {.dp = 1, .tp = 4, .pp = 4, .micro_batch = 1, .zero = 0,
                          .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
                          .sequence_parallel = 0};
