@@ -52,6 +52,36 @@ fi
 [ "$(grep -c '"micro_batches":' "$WORK/search.json")" -eq 4 ] && grep -q '"alternatives"' "$WORK/search.json" \
   && pass "search --json has the best and 3 alternatives" || fail "search --json: $(head -c 300 "$WORK/search.json")"
 
+# --- the search ends with the command that runs its best layout: ranks = its devices, its layout
+best=$(grep -m1 '^#1 ' "$WORK/search.txt")
+devs=$(echo "$best" | sed 's/.* = \([0-9]*\) devices.*/\1/')
+tp1=$(echo "$best" | sed 's/.* tp \([0-9]*\) .*/\1/'); pp1=$(echo "$best" | sed 's/.* pp \([0-9]*\) .*/\1/')
+cmdline=$(grep '^command ' "$WORK/search.txt")
+echo "$cmdline" | grep -q "mpirun -np $devs --npernode 8 lmforge train --model gpt3-175b --seq 2048 --batch [0-9]* --global-batch [0-9]* --steps [0-9]* --zero [0-3]" \
+  && { [ "$tp1" = 1 ] || echo "$cmdline" | grep -q -- "--tp $tp1"; } \
+  && { [ "$pp1" = 1 ] || echo "$cmdline" | grep -q -- "--pp $pp1"; } && echo "$cmdline" | grep -q -- "--dtype fp16" \
+  && pass "search prints the command of its best layout" || fail "command: $cmdline (best: $best)"
+grep -q '"command": "mpirun -np ' "$WORK/search.json" && pass "--json has the command" || fail "--json lacks the command"
+
+# --- the search keeps tensor-parallel groups inside an 8-GPU server unless allowed across
+tps=$(grep -o '^#[0-9]*  .* tp [0-9]*' "$WORK/search.txt" | sed 's/.* tp //')
+[ -n "$tps" ] && ! echo "$tps" | awk '$1 > 8 { bad = 1 } END { exit !bad }' \
+  && pass "search keeps tp inside a node ($(echo $tps))" || fail "search tp across nodes: $tps"
+"$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --tokens 300e9 --global-batch 3.2e6 \
+  --search --top 10 --allow-cross-node-tp >"$WORK/search-x.txt" || fail "--allow-cross-node-tp"
+grep -q '^#[0-9]*  .* tp \(12\|16\|24\|32\|48\|96\) ' "$WORK/search-x.txt" \
+  && pass "--allow-cross-node-tp lets tp span servers" || fail "--allow-cross-node-tp: $(grep '^#' "$WORK/search-x.txt")"
+
+# --- fp16 on the A100 preset (Megatron-LM 2021's format), interleaving and context parallelism
+"$LMF" plan --model gpt3-175b --cluster dgx-a100-superpod --nodes 128 --tp 8 --pp 8 --dp 16 \
+  --global-batch 3145728 --recompute full --dtype fp16 --virtual-stages 2 --json >"$WORK/fp16.json" \
+  && grep -q '"dtype": "fp16"' "$WORK/fp16.json" && grep -q '"virtual_stages": 2' "$WORK/fp16.json" \
+  && pass "fp16 with the interleaved schedule on A100s" || fail "fp16 on A100s: $(head -c 300 "$WORK/fp16.json")"
+"$LMF" plan --model gpt3-175b --cluster h100-cluster --nodes 64 --tp 8 --cp 4 --pp 8 --dp 2 \
+  --seq 2048 --global-batch 1048576 --recompute full >"$WORK/cp.txt" \
+  && grep -q 'x cp 4 = 512 devices' "$WORK/cp.txt" && grep -q 'context-parallel comm' "$WORK/cp.txt" \
+  && pass "--cp 4" || fail "--cp 4: $(head -c 600 "$WORK/cp.txt")"
+
 # --- --explain lists the assumptions; --help works
 missing=""
 "$LMF" plan --model gpt2 --cluster h100-cluster --tp 4 --explain >"$WORK/explain.txt" || missing="(failed)"
@@ -113,6 +143,12 @@ expect_error "nothing fits" 2 "$E no layout fits" -- \
   "$LMF" plan --model gpt-1t --cluster azure-openai-2020 --nodes 1 --search
 expect_error "bf16 on a V100 cluster" 2 "$E .*has no bf16 peak; choose another --dtype" -- \
   "$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --dtype bf16
+expect_error "cp not dividing the sequence" 2 "$E context-parallel size 8 does not divide the sequence length 1020" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --cp 8 --dp 1 --seq 1020
+expect_error "dp*tp*pp*cp != devices" 2 "$E dp x tp x pp x cp = 2 x 1 x 1 x 2 = 4, but cluster 'h100-cluster' has 8" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --cp 2 --dp 2
+expect_error "virtual stages without pipelining" 2 "$E 2 virtual stages need pipeline parallelism" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --virtual-stages 2
 expect_error "ZeRO stage out of range" 2 "$E --zero must be between 0 and 3" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --zero 4
 finish

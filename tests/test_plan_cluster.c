@@ -151,7 +151,7 @@ static void test_collective_rates(void **state) {
     lmf_plan_job_defaults(&job, "gpt2", &cfg);
     job.global_batch_tokens = 2.0 * 4 * 1024;
     job.total_tokens = 1e9;
-    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0};
+    lmf_plan_layout l = {2, 1, 1, 4, 1, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0, 1, 1};
     lmf_plan_result r0, r1, z0a, z0b;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r0), LMF_OK);
     l.zero = 0;
@@ -198,7 +198,7 @@ static void test_search(void **state) {
         if (i > 0) assert_true(best[i].days >= best[i - 1].days);
     }
     /* the best found beats or equals the published layout */
-    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1};
+    lmf_plan_layout pub = {16, 8, 8, 1, 0, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1, 1, 1};
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &pub, &r), LMF_OK);
     assert_true(best[0].days <= r.days);
@@ -221,7 +221,8 @@ static void test_search(void **state) {
     assert_non_null(strstr(lmf_last_error(), "no layout fits"));
 }
 
-/* The search over the 10,000-GPU preset, as the CLI runs it. */
+/* The search over the 10,000-GPU preset, as the CLI runs it: the batch kept within 5%, tensor
+ * parallelism inside a node unless allowed to cross. */
 static void test_search_azure(void **state) {
     lmf_cluster c;
     assert_int_equal(lmf_cluster_resolve("azure-openai-2020", &c), LMF_OK);
@@ -230,16 +231,85 @@ static void test_search_azure(void **state) {
     lmf_plan_constraints_free(&k, &c);
     assert_int_equal(k.dtype, LMF_PLAN_FP16); /* a V100 has fp16 tensor cores, no bf16 */
     assert_true(c.peak_flops[LMF_PLAN_BF16] == 0.0 && c.peak_flops[LMF_PLAN_FP16] == 125e12);
-    lmf_plan_result best[5];
+    lmf_plan_result best[10];
     int n = 0;
     int64_t evaluated = 0;
-    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 5, &n, &evaluated), LMF_OK);
-    assert_int_equal(n, 5);
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 10, &n, &evaluated), LMF_OK);
+    assert_int_equal(n, 10);
     for (int i = 0; i < n; i++) {
         assert_true(best[i].mem.fits);
         double rel = fabs((double)best[i].global_batch - 1563.0) / 1563.0;
         assert_true(rel <= 0.05);
+        /* tensor-parallel groups stay inside a node (once this search chose tp 24) */
+        assert_true(best[i].layout.tp <= c.devices_per_node);
     }
+    /* unless allowed to cross nodes */
+    int crossing = 0;
+    k.allow_cross_node_tp = 1;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 10, &n, &evaluated), LMF_OK);
+    for (int i = 0; i < n; i++) crossing += best[i].layout.tp > c.devices_per_node;
+    assert_true(crossing > 0);
+    /* a tp the user fixes is kept, in a node or not */
+    k.allow_cross_node_tp = 0;
+    k.tp = 16;
+    assert_int_equal(lmf_plan_search(&c, &job, &k, best, 10, &n, &evaluated), LMF_OK);
+    for (int i = 0; i < n; i++) assert_int_equal(best[i].layout.tp, 16);
+}
+
+/* fp16 and bf16 share the tensor-core peak on an A100 (312 TFLOP/s dense) and an H100 SXM
+ * (989): the datasheets' figures, and --dtype fp16 plans there. */
+static void test_fp16_peaks(void **state) {
+    const char *names[] = {"dgx-a100-superpod", "h100-cluster"};
+    const double peak[] = {312e12, 989e12};
+    for (int i = 0; i < 2; i++) {
+        lmf_cluster c;
+        assert_int_equal(lmf_cluster_resolve(names[i], &c), LMF_OK);
+        assert_true(c.peak_flops[LMF_PLAN_FP16] == peak[i]);
+        assert_true(c.peak_flops[LMF_PLAN_BF16] == peak[i]);
+        c.nodes = 16;
+        lmf_plan_job job = job_for("gpt3-175b", 1024.0 * 2048, 300e9);
+        lmf_plan_layout l = {16, 8, 1, 1, 1, LMF_RECOMPUTE_FULL, LMF_PLAN_FP16, 1, 1, 1};
+        lmf_plan_result r16, r_bf;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r16), LMF_OK);
+        l.dtype = LMF_PLAN_BF16;
+        assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r_bf), LMF_OK);
+        /* same peak, same state bytes, same curve: the same plan */
+        assert_true(r16.time.step == r_bf.time.step && r16.mem.total == r_bf.mem.total);
+        assert_true(fabs(r16.mfu - r16.model_tflops_per_device * 1e12 / peak[i]) < 1e-12);
+    }
+}
+
+/* The launch command of a layout: ranks, per-node ranks, the model as named, the batch, the
+ * steps that cover the tokens, and the layout's flags. */
+static void test_command(void **state) {
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
+    c.nodes = 64;
+    lmf_plan_job job = job_for("gpt3-175b", 1536.0 * 2048, 300e9);
+    snprintf(job.model_source, sizeof job.model_source, "models/m175.json");
+    lmf_plan_layout l = {8, 8, 8, 1, 1, LMF_RECOMPUTE_FULL, LMF_PLAN_BF16, 1, 2, 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, &c, &job, &r);
+    char want[512];
+    /* 300e9 tokens / (1536 x 2048) per step = 95,367.4: 95,368 steps */
+    snprintf(want, sizeof want, "mpirun -np 512 --npernode 8 lmforge train --config models/m175.json "
+             "--seq 2048 --batch 1 --global-batch 3145728 --steps 95368 --zero 1 --recompute full "
+             "--tp 8 --pp 8 --schedule interleaved --virtual-stages 2 --dtype bf16");
+    assert_string_equal(cmd, want);
+    /* an fp32 data-parallel run on one node names a preset and no model-parallel flags */
+    snprintf(job.model_source, sizeof job.model_source, "gpt2");
+    lmf_plan_layout d = {4, 1, 1, 8, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0, 1, 1};
+    job.global_batch_tokens = 4.0 * 8 * 2048;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &d, &r), LMF_OK);
+    lmf_plan_command(cmd, sizeof cmd, &c, &job, &r);
+    assert_non_null(strstr(cmd, "mpirun -np 4 --npernode 4 lmforge train --model gpt2 "));
+    assert_null(strstr(cmd, "--tp"));
+    assert_null(strstr(cmd, "--dtype"));
+    char small[16];
+    lmf_plan_command(small, sizeof small, &c, &job, &r); /* truncated, terminated */
+    assert_int_equal(strlen(small), 15);
 }
 
 static void test_calibrate(void **state) {
@@ -300,6 +370,8 @@ int main(void) {
         cmocka_unit_test(test_collective_rates),
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_search_azure),
+        cmocka_unit_test(test_fp16_peaks),
+        cmocka_unit_test(test_command),
         cmocka_unit_test(test_calibrate),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);

@@ -48,6 +48,15 @@ static lmf_cluster toy_cluster(void) {
     return c;
 }
 
+/* GPT-2 124M (its preset) with its own context as the sequence, `sequences` per step. */
+static lmf_plan_job gpt2_job(double sequences, lmf_gpt_config *cfg) {
+    assert_int_equal(lmf_config_preset("gpt2", cfg), LMF_OK);
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gpt2", cfg);
+    job.global_batch_tokens = sequences * cfg->n_positions;
+    return job;
+}
+
 static void test_ring_allreduce(void **state) {
     /* 2(n-1)/n * S / bw + 2(n-1) * latency */
     assert_close(lmf_plan_allreduce_time(1e9, 8, 1e11, 0.0), 2.0 * 7 / 8 * 1e9 / 1e11, 1e-12);
@@ -212,16 +221,14 @@ static void test_efficiency_curve(void **state) {
                  3 * 2.0 * 512 * 512 * 512 / (100e12 * 0.6), 1e-12);
 }
 
-/* 1F1B: bubble = (pp - 1) micro-batch slots = (pp - 1)/m of the ideal time. */
+/* 1F1B: bubble = (pp - 1) micro-batch slots = (pp - 1)/m of the ideal time, the slots of the
+ * stages that hold only layers. */
 static void test_bubble(void **state) {
-    assert_close(lmf_plan_bubble_fraction(8, 96), 7.0 / 96.0, 1e-15);
-    assert_true(lmf_plan_bubble_fraction(1, 4) == 0.0);
+    assert_close(lmf_plan_bubble_fraction(8, 96, 1), 7.0 / 96.0, 1e-15);
+    assert_true(lmf_plan_bubble_fraction(1, 4, 1) == 0.0);
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
-    lmf_plan_job job;
-    lmf_plan_job_defaults(&job, "gpt2", &cfg);
-    job.global_batch_tokens = 16.0 * 1024; /* 16 sequences */
+    lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     const int pps[] = {2, 4};
     for (int i = 0; i < 2; i++) {
         int pp = pps[i];
@@ -230,8 +237,16 @@ static void test_bubble(void **state) {
         lmf_plan_result r;
         assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
         assert_int_equal(r.micro_batches, 8);
-        double ideal = r.time.compute + r.time.tp_comm + r.time.pp_comm;
-        assert_close(r.time.bubble / ideal, (pp - 1) / 8.0, 1e-12);
+        /* the steady state runs at the slowest (last: layers and classifier) stage's pace; the
+         * fill and drain pass once through each of the other pp - 1 stages (layers only) */
+        lmf_plan_setup su;
+        assert_int_equal(lmf_plan_setup_init(&su, &c, &job, &r.layout), LMF_OK);
+        lmf_plan_micro mb;
+        lmf_plan_generic_micro_batch(&su, &mb);
+        assert_true(mb.compute_layers < mb.compute);
+        assert_close(r.time.compute, 8 * mb.compute, 1e-12);
+        double fill_slot = mb.compute_layers + (r.time.tp_comm + r.time.pp_comm) / 8;
+        assert_close(r.time.bubble, (pp - 1) * fill_slot, 1e-12);
     }
 }
 
@@ -240,10 +255,7 @@ static void test_bubble(void **state) {
 static void test_dp_reduction(void **state) {
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("gpt2", &cfg), LMF_OK);
-    lmf_plan_job job;
-    lmf_plan_job_defaults(&job, "gpt2", &cfg);
-    job.global_batch_tokens = 8.0 * 1024;
+    lmf_plan_job job = gpt2_job(8.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     lmf_plan_layout l = {.dp = 2, .tp = 4, .pp = 1, .micro_batch = 1, .zero = 0,
                          .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
                          .sequence_parallel = 1};
@@ -296,6 +308,187 @@ static void test_narayanan_anchor(void **state) {
     assert_close(model, 72 * B * s * l_ * h * h * (1 + s / (6 * h) + V / (12 * l_ * h)), 0.01);
 }
 
+/* Interleaved 1F1B (Narayanan et al. 2021, Sec. 2.2.2): with v model chunks per rank the
+ * bubble is (pp - 1)/v slots and each micro-batch crosses 2v stage boundaries per rank; the
+ * first rank keeps L(1 + (p - 1)/(pv)) layers' activations (Korthikanti et al. 2022) instead of
+ * L. Expected values from those formulas and the plain schedule's own terms. */
+static void test_interleaved(void **state) {
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg;
+    lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
+    int pp = 2, m = 8;
+    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    lmf_plan_result r1, r3;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
+    l.virtual_stages = 3;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r3), LMF_OK);
+    assert_int_equal(r3.micro_batches, m);
+    assert_int_equal(r3.layout.virtual_stages, 3);
+    assert_close(r3.time.compute, r1.time.compute, 1e-12);
+    assert_close(r3.time.pp_comm, 3.0 * r1.time.pp_comm, 1e-12);
+    assert_close(r3.time.bubble, r1.time.bubble / 3.0 + (pp - 1) / 3.0 * (r3.time.pp_comm - r1.time.pp_comm) / m,
+                 1e-12);
+    assert_close(lmf_plan_bubble_fraction(pp, m, 3), (pp - 1) / (3.0 * m), 1e-15);
+    /* activations of the first stage: (pp + (pp-1)/v) instead of pp micro-batches in flight */
+    lmf_plan_act_shape sh = {.s = 1024, .b = 2, .h = 768, .a = 12, .t = 1, .sp = 0, .e = 2.0, .dropout = 0};
+    double per_layer = lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE);
+    double layers = cfg.n_layer / (double)pp;
+    assert_int_equal(r1.mem.stage, LMF_PLAN_STAGE_FIRST);
+    assert_close(r3.mem.activations - r1.mem.activations, (pp - 1) / 3.0 * layers * per_layer, 1e-9);
+    /* impossible interleavings */
+    l.virtual_stages = 5; /* 2 x 5 does not divide 12 layers */
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "virtual stages = 2 x 5"));
+    l.virtual_stages = 2;
+    l.pp = 1;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "need pipeline parallelism"));
+    l.pp = 3;
+    l.micro_batch = 8; /* 2 micro-batches, not a multiple of pp = 3 */
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "multiple of pp"));
+}
+
+/* Megatron-LM's scatter/gather (Narayanan et al. 2021, Sec. 4.1): without sequence
+ * parallelism each of the t ranks sends 1/t of the boundary activation to the next stage, and
+ * the receiving node all-gathers the parts over its tp group. */
+static void test_scatter_gather(void **state) {
+    lmf_cluster c = toy_cluster();
+    c.nodes = 4;
+    lmf_gpt_config cfg;
+    lmf_plan_job job = gpt2_job(8.0, &cfg); /* 12 layers, 1024 tokens per sequence */
+    lmf_plan_layout l = {.dp = 1, .tp = 4, .pp = 4, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16,
+                         .sequence_parallel = 0};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    double S = 1024.0 * 768 * 2;  /* one micro-batch's boundary activation, bytes */
+    double net = 40e9 / 4;        /* a node's 4 devices send at once over its 40 GB/s */
+    double send = S / 4 / net + 3.0 / 4 * S / 100e9; /* 1/t over the network, all-gather in node */
+    assert_close(r.time.pp_comm, r.micro_batches * 2.0 * send, 1e-12);
+    l.sequence_parallel = 1; /* already split: no all-gather */
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    assert_close(r.time.pp_comm, r.micro_batches * 2.0 * S / 4 / net, 1e-12);
+}
+
+/* Context parallelism (--cp N): the sequence split over N devices. Expected values from first
+ * principles: activations per device / N, tokens per device / N, the ring's K/V blocks of
+ * b*(s/N)*2h*e/t bytes, N - 1 steps forward and backward (twice the bytes), each hidden behind
+ * 1/N of the attention core (twice that backward). */
+static void test_context_parallel(void **state) {
+    lmf_cluster c = toy_cluster(); /* 2 nodes x 4 devices */
+    c.intra_bandwidth = 5e9;       /* slow enough that part of the exchange shows */
+    lmf_gpt_config cfg = {.n_layer = 4, .n_head = 8, .n_embd = 1024, .n_positions = 8192,
+                          .vocab_size = 1000};
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "long", &cfg);
+    job.global_batch_tokens = 2.0 * 8192;
+    lmf_plan_layout l = {.dp = 2, .tp = 1, .pp = 1, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16, .cp = 1};
+    lmf_plan_result r1, r4;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
+    l.cp = 4;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r4), LMF_OK);
+    assert_int_equal(r4.devices, 8);
+    assert_int_equal(r4.micro_batches, 1);
+    /* memory: activations / 4; weights, gradients, optimizer state unchanged (ZeRO-0) */
+    assert_close(r4.mem.activations, r1.mem.activations / 4, 1e-12);
+    assert_close(r4.mem.weights + r4.mem.grads + r4.mem.optimizer,
+                 r1.mem.weights + r1.mem.grads + r1.mem.optimizer, 1e-12);
+    /* by hand: one layer, bf16, s = 8192, s/cp = 2048 tokens per device */
+    double s = 8192, cp = 4, sq = s / cp, h = 1024, a = 8, hd = h / a, e = 2, bw = 5e9;
+    double peak = 100e12;
+    /* the toy device has no curve: 0.5 of peak for every product */
+    /* products at 0.5 of peak; the fused softmax reads the scores and writes the probabilities */
+    double core = (2.0 * 2 * sq * sq * hd * a * cp) / (peak * 0.5) + sq * e * 2 * a * s / 1e12;
+    double block = sq * 2 * h * e; /* K and V of 2048 tokens */
+    double fwd = block / bw, bwd = 2 * block / bw;
+    double want_total = (cp - 1) * (fwd + bwd) * cfg.n_layer;
+    double want_exposed = (cp - 1) * (fmax(0, fwd - core / cp) + fmax(0, bwd - 2 * core / cp)) * cfg.n_layer;
+    assert_close(r4.time.cp_comm_total, want_total, 1e-9);
+    assert_close(r4.time.cp_comm, want_exposed, 1e-9);
+    assert_true(r4.time.cp_comm > 0.0 && r4.time.cp_comm < r4.time.cp_comm_total);
+    /* the products run on a quarter of the tokens; the attention core is cp blocks of s/cp */
+    lmf_plan_setup su;
+    assert_int_equal(lmf_plan_setup_init(&su, &c, &job, &r4.layout), LMF_OK);
+    lmf_plan_micro mb;
+    lmf_plan_generic_micro_batch(&su, &mb);
+    assert_close(mb.attention_core, core, 1e-9);
+    /* gradients reduce over the dp x cp = 8 devices that hold the same weights */
+    double P = (double)lmf_config_num_params(&cfg) - (double)cfg.vocab_size * h +
+               (double)lmf_config_padded_vocab(&cfg) * h;
+    double ring_bw = 5e9; /* 8 devices in one ring, 4 on each node: the whole 40 GB/s NIC, but
+                             no more than the 5 GB/s inside a node */
+    assert_close(r4.time.dp_comm_total, 2.0 * 7 / 8 * P * 2 / ring_bw, 1e-9);
+    /* recomputation runs the forward ring once more */
+    l.recompute = LMF_RECOMPUTE_FULL;
+    lmf_plan_result rf;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rf), LMF_OK);
+    assert_close(rf.time.cp_comm_total, (cp - 1) * (2 * fwd + bwd) * cfg.n_layer, 1e-9);
+    /* bad layouts */
+    l.cp = 3;
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "does not divide the sequence length 8192"));
+    l.cp = 8; /* 2 x 8 = 16 devices */
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "dp x tp x pp x cp = 16"));
+}
+
+/* Narayanan et al. 2021, Table 1: the weak-scaling rows, each with the paper's layout as its
+ * artifact runs it (NVIDIA/Megatron-LM examples/sc21/run_table_1.sh: tensor and pipeline sizes,
+ * micro-batch, layers per virtual stage), fp16 without sequence parallelism (which came later,
+ * Korthikanti et al. 2022), full recomputation, vocabulary 51,200, sequence 2048. Their
+ * TFLOP/s per GPU count recomputation: the planner's hardware figure. Bounds: 5%, except the
+ * rows docs/planner.md lists as not yet within it ("Megatron-LM 2021, Table 1"), held to what
+ * they reach so that no change makes them worse unnoticed. */
+static void test_megatron_table1(void **state) {
+    static const struct {
+        double billions;
+        int heads, hidden, layers, tp, pp, gpus, batch, mbs, v;
+        double tflops, bound;
+    } rows[] = {
+        {1.7, 24, 2304, 24, 1, 1, 32, 512, 16, 1, 137, 0.05},
+        {3.6, 32, 3072, 30, 2, 1, 64, 512, 16, 1, 138, 0.05},
+        {7.5, 32, 4096, 36, 4, 1, 128, 512, 16, 1, 142, 0.05},
+        {18.4, 48, 6144, 40, 8, 1, 256, 1024, 8, 1, 135, 0.05},
+        {39.1, 64, 8192, 48, 8, 2, 512, 1536, 4, 1, 138, 0.09},
+        {76.1, 80, 10240, 60, 8, 4, 1024, 1792, 2, 3, 140, 0.05},
+        {145.6, 96, 12288, 80, 8, 8, 1536, 2304, 2, 2, 148, 0.07},
+        {310.1, 128, 16384, 96, 8, 16, 1920, 2160, 1, 2, 155, 0.07},
+        {529.6, 128, 20480, 105, 8, 35, 2520, 2520, 1, 3, 163, 0.09},
+        {1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 1, 1, 163, 0.12},
+    };
+    lmf_cluster c;
+    assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        lmf_gpt_config cfg = {.n_layer = rows[i].layers, .n_head = rows[i].heads,
+                              .n_embd = rows[i].hidden, .n_positions = 2048, .vocab_size = 51200};
+        assert_close((double)lmf_config_num_params(&cfg), rows[i].billions * 1e9, 0.03);
+        c.nodes = rows[i].gpus / 8;
+        lmf_plan_job job;
+        lmf_plan_job_defaults(&job, "table1", &cfg);
+        job.global_batch_tokens = rows[i].batch * 2048.0;
+        job.dropout = 1; /* Megatron-LM's defaults: attention and hidden dropout */
+        lmf_plan_layout l = {.dp = rows[i].gpus / (rows[i].tp * rows[i].pp), .tp = rows[i].tp,
+                             .pp = rows[i].pp, .micro_batch = rows[i].mbs, .zero = 0,
+                             .recompute = LMF_RECOMPUTE_FULL, .dtype = LMF_PLAN_FP16,
+                             .sequence_parallel = 0, .virtual_stages = rows[i].v, .cp = 1};
+        lmf_plan_result r;
+        if (lmf_plan_evaluate(&c, &job, &l, &r) != LMF_OK) fail_msg("row %zu: %s", i, lmf_last_error());
+        assert_true(r.mem.fits);
+        assert_int_equal(r.global_batch, rows[i].batch);
+        double got = r.hardware_tflops_per_device;
+        printf("Table 1 %7.1fB: planner %.1f TFLOP/s per GPU, paper %.0f (%+.1f%%)\n", rows[i].billions,
+               got, rows[i].tflops, 100.0 * (got - rows[i].tflops) / rows[i].tflops);
+        if (REL(got, rows[i].tflops) > rows[i].bound)
+            fail_msg("%.1fB: planner %.1f TFLOP/s per GPU, paper %.0f: off by more than %.0f%%",
+                     rows[i].billions, got, rows[i].tflops, 100.0 * rows[i].bound);
+    }
+}
+
 /* Impossible layouts fail with LMF_ERR_ARG and a message naming the problem. */
 static void test_bad_layouts(void **state) {
     lmf_cluster c = toy_cluster();
@@ -311,14 +504,14 @@ static void test_bad_layouts(void **state) {
         lmf_plan_layout l;
         const char *msg;
     } bad[] = {
-        {{2, 5, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 attention heads"},
-        {{1, 1, 5, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "does not divide the model's 12 layers"},
-        {{4, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "16 devices"},
-        {{2, 1, 2, 1, 3, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "pipeline"},
-        {{2, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP8, 0}, "no fp8 peak"},
-        {{2, 4, 1, 1, 4, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "ZeRO stage"},
-        {{2, 4, 1, 0, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "at least 1"},
-        {{2, 4, 1, 300, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0}, "whole micro-batches"},
+        {{2, 5, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "does not divide the model's 12 attention heads"},
+        {{1, 1, 5, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "does not divide the model's 12 layers"},
+        {{4, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "16 devices"},
+        {{2, 1, 2, 1, 3, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "pipeline"},
+        {{2, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP8, 0, 1, 1}, "no fp8 peak"},
+        {{2, 4, 1, 1, 4, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "ZeRO stage"},
+        {{2, 4, 1, 0, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "at least 1"},
+        {{2, 4, 1, 300, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "whole micro-batches"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(lmf_plan_evaluate(&c, &job, &bad[i].l, &r), LMF_ERR_ARG);
@@ -591,6 +784,10 @@ int main(void) {
         cmocka_unit_test(test_bubble),
         cmocka_unit_test(test_dp_reduction),
         cmocka_unit_test(test_narayanan_anchor),
+        cmocka_unit_test(test_interleaved),
+        cmocka_unit_test(test_scatter_gather),
+        cmocka_unit_test(test_context_parallel),
+        cmocka_unit_test(test_megatron_table1),
         cmocka_unit_test(test_bad_layouts),
         cmocka_unit_test(test_activation_floats),
         cmocka_unit_test(test_block_gathers),

@@ -136,8 +136,8 @@ lmf_status lmf_cluster_presets_dir(char *dir, size_t cap);
 lmf_status lmf_cluster_validate(const lmf_cluster *c);
 int lmf_cluster_devices(const lmf_cluster *c);
 
-/* One parallel layout. Devices used = dp * tp * pp, ranks ordered tp fastest, then dp, then
- * pp (Megatron-LM's order). */
+/* One parallel layout. Devices used = dp * tp * pp * cp, ranks ordered tp fastest, then cp,
+ * then dp, then pp (Megatron-LM's order). */
 typedef struct lmf_plan_layout {
     int dp, tp, pp;
     int micro_batch;               /* sequences per micro-batch */
@@ -145,11 +145,17 @@ typedef struct lmf_plan_layout {
     lmf_recompute recompute;       /* activation recomputation (Korthikanti et al. 2022) */
     lmf_plan_dtype dtype;
     int sequence_parallel;         /* 1: sequence parallelism in the non-tensor-parallel regions */
+    int virtual_stages;            /* model chunks per pipeline rank: 1 (or 0) plain 1F1B, more:
+                                      the interleaved 1F1B schedule (Narayanan et al. 2021) */
+    int cp;                        /* context parallelism: each sequence split over cp devices,
+                                      ring attention exchanging K/V blocks (1 or 0: none) */
 } lmf_plan_layout;
 
 /* What to train. */
 typedef struct lmf_plan_job {
     char model_name[64];
+    char model_source[512];        /* the model as the user named it (a preset, or a config.json
+                                      path): the launch command passes it to lmforge train */
     lmf_gpt_config model;
     int seq;                       /* tokens per sequence, <= model.n_positions */
     double global_batch_tokens;    /* tokens per optimizer step (rounded to whole sequences) */
@@ -167,6 +173,9 @@ typedef struct lmf_plan_constraints {
     lmf_recompute recompute;
     int sequence_parallel;
     lmf_plan_dtype dtype;
+    int virtual_stages;            /* -1 free: the search keeps 1 (plain 1F1B) */
+    int cp;                        /* -1 free: 1 (no context parallelism) */
+    int allow_cross_node_tp;       /* 0: the search keeps tensor-parallel groups inside a node */
 } lmf_plan_constraints;
 
 /* Pipeline stage whose memory is reported: the first holds the embeddings and the most
@@ -189,7 +198,9 @@ typedef struct lmf_plan_time {     /* seconds per optimizer step */
     double compute;                /* matrix products and memory-bound kernels, all micro-batches */
     double tp_comm;                /* tensor-parallel all-reduces (not overlapped) */
     double pp_comm;                /* pipeline point-to-point sends (not overlapped) */
-    double bubble;                 /* 1F1B fill and drain: (pp-1) micro-batch slots */
+    double cp_comm;                /* exposed part of the context-parallel K/V exchange */
+    double cp_comm_total;          /* whole K/V exchange (ring attention), all micro-batches */
+    double bubble;                 /* 1F1B fill and drain: (pp-1)/v micro-batch slots */
     double dp_comm;                /* exposed part of the data-parallel gradient reduction */
     double dp_comm_total;          /* whole gradient reduction (+ ZeRO-1/2 parameter gather) */
     double zero3_gather;           /* exposed part of the ZeRO-3 parameter gathers */
@@ -212,7 +223,7 @@ typedef enum lmf_plan_device_kind {
 
 typedef struct lmf_plan_result {
     lmf_plan_layout layout;
-    int devices;                   /* dp * tp * pp */
+    int devices;                   /* dp * tp * pp * cp */
     int micro_batches;             /* per pipeline per step */
     int64_t global_batch;          /* sequences per step actually used */
     int64_t requested_batch;       /* sequences per step asked for */
@@ -256,7 +267,15 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                            const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
                            int *n_best, int64_t *n_evaluated);
 
-/* Reports. */
+/* The command line that runs a result's layout: `mpirun -np N --npernode D lmforge train`
+ * with the model, sequence, micro-batch, global batch, steps for the job's tokens, ZeRO stage,
+ * recomputation and, where the layout has them, --tp, --pp, --cp, --schedule interleaved
+ * --virtual-stages and --dtype (named as the engine will name them; docs/planner.md says which
+ * it runs today). Truncated to cap bytes. */
+void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                      const lmf_plan_result *r);
+
+/* Reports (text reports end with the command that runs the layout). */
 void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                          const lmf_plan_result *r);
 void lmf_plan_print_search(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,

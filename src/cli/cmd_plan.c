@@ -16,9 +16,9 @@
 
 typedef struct plan_opts {
     const char *model, *cluster, *recompute, *dtype, *sp, *out;
-    int seq, dp, tp, pp, micro_batch, zero, nodes, top, ranks, threads;
+    int seq, dp, tp, pp, cp, virtual_stages, micro_batch, zero, nodes, top, ranks, threads;
     double global_batch, tokens, price, seconds;
-    int search, json, explain, calibrate, dropout;
+    int search, json, explain, calibrate, dropout, cross_node_tp;
     int seen_gb, seen_tokens, seen_zero;
 } plan_opts;
 
@@ -75,7 +75,8 @@ static int run_calibrate(const plan_opts *o) {
 
 int lmf_cmd_plan(int argc, char **argv) {
     plan_opts o = {.recompute = NULL, .dtype = NULL, .sp = NULL, .out = "cluster-local.json",
-                   .dp = -1, .tp = -1, .pp = -1, .micro_batch = -1, .zero = -1, .top = 5,
+                   .dp = -1, .tp = -1, .pp = -1, .cp = -1, .virtual_stages = -1, .micro_batch = -1,
+                   .zero = -1, .top = 5,
                    .ranks = 1};
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &o.model, "PRESET|config.json", "model (gpt2, gpt3-175b, gpt-1t, ... or a config.json)", LMF_NOLIMIT, NULL},
@@ -87,6 +88,8 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--dp", LMF_OPT_INT, &o.dp, "N", "data-parallel replicas", 1, 1e8, NULL},
         {"--tp", LMF_OPT_INT, &o.tp, "N", "tensor-parallel size", 1, 1e6, NULL},
         {"--pp", LMF_OPT_INT, &o.pp, "N", "pipeline stages", 1, 1e6, NULL},
+        {"--cp", LMF_OPT_INT, &o.cp, "N", "context parallelism: each sequence split over N devices (ring attention)", 1, 1e6, NULL},
+        {"--virtual-stages", LMF_OPT_INT, &o.virtual_stages, "V", "model chunks per pipeline rank (V > 1: interleaved 1F1B)", 1, 1e6, NULL},
         {"--micro-batch", LMF_OPT_INT, &o.micro_batch, "B", "sequences per micro-batch", 1, 1e6, NULL},
         {"--zero", LMF_OPT_INT, &o.zero, "S", "ZeRO stage 0-3", 0, 3, &o.seen_zero},
         {"--recompute", LMF_OPT_STR, &o.recompute, "none|selective|full", "activation recomputation", LMF_NOLIMIT, NULL},
@@ -96,6 +99,7 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--price", LMF_OPT_DOUBLE, &o.price, "X", "price per device-hour (default: the cluster file's)", 0, 1e9, NULL},
         {"--search", LMF_OPT_FLAG, &o.search, NULL, "rank the layouts that fit by time to train", LMF_NOLIMIT, NULL},
         {"--top", LMF_OPT_INT, &o.top, "N", "layouts shown by --search (default 5)", 1, MAX_TOP, NULL},
+        {"--allow-cross-node-tp", LMF_OPT_FLAG, &o.cross_node_tp, NULL, "--search: let tensor-parallel groups span nodes", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &o.json, NULL, "print one JSON object", LMF_NOLIMIT, NULL},
         {"--explain", LMF_OPT_FLAG, &o.explain, NULL, "print every assumption with its formula", LMF_NOLIMIT, NULL},
         {"--calibrate", LMF_OPT_FLAG, &o.calibrate, NULL, "measure this machine and write a cluster file", LMF_NOLIMIT, NULL},
@@ -132,6 +136,7 @@ int lmf_cmd_plan(int argc, char **argv) {
 
     lmf_plan_job job;
     lmf_plan_job_defaults(&job, model_name, &cfg);
+    snprintf(job.model_source, sizeof job.model_source, "%s", o.model);
     if (o.seq > 0) job.seq = o.seq;
     if (o.seen_gb) job.global_batch_tokens = o.global_batch;
     if (o.seen_tokens) job.total_tokens = o.tokens;
@@ -143,6 +148,9 @@ int lmf_cmd_plan(int argc, char **argv) {
     k.dp = o.dp;
     k.tp = o.tp;
     k.pp = o.pp;
+    k.cp = o.cp;
+    k.virtual_stages = o.virtual_stages;
+    k.allow_cross_node_tp = o.cross_node_tp;
     k.micro_batch = o.micro_batch;
     k.zero = o.seen_zero ? o.zero : -1;
     if (o.recompute) {

@@ -113,6 +113,7 @@ void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
     double fwd = work_time(r, C, T, &fw, out);
     out->backward = work_time(r, C, T, &bw, out);
     out->compute = fwd + out->backward + staging_time(s);
+    out->compute_layers = out->compute; /* one stage: no pipeline */
     /* FLOPs the backward re-runs: the forward products and attention of recomputation */
     out->recompute_flops = bw.op[LMF_OP_MATMUL_FORWARD].flops + bw.op[LMF_OP_ATTENTION_FORWARD].flops;
 }

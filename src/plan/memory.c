@@ -82,25 +82,32 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     double P = lmf_plan_stage_params(m, l->tp, l->pp, stage);
     double bw, bg, bo;
     lmf_plan_param_bytes(l->dtype, &bw, &bg, &bo);
-    lmf_plan_state_bytes(l->dtype, l->zero, l->dp, P, &out->weights, &out->grads, &out->optimizer);
+    int nd = lmf_plan_grad_ranks(l), cp = lmf_plan_cp(l), v = lmf_plan_virtual_stages(l);
+    lmf_plan_state_bytes(l->dtype, l->zero, nd, P, &out->weights, &out->grads, &out->optimizer);
 
+    /* the layer's activations for whole sequences; context parallelism keeps 1/cp of every
+     * term: s/cp tokens, and their scores against all s keys */
     lmf_plan_act_shape sh = {
         .s = job->seq, .b = l->micro_batch, .h = m->n_embd, .a = m->n_head, .t = l->tp,
         .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout};
     double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
-    double sbh = sh.s * sh.b * sh.h;
+    double sbh = sh.s * sh.b * sh.h / cp;
     int first = stage == LMF_PLAN_STAGE_FIRST, last = l->pp == 1 || stage == LMF_PLAN_STAGE_LAST;
-    /* 1F1B: stage i keeps min(pp - i, m) micro-batches in flight; the first stage the most */
-    double inflight = first && l->pp > 1 ? fmin((double)l->pp, (double)micro_batches) : 1.0;
+    /* 1F1B: stage i keeps min(pp - i, m) micro-batches in flight; the first stage the most.
+     * Interleaved over v chunks: the first rank keeps pp + (pp - 1)/v micro-batches' worth of
+     * its layers (Korthikanti et al. 2022: L(1 + (p - 1)/(pv)) layers on the first rank) */
+    double inflight = 1.0;
+    if (first && l->pp > 1)
+        inflight = v > 1 ? l->pp + (double)(l->pp - 1) / v : fmin((double)l->pp, (double)micro_batches);
     double layers = (double)m->n_layer / l->pp;
-    double act = inflight * layers * lmf_plan_act_layer_bytes(&sh, l->recompute);
+    double act = inflight * layers * lmf_plan_act_layer_bytes(&sh, l->recompute) / cp;
     /* working set of the layer being back-propagated (or recomputed): its full activations */
-    act += lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE);
+    act += lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE) / cp;
     if (first && job->dropout) act += inflight * sbh * r; /* embedding dropout mask */
     if (last) {
         double vocab_cols = ceil((double)lmf_config_padded_vocab(m) / l->tp);
         /* final LayerNorm input and output, fp32 logits for the cross-entropy */
-        act += 2.0 * sbh * sh.e * r + 4.0 * sh.s * sh.b * vocab_cols;
+        act += 2.0 * sbh * sh.e * r + 4.0 * sh.s / cp * sh.b * vocab_cols;
     }
     out->activations = act;
 
@@ -113,12 +120,12 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
                              (double)m->n_positions * m->n_embd
                        : 0.0;
     double layer_p = lmf_plan_layer_params(m, l->tp);
-    if (l->dp > 1 && l->zero >= 2) {
+    if (nd > 1 && l->zero >= 2) {
         double per_bucket = ceil(LMF_PLAN_BUCKET_BYTES / (layer_p * bg));
         double cap = fmin(layers, per_bucket) * layer_p * bg;
-        buf += (emb * bg + 2.0 * cap) * (1.0 + 1.0 / l->dp);
+        buf += (emb * bg + 2.0 * cap) * (1.0 + 1.0 / nd);
     }
-    if (l->dp > 1 && l->zero == 3) buf += (emb + 2.0 * layer_p) * bw;
+    if (nd > 1 && l->zero == 3) buf += (emb + 2.0 * layer_p) * bw;
     if (l->pp > 1) buf += 2.0 * sbh * sh.e * r; /* send and receive of the boundary activation */
     out->buffers = buf;
     out->checkpoint = 0.0;

@@ -10,6 +10,7 @@
 void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_gpt_config *m) {
     memset(job, 0, sizeof *job);
     snprintf(job->model_name, sizeof job->model_name, "%s", model_name ? model_name : "model");
+    snprintf(job->model_source, sizeof job->model_source, "%s", job->model_name);
     job->model = *m;
     job->seq = m->n_positions;
     job->global_batch_tokens = fmax(524288.0, (double)m->n_positions);
@@ -20,6 +21,8 @@ void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c) {
     k->dp = k->tp = k->pp = k->micro_batch = k->zero = k->sequence_parallel = -1;
     k->recompute_fixed = 0;
     k->recompute = LMF_RECOMPUTE_NONE;
+    k->virtual_stages = k->cp = -1;
+    k->allow_cross_node_tp = 0;
     /* 16-bit mixed precision where the device has it (bf16 first), fp32 otherwise */
     k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0   ? LMF_PLAN_BF16
                : c->peak_flops[LMF_PLAN_FP16] > 0.0 ? LMF_PLAN_FP16
@@ -74,9 +77,21 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
         l->recompute > LMF_RECOMPUTE_FULL)
         return lmf_fail(LMF_ERR_ARG, "unknown dtype or recomputation mode");
     LMF_TRY(check_split(m, l->tp, l->pp));
-    int64_t used = (int64_t)l->dp * l->tp * l->pp;
+    if (l->cp < 0 || l->virtual_stages < 0)
+        return lmf_fail(LMF_ERR_ARG, "context-parallel size and virtual stages must be at least 1 (got %d, %d)",
+                        l->cp, l->virtual_stages);
+    int cp = lmf_plan_cp(l), v = lmf_plan_virtual_stages(l);
+    if (job->seq % cp != 0)
+        return lmf_fail(LMF_ERR_ARG, "context-parallel size %d does not divide the sequence length %d",
+                        cp, job->seq);
+    if (v > 1 && l->pp == 1)
+        return lmf_fail(LMF_ERR_ARG, "%d virtual stages need pipeline parallelism (pp > 1)", v);
+    if (v > 1 && m->n_layer % (l->pp * v) != 0)
+        return lmf_fail(LMF_ERR_ARG, "pp x virtual stages = %d x %d does not divide the model's %d layers",
+                        l->pp, v, m->n_layer);
+    int64_t used = (int64_t)l->dp * l->tp * l->pp * cp;
     if (used > lmf_cluster_devices(c))
-        return lmf_fail(LMF_ERR_ARG, "dp x tp x pp = %lld devices, but cluster '%s' has %d",
+        return lmf_fail(LMF_ERR_ARG, "dp x tp x pp x cp = %lld devices, but cluster '%s' has %d",
                         (long long)used, c->name, lmf_cluster_devices(c));
     if (l->zero >= 2 && l->pp > 1)
         return lmf_fail(LMF_ERR_ARG, "ZeRO stage %d cannot be combined with pipeline parallelism "
@@ -94,8 +109,10 @@ lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
     memset(res, 0, sizeof *res);
     res->layout = *l;
     if (l->tp == 1) res->layout.sequence_parallel = 0;
+    res->layout.cp = lmf_plan_cp(l);
+    res->layout.virtual_stages = lmf_plan_virtual_stages(l);
     l = &res->layout;
-    res->devices = l->dp * l->tp * l->pp;
+    res->devices = l->dp * l->tp * l->pp * l->cp;
     res->requested_batch = requested_sequences(job);
     res->micro_batches = micro_batches_for(res->requested_batch, l->dp, l->micro_batch,
                                            &res->global_batch);
@@ -104,6 +121,11 @@ lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
                         "micro-batches of %d sequences over %d replicas (within %.0f%%)",
                         (long long)res->requested_batch, l->micro_batch, l->dp,
                         100.0 * LMF_PLAN_BATCH_TOLERANCE);
+    /* Megatron-LM's interleaved schedule runs the micro-batches in groups of pp */
+    if (l->virtual_stages > 1 && res->micro_batches % l->pp != 0)
+        return lmf_fail(LMF_ERR_ARG, "the interleaved schedule needs micro-batches per step (%d) to be a "
+                        "multiple of pp (%d); change --global-batch or --micro-batch",
+                        res->micro_batches, l->pp);
     res->params = lmf_config_num_params(&job->model);
 
     lmf_plan_setup s;
@@ -138,20 +160,28 @@ lmf_status lmf_plan_single(const lmf_cluster *c, const lmf_plan_job *job,
     lmf_plan_layout l = {0};
     l.tp = k->tp > 0 ? k->tp : 1;
     l.pp = k->pp > 0 ? k->pp : 1;
+    l.cp = k->cp > 0 ? k->cp : 1;
+    l.virtual_stages = k->virtual_stages > 0 ? k->virtual_stages : 1;
     LMF_TRY(lmf_config_validate(&job->model));
     LMF_TRY(check_split(&job->model, l.tp, l.pp));
+    int64_t model_ranks = (int64_t)l.tp * l.pp * l.cp;
     if (k->dp > 0) {
         l.dp = k->dp;
     } else {
-        if ((int64_t)l.tp * l.pp > devices || devices % (l.tp * l.pp) != 0)
-            return lmf_fail(LMF_ERR_ARG, "tp x pp = %lld does not divide the %d devices of cluster '%s'",
-                            (long long)l.tp * l.pp, devices, c->name);
-        l.dp = devices / (l.tp * l.pp);
+        if (model_ranks > devices || devices % model_ranks != 0)
+            return lmf_fail(LMF_ERR_ARG, "tp x pp x cp = %lld does not divide the %d devices of cluster '%s'",
+                            (long long)model_ranks, devices, c->name);
+        l.dp = (int)(devices / model_ranks);
     }
-    if ((int64_t)l.dp * l.tp * l.pp != devices)
+    if ((int64_t)l.dp * model_ranks != devices) {
+        if (l.cp > 1)
+            return lmf_fail(LMF_ERR_ARG, "dp x tp x pp x cp = %d x %d x %d x %d = %lld, but cluster '%s' has %d "
+                            "devices (change the layout, or use --nodes to plan for part of the cluster)",
+                            l.dp, l.tp, l.pp, l.cp, (long long)l.dp * model_ranks, c->name, devices);
         return lmf_fail(LMF_ERR_ARG, "dp x tp x pp = %d x %d x %d = %lld, but cluster '%s' has %d devices "
                         "(change the layout, or use --nodes to plan for part of the cluster)",
                         l.dp, l.tp, l.pp, (long long)l.dp * l.tp * l.pp, c->name, devices);
+    }
     l.micro_batch = k->micro_batch > 0 ? k->micro_batch : 1;
     l.zero = k->zero >= 0 ? k->zero : 0;
     l.recompute = k->recompute_fixed ? k->recompute : LMF_RECOMPUTE_NONE;

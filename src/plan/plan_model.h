@@ -16,9 +16,14 @@
 /* Bytes the AdamW update reads and writes per owned parameter (param, grad, m, v read;
  * param, m, v written; plus zeroing the gradient), all fp32. */
 #define LMF_PLAN_ADAM_BYTES 32.0
-/* Generic device: passes over the attention matrix per forward in memory-bound kernels (write
- * scores, read and write the softmax, read it for the product with V). */
-#define LMF_PLAN_SOFTMAX_PASSES 4.0
+/* Generic device: passes over the attention matrix per forward in memory-bound kernels: the
+ * fused scale, mask and softmax reads the scores and writes the probabilities (Narayanan et al.
+ * 2021, Sec. 4.2). Writing the scores and reading the probabilities belong to the two products,
+ * whose time already counts their operands and results. */
+#define LMF_PLAN_SOFTMAX_PASSES 2.0
+/* ... and with dropout (--dropout), the attention dropout reads the probabilities and writes
+ * the dropped ones, plus a one-byte mask per score (counted as bytes, below). */
+#define LMF_PLAN_DROPOUT_PASSES 2.0
 /* Generic device: activation values of width h per token moved by memory-bound kernels in one
  * layer's forward outside the tensor-parallel regions (2 LayerNorms: 2 each, 2 residual adds:
  * 3 each) and inside them (GELU: 4h read, 4h written). */
@@ -36,6 +41,14 @@ extern const double lmf_plan_ew_bytes[LMF_PLAN_EW_COUNT];
 lmf_plan_ew lmf_plan_ew_of_op(lmf_op op);
 /* printf to the calibration log and flush it; nothing when log is NULL */
 void lmf_plan_say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Context-parallel size, virtual pipeline stages per rank (0 in a layout means 1), and the
+ * ranks that hold the same weights and reduce their gradients: dp x cp. */
+static inline int lmf_plan_cp(const lmf_plan_layout *l) { return l->cp > 1 ? l->cp : 1; }
+static inline int lmf_plan_virtual_stages(const lmf_plan_layout *l) {
+    return l->virtual_stages > 1 ? l->virtual_stages : 1;
+}
+static inline int lmf_plan_grad_ranks(const lmf_plan_layout *l) { return l->dp * lmf_plan_cp(l); }
 
 /* ---- one evaluation and its device model (device.c) ---- */
 
@@ -65,8 +78,12 @@ typedef struct lmf_plan_setup {
 /* One micro-batch's forward and backward on one device of the slowest pipeline stage. */
 typedef struct lmf_plan_micro {
     double compute;          /* seconds: forward, backward, recomputation, gradient staging */
+    double compute_layers;   /* seconds of a stage that holds only layers (no classifier): what
+                                each stage but the slowest adds to a pipeline's fill and drain */
     double backward;         /* seconds of the part behind which gradient reductions can hide */
     double recompute_flops;  /* FLOPs re-run by recomputation, per device (stage average) */
+    double attention_core;   /* seconds of one layer's attention core forward (products and
+                                softmax), which ring attention's K/V exchange can hide behind */
     double matmul, attention, elementwise, classifier; /* seconds by kind (itemizing devices) */
 } lmf_plan_micro;
 
@@ -165,8 +182,9 @@ double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, doub
 double lmf_plan_allreduce_time(double S, int n, double bw, double lat);
 /* Ring reduce-scatter or all-gather of S bytes in total: (n-1)/n * S / bw + (n-1) * lat. */
 double lmf_plan_gather_time(double S, int n, double bw, double lat);
-/* Bubble of the 1F1B schedule relative to the ideal time: (pp - 1) / m. */
-double lmf_plan_bubble_fraction(int pp, int m);
+/* Bubble of the 1F1B schedule relative to the ideal time: (pp - 1) / m; interleaved over v
+ * model chunks per rank (v > 1): (pp - 1) / (v m) (Narayanan et al. 2021, Sec. 2.2.2). */
+double lmf_plan_bubble_fraction(int pp, int m, int v);
 /* Bandwidth (bytes/s, after comm_efficiency) and latency a ring over n ranks spaced `stride`
  * ranks apart gets, all such rings running at once: inside one node when stride*n <= devices
  * per node, else limited by the node's network shared by the devices_per_node/k rings with
@@ -180,6 +198,19 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out);
 double lmf_plan_generic_optimizer(const lmf_plan_setup *s, double params);
 double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
                                       double weight_bytes, const lmf_plan_dp_link *link);
+
+/* Width of one token's K and V together, from the model's description: the first product of
+ * lmf_layer_linears is the fused QKV projection, its output less the query width n_embd. */
+double lmf_plan_kv_width(const lmf_gpt_config *cfg);
+/* Context parallelism's K/V exchange (ring attention, Liu et al. 2023) in one layer for one
+ * micro-batch, given the seconds of the layer's attention core forward on this device: cp - 1
+ * ring steps in the forward, each sending one block of b*(s/cp)*kv_width*e/tp bytes to the next
+ * rank of the cp group, and cp - 1 in the backward with K, V and their gradients (twice the
+ * bytes); the forward ring runs again when recomputation re-runs attention. Each step overlaps
+ * the block of attention computed meanwhile (1/cp of the core forward, twice that backward).
+ * total: every step's transfer; exposed: what exceeds the compute beside it. */
+void lmf_plan_cp_exchange(const lmf_plan_setup *s, double attention_core, double *total,
+                          double *exposed);
 
 /* Time of one optimizer step with the setup's device model, and the FLOPs per device spent
  * on recomputation in it. */

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +53,13 @@ static const char *stage_name(const lmf_plan_result *r) {
 
 static void layout_line(FILE *f, const lmf_plan_result *r) {
     const lmf_plan_layout *l = &r->layout;
-    fprintf(f, "dp %d x tp %d x pp %d = %d devices, %d micro-batch%s of %d per step, ZeRO-%d, "
-               "recompute %s, %s%s",
-            l->dp, l->tp, l->pp, r->devices, r->micro_batches, r->micro_batches > 1 ? "es" : "",
-            l->micro_batch, l->zero,
+    fprintf(f, "dp %d x tp %d x pp %d", l->dp, l->tp, l->pp);
+    if (l->cp > 1) fprintf(f, " x cp %d", l->cp);
+    fprintf(f, " = %d devices, %d micro-batch%s of %d per step, ZeRO-%d, recompute %s, %s%s",
+            r->devices, r->micro_batches, r->micro_batches > 1 ? "es" : "", l->micro_batch, l->zero,
             lmf_recompute_name(l->recompute), lmf_plan_dtype_name(l->dtype),
             l->sequence_parallel ? ", sequence parallel" : "");
+    if (l->virtual_stages > 1) fprintf(f, ", interleaved %d", l->virtual_stages);
 }
 
 static void memory_lines(FILE *f, const lmf_plan_result *r, const char *ind) {
@@ -71,16 +73,59 @@ static void memory_lines(FILE *f, const lmf_plan_result *r, const char *ind) {
 
 static void time_line(FILE *f, const lmf_plan_result *r, const char *ind) {
     const lmf_plan_time *t = &r->time;
-    char a[32], b[32], c[32], d[32], e[32], g[32], h[32], s[32];
-    fprintf(f, "%sstep %s = compute %s + tp %s + pp %s + bubble %s + dp %s + zero3 %s + optimizer %s\n",
-            ind, dur(t->step, s, sizeof s), dur(t->compute, a, sizeof a), dur(t->tp_comm, b, sizeof b),
-            dur(t->pp_comm, c, sizeof c), dur(t->bubble, d, sizeof d), dur(t->dp_comm, e, sizeof e),
-            dur(t->zero3_gather, g, sizeof g), dur(t->optimizer, h, sizeof h));
+    char a[32], b[32], c[32], d[32], e[32], g[32], h[32], s[32], k[32];
+    fprintf(f, "%sstep %s = compute %s + tp %s + pp %s", ind, dur(t->step, s, sizeof s),
+            dur(t->compute, a, sizeof a), dur(t->tp_comm, b, sizeof b), dur(t->pp_comm, c, sizeof c));
+    if (r->layout.cp > 1) fprintf(f, " + cp %s", dur(t->cp_comm, k, sizeof k));
+    fprintf(f, " + bubble %s + dp %s + zero3 %s + optimizer %s\n", dur(t->bubble, d, sizeof d),
+            dur(t->dp_comm, e, sizeof e), dur(t->zero3_gather, g, sizeof g),
+            dur(t->optimizer, h, sizeof h));
 }
 
 static void pct_row(FILE *f, const char *name, double v, double step, const char *note) {
     char b[32];
     fprintf(f, "  %-22s %12s %6.1f%%  %s\n", name, dur(v, b, sizeof b), 100.0 * v / step, note);
+}
+
+/* append printf text to buf[cap] at *len, never past its end */
+static void cat(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void cat(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) *len = *len + (size_t)k < cap ? *len + (size_t)k : cap - 1;
+}
+
+void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                      const lmf_plan_result *r) {
+    const lmf_plan_layout *l = &r->layout;
+    const char *src = job->model_source[0] ? job->model_source : job->model_name;
+    size_t n = strlen(src), len = 0;
+    int is_file = strchr(src, '/') != NULL || (n > 5 && strcmp(src + n - 5, ".json") == 0);
+    if (cap == 0) return;
+    buf[0] = '\0';
+    int per_node = r->devices < c->devices_per_node ? r->devices : c->devices_per_node;
+    double steps = ceil(job->total_tokens / r->tokens_per_step);
+    cat(buf, cap, &len, "mpirun -np %d --npernode %d lmforge train %s %s --seq %d --batch %d "
+        "--global-batch %.0f --steps %.0f --zero %d --recompute %s",
+        r->devices, per_node, is_file ? "--config" : "--model", src, job->seq, l->micro_batch,
+        r->tokens_per_step, steps, l->zero, lmf_recompute_name(l->recompute));
+    if (l->tp > 1) cat(buf, cap, &len, " --tp %d", l->tp);
+    if (l->pp > 1) cat(buf, cap, &len, " --pp %d", l->pp);
+    if (l->cp > 1) cat(buf, cap, &len, " --cp %d", l->cp);
+    if (l->virtual_stages > 1)
+        cat(buf, cap, &len, " --schedule interleaved --virtual-stages %d", l->virtual_stages);
+    if (l->dtype != LMF_PLAN_FP32) cat(buf, cap, &len, " --dtype %s", lmf_plan_dtype_name(l->dtype));
+}
+
+static void command_lines(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
+                          const lmf_plan_result *r) {
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, c, job, r);
+    fprintf(f, "command     %s\n", cmd);
 }
 
 void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
@@ -138,8 +183,17 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
     }
     pct_row(f, "tensor-parallel comm", t->tp_comm, t->step, "all-reduces, not overlapped");
     pct_row(f, "pipeline send/recv", t->pp_comm, t->step, "not overlapped");
-    snprintf(note, sizeof note, "(pp-1)/m = %.1f%% of the ideal (1F1B)",
-             100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches));
+    if (l->cp > 1) {
+        snprintf(note, sizeof note, "K/V ring, exposed part of %s", dur(t->cp_comm_total, b1, sizeof b1));
+        pct_row(f, "context-parallel comm", t->cp_comm, t->step, note);
+    }
+    if (l->virtual_stages > 1)
+        snprintf(note, sizeof note, "(pp-1)/(v m) = %.1f%% of the ideal (interleaved 1F1B, v = %d)",
+                 100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches, l->virtual_stages),
+                 l->virtual_stages);
+    else
+        snprintf(note, sizeof note, "(pp-1)/m = %.1f%% of the ideal (1F1B)",
+                 100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches, 1));
     pct_row(f, "pipeline bubble", t->bubble, t->step, note);
     snprintf(note, sizeof note, "exposed part of %s", dur(t->dp_comm_total, b1, sizeof b1));
     pct_row(f, "data-parallel comm", t->dp_comm, t->step, note);
@@ -157,6 +211,7 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
             human(r->gpu_hours, b3, sizeof b3));
     if (r->cost > 0.0) fprintf(f, ", cost %s", human(r->cost, b1, sizeof b1));
     fprintf(f, "\n");
+    command_lines(f, c, job, r);
 }
 
 void lmf_plan_print_search(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
@@ -192,8 +247,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "seq", json_integer(job->seq));
     json_object_set_new(o, "global_batch", json_integer(r->global_batch));
     json_object_set_new(o, "tokens_per_step", json_real(r->tokens_per_step));
-    json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
-        "dp", l->dp, "tp", l->tp, "pp", l->pp, "micro_batch", l->micro_batch, "zero", l->zero,
+    json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
+        "dp", l->dp, "tp", l->tp, "pp", l->pp, "cp", l->cp, "virtual_stages", l->virtual_stages,
+        "micro_batch", l->micro_batch, "zero", l->zero,
         "recompute", lmf_recompute_name(l->recompute), "dtype", lmf_plan_dtype_name(l->dtype),
         "sequence_parallel", l->sequence_parallel, "devices", r->devices,
         "micro_batches", r->micro_batches));
@@ -205,8 +261,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "stage", stage_name(r)));
     json_object_set_new(o, "fits", json_boolean(m->fits));
     json_object_set_new(o, "step_time_s", json_real(t->step));
-    json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
+    json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
         "compute", t->compute, "tp_comm", t->tp_comm, "pp_comm", t->pp_comm,
+        "cp_comm", t->cp_comm, "cp_comm_total", t->cp_comm_total,
         "bubble", t->bubble, "dp_comm", t->dp_comm, "dp_comm_total", t->dp_comm_total,
         "zero3_gather", t->zero3_gather, "zero3_gather_total", t->zero3_gather_total,
         "optimizer", t->optimizer));
@@ -222,6 +279,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "days", json_real(r->days));
     json_object_set_new(o, "gpu_hours", json_real(r->gpu_hours));
     json_object_set_new(o, "cost", r->cost > 0.0 ? json_real(r->cost) : json_null());
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, c, job, r);
+    json_object_set_new(o, "command", json_string(cmd));
     return o;
 }
 
@@ -292,8 +352,14 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  devices_per_node/k rings (k members per node); ranks ordered tp, dp, pp\n");
     fprintf(f, "  tensor parallel 4 all-reduces of b*s*h values per layer per micro-batch (6 with full\n"
                "                  recomputation), not overlapped (Shoeybi et al. 2019)\n");
-    fprintf(f, "  pipeline        1F1B: step = (m + pp - 1) slots, bubble (pp-1)/m of the ideal; 2 sends of b*s*h\n"
-               "                  values per micro-batch per stage, not overlapped (Narayanan et al. 2021)\n");
+    fprintf(f, "  pipeline        1F1B: step = (m + pp - 1) slots, bubble (pp-1)/m of the ideal; interleaved over v\n"
+               "                  chunks per rank: (pp-1)/(v m); 2v sends of b*s*h/t values per micro-batch per\n"
+               "                  stage (scatter/gather: without sequence parallelism the parts are all-gathered\n"
+               "                  inside the receiving node), not overlapped (Narayanan et al. 2021)\n");
+    fprintf(f, "  context par.    cp splits each sequence: activations, tokens and attention blocks per device / cp;\n"
+               "                  ring attention sends cp-1 K/V blocks of b*(s/cp)*kv/t values per layer forward\n"
+               "                  (twice the bytes backward, once more with recomputation), each hidden behind\n"
+               "                  the attention block computed meanwhile (Liu et al. 2023); gradients reduce over dp x cp\n");
     fprintf(f, "  data parallel   ZeRO-0: all-reduce; ZeRO-1: reduce-scatter + all-gather of weights; ZeRO-2:\n"
                "                  reduce-scatter every micro-batch + all-gather; ZeRO-3: reduce-scatter and 2 weight\n"
                "                  gathers every micro-batch. Hidden behind the backward up to %.0f%% (pp = 1 only:\n"

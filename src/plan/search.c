@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define MAX_CAND 64
+#define MAX_VIRTUAL 8
 
 /* divisors of n that are <= cap, ascending, into out[MAX_CAND] */
 static int divisors(int n, int cap, int *out) {
@@ -31,7 +32,8 @@ static int better(const lmf_plan_result *a, const lmf_plan_result *b) {
 }
 
 static int same_shape(const lmf_plan_layout *a, const lmf_plan_layout *b) {
-    return a->dp == b->dp && a->tp == b->tp && a->pp == b->pp && a->micro_batch == b->micro_batch;
+    return a->dp == b->dp && a->tp == b->tp && a->pp == b->pp && a->cp == b->cp &&
+           a->micro_batch == b->micro_batch;
 }
 
 /* Keep best[0..n) sorted; one entry per (dp, tp, pp, micro-batch), the best variant of it. */
@@ -72,7 +74,12 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
     int64_t want = want_d < 1.0 ? 1 : (int64_t)fmin(want_d, 1e15);
 
     int tps[MAX_CAND], pps[MAX_CAND], bs[MAX_CAND];
-    int n_tp = k->tp > 0 ? (tps[0] = k->tp, 1) : divisors(m->n_head, devices, tps);
+    /* tensor parallelism all-reduces in every layer: its group stays inside a node (on the
+     * node's fast links) unless the user fixes tp or allows crossing nodes */
+    int tp_cap = k->allow_cross_node_tp || c->nodes <= 1 ? devices
+                 : (c->devices_per_node < devices ? c->devices_per_node : devices);
+    int n_tp = k->tp > 0 ? (tps[0] = k->tp, 1) : divisors(m->n_head, tp_cap, tps);
+    int cp = k->cp > 0 ? k->cp : 1;
     int n_pp = k->pp > 0 ? (pps[0] = k->pp, 1) : divisors(m->n_layer, devices, pps);
     int n_b = 0;
     if (k->micro_batch > 0) bs[n_b++] = k->micro_batch;
@@ -91,8 +98,19 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
     for (int it = 0; it < n_tp; it++) {
         for (int ip = 0; ip < n_pp; ip++) {
             int tp = tps[it], pp = pps[ip];
-            if ((int64_t)tp * pp > devices) continue;
-            int dp_max = devices / (tp * pp);
+            if ((int64_t)tp * pp * cp > devices) continue;
+            /* schedules: the one asked for, else plain 1F1B and the interleaved one with up to
+             * MAX_VIRTUAL chunks per rank that divide the stage's layers */
+            int vs[MAX_VIRTUAL], n_v = 0;
+            if (k->virtual_stages > 0) {
+                if (k->virtual_stages > 1 && (pp == 1 || m->n_layer % (pp * k->virtual_stages) != 0)) continue;
+                vs[n_v++] = k->virtual_stages;
+            } else {
+                vs[n_v++] = 1;
+                for (int v = 2; pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
+                    if ((m->n_layer / pp) % v == 0) vs[n_v++] = v;
+            }
+            int dp_max = (int)(devices / ((int64_t)tp * pp * cp));
             for (int ib = 0; ib < n_b; ib++) {
                 int b = bs[ib];
                 /* replica counts: as many as fit, and those giving whole micro-batch counts
@@ -114,9 +132,11 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                     for (int z = z_lo; z <= z_hi; z++) {
                         if (z >= 2 && pp > 1) continue;
                         if (z > 0 && dps[id] == 1 && k->zero < 0) continue; /* same as ZeRO-0 */
-                        for (int rc = r_lo; rc <= r_hi; rc++) {
+                        for (int rc = r_lo; rc <= r_hi; rc++)
+                        for (int iv = 0; iv < n_v; iv++) {
                             lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_recompute)rc,
-                                                 k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1};
+                                                 k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1,
+                                                 vs[iv], cp};
                             lmf_status st = lmf_plan_evaluate(c, job, &l, &r);
                             if (st != LMF_OK) {
                                 last_err = st;

@@ -53,9 +53,9 @@ double lmf_plan_gather_time(double S, int n, double bw, double lat) {
     return (double)(n - 1) / n * S / bw + (double)(n - 1) * lat;
 }
 
-double lmf_plan_bubble_fraction(int pp, int m) {
+double lmf_plan_bubble_fraction(int pp, int m, int v) {
     assert(pp >= 1 && m >= 1);
-    return (double)(pp - 1) / m;
+    return (double)(pp - 1) / ((v > 1 ? v : 1) * (double)m);
 }
 
 void lmf_plan_group_link(const lmf_cluster *c, int n, int stride, double *bw, double *lat) {
@@ -103,7 +103,8 @@ static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
     const lmf_gpt_config *cfg = &s->job->model;
     lmf_plan_dtype d = l->dtype;
     double t = l->tp, seq = s->job->seq, h = cfg->n_embd, a = cfg->n_head;
-    double hd = h / a, M = (double)l->micro_batch * seq;
+    double cp = lmf_plan_cp(l), sq = seq / cp; /* this device's share of each sequence */
+    double hd = h / a, M = (double)l->micro_batch * sq;
     double e = lmf_plan_act_elem_bytes(d);
     double r = l->sequence_parallel ? 1.0 / t : 1.0;
     double mem_bw = c->memory_bandwidth;
@@ -119,13 +120,17 @@ static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
         f->linears += lmf_plan_gemm_time(c, d, M, K, N, 1);
         f->linear_flops += 2.0 * M * K * N;
     }
-    /* attention core, the whole s x s matrix per head (no flash attention): Q K^T, softmax . V */
+    /* attention core, the whole s x s matrix per head (no flash attention): Q K^T, softmax . V;
+     * with context parallelism this device's s/cp queries meet the s keys in cp blocks of
+     * s/cp x s/cp (ring attention) */
     double heads = l->micro_batch * a / t;
-    f->attention = lmf_plan_gemm_time(c, d, seq, hd, seq, heads) +
-                   lmf_plan_gemm_time(c, d, seq, seq, hd, heads);
-    f->attention_flops = 4.0 * l->micro_batch * seq * seq * h / t;
+    f->attention = lmf_plan_gemm_time(c, d, sq, hd, sq, heads * cp) +
+                   lmf_plan_gemm_time(c, d, sq, sq, hd, heads * cp);
+    f->attention_flops = 4.0 * l->micro_batch * sq * seq * h / t;
     f->elementwise = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
-    f->softmax = M * e * LMF_PLAN_SOFTMAX_PASSES * (a / t) * seq / mem_bw;
+    double score_bytes = e * LMF_PLAN_SOFTMAX_PASSES +
+                         (s->job->dropout ? e * LMF_PLAN_DROPOUT_PASSES + 1.0 : 0.0);
+    f->softmax = M * score_bytes * (a / t) * seq / mem_bw;
     f->total = f->linears + f->attention + f->elementwise + f->softmax;
 }
 
@@ -135,9 +140,10 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     const lmf_gpt_config *cfg = &s->job->model;
     layer_forward f;
     generic_layer_forward(s, &f);
-    double M = (double)l->micro_batch * s->job->seq;
+    double M = (double)l->micro_batch * s->job->seq / lmf_plan_cp(l);
     double Vp = ceil((double)lmf_config_padded_vocab(cfg) / l->tp);
     memset(out, 0, sizeof *out);
+    out->attention_core = f.attention + f.softmax;
     double bwd = 2.0 * f.total, rec = 0.0, f_rec = 0.0;
     if (l->recompute == LMF_RECOMPUTE_FULL) {
         rec = f.total;
@@ -153,13 +159,14 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     double lps = (double)cfg->n_layer / l->pp;
     double first = lps * layer, last = lps * layer + t_out;
     out->compute = l->pp == 1 ? first + t_out : fmax(first, last);
+    out->compute_layers = first;
     out->backward = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);
     out->recompute_flops = (double)cfg->n_layer * f_rec / l->pp;
 }
 
 double lmf_plan_generic_optimizer(const lmf_plan_setup *s, double params) {
     const lmf_plan_layout *l = s->layout;
-    double owned = params / (l->zero >= 1 ? l->dp : 1);
+    double owned = params / (l->zero >= 1 ? lmf_plan_grad_ranks(l) : 1);
     return owned * LMF_PLAN_ADAM_BYTES / s->cluster->memory_bandwidth;
 }
 
@@ -167,7 +174,36 @@ double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches
                                       double weight_bytes, const lmf_plan_dp_link *link) {
     /* the weights gathered for the forward and again for the backward, every micro-batch */
     return micro_batches * 2.0 *
-           lmf_plan_gather_time(weight_bytes, s->layout->dp, link->all_gather_bw, link->latency);
+           lmf_plan_gather_time(weight_bytes, lmf_plan_grad_ranks(s->layout), link->all_gather_bw,
+                                link->latency);
+}
+
+double lmf_plan_kv_width(const lmf_gpt_config *cfg) {
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    if (lmf_layer_linears(cfg, lin) < 1 || lin[0].out <= cfg->n_embd) return 2.0 * cfg->n_embd;
+    return (double)lin[0].out - cfg->n_embd;
+}
+
+void lmf_plan_cp_exchange(const lmf_plan_setup *s, double attention_core, double *total,
+                          double *exposed) {
+    const lmf_plan_layout *l = s->layout;
+    const lmf_gpt_config *cfg = &s->job->model;
+    int cp = lmf_plan_cp(l);
+    *total = *exposed = 0.0;
+    if (cp <= 1) return;
+    double e = lmf_plan_act_elem_bytes(l->dtype);
+    /* one K/V block: this device's s/cp tokens of K and V on its tp share of the heads */
+    double block = (double)l->micro_batch * s->job->seq / cp * lmf_plan_kv_width(cfg) * e / l->tp;
+    double bw, lat;
+    lmf_plan_group_link(s->cluster, cp, l->tp, &bw, &lat);
+    double step_fwd = block / bw + lat, blk_fwd = attention_core / cp;
+    /* the backward sends K, V and their gradients, beside a block of twice the work */
+    double step_bwd = 2.0 * block / bw + lat, blk_bwd = 2.0 * attention_core / cp;
+    /* recomputation re-runs the attention forward (full: the layer, selective: its core) */
+    double fwd_rings = l->recompute == LMF_RECOMPUTE_NONE ? 1.0 : 2.0;
+    double steps = cp - 1;
+    *total = steps * (fwd_rings * step_fwd + step_bwd);
+    *exposed = steps * (fwd_rings * fmax(0.0, step_fwd - blk_fwd) + fmax(0.0, step_bwd - blk_bwd));
 }
 
 void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_time *out,
@@ -176,10 +212,10 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     const lmf_plan_layout *l = s->layout;
     const lmf_gpt_config *cfg = &s->job->model;
     const lmf_plan_device *dev = s->device;
-    double h = cfg->n_embd, M = (double)l->micro_batch * s->job->seq;
+    double h = cfg->n_embd, M = (double)l->micro_batch * s->job->seq / lmf_plan_cp(l);
     double e = lmf_plan_act_elem_bytes(l->dtype);
-    double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
     double lps = (double)cfg->n_layer / l->pp;
+    int v = lmf_plan_virtual_stages(l);
     int m = micro_batches;
     memset(out, 0, sizeof *out);
 
@@ -196,18 +232,38 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
         double n_ar = 4.0 + (l->recompute == LMF_RECOMPUTE_FULL ? 2.0 : 0.0);
         tp_mb = lps * n_ar * lmf_plan_allreduce_time(M * h * e, l->tp, bw, lat);
     }
-    /* pipeline: each stage sends its output forward and its input gradient backward */
+    /* pipeline: each stage sends its output forward and its input gradient backward, once per
+     * model chunk (v chunks per rank in the interleaved schedule). With tensor parallelism each
+     * of the t ranks sends 1/t of the boundary activation (split already under sequence
+     * parallelism; otherwise Megatron-LM's scatter/gather, Narayanan et al. 2021, Sec. 4.1,
+     * which all-gathers the parts inside the receiving node) */
     double pp_mb = 0.0;
     if (l->pp > 1) {
         double bw, lat;
-        p2p_link(c, l->tp * l->dp, l->pp, &bw, &lat);
-        pp_mb = 2.0 * (M * h * e * r / bw + lat);
+        p2p_link(c, l->tp * lmf_plan_grad_ranks(l), l->pp, &bw, &lat);
+        double boundary = M * h * e, send = boundary / l->tp / bw + lat;
+        if (l->tp > 1 && !l->sequence_parallel) {
+            double tbw, tlat;
+            lmf_plan_group_link(c, l->tp, 1, &tbw, &tlat);
+            send += lmf_plan_gather_time(boundary, l->tp, tbw, tlat);
+        }
+        pp_mb = 2.0 * v * send;
     }
-    double slot = compute_mb + tp_mb + pp_mb;
+    /* context parallelism: ring attention's K/V exchange in every layer */
+    double cp_total = 0.0, cp_exposed = 0.0;
+    lmf_plan_cp_exchange(s, mb.attention_core, &cp_total, &cp_exposed);
+    double cp_mb = lps * cp_exposed;
     out->compute = m * compute_mb;
     out->tp_comm = m * tp_mb;
     out->pp_comm = m * pp_mb;
-    out->bubble = (l->pp - 1) * slot; /* = bubble_fraction(pp, m) * m * slot */
+    out->cp_comm = m * cp_mb;
+    out->cp_comm_total = m * lps * cp_total;
+    /* 1F1B: (pp - 1) slots; interleaved over v chunks: (pp - 1)/v (Narayanan et al. 2021,
+     * Sec. 2.2.2) = bubble_fraction(pp, m, v) * m * slot. The fill and drain pass through
+     * every stage but the slowest once, so their slots are those of the stages holding only
+     * layers; the steady state runs at the slowest stage's pace (the last, with the classifier) */
+    double fill_slot = fmin(mb.compute_layers, compute_mb) + tp_mb + pp_mb + cp_mb;
+    out->bubble = (double)(l->pp - 1) / v * fill_slot;
 
     /* data parallelism over the parameters of the fuller stage */
     double P = fmax(lmf_plan_stage_params(cfg, l->tp, l->pp, LMF_PLAN_STAGE_FIRST),
@@ -217,32 +273,35 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     lmf_plan_param_bytes(l->dtype, &bw_p, &bg_p, &bo_p);
     double Sg = P * bg_p, Sw = P * bw_p;
     double dp_hideable = 0.0, dp_exposed_fixed = 0.0, z3 = 0.0, window = 0.0;
-    if (l->dp > 1) {
+    /* gradients are reduced (and ZeRO shards) over the dp x cp ranks that hold the same
+     * weights: context parallelism splits the data, not the model */
+    int nd = lmf_plan_grad_ranks(l);
+    if (nd > 1) {
         double bw, lat;
-        lmf_plan_group_link(c, l->dp, l->tp, &bw, &lat);
+        lmf_plan_group_link(c, nd, l->tp, &bw, &lat);
         /* inside one node, reduce-scatter and all-gather run at their own measured rates when
          * the cluster gives them (the all-reduce's link bandwidth otherwise) */
-        int in_node = (double)l->tp * l->dp <= c->devices_per_node || c->nodes <= 1;
+        int in_node = (double)l->tp * nd <= c->devices_per_node || c->nodes <= 1;
         double bw_rs = in_node && c->intra_rs_bandwidth > 0 ? c->intra_rs_bandwidth * c->comm_efficiency : bw;
         double bw_ag = in_node && c->intra_ag_bandwidth > 0 ? c->intra_ag_bandwidth * c->comm_efficiency : bw;
         lmf_plan_dp_link link = {.all_gather_bw = bw_ag, .latency = lat, .in_node = in_node};
         switch (l->zero) {
         case 0: /* all-reduce once, hideable behind the last micro-batch's backward */
-            dp_hideable = lmf_plan_allreduce_time(Sg, l->dp, bw, lat);
+            dp_hideable = lmf_plan_allreduce_time(Sg, nd, bw, lat);
             window = bwd_mb;
             break;
         case 1: /* reduce-scatter of gradients, all-gather of updated weights after the step */
-            dp_hideable = lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
-            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
+            dp_hideable = lmf_plan_gather_time(Sg, nd, bw_rs, lat);
+            dp_exposed_fixed = lmf_plan_gather_time(Sw, nd, bw_ag, lat);
             window = bwd_mb;
             break;
         case 2: /* sharded gradients: reduce-scatter after every micro-batch */
-            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
-            dp_exposed_fixed = lmf_plan_gather_time(Sw, l->dp, bw_ag, lat);
+            dp_hideable = m * lmf_plan_gather_time(Sg, nd, bw_rs, lat);
+            dp_exposed_fixed = lmf_plan_gather_time(Sw, nd, bw_ag, lat);
             window = m * bwd_mb;
             break;
         default: /* ZeRO-3: weights gathered for the forward and again for the backward */
-            dp_hideable = m * lmf_plan_gather_time(Sg, l->dp, bw_rs, lat);
+            dp_hideable = m * lmf_plan_gather_time(Sg, nd, bw_rs, lat);
             z3 = dev->zero3_gathers(s, m, Sw, &link);
             window = m * bwd_mb;
             break;
@@ -269,8 +328,8 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     out->elementwise = m * mb.elementwise;
     out->classifier = m * mb.classifier;
 
-    out->step = out->compute + out->tp_comm + out->pp_comm + out->bubble + out->dp_comm +
-                out->zero3_gather + out->optimizer;
+    out->step = out->compute + out->tp_comm + out->pp_comm + out->cp_comm + out->bubble +
+                out->dp_comm + out->zero3_gather + out->optimizer;
     /* FLOPs of recomputation per device per step, averaged over the pipeline's stages */
     *recompute_flops_per_device = m * mb.recompute_flops;
 }
