@@ -1,6 +1,6 @@
 /* BPE encoding of pre-tokens: merge loops, a per-context word cache, the context pool. */
-/* Short words use array rescans, long ones a heap; each context caches word -> ids, and a pool
- * hands contexts to threads. */
+/* Short words use array rescans, long ones a heap, in GPT-2's order or tiktoken's; each context
+ * caches word -> ids, and a pool hands contexts to threads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,6 +232,78 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     return o;
 }
 
+/* tiktoken's priority of the pair (left, right): the id of the token they make, or
+ * LMF_TOK_NONE (LMF_TOK_MERGE_BY_RESULT) */
+static inline uint32_t result_prio(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
+    uint32_t r = lmf_tok_merge_rank(t, left, right);
+    return r == LMF_TOK_NONE ? r : t->merge_result[r];
+}
+
+/* tiktoken's loop with array rescans: merge the leftmost pair of the lowest priority, one at a
+ * time. rk[i] is the priority of (sym[i], sym[i+1]). O(n^2). */
+static size_t bpe_array_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym, *rk = c->rk;
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = result_prio(t, sym[i], sym[i + 1]);
+    while (m > 1) {
+        uint32_t best = LMF_TOK_NONE;
+        size_t bi = 0;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (rk[i] < best) {
+                best = rk[i];
+                bi = i;
+            }
+        if (best == LMF_TOK_NONE) break;
+        sym[bi] = best;
+        memmove(sym + bi + 1, sym + bi + 2, (m - bi - 2) * sizeof *sym);
+        memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof *rk);
+        m--;
+        if (bi + 1 < m) rk[bi] = result_prio(t, sym[bi], sym[bi + 1]);
+        if (bi > 0) rk[bi - 1] = result_prio(t, sym[bi - 1], sym[bi]);
+    }
+    return m;
+}
+
+/* The same with a min-heap of (priority, position) over a linked list: pop the lowest entry,
+ * skip it when its pair has changed, merge, push the two pairs the merge made. O(n log n). */
+static size_t bpe_heap_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym;
+    int32_t *prev = c->prev, *nxt = c->nxt;
+    uint64_t *heap = c->heap;
+    uint8_t *dead = c->mark; /* all zero on entry */
+    size_t hn = 0;
+    for (size_t i = 0; i < m; i++) {
+        prev[i] = (int32_t)i - 1;
+        nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
+    }
+    for (size_t i = 0; i + 1 < m; i++) {
+        uint32_t r = result_prio(t, sym[i], sym[i + 1]);
+        if (r != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r << 32 | i);
+    }
+    while (hn > 0) {
+        uint64_t top = heap_pop(heap, &hn);
+        uint32_t r = (uint32_t)(top >> 32), p = (uint32_t)top;
+        if (dead[p] || nxt[p] < 0) continue;
+        int32_t q = nxt[p];
+        if (result_prio(t, sym[p], sym[q]) != r) continue;
+        sym[p] = r;
+        dead[q] = 1;
+        nxt[p] = nxt[q];
+        if (nxt[q] >= 0) prev[nxt[q]] = (int32_t)p;
+        if (nxt[p] >= 0) {
+            uint32_t r2 = result_prio(t, sym[p], sym[nxt[p]]);
+            if (r2 != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r2 << 32 | p);
+        }
+        if (prev[p] >= 0) {
+            uint32_t r2 = result_prio(t, sym[prev[p]], sym[p]);
+            if (r2 != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r2 << 32 | (uint32_t)prev[p]);
+        }
+    }
+    size_t o = 0;
+    for (int32_t i = 0; i >= 0; i = nxt[i]) sym[o++] = sym[i];
+    for (size_t i = 0; i < m; i++) dead[i] = 0;
+    return o;
+}
+
 /* BPE of w[0..n) into c->sym; returns the id count, 0 when out of memory. */
 static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
                       lmf_tok_bpe_method method) {
@@ -245,6 +317,8 @@ static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, 
     }
     for (size_t i = 0; i < n; i++) c->sym[i] = t->byte_id[w[i]];
     if (method == LMF_TOK_BPE_AUTO) method = n >= HEAP_MIN ? LMF_TOK_BPE_HEAP : LMF_TOK_BPE_ARRAY;
+    if (t->order == LMF_TOK_MERGE_BY_RESULT)
+        return method == LMF_TOK_BPE_HEAP ? bpe_heap_result(t, c, n) : bpe_array_result(t, c, n);
     return method == LMF_TOK_BPE_HEAP ? bpe_heap(t, c, n) : bpe_array(t, c, n);
 }
 
@@ -269,8 +343,9 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
     size_t cnt = *count;
     const uint64_t cmask = ((uint64_t)1 << CACHE_BITS) - 1;
     size_t pos = 0;
+    const int cl100k = t->pattern == LMF_TOK_PATTERN_CL100K;
     while (pos < n) {
-        size_t end = lmf_pretok_next(s, n, pos);
+        size_t end = cl100k ? lmf_pretok_next_cl100k(s, n, pos) : lmf_pretok_next(s, n, pos);
         size_t wl = end - pos;
         const uint8_t *p = s + pos;
         pos = end;

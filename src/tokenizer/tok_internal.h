@@ -30,6 +30,17 @@ typedef struct lmf_tok_pool {
     lmf_tok_ctx *free_list;
 } lmf_tok_pool;
 
+/* Which adjacent pair a BPE step merges. */
+typedef enum lmf_tok_merge_order {
+    /* GPT-2's: the pair of the lowest merge rank, every occurrence of it left to right in one
+     * pass (merges files, tokenizer.json, trained vocabularies) */
+    LMF_TOK_MERGE_BY_RANK = 0,
+    /* tiktoken's: the pair whose concatenation is the token of the lowest id (= rank), only
+     * the leftmost one, then look again. The merge table holds every split of every token
+     * into two tokens, so a pair's priority is t->merge_result of its merge. */
+    LMF_TOK_MERGE_BY_RESULT = 1,
+} lmf_tok_merge_order;
+
 struct lmf_tokenizer {
     uint32_t n_ids;          /* vocabulary size: largest id + 1 */
     uint32_t cap_ids;
@@ -56,6 +67,8 @@ struct lmf_tokenizer {
     uint32_t *special_ids;   /* [n_special] sorted by byte length, longest first */
     int eot;
     int ignore_merges;       /* tokenizer.json "ignore_merges": a word that is a token is kept whole */
+    lmf_tok_pattern pattern; /* the pre-tokenizer's pattern */
+    lmf_tok_merge_order order;
 
     lmf_tok_pool *pool;
 };
@@ -133,12 +146,17 @@ size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w
 lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,
                                 size_t n, uint32_t *ids, size_t cap, size_t *count);
 
-/* ---- loading one kind of file (load_gpt2.c, load_json.c, load_llmc.c); lmf_tok_load (load.c)
+/* ---- loading one kind of file (load_gpt2.c, load_json.c, load_llmc.c, load_tiktoken.c); lmf_tok_load (load.c)
  * picks the kind. The parsers from memory are public (tokenizer.h). ---- */
 lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_path,
                                   lmf_tokenizer **out);
 lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out);
 lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out);
+lmf_status lmf_tok_load_tiktoken(const char *path, lmf_tokenizer **out);
+/* 1 when the first line of buf[0..len) reads "BASE64 RANK" (a tiktoken file) */
+int lmf_tok_looks_tiktoken(const char *buf, size_t len);
+/* cl100k's pattern as tokenizer.json's Split spells it (load_json.c) */
+extern const char *const lmf_tok_cl100k_regex;
 
 /* ---- trainer trace, for tests: the trainer's final segmentation of every distinct word ---- */
 typedef struct lmf_tok_train_trace {
