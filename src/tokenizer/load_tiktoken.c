@@ -123,9 +123,10 @@ static lmf_status add_merges(lmf_tokenizer *t, uint32_t n_ranks, const char *wha
         const char *b = t->bytes + t->off[id];
         size_t m = 0;
         for (uint32_t k = 1; k < n; k++) {
-            uint32_t l = lmf_tok_find(t, b, k), r = lmf_tok_find(t, b + k, n - k);
-            if (l != LMF_TOK_NONE && r != LMF_TOK_NONE && l < n_ranks && r < n_ranks)
-                sp[m++] = (split){l, r};
+            uint32_t l = lmf_tok_find(t, b, k);
+            if (l == LMF_TOK_NONE || l >= n_ranks) continue;
+            uint32_t r = lmf_tok_find(t, b + k, n - k);
+            if (r != LMF_TOK_NONE && r < n_ranks) sp[m++] = (split){l, r};
         }
         qsort(sp, m, sizeof *sp, cmp_split);
         for (size_t k = 0; k < m && st == LMF_OK; k++) st = lmf_tok_add_merge(t, sp[k].left, sp[k].right, what);
