@@ -322,6 +322,28 @@ static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, 
     return method == LMF_TOK_BPE_HEAP ? bpe_heap(t, c, n) : bpe_array(t, c, n);
 }
 
+lmf_status lmf_tok_prune_whole_words(lmf_tokenizer *t) {
+    if (!t->ignore_merges) return LMF_OK;
+    lmf_tok_ctx *c = lmf_tok_ctx_create();
+    if (!c) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+    t->ignore_merges = 0;
+    int needed = 0;
+    for (uint32_t id = 0; id < t->n_ids && !needed; id++) {
+        if (t->len[id] == LMF_TOK_NONE || t->len[id] < 2 || t->kind[id] != LMF_TOK_KIND_NORMAL) continue;
+        const uint8_t *w = (const uint8_t *)t->bytes + t->off[id];
+        if (!ensure_scratch(c, t->len[id])) {
+            lmf_tok_ctx_free(c);
+            t->ignore_merges = 1;
+            return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+        }
+        size_t m = bpe_sym(t, c, w, t->len[id], LMF_TOK_BPE_AUTO);
+        needed = m != 1 || c->sym[0] != id;
+    }
+    t->ignore_merges = needed;
+    lmf_tok_ctx_free(c);
+    return LMF_OK;
+}
+
 size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
                         uint32_t *ids, lmf_tok_bpe_method method) {
     size_t m = bpe_sym(t, c, w, n, method);

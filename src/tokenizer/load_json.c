@@ -244,6 +244,7 @@ static lmf_status parse_root(lmf_tokenizer *t, json_t *root, const char *name) {
     }
     free(buf);
     if (st == LMF_OK) st = lmf_tok_finish(t, 0, name);
+    if (st == LMF_OK) st = lmf_tok_prune_whole_words(t);
     return st;
 }
 

@@ -170,7 +170,8 @@ static lmf_status parse(lmf_tokenizer *t, const char *buf, size_t len, const cha
     t->pattern = LMF_TOK_PATTERN_CL100K;
     t->order = LMF_TOK_MERGE_BY_RESULT;
     t->ignore_merges = 1;
-    return lmf_tok_finish(t, 0, what);
+    LMF_TRY(lmf_tok_finish(t, 0, what));
+    return lmf_tok_prune_whole_words(t);
 }
 
 lmf_status lmf_tok_parse_tiktoken(const char *buf, size_t len, const char *what, lmf_tokenizer **out) {

@@ -3,8 +3,8 @@
  * and its per-thread cache, the loaders of each file kind. The files call one way: bytemap,
  * pretok and read_file call no other file; vocab calls bytemap; bpe calls vocab and pretok;
  * handle calls bpe (to free the context pool); encode calls bpe; the loaders and the trainer
- * call handle, vocab, bytemap and read_file; load picks a loader; bench calls the public
- * functions. */
+ * call handle, vocab, bytemap and read_file (the tiktoken and tokenizer.json loaders also bpe);
+ * load picks a loader; bench calls the public functions. */
 #ifndef LMF_TOK_INTERNAL_H
 #define LMF_TOK_INTERNAL_H
 
@@ -141,6 +141,10 @@ typedef enum lmf_tok_bpe_method {
  * n entries. Returns 0 when scratch memory cannot be had. */
 size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
                         uint32_t *ids, lmf_tok_bpe_method method);
+/* With t->ignore_merges, a piece that is a token is that token; when BPE makes every token
+ * from its own bytes anyway, that rule changes nothing and costs a lookup a piece: clear it
+ * then. LMF_ERR_NOMEM when scratch memory cannot be had. */
+lmf_status lmf_tok_prune_whole_words(lmf_tokenizer *t);
 /* Encode text without special-token handling, appending to ids[cap] from *count on (ids past
  * cap are only counted). Returns LMF_ERR_NOMEM on allocation failure. */
 lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,
