@@ -14,6 +14,8 @@ packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmp
           libjansson-dev libutf8proc-dev libxxhash-dev libcmocka-dev fortunes)
 if [ "$job" = test ]; then
   packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex)
+  # Debian's npm, unless an npm is already there (NodeSource's nodejs carries its own)
+  command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 
 missing=()
