@@ -24,14 +24,8 @@ static char g_dir[4096];
 
 /* $LMF_SHARED_DIR/cl100k when it holds the tiktoken file and the vectors */
 static int have_cl100k(void) {
-    const char *d = getenv("LMF_SHARED_DIR");
-    if (!d) return 0;
-    snprintf(g_dir, sizeof g_dir, "%s/cl100k", d);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/vectors.jsonl", g_dir);
-    if (access(p, R_OK) != 0) return 0;
-    snprintf(p, sizeof p, "%s/cl100k_base.tiktoken", g_dir);
-    return access(p, R_OK) == 0;
+    static const char *const files[] = {"vectors.jsonl", "cl100k_base.tiktoken", NULL};
+    return lmf_test_shared_dir(g_dir, sizeof g_dir, "cl100k", files);
 }
 
 #define NEED_CL100K() do { \

@@ -118,6 +118,18 @@ void lmf_tok_pool_drain(lmf_tok_pool *p) {
     p->free_list = NULL;
 }
 
+/* the lowest of rk[0..n) and, in *at, its first position (LMF_TOK_NONE, 0 when all are) */
+static inline uint32_t lowest(const uint32_t *rk, size_t n, size_t *at) {
+    uint32_t best = LMF_TOK_NONE;
+    *at = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rk[i] < best) {
+            best = rk[i];
+            *at = i;
+        }
+    return best;
+}
+
 /* GPT-2's loop with array rescans: find the lowest-ranked adjacent pair, merge all its
  * occurrences left to right, repeat. rk[i] caches the rank of (sym[i], sym[i+1]). O(n^2). */
 static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
@@ -125,13 +137,8 @@ static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     uint8_t *mark = c->mark;
     for (size_t i = 0; i + 1 < m; i++) rk[i] = lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
     while (m > 1) {
-        uint32_t best = LMF_TOK_NONE;
-        size_t bi = 0;
-        for (size_t i = 0; i + 1 < m; i++)
-            if (rk[i] < best) {
-                best = rk[i];
-                bi = i;
-            }
+        size_t bi;
+        uint32_t best = lowest(rk, m - 1, &bi);
         if (best == LMF_TOK_NONE) break;
         uint32_t z = t->merge_result[best];
         size_t o = bi, i = bi;
@@ -183,6 +190,31 @@ static uint64_t heap_pop(uint64_t *h, size_t *n) {
     return top;
 }
 
+/* tiktoken's priority of the pair (left, right): the id of the token they make, or
+ * LMF_TOK_NONE (LMF_TOK_MERGE_BY_RESULT) */
+static inline uint32_t result_prio(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
+    uint32_t r = lmf_tok_merge_rank(t, left, right);
+    return r == LMF_TOK_NONE ? r : t->merge_result[r];
+}
+
+/* Link sym[0..m) as a list (prev, nxt) and push every adjacent pair that merges on the heap as
+ * (priority << 32 | position), the priority being the rank (GPT-2's order) or the made token
+ * (tiktoken's); returns the heap's size. */
+static size_t heap_start(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym;
+    size_t hn = 0;
+    for (size_t i = 0; i < m; i++) {
+        c->prev[i] = (int32_t)i - 1;
+        c->nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
+    }
+    for (size_t i = 0; i + 1 < m; i++) {
+        uint32_t r = t->order == LMF_TOK_MERGE_BY_RESULT ? result_prio(t, sym[i], sym[i + 1])
+                                                        : lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
+        if (r != LMF_TOK_NONE) heap_push(c->heap, &hn, (uint64_t)r << 32 | i);
+    }
+    return hn;
+}
+
 /* The same merges with a min-heap of (rank, position) over a linked list: each pass pops every
  * entry of the lowest rank in position order (left to right, as the array loop), and pushes
  * the pairs it changed only after the pass. O(n log n). */
@@ -191,15 +223,7 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     int32_t *prev = c->prev, *nxt = c->nxt;
     uint64_t *heap = c->heap;
     uint32_t *pend = c->pend;
-    size_t hn = 0;
-    for (size_t i = 0; i < m; i++) {
-        prev[i] = (int32_t)i - 1;
-        nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
-    }
-    for (size_t i = 0; i + 1 < m; i++) {
-        uint32_t r = lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
-        if (r != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r << 32 | i);
-    }
+    size_t hn = heap_start(t, c, m);
     uint8_t *dead = c->mark; /* all zero on entry */
     size_t alive = m;
     while (hn > 0) {
@@ -232,26 +256,14 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     return o;
 }
 
-/* tiktoken's priority of the pair (left, right): the id of the token they make, or
- * LMF_TOK_NONE (LMF_TOK_MERGE_BY_RESULT) */
-static inline uint32_t result_prio(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
-    uint32_t r = lmf_tok_merge_rank(t, left, right);
-    return r == LMF_TOK_NONE ? r : t->merge_result[r];
-}
-
 /* tiktoken's loop with array rescans: merge the leftmost pair of the lowest priority, one at a
  * time. rk[i] is the priority of (sym[i], sym[i+1]). O(n^2). */
 static size_t bpe_array_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     uint32_t *sym = c->sym, *rk = c->rk;
     for (size_t i = 0; i + 1 < m; i++) rk[i] = result_prio(t, sym[i], sym[i + 1]);
     while (m > 1) {
-        uint32_t best = LMF_TOK_NONE;
-        size_t bi = 0;
-        for (size_t i = 0; i + 1 < m; i++)
-            if (rk[i] < best) {
-                best = rk[i];
-                bi = i;
-            }
+        size_t bi;
+        uint32_t best = lowest(rk, m - 1, &bi);
         if (best == LMF_TOK_NONE) break;
         sym[bi] = best;
         memmove(sym + bi + 1, sym + bi + 2, (m - bi - 2) * sizeof *sym);
@@ -270,15 +282,7 @@ static size_t bpe_heap_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) 
     int32_t *prev = c->prev, *nxt = c->nxt;
     uint64_t *heap = c->heap;
     uint8_t *dead = c->mark; /* all zero on entry */
-    size_t hn = 0;
-    for (size_t i = 0; i < m; i++) {
-        prev[i] = (int32_t)i - 1;
-        nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
-    }
-    for (size_t i = 0; i + 1 < m; i++) {
-        uint32_t r = result_prio(t, sym[i], sym[i + 1]);
-        if (r != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r << 32 | i);
-    }
+    size_t hn = heap_start(t, c, m);
     while (hn > 0) {
         uint64_t top = heap_pop(heap, &hn);
         uint32_t r = (uint32_t)(top >> 32), p = (uint32_t)top;

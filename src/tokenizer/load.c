@@ -83,7 +83,7 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
     if (S_ISDIR(sb.st_mode)) {
         char p[4096];
         join(p, sizeof p, path, strlen(path), "tokenizer.json");
-        if (is_file(p)) return lmf_tok_load_hf_json(p, out);
+        if (is_file(p)) return lmf_tok_load_file(p, lmf_tok_parse_hf_json, out);
         lmf_status st = load_pair_in(path, strlen(path), out);
         if (st != LMF_ERR_IO || is_pair_in(path)) return st;
         const char *tiktoken = find_tiktoken(path, p, sizeof p);
@@ -91,7 +91,7 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
         if (!sniff_tiktoken(tiktoken))
             return lmf_fail(LMF_ERR_FORMAT, "%s: not a tiktoken BPE file (\"BASE64 RANK\" lines); "
                             "a SentencePiece model (Llama 2's tokenizer.model) is not supported", tiktoken);
-        return lmf_tok_load_tiktoken(tiktoken, out);
+        return lmf_tok_load_file(tiktoken, lmf_tok_parse_tiktoken, out);
     }
     if (S_ISREG(sb.st_mode)) { /* llm.c's tokenizer file by its magic number, tiktoken's by its first line */
         FILE *f = fopen(path, "rb");
@@ -99,7 +99,7 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
         size_t got = f ? fread(&magic, 1, 4, f) : 0;
         if (f) fclose(f);
         if (got == 4 && magic == LMF_LLMC_TOKENIZER_MAGIC) return lmf_tok_load_llmc(path, out);
-        if (sniff_tiktoken(path)) return lmf_tok_load_tiktoken(path, out);
+        if (sniff_tiktoken(path)) return lmf_tok_load_file(path, lmf_tok_parse_tiktoken, out);
         if (ends_with(path, "tokenizer.model") ||
             (strlen(path) > 9 && strcmp(path + strlen(path) - 9, ".tiktoken") == 0))
             return lmf_fail(LMF_ERR_FORMAT, "%s: not a tiktoken BPE file (\"BASE64 RANK\" lines); a "
@@ -111,5 +111,5 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
     if (ends_with(path, "encoder.json") || ends_with(path, "vocab.json") ||
         ends_with(path, "vocab.bpe") || ends_with(path, "merges.txt"))
         return load_pair_in(dir, dir_len, out);
-    return lmf_tok_load_hf_json(path, out);
+    return lmf_tok_load_file(path, lmf_tok_parse_hf_json, out);
 }

@@ -186,13 +186,3 @@ lmf_status lmf_tok_parse_tiktoken(const char *buf, size_t len, const char *what,
     *out = t;
     return LMF_OK;
 }
-
-lmf_status lmf_tok_load_tiktoken(const char *path, lmf_tokenizer **out) {
-    char *data = NULL;
-    size_t len = 0;
-    *out = NULL;
-    LMF_TRY(lmf_tok_read_file(path, &data, &len));
-    lmf_status st = lmf_tok_parse_tiktoken(data, len, path, out);
-    free(data);
-    return st;
-}

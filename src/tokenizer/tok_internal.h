@@ -154,9 +154,7 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
  * picks the kind. The parsers from memory are public (tokenizer.h). ---- */
 lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_path,
                                   lmf_tokenizer **out);
-lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out);
 lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out);
-lmf_status lmf_tok_load_tiktoken(const char *path, lmf_tokenizer **out);
 /* 1 when the first line of buf[0..len) reads "BASE64 RANK" (a tiktoken file) */
 int lmf_tok_looks_tiktoken(const char *buf, size_t len);
 /* cl100k's pattern as tokenizer.json's Split spells it (load_json.c) */
@@ -180,5 +178,10 @@ void lmf_tok_train_trace_free(lmf_tok_train_trace *tr);
  * LMF_ERR_IO ("PATH: cannot open: REASON", "PATH: not a regular file", "PATH: read failed") or
  * LMF_ERR_NOMEM; *data is NULL on failure. */
 lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len);
+/* A parser of one kind of file from memory (lmf_tok_parse_hf_json, lmf_tok_parse_tiktoken) */
+typedef lmf_status (*lmf_tok_parse_fn)(const char *buf, size_t len, const char *what,
+                                       lmf_tokenizer **out);
+/* Read the file at path and parse it with `parse`, the path naming it in messages */
+lmf_status lmf_tok_load_file(const char *path, lmf_tok_parse_fn parse, lmf_tokenizer **out);
 
 #endif
