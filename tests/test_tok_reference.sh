@@ -101,12 +101,14 @@ check() { # name vocab_dir text_file [pattern]
   || fail "train"
 check "trained vocabulary, corpus" "$WORK/tok" "$WORK/text.txt"
 check "trained vocabulary, random Unicode and invalid UTF-8" "$WORK/tok" "$WORK/random.bin"
-"$LMF" tokenizer train --pattern cl100k --input "$WORK/text.txt" "$WORK/random.bin" --vocab-size 8000 \
+# cl100k's pattern on a part of the corpus (the Python reference is the slow half of this test)
+head -c 600000 "$WORK/text.txt" >"$WORK/part.txt"
+"$LMF" tokenizer train --pattern cl100k --input "$WORK/part.txt" "$WORK/random.bin" --vocab-size 4000 \
   --out "$WORK/tok100k" --quiet >/dev/null || fail "train --pattern cl100k"
 [ ! -e "$WORK/tok100k/encoder.json" ] && grep -q '"Split"' "$WORK/tok100k/tokenizer.json" \
   && pass "cl100k vocabulary saved as tokenizer.json with a Split pre-tokenizer" \
   || fail "cl100k vocabulary files"
-check "trained cl100k vocabulary, corpus" "$WORK/tok100k" "$WORK/text.txt" cl100k
+check "trained cl100k vocabulary, corpus" "$WORK/tok100k" "$WORK/part.txt" cl100k
 check "trained cl100k vocabulary, random Unicode and invalid UTF-8" "$WORK/tok100k" "$WORK/random.bin" cl100k
 g="${LMF_SHARED_DIR:-}/gpt2"
 if [ -n "${LMF_SHARED_DIR:-}" ] && [ -f "$g/encoder.json" ] && [ -f "$g/vocab.bpe" ]; then
