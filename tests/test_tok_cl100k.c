@@ -240,6 +240,55 @@ static void test_tiktoken_merge_order(void **state) {
     free(file);
 }
 
+/* A file of Llama 3's size (128,000 ranks) gets Llama 3's 256 special tokens from 128000 on */
+static void test_llama3_specials(void **state) {
+    (void)state;
+    size_t n_extra = 128000 - 256;
+    char **extra = malloc(n_extra * sizeof *extra), *store = malloc(n_extra * 4);
+    assert_true(extra && store);
+    for (size_t k = 0; k < n_extra; k++) { /* distinct 3-byte tokens of letters and digits */
+        static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        char *w = store + 4 * k;
+        w[0] = al[k % 62];
+        w[1] = al[k / 62 % 62];
+        w[2] = al[k / (62 * 62)];
+        w[3] = '\0';
+        extra[k] = w;
+    }
+    size_t len;
+    char *file = tiktoken_text((const char *const *)extra, n_extra, &len);
+    lmf_tokenizer *t = NULL;
+    lmf_test_ok(lmf_tok_parse_tiktoken(file, len, "tokenizer.model", &t), "parse");
+    assert_int_equal(lmf_tok_vocab_size(t), 128256);
+    assert_int_equal(lmf_tok_eot(t), 128001);
+    static const struct { uint32_t id; const char *s; } want[] = {
+        {128000, "<|begin_of_text|>"}, {128001, "<|end_of_text|>"},
+        {128002, "<|reserved_special_token_0|>"}, {128005, "<|reserved_special_token_3|>"},
+        {128006, "<|start_header_id|>"}, {128007, "<|end_header_id|>"},
+        {128008, "<|reserved_special_token_4|>"}, {128009, "<|eot_id|>"},
+        {128010, "<|reserved_special_token_5|>"}, {128255, "<|reserved_special_token_250|>"},
+    };
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        size_t n;
+        const char *b = lmf_tok_token_bytes(t, want[k].id, &n);
+        assert_non_null(b);
+        assert_int_equal(n, strlen(want[k].s));
+        assert_memory_equal(b, want[k].s, n);
+        assert_true(lmf_tok_is_special(t, want[k].id));
+    }
+    uint32_t ids[16];
+    size_t n;
+    lmf_test_ok(lmf_tok_encode(t, "<|begin_of_text|>AAA<|eot_id|>", 30, 1, ids, 16, &n), "encode");
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 128000);
+    assert_int_equal(ids[1], 256); /* "AAA", the first extra token */
+    assert_int_equal(ids[2], 128009);
+    lmf_tok_free(t);
+    free(file);
+    free(extra);
+    free(store);
+}
+
 static void expect_parse_error(const char *text, const char *pattern) {
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_parse_tiktoken(text, strlen(text), "bad.tiktoken", &t), LMF_ERR_FORMAT);
@@ -302,6 +351,7 @@ int main(void) {
         cmocka_unit_test(test_vectors_tiktoken_file), cmocka_unit_test(test_vectors_after_save),
         cmocka_unit_test(test_split_points),          cmocka_unit_test(test_merge_loops_agree),
         cmocka_unit_test(test_tiktoken_merge_order),  cmocka_unit_test(test_tiktoken_errors),
+        cmocka_unit_test(test_llama3_specials),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, teardown_all);
 }
