@@ -50,6 +50,11 @@ static int sniff_tiktoken(const char *path) {
     return got > 0 && lmf_tok_looks_tiktoken(head, got);
 }
 
+static lmf_status not_tiktoken(const char *path) {
+    return lmf_fail(LMF_ERR_FORMAT, "%s: not a tiktoken BPE file (\"BASE64 RANK\" lines); a "
+                    "SentencePiece model (Llama 2's tokenizer.model) is not supported", path);
+}
+
 /* 1 when dir holds either file of a GPT-2 pair */
 static int is_pair_in(const char *dir) {
     static const char *const names[] = {"encoder.json", "vocab.bpe", "vocab.json", "merges.txt"};
@@ -88,9 +93,7 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
         if (st != LMF_ERR_IO || is_pair_in(path)) return st;
         const char *tiktoken = find_tiktoken(path, p, sizeof p);
         if (!tiktoken) return st;
-        if (!sniff_tiktoken(tiktoken))
-            return lmf_fail(LMF_ERR_FORMAT, "%s: not a tiktoken BPE file (\"BASE64 RANK\" lines); "
-                            "a SentencePiece model (Llama 2's tokenizer.model) is not supported", tiktoken);
+        if (!sniff_tiktoken(tiktoken)) return not_tiktoken(tiktoken);
         return lmf_tok_load_file(tiktoken, lmf_tok_parse_tiktoken, out);
     }
     if (S_ISREG(sb.st_mode)) { /* llm.c's tokenizer file by its magic number, tiktoken's by its first line */
@@ -102,8 +105,7 @@ lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out) {
         if (sniff_tiktoken(path)) return lmf_tok_load_file(path, lmf_tok_parse_tiktoken, out);
         if (ends_with(path, "tokenizer.model") ||
             (strlen(path) > 9 && strcmp(path + strlen(path) - 9, ".tiktoken") == 0))
-            return lmf_fail(LMF_ERR_FORMAT, "%s: not a tiktoken BPE file (\"BASE64 RANK\" lines); a "
-                            "SentencePiece model (Llama 2's tokenizer.model) is not supported", path);
+            return not_tiktoken(path);
     }
     const char *slash = strrchr(path, '/');
     const char *dir = slash ? path : ".";
