@@ -14,9 +14,9 @@ packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmp
           libjansson-dev libutf8proc-dev libxxhash-dev libcmocka-dev fortunes)
 if [ "$job" = test ]; then
   packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex)
-  # ONNX Runtime (npm onnxruntime-node) runs the exported graphs; node may already be installed
-  # from elsewhere with its own npm, so Debian's npm only when there is none
-  command -v npm >/dev/null 2>&1 || packages+=(npm)
+  # npm (tests: ONNX Runtime from onnxruntime-node, js-tiktoken as an independent encoder);
+  # NodeSource's nodejs carries its own npm, so Debian's only when there is none
+  command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
 missing=()

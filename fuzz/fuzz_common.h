@@ -1,4 +1,4 @@
-/* Shared by the tokenizer fuzz harnesses: the encode/decode round trip every loaded tokenizer must pass. */
+/* Shared by the tokenizer fuzz harnesses: the encode/decode round trips every loaded tokenizer must pass. */
 #ifndef LMF_FUZZ_COMMON_H
 #define LMF_FUZZ_COMMON_H
 
@@ -20,6 +20,19 @@ static inline void lmf_fuzz_roundtrip(const lmf_tokenizer *t, const char *s, siz
     if (nb != n || memcmp(back, s, n) != 0) abort();
     free(ids);
     free(back);
+}
+
+/* The checks every loaded tokenizer gets: a sample with special-token text round trips with
+ * and without special tokens, so does (the start of) the fuzzer's input, and every id's bytes
+ * can be read. Frees t. */
+static inline void lmf_fuzz_check_tokenizer(lmf_tokenizer *t, const char *input, size_t n) {
+    static const char sample[] = "Hello world, it's 2024!\n\n  caf\xc3\xa9 \xff<|endoftext|> DON'T\r\n";
+    lmf_fuzz_roundtrip(t, sample, sizeof sample - 1, 0);
+    lmf_fuzz_roundtrip(t, sample, sizeof sample - 1, 1);
+    lmf_fuzz_roundtrip(t, input, n < 4096 ? n : 4096, 0);
+    size_t len;
+    for (int id = 0; id < lmf_tok_vocab_size(t) && id < 1000; id++) (void)lmf_tok_token_bytes(t, (uint32_t)id, &len);
+    lmf_tok_free(t);
 }
 
 #endif

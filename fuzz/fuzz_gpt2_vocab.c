@@ -19,10 +19,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (t) abort();
         return 0;
     }
-    static const char sample[] = "Hello world, it's 2024!\n\n  caf\xc3\xa9 \xff<|endoftext|>";
-    lmf_fuzz_roundtrip(t, sample, sizeof sample - 1, 0);
-    lmf_fuzz_roundtrip(t, sample, sizeof sample - 1, 1);
-    lmf_fuzz_roundtrip(t, merges, merges_len < 4096 ? merges_len : 4096, 0);
-    lmf_tok_free(t);
+    lmf_fuzz_check_tokenizer(t, merges, merges_len);
     return 0;
 }

@@ -130,7 +130,7 @@ static uint32_t *encode_docs(const lmf_tokenizer *t, const char *const *docs, in
 static void test_tokenizer_mode_and_threads(void **state) {
     (void)state;
     char *corpus = lmf_test_pseudo_text(200000, 5);
-    lmf_tok_train_opts to = {600, NULL, 1, 0};
+    lmf_tok_train_opts to = {.vocab_size = 600, .threads = 1};
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_train_buffer(corpus, 200000, &to, &t), LMF_OK);
     /* one short-document file (separator "##"), and one 5 MB document cut into pieces */
@@ -209,7 +209,7 @@ static void test_errors(void **state) {
     assert_int_equal(lmf_data_prepare(&o, NULL), LMF_ERR_ARG);
     /* a tokenizer without an end-of-text token */
     static const char *const none[] = {NULL};
-    lmf_tok_train_opts to = {260, none, 1, 0};
+    lmf_tok_train_opts to = {.vocab_size = 260, .specials = none, .threads = 1};
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_train_buffer("hello hello", 11, &to, &t), LMF_OK);
     lmf_prepare_opts o2 = {t, in, 1, path("err2"), 0.0, NULL, 1, NULL, NULL};

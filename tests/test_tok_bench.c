@@ -29,7 +29,7 @@ static int setup(void **state) {
     lmf_test_path(g_b, sizeof g_b, "b.txt");
     g_len = 200000;
     g_text = lmf_test_pseudo_text(g_len, 7);
-    lmf_tok_train_opts to = {400, NULL, 1, 0};
+    lmf_tok_train_opts to = {.vocab_size = 400, .threads = 1};
     lmf_tokenizer *t = NULL;
     if (lmf_tok_train_buffer(g_text, g_len, &to, &t) != LMF_OK || lmf_tok_save(t, g_tok) != LMF_OK)
         return -1;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lmforge tokenizer train|encode|decode|info: files written, determinism, round trips, special
-# tokens, GPT-2's ids (when $LMF_SHARED_DIR/gpt2 is there), and one-line errors.
+# tokens, cl100k's pattern (training, tiktoken files, data prepare), GPT-2's and cl100k_base's
+# ids (when $LMF_SHARED_DIR has them), and one-line errors.
 source "$(dirname "$0")/lib/common.sh"
 make_corpus "$WORK/corpus"
 tok="$WORK/tok"
@@ -51,6 +52,48 @@ out=$(echo "299" | "$LMF" tokenizer decode --tokenizer "$tok")
   --quiet >/dev/null || fail "train with --special"
 ids=$(printf '<s>x</s>' | "$LMF" tokenizer encode --tokenizer "$WORK/tok3" --allow-special)
 [ "$ids" = "298 120 299" ] && pass "custom special tokens" || fail "custom special tokens: '$ids'"
+
+# cl100k's pattern: trained, saved as tokenizer.json alone, loaded back with its pattern, usable
+# by data prepare; a hand-made tiktoken file (the 256 bytes and "ab") by path and in a directory
+"$LMF" tokenizer train --pattern cl100k --input "$WORK/all.txt" --vocab-size 300 --out "$WORK/tokc" \
+  --quiet >/dev/null || fail "train --pattern cl100k"
+[ -s "$WORK/tokc/tokenizer.json" ] && [ ! -e "$WORK/tokc/vocab.bpe" ] \
+  && pass "cl100k training writes tokenizer.json only" || fail "cl100k training files"
+"$LMF" tokenizer info --tokenizer "$WORK/tokc" >"$WORK/info.txt" || fail "info cl100k"
+grep -qx "pattern cl100k" "$WORK/info.txt" && pass "info: pattern cl100k" || fail "info cl100k: $(cat "$WORK/info.txt")"
+grep -qx "pattern gpt2" <("$LMF" tokenizer info --tokenizer "$tok") && pass "info: pattern gpt2" || fail "info gpt2 pattern"
+# "DON'T" is one piece with GPT-2's pattern up to the apostrophe and 'T apart with cl100k's
+a=$(printf "1234567 DON'T" | "$LMF" tokenizer encode --tokenizer "$WORK/tokc" | "$LMF" tokenizer decode --tokenizer "$WORK/tokc")
+[ "$a" = "1234567 DON'T" ] && pass "cl100k round trip" || fail "cl100k round trip: '$a'"
+"$LMF" tokenizer encode --tokenizer "$WORK/tokc" <"$WORK/random.bin" | "$LMF" tokenizer decode --tokenizer "$WORK/tokc" >"$WORK/back"
+cmp -s "$WORK/back" "$WORK/random.bin" && pass "cl100k round trip of random bytes" || fail "cl100k round trip of random bytes"
+"$LMF" data prepare --tokenizer "$WORK/tokc" --input "$WORK/all.txt" --doc-separator % --out "$WORK/prep" \
+  --quiet >"$WORK/prep.txt" && [ -s "$WORK/prep/train.bin" ] && pass "data prepare with a cl100k tokenizer" \
+  || fail "data prepare with a cl100k tokenizer: $(cat "$WORK/prep.txt")"
+mkdir -p "$WORK/tt"
+for b in $(seq 0 255); do printf "$(printf '\\%03o' "$b")" | base64 | tr -d '\n'; echo " $b"; done >"$WORK/tt/tokenizer.model"
+echo "YWI= 256" >>"$WORK/tt/tokenizer.model"
+ids=$(printf 'abab ab' | "$LMF" tokenizer encode --tokenizer "$WORK/tt/tokenizer.model")
+[ "$ids" = "256 256 32 256" ] && pass "tiktoken file by path" || fail "tiktoken file by path: '$ids'"
+ids=$(printf 'abab ab' | "$LMF" tokenizer encode --tokenizer "$WORK/tt")
+[ "$ids" = "256 256 32 256" ] && pass "tiktoken file in a directory" || fail "tiktoken file in a directory: '$ids'"
+printf '\n\x0a\x05hello' >"$WORK/sp.model"; mkdir -p "$WORK/sp"; cp "$WORK/sp.model" "$WORK/sp/tokenizer.model"
+expect_error "SentencePiece model" 1 "not a tiktoken BPE file.*SentencePiece" -- "$LMF" tokenizer encode --tokenizer "$WORK/sp/tokenizer.model"
+expect_error "SentencePiece model in a directory" 1 "not a tiktoken BPE file" -- "$LMF" tokenizer encode --tokenizer "$WORK/sp"
+expect_error "bad --pattern" 2 "--pattern: unknown pre-tokenizer pattern 'llama'" -- "$LMF" tokenizer train --input "$WORK/all.txt" --vocab-size 300 --pattern llama --out "$WORK/x"
+sed -i 's/"Regex": "(?i:/"Regex": "(?:/' "$WORK/tokc/tokenizer.json"
+expect_error "tokenizer.json Split with another pattern" 1 "Split has a pattern other than cl100k" -- "$LMF" tokenizer encode --tokenizer "$WORK/tokc"
+
+c="${LMF_SHARED_DIR:-}/cl100k/cl100k_base.tiktoken"
+if [ -n "${LMF_SHARED_DIR:-}" ] && [ -f "$c" ]; then
+  ids=$(printf "Hello world, DON'T 1234567" | "$LMF" tokenizer encode --tokenizer "$c")
+  [ "$ids" = "9906 1917 11 45373 17773 220 4513 10961 22" ] && pass "cl100k_base ids" || fail "cl100k_base ids: '$ids'"
+  "$LMF" data prepare --tokenizer "$c" --input "$WORK/all.txt" --doc-separator % --out "$WORK/prep2" \
+    --quiet >"$WORK/prep.txt" && grep -q "uint32, vocabulary 100277" "$WORK/prep.txt" \
+    && pass "data prepare with cl100k_base: uint32 ids" || fail "data prepare with cl100k_base: $(cat "$WORK/prep.txt")"
+else
+  echo "SKIP: cl100k_base checks (no \$LMF_SHARED_DIR/cl100k)"
+fi
 
 # GPT-2's vocabulary, through the CLI
 g="${LMF_SHARED_DIR:-}/gpt2"

@@ -23,14 +23,8 @@ static char g_gpt2[4096];
 
 /* $LMF_SHARED_DIR/gpt2 when it holds GPT-2's files; otherwise the test is skipped */
 static int have_gpt2(void) {
-    const char *d = getenv("LMF_SHARED_DIR");
-    if (!d) return 0;
-    snprintf(g_gpt2, sizeof g_gpt2, "%s/gpt2", d);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/vectors.jsonl", g_gpt2);
-    if (access(p, R_OK) != 0) return 0;
-    snprintf(p, sizeof p, "%s/encoder.json", g_gpt2);
-    return access(p, R_OK) == 0;
+    static const char *const files[] = {"vectors.jsonl", "encoder.json", NULL};
+    return lmf_test_shared_dir(g_gpt2, sizeof g_gpt2, "gpt2", files);
 }
 
 #define NEED_GPT2() do { \

@@ -1,4 +1,4 @@
-/* Byte-level BPE tokenizer, exactly GPT-2's: load, train, encode, decode, save, benchmark. */
+/* Byte-level BPE tokenizers (GPT-2's and cl100k's / Llama 3's patterns): load, train, encode, decode, save, benchmark. */
 /* A loaded tokenizer is read-only: encode, decode and the getters may be called from many
  * threads at once (each encode call borrows a word cache from a pool). */
 #ifndef LMFORGE_TOKENIZER_H
@@ -14,13 +14,33 @@ extern "C" {
 
 typedef struct lmf_tokenizer lmf_tokenizer;
 
+/* The pre-tokenizer's pattern: the regular expression that cuts text into pieces before BPE. */
+typedef enum lmf_tok_pattern {
+    /* GPT-2's: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    LMF_TOK_PATTERN_GPT2 = 0,
+    /* cl100k_base's, also Llama 3's: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|
+     * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    LMF_TOK_PATTERN_CL100K = 1,
+} lmf_tok_pattern;
+/* "gpt2" or "cl100k" */
+const char *lmf_tok_pattern_name(lmf_tok_pattern p);
+/* The pattern named s ("gpt2", "cl100k"); LMF_ERR_ARG with a message for another name. */
+lmf_status lmf_tok_pattern_parse(const char *s, lmf_tok_pattern *p);
+/* The pattern of a tokenizer */
+lmf_tok_pattern lmf_tok_get_pattern(const lmf_tokenizer *t);
+
 /* Load from a directory holding encoder.json + vocab.bpe (or the same pair named vocab.json +
  * merges.txt), or tokenizer.json (either is enough; tokenizer.json is preferred when both
- * exist), or from a path to one of those files or to an llm.c tokenizer file (recognised by
- * its magic number; see lmf_tok_parse_llmc). Fails with LMF_ERR_IO when no file can be read
+ * exist), or a tiktoken file named tokenizer.model or *.tiktoken (when neither of the others
+ * is there), or from a path to one of those files, to a tiktoken file (recognised by its first
+ * line; see lmf_tok_parse_tiktoken) or to an llm.c tokenizer file (recognised by its magic
+ * number; see lmf_tok_parse_llmc). Fails with LMF_ERR_IO when no file can be read
  * and LMF_ERR_FORMAT, with a message naming the file and the fault, for malformed or
  * unsupported files (bad JSON, unknown or repeated merges, duplicate ids, a missing byte
- * token, a tokenizer.json pipeline other than GPT-2's byte-level BPE). */
+ * token, a tokenizer.json pipeline other than a byte-level BPE with GPT-2's or cl100k's
+ * pattern). A tokenizer.json's pre_tokenizer is GPT-2's ByteLevel, or a Sequence of a Split
+ * carrying cl100k's pattern (behavior Isolated) and ByteLevel without its own regex, as Llama
+ * 3's is; its post_processor (which adds <|begin_of_text|> in Llama 3's) is not applied. */
 lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out);
 void lmf_tok_free(lmf_tokenizer *t);
 
@@ -36,9 +56,25 @@ lmf_status lmf_tok_parse_gpt2_pair(const char *enc, size_t enc_len, const char *
 lmf_status lmf_tok_parse_hf_json(const char *json, size_t len, const char *what,
                                  lmf_tokenizer **out);
 
+/* tiktoken's BPE file (cl100k_base.tiktoken; Llama 3's tokenizer.model): one "BASE64 RANK"
+ * line per token, the rank being its id; buf[len] is the whole file, `what` names it in
+ * messages. The pattern is cl100k's and BPE follows tiktoken: the pair whose concatenation
+ * has the lowest rank merges first (the leftmost of equals), and a piece that is itself a
+ * token is that token. The file holds no special tokens; those of the two published files
+ * are added, recognised by the rank count: 100,256 ranks (cl100k_base) get <|endoftext|>
+ * 100257, <|fim_prefix|> 100258, <|fim_middle|> 100259, <|fim_suffix|> 100260,
+ * <|endofprompt|> 100276; 128,000 ranks (Llama 3) get Llama 3's 256 from 128000 on
+ * (<|begin_of_text|>, <|end_of_text|>, <|reserved_special_token_0..3|>, <|start_header_id|>,
+ * <|end_header_id|>, <|reserved_special_token_4|>, <|eot_id|>, then
+ * <|reserved_special_token_5..250|>). Another count gets none. Fails with LMF_ERR_FORMAT
+ * naming the line for a malformed line, bad base64, a repeated token or rank, or a missing
+ * byte token. */
+lmf_status lmf_tok_parse_tiktoken(const char *buf, size_t len, const char *what,
+                                  lmf_tokenizer **out);
+
 /* Number of ids (including special tokens): the model's vocab_size. */
 int lmf_tok_vocab_size(const lmf_tokenizer *t);
-/* id of <|endoftext|> (or the first special token), -1 if none */
+/* id of <|endoftext|>, else of <|end_of_text|>, else of the first special token; -1 if none */
 int lmf_tok_eot(const lmf_tokenizer *t);
 
 /* Encode len bytes of text (any bytes: invalid UTF-8 is kept, byte for byte) into ids[cap];
@@ -76,8 +112,8 @@ int lmf_tok_decode_only(const lmf_tokenizer *t);
 size_t lmf_tok_split_point(const char *text, size_t len, size_t from);
 
 /* Train a byte-level BPE on the text of the given files (each pre-tokenised on its own) or
- * buffer, with GPT-2's pre-tokenisation, deterministically (the same result for any thread
- * count), to vocab_size ids in total: 256 byte tokens (id = byte value), one token per merge,
+ * buffer, with the pre-tokenisation of o->pattern (GPT-2's by default), deterministically (the
+ * same result for any thread count), to vocab_size ids in total: 256 byte tokens (id = byte value), one token per merge,
  * then the special tokens (the last ids, as in GPT-2). Special-token strings in the text are
  * plain text. Stops early, with fewer ids, when no pair is left to merge. specials:
  * NULL-terminated list (NULL = {"<|endoftext|>", NULL}; an empty list = none).
@@ -89,13 +125,15 @@ typedef struct lmf_tok_train_opts {
     const char *const *specials;
     int threads;            /* 0 = all cores */
     int verbose;            /* progress to stderr */
+    lmf_tok_pattern pattern; /* the pre-tokenizer (0 = GPT-2's) */
 } lmf_tok_train_opts;
 lmf_status lmf_tok_train_files(const char *const *paths, int n_paths, const lmf_tok_train_opts *o,
                                lmf_tokenizer **out);
 lmf_status lmf_tok_train_buffer(const char *text, size_t len, const lmf_tok_train_opts *o,
                                 lmf_tokenizer **out);
-/* Write encoder.json, vocab.bpe (GPT-2's pair) and tokenizer.json (Hugging Face, byte-level
- * BPE) into dir, created if missing; each file goes to a temporary name and is renamed into
+/* Write encoder.json, vocab.bpe (GPT-2's pair, only for GPT-2's pattern: the pair cannot say
+ * another) and tokenizer.json (Hugging Face, byte-level BPE; with cl100k's pattern as Llama
+ * 3's is written) into dir, created if missing; each file goes to a temporary name and is renamed into
  * place when complete. Fails with LMF_ERR_IO when a file cannot be written. */
 lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir);
 

@@ -16,11 +16,13 @@
 static int cmd_train(int argc, char **argv) {
     lmf_strs inputs = {0}, specials = {0};
     const char *out = NULL;
+    const char *pattern = "gpt2";
     int vocab = 0, threads = 0, no_special = 0, quiet = 0;
     lmf_opt opts[] = {
         {"--input", LMF_OPT_STRS, &inputs, "FILE...", "text files to learn from", LMF_NOLIMIT, NULL},
         {"--vocab-size", LMF_OPT_INT, &vocab, "N", "ids in all: 256 bytes + merges + special tokens", 257, 1e6, NULL},
-        {"--out", LMF_OPT_STR, &out, "DIR", "write encoder.json, vocab.bpe and tokenizer.json here", LMF_NOLIMIT, NULL},
+        {"--out", LMF_OPT_STR, &out, "DIR", "write tokenizer.json here (and GPT-2's encoder.json + vocab.bpe with --pattern gpt2)", LMF_NOLIMIT, NULL},
+        {"--pattern", LMF_OPT_STR, &pattern, "gpt2|cl100k", "the pre-tokenizer: GPT-2's or cl100k_base's / Llama 3's (default gpt2)", LMF_NOLIMIT, NULL},
         {"--special", LMF_OPT_STRS, &specials, "TOKEN...", "special tokens, the last ids (default <|endoftext|>)", LMF_NOLIMIT, NULL},
         {"--no-special", LMF_OPT_FLAG, &no_special, NULL, "no special tokens at all", LMF_NOLIMIT, NULL},
         {"--threads", LMF_OPT_INT, &threads, "N", "threads for counting words (default: all cores)", 0, 4096, NULL},
@@ -37,10 +39,16 @@ static int cmd_train(int argc, char **argv) {
         lmf_cli_error("tokenizer train", "--special and --no-special exclude each other");
         return 2;
     }
+    lmf_tok_pattern pat;
+    if (lmf_tok_pattern_parse(pattern, &pat) != LMF_OK) {
+        lmf_cli_error("tokenizer train", "--pattern: %s", lmf_last_error());
+        return 2;
+    }
     const char **sp = calloc((size_t)specials.n + 1, sizeof *sp);
     if (!sp) return 1;
     for (int i = 0; i < specials.n; i++) sp[i] = specials.v[i];
-    lmf_tok_train_opts o = {vocab, (specials.n || no_special) ? sp : NULL, threads, !quiet};
+    lmf_tok_train_opts o = {.vocab_size = vocab, .specials = (specials.n || no_special) ? sp : NULL,
+                            .threads = threads, .verbose = !quiet, .pattern = pat};
     lmf_tokenizer *t = NULL;
     double t0 = lmf_now_s();
     lmf_status s = lmf_tok_train_files(inputs.v, inputs.n, &o, &t);
@@ -111,7 +119,7 @@ static int cmd_encode(int argc, char **argv) {
     const char *dir = NULL;
     int binary = 0, allow = 0;
     lmf_opt opts[] = {
-        {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory (or tokenizer.json / encoder.json)", LMF_NOLIMIT, NULL},
+        {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory, or tokenizer.json / encoder.json / a tiktoken file", LMF_NOLIMIT, NULL},
         {"--binary", LMF_OPT_FLAG, &binary, NULL, "write ids as uint32 little-endian (default: decimal text)", LMF_NOLIMIT, NULL},
         {"--allow-special", LMF_OPT_FLAG, &allow, NULL, "turn special-token strings into their ids", LMF_NOLIMIT, NULL},
     };
@@ -236,7 +244,7 @@ static int cmd_decode(int argc, char **argv) {
     const char *dir = NULL;
     int binary = 0;
     lmf_opt opts[] = {
-        {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory (or tokenizer.json / encoder.json)", LMF_NOLIMIT, NULL},
+        {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory, or tokenizer.json / encoder.json / a tiktoken file", LMF_NOLIMIT, NULL},
         {"--binary", LMF_OPT_FLAG, &binary, NULL, "read ids as uint32 little-endian (default: decimal text)", LMF_NOLIMIT, NULL},
     };
     int r = lmf_args_parse("tokenizer decode", "--tokenizer DIR [options] < IDS > TEXT", opts,
@@ -308,7 +316,7 @@ static int cmd_decode(int argc, char **argv) {
 static int cmd_info(int argc, char **argv) {
     const char *dir = NULL;
     lmf_opt opts[] = {
-        {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory (or tokenizer.json / encoder.json)", LMF_NOLIMIT, NULL},
+        {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory, or tokenizer.json / encoder.json / a tiktoken file", LMF_NOLIMIT, NULL},
     };
     int r = lmf_args_parse("tokenizer info", "--tokenizer DIR", opts, 1, argc, argv, NULL, 0, NULL);
     if (r) return r == 1 ? 0 : 2;
@@ -320,8 +328,9 @@ static int cmd_info(int argc, char **argv) {
     if (!t) return 1;
     int n_special = 0;
     for (int id = 0; id < lmf_tok_vocab_size(t); id++) n_special += lmf_tok_is_special(t, (uint32_t)id);
-    printf("vocab_size %d\nmerges %d\nend_of_text %d\nspecial_tokens %d\n", lmf_tok_vocab_size(t),
-           lmf_tok_num_merges(t), lmf_tok_eot(t), n_special);
+    printf("vocab_size %d\nmerges %d\npattern %s\nend_of_text %d\nspecial_tokens %d\n",
+           lmf_tok_vocab_size(t), lmf_tok_num_merges(t), lmf_tok_pattern_name(lmf_tok_get_pattern(t)),
+           lmf_tok_eot(t), n_special);
     for (int id = 0; id < lmf_tok_vocab_size(t); id++) {
         size_t n;
         const char *b = lmf_tok_token_bytes(t, (uint32_t)id, &n);
@@ -333,7 +342,7 @@ static int cmd_info(int argc, char **argv) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lmforge tokenizer SUBCOMMAND [options]   (SUBCOMMAND --help for details)\n\n"
-               "  train    learn a byte-level BPE from text files (GPT-2's pre-tokenisation)\n"
+               "  train    learn a byte-level BPE from text files (GPT-2's or cl100k's pre-tokenisation)\n"
                "  encode   text on stdin -> ids on stdout\n"
                "  decode   ids on stdin -> text on stdout\n"
                "  info     vocabulary size, merges and special tokens of a tokenizer\n");

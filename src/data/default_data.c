@@ -31,7 +31,7 @@ static lmf_status default_tokenizer(const lmf_default_data_opts *o, const lmf_co
     }
     lmf_default_data_progress p = {LMF_DEFAULT_DATA_TRAINING, o->vocab_size, c->n, NULL, NULL};
     report(o, &p);
-    lmf_tok_train_opts to = {o->vocab_size, NULL, 0, 0};
+    lmf_tok_train_opts to = {.vocab_size = o->vocab_size};
     LMF_TRY(lmf_tok_train_files((const char *const *)c->paths, c->n, &to, tok));
     *trained = 1;
     return lmf_tok_save(*tok, tokdir);

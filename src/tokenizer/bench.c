@@ -212,7 +212,7 @@ lmf_status lmf_tok_bench(const lmf_tok_bench_opts *o, lmf_tok_bench_result *r) {
 
 lmf_status lmf_tok_bench_train(const lmf_tok_bench_train_opts *o, lmf_tok_bench_train_result *r) {
     memset(r, 0, sizeof *r);
-    lmf_tok_train_opts to = {o->vocab_size, NULL, o->threads, 0};
+    lmf_tok_train_opts to = {.vocab_size = o->vocab_size, .threads = o->threads};
     lmf_tokenizer *t = NULL;
     lmf_status s;
     double t0;

@@ -1,6 +1,6 @@
 /* BPE encoding of pre-tokens: merge loops, a per-context word cache, the context pool. */
-/* Short words use array rescans, long ones a heap; each context caches word -> ids, and a pool
- * hands contexts to threads. */
+/* Short words use array rescans, long ones a heap, in GPT-2's order or tiktoken's; each context
+ * caches word -> ids, and a pool hands contexts to threads. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +118,18 @@ void lmf_tok_pool_drain(lmf_tok_pool *p) {
     p->free_list = NULL;
 }
 
+/* the lowest of rk[0..n) and, in *at, its first position (LMF_TOK_NONE, 0 when all are) */
+static inline uint32_t lowest(const uint32_t *rk, size_t n, size_t *at) {
+    uint32_t best = LMF_TOK_NONE;
+    *at = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rk[i] < best) {
+            best = rk[i];
+            *at = i;
+        }
+    return best;
+}
+
 /* GPT-2's loop with array rescans: find the lowest-ranked adjacent pair, merge all its
  * occurrences left to right, repeat. rk[i] caches the rank of (sym[i], sym[i+1]). O(n^2). */
 static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
@@ -125,13 +137,8 @@ static size_t bpe_array(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     uint8_t *mark = c->mark;
     for (size_t i = 0; i + 1 < m; i++) rk[i] = lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
     while (m > 1) {
-        uint32_t best = LMF_TOK_NONE;
-        size_t bi = 0;
-        for (size_t i = 0; i + 1 < m; i++)
-            if (rk[i] < best) {
-                best = rk[i];
-                bi = i;
-            }
+        size_t bi;
+        uint32_t best = lowest(rk, m - 1, &bi);
         if (best == LMF_TOK_NONE) break;
         uint32_t z = t->merge_result[best];
         size_t o = bi, i = bi;
@@ -183,6 +190,31 @@ static uint64_t heap_pop(uint64_t *h, size_t *n) {
     return top;
 }
 
+/* tiktoken's priority of the pair (left, right): the id of the token they make, or
+ * LMF_TOK_NONE (LMF_TOK_MERGE_BY_RESULT) */
+static inline uint32_t result_prio(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
+    uint32_t r = lmf_tok_merge_rank(t, left, right);
+    return r == LMF_TOK_NONE ? r : t->merge_result[r];
+}
+
+/* Link sym[0..m) as a list (prev, nxt) and push every adjacent pair that merges on the heap as
+ * (priority << 32 | position), the priority being the rank (GPT-2's order) or the made token
+ * (tiktoken's); returns the heap's size. */
+static size_t heap_start(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym;
+    size_t hn = 0;
+    for (size_t i = 0; i < m; i++) {
+        c->prev[i] = (int32_t)i - 1;
+        c->nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
+    }
+    for (size_t i = 0; i + 1 < m; i++) {
+        uint32_t r = t->order == LMF_TOK_MERGE_BY_RESULT ? result_prio(t, sym[i], sym[i + 1])
+                                                        : lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
+        if (r != LMF_TOK_NONE) heap_push(c->heap, &hn, (uint64_t)r << 32 | i);
+    }
+    return hn;
+}
+
 /* The same merges with a min-heap of (rank, position) over a linked list: each pass pops every
  * entry of the lowest rank in position order (left to right, as the array loop), and pushes
  * the pairs it changed only after the pass. O(n log n). */
@@ -191,15 +223,7 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     int32_t *prev = c->prev, *nxt = c->nxt;
     uint64_t *heap = c->heap;
     uint32_t *pend = c->pend;
-    size_t hn = 0;
-    for (size_t i = 0; i < m; i++) {
-        prev[i] = (int32_t)i - 1;
-        nxt[i] = i + 1 < m ? (int32_t)(i + 1) : -1;
-    }
-    for (size_t i = 0; i + 1 < m; i++) {
-        uint32_t r = lmf_tok_merge_rank(t, sym[i], sym[i + 1]);
-        if (r != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r << 32 | i);
-    }
+    size_t hn = heap_start(t, c, m);
     uint8_t *dead = c->mark; /* all zero on entry */
     size_t alive = m;
     while (hn > 0) {
@@ -232,6 +256,58 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
     return o;
 }
 
+/* tiktoken's loop with array rescans: merge the leftmost pair of the lowest priority, one at a
+ * time. rk[i] is the priority of (sym[i], sym[i+1]). O(n^2). */
+static size_t bpe_array_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym, *rk = c->rk;
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = result_prio(t, sym[i], sym[i + 1]);
+    while (m > 1) {
+        size_t bi;
+        uint32_t best = lowest(rk, m - 1, &bi);
+        if (best == LMF_TOK_NONE) break;
+        sym[bi] = best;
+        memmove(sym + bi + 1, sym + bi + 2, (m - bi - 2) * sizeof *sym);
+        memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof *rk);
+        m--;
+        if (bi + 1 < m) rk[bi] = result_prio(t, sym[bi], sym[bi + 1]);
+        if (bi > 0) rk[bi - 1] = result_prio(t, sym[bi - 1], sym[bi]);
+    }
+    return m;
+}
+
+/* The same with a min-heap of (priority, position) over a linked list: pop the lowest entry,
+ * skip it when its pair has changed, merge, push the two pairs the merge made. O(n log n). */
+static size_t bpe_heap_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+    uint32_t *sym = c->sym;
+    int32_t *prev = c->prev, *nxt = c->nxt;
+    uint64_t *heap = c->heap;
+    uint8_t *dead = c->mark; /* all zero on entry */
+    size_t hn = heap_start(t, c, m);
+    while (hn > 0) {
+        uint64_t top = heap_pop(heap, &hn);
+        uint32_t r = (uint32_t)(top >> 32), p = (uint32_t)top;
+        if (dead[p] || nxt[p] < 0) continue;
+        int32_t q = nxt[p];
+        if (result_prio(t, sym[p], sym[q]) != r) continue;
+        sym[p] = r;
+        dead[q] = 1;
+        nxt[p] = nxt[q];
+        if (nxt[q] >= 0) prev[nxt[q]] = (int32_t)p;
+        if (nxt[p] >= 0) {
+            uint32_t r2 = result_prio(t, sym[p], sym[nxt[p]]);
+            if (r2 != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r2 << 32 | p);
+        }
+        if (prev[p] >= 0) {
+            uint32_t r2 = result_prio(t, sym[prev[p]], sym[p]);
+            if (r2 != LMF_TOK_NONE) heap_push(heap, &hn, (uint64_t)r2 << 32 | (uint32_t)prev[p]);
+        }
+    }
+    size_t o = 0;
+    for (int32_t i = 0; i >= 0; i = nxt[i]) sym[o++] = sym[i];
+    for (size_t i = 0; i < m; i++) dead[i] = 0;
+    return o;
+}
+
 /* BPE of w[0..n) into c->sym; returns the id count, 0 when out of memory. */
 static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
                       lmf_tok_bpe_method method) {
@@ -245,7 +321,31 @@ static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, 
     }
     for (size_t i = 0; i < n; i++) c->sym[i] = t->byte_id[w[i]];
     if (method == LMF_TOK_BPE_AUTO) method = n >= HEAP_MIN ? LMF_TOK_BPE_HEAP : LMF_TOK_BPE_ARRAY;
+    if (t->order == LMF_TOK_MERGE_BY_RESULT)
+        return method == LMF_TOK_BPE_HEAP ? bpe_heap_result(t, c, n) : bpe_array_result(t, c, n);
     return method == LMF_TOK_BPE_HEAP ? bpe_heap(t, c, n) : bpe_array(t, c, n);
+}
+
+lmf_status lmf_tok_prune_whole_words(lmf_tokenizer *t) {
+    if (!t->ignore_merges) return LMF_OK;
+    lmf_tok_ctx *c = lmf_tok_ctx_create();
+    if (!c) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+    t->ignore_merges = 0;
+    int needed = 0;
+    for (uint32_t id = 0; id < t->n_ids && !needed; id++) {
+        if (t->len[id] == LMF_TOK_NONE || t->len[id] < 2 || t->kind[id] != LMF_TOK_KIND_NORMAL) continue;
+        const uint8_t *w = (const uint8_t *)t->bytes + t->off[id];
+        if (!ensure_scratch(c, t->len[id])) {
+            lmf_tok_ctx_free(c);
+            t->ignore_merges = 1;
+            return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+        }
+        size_t m = bpe_sym(t, c, w, t->len[id], LMF_TOK_BPE_AUTO);
+        needed = m != 1 || c->sym[0] != id;
+    }
+    t->ignore_merges = needed;
+    lmf_tok_ctx_free(c);
+    return LMF_OK;
 }
 
 size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
@@ -269,8 +369,9 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
     size_t cnt = *count;
     const uint64_t cmask = ((uint64_t)1 << CACHE_BITS) - 1;
     size_t pos = 0;
+    const int cl100k = t->pattern == LMF_TOK_PATTERN_CL100K;
     while (pos < n) {
-        size_t end = lmf_pretok_next(s, n, pos);
+        size_t end = cl100k ? lmf_pretok_next_cl100k(s, n, pos) : lmf_pretok_next(s, n, pos);
         size_t wl = end - pos;
         const uint8_t *p = s + pos;
         pos = end;

@@ -80,15 +80,14 @@ lmf_status lmf_tok_decode(const lmf_tokenizer *t, const uint32_t *ids, size_t n,
     return LMF_OK;
 }
 
-static int ascii_space(uint8_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); }
-
-/* A piece of GPT-2's pattern never holds both a non-space character and a space that follows
- * it, so between an ASCII non-space byte and an ASCII space every match ends and the next one
- * starts afresh: the two sides encode independently. */
+/* A piece of either pattern never holds a non-space character and a space (U+0020) after it
+ * (only cl100k's punctuation pieces run on past their last character, and only over CR and
+ * LF), so between an ASCII non-space byte and a space every match ends and the next one starts
+ * afresh: the two sides encode independently. */
 size_t lmf_tok_split_point(const char *text, size_t len, size_t from) {
     const uint8_t *s = (const uint8_t *)text;
     if (from < 1) from = 1;
     for (size_t p = from; p < len; p++)
-        if (ascii_space(s[p]) && s[p - 1] > 0x20 && s[p - 1] < 0x7F) return p;
+        if (s[p] == ' ' && s[p - 1] > 0x20 && s[p - 1] < 0x7F) return p;
     return len;
 }

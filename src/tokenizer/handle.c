@@ -2,6 +2,7 @@
 /* Every constructor (loaders, trainer) starts from lmf_tok_alloc; lmf_tok_free also frees the
  * pooled encoding contexts. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "tokenizer/pretok.h"
 #include "tokenizer/tok_internal.h"
@@ -46,6 +47,19 @@ int lmf_tok_eot(const lmf_tokenizer *t) { return t->eot; }
 
 int lmf_tok_is_special(const lmf_tokenizer *t, uint32_t id) {
     return id < t->n_ids && t->kind[id] == LMF_TOK_KIND_SPECIAL;
+}
+
+lmf_tok_pattern lmf_tok_get_pattern(const lmf_tokenizer *t) { return t->pattern; }
+
+const char *lmf_tok_pattern_name(lmf_tok_pattern p) {
+    return p == LMF_TOK_PATTERN_CL100K ? "cl100k" : p == LMF_TOK_PATTERN_GPT2 ? "gpt2" : "?";
+}
+
+lmf_status lmf_tok_pattern_parse(const char *s, lmf_tok_pattern *p) {
+    if (strcmp(s, "gpt2") == 0) *p = LMF_TOK_PATTERN_GPT2;
+    else if (strcmp(s, "cl100k") == 0) *p = LMF_TOK_PATTERN_CL100K;
+    else return lmf_fail(LMF_ERR_ARG, "unknown pre-tokenizer pattern '%s' (gpt2 or cl100k)", s);
+    return LMF_OK;
 }
 
 int lmf_tok_num_merges(const lmf_tokenizer *t) { return (int)t->n_merges; }

@@ -1,6 +1,7 @@
-/* Loading a Hugging Face tokenizer.json that holds a GPT-2-style byte-level BPE. */
-/* model.type BPE with pre_tokenizer ByteLevel; anything else is refused with a message saying
- * which part is not supported. */
+/* Loading a Hugging Face tokenizer.json that holds a byte-level BPE (GPT-2's or cl100k's pattern). */
+/* model.type BPE with pre_tokenizer ByteLevel (GPT-2), or a Sequence of Split with cl100k's
+ * pattern and ByteLevel without its regex (Llama 3); anything else is refused with a message
+ * saying which part is not supported. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,24 +17,62 @@ static const char *type_of(const json_t *v) {
     return s ? s : "(no type)";
 }
 
-/* The parts of the pipeline around the model must be GPT-2's. */
-static lmf_status check_pipeline(const json_t *root, const char *name) {
+/* cl100k_base's pattern as tokenizer.json spells it (Llama 3's) */
+const char *const lmf_tok_cl100k_regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* ByteLevel without add_prefix_space; with GPT-2's regex when `regex`, without when not */
+static lmf_status check_byte_level(const json_t *pre, int regex, const char *name) {
+    if (!json_is_object(pre) || strcmp(type_of(pre), "ByteLevel") != 0)
+        return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer '%s' is not supported (only ByteLevel "
+                        "with GPT-2's pattern, or Split with cl100k's pattern then ByteLevel)", name,
+                        json_is_object(pre) ? type_of(pre) : "?");
+    if (json_is_true(json_object_get(pre, "add_prefix_space")))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer ByteLevel with add_prefix_space "
+                        "is not supported", name);
+    const json_t *use = json_object_get(pre, "use_regex");
+    if (regex && json_is_false(use))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer ByteLevel without GPT-2's pattern "
+                        "(use_regex false) is not supported", name);
+    if (!regex && !json_is_false(use))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer ByteLevel after a Split must have "
+                        "use_regex false (two patterns in a row are not supported)", name);
+    return LMF_OK;
+}
+
+/* Split { pattern: { Regex: cl100k's }, behavior: Isolated, invert: false } */
+static lmf_status check_split(const json_t *sp, const char *name) {
+    const char *re = json_string_value(json_object_get(json_object_get(sp, "pattern"), "Regex"));
+    const char *beh = json_string_value(json_object_get(sp, "behavior"));
+    if (!re || strcmp(re, lmf_tok_cl100k_regex) != 0)
+        return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer Split has a pattern other than "
+                        "cl100k's (Llama 3's); only GPT-2's and cl100k's patterns are supported", name);
+    if (!beh || strcmp(beh, "Isolated") != 0 || json_is_true(json_object_get(sp, "invert")))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer Split must have behavior Isolated and "
+                        "invert false", name);
+    return LMF_OK;
+}
+
+/* The parts of the pipeline around the model must be GPT-2's or Llama 3's; sets t->pattern. */
+static lmf_status check_pipeline(lmf_tokenizer *t, const json_t *root, const char *name) {
     const json_t *norm = json_object_get(root, "normalizer");
     if (norm && !json_is_null(norm))
-        return lmf_fail(LMF_ERR_FORMAT, "%s: normalizer '%s' is not supported (only GPT-2-style "
-                        "byte-level BPE without a normalizer)", name, type_of(norm));
+        return lmf_fail(LMF_ERR_FORMAT, "%s: normalizer '%s' is not supported (only byte-level "
+                        "BPE without a normalizer)", name, type_of(norm));
     const json_t *pre = json_object_get(root, "pre_tokenizer");
-    if (pre && !json_is_null(pre)) {
-        if (!json_is_object(pre) || strcmp(type_of(pre), "ByteLevel") != 0)
-            return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer '%s' is not supported (only "
-                            "ByteLevel with GPT-2's pattern)", name,
-                            json_is_object(pre) ? type_of(pre) : "?");
-        if (json_is_true(json_object_get(pre, "add_prefix_space")))
-            return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer ByteLevel with add_prefix_space "
-                            "is not supported", name);
-        if (json_is_false(json_object_get(pre, "use_regex")))
-            return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer ByteLevel without GPT-2's pattern "
-                            "(use_regex false) is not supported", name);
+    t->pattern = LMF_TOK_PATTERN_GPT2;
+    if (json_is_object(pre) && strcmp(type_of(pre), "Sequence") == 0) {
+        const json_t *list = json_object_get(pre, "pretokenizers");
+        if (!json_is_array(list) || json_array_size(list) != 2 ||
+            strcmp(type_of(json_array_get(list, 0)), "Split") != 0)
+            return lmf_fail(LMF_ERR_FORMAT, "%s: pre_tokenizer Sequence must be [Split, ByteLevel] "
+                            "(as Llama 3's)", name);
+        LMF_TRY(check_split(json_array_get(list, 0), name));
+        LMF_TRY(check_byte_level(json_array_get(list, 1), 0, name));
+        t->pattern = LMF_TOK_PATTERN_CL100K;
+    } else if (pre && !json_is_null(pre)) {
+        LMF_TRY(check_byte_level(pre, 1, name));
     }
     const json_t *dec = json_object_get(root, "decoder");
     if (dec && !json_is_null(dec) && (!json_is_object(dec) || strcmp(type_of(dec), "ByteLevel") != 0))
@@ -78,7 +117,7 @@ static lmf_status parse_root(lmf_tokenizer *t, json_t *root, const char *name) {
         return lmf_fail(LMF_ERR_FORMAT, "%s: expected a JSON object (a tokenizer.json file)", name);
     const json_t *model = json_object_get(root, "model");
     LMF_TRY(check_model(model, name));
-    LMF_TRY(check_pipeline(root, name));
+    LMF_TRY(check_pipeline(t, root, name));
     t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
 
     /* added tokens: raw content, recognised as special tokens */
@@ -205,6 +244,7 @@ static lmf_status parse_root(lmf_tokenizer *t, json_t *root, const char *name) {
     }
     free(buf);
     if (st == LMF_OK) st = lmf_tok_finish(t, 0, name);
+    if (st == LMF_OK) st = lmf_tok_prune_whole_words(t);
     return st;
 }
 
@@ -224,14 +264,4 @@ lmf_status lmf_tok_parse_hf_json(const char *json, size_t len, const char *name,
     }
     *out = t;
     return LMF_OK;
-}
-
-lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out) {
-    char *data = NULL;
-    size_t len = 0;
-    *out = NULL;
-    LMF_TRY(lmf_tok_read_file(path, &data, &len));
-    lmf_status st = lmf_tok_parse_hf_json(data, len, path, out);
-    free(data);
-    return st;
 }

@@ -1,5 +1,5 @@
-/* GPT-2's pre-tokenisation as a hand-written scanner over utf8proc's character classes. */
-/* The scanner is equivalent to the regular expression; classes come from utf8proc's Unicode
+/* The pre-tokenisations (GPT-2's and cl100k's patterns) as hand-written scanners over utf8proc's classes. */
+/* Each scanner is equivalent to its regular expression; classes come from utf8proc's Unicode
  * tables (a 64K lookup table for the BMP). */
 #include "tokenizer/pretok.h"
 
@@ -119,6 +119,72 @@ size_t lmf_pretok_next(const uint8_t *s, size_t n, size_t i) {
         last = j;
         j += l;
     }
+    if (j == n) return n;
+    return last > i ? last : j;
+}
+
+static inline int is_crlf(uint8_t b) { return b == '\r' || b == '\n'; }
+
+static inline int lower_ascii(uint8_t b) { return b >= 'A' && b <= 'Z' ? b + 32 : b; }
+
+/* Length of the contraction (?i:'s|'t|'re|'ve|'m|'ll|'d) at s[i] (s[i] == '\''), 0 if none. The
+ * match is case-insensitive with Unicode's simple case folding, which adds one character: the
+ * long s U+017F (bytes C5 BF) folds to s. */
+static size_t contraction(const uint8_t *s, size_t n, size_t i) {
+    if (i + 1 >= n) return 0;
+    int c = lower_ascii(s[i + 1]);
+    if (c == 's' || c == 't' || c == 'm' || c == 'd') return 2;
+    if (s[i + 1] == 0xC5 && i + 2 < n && s[i + 2] == 0xBF) return 3;
+    if (i + 2 >= n) return 0;
+    int d = lower_ascii(s[i + 2]);
+    if ((c == 'r' && d == 'e') || (c == 'v' && d == 'e') || (c == 'l' && d == 'l')) return 3;
+    return 0;
+}
+
+/* The alternatives in the pattern's order; as in GPT-2's, each is greedy and only the
+ * whitespace alternatives backtrack. */
+size_t lmf_pretok_next_cl100k(const uint8_t *s, size_t n, size_t i) {
+    uint8_t b = s[i];
+    if (b == '\'') {
+        size_t k = contraction(s, n, i);
+        if (k) return i + k;
+    }
+    size_t len;
+    int cls = char_at(s, n, i, &len);
+    size_t j = i + len;
+    if (cls == LMF_CC_LETTER) return scan_run(s, n, j, LMF_CC_LETTER);
+    if (cls != LMF_CC_NUMBER && !is_crlf(b) && j < n) { /* [^\r\n\p{L}\p{N}]\p{L}+ */
+        size_t l2;
+        if (char_at(s, n, j, &l2) == LMF_CC_LETTER) return scan_run(s, n, j + l2, LMF_CC_LETTER);
+    }
+    if (cls == LMF_CC_NUMBER) { /* \p{N}{1,3} */
+        for (int k = 1; k < 3 && j < n; k++) {
+            size_t l2;
+            if (char_at(s, n, j, &l2) != LMF_CC_NUMBER) break;
+            j += l2;
+        }
+        return j;
+    }
+    if (b == ' ' && j < n) { /* " [^\s\p{L}\p{N}]+[\r\n]*" */
+        size_t l2;
+        if (char_at(s, n, j, &l2) == LMF_CC_OTHER) cls = LMF_CC_OTHER, j += l2;
+    }
+    if (cls == LMF_CC_OTHER) { /* [^\s\p{L}\p{N}]+[\r\n]* */
+        j = scan_run(s, n, j, LMF_CC_OTHER);
+        while (j < n && is_crlf(s[j])) j++;
+        return j;
+    }
+    /* a whitespace run: \s*[\r\n]+ ends after its last CR or LF; else \s+(?!\S) is the run
+     * less its last character when a non-space follows; else \s+ */
+    size_t last = i, after_crlf = is_crlf(b) ? j : 0;
+    while (j < n) {
+        size_t l;
+        if (char_at(s, n, j, &l) != LMF_CC_SPACE) break;
+        last = j;
+        j += l;
+        if (l == 1 && is_crlf(s[last])) after_crlf = j;
+    }
+    if (after_crlf) return after_crlf;
     if (j == n) return n;
     return last > i ? last : j;
 }

@@ -1,4 +1,4 @@
-/* Reading a whole input file (a vocabulary file or training text) into memory. */
+/* Reading a whole input file (a vocabulary file or training text) into memory, and parsing one. */
 /* Messages name the file first ("PATH: cannot open: ..."), as every tokenizer message does. */
 #include <errno.h>
 #include <stdio.h>
@@ -35,4 +35,14 @@ lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len) {
     *data = buf;
     *len = n;
     return LMF_OK;
+}
+
+lmf_status lmf_tok_load_file(const char *path, lmf_tok_parse_fn parse, lmf_tokenizer **out) {
+    char *data = NULL;
+    size_t len = 0;
+    *out = NULL;
+    LMF_TRY(lmf_tok_read_file(path, &data, &len));
+    lmf_status st = parse(data, len, path, out);
+    free(data);
+    return st;
 }

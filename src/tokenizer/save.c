@@ -1,4 +1,4 @@
-/* Writing a tokenizer as encoder.json + vocab.bpe and as tokenizer.json, atomically. */
+/* Writing a tokenizer as encoder.json + vocab.bpe (GPT-2's pattern) and as tokenizer.json, atomically. */
 /* Each file goes to a temporary name and is renamed into place when complete. */
 #include <errno.h>
 #include <jansson.h>
@@ -167,9 +167,17 @@ static lmf_status save_hf(const lmf_tokenizer *t, const char *path, char *buf) {
         json_decref(vocab);
         json_decref(merges);
     }
+    /* cl100k's pattern as Llama 3's file has it: Split, then ByteLevel without GPT-2's regex */
+    json_t *pre = byte_level("ByteLevel", 0, 1);
+    if (pre && t->pattern == LMF_TOK_PATTERN_CL100K) {
+        json_object_set_new(pre, "use_regex", json_false());
+        pre = json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, o]}", "type", "Sequence", "pretokenizers",
+                        "type", "Split", "pattern", "Regex", lmf_tok_cl100k_regex, "behavior",
+                        "Isolated", "invert", 0, pre);
+    }
     json_t *root = json_pack("{s:s, s:n, s:n, s:o, s:n, s:o, s:o, s:o, s:o}", "version", "1.0",
                              "truncation", "padding", "added_tokens", added, "normalizer",
-                             "pre_tokenizer", byte_level("ByteLevel", 0, 1), "post_processor",
+                             "pre_tokenizer", pre, "post_processor",
                              byte_level("ByteLevel", 1, 0), "decoder", byte_level("ByteLevel", 1, 1),
                              "model", model);
     if (!root) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
@@ -184,9 +192,12 @@ lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir) {
     char *buf = malloc(2 * max_token_len(t) * 2 + 8);
     if (!buf) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
     char path[4100];
-    snprintf(path, sizeof path, "%s/encoder.json", dir);
-    lmf_status st = save_encoder(t, path, buf);
-    if (st == LMF_OK) {
+    lmf_status st = LMF_OK;
+    if (t->pattern == LMF_TOK_PATTERN_GPT2) {
+        snprintf(path, sizeof path, "%s/encoder.json", dir);
+        st = save_encoder(t, path, buf);
+    }
+    if (st == LMF_OK && t->pattern == LMF_TOK_PATTERN_GPT2) {
         snprintf(path, sizeof path, "%s/vocab.bpe", dir);
         st = save_merges(t, path, buf);
     }

@@ -3,8 +3,8 @@
  * and its per-thread cache, the loaders of each file kind. The files call one way: bytemap,
  * pretok and read_file call no other file; vocab calls bytemap; bpe calls vocab and pretok;
  * handle calls bpe (to free the context pool); encode calls bpe; the loaders and the trainer
- * call handle, vocab, bytemap and read_file; load picks a loader; bench calls the public
- * functions. */
+ * call handle, vocab, bytemap and read_file (the tiktoken and tokenizer.json loaders also bpe);
+ * load picks a loader; bench calls the public functions. */
 #ifndef LMF_TOK_INTERNAL_H
 #define LMF_TOK_INTERNAL_H
 
@@ -29,6 +29,17 @@ typedef struct lmf_tok_pool {
     pthread_mutex_t mu;
     lmf_tok_ctx *free_list;
 } lmf_tok_pool;
+
+/* Which adjacent pair a BPE step merges. */
+typedef enum lmf_tok_merge_order {
+    /* GPT-2's: the pair of the lowest merge rank, every occurrence of it left to right in one
+     * pass (merges files, tokenizer.json, trained vocabularies) */
+    LMF_TOK_MERGE_BY_RANK = 0,
+    /* tiktoken's: the pair whose concatenation is the token of the lowest id (= rank), only
+     * the leftmost one, then look again. The merge table holds every split of every token
+     * into two tokens, so a pair's priority is t->merge_result of its merge. */
+    LMF_TOK_MERGE_BY_RESULT = 1,
+} lmf_tok_merge_order;
 
 struct lmf_tokenizer {
     uint32_t n_ids;          /* vocabulary size: largest id + 1 */
@@ -56,6 +67,8 @@ struct lmf_tokenizer {
     uint32_t *special_ids;   /* [n_special] sorted by byte length, longest first */
     int eot;
     int ignore_merges;       /* tokenizer.json "ignore_merges": a word that is a token is kept whole */
+    lmf_tok_pattern pattern; /* the pre-tokenizer's pattern */
+    lmf_tok_merge_order order;
 
     lmf_tok_pool *pool;
 };
@@ -128,17 +141,24 @@ typedef enum lmf_tok_bpe_method {
  * n entries. Returns 0 when scratch memory cannot be had. */
 size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n,
                         uint32_t *ids, lmf_tok_bpe_method method);
+/* With t->ignore_merges, a piece that is a token is that token; when BPE makes every token
+ * from its own bytes anyway, that rule changes nothing and costs a lookup a piece: clear it
+ * then. LMF_ERR_NOMEM when scratch memory cannot be had. */
+lmf_status lmf_tok_prune_whole_words(lmf_tokenizer *t);
 /* Encode text without special-token handling, appending to ids[cap] from *count on (ids past
  * cap are only counted). Returns LMF_ERR_NOMEM on allocation failure. */
 lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,
                                 size_t n, uint32_t *ids, size_t cap, size_t *count);
 
-/* ---- loading one kind of file (load_gpt2.c, load_json.c, load_llmc.c); lmf_tok_load (load.c)
+/* ---- loading one kind of file (load_gpt2.c, load_json.c, load_llmc.c, load_tiktoken.c); lmf_tok_load (load.c)
  * picks the kind. The parsers from memory are public (tokenizer.h). ---- */
 lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_path,
                                   lmf_tokenizer **out);
-lmf_status lmf_tok_load_hf_json(const char *path, lmf_tokenizer **out);
 lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out);
+/* 1 when the first line of buf[0..len) reads "BASE64 RANK" (a tiktoken file) */
+int lmf_tok_looks_tiktoken(const char *buf, size_t len);
+/* cl100k's pattern as tokenizer.json's Split spells it (load_json.c) */
+extern const char *const lmf_tok_cl100k_regex;
 
 /* ---- trainer trace, for tests: the trainer's final segmentation of every distinct word ---- */
 typedef struct lmf_tok_train_trace {
@@ -158,5 +178,10 @@ void lmf_tok_train_trace_free(lmf_tok_train_trace *tr);
  * LMF_ERR_IO ("PATH: cannot open: REASON", "PATH: not a regular file", "PATH: read failed") or
  * LMF_ERR_NOMEM; *data is NULL on failure. */
 lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len);
+/* A parser of one kind of file from memory (lmf_tok_parse_hf_json, lmf_tok_parse_tiktoken) */
+typedef lmf_status (*lmf_tok_parse_fn)(const char *buf, size_t len, const char *what,
+                                       lmf_tokenizer **out);
+/* Read the file at path and parse it with `parse`, the path naming it in messages */
+lmf_status lmf_tok_load_file(const char *path, lmf_tok_parse_fn parse, lmf_tokenizer **out);
 
 #endif

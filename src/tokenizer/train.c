@@ -362,9 +362,11 @@ static lmf_status train_core(const char *const *bufs, const size_t *lens, size_t
         return lmf_fail(LMF_ERR_ARG, "tokenizer training: vocab size %d must be between %d "
                         "(256 bytes + %d special) and %u", o->vocab_size, 256 + n_special,
                         n_special, LMF_TOK_MAX_IDS);
+    if (o->pattern != LMF_TOK_PATTERN_GPT2 && o->pattern != LMF_TOK_PATTERN_CL100K)
+        return lmf_fail(LMF_ERR_ARG, "tokenizer training: unknown pattern %d", (int)o->pattern);
     lmf_wordmap wm;
     uint64_t total = 0;
-    LMF_TRY(lmf_tok_count_words(bufs, lens, n_bufs, o->threads, &wm, &total));
+    LMF_TRY(lmf_tok_count_words(bufs, lens, n_bufs, o->pattern, o->threads, &wm, &total));
     if (o->verbose)
         fprintf(stderr, "tokenizer: %llu pre-tokens, %zu distinct\n", (unsigned long long)total, wm.n);
 
@@ -462,6 +464,7 @@ static lmf_status train_core(const char *const *bufs, const size_t *lens, size_t
     if (st == LMF_OK) {
         t = lmf_tok_alloc();
         if (!t) st = LMF_ERR_NOMEM;
+        else t->pattern = o->pattern;
     }
     for (uint32_t i = 0; st == LMF_OK && i < T.n_tok; i++)
         st = lmf_tok_set_token(t, i, T.tb + T.toff[i], T.tlen[i], LMF_TOK_KIND_NORMAL, "training");

@@ -128,7 +128,7 @@ static int sort_words(lmf_wordmap *m) {
 }
 
 lmf_status lmf_tok_count_words(const char *const *bufs, const size_t *lens, size_t n_bufs,
-                               int threads, lmf_wordmap *out, uint64_t *total) {
+                               lmf_tok_pattern p, int threads, lmf_wordmap *out, uint64_t *total) {
     lmf_pretok_init();
     memset(out, 0, sizeof *out);
     *total = 0;
@@ -167,7 +167,7 @@ lmf_status lmf_tok_count_words(const char *const *bufs, const size_t *lens, size
                 const uint8_t *s = (const uint8_t *)pieces[k].p;
                 size_t n = pieces[k].n;
                 for (size_t pos = 0; pos < n && !bad;) {
-                    size_t end = lmf_pretok_next(s, n, pos);
+                    size_t end = lmf_pretok_piece(p, s, n, pos);
                     const char *w = (const char *)s + pos;
                     if (!wordmap_add(&local[me], w, end - pos, XXH3_64bits(w, end - pos), 1)) bad = 1;
                     counted[me]++;

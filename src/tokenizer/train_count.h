@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lmforge/status.h"
+#include "lmforge/tokenizer.h"
 
 typedef struct lmf_wordmap {
     uint32_t *slots;        /* [mask + 1] entry index, UINT32_MAX when empty */
@@ -23,10 +24,10 @@ typedef struct lmf_wordmap {
 
 void lmf_wordmap_free(lmf_wordmap *m);
 
-/* Pre-tokenise the buffers bufs[i][0..lens[i]) (each on its own) on `threads` threads
+/* Pre-tokenise the buffers bufs[i][0..lens[i]) (each on its own) with pattern p on `threads` threads
  * (0 = all) and count every distinct pre-token into *out, whose words are then sorted by
  * their bytes. *total gets the number of pre-tokens. */
 lmf_status lmf_tok_count_words(const char *const *bufs, const size_t *lens, size_t n_bufs,
-                               int threads, lmf_wordmap *out, uint64_t *total);
+                               lmf_tok_pattern p, int threads, lmf_wordmap *out, uint64_t *total);
 
 #endif

@@ -247,6 +247,8 @@ lmf_status lmf_tok_finish(lmf_tokenizer *t, int unreached_special, const char *w
     free(keys);
     t->eot = -1;
     uint32_t eot = lmf_tok_find(t, "<|endoftext|>", 13);
+    if (eot == LMF_TOK_NONE || t->kind[eot] != LMF_TOK_KIND_SPECIAL)
+        eot = lmf_tok_find(t, "<|end_of_text|>", 15); /* Llama 3's */
     if (eot != LMF_TOK_NONE && t->kind[eot] == LMF_TOK_KIND_SPECIAL) {
         t->eot = (int)eot;
     } else {

@@ -144,3 +144,14 @@ lmf_status lmf_test_dp_step(lmf_ddp *d, lmf_optimizer *o, float lr, int t, float
     LMF_TRY(lmf_ddp_reduce_wait(d));
     return lmf_optimizer_step(o, lmf_ddp_owned_params(d), lmf_ddp_owned_grads(d), lr, t, grad_norm);
 }
+
+int lmf_test_shared_dir(char *dir, size_t cap, const char *sub, const char *const *files) {
+    const char *d = getenv("LMF_SHARED_DIR");
+    if (!d || (size_t)snprintf(dir, cap, "%s/%s", d, sub) >= cap) return 0;
+    for (; *files; files++) {
+        char p[8192];
+        snprintf(p, sizeof p, "%s/%s", dir, *files);
+        if (access(p, R_OK) != 0) return 0;
+    }
+    return 1;
+}

@@ -33,6 +33,9 @@ void lmf_test_write_bytes(const char *path, const void *data, size_t len);
 /* the whole file at path, NUL-terminated, its length in *len unless len is NULL; malloc'd
  * (fails the test when the file cannot be read) */
 char *lmf_test_read_file(const char *path, size_t *len);
+/* dir[cap] = $LMF_SHARED_DIR/sub (the reference data beside the source tree); 1 when it
+ * holds every file of the NULL-terminated list, 0 otherwise (the test then skips) */
+int lmf_test_shared_dir(char *dir, size_t cap, const char *sub, const char *const *files);
 /* remove path and everything under it; 0 on success */
 int lmf_test_remove_tree(const char *path);
 
