@@ -131,7 +131,8 @@ typedef struct lmf_loader_state {
 
 typedef struct lmf_loader lmf_loader;
 /* The loader borrows d (keep it open while the loader lives). Fails with LMF_ERR_ARG when B or
- * T is not positive or a source has fewer than B rows (B*T+1 tokens in one file). */
+ * T is not positive, a single source has fewer than B rows (B*T+1 tokens in one file), or a
+ * source of a mixture has no row. */
 lmf_status lmf_loader_create(lmf_dataset *d, int B, int T, int shuffle, uint64_t seed,
                              lmf_loader **out);
 void lmf_loader_free(lmf_loader *l);

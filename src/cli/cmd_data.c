@@ -1,10 +1,12 @@
-/* lmforge data prepare: text files -> train/val token files, on all cores, with a progress bar. */
+/* lmforge data prepare: text files -> train/val token files, on all cores, with a progress bar;
+ * lmforge data inspect: the loader run dry over a data spec, per-source rows and shares. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "lmforge/data.h"
 #include "lmforge/prepare.h"
 #include "lmforge/tokenizer.h"
 
@@ -82,14 +84,92 @@ static int cmd_prepare(int argc, char **argv) {
     return 0;
 }
 
+/* Run the loader over `steps` global batches without a model (the row draws and epoch changes
+ * the trainer makes: lmf_loader_batch_counts and lmf_loader_advance) and print per source. */
+static int cmd_inspect(int argc, char **argv) {
+    const char *spec = NULL;
+    int B = 8, T = 128, steps = 100, world = 1, accum = 1, no_shuffle = 0, json = 0;
+    int64_t seed = 1337;
+    lmf_opt opts[] = {
+        {"--data", LMF_OPT_STR, &spec, "SPEC", "token files or a mixture, as train --data", LMF_NOLIMIT, NULL},
+        {"--batch", LMF_OPT_INT, &B, "B", "micro-batch rows (default 8)", 1, 1e6, NULL},
+        {"--seq", LMF_OPT_INT, &T, "T", "sequence length (default 128)", 1, 1e7, NULL},
+        {"--steps", LMF_OPT_INT, &steps, "N", "optimizer steps (default 100)", 0, 2e9, NULL},
+        {"--world", LMF_OPT_INT, &world, "W", "data-parallel ranks (default 1)", 1, 1e6, NULL},
+        {"--grad-accum", LMF_OPT_INT, &accum, "K", "micro-batches per rank per step (default 1)", 1, 1e6, NULL},
+        {"--seed", LMF_OPT_I64, &seed, "N", "the run's seed (default 1337, as train)", LMF_NOLIMIT, NULL},
+        {"--no-shuffle", LMF_OPT_FLAG, &no_shuffle, NULL, "file order, as train --no-shuffle", LMF_NOLIMIT, NULL},
+        {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object", LMF_NOLIMIT, NULL},
+    };
+    int r = lmf_args_parse("data inspect", "--data SPEC [--batch B --seq T --steps N --world W]",
+                           opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (r) return r == 1 ? 0 : 2;
+    if (!spec) {
+        lmf_cli_error("data inspect", "--data is required");
+        return 2;
+    }
+    lmf_dataset *d = NULL;
+    lmf_loader *l = NULL;
+    lmf_status s = lmf_dataset_open(spec, &d);
+    if (s == LMF_OK) s = lmf_loader_create(d, B, T, !no_shuffle, (uint64_t)seed, &l);
+    if (s != LMF_OK) {
+        lmf_cli_error("data inspect", "%s", lmf_last_error());
+        lmf_dataset_close(d);
+        return s == LMF_ERR_ARG ? 2 : 1;
+    }
+    int n = lmf_dataset_num_sources(d);
+    uint64_t drawn[LMF_DATA_MAX_SOURCES] = {0}, c[LMF_DATA_MAX_SOURCES];
+    uint64_t micro = (uint64_t)world * (uint64_t)accum, total = 0;
+    for (int step = 0; step < steps; step++) {
+        lmf_loader_batch_counts(l, micro, c);
+        for (int i = 0; i < n; i++) drawn[i] += c[i];
+        lmf_loader_advance(l, micro);
+    }
+    for (int i = 0; i < n; i++) total += drawn[i];
+    lmf_loader_state st;
+    lmf_loader_get_state(l, &st);
+    if (json) printf("{\"steps\": %d, \"rows\": %llu, \"sources\": [", steps, (unsigned long long)total);
+    else
+        printf("%d steps of %llu rows of %d tokens (%d ranks x %d micro-batches of %d): %llu rows\n"
+               "%-24s %6s %14s %14s %12s %8s %9s %8s %10s\n",
+               steps, (unsigned long long)micro * (unsigned long long)B, T, world, accum, B,
+               (unsigned long long)total, "source", "files", "tokens", "rows avail", "rows drawn",
+               "share", "weight", "epochs", "position");
+    for (int i = 0; i < n; i++) {
+        int first, count;
+        lmf_dataset_source_files(d, i, &first, &count);
+        double share = total ? (double)drawn[i] / (double)total : 0.0;
+        if (json)
+            printf("%s{\"name\": \"%s\", \"files\": %d, \"tokens\": %llu, \"rows\": %llu, "
+                   "\"rows_drawn\": %llu, \"share\": %.6f, \"weight\": %.6f, \"epochs\": %llu, "
+                   "\"position\": %llu}", i ? ", " : "", lmf_dataset_source_name(d, i), count,
+                   (unsigned long long)lmf_dataset_source_tokens(d, i),
+                   (unsigned long long)lmf_loader_source_rows(l, i), (unsigned long long)drawn[i],
+                   share, lmf_dataset_source_weight(d, i), (unsigned long long)st.src[i].epoch,
+                   (unsigned long long)st.src[i].position);
+        else
+            printf("%-24s %6d %14llu %14llu %12llu %7.2f%% %8.2f%% %8llu %10llu\n",
+                   lmf_dataset_source_name(d, i), count,
+                   (unsigned long long)lmf_dataset_source_tokens(d, i),
+                   (unsigned long long)lmf_loader_source_rows(l, i), (unsigned long long)drawn[i],
+                   100 * share, 100 * lmf_dataset_source_weight(d, i),
+                   (unsigned long long)st.src[i].epoch, (unsigned long long)st.src[i].position);
+    }
+    if (json) printf("]}\n");
+    lmf_loader_free(l);
+    lmf_dataset_close(d);
+    return 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: lmforge data SUBCOMMAND [options]   (SUBCOMMAND --help for details)\n\n"
-               "  prepare  text files -> train/val token files (llm.c .bin layout)\n");
+               "  prepare  text files -> train/val token files (llm.c .bin layout)\n"
+               "  inspect  run the loader dry over a data spec: rows and shares per source\n");
 }
 
 int lmf_cmd_data(int argc, char **argv) {
     if (argc < 2) {
-        lmf_cli_error("data", "missing subcommand: prepare (see lmforge data --help)");
+        lmf_cli_error("data", "missing subcommand: prepare or inspect (see lmforge data --help)");
         return 2;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -97,6 +177,7 @@ int lmf_cmd_data(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "prepare") == 0) return cmd_prepare(argc - 1, argv + 1);
-    lmf_cli_error("data", "unknown subcommand '%s' (prepare)", argv[1]);
+    if (strcmp(argv[1], "inspect") == 0) return cmd_inspect(argc - 1, argv + 1);
+    lmf_cli_error("data", "unknown subcommand '%s' (prepare, inspect)", argv[1]);
     return 2;
 }

@@ -124,13 +124,14 @@ lmf_status lmf_loader_create(lmf_dataset *d, int B, int T, int shuffle, uint64_t
         /* 2^64 * cum, the last source catching everything */
         ls->threshold = i == l->n_src - 1 || cum >= 1.0 ? UINT64_MAX
                                                        : (uint64_t)(cum * 18446744073709551616.0);
-        if (rows < (uint64_t)B) {
+        /* one source must fill a micro-batch; in a mixture every source needs a row */
+        if (rows < (l->n_src == 1 ? (uint64_t)B : 1)) {
             const char *one = ls->count == 1 ? lmf_dataset_file_path(d, ls->first) : NULL;
             s = lmf_fail(LMF_ERR_ARG,
                          "%s %s has %llu rows of %d+1 tokens; a batch of %d x %d needs at least "
                          "%d (B*T+1 tokens in one file); use a smaller --batch/--seq or more data",
                          one ? "token file" : "source", one ? one : lmf_dataset_source_name(d, i),
-                         (unsigned long long)rows, T, B, T, B);
+                         (unsigned long long)rows, T, B, T, l->n_src == 1 ? B : 1);
         }
     }
     l->u = weyl_start(seed);
