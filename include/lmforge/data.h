@@ -70,8 +70,11 @@ void lmf_tokens_writer_abort(lmf_tokens_writer *w); /* removes the temporary fil
  *                              relative paths taken from the JSON file's directory
  * Opening checks every token file's header and size (a missing, empty or malformed one is named
  * in the error) and keeps no file open: token files are opened when read, a few at a time, and
- * read with pread, so memory and descriptors do not grow with their number and a file truncated
+ * read with pread (at most LMF_DATASET_MAX_OPEN descriptors), so memory and descriptors do not grow with their number and a file truncated
  * later gives an error, never a signal. */
+/* descriptors a dataset keeps open at most */
+#define LMF_DATASET_MAX_OPEN 64
+
 typedef struct lmf_dataset lmf_dataset;
 lmf_status lmf_dataset_open(const char *spec, lmf_dataset **out);
 void lmf_dataset_close(lmf_dataset *d);
@@ -152,12 +155,24 @@ uint64_t lmf_loader_advance(lmf_loader *l, uint64_t n);
  * state, no mixture */
 lmf_status lmf_loader_fill_eval(lmf_loader *l, uint64_t k, int32_t *inputs, int32_t *targets);
 uint64_t lmf_loader_num_windows(const lmf_loader *l);             /* rows of all sources */
+uint64_t lmf_loader_batch_tokens(const lmf_loader *l);            /* B * T */
 uint64_t lmf_loader_source_rows(const lmf_loader *l, int source);  /* rows of one source */
 void lmf_loader_get_state(const lmf_loader *l, lmf_loader_state *st);
 /* Replace the state with *st (a saved state continues the same row stream). Fails with
  * LMF_ERR_FORMAT, state unchanged, when shuffle is not 0/1, the number of sources differs from
  * the dataset's, or a position is not below its source's rows. */
 lmf_status lmf_loader_set_state(lmf_loader *l, const lmf_loader_state *st);
+
+/* Benchmark (`lmforge bench loader`): batch assembly as the trainer does it (every micro-batch of
+ * a global batch of `micro`, then advance), one untimed step, then steps until `seconds` have
+ * passed (at least 3). tokens_per_s counts the B*T input tokens of each micro-batch. Fails as
+ * lmf_loader_fill does. */
+typedef struct lmf_loader_bench_result {
+    double tokens_per_s, seconds;
+    uint64_t tokens, steps;
+} lmf_loader_bench_result;
+lmf_status lmf_loader_bench(lmf_loader *l, uint64_t micro, double seconds,
+                            lmf_loader_bench_result *r);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,6 @@
 #include "data/spec.h"
 #include "lmforge/fsutil.h"
 
-#define OPEN_SLOTS 8        /* descriptors kept open at most */
 #define READ_CHUNK 65536    /* tokens per pread when scanning */
 
 typedef struct dfile {
@@ -40,7 +39,7 @@ struct lmf_dataset {
     int n_files;
     dsource src[LMF_DATA_MAX_SOURCES];
     int n_src;
-    slot slots[OPEN_SLOTS];
+    slot slots[LMF_DATASET_MAX_OPEN];
     uint64_t clock;
     uint8_t *buf;       /* READ_CHUNK * 4 bytes */
 };
@@ -75,7 +74,7 @@ static lmf_status check_file(const char *path, dfile *f) {
 
 void lmf_dataset_close(lmf_dataset *d) {
     if (!d) return;
-    for (int i = 0; i < OPEN_SLOTS; i++)
+    for (int i = 0; i < LMF_DATASET_MAX_OPEN; i++)
         if (d->slots[i].file >= 0) close(d->slots[i].fd);
     for (int i = 0; i < d->n_files; i++) free(d->files[i].path);
     for (int i = 0; i < d->n_src; i++) free(d->src[i].name);
@@ -99,7 +98,7 @@ lmf_status lmf_dataset_open(const char *spec, lmf_dataset **out) {
     if (d) {
         d->files = calloc((size_t)total, sizeof *d->files);
         d->buf = malloc(READ_CHUNK * 4);
-        for (int i = 0; i < OPEN_SLOTS; i++) d->slots[i].file = -1;
+        for (int i = 0; i < LMF_DATASET_MAX_OPEN; i++) d->slots[i].file = -1;
     }
     if (!d || !d->files || !d->buf) s = lmf_fail(LMF_ERR_NOMEM, "out of memory opening %s", spec);
     for (int i = 0; s == LMF_OK && i < sp.n_src; i++) {
@@ -142,7 +141,7 @@ const char *lmf_dataset_file_path(const lmf_dataset *d, int f) { return d->files
 
 int lmf_dataset_open_files(const lmf_dataset *d) {
     int n = 0;
-    for (int i = 0; i < OPEN_SLOTS; i++) n += d->slots[i].file >= 0;
+    for (int i = 0; i < LMF_DATASET_MAX_OPEN; i++) n += d->slots[i].file >= 0;
     return n;
 }
 
@@ -150,7 +149,7 @@ int lmf_dataset_open_files(const lmf_dataset *d) {
 static lmf_status get_fd(lmf_dataset *d, int f, int *fd) {
     slot *victim = &d->slots[0];
     d->clock++;
-    for (int i = 0; i < OPEN_SLOTS; i++) {
+    for (int i = 0; i < LMF_DATASET_MAX_OPEN; i++) {
         slot *sl = &d->slots[i];
         if (sl->file == f) {
             sl->used = d->clock;

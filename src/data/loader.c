@@ -256,6 +256,7 @@ lmf_status lmf_loader_fill_eval(lmf_loader *l, uint64_t k, int32_t *inputs, int3
 }
 
 uint64_t lmf_loader_num_windows(const lmf_loader *l) { return l->n_rows; }
+uint64_t lmf_loader_batch_tokens(const lmf_loader *l) { return (uint64_t)l->B * (uint64_t)l->T; }
 uint64_t lmf_loader_source_rows(const lmf_loader *l, int i) { return l->src[i].n_rows; }
 
 void lmf_loader_get_state(const lmf_loader *l, lmf_loader_state *st) { *st = l->st; }
