@@ -15,7 +15,11 @@ extern "C" {
 
 typedef struct lmf_prepare_opts {
     const lmf_tokenizer *tok;     /* NULL: raw bytes (ids 0..255, end-of-text 256, 257 ids) */
-    const char *const *inputs;    /* text files, read in this order */
+    const char *const *inputs;    /* text files, read in this order: plain text; *.zst
+                                   * zstd-compressed text; *.jsonl (and *.jsonl.zst) JSON Lines,
+                                   * one document per line in the field jsonl_key (the doc
+                                   * separator does not apply); compressed and JSON Lines inputs
+                                   * are decoded into memory one file at a time */
     int n_inputs;
     const char *out_dir;          /* train.bin (and val.bin) go here; created if missing */
     double val_fraction;          /* in [0, 1): the last fraction of the documents, rounded,
@@ -27,6 +31,7 @@ typedef struct lmf_prepare_opts {
     /* called on the calling thread after each batch: input bytes done so far, of total */
     void (*progress)(void *ctx, uint64_t bytes_done, uint64_t bytes_total, uint64_t tokens);
     void *progress_ctx;
+    const char *jsonl_key;        /* the text field of JSON Lines inputs; NULL: "text" */
 } lmf_prepare_opts;
 
 typedef struct lmf_prepare_stats {

@@ -32,14 +32,15 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total, uint64_t tok
 }
 
 static int cmd_prepare(int argc, char **argv) {
-    const char *tokdir = NULL, *out = NULL, *sep = NULL;
+    const char *tokdir = NULL, *out = NULL, *sep = NULL, *jsonl_key = "text";
     lmf_strs inputs = {0};
     double val = 0.05;
     int bytes = 0, threads = 0, quiet = 0;
     lmf_opt opts[] = {
         {"--tokenizer", LMF_OPT_STR, &tokdir, "DIR", "tokenizer directory (or tokenizer.json / encoder.json)", LMF_NOLIMIT, NULL},
         {"--bytes", LMF_OPT_FLAG, &bytes, NULL, "no tokenizer: raw bytes (ids 0..255, end-of-text 256)", LMF_NOLIMIT, NULL},
-        {"--input", LMF_OPT_STRS, &inputs, "FILE...", "text files, in this order", LMF_NOLIMIT, NULL},
+        {"--input", LMF_OPT_STRS, &inputs, "FILE...", "inputs, in this order: text files, *.zst compressed text, *.jsonl / *.jsonl.zst JSON Lines", LMF_NOLIMIT, NULL},
+        {"--jsonl-key", LMF_OPT_STR, &jsonl_key, "KEY", "the text field of JSON Lines inputs (default text)", LMF_NOLIMIT, NULL},
         {"--out", LMF_OPT_STR, &out, "DIR", "write train.bin and val.bin here", LMF_NOLIMIT, NULL},
         {"--val-fraction", LMF_OPT_DOUBLE, &val, "F", "last fraction of documents for val.bin (default 0.05; 0 = none)", 0, 0.999999, NULL},
         {"--doc-separator", LMF_OPT_STR, &sep, "STRING", "a line holding only STRING ends a document (e.g. % for fortunes); default: one document per file", LMF_NOLIMIT, NULL},
@@ -63,7 +64,8 @@ static int cmd_prepare(int argc, char **argv) {
         return 1;
     }
     bar b = {!quiet && isatty(2), -1};
-    lmf_prepare_opts o = {tok, inputs.v, inputs.n, out, val, sep, threads, show_progress, &b};
+    lmf_prepare_opts o = {tok, inputs.v, inputs.n, out, val, sep, threads, show_progress, &b,
+                          jsonl_key};
     lmf_prepare_stats st;
     lmf_status s = lmf_data_prepare(&o, &st);
     if (b.tty && b.last_pct >= 0) fputc('\n', stderr);
