@@ -1,11 +1,13 @@
 /* lmforge data prepare: text files -> train/val token files, on all cores, with a progress bar;
  * lmforge data inspect: the loader run dry over a data spec, per-source rows and shares. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "lmforge/comm.h"
 #include "lmforge/data.h"
 #include "lmforge/prepare.h"
 #include "lmforge/tokenizer.h"
@@ -31,15 +33,63 @@ static void show_progress(void *ctx, uint64_t done, uint64_t total, uint64_t tok
     fflush(stderr);
 }
 
+/* "100M", "2G", "5000" -> tokens; 0 when malformed */
+static uint64_t parse_count(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    double mul = *end == 'K' || *end == 'k' ? 1e3 : *end == 'M' || *end == 'm' ? 1e6
+               : *end == 'G' || *end == 'g' ? 1e9 : *end == '\0' ? 1 : 0;
+    if (*end && end[1]) mul = 0;
+    return v >= 1 && mul > 0 && v * mul < 1e15 ? (uint64_t)(v * mul) : 0;
+}
+
+/* the phases of a sharded preparation, every rank of the launcher; a failure on any rank stops
+ * all of them after the phase (each names its own error) */
+static int prepare_shards(lmf_shards_opts *so, int quiet, int crash) {
+    lmf_comm *comm = NULL;
+    if (lmf_comm_create("auto", &comm) != LMF_OK) {
+        lmf_cli_error("data prepare", "%s", lmf_last_error());
+        return 1;
+    }
+    int rank = lmf_comm_rank(comm), world = lmf_comm_size(comm), rc = 0;
+    lmf_shards_stats st;
+    memset(&st, 0, sizeof st);
+    for (int phase = 0; phase < 4 && rc == 0; phase++) {
+        lmf_status s = phase == 0 ? lmf_shards_begin(so, rank)
+                     : phase == 1 ? lmf_shards_tokenize(so, rank, world, &st)
+                     : phase == 2 ? lmf_shards_write(so, rank, world, &st)
+                                  : lmf_shards_finish(so, rank, &st);
+        if (s != LMF_OK && crash) _exit(9); /* the test's crash: no cleanup, no collective */
+        if (s != LMF_OK) lmf_cli_error("data prepare", "%s", lmf_last_error());
+        int64_t bad = s != LMF_OK;
+        if (lmf_comm_allreduce_i64(comm, &bad, 1, LMF_COMM_MAX) != LMF_OK || bad) rc = 1;
+    }
+    int64_t sum[4] = {st.parts_done, st.parts_kept, st.shards_done, st.shards_kept};
+    if (rc == 0 && lmf_comm_allreduce_i64(comm, sum, 4, LMF_COMM_SUM) != LMF_OK) rc = 1;
+    if (rc == 0 && rank == 0 && !quiet) {
+        if (st.complete) printf("%s is complete already (manifest.json); nothing to do\n", so->out_dir);
+        else
+            printf("prepared %d inputs on %d ranks into %d token files of up to %llu tokens in %s "
+                   "(%llu tokens); inputs tokenized %lld, kept %lld; files written %lld, kept %lld\n",
+                   so->n_inputs, world, st.n_shards, (unsigned long long)so->shard_tokens,
+                   so->out_dir, (unsigned long long)st.tokens, (long long)sum[0], (long long)sum[1],
+                   (long long)sum[2], (long long)sum[3]);
+    }
+    lmf_comm_free(comm);
+    return rc;
+}
+
 static int cmd_prepare(int argc, char **argv) {
-    const char *tokdir = NULL, *out = NULL, *sep = NULL, *jsonl_key = "text";
+    const char *tokdir = NULL, *out = NULL, *sep = NULL, *jsonl_key = "text", *shard = NULL;
     lmf_strs inputs = {0};
     double val = 0.05;
-    int bytes = 0, threads = 0, quiet = 0;
+    int bytes = 0, threads = 0, quiet = 0, crash_after = 0;
     lmf_opt opts[] = {
         {"--tokenizer", LMF_OPT_STR, &tokdir, "DIR", "tokenizer directory (or tokenizer.json / encoder.json)", LMF_NOLIMIT, NULL},
         {"--bytes", LMF_OPT_FLAG, &bytes, NULL, "no tokenizer: raw bytes (ids 0..255, end-of-text 256)", LMF_NOLIMIT, NULL},
         {"--input", LMF_OPT_STRS, &inputs, "FILE...", "inputs, in this order: text files, *.zst compressed text, *.jsonl / *.jsonl.zst JSON Lines", LMF_NOLIMIT, NULL},
+        {"--shard-tokens", LMF_OPT_STR, &shard, "N", "write OUT/train_NNNNNN.bin of N tokens each (100M, 2G, ...) and manifest.json; no val.bin; under mpirun the ranks split the work (same files at any rank count); a rerun continues", LMF_NOLIMIT, NULL},
+        {"--test-crash-after", LMF_OPT_INT, &crash_after, "N", "test: end the process abruptly once it has written N files (with --shard-tokens)", 0, 1e9, NULL},
         {"--jsonl-key", LMF_OPT_STR, &jsonl_key, "KEY", "the text field of JSON Lines inputs (default text)", LMF_NOLIMIT, NULL},
         {"--out", LMF_OPT_STR, &out, "DIR", "write train.bin and val.bin here", LMF_NOLIMIT, NULL},
         {"--val-fraction", LMF_OPT_DOUBLE, &val, "F", "last fraction of documents for val.bin (default 0.05; 0 = none)", 0, 0.999999, NULL},
@@ -62,6 +112,16 @@ static int cmd_prepare(int argc, char **argv) {
     if (tokdir && lmf_tok_load(tokdir, &tok) != LMF_OK) {
         lmf_cli_error("data prepare", "%s", lmf_last_error());
         return 1;
+    }
+    if (shard) {
+        lmf_shards_opts so = {tok, inputs.v, inputs.n, out, parse_count(shard), sep, jsonl_key,
+                              tokdir ? tokdir : "bytes", threads, crash_after};
+        int rc = so.shard_tokens ? prepare_shards(&so, quiet, crash_after > 0) : 2;
+        if (!so.shard_tokens)
+            lmf_cli_error("data prepare", "--shard-tokens '%s': expected a token count such as "
+                          "100M, 2G or 50000", shard);
+        lmf_tok_free(tok);
+        return rc;
     }
     bar b = {!quiet && isatty(2), -1};
     lmf_prepare_opts o = {tok, inputs.v, inputs.n, out, val, sep, threads, show_progress, &b,
