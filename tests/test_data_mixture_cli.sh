@@ -3,7 +3,8 @@
 # the weights over 10,000 rows for three sources of very different sizes); training on a mixture
 # stopped and resumed gives the uninterrupted run's losses bit for bit; inspect and training
 # agree on the rows drawn (the loader state of the final checkpoint); a missing token file is
-# named before training starts.
+# named before training starts; a token file truncated while training stops the run with its
+# name and leaves the newest checkpoint intact.
 source "$(dirname "$0")/lib/common.sh"
 export OMP_NUM_THREADS=2
 # three byte-level token files of very different sizes
@@ -53,6 +54,28 @@ got=$("$LMF" data inspect --data "$MIX" --batch 2 --grad-accum 2 --seq 16 --step
       grep -o '"epochs": [0-9]*, "position": [0-9]*' | sed 's/"epochs": \([0-9]*\), "position": \([0-9]*\)/[\1,\2]/' | paste -sd, -)
 [ -n "$want" ] && [ "$want" = "\"sources\":[$got]" ] && pass "inspect and training agree on the rows drawn ($got)" \
   || fail "inspect '$got' vs checkpoint '$want'"
+
+# a token file truncated while training: the run stops naming it, the newest checkpoint is intact
+cp "$B" "$WORK/mid.bak"
+"$LMF" train "${common[@]}" --quiet --steps 100000 --save-every 5 --out "$WORK/cut" 2>"$WORK/cut.err" &
+pid=$!
+for i in $(seq 300); do [ -f "$WORK/cut/checkpoints/step_00000005/index.json" ] && break; sleep 0.1; done
+truncate -s 1024 "$B"
+for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill "$pid" 2>/dev/null && fail "the run went on after its token file was truncated"
+wait "$pid"; rc=$?
+cp "$WORK/mid.bak" "$B"
+last=$(ls -d "$WORK/cut/checkpoints"/step_* | tail -1); last=$((10#${last##*step_}))
+[ "$rc" -ne 0 ] && grep -q "mid/train.bin was truncated while in use" "$WORK/cut.err" \
+  && [ "$(grep -c . "$WORK/cut.err")" -eq 1 ] && pass "a file truncated while training stops the run, named (exit $rc)" \
+  || fail "truncated while training: exit $rc, $(head -c 400 "$WORK/cut.err")"
+"$LMF" train --resume "$WORK/cut" --steps $((last + 2)) --quiet --sample-tokens 0 2>"$WORK/cut2.err" \
+  && pass "the newest checkpoint (step $last) resumes once the file is back" \
+  || fail "resume after the truncation: $(head -c 300 "$WORK/cut2.err")"
+truncate -s 2000 "$B"
+expect_error "a truncated token file is named before resuming" 1 "mid/train.bin: .*truncated" -- \
+  "$LMF" train --resume "$WORK/cut" --steps $((last + 4)) --quiet --sample-tokens 0
+cp "$WORK/mid.bak" "$B"
 
 expect_error "a missing token file is named before training" 1 "nothere\.bin" -- \
   "$LMF" train --model tiny --data "$A,$WORK/nothere.bin" --vocab-size 257 --seq 16 --steps 1 --out "$WORK/x"

@@ -55,9 +55,12 @@ if ! command -v mpirun >/dev/null; then
   echo "mpirun not found: the rank-count checks are skipped"; finish || exit 1; exit 77
 fi
 source "$HERE/mpi/common.sh"
+trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
 for np in 2 3; do
   "${MPIRUN[@]}" -np $np "$LMF" data prepare --bytes --input "${IN[@]}" --shard-tokens 3000 \
     --threads 1 --quiet --out np$np >/dev/null 2>&1 || fail "np $np"
   diff -r ref np$np >/dev/null && pass "np $np: byte-identical to np 1" || fail "np $np differs"
 done
+lmf_sanitizer_verdict
+[ "$lmf_fail_count" -eq 0 ] || fail "sanitizer reports"
 finish
