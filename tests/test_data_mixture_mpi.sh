@@ -30,13 +30,10 @@ mpi 3 train --resume "$WORK/b" --batch 4 --quiet --sample-tokens 0 || fail "resu
 state() { tr -d ' \n' <"$1/checkpoints/step_00000012/trainer_state.json" | grep -o '"loader":{[^}]*}'; }
 for r in a:np=1 b:np=3; do
   run="$WORK/${r%%:*}" name=${r##*:}
-  x=$(losses "$WORK/ref/metrics.jsonl"); y=$(losses "$run/metrics.jsonl")
-  if [ "$(echo "$y" | wc -l)" -eq 12 ] && [ "$(echo "$x" | head -6)" = "$(echo "$y" | head -6)" ] &&
-     paste <(echo "$x") <(echo "$y") | awk '{ d = $1 - $2; if (d < 0) d = -d;
-                                             if (d > 1e-4 * ($1 < 0 ? -$1 : $1)) exit 1 }'; then
+  if losses_follow "$WORK/ref/metrics.jsonl" "$run/metrics.jsonl" 12 6; then
     pass "mixture resumed at $name: 12 losses, continuing the np=2 run within 1e-4"
   else
-    fail "mixture resumed at $name: $(paste -d' ' <(echo "$x") <(echo "$y") | tail -6 | tr '\n' ';')"
+    fail "mixture resumed at $name: $(paste -d' ' <(losses "$WORK/ref/metrics.jsonl") <(losses "$run/metrics.jsonl") | tail -6 | tr '\n' ';')"
   fi
   p=$(state "$WORK/ref"); q=$(state "$run")
   [ -n "$p" ] && [ "$p" = "$q" ] && echo "$p" | grep -q '"sources":\[\[' \

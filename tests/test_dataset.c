@@ -427,7 +427,6 @@ static void test_mixture_world_sizes_and_resume(void **state) {
     assert_int_equal(lmf_loader_set_state(l, &st), LMF_ERR_FORMAT);
     assert_non_null(strstr(lmf_last_error(), "sources"));
     lmf_loader_free(l);
-    /* another seed draws other rows */
     free(ref);
     free(got);
     lmf_dataset_close(d);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lmforge/comm.h"
@@ -190,8 +192,8 @@ static int cmd_inspect(int argc, char **argv) {
     for (int i = 0; i < n; i++) total += drawn[i];
     lmf_loader_state st;
     lmf_loader_get_state(l, &st);
-    if (json) printf("{\"steps\": %d, \"rows\": %llu, \"sources\": [", steps, (unsigned long long)total);
-    else
+    json_t *srcs = json ? json_array() : NULL;
+    if (!json)
         printf("%d steps of %llu rows of %d tokens (%d ranks x %d micro-batches of %d): %llu rows\n"
                "%-24s %6s %14s %14s %12s %8s %9s %8s %10s\n",
                steps, (unsigned long long)micro * (unsigned long long)B, T, world, accum, B,
@@ -202,13 +204,13 @@ static int cmd_inspect(int argc, char **argv) {
         lmf_dataset_source_files(d, i, &first, &count);
         double share = total ? (double)drawn[i] / (double)total : 0.0;
         if (json)
-            printf("%s{\"name\": \"%s\", \"files\": %d, \"tokens\": %llu, \"rows\": %llu, "
-                   "\"rows_drawn\": %llu, \"share\": %.6f, \"weight\": %.6f, \"epochs\": %llu, "
-                   "\"position\": %llu}", i ? ", " : "", lmf_dataset_source_name(d, i), count,
-                   (unsigned long long)lmf_dataset_source_tokens(d, i),
-                   (unsigned long long)lmf_loader_source_rows(l, i), (unsigned long long)drawn[i],
-                   share, lmf_dataset_source_weight(d, i), (unsigned long long)st.src[i].epoch,
-                   (unsigned long long)st.src[i].position);
+            json_array_append_new(srcs, json_pack(
+                "{s:s, s:i, s:I, s:I, s:I, s:f, s:f, s:I, s:I}", "name",
+                lmf_dataset_source_name(d, i), "files", count, "tokens",
+                (json_int_t)lmf_dataset_source_tokens(d, i), "rows",
+                (json_int_t)lmf_loader_source_rows(l, i), "rows_drawn", (json_int_t)drawn[i],
+                "share", share, "weight", lmf_dataset_source_weight(d, i), "epochs",
+                (json_int_t)st.src[i].epoch, "position", (json_int_t)st.src[i].position));
         else
             printf("%-24s %6d %14llu %14llu %12llu %7.2f%% %8.2f%% %8llu %10llu\n",
                    lmf_dataset_source_name(d, i), count,
@@ -217,7 +219,14 @@ static int cmd_inspect(int argc, char **argv) {
                    100 * share, 100 * lmf_dataset_source_weight(d, i),
                    (unsigned long long)st.src[i].epoch, (unsigned long long)st.src[i].position);
     }
-    if (json) printf("]}\n");
+    if (json) {
+        json_t *j = json_pack("{s:i, s:I, s:o}", "steps", steps, "rows", (json_int_t)total,
+                              "sources", srcs);
+        char *txt = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8)) : NULL;
+        if (txt) printf("%s\n", txt);
+        free(txt);
+        json_decref(j);
+    }
     lmf_loader_free(l);
     lmf_dataset_close(d);
     return 0;

@@ -15,8 +15,6 @@
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
 
-#define MIX_FILE_MAX (1u << 20)
-
 typedef struct strv {
     char **v;
     int n, cap;
@@ -160,12 +158,8 @@ static lmf_status add_source(lmf_spec *sp, const char *name, double w, strv *pat
 
 /* {"sources": [{"name": N, "weight": W, "data": ITEMS}, ...]} */
 static lmf_status parse_json(lmf_spec *sp, const char *path) {
-    char *txt = NULL;
-    size_t len = 0;
-    LMF_TRY(lmf_read_file(path, &txt, &len, MIX_FILE_MAX));
     json_error_t e;
-    json_t *j = json_loadb(txt, len, JSON_REJECT_DUPLICATES, &e);
-    free(txt);
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
     if (!j)
         return lmf_fail(LMF_ERR_ARG, "%s: not valid JSON: %s (line %d)", path, e.text, e.line);
     char base[4096];
