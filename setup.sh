@@ -11,7 +11,7 @@ job="${1:-train}"
 
 # Why each package is here: docs/dependencies.md
 packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin
-          libjansson-dev libutf8proc-dev libxxhash-dev libcmocka-dev fortunes)
+          libjansson-dev libutf8proc-dev libxxhash-dev libzstd-dev libcmocka-dev fortunes)
 if [ "$job" = test ]; then
   packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex)
   # npm (tests: ONNX Runtime from onnxruntime-node, js-tiktoken as an independent encoder);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "lmforge/ckpt.h"
 #include "lmforge/train.h"
 
@@ -22,8 +24,14 @@ static void sample(lmf_train_state *s) {
     s->grad_accum = 2;
     s->seq = 64;
     s->tokens_per_step = 1536;
-    s->loader.epoch = 2;
-    s->loader.position = 77;
+    s->loader.n_sources = 3;
+    s->loader.rows = 4321;
+    s->loader.src[0].epoch = 2;
+    s->loader.src[0].position = 77;
+    s->loader.src[1].epoch = 9;
+    s->loader.src[1].position = 5;
+    s->loader.src[2].epoch = 0;
+    s->loader.src[2].position = 1234567890123ll;
     s->loader.seed = 0xfedcba9876543210ull; /* above 2^63: stored as a negative integer */
     s->loader.shuffle = 1;
     s->faults.bad_in_row = 1;
@@ -59,8 +67,12 @@ static void test_round_trip(void **state) {
     assert_int_equal(b.grad_accum, 2);
     assert_int_equal(b.seq, 64);
     assert_int_equal(b.tokens_per_step, 1536);
-    assert_int_equal(b.loader.epoch, 2);
-    assert_int_equal(b.loader.position, 77);
+    assert_int_equal(b.loader.n_sources, 3);
+    assert_int_equal(b.loader.rows, 4321);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(b.loader.src[i].epoch, a.loader.src[i].epoch);
+        assert_int_equal(b.loader.src[i].position, a.loader.src[i].position);
+    }
     assert_true(b.loader.seed == 0xfedcba9876543210ull);
     assert_int_equal(b.loader.shuffle, 1);
     assert_int_equal(b.faults.skipped_total, 5);
@@ -88,6 +100,37 @@ static void test_round_trip(void **state) {
     assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b, &back), LMF_OK);
     assert_string_equal(back, "{}");
     free(back);
+    free(txt);
+}
+
+/* a state written before mixtures (no "sources", no "rows") reads as one source */
+static void test_single_file_state(void **state) {
+    lmf_train_state a, b;
+    sample(&a);
+    char *txt = lmf_ckpt_state_format(&a, NULL);
+    assert_non_null(txt);
+    json_t *j = json_loads(txt, 0, NULL);
+    free(txt);
+    json_t *ld = json_object_get(j, "loader");
+    assert_int_equal(json_object_del(ld, "sources"), 0);
+    assert_int_equal(json_object_del(ld, "rows"), 0);
+    txt = json_dumps(j, 0);
+    json_decref(j);
+    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "old.json", &b, NULL), LMF_OK);
+    assert_int_equal(b.loader.n_sources, 1);
+    assert_int_equal(b.loader.rows, 0);
+    assert_int_equal(b.loader.src[0].epoch, 2);
+    assert_int_equal(b.loader.src[0].position, 77);
+    free(txt);
+    /* a malformed source list is refused */
+    sample(&a);
+    txt = lmf_ckpt_state_format(&a, NULL);
+    j = json_loads(txt, 0, NULL);
+    free(txt);
+    json_object_set_new(json_object_get(j, "loader"), "sources", json_pack("[[i]]", 1));
+    txt = json_dumps(j, 0);
+    json_decref(j);
+    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "bad.json", &b, NULL), LMF_ERR_FORMAT);
     free(txt);
 }
 
@@ -148,6 +191,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_rejected),
+        cmocka_unit_test(test_single_file_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,7 +81,7 @@ static void test_bytes_mode(void **state) {
     write_file("d.txt", "g\r\n%\r\nh\n%", 9);
     const char *in[] = {path("a.txt"), path("b.txt"), path("c.txt"), path("d.txt")};
     progress_seen ps = {0};
-    lmf_prepare_opts o = {NULL, in, 4, path("out1"), 0.34, "%", 2, on_progress, &ps};
+    lmf_prepare_opts o = {NULL, in, 4, path("out1"), 0.34, "%", 2, on_progress, &ps, NULL};
     lmf_prepare_stats st;
     if (lmf_data_prepare(&o, &st) != LMF_OK) fail_msg("%s", lmf_last_error());
     /* 6 documents, round(0.34 * 6) = 2 go to val: "g\r\n" and "h\n" */
@@ -101,7 +101,7 @@ static void test_bytes_mode(void **state) {
     assert_int_equal(ps.last_done, ps.total);
     assert_int_equal(ps.total, 26);
     /* no separator: one document per non-empty file; no validation file */
-    lmf_prepare_opts o2 = {NULL, in, 4, path("out2"), 0.0, NULL, 1, NULL, NULL};
+    lmf_prepare_opts o2 = {NULL, in, 4, path("out2"), 0.0, NULL, 1, NULL, NULL, NULL};
     assert_int_equal(lmf_data_prepare(&o2, &st), LMF_OK);
     assert_int_equal(st.docs, 3);
     static const uint32_t whole[] = {'a', 'b', '\n', '%', '\n', 'c', 'd', '\n', '%', '\n', '%', '\n',
@@ -157,7 +157,7 @@ static void test_tokenizer_mode_and_threads(void **state) {
     for (int threads = 1; threads <= 3; threads++) {
         char out[32];
         snprintf(out, sizeof out, "tok%d", threads);
-        lmf_prepare_opts o = {t, in, 2, path(out), 0.0, "##", threads, NULL, NULL};
+        lmf_prepare_opts o = {t, in, 2, path(out), 0.0, "##", threads, NULL, NULL, NULL};
         lmf_prepare_stats st;
         if (lmf_data_prepare(&o, &st) != LMF_OK) fail_msg("%s", lmf_last_error());
         assert_int_equal(st.docs, 4);
@@ -166,7 +166,7 @@ static void test_tokenizer_mode_and_threads(void **state) {
         expect_tokens(file, want, n_want);
     }
     /* the big document into val: train keeps the first three */
-    lmf_prepare_opts o = {t, in, 2, path("tokval"), 0.2, "##", 2, NULL, NULL};
+    lmf_prepare_opts o = {t, in, 2, path("tokval"), 0.2, "##", 2, NULL, NULL, NULL};
     lmf_prepare_stats st;
     assert_int_equal(lmf_data_prepare(&o, &st), LMF_OK);
     assert_int_equal(st.val_docs, 1); /* round(0.8) */
@@ -191,7 +191,7 @@ static void test_errors(void **state) {
     (void)state;
     write_file("e.txt", "hello\n", 6);
     const char *in[] = {path("e.txt")};
-    lmf_prepare_opts o = {NULL, in, 1, path("err"), 1.0, NULL, 1, NULL, NULL};
+    lmf_prepare_opts o = {NULL, in, 1, path("err"), 1.0, NULL, 1, NULL, NULL, NULL};
     assert_int_equal(lmf_data_prepare(&o, NULL), LMF_ERR_ARG);
     o.val_fraction = -0.1;
     assert_int_equal(lmf_data_prepare(&o, NULL), LMF_ERR_ARG);
@@ -212,7 +212,7 @@ static void test_errors(void **state) {
     lmf_tok_train_opts to = {.vocab_size = 260, .specials = none, .threads = 1};
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_train_buffer("hello hello", 11, &to, &t), LMF_OK);
-    lmf_prepare_opts o2 = {t, in, 1, path("err2"), 0.0, NULL, 1, NULL, NULL};
+    lmf_prepare_opts o2 = {t, in, 1, path("err2"), 0.0, NULL, 1, NULL, NULL, NULL};
     assert_int_equal(lmf_data_prepare(&o2, NULL), LMF_ERR_ARG);
     assert_non_null(strstr(lmf_last_error(), "end-of-text"));
     lmf_tok_free(t);

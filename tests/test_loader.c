@@ -15,16 +15,28 @@
 #include "lib/test_util.h"
 
 /* a token file whose token i is i (uint32), so every value read tells its position */
-static lmf_tokens *iota_tokens(uint64_t n) {
+static lmf_dataset *iota_tokens(uint64_t n) {
     char p[512];
     lmf_test_path(p, sizeof p, "iota_%llu.bin", (unsigned long long)n);
     uint32_t *t = malloc((n ? n : 1) * sizeof *t);
     for (uint64_t i = 0; i < n; i++) t[i] = (uint32_t)i;
     assert_int_equal(lmf_tokens_write(p, t, n, 4), LMF_OK);
     free(t);
-    lmf_tokens *s = NULL;
-    assert_int_equal(lmf_tokens_open(p, &s), LMF_OK);
+    lmf_dataset *s = NULL;
+    assert_int_equal(lmf_dataset_open(p, &s), LMF_OK);
     return s;
+}
+
+/* a one-source state */
+static lmf_loader_state state1(uint64_t epoch, uint64_t position, uint64_t seed, int shuffle) {
+    lmf_loader_state st;
+    memset(&st, 0, sizeof st);
+    st.seed = seed;
+    st.shuffle = shuffle;
+    st.n_sources = 1;
+    st.src[0].epoch = epoch;
+    st.src[0].position = position;
+    return st;
 }
 
 /* inputs/targets of a micro-batch must be the rows starting at tokens row_start[b] */
@@ -38,7 +50,7 @@ static void check_rows(const int32_t *in, const int32_t *tg, int B, int T, const
 
 static void test_file_order_ranges(void **state) {
     enum { N = 1000, B = 3, T = 7, MICRO = 2 };
-    lmf_tokens *s = iota_tokens(N);
+    lmf_dataset *s = iota_tokens(N);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 0, 123, &l), LMF_OK);
     /* (1000 - 1) / 7 = 142 rows; a global batch is 6 rows, so 23 steps per epoch */
@@ -47,7 +59,7 @@ static void test_file_order_ranges(void **state) {
     for (int step = 0; step < 60; step++) {
         int64_t pos = (int64_t)(step % 23) * 6; /* rows */
         for (int i = 0; i < MICRO; i++) {
-            lmf_loader_fill(l, (uint64_t)i, in, tg);
+            assert_int_equal(lmf_loader_fill(l, (uint64_t)i, in, tg), LMF_OK);
             /* micro-batch i is the B*T+1 contiguous tokens from (pos + i*B)*T */
             int64_t start = pos * T + (int64_t)i * B * T;
             for (int x = 0; x < B * T; x++) {
@@ -58,18 +70,18 @@ static void test_file_order_ranges(void **state) {
         lmf_loader_advance(l, MICRO);
         lmf_loader_state st;
         lmf_loader_get_state(l, &st);
-        assert_int_equal(st.epoch, (uint64_t)(step + 1) / 23);
-        assert_int_equal(st.position, (uint64_t)((step + 1) % 23) * 6);
+        assert_int_equal(st.src[0].epoch, (uint64_t)(step + 1) / 23);
+        assert_int_equal(st.src[0].position, (uint64_t)((step + 1) % 23) * 6);
     }
     lmf_loader_free(l);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 }
 
 /* the row order of one epoch, read through the public API with T = 1, B = 1 */
 static void read_order(lmf_loader *l, uint64_t n, uint64_t *order) {
     int32_t in, tg;
     for (uint64_t i = 0; i < n; i++) {
-        lmf_loader_fill(l, i, &in, &tg);
+        assert_int_equal(lmf_loader_fill(l, i, &in, &tg), LMF_OK);
         assert_int_equal(tg, in + 1);
         order[i] = (uint64_t)in;
     }
@@ -79,14 +91,14 @@ static void test_permutation_bijection(void **state) {
     const uint64_t ns[] = {1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64, 97, 255, 256, 1000, 1024, 4099, 65537};
     for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
         uint64_t n = ns[c];
-        lmf_tokens *s = iota_tokens(n + 1); /* n rows of T = 1 */
+        lmf_dataset *s = iota_tokens(n + 1); /* n rows of T = 1 */
         lmf_loader *l = NULL;
         assert_int_equal(lmf_loader_create(s, 1, 1, 1, 42 + c, &l), LMF_OK);
         assert_int_equal(lmf_loader_num_windows(l), n);
         uint64_t *order = malloc(n * sizeof *order);
         unsigned char *seen = calloc(n, 1);
         for (uint64_t e = 0; e < 3; e++) {
-            lmf_loader_state st = {e, 0, 42 + c, 1};
+            lmf_loader_state st = state1(e, 0, 42 + c, 1);
             assert_int_equal(lmf_loader_set_state(l, &st), LMF_OK);
             read_order(l, n, order);
             memset(seen, 0, n);
@@ -103,7 +115,7 @@ static void test_permutation_bijection(void **state) {
         free(seen);
         free(order);
         lmf_loader_free(l);
-        lmf_tokens_close(s);
+        lmf_dataset_close(s);
     }
 }
 
@@ -115,16 +127,16 @@ static int differs(const uint64_t *a, const uint64_t *b, uint64_t n) {
 
 static void test_epochs_and_seeds_differ(void **state) {
     enum { N = 500 };
-    lmf_tokens *s = iota_tokens(N + 1);
+    lmf_dataset *s = iota_tokens(N + 1);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, 1, 1, 1, 7, &l), LMF_OK);
     uint64_t *o[4];
     for (int k = 0; k < 4; k++) o[k] = malloc(N * sizeof(uint64_t));
     read_order(l, N, o[0]); /* seed 7 epoch 0 */
-    lmf_loader_state st = {1, 0, 7, 1};
+    lmf_loader_state st = state1(1, 0, 7, 1);
     assert_int_equal(lmf_loader_set_state(l, &st), LMF_OK);
     read_order(l, N, o[1]); /* seed 7 epoch 1 */
-    st.epoch = 0;
+    st.src[0].epoch = 0;
     st.seed = 8;
     assert_int_equal(lmf_loader_set_state(l, &st), LMF_OK);
     read_order(l, N, o[2]); /* seed 8 epoch 0 */
@@ -137,7 +149,7 @@ static void test_epochs_and_seeds_differ(void **state) {
     assert_memory_equal(o[0], o[3], N * sizeof(uint64_t));
     for (int k = 0; k < 4; k++) free(o[k]);
     lmf_loader_free(l);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 
     /* on two rows both orders must occur across seeds */
     s = iota_tokens(3);
@@ -151,13 +163,13 @@ static void test_epochs_and_seeds_differ(void **state) {
         lmf_loader_free(l);
     }
     assert_true(swapped > 10 && kept > 10);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 }
 
 /* the shuffled stream over several epochs: B rows per micro-batch, two micro-batches a step */
 static void test_state_restore(void **state) {
     enum { N = 2000, B = 4, T = 16, MICRO = 2, STEPS = 40, SAVE_AT = 13 };
-    lmf_tokens *s = iota_tokens(N);
+    lmf_dataset *s = iota_tokens(N);
     lmf_loader *a = NULL, *b = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 1, 99, &a), LMF_OK);
     /* different creation seed and shuffle flag: the restored state must take over */
@@ -171,7 +183,7 @@ static void test_state_restore(void **state) {
             assert_int_equal(lmf_loader_set_state(b, &saved), LMF_OK);
         }
         for (int i = 0; i < MICRO; i++) {
-            lmf_loader_fill(a, (uint64_t)i, ia, ta);
+            assert_int_equal(lmf_loader_fill(a, (uint64_t)i, ia, ta), LMF_OK);
             /* every row is T+1 consecutive tokens starting at a multiple of T */
             for (int r = 0; r < B; r++) {
                 assert_int_equal(ia[r * T] % T, 0);
@@ -180,7 +192,7 @@ static void test_state_restore(void **state) {
                 check_rows(ia + r * T, ta + r * T, 1, T, rs);
             }
             if (step >= SAVE_AT) {
-                lmf_loader_fill(b, (uint64_t)i, ib, tb);
+                assert_int_equal(lmf_loader_fill(b, (uint64_t)i, ib, tb), LMF_OK);
                 assert_memory_equal(ia, ib, B * T * sizeof(int32_t));
                 assert_memory_equal(ta, tb, B * T * sizeof(int32_t));
             }
@@ -192,11 +204,11 @@ static void test_state_restore(void **state) {
     lmf_loader_get_state(a, &sa);
     lmf_loader_get_state(b, &sb);
     assert_memory_equal(&sa, &sb, sizeof sa);
-    assert_true(sa.epoch >= 1); /* 124 rows, 8 per step: the run crossed epochs */
+    assert_true(sa.src[0].epoch >= 1); /* 124 rows, 8 per step: the run crossed epochs */
 
     /* bad states are refused and change nothing */
     lmf_loader_state bad = sa;
-    bad.position = lmf_loader_num_windows(a);
+    bad.src[0].position = lmf_loader_num_windows(a);
     assert_int_equal(lmf_loader_set_state(a, &bad), LMF_ERR_FORMAT);
     assert_non_null(strstr(lmf_last_error(), "position"));
     bad = sa;
@@ -207,7 +219,7 @@ static void test_state_restore(void **state) {
     free(ia), free(ta), free(ib), free(tb);
     lmf_loader_free(a);
     lmf_loader_free(b);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 }
 
 static int cmp_i64(const void *x, const void *y) {
@@ -216,7 +228,7 @@ static int cmp_i64(const void *x, const void *y) {
 }
 
 /* the rows of each global batch, as seen by all ranks of a world of size W, sorted */
-static void rows_for_world(lmf_tokens *s, int W, int shuffle, int steps, int64_t *out) {
+static void rows_for_world(lmf_dataset *s, int W, int shuffle, int steps, int64_t *out) {
     enum { B = 2, T = 5, MICRO = 6 };
     lmf_loader *l[3];
     for (int r = 0; r < W; r++) assert_int_equal(lmf_loader_create(s, B, T, shuffle, 11, &l[r]), LMF_OK);
@@ -226,7 +238,7 @@ static void rows_for_world(lmf_tokens *s, int W, int shuffle, int steps, int64_t
         int k = 0;
         for (int r = 0; r < W; r++) {
             for (int i = r; i < MICRO; i += W) {
-                lmf_loader_fill(l[r], (uint64_t)i, in, tg);
+                assert_int_equal(lmf_loader_fill(l[r], (uint64_t)i, in, tg), LMF_OK);
                 for (int b = 0; b < B; b++) rows[k++] = in[b * T] / T;
             }
             lmf_loader_advance(l[r], MICRO);
@@ -239,7 +251,7 @@ static void rows_for_world(lmf_tokens *s, int W, int shuffle, int steps, int64_t
 
 static void test_world_sizes_cover_same_rows(void **state) {
     enum { STEPS = 9, PER = 12 };
-    lmf_tokens *s = iota_tokens(301); /* 60 rows of 5, 12 rows per global batch: 5 steps/epoch */
+    lmf_dataset *s = iota_tokens(301); /* 60 rows of 5, 12 rows per global batch: 5 steps/epoch */
     int64_t ref[STEPS * PER], got[STEPS * PER];
     for (int shuffle = 0; shuffle <= 1; shuffle++) {
         rows_for_world(s, 1, shuffle, STEPS, ref);
@@ -254,11 +266,11 @@ static void test_world_sizes_cover_same_rows(void **state) {
     /* in file order the first global batch is rows 0..11 */
     rows_for_world(s, 2, 0, 1, got);
     for (int k = 0; k < PER; k++) assert_int_equal(got[k], k);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 }
 
 static void test_too_small_and_bad_args(void **state) {
-    lmf_tokens *s = iota_tokens(10);
+    lmf_dataset *s = iota_tokens(10);
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, 3, 3, 0, 0, &l), LMF_OK); /* needs exactly 10 */
     assert_int_equal(lmf_loader_num_windows(l), 3);
@@ -267,24 +279,23 @@ static void test_too_small_and_bad_args(void **state) {
     assert_int_equal(lmf_loader_create(s, 3, 4, 0, 0, &l), LMF_ERR_ARG);
     assert_null(l);
     const char *m = lmf_last_error();
-    assert_non_null(strstr(m, lmf_tokens_path(s)));
-    assert_non_null(strstr(m, "10 tokens"));
-    assert_non_null(strstr(m, "13"));
+    assert_non_null(strstr(m, lmf_dataset_file_path(s, 0)));
+    assert_non_null(strstr(m, "2 rows"));
     assert_non_null(strstr(m, "--batch"));
     assert_int_equal(lmf_loader_create(s, 0, 4, 0, 0, &l), LMF_ERR_ARG);
     assert_int_equal(lmf_loader_create(s, 2, -1, 0, 0, &l), LMF_ERR_ARG);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 }
 
 static void test_eval_and_wrap(void **state) {
     enum { B = 2, T = 2 };
-    lmf_tokens *s = iota_tokens(11); /* rows: (11-1)/2 = 5 */
+    lmf_dataset *s = iota_tokens(11); /* rows: (11-1)/2 = 5 */
     lmf_loader *l = NULL;
     assert_int_equal(lmf_loader_create(s, B, T, 1, 3, &l), LMF_OK);
     int32_t in[B * T], tg[B * T];
     /* evaluation ignores shuffling: batch k is rows 2k, 2k+1 */
     for (int k = 0; k < 2; k++) {
-        lmf_loader_fill_eval(l, (uint64_t)k, in, tg);
+        assert_int_equal(lmf_loader_fill_eval(l, (uint64_t)k, in, tg), LMF_OK);
         int64_t rs[2] = {4 * k, 4 * k + 2};
         check_rows(in, tg, B, T, rs);
     }
@@ -292,16 +303,16 @@ static void test_eval_and_wrap(void **state) {
     /* a global batch of 3 micro-batches (6 rows) is larger than the 5 rows: the last slot
      * reads slot 0 of the next epoch, then the epoch advances */
     assert_int_equal(lmf_loader_create(s, B, T, 0, 3, &l), LMF_OK);
-    lmf_loader_fill(l, 2, in, tg);
+    assert_int_equal(lmf_loader_fill(l, 2, in, tg), LMF_OK);
     int64_t rs[2] = {8, 0};
     check_rows(in, tg, B, T, rs);
     lmf_loader_advance(l, 3);
     lmf_loader_state st;
     lmf_loader_get_state(l, &st);
-    assert_int_equal(st.epoch, 1);
-    assert_int_equal(st.position, 0);
+    assert_int_equal(st.src[0].epoch, 1);
+    assert_int_equal(st.src[0].position, 0);
     lmf_loader_free(l);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
 }
 
 int main(void) {

@@ -15,7 +15,11 @@ extern "C" {
 
 typedef struct lmf_prepare_opts {
     const lmf_tokenizer *tok;     /* NULL: raw bytes (ids 0..255, end-of-text 256, 257 ids) */
-    const char *const *inputs;    /* text files, read in this order */
+    const char *const *inputs;    /* text files, read in this order: plain text; *.zst
+                                   * zstd-compressed text; *.jsonl (and *.jsonl.zst) JSON Lines,
+                                   * one document per line in the field jsonl_key (the doc
+                                   * separator does not apply); compressed and JSON Lines inputs
+                                   * are decoded into memory one file at a time */
     int n_inputs;
     const char *out_dir;          /* train.bin (and val.bin) go here; created if missing */
     double val_fraction;          /* in [0, 1): the last fraction of the documents, rounded,
@@ -27,6 +31,7 @@ typedef struct lmf_prepare_opts {
     /* called on the calling thread after each batch: input bytes done so far, of total */
     void (*progress)(void *ctx, uint64_t bytes_done, uint64_t bytes_total, uint64_t tokens);
     void *progress_ctx;
+    const char *jsonl_key;        /* the text field of JSON Lines inputs; NULL: "text" */
 } lmf_prepare_opts;
 
 typedef struct lmf_prepare_stats {
@@ -45,6 +50,47 @@ typedef struct lmf_prepare_stats {
  * end-of-text token, LMF_ERR_IO for unreadable inputs or unwritable outputs (no partial token file
  * is left behind). stats may be NULL. */
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats);
+
+/* ---- sharded preparation, split over ranks ----
+ * OUT/train_000000.bin, train_000001.bin, ...: the documents of every input, in input order, each
+ * followed by end-of-text, cut into token files of exactly shard_tokens tokens (the last one
+ * shorter). The result depends only on the inputs and options, not on the number of ranks or
+ * threads. Three collective phases, each called by every rank with its rank and world size,
+ * separated by a barrier the caller provides:
+ *   1. lmf_shards_begin (rank 0 writes OUT/manifest.json: the inputs and options; a directory
+ *      with a manifest of other inputs or options is refused) and lmf_shards_tokenize (rank r
+ *      tokenizes inputs r, r + world, ... into OUT/.parts/part_NNNNNN.bin);
+ *   2. lmf_shards_write: rank r writes shards r, r + world, ... from the parts;
+ *   3. lmf_shards_finish (rank 0): the manifest lists the shards and says complete; the parts go.
+ * Every file is written to a temporary name and renamed into place, so a crash leaves complete
+ * parts and shards only; a rerun with the same inputs and options keeps them and does the rest. */
+typedef struct lmf_shards_opts {
+    const lmf_tokenizer *tok;     /* NULL: raw bytes */
+    const char *const *inputs;    /* as lmf_prepare_opts.inputs */
+    int n_inputs;
+    const char *out_dir;
+    uint64_t shard_tokens;        /* > 0 */
+    const char *doc_separator;    /* as lmf_prepare_opts */
+    const char *jsonl_key;        /* as lmf_prepare_opts */
+    const char *tokenizer_id;     /* recorded in the manifest to refuse mixing ("bytes", a path) */
+    int threads;                  /* encoding threads per rank; 0 = all cores */
+    int test_fail_after;          /* test: > 0 fails with LMF_ERR_STATE once this rank has written
+                                   * that many files (parts and token files), as a crash would
+                                   * stop it */
+} lmf_shards_opts;
+
+typedef struct lmf_shards_stats {
+    int parts_done, parts_kept;   /* inputs tokenized by this rank now / found done */
+    int shards_done, shards_kept; /* shards written by this rank now / found done */
+    int complete;                 /* the manifest already said complete: nothing was done */
+    int n_shards;                 /* in all */
+    uint64_t tokens;              /* in all */
+} lmf_shards_stats;
+
+lmf_status lmf_shards_begin(const lmf_shards_opts *o, int rank);
+lmf_status lmf_shards_tokenize(const lmf_shards_opts *o, int rank, int world, lmf_shards_stats *st);
+lmf_status lmf_shards_write(const lmf_shards_opts *o, int rank, int world, lmf_shards_stats *st);
+lmf_status lmf_shards_finish(const lmf_shards_opts *o, int rank, lmf_shards_stats *st);
 
 /* ---- corpus directories ---- */
 

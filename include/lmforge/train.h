@@ -88,6 +88,8 @@ typedef struct lmf_step_stats {
                                 * batches); -1 otherwise */
     int spike;                 /* 1: loss above spike_factor x its running mean */
     float loss_mean;           /* that running mean before this step (0 before 10 good steps) */
+    uint64_t data_new_epochs;  /* bit i: data source i was used up by this step and starts its
+                                * next epoch (lmf_loader_advance) */
 } lmf_step_stats;
 
 typedef struct lmf_trainer lmf_trainer;
@@ -111,6 +113,9 @@ int lmf_trainer_rank(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);
+/* the training data, and the loader's state after the last completed step */
+const lmf_dataset *lmf_trainer_data(const lmf_trainer *t);
+void lmf_trainer_loader_state(const lmf_trainer *t, lmf_loader_state *st);
 /* Bytes this rank holds: weights, gradients, optimizer state, activations, buffers. */
 typedef struct lmf_train_memory {
     size_t weights, grads, optim, activations, buffers;

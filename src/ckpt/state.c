@@ -9,6 +9,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the mixture's part of the loader state: "rows" and "sources": [[epoch, position], ...] (the
+ * first source's also as "epoch" and "position", as a single-file state has them) */
+static int add_sources(json_t *ld, const lmf_loader_state *l) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < l->n_sources; i++)
+        if (json_array_append_new(a, json_pack("[I, I]", (json_int_t)l->src[i].epoch,
+                                               (json_int_t)l->src[i].position)) != 0) {
+            json_decref(a);
+            return -1;
+        }
+    if (!a || json_object_set_new(ld, "sources", a) != 0) return -1;
+    return json_object_set_new(ld, "rows", json_integer((json_int_t)l->rows));
+}
+
+/* read add_sources' fields; a state without them (one token file) is one source at
+ * (epoch, position) */
+static int get_sources(json_t *ld, lmf_loader_state *l) {
+    json_t *a = json_object_get(ld, "sources"), *rows = json_object_get(ld, "rows");
+    if (!a && !rows) {
+        l->n_sources = 1;
+        return 1;
+    }
+    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > LMF_DATA_MAX_SOURCES ||
+        !json_is_integer(rows) || json_integer_value(rows) < 0)
+        return 0;
+    l->rows = (uint64_t)json_integer_value(rows);
+    l->n_sources = (int)json_array_size(a);
+    for (int i = 0; i < l->n_sources; i++) {
+        json_t *e = json_array_get(a, (size_t)i), *ep = json_array_get(e, 0),
+               *po = json_array_get(e, 1);
+        if (json_array_size(e) != 2 || !json_is_integer(ep) || !json_is_integer(po) ||
+            json_integer_value(ep) < 0 || json_integer_value(po) < 0)
+            return 0;
+        l->src[i].epoch = (uint64_t)json_integer_value(ep);
+        l->src[i].position = (uint64_t)json_integer_value(po);
+    }
+    return 1;
+}
+
 char *lmf_ckpt_state_format(const lmf_train_state *s, const char *opts_json) {
     json_t *opts = NULL;
     if (opts_json) {
@@ -27,12 +66,16 @@ char *lmf_ckpt_state_format(const lmf_train_state *s, const char *opts_json) {
         "format", LMF_CKPT_STATE_FORMAT, "version", LMF_CKPT_STATE_VERSION, "step", s->step,
         "world_size", s->world_size, "zero_stage", s->zero_stage, "tokens_per_step",
         (json_int_t)s->tokens_per_step, "seq", s->seq, "batch", s->batch, "grad_accum",
-        s->grad_accum, "loader", "epoch", (json_int_t)s->loader.epoch, "position",
-        (json_int_t)s->loader.position, "seed", (json_int_t)s->loader.seed, "shuffle",
+        s->grad_accum, "loader", "epoch", (json_int_t)s->loader.src[0].epoch, "position",
+        (json_int_t)s->loader.src[0].position, "seed", (json_int_t)s->loader.seed, "shuffle",
         s->loader.shuffle, "faults", "bad_in_row", f->bad_in_row, "skipped_total",
         (json_int_t)f->skipped_total, "rollbacks", f->rollbacks, "stuck", f->stuck, "good_steps",
         (json_int_t)f->good_steps, "loss_ema", isfinite(f->loss_ema) ? f->loss_ema : 0.0,
         "opts", opts);
+    if (j && add_sources(json_object_get(j, "loader"), &s->loader) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
     char *txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     if (!txt) lmf_fail(LMF_ERR_NOMEM, "cannot format the trainer state");
@@ -97,8 +140,9 @@ lmf_status lmf_ckpt_state_parse(const char *text, size_t len, const char *what,
         s->grad_accum = (int)v[4];
         s->seq = (int)v[5];
         s->tokens_per_step = v[6];
-        s->loader.epoch = (uint64_t)v[7];
-        s->loader.position = (uint64_t)v[8];
+        s->loader.src[0].epoch = (uint64_t)v[7];
+        s->loader.src[0].position = (uint64_t)v[8];
+        ok = get_sources(ld, &s->loader);
         s->loader.seed = (uint64_t)v[9];
         s->loader.shuffle = json_is_true(shuffle);
         s->faults.bad_in_row = (int)v[10];

@@ -24,6 +24,7 @@ static const char *phase_label(int p) {
 
 int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return lmf_bench_tokenizer(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "loader") == 0) return lmf_bench_loader(argc - 1, argv + 1);
     const char *model = NULL, *kernels = "fast", *recompute = "none";
     int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0;
     lmf_opt opts[] = {
@@ -37,7 +38,7 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--recompute", LMF_OPT_STR, &recompute, "none|selective|full", "activation recomputation (default none)", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
     };
-    int r = lmf_args_parse("bench", "[tokenizer] [options]", opts, (int)(sizeof opts / sizeof opts[0]),
+    int r = lmf_args_parse("bench", "[tokenizer|loader] [options]", opts, (int)(sizeof opts / sizeof opts[0]),
                            argc, argv, NULL, 0, NULL);
     if (r) return r == 1 ? 0 : 2;
     const lmf_kernels *k = lmf_kernels_by_name(kernels);

@@ -1,4 +1,4 @@
-/* lmforge eval: mean loss of a model over the first K batches of a token file, in file order. */
+/* lmforge eval: mean loss of a model over the first K batches of token files, in file order. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,7 @@ int lmf_cmd_eval(int argc, char **argv) {
     int B = 4, T = 0, batches = 0, json = 0, threads = 0;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "lmforge or Hugging Face model directory, or llm.c checkpoint", LMF_NOLIMIT, NULL},
-        {"--data", LMF_OPT_STR, &data, "TOKENS.bin", "token file", LMF_NOLIMIT, NULL},
+        {"--data", LMF_OPT_STR, &data, "SPEC", "token files (FILE.bin, DIR, 'GLOB', a comma list; read in file order)", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size (default 4)", 1, 1e6, NULL},
         {"--seq", LMF_OPT_INT, &T, "T", "sequence length (default: the model's n_positions)", 1, 1e7, NULL},
         {"--batches", LMF_OPT_INT, &batches, "K", "batches to average (default: all that fit)", 1, 1e9, NULL},
@@ -32,16 +32,17 @@ int lmf_cmd_eval(int argc, char **argv) {
     if (!k) { lmf_cli_error("eval", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
     lmf_threads_set(threads);
     lmf_gpt *m = NULL;
-    lmf_tokens *s = NULL;
+    lmf_dataset *s = NULL;
+    uint32_t mx = 0;
     lmf_loader *l = NULL;
     int32_t *in = NULL, *tg = NULL;
     int rc = 1;
     if (lmf_model_load_any(model, k, &m) != LMF_OK) goto fail;
     if (T == 0) T = lmf_gpt_cfg(m)->n_positions;
-    if (lmf_tokens_open(data, &s) != LMF_OK) goto fail;
-    if ((int64_t)lmf_tokens_max_token(s) >= lmf_gpt_cfg(m)->vocab_size) {
+    if (lmf_dataset_open(data, &s) != LMF_OK || lmf_dataset_max_token(s, &mx) != LMF_OK) goto fail;
+    if ((int64_t)mx >= lmf_gpt_cfg(m)->vocab_size) {
         lmf_cli_error("eval", "%s holds token id %u, outside the model's vocabulary (%d)", data,
-                      lmf_tokens_max_token(s), lmf_gpt_cfg(m)->vocab_size);
+                      mx, lmf_gpt_cfg(m)->vocab_size);
         goto out;
     }
     if (lmf_gpt_reserve(m, B, T, LMF_RESERVE_INFERENCE) != LMF_OK) goto fail;
@@ -67,7 +68,7 @@ out:
     free(in);
     free(tg);
     lmf_loader_free(l);
-    lmf_tokens_close(s);
+    lmf_dataset_close(s);
     lmf_gpt_free(m);
     return rc;
 }

@@ -34,6 +34,7 @@ typedef struct train_cli {
     int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty;
     double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
+    lmf_trainer *t;           /* set once created: names the data sources in the log */
 } train_cli;
 
 #define NOPT 56
@@ -45,8 +46,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json", LMF_NOLIMIT);
     O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (lmforge or Hugging Face directory, llm.c checkpoint)", LMF_NOLIMIT);
     O("--vocab-size", LMF_OPT_INT, &c->vocab_size, "N", "override the preset's vocabulary size", 1, 1e8);
-    O("--data", LMF_OPT_STR, &o->data, "TRAIN.bin", "training token file (default: prepare the fortunes corpus)", LMF_NOLIMIT);
-    O("--val-data", LMF_OPT_STR, &o->val_data, "VAL.bin", "validation token file", LMF_NOLIMIT);
+    O("--data", LMF_OPT_STR, &o->data, "SPEC", "training token files: FILE.bin, DIR, 'GLOB', a comma list, a mixture 'W:FILES,W:FILES' or MIX.json (docs/file-formats.md; default: prepare the fortunes corpus)", LMF_NOLIMIT);
+    O("--val-data", LMF_OPT_STR, &o->val_data, "SPEC", "validation token files (as --data; read in file order)", LMF_NOLIMIT);
     O("--corpus", LMF_OPT_STR, &c->corpus, "DIR", "text corpus for the default data (default /usr/share/games/fortunes)", LMF_NOLIMIT);
     O("--tokenizer", LMF_OPT_STR, &c->tokenizer, "DIR", "use this tokenizer for the default data instead of training one", LMF_NOLIMIT);
     O("--bpe-vocab", LMF_OPT_INT, &c->bpe_vocab, "N", "vocabulary size of the tokenizer trained for the default data (default 4096; 0 = bytes)", 0, 1e7);
@@ -177,6 +178,16 @@ static void on_step(void *ctx, const lmf_step_stats *st, int done, int total, do
     if (st->spike)
         fprintf(stderr, "%slmforge train: step %d: loss spike %.4f (running mean %.4f)\n", cr,
                 st->step + 1, (double)st->loss, (double)st->loss_mean);
+    if (st->data_new_epochs && c->t) {
+        const lmf_dataset *d = lmf_trainer_data(c->t);
+        lmf_loader_state ls;
+        lmf_trainer_loader_state(c->t, &ls);
+        for (int i = 0; i < lmf_dataset_num_sources(d) && i < 64; i++)
+            if (st->data_new_epochs >> i & 1)
+                fprintf(stderr, "%slmforge train: step %d: data source %s used up; its epoch %llu "
+                        "begins\n", cr, st->step + 1, lmf_dataset_source_name(d, i),
+                        (unsigned long long)ls.src[i].epoch + 1);
+    }
     if (st->rolled_back_to >= 0)
         fprintf(stderr, "%slmforge train: rolled back to the checkpoint of step %d after %d bad steps; "
                 "their data is skipped\n", cr, st->rolled_back_to, st->bad_in_row);
@@ -271,6 +282,7 @@ int lmf_cmd_train(int argc, char **argv) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int rank = lmf_trainer_rank(t);
     if (rank != 0) c.quiet = 1;
+    c.t = t;
     c.tty = isatty(2);
     if (!c.quiet) print_start(&c, t);
     signal(SIGINT, on_signal);

@@ -1,15 +1,32 @@
-/* Batch loader over one token file: overlapping rows, file order or a keyed Feistel
- * permutation per epoch, micro-batches for data parallelism, resumable state. */
+/* Batch loader over a dataset: overlapping rows per token file, sources mixed by a Weyl
+ * sequence of the global row number, each source in file order or a keyed Feistel permutation
+ * per epoch, micro-batches for data parallelism, resumable state (lmforge/data.h has the rule). */
 #include "lmforge/data.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FEISTEL_ROUNDS 6
 
-struct lmf_loader {
-    lmf_tokens *s;
-    int B, T;
+#define WEYL_STEP 0x9E3779B97F4A7C15ull /* 2^64 / golden ratio, odd */
+
+typedef struct lsource {
+    int first, count;        /* the source's files in the dataset */
+    uint64_t *rows_before;   /* [count + 1]: rows of the source's files before file k */
     uint64_t n_rows;
+    uint64_t threshold;      /* x < threshold (and >= the previous source's) picks it */
+} lsource;
+
+struct lmf_loader {
+    lmf_dataset *d;
+    int B, T;
+    int vocab;
+    int n_src;
+    lsource src[LMF_DATA_MAX_SOURCES];
+    uint64_t n_rows;         /* all sources */
+    uint64_t u;              /* the Weyl sequence's start, from the seed */
+    int32_t *row;            /* [T + 1] */
     lmf_loader_state st;
 };
 
@@ -32,13 +49,15 @@ static uint64_t mix64(uint64_t x) {
     return x;
 }
 
-static void perm_init(perm *p, uint64_t n, uint64_t seed, uint64_t epoch) {
+static void perm_init(perm *p, uint64_t n, uint64_t seed, uint64_t epoch, int source) {
     int bits = 0;
     while (bits < 64 && (n - 1) >> bits) bits++; /* bits needed for n - 1 */
     p->n = n;
     p->h = bits < 2 ? 1 : (bits + 1) / 2;
     p->mask = p->h >= 64 ? ~0ull : (1ull << p->h) - 1;
-    uint64_t base = mix64(seed ^ 0x6c6d66726f6f7473ull) ^ mix64(epoch + 0x9e3779b97f4a7c15ull);
+    /* source 0 keeps the key of the single-file loader, so its order is unchanged */
+    uint64_t base = mix64(seed ^ 0x6c6d66726f6f7473ull) ^ mix64(epoch + 0x9e3779b97f4a7c15ull) ^
+                    (source ? mix64((uint64_t)source * 0xa0761d6478bd642full) : 0);
     for (int r = 0; r < FEISTEL_ROUNDS; r++) p->key[r] = mix64(base + (uint64_t)(r + 1) * 0xd1b54a32d192ed03ull);
 }
 
@@ -59,80 +78,186 @@ static uint64_t perm_apply(const perm *p, uint64_t i) {
     return x;
 }
 
-lmf_status lmf_loader_create(lmf_tokens *s, int B, int T, int shuffle, uint64_t seed,
+static uint64_t weyl_start(uint64_t seed) { return mix64(seed ^ 0x6d6978747572650aull); }
+
+void lmf_loader_free(lmf_loader *l) {
+    if (!l) return;
+    for (int i = 0; i < l->n_src; i++) free(l->src[i].rows_before);
+    free(l->row);
+    free(l);
+}
+
+lmf_status lmf_loader_create(lmf_dataset *d, int B, int T, int shuffle, uint64_t seed,
                              lmf_loader **out) {
     *out = NULL;
     if (B < 1 || T < 1)
         return lmf_fail(LMF_ERR_ARG, "batch size and sequence length must be positive (got %d x %d)",
                         B, T);
-    uint64_t n = lmf_tokens_num_tokens(s);
-    uint64_t need = (uint64_t)B * (uint64_t)T + 1;
-    if (n < need)
-        return lmf_fail(LMF_ERR_ARG,
-                        "token file %s has %llu tokens; a batch of %d x %d needs at least "
-                        "B*T+1 = %llu; use a smaller --batch/--seq or more data",
-                        lmf_tokens_path(s), (unsigned long long)n, B, T,
-                        (unsigned long long)need);
     lmf_loader *l = calloc(1, sizeof *l);
-    if (!l) return lmf_fail(LMF_ERR_NOMEM, "out of memory creating the data loader");
-    l->s = s;
+    if (!l || !(l->row = malloc(((size_t)T + 1) * sizeof(int32_t)))) {
+        free(l);
+        return lmf_fail(LMF_ERR_NOMEM, "out of memory creating the data loader");
+    }
+    l->d = d;
     l->B = B;
     l->T = T;
-    l->n_rows = (n - 1) / (uint64_t)T;
+    l->n_src = lmf_dataset_num_sources(d);
+    double cum = 0.0;
+    lmf_status s = LMF_OK;
+    for (int i = 0; s == LMF_OK && i < l->n_src; i++) {
+        lsource *ls = &l->src[i];
+        lmf_dataset_source_files(d, i, &ls->first, &ls->count);
+        ls->rows_before = malloc(((size_t)ls->count + 1) * sizeof(uint64_t));
+        if (!ls->rows_before) {
+            s = lmf_fail(LMF_ERR_NOMEM, "out of memory creating the data loader");
+            break;
+        }
+        uint64_t rows = 0;
+        for (int k = 0; k < ls->count; k++) {
+            ls->rows_before[k] = rows;
+            rows += (lmf_dataset_file_tokens(d, ls->first + k) - 1) / (uint64_t)T;
+        }
+        ls->rows_before[ls->count] = rows;
+        ls->n_rows = rows;
+        l->n_rows += rows;
+        cum += lmf_dataset_source_weight(d, i);
+        /* 2^64 * cum, the last source catching everything */
+        ls->threshold = i == l->n_src - 1 || cum >= 1.0 ? UINT64_MAX
+                                                       : (uint64_t)(cum * 18446744073709551616.0);
+        /* one source must fill a micro-batch; in a mixture every source needs a row */
+        if (rows < (l->n_src == 1 ? (uint64_t)B : 1)) {
+            const char *one = ls->count == 1 ? lmf_dataset_file_path(d, ls->first) : NULL;
+            s = lmf_fail(LMF_ERR_ARG,
+                         "%s %s has %llu rows of %d+1 tokens; a batch of %d x %d needs at least "
+                         "%d (B*T+1 tokens in one file); use a smaller --batch/--seq or more data",
+                         one ? "token file" : "source", one ? one : lmf_dataset_source_name(d, i),
+                         (unsigned long long)rows, T, B, T, l->n_src == 1 ? B : 1);
+        }
+    }
+    l->u = weyl_start(seed);
     l->st.seed = seed;
     l->st.shuffle = shuffle ? 1 : 0;
+    l->st.n_sources = l->n_src;
+    if (s != LMF_OK) {
+        lmf_loader_free(l);
+        return s;
+    }
     *out = l;
     return LMF_OK;
 }
 
-void lmf_loader_free(lmf_loader *l) { free(l); }
+void lmf_loader_set_vocab(lmf_loader *l, int vocab_size) { l->vocab = vocab_size; }
 
-/* rows [k*T, k*T + T] -> inputs[T], targets[T] */
-static void read_row(const lmf_loader *l, uint64_t k, int32_t *inputs, int32_t *targets) {
-    uint64_t start = k * (uint64_t)l->T;
-    lmf_tokens_read(l->s, start, (size_t)l->T, inputs);
-    lmf_tokens_read(l->s, start + 1, (size_t)l->T, targets);
+/* the source of global row g */
+static int source_of(const lmf_loader *l, uint64_t g) {
+    if (l->n_src == 1) return 0;
+    uint64_t x = l->u + g * WEYL_STEP;
+    int i = 0;
+    while (i < l->n_src - 1 && x >= l->src[i].threshold) i++;
+    return i;
 }
 
-void lmf_loader_fill(lmf_loader *l, uint64_t index, int32_t *inputs, int32_t *targets) {
+/* row k of source i -> inputs[T], targets[T] */
+static lmf_status read_row(lmf_loader *l, int i, uint64_t k, int32_t *inputs, int32_t *targets) {
+    const lsource *ls = &l->src[i];
+    int lo = 0, hi = ls->count - 1; /* the file holding row k: last with rows_before <= k */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (ls->rows_before[mid] <= k) lo = mid;
+        else hi = mid - 1;
+    }
+    uint64_t start = (k - ls->rows_before[lo]) * (uint64_t)l->T;
+    size_t n = (size_t)l->T + 1;
+    LMF_TRY(lmf_dataset_read(l->d, ls->first + lo, start, n, l->row));
+    if (l->vocab > 0)
+        for (size_t t = 0; t < n; t++)
+            if (l->row[t] < 0 || l->row[t] >= l->vocab)
+                return lmf_fail(LMF_ERR_ARG,
+                                "token file %s holds token id %u (token %llu) but the model's "
+                                "vocab_size is %d; use a model with a larger vocabulary "
+                                "(--vocab-size) or data made with its tokenizer",
+                                lmf_dataset_file_path(l->d, ls->first + lo), (unsigned)l->row[t],
+                                (unsigned long long)(start + t), l->vocab);
+    memcpy(inputs, l->row, (size_t)l->T * sizeof(int32_t));
+    memcpy(targets, l->row + 1, (size_t)l->T * sizeof(int32_t));
+    return LMF_OK;
+}
+
+/* slot j of source i's row stream (from its state) -> the row's index in the source */
+static uint64_t slot_row(const lmf_loader *l, int i, uint64_t j, perm *p, uint64_t *p_epoch,
+                         int *have) {
+    const lsource *ls = &l->src[i];
+    uint64_t epoch = l->st.src[i].epoch + j / ls->n_rows, r = j % ls->n_rows;
+    if (!l->st.shuffle) return r;
+    if (!*have || *p_epoch != epoch) {
+        perm_init(p, ls->n_rows, l->st.seed, epoch, i);
+        *p_epoch = epoch;
+        *have = 1;
+    }
+    return perm_apply(p, r);
+}
+
+lmf_status lmf_loader_fill(lmf_loader *l, uint64_t index, int32_t *inputs, int32_t *targets) {
     const uint64_t B = (uint64_t)l->B, T = (uint64_t)l->T;
-    perm p = {0};
+    uint64_t taken[LMF_DATA_MAX_SOURCES] = {0}; /* rows of each source before this micro-batch */
+    uint64_t g0 = l->st.rows;
+    if (l->n_src == 1) taken[0] = index * B;
+    else
+        for (uint64_t j = 0; j < index * B; j++) taken[source_of(l, g0 + j)]++;
+    perm p[1] = {{0}};
     uint64_t p_epoch = 0;
-    int have_perm = 0;
+    int have = 0, p_src = -1;
     for (uint64_t b = 0; b < B; b++) {
-        /* slot j of the row stream; a batch running past n_rows continues in the next epoch
-         * (only when the state or the global batch size does not fit the token file) */
-        uint64_t j = l->st.position + index * B + b;
-        uint64_t epoch = l->st.epoch + j / l->n_rows, r = j % l->n_rows;
-        uint64_t k = r;
-        if (l->st.shuffle) {
-            if (!have_perm || p_epoch != epoch) {
-                perm_init(&p, l->n_rows, l->st.seed, epoch);
-                p_epoch = epoch;
-                have_perm = 1;
-            }
-            k = perm_apply(&p, r);
-        }
-        read_row(l, k, inputs + b * T, targets + b * T);
+        int i = source_of(l, g0 + index * B + b);
+        if (i != p_src) have = 0; /* the cached permutation is one source's */
+        p_src = i;
+        uint64_t k = slot_row(l, i, l->st.src[i].position + taken[i]++, p, &p_epoch, &have);
+        LMF_TRY(read_row(l, i, k, inputs + b * T, targets + b * T));
     }
+    return LMF_OK;
 }
 
-void lmf_loader_advance(lmf_loader *l, uint64_t n) {
+void lmf_loader_batch_counts(const lmf_loader *l, uint64_t n, uint64_t *counts) {
+    memset(counts, 0, (size_t)l->n_src * sizeof *counts);
     uint64_t rows = n * (uint64_t)l->B;
-    l->st.position += rows;
-    if (l->st.position >= l->n_rows || rows > l->n_rows - l->st.position) {
-        l->st.epoch++;
-        l->st.position = 0;
-    }
+    if (l->n_src == 1) counts[0] = rows;
+    else
+        for (uint64_t j = 0; j < rows; j++) counts[source_of(l, l->st.rows + j)]++;
 }
 
-void lmf_loader_fill_eval(lmf_loader *l, uint64_t k, int32_t *inputs, int32_t *targets) {
+uint64_t lmf_loader_advance(lmf_loader *l, uint64_t n) {
+    uint64_t c[LMF_DATA_MAX_SOURCES], mask = 0;
+    lmf_loader_batch_counts(l, n, c);
+    l->st.rows += n * (uint64_t)l->B;
+    for (int i = 0; i < l->n_src; i++) l->st.src[i].position += c[i];
+    lmf_loader_batch_counts(l, n, c); /* the next batch of the same size */
+    for (int i = 0; i < l->n_src; i++) {
+        lmf_loader_source_state *s = &l->st.src[i];
+        uint64_t R = l->src[i].n_rows;
+        if (s->position >= R || c[i] > R - s->position) {
+            s->epoch++;
+            s->position = 0;
+            if (i < 64) mask |= 1ull << i;
+        }
+    }
+    return mask;
+}
+
+lmf_status lmf_loader_fill_eval(lmf_loader *l, uint64_t k, int32_t *inputs, int32_t *targets) {
     const uint64_t B = (uint64_t)l->B, T = (uint64_t)l->T;
     LMF_ASSERT(k < l->n_rows / B);
-    for (uint64_t b = 0; b < B; b++) read_row(l, k * B + b, inputs + b * T, targets + b * T);
+    for (uint64_t b = 0; b < B; b++) {
+        uint64_t r = k * B + b;
+        int i = 0;
+        while (r >= l->src[i].n_rows) r -= l->src[i++].n_rows;
+        LMF_TRY(read_row(l, i, r, inputs + b * T, targets + b * T));
+    }
+    return LMF_OK;
 }
 
 uint64_t lmf_loader_num_windows(const lmf_loader *l) { return l->n_rows; }
+uint64_t lmf_loader_batch_tokens(const lmf_loader *l) { return (uint64_t)l->B * (uint64_t)l->T; }
+uint64_t lmf_loader_source_rows(const lmf_loader *l, int i) { return l->src[i].n_rows; }
 
 void lmf_loader_get_state(const lmf_loader *l, lmf_loader_state *st) { *st = l->st; }
 
@@ -140,11 +265,19 @@ lmf_status lmf_loader_set_state(lmf_loader *l, const lmf_loader_state *st) {
     if (st->shuffle != 0 && st->shuffle != 1)
         return lmf_fail(LMF_ERR_FORMAT, "data loader state: shuffle must be 0 or 1, got %d",
                         st->shuffle);
-    if (st->position >= l->n_rows)
+    if (st->n_sources != l->n_src)
         return lmf_fail(LMF_ERR_FORMAT,
-                        "data loader state: position %llu is past the %llu rows of %d tokens in "
-                        "the token file; resume with the same data and --seq",
-                        (unsigned long long)st->position, (unsigned long long)l->n_rows, l->T);
+                        "data loader state: it has %d data sources, the data given has %d; resume "
+                        "with the same --data", st->n_sources, l->n_src);
+    for (int i = 0; i < l->n_src; i++)
+        if (st->src[i].position >= l->src[i].n_rows)
+            return lmf_fail(LMF_ERR_FORMAT,
+                            "data loader state: position %llu is past the %llu rows of %d tokens "
+                            "of source %s; resume with the same data and --seq",
+                            (unsigned long long)st->src[i].position,
+                            (unsigned long long)l->src[i].n_rows, l->T,
+                            lmf_dataset_source_name(l->d, i));
     l->st = *st;
+    l->u = weyl_start(st->seed);
     return LMF_OK;
 }

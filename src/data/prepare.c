@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "data/input.h"
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
 #include "lmforge/system.h"
@@ -26,8 +27,10 @@
 
 typedef struct pfile {
     const char *path;
-    const char *data;   /* mapped while units refer to it */
+    const char *data;   /* mapped (or decoded) while units refer to it */
     size_t len;
+    lmf_input_kind kind; /* not plain text: decoded into memory, documents NUL-separated for
+                          * JSON Lines */
 } pfile;
 
 typedef struct unit {
@@ -111,8 +114,21 @@ static size_t find_sep(const prep *p, const char *d, size_t len, size_t pos, siz
 
 /* The next non-empty document at or after pos (a line start) in d[0..len): [*ds, *de), and
  * *np where the search goes on. Without a separator the rest of the file is one document. */
-static int next_doc(const prep *p, const char *d, size_t len, size_t pos, size_t *ds, size_t *de,
+static int next_doc(const prep *p, const pfile *f, size_t pos, size_t *ds, size_t *de,
                     size_t *np) {
+    const char *d = f->data;
+    size_t len = f->len;
+    while (pos < len && (f->kind == LMF_INPUT_JSONL || f->kind == LMF_INPUT_JSONL_ZSTD)) {
+        const char *z = memchr(d + pos, '\0', len - pos);
+        size_t q = z ? (size_t)(z - d) : len;
+        if (q > pos) {
+            *ds = pos;
+            *de = q;
+            *np = q < len ? q + 1 : len;
+            return 1;
+        }
+        pos = q + 1;
+    }
     while (pos < len) {
         if (!p->sep) {
             *ds = pos;
@@ -131,8 +147,14 @@ static int next_doc(const prep *p, const char *d, size_t len, size_t pos, size_t
     return 0;
 }
 
-static lmf_status map_file(pfile *f) {
+static lmf_status map_file(const prep *p, pfile *f) {
     if (f->len == 0 || f->data) return LMF_OK;
+    if (f->kind != LMF_INPUT_TEXT) {
+        char *buf = NULL;
+        LMF_TRY(lmf_input_decode(f->path, f->kind, p->o->jsonl_key, &buf, &f->len));
+        f->data = buf;
+        return LMF_OK;
+    }
     int fd = open(f->path, O_RDONLY);
     if (fd < 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
     void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -144,7 +166,8 @@ static lmf_status map_file(pfile *f) {
 }
 
 static void unmap_file(pfile *f) {
-    if (f->data) munmap((void *)f->data, f->len);
+    if (f->data && f->kind != LMF_INPUT_TEXT) free((void *)f->data);
+    else if (f->data) munmap((void *)f->data, f->len);
     f->data = NULL;
 }
 
@@ -172,7 +195,7 @@ static void encode_unit(const prep *p, slot *sl) {
         if (u->piece) {
             ds = u->start;
             de = np = u->end;
-        } else if (!next_doc(p, f->data, f->len, pos, &ds, &de, &np) || ds >= u->end) {
+        } else if (!next_doc(p, f, pos, &ds, &de, &np) || ds >= u->end) {
             break;
         }
         if (p->o->tok) {
@@ -251,11 +274,11 @@ static lmf_status add_unit(prep *p, const unit *u) {
 
 static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t first_val) {
     pfile *f = &p->files[fi];
-    LMF_TRY(map_file(f));
+    LMF_TRY(map_file(p, f));
     unit cur = {0};
     int have = 0;
     size_t pos = 0, ds, de, np;
-    while (next_doc(p, f->data, f->len, pos, &ds, &de, &np)) {
+    while (next_doc(p, f, pos, &ds, &de, &np)) {
         int val = *doc_index >= first_val;
         int long_doc = de - ds > 2 * PIECE_BYTES;
         if (have && (long_doc || cur.val != val || (cur.end - cur.start) + (de - ds) > UNIT_BYTES)) {
@@ -288,17 +311,17 @@ static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t firs
 static lmf_status count_docs(prep *p, pfile *f, uint64_t *n, char *err, size_t err_cap) {
     *n = 0;
     if (f->len == 0) return LMF_OK;
-    if (!p->sep) {
+    if (!p->sep && f->kind != LMF_INPUT_JSONL && f->kind != LMF_INPUT_JSONL_ZSTD) {
         *n = 1;
         return LMF_OK;
     }
-    lmf_status s = map_file(f);
+    lmf_status s = map_file(p, f);
     if (s != LMF_OK) {
         snprintf(err, err_cap, "%s", lmf_last_error());
         return s;
     }
     size_t pos = 0, ds, de, np;
-    while (next_doc(p, f->data, f->len, pos, &ds, &de, &np)) {
+    while (next_doc(p, f, pos, &ds, &de, &np)) {
         (*n)++;
         pos = np;
     }
@@ -366,6 +389,7 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     for (int i = 0; i < o->n_inputs && s == LMF_OK; i++) {
         struct stat sb;
         p.files[i].path = o->inputs[i];
+        p.files[i].kind = lmf_input_kind_of(o->inputs[i]);
         if (stat(o->inputs[i], &sb) != 0) {
             s = lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", o->inputs[i], strerror(errno));
         } else if (!S_ISREG(sb.st_mode)) {

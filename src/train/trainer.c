@@ -26,7 +26,7 @@ struct lmf_trainer {
     lmf_optimizer *opt;
     int rank, world;
     int accum;          /* micro-batches per rank per step */
-    lmf_tokens *train, *val;
+    lmf_dataset *train, *val;
     lmf_loader *loader, *val_loader;
     lmf_gpt *model;
     int32_t *inputs, *targets;
@@ -88,14 +88,22 @@ static lmf_status check_opts(const lmf_train_opts *o) {
     return LMF_OK;
 }
 
+/* Datasets up to this many tokens are scanned for ids outside the vocabulary before training;
+ * larger ones are checked row by row as the loader reads them. */
+#define VOCAB_SCAN_MAX_TOKENS (1ull << 26)
+
 /* Token ids must fit the model's vocabulary. */
-static lmf_status check_vocab(lmf_tokens *s, const char *path, const lmf_gpt_config *c) {
-    uint32_t mx = lmf_tokens_max_token(s);
+static lmf_status check_vocab(lmf_dataset *d, const char *spec, const lmf_gpt_config *c) {
+    uint64_t n = 0;
+    for (int i = 0; i < lmf_dataset_num_sources(d); i++) n += lmf_dataset_source_tokens(d, i);
+    if (n > VOCAB_SCAN_MAX_TOKENS) return LMF_OK;
+    uint32_t mx = 0;
+    LMF_TRY(lmf_dataset_max_token(d, &mx));
     if ((int64_t)mx >= c->vocab_size)
         return lmf_fail(LMF_ERR_ARG,
                         "%s holds token id %u but the model's vocab_size is %d; use a model with "
                         "a larger vocabulary (--vocab-size) or data made with its tokenizer",
-                        path, mx, c->vocab_size);
+                        spec, mx, c->vocab_size);
     return LMF_OK;
 }
 
@@ -162,8 +170,8 @@ static lmf_status setup(lmf_trainer *t) {
     t->rank = lmf_comm_rank(t->comm);
     t->world = lmf_comm_size(t->comm);
     LMF_TRY(derive_accum(t));
-    LMF_TRY(lmf_tokens_open(o->data, &t->train));
-    if (o->val_data) LMF_TRY(lmf_tokens_open(o->val_data, &t->val));
+    LMF_TRY(lmf_dataset_open(o->data, &t->train));
+    if (o->val_data) LMF_TRY(lmf_dataset_open(o->val_data, &t->val));
 
     lmf_ckpt_info ck;
     memset(&ck, 0, sizeof ck);
@@ -181,8 +189,10 @@ static lmf_status setup(lmf_trainer *t) {
     t->targets = malloc(BT * sizeof(int32_t));
     if (!t->inputs || !t->targets) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate batch buffers");
     LMF_TRY(lmf_loader_create(t->train, o->batch, o->seq, o->shuffle, o->seed, &t->loader));
+    lmf_loader_set_vocab(t->loader, o->cfg.vocab_size);
     if (t->val) {
         LMF_TRY(lmf_loader_create(t->val, o->batch, o->seq, 0, 0, &t->val_loader));
+        lmf_loader_set_vocab(t->val_loader, o->cfg.vocab_size);
         uint64_t avail = lmf_loader_num_windows(t->val_loader) / (uint64_t)o->batch;
         if (avail == 0)
             return lmf_fail(LMF_ERR_ARG, "%s is too small for one %d x %d validation batch",
@@ -234,8 +244,8 @@ void lmf_trainer_free(lmf_trainer *t) {
     free(t->inject_nan);
     lmf_loader_free(t->loader);
     lmf_loader_free(t->val_loader);
-    lmf_tokens_close(t->train);
-    lmf_tokens_close(t->val);
+    lmf_dataset_close(t->train);
+    lmf_dataset_close(t->val);
     lmf_gpt_free(t->model);
     lmf_optimizer_free(t->opt);
     lmf_ddp_free(t->ddp);
@@ -254,6 +264,10 @@ struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
 int lmf_trainer_grad_accum(const lmf_trainer *t) { return t->accum; }
+const lmf_dataset *lmf_trainer_data(const lmf_trainer *t) { return t->train; }
+void lmf_trainer_loader_state(const lmf_trainer *t, lmf_loader_state *st) {
+    lmf_loader_get_state(t->loader, st);
+}
 
 void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m) {
     lmf_ddp_memory dm;
@@ -364,14 +378,14 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
         float loss;
         LMF_TRY(lmf_ddp_begin_micro(t->ddp, a, t->accum));
         /* this rank's micro-batches of the global batch: rank, rank + world, ... */
-        lmf_loader_fill(t->loader, (uint64_t)t->rank + (uint64_t)t->world * (uint64_t)a,
-                        t->inputs, t->targets);
+        LMF_TRY(lmf_loader_fill(t->loader, (uint64_t)t->rank + (uint64_t)t->world * (uint64_t)a,
+                                t->inputs, t->targets));
         LMF_TRY(lmf_gpt_forward(t->model, t->inputs, t->targets, o->batch, o->seq, 1, dloss,
                                 &loss));
         lmf_gpt_backward(t->model);
         loss_sum += loss;
     }
-    lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->world);
+    uint64_t new_epochs = lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->world);
     LMF_TRY(lmf_comm_allreduce_f64(t->comm, &loss_sum, 1, LMF_COMM_SUM));
     float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world));
     float lr = lmf_lr_at(&t->sched, t->step);
@@ -396,6 +410,7 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     st.tokens_per_s = (double)st.tokens / dt;
     st.flops_per_s = st.tokens_per_s * t->flops_per_token;
     st.mfu = t->peak_flops > 0 ? st.flops_per_s / t->peak_flops : 0.0;
+    st.data_new_epochs = new_epochs;
     t->step++;
     s = after_step(t, bad, &st);
     if (s == LMF_OK && t->ckw) s = lmf_ckpt_poll(t->ckw); /* commit a background checkpoint */
@@ -420,7 +435,7 @@ lmf_status lmf_evaluate(lmf_gpt *m, lmf_loader *l, int B, int T, int batches, in
     double sum = 0.0;
     for (int b = 0; b < batches; b++) {
         float loss;
-        lmf_loader_fill_eval(l, (uint64_t)b, inputs, targets);
+        LMF_TRY(lmf_loader_fill_eval(l, (uint64_t)b, inputs, targets));
         LMF_TRY(lmf_gpt_forward(m, inputs, targets, B, T, 0, 1.0f, &loss));
         sum += loss;
     }

@@ -24,6 +24,15 @@ expect_error() {
 
 # the "loss" values of metrics.jsonl step lines, one per line
 losses() { grep -o '"loss": *[-0-9.e+]*' "$1" | sed 's/.*: *//'; }
+# losses_follow REF RUN N K: RUN's metrics.jsonl has N losses, its first K equal REF's and every one
+# is within a relative 1e-4 of REF's (float sums in another order)
+losses_follow() {
+  local a b
+  a=$(losses "$1"); b=$(losses "$2")
+  [ "$(echo "$b" | wc -l)" -eq "$3" ] && [ "$(echo "$a" | head -"$4")" = "$(echo "$b" | head -"$4")" ] &&
+    paste <(echo "$a") <(echo "$b") | awk '{ d = $1 - $2; if (d < 0) d = -d;
+                                           if (d > 1e-4 * ($1 < 0 ? -$1 : $1)) exit 1 }'
+}
 val_losses() { grep -o '"val_loss": *[-0-9.e+]*' "$1" | sed 's/.*: *//'; }
 
 # a small deterministic corpus in fortune format (records separated by "%" lines)

@@ -1,0 +1,131 @@
+/* Data preparation from JSON Lines and zstd-compressed inputs: the same tokens as the plain
+ * documents, and errors (bad JSON, invalid UTF-8, a missing field, a truncated zstd stream) that
+ * name the file and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "lmforge/data.h"
+#include "lmforge/fsutil.h"
+#include "lmforge/prepare.h"
+
+#include "lib/test_util.h"
+
+/* compress text into path with libzstd; keep only `keep` bytes of the frame when keep > 0 */
+static void write_zst(const char *path, const char *text, size_t keep) {
+    size_t len = strlen(text), cap = ZSTD_compressBound(len);
+    char *buf = malloc(cap);
+    size_t n = ZSTD_compress(buf, cap, text, len, 3);
+    assert_false(ZSTD_isError(n));
+    lmf_test_write_bytes(path, buf, keep ? keep : n);
+    free(buf);
+}
+
+/* prepare the one input with raw bytes, no validation split */
+static lmf_status prepare(const char *input, const char *out, const char *key) {
+    const char *in[1] = {input};
+    lmf_prepare_opts o = {NULL, in, 1, out, 0.0, NULL, 1, NULL, NULL, key};
+    return lmf_data_prepare(&o, NULL);
+}
+
+/* the token file's tokens must be the documents' bytes, each followed by end-of-text (256) */
+static void expect_docs(const char *bin, const char *const *docs, int n) {
+    lmf_tokens *t = NULL;
+    lmf_test_ok(lmf_tokens_open(bin, &t), bin);
+    size_t want = 0;
+    for (int i = 0; i < n; i++) want += strlen(docs[i]) + 1;
+    assert_int_equal(lmf_tokens_num_tokens(t), want);
+    int32_t *got = malloc(want * sizeof *got);
+    lmf_tokens_read(t, 0, want, got);
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        for (const unsigned char *c = (const unsigned char *)docs[i]; *c; c++)
+            assert_int_equal(got[k++], *c);
+        assert_int_equal(got[k++], 256);
+    }
+    free(got);
+    lmf_tokens_close(t);
+}
+
+static const char *JSONL =
+    "{\"text\": \"first document\\nwith two lines\", \"id\": 1}\n"
+    "\n"
+    "{\"id\": 2, \"text\": \"caf\\u00e9 \\ud83d\\ude00 second\"}\r\n"
+    "{\"text\": \"\"}\n"
+    "{\"body\": \"the other field\", \"text\": \"third\"}";
+
+static void test_jsonl_and_zstd(void **state) {
+    char in[512], out[512], bin[600], ref[600];
+    const char *docs[3] = {"first document\nwith two lines", "caf\xc3\xa9 \xf0\x9f\x98\x80 second",
+                           "third"};
+    lmf_test_write_text(lmf_test_path(in, sizeof in, "docs.jsonl"), JSONL);
+    lmf_test_ok(prepare(in, lmf_test_path(out, sizeof out, "j"), NULL), "jsonl");
+    snprintf(ref, sizeof ref, "%s/train.bin", out);
+    expect_docs(ref, docs, 3);
+    /* compressed: the same bytes out */
+    write_zst(lmf_test_path(in, sizeof in, "docs.jsonl.zst"), JSONL, 0);
+    lmf_test_ok(prepare(in, lmf_test_path(out, sizeof out, "jz"), NULL), "jsonl.zst");
+    snprintf(bin, sizeof bin, "%s/train.bin", out);
+    size_t la, lb;
+    char *a = lmf_test_read_file(ref, &la), *b = lmf_test_read_file(bin, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    free(a);
+    free(b);
+    /* another field */
+    lmf_test_write_text(lmf_test_path(in, sizeof in, "body.jsonl"), "{\"body\": \"only this\"}\n");
+    lmf_test_ok(prepare(in, lmf_test_path(out, sizeof out, "jb"), "body"), "--jsonl-key body");
+    snprintf(bin, sizeof bin, "%s/train.bin", out);
+    const char *body[1] = {"only this"};
+    expect_docs(bin, body, 1);
+    /* compressed plain text: one document, its text */
+    write_zst(lmf_test_path(in, sizeof in, "plain.txt.zst"), "plain text, compressed", 0);
+    lmf_test_ok(prepare(in, lmf_test_path(out, sizeof out, "tz"), NULL), "txt.zst");
+    snprintf(bin, sizeof bin, "%s/train.bin", out);
+    const char *plain[1] = {"plain text, compressed"};
+    expect_docs(bin, plain, 1);
+}
+
+static void expect_error(const char *name, const char *text, int zst, size_t keep,
+                         const char *needle1, const char *needle2) {
+    char in[512], out[512];
+    lmf_test_path(in, sizeof in, "%s", name);
+    if (zst) write_zst(in, text, keep);
+    else lmf_test_write_text(in, text);
+    assert_int_equal(prepare(in, lmf_test_path(out, sizeof out, "err"), NULL), LMF_ERR_FORMAT);
+    const char *m = lmf_last_error();
+    if (!strstr(m, needle1) || !strstr(m, needle2))
+        fail_msg("%s: '%s' does not say '%s' and '%s'", name, m, needle1, needle2);
+    char bin[600];
+    snprintf(bin, sizeof bin, "%s/train.bin", out);
+    assert_false(lmf_file_exists(bin)); /* no partial token file */
+}
+
+static void test_errors_name_file_and_line(void **state) {
+    expect_error("badline.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"\n", 0, 0,
+                 "badline.jsonl:3:", "not valid JSON");
+    expect_error("utf8.jsonl", "{\"text\": \"a\"}\n{\"text\": \"bad \xff\xfe byte\"}\n", 0, 0,
+                 "utf8.jsonl:2:", "0xff");
+    expect_error("nokey.jsonl", "{\"text\": \"a\"}\n{\"title\": \"b\"}\n", 0, 0, "nokey.jsonl:2:",
+                 "\"text\"");
+    expect_error("notstr.jsonl", "{\"text\": 5}\n", 0, 0, "notstr.jsonl:1:", "string");
+    expect_error("cut.jsonl.zst", JSONL, 1, 20, "cut.jsonl.zst", "truncated zstd stream");
+    expect_error("cutz.txt.zst", "some text that compresses into a frame, cut short", 1, 12,
+                 "cutz.txt.zst", "truncated");
+    expect_error("garbage.txt.zst", "this is not a zstd frame", 0, 0, "garbage.txt.zst", "zstd");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jsonl_and_zstd),
+        cmocka_unit_test(test_errors_name_file_and_line),
+    };
+    return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
+}
