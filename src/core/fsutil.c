@@ -140,20 +140,53 @@ lmf_status lmf_write_file_atomic(const char *path, const void *data, size_t len)
     return lmf_commit_tmp(fd, tmp, path);
 }
 
+const char *lmf_file_kind(unsigned mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+lmf_status lmf_open_regular(const char *path, const char *what, int *fd) {
+    *fd = -1;
+    const char *w = what ? what : "", *sep = what ? " " : "";
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (f < 0) return lmf_fail(LMF_ERR_IO, "cannot open %s%s%s: %s", w, sep, path, strerror(errno));
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s%s%s: %s", w, sep, path, strerror(errno));
+        close(f);
+        return s;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return lmf_fail(LMF_ERR_IO, "%s%s%s is %s, not a regular file; give the path of a file",
+                        w, sep, path, lmf_file_kind(st.st_mode));
+    }
+    int fl = fcntl(f, F_GETFL);
+    if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot read %s%s%s: %s", w, sep, path, strerror(errno));
+        close(f);
+        return s;
+    }
+    *fd = f;
+    return LMF_OK;
+}
+
 lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_len) {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, NULL, &fd));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
         close(fd);
         return s;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return lmf_fail(LMF_ERR_IO, "%s is not a regular file", path);
     }
     if ((uint64_t)st.st_size > (uint64_t)max_len) {
         close(fd);

@@ -5,18 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "lmforge/fsutil.h"
 
 #include "tokenizer/tok_internal.h"
 
 lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, NULL, &fd)); /* a FIFO is refused, not waited on */
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return s;
+    }
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fileno(f), &sb) != 0) {
         fclose(f);
-        return lmf_fail(LMF_ERR_IO, "%s: not a regular file", path);
+        return lmf_fail(LMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);
