@@ -72,6 +72,22 @@ void lmf_comm_abort(lmf_comm *c, int code, const char *msg);
  * and should call this function. */
 void lmf_comm_note_signal(int sig);
 
+/* ---- agreement at start-up: collectives that every rank reaches whatever happened ---- */
+
+/* Collective: every rank brings the status of a stage that may fail on some ranks only (opening
+ * a file, allocating). LMF_OK on every rank when all succeeded; otherwise every rank returns
+ * the status and message of the lowest failing rank, prefixed "rank R of N: ", so that one
+ * rank's failure stops all of them at the same place with its own message instead of leaving
+ * the others waiting in the next collective. A single rank gets `local` back. */
+lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
+/* Collective: the ranks compare n (1..64) values that must be equal on every rank (the options
+ * of a run; names[i] such as "--lr", values[i] as text; the same names in the same order on
+ * every rank). LMF_OK when all equal; otherwise LMF_ERR_ARG on every rank with one message
+ * naming each value that differs, rank 0's value, the lowest differing rank's value and the
+ * ranks that differ. */
+lmf_status lmf_comm_agree_values(lmf_comm *c, int n, const char *const *names,
+                                 const char *const *values);
+
 /* ---- blocking collectives ---- */
 
 /* buf[n] of dtype: element-wise op over all ranks, result on every rank (in place). */

@@ -38,6 +38,11 @@ lmf_status lmf_open_regular(const char *path, const char *what, int *fd);
  * ..., "a regular file". */
 const char *lmf_file_kind(unsigned mode);
 
+/* The identity of a regular file's contents, to tell whether two copies (say, the data on two
+ * machines) hold the same: *size and an XXH3 hash of the size and of up to 64 pieces of 64 KiB
+ * evenly spread over the file, first and last included (the whole file up to 4 MiB). */
+lmf_status lmf_file_fingerprint(const char *path, uint64_t *size, uint64_t *hash);
+
 /* 1 if path exists (any kind of file), else 0. */
 int lmf_file_exists(const char *path);
 

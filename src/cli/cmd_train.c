@@ -278,7 +278,15 @@ int lmf_cmd_train(int argc, char **argv) {
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
     lmf_train_callbacks cb = {on_step, on_eval, stop_requested, on_note, &c};
     lmf_run_result res;
-    int rc = lmf_trainer_run(t, &cb, &res) == LMF_OK ? 0 : fail_rt("");
+    int rc = 0;
+    if (lmf_trainer_run(t, &cb, &res) != LMF_OK) {
+        /* the other ranks may be waiting in a collective this rank will never reach: stop the
+         * job now, with this rank's message (returns with a single rank) */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", lmf_last_error());
+        lmf_trainer_abort(t, msg);
+        rc = fail_rt("");
+    }
     if (rc == 0 && res.end != LMF_RUN_COMPLETED && !c.quiet) {
         char why[32];
         if (res.end == LMF_RUN_STOPPED_AFTER) snprintf(why, sizeof why, "--stop-after");

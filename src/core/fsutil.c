@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 lmf_status lmf_mkdir_p(const char *path) {
     size_t n = strlen(path);
@@ -175,6 +176,49 @@ lmf_status lmf_open_regular(const char *path, const char *what, int *fd) {
     }
     *fd = f;
     return LMF_OK;
+}
+
+#define FP_PIECE ((uint64_t)64 << 10)
+#define FP_PIECES 64
+
+lmf_status lmf_file_fingerprint(const char *path, uint64_t *size, uint64_t *hash) {
+    *size = 0;
+    *hash = 0;
+    int fd;
+    LMF_TRY(lmf_open_regular(path, NULL, &fd));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        close(fd);
+        return s;
+    }
+    uint64_t n = (uint64_t)st.st_size;
+    XXH3_state_t *h = XXH3_createState();
+    char *buf = malloc(FP_PIECE);
+    lmf_status s = h && buf ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot hash %s", path);
+    if (s == LMF_OK) {
+        XXH3_64bits_reset(h);
+        XXH3_64bits_update(h, &n, sizeof n);
+    }
+    /* piece k starts at k/(P-1) of the room before the last piece; overlaps when small */
+    uint64_t room = n > FP_PIECE ? n - FP_PIECE : 0, prev_end = 0;
+    for (int k = 0; s == LMF_OK && k < FP_PIECES; k++) {
+        uint64_t off = room * (uint64_t)k / (FP_PIECES - 1);
+        if (off < prev_end) off = prev_end; /* no byte twice */
+        uint64_t len = n - off < FP_PIECE ? n - off : FP_PIECE;
+        if (len == 0) break;
+        s = lmf_pread_all(fd, buf, (size_t)len, off, path);
+        if (s == LMF_OK) XXH3_64bits_update(h, buf, (size_t)len);
+        prev_end = off + len;
+    }
+    if (s == LMF_OK) {
+        *size = n;
+        *hash = XXH3_64bits_digest(h);
+    }
+    XXH3_freeState(h);
+    free(buf);
+    close(fd);
+    return s;
 }
 
 lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_len) {

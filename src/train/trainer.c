@@ -153,21 +153,14 @@ static lmf_status make_engine(lmf_trainer *t) {
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
 }
 
-static lmf_status setup(lmf_trainer *t) {
+/* The part of the set-up that involves no other rank: a failure here is shared with every
+ * rank (lmf_comm_agree) before any collective, so no rank waits for one that gave up. */
+static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     lmf_train_opts *o = &t->o;
-    lmf_threads_set(o->threads);
-    t->k = lmf_kernels_by_name(o->kernels);
-    LMF_TRY(lmf_comm_create(o->comm ? o->comm : "auto", &t->comm));
-    lmf_comm_set_timeout(t->comm, o->comm_timeout);
-    t->rank = lmf_comm_rank(t->comm);
-    t->world = lmf_comm_size(t->comm);
     LMF_TRY(derive_accum(t));
     LMF_TRY(lmf_tokens_open(o->data, &t->train));
     if (o->val_data) LMF_TRY(lmf_tokens_open(o->val_data, &t->val));
-
-    lmf_ckpt_info ck;
-    memset(&ck, 0, sizeof ck);
-    LMF_TRY(make_model(t, &ck));
+    LMF_TRY(make_model(t, ck));
     if (o->seq > o->cfg.n_positions)
         return lmf_fail(LMF_ERR_ARG, "--seq %d exceeds the model's n_positions %d", o->seq,
                         o->cfg.n_positions);
@@ -196,7 +189,22 @@ static lmf_status setup(lmf_trainer *t) {
     t->sched.warmup = o->warmup;
     t->sched.total = o->steps;
     t->flops_per_token = lmf_config_train_flops_per_token(&o->cfg, o->seq);
+    return LMF_OK;
+}
 
+static lmf_status setup(lmf_trainer *t) {
+    lmf_train_opts *o = &t->o;
+    lmf_threads_set(o->threads);
+    t->k = lmf_kernels_by_name(o->kernels);
+    LMF_TRY(lmf_comm_create(o->comm ? o->comm : "auto", &t->comm));
+    lmf_comm_set_timeout(t->comm, o->comm_timeout);
+    lmf_comm_set_context(t->comm, "start-up");
+    t->rank = lmf_comm_rank(t->comm);
+    t->world = lmf_comm_size(t->comm);
+    lmf_ckpt_info ck;
+    memset(&ck, 0, sizeof ck);
+    LMF_TRY(lmf_comm_agree(t->comm, setup_local(t, &ck)));
+    LMF_TRY(lmf_train_agree_options(t->comm, o));
     LMF_TRY(make_engine(t));
     if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
