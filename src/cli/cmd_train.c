@@ -187,7 +187,14 @@ static void on_eval(void *ctx, int done, float val_loss) {
     if (!c->quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", c->tty ? "\r\033[K" : "", done, (double)val_loss);
 }
 
-static int stop_requested(void *ctx) { (void)ctx; return g_stop != 0; }
+/* "SIGINT", "SIGTERM", ... for a stop's signal number */
+static void signal_name(int sig, char *buf, size_t cap) {
+    const char *n = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : NULL;
+    if (n) snprintf(buf, cap, "%s", n);
+    else snprintf(buf, cap, "signal %d", sig);
+}
+
+static int stop_requested(void *ctx) { (void)ctx; return (int)g_stop; }
 
 static void on_note(void *ctx, const char *msg) {
     train_cli *c = ctx;
@@ -290,7 +297,7 @@ int lmf_cmd_train(int argc, char **argv) {
     if (rc == 0 && res.end != LMF_RUN_COMPLETED && !c.quiet) {
         char why[32];
         if (res.end == LMF_RUN_STOPPED_AFTER) snprintf(why, sizeof why, "--stop-after");
-        else snprintf(why, sizeof why, "signal %d", g_stop > 0 ? (int)g_stop : SIGTERM);
+        else signal_name(res.stop_value, why, sizeof why);
         fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
                 "in %s/checkpoints (resume with --resume %s)\n", c.tty ? "\n" : "", why,
                 res.steps_done, o->out_dir, o->out_dir);

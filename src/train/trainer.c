@@ -37,6 +37,9 @@ struct lmf_trainer {
     lmf_ckpt_writer *ckw;      /* background checkpoint writer, made by the first save */
     lmf_fault_counters faults; /* numeric faults, carried in checkpoints */
     int64_t *inject_nan;       /* test: steps whose gradient is made NaN (used entries: -1) */
+    int (*stop_check)(void *);  /* polled between micro-steps */
+    void *stop_ctx;
+    int stop_value;             /* what stopped the last interrupted step (agreed) */
 };
 
 void lmf_train_opts_default(lmf_train_opts *o) {
@@ -279,10 +282,18 @@ void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st) {
 }
 
 int lmf_trainer_any(lmf_trainer *t, int flag) {
-    int64_t v = flag != 0;
-    if (t->world > 1 && lmf_comm_allreduce_i64(t->comm, &v, 1, LMF_COMM_MAX) != LMF_OK) return 1;
-    return v != 0;
+    int64_t v = flag;
+    if (t->world > 1 && lmf_comm_allreduce_i64(t->comm, &v, 1, LMF_COMM_MAX) != LMF_OK)
+        return flag ? flag : 1;
+    return (int)v;
 }
+
+void lmf_trainer_set_stop_check(lmf_trainer *t, int (*check)(void *ctx), void *ctx) {
+    t->stop_check = check;
+    t->stop_ctx = ctx;
+}
+
+int lmf_trainer_stop_value(const lmf_trainer *t) { return t->stop_value; }
 
 void lmf_trainer_abort(lmf_trainer *t, const char *msg) {
     if (t->world > 1) lmf_comm_abort(t->comm, 1, msg);
@@ -370,6 +381,15 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     float dloss = inject ? NAN : 1.0f / (float)t->accum;
     for (int a = 0; a < t->accum; a++) {
         float loss;
+        /* a stop asked for during a long step ends it here, on every rank at the same
+         * micro-step; the state stays that of the last completed step */
+        int stop = a > 0 && t->stop_check ? lmf_trainer_any(t, t->stop_check(t->stop_ctx)) : 0;
+        if (stop) {
+            t->stop_value = stop;
+            LMF_TRY(lmf_ddp_abandon_step(t->ddp));
+            return lmf_fail(LMF_ERR_INTERRUPTED, "step %d stopped after %d of %d micro-steps",
+                            t->step + 1, a, t->accum);
+        }
         LMF_TRY(lmf_ddp_begin_micro(t->ddp, a, t->accum));
         /* this rank's micro-batches of the global batch: rank, rank + world, ... */
         lmf_loader_fill(t->loader, (uint64_t)t->rank + (uint64_t)t->world * (uint64_t)a,
