@@ -10,6 +10,7 @@
 #include "lmforge/config.h"
 #include "lmforge/model.h"
 #include "lmforge/optim.h"
+#include "lmforge/perf.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -103,9 +104,11 @@ int lmf_trainer_next_step(const lmf_trainer *t);
 const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t);
 int64_t lmf_trainer_num_params(const lmf_trainer *t);
 double lmf_trainer_flops_per_token(const lmf_trainer *t);
-/* FLOP/s the MFU of every step is taken against: the measured FMA peak of the threads of
- * every rank */
+/* FLOP/s the MFU of every step is taken against: the sum over the ranks of each rank's FMA peak
+ * (lmf_peak_get: cached per machine, or measured) */
 double lmf_trainer_peak_flops(const lmf_trainer *t);
+/* This rank's part of that peak and where it came from (perf.h: cached or measured now) */
+void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p);
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t);
 int lmf_trainer_rank(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);

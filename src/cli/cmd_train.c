@@ -213,11 +213,16 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     if (o->resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
     fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
             "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
-            "peak %.1f GFLOP/s%s\n",
+            "MFU against a peak of %.1f GFLOP/s%s\n",
             o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
             (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
             lmf_trainer_world(t), (long long)o->global_batch, o->zero_stage, lmf_threads_get(),
             o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
+    lmf_peak pk;
+    char peak[1400];
+    lmf_trainer_peak(t, &pk);
+    lmf_peak_describe(&pk, peak, sizeof peak);
+    fprintf(stderr, "peak per rank: %s\n", peak);
     lmf_train_memory mem;
     lmf_trainer_memory(t, &mem);
     fprintf(stderr, "memory per rank: weights %.1f MB, gradients %.1f MB, optimizer %.1f MB, "

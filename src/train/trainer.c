@@ -34,6 +34,7 @@ struct lmf_trainer {
     int step;           /* completed optimizer steps */
     int eval_batches;
     double flops_per_token, peak_flops;
+    lmf_peak peak;             /* this rank's peak and where it came from */
     lmf_ckpt_writer *ckw;      /* background checkpoint writer, made by the first save */
     lmf_fault_counters faults; /* numeric faults, carried in checkpoints */
     int64_t *inject_nan;       /* test: steps whose gradient is made NaN (used entries: -1) */
@@ -211,8 +212,12 @@ static lmf_status setup(lmf_trainer *t) {
     LMF_TRY(make_engine(t));
     if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
-    /* MFU against the peak of every rank's threads */
-    t->peak_flops = lmf_peak_gflops(lmf_threads_get(), 0.2) * 1e9 * t->world;
+    /* MFU against the peak of every rank's threads: each rank's cached or measured peak,
+     * summed over the ranks */
+    lmf_peak_get(lmf_threads_get(), 0, &t->peak);
+    double total = t->peak.gflops * 1e9;
+    if (t->world > 1) LMF_TRY(lmf_comm_allreduce_f64(t->comm, &total, 1, LMF_COMM_SUM));
+    t->peak_flops = total;
     return LMF_OK;
 }
 
@@ -261,6 +266,7 @@ const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t) { return &t->o; }
 int64_t lmf_trainer_num_params(const lmf_trainer *t) { return lmf_config_num_params(&t->o.cfg); }
 double lmf_trainer_flops_per_token(const lmf_trainer *t) { return t->flops_per_token; }
 double lmf_trainer_peak_flops(const lmf_trainer *t) { return t->peak_flops; }
+void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p) { *p = t->peak; }
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
