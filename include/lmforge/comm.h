@@ -41,6 +41,9 @@ void lmf_comm_free(lmf_comm *c);
  * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK, SLURM_NTASKS inside a job step); 0 when the
  * process was not started by one. */
 int lmf_comm_launcher_size(void);
+/* Number of ranks the launcher started on this machine (OMPI_COMM_WORLD_LOCAL_SIZE,
+ * MPI_LOCALNRANKS, SLURM_NTASKS_PER_NODE inside a job step); 1 when not known. */
+int lmf_comm_launcher_local_size(void);
 /* 1 when this build has the MPI backend */
 int lmf_comm_have_mpi(void);
 

@@ -1,6 +1,8 @@
-/* The monotonic clock and the process's peak resident memory. */
+/* The monotonic clock, the process's peak resident memory and the memory it can still take. */
 #include "lmforge/system.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -14,4 +16,85 @@ size_t lmf_peak_rss_bytes(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return (size_t)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
+}
+
+/* the first number after `key` in file path (a "Key: N kB" or a bare number file); 0 if none */
+static int read_number(const char *path, const char *key, unsigned long long *v) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        const char *p = line;
+        if (key) {
+            if (strncmp(line, key, strlen(key)) != 0) continue;
+            p += strlen(key);
+        }
+        found = sscanf(p, " %llu", v) == 1;
+    }
+    fclose(f);
+    return found;
+}
+
+/* take limit (bytes) when below *best */
+static void consider(unsigned long long limit, const char *name, unsigned long long *best,
+                     char *what, size_t cap) {
+    if (limit == 0 || (*best != 0 && limit >= *best)) return;
+    *best = limit;
+    snprintf(what, cap, "%s", name);
+}
+
+/* the cgroup's room: limit less usage, v2 or v1, at this process's cgroup (or the mount's root) */
+static void cgroup_room(unsigned long long *best, char *what, size_t cap) {
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[1024], v1[1024] = "", v2[1024] = "";
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *c = strchr(line, ':');
+        if (!c) continue;
+        if (strncmp(c, ":memory:", 8) == 0) snprintf(v1, sizeof v1, "%s", c + 8);
+        else if (strncmp(line, "0::", 3) == 0) snprintf(v2, sizeof v2, "%s", line + 3);
+    }
+    if (f) fclose(f);
+    const char *roots[2] = {v1[0] ? v1 : NULL, ""};
+    for (int i = 0; i < 2; i++) {
+        if (!roots[i]) continue;
+        char lim[1200], use[1200];
+        unsigned long long l = 0, u = 0;
+        snprintf(lim, sizeof lim, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", roots[i]);
+        snprintf(use, sizeof use, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", roots[i]);
+        if (read_number(lim, NULL, &l) && read_number(use, NULL, &u)) {
+            if (l < (1ULL << 60)) consider(l > u ? l - u : 1, "the cgroup's memory.limit_in_bytes less its usage", best, what, cap);
+            return;
+        }
+    }
+    const char *roots2[2] = {v2[0] ? v2 : NULL, ""};
+    for (int i = 0; i < 2; i++) {
+        if (!roots2[i]) continue;
+        char lim[1200], use[1200];
+        unsigned long long l = 0, u = 0;
+        snprintf(lim, sizeof lim, "/sys/fs/cgroup%s/memory.max", roots2[i]);
+        snprintf(use, sizeof use, "/sys/fs/cgroup%s/memory.current", roots2[i]);
+        if (read_number(use, NULL, &u)) {
+            if (read_number(lim, NULL, &l)) /* "max" reads as no number */
+                consider(l > u ? l - u : 1, "the cgroup's memory.max less its usage", best, what, cap);
+            return;
+        }
+    }
+}
+
+unsigned long long lmf_memory_available(char *what, size_t cap) {
+    unsigned long long best = 0, kb = 0;
+    snprintf(what, cap, "unknown");
+    if (read_number("/proc/meminfo", "MemAvailable:", &kb))
+        consider(kb * 1024, "MemAvailable of /proc/meminfo", &best, what, cap);
+    cgroup_room(&best, what, cap);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        unsigned long long vm = 0;
+        read_number("/proc/self/status", "VmSize:", &vm);
+        unsigned long long lim = (unsigned long long)rl.rlim_cur, used = vm * 1024;
+        consider(lim > used ? lim - used : 1, "the address-space limit (RLIMIT_AS, ulimit -v) less the space in use", &best, what, cap);
+    }
+    return best;
 }

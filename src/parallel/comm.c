@@ -42,6 +42,14 @@ int lmf_comm_launcher_size(void) {
     return 0;
 }
 
+int lmf_comm_launcher_local_size(void) {
+    int n;
+    if ((n = env_int("OMPI_COMM_WORLD_LOCAL_SIZE")) > 0) return n;
+    if ((n = env_int("MPI_LOCALNRANKS")) > 0) return n;
+    if (lmf_comm_launcher_size() > 0 && (n = env_int("SLURM_NTASKS_PER_NODE")) > 0) return n;
+    return 1;
+}
+
 lmf_status lmf_comm_create(const char *backend, lmf_comm **out) {
     *out = NULL;
     const lmf_comm_vtable *be = NULL;

@@ -130,13 +130,15 @@ static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
     if (o->resume_dir) {
         LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, ck));
         LMF_TRY(lmf_ckpt_model_config(ck, &o->cfg));
+        LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
         return lmf_gpt_create(&o->cfg, t->k, &t->model);
     }
-    if (o->init_dir) {
+    if (o->init_dir) { /* the shape comes with the weights; the rest is allocated after */
         LMF_TRY(lmf_model_load_any(o->init_dir, t->k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
-        return LMF_OK;
+        return lmf_train_check_memory(o, &o->cfg, t->k, t->world);
     }
+    LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
     LMF_TRY(lmf_gpt_create(&o->cfg, t->k, &t->model));
     lmf_gpt_init_weights(t->model, o->seed);
     return LMF_OK;
