@@ -2,7 +2,8 @@
 # lmforge train under mpirun when one rank differs: a rank that cannot start (missing data)
 # stops every rank within seconds with its own message, ranks started with different options
 # or data are refused with the options and ranks named, and a rank failing after the start
-# stops the job at once instead of leaving the others waiting for --comm-timeout (300 s).
+# stops the job at once instead of leaving the others waiting for --comm-timeout (300 s); a
+# graceful SIGTERM to every rank stops them without a word about another rank failing.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/mpi/common.sh
@@ -66,6 +67,26 @@ echo "$out" | grep -q "MPI_ERR"
 mkdir -p "$WORK/r4/metrics.jsonl"
 run "rank 0 fails after the start" 30 --data "$d" --out "$WORK/r4" -- --data "$d" --out "$WORK/r4"
 want "rank 0 fails after the start" "rank 0 of 2.*metrics.jsonl"
+
+# a graceful stop under mpirun: SIGTERM to each rank (as Slurm sends it to every task) while
+# the ranks agree between micro-steps: they stop together with a checkpoint, and no rank
+# claims that another one failed
+for trial in 1; do
+    run_dir=$WORK/g$trial
+    timeout 120 "${MPIRUN[@]}" -np 2 "$LMF" "${A[@]/--quiet/--log-every}" 1 --data "$d" \
+        --out "$run_dir" --steps 100000 --grad-accum 20 >"$WORK/g.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do grep -q "^step 1/" "$WORK/g.out" && break; sleep 0.1; done
+    ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")")
+    kill -TERM $ranks
+    wait "$pid"
+    rc=$?
+    out=$(cat "$WORK/g.out")
+    [ "$rc" -eq 0 ]; lmf_check $? "graceful SIGTERM $trial: exit $rc: $out"
+    want "graceful SIGTERM $trial" "stopped by SIGTERM after step [0-9]*; checkpoint saved"
+    echo "$out" | grep -q "another rank failed"
+    [ $? -ne 0 ]; lmf_check $? "graceful SIGTERM $trial: a rank says another one failed: $out"
+done
 
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

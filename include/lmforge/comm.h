@@ -74,6 +74,12 @@ void lmf_comm_abort(lmf_comm *c, int code, const char *msg);
  * on to a handler installed before lmf_comm_create, but one installed afterwards replaces it,
  * and should call this function. */
 void lmf_comm_note_signal(int sig);
+/* The same for a handler that stops the program gracefully (a trainer's SIGTERM/SIGINT): the
+ * line is written only when the collective this process was waiting in at the signal has still
+ * not completed half a second later, i.e. when the signal was the launcher's after another
+ * rank failed (its SIGKILL follows about a second later). A graceful stop, whose collectives
+ * complete, prints nothing. Async-signal-safe. */
+void lmf_comm_note_signal_deferred(int sig);
 
 /* ---- agreement at start-up: collectives that every rank reaches whatever happened ---- */
 

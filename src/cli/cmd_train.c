@@ -22,7 +22,9 @@
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) {
     g_stop = sig;
-    lmf_comm_note_signal(sig); /* names this rank and step if it is stuck in a collective */
+    /* names this rank and step if it stays stuck in a collective (another rank failed); a
+     * graceful stop, whose collectives complete, prints nothing */
+    lmf_comm_note_signal_deferred(sig);
 }
 
 typedef struct train_cli {

@@ -150,6 +150,14 @@ void lmf_comm_note_signal(int sig) {
 #endif
 }
 
+void lmf_comm_note_signal_deferred(int sig) {
+#if LMF_HAVE_MPI
+    lmf_comm_mpi_defer_signal(sig);
+#else
+    (void)sig;
+#endif
+}
+
 void lmf_comm_abort(lmf_comm *c, int code, const char *msg) {
     if (msg) {
         fprintf(stderr, "lmforge: rank %d of %d%s%s%s: %s\n", c->rank, c->size,
@@ -276,6 +284,9 @@ lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req) {
     for (long polls = 0;; polls++) {
         int done;
         lmf_status s = lmf_comm_test(c, req, &done);
+#if LMF_HAVE_MPI
+        if (c->be == &lmf_comm_vt_mpi) lmf_comm_mpi_deferred_poll(c, s != LMF_OK || done);
+#endif
         if (s != LMF_OK || done) {
             c->waiting_in = NULL;
             return s;

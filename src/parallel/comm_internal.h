@@ -57,6 +57,11 @@ extern const lmf_comm_vtable lmf_comm_vt_mpi;
 void lmf_comm_mpi_context_changed(lmf_comm *c);
 /* the signal line of lmf_comm_note_signal */
 void lmf_comm_mpi_note_signal(int sig);
+/* lmf_comm_note_signal_deferred: remember the signal when waiting in a collective */
+void lmf_comm_mpi_defer_signal(int sig);
+/* called by every poll of a wait (done: the wait completed): writes a deferred signal's line
+ * once the wait has outlasted the signal by half a second; a completed wait forgets it */
+void lmf_comm_mpi_deferred_poll(lmf_comm *c, int done);
 #endif
 
 /* element size of a dtype in bytes (0 for an unknown one) */

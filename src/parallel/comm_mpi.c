@@ -1,6 +1,7 @@
 /* MPI communicator backend: non-blocking collectives on a duplicate of MPI_COMM_WORLD. */
 #define _GNU_SOURCE
 #include "parallel/comm_internal.h"
+#include "lmforge/system.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -79,6 +80,33 @@ static void sig_report(int sig, int always) {
 }
 
 void lmf_comm_mpi_note_signal(int sig) { sig_report(sig, 0); }
+
+/* a deferred signal: its number while pending, and when the wait loop first saw it */
+static volatile sig_atomic_t sig_deferred;
+static double sig_deferred_seen;
+#define SIG_DEFER_S 0.5
+
+void lmf_comm_mpi_defer_signal(int sig) {
+    lmf_comm *c = sig_comm;
+    if (c && c->waiting_in) sig_deferred = sig;
+}
+
+void lmf_comm_mpi_deferred_poll(lmf_comm *c, int done) {
+    (void)c;
+    int sig = sig_deferred;
+    if (!sig) return;
+    if (done) { /* the collective completed: a graceful stop, nothing to say */
+        sig_deferred = 0;
+        sig_deferred_seen = 0;
+        return;
+    }
+    double now = lmf_now_s();
+    if (sig_deferred_seen == 0) sig_deferred_seen = now;
+    if (now - sig_deferred_seen < SIG_DEFER_S) return;
+    sig_report(sig, 0);
+    sig_deferred = 0;
+    sig_deferred_seen = 0;
+}
 
 static void on_term(int sig) {
     int chained = (sig_old.sa_flags & SA_SIGINFO) ? 0 : sig_old.sa_handler != SIG_DFL &&
