@@ -3,7 +3,8 @@
 # stops every rank within seconds with its own message, ranks started with different options
 # or data are refused with the options and ranks named, and a rank failing after the start
 # stops the job at once instead of leaving the others waiting for --comm-timeout (300 s); a
-# graceful SIGTERM to every rank stops them without a word about another rank failing.
+# graceful SIGTERM to every rank stops them without a word about another rank failing; a rank
+# stopped by SIGSTOP is the one named when the others time out.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/mpi/common.sh
@@ -87,6 +88,28 @@ for trial in 1; do
     echo "$out" | grep -q "another rank failed"
     [ $? -ne 0 ]; lmf_check $? "graceful SIGTERM $trial: a rank says another one failed: $out"
 done
+
+# a rank that stalls (SIGSTOP) after a few steps: the others time out (--comm-timeout 3), ask
+# every rank whether it is there, and name the stopped one
+run_dir=$WORK/stall
+t0=$(lmf_now)
+timeout 60 "${MPIRUN[@]}" -np 2 "$LMF" "${A[@]/--quiet/--log-every}" 1 --data "$d" --out "$run_dir" \
+    --steps 100000 --comm-timeout 3 >"$WORK/s.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do grep -q "^step 3/" "$WORK/s.out" && break; sleep 0.1; done
+ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")")
+victim=$(echo "$ranks" | tail -1)
+vrank=$(tr '\0' '\n' <"/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+kill -STOP "$victim"
+wait "$pid"
+rc=$?
+out=$(cat "$WORK/s.out")
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; lmf_check $? "SIGSTOP: exit code $rc (want a failure, not a hang): $out"
+lmf_elapsed_below "$t0" 40; lmf_check $? "SIGSTOP: the job took too long to stop"
+want "SIGSTOP" "not complete after 3\.[0-9] s .*; rank $vrank did not answer within 1\.0 s: stopped (SIGSTOP)"
+other=$((1 - vrank))
+echo "$out" | grep -q "rank $other did not answer"
+[ $? -ne 0 ]; lmf_check $? "SIGSTOP: the running rank $other is blamed: $out"
 
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

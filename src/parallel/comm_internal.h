@@ -33,6 +33,12 @@ typedef struct lmf_comm_vtable {
     void (*release)(lmf_comm *c, lmf_comm_req *r);
     /* stop every rank; returns only for backends without a job to stop */
     void (*abort)(lmf_comm *c, int code);
+    /* answer other ranks' "are you there" (called by every poll of a wait and by progress);
+     * NULL for backends without peers */
+    void (*service)(lmf_comm *c);
+    /* after a time-out: ask every other rank whether it is there, for up to `grace` seconds;
+     * missing[r] = 1 for each rank that did not answer. NULL: unknown. */
+    void (*find_missing)(lmf_comm *c, double grace, unsigned char *missing);
 } lmf_comm_vtable;
 
 struct lmf_comm {
