@@ -178,6 +178,20 @@ lmf_status lmf_open_regular(const char *path, const char *what, int *fd) {
     return LMF_OK;
 }
 
+/* lmf_open_regular, and the file's size */
+static lmf_status open_sized(const char *path, int *fd, uint64_t *size) {
+    LMF_TRY(lmf_open_regular(path, NULL, fd));
+    struct stat st;
+    if (fstat(*fd, &st) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        close(*fd);
+        *fd = -1;
+        return s;
+    }
+    *size = (uint64_t)st.st_size;
+    return LMF_OK;
+}
+
 #define FP_PIECE ((uint64_t)64 << 10)
 #define FP_PIECES 64
 
@@ -185,14 +199,8 @@ lmf_status lmf_file_fingerprint(const char *path, uint64_t *size, uint64_t *hash
     *size = 0;
     *hash = 0;
     int fd;
-    LMF_TRY(lmf_open_regular(path, NULL, &fd));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-        close(fd);
-        return s;
-    }
-    uint64_t n = (uint64_t)st.st_size;
+    uint64_t n;
+    LMF_TRY(open_sized(path, &fd, &n));
     XXH3_state_t *h = XXH3_createState();
     char *buf = malloc(FP_PIECE);
     lmf_status s = h && buf ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot hash %s", path);
@@ -225,19 +233,14 @@ lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_l
     *buf = NULL;
     *len = 0;
     int fd;
-    LMF_TRY(lmf_open_regular(path, NULL, &fd));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-        close(fd);
-        return s;
-    }
-    if ((uint64_t)st.st_size > (uint64_t)max_len) {
+    uint64_t size;
+    LMF_TRY(open_sized(path, &fd, &size));
+    if (size > (uint64_t)max_len) {
         close(fd);
         return lmf_fail(LMF_ERR_IO, "%s is %lld bytes, more than the %zu allowed", path,
-                        (long long)st.st_size, max_len);
+                        (long long)size, max_len);
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)size;
     char *b = malloc(n + 1);
     if (!b) {
         close(fd);

@@ -44,7 +44,20 @@ static void consider(unsigned long long limit, const char *name, unsigned long l
     snprintf(what, cap, "%s", name);
 }
 
-/* the cgroup's room: limit less usage, v2 or v1, at this process's cgroup (or the mount's root) */
+/* one cgroup's room, limit less usage, from its two files; 0 when the usage cannot be read */
+static int cgroup_try(const char *dir, const char *limit_file, const char *usage_file,
+                      const char *name, unsigned long long *best, char *what, size_t cap) {
+    char lim[1200], use[1200];
+    unsigned long long l = 0, u = 0;
+    snprintf(lim, sizeof lim, "%s/%s", dir, limit_file);
+    snprintf(use, sizeof use, "%s/%s", dir, usage_file);
+    if (!read_number(use, NULL, &u)) return 0;
+    /* v2 "max" reads as no number; v1 "no limit" is a huge one */
+    if (read_number(lim, NULL, &l) && l < (1ULL << 60)) consider(l > u ? l - u : 1, name, best, what, cap);
+    return 1;
+}
+
+/* the cgroup's room, v1 or v2, at this process's cgroup (or the mount's root) */
 static void cgroup_room(unsigned long long *best, char *what, size_t cap) {
     FILE *f = fopen("/proc/self/cgroup", "r");
     char line[1024], v1[1024] = "", v2[1024] = "";
@@ -56,31 +69,15 @@ static void cgroup_room(unsigned long long *best, char *what, size_t cap) {
         else if (strncmp(line, "0::", 3) == 0) snprintf(v2, sizeof v2, "%s", line + 3);
     }
     if (f) fclose(f);
-    const char *roots[2] = {v1[0] ? v1 : NULL, ""};
-    for (int i = 0; i < 2; i++) {
-        if (!roots[i]) continue;
-        char lim[1200], use[1200];
-        unsigned long long l = 0, u = 0;
-        snprintf(lim, sizeof lim, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", roots[i]);
-        snprintf(use, sizeof use, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", roots[i]);
-        if (read_number(lim, NULL, &l) && read_number(use, NULL, &u)) {
-            if (l < (1ULL << 60)) consider(l > u ? l - u : 1, "the cgroup's memory.limit_in_bytes less its usage", best, what, cap);
-            return;
-        }
-    }
-    const char *roots2[2] = {v2[0] ? v2 : NULL, ""};
-    for (int i = 0; i < 2; i++) {
-        if (!roots2[i]) continue;
-        char lim[1200], use[1200];
-        unsigned long long l = 0, u = 0;
-        snprintf(lim, sizeof lim, "/sys/fs/cgroup%s/memory.max", roots2[i]);
-        snprintf(use, sizeof use, "/sys/fs/cgroup%s/memory.current", roots2[i]);
-        if (read_number(use, NULL, &u)) {
-            if (read_number(lim, NULL, &l)) /* "max" reads as no number */
-                consider(l > u ? l - u : 1, "the cgroup's memory.max less its usage", best, what, cap);
-            return;
-        }
-    }
+    char dir[1200];
+    const char *v1name = "the cgroup's memory.limit_in_bytes less its usage";
+    const char *v2name = "the cgroup's memory.max less its usage";
+    snprintf(dir, sizeof dir, "/sys/fs/cgroup/memory%s", v1);
+    if (v1[0] && cgroup_try(dir, "memory.limit_in_bytes", "memory.usage_in_bytes", v1name, best, what, cap)) return;
+    if (cgroup_try("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes", v1name, best, what, cap)) return;
+    snprintf(dir, sizeof dir, "/sys/fs/cgroup%s", v2);
+    if (v2[0] && cgroup_try(dir, "memory.max", "memory.current", v2name, best, what, cap)) return;
+    cgroup_try("/sys/fs/cgroup", "memory.max", "memory.current", v2name, best, what, cap);
 }
 
 unsigned long long lmf_memory_available(char *what, size_t cap) {
