@@ -25,7 +25,7 @@ expect_error "train --init FIFO" 1 "model $fifo $kind" -- \
   $T "$LMF" train --init "$fifo" --data "$WORK/tok/train.bin" --steps 1 --out "$WORK/r6"
 expect_error "data prepare --input FIFO" 1 "input $fifo $kind" -- \
   $T "$LMF" data prepare --bytes --input "$fifo" --out "$WORK/d2"
-expect_error "tokenizer train --input FIFO" 1 "$fifo $kind" -- \
+expect_error "tokenizer train --input FIFO" 1 "$fifo: $kind" -- \
   $T "$LMF" tokenizer train --input "$fifo" --vocab-size 300 --out "$WORK/t"
 expect_error "eval --model FIFO" 1 "model $fifo $kind" -- \
   $T "$LMF" eval --model "$fifo" --data "$WORK/none.bin"

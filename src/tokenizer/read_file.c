@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "lmforge/fsutil.h"
 
@@ -14,18 +13,17 @@
 lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    int fd;
-    LMF_TRY(lmf_open_regular(path, NULL, &fd)); /* a FIFO is refused, not waited on */
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        lmf_status s = lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        close(fd);
-        return s;
-    }
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
+    /* a FIFO, directory or device is refused by kind before fopen would wait on a FIFO */
+    if (stat(path, &sb) != 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return lmf_fail(LMF_ERR_IO, "%s: is %s, not a regular file; give the path of a file", path,
+                        lmf_file_kind(sb.st_mode));
+    FILE *f = fopen(path, "rb");
+    if (!f) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);
-        return lmf_fail(LMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+        return lmf_fail(LMF_ERR_IO, "%s: not a regular file", path);
     }
     size_t n = (size_t)sb.st_size;
     char *buf = malloc(n + 1);
