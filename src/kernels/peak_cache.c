@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,9 @@ void lmf_peak_get(int threads, int refresh, lmf_peak *out) {
         double g = lmf_peak_gflops_running(threads, PEAK_TRIAL_S);
         if (g > best) best = g;
     }
-    out->gflops = best > cached ? best : cached; /* a trial can only read low */
+    /* a trial can only read low; kept to the cache file's precision, so that a report made
+     * now and one made from the cache print the same figure */
+    out->gflops = round((best > cached ? best : cached) * 1000.0) / 1000.0;
     out->source = LMF_PEAK_MEASURED;
     if (have_dir && !cache_write(dir, out->cache, cpu, threads, out->gflops, out->note,
                                  sizeof out->note))
