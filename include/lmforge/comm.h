@@ -89,7 +89,7 @@ void lmf_comm_note_signal_deferred(int sig);
  * rank's failure stops all of them at the same place with its own message instead of leaving
  * the others waiting in the next collective. A single rank gets `local` back. */
 lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
-/* Collective: the ranks compare n (1..64) values that must be equal on every rank (the options
+/* Collective: the ranks compare n (1..63) values that must be equal on every rank (the options
  * of a run; names[i] such as "--lr", values[i] as text; the same names in the same order on
  * every rank). LMF_OK when all equal; otherwise LMF_ERR_ARG on every rank with one message
  * naming each value that differs, rank 0's value, the lowest differing rank's value and the

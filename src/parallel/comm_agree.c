@@ -60,10 +60,10 @@ static lmf_status share_values(lmf_comm *c, int n, const char *const *values, in
 lmf_status lmf_comm_agree_values(lmf_comm *c, int n, const char *const *names,
                                  const char *const *values) {
     int rank = lmf_comm_rank(c), world = lmf_comm_size(c);
-    if (n < 1 || n > 64)
-        return lmf_fail(LMF_ERR_ARG, "agreeing on %d values: between 1 and 64 at a time", n);
+    if (n < 1 || n > 63) /* one bit each in a non-negative int64 (combined by MAX) */
+        return lmf_fail(LMF_ERR_ARG, "agreeing on %d values: between 1 and 63 at a time", n);
     if (world == 1) return LMF_OK;
-    int64_t h[64], h0[64];
+    int64_t h[63], h0[63];
     for (int i = 0; i < n; i++) h[i] = h0[i] = (int64_t)XXH3_64bits(values[i], strlen(values[i]));
     int64_t *mask = calloc((size_t)world, sizeof *mask);
     char *mine0 = calloc((size_t)n, AGREE_VALUE_CAP), *other = calloc((size_t)n, AGREE_VALUE_CAP);
