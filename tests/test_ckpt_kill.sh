@@ -96,7 +96,7 @@ for sig in TERM INT TERM; do
   kill -"$sig" "$pid"
   rc=0
   wait "$pid" || rc=$?
-  s=$(grep -o "stopped by signal [0-9]* after step [0-9]*" "$WORK/s.err" | grep -o '[0-9]*$')
+  s=$(grep -o "stopped by SIG$sig after step [0-9]*" "$WORK/s.err" | grep -o '[0-9]*$')
   if [ "$rc" -eq 0 ] && [ -n "$s" ] && [ "$(cat "$sig_run/checkpoints/latest")" = "$(printf 'step_%08d' "$s")" ]; then
     pass "SIG$sig: exit 0 after step $s with its checkpoint complete"
   else

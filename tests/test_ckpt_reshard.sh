@@ -83,7 +83,7 @@ ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")")
 kill -TERM "$(echo "$ranks" | sed -n 2p)"
 rc=0
 wait "$pid" || rc=$?
-s=$(grep -o "stopped by signal 15 after step [0-9]*" "$WORK/sig.err" | grep -o '[0-9]*$')
+s=$(grep -o "stopped by SIGTERM after step [0-9]*" "$WORK/sig.err" | grep -o '[0-9]*$')
 if [ "$rc" -eq 0 ] && [ -n "$s" ] && [ "$(cat "$WORK/sig/checkpoints/latest")" = "$(printf 'step_%08d' "$s")" ]; then
   pass "SIGTERM to one of two ranks: exit 0 after step $s with its checkpoint"
 else

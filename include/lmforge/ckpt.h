@@ -110,9 +110,8 @@ char *lmf_ckpt_state_format(const lmf_train_state *s, const char *opts_json);
 lmf_status lmf_ckpt_state_parse(const char *text, size_t len, const char *what,
                                 lmf_train_state *s, char **opts_json);
 
-/* Collective: every rank passes its own status. All LMF_OK: LMF_OK everywhere. Otherwise every
- * rank returns the status of the lowest failing rank with its message (other ranks prefix it
- * with "rank R: "). */
+/* Collective: every rank passes its own status; lmf_comm_agree (all LMF_OK: LMF_OK everywhere;
+ * otherwise every rank returns the lowest failing rank's status and message, "rank R of N: "). */
 lmf_status lmf_ckpt_agree(lmf_comm *c, lmf_status s);
 
 #ifdef __cplusplus

@@ -41,6 +41,9 @@ void lmf_comm_free(lmf_comm *c);
  * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK, SLURM_NTASKS inside a job step); 0 when the
  * process was not started by one. */
 int lmf_comm_launcher_size(void);
+/* Number of ranks the launcher started on this machine (OMPI_COMM_WORLD_LOCAL_SIZE,
+ * MPI_LOCALNRANKS, SLURM_NTASKS_PER_NODE inside a job step); 1 when not known. */
+int lmf_comm_launcher_local_size(void);
 /* 1 when this build has the MPI backend */
 int lmf_comm_have_mpi(void);
 
@@ -71,6 +74,28 @@ void lmf_comm_abort(lmf_comm *c, int code, const char *msg);
  * on to a handler installed before lmf_comm_create, but one installed afterwards replaces it,
  * and should call this function. */
 void lmf_comm_note_signal(int sig);
+/* The same for a handler that stops the program gracefully (a trainer's SIGTERM/SIGINT): the
+ * line is written only when the collective this process was waiting in at the signal has still
+ * not completed half a second later, i.e. when the signal was the launcher's after another
+ * rank failed (its SIGKILL follows about a second later). A graceful stop, whose collectives
+ * complete, prints nothing. Async-signal-safe. */
+void lmf_comm_note_signal_deferred(int sig);
+
+/* ---- agreement at start-up: collectives that every rank reaches whatever happened ---- */
+
+/* Collective: every rank brings the status of a stage that may fail on some ranks only (opening
+ * a file, allocating). LMF_OK on every rank when all succeeded; otherwise every rank returns
+ * the status and message of the lowest failing rank, prefixed "rank R of N: ", so that one
+ * rank's failure stops all of them at the same place with its own message instead of leaving
+ * the others waiting in the next collective. A single rank gets `local` back. */
+lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
+/* Collective: the ranks compare n (1..63) values that must be equal on every rank (the options
+ * of a run; names[i] such as "--lr", values[i] as text; the same names in the same order on
+ * every rank). LMF_OK when all equal; otherwise LMF_ERR_ARG on every rank with one message
+ * naming each value that differs, rank 0's value, the lowest differing rank's value and the
+ * ranks that differ. */
+lmf_status lmf_comm_agree_values(lmf_comm *c, int n, const char *const *names,
+                                 const char *const *values);
 
 /* ---- blocking collectives ---- */
 

@@ -79,6 +79,11 @@ lmf_status lmf_ddp_progress(lmf_ddp *d);
  * lmf_optimizer_step with lmf_ddp_owned_params and lmf_ddp_owned_grads. */
 lmf_status lmf_ddp_reduce_wait(lmf_ddp *d);
 
+/* Drop the gradients of an optimizer step that stops between two micro-steps (every rank at
+ * the same one): complete the collectives in flight, zero the gradients, forget gathered
+ * weights; the next micro-step 0 starts a new step. */
+lmf_status lmf_ddp_abandon_step(lmf_ddp *d);
+
 /* This rank's range of the flat vector for the optimizer (stage 0: everything). */
 lmf_range lmf_ddp_owned(const lmf_ddp *d);
 /* What multiplies the summed gradients: the config's grad_scale, or 1/world_size. */

@@ -28,6 +28,21 @@ lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_l
  * one; b is used alone when it is absolute). Fails with LMF_ERR_ARG if it does not fit. */
 lmf_status lmf_path_join(char *buf, size_t cap, const char *a, const char *b);
 
+/* Open `path` for reading, refusing anything but a regular file by name: a FIFO, a directory,
+ * a device or a socket fails with LMF_ERR_IO ("PATH: is a FIFO (named pipe), not a regular
+ * file; ...") at once, instead of blocking on a FIFO without a writer. The open does not
+ * block; the returned descriptor (close it) is in blocking mode. `what` names the file in
+ * messages ("token file", "config"; NULL: just the path). */
+lmf_status lmf_open_regular(const char *path, const char *what, int *fd);
+/* The kind of file mode `mode` (st_mode) is, in words: "a FIFO (named pipe)", "a directory",
+ * ..., "a regular file". */
+const char *lmf_file_kind(unsigned mode);
+
+/* The identity of a regular file's contents, to tell whether two copies (say, the data on two
+ * machines) hold the same: *size and an XXH3 hash of the size and of up to 64 pieces of 64 KiB
+ * evenly spread over the file, first and last included (the whole file up to 4 MiB). */
+lmf_status lmf_file_fingerprint(const char *path, uint64_t *size, uint64_t *hash);
+
 /* 1 if path exists (any kind of file), else 0. */
 int lmf_file_exists(const char *path);
 

@@ -10,6 +10,7 @@
 #include "lmforge/config.h"
 #include "lmforge/model.h"
 #include "lmforge/optim.h"
+#include "lmforge/perf.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -105,9 +106,11 @@ int lmf_trainer_next_step(const lmf_trainer *t);
 const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t);
 int64_t lmf_trainer_num_params(const lmf_trainer *t);
 double lmf_trainer_flops_per_token(const lmf_trainer *t);
-/* FLOP/s the MFU of every step is taken against: the measured FMA peak of the threads of
- * every rank */
+/* FLOP/s the MFU of every step is taken against: the sum over the ranks of each rank's FMA peak
+ * (lmf_peak_get: cached per machine, or measured) */
 double lmf_trainer_peak_flops(const lmf_trainer *t);
+/* This rank's part of that peak and where it came from (perf.h: cached or measured now) */
+void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p);
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t);
 int lmf_trainer_rank(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
@@ -126,12 +129,22 @@ void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st);
 /* Collective: make the model hold the full current weights on every rank (after ZeRO-3
  * training), for sampling or export. */
 lmf_status lmf_trainer_materialize(lmf_trainer *t);
-/* Collective: 1 on every rank when flag is non-zero on any rank (e.g. a stop signal). */
+/* Collective: the largest flag of all ranks, on every rank (non-zero when any rank's is, e.g. a
+ * stop signal's number). */
 int lmf_trainer_any(lmf_trainer *t, int flag);
 /* A failure seen by this rank only: with several ranks, end the whole job now (naming this
  * rank and msg) instead of letting the others wait for a collective to time out. Returns when
  * there is a single rank. */
 void lmf_trainer_abort(lmf_trainer *t, const char *msg);
+
+/* A stop check polled between the micro-steps of lmf_trainer_step (NULL: none), so that a
+ * signal during a long step (many micro-steps) is honoured within one micro-step: non-zero
+ * (a signal number, say) on any rank abandons the step on every rank; lmf_trainer_step then
+ * returns LMF_ERR_INTERRUPTED with the state of the last completed step, and
+ * lmf_trainer_stop_value gives the largest value any rank's check returned. lmf_trainer_run
+ * installs its callbacks' stop_requested. */
+void lmf_trainer_set_stop_check(lmf_trainer *t, int (*check)(void *ctx), void *ctx);
+int lmf_trainer_stop_value(const lmf_trainer *t);
 
 /* One optimizer step (grad_accum micro-batches), collective. A NaN/Inf loss or gradient norm
  * skips the update (st->skipped; the step still counts and its data is consumed); after
@@ -168,8 +181,9 @@ typedef struct lmf_train_callbacks {
     void (*on_step)(void *ctx, const lmf_step_stats *st, int done, int total, double eta_s);
     /* after each evaluation: the validation loss after `done` completed steps */
     void (*on_eval)(void *ctx, int done, float val_loss);
-    /* polled after each step: non-zero asks every rank to stop after this step, with a
-     * checkpoint (a signal arrived, say) */
+    /* polled after each step and between micro-steps: non-zero (a signal's number, say) asks
+     * every rank to stop with a checkpoint of the last completed step; a step in progress is
+     * abandoned at the next micro-step */
     int (*stop_requested)(void *ctx);
     /* a remark that does not stop the run (the loss chart could not be drawn, ...) */
     void (*on_note)(void *ctx, const char *msg);
@@ -186,6 +200,8 @@ typedef struct lmf_run_result {
     lmf_run_end end;
     int steps_done;          /* completed steps at the end */
     int stop_requested_here; /* LMF_RUN_STOPPED: 1 when this rank's stop_requested asked */
+    int stop_value;          /* LMF_RUN_STOPPED: the largest value a rank's stop_requested
+                              * returned (a signal number, say) */
 } lmf_run_result;
 
 /* Collective: train from the next step to opts.steps. After each step: metrics.jsonl (rank 0:

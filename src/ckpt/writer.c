@@ -60,29 +60,7 @@ struct lmf_ckpt_writer {
 
 /* ---- agreement ---- */
 
-lmf_status lmf_ckpt_agree(lmf_comm *c, lmf_status s) {
-    int rank = lmf_comm_rank(c), world = lmf_comm_size(c);
-    int64_t first = s != LMF_OK ? rank : world;
-    if (lmf_comm_allreduce_i64(c, &first, 1, LMF_COMM_MIN) != LMF_OK)
-        return lmf_fail(LMF_ERR_COMM, "ranks could not agree on the checkpoint: %s",
-                        lmf_last_error());
-    if (first >= world) return LMF_OK;
-    struct {
-        int64_t code;
-        char msg[MSG_CAP];
-    } m;
-    memset(&m, 0, sizeof m);
-    if (rank == first) {
-        m.code = s;
-        snprintf(m.msg, sizeof m.msg, "%s", lmf_last_error());
-    }
-    if (world > 1 && lmf_comm_broadcast(c, &m, sizeof m, (int)first) != LMF_OK)
-        return lmf_fail(LMF_ERR_COMM, "rank %d failed, and its message could not be shared",
-                        (int)first);
-    if (rank == first) return s;
-    m.msg[MSG_CAP - 1] = '\0';
-    return lmf_fail((lmf_status)m.code, "rank %d: %s", (int)first, m.msg);
-}
+lmf_status lmf_ckpt_agree(lmf_comm *c, lmf_status s) { return lmf_comm_agree(c, s); }
 
 /* ---- directories ---- */
 

@@ -26,7 +26,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return lmf_bench_tokenizer(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "loader") == 0) return lmf_bench_loader(argc - 1, argv + 1);
     const char *model = NULL, *kernels = "fast", *recompute = "none";
-    int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0;
+    int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0, refresh = 0;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "PRESET", "one model preset (default: the standard cases)", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size for --model", 1, 1e6, NULL},
@@ -37,6 +37,7 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--kernels", LMF_OPT_STR, &kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT, NULL},
         {"--recompute", LMF_OPT_STR, &recompute, "none|selective|full", "activation recomputation (default none)", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
+        {"--refresh-peak", LMF_OPT_FLAG, &refresh, NULL, "measure the peak again (it is cached per processor and thread count)", LMF_NOLIMIT, NULL},
     };
     int r = lmf_args_parse("bench", "[tokenizer|loader] [options]", opts, (int)(sizeof opts / sizeof opts[0]),
                            argc, argv, NULL, 0, NULL);
@@ -50,8 +51,12 @@ int lmf_cmd_bench(int argc, char **argv) {
     }
     lmf_threads_set(threads);
     int nt = lmf_threads_get();
-    double peak = lmf_peak_gflops(nt, 1.0) * 1e9;
-    if (!json) printf("peak fp32 FMA: %.1f GFLOP/s on %d threads (measured)\n", peak / 1e9, nt);
+    lmf_peak pk;
+    lmf_peak_get(nt, refresh, &pk);
+    double peak = pk.gflops * 1e9;
+    char where[1400];
+    lmf_peak_describe(&pk, where, sizeof where);
+    if (!json) printf("peak fp32 FMA: %s\n", where);
     bench_case def[] = {{"gpt2", 4, 64}, {"small", 8, 256}, {"gpt2", 8, 1024}};
     bench_case one = {model, B ? B : 4, T ? T : 64};
     bench_case *cases = model ? &one : def;
@@ -70,9 +75,10 @@ int lmf_cmd_bench(int argc, char **argv) {
         if (json) {
             printf("{\"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, \"kernels\": \"%s\", "
                    "\"step_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_gflops\": %.2f, "
-                   "\"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"activation_mb\": %.1f, \"idle\": {",
+                   "\"peak_source\": \"%s\", \"mfu\": %.4f, \"peak_rss_mb\": %.1f, \"activation_mb\": %.1f, \"idle\": {",
                    cases[i].preset, cases[i].B, cases[i].T, nt, k->name, res.step_s,
-                   res.tokens_per_s, res.gflops, peak / 1e9, res.mfu, res.rss_mb, res.act_mb);
+                   res.tokens_per_s, res.gflops, peak / 1e9, lmf_peak_source_name(pk.source), res.mfu,
+                   res.rss_mb, res.act_mb);
             for (int p = 0; p < LMF_PHASE_COUNT + 2; p++) {
                 if (res.idle[p] < 0) printf("\"%s\": null, ", phase_label(p));
                 else printf("\"%s\": %.4f, ", phase_label(p), res.idle[p]);

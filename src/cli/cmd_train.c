@@ -22,7 +22,9 @@
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) {
     g_stop = sig;
-    lmf_comm_note_signal(sig); /* names this rank and step if it is stuck in a collective */
+    /* names this rank and step if it stays stuck in a collective (another rank failed); a
+     * graceful stop, whose collectives complete, prints nothing */
+    lmf_comm_note_signal_deferred(sig);
 }
 
 typedef struct train_cli {
@@ -198,7 +200,14 @@ static void on_eval(void *ctx, int done, float val_loss) {
     if (!c->quiet) fprintf(stderr, "%sstep %d: val_loss %.4f\n", c->tty ? "\r\033[K" : "", done, (double)val_loss);
 }
 
-static int stop_requested(void *ctx) { (void)ctx; return g_stop != 0; }
+/* "SIGINT", "SIGTERM", ... for a stop's signal number */
+static void signal_name(int sig, char *buf, size_t cap) {
+    const char *n = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : NULL;
+    if (n) snprintf(buf, cap, "%s", n);
+    else snprintf(buf, cap, "signal %d", sig);
+}
+
+static int stop_requested(void *ctx) { (void)ctx; return (int)g_stop; }
 
 static void on_note(void *ctx, const char *msg) {
     train_cli *c = ctx;
@@ -217,11 +226,16 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     if (o->resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
     fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
             "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
-            "peak %.1f GFLOP/s%s\n",
+            "MFU against a peak of %.1f GFLOP/s%s\n",
             o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
             (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
             lmf_trainer_world(t), (long long)o->global_batch, o->zero_stage, lmf_threads_get(),
             o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
+    lmf_peak pk;
+    char peak[1400];
+    lmf_trainer_peak(t, &pk);
+    lmf_peak_describe(&pk, peak, sizeof peak);
+    fprintf(stderr, "peak per rank: %s\n", peak);
     lmf_train_memory mem;
     lmf_trainer_memory(t, &mem);
     fprintf(stderr, "memory per rank: weights %.1f MB, gradients %.1f MB, optimizer %.1f MB, "
@@ -290,11 +304,19 @@ int lmf_cmd_train(int argc, char **argv) {
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
     lmf_train_callbacks cb = {on_step, on_eval, stop_requested, on_note, &c};
     lmf_run_result res;
-    int rc = lmf_trainer_run(t, &cb, &res) == LMF_OK ? 0 : fail_rt("");
+    int rc = 0;
+    if (lmf_trainer_run(t, &cb, &res) != LMF_OK) {
+        /* the other ranks may be waiting in a collective this rank will never reach: stop the
+         * job now, with this rank's message (returns with a single rank) */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", lmf_last_error());
+        lmf_trainer_abort(t, msg);
+        rc = fail_rt("");
+    }
     if (rc == 0 && res.end != LMF_RUN_COMPLETED && !c.quiet) {
         char why[32];
         if (res.end == LMF_RUN_STOPPED_AFTER) snprintf(why, sizeof why, "--stop-after");
-        else snprintf(why, sizeof why, "signal %d", g_stop > 0 ? (int)g_stop : SIGTERM);
+        else signal_name(res.stop_value, why, sizeof why);
         fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
                 "in %s/checkpoints (resume with --resume %s)\n", c.tty ? "\n" : "", why,
                 res.steps_done, o->out_dir, o->out_dir);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 lmf_status lmf_mkdir_p(const char *path) {
     size_t n = strlen(path);
@@ -140,27 +141,106 @@ lmf_status lmf_write_file_atomic(const char *path, const void *data, size_t len)
     return lmf_commit_tmp(fd, tmp, path);
 }
 
-lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_len) {
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+const char *lmf_file_kind(unsigned mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+lmf_status lmf_open_regular(const char *path, const char *what, int *fd) {
+    *fd = -1;
+    const char *w = what ? what : "", *sep = what ? " " : "";
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer */
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (f < 0) return lmf_fail(LMF_ERR_IO, "cannot open %s%s%s: %s", w, sep, path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-        close(fd);
+    if (fstat(f, &st) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s%s%s: %s", w, sep, path, strerror(errno));
+        close(f);
         return s;
     }
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return lmf_fail(LMF_ERR_IO, "%s is not a regular file", path);
+        close(f);
+        return lmf_fail(LMF_ERR_IO, "%s%s%s is %s, not a regular file; give the path of a file",
+                        w, sep, path, lmf_file_kind(st.st_mode));
     }
-    if ((uint64_t)st.st_size > (uint64_t)max_len) {
+    int fl = fcntl(f, F_GETFL);
+    if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot read %s%s%s: %s", w, sep, path, strerror(errno));
+        close(f);
+        return s;
+    }
+    *fd = f;
+    return LMF_OK;
+}
+
+/* lmf_open_regular, and the file's size */
+static lmf_status open_sized(const char *path, int *fd, uint64_t *size) {
+    LMF_TRY(lmf_open_regular(path, NULL, fd));
+    struct stat st;
+    if (fstat(*fd, &st) != 0) {
+        lmf_status s = lmf_fail(LMF_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+        close(*fd);
+        *fd = -1;
+        return s;
+    }
+    *size = (uint64_t)st.st_size;
+    return LMF_OK;
+}
+
+#define FP_PIECE ((uint64_t)64 << 10)
+#define FP_PIECES 64
+
+lmf_status lmf_file_fingerprint(const char *path, uint64_t *size, uint64_t *hash) {
+    *size = 0;
+    *hash = 0;
+    int fd;
+    uint64_t n;
+    LMF_TRY(open_sized(path, &fd, &n));
+    XXH3_state_t *h = XXH3_createState();
+    char *buf = malloc(FP_PIECE);
+    lmf_status s = h && buf ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot hash %s", path);
+    if (s == LMF_OK) {
+        XXH3_64bits_reset(h);
+        XXH3_64bits_update(h, &n, sizeof n);
+    }
+    /* piece k starts at k/(P-1) of the room before the last piece; overlaps when small */
+    uint64_t room = n > FP_PIECE ? n - FP_PIECE : 0, prev_end = 0;
+    for (int k = 0; s == LMF_OK && k < FP_PIECES; k++) {
+        uint64_t off = room * (uint64_t)k / (FP_PIECES - 1);
+        if (off < prev_end) off = prev_end; /* no byte twice */
+        uint64_t len = n - off < FP_PIECE ? n - off : FP_PIECE;
+        if (len == 0) break;
+        s = lmf_pread_all(fd, buf, (size_t)len, off, path);
+        if (s == LMF_OK) XXH3_64bits_update(h, buf, (size_t)len);
+        prev_end = off + len;
+    }
+    if (s == LMF_OK) {
+        *size = n;
+        *hash = XXH3_64bits_digest(h);
+    }
+    XXH3_freeState(h);
+    free(buf);
+    close(fd);
+    return s;
+}
+
+lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_len) {
+    *buf = NULL;
+    *len = 0;
+    int fd;
+    uint64_t size;
+    LMF_TRY(open_sized(path, &fd, &size));
+    if (size > (uint64_t)max_len) {
         close(fd);
         return lmf_fail(LMF_ERR_IO, "%s is %lld bytes, more than the %zu allowed", path,
-                        (long long)st.st_size, max_len);
+                        (long long)size, max_len);
     }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)size;
     char *b = malloc(n + 1);
     if (!b) {
         close(fd);

@@ -50,13 +50,12 @@ static uint32_t le32(const uint8_t *p) {
 
 /* header and size of one token file */
 static lmf_status check_file(const char *path, dfile *f) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lmf_fail(LMF_ERR_IO, "cannot open token file %s: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, "token file", &fd));
     struct stat st;
     lmf_status s = LMF_OK;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        s = lmf_fail(LMF_ERR_IO, "token file %s is not a readable regular file", path);
+    if (fstat(fd, &st) != 0)
+        s = lmf_fail(LMF_ERR_IO, "cannot stat token file %s: %s", path, strerror(errno));
     else if (st.st_size == 0)
         s = lmf_fail(LMF_ERR_FORMAT, "token file %s is empty (0 bytes)", path);
     uint8_t hdr[LMF_TOKENS_HEADER_BYTES];

@@ -393,7 +393,8 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
         if (stat(o->inputs[i], &sb) != 0) {
             s = lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", o->inputs[i], strerror(errno));
         } else if (!S_ISREG(sb.st_mode)) {
-            s = lmf_fail(LMF_ERR_IO, "%s: not a regular file", o->inputs[i]);
+            s = lmf_fail(LMF_ERR_IO, "input %s is %s, not a regular file; give text files",
+                         o->inputs[i], lmf_file_kind(sb.st_mode));
         } else {
             p.files[i].len = (size_t)sb.st_size;
             p.bytes_total += (uint64_t)sb.st_size;

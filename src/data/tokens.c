@@ -80,10 +80,10 @@ lmf_status lmf_tokens_validate_header(const void *header, size_t header_len, uin
 
 lmf_status lmf_tokens_open(const char *path, lmf_tokens **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot open token file %s: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, "token file", &fd));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         lmf_status s = lmf_fail(LMF_ERR_IO, "%s is not a readable regular file", path);
         close(fd);
         return s;

@@ -250,12 +250,12 @@ lmf_status lmf_llmc_load_buffer(const void *buf, size_t len, const char *what,
 
 lmf_status lmf_llmc_load(const char *path, const lmf_kernels *k, lmf_gpt **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, "llm.c checkpoint", &fd));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
         close(fd);
-        return lmf_fail(LMF_ERR_IO, "%s: not a regular file", path);
+        return lmf_fail(LMF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     }
     uint8_t hdr[LMF_LLMC_HEADER_BYTES];
     uint64_t size = (uint64_t)sb.st_size;

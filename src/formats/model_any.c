@@ -84,8 +84,8 @@ lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load,
     struct stat sb;
     if (stat(path, &sb) != 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) return detect_dir(path, fmt, load, cap);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, "model", &fd));
     uint8_t head[9] = {0};
     ssize_t got = read(fd, head, sizeof head);
     close(fd);

@@ -246,10 +246,10 @@ lmf_status lmf_st_parse(const uint8_t *buf, size_t len, const char *what, lmf_st
 
 lmf_status lmf_st_open(const char *path, lmf_st_file **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lmf_fail(LMF_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
+    LMF_TRY(lmf_open_regular(path, NULL, &fd));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
         return lmf_fail(LMF_ERR_IO, "%s is not a readable regular file", path);
     }

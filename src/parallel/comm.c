@@ -42,6 +42,14 @@ int lmf_comm_launcher_size(void) {
     return 0;
 }
 
+int lmf_comm_launcher_local_size(void) {
+    int n;
+    if ((n = env_int("OMPI_COMM_WORLD_LOCAL_SIZE")) > 0) return n;
+    if ((n = env_int("MPI_LOCALNRANKS")) > 0) return n;
+    if (lmf_comm_launcher_size() > 0 && (n = env_int("SLURM_NTASKS_PER_NODE")) > 0) return n;
+    return 1;
+}
+
 lmf_status lmf_comm_create(const char *backend, lmf_comm **out) {
     *out = NULL;
     const lmf_comm_vtable *be = NULL;
@@ -137,6 +145,14 @@ void lmf_comm_set_context(lmf_comm *c, const char *fmt, ...) {
 void lmf_comm_note_signal(int sig) {
 #if LMF_HAVE_MPI
     lmf_comm_mpi_note_signal(sig);
+#else
+    (void)sig;
+#endif
+}
+
+void lmf_comm_note_signal_deferred(int sig) {
+#if LMF_HAVE_MPI
+    lmf_comm_mpi_defer_signal(sig);
 #else
     (void)sig;
 #endif
@@ -260,19 +276,64 @@ static void poll_pause(long polls, double waited) {
     nanosleep(&ts, NULL);
 }
 
+#define LMF_COMM_ASK_S 1.0 /* how long a timed-out rank waits for the others to answer */
+#define LMF_COMM_SUSPENDED_S 0.5 /* a gap between two polls: this process did not run */
+
+/* after a time-out: which ranks do not answer (stopped, stuck or dead), as text */
+static void missing_ranks(lmf_comm *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "another rank has probably failed, stopped or is stuck");
+    unsigned char *miss = c->be->find_missing ? calloc((size_t)c->size, 1) : NULL;
+    if (!miss) return;
+    c->be->find_missing(c, LMF_COMM_ASK_S, miss);
+    size_t len = 0;
+    int n = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (!miss[r]) continue;
+        if (n < 16) {
+            int k = snprintf(buf + len, cap - len, "%s%d", n ? ", " : "rank ", r);
+            if (k > 0 && (size_t)k < cap - len) len += (size_t)k;
+        }
+        n++;
+    }
+    free(miss);
+    if (n == 0) {
+        snprintf(buf, cap, "every other rank answers, so one of them skipped this collective or "
+                 "called another one");
+        return;
+    }
+    if (n > 16) len += (size_t)snprintf(buf + len, cap - len, " and %d more", n - 16);
+    if (len < cap)
+        snprintf(buf + len, cap - len, " did not answer within %.1f s: stopped (SIGSTOP), stuck "
+                 "in a computation, or dead", LMF_COMM_ASK_S);
+    if (n > 1 && strncmp(buf, "rank ", 5) == 0) { /* "ranks 1, 2" */
+        memmove(buf + 5, buf + 4, strlen(buf + 4) + 1);
+        buf[4] = 's';
+    }
+}
+
 lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req) {
     if (!*req) return LMF_OK;
     lmf_comm_req *r = *req;
-    double t0 = lmf_now_s();
+    double t0 = lmf_now_s(), last = t0;
     c->waiting_in = r->op;
     for (long polls = 0;; polls++) {
         int done;
         lmf_status s = lmf_comm_test(c, req, &done);
+#if LMF_HAVE_MPI
+        if (c->be == &lmf_comm_vt_mpi) lmf_comm_mpi_deferred_poll(c, s != LMF_OK || done);
+#endif
+        if (c->be->service && s == LMF_OK && !done) c->be->service(c);
         if (s != LMF_OK || done) {
             c->waiting_in = NULL;
             return s;
         }
-        double waited = lmf_now_s() - t0;
+        /* polls are at most a fraction of a millisecond apart: a longer gap is time this
+         * process did not run (stopped by SIGSTOP, suspended), which is not the others'
+         * delay */
+        double now = lmf_now_s();
+        if (now - last > LMF_COMM_SUSPENDED_S) t0 += now - last;
+        last = now;
+        double waited = now - t0;
         if (c->timeout > 0 && waited > c->timeout) {
             c->waiting_in = NULL;
             const char *op = r->op;
@@ -281,9 +342,11 @@ lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req) {
              * use its count arrays: forget the request without freeing it */
             list_remove(c, r);
             *req = NULL;
+            char who[512];
+            missing_ranks(c, who, sizeof who);
             lmf_fail(LMF_ERR_COMM,
-                     "not complete after %.1f s (time-out %.1f s, %zu elements); another rank "
-                     "has probably failed, stopped or is stuck", waited, c->timeout, count);
+                     "not complete after %.1f s (time-out %.1f s, %zu elements); %s", waited,
+                     c->timeout, count, who);
             return comm_failure(c, op, LMF_ERR_COMM);
         }
         poll_pause(polls, waited);
@@ -291,6 +354,7 @@ lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req) {
 }
 
 lmf_status lmf_comm_progress(lmf_comm *c) {
+    if (c->be->service && !c->failed) c->be->service(c);
     for (lmf_comm_req *r = c->pending; r; r = r->next) {
         if (r->done) continue;
         lmf_status s = c->be->test(c, r, &r->done);

@@ -33,6 +33,12 @@ typedef struct lmf_comm_vtable {
     void (*release)(lmf_comm *c, lmf_comm_req *r);
     /* stop every rank; returns only for backends without a job to stop */
     void (*abort)(lmf_comm *c, int code);
+    /* answer other ranks' "are you there" (called by every poll of a wait and by progress);
+     * NULL for backends without peers */
+    void (*service)(lmf_comm *c);
+    /* after a time-out: ask every other rank whether it is there, for up to `grace` seconds;
+     * missing[r] = 1 for each rank that did not answer. NULL: unknown. */
+    void (*find_missing)(lmf_comm *c, double grace, unsigned char *missing);
 } lmf_comm_vtable;
 
 struct lmf_comm {
@@ -57,6 +63,11 @@ extern const lmf_comm_vtable lmf_comm_vt_mpi;
 void lmf_comm_mpi_context_changed(lmf_comm *c);
 /* the signal line of lmf_comm_note_signal */
 void lmf_comm_mpi_note_signal(int sig);
+/* lmf_comm_note_signal_deferred: remember the signal when waiting in a collective */
+void lmf_comm_mpi_defer_signal(int sig);
+/* called by every poll of a wait (done: the wait completed): writes a deferred signal's line
+ * once the wait has outlasted the signal by half a second; a completed wait forgets it */
+void lmf_comm_mpi_deferred_poll(lmf_comm *c, int done);
 #endif
 
 /* element size of a dtype in bytes (0 for an unknown one) */

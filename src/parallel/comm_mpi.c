@@ -1,6 +1,7 @@
 /* MPI communicator backend: non-blocking collectives on a duplicate of MPI_COMM_WORLD. */
 #define _GNU_SOURCE
 #include "parallel/comm_internal.h"
+#include "lmforge/system.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* largest number of elements one MPI call moves; bigger buffers go in chunks */
@@ -16,7 +18,13 @@
 typedef struct mpi_comm {
     MPI_Comm comm;
     int owns_mpi; /* we called MPI_Init_thread, so we finalise */
+    MPI_Comm watch;          /* "are you there" messages, apart from the collectives */
+    MPI_Request ask_req;     /* the receive of the next question, always posted */
+    int ask_in, answer;
 } mpi_comm;
+
+#define TAG_ASK 1
+#define TAG_ANSWER 2
 
 typedef struct mpi_req {
     int n;             /* MPI requests in reqs */
@@ -79,6 +87,33 @@ static void sig_report(int sig, int always) {
 }
 
 void lmf_comm_mpi_note_signal(int sig) { sig_report(sig, 0); }
+
+/* a deferred signal: its number while pending, and when the wait loop first saw it */
+static volatile sig_atomic_t sig_deferred;
+static double sig_deferred_seen;
+#define SIG_DEFER_S 0.5
+
+void lmf_comm_mpi_defer_signal(int sig) {
+    lmf_comm *c = sig_comm;
+    if (c && c->waiting_in) sig_deferred = sig;
+}
+
+void lmf_comm_mpi_deferred_poll(lmf_comm *c, int done) {
+    (void)c;
+    int sig = sig_deferred;
+    if (!sig) return;
+    if (done) { /* the collective completed: a graceful stop, nothing to say */
+        sig_deferred = 0;
+        sig_deferred_seen = 0;
+        return;
+    }
+    double now = lmf_now_s();
+    if (sig_deferred_seen == 0) sig_deferred_seen = now;
+    if (now - sig_deferred_seen < SIG_DEFER_S) return;
+    sig_report(sig, 0);
+    sig_deferred = 0;
+    sig_deferred_seen = 0;
+}
 
 static void on_term(int sig) {
     int chained = (sig_old.sa_flags & SA_SIGINFO) ? 0 : sig_old.sa_handler != SIG_DFL &&
@@ -148,6 +183,14 @@ static lmf_status mpi_init(lmf_comm *c) {
         return mpi_failed(err, "MPI_Comm_dup");
     }
     MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+    m->watch = MPI_COMM_NULL;
+    m->ask_req = MPI_REQUEST_NULL;
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &m->watch) == MPI_SUCCESS) {
+        MPI_Comm_set_errhandler(m->watch, MPI_ERRORS_RETURN);
+        if (MPI_Irecv(&m->ask_in, 1, MPI_INT, MPI_ANY_SOURCE, TAG_ASK, m->watch, &m->ask_req) !=
+            MPI_SUCCESS)
+            m->ask_req = MPI_REQUEST_NULL;
+    }
     MPI_Comm_rank(m->comm, &c->rank);
     MPI_Comm_size(m->comm, &c->size);
     c->impl = m;
@@ -158,7 +201,14 @@ static lmf_status mpi_init(lmf_comm *c) {
 static void mpi_finalize_comm(lmf_comm *c) {
     mpi_comm *m = c->impl;
     remove_term_handler(c);
-    if (!c->failed) MPI_Comm_free(&m->comm);
+    if (m->ask_req != MPI_REQUEST_NULL) {
+        MPI_Cancel(&m->ask_req);
+        MPI_Wait(&m->ask_req, MPI_STATUS_IGNORE);
+    }
+    if (!c->failed) {
+        if (m->watch != MPI_COMM_NULL) MPI_Comm_free(&m->watch);
+        MPI_Comm_free(&m->comm);
+    }
     if (m->owns_mpi) {
         int fin = 0;
         MPI_Finalized(&fin);
@@ -294,6 +344,68 @@ static void mpi_abort_job(lmf_comm *c, int code) {
     MPI_Abort(c->impl ? comm_of(c) : MPI_COMM_WORLD, code);
 }
 
+/* answer the questions that arrived; keep one receive posted */
+static void mpi_service(lmf_comm *c) {
+    mpi_comm *m = c->impl;
+    for (int i = 0; i < 8 && m->ask_req != MPI_REQUEST_NULL; i++) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Test(&m->ask_req, &flag, &st) != MPI_SUCCESS || !flag) return;
+        MPI_Request a;
+        m->answer = c->rank;
+        if (MPI_Isend(&m->answer, 1, MPI_INT, st.MPI_SOURCE, TAG_ANSWER, m->watch, &a) ==
+            MPI_SUCCESS)
+            MPI_Request_free(&a);
+        if (MPI_Irecv(&m->ask_in, 1, MPI_INT, MPI_ANY_SOURCE, TAG_ASK, m->watch, &m->ask_req) !=
+            MPI_SUCCESS)
+            m->ask_req = MPI_REQUEST_NULL;
+    }
+}
+
+static void mpi_find_missing(lmf_comm *c, double grace, unsigned char *missing) {
+    mpi_comm *m = c->impl;
+    int n = c->size;
+    MPI_Request *rq = calloc((size_t)n, sizeof *rq);
+    int *got = calloc((size_t)n, sizeof *got);
+    if (!rq || !got || m->watch == MPI_COMM_NULL) {
+        free(rq), free(got);
+        return;
+    }
+    int me = c->rank;
+    for (int r = 0; r < n; r++) {
+        rq[r] = MPI_REQUEST_NULL;
+        if (r == me) continue;
+        MPI_Request q;
+        if (MPI_Isend(&me, 1, MPI_INT, r, TAG_ASK, m->watch, &q) == MPI_SUCCESS)
+            MPI_Request_free(&q);
+        if (MPI_Irecv(&got[r], 1, MPI_INT, r, TAG_ANSWER, m->watch, &rq[r]) != MPI_SUCCESS)
+            rq[r] = MPI_REQUEST_NULL;
+        missing[r] = 1;
+    }
+    double t0 = lmf_now_s();
+    int left = n - 1;
+    while (left > 0 && lmf_now_s() - t0 < grace) {
+        mpi_service(c); /* a rank timing out at the same moment asks this one */
+        for (int r = 0; r < n; r++) {
+            int flag = 0;
+            if (!missing[r] || rq[r] == MPI_REQUEST_NULL) continue;
+            if (MPI_Test(&rq[r], &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag) {
+                missing[r] = 0;
+                left--;
+            }
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    for (int r = 0; r < n; r++)
+        if (rq[r] != MPI_REQUEST_NULL) { /* a cancelled receive completes at once */
+            MPI_Cancel(&rq[r]);
+            MPI_Wait(&rq[r], MPI_STATUS_IGNORE);
+        }
+    free(rq);
+    free(got);
+}
+
 const lmf_comm_vtable lmf_comm_vt_mpi = {
     .name = "mpi",
     .init = mpi_init,
@@ -306,4 +418,6 @@ const lmf_comm_vtable lmf_comm_vt_mpi = {
     .test = mpi_test,
     .release = mpi_release,
     .abort = mpi_abort_job,
+    .service = mpi_service,
+    .find_missing = mpi_find_missing,
 };

@@ -154,3 +154,13 @@ void lmf_ddp_reset_grads_after_step(lmf_ddp *d) {
     LMF_ASSERT(d->stage < 2 || lmf_range_len(d->owned) == lmf_range_len(d->shard));
     reset_buckets(d);
 }
+
+lmf_status lmf_ddp_abandon_step(lmf_ddp *d) {
+    lmf_status s = lmf_ddp_finish_buckets(d);
+    if (d->stage == 3) {
+        lmf_status g = lmf_ddp_invalidate_gathers(d);
+        if (s == LMF_OK) s = g;
+    }
+    lmf_ddp_zero_grads(d);
+    return s;
+}

@@ -6,14 +6,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lmforge/fsutil.h"
+
 #include "tokenizer/tok_internal.h"
 
 lmf_status lmf_tok_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
+    struct stat sb;
+    /* a FIFO, directory or device is refused by kind before fopen would wait on a FIFO */
+    if (stat(path, &sb) != 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return lmf_fail(LMF_ERR_IO, "%s: is %s, not a regular file; give the path of a file", path,
+                        lmf_file_kind(sb.st_mode));
     FILE *f = fopen(path, "rb");
     if (!f) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);
         return lmf_fail(LMF_ERR_IO, "%s: not a regular file", path);

@@ -38,7 +38,16 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
     int t_n = 0;
     for (int step; (step = lmf_trainer_next_step(t)) < o->steps;) {
         lmf_step_stats st;
-        LMF_TRY(lmf_trainer_step(t, &st));
+        lmf_status s = lmf_trainer_step(t, &st);
+        if (s == LMF_ERR_INTERRUPTED) { /* a stop during the step: keep the last completed one */
+            LMF_TRY(lmf_trainer_save(t));
+            LMF_TRY(lmf_trainer_wait_save(t));
+            res->end = LMF_RUN_STOPPED;
+            res->stop_value = lmf_trainer_stop_value(t);
+            res->stop_requested_here = cb->stop_requested && cb->stop_requested(cb->ctx) != 0;
+            return LMF_OK;
+        }
+        LMF_TRY(s);
         int done = lmf_trainer_next_step(t); /* step + 1, or less after a rollback */
         int last = done == o->steps, rolled = st.rolled_back_to >= 0;
         res->steps_done = done;
@@ -57,16 +66,17 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
         }
         /* every rank stops after the same step; decided once, together (a signal may arrive
          * at any time on any rank) */
-        int here = cb->stop_requested ? cb->stop_requested(cb->ctx) != 0 : 0;
+        int here = cb->stop_requested ? cb->stop_requested(cb->ctx) : 0;
         int after = o->stop_after > 0 && done == o->stop_after && !last;
-        int stop = lmf_trainer_any(t, here || after);
+        int stop = lmf_trainer_any(t, here ? here : after);
         int save = (!rolled && (last || (o->save_every > 0 && done % o->save_every == 0))) || stop;
         if (save) LMF_TRY(lmf_trainer_save(t));
         /* the final checkpoint (and a pre-emption's) must be complete before the exit */
         if (last || stop) LMF_TRY(lmf_trainer_wait_save(t));
         if (stop) {
             res->end = after && !here ? LMF_RUN_STOPPED_AFTER : LMF_RUN_STOPPED;
-            res->stop_requested_here = here;
+            res->stop_requested_here = here != 0;
+            res->stop_value = stop;
             return LMF_OK;
         }
     }
@@ -90,7 +100,9 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
         LMF_TRY(lmf_mkdir_p(o->out_dir));
         LMF_TRY(lmf_metrics_open(path, start > 0 ? start : -1, &mx));
     }
+    lmf_trainer_set_stop_check(t, cb->stop_requested, cb->ctx);
     lmf_status s = loop(t, cb, mx, res);
+    lmf_trainer_set_stop_check(t, NULL, NULL);
     lmf_metrics_close(mx);
     if (s == LMF_OK && (s = lmf_trainer_materialize(t)) != LMF_OK)
         s = lmf_fail_context(s, "gathering weights: ");

@@ -13,4 +13,19 @@ lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollba
  * data position (past the bad batches) and the run's fault counters; *to_step = its step. */
 lmf_status lmf_train_rollback(lmf_trainer *t, int *to_step);
 
+/* Collective, before the first collective of the run's set-up: the ranks compare the options
+ * that must be equal (model shape, batch, schedule, optimizer, seed, data order, kernels,
+ * ZeRO stage, evaluation and checkpoint settings, run directory) and the contents of the token
+ * files; LMF_ERR_ARG on every rank naming the options and ranks that differ. */
+/* Before the model is made: the memory a rank of this run will hold (weights, gradients,
+ * AdamW moments, activations, a checkpoint's copy; from the model's description) against
+ * what the process can have (lmf_memory_available, shared by the ranks of one machine).
+ * LMF_ERR_NOMEM naming the estimate, the limit and the options that would make it fit. */
+struct lmf_kernels;
+lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config *cfg,
+                                  const struct lmf_kernels *k, int world);
+
+struct lmf_comm;
+lmf_status lmf_train_agree_options(struct lmf_comm *c, const lmf_train_opts *o);
+
 #endif

@@ -34,9 +34,13 @@ struct lmf_trainer {
     int step;           /* completed optimizer steps */
     int eval_batches;
     double flops_per_token, peak_flops;
+    lmf_peak peak;             /* this rank's peak and where it came from */
     lmf_ckpt_writer *ckw;      /* background checkpoint writer, made by the first save */
     lmf_fault_counters faults; /* numeric faults, carried in checkpoints */
     int64_t *inject_nan;       /* test: steps whose gradient is made NaN (used entries: -1) */
+    int (*stop_check)(void *);  /* polled between micro-steps */
+    void *stop_ctx;
+    int stop_value;             /* what stopped the last interrupted step (agreed) */
 };
 
 void lmf_train_opts_default(lmf_train_opts *o) {
@@ -134,13 +138,15 @@ static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
     if (o->resume_dir) {
         LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, ck));
         LMF_TRY(lmf_ckpt_model_config(ck, &o->cfg));
+        LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
         return lmf_gpt_create(&o->cfg, t->k, &t->model);
     }
-    if (o->init_dir) {
+    if (o->init_dir) { /* the shape comes with the weights; the rest is allocated after */
         LMF_TRY(lmf_model_load_any(o->init_dir, t->k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
-        return LMF_OK;
+        return lmf_train_check_memory(o, &o->cfg, t->k, t->world);
     }
+    LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
     LMF_TRY(lmf_gpt_create(&o->cfg, t->k, &t->model));
     lmf_gpt_init_weights(t->model, o->seed);
     return LMF_OK;
@@ -161,21 +167,14 @@ static lmf_status make_engine(lmf_trainer *t) {
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
 }
 
-static lmf_status setup(lmf_trainer *t) {
+/* The part of the set-up that involves no other rank: a failure here is shared with every
+ * rank (lmf_comm_agree) before any collective, so no rank waits for one that gave up. */
+static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     lmf_train_opts *o = &t->o;
-    lmf_threads_set(o->threads);
-    t->k = lmf_kernels_by_name(o->kernels);
-    LMF_TRY(lmf_comm_create(o->comm ? o->comm : "auto", &t->comm));
-    lmf_comm_set_timeout(t->comm, o->comm_timeout);
-    t->rank = lmf_comm_rank(t->comm);
-    t->world = lmf_comm_size(t->comm);
     LMF_TRY(derive_accum(t));
     LMF_TRY(lmf_dataset_open(o->data, &t->train));
     if (o->val_data) LMF_TRY(lmf_dataset_open(o->val_data, &t->val));
-
-    lmf_ckpt_info ck;
-    memset(&ck, 0, sizeof ck);
-    LMF_TRY(make_model(t, &ck));
+    LMF_TRY(make_model(t, ck));
     if (o->seq > o->cfg.n_positions)
         return lmf_fail(LMF_ERR_ARG, "--seq %d exceeds the model's n_positions %d", o->seq,
                         o->cfg.n_positions);
@@ -206,12 +205,31 @@ static lmf_status setup(lmf_trainer *t) {
     t->sched.warmup = o->warmup;
     t->sched.total = o->steps;
     t->flops_per_token = lmf_config_train_flops_per_token(&o->cfg, o->seq);
+    return LMF_OK;
+}
 
+static lmf_status setup(lmf_trainer *t) {
+    lmf_train_opts *o = &t->o;
+    lmf_threads_set(o->threads);
+    t->k = lmf_kernels_by_name(o->kernels);
+    LMF_TRY(lmf_comm_create(o->comm ? o->comm : "auto", &t->comm));
+    lmf_comm_set_timeout(t->comm, o->comm_timeout);
+    lmf_comm_set_context(t->comm, "start-up");
+    t->rank = lmf_comm_rank(t->comm);
+    t->world = lmf_comm_size(t->comm);
+    lmf_ckpt_info ck;
+    memset(&ck, 0, sizeof ck);
+    LMF_TRY(lmf_comm_agree(t->comm, setup_local(t, &ck)));
+    LMF_TRY(lmf_train_agree_options(t->comm, o));
     LMF_TRY(make_engine(t));
     if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
-    /* MFU against the peak of every rank's threads */
-    t->peak_flops = lmf_peak_gflops(lmf_threads_get(), 0.2) * 1e9 * t->world;
+    /* MFU against the peak of every rank's threads: each rank's cached or measured peak,
+     * summed over the ranks */
+    lmf_peak_get(lmf_threads_get(), 0, &t->peak);
+    double total = t->peak.gflops * 1e9;
+    if (t->world > 1) LMF_TRY(lmf_comm_allreduce_f64(t->comm, &total, 1, LMF_COMM_SUM));
+    t->peak_flops = total;
     return LMF_OK;
 }
 
@@ -260,6 +278,7 @@ const lmf_train_opts *lmf_trainer_opts(const lmf_trainer *t) { return &t->o; }
 int64_t lmf_trainer_num_params(const lmf_trainer *t) { return lmf_config_num_params(&t->o.cfg); }
 double lmf_trainer_flops_per_token(const lmf_trainer *t) { return t->flops_per_token; }
 double lmf_trainer_peak_flops(const lmf_trainer *t) { return t->peak_flops; }
+void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p) { *p = t->peak; }
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
@@ -285,10 +304,18 @@ void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st) {
 }
 
 int lmf_trainer_any(lmf_trainer *t, int flag) {
-    int64_t v = flag != 0;
-    if (t->world > 1 && lmf_comm_allreduce_i64(t->comm, &v, 1, LMF_COMM_MAX) != LMF_OK) return 1;
-    return v != 0;
+    int64_t v = flag;
+    if (t->world > 1 && lmf_comm_allreduce_i64(t->comm, &v, 1, LMF_COMM_MAX) != LMF_OK)
+        return flag ? flag : 1;
+    return (int)v;
 }
+
+void lmf_trainer_set_stop_check(lmf_trainer *t, int (*check)(void *ctx), void *ctx) {
+    t->stop_check = check;
+    t->stop_ctx = ctx;
+}
+
+int lmf_trainer_stop_value(const lmf_trainer *t) { return t->stop_value; }
 
 void lmf_trainer_abort(lmf_trainer *t, const char *msg) {
     if (t->world > 1) lmf_comm_abort(t->comm, 1, msg);
@@ -376,6 +403,15 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     float dloss = inject ? NAN : 1.0f / (float)t->accum;
     for (int a = 0; a < t->accum; a++) {
         float loss;
+        /* a stop asked for during a long step ends it here, on every rank at the same
+         * micro-step; the state stays that of the last completed step */
+        int stop = a > 0 && t->stop_check ? lmf_trainer_any(t, t->stop_check(t->stop_ctx)) : 0;
+        if (stop) {
+            t->stop_value = stop;
+            LMF_TRY(lmf_ddp_abandon_step(t->ddp));
+            return lmf_fail(LMF_ERR_INTERRUPTED, "step %d stopped after %d of %d micro-steps",
+                            t->step + 1, a, t->accum);
+        }
         LMF_TRY(lmf_ddp_begin_micro(t->ddp, a, t->accum));
         /* this rank's micro-batches of the global batch: rank, rank + world, ... */
         LMF_TRY(lmf_loader_fill(t->loader, (uint64_t)t->rank + (uint64_t)t->world * (uint64_t)a,

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# lmforge train under mpirun when one rank differs: a rank that cannot start (missing data)
+# stops every rank within seconds with its own message, ranks started with different options
+# or data are refused with the options and ranks named, and a rank failing after the start
+# stops the job at once instead of leaving the others waiting for --comm-timeout (300 s); a
+# graceful SIGTERM to every rank stops them without a word about another rank failing; a rank
+# stopped by SIGSTOP is the one named when the others time out.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/mpi/common.sh
+. "$here/mpi/common.sh"
+LMF=${1:?usage: test_train_mpi_errors.sh PATH_TO_lmforge}
+if [ ! -x "$(dirname "$LMF")/mpi_comm_check" ] || ! command -v mpirun >/dev/null; then
+    echo "test_train_mpi_errors: skipped (this build has no MPI)"
+    exit 77
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
+
+for i in $(seq 1 3000); do echo "line $i of some text to make tokens from, with words"; done >"$WORK/a.txt"
+for i in $(seq 1 3000); do echo "another line $i, of other text to make tokens from"; done >"$WORK/b.txt"
+"$LMF" data prepare --bytes --input "$WORK/a.txt" --out "$WORK/a" >/dev/null 2>&1 &&
+    "$LMF" data prepare --bytes --input "$WORK/b.txt" --out "$WORK/b" >/dev/null 2>&1
+lmf_check $? "preparing the token files"
+A=(train --model tiny --vocab-size 320 --seq 32 --batch 2 --steps 4 --threads 1
+   --sample-tokens 0 --eval-every 0 --quiet)
+
+# run NAME SECONDS rank0-args -- rank1-args: both sides of an MPMD job; sets $out, $rc
+run() {
+    local name=$1 limit=$2; shift 2
+    local r0=() r1=()
+    while [ "$1" != "--" ]; do r0+=("$1"); shift; done
+    shift
+    r1=("$@")
+    local t0; t0=$(lmf_now)
+    out=$(timeout 60 "${MPIRUN[@]}" -np 1 "$LMF" "${A[@]}" "${r0[@]}" : -np 1 "$LMF" "${A[@]}" "${r1[@]}" 2>&1)
+    rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+    lmf_check $? "$name: exit code $rc (want a failure, not success or a hang): $out"
+    lmf_elapsed_below "$t0" "$limit"
+    lmf_check $? "$name: the job took more than $limit s to stop: $out"
+}
+want() { echo "$out" | grep -q -e "$2"; lmf_check $? "$1: no '$2' in: $out"; }
+
+d=$WORK/a/train.bin
+run "missing data on rank 1" 20 --data "$d" --out "$WORK/r1" -- --data /nonexistent.bin --out "$WORK/r1"
+want "missing data on rank 1" "rank 1 of 2: cannot open token file /nonexistent.bin: No such file"
+
+run "different options" 20 --data "$d" --out "$WORK/r2" -- --data "$d" --out "$WORK/r2" \
+    --lr 0.002 --grad-clip 0.5 --seed 7 --batch 4 --no-shuffle --kernels ref --recompute full
+for f in "--lr: rank 0 has '0.001', rank 1 has '0.002'" "--grad-clip: rank 0 has '1', rank 1 has '0.5'" \
+         "--seed: rank 0 has '1337', rank 1 has '7'" "--batch: rank 0 has '2', rank 1 has '4'" \
+         "--no-shuffle: rank 0 has 'off', rank 1 has 'on'" "--kernels: rank 0 has 'fast', rank 1 has 'ref'" \
+         "--recompute:"; do
+    want "different options" "$f"
+done
+run "different data and run settings" 20 --data "$d" --out "$WORK/r3" -- --data "$WORK/b/train.bin" \
+    --out "$WORK/r3" --zero 1 --steps 5 --save-every 2 --model mini
+for f in "--data: rank 0 has '1 files, [0-9]* tokens, content hash [0-9a-f]*', rank 1 has" \
+         "--zero: rank 0 has '0', rank 1 has '1'" "--steps: rank 0 has '4', rank 1 has '5'" \
+         "--save-every: rank 0 has '0', rank 1 has '2'" "--model/--config.*n_layer 2.*differs: rank 1"; do
+    want "different data and run settings" "$f"
+done
+echo "$out" | grep -q "MPI_ERR"
+[ $? -ne 0 ]; lmf_check $? "different data: a raw MPI error: $out"
+
+# rank 0 cannot open metrics.jsonl once training starts; rank 1 is already in step 1
+mkdir -p "$WORK/r4/metrics.jsonl"
+run "rank 0 fails after the start" 30 --data "$d" --out "$WORK/r4" -- --data "$d" --out "$WORK/r4"
+want "rank 0 fails after the start" "rank 0 of 2.*metrics.jsonl"
+
+# a graceful stop under mpirun: SIGTERM to each rank (as Slurm sends it to every task) while
+# the ranks agree between micro-steps: they stop together with a checkpoint, and no rank
+# claims that another one failed
+for trial in 1; do
+    run_dir=$WORK/g$trial
+    timeout 120 "${MPIRUN[@]}" -np 2 "$LMF" "${A[@]/--quiet/--log-every}" 1 --data "$d" \
+        --out "$run_dir" --steps 100000 --grad-accum 20 >"$WORK/g.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do grep -q "^step 1/" "$WORK/g.out" && break; sleep 0.1; done
+    ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")")
+    kill -TERM $ranks
+    wait "$pid"
+    rc=$?
+    out=$(cat "$WORK/g.out")
+    [ "$rc" -eq 0 ]; lmf_check $? "graceful SIGTERM $trial: exit $rc: $out"
+    want "graceful SIGTERM $trial" "stopped by SIGTERM after step [0-9]*; checkpoint saved"
+    echo "$out" | grep -q "another rank failed"
+    [ $? -ne 0 ]; lmf_check $? "graceful SIGTERM $trial: a rank says another one failed: $out"
+done
+
+# a rank that stalls (SIGSTOP) after a few steps: the others time out (--comm-timeout 3), ask
+# every rank whether it is there, and name the stopped one
+run_dir=$WORK/stall
+t0=$(lmf_now)
+timeout 60 "${MPIRUN[@]}" -np 2 "$LMF" "${A[@]/--quiet/--log-every}" 1 --data "$d" --out "$run_dir" \
+    --steps 100000 --comm-timeout 3 >"$WORK/s.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do grep -q "^step 3/" "$WORK/s.out" && break; sleep 0.1; done
+ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")")
+victim=$(echo "$ranks" | tail -1)
+vrank=$(tr '\0' '\n' <"/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+kill -STOP "$victim"
+wait "$pid"
+rc=$?
+out=$(cat "$WORK/s.out")
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; lmf_check $? "SIGSTOP: exit code $rc (want a failure, not a hang): $out"
+lmf_elapsed_below "$t0" 40; lmf_check $? "SIGSTOP: the job took too long to stop"
+want "SIGSTOP" "not complete after 3\.[0-9] s .*; rank $vrank did not answer within 1\.0 s: stopped (SIGSTOP)"
+other=$((1 - vrank))
+echo "$out" | grep -q "rank $other did not answer"
+[ $? -ne 0 ]; lmf_check $? "SIGSTOP: the running rank $other is blamed: $out"
+
+lmf_sanitizer_verdict
+if [ "$lmf_fail_count" -ne 0 ]; then
+    echo "test_train_mpi_errors: $lmf_fail_count check(s) failed"
+    exit 1
+fi
+echo "test_train_mpi_errors: ok"
