@@ -22,7 +22,8 @@ expect_error "shard with a wrong magic" 1 "random.bin.*magic" -- "$LMF" train "$
 size=$(stat -c %s "$train")
 head -c $((size - 7)) "$train" >"$WORK/trunc.bin"
 expect_error "truncated shard" 1 "trunc.bin" -- "$LMF" train "${base[@]}" --data "$WORK/trunc.bin" --out "$WORK/r3"
-expect_error "sequence longer than n_positions" 1 "n_positions" -- "$LMF" train "${base[@]}" --data "$train" --seq 65 --out "$WORK/r4"
+expect_error "sequence longer than n_positions" 2 "n_positions" -- "$LMF" train "${base[@]}" --data "$train" --seq 65 --out "$WORK/r4"
+[ ! -e "$WORK/r4" ] && pass "--seq refused before the run directory is made" || fail "--seq 65 left $WORK/r4"
 expect_error "token ids outside the vocabulary" 1 "vocab" -- "$LMF" train "${base[@]}" --data "$train" --vocab-size 100 --out "$WORK/r5"
 mkdir -p "$WORK/empty"
 expect_error "empty corpus" 1 "empty" -- "$LMF" train "${base[@]}" --corpus "$WORK/empty" --bpe-vocab 0 --out "$WORK/r6"

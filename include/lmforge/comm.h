@@ -41,6 +41,8 @@ void lmf_comm_free(lmf_comm *c);
  * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK, SLURM_NTASKS inside a job step); 0 when the
  * process was not started by one. */
 int lmf_comm_launcher_size(void);
+/* This process's rank as the launcher numbered it (0 when there is no launcher). */
+int lmf_comm_launcher_rank(void);
 /* 1 when this build has the MPI backend */
 int lmf_comm_have_mpi(void);
 

@@ -28,6 +28,10 @@ lmf_status lmf_read_file(const char *path, char **buf, size_t *len, size_t max_l
  * one; b is used alone when it is absolute). Fails with LMF_ERR_ARG if it does not fit. */
 lmf_status lmf_path_join(char *buf, size_t cap, const char *a, const char *b);
 
+/* Remove path and, when it is a directory, everything under it (symbolic links are removed,
+ * not followed). Best effort: what cannot be removed stays. */
+void lmf_remove_tree(const char *path);
+
 /* 1 if path exists (any kind of file), else 0. */
 int lmf_file_exists(const char *path);
 

@@ -31,6 +31,9 @@ typedef struct lmf_train_opts {
     const char *val_data;      /* validation token file or NULL */
     const char *out_dir;       /* run directory */
     const char *resume_dir;    /* resume from this run directory's latest checkpoint, or NULL */
+    const char *run_id;        /* the run's identity (lmf_run_dir_id; rank 0's counts), or NULL:
+                                * a new one, or on resume the checkpoint's. A resume or a
+                                * rollback into a checkpoint of another run is refused. */
     int steps, batch, seq, grad_accum;
     float lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
     lmf_lr_kind lr_schedule;
@@ -108,6 +111,8 @@ double lmf_trainer_flops_per_token(const lmf_trainer *t);
 double lmf_trainer_peak_flops(const lmf_trainer *t);
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t);
 int lmf_trainer_rank(const lmf_trainer *t);
+/* The run's identity (LMF_RUN_ID_LEN hex digits), stored in its checkpoints and metrics. */
+const char *lmf_trainer_run_id(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);

@@ -88,7 +88,7 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     /* a resumed run keeps the lines of the steps before its checkpoint */
     if (rank == 0) {
         LMF_TRY(lmf_mkdir_p(o->out_dir));
-        LMF_TRY(lmf_metrics_open(path, start > 0 ? start : -1, &mx));
+        LMF_TRY(lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx));
     }
     lmf_status s = loop(t, cb, mx, res);
     lmf_metrics_close(mx);

@@ -37,6 +37,7 @@ struct lmf_trainer {
     lmf_ckpt_writer *ckw;      /* background checkpoint writer, made by the first save */
     lmf_fault_counters faults; /* numeric faults, carried in checkpoints */
     int64_t *inject_nan;       /* test: steps whose gradient is made NaN (used entries: -1) */
+    char run_id[LMF_RUN_ID_LEN + 1]; /* "" until a resume adopts its checkpoint's */
 };
 
 void lmf_train_opts_default(lmf_train_opts *o) {
@@ -153,6 +154,20 @@ static lmf_status make_engine(lmf_trainer *t) {
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
 }
 
+/* the run's identity: given, new, or (a resume without one) the checkpoint's; rank 0 decides */
+static lmf_status agree_run_id(lmf_trainer *t) {
+    const lmf_train_opts *o = &t->o;
+    if (t->rank == 0) {
+        if (o->run_id && *o->run_id && !lmf_run_id_valid(o->run_id))
+            return lmf_fail(LMF_ERR_ARG, "run id '%s' is not %d lower-case hex digits", o->run_id,
+                            LMF_RUN_ID_LEN);
+        if (o->run_id && *o->run_id) snprintf(t->run_id, sizeof t->run_id, "%s", o->run_id);
+        else if (!o->resume_dir) lmf_run_id_new(t->run_id);
+    }
+    if (t->world > 1) return lmf_comm_broadcast(t->comm, t->run_id, sizeof t->run_id, 0);
+    return LMF_OK;
+}
+
 static lmf_status setup(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
     lmf_threads_set(o->threads);
@@ -162,6 +177,7 @@ static lmf_status setup(lmf_trainer *t) {
     t->rank = lmf_comm_rank(t->comm);
     t->world = lmf_comm_size(t->comm);
     LMF_TRY(derive_accum(t));
+    LMF_TRY(agree_run_id(t));
     LMF_TRY(lmf_tokens_open(o->data, &t->train));
     if (o->val_data) LMF_TRY(lmf_tokens_open(o->val_data, &t->val));
 
@@ -253,6 +269,7 @@ double lmf_trainer_peak_flops(const lmf_trainer *t) { return t->peak_flops; }
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
+const char *lmf_trainer_run_id(const lmf_trainer *t) { return t->run_id; }
 int lmf_trainer_grad_accum(const lmf_trainer *t) { return t->accum; }
 
 void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m) {
@@ -441,6 +458,7 @@ lmf_status lmf_trainer_save(lmf_trainer *t) {
     lmf_ckpt_snapshot snap;
     memset(&snap, 0, sizeof snap);
     lmf_train_state *s = &snap.state;
+    memcpy(s->run_id, t->run_id, sizeof s->run_id);
     s->step = t->step;
     s->world_size = t->world;
     s->zero_stage = o->zero_stage;
@@ -479,6 +497,17 @@ static lmf_status check_compatible(const lmf_trainer *t, const lmf_train_state *
                     t->o.seq, (long long)sv->tokens_per_step, sv->seq);
 }
 
+/* a resume continues the run that wrote the checkpoint; a rollback stays in its own run */
+static lmf_status check_same_run(const lmf_trainer *t, const lmf_train_state *sv,
+                                 const char *what, int rollback) {
+    if (strcmp(sv->run_id, t->run_id) == 0 || (!rollback && (!sv->run_id[0] || !t->run_id[0])))
+        return LMF_OK;
+    return lmf_fail(LMF_ERR_ARG, "%s belongs to run %s, not to this run %s: %s", what,
+                    sv->run_id[0] ? sv->run_id : "(no id)", t->run_id[0] ? t->run_id : "(no id)",
+                    rollback ? "no rollback into another run's checkpoint; train into a run "
+                               "directory of its own" : "resume the run directory it came from");
+}
+
 lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollback) {
     const lmf_param_layout *l = lmf_gpt_layout(t->model);
     float *full = lmf_gpt_params(t->model), *tmp = NULL;
@@ -489,6 +518,7 @@ lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollba
     lmf_train_state sv;
     lmf_status s = lmf_ckpt_restore(t->comm, ck, l, full, lmf_ddp_owned(t->ddp),
                                     lmf_optimizer_m(t->opt), lmf_optimizer_v(t->opt), &sv);
+    if (s == LMF_OK) s = check_same_run(t, &sv, ck->dir, rollback);
     if (s == LMF_OK) s = check_compatible(t, &sv, ck->dir);
     if (s == LMF_OK) lmf_ddp_load_params(t->ddp, full);
     free(tmp);
@@ -497,6 +527,11 @@ lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollba
     if (s != LMF_OK) return s;
     t->step = sv.step;
     if (!rollback) t->faults = sv.faults;
+    if (!t->run_id[0]) { /* a resume without an id takes the checkpoint's (or a new one) */
+        if (sv.run_id[0]) memcpy(t->run_id, sv.run_id, sizeof t->run_id);
+        else lmf_run_id_new(t->run_id); /* the same on every rank: broadcast below */
+        if (t->world > 1) LMF_TRY(lmf_comm_broadcast(t->comm, t->run_id, sizeof t->run_id, 0));
+    }
     return LMF_OK;
 }
 
