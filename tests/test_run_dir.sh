@@ -90,6 +90,14 @@ expect_error "missing data into an existing directory" 1 "nope.bin" -- "$LMF" tr
 [ -d "$WORK/G" ] && [ -z "$(ls -A "$WORK/G")" ] && pass "an existing directory is kept, and left empty" || fail "G: $(ls -A "$WORK/G")"
 "$LMF" train "${common[@]}" --steps 2 --out "$WORK/G" && pass "the directory of a failed start takes a fresh run" || fail "rerun into G"
 
+# a default-data preparation that fails leaves nothing, so the rerun fails the same way
+mkdir -p "$WORK/small"; printf 'one fortune\n' >"$WORK/small/only"
+for try in 1 2; do
+  expect_error "corpus too small (try $try)" 1 "too small" -- \
+    "$LMF" train --model tiny --corpus "$WORK/small" --bpe-vocab 300 --steps 1 --quiet --out "$WORK/S"
+done
+[ ! -e "$WORK/S" ] && pass "the failed default data left no run directory" || fail "left: $(ls -A "$WORK/S")"
+
 # ---- --model tiny with the default --seq (longer than its context) ----
 "$LMF" train --model tiny "${data[@]}" --vocab-size 257 --steps 2 --batch 2 --eval-every 0 --sample-tokens 0 \
   --out "$WORK/T" 2>"$WORK/T.err" && grep -q "batch 2 x 64" "$WORK/T.err" \
