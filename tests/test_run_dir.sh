@@ -98,6 +98,13 @@ for try in 1 2; do
 done
 [ ! -e "$WORK/S" ] && pass "the failed default data left no run directory" || fail "left: $(ls -A "$WORK/S")"
 
+# ---- --steps 0 ends with the checkpoint of the initial weights, which a resume continues ----
+"$LMF" train "${common[@]}" --steps 0 --out "$WORK/Z" || fail "--steps 0"
+[ "$(cat "$WORK/Z/checkpoints/latest" 2>/dev/null)" = "step_00000000" ] && [ -f "$WORK/Z/checkpoints/step_00000000/index.json" ] \
+  && pass "--steps 0 writes the checkpoint of step 0" || fail "--steps 0: $(ls -A "$WORK/Z" "$WORK/Z/checkpoints" 2>&1 | tr '\n' ' ')"
+"$LMF" train --resume "$WORK/Z" --steps 3 --quiet --sample-tokens 0 && [ "$(grep -c '"loss"' "$WORK/Z/metrics.jsonl")" -eq 3 ] \
+  && pass "a resume continues from step 0" || fail "resume from step 0"
+
 # ---- --model tiny with the default --seq (longer than its context) ----
 "$LMF" train --model tiny "${data[@]}" --vocab-size 257 --steps 2 --batch 2 --eval-every 0 --sample-tokens 0 \
   --out "$WORK/T" 2>"$WORK/T.err" && grep -q "batch 2 x 64" "$WORK/T.err" \
