@@ -48,6 +48,13 @@ id2=$(run_id "$R")
   [ "$(grep -c '"loss"' "$R/metrics.jsonl")" -eq 12 ] && [ "$(grep -vc "\"run\":\"$id2\"" "$R/metrics.jsonl")" -eq 0 ] &&
   pass "a resume continues the same run" || fail "resume: $(tail -2 "$R/metrics.jsonl")"
 
+# a run directory moved elsewhere resumes with the token files it holds (the default data)
+mv "$WORK/prep" "$WORK/prep-moved"
+"$LMF" train --resume "$WORK/prep-moved" --steps 3 --quiet --sample-tokens 0 2>"$WORK/mv.err" &&
+  grep -qE '"data": *"data/train.bin"' "$WORK/prep-moved/checkpoints/step_00000003/trainer_state.json" &&
+  pass "a moved run directory resumes from its own data" || fail "resume of a moved run: $(cat "$WORK/mv.err")"
+mv "$WORK/prep-moved" "$WORK/prep"
+
 # ---- --resume semantics ----
 expect_error "--resume with a contradicting --model" 2 "--model mini .*contradicts the model of the checkpoint .*step_00000012 .2 layers" -- \
   "$LMF" train --resume "$R" --model mini --steps 30

@@ -66,6 +66,9 @@ void lmf_train_opts_default(lmf_train_opts *o);
  * *saved, which must outlive their use. Then set resume_dir and override what should change. */
 typedef struct lmf_saved_opts {
     char data[4096], val_data[4096];
+    int data_in_run_dir, val_data_in_run_dir; /* stored relative to the run directory (the
+                                               * token files inside it), which
+                                               * lmf_train_opts_from_run puts in front */
 } lmf_saved_opts;
 lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_saved_opts *saved);
 /* The options a checkpoint records (data, batch and sequence, optimizer, schedule, seed, the
