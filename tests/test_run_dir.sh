@@ -81,6 +81,17 @@ step=$((10#$(sed 's/step_//' "$L/checkpoints/latest")))
 "$LMF" train --resume "$L" --steps $((step + 2)) --quiet --sample-tokens 0 \
   && pass "kill -9 released the lock: resumed from step $step" || fail "resume after kill -9"
 
+# two trainings started together into one directory: one trains, the other is refused
+P="$WORK/P"
+"$LMF" train "${common[@]}" --steps 30 --save-every 5 --out "$P" 2>"$WORK/p1.err" & p1=$!
+"$LMF" train "${common[@]}" --steps 30 --save-every 5 --seed 5 --out "$P" 2>"$WORK/p2.err" & p2=$!
+rc1=0; rc2=0; wait $p1 || rc1=$?; wait $p2 || rc2=$?
+refused=$(cat "$WORK/p1.err" "$WORK/p2.err" | grep -cE "is in use by another training|holds another run")
+[ $((rc1 + rc2)) -eq 2 ] && [ "$refused" -eq 1 ] && [ "$(grep -c '"loss"' "$P/metrics.jsonl")" -eq 30 ] &&
+  [ "$(grep -vc "\"run\":\"$(run_id "$P")\"" "$P/metrics.jsonl")" -eq 0 ] &&
+  pass "of two trainings started together one ran, one was refused" ||
+  fail "simultaneous starts: exits $rc1 $rc2; $(cat "$WORK/p1.err" "$WORK/p2.err" | head -3)"
+
 # ---- evaluation lines of completed work survive a resume ----
 E="$WORK/E"
 "$LMF" train "${common[@]}" --steps 20 --stop-after 10 --out "$E" || fail "run stopped after 10"
