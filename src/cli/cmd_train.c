@@ -246,11 +246,11 @@ static int check_resume(train_cli *c) {
             return 2;
         }
         const lmf_gpt_config *g = &o->cfg;
-        int shape = c->model || c->config;
-        int differs = (shape && (g->n_layer != saved.n_layer || g->n_head != saved.n_head ||
-                                 g->n_embd != saved.n_embd || g->n_positions != saved.n_positions)) ||
-                      ((c->config || c->vocab_size > 0) && g->vocab_size != saved.vocab_size);
-        if (differs) {
+        int shape = (c->model || c->config) &&
+                    (g->n_layer != saved.n_layer || g->n_head != saved.n_head ||
+                     g->n_embd != saved.n_embd || g->n_positions != saved.n_positions);
+        int vocab = (c->config || c->vocab_size > 0) && g->vocab_size != saved.vocab_size;
+        if (shape || vocab) {
             char flag[4200], a[200], b[200];
             if (c->config) snprintf(flag, sizeof flag, "--config %s", c->config);
             else if (c->model) snprintf(flag, sizeof flag, "--model %s", c->model);
@@ -258,7 +258,8 @@ static int check_resume(train_cli *c) {
             describe_model(g, a, sizeof a);
             describe_model(&saved, b, sizeof b);
             lmf_cli_error("train", "%s (%s) contradicts the model of the checkpoint %s (%s): drop "
-                          "it to resume, or start a new run with another --out", flag, a, ck.dir, b);
+                          "it to resume, or start a new run with another --out", flag, a, ck.dir,
+                          b);
             return 2;
         }
     }
@@ -332,7 +333,8 @@ static int train(train_cli *c, lmf_run_dir *dir) {
             rc = fail_rt("sample: ");
         lmf_tok_free(tok);
     }
-    if (!c->quiet) fprintf(stderr, "peak resident memory: %.1f MB\n", (double)lmf_peak_rss_bytes() / 1e6);
+    if (!c->quiet)
+        fprintf(stderr, "peak resident memory: %.1f MB\n", (double)lmf_peak_rss_bytes() / 1e6);
     if (rc == 0 && !c->quiet)
         fprintf(stderr, "lmforge train: run directory %s (model.safetensors, config.json, "
                 "metrics.jsonl, loss.svg, checkpoints/)\n", o->out_dir);
@@ -367,8 +369,8 @@ int lmf_cmd_train(int argc, char **argv) {
     if (r) return r == 1 ? 0 : 2;
     if ((r = finish_opts(&c)) != 0) return r;
     if (c.o.seq == 0) /* the default fits the model: tiny's context is shorter */
-        c.o.seq = c.o.resume_dir || c.o.init_dir || seq <= c.o.cfg.n_positions ? seq
-                                                                                : c.o.cfg.n_positions;
+        c.o.seq = c.o.resume_dir || c.o.init_dir || seq <= c.o.cfg.n_positions
+                      ? seq : c.o.cfg.n_positions;
     if (c.o.resume_dir && strcmp(c.o.resume_dir, c.o.out_dir) != 0) {
         lmf_cli_error("train", "--resume continues in its own run directory; drop --out");
         return 2;

@@ -154,17 +154,22 @@ static lmf_status make_engine(lmf_trainer *t) {
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
 }
 
-/* the run's identity: given, new, or (a resume without one) the checkpoint's; rank 0 decides */
+/* the run's identity: given, new, or (a resume without one) the checkpoint's; rank 0 decides
+ * and every rank learns its decision, a refusal included */
 static lmf_status agree_run_id(lmf_trainer *t) {
     const lmf_train_opts *o = &t->o;
+    char id[LMF_RUN_ID_LEN + 2] = ""; /* the id, then 1 when rank 0 refused the one given */
     if (t->rank == 0) {
-        if (o->run_id && *o->run_id && !lmf_run_id_valid(o->run_id))
-            return lmf_fail(LMF_ERR_ARG, "run id '%s' is not %d lower-case hex digits", o->run_id,
-                            LMF_RUN_ID_LEN);
-        if (o->run_id && *o->run_id) snprintf(t->run_id, sizeof t->run_id, "%s", o->run_id);
-        else if (!o->resume_dir) lmf_run_id_new(t->run_id);
+        int given = o->run_id && *o->run_id;
+        if (given && lmf_run_id_valid(o->run_id)) snprintf(id, LMF_RUN_ID_LEN + 1, "%s", o->run_id);
+        else if (given) id[LMF_RUN_ID_LEN + 1] = 1;
+        else if (!o->resume_dir) lmf_run_id_new(id);
     }
-    if (t->world > 1) return lmf_comm_broadcast(t->comm, t->run_id, sizeof t->run_id, 0);
+    if (t->world > 1) LMF_TRY(lmf_comm_broadcast(t->comm, id, sizeof id, 0));
+    if (id[LMF_RUN_ID_LEN + 1])
+        return lmf_fail(LMF_ERR_ARG, "the run id given is not %d lower-case hex digits",
+                        LMF_RUN_ID_LEN);
+    memcpy(t->run_id, id, sizeof t->run_id);
     return LMF_OK;
 }
 
