@@ -157,27 +157,38 @@ static int exists(const char *rel) {
     return lmf_file_exists(p);
 }
 
-static void test_writer_commit_prune_fail(void **state) {
-    const char *dir = lmf_test_dir();
-    lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("tiny", &cfg), LMF_OK);
-    cfg.vocab_size = 257;
-    lmf_param_layout l;
-    assert_int_equal(lmf_layout_build(&cfg, &l), LMF_OK);
-    lmf_comm *c = NULL;
-    assert_int_equal(lmf_comm_create("single", &c), LMF_OK);
-    lmf_ckpt_writer *w = NULL;
-    assert_int_equal(lmf_ckpt_writer_create(c, dir, 2, NULL, &w), LMF_OK);
-    for (int step = 1; step <= 3; step++) assert_int_equal(save(w, &cfg, &l, step), LMF_OK);
-    assert_false(exists("checkpoints/step_00000001")); /* pruned: keep 2 */
-    assert_true(exists("checkpoints/step_00000002/index.json"));
-    assert_true(exists("checkpoints/step_00000003/shard-00000-of-00001.safetensors"));
+/* a single-rank writer into dir keeping 2 checkpoints, for a tiny model of 257 ids */
+static void tiny_writer(const char *dir, lmf_gpt_config *cfg, lmf_param_layout *l, lmf_comm **c,
+                        lmf_ckpt_writer **w) {
+    assert_int_equal(lmf_config_preset("tiny", cfg), LMF_OK);
+    cfg->vocab_size = 257;
+    assert_int_equal(lmf_layout_build(cfg, l), LMF_OK);
+    assert_int_equal(lmf_comm_create("single", c), LMF_OK);
+    assert_int_equal(lmf_ckpt_writer_create(*c, dir, 2, NULL, w), LMF_OK);
+}
+
+/* checkpoints/latest holds want */
+static void assert_latest(const char *want) {
     char *latest = NULL, p[512];
     size_t len = 0;
     lmf_test_path(p, sizeof p, "checkpoints/latest");
     assert_int_equal(lmf_read_file(p, &latest, &len, 100), LMF_OK);
-    assert_string_equal(latest, "step_00000003\n");
+    assert_string_equal(latest, want);
     free(latest);
+}
+
+static void test_writer_commit_prune_fail(void **state) {
+    const char *dir = lmf_test_dir();
+    lmf_gpt_config cfg;
+    lmf_param_layout l;
+    lmf_comm *c = NULL;
+    lmf_ckpt_writer *w = NULL;
+    tiny_writer(dir, &cfg, &l, &c, &w);
+    for (int step = 1; step <= 3; step++) assert_int_equal(save(w, &cfg, &l, step), LMF_OK);
+    assert_false(exists("checkpoints/step_00000001")); /* pruned: keep 2 */
+    assert_true(exists("checkpoints/step_00000002/index.json"));
+    assert_true(exists("checkpoints/step_00000003/shard-00000-of-00001.safetensors"));
+    assert_latest("step_00000003\n");
     lmf_ckpt_write_stats ws;
     lmf_ckpt_writer_stats(w, &ws);
     assert_true(ws.bytes > 12 * l.total);
@@ -228,6 +239,7 @@ static void test_writer_commit_prune_fail(void **state) {
     lmf_gpt_free(g);
 
     /* a flipped byte in the newest checkpoint: loading names the file, never falls back */
+    char p[4200];
     snprintf(p, sizeof p, "%s/shard-00000-of-00001.safetensors", ck.dir);
     flip_byte(p, 4000);
     assert_int_equal(lmf_ckpt_load_model(dir, lmf_kernels_by_name("ref"), &g), LMF_ERR_FORMAT);
@@ -273,15 +285,11 @@ static void test_find_latest(void **state) {
 static void test_writer_prunes_only_its_run(void **state) {
     const char *dir = lmf_test_dir();
     lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("tiny", &cfg), LMF_OK);
-    cfg.vocab_size = 257;
     lmf_param_layout l;
-    assert_int_equal(lmf_layout_build(&cfg, &l), LMF_OK);
     lmf_comm *c = NULL;
-    assert_int_equal(lmf_comm_create("single", &c), LMF_OK);
-    const char *old = "00000000000000aa", *now = "00000000000000bb";
     lmf_ckpt_writer *w = NULL;
-    assert_int_equal(lmf_ckpt_writer_create(c, dir, 2, NULL, &w), LMF_OK);
+    tiny_writer(dir, &cfg, &l, &c, &w);
+    const char *old = "00000000000000aa", *now = "00000000000000bb";
     for (int step = 10; step <= 20; step += 5) assert_int_equal(save_run(w, &cfg, &l, step, old), LMF_OK);
     assert_false(exists("checkpoints/step_00000010"));
     for (int step = 4; step <= 12; step += 4) assert_int_equal(save_run(w, &cfg, &l, step, now), LMF_OK);
@@ -291,12 +299,8 @@ static void test_writer_prunes_only_its_run(void **state) {
     assert_true(exists("checkpoints/step_00000012/index.json"));
     assert_true(exists("checkpoints/step_00000015/index.json"));
     assert_true(exists("checkpoints/step_00000020/index.json"));
-    char *latest = NULL, p[512];
-    size_t len = 0;
-    lmf_test_path(p, sizeof p, "checkpoints/latest");
-    assert_int_equal(lmf_read_file(p, &latest, &len, 100), LMF_OK);
-    assert_string_equal(latest, "step_00000012\n");
-    free(latest);
+    assert_latest("step_00000012\n");
+    char p[512];
     /* the other run's checkpoint of step 20 is not replaced */
     assert_int_equal(save_run(w, &cfg, &l, 20, now), LMF_ERR_IO);
     assert_non_null(strstr(lmf_last_error(), "belongs to another run"));
