@@ -29,7 +29,7 @@ ref_losses=$(losses "$WORK/ref/metrics.jsonl")
 "$LMF" train --test-inject-nan 4 "${common[@]}" --steps 8 --save-every 1 --keep-checkpoints 10 \
   --out "$WORK/skip" || fail "run with one NaN step"
 m="$WORK/skip/metrics.jsonl"
-grep -q '^{"step":4,"skipped":"nan","bad_in_row":1}$' "$m" && pass "skip line in metrics.jsonl" \
+grep -q '^{"step":4,"skipped":"nan","bad_in_row":1,"run":"[0-9a-f]*"}$' "$m" && pass "skip line in metrics.jsonl" \
   || fail "no skip line: $(grep skipped "$m")"
 [ "$(losses "$m" | wc -l)" -eq 7 ] && pass "7 loss lines for 8 steps, one skipped" || fail "loss lines: $(losses "$m" | wc -l)"
 if diff <(losses "$m" | head -4) <(echo "$ref_losses" | head -4) >/dev/null; then
@@ -56,10 +56,10 @@ err="$WORK/roll.err"
   --max-bad-steps 3 --out "$WORK/roll" 2>"$err" || fail "run with a rollback: $(tail -3 "$err")"
 m="$WORK/roll/metrics.jsonl"
 for s in 7 8 9; do
-  grep -q "^{\"step\":$s,\"skipped\":\"nan\",\"bad_in_row\":$((s - 6))}\$" "$m" \
+  grep -q "^{\"step\":$s,\"skipped\":\"nan\",\"bad_in_row\":$((s - 6)),\"run\":\"[0-9a-f]*\"}\$" "$m" \
     && pass "step $s skipped ($((s - 6)) in a row)" || fail "no skip line for step $s"
 done
-grep -q '^{"step":9,"rolled_back_to":5}$' "$m" && pass "rollback line in metrics.jsonl" || fail "no rollback line"
+grep -q '^{"step":9,"rolled_back_to":5,"run":"[0-9a-f]*"}$' "$m" && pass "rollback line in metrics.jsonl" || fail "no rollback line"
 grep -q "rolled back to the checkpoint of step 5" "$err" && grep -q "update skipped (3 in a row)" "$err" \
   && pass "skips and rollback are logged on stderr" || fail "stderr: $(cat "$err")"
 [ "$(grep -c '"step":5,"loss"' "$m")" -eq 2 ] && pass "step 5 was run again after the rollback" \
@@ -101,7 +101,7 @@ if command -v mpirun >/dev/null; then
   if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 \
        -x OMP_NUM_THREADS=1 "$LMF" train --test-inject-nan 6,7 "${common[@]}" --steps 12 \
        --save-every 4 --zero 1 --max-bad-steps 2 --out "$WORK/mpi" 2>"$WORK/mpi.err" &&
-     grep -q '^{"step":7,"rolled_back_to":4}$' "$WORK/mpi/metrics.jsonl"; then
+     grep -q '^{"step":7,"rolled_back_to":4,"run":"[0-9a-f]*"}$' "$WORK/mpi/metrics.jsonl"; then
     pass "rollback under mpirun -np 2, ZeRO-1"
   else
     fail "mpirun rollback: $(tail -3 "$WORK/mpi.err")"

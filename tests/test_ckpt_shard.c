@@ -114,9 +114,9 @@ static void test_empty_shard(void **state) {
     assert_int_equal(lmf_ckpt_shard_read(dir, &ix, &f, w), LMF_OK);
 }
 
-/* write checkpoint `step` of a tiny model through the writer */
-static lmf_status save(lmf_ckpt_writer *w, const lmf_gpt_config *cfg, const lmf_param_layout *l,
-                       int step) {
+/* write checkpoint `step` of run `run` ("": none) of a tiny model through the writer */
+static lmf_status save_run(lmf_ckpt_writer *w, const lmf_gpt_config *cfg,
+                           const lmf_param_layout *l, int step, const char *run) {
     uint64_t n = l->total;
     float *p = malloc(3 * n * sizeof(float));
     assert_non_null(p);
@@ -128,6 +128,7 @@ static lmf_status save(lmf_ckpt_writer *w, const lmf_gpt_config *cfg, const lmf_
     lmf_ckpt_snapshot snap;
     memset(&snap, 0, sizeof snap);
     snap.state.step = step;
+    snprintf(snap.state.run_id, sizeof snap.state.run_id, "%s", run);
     snap.state.world_size = 1;
     snap.state.batch = snap.state.grad_accum = snap.state.seq = 1;
     snap.state.tokens_per_step = 1;
@@ -145,33 +146,49 @@ static lmf_status save(lmf_ckpt_writer *w, const lmf_gpt_config *cfg, const lmf_
     return lmf_ckpt_wait(w);
 }
 
+static lmf_status save(lmf_ckpt_writer *w, const lmf_gpt_config *cfg, const lmf_param_layout *l,
+                       int step) {
+    return save_run(w, cfg, l, step, "");
+}
+
 static int exists(const char *rel) {
     char p[512];
     lmf_test_path(p, sizeof p, "%s", rel);
     return lmf_file_exists(p);
 }
 
-static void test_writer_commit_prune_fail(void **state) {
-    const char *dir = lmf_test_dir();
-    lmf_gpt_config cfg;
-    assert_int_equal(lmf_config_preset("tiny", &cfg), LMF_OK);
-    cfg.vocab_size = 257;
-    lmf_param_layout l;
-    assert_int_equal(lmf_layout_build(&cfg, &l), LMF_OK);
-    lmf_comm *c = NULL;
-    assert_int_equal(lmf_comm_create("single", &c), LMF_OK);
-    lmf_ckpt_writer *w = NULL;
-    assert_int_equal(lmf_ckpt_writer_create(c, dir, 2, NULL, &w), LMF_OK);
-    for (int step = 1; step <= 3; step++) assert_int_equal(save(w, &cfg, &l, step), LMF_OK);
-    assert_false(exists("checkpoints/step_00000001")); /* pruned: keep 2 */
-    assert_true(exists("checkpoints/step_00000002/index.json"));
-    assert_true(exists("checkpoints/step_00000003/shard-00000-of-00001.safetensors"));
+/* a single-rank writer into dir keeping 2 checkpoints, for a tiny model of 257 ids */
+static void tiny_writer(const char *dir, lmf_gpt_config *cfg, lmf_param_layout *l, lmf_comm **c,
+                        lmf_ckpt_writer **w) {
+    assert_int_equal(lmf_config_preset("tiny", cfg), LMF_OK);
+    cfg->vocab_size = 257;
+    assert_int_equal(lmf_layout_build(cfg, l), LMF_OK);
+    assert_int_equal(lmf_comm_create("single", c), LMF_OK);
+    assert_int_equal(lmf_ckpt_writer_create(*c, dir, 2, NULL, w), LMF_OK);
+}
+
+/* checkpoints/latest holds want */
+static void assert_latest(const char *want) {
     char *latest = NULL, p[512];
     size_t len = 0;
     lmf_test_path(p, sizeof p, "checkpoints/latest");
     assert_int_equal(lmf_read_file(p, &latest, &len, 100), LMF_OK);
-    assert_string_equal(latest, "step_00000003\n");
+    assert_string_equal(latest, want);
     free(latest);
+}
+
+static void test_writer_commit_prune_fail(void **state) {
+    const char *dir = lmf_test_dir();
+    lmf_gpt_config cfg;
+    lmf_param_layout l;
+    lmf_comm *c = NULL;
+    lmf_ckpt_writer *w = NULL;
+    tiny_writer(dir, &cfg, &l, &c, &w);
+    for (int step = 1; step <= 3; step++) assert_int_equal(save(w, &cfg, &l, step), LMF_OK);
+    assert_false(exists("checkpoints/step_00000001")); /* pruned: keep 2 */
+    assert_true(exists("checkpoints/step_00000002/index.json"));
+    assert_true(exists("checkpoints/step_00000003/shard-00000-of-00001.safetensors"));
+    assert_latest("step_00000003\n");
     lmf_ckpt_write_stats ws;
     lmf_ckpt_writer_stats(w, &ws);
     assert_true(ws.bytes > 12 * l.total);
@@ -222,6 +239,7 @@ static void test_writer_commit_prune_fail(void **state) {
     lmf_gpt_free(g);
 
     /* a flipped byte in the newest checkpoint: loading names the file, never falls back */
+    char p[4200];
     snprintf(p, sizeof p, "%s/shard-00000-of-00001.safetensors", ck.dir);
     flip_byte(p, 4000);
     assert_int_equal(lmf_ckpt_load_model(dir, lmf_kernels_by_name("ref"), &g), LMF_ERR_FORMAT);
@@ -262,6 +280,42 @@ static void test_find_latest(void **state) {
     assert_non_null(strstr(lmf_last_error(), "latest"));
 }
 
+/* two runs' checkpoints in one directory: each prunes only its own, never replaces the other's
+ * checkpoint of the same step, and `latest` always names one that exists */
+static void test_writer_prunes_only_its_run(void **state) {
+    const char *dir = lmf_test_dir();
+    lmf_gpt_config cfg;
+    lmf_param_layout l;
+    lmf_comm *c = NULL;
+    lmf_ckpt_writer *w = NULL;
+    tiny_writer(dir, &cfg, &l, &c, &w);
+    const char *old = "00000000000000aa", *now = "00000000000000bb";
+    for (int step = 10; step <= 20; step += 5) assert_int_equal(save_run(w, &cfg, &l, step, old), LMF_OK);
+    assert_false(exists("checkpoints/step_00000010"));
+    for (int step = 4; step <= 12; step += 4) assert_int_equal(save_run(w, &cfg, &l, step, now), LMF_OK);
+    /* the newer run kept its own newest two; the other run's step 15 and 20 stay */
+    assert_false(exists("checkpoints/step_00000004"));
+    assert_true(exists("checkpoints/step_00000008/index.json"));
+    assert_true(exists("checkpoints/step_00000012/index.json"));
+    assert_true(exists("checkpoints/step_00000015/index.json"));
+    assert_true(exists("checkpoints/step_00000020/index.json"));
+    assert_latest("step_00000012\n");
+    char p[512];
+    /* the other run's checkpoint of step 20 is not replaced */
+    assert_int_equal(save_run(w, &cfg, &l, 20, now), LMF_ERR_IO);
+    assert_non_null(strstr(lmf_last_error(), "belongs to another run"));
+    assert_non_null(strstr(lmf_last_error(), old));
+    lmf_ckpt_info ck;
+    assert_int_equal(lmf_ckpt_find_latest(dir, &ck), LMF_OK);
+    lmf_test_path(p, sizeof p, "checkpoints/step_00000020/trainer_state.json");
+    char *ts = lmf_test_read_file(p, NULL);
+    assert_non_null(strstr(ts, old));
+    free(ts);
+    lmf_ckpt_writer_free(w);
+    lmf_comm_free(c);
+    lmf_layout_free(&l);
+}
+
 /* every test in a new, empty directory */
 #define IN_NEW_DIR(t) cmocka_unit_test_setup_teardown(t, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown)
 
@@ -271,6 +325,7 @@ int main(void) {
         IN_NEW_DIR(test_empty_shard),
         IN_NEW_DIR(test_writer_commit_prune_fail),
         IN_NEW_DIR(test_find_latest),
+        IN_NEW_DIR(test_writer_prunes_only_its_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

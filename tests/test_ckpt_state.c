@@ -17,6 +17,7 @@
 
 static void sample(lmf_train_state *s) {
     memset(s, 0, sizeof *s);
+    snprintf(s->run_id, sizeof s->run_id, "0123456789abcdef");
     s->step = 120;
     s->world_size = 3;
     s->zero_stage = 2;
@@ -61,6 +62,7 @@ static void test_round_trip(void **state) {
     assert_non_null(txt);
     char *back = NULL;
     assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b, &back), LMF_OK);
+    assert_string_equal(b.run_id, "0123456789abcdef");
     assert_int_equal(b.step, 120);
     assert_int_equal(b.world_size, 3);
     assert_int_equal(b.zero_stage, 2);
@@ -100,6 +102,14 @@ static void test_round_trip(void **state) {
     assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b, &back), LMF_OK);
     assert_string_equal(back, "{}");
     free(back);
+    free(txt);
+    /* a state without a run id (made before runs had one) reads as run "" */
+    a.run_id[0] = '\0';
+    txt = lmf_ckpt_state_format(&a, NULL);
+    assert_non_null(txt);
+    assert_null(strstr(txt, "run_id"));
+    assert_int_equal(lmf_ckpt_state_parse(txt, strlen(txt), "ts.json", &b, NULL), LMF_OK);
+    assert_string_equal(b.run_id, "");
     free(txt);
 }
 
@@ -152,6 +162,7 @@ static void test_rejected(void **state) {
         {"\"zero_stage\": 2", "\"zero_stage\": 7"}, {"\"seq\": 64", "\"seq\": 0"},
         {"\"shuffle\": true", "\"shuffle\": 1"},  {"\"position\": 77", "\"position\": \"77\""},
         {"\"stuck\": 0", "\"stuck\": 2"},          {"\"format\": \"lmforge", "\"format\": \"other"},
+        {"\"0123456789abcdef\"", "\"0123456789ABCDEF\""}, {"\"0123456789abcdef\"", "7"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         const char *at = strstr(txt, edits[i].from);

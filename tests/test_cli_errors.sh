@@ -22,7 +22,8 @@ expect_error "shard with a wrong magic" 1 "random.bin.*magic" -- "$LMF" train "$
 size=$(stat -c %s "$train")
 head -c $((size - 7)) "$train" >"$WORK/trunc.bin"
 expect_error "truncated shard" 1 "trunc.bin" -- "$LMF" train "${base[@]}" --data "$WORK/trunc.bin" --out "$WORK/r3"
-expect_error "sequence longer than n_positions" 1 "n_positions" -- "$LMF" train "${base[@]}" --data "$train" --seq 65 --out "$WORK/r4"
+expect_error "sequence longer than n_positions" 2 "n_positions" -- "$LMF" train "${base[@]}" --data "$train" --seq 65 --out "$WORK/r4"
+[ ! -e "$WORK/r4" ] && pass "--seq refused before the run directory is made" || fail "--seq 65 left $WORK/r4"
 expect_error "token ids outside the vocabulary" 1 "vocab" -- "$LMF" train "${base[@]}" --data "$train" --vocab-size 100 --out "$WORK/r5"
 mkdir -p "$WORK/empty"
 expect_error "empty corpus" 1 "empty" -- "$LMF" train "${base[@]}" --corpus "$WORK/empty" --bpe-vocab 0 --out "$WORK/r6"
@@ -33,4 +34,27 @@ sed -i 's/"n_embd": *64/"n_embd": 32/' "$WORK/bad/config.json"
 expect_error "weights disagree with config.json" 1 "shape" -- "$LMF" eval --model "$WORK/bad" --data "$train" --batch 1 --seq 16
 expect_error "model dir missing" 1 "/none: .*([Nn]o such|not a model)" -- "$LMF" sample --model "$WORK/none"
 expect_error "resume without checkpoint" 2 "no checkpoint" -- "$LMF" train --resume "$WORK/empty"
+
+# sampling past the model's 64-token context says so; a prompt too long is refused before any
+# of it is printed
+"$LMF" sample --model "$WORK/good" --tokens 1000 >"$WORK/s.out" 2>"$WORK/s.err" \
+  && grep -qE "stopped after [0-9]+ tokens: the model's context of 64 positions is full" "$WORK/s.err" \
+  && pass "--tokens beyond the context is reported" || fail "sample --tokens 1000: $(cat "$WORK/s.err")"
+long=$(printf 'the cat sat on the mat %.0s' $(seq 10))
+expect_error "prompt longer than the context" 1 "the prompt has [0-9]+ tokens; the model's context is 64" -- \
+  "$LMF" sample --model "$WORK/good" --prompt "$long"
+"$LMF" sample --model "$WORK/good" --prompt "$long" >"$WORK/p.out" 2>/dev/null
+[ ! -s "$WORK/p.out" ] && pass "the refused prompt is not echoed" || fail "printed: $(head -c 80 "$WORK/p.out")"
+
+# plan --calibrate checks where it will write before measuring
+start=$(date +%s)
+expect_error "calibration into a missing directory" 2 "--out $WORK/none/c.json: $WORK/none is not a directory" -- \
+  "$LMF" plan --calibrate --out "$WORK/none/c.json"
+expect_error "calibration into a directory" 2 "--out $WORK is a directory" -- "$LMF" plan --calibrate --out "$WORK"
+[ $(($(date +%s) - start)) -lt 5 ] && pass "--out refused before calibrating" || fail "the refusal took $(($(date +%s) - start)) s"
+
+# the main help names the model train uses by default
+"$LMF" --help 2>&1 | grep -q "train .*defaults: the mini model" && "$LMF" train --help 2>&1 | grep -q "default mini" \
+  && pass "help names the default model (mini)" || fail "help: $("$LMF" --help 2>&1 | grep train)"
+expect_error "token file hint" 1 "lmforge data prepare" -- "$LMF" train "${base[@]}" --data "$WORK/random.bin" --out "$WORK/r7"
 finish

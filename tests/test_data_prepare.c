@@ -109,6 +109,24 @@ static void test_bytes_mode(void **state) {
                                      '\n', 'h', '\n', '%', 256};
     expect_tokens("out2/train.bin", whole, sizeof whole / sizeof whole[0]);
     assert_int_equal(access(path("out2/val.bin"), F_OK), -1);
+    /* into out1 without validation: its val.bin from the first preparation goes */
+    const char *names[] = {"a.txt", "b.txt", "c.txt", "d.txt"};
+    for (int i = 0; i < 4; i++) in[i] = path(names[i]); /* path() reuses its buffers */
+    o2.out_dir = path("out1");
+    assert_int_equal(lmf_data_prepare(&o2, &st), LMF_OK);
+    expect_tokens("out1/train.bin", whole, sizeof whole / sizeof whole[0]);
+    assert_int_equal(access(path("out1/val.bin"), F_OK), -1);
+    /* a failure (one document cannot be split) changes nothing and makes no directory */
+    in[0] = path("a.txt");
+    o.out_dir = path("out2");
+    o.n_inputs = 1;
+    o.doc_separator = NULL;
+    assert_int_equal(lmf_data_prepare(&o, &st), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "too small"));
+    expect_tokens("out2/train.bin", whole, sizeof whole / sizeof whole[0]);
+    o.out_dir = path("out3");
+    assert_int_equal(lmf_data_prepare(&o, &st), LMF_ERR_ARG);
+    assert_int_equal(access(path("out3"), F_OK), -1);
 }
 
 /* expected ids: each document encoded in one call, then end-of-text */
@@ -339,6 +357,12 @@ static void test_default_data(void **state) {
     assert_int_equal(mkdir(path("tiny"), 0777), 0);
     write_file("tiny/only", "one record\n", 11);
     lmf_default_data_opts s = {path("tiny"), NULL, 257, path("run3"), NULL, NULL};
+    assert_int_equal(lmf_data_prepare_default(&s, train, val, sizeof train, &vocab), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "too small"));
+    /* all or nothing: no tokenizer, token file or directory is left, so a rerun fails alike */
+    assert_int_equal(access(path("run3/tokenizer"), F_OK), -1);
+    assert_int_equal(access(path("run3/tokenizer.tmp"), F_OK), -1);
+    assert_int_equal(access(path("run3/data"), F_OK), -1);
     assert_int_equal(lmf_data_prepare_default(&s, train, val, sizeof train, &vocab), LMF_ERR_ARG);
     assert_non_null(strstr(lmf_last_error(), "too small"));
     s.corpus = path("no-such-corpus");

@@ -37,9 +37,17 @@ size=$(stat -c %s "$WORK/d3/train.bin")
 [ ! -e "$WORK/d3/val.bin" ] && pass "no val.bin with --val-fraction 0" || fail "val.bin written"
 
 expect_error "no subcommand" 2 "missing subcommand" -- "$LMF" data
+# --val-fraction 0 into a directory that has a val.bin (made with another tokenizer): it goes
+"$LMF" data prepare --bytes --input "${inputs[@]}" --out "$WORK/d1" --val-fraction 0 >/dev/null || fail "prepare without val"
+[ -s "$WORK/d1/train.bin" ] && [ ! -e "$WORK/d1/val.bin" ] && pass "--val-fraction 0 removes a stale val.bin" \
+  || fail "val.bin left after --val-fraction 0"
+[ -z "$(ls -A "$WORK/d1" | grep -v -x -e train.bin)" ] && pass "no temporary file left" || fail "left: $(ls -A "$WORK/d1")"
 expect_error "both --tokenizer and --bytes" 2 "exactly one of --tokenizer" -- "$LMF" data prepare --tokenizer "$tok" --bytes --input "${inputs[@]}" --out "$WORK/e"
 expect_error "no --out" 2 "required" -- "$LMF" data prepare --bytes --input "${inputs[@]}"
 expect_error "bad fraction" 2 "--val-fraction must be between" -- "$LMF" data prepare --bytes --input "${inputs[@]}" --out "$WORK/e" --val-fraction 1.5
 expect_error "missing input" 1 "nope.txt: cannot open" -- "$LMF" data prepare --bytes --input "$WORK/nope.txt" --out "$WORK/e"
+printf 'one document\n' >"$WORK/one.txt"
+expect_error "too small to split" 2 "too small: 1 document" -- "$LMF" data prepare --bytes --input "$WORK/one.txt" --out "$WORK/e"
+[ ! -e "$WORK/e" ] && pass "a failed preparation leaves no directory" || fail "left $(ls -A "$WORK/e")"
 expect_error "bad tokenizer" 1 "no tokenizer files" -- "$LMF" data prepare --tokenizer "$WORK" --input "${inputs[@]}" --out "$WORK/e"
 finish

@@ -83,7 +83,7 @@ static int stop_requested(void *ctx) {
     return s->stop_at > 0 && s->last_done == s->stop_at;
 }
 
-/* the step and evaluation lines of metrics.jsonl without the timing fields */
+/* the step and evaluation lines of metrics.jsonl without the timing fields and the run's id */
 static void numbers(const char *run, char *out, size_t cap) {
     char p[1200];
     snprintf(p, sizeof p, "%s/metrics.jsonl", run);
@@ -94,6 +94,7 @@ static void numbers(const char *run, char *out, size_t cap) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = '\0';
         char *cut = strstr(line, ",\"tokens_per_s\""); /* timing follows */
+        if (!cut) cut = strstr(line, ",\"run\""); /* evaluation lines: the id is last */
         if (cut) *cut = '\0';
         n += (size_t)snprintf(out + n, cap - n, "%s\n", line);
         if (!nl) break;
@@ -210,10 +211,51 @@ static void test_stop_and_resume(void **state) {
     assert_same_numbers(ref, run);
 }
 
+/* a run never rolls back into another run's checkpoint, nor resumes one under another id */
+static void test_no_rollback_into_another_run(void **state) {
+    (void)state;
+    char dir[1024];
+    lmf_test_path(dir, sizeof dir, "shared");
+    lmf_train_opts a;
+    opts_for(&a, dir);
+    a.steps = 8;
+    a.run_id = "00000000000000aa";
+    run_library(&a, NULL); /* checkpoints of steps 4 and 8 */
+    /* a second run into the same directory (the library does not refuse it; lmforge train
+     * does) whose first steps fail: the only checkpoint there is the first run's */
+    lmf_train_opts b;
+    opts_for(&b, dir);
+    b.run_id = "00000000000000bb";
+    b.save_every = 0;
+    int64_t nan[] = {0, 1};
+    b.test.nan_steps = nan;
+    b.test.n_nan_steps = 2;
+    b.max_bad_steps = 2;
+    lmf_trainer *t = NULL;
+    lmf_run_result res;
+    lmf_test_ok(lmf_trainer_create(&b, &t), "lmf_trainer_create");
+    assert_int_equal(lmf_trainer_run(t, NULL, &res), LMF_ERR_NUMERIC);
+    assert_non_null(strstr(lmf_last_error(), "belongs to run 00000000000000aa"));
+    assert_int_equal(lmf_trainer_next_step(t), 2); /* not the first run's step 8 */
+    lmf_trainer_free(t);
+    /* resuming the first run's checkpoint as another run is refused */
+    lmf_train_opts r;
+    opts_for(&r, dir);
+    r.resume_dir = dir;
+    r.run_id = "00000000000000bb";
+    assert_int_equal(lmf_trainer_create(&r, &t), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "resume the run directory it came from"));
+    r.run_id = NULL; /* no id given: the checkpoint's */
+    lmf_test_ok(lmf_trainer_create(&r, &t), "lmf_trainer_create (resume)");
+    assert_string_equal(lmf_trainer_run_id(t), "00000000000000aa");
+    lmf_trainer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_library_run_equals_cli_run),
         cmocka_unit_test(test_stop_and_resume),
+        cmocka_unit_test(test_no_rollback_into_another_run),
     };
     return cmocka_run_group_tests(tests, make_data, lmf_test_tmpdir_teardown);
 }

@@ -29,8 +29,14 @@ typedef struct lmf_fault_counters {
     double loss_ema;        /* running mean of the loss over good steps */
 } lmf_fault_counters;
 
+/* A run's identity: LMF_RUN_ID_LEN lower-case hex digits, made at random when the run starts
+ * and kept by every resume (docs/checkpoints.md, "Run directories"). */
+#define LMF_RUN_ID_LEN 16
+
 /* The training state besides the tensors (trainer_state.json). */
 typedef struct lmf_train_state {
+    char run_id[LMF_RUN_ID_LEN + 1]; /* the run that wrote it; "" in checkpoints made before
+                                      * runs had one */
     int step;                  /* completed optimizer steps */
     int world_size, zero_stage, batch, grad_accum, seq;
     int64_t tokens_per_step;   /* the global batch in tokens */
@@ -105,6 +111,10 @@ lmf_status lmf_ckpt_read_opts(const char *run_dir, char **opts_json);
 /* The text of trainer_state.json for state s and the options object opts_json (NULL: none),
  * malloc'd; NULL with a message when out of memory or when opts_json is not a JSON object. */
 char *lmf_ckpt_state_format(const lmf_train_state *s, const char *opts_json);
+/* 1 when id is a run identity (LMF_RUN_ID_LEN lower-case hex digits). */
+int lmf_run_id_valid(const char *id);
+/* A new random run identity into id[LMF_RUN_ID_LEN + 1]. */
+void lmf_run_id_new(char *id);
 /* Parse and validate text[len] (untrusted); `what` names it in messages. opts_json (may be
  * NULL) receives the options object as a new JSON text (free() it). */
 lmf_status lmf_ckpt_state_parse(const char *text, size_t len, const char *what,

@@ -44,6 +44,8 @@ int lmf_comm_launcher_size(void);
 /* Number of ranks the launcher started on this machine (OMPI_COMM_WORLD_LOCAL_SIZE,
  * MPI_LOCALNRANKS, SLURM_NTASKS_PER_NODE inside a job step); 1 when not known. */
 int lmf_comm_launcher_local_size(void);
+/* This process's rank as the launcher numbered it (0 when there is no launcher). */
+int lmf_comm_launcher_rank(void);
 /* 1 when this build has the MPI backend */
 int lmf_comm_have_mpi(void);
 

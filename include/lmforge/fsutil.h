@@ -42,6 +42,9 @@ const char *lmf_file_kind(unsigned mode);
  * machines) hold the same: *size and an XXH3 hash of the size and of up to 64 pieces of 64 KiB
  * evenly spread over the file, first and last included (the whole file up to 4 MiB). */
 lmf_status lmf_file_fingerprint(const char *path, uint64_t *size, uint64_t *hash);
+/* Remove path and, when it is a directory, everything under it (symbolic links are removed,
+ * not followed). Best effort: what cannot be removed stays. */
+void lmf_remove_tree(const char *path);
 
 /* 1 if path exists (any kind of file), else 0. */
 int lmf_file_exists(const char *path);

@@ -11,9 +11,12 @@ extern "C" {
 
 typedef struct lmf_metrics lmf_metrics;
 
-/* Open path for appending. Lines for steps >= keep_before_step (a resumed run's future) are
- * dropped first, so the file tells one consistent history; pass -1 to truncate. */
-lmf_status lmf_metrics_open(const char *path, int keep_before_step, lmf_metrics **out);
+/* Open path for appending; every line written carries "run": run_id (NULL or "": none).
+ * resume_step >= 0: a run resumed from the checkpoint of that step keeps the lines of the work
+ * that checkpoint holds (step lines below it, evaluations taken at it or before) and of no
+ * other run, so the file tells one consistent history; -1 truncates. */
+lmf_status lmf_metrics_open(const char *path, int resume_step, const char *run_id,
+                            lmf_metrics **out);
 void lmf_metrics_close(lmf_metrics *m);
 lmf_status lmf_metrics_step(lmf_metrics *m, int step, double loss, double lr, double grad_norm,
                             double tokens_per_s, double mfu);

@@ -44,11 +44,14 @@ typedef struct lmf_prepare_stats {
     double seconds;
 } lmf_prepare_stats;
 
-/* Write OUT_DIR/train.bin and, with val_fraction > 0, OUT_DIR/val.bin. Each non-empty
- * document becomes its ids followed by the end-of-text id (lmf_tok_eot); special-token strings
- * in the text are plain text. Fails with LMF_ERR_ARG for bad options or a tokenizer without an
- * end-of-text token, LMF_ERR_IO for unreadable inputs or unwritable outputs (no partial token file
- * is left behind). stats may be NULL. */
+/* Write OUT_DIR/train.bin and, with val_fraction > 0, OUT_DIR/val.bin (with 0, a val.bin there
+ * from an earlier preparation is removed). Each non-empty document becomes its ids followed by
+ * the end-of-text id (lmf_tok_eot); special-token strings in the text are plain text. All or
+ * nothing: the files are written into a temporary directory in OUT_DIR and moved into place at
+ * the end; a failure leaves OUT_DIR as it was (and removes it when this call created it). Fails
+ * with LMF_ERR_ARG for bad options, a tokenizer without an end-of-text token or, with
+ * val_fraction > 0, fewer than two documents; LMF_ERR_IO for unreadable inputs or unwritable
+ * outputs. stats may be NULL. */
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats);
 
 /* ---- sharded preparation, split over ranks ----

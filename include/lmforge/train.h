@@ -32,6 +32,9 @@ typedef struct lmf_train_opts {
     const char *val_data;      /* validation token file or NULL */
     const char *out_dir;       /* run directory */
     const char *resume_dir;    /* resume from this run directory's latest checkpoint, or NULL */
+    const char *run_id;        /* the run's identity (lmf_run_dir_id; rank 0's counts), or NULL:
+                                * a new one, or on resume the checkpoint's. A resume or a
+                                * rollback into a checkpoint of another run is refused. */
     int steps, batch, seq, grad_accum;
     float lr, min_lr, weight_decay, beta1, beta2, adam_eps, grad_clip;
     lmf_lr_kind lr_schedule;
@@ -64,6 +67,9 @@ void lmf_train_opts_default(lmf_train_opts *o);
  * *saved, which must outlive their use. Then set resume_dir and override what should change. */
 typedef struct lmf_saved_opts {
     char data[4096], val_data[4096];
+    int data_in_run_dir, val_data_in_run_dir; /* stored relative to the run directory (the
+                                               * token files inside it), which
+                                               * lmf_train_opts_from_run puts in front */
 } lmf_saved_opts;
 lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_saved_opts *saved);
 /* The options a checkpoint records (data, batch and sequence, optimizer, schedule, seed, the
@@ -113,6 +119,8 @@ double lmf_trainer_peak_flops(const lmf_trainer *t);
 void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p);
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t);
 int lmf_trainer_rank(const lmf_trainer *t);
+/* The run's identity (LMF_RUN_ID_LEN hex digits), stored in its checkpoints and metrics. */
+const char *lmf_trainer_run_id(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);

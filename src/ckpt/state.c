@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 /* the mixture's part of the loader state: "rows" and "sources": [[epoch, position], ...] (the
  * first source's also as "epoch" and "position", as a single-file state has them) */
@@ -61,9 +65,10 @@ char *lmf_ckpt_state_format(const lmf_train_state *s, const char *opts_json) {
     }
     const lmf_fault_counters *f = &s->faults;
     json_t *j = json_pack(
-        "{s:s, s:i, s:i, s:i, s:i, s:I, s:i, s:i, s:i, s:{s:I, s:I, s:I, s:b},"
+        "{s:s, s:i, s:s*, s:i, s:i, s:i, s:I, s:i, s:i, s:i, s:{s:I, s:I, s:I, s:b},"
         " s:{s:i, s:I, s:i, s:i, s:I, s:f}, s:o?}",
-        "format", LMF_CKPT_STATE_FORMAT, "version", LMF_CKPT_STATE_VERSION, "step", s->step,
+        "format", LMF_CKPT_STATE_FORMAT, "version", LMF_CKPT_STATE_VERSION, "run_id",
+        s->run_id[0] ? s->run_id : NULL, "step", s->step,
         "world_size", s->world_size, "zero_stage", s->zero_stage, "tokens_per_step",
         (json_int_t)s->tokens_per_step, "seq", s->seq, "batch", s->batch, "grad_accum",
         s->grad_accum, "loader", "epoch", (json_int_t)s->loader.src[0].epoch, "position",
@@ -101,6 +106,24 @@ static json_t *load(const char *text, size_t len, const char *what, lmf_status *
     }
     *s = LMF_OK;
     return j;
+}
+
+int lmf_run_id_valid(const char *id) {
+    if (!id || strlen(id) != LMF_RUN_ID_LEN) return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+void lmf_run_id_new(char *id) {
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x[3] = {(uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec, (uint64_t)getpid()};
+        v = XXH3_64bits(x, sizeof x);
+    }
+    snprintf(id, LMF_RUN_ID_LEN + 1, "%016llx", (unsigned long long)v);
 }
 
 /* integer j[key] in [lo, hi] into *v */
@@ -152,6 +175,12 @@ lmf_status lmf_ckpt_state_parse(const char *text, size_t len, const char *what,
         s->faults.good_steps = v[14];
         s->faults.loss_ema = json_number_value(ema);
     }
+    /* the run's identity: absent in checkpoints older than it */
+    json_t *rid = json_object_get(j, "run_id");
+    if (ok && rid) {
+        ok = lmf_run_id_valid(json_string_value(rid));
+        if (ok) snprintf(s->run_id, sizeof s->run_id, "%s", json_string_value(rid));
+    }
     json_t *opts = json_object_get(j, "opts");
     if (ok && opts && !json_is_object(opts) && !json_is_null(opts)) ok = 0;
     if (ok && opts_json) {
@@ -164,8 +193,8 @@ lmf_status lmf_ckpt_state_parse(const char *text, size_t len, const char *what,
     }
     json_decref(j);
     if (!ok)
-        return lmf_fail(LMF_ERR_FORMAT, "%s: a field is missing or out of range (step, world_size, "
-                        "zero_stage, batch, grad_accum, seq, tokens_per_step, loader, faults, "
-                        "opts)", what);
+        return lmf_fail(LMF_ERR_FORMAT, "%s: a field is missing or out of range (run_id, step, "
+                        "world_size, zero_stage, batch, grad_accum, seq, tokens_per_step, loader, "
+                        "faults, opts)", what);
     return LMF_OK;
 }

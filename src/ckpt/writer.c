@@ -45,6 +45,7 @@ struct lmf_ckpt_writer {
     lmf_ckpt_tensor *tensors;    /* rank 0 */
     int n_tensors;
     char *state_json;            /* rank 0 */
+    char run_id[LMF_RUN_ID_LEN + 1]; /* rank 0: the run the snapshot belongs to */
     double t_start;
 
     /* results of the thread */
@@ -64,23 +65,6 @@ lmf_status lmf_ckpt_agree(lmf_comm *c, lmf_status s) { return lmf_comm_agree(c, 
 
 /* ---- directories ---- */
 
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    char p[4400];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        remove_tree(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 /* remove leftovers of interrupted writes and prunes (.tmp-*, .trash-*) */
 static void clean_leftovers(const char *ckdir) {
     DIR *d = opendir(ckdir);
@@ -90,7 +74,7 @@ static void clean_leftovers(const char *ckdir) {
     while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, ".tmp-", 5) != 0 && strncmp(e->d_name, ".trash-", 7) != 0) continue;
         snprintf(p, sizeof p, "%s/%s", ckdir, e->d_name);
-        remove_tree(p);
+        lmf_remove_tree(p);
     }
     closedir(d);
 }
@@ -111,8 +95,24 @@ static int64_t step_of(const char *name) {
     return v;
 }
 
-/* keep the newest `keep` step_N directories: older ones are renamed away, then removed */
-static void prune(const char *ckdir, int keep) {
+/* the run that wrote checkpoint directory dir (its trainer_state.json), into id[LMF_RUN_ID_LEN
+ * + 1]; "" when it cannot be read or names none */
+static void run_of(const char *dir, char *id) {
+    char path[4400], *text = NULL;
+    size_t len = 0;
+    lmf_train_state st;
+    id[0] = '\0';
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    if (lmf_read_file(path, &text, &len, LMF_CKPT_INDEX_MAX_BYTES) != LMF_OK) return;
+    if (lmf_ckpt_state_parse(text, len, path, &st, NULL) == LMF_OK)
+        memcpy(id, st.run_id, sizeof st.run_id);
+    free(text);
+}
+
+/* keep the newest `keep` step_N directories of run `run_id` (checkpoints without an id count
+ * as the run "" ): older ones are renamed away, then removed; another run's checkpoints are
+ * never touched, nor the one just made */
+static void prune(const char *ckdir, int keep, const char *run_id, int64_t current) {
     if (keep <= 0) return;
     DIR *d = opendir(ckdir);
     if (!d) return;
@@ -121,7 +121,11 @@ static void prune(const char *ckdir, int keep) {
     struct dirent *e;
     while (steps && (e = readdir(d)) != NULL) {
         int64_t s = step_of(e->d_name);
-        if (s < 0) continue;
+        if (s < 0 || s == current) continue;
+        char dir[4400], id[LMF_RUN_ID_LEN + 1];
+        snprintf(dir, sizeof dir, "%s/%s", ckdir, e->d_name);
+        run_of(dir, id);
+        if (strcmp(id, run_id) != 0) continue;
         if (n == cap) {
             int64_t *more = realloc(steps, 2 * cap * sizeof *steps);
             if (!more) break;
@@ -133,11 +137,11 @@ static void prune(const char *ckdir, int keep) {
     closedir(d);
     if (!steps) return;
     qsort(steps, n, sizeof *steps, cmp_i64);
-    for (size_t i = 0; i + (size_t)keep < n; i++) {
+    for (size_t i = 0; i + (size_t)keep - 1 < n; i++) { /* the current one is the keep-th */
         char p[4400], q[4400];
         snprintf(p, sizeof p, "%s/step_%08lld", ckdir, (long long)steps[i]);
         snprintf(q, sizeof q, "%s/.trash-step_%08lld", ckdir, (long long)steps[i]);
-        if (rename(p, q) == 0) remove_tree(q);
+        if (rename(p, q) == 0) lmf_remove_tree(q);
     }
     free(steps);
 }
@@ -270,6 +274,7 @@ static lmf_status prepare(lmf_ckpt_writer *w, const lmf_ckpt_snapshot *snap) {
         return lmf_fail(LMF_ERR_IO, "cannot create %s: %s", w->tmp, strerror(errno));
     LMF_ASSERT(snap->cfg && snap->layout);
     w->cfg = *snap->cfg;
+    memcpy(w->run_id, snap->state.run_id, sizeof w->run_id);
     w->state_json = lmf_ckpt_state_format(&snap->state, snap->opts_json);
     if (!w->state_json) return LMF_ERR_NOMEM;
     w->tensors = calloc((size_t)snap->layout->n_tensors, sizeof *w->tensors);
@@ -310,7 +315,7 @@ static lmf_status start(lmf_ckpt_writer *w, lmf_status local, const lmf_ckpt_sna
         w->id = new_id(step);
     }
     if (s != LMF_OK) {
-        if (w->rank == 0) remove_tree(w->tmp);
+        if (w->rank == 0) lmf_remove_tree(w->tmp);
         clear_job(w);
         return lmf_fail_context(s, "checkpoint step %lld: ", (long long)step);
     }
@@ -377,8 +382,16 @@ static lmf_status commit(lmf_ckpt_writer *w, const int64_t *res) {
     struct stat st;
     char trash[4400];
     snprintf(trash, sizeof trash, "%s/.trash-step_%08lld", w->ckdir, (long long)w->step);
-    if (stat(w->fin, &st) == 0 && rename(w->fin, trash) != 0) /* a checkpoint of this step */
-        return lmf_fail(LMF_ERR_IO, "cannot move the old %s aside: %s", w->fin, strerror(errno));
+    if (stat(w->fin, &st) == 0) { /* a checkpoint of this step: this run's, after a rollback */
+        char owner[LMF_RUN_ID_LEN + 1];
+        run_of(w->fin, owner);
+        if (strcmp(owner, w->run_id) != 0)
+            return lmf_fail(LMF_ERR_IO, "%s belongs to another run (%s); it is left as it is: "
+                            "train into another --out", w->fin, owner[0] ? owner : "no run id");
+        if (rename(w->fin, trash) != 0)
+            return lmf_fail(LMF_ERR_IO, "cannot move the old %s aside: %s", w->fin,
+                            strerror(errno));
+    }
     if (rename(w->tmp, w->fin) != 0)
         return lmf_fail(LMF_ERR_IO, "cannot rename %s to %s: %s", w->tmp, w->fin,
                         strerror(errno));
@@ -387,8 +400,8 @@ static lmf_status commit(lmf_ckpt_writer *w, const int64_t *res) {
     int len = snprintf(name, sizeof name, "step_%08lld\n", (long long)w->step);
     snprintf(path, sizeof path, "%s/latest", w->ckdir);
     LMF_TRY(lmf_write_file_atomic(path, name, (size_t)len));
-    remove_tree(trash);
-    prune(w->ckdir, w->keep);
+    lmf_remove_tree(trash);
+    prune(w->ckdir, w->keep, w->run_id, w->step);
     return LMF_OK;
 }
 
@@ -407,7 +420,7 @@ lmf_status lmf_ckpt_wait(lmf_ckpt_writer *w) {
         s = lmf_fail(LMF_ERR_COMM, "cannot collect the shard checksums");
     s = lmf_ckpt_agree(w->comm, s);
     if (s == LMF_OK && w->rank == 0) s = commit(w, res);
-    if (w->rank == 0 && lmf_file_exists(w->tmp)) remove_tree(w->tmp); /* a failed write */
+    if (w->rank == 0 && lmf_file_exists(w->tmp)) lmf_remove_tree(w->tmp); /* a failed write */
     s = lmf_ckpt_agree(w->comm, s);
     if (s == LMF_OK) {
         w->stats.bytes = w->shard_bytes + (w->rank == 0 ? w->meta[0].bytes + w->meta[1].bytes : 0);

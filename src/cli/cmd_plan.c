@@ -1,6 +1,9 @@
 /* lmforge plan: capacity planner (memory, time, cost of training a GPT on a cluster), layout
  * search, and calibration of this machine. */
 #include <stdio.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,7 +45,33 @@ static int resolve_model(const char *arg, lmf_gpt_config *cfg, char *name, size_
     return 0;
 }
 
+/* 0 when the cluster file can be written at path (checked before the measurements) */
+static int check_out(const char *path) {
+    struct stat st;
+    errno = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        lmf_cli_error(CMD, "--out %s is a directory; give a file name, e.g. %s/cluster-local.json",
+                      path, path);
+        return 2;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    errno = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) != 0) {
+        lmf_cli_error(CMD, "--out %s: %s is not a directory that can be written (%s); create it "
+                      "or choose another --out", path, dir, strerror(errno ? errno : ENOTDIR));
+        return 2;
+    }
+    return 0;
+}
+
 static int run_calibrate(const plan_opts *o) {
+    int bad = check_out(o->out);
+    if (bad) return bad;
     lmf_comm *comm = NULL;
     if (lmf_comm_launcher_size() > 1 && lmf_comm_create("auto", &comm) != LMF_OK) {
         lmf_cli_error(CMD, "%s", lmf_last_error());

@@ -15,6 +15,7 @@
 #include "lmforge/formats.h"
 #include "lmforge/comm.h"
 #include "lmforge/fsutil.h"
+#include "lmforge/rundir.h"
 #include "lmforge/system.h"
 #include "lmforge/threads.h"
 #include "lmforge/train.h"
@@ -33,13 +34,13 @@ typedef struct train_cli {
     const char *model, *config, *schedule, *corpus, *tokenizer, *prompt, *recompute;
     const char *inject_nan;   /* --test-inject-nan */
     int64_t nan_steps[1024];
-    int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty;
+    int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty, move_aside;
     double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
     lmf_trainer *t;           /* set once created: names the data sources in the log */
 } train_cli;
 
-#define NOPT 56
+#define NOPT 57
 static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
@@ -55,6 +56,7 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--bpe-vocab", LMF_OPT_INT, &c->bpe_vocab, "N", "vocabulary size of the tokenizer trained for the default data (default 4096; 0 = bytes)", 0, 1e7);
     O("--out", LMF_OPT_STR, &o->out_dir, "RUN_DIR", "run directory (default runs/default)", LMF_NOLIMIT);
     O("--resume", LMF_OPT_STR, &o->resume_dir, "RUN_DIR", "continue the run in RUN_DIR from its latest checkpoint", LMF_NOLIMIT);
+    O("--move-aside", LMF_OPT_FLAG, &c->move_aside, NULL, "when --out holds another run, rename it to RUN_DIR.RUN_ID first", LMF_NOLIMIT);
     O("--steps", LMF_OPT_INT, &o->steps, "N", "optimizer steps (default 600)", 0, 1e9);
     O("--batch", LMF_OPT_INT, &o->batch, "B", "micro-batch size in sequences (default 8)", 1, 1e6);
     O("--seq", LMF_OPT_INT, &o->seq, "T", "sequence length (default 128)", 1, 1e7);
@@ -243,6 +245,137 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
             mem.optim / 1e6, mem.activations / 1e6, mem.buffers / 1e6);
 }
 
+static void describe_model(const lmf_gpt_config *g, char *buf, size_t cap) {
+    snprintf(buf, cap, "%d layers, %d heads, %d wide, %d positions, vocab %d", g->n_layer,
+             g->n_head, g->n_embd, g->n_positions, g->vocab_size);
+}
+
+/* A resumed run keeps its checkpoint's model and continues past its step: flags that
+ * contradict them are refused (0: go on). */
+static int check_resume(train_cli *c) {
+    const lmf_train_opts *o = &c->o;
+    lmf_ckpt_info ck;
+    if (lmf_ckpt_find_latest(o->resume_dir, &ck) != LMF_OK) {
+        lmf_cli_error("train", "%s", lmf_last_error());
+        return 2;
+    }
+    if (o->init_dir) {
+        lmf_cli_error("train", "--init %s contradicts --resume: the weights come from the "
+                      "checkpoint %s; drop --init", o->init_dir, ck.dir);
+        return 2;
+    }
+    if (c->model || c->config || c->vocab_size > 0) {
+        lmf_gpt_config saved;
+        if (lmf_ckpt_model_config(&ck, &saved) != LMF_OK) {
+            lmf_cli_error("train", "%s", lmf_last_error());
+            return 2;
+        }
+        const lmf_gpt_config *g = &o->cfg;
+        int shape = (c->model || c->config) &&
+                    (g->n_layer != saved.n_layer || g->n_head != saved.n_head ||
+                     g->n_embd != saved.n_embd || g->n_positions != saved.n_positions);
+        int vocab = (c->config || c->vocab_size > 0) && g->vocab_size != saved.vocab_size;
+        if (shape || vocab) {
+            char flag[4200], a[200], b[200];
+            if (c->config) snprintf(flag, sizeof flag, "--config %s", c->config);
+            else if (c->model) snprintf(flag, sizeof flag, "--model %s", c->model);
+            else snprintf(flag, sizeof flag, "--vocab-size %d", c->vocab_size);
+            describe_model(g, a, sizeof a);
+            describe_model(&saved, b, sizeof b);
+            lmf_cli_error("train", "%s (%s) contradicts the model of the checkpoint %s (%s): drop "
+                          "it to resume, or start a new run with another --out", flag, a, ck.dir,
+                          b);
+            return 2;
+        }
+    }
+    if (o->steps < ck.step) {
+        lmf_cli_error("train", "%s: the checkpoint is at step %d, past --steps %d: nothing to "
+                      "train; give --steps above %d to train further", o->resume_dir, ck.step,
+                      o->steps, ck.step);
+        return 2;
+    }
+    if (o->steps == ck.step && !c->quiet)
+        fprintf(stderr, "lmforge train: %s is complete at step %d (--steps %d): nothing to train; "
+                "give --steps above %d to continue\n", o->resume_dir, ck.step, o->steps, ck.step);
+    return 0;
+}
+
+/* the training itself, in the run directory taken for it */
+static int train(train_cli *c, lmf_run_dir *dir) {
+    char train_path[4096], val_path[4096];
+    if (!c->o.data && lmf_comm_launcher_size() > 1) {
+        lmf_cli_error("train", "with several ranks, give --data (make the default data once "
+                      "with a single-process run, e.g. lmforge train --steps 1, or with lmforge "
+                      "data prepare)");
+        return 2;
+    }
+    if (!c->o.data) {
+        lmf_default_data dd = {c->corpus, c->tokenizer, c->bpe_vocab, c->o.out_dir, c->quiet};
+        int vocab = 0;
+        if (lmf_cli_default_data(&dd, train_path, val_path, sizeof train_path, &vocab) != LMF_OK)
+            return fail_rt("");
+        c->o.data = train_path;
+        c->o.val_data = val_path;
+        if (!c->o.init_dir && c->vocab_size == 0) c->o.cfg.vocab_size = vocab;
+    }
+
+    lmf_trainer *t = NULL;
+    if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_rt("");
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    int rank = lmf_trainer_rank(t);
+    if (dir && lmf_run_dir_adopt(dir, lmf_trainer_run_id(t)) != LMF_OK) {
+        lmf_trainer_free(t);
+        return fail_rt("");
+    }
+    if (rank != 0) c->quiet = 1;
+    c->t = t;
+    c->tty = isatty(2);
+    if (!c->quiet) print_start(c, t);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
+    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, on_note, c};
+    lmf_run_result res;
+    int rc = 0;
+    if (lmf_trainer_run(t, &cb, &res) != LMF_OK) {
+        /* the other ranks may be waiting in a collective this rank will never reach: stop the
+         * job now, with this rank's message (returns with a single rank) */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", lmf_last_error());
+        lmf_trainer_abort(t, msg);
+        rc = fail_rt("");
+    }
+    if (rc == 0 && res.end != LMF_RUN_COMPLETED && !c->quiet) {
+        char why[32];
+        if (res.end == LMF_RUN_STOPPED_AFTER) snprintf(why, sizeof why, "--stop-after");
+        else signal_name(res.stop_value, why, sizeof why);
+        fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
+                "in %s/checkpoints (resume with --resume %s)\n", c->tty ? "\n" : "", why,
+                res.steps_done, o->out_dir, o->out_dir);
+    }
+    if (rank != 0) {
+        lmf_trainer_free(t);
+        return rc;
+    }
+    if (rc == 0 && res.end == LMF_RUN_COMPLETED && c->sample_tokens > 0) {
+        lmf_tokenizer *tok = NULL;
+        if (lmf_model_find_tokenizer(o->out_dir, &tok) != LMF_OK) tok = NULL;
+        if (!c->quiet) fprintf(stderr, "sample:\n");
+        int made = 0;
+        if (lmf_cli_generate(lmf_trainer_model(t), tok, c->prompt, c->sample_tokens, 0.8f, 40,
+                             1.0f, o->seed, stdout, &made) != LMF_OK)
+            rc = fail_rt("sample: ");
+        lmf_tok_free(tok);
+    }
+    if (!c->quiet)
+        fprintf(stderr, "peak resident memory: %.1f MB\n", (double)lmf_peak_rss_bytes() / 1e6);
+    if (rc == 0 && !c->quiet)
+        fprintf(stderr, "lmforge train: run directory %s (model.safetensors, config.json, "
+                "metrics.jsonl, loss.svg, checkpoints/)\n", o->out_dir);
+    lmf_trainer_free(t);
+    return rc;
+}
+
 int lmf_cmd_train(int argc, char **argv) {
     train_cli c; /* the run's options point into it until the end */
     memset(&c, 0, sizeof c);
@@ -264,81 +397,46 @@ int lmf_cmd_train(int argc, char **argv) {
             set_floats_from(&c);
         }
     }
+    int seq = c.o.seq;
+    c.o.seq = 0; /* 0 after parsing: --seq not given */
     int r = lmf_args_parse("train", "[options]", opts, n, argc, argv, NULL, 0, NULL);
     if (r) return r == 1 ? 0 : 2;
     if ((r = finish_opts(&c)) != 0) return r;
+    if (c.o.seq == 0) /* the default fits the model: tiny's context is shorter */
+        c.o.seq = c.o.resume_dir || c.o.init_dir || seq <= c.o.cfg.n_positions
+                      ? seq : c.o.cfg.n_positions;
     if (c.o.resume_dir && strcmp(c.o.resume_dir, c.o.out_dir) != 0) {
         lmf_cli_error("train", "--resume continues in its own run directory; drop --out");
         return 2;
     }
-    lmf_threads_set(c.o.threads);
-    if (lmf_mkdir_p(c.o.out_dir) != LMF_OK) return fail_rt("");
-
-    char train_path[4096], val_path[4096];
-    if (!c.o.data && lmf_comm_launcher_size() > 1) {
-        lmf_cli_error("train", "with several ranks, give --data (make the default data once "
-                      "with a single-process run, e.g. lmforge train --steps 1, or with lmforge "
-                      "data prepare)");
+    if (c.o.resume_dir && c.move_aside) {
+        lmf_cli_error("train", "--move-aside starts a new run; it cannot go with --resume");
         return 2;
     }
-    if (!c.o.data) {
-        lmf_default_data dd = {c.corpus, c.tokenizer, c.bpe_vocab, c.o.out_dir, c.quiet};
-        int vocab = 0;
-        if (lmf_cli_default_data(&dd, train_path, val_path, sizeof train_path, &vocab) != LMF_OK)
-            return fail_rt("");
-        c.o.data = train_path;
-        c.o.val_data = val_path;
-        if (!c.o.init_dir && c.vocab_size == 0) c.o.cfg.vocab_size = vocab;
+    /* checked before anything is written */
+    if (!c.o.resume_dir && !c.o.init_dir && c.o.seq > c.o.cfg.n_positions) {
+        lmf_cli_error("train", "--seq %d exceeds the model's n_positions %d; give --seq %d or "
+                      "less", c.o.seq, c.o.cfg.n_positions, c.o.cfg.n_positions);
+        return 2;
     }
+    if (c.o.resume_dir && (r = check_resume(&c)) != 0) return r;
+    lmf_threads_set(c.o.threads);
 
-    lmf_trainer *t = NULL;
-    if (lmf_trainer_create(&c.o, &t) != LMF_OK) return fail_rt("");
-    const lmf_train_opts *o = lmf_trainer_opts(t);
-    int rank = lmf_trainer_rank(t);
-    if (rank != 0) c.quiet = 1;
-    c.t = t;
-    c.tty = isatty(2);
-    if (!c.quiet) print_start(&c, t);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
-    lmf_train_callbacks cb = {on_step, on_eval, stop_requested, on_note, &c};
-    lmf_run_result res;
-    int rc = 0;
-    if (lmf_trainer_run(t, &cb, &res) != LMF_OK) {
-        /* the other ranks may be waiting in a collective this rank will never reach: stop the
-         * job now, with this rank's message (returns with a single rank) */
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s", lmf_last_error());
-        lmf_trainer_abort(t, msg);
-        rc = fail_rt("");
+    /* one training per run directory, rank 0 holding it (docs/checkpoints.md) */
+    lmf_run_dir *dir = NULL;
+    if (lmf_comm_launcher_rank() == 0) {
+        lmf_run_dir_mode mode = c.o.resume_dir ? LMF_RUN_DIR_RESUME
+                                : c.move_aside ? LMF_RUN_DIR_MOVE_ASIDE : LMF_RUN_DIR_NEW;
+        if (lmf_run_dir_open(c.o.out_dir, mode, &dir) != LMF_OK) {
+            lmf_cli_error("train", "%s", lmf_last_error());
+            return 2;
+        }
+        if (lmf_run_dir_moved_to(dir)[0] && !c.quiet)
+            fprintf(stderr, "lmforge train: the run that was in %s is now in %s\n", c.o.out_dir,
+                    lmf_run_dir_moved_to(dir));
+        c.o.run_id = lmf_run_dir_id(dir);
     }
-    if (rc == 0 && res.end != LMF_RUN_COMPLETED && !c.quiet) {
-        char why[32];
-        if (res.end == LMF_RUN_STOPPED_AFTER) snprintf(why, sizeof why, "--stop-after");
-        else signal_name(res.stop_value, why, sizeof why);
-        fprintf(stderr, "%slmforge train: stopped by %s after step %d; checkpoint saved "
-                "in %s/checkpoints (resume with --resume %s)\n", c.tty ? "\n" : "", why,
-                res.steps_done, o->out_dir, o->out_dir);
-    }
-    if (rank != 0) {
-        lmf_trainer_free(t);
-        return rc;
-    }
-    if (rc == 0 && res.end == LMF_RUN_COMPLETED && c.sample_tokens > 0) {
-        lmf_tokenizer *tok = NULL;
-        if (lmf_model_find_tokenizer(o->out_dir, &tok) != LMF_OK) tok = NULL;
-        if (!c.quiet) fprintf(stderr, "sample:\n");
-        int made = 0;
-        if (lmf_cli_generate(lmf_trainer_model(t), tok, c.prompt, c.sample_tokens, 0.8f, 40, 1.0f,
-                             o->seed, stdout, &made) != LMF_OK)
-            rc = fail_rt("sample: ");
-        lmf_tok_free(tok);
-    }
-    if (!c.quiet) fprintf(stderr, "peak resident memory: %.1f MB\n", (double)lmf_peak_rss_bytes() / 1e6);
-    if (rc == 0 && !c.quiet)
-        fprintf(stderr, "lmforge train: run directory %s (model.safetensors, config.json, "
-                "metrics.jsonl, loss.svg, checkpoints/)\n", o->out_dir);
-    lmf_trainer_free(t);
-    return rc;
+    r = train(&c, dir);
+    lmf_run_dir_close(dir, r != 0);
+    return r;
 }

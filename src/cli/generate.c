@@ -58,13 +58,17 @@ lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *pr
             goto done;
         }
     }
+    if ((int)np >= maxT) { /* checked before the prompt is echoed */
+        s = lmf_fail(LMF_ERR_ARG, "the prompt has %zu tokens; the model's context is %d: give a "
+                     "prompt of at most %d tokens", np, maxT, maxT - 1);
+        goto done;
+    }
     if (np == 0) {
         int eot = tok ? lmf_tok_eot(tok) : -1;
         ids[np++] = (uint32_t)(eot >= 0 && eot < V ? eot : V - 1);
     } else {
         for (size_t i = 0; i < np; i++) emit_id(tok, ids[i], out);
     }
-    if ((int)np >= maxT) { s = lmf_fail(LMF_ERR_ARG, "the prompt has %zu tokens; the model's context is %d", np, maxT); goto done; }
     for (size_t i = 0; i < np; i++) prompt_ids[i] = (int32_t)ids[i];
     lmf_sampling smp = {temperature, top_k, top_p, seed};
     emit_ctx e = {tok, out};

@@ -11,7 +11,7 @@ typedef struct lmf_command {
 } lmf_command;
 
 static const lmf_command commands[] = {
-    {"train", lmf_cmd_train, "train a GPT (defaults: small model on the fortunes corpus)"},
+    {"train", lmf_cmd_train, "train a GPT (defaults: the mini model on the fortunes corpus)"},
     {"eval", lmf_cmd_eval, "mean loss of a model on a token file"},
     {"sample", lmf_cmd_sample, "generate text from a model"},
     {"plot", lmf_cmd_plot, "draw a run's loss curves as SVG"},

@@ -2,6 +2,7 @@
  * whole-file reads, path joins. */
 #include "lmforge/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -278,4 +279,25 @@ lmf_status lmf_path_join(char *buf, size_t cap, const char *a, const char *b) {
 int lmf_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+void lmf_remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
+    }
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        char p[4400];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            int n = snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            if (n > 0 && (size_t)n < sizeof p) lmf_remove_tree(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
 }

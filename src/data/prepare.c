@@ -362,6 +362,25 @@ static lmf_status run_threads(prep *p, void *(*fn)(void *), int n, pthread_t *th
     return LMF_OK;
 }
 
+/* move train.bin and val.bin from tmpdir into out_dir (val.bin first: train.bin is what a
+ * later run finds); without a val.bin, one left from an earlier preparation is removed */
+static lmf_status commit_outputs(const char *out_dir, const char *tmpdir, int with_val) {
+    char from[4300], to[4300];
+    snprintf(to, sizeof to, "%s/val.bin", out_dir);
+    if (with_val) {
+        snprintf(from, sizeof from, "%s/val.bin", tmpdir);
+        if (rename(from, to) != 0)
+            return lmf_fail(LMF_ERR_IO, "cannot move %s to %s: %s", from, to, strerror(errno));
+    } else if (unlink(to) != 0 && errno != ENOENT) {
+        return lmf_fail(LMF_ERR_IO, "cannot remove the old %s: %s", to, strerror(errno));
+    }
+    snprintf(from, sizeof from, "%s/train.bin", tmpdir);
+    snprintf(to, sizeof to, "%s/train.bin", out_dir);
+    if (rename(from, to) != 0)
+        return lmf_fail(LMF_ERR_IO, "cannot move %s to %s: %s", from, to, strerror(errno));
+    return lmf_fsync_parent_dir(to);
+}
+
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats) {
     double t0 = lmf_now_s();
     if (!o->inputs || o->n_inputs <= 0) return lmf_fail(LMF_ERR_ARG, "data prepare: no input files");
@@ -422,14 +441,28 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
         if (n_val == 0) n_val = 1;
         if (n_val >= n_docs) n_val = n_docs - 1;
     }
-    char path[4200];
-    if (s == LMF_OK) s = lmf_mkdir_p(o->out_dir);
+    if (s == LMF_OK && o->val_fraction > 0 && n_docs < 2)
+        s = lmf_fail(LMF_ERR_ARG, "data prepare: the input is too small: %llu document(s), and "
+                     "a validation split needs at least two (one for val.bin, one for "
+                     "train.bin); give more text, or ask for no val.bin", (unsigned long long)n_docs);
+    /* both files are written into a temporary directory and moved into place together */
+    char tmpdir[4200], path[4300];
+    int made_out = 0, made_tmp = 0;
     if (s == LMF_OK) {
-        snprintf(path, sizeof path, "%s/train.bin", o->out_dir);
+        made_out = !lmf_file_exists(o->out_dir);
+        s = lmf_mkdir_p(o->out_dir);
+    }
+    if (s == LMF_OK) {
+        snprintf(tmpdir, sizeof tmpdir, "%s/.prepare-XXXXXX", o->out_dir);
+        made_tmp = mkdtemp(tmpdir) != NULL;
+        if (!made_tmp) s = lmf_fail(LMF_ERR_IO, "cannot create %s: %s", tmpdir, strerror(errno));
+    }
+    if (s == LMF_OK) {
+        snprintf(path, sizeof path, "%s/train.bin", tmpdir);
         s = lmf_tokens_writer_open(path, p.st.token_bytes, &p.train);
     }
     if (s == LMF_OK && o->val_fraction > 0) {
-        snprintf(path, sizeof path, "%s/val.bin", o->out_dir);
+        snprintf(path, sizeof path, "%s/val.bin", tmpdir);
         s = lmf_tokens_writer_open(path, p.st.token_bytes, &p.val);
     }
     /* pass 2: this thread makes and appends units, the workers encode them */
@@ -462,6 +495,9 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     }
     if (p.train) lmf_tokens_writer_abort(p.train);
     if (p.val) lmf_tokens_writer_abort(p.val);
+    if (s == LMF_OK) s = commit_outputs(o->out_dir, tmpdir, o->val_fraction > 0);
+    if (made_tmp) lmf_remove_tree(tmpdir);
+    if (s != LMF_OK && made_out) rmdir(o->out_dir); /* only when it is empty */
     if (s != LMF_OK) return s;
     p.st.bytes = p.bytes_total;
     p.st.docs = n_docs;

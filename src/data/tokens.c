@@ -45,7 +45,7 @@ lmf_status lmf_tokens_validate_header(const void *header, size_t header_len, uin
     if (magic != LMF_TOKENS_MAGIC)
         return lmf_fail(LMF_ERR_FORMAT,
                         "%s: not a token file: magic number %u, expected %u (make token files with "
-                        "'lmforge prepare' or llm.c's data scripts)",
+                        "'lmforge data prepare' or llm.c's data scripts)",
                         what, magic, (unsigned)LMF_TOKENS_MAGIC);
     int tb;
     if (version == 1)

@@ -50,6 +50,17 @@ int lmf_comm_launcher_local_size(void) {
     return 1;
 }
 
+int lmf_comm_launcher_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK",
+                                       "SLURM_PROCID"};
+    if (lmf_comm_launcher_size() <= 0) return 0;
+    for (int i = 0; i < 4; i++) {
+        int r = env_int(vars[i]);
+        if (r >= 0) return r;
+    }
+    return 0;
+}
+
 lmf_status lmf_comm_create(const char *backend, lmf_comm **out) {
     *out = NULL;
     const lmf_comm_vtable *be = NULL;

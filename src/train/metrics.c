@@ -12,10 +12,20 @@
 struct lmf_metrics {
     FILE *f;
     char path[4096];
+    char run[64];   /* the run's identity, in every line */
 };
 
-/* keep only lines whose "step" is below `limit` */
-static lmf_status filter_existing(const char *path, int limit) {
+/* A line of completed work before the checkpoint of step `limit`, of run `run`: step lines
+ * (0-based) below it, an evaluation (taken after `step` steps) up to it. */
+static int keep_line(json_t *j, int limit, const char *run) {
+    const char *r = json_string_value(json_object_get(j, "run"));
+    if (r && strcmp(r, run) != 0) return 0;
+    json_int_t step = json_integer_value(json_object_get(j, "step"));
+    return step < limit || (step == limit && json_object_get(j, "val_loss"));
+}
+
+/* keep only the lines of completed work before the checkpoint of step `limit` */
+static lmf_status filter_existing(const char *path, int limit, const char *run) {
     char *buf = NULL;
     size_t len = 0;
     if (limit < 0 || lmf_read_file(path, &buf, &len, (size_t)1 << 31) != LMF_OK) {
@@ -30,7 +40,7 @@ static lmf_status filter_existing(const char *path, int limit) {
         char *nl = memchr(line, '\n', (size_t)(buf + len - line));
         size_t ll = nl ? (size_t)(nl - line) : (size_t)(buf + len - line);
         json_t *j = json_loadb(line, ll, 0, NULL);
-        int keep = j && json_integer_value(json_object_get(j, "step")) < limit;
+        int keep = j && keep_line(j, limit, run);
         json_decref(j);
         if (keep) {
             memmove(buf + w, line, ll);
@@ -44,12 +54,14 @@ static lmf_status filter_existing(const char *path, int limit) {
     return s;
 }
 
-lmf_status lmf_metrics_open(const char *path, int keep_before_step, lmf_metrics **out) {
+lmf_status lmf_metrics_open(const char *path, int resume_step, const char *run_id,
+                            lmf_metrics **out) {
     *out = NULL;
-    LMF_TRY(filter_existing(path, keep_before_step));
+    LMF_TRY(filter_existing(path, resume_step, run_id ? run_id : ""));
     lmf_metrics *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the metrics writer");
     snprintf(m->path, sizeof m->path, "%s", path);
+    snprintf(m->run, sizeof m->run, "%s", run_id ? run_id : "");
     m->f = fopen(path, "a");
     if (!m->f) {
         free(m);
@@ -66,7 +78,10 @@ void lmf_metrics_close(lmf_metrics *m) {
 }
 
 static lmf_status put(lmf_metrics *m, json_t *j) {
-    if (!j) return lmf_fail(LMF_ERR_NOMEM, "cannot format a metrics line");
+    if (!j || (m->run[0] && json_object_set_new(j, "run", json_string(m->run)) != 0)) {
+        json_decref(j);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot format a metrics line");
+    }
     int r = json_dumpf(j, m->f, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
     json_decref(j);
     if (r != 0 || fputc('\n', m->f) == EOF || fflush(m->f) != 0)

@@ -3,19 +3,33 @@
 #include "lmforge/train.h"
 
 #include "lmforge/ckpt.h"
+#include "lmforge/fsutil.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* path relative to the run directory when it lies inside it (so the directory can be moved),
+ * else NULL */
+static const char *in_run_dir(const lmf_train_opts *o, const char *path) {
+    if (!path || !o->out_dir) return NULL;
+    size_t n = strlen(o->out_dir);
+    while (n > 1 && o->out_dir[n - 1] == '/') n--;
+    if (strncmp(path, o->out_dir, n) != 0 || path[n] != '/' || !path[n + 1]) return NULL;
+    return path + n + 1;
+}
+
 char *lmf_train_opts_to_json(const lmf_train_opts *o) {
     json_t *j = json_object();
     if (!j) return NULL;
     int bad = 0;
 #define SET(k, v) bad |= json_object_set_new(j, k, v)
-    SET("data", o->data ? json_string(o->data) : json_null());
-    SET("val_data", o->val_data ? json_string(o->val_data) : json_null());
+    const char *rd = in_run_dir(o, o->data), *rv = in_run_dir(o, o->val_data);
+    SET("data", rd ? json_string(rd) : o->data ? json_string(o->data) : json_null());
+    SET("val_data", rv ? json_string(rv) : o->val_data ? json_string(o->val_data) : json_null());
+    if (rd) SET("data_in_run_dir", json_true());
+    if (rv) SET("val_data_in_run_dir", json_true());
     SET("steps", json_integer(o->steps));
     SET("batch", json_integer(o->batch));
     SET("seq", json_integer(o->seq));
@@ -59,10 +73,12 @@ lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_trai
            eps = o->adam_eps, clip = o->grad_clip, spike = o->spike_factor;
     json_int_t seed = (json_int_t)o->seed, gb = o->global_batch;
     int shuffle = o->shuffle;
+    saved->data_in_run_dir = saved->val_data_in_run_dir = 0;
     if (json_unpack_ex(op, &e, 0,
-                       "{s?o, s?o, s?i, s?i, s?i, s?i, s?I, s?i, s?F, s?F, s?F, s?F, s?F, s?F, "
-                       "s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F}",
-                       "data", &dj, "val_data", &vj, "steps", &o->steps, "batch", &o->batch, "seq",
+                       "{s?o, s?o, s?b, s?b, s?i, s?i, s?i, s?i, s?I, s?i, s?F, s?F, s?F, s?F, "
+                       "s?F, s?F, s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F}",
+                       "data", &dj, "val_data", &vj, "data_in_run_dir", &saved->data_in_run_dir,
+                       "val_data_in_run_dir", &saved->val_data_in_run_dir, "steps", &o->steps, "batch", &o->batch, "seq",
                        &o->seq, "grad_accum", &o->grad_accum, "global_batch", &gb, "zero_stage",
                        &o->zero_stage, "lr", &lr, "min_lr", &min_lr, "weight_decay", &wd,
                        "beta1", &b1, "beta2", &b2, "adam_eps", &eps, "grad_clip", &clip,
@@ -109,5 +125,16 @@ lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_s
     snprintf(what, sizeof what, "%s: the newest checkpoint's trainer_state.json", run_dir);
     lmf_status s = lmf_train_opts_from_json(text, what, o, saved);
     free(text);
+    /* token files inside the run directory are found in it, wherever it is now */
+    char rel[4096];
+    if (s == LMF_OK && saved->data_in_run_dir && o->data == saved->data) {
+        snprintf(rel, sizeof rel, "%s", saved->data);
+        if (lmf_path_join(saved->data, sizeof saved->data, run_dir, rel) != LMF_OK) return LMF_ERR_ARG;
+    }
+    if (s == LMF_OK && saved->val_data_in_run_dir && o->val_data == saved->val_data) {
+        snprintf(rel, sizeof rel, "%s", saved->val_data);
+        if (lmf_path_join(saved->val_data, sizeof saved->val_data, run_dir, rel) != LMF_OK)
+            return LMF_ERR_ARG;
+    }
     return s;
 }

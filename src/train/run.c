@@ -98,11 +98,15 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     /* a resumed run keeps the lines of the steps before its checkpoint */
     if (rank == 0) {
         LMF_TRY(lmf_mkdir_p(o->out_dir));
-        LMF_TRY(lmf_metrics_open(path, start > 0 ? start : -1, &mx));
+        LMF_TRY(lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx));
     }
     lmf_trainer_set_stop_check(t, cb->stop_requested, cb->ctx);
     lmf_status s = loop(t, cb, mx, res);
     lmf_trainer_set_stop_check(t, NULL, NULL);
+    /* a new run of no steps still ends with its checkpoint (of the initial weights), which a
+     * resume with more --steps continues */
+    if (s == LMF_OK && start == o->steps && !o->resume_dir && (s = lmf_trainer_save(t)) == LMF_OK)
+        s = lmf_trainer_wait_save(t);
     lmf_metrics_close(mx);
     if (s == LMF_OK && (s = lmf_trainer_materialize(t)) != LMF_OK)
         s = lmf_fail_context(s, "gathering weights: ");

@@ -41,6 +41,7 @@ struct lmf_trainer {
     int (*stop_check)(void *);  /* polled between micro-steps */
     void *stop_ctx;
     int stop_value;             /* what stopped the last interrupted step (agreed) */
+    char run_id[LMF_RUN_ID_LEN + 1]; /* "" until a resume adopts its checkpoint's */
 };
 
 void lmf_train_opts_default(lmf_train_opts *o) {
@@ -167,6 +168,25 @@ static lmf_status make_engine(lmf_trainer *t) {
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
 }
 
+/* the run's identity: given, new, or (a resume without one) the checkpoint's; rank 0 decides
+ * and every rank learns its decision, a refusal included */
+static lmf_status agree_run_id(lmf_trainer *t) {
+    const lmf_train_opts *o = &t->o;
+    char id[LMF_RUN_ID_LEN + 2] = ""; /* the id, then 1 when rank 0 refused the one given */
+    if (t->rank == 0) {
+        int given = o->run_id && *o->run_id;
+        if (given && lmf_run_id_valid(o->run_id)) snprintf(id, LMF_RUN_ID_LEN + 1, "%s", o->run_id);
+        else if (given) id[LMF_RUN_ID_LEN + 1] = 1;
+        else if (!o->resume_dir) lmf_run_id_new(id);
+    }
+    if (t->world > 1) LMF_TRY(lmf_comm_broadcast(t->comm, id, sizeof id, 0));
+    if (id[LMF_RUN_ID_LEN + 1])
+        return lmf_fail(LMF_ERR_ARG, "the run id given is not %d lower-case hex digits",
+                        LMF_RUN_ID_LEN);
+    memcpy(t->run_id, id, sizeof t->run_id);
+    return LMF_OK;
+}
+
 /* The part of the set-up that involves no other rank: a failure here is shared with every
  * rank (lmf_comm_agree) before any collective, so no rank waits for one that gave up. */
 static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
@@ -221,6 +241,7 @@ static lmf_status setup(lmf_trainer *t) {
     memset(&ck, 0, sizeof ck);
     LMF_TRY(lmf_comm_agree(t->comm, setup_local(t, &ck)));
     LMF_TRY(lmf_train_agree_options(t->comm, o));
+    LMF_TRY(agree_run_id(t));
     LMF_TRY(make_engine(t));
     if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
@@ -282,6 +303,7 @@ void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p) { *p = t->peak; }
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
+const char *lmf_trainer_run_id(const lmf_trainer *t) { return t->run_id; }
 int lmf_trainer_grad_accum(const lmf_trainer *t) { return t->accum; }
 const lmf_dataset *lmf_trainer_data(const lmf_trainer *t) { return t->train; }
 void lmf_trainer_loader_state(const lmf_trainer *t, lmf_loader_state *st) {
@@ -492,6 +514,7 @@ lmf_status lmf_trainer_save(lmf_trainer *t) {
     lmf_ckpt_snapshot snap;
     memset(&snap, 0, sizeof snap);
     lmf_train_state *s = &snap.state;
+    memcpy(s->run_id, t->run_id, sizeof s->run_id);
     s->step = t->step;
     s->world_size = t->world;
     s->zero_stage = o->zero_stage;
@@ -530,6 +553,17 @@ static lmf_status check_compatible(const lmf_trainer *t, const lmf_train_state *
                     t->o.seq, (long long)sv->tokens_per_step, sv->seq);
 }
 
+/* a resume continues the run that wrote the checkpoint; a rollback stays in its own run */
+static lmf_status check_same_run(const lmf_trainer *t, const lmf_train_state *sv,
+                                 const char *what, int rollback) {
+    if (strcmp(sv->run_id, t->run_id) == 0 || (!rollback && (!sv->run_id[0] || !t->run_id[0])))
+        return LMF_OK;
+    return lmf_fail(LMF_ERR_ARG, "%s belongs to run %s, not to this run %s: %s", what,
+                    sv->run_id[0] ? sv->run_id : "(no id)", t->run_id[0] ? t->run_id : "(no id)",
+                    rollback ? "no rollback into another run's checkpoint; train into a run "
+                               "directory of its own" : "resume the run directory it came from");
+}
+
 lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollback) {
     const lmf_param_layout *l = lmf_gpt_layout(t->model);
     float *full = lmf_gpt_params(t->model), *tmp = NULL;
@@ -540,6 +574,7 @@ lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollba
     lmf_train_state sv;
     lmf_status s = lmf_ckpt_restore(t->comm, ck, l, full, lmf_ddp_owned(t->ddp),
                                     lmf_optimizer_m(t->opt), lmf_optimizer_v(t->opt), &sv);
+    if (s == LMF_OK) s = check_same_run(t, &sv, ck->dir, rollback);
     if (s == LMF_OK) s = check_compatible(t, &sv, ck->dir);
     if (s == LMF_OK) lmf_ddp_load_params(t->ddp, full);
     free(tmp);
@@ -548,6 +583,11 @@ lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollba
     if (s != LMF_OK) return s;
     t->step = sv.step;
     if (!rollback) t->faults = sv.faults;
+    if (!t->run_id[0]) { /* a resume without an id takes the checkpoint's (or a new one) */
+        if (sv.run_id[0]) memcpy(t->run_id, sv.run_id, sizeof t->run_id);
+        else lmf_run_id_new(t->run_id); /* the same on every rank: broadcast below */
+        if (t->world > 1) LMF_TRY(lmf_comm_broadcast(t->comm, t->run_id, sizeof t->run_id, 0));
+    }
     return LMF_OK;
 }
 
