@@ -132,6 +132,7 @@ static lmf_status save_run(lmf_ckpt_writer *w, const lmf_gpt_config *cfg,
     snap.state.world_size = 1;
     snap.state.batch = snap.state.grad_accum = snap.state.seq = 1;
     snap.state.tokens_per_step = 1;
+    snap.state.loader.n_sources = 1; /* a loader reads at least one source */
     snap.opts_json = "{\"note\": \"test\"}";
     snap.cfg = cfg;
     snap.layout = l;

@@ -20,7 +20,7 @@ expect_error "train --data device" 1 "token file /dev/null is a character device
 expect_error "train --config FIFO" 2 "$fifo $kind" -- \
   $T "$LMF" train --config "$fifo" --data "$WORK/none.bin" --steps 1 --out "$WORK/r5"
 for i in $(seq 1 200); do echo "line $i of some text to make tokens from"; done >"$WORK/text.txt"
-"$LMF" data prepare --bytes --input "$WORK/text.txt" --out "$WORK/tok" >/dev/null 2>&1 ||
+"$LMF" data prepare --bytes --val-fraction 0 --input "$WORK/text.txt" --out "$WORK/tok" >/dev/null 2>&1 ||
   fail "data prepare of a small text"
 expect_error "train --init FIFO" 1 "model $fifo $kind" -- \
   $T "$LMF" train --init "$fifo" --data "$WORK/tok/train.bin" --steps 1 --out "$WORK/r6"

@@ -8,7 +8,7 @@ export HOME=$WORK/home
 unset XDG_CACHE_HOME
 mkdir -p "$HOME"
 for i in $(seq 1 3000); do echo "line $i of some text to make tokens from, with words"; done >"$WORK/a.txt"
-"$LMF" data prepare --bytes --input "$WORK/a.txt" --out "$WORK/tok" >/dev/null 2>&1 || fail "data prepare"
+"$LMF" data prepare --bytes --val-fraction 0 --input "$WORK/a.txt" --out "$WORK/tok" >/dev/null 2>&1 || fail "data prepare"
 json_num() { grep -o "\"$1\": *[-0-9.e+]*" | head -1 | sed 's/.*: *//'; }
 json_str() { grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"//; s/"$//'; }
 

@@ -19,8 +19,8 @@ trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
 
 for i in $(seq 1 3000); do echo "line $i of some text to make tokens from, with words"; done >"$WORK/a.txt"
 for i in $(seq 1 3000); do echo "another line $i, of other text to make tokens from"; done >"$WORK/b.txt"
-"$LMF" data prepare --bytes --input "$WORK/a.txt" --out "$WORK/a" >/dev/null 2>&1 &&
-    "$LMF" data prepare --bytes --input "$WORK/b.txt" --out "$WORK/b" >/dev/null 2>&1
+"$LMF" data prepare --bytes --val-fraction 0 --input "$WORK/a.txt" --out "$WORK/a" >/dev/null 2>&1 &&
+    "$LMF" data prepare --bytes --val-fraction 0 --input "$WORK/b.txt" --out "$WORK/b" >/dev/null 2>&1
 lmf_check $? "preparing the token files"
 A=(train --model tiny --vocab-size 320 --seq 32 --batch 2 --steps 4 --threads 1
    --sample-tokens 0 --eval-every 0 --quiet)
@@ -64,8 +64,10 @@ done
 echo "$out" | grep -q "MPI_ERR"
 [ $? -ne 0 ]; lmf_check $? "different data: a raw MPI error: $out"
 
-# rank 0 cannot open metrics.jsonl once training starts; rank 1 is already in step 1
-mkdir -p "$WORK/r4/metrics.jsonl"
+# rank 0 cannot open metrics.jsonl once training starts (a link into a missing directory, which
+# is no run's evidence); rank 1 is already in step 1
+mkdir -p "$WORK/r4"
+ln -s "$WORK/missing/metrics.jsonl" "$WORK/r4/metrics.jsonl"
 run "rank 0 fails after the start" 30 --data "$d" --out "$WORK/r4" -- --data "$d" --out "$WORK/r4"
 want "rank 0 fails after the start" "rank 0 of 2.*metrics.jsonl"
 

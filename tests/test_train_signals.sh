@@ -4,7 +4,7 @@
 # (here the initial state, step 0) and names the signal it got.
 . "$(dirname "$0")/lib/common.sh"
 for i in $(seq 1 3000); do echo "line $i of some text to make tokens from, with words"; done >"$WORK/a.txt"
-"$LMF" data prepare --bytes --input "$WORK/a.txt" --out "$WORK/tok" >/dev/null 2>&1 || fail "data prepare"
+"$LMF" data prepare --bytes --val-fraction 0 --input "$WORK/a.txt" --out "$WORK/tok" >/dev/null 2>&1 || fail "data prepare"
 
 for sig in INT TERM; do
   run=$WORK/run_$sig
