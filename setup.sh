@@ -11,9 +11,10 @@ job="${1:-train}"
 
 # Why each package is here: docs/dependencies.md
 packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin
-          libjansson-dev libutf8proc-dev libxxhash-dev libcmocka-dev fortunes)
+          libjansson-dev libutf8proc-dev libxxhash-dev libcmocka-dev libmicrohttpd-dev fortunes)
 if [ "$job" = test ]; then
-  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex)
+  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex prometheus chromium
+             fonts-dejavu-core)
 fi
 
 missing=()
