@@ -50,8 +50,8 @@ typedef struct lmf_serve_request {
 } lmf_serve_request;
 
 /* Decode %XX escapes of s in place (a '+' stays a '+'); returns the decoded length. A '%' not
- * followed by two hex digits is kept as it is; a decoded NUL byte is kept (and then makes the
- * path malformed, since the length disagrees with strlen). */
+ * followed by two hex digits is kept as it is; "%00" becomes the byte 0x01 (which no path or
+ * query accepts), so the result is still one C string. */
 size_t lmf_serve_unescape(char *s);
 
 /* Parse a decoded request path (path_len bytes, may hold NUL bytes) and the decoded value of

@@ -143,8 +143,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     int others = 0;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_other, &others);
-    /* MHD has unescaped url with lmf_serve_unescape (an escaped NUL became a byte the
-     * parser rejects) */
+    /* MHD has unescaped url and the arguments with lmf_serve_unescape */
     const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
     lmf_serve_request q;
     lmf_serve_parse(url, strlen(url), since, &q);
@@ -156,11 +155,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s) {
     (void)cls;
     (void)c;
-    size_t n = lmf_serve_unescape(s);
-    /* an escaped NUL would end the C string early: turn it into a byte the parser rejects */
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\0') s[i] = '\x01';
-    return n;
+    return lmf_serve_unescape(s);
 }
 
 lmf_status lmf_serve_start(const lmf_serve_opts *o, lmf_server **out) {

@@ -16,7 +16,8 @@ size_t lmf_serve_unescape(char *s) {
     while (s[r]) {
         int hi, lo;
         if (s[r] == '%' && (hi = hexval(s[r + 1])) >= 0 && (lo = hexval(s[r + 2])) >= 0) {
-            s[w++] = (char)(hi * 16 + lo);
+            int c = hi * 16 + lo;
+            s[w++] = (char)(c ? c : 1); /* "%00" would end the string: a byte no path takes */
             r += 3;
         } else {
             s[w++] = s[r++];
