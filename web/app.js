@@ -224,9 +224,14 @@ function drawConfig() {
   for (const r of list) el("th", {}, hr).textContent = r.name;
   const tb = $("config").tBodies[0];
   tb.textContent = "";
-  for (const k of keys) {
+  // compared over the runs whose configuration is known (a run before its first checkpoint is not)
+  const rows = keys.map((k) => {
     const vals = flat.map((f) => (k in f ? f[k] : "–"));
-    const differs = list.length > 1 && vals.some((v) => v !== vals[0]);
+    const cmp = vals.filter((v, i) => Object.keys(flat[i]).length > 0);
+    return {k, vals, differs: cmp.length > 1 && cmp.some((v) => v !== cmp[0])};
+  });
+  rows.sort((a, b) => b.differs - a.differs); // what differs first
+  for (const {k, vals, differs} of rows) {
     const tr = el("tr", differs ? {class: "diff", "data-key": k} : {"data-key": k}, tb);
     el("td", {}, tr).textContent = k;
     for (const v of vals) el("td", {}, tr).textContent = v;

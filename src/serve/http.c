@@ -6,9 +6,13 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 struct lmf_server {
@@ -135,6 +139,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)upload_data;
     (void)con_cls;
     lmf_server *s = cls;
+    static __thread int niced;
+    if (!niced) { /* the server's threads yield the cores to training (Linux: per thread) */
+        niced = 1;
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0) { /* best effort */ }
+    }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD");
     if (*upload_size != 0) {
@@ -194,6 +203,10 @@ lmf_status lmf_serve_start(const lmf_serve_opts *o, lmf_server **out) {
     s->n_runs = o->n_runs;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    /* the server's threads take no signals: SIGINT and SIGTERM reach the caller's threads */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
@@ -203,6 +216,7 @@ lmf_status lmf_serve_start(const lmf_serve_opts *o, lmf_server **out) {
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                             MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL,
                             MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     freeaddrinfo(ai);
     if (!s->d) {
         lmf_serve_stop(s);
