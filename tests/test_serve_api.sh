@@ -122,11 +122,20 @@ expect_error "serve: bad host" 2 "cannot resolve host 'no such host'" -- "$LMF" 
 expect_error "train: bad --serve port" 2 "--serve PORT: 'x1' is not a port" -- "$LMF" train --serve x1
 (cd "$WORK" && mkdir -p empty && cd empty && expect_error "serve: nothing to serve" 2 "none under runs/" -- "$LMF" serve)
 
-# train --serve: the address is printed and the run trains as usual
+# train --serve: the address is printed (even with --quiet) and the run is served while it trains
 make_corpus "$WORK/corpus"
-"$LMF" train --model tiny --steps 3 --batch 2 --seq 16 --sample-tokens 0 --corpus "$WORK/corpus" \
-  --bpe-vocab 0 --out "$WORK/served" --serve 0 >"$WORK/train.out" 2>&1 || fail "train --serve: $(tail -3 "$WORK/train.out")"
-grep -q "dashboard at http://127.0.0.1:[0-9]*/" "$WORK/train.out" && pass "train --serve prints the address" \
-  || fail "train --serve output: $(cat "$WORK/train.out")"
-check "train --serve wrote its metrics" "$(grep -c '"loss"' "$WORK/served/metrics.jsonl")" 3
+"$LMF" train --model tiny --steps 100000 --batch 2 --seq 16 --sample-tokens 0 --corpus "$WORK/corpus" --quiet \
+  --bpe-vocab 0 --out "$WORK/served" --serve 0 2>"$WORK/train.err" &
+tp=$!
+URL=
+for ((i = 0; i < 200; i++)); do
+  URL=$(grep -o "http://127.0.0.1:[0-9]*/" "$WORK/train.err" | head -n 1)
+  n=$(cat "$WORK/served/metrics.jsonl" 2>/dev/null | grep -c '"loss"')
+  [ -n "$URL" ] && [ "$n" -ge 3 ] && break
+  sleep 0.1
+done
+[ -n "$URL" ] && pass "train --serve prints the address" || fail "train --serve output: $(cat "$WORK/train.err")"
+echo "train --serve serves the run as it trains | api/runs | (j['runs'][0]['name'], j['runs'][0]['step'] >= 3) | ('served', True)" | run_checks
+kill -TERM "$tp"; wait "$tp"
+check "train --serve run stopped cleanly by SIGTERM" "$?" 0
 finish

@@ -278,7 +278,7 @@ int lmf_cmd_train(int argc, char **argv) {
     c.tty = isatty(2);
     if (!c.quiet) print_start(&c, t);
     lmf_server *srv = NULL; /* reads the run directory in its own threads; the steps never wait */
-    if (rank == 0 && c.serve_port >= 0 && !(srv = lmf_cli_serve_start("train", o->out_dir, c.serve_port, c.quiet))) {
+    if (rank == 0 && c.serve_port >= 0 && !(srv = lmf_cli_serve_start("train", o->out_dir, c.serve_port))) {
         lmf_trainer_free(t);
         return 1;
     }

@@ -31,7 +31,7 @@ int lmf_cli_serve_flag(const char *cmd, int *argc, char **argv, int *port) {
     return 0;
 }
 
-lmf_server *lmf_cli_serve_start(const char *cmd, const char *run_dir, int port, int quiet) {
+lmf_server *lmf_cli_serve_start(const char *cmd, const char *run_dir, int port) {
     const char *dirs[1] = {run_dir};
     lmf_serve_opts o = {"127.0.0.1", port, dirs, 1};
     lmf_server *s = NULL;
@@ -39,6 +39,7 @@ lmf_server *lmf_cli_serve_start(const char *cmd, const char *run_dir, int port, 
         lmf_cli_error(cmd, "%s", lmf_last_error());
         return NULL;
     }
-    if (!quiet) fprintf(stderr, "lmforge %s: dashboard at http://127.0.0.1:%d/\n", cmd, lmf_serve_port(s));
+    /* printed even with --quiet: with port 0 it is the only way to know the port */
+    fprintf(stderr, "lmforge %s: dashboard at http://127.0.0.1:%d/\n", cmd, lmf_serve_port(s));
     return s;
 }

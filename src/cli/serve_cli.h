@@ -10,7 +10,8 @@
  * *port is the port, or -1 when the flag is absent. 0 on success, 2 after printing an error
  * for a bad PORT. */
 int lmf_cli_serve_flag(const char *cmd, int *argc, char **argv, int *port);
-/* Serve run_dir on 127.0.0.1:port and print its address; NULL after printing an error. */
-lmf_server *lmf_cli_serve_start(const char *cmd, const char *run_dir, int port, int quiet);
+/* Serve run_dir on 127.0.0.1:port and print its address on stderr; NULL after printing an
+ * error. */
+lmf_server *lmf_cli_serve_start(const char *cmd, const char *run_dir, int port);
 
 #endif
