@@ -9,7 +9,9 @@ PROM_PID=
 trap 'stop_serve; [ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID"; rm -rf "$WORK"' EXIT
 
 fake_run "$WORK/runs/alpha" 30 # last loss 5 - 29/100 = 4.71
-start_serve "$WORK/runs/alpha" || { fail "serve start"; finish; exit 1; }
+odd="$WORK/runs/we\"ird\\ $(printf '\xff')name" # a directory name to escape in a label
+fake_run "$odd" 5
+start_serve "$WORK/runs/alpha" "$odd" || { fail "serve start"; finish; exit 1; }
 target=${URL#http://}; target=${target%/}
 # a free port for Prometheus itself
 pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -36,7 +38,9 @@ done
   || fail "Prometheus query: '$got'; log: $(tail -5 "$WORK/prom.log")"
 # the scrape itself reported healthy, with no parse error
 health=$($PROBE json "http://127.0.0.1:$pport/api/v1/targets" '[(t["health"], t["lastError"]) for t in j["data"]["activeTargets"]]')
-[ "$health" = "[('up', '')]" ] && pass "scrape healthy" || fail "targets: $health"
+[ "$health" = "[('up', '')]" ] && pass "scrape healthy (labels escaped)" || fail "targets: $health"
+odd_step=$($PROBE json "http://127.0.0.1:$pport/api/v1/query?query=lmforge_step%7Brun%3D%22we_ird___name%22%7D" 'j["data"]["result"][0]["value"][1]')
+[ "$odd_step" = 5 ] && pass "the oddly named run scraped" || fail "odd run: '$odd_step'"
 # a counter and the checkpoint age are there too
 age=$($PROBE json "http://127.0.0.1:$pport/api/v1/query?query=lmforge_checkpoint_age_seconds" 'float(j["data"]["result"][0]["value"][1]) > 90')
 [ "$age" = True ] && pass "checkpoint age scraped" || fail "checkpoint age: $age"

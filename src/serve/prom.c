@@ -59,13 +59,15 @@ static const family families[] = {
     {"lmforge_loss_spikes_total", "Steps whose loss exceeded the spike factor times its running mean.", COUNTER, "loss_spikes"},
 };
 
-/* a label value with \, " and newline escaped */
+/* a label value with \, " and newline escaped; other control bytes and bytes outside ASCII
+ * (a directory name need not be UTF-8, a label value must be) become '?' */
 static void put_label(sbuf *b, const char *s) {
     for (; *s; s++) {
-        if (*s == '\\') put(b, "\\\\");
-        else if (*s == '"') put(b, "\\\"");
-        else if (*s == '\n') put(b, "\\n");
-        else put(b, "%c", *s);
+        unsigned char c = (unsigned char)*s;
+        if (c == '\\') put(b, "\\\\");
+        else if (c == '"') put(b, "\\\"");
+        else if (c == '\n') put(b, "\\n");
+        else put(b, "%c", c < 0x20 || c >= 0x7f ? '?' : c);
     }
 }
 
