@@ -33,7 +33,16 @@ start_serve() {
   echo "lmforge serve did not start: $(cat "$WORK/serve.err")" >&2
   return 1
 }
-stop_serve() { [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null; SERVE_PID=; }
+# stop_serve: SIGTERM, then the exit status must be 0 (a sanitizer report makes it non-zero)
+stop_serve() {
+  [ -n "${SERVE_PID:-}" ] || return 0
+  local rc=0
+  kill "$SERVE_PID" 2>/dev/null
+  wait "$SERVE_PID" 2>/dev/null || rc=$?
+  SERVE_PID=
+  [ "$rc" -eq 0 ] && pass "lmforge serve stopped cleanly" \
+    || fail "lmforge serve exited with $rc: $(tail -n 20 "$WORK/serve.err")"
+}
 
 # http_probe: tests/lib/http_probe.py
 PROBE="python3 $(dirname "${BASH_SOURCE[0]}")/http_probe.py"
