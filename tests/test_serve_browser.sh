@@ -20,7 +20,7 @@ common=(--model tiny --batch 4 --seq 32 --corpus "$WORK/corpus" --bpe-vocab 0 --
 fake_run "$WORK/runs/finished" 60 # 60 steps, a validation loss every 10
 "$LMF" train "${common[@]}" --steps 100000 --save-every 10 --out "$WORK/runs/live" &
 TRAIN_PID=$!
-for ((i = 0; i < 300; i++)); do # until the live run has its first checkpoint
+for ((i = 0; i < 600; i++)); do # until the live run has its first checkpoint
   [ -f "$WORK/runs/live/checkpoints/latest" ] && break
   sleep 0.1
 done
@@ -30,10 +30,10 @@ start_serve "$WORK/runs/finished" "$WORK/runs/live" || { fail "serve start"; fin
 pts='Number(document.querySelector(`path[data-run="RUN"][data-series="SERIES"]`)?.dataset.points ?? -1)'
 p() { local e=${pts/RUN/$1}; echo "${e/SERIES/$2}"; }
 cat >"$WORK/script" <<EOC
-wait 1.5
+until 30 $(p live train) >= 5
 eval n1 (window.n1 = $(p live train))
 eval polls1 Number(document.body.dataset.polls || 0)
-until 20 $(p live train) > window.n1
+until 30 $(p live train) > window.n1
 eval n2 $(p live train)
 eval polls2 Number(document.body.dataset.polls || 0)
 eval finished $(p finished train)
@@ -47,7 +47,7 @@ python3 "$(dirname "$0")/lib/cdp.py" "$browser" "${URL}?interval=300" "$WORK/scr
 v() { awk -v k="$1" '$1 == k {print $2}' "$WORK/out"; }
 n1=$(v n1); n2=$(v n2)
 [ -n "$n1" ] && [ "$n1" -ge 5 ] && pass "live curve drawn ($n1 points)" || fail "live curve: '$n1' points"
-[ "$(v until)" = true ] && [ "$n2" -gt "$n1" ] && [ "$(v polls2)" -gt "$(v polls1)" ] \
+[ "$(v until | tail -n 1)" = true ] && [ "$n2" -gt "$n1" ] && [ "$(v polls2)" -gt "$(v polls1)" ] \
   && pass "points grow as steps land, in one page ($n1 -> $n2)" || fail "points did not grow: '$n1' -> '$n2'"
 [ "$(v finished)" = 60 ] && pass "finished run overlaid (60 points)" || fail "finished run: '$(v finished)' points"
 [ "$(v val)" = 6 ] && pass "validation curve (6 points)" || fail "validation points: '$(v val)'"
