@@ -11,9 +11,11 @@ job="${1:-train}"
 
 # Why each package is here: docs/dependencies.md
 packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin
-          libjansson-dev libutf8proc-dev libxxhash-dev libzstd-dev libcmocka-dev fortunes)
+          libjansson-dev libutf8proc-dev libxxhash-dev libzstd-dev libcmocka-dev libmicrohttpd-dev
+          fortunes)
 if [ "$job" = test ]; then
-  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex)
+  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex prometheus chromium
+             fonts-dejavu-core)
   # npm (tests: ONNX Runtime from onnxruntime-node, js-tiktoken as an independent encoder);
   # NodeSource's nodejs carries its own npm, so Debian's only when there is none
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

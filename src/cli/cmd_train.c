@@ -12,6 +12,7 @@
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/default_data.h"
+#include "cli/serve_cli.h"
 #include "lmforge/formats.h"
 #include "lmforge/comm.h"
 #include "lmforge/fsutil.h"
@@ -38,6 +39,7 @@ typedef struct train_cli {
     double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
     lmf_trainer *t;           /* set once created: names the data sources in the log */
+    int serve_port;           /* --serve [PORT]: taken out of argv first (serve_cli.c) */
 } train_cli;
 
 #define NOPT 57
@@ -89,6 +91,7 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--max-bad-steps", LMF_OPT_INT, &o->max_bad_steps, "K", "roll back to the latest checkpoint after K steps in a row with a NaN/Inf loss or gradient norm, skipping their data (default 3; 0 = stop at the first)", 0, 1e6);
     O("--spike-factor", LMF_OPT_DOUBLE, &c->spike, "F", "log a loss above F times its running mean (default 2; 0 = off)", 0, 1e6);
     O("--stop-after", LMF_OPT_INT, &o->stop_after, "N", "stop with a checkpoint after step N, as a pre-emption would", 1, 1e9);
+    O("--serve", LMF_OPT_INT, &c->serve_port, "[PORT]", "serve the run's dashboard on 127.0.0.1:PORT while it trains (default 6006; rank 0)", 0, 65535);
     O("--quiet", LMF_OPT_FLAG, &c->quiet, NULL, "no progress output", LMF_NOLIMIT);
     O("--test-inject-nan", LMF_OPT_STR, &c->inject_nan, "STEPS", "(tests) make the gradients of these 0-based steps NaN, e.g. 5,6,7", LMF_NOLIMIT);
     O("--test-ckpt-write-delay", LMF_OPT_INT, &o->test.ckpt_write_delay_ms, "MS", "(tests) every checkpoint shard write sleeps MS half way", 0, 1e6);
@@ -331,6 +334,12 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     c->t = t;
     c->tty = isatty(2);
     if (!c->quiet) print_start(c, t);
+    lmf_server *srv = NULL; /* reads the run directory in its own threads; the steps never wait */
+    if (rank == 0 && c->serve_port >= 0 &&
+        !(srv = lmf_cli_serve_start("train", o->out_dir, c->serve_port))) {
+        lmf_trainer_free(t);
+        return 1;
+    }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */
@@ -372,6 +381,7 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     if (rc == 0 && !c->quiet)
         fprintf(stderr, "lmforge train: run directory %s (model.safetensors, config.json, "
                 "metrics.jsonl, loss.svg, checkpoints/)\n", o->out_dir);
+    lmf_serve_stop(srv);
     lmf_trainer_free(t);
     return rc;
 }
@@ -384,6 +394,7 @@ int lmf_cmd_train(int argc, char **argv) {
     c.bpe_vocab = 4096;
     c.sample_tokens = 200;
     set_floats_from(&c);
+    if (lmf_cli_serve_flag("train", &argc, argv, &c.serve_port) != 0) return 2;
     lmf_opt opts[NOPT];
     int n = build_opts(&c, opts);
     /* a resumed run starts from its saved options; flags given now override them */

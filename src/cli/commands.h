@@ -10,6 +10,7 @@ int lmf_cmd_tokenizer(int argc, char **argv);
 int lmf_cmd_plan(int argc, char **argv);
 int lmf_cmd_bench(int argc, char **argv);
 int lmf_cmd_plot(int argc, char **argv);
+int lmf_cmd_serve(int argc, char **argv);
 int lmf_cmd_convert(int argc, char **argv);
 int lmf_bench_tokenizer(int argc, char **argv);
 int lmf_bench_loader(int argc, char **argv);

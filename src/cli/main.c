@@ -15,6 +15,7 @@ static const lmf_command commands[] = {
     {"eval", lmf_cmd_eval, "mean loss of a model on a token file"},
     {"sample", lmf_cmd_sample, "generate text from a model"},
     {"plot", lmf_cmd_plot, "draw a run's loss curves as SVG"},
+    {"serve", lmf_cmd_serve, "live dashboard, JSON API and Prometheus metrics of runs"},
     {"bench", lmf_cmd_bench, "measure peak FLOP/s, training throughput and MFU"},
     {"convert", lmf_cmd_convert, "convert a model between lmforge, Hugging Face and llm.c files"},
     {"plan", lmf_cmd_plan, "capacity planner: memory, time and cost of training on a cluster"},

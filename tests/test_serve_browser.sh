@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A real browser (Debian's Chromium, headless, driven over the DevTools protocol on a pipe by
+# tests/lib/cdp.py) opens the dashboard of lmforge serve while a run trains: in one page the
+# live run's loss curve gains points as steps land, a finished run is drawn beside it, the
+# config table marks what differs; screenshots are saved in
+# $LMF_BUILD_DIR/serve-screenshots/ (docs/img/dashboard.png is one, of two real runs).
+source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/serve.sh"
+browser=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$browser" ] || { echo "skip: needs chromium (apt-get install chromium)"; exit 77; }
+TRAIN_PID=
+trap 'stop_serve; [ -n "$TRAIN_PID" ] && kill "$TRAIN_PID" 2>/dev/null && wait "$TRAIN_PID"; rm -rf "$WORK"' EXIT
+shots="${LMF_BUILD_DIR:-$WORK}/serve-screenshots"
+mkdir -p "$shots"
+export OMP_NUM_THREADS=1
+
+make_corpus "$WORK/corpus"
+common=(--model tiny --batch 4 --seq 32 --corpus "$WORK/corpus" --bpe-vocab 0 --sample-tokens 0 --quiet
+        --eval-every 20 --eval-batches 2)
+fake_run "$WORK/runs/finished" 60 # 60 steps, a validation loss every 10
+"$LMF" train "${common[@]}" --steps 100000 --save-every 10 --out "$WORK/runs/live" &
+TRAIN_PID=$!
+for ((i = 0; i < 600; i++)); do # until the live run has its first checkpoint
+  [ -f "$WORK/runs/live/checkpoints/latest" ] && break
+  sleep 0.1
+done
+start_serve "$WORK/runs/finished" "$WORK/runs/live" || { fail "serve start"; finish; exit 1; }
+
+# one page, watched in real time while the run trains (its own timers poll the server)
+pts='Number(document.querySelector(`path[data-run="RUN"][data-series="SERIES"]`)?.dataset.points ?? -1)'
+p() { local e=${pts/RUN/$1}; echo "${e/SERIES/$2}"; }
+cat >"$WORK/script" <<EOC
+until 30 $(p live train) >= 5
+eval n1 (window.n1 = $(p live train))
+eval polls1 Number(document.body.dataset.polls || 0)
+until 30 $(p live train) > window.n1
+eval n2 $(p live train)
+eval polls2 Number(document.body.dataset.polls || 0)
+eval finished $(p finished train)
+eval val $(p finished val)
+eval differs document.querySelector('tr.diff[data-key="train.steps"]') !== null
+eval same document.querySelector('tr[data-key="model.n_embd"]')?.className === ""
+shot $shots/dashboard.png 1280 1000
+EOC
+python3 "$(dirname "$0")/lib/cdp.py" "$browser" "${URL}?interval=300" "$WORK/script" >"$WORK/out" 2>"$WORK/cdp.err" \
+  || fail "browser: $(tail -3 "$WORK/cdp.err")"
+v() { awk -v k="$1" '$1 == k {print $2}' "$WORK/out"; }
+n1=$(v n1); n2=$(v n2)
+[ -n "$n1" ] && [ "$n1" -ge 5 ] && pass "live curve drawn ($n1 points)" || fail "live curve: '$n1' points"
+[ "$(v until | tail -n 1)" = true ] && [ "$n2" -gt "$n1" ] && [ "$(v polls2)" -gt "$(v polls1)" ] \
+  && pass "points grow as steps land, in one page ($n1 -> $n2)" || fail "points did not grow: '$n1' -> '$n2'"
+[ "$(v finished)" = 60 ] && pass "finished run overlaid (60 points)" || fail "finished run: '$(v finished)' points"
+[ "$(v val)" = 6 ] && pass "validation curve (6 points)" || fail "validation points: '$(v val)'"
+[ "$(v differs)" = true ] && pass "differing config row highlighted" || fail "config table: no highlighted train.steps row"
+[ "$(v same)" = true ] && pass "equal config row not highlighted" || fail "config table: model.n_embd"
+[ "$(head -c 8 "$shots/dashboard.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] \
+  && pass "screenshot $shots/dashboard.png" || fail "no screenshot"
+finish

@@ -1,0 +1,242 @@
+// lmforge dashboard: polls the JSON API and draws every run's curves as SVG (no libraries).
+"use strict";
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+const POLL_MS = Number(new URLSearchParams(location.search).get("interval")) || 1500;
+const runs = new Map();   // name -> {name, color, gen, rows, val, events, keys, status, config}
+let polls = 0;
+
+const $ = (id) => document.getElementById(id);
+const SVGNS = "http://www.w3.org/2000/svg";
+function el(tag, attrs, parent, ns) {
+  const e = ns ? document.createElementNS(SVGNS, tag) : document.createElement(tag);
+  for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+function fmt(x, d) {
+  if (x === null || x === undefined || !isFinite(x)) return "–";
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return x.toExponential(2);
+  return x.toFixed(d === undefined ? 4 : d);
+}
+function tick(x) {
+  const a = Math.abs(x);
+  if (a >= 1e6) return (x / 1e6).toPrecision(3) + "M";
+  if (a >= 1e4) return (x / 1e3).toPrecision(3) + "k";
+  if (a >= 100 || x === 0) return x.toFixed(0);
+  if (a < 1e-2) return x.toExponential(1);
+  return x.toPrecision(3);
+}
+function dur(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  s = Math.max(0, Math.round(s));
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m" + String(s % 60).padStart(2, "0") + "s";
+  return Math.floor(s / 3600) + "h" + String(Math.floor(s % 3600 / 60)).padStart(2, "0") + "m";
+}
+async function getJSON(url) {
+  const r = await fetch(url, {cache: "no-store"});
+  if (!r.ok) throw new Error(url + ": HTTP " + r.status);
+  return r.json();
+}
+
+// ---- data ----
+function runOf(name) {
+  let r = runs.get(name);
+  if (!r) {
+    r = {name, color: COLORS[runs.size % COLORS.length], gen: null, rows: [], val: [], events: [],
+         keys: new Set(), status: null, config: null, configStep: undefined};
+    runs.set(name, r);
+  }
+  return r;
+}
+function lastRowStep(r) { return r.rows.length ? r.rows[r.rows.length - 1][0] : -1; }
+async function pollRun(r) {
+  const since = Math.max(0, lastRowStep(r));
+  let m = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/metrics?since=" + since);
+  if (r.gen !== null && m.generation !== r.gen) { // rewritten or rolled back: read it all again
+    m = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/metrics?since=0");
+    r.rows = []; r.val = []; r.events = []; r.keys = new Set();
+  }
+  r.gen = m.generation;
+  for (const row of m.rows) if (row[0] > lastRowStep(r)) r.rows.push(row);
+  for (const v of m.val) if (!r.val.length || v[0] > r.val[r.val.length - 1][0]) r.val.push(v);
+  for (const e of m.events) {
+    const k = JSON.stringify(e);
+    if (!r.keys.has(k)) { r.keys.add(k); r.events.push(e); }
+  }
+  if (r.config === null || r.status && r.status.checkpoint_step !== r.configStep) {
+    r.config = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/config");
+    r.configStep = r.status ? r.status.checkpoint_step : undefined;
+  }
+}
+async function poll() {
+  try {
+    const all = await getJSON("/api/runs");
+    for (const s of all.runs) runOf(s.name).status = s;
+    await Promise.all([...runs.values()].map(pollRun));
+    polls++;
+    document.body.dataset.polls = polls;
+    $("conn").textContent = "live · " + new Date().toLocaleTimeString();
+    $("conn").className = "muted";
+    draw();
+  } catch (e) {
+    $("conn").textContent = "no connection to lmforge (" + e.message + "); retrying";
+    $("conn").className = "warn";
+  }
+  setTimeout(poll, POLL_MS);
+}
+
+// ---- charts ----
+function niceTicks(lo, hi, n) {
+  const span = hi - lo || Math.abs(hi) || 1, raw = span / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw);
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(t);
+  return out;
+}
+// series: [{run, color, pts: [[x, y]], dash, faint, count}]; marks: [{run, color, x, y, kind}]
+function chart(svg, series, marks, logy) {
+  while (svg.firstChild) svg.removeChild(svg.firstChild);
+  const W = 640, H = 300, L = 58, R = 12, T = 10, B = 28;
+  const ty = (y) => (logy ? Math.log10(y) : y);
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (const s of series) for (const [x, y] of s.pts) {
+    if (!isFinite(y) || (logy && y <= 0)) continue;
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, ty(y)); y1 = Math.max(y1, ty(y));
+  }
+  if (!isFinite(x0)) {
+    el("text", {x: W / 2, y: H / 2, "text-anchor": "middle"}, svg, true).textContent = "no data yet";
+  } else {
+    if (x1 === x0) x1 = x0 + 1;
+    if (y1 === y0) { y0 -= 0.5 * Math.abs(y0) || 0.5; y1 += 0.5 * Math.abs(y1) || 0.5; }
+    const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
+    const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
+    const Y = (y) => T + (1 - (ty(y) - y0) / (y1 - y0)) * (H - T - B);
+    for (const t of niceTicks(y0, y1, 5)) {
+      const py = T + (1 - (t - y0) / (y1 - y0)) * (H - T - B);
+      el("line", {x1: L, x2: W - R, y1: py, y2: py, class: "grid"}, svg, true);
+      el("text", {x: L - 4, y: py + 4, "text-anchor": "end"}, svg, true).textContent = tick(logy ? Math.pow(10, t) : t);
+    }
+    for (const t of niceTicks(x0, x1, 6)) {
+      el("line", {x1: X(t), x2: X(t), y1: T, y2: H - B, class: "grid"}, svg, true);
+      el("text", {x: X(t), y: H - B + 14, "text-anchor": "middle"}, svg, true).textContent = String(Math.round(t));
+    }
+    el("line", {x1: L, x2: L, y1: T, y2: H - B, class: "axis"}, svg, true);
+    el("line", {x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis"}, svg, true);
+    el("text", {x: W - R, y: H - 2, "text-anchor": "end"}, svg, true).textContent = "step";
+    for (const s of series) {
+      let d = "";
+      for (const [x, y] of s.pts) {
+        if (!isFinite(y) || (logy && y <= 0)) continue;
+        d += (d ? "L" : "M") + X(x).toFixed(1) + " " + Y(y).toFixed(1);
+      }
+      el("path", {d, fill: "none", stroke: s.color, "stroke-width": s.faint ? 1 : 1.8,
+                  "stroke-opacity": s.faint ? 0.3 : 1, "stroke-dasharray": s.dash ? "5 3" : "none",
+                  "data-run": s.run, "data-series": s.kind, "data-points": s.count}, svg, true);
+    }
+    for (const m of marks) {
+      const px = X(m.x);
+      if (m.kind === "rollback") {
+        el("line", {x1: px, x2: px, y1: T, y2: H - B, stroke: "#a0a", "stroke-dasharray": "2 2", "data-mark": m.kind}, svg, true);
+      } else {
+        const py = isFinite(m.y) && (!logy || m.y > 0) ? Y(m.y) : T + 6;
+        const t = el("text", {x: px, y: py + 4, "text-anchor": "middle", fill: m.kind === "spike" ? "#e80" : "#d00",
+                              "data-mark": m.kind}, svg, true);
+        t.textContent = m.kind === "spike" ? "●" : "×";
+      }
+    }
+  }
+  // legend
+  let ly = T + 2;
+  for (const r of runs.values()) {
+    el("rect", {x: W - R - 90, y: ly, width: 10, height: 10, fill: r.color}, svg, true);
+    el("text", {x: W - R - 76, y: ly + 9}, svg, true).textContent = r.name.slice(0, 14);
+    ly += 14;
+  }
+}
+function smooth(pts, a) { // exponential moving average with bias correction
+  if (a <= 0) return pts;
+  let s = 0, w = 0;
+  return pts.map(([x, y]) => {
+    if (!isFinite(y)) return [x, y];
+    s = a * s + (1 - a) * y; w = a * w + (1 - a);
+    return [x, s / w];
+  });
+}
+function draw() {
+  const a = Number($("smooth").value), logy = $("logy").checked;
+  $("smooth-v").textContent = a.toFixed(2);
+  const loss = [], marks = [];
+  for (const r of runs.values()) {
+    const pts = r.rows.map((row) => [row[0] + 1, row[1]]);
+    if (a > 0) loss.push({run: r.name, color: r.color, pts, faint: true, kind: "train_raw", count: pts.length});
+    loss.push({run: r.name, color: r.color, pts: smooth(pts, a), kind: "train", count: pts.length});
+    loss.push({run: r.name, color: r.color, pts: r.val.map((v) => [v[0], v[1]]), dash: true, kind: "val", count: r.val.length});
+    const lossAt = new Map(r.rows.map((row) => [row[0], row[1]]));
+    for (const e of r.events)
+      marks.push({run: r.name, kind: e.kind, x: e.kind === "rollback" ? e.step + 1 : e.step + 1,
+                  y: e.kind === "spike" ? e.loss : lossAt.has(e.step) ? lossAt.get(e.step) : NaN});
+  }
+  chart($("chart-loss"), loss, marks, logy);
+  for (const [col, key, scale] of [[2, "lr", 1], [3, "grad_norm", 1], [4, "tokens_per_s", 1], [5, "mfu", 100]]) {
+    const series = [...runs.values()].map((r) => ({run: r.name, color: r.color, kind: key, count: r.rows.length,
+      pts: r.rows.map((row) => [row[0] + 1, row[col] === null ? NaN : row[col] * scale])}));
+    chart($("chart-" + key), series, [], false);
+  }
+  drawStatus();
+  drawConfig();
+}
+function drawStatus() {
+  const tb = $("status").tBodies[0];
+  tb.textContent = "";
+  for (const r of runs.values()) {
+    const s = r.status || {};
+    const tr = el("tr", {"data-run": r.name}, tb);
+    const name = el("td", {}, tr);
+    el("span", {class: "swatch", style: "background:" + r.color}, name);
+    name.appendChild(document.createTextNode(r.name));
+    const ck = s.checkpoint_step === null || s.checkpoint_step === undefined ? "none"
+      : "step " + s.checkpoint_step + " (" + dur(s.checkpoint_age_seconds) + " ago)";
+    const cells = [s.step + (s.total_steps ? " / " + s.total_steps : ""), dur(s.eta_seconds), fmt(s.loss),
+      fmt(s.val_loss), fmt(s.tokens_per_s, 0), s.mfu === null || s.mfu === undefined ? "–" : (100 * s.mfu).toFixed(1) + "%",
+      ck, s.skipped_steps, s.rollbacks, s.loss_spikes,
+      s.world_size ? s.world_size + " (ZeRO-" + s.zero_stage + ")" : "–", dur(s.updated_age_seconds) + " ago"];
+    for (const c of cells) el("td", {}, tr).textContent = c === undefined ? "–" : String(c);
+  }
+}
+function flatten(obj, prefix, out) {
+  for (const k of Object.keys(obj || {})) {
+    const v = obj[k];
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) flatten(v, prefix + k + ".", out);
+    else out[prefix + k] = JSON.stringify(v);
+  }
+  return out;
+}
+function drawConfig() {
+  const list = [...runs.values()];
+  const flat = list.map((r) => r.config ? flatten({model: r.config.model, layout: r.config.layout, train: r.config.train}, "", {}) : {});
+  const keys = [...new Set(flat.flatMap((f) => Object.keys(f)))].sort();
+  const head = $("config").tHead;
+  head.textContent = "";
+  const hr = el("tr", {}, head);
+  el("th", {}, hr).textContent = "setting";
+  for (const r of list) el("th", {}, hr).textContent = r.name;
+  const tb = $("config").tBodies[0];
+  tb.textContent = "";
+  // compared over the runs whose configuration is known (a run before its first checkpoint is not)
+  const rows = keys.map((k) => {
+    const vals = flat.map((f) => (k in f ? f[k] : "–"));
+    const cmp = vals.filter((v, i) => Object.keys(flat[i]).length > 0);
+    return {k, vals, differs: cmp.length > 1 && cmp.some((v) => v !== cmp[0])};
+  });
+  rows.sort((a, b) => b.differs - a.differs); // what differs first
+  for (const {k, vals, differs} of rows) {
+    const tr = el("tr", differs ? {class: "diff", "data-key": k} : {"data-key": k}, tb);
+    el("td", {}, tr).textContent = k;
+    for (const v of vals) el("td", {}, tr).textContent = v;
+  }
+}
+$("smooth").addEventListener("input", draw);
+$("logy").addEventListener("change", draw);
+poll();
