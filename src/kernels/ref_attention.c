@@ -124,3 +124,85 @@ void lmf_ref_attention_kv_forward(float *out, float *scratch, const float *q, si
                        q + (size_t)i * q_stride + (size_t)h * hs, kc + (size_t)h * hs,
                        vc + (size_t)h * hs, (size_t)C, past + i, hs, scale);
 }
+
+/* ---- grouped-query attention (the Llama family): q, k, v in their own arrays, NKV key/value
+ * heads, query head h reading key/value head h / (NH/NKV) ---- */
+
+void lmf_ref_gqa_attention_forward(float *out, float *saved, const float *q, const float *k,
+                                   const float *v, int B, int T, int NH, int NKV, int hs) {
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t qs = (size_t)NH * hs, ks = (size_t)NKV * hs;
+    int group = NH / NKV;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * hs;
+            const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * hs;
+            for (int t = 0; t < T; t++) {
+                float *att = saved + (((size_t)b * NH + h) * T + t) * T;
+                attend_row(out + ((size_t)b * T + t) * qs + (size_t)h * hs, att,
+                           q + ((size_t)b * T + t) * qs + (size_t)h * hs, kb, vb, ks, t, hs, scale);
+                for (int u = t + 1; u < T; u++) att[u] = 0.0f;
+            }
+        }
+}
+
+size_t lmf_ref_gqa_attention_scratch_floats(int B, int T, int NH, int NKV) {
+    (void)NKV;
+    return (size_t)B * NH * T;
+}
+
+/* the backward of lmf_ref_attention_backward, with each key/value head receiving the sum over
+ * its group's query heads */
+void lmf_ref_gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch,
+                                    const float *dout, const float *q, const float *k,
+                                    const float *v, const float *saved, int B, int T, int NH,
+                                    int NKV, int hs) {
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t qs = (size_t)NH * hs, ks = (size_t)NKV * hs;
+    int group = NH / NKV;
+    for (size_t i = 0; i < (size_t)B * T * qs; i++) dq[i] = 0.0f;
+    for (size_t i = 0; i < (size_t)B * T * ks; i++) dk[i] = dv[i] = 0.0f;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t kvh = (size_t)(h / group) * hs;
+            for (int t = 0; t < T; t++) {
+                const float *att = saved + (((size_t)b * NH + h) * T + t) * T;
+                const float *d = dout + ((size_t)b * T + t) * qs + (size_t)h * hs;
+                const float *qt = q + ((size_t)b * T + t) * qs + (size_t)h * hs;
+                float *dqt = dq + ((size_t)b * T + t) * qs + (size_t)h * hs;
+                float *dpre = scratch + (((size_t)b * NH + h) * T);
+                float dot = 0.0f;
+                for (int u = 0; u <= t; u++) {
+                    size_t base = ((size_t)b * T + u) * ks + kvh;
+                    float da = 0.0f;
+                    for (int i = 0; i < hs; i++) {
+                        da += d[i] * v[base + i];
+                        dv[base + i] += att[u] * d[i];
+                    }
+                    dpre[u] = da;
+                    dot += att[u] * da;
+                }
+                for (int u = 0; u <= t; u++) {
+                    size_t base = ((size_t)b * T + u) * ks + kvh;
+                    float g = att[u] * (dpre[u] - dot) * scale;
+                    for (int i = 0; i < hs; i++) {
+                        dqt[i] += g * k[base + i];
+                        dk[base + i] += g * qt[i];
+                    }
+                }
+            }
+        }
+}
+
+/* row past+i of lmf_ref_gqa_attention_forward with keys and values from the cache */
+void lmf_ref_gqa_attention_kv_forward(float *out, float *scratch, const float *q, const float *kc,
+                                      const float *vc, int past, int n, int NH, int NKV, int hs) {
+    float scale = 1.0f / sqrtf((float)hs);
+    size_t qs = (size_t)NH * hs, ks = (size_t)NKV * hs;
+    int group = NH / NKV;
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < NH; h++)
+            attend_row(out + (size_t)i * qs + (size_t)h * hs, scratch, q + (size_t)i * qs + (size_t)h * hs,
+                       kc + (size_t)(h / group) * hs, vc + (size_t)(h / group) * hs, ks, past + i,
+                       hs, scale);
+}
