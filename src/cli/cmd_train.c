@@ -204,10 +204,14 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     int start = lmf_trainer_next_step(t);
     char resumed[64] = "";
     if (o->resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
-    fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
+    char family[64] = ""; /* the Llama family says so, with its key/value heads */
+    if (o->cfg.family == LMF_FAMILY_LLAMA)
+        snprintf(family, sizeof family, "llama, %d key/value heads, feed-forward %d, ",
+                 o->cfg.n_kv_head, o->cfg.ffn_hidden);
+    fprintf(stderr, "lmforge train: %s%d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
             "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
             "peak %.1f GFLOP/s%s\n",
-            o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
+            family, o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
             (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
             lmf_trainer_world(t), (long long)o->global_batch, o->zero_stage, lmf_threads_get(),
             o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
