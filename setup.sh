@@ -13,7 +13,7 @@ job="${1:-train}"
 packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin
           libjansson-dev libutf8proc-dev libxxhash-dev libcmocka-dev fortunes)
 if [ "$job" = test ]; then
-  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex)
+  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex python3-torch)
 fi
 
 missing=()
