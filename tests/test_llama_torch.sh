@@ -6,7 +6,12 @@
 # rotary convention (rotate_half, theta) are Hugging Face's. Skipped without python3-torch.
 source "$(dirname "$0")/lib/common.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-if ! python3 -c "import torch" 2>/dev/null; then
+# the python3 that has Debian's torch (another python3 may come first on PATH)
+PY=
+for p in python3 /usr/bin/python3; do
+  if "$p" -c "import torch" 2>/dev/null; then PY=$p; break; fi
+done
+if [ -z "$PY" ]; then
   echo "test_llama_torch: skipped (no python3-torch)"
   exit 77
 fi
@@ -27,21 +32,21 @@ mkdir -p "$WORK/hf"
 cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$WORK/hf/"
 
 # 33 tokens: one window of 32 positions and its targets
-python3 - "$WORK/run/data/val.bin" "$WORK/tok.bin" <<'PY'
+"$PY" - "$WORK/run/data/val.bin" "$WORK/tok.bin" <<'PY'
 import struct, sys
 raw = open(sys.argv[1], "rb").read()
 toks = struct.unpack("<33H", raw[1024:1024 + 66])
 hdr = struct.pack("<3i", 20240520, 1, 33) + bytes(1024 - 12)
 open(sys.argv[2], "wb").write(hdr + struct.pack("<33H", *toks))
 PY
-prompt_ids=$(python3 -c "import struct; r=open('$WORK/tok.bin','rb').read(); print(','.join(map(str, struct.unpack('<8H', r[1024:1040]))))")
-python3 "$here/lib/llama_torch.py" "$WORK/hf" "$WORK/tok.bin" 32 "$prompt_ids" 12 >"$WORK/torch.json" \
+prompt_ids=$("$PY" -c "import struct; r=open('$WORK/tok.bin','rb').read(); print(','.join(map(str, struct.unpack('<8H', r[1024:1040]))))")
+"$PY" "$here/lib/llama_torch.py" "$WORK/hf" "$WORK/tok.bin" 32 "$prompt_ids" 12 >"$WORK/torch.json" \
   || fail "the PyTorch forward"
 
 for kernels in ref fast; do
   "$LMF" eval --model "$WORK/hf" --data "$WORK/tok.bin" --batch 1 --seq 32 --batches 1 --json \
     --kernels "$kernels" >"$WORK/eval.json" 2>"$WORK/eval.err" || fail "eval: $(cat "$WORK/eval.err")"
-  if python3 - "$WORK/eval.json" "$WORK/torch.json" <<'PY'
+  if "$PY" - "$WORK/eval.json" "$WORK/torch.json" <<'PY'
 import json, sys
 a = json.load(open(sys.argv[1]))["loss"]
 b = json.load(open(sys.argv[2]))["loss"]
@@ -55,7 +60,7 @@ done
 ids_spaced=${prompt_ids//,/ }
 "$LMF" sample --model "$WORK/hf" --prompt "$ids_spaced" --tokens 12 --temperature 0 \
   >"$WORK/sample.txt" 2>"$WORK/sample.err" || fail "sample: $(cat "$WORK/sample.err")"
-if python3 - "$WORK/sample.txt" "$WORK/torch.json" <<'PY'
+if "$PY" - "$WORK/sample.txt" "$WORK/torch.json" <<'PY'
 import json, re, sys
 ours = [int(x) for x in re.findall(r"-?\d+", open(sys.argv[1]).read())][-12:]
 theirs = json.load(open(sys.argv[2]))["greedy"][-12:]
@@ -65,16 +70,17 @@ PY
 then pass "greedy continuation equals PyTorch's"; else fail "greedy continuation differs from PyTorch's"; fi
 
 # the same check fails when the rotary convention is wrong: PyTorch with rotate_half replaced by
-# the interleaved-pairs convention gives a different loss
+# an interleaved-pairs rotation gives a loss outside the tolerance above (measured: 2.7533 against
+# 2.7521, a relative difference 45 times the tolerance)
 sed 's/return torch.cat((-x\[..., hs \/\/ 2:\], x\[..., : hs \/\/ 2\]), dim=-1)/return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)/' \
   "$here/lib/llama_torch.py" >"$WORK/interleaved.py"
-python3 "$WORK/interleaved.py" "$WORK/hf" "$WORK/tok.bin" 32 >"$WORK/torch_bad.json" || fail "interleaved run"
-if python3 - "$WORK/eval.json" "$WORK/torch_bad.json" <<'PY'
+"$PY" "$WORK/interleaved.py" "$WORK/hf" "$WORK/tok.bin" 32 >"$WORK/torch_bad.json" || fail "interleaved run"
+if "$PY" - "$WORK/eval.json" "$WORK/torch_bad.json" <<'PY'
 import json, sys
 a = json.load(open(sys.argv[1]))["loss"]
 b = json.load(open(sys.argv[2]))["loss"]
 print("lmforge loss %.7f, PyTorch with interleaved rotary %.7f" % (a, b))
-sys.exit(0 if abs(a - b) > 1e-3 else 1)
+sys.exit(0 if abs(a - b) > 1e-5 * abs(b) + 1e-6 else 1)
 PY
 then pass "a wrong rotary convention is caught"; else fail "the check cannot tell rotary conventions apart"; fi
 finish

@@ -299,38 +299,14 @@ static void axpy(float *y, float a, const float *x, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* Per (new position, head): scores against every cached key up to the position, softmax,
- * weighted sum of the values. Work is split over the pairs; each thread keeps its scores in
- * its own slot of T = past + n floats. */
-void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
-                                   const float *kc, const float *vc, int past, int n, int C,
-                                   int NH) {
-    const int hs = C / NH, T = past + n;
-    const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel
-    {
-        LMF_BUSY_BEGIN();
-        float *s = scratch + (size_t)omp_get_thread_num() * (size_t)T;
-#pragma omp for schedule(static) nowait
-        for (int ih = 0; ih < n * NH; ih++) {
-            int i = ih / NH, h = ih % NH, t = past + i;
-            const float *qh = q + (size_t)i * q_stride + (size_t)h * hs;
-            for (int u = 0; u <= t; u++) s[u] = scale * dot(qh, kc + (size_t)u * C + (size_t)h * hs, hs);
-            float sum = row_exp(s, t + 1, t + 1, row_max(s, t + 1));
-            float *o = out + (size_t)i * C + (size_t)h * hs;
-            memset(o, 0, (size_t)hs * sizeof(float));
-            for (int u = 0; u <= t; u++) axpy(o, s[u], vc + (size_t)u * C + (size_t)h * hs, hs);
-            row_scale(o, hs, 1.0f / sum);
-        }
-        LMF_BUSY_END();
-    }
-}
-
-/* Grouped heads against the cache: as lmf_fast_attention_kv_forward, query head h reading
- * key/value head h / (NH/NKV). */
-void lmf_fast_gqa_attention_kv_forward(float *out, float *scratch, const float *q, const float *kc,
-                                       const float *vc, int past, int n, int NH, int NKV, int hs) {
-    const int T = past + n, qs = NH * hs, ks = NKV * hs, group = NH / NKV;
+/* Per (new position, query head): scores against every cached key up to the position,
+ * softmax, weighted sum of the values. q rows of qs floats, out rows of os, cache rows of ks;
+ * query head h reads cache head h / group. Work is split over the pairs; each thread keeps its
+ * scores in its own slot of T = past + n floats. */
+static void kv_forward(float *out, size_t os, float *scratch, const float *q, size_t qs,
+                       const float *kc, const float *vc, size_t ks, int past, int n, int NH,
+                       int group, int hs) {
+    const int T = past + n;
     const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel
     {
@@ -343,11 +319,24 @@ void lmf_fast_gqa_attention_kv_forward(float *out, float *scratch, const float *
             const float *qh = q + (size_t)i * qs + (size_t)h * hs;
             for (int u = 0; u <= t; u++) s[u] = scale * dot(qh, kc + (size_t)u * ks + kvh, hs);
             float sum = row_exp(s, t + 1, t + 1, row_max(s, t + 1));
-            float *o = out + (size_t)i * qs + (size_t)h * hs;
+            float *o = out + (size_t)i * os + (size_t)h * hs;
             memset(o, 0, (size_t)hs * sizeof(float));
             for (int u = 0; u <= t; u++) axpy(o, s[u], vc + (size_t)u * ks + kvh, hs);
             row_scale(o, hs, 1.0f / sum);
         }
         LMF_BUSY_END();
     }
+}
+
+void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
+                                   const float *kc, const float *vc, int past, int n, int C,
+                                   int NH) {
+    kv_forward(out, (size_t)C, scratch, q, q_stride, kc, vc, (size_t)C, past, n, NH, 1, C / NH);
+}
+
+/* Grouped heads against the cache: query head h reads key/value head h / (NH/NKV). */
+void lmf_fast_gqa_attention_kv_forward(float *out, float *scratch, const float *q, const float *kc,
+                                       const float *vc, int past, int n, int NH, int NKV, int hs) {
+    size_t qs = (size_t)NH * hs;
+    kv_forward(out, qs, scratch, q, qs, kc, vc, (size_t)NKV * hs, past, n, NH, NH / NKV, hs);
 }
