@@ -56,6 +56,29 @@ PY
   then pass "$kernels kernels: the loss equals PyTorch's"; else fail "$kernels kernels: the loss differs from PyTorch's"; fi
 done
 
+# bf16 and fp16 exports: PyTorch reads the rounded tensors and must agree with lmforge reading
+# the same directory
+for dt in bf16 fp16; do
+  "$LMF" convert "$WORK/hf" --to hf --dtype "$dt" --out "$WORK/hf_$dt" --quiet || fail "convert --dtype $dt"
+  "$LMF" eval --model "$WORK/hf_$dt" --data "$WORK/tok.bin" --batch 1 --seq 32 --batches 1 --json \
+    >"$WORK/eval_$dt.json" 2>/dev/null || fail "eval $dt"
+  "$PY" "$here/lib/llama_torch.py" "$WORK/hf_$dt" "$WORK/tok.bin" 32 >"$WORK/torch_$dt.json" || fail "PyTorch $dt"
+  if "$PY" - "$WORK/eval_$dt.json" "$WORK/torch_$dt.json" "$WORK/hf_$dt/model.safetensors" "$dt" <<'PY'
+import json, struct, sys
+a = json.load(open(sys.argv[1]))["loss"]
+b = json.load(open(sys.argv[2]))["loss"]
+raw = open(sys.argv[3], "rb").read()
+hdr = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+want = {"bf16": "BF16", "fp16": "F16"}[sys.argv[4]]
+kinds = {v["dtype"] for k, v in hdr.items() if k != "__metadata__"}
+print("%s: lmforge loss %.7f, PyTorch loss %.7f, tensors %s" % (sys.argv[4], a, b, sorted(kinds)))
+sys.exit(0 if kinds == {want} and abs(a - b) <= 1e-5 * abs(b) + 1e-6 else 1)
+PY
+  then pass "$dt export: $dt tensors, the loss equals PyTorch's on them"; else fail "$dt export"; fi
+done
+[ -s "$WORK/hf_bf16/generation_config.json" ] && pass "the export has generation_config.json" \
+  || fail "no generation_config.json"
+
 # greedy continuation of the first 8 tokens: the same 12 tokens
 ids_spaced=${prompt_ids//,/ }
 "$LMF" sample --model "$WORK/hf" --prompt "$ids_spaced" --tokens 12 --temperature 0 \

@@ -43,10 +43,10 @@ int lmf_cmd_convert(int argc, char **argv) {
     lmf_opt opts[] = {
         {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge", "output format: Hugging Face GPT-2 directory, llm.c checkpoint file, lmforge model directory", LMF_NOLIMIT, NULL},
         {"--out", LMF_OPT_STR, &out, "PATH", "output directory (hf, lmforge) or file (llmc)", LMF_NOLIMIT, NULL},
-        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16", "llm.c tensor type (default fp32: version 3; bf16: version 5)", LMF_NOLIMIT, NULL},
+        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type (default fp32); llm.c: fp32 (version 3) or bf16 (version 5); hf: fp32, bf16 or fp16", LMF_NOLIMIT, NULL},
         {"--quiet", LMF_OPT_FLAG, &quiet, NULL, "no summary line", LMF_NOLIMIT, NULL},
     };
-    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge --out PATH [--dtype fp32|bf16]\n\n"
+    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge --out PATH [--dtype fp32|bf16|fp16]\n\n"
                            "INPUT: a Hugging Face GPT-2 directory (config.json + model.safetensors or\n"
                            "a sharded index), an lmforge model or run directory, or an llm.c checkpoint\n"
                            "(.bin); its format is found from its content.",
@@ -60,16 +60,21 @@ int lmf_cmd_convert(int argc, char **argv) {
         lmf_cli_error("convert", "--to must be hf, llmc or lmforge, got '%s'", to);
         return 2;
     }
-    int bf16 = strcmp(dtype, "bf16") == 0;
-    if (!bf16 && strcmp(dtype, "fp32") != 0) {
-        lmf_cli_error("convert", "--dtype must be fp32 or bf16, got '%s'", dtype);
+    int bf16 = strcmp(dtype, "bf16") == 0, fp16 = strcmp(dtype, "fp16") == 0;
+    if (!bf16 && !fp16 && strcmp(dtype, "fp32") != 0) {
+        lmf_cli_error("convert", "--dtype must be fp32, bf16 or fp16, got '%s'", dtype);
         return 2;
     }
-    if (bf16 && !to_llmc) {
-        lmf_cli_error("convert", "--dtype bf16 applies to --to llmc; Hugging Face and lmforge "
-                      "exports are fp32");
+    if ((bf16 || fp16) && to_lmf) {
+        lmf_cli_error("convert", "--dtype %s applies to --to llmc (bf16) and --to hf; lmforge "
+                      "model directories are fp32", dtype);
         return 2;
     }
+    if (fp16 && to_llmc) {
+        lmf_cli_error("convert", "--dtype fp16: llm.c checkpoints are fp32 or bf16");
+        return 2;
+    }
+    lmf_dtype hf_dtype = bf16 ? LMF_BF16 : fp16 ? LMF_F16 : LMF_F32;
     struct stat sb;
     if (to_llmc && stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         lmf_cli_error("convert", "--out %s is a directory; an llm.c checkpoint is one file "
@@ -90,7 +95,7 @@ int lmf_cmd_convert(int argc, char **argv) {
     int rc = 0;
     lmf_status s;
     if (to_hf) {
-        s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
+        s = lmf_hf_save_as(m, out, tok ? lmf_tok_eot(tok) : -1, hf_dtype);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_lmf) {
         s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
@@ -107,7 +112,7 @@ int lmf_cmd_convert(int argc, char **argv) {
         const lmf_gpt_config *c = lmf_gpt_cfg(m);
         fprintf(stderr, "lmforge convert: %s (%s) -> %s (%s%s): %d layers, %d heads, %d wide, "
                 "context %d, vocabulary %d, %.2fM parameters\n", pos[0],
-                lmf_model_format_name(fmt), out, to, to_llmc ? (bf16 ? ", bf16" : ", fp32") : "",
+                lmf_model_format_name(fmt), out, to, to_lmf ? "" : bf16 ? ", bf16" : fp16 ? ", fp16" : ", fp32",
                 c->n_layer, c->n_head, c->n_embd, c->n_positions, c->vocab_size,
                 (double)lmf_config_num_params(c) / 1e6);
     }

@@ -295,16 +295,42 @@ lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out) {
     return LMF_OK;
 }
 
-lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
+/* generation_config.json of a Llama directory: what transformers' generate() reads */
+static lmf_status write_generation_config(const char *dir, int eot) {
+    char path[4096];
+    LMF_TRY(lmf_path_join(path, sizeof path, dir, "generation_config.json"));
+    char text[128];
+    int n = snprintf(text, sizeof text, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n",
+                     eot, eot);
+    return lmf_write_file_atomic(path, text, (size_t)n);
+}
+
+static lmf_status save_weights(lmf_gpt *m, const char *path, lmf_dtype dtype);
+
+lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype) {
+    if (dtype != LMF_F32 && dtype != LMF_BF16 && dtype != LMF_F16)
+        return lmf_fail(LMF_ERR_ARG, "%s: Hugging Face weights are written as F32, BF16 or F16, "
+                        "not %s", dir, lmf_dtype_name(dtype));
+    const lmf_gpt_config *c = lmf_gpt_cfg(m);
     char path[4096];
     LMF_TRY(lmf_mkdir_p(dir));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
-    LMF_TRY(lmf_config_write(path, lmf_gpt_cfg(m), eot));
+    LMF_TRY(lmf_config_write(path, c, eot));
+    if (c->family == LMF_FAMILY_LLAMA)
+        LMF_TRY(write_generation_config(dir, eot < 0 || eot >= c->vocab_size ? c->vocab_size - 1 : eot));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "model.safetensors"));
-    return lmf_hf_save_weights(m, path);
+    return save_weights(m, path, dtype);
 }
 
-lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) {
+lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
+    return lmf_hf_save_as(m, dir, eot, LMF_F32);
+}
+
+lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) { return save_weights(m, path, LMF_F32); }
+
+/* every tensor at its Hugging Face name and shape: transposed back to (out, in) where the model
+ * holds (in, out), rounded to dtype when not F32 */
+static lmf_status save_weights(lmf_gpt *m, const char *path, lmf_dtype dtype) {
     const lmf_param_layout *l = lmf_gpt_layout(m);
     float *p = lmf_gpt_params(m);
     LMF_ASSERT(p != NULL);
@@ -319,15 +345,22 @@ lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) {
         t[i].shape[0] = ti->shape[0];
         t[i].shape[1] = ti->shape[1];
         t[i].data = p + ti->offset; /* wte: the first vocab_size rows are the real ones */
-        if (!ti->transposed) continue;
-        /* Llama's Linear weights go out (out, in) */
-        tmp[i] = malloc(ti->numel * sizeof(float));
+        if (!ti->transposed && dtype == LMF_F32) continue;
+        size_t n = (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
+        tmp[i] = malloc(n * sizeof(float));
         if (!tmp[i]) {
             s = lmf_fail(LMF_ERR_NOMEM, "%s: out of memory writing %s", path, ti->name);
             break;
         }
-        transpose(tmp[i], p + ti->offset, (size_t)ti->shape[1], (size_t)ti->shape[0]);
+        /* Llama's Linear weights go out (out, in) */
+        if (ti->transposed) transpose(tmp[i], p + ti->offset, (size_t)ti->shape[1], (size_t)ti->shape[0]);
+        else memcpy(tmp[i], p + ti->offset, n * sizeof(float));
         t[i].data = tmp[i];
+        if (dtype == LMF_F32) continue;
+        uint16_t *h = (uint16_t *)tmp[i]; /* in place: element j is read before it is written */
+        for (size_t j = 0; j < n; j++)
+            h[j] = dtype == LMF_BF16 ? lmf_f32_to_bf16(tmp[i][j]) : lmf_f32_to_f16(tmp[i][j]);
+        t[i].dtype = dtype;
     }
     const char *meta[] = {"format", "pt"};
     if (s == LMF_OK) s = lmf_st_write(path, t, l->n_tensors, meta, 1);
