@@ -41,8 +41,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
 #define O(name, type, dst, meta, help, ...) opts[n++] = (lmf_opt){name, type, dst, meta, help, __VA_ARGS__, NULL}
-    O("--model", LMF_OPT_STR, &c->model, "PRESET", "model preset (tiny, mini, small, gpt2, gpt2-medium, ...; default mini)", LMF_NOLIMIT);
-    O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json", LMF_NOLIMIT);
+    O("--model", LMF_OPT_STR, &c->model, "PRESET", "model preset (tiny, mini, small, gpt2, gpt2-medium, ..., llama-tiny, llama-mini, llama-small, llama3-8b, ...; default mini)", LMF_NOLIMIT);
+    O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json (GPT2Config or LlamaConfig)", LMF_NOLIMIT);
     O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (lmforge or Hugging Face directory, llm.c checkpoint)", LMF_NOLIMIT);
     O("--vocab-size", LMF_OPT_INT, &c->vocab_size, "N", "override the preset's vocabulary size", 1, 1e8);
     O("--data", LMF_OPT_STR, &o->data, "TRAIN.bin", "training token file (default: prepare the fortunes corpus)", LMF_NOLIMIT);
