@@ -139,6 +139,45 @@ static void test_hf_files(void **state) {
     assert_int_equal(c.vocab_size, 50257);
 }
 
+/* Hugging Face LlamaConfig: the fields, transformers' defaults for absent ones, and a round
+ * trip through the writer */
+static void test_llama_config(void **state) {
+    (void)state;
+    lmf_gpt_config c;
+    /* meta-llama/Meta-Llama-3-8B's config.json, the keys that set the arithmetic */
+    put("{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+        "\"hidden_size\": 4096, \"intermediate_size\": 14336, \"num_hidden_layers\": 32, "
+        "\"num_attention_heads\": 32, \"num_key_value_heads\": 8, "
+        "\"max_position_embeddings\": 8192, \"rms_norm_eps\": 1e-05, \"rope_theta\": 500000.0, "
+        "\"tie_word_embeddings\": false, \"vocab_size\": 128256, \"hidden_act\": \"silu\", "
+        "\"rope_scaling\": null, \"attention_bias\": false, \"torch_dtype\": \"bfloat16\"}");
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
+    lmf_gpt_config want;
+    assert_int_equal(lmf_config_preset("llama3-8b", &want), LMF_OK);
+    assert_memory_equal(&c, &want, sizeof c);
+    /* written and read back: the same configuration */
+    assert_int_equal(lmf_config_write(path, &c, 128001), LMF_OK);
+    lmf_gpt_config back;
+    assert_int_equal(lmf_config_read(path, &back), LMF_OK);
+    assert_memory_equal(&back, &c, sizeof c);
+    /* LlamaConfig() defaults: 32 layers of 4096, 32 heads (key/value heads = heads), 11008,
+     * 2048 positions, vocabulary 32000, eps 1e-6, theta 10000, untied */
+    put("{\"model_type\": \"llama\"}");
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
+    assert_int_equal(c.family, LMF_FAMILY_LLAMA);
+    assert_int_equal(c.n_layer, 32);
+    assert_int_equal(c.n_kv_head, 32);
+    assert_int_equal(c.ffn_hidden, 11008);
+    assert_int_equal(c.n_positions, 2048);
+    assert_int_equal(c.vocab_size, 32000);
+    assert_true(c.rms_norm_eps == 1e-6f && c.rope_theta == 10000.0f && c.tie_embeddings == 0);
+    /* a GPT-2 file stays GPT-2, its Llama fields zero */
+    put("{\"n_layer\": 2, \"n_head\": 2, \"n_embd\": 8}");
+    assert_int_equal(lmf_config_read(path, &c), LMF_OK);
+    assert_int_equal(c.family, LMF_FAMILY_GPT2);
+    assert_int_equal(c.n_kv_head, 0);
+}
+
 static void expect_bad(const char *text, lmf_status code, const char *needle) {
     put(text);
     lmf_gpt_config c = {1, 1, 1, 1, 1}, before = c;
@@ -163,7 +202,19 @@ static void test_bad_values(void **state) {
     expect_bad("{\"activation_function\": \"relu\"}", LMF_ERR_FORMAT, "relu");
     expect_bad("{\"activation_function\": \"gelu\"}", LMF_ERR_FORMAT, "gelu_new");
     expect_bad("{\"activation_function\": 3}", LMF_ERR_FORMAT, "activation_function");
-    expect_bad("{\"model_type\": \"llama\"}", LMF_ERR_FORMAT, "llama");
+    expect_bad("{\"model_type\": \"falcon\"}", LMF_ERR_FORMAT, "falcon");
+    /* LlamaConfig settings lmforge does not compute */
+    expect_bad("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+               "\"factor\": 8.0}}", LMF_ERR_FORMAT, "rope_scaling of type llama3");
+    expect_bad("{\"model_type\": \"llama\", \"attention_bias\": true}", LMF_ERR_FORMAT, "biases");
+    expect_bad("{\"model_type\": \"llama\", \"mlp_bias\": true}", LMF_ERR_FORMAT, "mlp_bias");
+    expect_bad("{\"model_type\": \"llama\", \"hidden_act\": \"gelu\"}", LMF_ERR_FORMAT, "silu");
+    expect_bad("{\"model_type\": \"llama\", \"head_dim\": 64, \"hidden_size\": 256, "
+               "\"num_attention_heads\": 2}", LMF_ERR_FORMAT, "head_dim");
+    expect_bad("{\"model_type\": \"llama\", \"num_key_value_heads\": 5}", LMF_ERR_ARG,
+               "key/value heads");
+    expect_bad("{\"model_type\": \"llama\", \"rms_norm_eps\": \"small\"}", LMF_ERR_FORMAT,
+               "rms_norm_eps");
     expect_bad("{\"layer_norm_epsilon\": 1e-6}", LMF_ERR_FORMAT, "layer_norm_epsilon");
     expect_bad("{\"tie_word_embeddings\": false}", LMF_ERR_FORMAT, "tie_word_embeddings");
     expect_bad("{\"scale_attn_by_inverse_layer_idx\": true}", LMF_ERR_FORMAT, "scale_attn");
@@ -186,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip_and_keys),
         cmocka_unit_test(test_hf_files),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_llama_config),
     };
     return cmocka_run_group_tests(tests, setup, lmf_test_tmpdir_teardown);
 }

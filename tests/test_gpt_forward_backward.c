@@ -16,13 +16,20 @@
 #include "lib/gpt_double.h"
 
 static const lmf_gpt_config tiny = {2, 2, 8, 8, 11}; /* vocab 11: padded to 64 */
+/* the Llama family: 4 query heads over 2 key/value heads, untied lm_head; and a tied one with
+ * a single key/value head */
+static const lmf_gpt_config tiny_llama = {2, 4, 16, 8, 11, LMF_FAMILY_LLAMA, 2, 24, 1e-5f, 10000.0f, 0};
+static const lmf_gpt_config tiny_llama_mq = {2, 2, 8, 8, 11, LMF_FAMILY_LLAMA, 1, 12, 1e-6f, 500.0f, 1};
+/* the configuration under test */
+static const lmf_gpt_config *cur = &tiny;
+static const lmf_gpt_config *const families[3] = {&tiny, &tiny_llama, &tiny_llama_mq};
 enum { B = 2, T = 5 };
 
 /* a model with every parameter (biases and LayerNorm too) randomised, so no gradient is
  * trivially zero */
 static lmf_gpt *make_model(const lmf_kernels *k) {
     lmf_gpt *m = NULL;
-    assert_int_equal(lmf_gpt_create(&tiny, k, &m), LMF_OK);
+    assert_int_equal(lmf_gpt_create(cur, k, &m), LMF_OK);
     lmf_gpt_init_weights(m, 42);
     const lmf_param_layout *l = lmf_gpt_layout(m);
     lmf_rng r;
@@ -39,8 +46,8 @@ static lmf_gpt *make_model(const lmf_kernels *k) {
 
 static void batch(int32_t *in, int32_t *tg) {
     for (int i = 0; i < B * T; i++) {
-        in[i] = (i * 7 + 3) % tiny.vocab_size;
-        tg[i] = (i * 5 + 1) % tiny.vocab_size;
+        in[i] = (i * 7 + 3) % cur->vocab_size;
+        tg[i] = (i * 5 + 1) % cur->vocab_size;
     }
 }
 
@@ -56,7 +63,7 @@ static void check_grads_fd(const lmf_kernels *k) {
     size_t n = l->total;
     double *pd = malloc(n * sizeof(double));
     for (size_t i = 0; i < n; i++) pd[i] = lmf_gpt_params(m)[i];
-    double ld = lmf_test_gpt_loss_double(&tiny, l, pd, in, tg, B, T);
+    double ld = lmf_test_gpt_loss_double(cur, l, pd, in, tg, B, T);
     /* float forward vs double forward: float rounding only */
     assert_true(fabs(ld - loss) < 1e-5 * fabs(ld) + 1e-6);
     lmf_rng r;
@@ -69,9 +76,9 @@ static void check_grads_fd(const lmf_kernels *k) {
             size_t j = t->offset + lmf_rng_u64(&r) % real;
             double h = 1e-5, save = pd[j];
             pd[j] = save + h;
-            double lp = lmf_test_gpt_loss_double(&tiny, l, pd, in, tg, B, T);
+            double lp = lmf_test_gpt_loss_double(cur, l, pd, in, tg, B, T);
             pd[j] = save - h;
-            double lm = lmf_test_gpt_loss_double(&tiny, l, pd, in, tg, B, T);
+            double lm = lmf_test_gpt_loss_double(cur, l, pd, in, tg, B, T);
             pd[j] = save;
             double fd = (lp - lm) / (2 * h), g = lmf_gpt_grads(m)[j];
             /* float gradients: relative error ~1e-5 expected; allow 1e-3 + small absolute */
@@ -83,15 +90,29 @@ static void check_grads_fd(const lmf_kernels *k) {
     }
     /* padded wte rows never get a gradient */
     const lmf_tensor_info *wte = &l->tensors[0];
-    for (size_t j = (size_t)tiny.vocab_size * tiny.n_embd; j < wte->numel; j++)
+    for (size_t j = (size_t)cur->vocab_size * cur->n_embd; j < wte->numel; j++)
         assert_true(lmf_gpt_grads(m)[j] == 0.0f);
     fprintf(stderr, "%s kernels: worst relative gradient error %.2e\n", k->name, worst);
     free(pd);
     lmf_gpt_free(m);
 }
 
-static void test_grad_ref(void **st) { (void)st; check_grads_fd(lmf_kernels_ref()); }
-static void test_grad_fast(void **st) { (void)st; check_grads_fd(lmf_kernels_fast()); }
+static void test_grad_ref(void **st) {
+    (void)st;
+    for (int f = 0; f < 3; f++) {
+        cur = families[f];
+        check_grads_fd(lmf_kernels_ref());
+    }
+    cur = &tiny;
+}
+static void test_grad_fast(void **st) {
+    (void)st;
+    for (int f = 0; f < 3; f++) {
+        cur = families[f];
+        check_grads_fd(lmf_kernels_fast());
+    }
+    cur = &tiny;
+}
 
 /* two identical runs give bit-identical losses and gradients */
 static void test_deterministic(void **st) {
@@ -118,12 +139,12 @@ static void test_bad_input(void **st) {
     int32_t in[B * T], tg[B * T];
     batch(in, tg);
     float loss;
-    in[3] = tiny.vocab_size; /* one past the real vocabulary (inside the padding) */
+    in[3] = cur->vocab_size; /* one past the real vocabulary (inside the padding) */
     assert_int_equal(lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss), LMF_ERR_ARG);
     assert_non_null(strstr(lmf_last_error(), "outside the vocabulary"));
     in[3] = -1;
     assert_int_equal(lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss), LMF_ERR_ARG);
-    assert_int_equal(lmf_gpt_reserve(m, 1, tiny.n_positions + 1, LMF_RESERVE_TRAIN), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_reserve(m, 1, cur->n_positions + 1, LMF_RESERVE_TRAIN), LMF_ERR_ARG);
     assert_non_null(strstr(lmf_last_error(), "n_positions"));
     lmf_gpt_free(m);
 }
@@ -143,35 +164,38 @@ static void kv_matches_forward(const lmf_kernels *k, int chunk, float tol) {
     /* the first 3 positions in one call (chunks of `chunk`), then one at a time */
     assert_int_equal(lmf_gpt_kv_append(m, kv, in + T, 3, logits), LMF_OK);
     lmf_gpt_logits_at(m, 1, 2, full);
-    for (int v = 0; v < tiny.vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) <= tol);
+    for (int v = 0; v < cur->vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) <= tol);
     for (int t = 3; t < T; t++) {
         assert_int_equal(lmf_gpt_kv_append(m, kv, &in[T + t], 1, logits), LMF_OK);
         lmf_gpt_logits_at(m, 1, t, full);
-        for (int v = 0; v < tiny.vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) <= tol);
+        for (int v = 0; v < cur->vocab_size; v++) assert_true(fabsf(logits[v] - full[v]) <= tol);
     }
     assert_int_equal(lmf_gpt_kv_length(kv), T);
     assert_int_equal(lmf_gpt_kv_append(m, kv, in, 1, logits), LMF_ERR_ARG); /* full */
-    int32_t bad = tiny.vocab_size;
+    int32_t bad = cur->vocab_size;
     lmf_gpt_kv_free(kv);
     assert_int_equal(lmf_gpt_kv_create(m, T, chunk, &kv), LMF_OK);
     assert_int_equal(lmf_gpt_kv_append(m, kv, &bad, 1, logits), LMF_ERR_ARG);
     lmf_gpt_kv_free(kv);
-    assert_int_equal(lmf_gpt_kv_create(m, tiny.n_positions + 1, chunk, &kv), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_kv_create(m, cur->n_positions + 1, chunk, &kv), LMF_ERR_ARG);
     assert_null(kv);
     lmf_gpt_free(m);
 }
 
 static void test_kv_cache_matches_forward(void **st) {
     (void)st;
-    kv_matches_forward(lmf_kernels_ref(), 0, 0.0f);
-    kv_matches_forward(lmf_kernels_ref(), 2, 0.0f);
-    kv_matches_forward(lmf_kernels_fast(), 0, 1e-4f);
-    kv_matches_forward(lmf_kernels_fast(), 1, 1e-4f);
+    for (int f = 0; f < 3; f++) {
+        cur = families[f];
+        kv_matches_forward(lmf_kernels_ref(), 0, 0.0f);
+        kv_matches_forward(lmf_kernels_ref(), 2, 0.0f);
+        kv_matches_forward(lmf_kernels_fast(), 0, 1e-4f);
+        kv_matches_forward(lmf_kernels_fast(), 1, 1e-4f);
+    }
+    cur = &tiny;
 }
 
 /* every recomputation mode gives bit-identical losses and gradients, in less memory */
-static void test_recompute_identical(void **st) {
-    (void)st;
+static void recompute_identical(void) {
     int32_t in[B * T], tg[B * T];
     batch(in, tg);
     float loss[3];
@@ -202,6 +226,15 @@ static void test_recompute_identical(void **st) {
     assert_true(bytes[1] < bytes[0]);
     assert_true(bytes[2] < bytes[1]);
     for (int i = 0; i < 3; i++) lmf_gpt_free(ms[i]);
+}
+
+static void test_recompute_identical(void **st) {
+    (void)st;
+    for (int f = 0; f < 3; f++) {
+        cur = families[f];
+        recompute_identical();
+    }
+    cur = &tiny;
 }
 
 static void test_layout_names(void **st) {

@@ -611,6 +611,150 @@ static void test_gelu_bias_backward(void **state) {
 
 /* ---------- threads and perf helpers ---------- */
 
+/* ---------- the Llama family ---------- */
+
+/* RMSNorm and grouped-query attention: against the reference, then again with the same
+ * inputs and threads, bit-identical; rotary embedding and SwiGLU element by element. */
+static void check_rmsnorm(int N, int C) {
+    lmf_test_rng_seed((uint64_t)N * 31u + (uint64_t)C);
+    size_t n = (size_t)N * C;
+    float *x = lmf_test_fbuf(n, 2), *w = lmf_test_fbuf(C, 1), *d = lmf_test_fbuf(n, 1);
+    float *dx0 = lmf_test_fbuf(n, 1), *dw0 = lmf_test_fbuf(C, 1);
+    float *o_r = lmf_test_fbuf(n, 1), *r_r = lmf_test_fbuf(N, 1);
+    float *dx_r = lmf_test_fdup(dx0, n), *dw_r = lmf_test_fdup(dw0, C);
+    R->rmsnorm_forward(o_r, r_r, x, w, 1e-5f, N, C);
+    R->rmsnorm_backward(dx_r, dw_r, d, x, w, r_r, N, C);
+    float *keep[4] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *o = lmf_test_fbuf(n, 1), *r = lmf_test_fbuf(N, 1);
+        float *dx = lmf_test_fdup(dx0, n), *dw = lmf_test_fdup(dw0, C);
+        F->rmsnorm_forward(o, r, x, w, 1e-5f, N, C);
+        F->rmsnorm_backward(dx, dw, d, x, w, r, N, C);
+        if (rep == 0) {
+            close_enough("rmsnorm out", o, o_r, n, TOL_ROW);
+            close_enough("rmsnorm rstd", r, r_r, N, TOL_ROW);
+            close_enough("rmsnorm dinp", dx, dx_r, n, TOL_ROW);
+            close_enough("rmsnorm dweight", dw, dw_r, C, TOL_DOT);
+            keep[0] = o; keep[1] = r; keep[2] = dx; keep[3] = dw;
+        } else {
+            assert_memory_equal(o, keep[0], n * sizeof(float));
+            assert_memory_equal(r, keep[1], N * sizeof(float));
+            assert_memory_equal(dx, keep[2], n * sizeof(float));
+            assert_memory_equal(dw, keep[3], C * sizeof(float));
+            free(o); free(r); free(dx); free(dw);
+        }
+    }
+    for (int i = 0; i < 4; i++) free(keep[i]);
+    free(x); free(w); free(d); free(dx0); free(dw0); free(o_r); free(r_r); free(dx_r); free(dw_r);
+}
+
+static void check_rope(int B, int T, int NH, int NKV, int hs, int pos0, float theta) {
+    lmf_test_rng_seed((uint64_t)T * 13u + (uint64_t)hs);
+    size_t nq = (size_t)B * T * NH * hs, nk = (size_t)B * T * NKV * hs;
+    float *q = lmf_test_fbuf(nq, 1), *k = lmf_test_fbuf(nk, 1);
+    float *q_r = lmf_test_fdup(q, nq), *k_r = lmf_test_fdup(k, nk);
+    R->rope_forward(q_r, k_r, B, T, NH, NKV, hs, pos0, theta);
+    float *q_f = lmf_test_fdup(q, nq), *k_f = lmf_test_fdup(k, nk);
+    F->rope_forward(q_f, k_f, B, T, NH, NKV, hs, pos0, theta);
+    close_enough("rope q", q_f, q_r, nq, TOL_ELEM);
+    close_enough("rope k", k_f, k_r, nk, TOL_ELEM);
+    R->rope_backward(q_r, k_r, B, T, NH, NKV, hs, pos0, theta);
+    F->rope_backward(q_f, k_f, B, T, NH, NKV, hs, pos0, theta);
+    close_enough("rope dq", q_f, q_r, nq, TOL_ELEM);
+    close_enough("rope dk", k_f, k_r, nk, TOL_ELEM);
+    /* forward then backward is the identity up to rounding */
+    close_enough("rope round trip", q_f, q, nq, TOL_ELEM * 4);
+    free(q); free(k); free(q_r); free(k_r); free(q_f); free(k_f);
+}
+
+static void check_swiglu(size_t n) {
+    lmf_test_rng_seed(n);
+    float *g = lmf_test_fbuf(n, 6), *u = lmf_test_fbuf(n, 2), *d = lmf_test_fbuf(n, 1);
+    float *o_r = lmf_test_fbuf(n, 1), *dg_r = lmf_test_fbuf(n, 1), *du_r = lmf_test_fbuf(n, 1);
+    R->swiglu_forward(o_r, g, u, n);
+    R->swiglu_backward(dg_r, du_r, d, g, u, n);
+    float *o = lmf_test_fbuf(n, 1), *dg = lmf_test_fbuf(n, 1), *du = lmf_test_fbuf(n, 1);
+    F->swiglu_forward(o, g, u, n);
+    F->swiglu_backward(dg, du, d, g, u, n);
+    close_enough("swiglu out", o, o_r, n, TOL_ROW);
+    close_enough("swiglu dgate", dg, dg_r, n, TOL_ROW);
+    close_enough("swiglu dup", du, du_r, n, TOL_ROW);
+    free(g); free(u); free(d); free(o_r); free(dg_r); free(du_r); free(o); free(dg); free(du);
+}
+
+static void check_gqa(int B, int T, int NH, int NKV, int hs) {
+    lmf_test_rng_seed((uint64_t)T * 5u + (uint64_t)NH * 3u + (uint64_t)NKV);
+    size_t nq = (size_t)B * T * NH * hs, nk = (size_t)B * T * NKV * hs;
+    float *q = lmf_test_fbuf(nq, 2), *k = lmf_test_fbuf(nk, 2), *v = lmf_test_fbuf(nk, 1);
+    float *d = lmf_test_fbuf(nq, 1);
+    float *o_r = lmf_test_fbuf(nq, 1), *sv_r = lmf_test_fbuf(R->attention_saved_floats(B, T, NH), 1);
+    float *sc_r = lmf_test_fbuf(R->gqa_attention_scratch_floats(B, T, NH, NKV), 1);
+    float *dq_r = lmf_test_fbuf(nq, 1), *dk_r = lmf_test_fbuf(nk, 1), *dv_r = lmf_test_fbuf(nk, 1);
+    R->gqa_attention_forward(o_r, sv_r, q, k, v, B, T, NH, NKV, hs);
+    R->gqa_attention_backward(dq_r, dk_r, dv_r, sc_r, d, q, k, v, sv_r, B, T, NH, NKV, hs);
+    float *keep[4] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *o = lmf_test_fbuf(nq, 1), *sv = lmf_test_fbuf(F->attention_saved_floats(B, T, NH), 1);
+        float *sc = lmf_test_fbuf(F->gqa_attention_scratch_floats(B, T, NH, NKV), 1);
+        float *dq = lmf_test_fbuf(nq, 1), *dk = lmf_test_fbuf(nk, 1), *dv = lmf_test_fbuf(nk, 1);
+        F->gqa_attention_forward(o, sv, q, k, v, B, T, NH, NKV, hs);
+        F->gqa_attention_backward(dq, dk, dv, sc, d, q, k, v, sv, B, T, NH, NKV, hs);
+        free(sv); free(sc);
+        if (rep == 0) {
+            close_enough("gqa out", o, o_r, nq, TOL_DOT);
+            close_enough("gqa dq", dq, dq_r, nq, TOL_DOT);
+            close_enough("gqa dk", dk, dk_r, nk, TOL_DOT);
+            close_enough("gqa dv", dv, dv_r, nk, TOL_DOT);
+            keep[0] = o; keep[1] = dq; keep[2] = dk; keep[3] = dv;
+        } else {
+            assert_memory_equal(o, keep[0], nq * sizeof(float));
+            assert_memory_equal(dq, keep[1], nq * sizeof(float));
+            assert_memory_equal(dk, keep[2], nk * sizeof(float));
+            assert_memory_equal(dv, keep[3], nk * sizeof(float));
+            free(o); free(dq); free(dk); free(dv);
+        }
+    }
+    /* the cached form over one sequence: the reference gives its full forward's rows bit for
+     * bit, the fast table within TOL_DOT */
+    if (B == 1) {
+        int past = T / 3, n = T - past;
+        size_t qs = (size_t)NH * hs;
+        float *c_r = lmf_test_fbuf((size_t)n * qs, 1), *c_f = lmf_test_fbuf((size_t)n * qs, 1);
+        float *s_r = lmf_test_fbuf(R->attention_kv_scratch_floats(T), 1);
+        float *s_f = lmf_test_fbuf(F->attention_kv_scratch_floats(T), 1);
+        R->gqa_attention_kv_forward(c_r, s_r, q + (size_t)past * qs, k, v, past, n, NH, NKV, hs);
+        assert_memory_equal(c_r, o_r + (size_t)past * qs, (size_t)n * qs * sizeof(float));
+        F->gqa_attention_kv_forward(c_f, s_f, q + (size_t)past * qs, k, v, past, n, NH, NKV, hs);
+        close_enough("gqa cached", c_f, c_r, (size_t)n * qs, TOL_DOT);
+        free(c_r); free(c_f); free(s_r); free(s_f);
+    }
+    for (int i = 0; i < 4; i++) free(keep[i]);
+    free(q); free(k); free(v); free(d); free(o_r); free(sv_r); free(sc_r); free(dq_r); free(dk_r);
+    free(dv_r);
+}
+
+static void test_llama_kernels(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_rmsnorm(1, 3);
+        check_rmsnorm(7, 75);
+        check_rmsnorm(33, 256);
+        check_rope(1, 1, 1, 1, 2, 0, 10000.0f);
+        check_rope(2, 9, 4, 2, 64, 5, 10000.0f);
+        check_rope(1, 5, 3, 1, 150, 1000, 500000.0f); /* chunks of 64 angles and a tail */
+        check_swiglu(1);
+        check_swiglu(13);
+        check_swiglu(1029);
+        check_gqa(1, 1, 2, 1, 8);
+        check_gqa(2, 5, 4, 1, 3);     /* one key/value head */
+        check_gqa(2, 7, 4, 4, 5);     /* as many as query heads */
+        check_gqa(1, 67, 6, 2, 25);   /* groups of three, T crosses the 64-row block */
+        check_gqa(1, 300, 4, 2, 8);   /* crosses the 256-key tile */
+        check_gqa(3, 130, 8, 2, 16);  /* more pairs than threads, three row blocks */
+    }
+}
+
 static void test_threads_perf(void **state) {
     (void)state;
     assert_int_equal(lmf_threads_set(1), 1);
@@ -640,6 +784,7 @@ int main(void) {
         cmocka_unit_test(test_residual_layernorm),
         cmocka_unit_test(test_matmul_gelu),
         cmocka_unit_test(test_gelu_bias_backward),
+        cmocka_unit_test(test_llama_kernels),
     };
     return cmocka_run_group_tests_name("kernels_fast", tests, setup, teardown);
 }

@@ -701,6 +701,280 @@ static void test_classifier_large_logits(void **state) {
     }
 }
 
+/* ---------- the Llama family: RMSNorm, rotary embedding, SwiGLU, grouped-query attention ---------- */
+
+typedef struct rms_ctx {
+    int N, C;
+    double eps;
+    double *inp, *w, *out, *rstd;
+    const float *R;
+} rms_ctx;
+
+static void rms_fwd_d(rms_ctx *c) {
+    for (int n = 0; n < c->N; n++) {
+        const double *x = c->inp + (size_t)n * c->C;
+        double ss = 0;
+        for (int i = 0; i < c->C; i++) ss += x[i] * x[i];
+        double r = 1.0 / sqrt(ss / c->C + c->eps);
+        for (int i = 0; i < c->C; i++) c->out[(size_t)n * c->C + i] = x[i] * r * c->w[i];
+        c->rstd[n] = r;
+    }
+}
+static double rms_loss(void *p) {
+    rms_ctx *c = p;
+    rms_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->N * c->C);
+}
+
+/* amp: input spread; a small one (mean square near eps) makes the eps term matter */
+static void check_rmsnorm(const lmf_kernels *k, int N, int C, float amp, float eps) {
+    lmf_test_rng_seed(23);
+    size_t n = (size_t)N * C;
+    float *inp = lmf_test_fbuf(n, amp), *w = lmf_test_fbuf(C, 1.5f), *R = lmf_test_fbuf(n, 1);
+    float *out = lmf_test_fbuf(n, 1), *rstd = lmf_test_fbuf(N, 1);
+    rms_ctx c = {N, C, eps, dcopy(inp, n), dcopy(w, C), malloc(n * sizeof(double)),
+                 malloc(N * sizeof(double)), R};
+    k->rmsnorm_forward(out, rstd, inp, w, eps, N, C);
+    rms_fwd_d(&c);
+    fwd_check("rmsnorm out", out, c.out, n);
+    fwd_check("rmsnorm rstd", rstd, c.rstd, N);
+    float *dinp0 = lmf_test_fbuf(n, 1), *dw0 = lmf_test_fbuf(C, 1);
+    float *dinp = lmf_test_fdup(dinp0, n), *dw = lmf_test_fdup(dw0, C);
+    k->rmsnorm_backward(dinp, dw, R, inp, w, rstd, N, C);
+    fd_check("rmsnorm dinp", rms_loss, &c, c.inp, n, dinp, dinp0); /* accumulated */
+    fd_check("rmsnorm dweight", rms_loss, &c, c.w, C, dw, dw0);
+    free(inp); free(w); free(R); free(out); free(rstd); free(c.inp); free(c.w); free(c.out);
+    free(c.rstd); free(dinp0); free(dw0); free(dinp); free(dw);
+}
+
+static void test_rmsnorm(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_rmsnorm(tables[i], 7, 13, 2.0f, 1e-5f);
+        check_rmsnorm(tables[i], 1, 3, 2.0f, 1e-6f);
+        check_rmsnorm(tables[i], 5, 40, 2.0f, 1e-5f);
+        check_rmsnorm(tables[i], 3, 19, 0.01f, 1e-4f);
+    }
+}
+
+/* Rotary embedding, written from the definition in double: for i < hs/2 the pair
+ * (x[i], x[i+hs/2]) is rotated by (pos0+t) * theta^(-2i/hs). */
+typedef struct rope_ctx {
+    int B, T, NH, NKV, hs, pos0;
+    double theta;
+    double *q, *k, *oq, *ok;
+    const float *Rq, *Rk;
+} rope_ctx;
+
+static void rope_d(double *out, const double *x, int B, int T, int H, int hs, int pos0,
+                   double theta) {
+    int half = hs / 2;
+    for (int bt = 0; bt < B * T; bt++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < half; i++) {
+                double a = (pos0 + bt % T) * pow(theta, -2.0 * i / hs);
+                size_t o = ((size_t)bt * H + h) * hs;
+                out[o + i] = x[o + i] * cos(a) - x[o + i + half] * sin(a);
+                out[o + i + half] = x[o + i + half] * cos(a) + x[o + i] * sin(a);
+            }
+}
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    rope_d(c->oq, c->q, c->B, c->T, c->NH, c->hs, c->pos0, c->theta);
+    rope_d(c->ok, c->k, c->B, c->T, c->NKV, c->hs, c->pos0, c->theta);
+    size_t nq = (size_t)c->B * c->T * c->NH * c->hs, nk = (size_t)c->B * c->T * c->NKV * c->hs;
+    return dot_r(c->oq, c->Rq, nq) + dot_r(c->ok, c->Rk, nk);
+}
+
+static void check_rope(const lmf_kernels *k, int B, int T, int NH, int NKV, int hs, int pos0,
+                       float theta) {
+    lmf_test_rng_seed(66);
+    size_t nq = (size_t)B * T * NH * hs, nk = (size_t)B * T * NKV * hs;
+    float *q = lmf_test_fbuf(nq, 1), *kk = lmf_test_fbuf(nk, 1);
+    float *Rq = lmf_test_fbuf(nq, 1), *Rk = lmf_test_fbuf(nk, 1);
+    rope_ctx c = {B, T, NH, NKV, hs, pos0, theta, dcopy(q, nq), dcopy(kk, nk),
+                  malloc(nq * sizeof(double)), malloc(nk * sizeof(double)), Rq, Rk};
+    rope_loss(&c);
+    k->rope_forward(q, kk, B, T, NH, NKV, hs, pos0, theta);
+    fwd_check("rope q", q, c.oq, nq);
+    fwd_check("rope k", kk, c.ok, nk);
+    float *dq = lmf_test_fdup(Rq, nq), *dk = lmf_test_fdup(Rk, nk);
+    k->rope_backward(dq, dk, B, T, NH, NKV, hs, pos0, theta);
+    fd_check("rope dq", rope_loss, &c, c.q, nq, dq, NULL);
+    fd_check("rope dk", rope_loss, &c, c.k, nk, dk, NULL);
+    /* queries alone (k NULL) give the same queries */
+    float *q2 = lmf_test_fbuf(nq, 1);
+    for (size_t i = 0; i < nq; i++) q2[i] = (float)c.q[i];
+    k->rope_forward(q2, NULL, B, T, NH, NKV, hs, pos0, theta);
+    assert_memory_equal(q2, q, nq * sizeof(float));
+    free(q); free(kk); free(Rq); free(Rk); free(c.q); free(c.k); free(c.oq); free(c.ok);
+    free(dq); free(dk); free(q2);
+}
+
+static void test_rope(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_rope(tables[i], 2, 5, 4, 2, 8, 0, 10000.0f);
+        check_rope(tables[i], 1, 3, 2, 1, 2, 7, 10000.0f);
+        check_rope(tables[i], 1, 4, 3, 3, 6, 100, 500000.0f);
+        check_rope(tables[i], 2, 2, 2, 1, 200, 3, 10000.0f); /* more than one chunk of angles */
+    }
+}
+
+typedef struct swiglu_ctx {
+    size_t n;
+    double *gate, *up, *out;
+    const float *R;
+} swiglu_ctx;
+
+static double swiglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    for (size_t i = 0; i < c->n; i++) c->out[i] = c->gate[i] / (1.0 + exp(-c->gate[i])) * c->up[i];
+    return dot_r(c->out, c->R, c->n);
+}
+
+static void check_swiglu(const lmf_kernels *k, size_t n) {
+    lmf_test_rng_seed(77);
+    float *g = lmf_test_fbuf(n, 4), *u = lmf_test_fbuf(n, 2), *R = lmf_test_fbuf(n, 1);
+    float *out = lmf_test_fbuf(n, 1);
+    if (n > 3) {
+        g[0] = 0.0f;
+        g[1] = -30.0f; /* saturated tails */
+        g[2] = 30.0f;
+    }
+    swiglu_ctx c = {n, dcopy(g, n), dcopy(u, n), malloc(n * sizeof(double)), R};
+    k->swiglu_forward(out, g, u, n);
+    swiglu_loss(&c);
+    fwd_check("swiglu forward", out, c.out, n);
+    float *dg0 = lmf_test_fbuf(n, 1), *dg = lmf_test_fdup(dg0, n), *du = lmf_test_fdup(dg0, n);
+    k->swiglu_backward(dg, du, R, g, u, n);
+    fd_check("swiglu dgate", swiglu_loss, &c, c.gate, n, dg, NULL); /* written */
+    fd_check("swiglu dup", swiglu_loss, &c, c.up, n, du, NULL);
+    /* dgate may be dout */
+    float *d = lmf_test_fdup(R, n);
+    k->swiglu_backward(d, du, d, g, u, n);
+    assert_memory_equal(d, dg, n * sizeof(float));
+    free(g); free(u); free(R); free(out); free(c.gate); free(c.up); free(c.out); free(dg0);
+    free(dg); free(du); free(d);
+}
+
+static void test_swiglu(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_swiglu(tables[i], 1);
+        check_swiglu(tables[i], 13);
+        check_swiglu(tables[i], 64);
+    }
+}
+
+/* Grouped-query attention in double, from the definition: query head h of row t attends over
+ * keys and values of head h / (NH/NKV) at rows u <= t. */
+typedef struct gqa_ctx {
+    int B, T, NH, NKV, hs;
+    double *q, *k, *v, *out, *lse;
+    const float *R;
+} gqa_ctx;
+
+static void gqa_fwd_d(gqa_ctx *c) {
+    int T = c->T, hs = c->hs, G = c->NH / c->NKV;
+    size_t qs = (size_t)c->NH * hs, ks = (size_t)c->NKV * hs;
+    double scale = 1.0 / sqrt((double)hs), *a = malloc((size_t)T * sizeof *a);
+    for (int b = 0; b < c->B; b++)
+        for (int h = 0; h < c->NH; h++)
+            for (int t = 0; t < T; t++) {
+                const double *q = c->q + ((size_t)b * T + t) * qs + (size_t)h * hs;
+                double mx = -INFINITY, sum = 0;
+                for (int u = 0; u <= t; u++) {
+                    const double *kk = c->k + ((size_t)b * T + u) * ks + (size_t)(h / G) * hs;
+                    double s = 0;
+                    for (int i = 0; i < hs; i++) s += q[i] * kk[i];
+                    a[u] = s * scale;
+                    if (a[u] > mx) mx = a[u];
+                }
+                for (int u = 0; u <= t; u++) sum += (a[u] = exp(a[u] - mx));
+                c->lse[((size_t)b * c->NH + h) * T + t] = mx + log(sum);
+                for (int i = 0; i < hs; i++) {
+                    double s = 0;
+                    for (int u = 0; u <= t; u++)
+                        s += a[u] / sum * c->v[((size_t)b * T + u) * ks + (size_t)(h / G) * hs + i];
+                    c->out[((size_t)b * T + t) * qs + (size_t)h * hs + i] = s;
+                }
+            }
+    free(a);
+}
+static double gqa_loss(void *p) {
+    gqa_ctx *c = p;
+    gqa_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->B * c->T * c->NH * c->hs);
+}
+
+static void check_gqa(const lmf_kernels *k, int B, int T, int NH, int NKV, int hs) {
+    lmf_test_rng_seed(88);
+    size_t nq = (size_t)B * T * NH * hs, nk = (size_t)B * T * NKV * hs;
+    size_t ns = k->attention_saved_floats(B, T, NH), nlse = (size_t)B * NH * T;
+    float *q = lmf_test_fbuf(nq, 1.5f), *kk = lmf_test_fbuf(nk, 1.5f), *v = lmf_test_fbuf(nk, 1);
+    float *R = lmf_test_fbuf(nq, 1), *out = lmf_test_fbuf(nq, 1), *saved = lmf_test_fbuf(ns, 1);
+    float *scratch = lmf_test_fbuf(k->gqa_attention_scratch_floats(B, T, NH, NKV), 1);
+    gqa_ctx c = {B, T, NH, NKV, hs, dcopy(q, nq), dcopy(kk, nk), dcopy(v, nk),
+                 malloc(nq * sizeof(double)), malloc(nlse * sizeof(double)), R};
+    k->gqa_attention_forward(out, saved, q, kk, v, B, T, NH, NKV, hs);
+    gqa_fwd_d(&c);
+    fwd_check("gqa attention out", out, c.out, nq);
+    if (k != lmf_kernels_ref()) fwd_check("gqa attention log-sum-exp", saved, c.lse, nlse);
+    float *dq = lmf_test_fbuf(nq, 1), *dk = lmf_test_fbuf(nk, 1), *dv = lmf_test_fbuf(nk, 1);
+    k->gqa_attention_backward(dq, dk, dv, scratch, R, q, kk, v, saved, B, T, NH, NKV, hs);
+    fd_check("gqa attention dq", gqa_loss, &c, c.q, nq, dq, NULL); /* all written */
+    fd_check("gqa attention dk", gqa_loss, &c, c.k, nk, dk, NULL);
+    fd_check("gqa attention dv", gqa_loss, &c, c.v, nk, dv, NULL);
+    /* the cached form: positions past.. of one sequence against a cache of its keys and
+     * values give the rows of the full forward (recomputed: the last difference left c.out
+     * perturbed) */
+    gqa_fwd_d(&c);
+    int past = T / 2, n = T - past;
+    size_t qs = (size_t)NH * hs;
+    float *o2 = lmf_test_fbuf((size_t)n * qs, 1);
+    float *kvs = lmf_test_fbuf(k->attention_kv_scratch_floats(T), 1);
+    k->gqa_attention_kv_forward(o2, kvs, q + (size_t)past * qs, kk, v, past, n, NH, NKV, hs);
+    fwd_check("gqa attention cached", o2, c.out + (size_t)past * qs, (size_t)n * qs);
+    free(q); free(kk); free(v); free(R); free(out); free(saved); free(scratch); free(c.q);
+    free(c.k); free(c.v); free(c.out); free(c.lse); free(dq); free(dk); free(dv); free(o2);
+    free(kvs);
+}
+
+static void test_gqa_attention(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_gqa(tables[i], 2, 5, 4, 1, 3);  /* one key/value head (multi-query) */
+        check_gqa(tables[i], 2, 5, 4, 4, 3);  /* as many as query heads (multi-head) */
+        check_gqa(tables[i], 2, 6, 6, 2, 4);  /* groups of three */
+        check_gqa(tables[i], 1, 1, 2, 1, 2);
+        check_gqa(tables[i], 1, 70, 4, 2, 2); /* crosses the fast table's 64-row block */
+    }
+}
+
+/* the token embedding alone (no position embedding, as the Llama family has) */
+static void test_encoder_without_positions(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        const lmf_kernels *k = tables[i];
+        int B = 2, T = 3, C = 13, Vp = 5;
+        int32_t inp[6] = {4, 0, 2, 2, 1, 4};
+        float *wte = lmf_test_fbuf((size_t)Vp * C, 1), *out = lmf_test_fbuf((size_t)B * T * C, 1);
+        float *d = lmf_test_fbuf((size_t)B * T * C, 1), *dw0 = lmf_test_fbuf((size_t)Vp * C, 1);
+        float *dw = lmf_test_fdup(dw0, (size_t)Vp * C);
+        k->encoder_forward(out, inp, wte, NULL, B, T, C);
+        assert_memory_equal(out + 2 * C, wte + 2 * C, C * sizeof(float));
+        for (int bt = 0; bt < B * T; bt++)
+            assert_memory_equal(out + (size_t)bt * C, wte + (size_t)inp[bt] * C, C * sizeof(float));
+        k->encoder_backward(dw, NULL, d, inp, B, T, C);
+        for (int c = 0; c < C; c++) { /* row 4 appears at positions 0 and 5; row 3 nowhere */
+            assert_float_equal(dw[4 * C + c], dw0[4 * C + c] + d[c] + d[5 * C + c], 1e-6);
+            assert_float_equal(dw[3 * C + c], dw0[3 * C + c], 0);
+        }
+        free(wte); free(out); free(d); free(dw0); free(dw);
+    }
+}
+
 static void test_registry(void **state) {
     (void)state;
     assert_ptr_equal(lmf_kernels_by_name("ref"), lmf_kernels_ref());
@@ -726,6 +1000,11 @@ int main(void) {
         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_classifier),
         cmocka_unit_test(test_classifier_large_logits),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_gqa_attention),
+        cmocka_unit_test(test_encoder_without_positions),
     };
     return cmocka_run_group_tests_name("kernels_fd", tests, setup_tables, NULL);
 }

@@ -99,6 +99,51 @@ static void c_classifier(float *losses, float *dx, float *dwte, float *scratch, 
     g_inner->classifier(losses, dx, dwte, scratch, x, wte, targets, dloss, N, C, V);
 }
 
+static void c_residual_forward(float *out, const float *a, const float *b, size_t N) {
+    count(LMF_OP_RESIDUAL, 0, (double)N);
+    g_inner->residual_forward(out, a, b, N);
+}
+static void c_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps,
+                              int N, int C) {
+    count(LMF_OP_RMSNORM_FORWARD, 0, (double)N * C);
+    g_inner->rmsnorm_forward(out, rstd, inp, w, eps, N, C);
+}
+static void c_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                               const float *w, const float *rstd, int N, int C) {
+    count(LMF_OP_RMSNORM_BACKWARD, 0, (double)N * C);
+    g_inner->rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
+}
+static void c_rope_forward(float *q, float *k, int B, int T, int NH, int NKV, int hs, int pos0,
+                           float theta) {
+    count(LMF_OP_ROPE, 0, (double)B * T * (NH + (k ? NKV : 0)) * hs);
+    g_inner->rope_forward(q, k, B, T, NH, NKV, hs, pos0, theta);
+}
+static void c_rope_backward(float *q, float *k, int B, int T, int NH, int NKV, int hs, int pos0,
+                            float theta) {
+    count(LMF_OP_ROPE, 0, (double)B * T * (NH + (k ? NKV : 0)) * hs);
+    g_inner->rope_backward(q, k, B, T, NH, NKV, hs, pos0, theta);
+}
+static void c_swiglu_forward(float *out, const float *g, const float *u, size_t N) {
+    count(LMF_OP_SWIGLU_FORWARD, 0, (double)N);
+    g_inner->swiglu_forward(out, g, u, N);
+}
+static void c_swiglu_backward(float *dg, float *du, const float *d, const float *g, const float *u,
+                              size_t N) {
+    count(LMF_OP_SWIGLU_BACKWARD, 0, (double)N);
+    g_inner->swiglu_backward(dg, du, d, g, u, N);
+}
+static void c_gqa_forward(float *out, float *saved, const float *q, const float *k, const float *v,
+                          int B, int T, int NH, int NKV, int hs) {
+    count(LMF_OP_ATTENTION_FORWARD, causal_flops(B, T, NH * hs), (double)B * T * NH * hs);
+    g_inner->gqa_attention_forward(out, saved, q, k, v, B, T, NH, NKV, hs);
+}
+static void c_gqa_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                           const float *q, const float *k, const float *v, const float *saved,
+                           int B, int T, int NH, int NKV, int hs) {
+    count(LMF_OP_ATTENTION_BACKWARD, 2.5 * causal_flops(B, T, NH * hs), (double)B * T * NH * hs);
+    g_inner->gqa_attention_backward(dq, dk, dv, scratch, dout, q, k, v, saved, B, T, NH, NKV, hs);
+}
+
 static lmf_kernels counting_table(const lmf_kernels *inner) {
     lmf_kernels t = *inner; /* sizes, adamw, sumsq: not called by the model's passes */
     t.name = "counting";
@@ -115,6 +160,15 @@ static lmf_kernels counting_table(const lmf_kernels *inner) {
     t.gelu_forward = c_gelu_forward;
     t.gelu_bias_backward = c_gelu_bias_backward;
     t.classifier = c_classifier;
+    t.residual_forward = c_residual_forward;
+    t.rmsnorm_forward = c_rmsnorm_forward;
+    t.rmsnorm_backward = c_rmsnorm_backward;
+    t.rope_forward = c_rope_forward;
+    t.rope_backward = c_rope_backward;
+    t.swiglu_forward = c_swiglu_forward;
+    t.swiglu_backward = c_swiglu_backward;
+    t.gqa_attention_forward = c_gqa_forward;
+    t.gqa_attention_backward = c_gqa_backward;
     return t;
 }
 
@@ -178,6 +232,88 @@ static void test_step_work_matches_the_model(void **state) {
     for (int s = 0; s < 3; s++)
         for (int rc = 0; rc < 3; rc++)
             for (int t = 0; t < 2; t++) check_step_work(&shapes[s], 2, 9, (lmf_recompute)rc, tables[t]);
+    /* the Llama family: grouped key/value heads (one, some, all), tied and untied */
+    const lmf_gpt_config llama[] = {
+        {1, 2, 16, 32, 50, LMF_FAMILY_LLAMA, 1, 40, 1e-5f, 10000.0f, 0},
+        {2, 4, 32, 32, 70, LMF_FAMILY_LLAMA, 2, 88, 1e-5f, 10000.0f, 1},
+        {3, 4, 32, 64, 97, LMF_FAMILY_LLAMA, 4, 24, 1e-6f, 500000.0f, 0}};
+    for (int s = 0; s < 3; s++)
+        for (int rc = 0; rc < 3; rc++)
+            for (int t = 0; t < 2; t++) check_step_work(&llama[s], 2, 9, (lmf_recompute)rc, tables[t]);
+}
+
+/* The Llama family's layer against its layout, and its counts against published ones. */
+static void test_llama_description(void **state) {
+    (void)state;
+    const lmf_gpt_config c = {3, 8, 64, 32, 101, LMF_FAMILY_LLAMA, 2, 176, 1e-5f, 10000.0f, 0};
+    lmf_param_layout l;
+    assert_int_equal(lmf_layout_build(&c, &l), LMF_OK);
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = lmf_layer_linears(&c, lin);
+    assert_int_equal(n, 7);
+    for (int i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "model.layers.1.%s.weight", lin[i].name);
+        int k = lmf_layout_find(&l, name);
+        if (k < 0) fail_msg("no tensor %s in the layout", name);
+        /* Hugging Face's nn.Linear shape (out, in), held transposed */
+        assert_true(l.tensors[k].shape[0] == lin[i].out && l.tensors[k].shape[1] == lin[i].in);
+        assert_int_equal(l.tensors[k].transposed, 1);
+        assert_int_equal(lin[i].bias, 0);
+    }
+    /* k and v are 2 of 8 heads wide (head size 8) */
+    assert_int_equal(lin[1].out, 16);
+    assert_int_equal(lin[2].out, 16);
+    const char *names[] = {"model.embed_tokens.weight", "lm_head.weight", "model.norm.weight",
+                           "model.layers.2.input_layernorm.weight",
+                           "model.layers.2.post_attention_layernorm.weight"};
+    for (int i = 0; i < 5; i++) assert_true(lmf_layout_find(&l, names[i]) >= 0);
+    assert_int_equal(l.n_tensors, 2 + 3 * 9 + 1);
+    size_t block = l.block_offset[2] - l.block_offset[1];
+    assert_int_equal((int64_t)block, lmf_layer_params(&c));
+    int64_t split, rep;
+    lmf_layer_params_split(&c, &split, &rep);
+    assert_int_equal(rep, 2 * 64); /* the two RMSNorm weights */
+    int64_t real = 0;
+    for (int i = 0; i < l.n_tensors; i++)
+        real += l.tensors[i].shape[0] * (l.tensors[i].ndim > 1 ? l.tensors[i].shape[1] : 1);
+    assert_int_equal(real, lmf_config_num_params(&c));
+    lmf_layout_free(&l);
+    /* tied: no lm_head */
+    lmf_gpt_config t = c;
+    t.tie_embeddings = 1;
+    assert_int_equal(lmf_layout_build(&t, &l), LMF_OK);
+    assert_true(lmf_layout_find(&l, "lm_head.weight") < 0);
+    assert_int_equal(lmf_config_num_params(&t), lmf_config_num_params(&c) - 101 * 64);
+    lmf_layout_free(&l);
+
+    /* published parameter counts: Llama 2 7B 6,738,415,616 and Llama 3 8B 8,030,261,248 (the
+     * Hugging Face checkpoints' tensors summed) */
+    lmf_gpt_config p;
+    assert_int_equal(lmf_config_preset("llama2-7b", &p), LMF_OK);
+    assert_int_equal(lmf_config_num_params(&p), 6738415616LL);
+    assert_int_equal(lmf_config_preset("llama3-8b", &p), LMF_OK);
+    assert_int_equal(lmf_config_num_params(&p), 8030261248LL);
+    /* training FLOPs: 6 x the products' weights (all parameters but the embedding table and
+     * the 2L+1 norm weights) + 12 L C T */
+    double prod = 8030261248.0 - 128256.0 * 4096 - (2.0 * 32 + 1) * 4096;
+    double want = 6.0 * prod + 12.0 * 32 * 4096 * 8192;
+    assert_true(fabs(lmf_config_train_flops_per_token(&p, 8192) - want) <= 1e-9 * want);
+    /* every published shape is a valid configuration of the family */
+    const char *presets[] = {"llama-tiny", "llama-mini", "llama-small", "llama2-7b", "llama2-13b",
+                             "llama2-70b", "llama3-8b", "llama3-70b", "llama3-405b"};
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(lmf_config_preset(presets[i], &p), LMF_OK);
+        assert_int_equal(p.family, LMF_FAMILY_LLAMA);
+        assert_int_equal(lmf_config_validate(&p), LMF_OK);
+    }
+    /* bad shapes are refused with a message */
+    lmf_gpt_config b = c;
+    b.n_kv_head = 3;
+    assert_int_equal(lmf_config_validate(&b), LMF_ERR_ARG);
+    b = c;
+    b.rope_theta = 0;
+    assert_int_equal(lmf_config_validate(&b), LMF_ERR_ARG);
 }
 
 /* the products and parameter counts against the parameter layout the model allocates */
@@ -271,6 +407,7 @@ int main(void) {
         cmocka_unit_test(test_step_work_matches_the_model),
         cmocka_unit_test(test_layer_description_matches_the_layout),
         cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_llama_description),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

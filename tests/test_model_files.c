@@ -506,7 +506,7 @@ static void test_hf_bad(void **state) {
         {"bad_act", {.dtype = "F32", .config_extra = "\"activation_function\": \"relu\""}, "config.json", "activation_function"},
         {"bad_eps", {.dtype = "F32", .config_extra = "\"layer_norm_epsilon\": 1e-6"}, "config.json", "layer_norm_epsilon"},
         {"bad_untied_cfg", {.dtype = "F32", .config_extra = "\"tie_word_embeddings\": false"}, "config.json", "tie_word_embeddings"},
-        {"bad_type", {.dtype = "F32", .config_extra = "\"model_type\": \"llama\""}, "config.json", "model_type"},
+        {"bad_type", {.dtype = "F32", .config_extra = "\"model_type\": \"falcon\""}, "config.json", "model_type"},
         {"bad_transposed", {.dtype = "F32", .transpose_attn = 1}, "model.safetensors", "transposed"},
         {"bad_untied", {.dtype = "F32", .lm_head = 2}, "model.safetensors", "untied"},
         {"bad_extra", {.dtype = "F32", .extra_tensor = "h.0.attn.lora_A"}, "model.safetensors", "unexpected tensor 'h.0.attn.lora_A'"},

@@ -114,7 +114,9 @@ fi
 # ---- errors: one line, naming the file ----
 expect_error "convert needs --to" 2 "--to and --out are required" -- "$LMF" convert "$WORK/run" --out "$WORK/x"
 expect_error "convert --to tflite" 2 "--to must be hf, llmc, lmforge or onnx" -- "$LMF" convert "$WORK/run" --to tflite --out "$WORK/x"
-expect_error "convert --dtype bf16 --to hf" 2 "applies to --to llmc" -- "$LMF" convert "$WORK/run" --to hf --dtype bf16 --out "$WORK/x"
+expect_error "convert --dtype bf16 --to lmforge" 2 "applies to --to llmc \\(bf16\\), --to hf and --to onnx" -- "$LMF" convert "$WORK/run" --to lmforge --dtype bf16 --out "$WORK/x"
+expect_error "convert --dtype bf16 --to onnx" 2 "ONNX exports are fp32 or fp16" -- "$LMF" convert "$WORK/run" --to onnx --dtype bf16 --out "$WORK/x"
+expect_error "convert --dtype fp16 --to llmc" 2 "llm.c checkpoints are fp32 or bf16" -- "$LMF" convert "$WORK/run" --to llmc --dtype fp16 --out "$WORK/x.bin"
 expect_error "convert llmc into a directory" 2 "is a directory" -- "$LMF" convert "$WORK/run" --to llmc --out "$WORK/hf"
 expect_error "convert a token file" 1 "val.bin: a token file" -- "$LMF" convert "$VAL" --to hf --out "$WORK/x"
 head -c 5000 "$WORK/llmc/model.bin" >"$WORK/trunc.bin"

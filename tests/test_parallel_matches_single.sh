@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Data-parallel GPT training equals serial training: np = 1, 2, 3 x ZeRO 0..3, 20 steps, same
+# Data-parallel training equals serial training: np = 1, 2, 3 x ZeRO 0..3, 20 steps (and the
+# Llama family at np = 2 x ZeRO 0..3, 10 steps), same
 # seed, data and global batch; every step's loss within 1e-5 (relative) of the serial run and
 # the final weights within 1e-4 (absolute), checked by tests/mpi/ddp_gpt.c on rank 0.
 set -u
@@ -23,6 +24,15 @@ for np in 1 2 3; do
         lmf_check $? "np=$np zero=$zero: no ok line: $out"
         echo "$out" | grep "final weights" | sed "s/^/np=$np zero=$zero: /"
     done
+done
+# the Llama family over the same engine: 2 ranks, every ZeRO stage
+for zero in 0 1 2 3; do
+    out=$(timeout 120 "${MPIRUN[@]}" -np 2 "$prog" "$zero" 10 8192 llama 2>&1)
+    rc=$?
+    lmf_check "$rc" "llama np=2 zero=$zero: exit code $rc: $out"
+    echo "$out" | grep -q "ddp_gpt zero=$zero np=2: ok"
+    lmf_check $? "llama np=2 zero=$zero: no ok line: $out"
+    echo "$out" | grep "final weights" | sed "s/^/llama np=2 zero=$zero: /"
 done
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

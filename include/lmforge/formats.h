@@ -8,6 +8,7 @@
 #include "lmforge/config.h"
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
+#include "lmforge/safetensors.h"
 #include "lmforge/status.h"
 #include "lmforge/tokenizer.h"
 
@@ -61,8 +62,8 @@ lmf_status lmf_llmc_load_buffer(const void *buf, size_t len, const char *what,
  * even), wte padded with zero rows to a multiple of 128; atomically (PATH.tmp, renamed). */
 lmf_status lmf_llmc_save(lmf_gpt *m, const char *path, int version);
 
-/* ---- Hugging Face GPT-2 directories ----
- * config.json (GPT2Config) with model.safetensors, or with model.safetensors.index.json naming
+/* ---- Hugging Face GPT-2 and Llama directories ----
+ * config.json (GPT2Config or LlamaConfig) with model.safetensors, or with model.safetensors.index.json naming
  * the shard of every tensor. Tensors F32, F16 or BF16, names with or without "transformer.";
  * the attention buffers h.N.attn.bias / h.N.attn.masked_bias are ignored; a lm_head.weight must
  * equal wte (tied). Configurations lmforge does not compute exactly (another activation, layer
@@ -77,6 +78,10 @@ lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot);
 /* Write only the weights to a safetensors file at path (Hugging Face names and shapes, fp32,
  * __metadata__ {"format": "pt"}), atomically. Needs the model's own parameter block. */
 lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path);
+/* lmf_hf_save with the tensors in dtype (LMF_F32, LMF_BF16 or LMF_F16, rounded to nearest
+ * even; LMF_ERR_ARG otherwise). A Llama model also gets generation_config.json (its bos and
+ * eos token ids). */
+lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype);
 
 /* ---- any format ---- */
 typedef enum lmf_model_format {

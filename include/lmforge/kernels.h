@@ -27,10 +27,11 @@ extern "C" {
 typedef struct lmf_kernels {
     const char *name;
 
-    /* out[B,T,C] = wte[inp[b,t]] + wpe[t]; inp[B,T] ids < Vp; wpe[>=T, C] */
+    /* out[B,T,C] = wte[inp[b,t]] + wpe[t]; inp[B,T] ids < Vp; wpe[>=T, C], or NULL for no
+     * position embedding (the Llama family) */
     void (*encoder_forward)(float *out, const int32_t *inp, const float *wte, const float *wpe,
                             int B, int T, int C);
-    /* dwte[Vp,C] +=, dwpe[T,C] += from dout[B,T,C] */
+    /* dwte[Vp,C] +=, dwpe[T,C] += from dout[B,T,C] (dwpe may be NULL) */
     void (*encoder_backward)(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
                              int B, int T, int C);
 
@@ -131,6 +132,54 @@ typedef struct lmf_kernels {
 
     /* sum of squares, accumulated in double */
     double (*sumsq)(const float *x, size_t n);
+
+    /* ---- the Llama family (RMSNorm, rotary positions, SwiGLU, grouped-query attention) ---- */
+
+    /* RMSNorm: rstd[N] = 1 / sqrt(mean_c inp[n,c]^2 + eps), out[N,C] = inp * rstd * weight[C] */
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *weight,
+                            float eps, int N, int C);
+    /* dinp[N,C] += (ACCUMULATES, as layernorm_backward's: the residual stream's gradient),
+     * dweight[C] += */
+    void (*rmsnorm_backward)(float *dinp, float *dweight, const float *dout, const float *inp,
+                             const float *weight, const float *rstd, int N, int C);
+
+    /* Rotary position embedding, Hugging Face's rotate_half convention, in place on
+     * q[B,T,NH*hs] and k[B,T,NKV*hs] (head h in channels [h*hs, (h+1)*hs), hs even). Row (b,t)
+     * is position p = pos0 + t; for i < hs/2, f_i = theta^(-2i/hs), a = p f_i:
+     *   x[i] <- x[i] cos a - x[i+hs/2] sin a,   x[i+hs/2] <- x[i+hs/2] cos a + x[i] sin a.
+     * The angles are computed in double. k may be NULL (queries only). */
+    void (*rope_forward)(float *q, float *k, int B, int T, int NH, int NKV, int hs, int pos0,
+                         float theta);
+    /* The transposed rotation in place on dq, dk: the gradients with respect to the
+     * unrotated q and k (WRITTEN over the rotated ones). */
+    void (*rope_backward)(float *dq, float *dk, int B, int T, int NH, int NKV, int hs, int pos0,
+                          float theta);
+
+    /* SwiGLU: out[N] = silu(gate) * up, silu(x) = x / (1 + e^-x). out may be gate or up. */
+    void (*swiglu_forward)(float *out, const float *gate, const float *up, size_t N);
+    /* dgate[N] = silu'(gate) up dout, dup[N] = silu(gate) dout (both WRITTEN; dgate may be
+     * dout) */
+    void (*swiglu_backward)(float *dgate, float *dup, const float *dout, const float *gate,
+                            const float *up, size_t N);
+
+    /* Grouped-query causal attention, scale 1/sqrt(hs): q[B,T,NH*hs], k and v [B,T,NKV*hs]
+     * (NKV divides NH); query head h reads key/value head h / (NH/NKV). out[B,T,NH*hs].
+     * saved: attention_saved_floats(B,T,NH) floats, as for attention_forward. */
+    void (*gqa_attention_forward)(float *out, float *saved, const float *q, const float *k,
+                                  const float *v, int B, int T, int NH, int NKV, int hs);
+    /* dq[B,T,NH*hs], dk and dv [B,T,NKV*hs] (all WRITTEN; each key/value head's gradient sums
+     * its group's query heads). scratch: gqa_attention_scratch_floats(...) floats (the fast
+     * table's depends on the thread count). */
+    size_t (*gqa_attention_scratch_floats)(int B, int T, int NH, int NKV);
+    void (*gqa_attention_backward)(float *dq, float *dk, float *dv, float *scratch,
+                                   const float *dout, const float *q, const float *k,
+                                   const float *v, const float *saved, int B, int T, int NH,
+                                   int NKV, int hs);
+    /* attention_kv_forward with grouped heads: q[n, NH*hs] (contiguous rows), kc and vc
+     * [past+n, NKV*hs]; out[n, NH*hs]. scratch: attention_kv_scratch_floats(past+n). Query i
+     * gives what gqa_attention_forward's row past+i gives. */
+    void (*gqa_attention_kv_forward)(float *out, float *scratch, const float *q, const float *kc,
+                                     const float *vc, int past, int n, int NH, int NKV, int hs);
 } lmf_kernels;
 
 const lmf_kernels *lmf_kernels_ref(void);

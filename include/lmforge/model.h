@@ -1,4 +1,4 @@
-/* GPT-2 model: the model described once (layout, products, sizes, work), forward, backward,
+/* The model (GPT-2 and Llama families): the model described once (layout, products, sizes, work), forward, backward,
  * KV-cached inference and sampling. */
 #ifndef LMFORGE_MODEL_H
 #define LMFORGE_MODEL_H
@@ -20,13 +20,18 @@ extern "C" {
 
 /* One named tensor inside the contiguous parameter block. */
 typedef struct lmf_tensor_info {
-    char name[48];       /* Hugging Face GPT-2 name, e.g. "h.0.attn.c_attn.weight" */
+    char name[64];       /* Hugging Face name, e.g. "h.0.attn.c_attn.weight" (GPT-2),
+                          * "model.layers.0.self_attn.q_proj.weight" (Llama) */
     int ndim;            /* 1 or 2 */
     int64_t shape[2];    /* Hugging Face (external) shape; wte is (vocab_size, n_embd) */
+    int transposed;      /* 1: held internally as (shape[1], shape[0]), the (in, out) layout of
+                          * the kernels, while Hugging Face stores (out, in) (Llama's
+                          * nn.Linear weights); files transpose it */
     size_t offset;       /* first float in the block */
     size_t numel;        /* floats held internally (wte: padded_vocab * n_embd) */
     int decay;           /* 1: AdamW weight decay applies (2-D weights, embeddings included) */
-    int block;           /* 0 embeddings, 1..n_layer transformer layers, n_layer+1 final LN */
+    int block;           /* 0 embeddings (and Llama's lm_head), 1..n_layer transformer layers,
+                          * n_layer+1 final norm */
 } lmf_tensor_info;
 
 typedef struct lmf_param_layout {
@@ -37,10 +42,13 @@ typedef struct lmf_param_layout {
     size_t *block_offset;         /* [n_blocks + 1]: block b spans [block_offset[b], block_offset[b+1]) */
 } lmf_param_layout;
 
-/* Views into a parameter (or gradient) block for one layer. */
+/* Views into a parameter (or gradient) block for one layer. GPT-2 uses the first twelve;
+ * Llama ln1w (input_layernorm), ln2w (post_attention_layernorm) and the seven products,
+ * each (in, out), the others NULL. */
 typedef struct lmf_layer_view {
     float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
     float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+    float *qw, *kw, *vw, *ow, *gatew, *upw, *downw;
 } lmf_layer_view;
 
 lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out);
@@ -71,10 +79,13 @@ typedef struct lmf_linear_desc {
                            * the backward takes the bias gradient from the GELU's (fused) */
     lmf_tp_split split;
 } lmf_linear_desc;
-#define LMF_LAYER_LINEARS 4
-/* The layer's products in forward order: QKV, attention output, MLP up (GELU), MLP down. */
+#define LMF_LAYER_LINEARS 7
+/* The layer's products in forward order; returns how many. GPT-2 (4): QKV, attention output,
+ * MLP up (GELU), MLP down. Llama (7): q, k, v (k and v n_kv_head heads wide), o, gate, up,
+ * down. */
 int lmf_layer_linears(const lmf_gpt_config *c, lmf_linear_desc out[LMF_LAYER_LINEARS]);
-/* Parameters of one transformer layer (GPT-2: 12 C^2 + 13 C). */
+/* Parameters of one transformer layer (GPT-2: 12 C^2 + 13 C; Llama: the seven products and
+ * two RMSNorm weights). */
 int64_t lmf_layer_params(const lmf_gpt_config *c);
 /* Of those, the ones tensor parallelism splits (weights, column-parallel biases) and the ones
  * every tensor-parallel rank keeps whole (LayerNorms, row-parallel biases). */
@@ -101,14 +112,21 @@ typedef enum lmf_op {
     LMF_OP_GELU_BIAS_BACKWARD,
     LMF_OP_CLASSIFIER,              /* tied logits, loss and (training) both gradients */
     LMF_OP_ZERO,                    /* buffers cleared with memset */
+    LMF_OP_RMSNORM_FORWARD,         /* the Llama family's kernels from here on */
+    LMF_OP_RMSNORM_BACKWARD,
+    LMF_OP_ROPE,                    /* rope_forward and rope_backward */
+    LMF_OP_SWIGLU_FORWARD,
+    LMF_OP_SWIGLU_BACKWARD,
+    LMF_OP_RESIDUAL,                /* residual_forward: residual adds, summed input gradients */
     LMF_OP_COUNT
 } lmf_op;
 typedef struct lmf_op_work {
     double calls;
     double flops;   /* matrix products, attention (lmf_attention_flops), classifier 2*N*C*V per
                      * product (3 when training); 0 for the others */
-    double values;  /* floats of activation width the call streams: N*C per LayerNorm, encoder or
-                     * zeroed row set, N*4C per GELU; rows x output width for the products */
+    double values;  /* floats of activation width the call streams: N*C per LayerNorm, RMSNorm,
+                     * encoder, residual add or zeroed row set, N*4C per GELU, N*ffn per SwiGLU,
+                     * N*(q + k width) per rotary call; rows x output width for the products */
 } lmf_op_work;
 typedef struct lmf_step_work {
     lmf_op_work op[LMF_OP_COUNT];

@@ -57,10 +57,11 @@ int lmf_cmd_bench(int argc, char **argv) {
     char where[1400];
     lmf_peak_describe(&pk, where, sizeof where);
     if (!json) printf("peak fp32 FMA: %s\n", where);
-    bench_case def[] = {{"gpt2", 4, 64}, {"small", 8, 256}, {"gpt2", 8, 1024}};
+    /* the Llama family beside GPT-2 at the same width, depth and tokens per step */
+    bench_case def[] = {{"gpt2", 4, 64}, {"small", 8, 256}, {"llama-small", 8, 256}, {"gpt2", 8, 1024}};
     bench_case one = {model, B ? B : 4, T ? T : 64};
     bench_case *cases = model ? &one : def;
-    int ncases = model ? 1 : 2;
+    int ncases = model ? 1 : 3;
     for (int i = 0; i < ncases; i++) {
         lmf_gpt_config cfg;
         if (lmf_config_preset(cases[i].preset, &cfg) != LMF_OK) {
@@ -85,14 +86,14 @@ int lmf_cmd_bench(int argc, char **argv) {
             }
             printf("\"step\": %.4f}}\n", res.idle_step);
         } else {
-            printf("%-8s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB"
+            printf("%-11s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB"
                    "  activations %.0f MB\n",
                    cases[i].preset, cases[i].B, cases[i].T, res.tokens_per_s, res.gflops,
                    100 * res.mfu, res.step_s, res.rss_mb, res.act_mb);
-            printf("         time per step:");
+            printf("            time per step:");
             for (int p = 0; p < LMF_PHASE_COUNT + 2; p++)
                 printf(" %s %.1f%%", phase_label(p), 100 * res.phase_s[p] / res.step_s);
-            printf("\n         idle threads:");
+            printf("\n            idle threads:");
             for (int p = 0; p < LMF_PHASE_COUNT + 2; p++) {
                 if (res.idle[p] < 0) printf(" %s -", phase_label(p));
                 else printf(" %s %.1f%%", phase_label(p), 100 * res.idle[p]);

@@ -44,9 +44,9 @@ int lmf_cmd_convert(int argc, char **argv) {
     int64_t external_above = (int64_t)LMF_ONNX_EXTERNAL_DEFAULT;
     const char *pos[1] = {NULL};
     lmf_opt opts[] = {
-        {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge|onnx", "output format: Hugging Face GPT-2 directory, llm.c checkpoint file, lmforge model directory, ONNX graph directory", LMF_NOLIMIT, NULL},
+        {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge|onnx", "output format: Hugging Face directory (GPT-2 or Llama), llm.c checkpoint file, lmforge model directory, ONNX graph directory", LMF_NOLIMIT, NULL},
         {"--out", LMF_OPT_STR, &out, "PATH", "output directory (hf, lmforge, onnx) or file (llmc)", LMF_NOLIMIT, NULL},
-        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16|fp16", "weight type: llm.c fp32 (version 3) or bf16 (version 5); ONNX fp32 or fp16 (default fp32)", LMF_NOLIMIT, NULL},
+        {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type (default fp32); llm.c: fp32 (version 3) or bf16 (version 5); hf: fp32, bf16 or fp16; onnx: fp32 or fp16", LMF_NOLIMIT, NULL},
         {"--kv-cache", LMF_OPT_FLAG, &kv_cache, NULL, "onnx: the decoder-with-past graph (past_key_values inputs, present outputs)", LMF_NOLIMIT, NULL},
         {"--external-above", LMF_OPT_I64, &external_above, "BYTES", "onnx: weights larger than this go to model.onnx.data (default 2000000000)", 0, 9.2e18, NULL},
         {"--quiet", LMF_OPT_FLAG, &quiet, NULL, "no summary line", LMF_NOLIMIT, NULL},
@@ -67,22 +67,27 @@ int lmf_cmd_convert(int argc, char **argv) {
     }
     int bf16 = strcmp(dtype, "bf16") == 0, fp16 = strcmp(dtype, "fp16") == 0;
     if (!bf16 && !fp16 && strcmp(dtype, "fp32") != 0) {
-        lmf_cli_error("convert", "--dtype must be fp32, bf16 (llmc) or fp16 (onnx), got '%s'", dtype);
+        lmf_cli_error("convert", "--dtype must be fp32, bf16 or fp16, got '%s'", dtype);
         return 2;
     }
-    if (bf16 && !to_llmc) {
-        lmf_cli_error("convert", "--dtype bf16 applies to --to llmc; Hugging Face and lmforge "
-                      "exports are fp32, ONNX ones fp32 or fp16");
+    if ((bf16 || fp16) && to_lmf) {
+        lmf_cli_error("convert", "--dtype %s applies to --to llmc (bf16), --to hf and --to onnx "
+                      "(fp16); lmforge model directories are fp32", dtype);
         return 2;
     }
-    if (fp16 && !to_onnx) {
-        lmf_cli_error("convert", "--dtype fp16 applies to --to onnx; llm.c takes fp32 or bf16");
+    if (bf16 && to_onnx) {
+        lmf_cli_error("convert", "--dtype bf16: ONNX exports are fp32 or fp16");
         return 2;
     }
     if (!to_onnx && (kv_cache || external_above != (int64_t)LMF_ONNX_EXTERNAL_DEFAULT)) {
         lmf_cli_error("convert", "--kv-cache and --external-above apply to --to onnx");
         return 2;
     }
+    if (fp16 && to_llmc) {
+        lmf_cli_error("convert", "--dtype fp16: llm.c checkpoints are fp32 or bf16");
+        return 2;
+    }
+    lmf_dtype hf_dtype = bf16 ? LMF_BF16 : fp16 ? LMF_F16 : LMF_F32;
     struct stat sb;
     if (to_llmc && stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         lmf_cli_error("convert", "--out %s is a directory; an llm.c checkpoint is one file "
@@ -109,7 +114,7 @@ int lmf_cmd_convert(int argc, char **argv) {
         s = lmf_onnx_export(m, out, &oo, &os);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_hf) {
-        s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
+        s = lmf_hf_save_as(m, out, tok ? lmf_tok_eot(tok) : -1, hf_dtype);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_lmf) {
         s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
@@ -130,7 +135,7 @@ int lmf_cmd_convert(int argc, char **argv) {
         const lmf_gpt_config *c = lmf_gpt_cfg(m);
         fprintf(stderr, "lmforge convert: %s (%s) -> %s (%s%s): %d layers, %d heads, %d wide, "
                 "context %d, vocabulary %d, %.2fM parameters\n", pos[0],
-                lmf_model_format_name(fmt), out, to, to_llmc ? (bf16 ? ", bf16" : ", fp32") : "",
+                lmf_model_format_name(fmt), out, to, to_lmf ? "" : bf16 ? ", bf16" : fp16 ? ", fp16" : ", fp32",
                 c->n_layer, c->n_head, c->n_embd, c->n_positions, c->vocab_size,
                 (double)lmf_config_num_params(c) / 1e6);
     }

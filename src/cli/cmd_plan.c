@@ -108,7 +108,7 @@ int lmf_cmd_plan(int argc, char **argv) {
                    .zero = -1, .top = 5,
                    .ranks = 1};
     lmf_opt opts[] = {
-        {"--model", LMF_OPT_STR, &o.model, "PRESET|config.json", "model (gpt2, gpt3-175b, gpt-1t, ... or a config.json)", LMF_NOLIMIT, NULL},
+        {"--model", LMF_OPT_STR, &o.model, "PRESET|config.json", "model (gpt2, gpt3-175b, gpt-1t, llama2-70b, llama3-405b, ... or a config.json)", LMF_NOLIMIT, NULL},
         {"--cluster", LMF_OPT_STR, &o.cluster, "PRESET|cluster.json", "cluster (azure-openai-2020, dgx-a100-superpod, h100-cluster, local, or a file)", LMF_NOLIMIT, NULL},
         {"--nodes", LMF_OPT_INT, &o.nodes, "N", "override the cluster's number of nodes", 1, 1e7, NULL},
         {"--seq", LMF_OPT_INT, &o.seq, "T", "tokens per sequence (default: the model's context)", 1, 1e8, NULL},

@@ -47,8 +47,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
 #define O(name, type, dst, meta, help, ...) opts[n++] = (lmf_opt){name, type, dst, meta, help, __VA_ARGS__, NULL}
-    O("--model", LMF_OPT_STR, &c->model, "PRESET", "model preset (tiny, mini, small, gpt2, gpt2-medium, ...; default mini)", LMF_NOLIMIT);
-    O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json", LMF_NOLIMIT);
+    O("--model", LMF_OPT_STR, &c->model, "PRESET", "model preset (tiny, mini, small, gpt2, gpt2-medium, ..., llama-tiny, llama-mini, llama-small, llama3-8b, ...; default mini)", LMF_NOLIMIT);
+    O("--config", LMF_OPT_STR, &c->config, "FILE", "model shape from a Hugging Face config.json (GPT2Config or LlamaConfig)", LMF_NOLIMIT);
     O("--init", LMF_OPT_STR, &o->init_dir, "MODEL_DIR", "start from these weights (lmforge or Hugging Face directory, llm.c checkpoint)", LMF_NOLIMIT);
     O("--vocab-size", LMF_OPT_INT, &c->vocab_size, "N", "override the preset's vocabulary size", 1, 1e8);
     O("--data", LMF_OPT_STR, &o->data, "SPEC", "training token files: FILE.bin, DIR, 'GLOB', a comma list, a mixture 'W:FILES,W:FILES' or MIX.json (docs/file-formats.md; default: prepare the fortunes corpus)", LMF_NOLIMIT);
@@ -229,10 +229,14 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     int start = lmf_trainer_next_step(t);
     char resumed[64] = "";
     if (o->resume_dir) snprintf(resumed, sizeof resumed, " (resumed from the checkpoint of step %d)", start);
-    fprintf(stderr, "lmforge train: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
+    char family[64] = ""; /* the Llama family says so, with its key/value heads */
+    if (o->cfg.family == LMF_FAMILY_LLAMA)
+        snprintf(family, sizeof family, "llama, %d key/value heads, feed-forward %d, ",
+                 o->cfg.n_kv_head, o->cfg.ffn_hidden);
+    fprintf(stderr, "lmforge train: %s%d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
             "batch %d x %d, %d micro-steps x %d ranks = %lld tokens/step; ZeRO-%d; %d threads/rank, %s kernels; "
             "MFU against a peak of %.1f GFLOP/s%s\n",
-            o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
+            family, o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
             (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
             lmf_trainer_world(t), (long long)o->global_batch, o->zero_stage, lmf_threads_get(),
             o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);

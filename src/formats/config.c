@@ -1,6 +1,7 @@
-/* config.json, the one codec: Hugging Face GPT2Config read as transformers reads it (absent
- * keys take GPT2Config's defaults, the attribute_map aliases are accepted) with every setting
- * lmforge does not compute exactly refused, and written for transformers' GPT2LMHeadModel. */
+/* config.json, the one codec: Hugging Face GPT2Config and LlamaConfig read as transformers
+ * reads them (absent keys take the class's defaults, GPT2Config's attribute_map aliases are
+ * accepted) with every setting lmforge does not compute exactly refused, and written for
+ * transformers' GPT2LMHeadModel or LlamaForCausalLM. */
 #include "lmforge/formats.h"
 
 #include <jansson.h>
@@ -77,8 +78,8 @@ static lmf_status want_bool(const char *path, json_t *root, const char *key, int
 static lmf_status check_variant(const char *path, json_t *root, int n_embd) {
     json_t *v = json_object_get(root, "model_type");
     if (v && !json_is_null(v) && (!json_is_string(v) || strcmp(json_string_value(v), "gpt2") != 0))
-        return lmf_fail(LMF_ERR_FORMAT, "%s: model_type %s%s%s is not \"gpt2\"; lmforge reads "
-                        "GPT-2 models", path, json_is_string(v) ? "\"" : "",
+        return lmf_fail(LMF_ERR_FORMAT, "%s: model_type %s%s%s is not \"gpt2\" or \"llama\"; "
+                        "lmforge reads GPT-2 and Llama models", path, json_is_string(v) ? "\"" : "",
                         json_is_string(v) ? json_string_value(v) : "(not a string)",
                         json_is_string(v) ? "\"" : "");
     v = json_object_get(root, "activation_function");
@@ -108,6 +109,77 @@ static lmf_status check_variant(const char *path, json_t *root, int n_embd) {
     return LMF_OK;
 }
 
+/* ---- LlamaConfig ---- */
+
+static const int_field llama_fields[6] = {
+    {"num_hidden_layers", NULL, NULL, 32},
+    {"num_attention_heads", NULL, NULL, 32},
+    {"hidden_size", NULL, NULL, 4096},
+    {"max_position_embeddings", NULL, NULL, 2048},
+    {"vocab_size", NULL, NULL, 32000},
+    {"intermediate_size", NULL, NULL, 11008},
+};
+
+/* a number key: 1 and *out when present, 0 absent or null, -1 not a number (message set) */
+static int get_number(const char *path, json_t *root, const char *key, double *out) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v)) {
+        lmf_fail(LMF_ERR_FORMAT, "%s: \"%s\" must be a number", path, key);
+        return -1;
+    }
+    *out = json_number_value(v);
+    return 1;
+}
+
+/* LlamaConfig's fields (transformers' defaults for absent keys), with what lmforge does not
+ * compute refused: rope_scaling, biases, other activations, a head_dim other than
+ * hidden_size / num_attention_heads. */
+static lmf_status read_llama(const char *path, json_t *root, lmf_gpt_config *c) {
+    int *dst[6] = {&c->n_layer, &c->n_head, &c->n_embd, &c->n_positions, &c->vocab_size,
+                   &c->ffn_hidden};
+    for (int i = 0; i < 6; i++) LMF_TRY(read_field(path, root, &llama_fields[i], dst[i]));
+    c->family = LMF_FAMILY_LLAMA;
+    int r = get_int(path, root, "num_key_value_heads", &c->n_kv_head);
+    if (r < 0) return LMF_ERR_FORMAT;
+    if (r == 0 || json_is_null(json_object_get(root, "num_key_value_heads"))) c->n_kv_head = c->n_head;
+    double eps = 1e-6, theta = 10000.0;
+    if (get_number(path, root, "rms_norm_eps", &eps) < 0 ||
+        get_number(path, root, "rope_theta", &theta) < 0)
+        return LMF_ERR_FORMAT;
+    c->rms_norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    json_t *v = json_object_get(root, "tie_word_embeddings");
+    if (v && !json_is_null(v) && !json_is_boolean(v))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: \"tie_word_embeddings\" must be true or false", path);
+    c->tie_embeddings = v && json_is_true(v);
+    v = json_object_get(root, "rope_scaling");
+    if (v && !json_is_null(v)) {
+        json_t *t = json_is_object(v) ? json_object_get(v, "rope_type") : NULL;
+        if (!t && json_is_object(v)) t = json_object_get(v, "type");
+        return lmf_fail(LMF_ERR_FORMAT, "%s: rope_scaling of type %s is not supported; lmforge "
+                        "computes the plain rotary embedding (remove rope_scaling, or set it to "
+                        "null, to train or run at the model's own context)", path,
+                        t && json_is_string(t) ? json_string_value(t) : "(unnamed)");
+    }
+    v = json_object_get(root, "hidden_act");
+    if (v && !json_is_null(v) && (!json_is_string(v) || strcmp(json_string_value(v), "silu") != 0))
+        return lmf_fail(LMF_ERR_FORMAT, "%s: hidden_act %s is not supported; lmforge's Llama "
+                        "feed-forward is SwiGLU (\"silu\")", path,
+                        json_is_string(v) ? json_string_value(v) : "(not a string)");
+    LMF_TRY(want_bool(path, root, "attention_bias", 0,
+                      "lmforge's Llama projections have no biases"));
+    LMF_TRY(want_bool(path, root, "mlp_bias", 0, "lmforge's Llama projections have no biases"));
+    int hd = 0;
+    r = get_int(path, root, "head_dim", &hd);
+    if (r < 0) return LMF_ERR_FORMAT;
+    if (r > 0 && c->n_head > 0 && hd * c->n_head != c->n_embd)
+        return lmf_fail(LMF_ERR_FORMAT, "%s: head_dim %d is not hidden_size / num_attention_heads "
+                        "= %d; lmforge's heads split the width", path, hd,
+                        c->n_embd / c->n_head);
+    return LMF_OK;
+}
+
 lmf_status lmf_config_read(const char *path, lmf_gpt_config *out) {
     char *buf = NULL;
     size_t len = 0;
@@ -120,25 +192,57 @@ lmf_status lmf_config_read(const char *path, lmf_gpt_config *out) {
                         e.line, e.column);
     lmf_status s = LMF_OK;
     lmf_gpt_config c;
+    memset(&c, 0, sizeof c);
     int *dst[5] = {&c.n_layer, &c.n_head, &c.n_embd, &c.n_positions, &c.vocab_size};
     if (!json_is_object(root)) {
         s = lmf_fail(LMF_ERR_FORMAT, "%s: a config.json must hold a JSON object", path);
         goto out;
     }
-    for (int i = 0; i < 5 && s == LMF_OK; i++) s = read_field(path, root, &fields[i], dst[i]);
+    json_t *mt = json_object_get(root, "model_type");
+    int llama = mt && json_is_string(mt) && strcmp(json_string_value(mt), "llama") == 0;
+    if (llama) {
+        s = read_llama(path, root, &c);
+    } else {
+        for (int i = 0; i < 5 && s == LMF_OK; i++) s = read_field(path, root, &fields[i], dst[i]);
+    }
     if (s == LMF_OK && (s = lmf_config_validate(&c)) != LMF_OK) s = lmf_fail_context(s, "%s: ", path);
-    if (s == LMF_OK) s = check_variant(path, root, c.n_embd);
+    if (s == LMF_OK && !llama) s = check_variant(path, root, c.n_embd);
     if (s == LMF_OK) *out = c;
 out:
     json_decref(root);
     return s;
 }
 
+/* the shortest decimal that reads back as the float x */
+static double float_decimal(float x) {
+    char b[32];
+    for (int prec = 1; prec < 10; prec++) {
+        snprintf(b, sizeof b, "%.*g", prec, (double)x);
+        if ((float)strtod(b, NULL) == x) break;
+    }
+    return strtod(b, NULL);
+}
+
+static json_t *llama_json(const lmf_gpt_config *c, int eot) {
+    return json_pack(
+        "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:n, s:b, s:b, "
+        "s:b, s:f, s:f, s:b, s:i, s:i, s:s}",
+        "architectures", "LlamaForCausalLM", "model_type", "llama", "vocab_size", c->vocab_size,
+        "hidden_size", c->n_embd, "intermediate_size", c->ffn_hidden, "num_hidden_layers",
+        c->n_layer, "num_attention_heads", c->n_head, "num_key_value_heads", c->n_kv_head,
+        "head_dim", c->n_embd / c->n_head, "max_position_embeddings", c->n_positions,
+        "hidden_act", "silu", "rms_norm_eps", float_decimal(c->rms_norm_eps), "rope_theta",
+        float_decimal(c->rope_theta), "rope_scaling", "tie_word_embeddings",
+        c->tie_embeddings != 0, "attention_bias", 0, "mlp_bias", 0, "attention_dropout", 0.0,
+        "initializer_range", 0.02, "use_cache", 1, "bos_token_id", eot, "eos_token_id", eot,
+        "torch_dtype", "float32");
+}
+
 /* lmforge trains without dropout, so the dropout rates are written as 0 */
 lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot) {
     LMF_TRY(lmf_config_validate(c));
     if (eot < 0 || eot >= c->vocab_size) eot = c->vocab_size - 1;
-    json_t *root = json_pack(
+    json_t *root = c->family == LMF_FAMILY_LLAMA ? llama_json(c, eot) : json_pack(
         "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:n, s:s, s:f, s:f, s:f, s:f, s:f, s:b, "
         "s:b, s:b, s:i, s:i, s:s}",
         "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size", c->vocab_size,

@@ -1,4 +1,5 @@
-/* Hugging Face GPT-2 directories: single or sharded safetensors in, fp32 safetensors out. */
+/* Hugging Face GPT-2 and Llama directories: single or sharded safetensors in, fp32
+ * safetensors out (Llama's nn.Linear weights transposed to and from the kernels' layout). */
 #include "lmforge/formats.h"
 
 #include <jansson.h>
@@ -155,26 +156,31 @@ static lmf_status find_one(hf_src *s, const char *name, int allow_missing, int *
     return LMF_OK;
 }
 
-/* GPT-2 names lmforge reads, plus the attention-mask buffers and the tied head it skips. */
+/* Names lmforge reads, plus the buffers it skips: GPT-2's attention masks, older Llama
+ * checkpoints' rotary inv_freq, and a tied head. */
 static int known_name(const char *name, const lmf_param_layout *l, int n_layer) {
     if (strncmp(name, PREFIX, strlen(PREFIX)) == 0) name += strlen(PREFIX);
     if (lmf_layout_find(l, name) >= 0 || strcmp(name, "lm_head.weight") == 0) return 1;
     int layer = -1, end = 0;
     char what[32];
+    if (sscanf(name, "model.layers.%d.self_attn.rotary_emb.inv_%31[a-z_]%n", &layer, what, &end) == 2 &&
+        name[end] == '\0' && layer >= 0 && layer < n_layer)
+        return strcmp(what, "freq") == 0;
     if (sscanf(name, "h.%d.attn.%31[a-z_]%n", &layer, what, &end) == 2 && name[end] == '\0' &&
         layer >= 0 && layer < n_layer)
         return strcmp(what, "bias") == 0 || strcmp(what, "masked_bias") == 0;
     return 0;
 }
 
-static lmf_status check_unknown(hf_src *s, const lmf_param_layout *l, int n_layer) {
+static lmf_status check_unknown(hf_src *s, const lmf_param_layout *l, const lmf_gpt_config *c) {
+    const char *fam = c->family == LMF_FAMILY_LLAMA ? "Llama" : "GPT-2";
     for (int i = 0; i < s->n; i++)
         for (int j = 0; j < lmf_st_count(s->f[i]); j++) {
             const char *nm = lmf_st_get(s->f[i], j)->name;
-            if (!known_name(nm, l, n_layer))
+            if (!known_name(nm, l, c->n_layer))
                 return lmf_fail(LMF_ERR_FORMAT, "%s: unexpected tensor '%s' in %s: not part of a "
-                                "GPT-2 model with %d layers (lmforge reads plain GPT-2 weights)",
-                                s->what, nm, s->fname[i], n_layer);
+                                "%s model with %d layers (lmforge reads plain %s weights)",
+                                s->what, nm, s->fname[i], fam, c->n_layer, fam);
         }
     return LMF_OK;
 }
@@ -193,25 +199,47 @@ static lmf_status check_shape(hf_src *s, const lmf_st_tensor *t, int file, int n
     return lmf_fail(LMF_ERR_FORMAT, "%s: tensor '%s' in %s has shape [%s] but config.json implies "
                     "[%s]%s", s->what, t->name, s->fname[file], got, want,
                     ndim == 2 && t->ndim == 2 && t->shape[0] == shape[1] && t->shape[1] == shape[0]
-                        ? " (transposed? GPT-2's Conv1D weights are stored (in, out))" : "");
+                        ? " (transposed? GPT-2's Conv1D weights are stored (in, out), Llama's "
+                          "Linear weights (out, in))" : "");
 }
 
+/* A tied model (GPT-2, or Llama with tie_word_embeddings) may still carry lm_head.weight: it
+ * must equal the token embedding (tensor 0 of the layout). */
 static lmf_status check_tied(hf_src *s, lmf_gpt *m) {
     int file = 0;
     const lmf_st_tensor *t = NULL;
+    if (!lmf_config_tied(lmf_gpt_cfg(m))) return LMF_OK; /* lm_head is one of the layout's */
     LMF_TRY(find_one(s, "lm_head.weight", 1, &file, &t));
     if (!t) return LMF_OK;
     const lmf_param_layout *l = lmf_gpt_layout(m);
-    const lmf_tensor_info *wte = &l->tensors[lmf_layout_find(l, "wte.weight")];
+    const lmf_tensor_info *wte = &l->tensors[0];
     LMF_TRY(check_shape(s, t, file, 2, wte->shape));
     size_t n = (size_t)wte->shape[0] * (size_t)wte->shape[1];
     float *head = malloc(n * sizeof(float));
     if (!head) return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory reading lm_head.weight", s->what);
     lmf_status st = lmf_st_read_f32(s->f[file], t, head, n);
     if (st == LMF_OK && memcmp(head, lmf_gpt_params(m) + wte->offset, n * sizeof(float)) != 0)
-        st = lmf_fail(LMF_ERR_FORMAT, "%s: lm_head.weight differs from wte.weight: an untied output "
-                      "layer, which GPT-2 (and lmforge) do not have", s->what);
+        st = lmf_fail(LMF_ERR_FORMAT, "%s: lm_head.weight differs from %s: an untied output "
+                      "layer, which config.json's tied embeddings exclude", s->what, wte->name);
     free(head);
+    return st;
+}
+
+/* dst[c, r] = src[r, c] for src[rows, cols] */
+static void transpose(float *dst, const float *src, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
+/* a Llama Linear weight: (out, in) in the file, (in, out) in the model */
+static lmf_status read_transposed(hf_src *s, int file, const lmf_st_tensor *t,
+                                  const lmf_tensor_info *ti, float *dst) {
+    size_t rows = (size_t)ti->shape[0], cols = (size_t)ti->shape[1];
+    float *tmp = malloc(rows * cols * sizeof(float));
+    if (!tmp) return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory reading %s", s->what, ti->name);
+    lmf_status st = lmf_st_read_f32(s->f[file], t, tmp, rows * cols);
+    if (st == LMF_OK) transpose(dst, tmp, rows, cols);
+    free(tmp);
     return st;
 }
 
@@ -221,7 +249,7 @@ lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir) {
     const lmf_param_layout *l = lmf_gpt_layout(m);
     float *p = lmf_gpt_params(m);
     LMF_ASSERT(p != NULL);
-    if (st == LMF_OK) st = check_unknown(&s, l, lmf_gpt_cfg(m)->n_layer);
+    if (st == LMF_OK) st = check_unknown(&s, l, lmf_gpt_cfg(m));
     for (int i = 0; i < l->n_tensors && st == LMF_OK; i++) {
         const lmf_tensor_info *ti = &l->tensors[i];
         const lmf_st_tensor *t = NULL;
@@ -230,6 +258,10 @@ lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir) {
         if (st == LMF_OK) st = check_shape(&s, t, file, ti->ndim, ti->shape);
         if (st != LMF_OK) break;
         size_t n = (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
+        if (ti->transposed) {
+            st = read_transposed(&s, file, t, ti, p + ti->offset);
+            continue;
+        }
         st = lmf_st_read_f32(s.f[file], t, p + ti->offset, n);
         if (st == LMF_OK && n < ti->numel) /* padded wte rows */
             memset(p + ti->offset + n, 0, (ti->numel - n) * sizeof(float));
@@ -263,22 +295,49 @@ lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out) {
     return LMF_OK;
 }
 
-lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
+/* generation_config.json of a Llama directory: what transformers' generate() reads */
+static lmf_status write_generation_config(const char *dir, int eot) {
+    char path[4096];
+    LMF_TRY(lmf_path_join(path, sizeof path, dir, "generation_config.json"));
+    char text[128];
+    int n = snprintf(text, sizeof text, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n",
+                     eot, eot);
+    return lmf_write_file_atomic(path, text, (size_t)n);
+}
+
+static lmf_status save_weights(lmf_gpt *m, const char *path, lmf_dtype dtype);
+
+lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype) {
+    if (dtype != LMF_F32 && dtype != LMF_BF16 && dtype != LMF_F16)
+        return lmf_fail(LMF_ERR_ARG, "%s: Hugging Face weights are written as F32, BF16 or F16, "
+                        "not %s", dir, lmf_dtype_name(dtype));
+    const lmf_gpt_config *c = lmf_gpt_cfg(m);
     char path[4096];
     LMF_TRY(lmf_mkdir_p(dir));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
-    LMF_TRY(lmf_config_write(path, lmf_gpt_cfg(m), eot));
+    LMF_TRY(lmf_config_write(path, c, eot));
+    if (c->family == LMF_FAMILY_LLAMA)
+        LMF_TRY(write_generation_config(dir, eot < 0 || eot >= c->vocab_size ? c->vocab_size - 1 : eot));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "model.safetensors"));
-    return lmf_hf_save_weights(m, path);
+    return save_weights(m, path, dtype);
 }
 
-lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) {
+lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
+    return lmf_hf_save_as(m, dir, eot, LMF_F32);
+}
+
+lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) { return save_weights(m, path, LMF_F32); }
+
+/* every tensor at its Hugging Face name and shape: transposed back to (out, in) where the model
+ * holds (in, out), rounded to dtype when not F32 */
+static lmf_status save_weights(lmf_gpt *m, const char *path, lmf_dtype dtype) {
     const lmf_param_layout *l = lmf_gpt_layout(m);
     float *p = lmf_gpt_params(m);
     LMF_ASSERT(p != NULL);
     lmf_st_out_tensor *t = calloc((size_t)l->n_tensors, sizeof *t);
-    if (!t) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the tensor list");
-    for (int i = 0; i < l->n_tensors; i++) {
+    float **tmp = calloc((size_t)l->n_tensors, sizeof *tmp);
+    lmf_status s = t && tmp ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the tensor list");
+    for (int i = 0; i < l->n_tensors && s == LMF_OK; i++) {
         const lmf_tensor_info *ti = &l->tensors[i];
         t[i].name = ti->name;
         t[i].dtype = LMF_F32;
@@ -286,9 +345,27 @@ lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) {
         t[i].shape[0] = ti->shape[0];
         t[i].shape[1] = ti->shape[1];
         t[i].data = p + ti->offset; /* wte: the first vocab_size rows are the real ones */
+        if (!ti->transposed && dtype == LMF_F32) continue;
+        size_t n = (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
+        tmp[i] = malloc(n * sizeof(float));
+        if (!tmp[i]) {
+            s = lmf_fail(LMF_ERR_NOMEM, "%s: out of memory writing %s", path, ti->name);
+            break;
+        }
+        /* Llama's Linear weights go out (out, in) */
+        if (ti->transposed) transpose(tmp[i], p + ti->offset, (size_t)ti->shape[1], (size_t)ti->shape[0]);
+        else memcpy(tmp[i], p + ti->offset, n * sizeof(float));
+        t[i].data = tmp[i];
+        if (dtype == LMF_F32) continue;
+        uint16_t *h = (uint16_t *)tmp[i]; /* in place: element j is read before it is written */
+        for (size_t j = 0; j < n; j++)
+            h[j] = dtype == LMF_BF16 ? lmf_f32_to_bf16(tmp[i][j]) : lmf_f32_to_f16(tmp[i][j]);
+        t[i].dtype = dtype;
     }
     const char *meta[] = {"format", "pt"};
-    lmf_status s = lmf_st_write(path, t, l->n_tensors, meta, 1);
+    if (s == LMF_OK) s = lmf_st_write(path, t, l->n_tensors, meta, 1);
+    for (int i = 0; tmp && i < l->n_tensors; i++) free(tmp[i]);
+    free(tmp);
     free(t);
     return s;
 }

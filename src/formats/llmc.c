@@ -357,6 +357,10 @@ lmf_status lmf_llmc_save(lmf_gpt *m, const char *path, int version) {
                         version);
     LMF_ASSERT(lmf_gpt_params(m) != NULL);
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
+    if (c->family != LMF_FAMILY_GPT2)
+        return lmf_fail(LMF_ERR_ARG, "%s: llm.c checkpoints hold GPT-2 models; write a %s model "
+                        "as a Hugging Face directory (--format hf)", path,
+                        lmf_family_name(c->family));
     int64_t Vp = ((int64_t)c->vocab_size + LMF_LLMC_VOCAB_MULTIPLE - 1) / LMF_LLMC_VOCAB_MULTIPLE *
                  LMF_LLMC_VOCAB_MULTIPLE;
     if (Vp > INT32_MAX) return lmf_fail(LMF_ERR_ARG, "%s: vocabulary too large for llm.c", path);

@@ -31,6 +31,16 @@ static const lmf_kernels ref_table = {
     .logits_forward = lmf_ref_logits_forward,
     .adamw = lmf_ref_adamw,
     .sumsq = lmf_ref_sumsq,
+    .rmsnorm_forward = lmf_ref_rmsnorm_forward,
+    .rmsnorm_backward = lmf_ref_rmsnorm_backward,
+    .rope_forward = lmf_ref_rope_forward,
+    .rope_backward = lmf_ref_rope_backward,
+    .swiglu_forward = lmf_ref_swiglu_forward,
+    .swiglu_backward = lmf_ref_swiglu_backward,
+    .gqa_attention_forward = lmf_ref_gqa_attention_forward,
+    .gqa_attention_scratch_floats = lmf_ref_gqa_attention_scratch_floats,
+    .gqa_attention_backward = lmf_ref_gqa_attention_backward,
+    .gqa_attention_kv_forward = lmf_ref_gqa_attention_kv_forward,
 };
 
 const lmf_kernels *lmf_kernels_ref(void) { return &ref_table; }
@@ -60,6 +70,16 @@ static const lmf_kernels fast_table = {
     .logits_forward = lmf_fast_logits_forward,
     .adamw = lmf_fast_adamw,
     .sumsq = lmf_fast_sumsq,
+    .rmsnorm_forward = lmf_fast_rmsnorm_forward,
+    .rmsnorm_backward = lmf_fast_rmsnorm_backward,
+    .rope_forward = lmf_fast_rope_forward,
+    .rope_backward = lmf_fast_rope_backward,
+    .swiglu_forward = lmf_fast_swiglu_forward,
+    .swiglu_backward = lmf_fast_swiglu_backward,
+    .gqa_attention_forward = lmf_fast_gqa_attention_forward,
+    .gqa_attention_scratch_floats = lmf_fast_gqa_attention_scratch_floats,
+    .gqa_attention_backward = lmf_fast_gqa_attention_backward,
+    .gqa_attention_kv_forward = lmf_fast_gqa_attention_kv_forward,
 };
 
 const lmf_kernels *lmf_kernels_fast(void) { return &fast_table; }

@@ -5,19 +5,33 @@
 
 #include <string.h>
 
+#include "model/gpt_internal.h"
+
 int lmf_layer_linears(const lmf_gpt_config *c, lmf_linear_desc out[LMF_LAYER_LINEARS]) {
     int C = c->n_embd;
+    if (c->family == LMF_FAMILY_LLAMA) {
+        int KV = lmf_config_kv_heads(c) * (C / c->n_head), F = lmf_config_ffn(c);
+        out[0] = (lmf_linear_desc){"self_attn.q_proj", C, C, 0, 0, LMF_SPLIT_COLUMN};
+        out[1] = (lmf_linear_desc){"self_attn.k_proj", C, KV, 0, 0, LMF_SPLIT_COLUMN};
+        out[2] = (lmf_linear_desc){"self_attn.v_proj", C, KV, 0, 0, LMF_SPLIT_COLUMN};
+        out[3] = (lmf_linear_desc){"self_attn.o_proj", C, C, 0, 0, LMF_SPLIT_ROW};
+        out[4] = (lmf_linear_desc){"mlp.gate_proj", C, F, 0, 0, LMF_SPLIT_COLUMN};
+        out[5] = (lmf_linear_desc){"mlp.up_proj", C, F, 0, 0, LMF_SPLIT_COLUMN};
+        out[6] = (lmf_linear_desc){"mlp.down_proj", F, C, 0, 0, LMF_SPLIT_ROW};
+        return 7;
+    }
     out[0] = (lmf_linear_desc){"attn.c_attn", C, 3 * C, 1, 0, LMF_SPLIT_COLUMN};
     out[1] = (lmf_linear_desc){"attn.c_proj", C, C, 1, 0, LMF_SPLIT_ROW};
     out[2] = (lmf_linear_desc){"mlp.c_fc", C, 4 * C, 1, 1, LMF_SPLIT_COLUMN};
     out[3] = (lmf_linear_desc){"mlp.c_proj", 4 * C, C, 1, 0, LMF_SPLIT_ROW};
-    return LMF_LAYER_LINEARS;
+    return 4;
 }
 
 void lmf_layer_params_split(const lmf_gpt_config *c, int64_t *split, int64_t *replicated) {
     lmf_linear_desc lin[LMF_LAYER_LINEARS];
     int n = lmf_layer_linears(c, lin);
-    int64_t s = 0, r = 4 * (int64_t)c->n_embd; /* two LayerNorms, weight and bias */
+    /* two LayerNorms, weight and bias (GPT-2), or two RMSNorm weights (Llama) */
+    int64_t s = 0, r = (c->family == LMF_FAMILY_LLAMA ? 2 : 4) * (int64_t)c->n_embd;
     for (int i = 0; i < n; i++) {
         s += (int64_t)lin[i].in * lin[i].out;
         if (lin[i].bias) *(lin[i].split == LMF_SPLIT_COLUMN ? &s : &r) += lin[i].out;
@@ -41,7 +55,9 @@ const char *lmf_op_name(lmf_op op) {
     static const char *const names[LMF_OP_COUNT] = {
         "encoder_forward", "encoder_backward", "layernorm_forward", "residual_layernorm_forward",
         "layernorm_backward", "matmul_forward", "matmul_backward", "attention_forward",
-        "attention_backward", "gelu_forward", "gelu_bias_backward", "classifier", "zero"};
+        "attention_backward", "gelu_forward", "gelu_bias_backward", "classifier", "zero",
+        "rmsnorm_forward", "rmsnorm_backward", "rope", "swiglu_forward", "swiglu_backward",
+        "residual"};
     return (int)op >= 0 && op < LMF_OP_COUNT ? names[op] : "?";
 }
 
@@ -81,10 +97,58 @@ lmf_status lmf_recompute_parse(const char *s, lmf_recompute *r) {
                     s ? s : "");
 }
 
+/* The Llama family: mirrors llama.c call by call. Per layer forward: two RMSNorms, the seven
+ * products, the rotary embedding of q and k, attention, the SwiGLU, two residual adds.
+ * Backward: what recomputation brings back, the seven products' backward, the SwiGLU's, three
+ * adds (the input gradients of gate and up, of q and k, of v summed), attention, the rotary
+ * transpose, two RMSNorms. */
+static void llama_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
+                            lmf_step_work *fw, lmf_step_work *bw) {
+    double L = c->n_layer, C = c->n_embd, V = c->vocab_size, N = (double)B * T, E = N * C;
+    double KV = (double)lmf_config_kv_heads(c) * (C / c->n_head), F = lmf_config_ffn(c);
+    double att_f = lmf_attention_flops(B, T, c->n_embd, 0);
+    double att_b = lmf_attention_flops(B, T, c->n_embd, 1);
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = lmf_layer_linears(c, lin);
+
+    add(fw, LMF_OP_ENCODER_FORWARD, 1, 0, E);
+    add(fw, LMF_OP_RMSNORM_FORWARD, 2 * L + 1, 0, E);
+    layer_products_forward(fw, c, N, L, 0);
+    add(fw, LMF_OP_ROPE, L, 0, N * (C + KV));
+    add(fw, LMF_OP_ATTENTION_FORWARD, L, att_f, E);
+    add(fw, LMF_OP_RESIDUAL, 2 * L, 0, E);
+    add(fw, LMF_OP_SWIGLU_FORWARD, L, 0, N * F);
+    add(fw, LMF_OP_CLASSIFIER, 1, 3.0 * 2.0 * N * C * V, N * V);
+
+    add(bw, LMF_OP_ZERO, 1, 0, E);
+    add(bw, LMF_OP_RMSNORM_BACKWARD, 1 + 2 * L, 0, E);
+    if (rc == LMF_RECOMPUTE_FULL) {
+        add(bw, LMF_OP_RMSNORM_FORWARD, 2 * L, 0, E);
+        layer_products_forward(bw, c, N, L, 1);
+        add(bw, LMF_OP_ROPE, L, 0, N * (C + KV));
+        add(bw, LMF_OP_ATTENTION_FORWARD, L, att_f, E);
+        add(bw, LMF_OP_RESIDUAL, L, 0, E);
+        add(bw, LMF_OP_SWIGLU_FORWARD, L, 0, N * F);
+    } else if (rc == LMF_RECOMPUTE_SELECTIVE) {
+        add(bw, LMF_OP_SWIGLU_FORWARD, L, 0, N * F);
+    }
+    for (int i = 0; i < n; i++)
+        add(bw, LMF_OP_MATMUL_BACKWARD, L, 4.0 * N * lin[i].in * lin[i].out, N * lin[i].in);
+    add(bw, LMF_OP_SWIGLU_BACKWARD, L, 0, N * F);
+    add(bw, LMF_OP_RESIDUAL, 3 * L, 0, E);
+    add(bw, LMF_OP_ATTENTION_BACKWARD, L, att_b, E);
+    add(bw, LMF_OP_ROPE, L, 0, N * (C + KV));
+    add(bw, LMF_OP_ENCODER_BACKWARD, 1, 0, E);
+}
+
 void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
                        lmf_step_work *fw, lmf_step_work *bw) {
     memset(fw, 0, sizeof *fw);
     memset(bw, 0, sizeof *bw);
+    if (c->family == LMF_FAMILY_LLAMA) {
+        llama_step_work(c, B, T, rc, fw, bw);
+        return;
+    }
     double L = c->n_layer, C = c->n_embd, V = c->vocab_size, N = (double)B * T, E = N * C;
     double att_f = lmf_attention_flops(B, T, c->n_embd, 0);
     double att_b = lmf_attention_flops(B, T, c->n_embd, 1);
@@ -129,18 +193,42 @@ size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k
     int L = cfg->n_layer, C = cfg->n_embd, NH = cfg->n_head, V = cfg->vocab_size;
     size_t BT = (size_t)B * T, BTC = BT * C;
     size_t att = k->attention_saved_floats(B, T, NH);
-    size_t gelu = 4 * BTC;
-    size_t inner = BTC /*ln1*/ + 2 * BT + 3 * BTC /*qkv*/ + BTC /*atty*/ + att +
-                   BTC /*residual2*/ + BTC /*ln2*/ + 2 * BT + 4 * BTC /*fch*/;
+    lmf_act_widths w;
+    lmf_gpt_act_widths(cfg, &w);
+    size_t gelu = BT * w.act;
+    size_t inner = BTC /*ln1*/ + w.stats * BT + BT * w.qkv /*qkv*/ + BTC /*atty*/ + att +
+                   BTC /*residual2*/ + BTC /*ln2*/ + w.stats * BT + BT * w.fch /*fch*/;
     int training = mode != LMF_RESERVE_INFERENCE;
     lmf_recompute rc = training ? recompute : LMF_RECOMPUTE_NONE;
     size_t per_layer = BTC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
                        (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
     size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
-    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + 2 * BT /*lnf*/ +
+    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + w.stats * BT /*lnf*/ +
                    BT /*losses*/ + k->classifier_scratch_floats((int)BT, V);
     if (training)
-        total += BTC /*dres*/ + BTC /*dbtc*/ + 3 * BTC /*dqkv*/ + 4 * BTC /*d4a*/ +
-                 k->attention_scratch_floats(B, T, NH, C);
+        total += BTC /*dres*/ + BTC /*dbtc*/ + BT * w.qkv /*dqkv*/ + BT * w.d4a /*d4a*/ +
+                 lmf_gpt_attention_scratch(cfg, k, B, T);
     return total;
+}
+
+void lmf_gpt_act_widths(const lmf_gpt_config *c, lmf_act_widths *w) {
+    size_t C = (size_t)c->n_embd, F = (size_t)lmf_config_ffn(c);
+    if (c->family == LMF_FAMILY_LLAMA) {
+        size_t KV = (size_t)lmf_config_kv_heads(c) * (C / (size_t)c->n_head);
+        w->stats = 1;
+        w->qkv = C + 2 * KV;
+        w->fch = 2 * F;
+        w->act = F;
+        w->d4a = 2 * F > C ? 2 * F : C; /* also the input gradients' temporary */
+    } else {
+        w->stats = 2;
+        w->qkv = 3 * C;
+        w->fch = w->act = w->d4a = 4 * C;
+    }
+}
+
+size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_kernels *k, int B, int T) {
+    if (c->family == LMF_FAMILY_LLAMA)
+        return k->gqa_attention_scratch_floats(B, T, c->n_head, lmf_config_kv_heads(c));
+    return k->attention_scratch_floats(B, T, c->n_head, c->n_embd);
 }

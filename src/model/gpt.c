@@ -1,4 +1,5 @@
-/* GPT-2 model: parameters, activations, forward and backward over a kernel table. */
+/* The model: parameters, activations, forward and backward over a kernel table; the GPT-2
+ * layer here, the Llama family's in llama.c. */
 #include "lmforge/model.h"
 
 #include <math.h>
@@ -100,18 +101,21 @@ void lmf_gpt_adopt_params(lmf_gpt *m, float *params) {
 void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed) {
     const lmf_param_layout *l = &m->layout;
     float resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
+    int llama = m->cfg.family == LMF_FAMILY_LLAMA;
     for (int i = 0; i < l->n_tensors; i++) {
         const lmf_tensor_info *t = &l->tensors[i];
         float *p = m->params + t->offset;
         /* one stream per tensor, so the values do not depend on the layout order */
         lmf_rng r;
         lmf_rng_seed(&r, lmf_rng_mix(seed, (uint64_t)i + 1));
-        if (t->ndim == 1) {
-            float v = strstr(t->name, "ln_") && strstr(t->name, ".weight") ? 1.0f : 0.0f;
+        if (t->ndim == 1) { /* Llama's 1-D tensors are all norm weights */
+            float v = llama || (strstr(t->name, "ln_") && strstr(t->name, ".weight")) ? 1.0f : 0.0f;
             for (size_t j = 0; j < t->numel; j++) p[j] = v;
             continue;
         }
-        float std = (strstr(t->name, "c_proj.weight") != NULL) ? resid_std : 0.02f;
+        int resid = strstr(t->name, llama ? "o_proj.weight" : "c_proj.weight") != NULL ||
+                    (llama && strstr(t->name, "down_proj.weight") != NULL);
+        float std = resid ? resid_std : 0.02f;
         size_t real = (size_t)(t->shape[0] * t->shape[1]); /* wte: padded rows stay 0 */
         for (size_t j = 0; j < t->numel; j++) p[j] = j < real ? std * lmf_rng_normal(&r) : 0.0f;
     }
@@ -138,10 +142,13 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     int L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, V = m->cfg.vocab_size;
     size_t BT = (size_t)B * T, BTC = BT * C;
     size_t att = k->attention_saved_floats(B, T, NH);
+    lmf_act_widths aw;
+    lmf_gpt_act_widths(&m->cfg, &aw);
+    size_t st = aw.stats - 1; /* floats of the mean per row: 1 (LayerNorm) or 0 (RMSNorm) */
     /* what one layer keeps for its backward; recomputation keeps less per layer and shares
      * one copy of the rest (selective: the GELU output; full: all but the layer's output).
      * The sizes are summed by lmf_gpt_activation_floats; the views below must add up to it. */
-    size_t gelu = 4 * BTC;
+    size_t gelu = BT * aw.act;
     size_t total = lmf_gpt_activation_floats(&m->cfg, k, B, T, mode, m->recompute);
     m->acts = malloc(total * sizeof(float));
     m->la = calloc((size_t)L, sizeof *m->la);
@@ -158,31 +165,31 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     layer_acts sh;
     memset(&sh, 0, sizeof sh);
     if (rc == LMF_RECOMPUTE_FULL) {
-        sh.ln1 = take(&p, BTC); sh.ln1_mean = take(&p, BT); sh.ln1_rstd = take(&p, BT);
-        sh.qkv = take(&p, 3 * BTC); sh.atty = take(&p, BTC); sh.att_saved = take(&p, att);
-        sh.residual2 = take(&p, BTC); sh.ln2 = take(&p, BTC); sh.ln2_mean = take(&p, BT); sh.ln2_rstd = take(&p, BT);
-        sh.fch = take(&p, 4 * BTC);
+        sh.ln1 = take(&p, BTC); sh.ln1_mean = take(&p, st * BT); sh.ln1_rstd = take(&p, BT);
+        sh.qkv = take(&p, BT * aw.qkv); sh.atty = take(&p, BTC); sh.att_saved = take(&p, att);
+        sh.residual2 = take(&p, BTC); sh.ln2 = take(&p, BTC); sh.ln2_mean = take(&p, st * BT); sh.ln2_rstd = take(&p, BT);
+        sh.fch = take(&p, BT * aw.fch);
     }
     if (rc != LMF_RECOMPUTE_NONE) sh.fch_gelu = take(&p, gelu);
     for (int l = 0; l < L; l++) {
         layer_acts *a = &m->la[l];
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
-            a->ln1 = take(&p, BTC); a->ln1_mean = take(&p, BT); a->ln1_rstd = take(&p, BT);
-            a->qkv = take(&p, 3 * BTC); a->atty = take(&p, BTC); a->att_saved = take(&p, att);
-            a->residual2 = take(&p, BTC); a->ln2 = take(&p, BTC); a->ln2_mean = take(&p, BT); a->ln2_rstd = take(&p, BT);
-            a->fch = take(&p, 4 * BTC);
+            a->ln1 = take(&p, BTC); a->ln1_mean = take(&p, st * BT); a->ln1_rstd = take(&p, BT);
+            a->qkv = take(&p, BT * aw.qkv); a->atty = take(&p, BTC); a->att_saved = take(&p, att);
+            a->residual2 = take(&p, BTC); a->ln2 = take(&p, BTC); a->ln2_mean = take(&p, st * BT); a->ln2_rstd = take(&p, BT);
+            a->fch = take(&p, BT * aw.fch);
         }
         if (rc == LMF_RECOMPUTE_NONE) a->fch_gelu = take(&p, gelu);
         a->residual3 = take(&p, BTC);
     }
-    m->lnf = take(&p, BTC); m->lnf_mean = take(&p, BT); m->lnf_rstd = take(&p, BT);
+    m->lnf = take(&p, BTC); m->lnf_mean = take(&p, st * BT); m->lnf_rstd = take(&p, BT);
     m->losses = take(&p, BT);
     m->cls_scratch = take(&p, k->classifier_scratch_floats((int)BT, V));
     if (training) {
-        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, 3 * BTC);
-        m->d4a = take(&p, 4 * BTC);
-        m->att_scratch = take(&p, k->attention_scratch_floats(B, T, NH, C));
+        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.qkv);
+        m->d4a = take(&p, BT * aw.d4a);
+        m->att_scratch = take(&p, lmf_gpt_attention_scratch(&m->cfg, k, B, T));
     } else {
         m->dres = m->dbtc = m->dqkv = m->d4a = m->att_scratch = NULL;
     }
@@ -222,8 +229,14 @@ static void grads_ready(lmf_gpt *m, int b) {
     if (m->has_hooks && m->hooks.grads_ready) m->hooks.grads_ready(m->hooks.ctx, b);
 }
 
-/* offset of wpe inside block 0 */
-static size_t wpe_offset(const lmf_gpt *m) { return m->layout.tensors[1].offset; }
+/* wpe inside block 0 (GPT-2), or NULL (Llama: no position embedding) */
+static float *wpe_of(const lmf_gpt *m, float *block0) {
+    return m->cfg.family == LMF_FAMILY_LLAMA ? NULL : block0 + m->layout.tensors[1].offset;
+}
+
+size_t lmf_gpt_classifier_offset(const lmf_gpt *m) {
+    return lmf_config_tied(&m->cfg) ? 0 : m->layout.tensors[1].offset; /* lm_head */
+}
 
 /* The layer's attention: over the rows just computed, or (inference) with their keys and values
  * appended to the cache and the queries attending over all of it. */
@@ -270,8 +283,29 @@ static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, c
     matmul_forward(o, a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
 }
 
+/* The Llama family's layers and final RMSNorm (lmf_gpt_layers_forward's contract). */
+static void llama_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x,
+                                 float *lnf, float *lnf_rstd, int B, int T, layer_cache *cache) {
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
+    for (int l = 0; l < L; l++) {
+        lmf_layer_view w;
+        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
+        layer_acts *a = shared ? la : &la[l];
+        lmf_llama_layer_forward(m, &w, a, x, B, T, 1, cache ? &cache[l] : NULL);
+        lmf_gpt_release_params(m, 1 + l, 0);
+        x = a->residual3;
+    }
+    float *pf = lmf_gpt_block_params(m, L + 1, 0);
+    rmsnorm_forward(&m->ops, lnf, lnf_rstd, x, pf, m->cfg.rms_norm_eps, BT, C);
+    lmf_gpt_release_params(m, L + 1, 0);
+}
+
 void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x, float *lnf,
                             float *lnf_mean, float *lnf_rstd, int B, int T, layer_cache *cache) {
+    if (m->cfg.family == LMF_FAMILY_LLAMA) {
+        llama_layers_forward(m, la, shared, x, lnf, lnf_rstd, B, T, cache);
+        return;
+    }
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
@@ -322,7 +356,7 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     m->cur_T = T;
 
     float *p0 = lmf_gpt_block_params(m, 0, 0);
-    const float *wte = p0, *wpe = p0 + wpe_offset(m);
+    const float *wte = p0, *wpe = wpe_of(m, p0), *wcls = p0 + lmf_gpt_classifier_offset(m);
     encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
     lmf_gpt_layers_forward(m, m->la, 0, m->encoded, m->lnf, m->lnf_mean, m->lnf_rstd, B, T, NULL);
 
@@ -331,10 +365,10 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
         float *dx = NULL, *dwte = NULL;
         if (training) {
             dx = m->dbtc;
-            dwte = block_grads(m, 0);
+            dwte = block_grads(m, 0) + lmf_gpt_classifier_offset(m);
         }
         m->dloss = dloss_scale / (float)BT;
-        classifier(&m->ops, m->losses, dx, dwte, m->cls_scratch, m->lnf, wte, targets, m->dloss,
+        classifier(&m->ops, m->losses, dx, dwte, m->cls_scratch, m->lnf, wcls, targets, m->dloss,
                    (int)BT, C, V);
         for (size_t i = 0; i < BT; i++) sum += m->losses[i];
     }
@@ -344,19 +378,53 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     return LMF_OK;
 }
 
+/* The GPT-2 layer's backward: m->dres holds d residual3 and receives d x. */
+static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_layer_view *gp,
+                                layer_acts *a, const float *x, int B, int T) {
+    lmf_ops *o = &m->ops;
+    lmf_layer_view w = *wp, g = *gp;
+    int C = m->cfg.n_embd, NH = m->cfg.n_head, BT = B * T;
+    size_t BTC = (size_t)BT * (size_t)C;
+    /* bring back what the forward did not keep (same kernels, same inputs: same values) */
+    if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
+        layer_forward(m, &w, a, x, B, T, 0, 0, NULL);
+    else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
+        gelu_forward(o, a->fch_gelu, a->fch, 4 * BTC);
+    /* dres = d residual3: MLP branch. matmul_backward, gelu_bias_backward and
+     * attention_backward write their activation gradients (d4a, dbtc, dqkv), so nothing
+     * is zeroed here; layernorm_backward adds into dres, the residual stream's gradient. */
+    matmul_backward(o, m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw, BT, 4 * C, C);
+    /* d4a becomes d fch in place, and fcb's gradient is summed in the same pass */
+    gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, 4 * C);
+    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, BT, C, 4 * C);
+    layernorm_backward(o, m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w, a->ln2_mean,
+                       a->ln2_rstd, BT, C);
+    /* dres = d residual2: attention branch */
+    matmul_backward(o, m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw, BT, C, C);
+    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C, NH);
+    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, BT, C, 3 * C);
+    layernorm_backward(o, m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean, a->ln1_rstd,
+                       BT, C);
+}
+
 void lmf_gpt_backward(lmf_gpt *m) {
     lmf_ops *o = &m->ops;
     LMF_ASSERT(m->state == FORWARD_TRAIN); /* a backward needs a training forward first */
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd;
     int B = m->cur_B, T = m->cur_T, BT = B * T;
     size_t BTC = (size_t)BT * (size_t)C;
+    int llama = m->cfg.family == LMF_FAMILY_LLAMA;
 
-    /* final LayerNorm: dlnf (in dbtc, from the classifier) -> dres */
+    /* final norm: dlnf (in dbtc, from the classifier) -> dres */
     float *pf = lmf_gpt_block_params(m, L + 1, 1);
     float *gf = block_grads(m, L + 1);
     const float *xlast = L > 0 ? m->la[L - 1].residual3 : m->encoded;
     zero_floats(o, m->dres, BTC);
-    layernorm_backward(o, m->dres, gf, gf + C, m->dbtc, xlast, pf, m->lnf_mean, m->lnf_rstd, BT, C);
+    if (llama)
+        rmsnorm_backward(o, m->dres, gf, m->dbtc, xlast, pf, m->lnf_rstd, BT, C);
+    else
+        layernorm_backward(o, m->dres, gf, gf + C, m->dbtc, xlast, pf, m->lnf_mean, m->lnf_rstd,
+                           BT, C);
     grads_ready(m, L + 1);
     lmf_gpt_release_params(m, L + 1, 1);
 
@@ -366,31 +434,15 @@ void lmf_gpt_backward(lmf_gpt *m) {
         lmf_layout_layer_view(&m->cfg, block_grads(m, 1 + l), &g);
         layer_acts *a = &m->la[l];
         const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
-        /* bring back what the forward did not keep (same kernels, same inputs: same values) */
-        if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
-            layer_forward(m, &w, a, x, B, T, 0, 0, NULL);
-        else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
-            gelu_forward(o, a->fch_gelu, a->fch, 4 * BTC);
-        /* dres = d residual3: MLP branch. matmul_backward, gelu_bias_backward and
-         * attention_backward write their activation gradients (d4a, dbtc, dqkv), so nothing
-         * is zeroed here; layernorm_backward adds into dres, the residual stream's gradient. */
-        matmul_backward(o, m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw, BT, 4 * C, C);
-        /* d4a becomes d fch in place, and fcb's gradient is summed in the same pass */
-        gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, 4 * C);
-        matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, BT, C, 4 * C);
-        layernorm_backward(o, m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w, a->ln2_mean,
-                           a->ln2_rstd, BT, C);
-        /* dres = d residual2: attention branch */
-        matmul_backward(o, m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw, BT, C, C);
-        attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C, NH);
-        matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, BT, C, 3 * C);
-        layernorm_backward(o, m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean, a->ln1_rstd,
-                           BT, C);
+        if (llama)
+            lmf_llama_layer_backward(m, &w, &g, a, x, B, T);
+        else
+            gpt2_layer_backward(m, &w, &g, a, x, B, T);
         grads_ready(m, 1 + l);
         lmf_gpt_release_params(m, 1 + l, 1);
     }
     float *g0 = block_grads(m, 0);
-    encoder_backward(o, g0, g0 + wpe_offset(m), m->dres, m->inputs, B, T, C);
+    encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
     grads_ready(m, 0);
     lmf_gpt_release_params(m, 0, 1);
     m->state = FORWARD_NONE;
@@ -403,5 +455,5 @@ void lmf_gpt_zero_grad(lmf_gpt *m) {
 void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits) {
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
     const float *x = m->lnf + ((size_t)b * m->cur_T + t) * C;
-    logits_forward(&m->ops, logits, x, m->params, 1, C, V);
+    logits_forward(&m->ops, logits, x, m->params + lmf_gpt_classifier_offset(m), 1, C, V);
 }

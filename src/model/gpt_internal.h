@@ -55,6 +55,16 @@ struct lmf_gpt {
     lmf_recompute reserved_recompute; /* what the buffers were laid out for */
 };
 
+/* Row widths of a layer's activations, per family (describe.c): statistics per norm (GPT-2
+ * mean and rstd, Llama rstd), qkv (GPT-2 3C; Llama q, k, v one after the other: C + 2 KV),
+ * fch (GPT-2 4C; Llama gate then up: 2 ffn), the activation (GELU's 4C, SwiGLU's ffn), d4a. */
+typedef struct lmf_act_widths {
+    size_t stats, qkv, fch, act, d4a;
+} lmf_act_widths;
+void lmf_gpt_act_widths(const lmf_gpt_config *c, lmf_act_widths *w);
+/* floats of the attention backward's scratch (multi-head or grouped-query) */
+size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_kernels *k, int B, int T);
+
 /* The next n floats of an activation block being carved into views: returns *p, advances it. */
 static inline float *take(float **p, size_t n) {
     float *at = *p;
@@ -72,5 +82,13 @@ void lmf_gpt_release_params(lmf_gpt *m, int b, int phase);
  * the layers append their keys and values and attend over the cache. */
 void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x, float *lnf,
                             float *lnf_mean, float *lnf_rstd, int B, int T, layer_cache *cache);
+
+/* The Llama family's layer (llama.c), run by gpt.c's layer loops. */
+void lmf_llama_layer_forward(lmf_gpt *m, const lmf_layer_view *w, layer_acts *a, const float *x,
+                             int B, int T, int to_output, layer_cache *cache);
+void lmf_llama_layer_backward(lmf_gpt *m, const lmf_layer_view *w, const lmf_layer_view *g,
+                              layer_acts *a, const float *x, int B, int T);
+/* offset inside block 0 of the classifier's weights: the token embedding (tied) or lm_head */
+size_t lmf_gpt_classifier_offset(const lmf_gpt *m);
 
 #endif

@@ -28,11 +28,17 @@ lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, int chunk, lmf_kv_cache **ou
     lmf_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the key/value cache");
     int L = c->n_layer;
-    size_t C = (size_t)c->n_embd, n = (size_t)chunk, per = (size_t)max_T * C;
+    lmf_act_widths w;
+    lmf_gpt_act_widths(c, &w);
+    size_t C = (size_t)c->n_embd, n = (size_t)chunk;
+    size_t per = (size_t)max_T * (size_t)lmf_config_kv_heads(c) * (C / (size_t)c->n_head);
     size_t scratch = k->attention_kv_scratch_floats(max_T);
-    /* ln1 + qkv(3) + atty + residual2 + ln2 + fch(4) + fch_gelu(4) + residual3 = 16 rows of C,
-     * 4 statistics; then encoded, lnf and its 2 statistics */
-    size_t floats = 16 * n * C + 4 * n + 2 * n * C + 2 * n + scratch;
+    /* ln1, atty, residual2, ln2, residual3: 5 rows of C; qkv, fch, the activation; the two
+     * norms' statistics; then encoded, lnf and its statistics (GPT-2: 16 rows of C, 4 + 2
+     * statistics) */
+    size_t floats = n * (5 * C + w.qkv + w.fch + w.act) + 2 * w.stats * n + 2 * n * C +
+                    w.stats * n + scratch;
+    size_t st = w.stats - 1; /* the mean: LayerNorm only */
     kv->layers = calloc((size_t)L, sizeof *kv->layers);
     kv->kv = malloc((size_t)L * 2 * per * sizeof(float));
     kv->acts = malloc(floats * sizeof(float));
@@ -45,11 +51,11 @@ lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, int chunk, lmf_kv_cache **ou
     kv->chunk = chunk;
     float *p = kv->acts;
     layer_acts *a = &kv->la;
-    a->ln1 = take(&p, n * C); a->ln1_mean = take(&p, n); a->ln1_rstd = take(&p, n);
-    a->qkv = take(&p, 3 * n * C); a->atty = take(&p, n * C); a->att_saved = NULL;
-    a->residual2 = take(&p, n * C); a->ln2 = take(&p, n * C); a->ln2_mean = take(&p, n); a->ln2_rstd = take(&p, n);
-    a->fch = take(&p, 4 * n * C); a->fch_gelu = take(&p, 4 * n * C); a->residual3 = take(&p, n * C);
-    kv->encoded = take(&p, n * C); kv->lnf = take(&p, n * C); kv->lnf_mean = take(&p, n); kv->lnf_rstd = take(&p, n);
+    a->ln1 = take(&p, n * C); a->ln1_mean = take(&p, st * n); a->ln1_rstd = take(&p, n);
+    a->qkv = take(&p, w.qkv * n); a->atty = take(&p, n * C); a->att_saved = NULL;
+    a->residual2 = take(&p, n * C); a->ln2 = take(&p, n * C); a->ln2_mean = take(&p, st * n); a->ln2_rstd = take(&p, n);
+    a->fch = take(&p, w.fch * n); a->fch_gelu = take(&p, w.act * n); a->residual3 = take(&p, n * C);
+    kv->encoded = take(&p, n * C); kv->lnf = take(&p, n * C); kv->lnf_mean = take(&p, st * n); kv->lnf_rstd = take(&p, n);
     kv->att_scratch = take(&p, scratch);
     LMF_ASSERT((size_t)(p - kv->acts) == floats);
     for (int l = 0; l < L; l++) {
@@ -86,14 +92,17 @@ lmf_status lmf_gpt_kv_append(lmf_gpt *m, lmf_kv_cache *kv, const int32_t *tokens
         int T = n - done < kv->chunk ? n - done : kv->chunk;
         int pos = kv->len;
         float *p0 = lmf_gpt_block_params(m, 0, 0);
-        const float *wte = p0, *wpe = p0 + lmf_gpt_layout(m)->tensors[1].offset;
-        /* positions pos.. take their rows of wpe */
-        encoder_forward(&m->ops, kv->encoded, tokens + done, wte, wpe + (size_t)pos * C, 1, T, C);
+        const float *wte = p0, *wcls = p0 + lmf_gpt_classifier_offset(m);
+        /* positions pos.. take their rows of wpe (GPT-2; Llama has none) */
+        const float *wpe = c->family == LMF_FAMILY_LLAMA
+                               ? NULL
+                               : p0 + lmf_gpt_layout(m)->tensors[1].offset + (size_t)pos * C;
+        encoder_forward(&m->ops, kv->encoded, tokens + done, wte, wpe, 1, T, C);
         lmf_gpt_layers_forward(m, &kv->la, 1, kv->encoded, kv->lnf, kv->lnf_mean, kv->lnf_rstd, 1,
                                T, kv->layers);
         kv->len += T;
         done += T;
-        if (done == n) logits_forward(&m->ops, logits, kv->lnf + (size_t)(T - 1) * C, wte, 1, C, V);
+        if (done == n) logits_forward(&m->ops, logits, kv->lnf + (size_t)(T - 1) * C, wcls, 1, C, V);
         lmf_gpt_release_params(m, 0, 0);
     }
     return LMF_OK;

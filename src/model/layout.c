@@ -1,12 +1,13 @@
-/* Parameter layout: Hugging Face GPT-2 tensor names, shapes and offsets in one flat block, and
- * the gradient buckets over its blocks. */
+/* Parameter layout: Hugging Face GPT-2 and Llama tensor names, shapes and offsets in one flat
+ * block, and the gradient buckets over its blocks. */
 #include "lmforge/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LAYER_TENSORS (4 + 2 * LMF_LAYER_LINEARS) /* 2 LayerNorms, weight and bias per product */
+#define LAYER_TENSORS (4 + 2 * LMF_LAYER_LINEARS) /* at most: 2 norms with biases, weight and
+                                                   * bias per product */
 
 static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, size_t numel,
                 int block, size_t *off) {
@@ -27,7 +28,7 @@ static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, siz
 static void add_layer(lmf_param_layout *out, const lmf_gpt_config *c, int l, size_t *off) {
     lmf_linear_desc lin[LMF_LAYER_LINEARS];
     lmf_layer_linears(c, lin);
-    char name[48];
+    char name[64];
     for (int half = 0; half < 2; half++) {
         snprintf(name, sizeof name, "h.%d.ln_%d.weight", l, half + 1);
         add(out, name, c->n_embd, 0, (size_t)c->n_embd, 1 + l, off);
@@ -43,6 +44,42 @@ static void add_layer(lmf_param_layout *out, const lmf_gpt_config *c, int l, siz
     }
 }
 
+/* One Llama layer's tensors in block order: input_layernorm, q, k, v, o,
+ * post_attention_layernorm, gate, up, down. The products are held (in, out) and named with
+ * Hugging Face's (out, in) shape (transposed = 1). */
+static void add_llama_layer(lmf_param_layout *out, const lmf_gpt_config *c, int l, size_t *off) {
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    lmf_layer_linears(c, lin);
+    char name[64];
+    for (int half = 0; half < 2; half++) {
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l,
+                 half ? "post_attention_layernorm" : "input_layernorm");
+        add(out, name, c->n_embd, 0, (size_t)c->n_embd, 1 + l, off);
+        for (int i = 4 * half; i < (half ? 7 : 4); i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lin[i].name);
+            add(out, name, lin[i].out, lin[i].in, (size_t)lin[i].in * (size_t)lin[i].out, 1 + l, off);
+            out->tensors[out->n_tensors - 1].transposed = 1;
+        }
+    }
+}
+
+static lmf_status llama_layout(const lmf_gpt_config *c, lmf_param_layout *out) {
+    int L = c->n_layer;
+    int64_t C = c->n_embd, Vp = lmf_config_padded_vocab(c);
+    size_t off = 0;
+    add(out, "model.embed_tokens.weight", c->vocab_size, C, (size_t)(Vp * C), 0, &off);
+    if (!lmf_config_tied(c)) add(out, "lm_head.weight", c->vocab_size, C, (size_t)(Vp * C), 0, &off);
+    for (int l = 0; l < L; l++) {
+        out->block_offset[1 + l] = off;
+        add_llama_layer(out, c, l, &off);
+    }
+    out->block_offset[L + 1] = off;
+    add(out, "model.norm.weight", C, 0, (size_t)C, L + 1, &off);
+    out->block_offset[L + 2] = off;
+    out->total = off;
+    return LMF_OK;
+}
+
 lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out) {
     LMF_TRY(lmf_config_validate(c));
     memset(out, 0, sizeof *out);
@@ -55,6 +92,7 @@ lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out) {
         lmf_layout_free(out);
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the parameter layout");
     }
+    if (c->family == LMF_FAMILY_LLAMA) return llama_layout(c, out);
     size_t off = 0;
     out->block_offset[0] = 0;
     add(out, "wte.weight", c->vocab_size, C, (size_t)(Vp * C), 0, &off);
@@ -83,10 +121,25 @@ int lmf_layout_find(const lmf_param_layout *l, const char *name) {
     return -1;
 }
 
-/* the order of add_layer */
+/* the order of add_layer and add_llama_layer */
 void lmf_layout_layer_view(const lmf_gpt_config *c, float *base, lmf_layer_view *v) {
     size_t C = (size_t)c->n_embd;
     float *p = base;
+    memset(v, 0, sizeof *v);
+    if (c->family == LMF_FAMILY_LLAMA) {
+        size_t KV = (size_t)lmf_config_kv_heads(c) * (C / (size_t)c->n_head);
+        size_t F = (size_t)lmf_config_ffn(c);
+        v->ln1w = p; p += C;
+        v->qw = p; p += C * C;
+        v->kw = p; p += C * KV;
+        v->vw = p; p += C * KV;
+        v->ow = p; p += C * C;
+        v->ln2w = p; p += C;
+        v->gatew = p; p += C * F;
+        v->upw = p; p += C * F;
+        v->downw = p;
+        return;
+    }
     v->ln1w = p; p += C;
     v->ln1b = p; p += C;
     v->qkvw = p; p += C * 3 * C;

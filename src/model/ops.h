@@ -164,6 +164,93 @@ static inline void logits_forward(lmf_ops *o, float *logits, const float *x, con
     op_end(o, LMF_PHASE_LOSS, &c);
 }
 
+static inline void residual_forward(lmf_ops *o, float *out, const float *a, const float *b,
+                                    size_t N) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->residual_forward(out, a, b, N);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+/* ---- the Llama family ---- */
+
+static inline void rmsnorm_forward(lmf_ops *o, float *out, float *rstd, const float *inp,
+                                   const float *w, float eps, int N, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->rmsnorm_forward(out, rstd, inp, w, eps, N, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void rmsnorm_backward(lmf_ops *o, float *dinp, float *dw, const float *dout,
+                                    const float *inp, const float *w, const float *rstd, int N,
+                                    int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void rope_forward(lmf_ops *o, float *q, float *k, int B, int T, int NH, int NKV,
+                                int hs, int pos0, float theta) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->rope_forward(q, k, B, T, NH, NKV, hs, pos0, theta);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void rope_backward(lmf_ops *o, float *dq, float *dk, int B, int T, int NH, int NKV,
+                                 int hs, int pos0, float theta) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->rope_backward(dq, dk, B, T, NH, NKV, hs, pos0, theta);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void swiglu_forward(lmf_ops *o, float *out, const float *gate, const float *up,
+                                  size_t N) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->swiglu_forward(out, gate, up, N);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void swiglu_backward(lmf_ops *o, float *dgate, float *dup, const float *dout,
+                                   const float *gate, const float *up, size_t N) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->swiglu_backward(dgate, dup, dout, gate, up, N);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void gqa_attention_forward(lmf_ops *o, float *out, float *saved, const float *q,
+                                         const float *k, const float *v, int B, int T, int NH,
+                                         int NKV, int hs) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->gqa_attention_forward(out, saved, q, k, v, B, T, NH, NKV, hs);
+    op_end(o, LMF_PHASE_ATTENTION, &c);
+}
+
+static inline void gqa_attention_backward(lmf_ops *o, float *dq, float *dk, float *dv,
+                                          float *scratch, const float *dout, const float *q,
+                                          const float *k, const float *v, const float *saved,
+                                          int B, int T, int NH, int NKV, int hs) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->gqa_attention_backward(dq, dk, dv, scratch, dout, q, k, v, saved, B, T, NH, NKV, hs);
+    op_end(o, LMF_PHASE_ATTENTION, &c);
+}
+
+static inline void gqa_attention_kv_forward(lmf_ops *o, float *out, float *scratch,
+                                            const float *q, const float *kc, const float *vc,
+                                            int past, int n, int NH, int NKV, int hs) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->gqa_attention_kv_forward(out, scratch, q, kc, vc, past, n, NH, NKV, hs);
+    op_end(o, LMF_PHASE_ATTENTION, &c);
+}
+
 /* buffers cleared for an accumulation */
 static inline void zero_floats(lmf_ops *o, float *x, size_t n) {
     lmf_op_clock c;

@@ -62,6 +62,15 @@ lmf_plan_ew lmf_plan_ew_of_op(lmf_op op) {
     case LMF_OP_GELU_FORWARD: return LMF_PLAN_EW_GELU_FWD;
     case LMF_OP_GELU_BIAS_BACKWARD: return LMF_PLAN_EW_GELU_BIAS_BWD;
     case LMF_OP_ZERO: return LMF_PLAN_EW_ZERO;
+    /* the Llama family's element-wise kernels, at the rate of the kernel of like traffic:
+     * RMSNorm as LayerNorm; the SwiGLU, rotary embedding and residual adds (read two
+     * streams, write one) as the GELU forward and the fused GELU backward */
+    case LMF_OP_RMSNORM_FORWARD: return LMF_PLAN_EW_LAYERNORM_FWD;
+    case LMF_OP_RMSNORM_BACKWARD: return LMF_PLAN_EW_LAYERNORM_BWD;
+    case LMF_OP_ROPE: return LMF_PLAN_EW_GELU_FWD;
+    case LMF_OP_SWIGLU_FORWARD: return LMF_PLAN_EW_GELU_BIAS_BWD;
+    case LMF_OP_SWIGLU_BACKWARD: return LMF_PLAN_EW_GELU_BIAS_BWD;
+    case LMF_OP_RESIDUAL: return LMF_PLAN_EW_GELU_BIAS_BWD;
     default: return LMF_PLAN_EW_COUNT;
     }
 }

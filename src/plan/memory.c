@@ -46,7 +46,8 @@ double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc) 
     /* Outside the tensor-parallel regions: inputs of the two LayerNorms, of the QKV and of
      * the first MLP product (4 values), plus two dropout masks. Inside: Q, K, V (3), the input
      * of the attention output product (1), of the GELU (4) and of the second MLP product (4). */
-    double per_token = (4.0 * e + 2.0 * mask) * r + 12.0 * e / t;
+    double inner = sh->ffn > 0 ? (2.0 * sh->h + 2.0 * sh->kv + 3.0 * sh->ffn) / sh->h : 12.0;
+    double per_token = (4.0 * e + 2.0 * mask) * r + inner * e / t;
     double bytes = sbh * per_token;
     if (rc == LMF_RECOMPUTE_NONE) {
         /* attention matrix: softmax output, plus dropout mask and output with dropout */
@@ -66,9 +67,12 @@ double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, lmf_plan_s
     double h = m->n_embd;
     double vocab_rows = ceil((double)lmf_config_padded_vocab(m) / tp);
     double layers = (double)m->n_layer / pp * lmf_plan_layer_params(m, tp);
-    double embed = vocab_rows * h + (double)m->n_positions * h;
-    double final_ln = 2.0 * h;
-    if (pp == 1) return layers + embed + final_ln;
+    int llama = m->family == LMF_FAMILY_LLAMA;
+    /* GPT-2: token and position embeddings, LayerNorm weight and bias; Llama: token embedding,
+     * RMSNorm weight, and an untied lm_head on the last stage */
+    double embed = vocab_rows * h + (llama ? 0.0 : (double)m->n_positions * h);
+    double final_ln = (llama ? 1.0 : 2.0) * h;
+    if (pp == 1) return layers + embed + final_ln + (lmf_config_tied(m) ? 0.0 : vocab_rows * h);
     if (stage == LMF_PLAN_STAGE_FIRST) return layers + embed;
     return layers + final_ln + vocab_rows * h; /* tied output embedding copy (Megatron-LM) */
 }
@@ -90,6 +94,10 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     lmf_plan_act_shape sh = {
         .s = job->seq, .b = l->micro_batch, .h = m->n_embd, .a = m->n_head, .t = l->tp,
         .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout};
+    if (m->family == LMF_FAMILY_LLAMA) {
+        sh.kv = (double)lmf_config_kv_heads(m) * (m->n_embd / m->n_head);
+        sh.ffn = lmf_config_ffn(m);
+    }
     double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
     double sbh = sh.s * sh.b * sh.h / cp;
     int first = stage == LMF_PLAN_STAGE_FIRST, last = l->pp == 1 || stage == LMF_PLAN_STAGE_LAST;
@@ -117,7 +125,7 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
      * (the embeddings, the current and the prefetched layer) */
     double buf = 0.0;
     double emb = first ? ceil((double)lmf_config_padded_vocab(m) / l->tp) * m->n_embd +
-                             (double)m->n_positions * m->n_embd
+                             (m->family == LMF_FAMILY_LLAMA ? 0.0 : (double)m->n_positions * m->n_embd)
                        : 0.0;
     double layer_p = lmf_plan_layer_params(m, l->tp);
     if (nd > 1 && l->zero >= 2) {

@@ -146,6 +146,7 @@ typedef struct lmf_plan_act_shape {
     int sp;              /* sequence parallel */
     double e;            /* bytes per activation value */
     int dropout;         /* count dropout masks and the attention-dropout output */
+    double kv, ffn;      /* the Llama family: key/value width and SwiGLU width (0: GPT-2) */
 } lmf_plan_act_shape;
 
 /* Bytes one layer keeps from its forward until its backward for one micro-batch
@@ -153,7 +154,10 @@ typedef struct lmf_plan_act_shape {
  *   none:      s*b*h*[(4e + 2m)*r + 12e/t] + a*s*s*b*(e or 2e+1 with dropout)/t
  *   selective: the attention-matrix term dropped
  *   full:      s*b*h*e*r (the layer input)
- * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. */
+ * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. For the Llama
+ * family the 12 values inside the tensor-parallel regions become (2h + 2kv + 3ffn)/h: Q and the
+ * attention output's input (h each), K and V (kv each), gate, up and the SwiGLU output (ffn
+ * each). */
 double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc);
 
 /* Parameters of one transformer layer held by one tensor-parallel rank: the ones tensor

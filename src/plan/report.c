@@ -134,9 +134,13 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
     const lmf_plan_layout *l = &r->layout;
     const lmf_plan_memory *m = &r->mem;
     const lmf_plan_time *t = &r->time;
-    fprintf(f, "model    %s: %s parameters, %d layers, %d heads, width %d, vocabulary %d, sequence %d\n",
+    fprintf(f, "model    %s: %s parameters, %d layers, %d heads, width %d, vocabulary %d, sequence %d",
             job->model_name, human((double)r->params, b1, sizeof b1), job->model.n_layer,
             job->model.n_head, job->model.n_embd, job->model.vocab_size, job->seq);
+    if (job->model.family == LMF_FAMILY_LLAMA)
+        fprintf(f, "; llama: %d key/value heads, SwiGLU %d, %s embeddings", job->model.n_kv_head,
+                job->model.ffn_hidden, lmf_config_tied(&job->model) ? "tied" : "untied");
+    fputc('\n', f);
     fprintf(f, "cluster  %s: %d nodes x %d %s = %d devices", c->name, c->nodes, c->devices_per_node,
             c->device, lmf_cluster_devices(c));
     if (r->devices < lmf_cluster_devices(c)) fprintf(f, " (this layout uses %d)", r->devices);

@@ -80,8 +80,9 @@ lmf_status lmf_train_agree_options(lmf_comm *c, const lmf_train_opts *o) {
 #define ADD(flag, ...) (snprintf(v[n], sizeof v[n], __VA_ARGS__), names[n++] = flag)
     const lmf_gpt_config *g = &o->cfg;
     ADD("--model/--config/--init/--vocab-size",
-        "n_layer %d, n_head %d, n_embd %d, n_positions %d, vocab_size %d", g->n_layer, g->n_head,
-        g->n_embd, g->n_positions, g->vocab_size);
+        "%s, n_layer %d, n_head %d, n_kv_head %d, n_embd %d, ffn %d, n_positions %d, "
+        "vocab_size %d", lmf_family_name(g->family), g->n_layer, g->n_head, g->n_kv_head,
+        g->n_embd, g->ffn_hidden, g->n_positions, g->vocab_size);
     ADD("--steps", "%d", o->steps);
     ADD("--batch", "%d", o->batch);
     ADD("--seq", "%d", o->seq);

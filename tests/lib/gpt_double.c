@@ -33,6 +33,8 @@ static void linear(double *out, const double *x, const double *W, const double *
 double lmf_test_gpt_loss_double(const lmf_gpt_config *c, const lmf_param_layout *l,
                                 const double *p, const int32_t *inputs, const int32_t *targets,
                                 int B, int T) {
+    if (c->family == LMF_FAMILY_LLAMA)
+        return lmf_test_llama_loss_double(c, l, p, inputs, targets, B, T);
     int C = c->n_embd, NH = c->n_head, hs = C / NH, V = c->vocab_size;
     double *x = calloc((size_t)T * C, sizeof(double)), *ln = calloc((size_t)T * C, sizeof(double));
     double *qkv = calloc((size_t)T * 3 * C, sizeof(double)), *y = calloc((size_t)T * C, sizeof(double));

@@ -1,6 +1,6 @@
-/* Data-parallel GPT training under mpirun checked against a serial run on rank 0. */
+/* Data-parallel training (GPT-2 or Llama) under mpirun checked against a serial run on rank 0. */
 /* Same seed, data and global batch, so every step's loss and the final weights must agree.
- * Usage: mpi_ddp_gpt ZERO_STAGE [STEPS] [BUCKET_BYTES]. Rank 0 prints one line per step and
+ * Usage: mpi_ddp_gpt ZERO_STAGE [STEPS] [BUCKET_BYTES] [gpt2|llama]. Rank 0 prints one line per step and
  * "ddp_gpt zero=Z np=N: ok" when the losses agree within 1e-5 (relative) and the final weights
  * within 1e-4 (absolute); exit code 1 otherwise. */
 #include <math.h>
@@ -19,8 +19,14 @@ enum { B = 2, T = 16, G = 6, SEED = 1234 };
 #define LOSS_RTOL 1e-5
 #define WEIGHT_ATOL 1e-4
 
-static const lmf_gpt_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 32, .n_positions = 32,
-                                   .vocab_size = 100};
+static lmf_gpt_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 32, .n_positions = 32,
+                             .vocab_size = 100};
+/* the Llama family: grouped key/value heads, untied lm_head (block 0 holds both embeddings) */
+static const lmf_gpt_config llama_cfg = {.n_layer = 2, .n_head = 4, .n_embd = 32,
+                                         .n_positions = 32, .vocab_size = 100,
+                                         .family = LMF_FAMILY_LLAMA, .n_kv_head = 2,
+                                         .ffn_hidden = 88, .rms_norm_eps = 1e-5f,
+                                         .rope_theta = 10000.0f};
 static const lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
 static const float lr = 3e-3f, clip = 1.0f;
 
@@ -80,6 +86,7 @@ int main(int argc, char **argv) {
     int stage = argc > 1 ? atoi(argv[1]) : 0;
     int steps = argc > 2 ? atoi(argv[2]) : 20;
     size_t bucket = argc > 3 ? (size_t)atoll(argv[3]) : 0;
+    if (argc > 4 && strcmp(argv[4], "llama") == 0) cfg = llama_cfg;
     if (steps < 1 || steps > 1000) steps = 20;
     const lmf_kernels *k = lmf_kernels_fast();
     lmf_comm *c;

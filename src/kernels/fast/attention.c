@@ -1,5 +1,6 @@
-/* Fast causal self-attention without the T x T matrix: tiled online softmax forward that
- * saves only the log-sum-exp per row, and a backward that recomputes the probabilities. */
+/* Fast causal self-attention (multi-head and grouped-query) without the T x T matrix: tiled
+ * online softmax forward that saves only the log-sum-exp per row, and a backward that
+ * recomputes the probabilities. */
 /* Work is split over (batch, head) pairs; each pair owns its rows of out and dqkv, so no two
  * threads ever write the same float. sgemm runs single-threaded inside the OpenMP loop.
  * Memory: saved = B*NH*T floats (the log-sum-exp); backward scratch = 2 * ATT_RB * T floats
@@ -70,10 +71,55 @@ static void row_scale(float *row, int n, float a) {
     for (; i < n; i++) row[i] *= a;
 }
 
-/* out[B,T,C]; saved[B,NH,T] = log sum_u e^(s_tu) with s = q.k / sqrt(hs) over u <= t.
- * Per row block the keys come in tiles of ATT_KB: S = scale Q K^T by sgemm, a running max m
- * and sum l per row, O rescaled by e^(m_old - m_new) when the max grows, O += P V by sgemm;
- * at the end O /= l. */
+/* One head of the forward: o (row stride os) and lse[T] from q, k, v (row strides qs, ks, vs).
+ * lse[t] = log sum_u e^(s_tu) with s = q.k / sqrt(hs) over u <= t. Per row block the keys
+ * come in tiles of ATT_KB: S = scale Q K^T by sgemm, a running max m and sum l per row, O
+ * rescaled by e^(m_old - m_new) when the max grows, O += P V by sgemm; at the end O /= l. */
+static void head_forward(float *o, int os, float *lse, const float *q, int qs, const float *k,
+                         int ks, const float *v, int vs, int T, int hs, float scale) {
+    float S[ATT_RB * ATT_KB], mrow[ATT_RB], lrow[ATT_RB];
+    for (int r0 = 0; r0 < T; r0 += ATT_RB) {
+        int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
+        for (int i = 0; i < rb; i++) {
+            mrow[i] = -INFINITY;
+            lrow[i] = 0.0f;
+            float *orow = o + (size_t)(r0 + i) * os;
+            for (int j = 0; j < hs; j++) orow[j] = 0.0f;
+        }
+        for (int c0 = 0; c0 < r1; c0 += ATT_KB) {
+            int c1 = c0 + ATT_KB < r1 ? c0 + ATT_KB : r1, kb = c1 - c0;
+            /* S[0:rb, 0:kb] = scale * Q[r0:r1] K[c0:c1]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, kb, hs, scale,
+                        q + (size_t)r0 * qs, qs, k + (size_t)c0 * ks, ks, 0.0f, S, ATT_KB);
+            for (int i = 0; i < rb; i++) {
+                int t = r0 + i, n = t + 1 - c0; /* valid keys of this row in the tile */
+                if (n > kb) n = kb;
+                float *srow = S + (size_t)i * ATT_KB;
+                if (n <= 0) { /* the whole tile is in this row's future */
+                    row_exp(srow, 0, kb, 0.0f);
+                    continue;
+                }
+                float mx = row_max(srow, n), mnew = mx > mrow[i] ? mx : mrow[i];
+                if (mnew > mrow[i] && lrow[i] > 0.0f) {
+                    float a = expf(mrow[i] - mnew);
+                    lrow[i] *= a;
+                    row_scale(o + (size_t)t * os, hs, a);
+                }
+                mrow[i] = mnew;
+                lrow[i] += row_exp(srow, n, kb, mnew);
+            }
+            /* O[r0:r1] += P V[c0:c1] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, kb, 1.0f, S, ATT_KB,
+                        v + (size_t)c0 * vs, vs, 1.0f, o + (size_t)r0 * os, os);
+        }
+        for (int i = 0; i < rb; i++) {
+            row_scale(o + (size_t)(r0 + i) * os, hs, 1.0f / lrow[i]);
+            lse[r0 + i] = mrow[i] + logf(lrow[i]);
+        }
+    }
+}
+
+/* out[B,T,C]; saved[B,NH,T], the log-sum-exp of each row (head_forward per (batch, head)) */
 void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
                                 int NH) {
     const int hs = C / NH, C3 = 3 * C;
@@ -85,49 +131,30 @@ void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int 
 #pragma omp for schedule(static) nowait
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *k = q + C, *v = q + 2 * C;
-        float *o = out + (size_t)b * T * C + (size_t)h * hs;
-        float *lse = saved + (size_t)bh * T;
-        float S[ATT_RB * ATT_KB], mrow[ATT_RB], lrow[ATT_RB];
-        for (int r0 = 0; r0 < T; r0 += ATT_RB) {
-            int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
-            for (int i = 0; i < rb; i++) {
-                mrow[i] = -INFINITY;
-                lrow[i] = 0.0f;
-                float *orow = o + (size_t)(r0 + i) * C;
-                for (int j = 0; j < hs; j++) orow[j] = 0.0f;
-            }
-            for (int c0 = 0; c0 < r1; c0 += ATT_KB) {
-                int c1 = c0 + ATT_KB < r1 ? c0 + ATT_KB : r1, kb = c1 - c0;
-                /* S[0:rb, 0:kb] = scale * Q[r0:r1] K[c0:c1]^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, kb, hs, scale,
-                            q + (size_t)r0 * C3, C3, k + (size_t)c0 * C3, C3, 0.0f, S, ATT_KB);
-                for (int i = 0; i < rb; i++) {
-                    int t = r0 + i, n = t + 1 - c0; /* valid keys of this row in the tile */
-                    if (n > kb) n = kb;
-                    float *srow = S + (size_t)i * ATT_KB;
-                    if (n <= 0) { /* the whole tile is in this row's future */
-                        row_exp(srow, 0, kb, 0.0f);
-                        continue;
-                    }
-                    float mx = row_max(srow, n), mnew = mx > mrow[i] ? mx : mrow[i];
-                    if (mnew > mrow[i] && lrow[i] > 0.0f) {
-                        float a = expf(mrow[i] - mnew);
-                        lrow[i] *= a;
-                        row_scale(o + (size_t)t * C, hs, a);
-                    }
-                    mrow[i] = mnew;
-                    lrow[i] += row_exp(srow, n, kb, mnew);
-                }
-                /* O[r0:r1] += P V[c0:c1] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, kb, 1.0f, S, ATT_KB,
-                            v + (size_t)c0 * C3, C3, 1.0f, o + (size_t)r0 * C, C);
-            }
-            for (int i = 0; i < rb; i++) {
-                row_scale(o + (size_t)(r0 + i) * C, hs, 1.0f / lrow[i]);
-                lse[r0 + i] = mrow[i] + logf(lrow[i]);
-            }
-        }
+        const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs;
+        head_forward(out + (size_t)b * T * C + (size_t)h * hs, C, saved + (size_t)bh * T, q, C3,
+                     q + C, C3, q + 2 * C, C3, T, hs, scale);
+    }
+    LMF_BUSY_END();
+    }
+}
+
+/* Grouped heads: the same per-head forward with q, k, v in their own arrays. */
+void lmf_fast_gqa_attention_forward(float *out, float *saved, const float *q, const float *k,
+                                    const float *v, int B, int T, int NH, int NKV, int hs) {
+    const int qs = NH * hs, ks = NKV * hs, group = NH / NKV;
+    const float scale = 1.0f / sqrtf((float)hs);
+    lmf_fast_blas_single();
+#pragma omp parallel
+    {
+    LMF_BUSY_BEGIN();
+#pragma omp for schedule(static) nowait
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        size_t kv = (size_t)b * T * ks + (size_t)(h / group) * hs;
+        head_forward(out + (size_t)b * T * qs + (size_t)h * hs, qs, saved + (size_t)bh * T,
+                     q + (size_t)b * T * qs + (size_t)h * hs, qs, k + kv, ks, v + kv, ks, T, hs,
+                     scale);
     }
     LMF_BUSY_END();
     }
@@ -150,12 +177,45 @@ static void dsoftmax_row(float *ds, const float *p, int n, int len, float scale)
     for (i = n; i < len; i++) ds[i] = 0.0f;
 }
 
+/* One head of the backward, given dout (row stride ds), q, k, v and lse: per row block
+ * [r0, r1): P = e^(scale Q K[0:r1]^T - lse) recomputed, dP = dO V^T, dS as above, then
+ * dQ[r0:r1] = dS K (beta 0: these rows get nothing else), dK[0:r1] += dS^T Q,
+ * dV[0:r1] += P^T dO. With zero_kv, rows [r0, r1) of dK and dV are zeroed first (no earlier
+ * block reaches them), so they are written; without, the head adds to what an earlier head of
+ * its group wrote. P and S: ATT_RB * T floats each. */
+static void head_backward(float *dq, int dqs, float *dk, float *dv, int dkvs, int zero_kv,
+                          float *P, float *S, const float *d, int ds, const float *q, int qs,
+                          const float *k, int ks, const float *v, int vs, const float *lse,
+                          int T, int hs, float scale) {
+    for (int r0 = 0; r0 < T; r0 += ATT_RB) {
+        int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
+        /* P[0:rb, 0:r1] = softmax rows, recomputed from scores and lse */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, scale,
+                    q + (size_t)r0 * qs, qs, k, ks, 0.0f, P, r1);
+        for (int i = 0; i < rb; i++) row_exp(P + (size_t)i * r1, r0 + i + 1, r1, lse[r0 + i]);
+        /* dP[0:rb, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, 1.0f,
+                    d + (size_t)r0 * ds, ds, v, vs, 0.0f, S, r1);
+        for (int i = 0; i < rb; i++)
+            dsoftmax_row(S + (size_t)i * r1, P + (size_t)i * r1, r0 + i + 1, r1, scale);
+        /* dQ[r0:r1] = dS K[0:r1]; dK[0:r1] += dS^T Q[r0:r1]; dV[0:r1] += P^T dO[r0:r1] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, r1, 1.0f, S, r1, k, ks,
+                    0.0f, dq + (size_t)r0 * dqs, dqs);
+        if (zero_kv)
+            for (int i = r0; i < r1; i++) {
+                memset(dk + (size_t)i * dkvs, 0, (size_t)hs * sizeof(float));
+                memset(dv + (size_t)i * dkvs, 0, (size_t)hs * sizeof(float));
+            }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, S, r1,
+                    q + (size_t)r0 * qs, qs, 1.0f, dk, dkvs);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, P, r1,
+                    d + (size_t)r0 * ds, ds, 1.0f, dv, dkvs);
+    }
+}
+
 /* dqkv[B,T,3C] = gradient (written) from dout[B,T,C], qkv and saved (the forward's
- * log-sum-exp). Per row block [r0, r1): P = e^(scale Q K[0:r1]^T - lse) recomputed,
- * dP = dO V^T, dS as above, then dQ[r0:r1] = dS K (beta 0: these rows get nothing else),
- * dK[0:r1] += dS^T Q, dV[0:r1] += P^T dO, where rows [r0, r1) of dK and dV are zeroed first
- * (no earlier block reaches them): no zeroing pass over dqkv before the kernel. P and dS live
- * in the thread's scratch slot. */
+ * log-sum-exp), head_backward per (batch, head): no zeroing pass over dqkv before the kernel.
+ * P and dS live in the thread's scratch slot. */
 void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                                  const float *saved, int B, int T, int C, int NH) {
     const int hs = C / NH, C3 = 3 * C, slots = att_slots(B, NH);
@@ -170,32 +230,46 @@ void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout,
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             size_t base = (size_t)b * T * C3 + (size_t)h * hs;
-            const float *q = qkv + base, *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C;
-            const float *lse = saved + (size_t)bh * T;
-            const float *d = dout + (size_t)b * T * C + (size_t)h * hs;
-            for (int r0 = 0; r0 < T; r0 += ATT_RB) {
-                int r1 = r0 + ATT_RB < T ? r0 + ATT_RB : T, rb = r1 - r0;
-                /* P[0:rb, 0:r1] = softmax rows, recomputed from scores and lse */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, scale,
-                            q + (size_t)r0 * C3, C3, k, C3, 0.0f, P, r1);
-                for (int i = 0; i < rb; i++) row_exp(P + (size_t)i * r1, r0 + i + 1, r1, lse[r0 + i]);
-                /* dP[0:rb, 0:r1] = dO[r0:r1] V[0:r1]^T, then dS in place */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hs, 1.0f,
-                            d + (size_t)r0 * C, C, v, C3, 0.0f, S, r1);
-                for (int i = 0; i < rb; i++)
-                    dsoftmax_row(S + (size_t)i * r1, P + (size_t)i * r1, r0 + i + 1, r1, scale);
-                /* dQ[r0:r1] += dS K[0:r1]; dK[0:r1] += dS^T Q[r0:r1]; dV[0:r1] += P^T dO[r0:r1] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hs, r1, 1.0f, S, r1, k,
-                            C3, 0.0f, dq + (size_t)r0 * C3, C3);
-                for (int i = r0; i < r1; i++) {
-                    memset(dk + (size_t)i * C3, 0, (size_t)hs * sizeof(float));
-                    memset(dv + (size_t)i * C3, 0, (size_t)hs * sizeof(float));
-                }
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, S, r1,
-                            q + (size_t)r0 * C3, C3, 1.0f, dk, C3);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, rb, 1.0f, P, r1,
-                            d + (size_t)r0 * C, C, 1.0f, dv, C3);
+            const float *q = qkv + base;
+            float *dq = dqkv + base;
+            head_backward(dq, C3, dq + C, dq + 2 * C, C3, 1, P, S,
+                          dout + (size_t)b * T * C + (size_t)h * hs, C, q, C3, q + C, C3, q + 2 * C,
+                          C3, saved + (size_t)bh * T, T, hs, scale);
+        }
+        LMF_BUSY_END();
+    }
+}
+
+size_t lmf_fast_gqa_attention_scratch_floats(int B, int T, int NH, int NKV) {
+    (void)NH;
+    return (size_t)att_slots(B, NKV) * 2 * ATT_RB * (size_t)T;
+}
+
+/* Grouped heads: work is split over (batch, key/value head) pairs, each running the heads of
+ * its group in order, so a key/value head's gradient is written by one thread: the group's
+ * first head writes it, the others add. */
+void lmf_fast_gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch,
+                                     const float *dout, const float *q, const float *k,
+                                     const float *v, const float *saved, int B, int T, int NH,
+                                     int NKV, int hs) {
+    const int qs = NH * hs, ks = NKV * hs, group = NH / NKV, slots = att_slots(B, NKV);
+    const float scale = 1.0f / sqrtf((float)hs);
+    const size_t slot = 2 * (size_t)ATT_RB * T;
+    lmf_fast_blas_single();
+#pragma omp parallel num_threads(slots)
+    {
+        LMF_BUSY_BEGIN();
+        float *P = scratch + (size_t)omp_get_thread_num() * slot, *S = P + (size_t)ATT_RB * T;
+#pragma omp for schedule(static) nowait
+        for (int bg = 0; bg < B * NKV; bg++) {
+            int b = bg / NKV, g = bg % NKV;
+            size_t kv = (size_t)b * T * ks + (size_t)g * hs;
+            for (int j = 0; j < group; j++) {
+                int h = g * group + j;
+                size_t qo = (size_t)b * T * qs + (size_t)h * hs;
+                head_backward(dq + qo, qs, dk + kv, dv + kv, ks, j == 0, P, S, dout + qo, qs,
+                              q + qo, qs, k + kv, ks, v + kv, ks, saved + ((size_t)b * NH + h) * T,
+                              T, hs, scale);
             }
         }
         LMF_BUSY_END();
@@ -225,13 +299,14 @@ static void axpy(float *y, float a, const float *x, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* Per (new position, head): scores against every cached key up to the position, softmax,
- * weighted sum of the values. Work is split over the pairs; each thread keeps its scores in
- * its own slot of T = past + n floats. */
-void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
-                                   const float *kc, const float *vc, int past, int n, int C,
-                                   int NH) {
-    const int hs = C / NH, T = past + n;
+/* Per (new position, query head): scores against every cached key up to the position,
+ * softmax, weighted sum of the values. q rows of qs floats, out rows of os, cache rows of ks;
+ * query head h reads cache head h / group. Work is split over the pairs; each thread keeps its
+ * scores in its own slot of T = past + n floats. */
+static void kv_forward(float *out, size_t os, float *scratch, const float *q, size_t qs,
+                       const float *kc, const float *vc, size_t ks, int past, int n, int NH,
+                       int group, int hs) {
+    const int T = past + n;
     const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel
     {
@@ -240,14 +315,28 @@ void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, s
 #pragma omp for schedule(static) nowait
         for (int ih = 0; ih < n * NH; ih++) {
             int i = ih / NH, h = ih % NH, t = past + i;
-            const float *qh = q + (size_t)i * q_stride + (size_t)h * hs;
-            for (int u = 0; u <= t; u++) s[u] = scale * dot(qh, kc + (size_t)u * C + (size_t)h * hs, hs);
+            size_t kvh = (size_t)(h / group) * hs;
+            const float *qh = q + (size_t)i * qs + (size_t)h * hs;
+            for (int u = 0; u <= t; u++) s[u] = scale * dot(qh, kc + (size_t)u * ks + kvh, hs);
             float sum = row_exp(s, t + 1, t + 1, row_max(s, t + 1));
-            float *o = out + (size_t)i * C + (size_t)h * hs;
+            float *o = out + (size_t)i * os + (size_t)h * hs;
             memset(o, 0, (size_t)hs * sizeof(float));
-            for (int u = 0; u <= t; u++) axpy(o, s[u], vc + (size_t)u * C + (size_t)h * hs, hs);
+            for (int u = 0; u <= t; u++) axpy(o, s[u], vc + (size_t)u * ks + kvh, hs);
             row_scale(o, hs, 1.0f / sum);
         }
         LMF_BUSY_END();
     }
+}
+
+void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
+                                   const float *kc, const float *vc, int past, int n, int C,
+                                   int NH) {
+    kv_forward(out, (size_t)C, scratch, q, q_stride, kc, vc, (size_t)C, past, n, NH, 1, C / NH);
+}
+
+/* Grouped heads against the cache: query head h reads key/value head h / (NH/NKV). */
+void lmf_fast_gqa_attention_kv_forward(float *out, float *scratch, const float *q, const float *kc,
+                                       const float *vc, int past, int n, int NH, int NKV, int hs) {
+    size_t qs = (size_t)NH * hs;
+    kv_forward(out, qs, scratch, q, qs, kc, vc, (size_t)NKV * hs, past, n, NH, NH / NKV, hs);
 }

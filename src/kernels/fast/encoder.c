@@ -1,8 +1,9 @@
-/* Fast token + position embedding: rows in parallel forward; channels in parallel backward. */
+/* Fast token (+ position) embedding: rows in parallel forward; channels in parallel backward. */
 #include "kernels/fast/fast.h"
 
 #include <immintrin.h>
 #include <omp.h>
+#include <string.h>
 
 #include "kernels/busy.h"
 #include "kernels/fast/vec.h"
@@ -15,7 +16,12 @@ void lmf_fast_encoder_forward(float *out, const int32_t *inp, const float *wte, 
 #pragma omp for schedule(static) nowait
         for (int bt = 0; bt < B * T; bt++) {
             float *o = out + (size_t)bt * C;
-            const float *we = wte + (size_t)inp[bt] * C, *pe = wpe + (size_t)(bt % T) * C;
+            const float *we = wte + (size_t)inp[bt] * C;
+            if (!wpe) { /* no position embedding */
+                memcpy(o, we, (size_t)C * sizeof(float));
+                continue;
+            }
+            const float *pe = wpe + (size_t)(bt % T) * C;
             int c = 0;
             for (; c + 8 <= C; c += 8)
                 _mm256_storeu_ps(o + c, _mm256_add_ps(_mm256_loadu_ps(we + c), _mm256_loadu_ps(pe + c)));
@@ -36,7 +42,12 @@ void lmf_fast_encoder_backward(float *dwte, float *dwpe, const float *dout, cons
         lmf_fast_range((size_t)C, omp_get_num_threads(), omp_get_thread_num(), 16, &lo, &hi);
         for (int bt = 0; bt < B * T && hi > lo; bt++) {
             const float *d = dout + (size_t)bt * C;
-            float *dwe = dwte + (size_t)inp[bt] * C, *dpe = dwpe + (size_t)(bt % T) * C;
+            float *dwe = dwte + (size_t)inp[bt] * C;
+            if (!dwpe) {
+                for (size_t c = lo; c < hi; c++) dwe[c] += d[c];
+                continue;
+            }
+            float *dpe = dwpe + (size_t)(bt % T) * C;
             size_t c = lo;
             for (; c + 8 <= hi; c += 8) {
                 __m256 g = _mm256_loadu_ps(d + c);

@@ -79,4 +79,26 @@ void lmf_fast_adamw(float *param, float *grad, float *m, float *v, size_t n, flo
                     float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
 double lmf_fast_sumsq(const float *x, size_t n);
 
+
+void lmf_fast_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
+                              float eps, int N, int C);
+void lmf_fast_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                               const float *weight, const float *rstd, int N, int C);
+void lmf_fast_rope_forward(float *q, float *k, int B, int T, int NH, int NKV, int hs, int pos0,
+                           float theta);
+void lmf_fast_rope_backward(float *dq, float *dk, int B, int T, int NH, int NKV, int hs, int pos0,
+                            float theta);
+void lmf_fast_swiglu_forward(float *out, const float *gate, const float *up, size_t N);
+void lmf_fast_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                              const float *up, size_t N);
+void lmf_fast_gqa_attention_forward(float *out, float *saved, const float *q, const float *k,
+                                    const float *v, int B, int T, int NH, int NKV, int hs);
+size_t lmf_fast_gqa_attention_scratch_floats(int B, int T, int NH, int NKV);
+void lmf_fast_gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch,
+                                     const float *dout, const float *q, const float *k,
+                                     const float *v, const float *saved, int B, int T, int NH,
+                                     int NKV, int hs);
+void lmf_fast_gqa_attention_kv_forward(float *out, float *scratch, const float *q, const float *kc,
+                                       const float *vc, int past, int n, int NH, int NKV, int hs);
+
 #endif

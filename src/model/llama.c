@@ -1,0 +1,103 @@
+/* The Llama family's transformer layer, forward and backward over the kernel table: RMSNorm,
+ * q/k/v with grouped key/value heads, rotary positions, attention, o; RMSNorm, gate and up,
+ * SwiGLU, down; no biases. gpt.c runs it in place of the GPT-2 layer. */
+#include <string.h>
+
+#include "model/gpt_internal.h"
+
+/* the shapes of one layer */
+typedef struct llama_dims {
+    int C, NH, NKV, hs, KV, F, BT;
+    size_t BTC, BTF;
+    float eps, theta;
+} llama_dims;
+
+static llama_dims dims(const lmf_gpt *m, int B, int T) {
+    const lmf_gpt_config *c = &m->cfg;
+    llama_dims d;
+    d.C = c->n_embd;
+    d.NH = c->n_head;
+    d.NKV = lmf_config_kv_heads(c);
+    d.hs = d.C / d.NH;
+    d.KV = d.NKV * d.hs;
+    d.F = lmf_config_ffn(c);
+    d.BT = B * T;
+    d.BTC = (size_t)d.BT * d.C;
+    d.BTF = (size_t)d.BT * d.F;
+    d.eps = c->rms_norm_eps;
+    d.theta = c->rope_theta;
+    return d;
+}
+
+/* Activations (a->qkv holds q [BT,C], then k and v [BT,KV]; a->fch holds gate, then up
+ * [BT,F]; a->fch_gelu the SwiGLU [BT,F]). to_output = 0 stops after the SwiGLU: what a
+ * recomputing backward needs again; with 1, a->residual3 = residual2 + down(SwiGLU). With a
+ * cache (B = 1), the keys and values of the T new positions are appended to it and attention
+ * runs over all of it; the rotary positions start at the cache's length. */
+void lmf_llama_layer_forward(lmf_gpt *m, const lmf_layer_view *w, layer_acts *a, const float *x,
+                             int B, int T, int to_output, layer_cache *cache) {
+    lmf_ops *o = &m->ops;
+    llama_dims d = dims(m, B, T);
+    float *q = a->qkv, *k = q + d.BTC, *v = k + (size_t)d.BT * d.KV;
+    float *gate = a->fch, *up = gate + d.BTF;
+    rmsnorm_forward(o, a->ln1, a->ln1_rstd, x, w->ln1w, d.eps, d.BT, d.C);
+    matmul_forward(o, q, a->ln1, w->qw, NULL, d.BT, d.C, d.C);
+    matmul_forward(o, k, a->ln1, w->kw, NULL, d.BT, d.C, d.KV);
+    matmul_forward(o, v, a->ln1, w->vw, NULL, d.BT, d.C, d.KV);
+    rope_forward(o, q, k, B, T, d.NH, d.NKV, d.hs, cache ? cache->past : 0, d.theta);
+    if (cache) {
+        size_t rows = (size_t)T * d.KV * sizeof(float);
+        memcpy(cache->k + (size_t)cache->past * d.KV, k, rows);
+        memcpy(cache->v + (size_t)cache->past * d.KV, v, rows);
+        gqa_attention_kv_forward(o, a->atty, cache->scratch, q, cache->k, cache->v, cache->past, T,
+                                 d.NH, d.NKV, d.hs);
+        cache->past += T;
+    } else {
+        gqa_attention_forward(o, a->atty, a->att_saved, q, k, v, B, T, d.NH, d.NKV, d.hs);
+    }
+    matmul_forward(o, a->residual2, a->atty, w->ow, NULL, d.BT, d.C, d.C);
+    residual_forward(o, a->residual2, x, a->residual2, d.BTC);
+    rmsnorm_forward(o, a->ln2, a->ln2_rstd, a->residual2, w->ln2w, d.eps, d.BT, d.C);
+    matmul_forward(o, gate, a->ln2, w->gatew, NULL, d.BT, d.C, d.F);
+    matmul_forward(o, up, a->ln2, w->upw, NULL, d.BT, d.C, d.F);
+    swiglu_forward(o, a->fch_gelu, gate, up, d.BTF);
+    if (!to_output) return;
+    matmul_forward(o, a->residual3, a->fch_gelu, w->downw, NULL, d.BT, d.F, d.C);
+    residual_forward(o, a->residual3, a->residual2, a->residual3, d.BTC);
+}
+
+/* The layer's backward: m->dres holds d residual3 and receives d x (the norms' backward adds
+ * into it: the residual stream). Weight gradients accumulate into g. Scratch: m->dbtc, m->dqkv
+ * (dq, dk, dv; first the temporary of up's input gradient), m->d4a (d SwiGLU, then d gate in
+ * place and d up after it; later the temporary of k's and v's input gradients). */
+void lmf_llama_layer_backward(lmf_gpt *m, const lmf_layer_view *w, const lmf_layer_view *g,
+                              layer_acts *a, const float *x, int B, int T) {
+    lmf_ops *o = &m->ops;
+    llama_dims d = dims(m, B, T);
+    const float *q = a->qkv, *k = q + d.BTC, *v = k + (size_t)d.BT * d.KV;
+    const float *gate = a->fch, *up = gate + d.BTF;
+    if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
+        lmf_llama_layer_forward(m, w, a, x, B, T, 0, NULL);
+    else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
+        swiglu_forward(o, a->fch_gelu, gate, up, d.BTF);
+    /* MLP branch */
+    float *dgate = m->d4a, *dup = m->d4a + d.BTF;
+    matmul_backward(o, dgate, g->downw, NULL, m->dres, a->fch_gelu, w->downw, d.BT, d.F, d.C);
+    swiglu_backward(o, dgate, dup, dgate, gate, up, d.BTF);
+    matmul_backward(o, m->dbtc, g->gatew, NULL, dgate, a->ln2, w->gatew, d.BT, d.C, d.F);
+    matmul_backward(o, m->dqkv, g->upw, NULL, dup, a->ln2, w->upw, d.BT, d.C, d.F);
+    residual_forward(o, m->dbtc, m->dbtc, m->dqkv, d.BTC);
+    rmsnorm_backward(o, m->dres, g->ln2w, m->dbtc, a->residual2, w->ln2w, a->ln2_rstd, d.BT, d.C);
+    /* attention branch */
+    float *dq = m->dqkv, *dk = dq + d.BTC, *dv = dk + (size_t)d.BT * d.KV;
+    matmul_backward(o, m->dbtc, g->ow, NULL, m->dres, a->atty, w->ow, d.BT, d.C, d.C);
+    gqa_attention_backward(o, dq, dk, dv, m->att_scratch, m->dbtc, q, k, v, a->att_saved, B, T,
+                           d.NH, d.NKV, d.hs);
+    rope_backward(o, dq, dk, B, T, d.NH, d.NKV, d.hs, 0, d.theta);
+    matmul_backward(o, m->dbtc, g->qw, NULL, dq, a->ln1, w->qw, d.BT, d.C, d.C);
+    matmul_backward(o, m->d4a, g->kw, NULL, dk, a->ln1, w->kw, d.BT, d.C, d.KV);
+    residual_forward(o, m->dbtc, m->dbtc, m->d4a, d.BTC);
+    matmul_backward(o, m->d4a, g->vw, NULL, dv, a->ln1, w->vw, d.BT, d.C, d.KV);
+    residual_forward(o, m->dbtc, m->dbtc, m->d4a, d.BTC);
+    rmsnorm_backward(o, m->dres, g->ln1w, m->dbtc, x, w->ln1w, a->ln1_rstd, d.BT, d.C);
+}

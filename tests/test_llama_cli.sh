@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The Llama family through the CLI: a Hugging Face LlamaConfig trains, resumes exactly,
+# recomputes identically, evaluates, samples, converts to a Hugging Face directory and back bit
+# for bit; settings lmforge does not compute are refused with one line.
+source "$(dirname "$0")/lib/common.sh"
+export OMP_NUM_THREADS=2
+make_corpus "$WORK/corpus"
+cat >"$WORK/llama.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+ "intermediate_size": 176, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-05,
+ "rope_theta": 10000.0, "tie_word_embeddings": false, "vocab_size": 257, "hidden_act": "silu"}
+JSON
+common=(--config "$WORK/llama.json" --corpus "$WORK/corpus" --bpe-vocab 0 --steps 40 --batch 8
+        --seq 32 --eval-every 20 --eval-batches 4 --lr 3e-3 --warmup 5 --seed 7 --sample-tokens 0
+        --quiet)
+
+"$LMF" train "${common[@]}" --out "$WORK/run1" || fail "train run1"
+# learning: the byte-level loss starts near ln(257) = 5.55 and falls below 3 in 40 steps
+last_val=$(val_losses "$WORK/run1/metrics.jsonl" | tail -1)
+first_loss=$(losses "$WORK/run1/metrics.jsonl" | head -1)
+if awk -v v="$last_val" -v f="$first_loss" 'BEGIN { exit !(v < 3.0 && f > 5.0) }'; then
+  pass "Llama validation loss fell from $first_loss to $last_val"
+else
+  fail "Llama validation loss $last_val (first training loss $first_loss): expected < 3 from > 5"
+fi
+grep -q '"model_type": *"llama"' "$WORK/run1/config.json" && \
+  grep -q '"num_key_value_heads": *2' "$WORK/run1/config.json" && \
+  grep -q '"intermediate_size": *176' "$WORK/run1/config.json" \
+  && pass "the run's config.json is a LlamaConfig" || fail "config.json: $(cat "$WORK/run1/config.json")"
+
+# exact resume
+"$LMF" train "${common[@]}" --out "$WORK/run2" --stop-after 15 2>/dev/null || fail "train run2 part 1"
+"$LMF" train --resume "$WORK/run2" --quiet --sample-tokens 0 || fail "resume run2"
+if [ -n "$(losses "$WORK/run1/metrics.jsonl")" ] && \
+   diff <(losses "$WORK/run1/metrics.jsonl") <(losses "$WORK/run2/metrics.jsonl") >/dev/null; then
+  pass "resumed Llama run matches the uninterrupted one bit for bit"
+else
+  fail "resumed Llama losses differ"
+fi
+
+# recomputation: identical losses
+"$LMF" train "${common[@]}" --out "$WORK/run3" --stop-after 10 --recompute full 2>/dev/null || fail "train --recompute full"
+if diff <(losses "$WORK/run1/metrics.jsonl" | head -10) <(losses "$WORK/run3/metrics.jsonl") >/dev/null; then
+  pass "--recompute full gives the same Llama losses"
+else
+  fail "--recompute full changed the Llama losses"
+fi
+
+# eval and sample from the run
+"$LMF" eval --model "$WORK/run1" --data "$WORK/run1/data/val.bin" --seq 32 --batches 2 --json \
+  >"$WORK/eval.json" 2>/dev/null && grep -q '"loss"' "$WORK/eval.json" \
+  && pass "eval reads the Llama run" || fail "eval: $(cat "$WORK/eval.json")"
+"$LMF" sample --model "$WORK/run1" --prompt "the quick" --tokens 20 --temperature 0 \
+  >"$WORK/sample.txt" 2>/dev/null && [ -s "$WORK/sample.txt" ] \
+  && pass "sample continues a prompt with the Llama model" || fail "sample"
+
+# convert: Hugging Face directory and back, bit for bit
+"$LMF" convert "$WORK/run1" --to hf --out "$WORK/hf" --quiet || fail "convert to hf"
+"$LMF" convert "$WORK/hf" --to lmforge --out "$WORK/lmf" --quiet || fail "convert hf to lmforge"
+"$LMF" convert "$WORK/lmf" --to hf --out "$WORK/hf2" --quiet || fail "convert back to hf"
+cmp -s "$WORK/hf/model.safetensors" "$WORK/hf2/model.safetensors" && \
+  cmp -s "$WORK/hf/model.safetensors" "$WORK/run1/model.safetensors" \
+  && pass "Hugging Face Llama weights round-trip bit for bit" || fail "round trip differs"
+grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
+  grep -q 'lm_head.weight' "$WORK/hf/model.safetensors" \
+  && pass "the export has Hugging Face Llama names" || fail "export names"
+expect_error "llama to llm.c is refused" 1 "llm.c checkpoints hold GPT-2 models" -- \
+  "$LMF" convert "$WORK/hf" --to llmc --out "$WORK/x.bin"
+
+# refused settings: one line naming the file and the setting
+sed 's/"hidden_act": "silu"/"hidden_act": "silu", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}/' \
+  "$WORK/llama.json" >"$WORK/scaled.json"
+expect_error "rope_scaling refused" 2 "scaled.json: rope_scaling of type llama3 is not supported" -- \
+  "$LMF" train --config "$WORK/scaled.json" --corpus "$WORK/corpus" --bpe-vocab 0 --steps 1 --out "$WORK/bad"
+sed 's/"num_key_value_heads": 2/"num_key_value_heads": 3/' "$WORK/llama.json" >"$WORK/kv3.json"
+expect_error "key/value heads that do not divide refused" 2 "kv3.json: .*key/value heads do not divide" -- \
+  "$LMF" train --config "$WORK/kv3.json" --corpus "$WORK/corpus" --bpe-vocab 0 --steps 1 --out "$WORK/bad"
+
+# the presets train too
+"$LMF" train --model llama-tiny --corpus "$WORK/corpus" --bpe-vocab 0 --steps 3 --batch 2 --seq 16 \
+  --eval-every 0 --sample-tokens 0 --quiet --out "$WORK/run4" && [ -s "$WORK/run4/model.safetensors" ] \
+  && pass "--model llama-tiny trains" || fail "--model llama-tiny"
+# plan: the published shapes, parameters and per-device weights through the description
+# (tp 8: each rank holds 1/8 of every product and of both 128256-row embeddings, the norms whole:
+# 32 x (218103808/8 + 8192) + 2 x 16032 x 4096 + 4096 = 1,004,015,616 bf16 weights)
+"$LMF" plan --model llama3-8b --cluster h100-cluster --nodes 16 --tp 8 --seq 4096 --json \
+  >"$WORK/plan.json" 2>"$WORK/plan.err" || fail "plan llama3-8b: $(cat "$WORK/plan.err")"
+grep -q '"parameters": 8030261248' "$WORK/plan.json" && \
+  awk 'match($0, /"weights": [0-9.e+]+/) { w = substr($0, RSTART + 11, RLENGTH - 11) + 0; ok = w > 2008031000 && w < 2008032400 } END { exit !ok }' \
+    "$WORK/plan.json" && pass "plan prices llama3-8b's parameters and tensor-parallel weights" \
+  || fail "plan llama3-8b: $(head -c 400 "$WORK/plan.json")"
+"$LMF" bench --model llama-tiny --batch 2 --seq 16 --steps 1 --warmup-steps 0 --json >"$WORK/bench.json" \
+  2>/dev/null && grep -q '"model": "llama-tiny"' "$WORK/bench.json" && pass "bench runs a Llama case" \
+  || fail "bench llama-tiny"
+finish
