@@ -67,6 +67,9 @@ grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
   && pass "the export has Hugging Face Llama names" || fail "export names"
 expect_error "llama to llm.c is refused" 1 "llm.c checkpoints hold GPT-2 models" -- \
   "$LMF" convert "$WORK/hf" --to llmc --out "$WORK/x.bin"
+expect_error "llama to ONNX is refused by name" 1 "ONNX export is built for the GPT-2 family only; this model is llama" -- \
+  "$LMF" convert "$WORK/hf" --to onnx --out "$WORK/x-onnx"
+[ ! -e "$WORK/x-onnx/model.onnx" ] && pass "no ONNX file written for llama" || fail "an ONNX file was written for llama"
 
 # refused settings: one line naming the file and the setting
 sed 's/"hidden_act": "silu"/"hidden_act": "silu", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}/' \

@@ -105,7 +105,7 @@ text_lmf=$("$LMF" sample --model "$WORK/run" --prompt "the quick brown" --tokens
 "$HELPER" --write-model "$WORK/big" 1e6 || fail "write the model with a large weight"
 expect_error "fp16 export of a weight beyond fp16" 1 "h.1.mlp.c_fc.weight\[7\] is 1e\+06, beyond fp16's range .*--dtype fp32" \
   -- "$LMF" convert "$WORK/big" --to onnx --dtype fp16 --out "$WORK/x"
-expect_error "--dtype bf16 --to onnx" 2 "applies to --to llmc" -- "$LMF" convert "$WORK/odd" --to onnx --dtype bf16 --out "$WORK/x"
-expect_error "--dtype fp16 --to hf" 2 "fp16 applies to --to onnx" -- "$LMF" convert "$WORK/odd" --to hf --dtype fp16 --out "$WORK/x"
+expect_error "--dtype bf16 --to onnx" 2 "ONNX exports are fp32 or fp16" -- "$LMF" convert "$WORK/odd" --to onnx --dtype bf16 --out "$WORK/x"
+expect_error "--dtype fp16 --to lmforge" 2 "lmforge model directories are fp32" -- "$LMF" convert "$WORK/odd" --to lmforge --dtype fp16 --out "$WORK/x"
 expect_error "--kv-cache --to llmc" 2 "apply to --to onnx" -- "$LMF" convert "$WORK/odd" --to llmc --kv-cache --out "$WORK/x.bin"
 finish
