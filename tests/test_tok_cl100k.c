@@ -19,6 +19,7 @@
 #include "tokenizer/tok_internal.h"
 
 #include "lib/test_util.h"
+#include "lib/tok_vectors.h"
 
 static char g_dir[4096];
 
@@ -50,36 +51,7 @@ static const lmf_tokenizer *cl100k(void) {
 static int check_vectors(const lmf_tokenizer *t) {
     char p[4200];
     snprintf(p, sizeof p, "%s/vectors.jsonl", g_dir);
-    FILE *f = fopen(p, "r");
-    assert_non_null(f);
-    static char line[65536], dec[16384];
-    static uint32_t ids[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
-        assert_non_null(o);
-        const json_t *text = json_object_get(o, "text"), *want = json_object_get(o, "ids");
-        assert_true(json_is_string(text) && json_is_array(want));
-        int allow = json_is_true(json_object_get(o, "special"));
-        size_t n_ids;
-        assert_int_equal(lmf_tok_encode(t, json_string_value(text), json_string_length(text), allow,
-                                        ids, 4096, &n_ids), LMF_OK);
-        if (n_ids != json_array_size(want))
-            fail_msg("line %d ('%s'): %zu ids, expected %zu", n + 1, json_string_value(text), n_ids,
-                     json_array_size(want));
-        for (size_t i = 0; i < n_ids; i++)
-            if (ids[i] != (uint32_t)json_integer_value(json_array_get(want, i)))
-                fail_msg("line %d ('%s'): id %zu is %u, expected %lld", n + 1, json_string_value(text),
-                         i, ids[i], (long long)json_integer_value(json_array_get(want, i)));
-        size_t n_dec;
-        assert_int_equal(lmf_tok_decode(t, ids, n_ids, dec, sizeof dec, &n_dec), LMF_OK);
-        assert_int_equal(n_dec, json_string_length(text));
-        assert_memory_equal(dec, json_string_value(text), n_dec);
-        json_decref(o);
-        n++;
-    }
-    fclose(f);
+    int n = lmf_test_tok_vectors(t, p);
     assert_true(n > 50);
     return n;
 }

@@ -18,6 +18,7 @@
 #include "lmforge/tokenizer.h"
 
 #include "lib/test_util.h"
+#include "lib/tok_vectors.h"
 
 static char g_gpt2[4096];
 
@@ -41,40 +42,11 @@ static lmf_tokenizer *load(const char *path) {
     return t;
 }
 
-/* every vector: ids match exactly, and decode gives the text back */
+/* every vector: ids match exactly, and decoding gives the text back */
 static void check_vectors(const lmf_tokenizer *t) {
     char p[4200];
     snprintf(p, sizeof p, "%s/vectors.jsonl", g_gpt2);
-    FILE *f = fopen(p, "r");
-    assert_non_null(f);
-    char line[65536];
-    int n = 0;
-    uint32_t ids[4096];
-    char dec[16384];
-    while (fgets(line, sizeof line, f)) {
-        json_error_t err;
-        json_t *o = json_loads(line, 0, &err);
-        assert_non_null(o);
-        const json_t *text = json_object_get(o, "text"), *want = json_object_get(o, "ids");
-        assert_true(json_is_string(text) && json_is_array(want));
-        size_t n_ids;
-        assert_int_equal(lmf_tok_encode(t, json_string_value(text), json_string_length(text), 0, ids,
-                                        4096, &n_ids), LMF_OK);
-        if (n_ids != json_array_size(want))
-            fail_msg("line %d ('%s'): %zu ids, expected %zu", n + 1, json_string_value(text), n_ids,
-                     json_array_size(want));
-        for (size_t i = 0; i < n_ids; i++)
-            if (ids[i] != (uint32_t)json_integer_value(json_array_get(want, i)))
-                fail_msg("line %d ('%s'): id %zu is %u, expected %lld", n + 1, json_string_value(text),
-                         i, ids[i], (long long)json_integer_value(json_array_get(want, i)));
-        size_t n_dec;
-        assert_int_equal(lmf_tok_decode(t, ids, n_ids, dec, sizeof dec, &n_dec), LMF_OK);
-        assert_int_equal(n_dec, json_string_length(text));
-        assert_memory_equal(dec, json_string_value(text), n_dec);
-        json_decref(o);
-        n++;
-    }
-    fclose(f);
+    int n = lmf_test_tok_vectors(t, p);
     assert_int_equal(n, 72);
 }
 
