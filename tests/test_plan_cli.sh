@@ -124,8 +124,8 @@ expect_error "malformed cluster JSON" 2 "$E .*broken.json.*malformed JSON" -- \
 expect_error "missing cluster file" 2 "$E .*nothere.json" -- "$LMF" plan --model gpt2 --cluster "$WORK/nothere.json"
 expect_error "tp not dividing heads" 2 "$E tensor-parallel size 5 does not divide the model's 12 attention heads" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --tp 5
-expect_error "pp not dividing layers" 2 "$E pipeline-parallel size 5 does not divide the model's 12 layers" -- \
-  "$LMF" plan --model gpt2 --cluster h100-cluster --pp 5 --dp 1 --tp 1 --nodes 1
+expect_error "pp above the layers" 2 "$E pipeline-parallel size 16 exceeds the model's 12 layers" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --pp 16 --dp 1 --tp 1 --nodes 2
 expect_error "dp*tp*pp != devices" 2 "$E dp x tp x pp = 3 x 1 x 1 = 3, but cluster 'dgx-a100-superpod' has 1120 devices" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dp 3 --tp 1 --pp 1
 expect_error "ZeRO-3 with pipelining" 2 "$E ZeRO stage 3 cannot be combined with pipeline" -- \

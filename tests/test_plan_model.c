@@ -337,10 +337,10 @@ static void test_interleaved(void **state) {
     assert_int_equal(r1.mem.stage, LMF_PLAN_STAGE_FIRST);
     assert_close(r3.mem.activations - r1.mem.activations, (pp - 1) / 3.0 * layers * per_layer, 1e-9);
     /* impossible interleavings */
-    l.virtual_stages = 5; /* 2 x 5 does not divide 12 layers */
+    l.virtual_stages = 5; /* 5 chunks do not split a stage's 6 layers */
     lmf_plan_result r;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
-    assert_non_null(strstr(lmf_last_error(), "virtual stages = 2 x 5"));
+    assert_non_null(strstr(lmf_last_error(), "5 virtual stages do not split the fullest stage's 6 layers"));
     l.virtual_stages = 2;
     l.pp = 1;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
@@ -490,6 +490,107 @@ static void test_megatron_table1(void **state) {
 }
 
 /* Impossible layouts fail with LMF_ERR_ARG and a message naming the problem. */
+/* Stages of ceil or floor layers when pp does not divide them: 12 layers over pp = 5 puts 3
+ * layers on the fullest stage (12 = 2 x 3 + 3 x 2), the same as each of pp = 4's stages, so the
+ * per-micro-batch compute is pp = 4's; the first stage's weights are 3 layers and the
+ * embeddings counted here by hand; its activations hold min(pp, m) = 5 micro-batches of 3
+ * layers instead of 4. Interleaving needs the fullest stage's layers in equal chunks. */
+static void test_uneven_stages(void **state) {
+    (void)state;
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg;
+    lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers */
+    assert_close(lmf_plan_stage_layers(&cfg, 5), 3.0, 0.0);
+    assert_close(lmf_plan_stage_layers(&cfg, 7), 2.0, 0.0);
+    assert_close(lmf_plan_stage_layers(&cfg, 12), 1.0, 0.0);
+    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = 4, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    lmf_plan_result r4, r5;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r4), LMF_OK);
+    l.pp = 5;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r5), LMF_OK);
+    assert_int_equal(r5.micro_batches, 16);
+    assert_close(r5.time.compute, r4.time.compute, 1e-12);
+    double h = cfg.n_embd;
+    double layer = 12.0 * h * h + 13.0 * h; /* GPT-2 block: 4 matrices, biases, 2 LayerNorms */
+    double embed = (double)lmf_config_padded_vocab(&cfg) * h + (double)cfg.n_positions * h;
+    assert_int_equal(r5.mem.stage, LMF_PLAN_STAGE_FIRST);
+    assert_close(r5.mem.weights, 2.0 * (3.0 * layer + embed), 1e-12);
+    assert_close(r5.mem.weights, r4.mem.weights, 1e-12);
+    lmf_plan_act_shape sh = {.s = 1024, .b = 1, .h = 768, .a = 12, .t = 1, .sp = 0, .e = 2.0, .dropout = 0};
+    double per_layer = lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE);
+    assert_close(r5.mem.activations - r4.mem.activations, (5 - 4) * 3.0 * per_layer, 1e-9);
+    /* Llama 3 405B over pp 16: 126 = 14 x 8 + 2 x 7 layers; chunks of 4, 2 or 1 layers */
+    lmf_gpt_config big;
+    assert_int_equal(lmf_config_preset("llama3-405b", &big), LMF_OK);
+    assert_close(lmf_plan_stage_layers(&big, 16), 8.0, 0.0);
+    assert_true(lmf_plan_chunks_fit(&big, 16, 2) && lmf_plan_chunks_fit(&big, 16, 4));
+    assert_false(lmf_plan_chunks_fit(&big, 16, 3)); /* 8 layers are not 3 equal chunks */
+    assert_false(lmf_plan_chunks_fit(&big, 16, 8)); /* 128 chunks for 126 layers */
+    /* pp = 5 with v = 3: 15 chunks for 12 layers */
+    l.virtual_stages = 3;
+    l.micro_batch = 2;
+    job.global_batch_tokens = 20.0 * 1024; /* 10 micro-batches, a multiple of pp */
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r5), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "3 virtual stages do not split the fullest stage's 3 layers"));
+}
+
+/* Llama 3 405B on H100s as the Llama 3 paper trained it (Llama Team 2024, "The Llama 3 Herd of
+ * Models", arXiv 2407.21783, Table 4): per row the GPUs, tp, cp, pp, dp, sequence, sequences
+ * per replica and the published TFLOP/s per GPU and BF16 MFU. The planner searches the rest
+ * (micro-batch, schedule, ZeRO, recomputation) with the paper's tp, cp, pp, dp fixed, on the
+ * h100-cluster preset with the node count of the row. Its MFU is far below the paper's; the
+ * bounds hold today's predictions within 1.5 points (docs/planner.md says why they are low),
+ * so a change of the model shows here and in the docs' table together. */
+static void test_llama3_table4(void **state) {
+    (void)state;
+    struct {
+        int gpus, tp, cp, pp, dp, seq, per_dp;
+        double paper_tflops, paper_mfu, planner_mfu;
+    } rows[] = {
+        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.253},
+        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.226},
+        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.129},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        lmf_cluster c;
+        if (lmf_cluster_resolve("h100-cluster", &c) != LMF_OK) fail_msg("%s", lmf_last_error());
+        assert_int_equal(c.devices_per_node, 8);
+        c.nodes = rows[i].gpus / c.devices_per_node;
+        lmf_gpt_config cfg;
+        assert_int_equal(lmf_config_preset("llama3-405b", &cfg), LMF_OK);
+        cfg.n_positions = rows[i].seq; /* the 128K row: the long-context stage */
+        lmf_plan_job job;
+        lmf_plan_job_defaults(&job, "llama3-405b", &cfg);
+        job.seq = rows[i].seq;
+        job.global_batch_tokens = (double)rows[i].dp * rows[i].per_dp * rows[i].seq;
+        lmf_plan_constraints k;
+        lmf_plan_constraints_free(&k, &c);
+        k.tp = rows[i].tp;
+        k.cp = rows[i].cp;
+        k.pp = rows[i].pp;
+        k.dp = rows[i].dp;
+        k.virtual_stages = 0;
+        lmf_plan_result best[1];
+        int n = 0;
+        int64_t evaluated = 0;
+        if (lmf_plan_search(&c, &job, &k, best, 1, &n, &evaluated) != LMF_OK)
+            fail_msg("row %zu: %s", i, lmf_last_error());
+        const lmf_plan_result *r = &best[0];
+        assert_int_equal(r->devices, rows[i].gpus);
+        assert_true(r->mem.fits);
+        /* 16M tokens per step, as the paper's rows */
+        assert_int_equal(r->global_batch, (int64_t)rows[i].dp * rows[i].per_dp);
+        /* MFU is model TFLOP/s over the 989 TFLOP/s bf16 peak */
+        assert_close(r->mfu, r->model_tflops_per_device / 989.0, 1e-9);
+        if (fabs(r->mfu - rows[i].planner_mfu) > 0.015)
+            fail_msg("row %zu: planner MFU %.3f drifted from %.3f (paper %.2f, %.0f TFLOP/s)", i, r->mfu,
+                     rows[i].planner_mfu, rows[i].paper_mfu, rows[i].paper_tflops);
+        /* pessimistic, never above the published run */
+        assert_true(r->model_tflops_per_device < rows[i].paper_tflops);
+    }
+}
+
 static void test_bad_layouts(void **state) {
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
@@ -505,7 +606,7 @@ static void test_bad_layouts(void **state) {
         const char *msg;
     } bad[] = {
         {{2, 5, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "does not divide the model's 12 attention heads"},
-        {{1, 1, 5, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "does not divide the model's 12 layers"},
+        {{1, 1, 13, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "size 13 exceeds the model's 12 layers"},
         {{4, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "16 devices"},
         {{2, 1, 2, 1, 3, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "pipeline"},
         {{2, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP8, 0, 1, 1}, "no fp8 peak"},
@@ -788,6 +889,8 @@ int main(void) {
         cmocka_unit_test(test_scatter_gather),
         cmocka_unit_test(test_context_parallel),
         cmocka_unit_test(test_megatron_table1),
+        cmocka_unit_test(test_uneven_stages),
+        cmocka_unit_test(test_llama3_table4),
         cmocka_unit_test(test_bad_layouts),
         cmocka_unit_test(test_activation_floats),
         cmocka_unit_test(test_block_gathers),

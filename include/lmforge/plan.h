@@ -245,7 +245,7 @@ void lmf_plan_job_defaults(lmf_plan_job *job, const char *model_name, const lmf_
 /* All fields free, dtype bf16 when the device has a bf16 peak, else fp32. */
 void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c);
 
-/* Evaluate one layout. Impossible layouts (tp not dividing the heads, pp not dividing the
+/* Evaluate one layout. Impossible layouts (tp not dividing the heads, pp above the
  * layers, more devices than the cluster has, a batch that cannot be split, ZeRO-2/3 with
  * pipelining, a dtype the device lacks, ...) fail with LMF_ERR_ARG and a one-line message.
  * A layout that does not fit in memory is still evaluated (res->mem.fits == 0). */

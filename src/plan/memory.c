@@ -63,10 +63,18 @@ double lmf_plan_layer_params(const lmf_gpt_config *m, int tp) {
     return (double)split / tp + (double)replicated;
 }
 
+double lmf_plan_stage_layers(const lmf_gpt_config *m, int pp) {
+    return ceil((double)m->n_layer / pp);
+}
+
+int lmf_plan_chunks_fit(const lmf_gpt_config *m, int pp, int v) {
+    return pp >= 1 && v >= 1 && (int64_t)pp * v <= m->n_layer && (int)lmf_plan_stage_layers(m, pp) % v == 0;
+}
+
 double lmf_plan_stage_params(const lmf_gpt_config *m, int tp, int pp, lmf_plan_stage stage) {
     double h = m->n_embd;
     double vocab_rows = ceil((double)lmf_config_padded_vocab(m) / tp);
-    double layers = (double)m->n_layer / pp * lmf_plan_layer_params(m, tp);
+    double layers = lmf_plan_stage_layers(m, pp) * lmf_plan_layer_params(m, tp);
     int llama = m->family == LMF_FAMILY_LLAMA;
     /* GPT-2: token and position embeddings, LayerNorm weight and bias; Llama: token embedding,
      * RMSNorm weight, and an untied lm_head on the last stage */
@@ -107,7 +115,7 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     double inflight = 1.0;
     if (first && l->pp > 1)
         inflight = v > 1 ? l->pp + (double)(l->pp - 1) / v : fmin((double)l->pp, (double)micro_batches);
-    double layers = (double)m->n_layer / l->pp;
+    double layers = lmf_plan_stage_layers(m, l->pp);
     double act = inflight * layers * lmf_plan_act_layer_bytes(&sh, l->recompute) / cp;
     /* working set of the layer being back-propagated (or recomputed): its full activations */
     act += lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE) / cp;

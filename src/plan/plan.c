@@ -48,13 +48,13 @@ static int micro_batches_for(int64_t want, int dp, int b, int64_t *used) {
     return (int)m;
 }
 
-/* tp must divide the heads, pp the layers */
+/* tp must divide the heads; pp stages of ceil or floor layers each need at least one */
 static lmf_status check_split(const lmf_gpt_config *m, int tp, int pp) {
     if (m->n_head % tp != 0)
         return lmf_fail(LMF_ERR_ARG, "tensor-parallel size %d does not divide the model's %d attention heads",
                         tp, m->n_head);
-    if (m->n_layer % pp != 0)
-        return lmf_fail(LMF_ERR_ARG, "pipeline-parallel size %d does not divide the model's %d layers",
+    if (pp > m->n_layer)
+        return lmf_fail(LMF_ERR_ARG, "pipeline-parallel size %d exceeds the model's %d layers",
                         pp, m->n_layer);
     return LMF_OK;
 }
@@ -86,9 +86,10 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
                         cp, job->seq);
     if (v > 1 && l->pp == 1)
         return lmf_fail(LMF_ERR_ARG, "%d virtual stages need pipeline parallelism (pp > 1)", v);
-    if (v > 1 && m->n_layer % (l->pp * v) != 0)
-        return lmf_fail(LMF_ERR_ARG, "pp x virtual stages = %d x %d does not divide the model's %d layers",
-                        l->pp, v, m->n_layer);
+    if (v > 1 && !lmf_plan_chunks_fit(m, l->pp, v))
+        return lmf_fail(LMF_ERR_ARG, "%d virtual stages do not split the fullest stage's %.0f layers (of %d "
+                        "over pp %d) into equal chunks of at least one layer",
+                        v, lmf_plan_stage_layers(m, l->pp), m->n_layer, l->pp);
     int64_t used = (int64_t)l->dp * l->tp * l->pp * cp;
     if (used > lmf_cluster_devices(c))
         return lmf_fail(LMF_ERR_ARG, "dp x tp x pp x cp = %lld devices, but cluster '%s' has %d",

@@ -163,6 +163,12 @@ double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc);
 /* Parameters of one transformer layer held by one tensor-parallel rank: the ones tensor
  * parallelism splits over tp and the ones it replicates (lmf_layer_params_split). */
 double lmf_plan_layer_params(const lmf_gpt_config *m, int tp);
+/* layers on the fullest pipeline stage: ceil(n_layer / pp) (stages of ceil or floor layers when
+ * pp does not divide the layers; the fullest sets the pipeline's pace and the memory) */
+double lmf_plan_stage_layers(const lmf_gpt_config *m, int pp);
+/* Whether the interleaved schedule's v chunks per rank fit pp stages: the fullest stage's
+ * ceil(n_layer / pp) layers split into v equal chunks, and pp * v chunks have a layer each. */
+int lmf_plan_chunks_fit(const lmf_gpt_config *m, int pp, int v);
 /* Parameters held by one tensor-parallel rank of pipeline stage `stage` (for pp == 1 the whole
  * model): its layers; embeddings ceil(Vp/tp)*h + n_positions*h on the first stage; the final
  * LayerNorm and, when pp > 1, a copy of the tied output embedding on the last. */

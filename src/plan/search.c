@@ -100,15 +100,15 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
             int tp = tps[it], pp = pps[ip];
             if ((int64_t)tp * pp * cp > devices) continue;
             /* schedules: the one asked for, else plain 1F1B and the interleaved one with up to
-             * MAX_VIRTUAL chunks per rank that divide the stage's layers */
+             * MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
             int vs[MAX_VIRTUAL], n_v = 0;
             if (k->virtual_stages > 0) {
-                if (k->virtual_stages > 1 && (pp == 1 || m->n_layer % (pp * k->virtual_stages) != 0)) continue;
+                if (k->virtual_stages > 1 && (pp == 1 || !lmf_plan_chunks_fit(m, pp, k->virtual_stages))) continue;
                 vs[n_v++] = k->virtual_stages;
             } else {
                 vs[n_v++] = 1;
                 for (int v = 2; pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
-                    if ((m->n_layer / pp) % v == 0) vs[n_v++] = v;
+                    if (lmf_plan_chunks_fit(m, pp, v)) vs[n_v++] = v;
             }
             int dp_max = (int)(devices / ((int64_t)tp * pp * cp));
             for (int ib = 0; ib < n_b; ib++) {

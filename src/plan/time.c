@@ -156,7 +156,7 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     /* output layer (tied embedding) and loss, on the last stage */
     double t_out = 3.0 * lmf_plan_gemm_time(c, l->dtype, M, cfg->n_embd, Vp, 1) +
                    M * 4.0 * Vp * LMF_PLAN_LOGIT_PASSES / c->memory_bandwidth;
-    double lps = (double)cfg->n_layer / l->pp;
+    double lps = lmf_plan_stage_layers(cfg, l->pp);
     double first = lps * layer, last = lps * layer + t_out;
     out->compute = l->pp == 1 ? first + t_out : fmax(first, last);
     out->compute_layers = first;
@@ -214,7 +214,7 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     const lmf_plan_device *dev = s->device;
     double h = cfg->n_embd, M = (double)l->micro_batch * s->job->seq / lmf_plan_cp(l);
     double e = lmf_plan_act_elem_bytes(l->dtype);
-    double lps = (double)cfg->n_layer / l->pp;
+    double lps = lmf_plan_stage_layers(cfg, l->pp);
     int v = lmf_plan_virtual_stages(l);
     int m = micro_batches;
     memset(out, 0, sizeof *out);
