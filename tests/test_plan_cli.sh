@@ -72,6 +72,13 @@ tps=$(grep -o '^#[0-9]*  .* tp [0-9]*' "$WORK/search.txt" | sed 's/.* tp //')
 grep -q '^#[0-9]*  .* tp \(12\|16\|24\|32\|48\|96\) ' "$WORK/search-x.txt" \
   && pass "--allow-cross-node-tp lets tp span servers" || fail "--allow-cross-node-tp: $(grep '^#' "$WORK/search-x.txt")"
 
+# --- pipeline stages of uneven size: 12 layers over pp 8 (4 stages of 2, 4 of 1); interleaving
+# needs the fullest stage's 2 layers in equal chunks
+"$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --pp 8 --dp 1 --tp 1 --json >"$WORK/uneven.json" \
+  && grep -q '"pp": 8' "$WORK/uneven.json" && pass "pp 8 over 12 layers" || fail "pp 8 over 12 layers: $(head -c 300 "$WORK/uneven.json")"
+expect_error "interleaving an uneven stage" 2 "lmforge plan: error: 3 virtual stages do not split the fullest stage's 2 layers" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --pp 8 --dp 1 --tp 1 --virtual-stages 3
+
 # --- fp16 on the A100 preset (Megatron-LM 2021's format), interleaving and context parallelism
 "$LMF" plan --model gpt3-175b --cluster dgx-a100-superpod --nodes 128 --tp 8 --pp 8 --dp 16 \
   --global-batch 3145728 --recompute full --dtype fp16 --virtual-stages 2 --json >"$WORK/fp16.json" \
