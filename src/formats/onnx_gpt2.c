@@ -3,30 +3,13 @@
 #include "formats/onnx_graph.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "lmforge/model.h"
 
-/* The weight named `name` of the layout, with its Hugging Face shape (wte: its real rows only). */
-static int weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...) {
-    char name[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const lmf_param_layout *l = lmf_gpt_layout(m);
-    int i = lmf_layout_find(l, name);
-    if (i < 0) {
-        if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_STATE, "ONNX export: the model has no tensor %s", name);
-        return -1;
-    }
-    const lmf_tensor_info *t = &l->tensors[i];
-    return lmf_onnx_weight(g, name, lmf_gpt_params(m) + t->offset, t->ndim, t->shape);
-}
+/* the model's tensor, by its Hugging Face name */
+#define W(...) lmf_onnx_model_weight(g, m, __VA_ARGS__)
 
 lmf_status lmf_onnx_build_gpt2(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
@@ -67,17 +50,17 @@ lmf_status lmf_onnx_build_gpt2(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
         int64_t dyn = LMF_ONNX_DYN;
         pos = lmf_onnx_node1(g, "Range", "positions", 3, in, LMF_ONNX_T_INT64, 1, &dyn, 0, NULL);
     }
-    int wte = weight(g, m, "wte.weight"), wpe = weight(g, m, "wpe.weight");
+    int wte = W("wte.weight"), wpe = W("wpe.weight");
     int x = lmf_onnx_add(g, "sum", lmf_onnx_gather(g, "tokens", wte, ids, 0),
                          lmf_onnx_gather(g, "positions_embedded", wpe, pos, 0));
 
     int mask = -1;
     for (int l = 0; l < c->n_layer; l++) {
         lmf_onnx_scope(g, "/h.%d", l);
-        int h = lmf_onnx_layernorm(g, "ln_1", x, weight(g, m, "h.%d.ln_1.weight", l),
-                                   weight(g, m, "h.%d.ln_1.bias", l), eps);
-        int qkv = lmf_onnx_linear(g, "attn/c_attn", h, weight(g, m, "h.%d.attn.c_attn.weight", l),
-                                  weight(g, m, "h.%d.attn.c_attn.bias", l));
+        int h = lmf_onnx_layernorm(g, "ln_1", x, W("h.%d.ln_1.weight", l),
+                                   W("h.%d.ln_1.bias", l), eps);
+        int qkv = lmf_onnx_linear(g, "attn/c_attn", h, W("h.%d.attn.c_attn.weight", l),
+                                  W("h.%d.attn.c_attn.bias", l));
         int q = lmf_onnx_split_heads(g, "attn/q", lmf_onnx_slice_last(g, "attn/q_part", qkv, 0, C), H, D);
         int k = lmf_onnx_split_heads(g, "attn/k", lmf_onnx_slice_last(g, "attn/k_part", qkv, C, 2 * C), H, D);
         int v = lmf_onnx_split_heads(g, "attn/v", lmf_onnx_slice_last(g, "attn/v_part", qkv, 2 * C, 3 * C), H, D);
@@ -91,21 +74,21 @@ lmf_status lmf_onnx_build_gpt2(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
             lmf_onnx_scope(g, "/h.%d", l);
         }
         int a = lmf_onnx_attention(g, q, k, v, mask, scale, H, D);
-        a = lmf_onnx_linear(g, "attn/c_proj", a, weight(g, m, "h.%d.attn.c_proj.weight", l),
-                            weight(g, m, "h.%d.attn.c_proj.bias", l));
+        a = lmf_onnx_linear(g, "attn/c_proj", a, W("h.%d.attn.c_proj.weight", l),
+                            W("h.%d.attn.c_proj.bias", l));
         x = lmf_onnx_add(g, "residual_attn", x, a);
-        h = lmf_onnx_layernorm(g, "ln_2", x, weight(g, m, "h.%d.ln_2.weight", l),
-                               weight(g, m, "h.%d.ln_2.bias", l), eps);
-        h = lmf_onnx_linear(g, "mlp/c_fc", h, weight(g, m, "h.%d.mlp.c_fc.weight", l),
-                            weight(g, m, "h.%d.mlp.c_fc.bias", l));
+        h = lmf_onnx_layernorm(g, "ln_2", x, W("h.%d.ln_2.weight", l),
+                               W("h.%d.ln_2.bias", l), eps);
+        h = lmf_onnx_linear(g, "mlp/c_fc", h, W("h.%d.mlp.c_fc.weight", l),
+                            W("h.%d.mlp.c_fc.bias", l));
         h = lmf_onnx_gelu_tanh(g, "mlp/gelu", h);
-        h = lmf_onnx_linear(g, "mlp/c_proj", h, weight(g, m, "h.%d.mlp.c_proj.weight", l),
-                            weight(g, m, "h.%d.mlp.c_proj.bias", l));
+        h = lmf_onnx_linear(g, "mlp/c_proj", h, W("h.%d.mlp.c_proj.weight", l),
+                            W("h.%d.mlp.c_proj.bias", l));
         x = lmf_onnx_add(g, "residual_mlp", x, h);
     }
 
     lmf_onnx_scope(g, "/head");
-    x = lmf_onnx_layernorm(g, "ln_f", x, weight(g, m, "ln_f.weight"), weight(g, m, "ln_f.bias"), eps);
+    x = lmf_onnx_layernorm(g, "ln_f", x, W("ln_f.weight"), W("ln_f.bias"), eps);
     /* tied classifier: x @ wte^T (the Transpose of a weight is folded by the runtime) */
     const int64_t perm[2] = {1, 0};
     int wte_t = lmf_onnx_transpose(g, "wte_transposed", wte, 2, perm);

@@ -3,8 +3,11 @@
 #include "formats/onnx_graph.h"
 
 #include <float.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "lmforge/model.h"
 
 /* value v, or NULL; the pointer is good until the next value is made (g->values may move) */
 static const lmf_onnx_value *val(const lmf_onnx_graph *g, int v) {
@@ -339,4 +342,25 @@ int lmf_onnx_attention(lmf_onnx_graph *g, int q, int k, int v, int mask, float s
     int o = lmf_onnx_matmul(g, "attn/context", p, v);
     o = lmf_onnx_transpose(g, "attn/merge_heads", o, 4, back);
     return lmf_onnx_reshape(g, "attn/merged", o, 3, merged);
+}
+
+int lmf_onnx_model_weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...) {
+    char name[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    int i = lmf_layout_find(l, name);
+    if (i < 0) {
+        if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_STATE, "ONNX export: the model has no tensor %s", name);
+        return -1;
+    }
+    const lmf_tensor_info *t = &l->tensors[i];
+    int64_t dims[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
+    if (t->ndim == 2 && t->transposed) { /* held (in, out): the Hugging Face (out, in) swapped */
+        dims[0] = t->shape[1];
+        dims[1] = t->shape[0];
+    }
+    return lmf_onnx_weight(g, name, lmf_gpt_params(m) + t->offset, t->ndim, dims);
 }
