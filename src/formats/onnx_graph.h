@@ -138,6 +138,18 @@ int lmf_onnx_dim(lmf_onnx_graph *g, const char *name, int x, int axis);
  * transposed (Llama's nn.Linear weights), so that x @ w is the layer. */
 int lmf_onnx_model_weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The decoder's inputs, as Hugging Face's exporters name them: input_ids int64 [B, T]; with
+ * kv_cache also attention_mask, position_ids and past_key_values.N.key/value [B, kv_heads,
+ * past, head_dim] in layer order (the first's value returned in *first_past, layer l's key at
+ * *first_past + 2l, its value after it). *mask and *pos are -1 without the cache. */
+int lmf_onnx_decoder_inputs(lmf_onnx_graph *g, int n_layer, int kv_heads, int head_dim, int kv_cache,
+                            int *mask, int *pos, int *first_past);
+/* Positions 0 .. T-1 (int64 [T]) of ids [B, T], for a graph without the cache. */
+int lmf_onnx_positions(lmf_onnx_graph *g, int ids);
+/* The decoder's outputs: logits [B, T, vocab] (checked against it), then with kv_cache
+ * present.N.key/value from present[2N], present[2N + 1]. */
+void lmf_onnx_decoder_outputs(lmf_onnx_graph *g, int logits, int vocab, int n_layer, int kv_cache,
+                              const int *present);
 /* [B, T, C] -> [B, heads, T, C/heads] */
 int lmf_onnx_split_heads(lmf_onnx_graph *g, const char *name, int x, int heads, int head_dim);
 /* Positions allowed to attend, bool [T, past + T] (or [B, 1, T, past + T] with a mask): key j

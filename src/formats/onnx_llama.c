@@ -69,13 +69,6 @@ lmf_status lmf_onnx_build_llama(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
     const int C = c->n_embd, H = c->n_head, NKV = lmf_config_kv_heads(c), D = C / H, V = c->vocab_size;
     const float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)D);
-    static const char *const bt[] = {"batch_size", "sequence_length"};
-    static const char *const kv_in[] = {"batch_size", NULL, "past_sequence_length", NULL};
-    static const char *const kv_out[] = {"batch_size", NULL, "past_sequence_length + sequence_length", NULL};
-    static const char *const mask_axes[] = {"batch_size", "past_sequence_length + sequence_length"};
-    static const char *const logit_axes[] = {"batch_size", "sequence_length", NULL};
-    const int64_t dyn2[2] = {LMF_ONNX_DYN, LMF_ONNX_DYN};
-    const int64_t kv_dims[4] = {LMF_ONNX_DYN, NKV, LMF_ONNX_DYN, D};
 
     int *present = calloc((size_t)c->n_layer * 2, sizeof *present);
     float *inv_freq = malloc((size_t)(D / 2) * sizeof *inv_freq);
@@ -85,20 +78,8 @@ lmf_status lmf_onnx_build_llama(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
         return g->err = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the ONNX graph");
     }
     lmf_onnx_scope(g, "%s", "");
-    int ids = lmf_onnx_input(g, "input_ids", LMF_ONNX_T_INT64, 2, dyn2, bt);
-    int mask_in = -1, pos;
-    if (kv_cache) {
-        mask_in = lmf_onnx_input(g, "attention_mask", LMF_ONNX_T_INT64, 2, dyn2, mask_axes);
-        pos = lmf_onnx_input(g, "position_ids", LMF_ONNX_T_INT64, 2, dyn2, bt);
-    }
-    int first_past = g->n_values;
-    for (int l = 0; kv_cache && l < c->n_layer; l++) {
-        char n[64];
-        snprintf(n, sizeof n, "past_key_values.%d.key", l);
-        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
-        snprintf(n, sizeof n, "past_key_values.%d.value", l);
-        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
-    }
+    int mask_in, pos, first_past;
+    int ids = lmf_onnx_decoder_inputs(g, c->n_layer, NKV, D, kv_cache, &mask_in, &pos, &first_past);
 
     lmf_onnx_scope(g, "/embeddings");
     int wte = W("model.embed_tokens.weight");
@@ -108,13 +89,7 @@ lmf_status lmf_onnx_build_llama(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
      * reference kernel has them), repeated for both halves; cos and sin of [T, D] (plain:
      * positions 0 .. T-1) or [B, 1, T, D] (position_ids) for every layer */
     lmf_onnx_scope(g, "/rotary");
-    if (!kv_cache) {
-        int t = lmf_onnx_dim(g, "T", ids, 1);
-        int zero = lmf_onnx_const_scalar_i64(g, "zero", 0), one = lmf_onnx_const_scalar_i64(g, "one", 1);
-        int in[3] = {zero, t, one};
-        int64_t dyn = LMF_ONNX_DYN;
-        pos = lmf_onnx_node1(g, "Range", "positions", 3, in, LMF_ONNX_T_INT64, 1, &dyn, 0, NULL);
-    }
+    if (!kv_cache) pos = lmf_onnx_positions(g, ids); /* positions 0 .. T-1 */
     for (int i = 0; i < D / 2; i++) inv_freq[i] = (float)pow((double)c->rope_theta, -2.0 * i / (double)D);
     int freq = lmf_onnx_const_f32v(g, "inv_freq", D / 2, inv_freq);
     free(inv_freq);
@@ -169,17 +144,7 @@ lmf_status lmf_onnx_build_llama(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
     const int64_t perm[2] = {1, 0};
     int head = lmf_config_tied(c) ? wte : W("lm_head.weight");
     int logits = lmf_onnx_matmul(g, "logits", x, lmf_onnx_transpose(g, "classifier_transposed", head, 2, perm));
-    if (g->err == LMF_OK && g->values[logits].dim[2] != V)
-        g->err = lmf_fail(LMF_ERR_STATE, "ONNX graph: logits of width %lld, vocabulary %d",
-                          (long long)g->values[logits].dim[2], V);
-    lmf_onnx_output(g, logits, "logits", logit_axes);
-    for (int l = 0; kv_cache && l < c->n_layer; l++) {
-        char n[64];
-        snprintf(n, sizeof n, "present.%d.key", l);
-        lmf_onnx_output(g, present[2 * l], n, kv_out);
-        snprintf(n, sizeof n, "present.%d.value", l);
-        lmf_onnx_output(g, present[2 * l + 1], n, kv_out);
-    }
+    lmf_onnx_decoder_outputs(g, logits, V, c->n_layer, kv_cache, present);
     free(present);
     return g->err;
 }

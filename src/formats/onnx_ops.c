@@ -295,6 +295,57 @@ int lmf_onnx_dim(lmf_onnx_graph *g, const char *name, int x, int axis) {
 
 /* ---- transformer pieces ---- */
 
+static const char *const bt_axes[] = {"batch_size", "sequence_length"};
+
+int lmf_onnx_decoder_inputs(lmf_onnx_graph *g, int n_layer, int kv_heads, int head_dim, int kv_cache,
+                            int *mask, int *pos, int *first_past) {
+    static const char *const kv_in[] = {"batch_size", NULL, "past_sequence_length", NULL};
+    static const char *const mask_axes[] = {"batch_size", "past_sequence_length + sequence_length"};
+    const int64_t dyn2[2] = {LMF_ONNX_DYN, LMF_ONNX_DYN};
+    const int64_t kv_dims[4] = {LMF_ONNX_DYN, kv_heads, LMF_ONNX_DYN, head_dim};
+    int ids = lmf_onnx_input(g, "input_ids", LMF_ONNX_T_INT64, 2, dyn2, bt_axes);
+    *mask = *pos = -1;
+    if (kv_cache) {
+        *mask = lmf_onnx_input(g, "attention_mask", LMF_ONNX_T_INT64, 2, dyn2, mask_axes);
+        *pos = lmf_onnx_input(g, "position_ids", LMF_ONNX_T_INT64, 2, dyn2, bt_axes);
+    }
+    *first_past = g->n_values;
+    for (int l = 0; kv_cache && l < n_layer; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "past_key_values.%d.key", l);
+        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
+        snprintf(n, sizeof n, "past_key_values.%d.value", l);
+        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
+    }
+    return ids;
+}
+
+int lmf_onnx_positions(lmf_onnx_graph *g, int ids) {
+    int t = lmf_onnx_dim(g, "T", ids, 1);
+    int zero = lmf_onnx_const_scalar_i64(g, "zero", 0), one = lmf_onnx_const_scalar_i64(g, "one", 1);
+    int in[3] = {zero, t, one};
+    int64_t dyn = LMF_ONNX_DYN;
+    return lmf_onnx_node1(g, "Range", "positions", 3, in, LMF_ONNX_T_INT64, 1, &dyn, 0, NULL);
+}
+
+void lmf_onnx_decoder_outputs(lmf_onnx_graph *g, int logits, int vocab, int n_layer, int kv_cache,
+                              const int *present) {
+    static const char *const kv_out[] = {"batch_size", NULL, "past_sequence_length + sequence_length", NULL};
+    static const char *const logit_axes[] = {"batch_size", "sequence_length", NULL};
+    if (g->err == LMF_OK && g->values[logits].dim[2] != vocab)
+        g->err = lmf_fail(LMF_ERR_STATE, "ONNX graph: logits of width %lld, vocabulary %d",
+                          (long long)g->values[logits].dim[2], vocab);
+    lmf_onnx_output(g, logits, "logits", logit_axes);
+    /* then the cache, in layer order, as Hugging Face lists the outputs */
+    for (int l = 0; kv_cache && l < n_layer; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "present.%d.key", l);
+        lmf_onnx_output(g, present[2 * l], n, kv_out);
+        snprintf(n, sizeof n, "present.%d.value", l);
+        lmf_onnx_output(g, present[2 * l + 1], n, kv_out);
+    }
+}
+
 int lmf_onnx_split_heads(lmf_onnx_graph *g, const char *name, int x, int heads, int head_dim) {
     char n[96];
     const int64_t shape[4] = {0, 0, heads, head_dim}, perm[4] = {0, 2, 1, 3};
