@@ -67,9 +67,12 @@ grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
   && pass "the export has Hugging Face Llama names" || fail "export names"
 expect_error "llama to llm.c is refused" 1 "llm.c checkpoints hold GPT-2 models" -- \
   "$LMF" convert "$WORK/hf" --to llmc --out "$WORK/x.bin"
-expect_error "llama to ONNX is refused by name" 1 "ONNX export is built for the GPT-2 family only; this model is llama" -- \
-  "$LMF" convert "$WORK/hf" --to onnx --out "$WORK/x-onnx"
-[ ! -e "$WORK/x-onnx/model.onnx" ] && pass "no ONNX file written for llama" || fail "an ONNX file was written for llama"
+"$LMF" convert "$WORK/hf" --to onnx --kv-cache --out "$WORK/x-onnx" --quiet && [ -s "$WORK/x-onnx/model.onnx" ] \
+  && grep -q '"num_key_value_heads"' "$WORK/x-onnx/config.json" \
+  && grep -qa 'model.layers.1.mlp.gate_proj.weight' "$WORK/x-onnx/model.onnx" \
+  && grep -qa 'past_key_values.1.value' "$WORK/x-onnx/model.onnx" \
+  && pass "llama exports to ONNX with its Hugging Face names (tests/test_onnx_runtime.sh runs it)" \
+  || fail "llama to ONNX: $(ls "$WORK/x-onnx" 2>&1)"
 
 # refused settings: one line naming the file and the setting
 sed 's/"hidden_act": "silu"/"hidden_act": "silu", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}/' \

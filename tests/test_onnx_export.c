@@ -1,7 +1,8 @@
 /* ONNX export: the protobuf encoding against bytes worked out by hand from the protobuf
  * encoding rules and onnx.proto, the graph check (undefined inputs, unknown operators, bad
- * shapes, duplicate names), refusals with reasons. With --write-model DIR [big] it writes the
- * odd-width model tests/test_onnx_runtime.sh exports, and with --logits MODEL B T SEED IDS OUT
+ * shapes, duplicate names), the GPT-2 and Llama graphs' forms, refusals with reasons. With
+ * --write-model DIR [big | llama | llama-tied] it writes an odd-width model
+ * tests/test_onnx_runtime.sh exports, and with --logits MODEL B T SEED IDS OUT
  * lmforge's own logits (reference kernels) of random ids for ONNX Runtime to match. */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -25,6 +26,12 @@
 
 /* odd widths: 45 wide (3 heads of 15), vocabulary 301 (padded to 320 inside lmforge) */
 static const lmf_gpt_config ODD = {3, 3, 45, 71, 301};
+/* Llama with odd widths and grouped-query heads: 48 wide, 4 heads of 12 over 2 key/value heads,
+ * SwiGLU 80 wide, vocabulary 301, rotary base 5000 (not the default), untied */
+static const lmf_gpt_config ODD_LLAMA = {.n_layer = 2, .n_head = 4, .n_embd = 48, .n_positions = 128,
+                                         .vocab_size = 301, .family = LMF_FAMILY_LLAMA,
+                                         .n_kv_head = 2, .ffn_hidden = 80, .rms_norm_eps = 1e-5f,
+                                         .rope_theta = 5000.0f, .tie_embeddings = 0};
 
 /* ---- the encoder ---- */
 
@@ -175,9 +182,9 @@ static void test_model_bytes(void **state) {
 
 /* ---- the odd-width model ---- */
 
-static lmf_gpt *odd_model(float big) {
+static lmf_gpt *random_model(const lmf_gpt_config *cfg) {
     lmf_gpt *m = NULL;
-    lmf_test_ok(lmf_gpt_create(&ODD, lmf_kernels_ref(), &m), "create");
+    lmf_test_ok(lmf_gpt_create(cfg, lmf_kernels_ref(), &m), "create");
     const lmf_param_layout *l = lmf_gpt_layout(m);
     float *p = lmf_gpt_params(m);
     lmf_rng r;
@@ -185,16 +192,32 @@ static lmf_gpt *odd_model(float big) {
     for (int i = 0; i < l->n_tensors; i++) {
         const lmf_tensor_info *t = &l->tensors[i];
         size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
-        int ln = strstr(t->name, "ln_") != NULL, bias = strstr(t->name, "bias") != NULL;
+        int ln = strstr(t->name, "ln_") != NULL || strstr(t->name, "norm") != NULL;
+        int bias = strstr(t->name, "bias") != NULL;
         float sd = t->ndim == 2 ? (t->block == 0 ? 0.5f : 0.12f) : 0.1f;
         for (size_t j = 0; j < n; j++) p[t->offset + j] = (ln && !bias ? 1.0f : 0.0f) + sd * lmf_rng_normal(&r);
     }
+    return m;
+}
+
+static lmf_gpt *odd_model(float big) {
+    lmf_gpt *m = random_model(&ODD);
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    float *p = lmf_gpt_params(m);
     if (big != 0) p[l->tensors[lmf_layout_find(l, "h.1.mlp.c_fc.weight")].offset + 7] = big;
     return m;
 }
 
-static int write_model(const char *dir, float big) {
-    lmf_gpt *m = odd_model(big);
+static lmf_gpt *llama_model(int tied) {
+    lmf_gpt_config c = ODD_LLAMA;
+    c.tie_embeddings = tied;
+    return random_model(&c);
+}
+
+/* the odd-width GPT-2 model (with one weight set to `big` when not 0), or the Llama one */
+static int write_model(const char *dir, float big, const char *family) {
+    lmf_gpt *m = family && strcmp(family, "llama") == 0 ? llama_model(0)
+                 : family && strcmp(family, "llama-tied") == 0 ? llama_model(1) : odd_model(big);
     lmf_status s = lmf_hf_save(m, dir, -1);
     lmf_gpt_free(m);
     if (s != LMF_OK) fprintf(stderr, "%s\n", lmf_last_error());
@@ -286,16 +309,67 @@ static void test_gpt2_graphs(void **state) {
     lmf_gpt_free(m);
 }
 
+/* The Llama graphs pass the check in both forms, weight types and classifiers; the cache holds
+ * the key/value heads only, under Hugging Face's names; the nodes the family needs are there. */
+static void test_llama_graphs(void **state) {
+    (void)state;
+    for (int tied = 0; tied < 2; tied++) {
+        lmf_gpt *m = llama_model(tied);
+        for (int kv = 0; kv < 2; kv++)
+            for (int half = 0; half < 2; half++) {
+                lmf_onnx_graph g;
+                lmf_onnx_graph_init(&g, half ? LMF_ONNX_T_FLOAT16 : LMF_ONNX_T_FLOAT);
+                assert_int_equal(lmf_onnx_build_llama(&g, m, kv), LMF_OK);
+                assert_int_equal(lmf_onnx_graph_check(&g), LMF_OK);
+                int L = ODD_LLAMA.n_layer;
+                assert_int_equal(g.n_inputs, kv ? 3 + 2 * L : 1);
+                assert_int_equal(g.n_outputs, kv ? 1 + 2 * L : 1);
+                assert_string_equal(g.values[g.inputs[0]].name, "input_ids");
+                if (kv) {
+                    assert_string_equal(g.values[g.inputs[2]].name, "position_ids");
+                    const lmf_onnx_value *pk = &g.values[g.inputs[3 + 2 * 1 + 1]];
+                    assert_string_equal(pk->name, "past_key_values.1.value");
+                    assert_int_equal(pk->dim[1], ODD_LLAMA.n_kv_head);
+                    assert_int_equal(pk->dim[3], ODD_LLAMA.n_embd / ODD_LLAMA.n_head);
+                    const lmf_onnx_value *pr = &g.values[g.outputs[1 + 2 * 1]];
+                    assert_string_equal(pr->name, "present.1.key");
+                    assert_int_equal(pr->dim[1], ODD_LLAMA.n_kv_head);
+                }
+                const lmf_onnx_value *lg = &g.values[g.outputs[0]];
+                assert_string_equal(lg->name, "logits");
+                assert_int_equal(lg->dim[2], ODD_LLAMA.vocab_size);
+                int n_expand = 0, n_rm = 0, n_sig = 0, n_cos = 0, n_ln = 0, lm_head = 0;
+                for (int i = 0; i < g.n_nodes; i++) {
+                    n_expand += strcmp(g.nodes[i].op, "Expand") == 0;
+                    n_rm += strcmp(g.nodes[i].op, "ReduceMean") == 0;
+                    n_sig += strcmp(g.nodes[i].op, "Sigmoid") == 0;
+                    n_cos += strcmp(g.nodes[i].op, "Cos") == 0;
+                    n_ln += strcmp(g.nodes[i].op, "LayerNormalization") == 0;
+                }
+                for (int i = 0; i < g.n_inits; i++)
+                    lm_head += strcmp(g.values[g.inits[i].value].name, "lm_head.weight") == 0;
+                assert_int_equal(n_expand, 2 * L);  /* keys and values repeated to 4 heads */
+                assert_int_equal(n_rm, 2 * L + 1);  /* two RMSNorms a layer and the last */
+                assert_int_equal(n_sig, L);
+                assert_int_equal(n_cos, 1);         /* the angles, once for every layer */
+                assert_int_equal(n_ln, 0);
+                assert_int_equal(lm_head, !tied);
+                lmf_onnx_graph_free(&g);
+            }
+        lmf_gpt_free(m);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc >= 3 && strcmp(argv[1], "--write-model") == 0)
-        return write_model(argv[2], argc >= 4 ? strtof(argv[3], NULL) : 0.0f);
+    if (argc >= 3 && strcmp(argv[1], "--write-model") == 0) /* DIR [BIG | llama | llama-tied] */
+        return write_model(argv[2], argc >= 4 ? strtof(argv[3], NULL) : 0.0f, argc >= 4 ? argv[3] : NULL);
     if (argc == 8 && strcmp(argv[1], "--logits") == 0)
         return write_logits(argv[2], atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 10),
                             argv[6], argv[7]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pb_encoding),  cmocka_unit_test(test_graph_check),
         cmocka_unit_test(test_model_bytes),  cmocka_unit_test(test_export_refusals),
-        cmocka_unit_test(test_gpt2_graphs),
+        cmocka_unit_test(test_gpt2_graphs),  cmocka_unit_test(test_llama_graphs),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

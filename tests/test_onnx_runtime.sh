@@ -3,7 +3,8 @@
 # and the key/value-cache graphs match lmforge's forward within 1e-4 (fp32) at several batch
 # sizes and lengths on an odd-width model, fp16 weights within a stated bound, external data
 # loads, greedy generation with the cache graph gives lmforge sample's tokens, tokenizer files
-# beside the graph, refusals with reasons. Skipped (77) without node/npm or the npm registry.
+# beside the graph, refusals with reasons; the same for Llama models with grouped-query heads.
+# Skipped (77) without node/npm or the npm registry.
 source "$(dirname "$0")/lib/common.sh"
 export OMP_NUM_THREADS=1
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -81,6 +82,44 @@ b=$(ort generate "$WORK/kv" 50 5 17 3 200 2>/dev/null)
   || fail "greedy ids differ: lmforge '$a' vs onnxruntime '$b'"
 b=$(ort generate "$WORK/ext" 50 5 17 3 200 2>/dev/null)
 [ "$a" = "$b" ] && pass "greedy 50 tokens from the graph with external data: identical" || fail "external greedy '$b'"
+
+# ---- the Llama family: 48 wide, 4 heads of 12 over 2 key/value heads, SwiGLU 80, vocabulary
+# 301, rotary base 5000; untied and tied classifiers ----
+"$HELPER" --write-model "$WORK/llama" llama && "$HELPER" --write-model "$WORK/llama_tied" llama-tied \
+  || fail "write the Llama models"
+"$LMF" convert "$WORK/llama" --to onnx --out "$WORK/l_plain" "${q[@]}" || fail "export Llama plain graph"
+"$LMF" convert "$WORK/llama" --to onnx --kv-cache --out "$WORK/l_kv" "${q[@]}" || fail "export Llama cache graph"
+"$LMF" convert "$WORK/llama" --to onnx --kv-cache --dtype fp16 --out "$WORK/l_half" "${q[@]}" \
+  || fail "export Llama fp16 graph"
+"$LMF" convert "$WORK/llama_tied" --to onnx --kv-cache --out "$WORK/lt_kv" "${q[@]}" || fail "export tied Llama"
+for bt in "1 1" "1 9" "3 13" "2 71"; do
+  set -- $bt
+  "$HELPER" --logits "$WORK/llama" "$1" "$2" "$((5 + $1 * $2))" "$WORK/ids.bin" "$WORK/ref.bin" \
+    || fail "lmforge Llama logits $bt"
+  "$HELPER" --logits "$WORK/llama_tied" "$1" "$2" "$((5 + $1 * $2))" "$WORK/ids_t.bin" "$WORK/ref_t.bin" \
+    || fail "lmforge tied Llama logits $bt"
+  # the cache graphs: the first half of the positions, then the rest over the cache (rotary
+  # positions starting at the cache's length)
+  { ort compare "$WORK/ids.bin" "$1" "$2" "$WORK/ref.bin" $((($2 + 1) / 2)) \
+      "$WORK/l_plain" "$WORK/l_kv" "$WORK/l_half" \
+    && ort compare "$WORK/ids_t.bin" "$1" "$2" "$WORK/ref_t.bin" $((($2 + 1) / 2)) "$WORK/lt_kv"; } \
+    >"$WORK/cmp.txt" || fail "onnxruntime Llama B=$1 T=$2"
+  [ "$(wc -l <"$WORK/cmp.txt")" -eq 4 ] || fail "Llama B=$1 T=$2: $(cat "$WORK/cmp.txt")"
+  while read -r dir d big; do
+    g=$(basename "$dir")
+    bound=1e-4; [ "$g" = l_half ] && bound=0.05
+    within "$d" "$bound" && pass "Llama $g B=$1 T=$2: logits within $bound of lmforge's (max diff $d, |logit| up to $big)" \
+      || fail "Llama $g B=$1 T=$2: logits differ by $d (bound $bound, |logit| up to $big)"
+  done <"$WORK/cmp.txt"
+done
+a=$("$LMF" sample --model "$WORK/llama" --prompt "5 17 3 200" --tokens 50 --temperature 0)
+b=$(ort generate "$WORK/l_kv" 50 5 17 3 200 2>/dev/null)
+[ "$(echo "$a" | wc -w)" -eq 54 ] && [ "$a" = "$b" ] && pass "Llama greedy 50 tokens over the cache: identical ids" \
+  || fail "Llama greedy ids differ: lmforge '$a' vs onnxruntime '$b'"
+a=$("$LMF" sample --model "$WORK/llama_tied" --prompt "9 250" --tokens 50 --temperature 0)
+b=$(ort generate "$WORK/lt_kv" 50 9 250 2>/dev/null)
+[ "$(echo "$a" | wc -w)" -eq 52 ] && [ "$a" = "$b" ] && pass "tied Llama greedy 50 tokens: identical ids" \
+  || fail "tied Llama greedy ids differ: lmforge '$a' vs onnxruntime '$b'"
 
 # a trained model with its tokenizer: the same text
 make_corpus "$WORK/corpus"

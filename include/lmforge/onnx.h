@@ -37,13 +37,15 @@ typedef struct lmf_onnx_summary {
 lmf_status lmf_onnx_dtype_parse(const char *s, lmf_onnx_dtype *out);
 
 /* Write dir/model.onnx (and dir/model.onnx.data when external) and dir/config.json (the
- * model's shape, as Hugging Face's exporters leave it beside the graph) for model m: input
+ * model's shape, as Hugging Face's exporters leave it beside the graph) for model m (GPT-2 or
+ * Llama family): input
  * `input_ids` int64 [batch_size, sequence_length], output `logits` float
  * [batch_size, sequence_length, vocab_size]; with kv_cache also `attention_mask` int64
  * [batch_size, past_sequence_length + sequence_length], `position_ids` int64
  * [batch_size, sequence_length], `past_key_values.N.key` / `.value` float
- * [batch_size, n_head, past_sequence_length, head_dim] and outputs `present.N.key` / `.value`
- * [batch_size, n_head, past_sequence_length + sequence_length, head_dim], the names of Hugging
+ * [batch_size, kv_heads, past_sequence_length, head_dim] and outputs `present.N.key` / `.value`
+ * [batch_size, kv_heads, past_sequence_length + sequence_length, head_dim] (kv_heads: n_head
+ * for GPT-2, n_kv_head for Llama; Llama's keys rotated), the names of Hugging
  * Face's exporters. The graph is checked before it is written (every input defined, shapes
  * consistent); a model that cannot be exported fails with the reason (LMF_ERR_ARG: weights
  * that do not fit fp16, non-finite weights). dir is created when missing; files are written to

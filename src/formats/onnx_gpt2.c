@@ -3,81 +3,38 @@
 #include "formats/onnx_graph.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "lmforge/model.h"
 
-/* The weight named `name` of the layout, with its Hugging Face shape (wte: its real rows only). */
-static int weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...) {
-    char name[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    const lmf_param_layout *l = lmf_gpt_layout(m);
-    int i = lmf_layout_find(l, name);
-    if (i < 0) {
-        if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_STATE, "ONNX export: the model has no tensor %s", name);
-        return -1;
-    }
-    const lmf_tensor_info *t = &l->tensors[i];
-    return lmf_onnx_weight(g, name, lmf_gpt_params(m) + t->offset, t->ndim, t->shape);
-}
+/* the model's tensor, by its Hugging Face name */
+#define W(...) lmf_onnx_model_weight(g, m, __VA_ARGS__)
 
 lmf_status lmf_onnx_build_gpt2(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
     const int C = c->n_embd, H = c->n_head, D = C / H, V = c->vocab_size;
     const float eps = 1e-5f, scale = 1.0f / sqrtf((float)D);
-    static const char *const bt[] = {"batch_size", "sequence_length"};
-    static const char *const kv_in[] = {"batch_size", NULL, "past_sequence_length", NULL};
-    static const char *const kv_out[] = {"batch_size", NULL, "past_sequence_length + sequence_length", NULL};
-    static const char *const mask_axes[] = {"batch_size", "past_sequence_length + sequence_length"};
-    static const char *const logit_axes[] = {"batch_size", "sequence_length", NULL};
-    const int64_t dyn2[2] = {LMF_ONNX_DYN, LMF_ONNX_DYN};
-    const int64_t kv_dims[4] = {LMF_ONNX_DYN, H, LMF_ONNX_DYN, D};
 
     int *present = calloc((size_t)c->n_layer * 2, sizeof *present);
     if (!present) return g->err = lmf_fail(LMF_ERR_NOMEM, "cannot allocate the ONNX graph");
     lmf_onnx_scope(g, "%s", "");
-    int ids = lmf_onnx_input(g, "input_ids", LMF_ONNX_T_INT64, 2, dyn2, bt);
-    int mask_in = -1, pos;
-    if (kv_cache) {
-        mask_in = lmf_onnx_input(g, "attention_mask", LMF_ONNX_T_INT64, 2, dyn2, mask_axes);
-        pos = lmf_onnx_input(g, "position_ids", LMF_ONNX_T_INT64, 2, dyn2, bt);
-    }
-    /* past keys and values come right after, in layer order, as Hugging Face lists them */
-    int first_past = g->n_values;
-    for (int l = 0; kv_cache && l < c->n_layer; l++) {
-        char n[64];
-        snprintf(n, sizeof n, "past_key_values.%d.key", l);
-        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
-        snprintf(n, sizeof n, "past_key_values.%d.value", l);
-        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
-    }
+    int mask_in, pos, first_past;
+    int ids = lmf_onnx_decoder_inputs(g, c->n_layer, H, D, kv_cache, &mask_in, &pos, &first_past);
 
     lmf_onnx_scope(g, "/embeddings");
-    if (!kv_cache) { /* positions 0 .. T-1 */
-        int t = lmf_onnx_dim(g, "T", ids, 1);
-        int zero = lmf_onnx_const_scalar_i64(g, "zero", 0), one = lmf_onnx_const_scalar_i64(g, "one", 1);
-        int in[3] = {zero, t, one};
-        int64_t dyn = LMF_ONNX_DYN;
-        pos = lmf_onnx_node1(g, "Range", "positions", 3, in, LMF_ONNX_T_INT64, 1, &dyn, 0, NULL);
-    }
-    int wte = weight(g, m, "wte.weight"), wpe = weight(g, m, "wpe.weight");
+    if (!kv_cache) pos = lmf_onnx_positions(g, ids); /* positions 0 .. T-1 */
+    int wte = W("wte.weight"), wpe = W("wpe.weight");
     int x = lmf_onnx_add(g, "sum", lmf_onnx_gather(g, "tokens", wte, ids, 0),
                          lmf_onnx_gather(g, "positions_embedded", wpe, pos, 0));
 
     int mask = -1;
     for (int l = 0; l < c->n_layer; l++) {
         lmf_onnx_scope(g, "/h.%d", l);
-        int h = lmf_onnx_layernorm(g, "ln_1", x, weight(g, m, "h.%d.ln_1.weight", l),
-                                   weight(g, m, "h.%d.ln_1.bias", l), eps);
-        int qkv = lmf_onnx_linear(g, "attn/c_attn", h, weight(g, m, "h.%d.attn.c_attn.weight", l),
-                                  weight(g, m, "h.%d.attn.c_attn.bias", l));
+        int h = lmf_onnx_layernorm(g, "ln_1", x, W("h.%d.ln_1.weight", l),
+                                   W("h.%d.ln_1.bias", l), eps);
+        int qkv = lmf_onnx_linear(g, "attn/c_attn", h, W("h.%d.attn.c_attn.weight", l),
+                                  W("h.%d.attn.c_attn.bias", l));
         int q = lmf_onnx_split_heads(g, "attn/q", lmf_onnx_slice_last(g, "attn/q_part", qkv, 0, C), H, D);
         int k = lmf_onnx_split_heads(g, "attn/k", lmf_onnx_slice_last(g, "attn/k_part", qkv, C, 2 * C), H, D);
         int v = lmf_onnx_split_heads(g, "attn/v", lmf_onnx_slice_last(g, "attn/v_part", qkv, 2 * C, 3 * C), H, D);
@@ -91,37 +48,26 @@ lmf_status lmf_onnx_build_gpt2(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache) {
             lmf_onnx_scope(g, "/h.%d", l);
         }
         int a = lmf_onnx_attention(g, q, k, v, mask, scale, H, D);
-        a = lmf_onnx_linear(g, "attn/c_proj", a, weight(g, m, "h.%d.attn.c_proj.weight", l),
-                            weight(g, m, "h.%d.attn.c_proj.bias", l));
+        a = lmf_onnx_linear(g, "attn/c_proj", a, W("h.%d.attn.c_proj.weight", l),
+                            W("h.%d.attn.c_proj.bias", l));
         x = lmf_onnx_add(g, "residual_attn", x, a);
-        h = lmf_onnx_layernorm(g, "ln_2", x, weight(g, m, "h.%d.ln_2.weight", l),
-                               weight(g, m, "h.%d.ln_2.bias", l), eps);
-        h = lmf_onnx_linear(g, "mlp/c_fc", h, weight(g, m, "h.%d.mlp.c_fc.weight", l),
-                            weight(g, m, "h.%d.mlp.c_fc.bias", l));
+        h = lmf_onnx_layernorm(g, "ln_2", x, W("h.%d.ln_2.weight", l),
+                               W("h.%d.ln_2.bias", l), eps);
+        h = lmf_onnx_linear(g, "mlp/c_fc", h, W("h.%d.mlp.c_fc.weight", l),
+                            W("h.%d.mlp.c_fc.bias", l));
         h = lmf_onnx_gelu_tanh(g, "mlp/gelu", h);
-        h = lmf_onnx_linear(g, "mlp/c_proj", h, weight(g, m, "h.%d.mlp.c_proj.weight", l),
-                            weight(g, m, "h.%d.mlp.c_proj.bias", l));
+        h = lmf_onnx_linear(g, "mlp/c_proj", h, W("h.%d.mlp.c_proj.weight", l),
+                            W("h.%d.mlp.c_proj.bias", l));
         x = lmf_onnx_add(g, "residual_mlp", x, h);
     }
 
     lmf_onnx_scope(g, "/head");
-    x = lmf_onnx_layernorm(g, "ln_f", x, weight(g, m, "ln_f.weight"), weight(g, m, "ln_f.bias"), eps);
+    x = lmf_onnx_layernorm(g, "ln_f", x, W("ln_f.weight"), W("ln_f.bias"), eps);
     /* tied classifier: x @ wte^T (the Transpose of a weight is folded by the runtime) */
     const int64_t perm[2] = {1, 0};
     int wte_t = lmf_onnx_transpose(g, "wte_transposed", wte, 2, perm);
     int logits = lmf_onnx_matmul(g, "logits", x, wte_t);
-    if (g->err == LMF_OK && g->values[logits].dim[2] != V)
-        g->err = lmf_fail(LMF_ERR_STATE, "ONNX graph: logits of width %lld, vocabulary %d",
-                          (long long)g->values[logits].dim[2], V);
-    lmf_onnx_output(g, logits, "logits", logit_axes);
-    /* then the cache, in layer order, as Hugging Face lists the outputs */
-    for (int l = 0; kv_cache && l < c->n_layer; l++) {
-        char n[64];
-        snprintf(n, sizeof n, "present.%d.key", l);
-        lmf_onnx_output(g, present[2 * l], n, kv_out);
-        snprintf(n, sizeof n, "present.%d.value", l);
-        lmf_onnx_output(g, present[2 * l + 1], n, kv_out);
-    }
+    lmf_onnx_decoder_outputs(g, logits, V, c->n_layer, kv_cache, present);
     free(present);
     return g->err;
 }

@@ -203,18 +203,23 @@ int lmf_onnx_const_f32(lmf_onnx_graph *g, const char *name, float v) {
     return add_const(g, name, LMF_ONNX_T_FLOAT, 0, NULL, &v, sizeof v, 1);
 }
 
+int lmf_onnx_const_f32v(lmf_onnx_graph *g, const char *name, int n, const float *v) {
+    int64_t dim = n;
+    return add_const(g, name, LMF_ONNX_T_FLOAT, 1, &dim, v, (size_t)n * sizeof *v, (uint64_t)n);
+}
+
 /* ---- the check ---- */
 
 /* Standard operators of the default domain the family graphs may use, each with the opset
  * that introduced its current definition (onnx/onnx docs/Operators.md); all are <= 17. Besides
- * what GPT-2 uses: Pow, ReduceMean, Sqrt, Div (RMSNorm), Neg (rotary embeddings), Sigmoid
+ * what GPT-2 uses: Pow, ReduceMean, Sqrt, Div (RMSNorm), Neg, Cos, Sin (rotary embeddings), Sigmoid
  * (SwiGLU), Expand (grouped key/value heads), Equal, Gemm, Split. */
 static const struct { const char *op; int since; } known_ops[] = {
-    {"Add", 14}, {"And", 7}, {"Cast", 13}, {"Concat", 13}, {"Div", 14}, {"Equal", 13},
+    {"Add", 14}, {"And", 7}, {"Cast", 13}, {"Concat", 13}, {"Cos", 7}, {"Div", 14}, {"Equal", 13},
     {"Expand", 13}, {"Gather", 13}, {"Gemm", 13}, {"Identity", 16},
     {"LayerNormalization", 17}, {"LessOrEqual", 16}, {"MatMul", 13}, {"Mul", 14}, {"Neg", 13},
     {"Pow", 15}, {"Range", 11}, {"ReduceMean", 13}, {"Reshape", 14}, {"Shape", 15},
-    {"Sigmoid", 13}, {"Slice", 13}, {"Softmax", 13}, {"Split", 13}, {"Sqrt", 13}, {"Sub", 14},
+    {"Sigmoid", 13}, {"Sin", 7}, {"Slice", 13}, {"Softmax", 13}, {"Split", 13}, {"Sqrt", 13}, {"Sub", 14},
     {"Tanh", 13}, {"Transpose", 13}, {"Unsqueeze", 13}, {"Where", 16},
 };
 

@@ -95,9 +95,10 @@ void lmf_onnx_output(lmf_onnx_graph *g, int v, const char *name, const char *con
  * the graph's weight type; returns a FLOAT value (through a Cast when stored as FLOAT16). */
 int lmf_onnx_weight(lmf_onnx_graph *g, const char *name, const float *data, int rank,
                     const int64_t *dims);
-/* constants: int64 vector, float scalar */
+/* constants: int64 vector, float scalar, float vector (always fp32, whatever the weights' type) */
 int lmf_onnx_const_i64(lmf_onnx_graph *g, const char *name, int n, const int64_t *v);
 int lmf_onnx_const_f32(lmf_onnx_graph *g, const char *name, float v);
+int lmf_onnx_const_f32v(lmf_onnx_graph *g, const char *name, int n, const float *v);
 int lmf_onnx_const_scalar_i64(lmf_onnx_graph *g, const char *name, int64_t v);
 
 /* A node: op over inputs in[n_in] making one output of type `type`, rank and dims (dims NULL:
@@ -132,6 +133,23 @@ int lmf_onnx_where(lmf_onnx_graph *g, const char *name, int cond, int a, int b);
 int lmf_onnx_dim(lmf_onnx_graph *g, const char *name, int x, int axis);
 
 /* ---- transformer pieces shared by the families ---- */
+/* The model's tensor `name` (printf format) as a weight of the graph, named as the layout names
+ * it; its shape is the one the model holds it in: (in, out) for a product the layout marks
+ * transposed (Llama's nn.Linear weights), so that x @ w is the layer. */
+int lmf_onnx_model_weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The decoder's inputs, as Hugging Face's exporters name them: input_ids int64 [B, T]; with
+ * kv_cache also attention_mask, position_ids and past_key_values.N.key/value [B, kv_heads,
+ * past, head_dim] in layer order (the first's value returned in *first_past, layer l's key at
+ * *first_past + 2l, its value after it). *mask and *pos are -1 without the cache. */
+int lmf_onnx_decoder_inputs(lmf_onnx_graph *g, int n_layer, int kv_heads, int head_dim, int kv_cache,
+                            int *mask, int *pos, int *first_past);
+/* Positions 0 .. T-1 (int64 [T]) of ids [B, T], for a graph without the cache. */
+int lmf_onnx_positions(lmf_onnx_graph *g, int ids);
+/* The decoder's outputs: logits [B, T, vocab] (checked against it), then with kv_cache
+ * present.N.key/value from present[2N], present[2N + 1]. */
+void lmf_onnx_decoder_outputs(lmf_onnx_graph *g, int logits, int vocab, int n_layer, int kv_cache,
+                              const int *present);
 /* [B, T, C] -> [B, heads, T, C/heads] */
 int lmf_onnx_split_heads(lmf_onnx_graph *g, const char *name, int x, int heads, int head_dim);
 /* Positions allowed to attend, bool [T, past + T] (or [B, 1, T, past + T] with a mask): key j
@@ -149,6 +167,7 @@ lmf_status lmf_onnx_graph_check(const lmf_onnx_graph *g);
 
 /* ---- the families (onnx_gpt2.c, ...) ---- */
 lmf_status lmf_onnx_build_gpt2(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache);
+lmf_status lmf_onnx_build_llama(lmf_onnx_graph *g, lmf_gpt *m, int kv_cache);
 
 /* ---- serialization (onnx_write.c) ---- */
 /* Write g as model.onnx (and model.onnx.data when external) into dir. */

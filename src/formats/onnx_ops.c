@@ -3,8 +3,11 @@
 #include "formats/onnx_graph.h"
 
 #include <float.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "lmforge/model.h"
 
 /* value v, or NULL; the pointer is good until the next value is made (g->values may move) */
 static const lmf_onnx_value *val(const lmf_onnx_graph *g, int v) {
@@ -292,6 +295,57 @@ int lmf_onnx_dim(lmf_onnx_graph *g, const char *name, int x, int axis) {
 
 /* ---- transformer pieces ---- */
 
+static const char *const bt_axes[] = {"batch_size", "sequence_length"};
+
+int lmf_onnx_decoder_inputs(lmf_onnx_graph *g, int n_layer, int kv_heads, int head_dim, int kv_cache,
+                            int *mask, int *pos, int *first_past) {
+    static const char *const kv_in[] = {"batch_size", NULL, "past_sequence_length", NULL};
+    static const char *const mask_axes[] = {"batch_size", "past_sequence_length + sequence_length"};
+    const int64_t dyn2[2] = {LMF_ONNX_DYN, LMF_ONNX_DYN};
+    const int64_t kv_dims[4] = {LMF_ONNX_DYN, kv_heads, LMF_ONNX_DYN, head_dim};
+    int ids = lmf_onnx_input(g, "input_ids", LMF_ONNX_T_INT64, 2, dyn2, bt_axes);
+    *mask = *pos = -1;
+    if (kv_cache) {
+        *mask = lmf_onnx_input(g, "attention_mask", LMF_ONNX_T_INT64, 2, dyn2, mask_axes);
+        *pos = lmf_onnx_input(g, "position_ids", LMF_ONNX_T_INT64, 2, dyn2, bt_axes);
+    }
+    *first_past = g->n_values;
+    for (int l = 0; kv_cache && l < n_layer; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "past_key_values.%d.key", l);
+        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
+        snprintf(n, sizeof n, "past_key_values.%d.value", l);
+        lmf_onnx_input(g, n, LMF_ONNX_T_FLOAT, 4, kv_dims, kv_in);
+    }
+    return ids;
+}
+
+int lmf_onnx_positions(lmf_onnx_graph *g, int ids) {
+    int t = lmf_onnx_dim(g, "T", ids, 1);
+    int zero = lmf_onnx_const_scalar_i64(g, "zero", 0), one = lmf_onnx_const_scalar_i64(g, "one", 1);
+    int in[3] = {zero, t, one};
+    int64_t dyn = LMF_ONNX_DYN;
+    return lmf_onnx_node1(g, "Range", "positions", 3, in, LMF_ONNX_T_INT64, 1, &dyn, 0, NULL);
+}
+
+void lmf_onnx_decoder_outputs(lmf_onnx_graph *g, int logits, int vocab, int n_layer, int kv_cache,
+                              const int *present) {
+    static const char *const kv_out[] = {"batch_size", NULL, "past_sequence_length + sequence_length", NULL};
+    static const char *const logit_axes[] = {"batch_size", "sequence_length", NULL};
+    if (g->err == LMF_OK && g->values[logits].dim[2] != vocab)
+        g->err = lmf_fail(LMF_ERR_STATE, "ONNX graph: logits of width %lld, vocabulary %d",
+                          (long long)g->values[logits].dim[2], vocab);
+    lmf_onnx_output(g, logits, "logits", logit_axes);
+    /* then the cache, in layer order, as Hugging Face lists the outputs */
+    for (int l = 0; kv_cache && l < n_layer; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "present.%d.key", l);
+        lmf_onnx_output(g, present[2 * l], n, kv_out);
+        snprintf(n, sizeof n, "present.%d.value", l);
+        lmf_onnx_output(g, present[2 * l + 1], n, kv_out);
+    }
+}
+
 int lmf_onnx_split_heads(lmf_onnx_graph *g, const char *name, int x, int heads, int head_dim) {
     char n[96];
     const int64_t shape[4] = {0, 0, heads, head_dim}, perm[4] = {0, 2, 1, 3};
@@ -339,4 +393,25 @@ int lmf_onnx_attention(lmf_onnx_graph *g, int q, int k, int v, int mask, float s
     int o = lmf_onnx_matmul(g, "attn/context", p, v);
     o = lmf_onnx_transpose(g, "attn/merge_heads", o, 4, back);
     return lmf_onnx_reshape(g, "attn/merged", o, 3, merged);
+}
+
+int lmf_onnx_model_weight(lmf_onnx_graph *g, lmf_gpt *m, const char *fmt, ...) {
+    char name[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    int i = lmf_layout_find(l, name);
+    if (i < 0) {
+        if (g->err == LMF_OK) g->err = lmf_fail(LMF_ERR_STATE, "ONNX export: the model has no tensor %s", name);
+        return -1;
+    }
+    const lmf_tensor_info *t = &l->tensors[i];
+    int64_t dims[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
+    if (t->ndim == 2 && t->transposed) { /* held (in, out): the Hugging Face (out, in) swapped */
+        dims[0] = t->shape[1];
+        dims[1] = t->shape[0];
+    }
+    return lmf_onnx_weight(g, name, lmf_gpt_params(m) + t->offset, t->ndim, dims);
 }

@@ -277,15 +277,12 @@ static lmf_status check_weights(lmf_gpt *m, lmf_onnx_dtype dt) {
 
 lmf_status lmf_onnx_export(lmf_gpt *m, const char *dir, const lmf_onnx_options *o,
                            lmf_onnx_summary *sum) {
-    if (lmf_gpt_cfg(m)->family != LMF_FAMILY_GPT2)
-        return lmf_fail(LMF_ERR_ARG, "ONNX export is built for the GPT-2 family only; this model "
-                        "is %s (convert it to a Hugging Face directory with --to hf instead)",
-                        lmf_family_name(lmf_gpt_cfg(m)->family));
     LMF_TRY(check_weights(m, o->dtype));
     LMF_TRY(lmf_mkdir_p(dir));
     lmf_onnx_graph g;
     lmf_onnx_graph_init(&g, o->dtype == LMF_ONNX_FP16 ? LMF_ONNX_T_FLOAT16 : LMF_ONNX_T_FLOAT);
-    lmf_status s = lmf_onnx_build_gpt2(&g, m, o->kv_cache);
+    lmf_status s = lmf_gpt_cfg(m)->family == LMF_FAMILY_LLAMA ? lmf_onnx_build_llama(&g, m, o->kv_cache)
+                                                              : lmf_onnx_build_gpt2(&g, m, o->kv_cache);
     if (s == LMF_OK) s = lmf_onnx_graph_check(&g);
     if (s == LMF_OK) {
         uint64_t weights = 0;

@@ -23,8 +23,13 @@ function open(dir) {
   return ort.InferenceSession.create(path.join(dir, 'model.onnx'), opts);
 }
 
+// the cache's shape from config.json: GPT2Config or LlamaConfig names (H: key/value heads)
 function cfgOf(dir) {
   const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  if (c.model_type === 'llama') {
+    return { L: c.num_hidden_layers, H: c.num_key_value_heads || c.num_attention_heads,
+      D: c.hidden_size / c.num_attention_heads, V: c.vocab_size };
+  }
   return { L: c.n_layer, H: c.n_head, D: c.n_embd / c.n_head, V: c.vocab_size };
 }
 
