@@ -145,6 +145,20 @@ static uint32_t *encode_docs(const lmf_tokenizer *t, const char *const *docs, in
     return ids;
 }
 
+/* pseudo text that ends on a whole character (inputs must be UTF-8): a multi-byte character cut
+ * by the length becomes spaces */
+static char *utf8_text(size_t len, uint64_t seed) {
+    char *s = lmf_test_pseudo_text(len, seed);
+    size_t lead = len;
+    while (lead > 0 && len - lead < 4 && ((unsigned char)s[lead - 1] & 0xC0) == 0x80) lead--;
+    if (lead > 0 && (unsigned char)s[lead - 1] >= 0xC0) {
+        unsigned char b = (unsigned char)s[lead - 1];
+        size_t k = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+        if (len - (lead - 1) < k) memset(s + lead - 1, ' ', len - (lead - 1));
+    }
+    return s;
+}
+
 static void test_tokenizer_mode_and_threads(void **state) {
     (void)state;
     char *corpus = lmf_test_pseudo_text(200000, 5);
@@ -152,8 +166,8 @@ static void test_tokenizer_mode_and_threads(void **state) {
     lmf_tokenizer *t = NULL;
     assert_int_equal(lmf_tok_train_buffer(corpus, 200000, &to, &t), LMF_OK);
     /* one short-document file (separator "##"), and one 5 MB document cut into pieces */
-    char *big = lmf_test_pseudo_text(5000000, 9);
-    char *d1 = lmf_test_pseudo_text(3000, 1), *d2 = lmf_test_pseudo_text(50, 2), *d3 = lmf_test_pseudo_text(700, 3);
+    char *big = utf8_text(5000000, 9);
+    char *d1 = utf8_text(3000, 1), *d2 = utf8_text(50, 2), *d3 = utf8_text(700, 3);
     size_t l1 = strlen(d1), l2 = strlen(d2), l3 = strlen(d3);
     char *small = malloc(l1 + l2 + l3 + 64);
     size_t n = 0;

@@ -1,6 +1,6 @@
 /* Data preparation from JSON Lines and zstd-compressed inputs: the same tokens as the plain
  * documents, and errors (bad JSON, invalid UTF-8, a missing field, a truncated zstd stream) that
- * name the file and line. */
+ * name the file and line; plain text that is not UTF-8, named by file and byte offset. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,10 +122,49 @@ static void test_errors_name_file_and_line(void **state) {
     expect_error("garbage.txt.zst", "this is not a zstd frame", 0, 0, "garbage.txt.zst", "zstd");
 }
 
+/* plain text (and compressed plain text) must be UTF-8: the first bad byte is named by its
+ * offset in the (decompressed) file, also far past the first work unit and on several threads;
+ * valid multi-byte text passes */
+static void test_plain_text_utf8(void **state) {
+    expect_error("latin1.txt", "caf\xe9 au lait\n", 0, 0, "latin1.txt", "byte offset 3 (0xe9)");
+    expect_error("cont.txt", "ok \xc3\xa9 then \x80 stray\n", 0, 0, "cont.txt", "byte offset 11");
+    expect_error("surrogate.txt", "x\xed\xa0\x80y", 0, 0, "surrogate.txt", "byte offset 1");
+    expect_error("overlong.txt", "ab\xc0\xaf" "cd", 0, 0, "overlong.txt", "byte offset 2");
+    expect_error("cut.txt", "ends inside \xe2\x82", 0, 0, "cut.txt", "byte offset 12");
+    expect_error("latin1.txt.zst", "zstd caf\xe9", 1, 0, "latin1.txt.zst",
+                 "decompressed byte offset 8");
+    /* 3 MB of valid text (many work units, long documents cut into pieces), one bad byte late */
+    size_t len = (size_t)3 << 20, at = len - 1000;
+    char *text = lmf_test_pseudo_text(len, 7), in[512], out[512], want[64];
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] >= 0x80 || text[i] == '\0') text[i] = 'x';
+    memcpy(text + 5000, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9); /* é € 😀 */
+    lmf_test_write_bytes(lmf_test_path(in, sizeof in, "big.txt"), text, len);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        const char *inputs[1] = {in};
+        lmf_prepare_opts o = {NULL, inputs, 1, lmf_test_path(out, sizeof out, "big%d", threads),
+                              0.0, NULL, threads, NULL, NULL, NULL};
+        lmf_test_ok(lmf_data_prepare(&o, NULL), "valid UTF-8 text");
+    }
+    text[at] = '\xff';
+    lmf_test_write_bytes(in, text, len);
+    free(text);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        const char *inputs[1] = {in};
+        lmf_prepare_opts o = {NULL, inputs, 1, lmf_test_path(out, sizeof out, "bad%d", threads),
+                              0.0, "%", threads, NULL, NULL, NULL};
+        assert_int_equal(lmf_data_prepare(&o, NULL), LMF_ERR_FORMAT);
+        snprintf(want, sizeof want, "byte offset %zu (0xff)", at);
+        if (!strstr(lmf_last_error(), "big.txt") || !strstr(lmf_last_error(), want))
+            fail_msg("'%s' does not say big.txt and '%s'", lmf_last_error(), want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jsonl_and_zstd),
         cmocka_unit_test(test_errors_name_file_and_line),
+        cmocka_unit_test(test_plain_text_utf8),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -15,7 +15,7 @@ extern "C" {
 
 typedef struct lmf_prepare_opts {
     const lmf_tokenizer *tok;     /* NULL: raw bytes (ids 0..255, end-of-text 256, 257 ids) */
-    const char *const *inputs;    /* text files, read in this order: plain text; *.zst
+    const char *const *inputs;    /* UTF-8 text files, read in this order: plain text; *.zst
                                    * zstd-compressed text; *.jsonl (and *.jsonl.zst) JSON Lines,
                                    * one document per line in the field jsonl_key (the doc
                                    * separator does not apply); compressed and JSON Lines inputs
@@ -50,8 +50,9 @@ typedef struct lmf_prepare_stats {
  * nothing: the files are written into a temporary directory in OUT_DIR and moved into place at
  * the end; a failure leaves OUT_DIR as it was (and removes it when this call created it). Fails
  * with LMF_ERR_ARG for bad options, a tokenizer without an end-of-text token or, with
- * val_fraction > 0, fewer than two documents; LMF_ERR_IO for unreadable inputs or unwritable
- * outputs. stats may be NULL. */
+ * val_fraction > 0, fewer than two documents; LMF_ERR_FORMAT for plain text that is not UTF-8 (naming the
+ * file and the first bad byte's offset) and for bad JSON Lines or zstd inputs; LMF_ERR_IO for
+ * unreadable inputs or unwritable outputs. stats may be NULL. */
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats);
 
 /* ---- sharded preparation, split over ranks ----

@@ -4,9 +4,11 @@
 #include "data/input.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 #include <zstd.h>
 
 #include "lmforge/fsutil.h"
@@ -24,6 +26,30 @@ lmf_input_kind lmf_input_kind_of(const char *path) {
     int jsonl = (n >= 6 && strncmp(path + n - 6, ".jsonl", 6) == 0);
     if (jsonl) return zst ? LMF_INPUT_JSONL_ZSTD : LMF_INPUT_JSONL;
     return zst ? LMF_INPUT_TEXT_ZSTD : LMF_INPUT_TEXT;
+}
+
+size_t lmf_input_utf8_check(const char *s, size_t n) {
+    const uint8_t *u = (const uint8_t *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) { /* eight ASCII bytes at a time */
+            uint64_t w;
+            memcpy(&w, u + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0) return i;
+        i += (size_t)k;
+    }
+    return n;
 }
 
 /* the whole decompressed content of a zstd file */

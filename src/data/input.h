@@ -23,4 +23,9 @@ lmf_input_kind lmf_input_kind_of(const char *path);
 lmf_status lmf_input_decode(const char *path, lmf_input_kind kind, const char *jsonl_key,
                             char **out, size_t *out_len);
 
+/* Offset of the first byte of s[0..n) that does not start a valid UTF-8 sequence (a stray
+ * continuation byte, a truncated or overlong sequence, a surrogate, a code point above
+ * U+10FFFF); n when all of it is valid. */
+size_t lmf_input_utf8_check(const char *s, size_t n);
+
 #endif

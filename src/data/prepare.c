@@ -189,6 +189,17 @@ static void encode_unit(const prep *p, slot *sl) {
             return;
         }
     }
+    if (f->kind == LMF_INPUT_TEXT || f->kind == LMF_INPUT_TEXT_ZSTD) {
+        size_t bad = u->start + lmf_input_utf8_check(f->data + u->start, u->end - u->start);
+        if (bad < u->end) {
+            sl->st = LMF_ERR_FORMAT;
+            snprintf(sl->err, sizeof sl->err, "%s: not valid UTF-8 at %sbyte offset %zu (0x%02x); "
+                     "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8) or leave it out",
+                     f->path, f->kind == LMF_INPUT_TEXT_ZSTD ? "decompressed " : "", bad,
+                     (unsigned)(uint8_t)f->data[bad]);
+            return;
+        }
+    }
     uint32_t *ids = sl->ids;
     size_t n = 0, pos = u->start, ds, de, np;
     while (pos < u->end) {
