@@ -55,16 +55,24 @@ typedef struct lmf_prepare_stats {
  * unreadable inputs or unwritable outputs. stats may be NULL. */
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats);
 
+/* Documents of `docs` that a validation fraction puts in the validation split: round(docs *
+ * fraction), at least one and at most docs - 1; 0 when fraction is 0 or docs < 2. */
+uint64_t lmf_data_val_docs(uint64_t docs, double fraction);
+
 /* ---- sharded preparation, split over ranks ----
  * OUT/train_000000.bin, train_000001.bin, ...: the documents of every input, in input order, each
  * followed by end-of-text, cut into token files of exactly shard_tokens tokens (the last one
- * shorter). The result depends only on the inputs and options, not on the number of ranks or
- * threads. Three collective phases, each called by every rank with its rank and world size,
+ * shorter). With val_fraction > 0 the last lmf_data_val_docs(documents, val_fraction) documents
+ * of all inputs go instead to OUT/val/val_000000.bin, ... (cut the same way): the same split as
+ * lmf_data_prepare's val.bin, so the train files joined hold train.bin's tokens and the val files
+ * joined val.bin's. The result depends only on the inputs and options, not on the number of
+ * ranks or threads. Three collective phases, each called by every rank with its rank and world size,
  * separated by a barrier the caller provides:
  *   1. lmf_shards_begin (rank 0 writes OUT/manifest.json: the inputs and options; a directory
  *      with a manifest of other inputs or options is refused) and lmf_shards_tokenize (rank r
  *      tokenizes inputs r, r + world, ... into OUT/.parts/part_NNNNNN.bin);
- *   2. lmf_shards_write: rank r writes shards r, r + world, ... from the parts;
+ *   2. lmf_shards_write: rank r writes token files r, r + world, ... (the train files, then the
+ *      val files) from the parts;
  *   3. lmf_shards_finish (rank 0): the manifest lists the shards and says complete; the parts go.
  * Every file is written to a temporary name and renamed into place, so a crash leaves complete
  * parts and shards only; a rerun with the same inputs and options keeps them and does the rest. */
@@ -81,14 +89,18 @@ typedef struct lmf_shards_opts {
     int test_fail_after;          /* test: > 0 fails with LMF_ERR_STATE once this rank has written
                                    * that many files (parts and token files), as a crash would
                                    * stop it */
+    double val_fraction;          /* in [0, 1): as lmf_prepare_opts; 0 writes no OUT/val/ */
 } lmf_shards_opts;
 
 typedef struct lmf_shards_stats {
     int parts_done, parts_kept;   /* inputs tokenized by this rank now / found done */
     int shards_done, shards_kept; /* shards written by this rank now / found done */
     int complete;                 /* the manifest already said complete: nothing was done */
-    int n_shards;                 /* in all */
-    uint64_t tokens;              /* in all */
+    int n_shards;                 /* train token files, in all */
+    int n_val_shards;             /* val token files, in all */
+    uint64_t tokens;              /* in all, train and val */
+    uint64_t val_tokens;          /* of them in the val files */
+    uint64_t docs, val_docs;      /* documents in all, of which in the val files */
 } lmf_shards_stats;
 
 lmf_status lmf_shards_begin(const lmf_shards_opts *o, int rank);

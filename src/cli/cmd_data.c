@@ -72,10 +72,14 @@ static int prepare_shards(lmf_shards_opts *so, int quiet, int crash) {
         if (st.complete) printf("%s is complete already (manifest.json); nothing to do\n", so->out_dir);
         else
             printf("prepared %d inputs on %d ranks into %d token files of up to %llu tokens in %s "
-                   "(%llu tokens); inputs tokenized %lld, kept %lld; files written %lld, kept %lld\n",
+                   "(%llu tokens, %llu documents) and %d validation files in %s/val (%llu tokens, "
+                   "%llu documents); inputs tokenized %lld, kept %lld; files written %lld, kept "
+                   "%lld\n",
                    so->n_inputs, world, st.n_shards, (unsigned long long)so->shard_tokens,
-                   so->out_dir, (unsigned long long)st.tokens, (long long)sum[0], (long long)sum[1],
-                   (long long)sum[2], (long long)sum[3]);
+                   so->out_dir, (unsigned long long)(st.tokens - st.val_tokens),
+                   (unsigned long long)(st.docs - st.val_docs), st.n_val_shards, so->out_dir,
+                   (unsigned long long)st.val_tokens, (unsigned long long)st.val_docs,
+                   (long long)sum[0], (long long)sum[1], (long long)sum[2], (long long)sum[3]);
     }
     lmf_comm_free(comm);
     return rc;
@@ -90,11 +94,11 @@ static int cmd_prepare(int argc, char **argv) {
         {"--tokenizer", LMF_OPT_STR, &tokdir, "DIR", "tokenizer directory (or tokenizer.json / encoder.json)", LMF_NOLIMIT, NULL},
         {"--bytes", LMF_OPT_FLAG, &bytes, NULL, "no tokenizer: raw bytes (ids 0..255, end-of-text 256)", LMF_NOLIMIT, NULL},
         {"--input", LMF_OPT_STRS, &inputs, "FILE...", "inputs, in this order: text files, *.zst compressed text, *.jsonl / *.jsonl.zst JSON Lines", LMF_NOLIMIT, NULL},
-        {"--shard-tokens", LMF_OPT_STR, &shard, "N", "write OUT/train_NNNNNN.bin of N tokens each (100M, 2G, ...) and manifest.json; no val.bin; under mpirun the ranks split the work (same files at any rank count); a rerun continues", LMF_NOLIMIT, NULL},
+        {"--shard-tokens", LMF_OPT_STR, &shard, "N", "write OUT/train_NNNNNN.bin of N tokens each (100M, 2G, ...), the validation documents as OUT/val/val_NNNNNN.bin, and manifest.json; under mpirun the ranks split the work (same files at any rank count); a rerun continues", LMF_NOLIMIT, NULL},
         {"--test-crash-after", LMF_OPT_INT, &crash_after, "N", "test: end the process abruptly once it has written N files (with --shard-tokens)", 0, 1e9, NULL},
         {"--jsonl-key", LMF_OPT_STR, &jsonl_key, "KEY", "the text field of JSON Lines inputs (default text)", LMF_NOLIMIT, NULL},
         {"--out", LMF_OPT_STR, &out, "DIR", "write train.bin and val.bin here", LMF_NOLIMIT, NULL},
-        {"--val-fraction", LMF_OPT_DOUBLE, &val, "F", "last fraction of documents for val.bin (default 0.05; 0 = none)", 0, 0.999999, NULL},
+        {"--val-fraction", LMF_OPT_DOUBLE, &val, "F", "last fraction of documents for val.bin, or OUT/val/ with --shard-tokens (default 0.05; 0 = none)", 0, 0.999999, NULL},
         {"--doc-separator", LMF_OPT_STR, &sep, "STRING", "a line holding only STRING ends a document (e.g. % for fortunes); default: one document per file", LMF_NOLIMIT, NULL},
         {"--threads", LMF_OPT_INT, &threads, "N", "encoding threads (default: all cores)", 0, 4096, NULL},
         {"--quiet", LMF_OPT_FLAG, &quiet, NULL, "no progress bar", LMF_NOLIMIT, NULL},
@@ -117,7 +121,7 @@ static int cmd_prepare(int argc, char **argv) {
     }
     if (shard) {
         lmf_shards_opts so = {tok, inputs.v, inputs.n, out, parse_count(shard), sep, jsonl_key,
-                              tokdir ? tokdir : "bytes", threads, crash_after};
+                              tokdir ? tokdir : "bytes", threads, crash_after, val};
         int rc = so.shard_tokens ? prepare_shards(&so, quiet, crash_after > 0) : 2;
         if (!so.shard_tokens)
             lmf_cli_error("data prepare", "--shard-tokens '%s': expected a token count such as "

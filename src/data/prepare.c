@@ -392,6 +392,14 @@ static lmf_status commit_outputs(const char *out_dir, const char *tmpdir, int wi
     return lmf_fsync_parent_dir(to);
 }
 
+uint64_t lmf_data_val_docs(uint64_t docs, double fraction) {
+    if (!(fraction > 0) || docs < 2) return 0;
+    uint64_t n = (uint64_t)((double)docs * fraction + 0.5);
+    if (n == 0) n = 1;
+    if (n >= docs) n = docs - 1;
+    return n;
+}
+
 lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats) {
     double t0 = lmf_now_s();
     if (!o->inputs || o->n_inputs <= 0) return lmf_fail(LMF_ERR_ARG, "data prepare: no input files");
@@ -446,12 +454,7 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
         if (s == LMF_OK && p.count_st != LMF_OK) s = lmf_fail(p.count_st, "%s", p.count_err);
         for (int i = 0; s == LMF_OK && i < o->n_inputs; i++) n_docs += p.file_docs[i];
     }
-    uint64_t n_val = 0;
-    if (s == LMF_OK && o->val_fraction > 0 && n_docs >= 2) {
-        n_val = (uint64_t)((double)n_docs * o->val_fraction + 0.5);
-        if (n_val == 0) n_val = 1;
-        if (n_val >= n_docs) n_val = n_docs - 1;
-    }
+    uint64_t n_val = s == LMF_OK ? lmf_data_val_docs(n_docs, o->val_fraction) : 0;
     if (s == LMF_OK && o->val_fraction > 0 && n_docs < 2)
         s = lmf_fail(LMF_ERR_ARG, "data prepare: the input is too small: %llu document(s), and "
                      "a validation split needs at least two (one for val.bin, one for "

@@ -1,5 +1,6 @@
-/* Sharded data preparation split over ranks: inputs tokenized into parts, parts cut into token
- * files of a fixed size, a manifest; every file atomic, so a rerun continues. */
+/* Sharded data preparation split over ranks: inputs tokenized into parts, parts cut into train
+ * and validation token files of a fixed size, a manifest; every file atomic, so a rerun
+ * continues. */
 #include "lmforge/prepare.h"
 
 #include <dirent.h>
@@ -28,8 +29,16 @@ static void part_dir(const lmf_shards_opts *o, int i, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/.parts/part_%06d", o->out_dir, i);
 }
 
-static void shard_path(const lmf_shards_opts *o, int k, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/train_%06d.bin", o->out_dir, k);
+/* token file k of the train files (val = 0) or of the val files (val = 1) */
+static void shard_path(const lmf_shards_opts *o, int val, int k, char *buf, size_t cap) {
+    if (val) snprintf(buf, cap, "%s/val/val_%06d.bin", o->out_dir, k);
+    else snprintf(buf, cap, "%s/train_%06d.bin", o->out_dir, k);
+}
+
+/* a part's tokens and, beside them, its number of documents (written after the tokens: a part
+ * is done when its documents file exists) */
+static void part_file(const lmf_shards_opts *o, int i, const char *name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/.parts/part_%06d/%s", o->out_dir, i, name);
 }
 
 /* the plan: inputs (path, size), options */
@@ -40,17 +49,18 @@ static json_t *plan_json(const lmf_shards_opts *o) {
         json_int_t size = stat(o->inputs[i], &sb) == 0 ? (json_int_t)sb.st_size : -1;
         json_array_append_new(in, json_pack("{s:s, s:I}", "path", o->inputs[i], "bytes", size));
     }
-    return json_pack("{s:o, s:I, s:s, s:s?, s:s}", "inputs", in, "shard_tokens",
+    return json_pack("{s:o, s:I, s:s, s:s?, s:s, s:f}", "inputs", in, "shard_tokens",
                      (json_int_t)o->shard_tokens, "tokenizer", o->tokenizer_id ? o->tokenizer_id : "",
                      "doc_separator", o->doc_separator, "jsonl_key",
-                     o->jsonl_key ? o->jsonl_key : "text");
+                     o->jsonl_key ? o->jsonl_key : "text", "val_fraction", o->val_fraction);
 }
 
-static lmf_status write_manifest(const lmf_shards_opts *o, json_t *plan, json_t *shards) {
+static lmf_status write_manifest(const lmf_shards_opts *o, json_t *plan, json_t *shards,
+                                 json_t *val) {
     char p[4200];
     LMF_TRY(lmf_path_join(p, sizeof p, o->out_dir, MANIFEST));
-    json_t *m = json_pack("{s:s, s:O, s:b, s:O?}", "format", "lmforge-data-shards", "plan", plan,
-                          "complete", shards != NULL, "shards", shards);
+    json_t *m = json_pack("{s:s, s:O, s:b, s:O?, s:O?}", "format", "lmforge-data-shards", "plan",
+                          plan, "complete", shards != NULL, "shards", shards, "val_shards", val);
     char *txt = m ? json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(m);
     if (!txt) return lmf_fail(LMF_ERR_NOMEM, "cannot format %s", p);
@@ -63,6 +73,9 @@ lmf_status lmf_shards_begin(const lmf_shards_opts *o, int rank) {
     if (o->n_inputs <= 0 || !o->out_dir || o->shard_tokens == 0)
         return lmf_fail(LMF_ERR_ARG, "data prepare: inputs, an output directory and a shard size "
                         "are needed");
+    if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0))
+        return lmf_fail(LMF_ERR_ARG, "data prepare: the validation fraction must be in [0, 1), got %g",
+                        o->val_fraction);
     if (rank != 0) return LMF_OK;
     char p[4200], parts[4200];
     LMF_TRY(lmf_path_join(parts, sizeof parts, o->out_dir, ".parts"));
@@ -80,7 +93,7 @@ lmf_status lmf_shards_begin(const lmf_shards_opts *o, int rank) {
                          p);
         json_decref(old);
     } else {
-        s = write_manifest(o, plan, NULL);
+        s = write_manifest(o, plan, NULL, NULL);
     }
     json_decref(plan);
     return s;
@@ -101,31 +114,45 @@ lmf_status lmf_shards_tokenize(const lmf_shards_opts *o, int rank, int world,
     st->complete = manifest_complete(o);
     if (st->complete) return LMF_OK;
     for (int i = rank; i < o->n_inputs; i += world) {
-        char dir[4200], bin[4300];
+        char dir[4200], docs[4300];
         part_dir(o, i, dir, sizeof dir);
-        snprintf(bin, sizeof bin, "%s/train.bin", dir);
-        if (lmf_file_exists(bin)) { /* complete: written atomically by an earlier run */
+        part_file(o, i, "docs", docs, sizeof docs);
+        if (lmf_file_exists(docs)) { /* complete: written atomically by an earlier run */
             st->parts_kept++;
             continue;
         }
         const char *in[1] = {o->inputs[i]};
         lmf_prepare_opts po = {o->tok, in, 1, dir, 0.0, o->doc_separator, o->threads, NULL, NULL,
                                o->jsonl_key};
-        LMF_TRY(lmf_data_prepare(&po, NULL));
+        lmf_prepare_stats ps;
+        LMF_TRY(lmf_data_prepare(&po, &ps));
+        char num[32];
+        int len = snprintf(num, sizeof num, "%llu\n", (unsigned long long)ps.docs);
+        LMF_TRY(lmf_write_file_atomic(docs, num, (size_t)len));
         st->parts_done++;
         LMF_TRY(test_stop(o, st));
     }
     return LMF_OK;
 }
 
-/* tokens of every part (from their headers) */
-static lmf_status part_counts(const lmf_shards_opts *o, uint64_t *n, int *tb) {
+/* tokens (from their headers) and documents of every part */
+static lmf_status part_counts(const lmf_shards_opts *o, uint64_t *n, uint64_t *docs, int *tb) {
     for (int i = 0; i < o->n_inputs; i++) {
-        char bin[4300];
-        part_dir(o, i, bin, sizeof bin);
-        strcat(bin, "/train.bin");
+        char bin[4300], dp[4300];
+        part_file(o, i, "train.bin", bin, sizeof bin);
+        part_file(o, i, "docs", dp, sizeof dp);
+        char *txt = NULL, *end = NULL;
+        size_t len = 0;
         lmf_tokens *t = NULL;
-        lmf_status s = lmf_tokens_open(bin, &t);
+        lmf_status s = lmf_read_file(dp, &txt, &len, 64);
+        if (s == LMF_OK) {
+            docs[i] = strtoull(txt, &end, 10);
+            if (end == txt || *end != '\n')
+                s = lmf_fail(LMF_ERR_FORMAT, "%s: expected a document count; remove the directory "
+                             "%s/.parts and run again", dp, o->out_dir);
+            free(txt);
+        }
+        if (s == LMF_OK) s = lmf_tokens_open(bin, &t);
         if (s != LMF_OK)
             return lmf_fail_context(s, "data prepare: the tokens of input %s are missing "
                                     "(did every rank finish tokenizing?): ", o->inputs[i]);
@@ -134,6 +161,39 @@ static lmf_status part_counts(const lmf_shards_opts *o, uint64_t *n, int *tb) {
         lmf_tokens_close(t);
     }
     return LMF_OK;
+}
+
+/* The token where the validation documents begin: after the first `first_val` end-of-text ids
+ * of the concatenated parts (every document ends with one, and only documents end so). */
+static lmf_status val_start(const lmf_shards_opts *o, const uint64_t *n, const uint64_t *docs,
+                            uint64_t first_val, int32_t *buf, uint64_t *at) {
+    const int32_t eot = o->tok ? (int32_t)lmf_tok_eot(o->tok) : 256;
+    uint64_t base = 0;
+    int i = 0;
+    while (i < o->n_inputs && first_val >= docs[i]) { /* whole parts before it */
+        first_val -= docs[i];
+        base += n[i++];
+    }
+    *at = base;
+    if (first_val == 0) return LMF_OK;
+    char bin[4300];
+    part_file(o, i, "train.bin", bin, sizeof bin);
+    lmf_tokens *t = NULL;
+    LMF_TRY(lmf_tokens_open(bin, &t));
+    for (uint64_t pos = 0; pos < n[i]; pos += COPY_CHUNK) {
+        size_t m = n[i] - pos < COPY_CHUNK ? (size_t)(n[i] - pos) : COPY_CHUNK;
+        lmf_tokens_read(t, pos, m, buf);
+        for (size_t k = 0; k < m; k++)
+            if (buf[k] == eot && --first_val == 0) {
+                *at = base + pos + k + 1;
+                lmf_tokens_close(t);
+                return LMF_OK;
+            }
+    }
+    lmf_tokens_close(t);
+    return lmf_fail(LMF_ERR_FORMAT, "data prepare: %s holds fewer end-of-text ids than its %llu "
+                    "documents; remove the directory %s/.parts and run again", bin,
+                    (unsigned long long)docs[i], o->out_dir);
 }
 
 /* tokens [from, to) of the concatenated parts appended to w */
@@ -166,18 +226,36 @@ static lmf_status copy_range(const lmf_shards_opts *o, const uint64_t *n, uint64
 
 lmf_status lmf_shards_write(const lmf_shards_opts *o, int rank, int world, lmf_shards_stats *st) {
     if (st->complete) return LMF_OK;
-    uint64_t *n = calloc((size_t)o->n_inputs, sizeof *n), total = 0;
+    uint64_t *n = calloc((size_t)o->n_inputs, sizeof *n), total = 0, n_docs = 0;
+    uint64_t *docs = calloc((size_t)o->n_inputs, sizeof *docs);
     int32_t *buf = malloc(COPY_CHUNK * sizeof *buf);
     int tb = 2;
-    lmf_status s = n && buf ? part_counts(o, n, &tb)
-                            : lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
-    for (int i = 0; s == LMF_OK && i < o->n_inputs; i++) total += n[i];
-    int shards = (int)((total + o->shard_tokens - 1) / o->shard_tokens);
-    for (int k = rank; s == LMF_OK && k < shards; k += world) {
+    lmf_status s = n && docs && buf ? part_counts(o, n, docs, &tb)
+                                    : lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
+    for (int i = 0; s == LMF_OK && i < o->n_inputs; i++) {
+        total += n[i];
+        n_docs += docs[i];
+    }
+    uint64_t n_val = lmf_data_val_docs(n_docs, o->val_fraction), split = total;
+    if (s == LMF_OK && o->val_fraction > 0 && n_docs < 2)
+        s = lmf_fail(LMF_ERR_ARG, "data prepare: the input is too small: %llu document(s), and "
+                     "a validation split needs at least two; give more text, or --val-fraction 0",
+                     (unsigned long long)n_docs);
+    if (s == LMF_OK && n_val > 0) s = val_start(o, n, docs, n_docs - n_val, buf, &split);
+    if (s == LMF_OK && n_val > 0) { /* every rank makes OUT/val/ before writing into it */
+        char vd[4200];
+        snprintf(vd, sizeof vd, "%s/val", o->out_dir);
+        s = lmf_mkdir_p(vd);
+    }
+    int shards = (int)((split + o->shard_tokens - 1) / o->shard_tokens);
+    int vshards = (int)((total - split + o->shard_tokens - 1) / o->shard_tokens);
+    for (int j = rank; s == LMF_OK && j < shards + vshards; j += world) {
+        int val = j >= shards, k = val ? j - shards : j;
         char p[4200];
-        shard_path(o, k, p, sizeof p);
-        uint64_t from = (uint64_t)k * o->shard_tokens, to = from + o->shard_tokens;
-        if (to > total) to = total;
+        shard_path(o, val, k, p, sizeof p);
+        uint64_t lo = val ? split : 0, hi = val ? total : split;
+        uint64_t from = lo + (uint64_t)k * o->shard_tokens, to = from + o->shard_tokens;
+        if (to > hi) to = hi;
         if (lmf_file_exists(p)) {
             st->shards_kept++;
             continue;
@@ -191,34 +269,45 @@ lmf_status lmf_shards_write(const lmf_shards_opts *o, int rank, int world, lmf_s
         if (s == LMF_OK) s = test_stop(o, st);
     }
     st->n_shards = shards;
+    st->n_val_shards = vshards;
     st->tokens = total;
+    st->val_tokens = total - split;
+    st->docs = n_docs;
+    st->val_docs = n_val;
     free(n);
+    free(docs);
     free(buf);
     return s;
 }
 
 lmf_status lmf_shards_finish(const lmf_shards_opts *o, int rank, lmf_shards_stats *st) {
     if (rank != 0 || st->complete) return LMF_OK;
-    json_t *plan = plan_json(o), *list = json_array();
-    lmf_status s = plan && list ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "out of memory");
-    for (int k = 0; s == LMF_OK && k < st->n_shards; k++) {
+    json_t *plan = plan_json(o), *list = json_array(), *vlist = json_array();
+    lmf_status s = plan && list && vlist ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "out of memory");
+    for (int j = 0; s == LMF_OK && j < st->n_shards + st->n_val_shards; j++) {
+        int val = j >= st->n_shards;
         char p[4200];
-        shard_path(o, k, p, sizeof p);
+        shard_path(o, val, val ? j - st->n_shards : j, p, sizeof p);
         lmf_tokens *t = NULL;
         s = lmf_tokens_open(p, &t);
         if (s != LMF_OK) break;
-        json_array_append_new(list, json_pack("{s:s, s:I}", "file", strrchr(p, '/') + 1, "tokens",
-                                              (json_int_t)lmf_tokens_num_tokens(t)));
+        /* the name relative to OUT */
+        json_array_append_new(val ? vlist : list,
+                              json_pack("{s:s, s:I}", "file", p + strlen(o->out_dir) + 1,
+                                        "tokens", (json_int_t)lmf_tokens_num_tokens(t)));
         lmf_tokens_close(t);
     }
-    if (s == LMF_OK) s = write_manifest(o, plan, list);
+    if (s == LMF_OK) s = write_manifest(o, plan, list, st->n_val_shards ? vlist : NULL);
     json_decref(plan);
     json_decref(list);
+    json_decref(vlist);
     for (int i = 0; s == LMF_OK && i < o->n_inputs; i++) { /* the parts are done with */
-        char dir[4200], bin[4300];
+        char dir[4200], f[4300];
         part_dir(o, i, dir, sizeof dir);
-        snprintf(bin, sizeof bin, "%s/train.bin", dir);
-        unlink(bin);
+        part_file(o, i, "docs", f, sizeof f);
+        unlink(f);
+        part_file(o, i, "train.bin", f, sizeof f);
+        unlink(f);
         rmdir(dir);
     }
     if (s == LMF_OK) {
