@@ -1,4 +1,5 @@
-/* Datasets and mixtures: data specs (file, directory, glob, list, weights, JSON), errors that
+/* Datasets and mixtures: data specs (file, directory, glob, list, weights, JSON, backslash
+ * escapes for paths with spec characters), errors that
  * name the token file, thousands of files through a few descriptors, truncation while in use,
  * the shard-end rule against one concatenated file, mixture shares, epochs per source, resume
  * and world sizes with a mixture. */
@@ -156,6 +157,69 @@ static void test_spec_errors(void **state) {
     expect_fail(p, "mix.json", "weight");
     lmf_test_write_text(p, "{\"sources\": [");
     expect_fail(p, "mix.json", "not valid JSON");
+}
+
+/* paths holding the spec's own characters (comma, colon, glob characters, backslash), named
+ * with backslash escapes, in every form of spec; the files are told apart by their sizes */
+static void test_spec_escapes(void **state) {
+    char dir[512], p[512], spec[4096];
+    lmf_test_fresh_dir(dir, sizeof dir, "esc,dir");
+    make_tokens(p, sizeof p, "esc,dir/a,b.bin", 11, 0, 2);
+    make_tokens(p, sizeof p, "esc,dir/0.5:c.bin", 12, 0, 2);
+    make_tokens(p, sizeof p, "esc,dir/d[1]*?.bin", 13, 0, 2);
+    make_tokens(p, sizeof p, "esc,dir/back\\slash.bin", 14, 0, 2);
+    make_tokens(p, sizeof p, "esc,dir/plain.bin", 15, 0, 2);
+    char edir[600]; /* the directory, its comma escaped */
+    snprintf(edir, sizeof edir, "%s", dir);
+    char *c = strrchr(edir, ',');
+    memmove(c + 1, c, strlen(c) + 1);
+    *c = '\\';
+    /* a list: one file per item, comma, colon, glob characters and backslash literal */
+    snprintf(spec, sizeof spec, "%s/a\\,b.bin,%s/0.5\\:c.bin,%s/d\\[1\\]\\*\\?.bin,%s/back\\\\slash.bin",
+             edir, edir, edir, edir);
+    lmf_dataset *d = open_ok(spec);
+    assert_int_equal(lmf_dataset_num_sources(d), 1);
+    assert_int_equal(lmf_dataset_num_files(d), 4);
+    for (int i = 0; i < 4; i++) assert_int_equal(lmf_dataset_file_tokens(d, i), 11 + i);
+    assert_non_null(strstr(lmf_dataset_file_path(d, 0), "esc,dir/a,b.bin"));
+    assert_non_null(strstr(lmf_dataset_file_path(d, 3), "back\\slash.bin"));
+    lmf_dataset_close(d);
+    /* weights: an escaped colon is no weight; the source's name is the path unescaped */
+    snprintf(spec, sizeof spec, "3:%s/a\\,b.bin,1:%s/0.5\\:c.bin", edir, edir);
+    d = open_ok(spec);
+    assert_int_equal(lmf_dataset_num_sources(d), 2);
+    assert_true(lmf_dataset_source_weight(d, 0) == 0.75);
+    assert_int_equal(lmf_dataset_source_tokens(d, 0), 11);
+    assert_int_equal(lmf_dataset_source_tokens(d, 1), 12);
+    assert_non_null(strstr(lmf_dataset_source_name(d, 1), "esc,dir/0.5:c.bin"));
+    lmf_dataset_close(d);
+    /* a glob in an escaped directory, with an escaped '[' kept literal by glob */
+    snprintf(spec, sizeof spec, "%s/d\\[1]*.bin", edir);
+    d = open_ok(spec);
+    assert_int_equal(lmf_dataset_num_files(d), 1);
+    assert_int_equal(lmf_dataset_file_tokens(d, 0), 13);
+    lmf_dataset_close(d);
+    snprintf(spec, sizeof spec, "%s/*.bin", edir); /* all five, sorted */
+    d = open_ok(spec);
+    assert_int_equal(lmf_dataset_num_files(d), 5);
+    lmf_dataset_close(d);
+    /* the directory as an item */
+    d = open_ok(edir);
+    assert_int_equal(lmf_dataset_num_files(d), 5);
+    lmf_dataset_close(d);
+    /* a mixture file: the same escapes in "data" (JSON doubles the backslash) */
+    lmf_test_path(p, sizeof p, "esc,dir/mix.json");
+    lmf_test_write_text(p, "{\"sources\": [{\"name\": \"x\", \"weight\": 1, \"data\": "
+                           "\"a\\\\,b.bin,plain.bin\"}]}");
+    d = open_ok(p);
+    assert_int_equal(lmf_dataset_num_files(d), 2);
+    assert_int_equal(lmf_dataset_source_tokens(d, 0), 11 + 15);
+    lmf_dataset_close(d);
+    /* unescaped, the comma splits the path: the error names the first piece */
+    snprintf(spec, sizeof spec, "%s/a,b.bin", edir);
+    expect_fail(spec, "esc,dir/a:", "cannot open");
+    snprintf(spec, sizeof spec, "%s/plain.bin\\", edir);
+    expect_fail(spec, "lone backslash", "\\\\");
 }
 
 /* inputs/targets hold rows of T+1 consecutive values */
@@ -457,6 +521,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_forms),
         cmocka_unit_test(test_spec_errors),
+        cmocka_unit_test(test_spec_escapes),
         cmocka_unit_test(test_many_files_lazy),
         cmocka_unit_test(test_truncated_while_in_use),
         cmocka_unit_test(test_five_files_match_concatenation),

@@ -1,5 +1,5 @@
 /* Data specs: a file, a directory, a glob, a comma list, weighted items or a mixture JSON file,
- * expanded to sources of token-file paths. */
+ * expanded to sources of token-file paths; a backslash makes the next character literal. */
 #include "data/spec.h"
 
 #include <dirent.h>
@@ -72,13 +72,68 @@ static lmf_status add_dir(strv *out, const char *dir) {
     return s;
 }
 
-/* one item: a glob, a directory or a file; base (may be NULL) prefixes a relative item */
-static lmf_status add_item(strv *out, const char *item, const char *base) {
-    char p[4096];
-    if (!*item) return lmf_fail(LMF_ERR_ARG, "an empty item in the data spec (two commas, or a "
-                                "comma at an end?)");
+/* Split s at the commas not escaped by a backslash into items that keep their escapes. Fails
+ * for a backslash at the end. */
+static lmf_status split_items(const char *s, strv *items) {
+    size_t n = strlen(s);
+    char *buf = malloc(n + 1);
+    if (!buf) return lmf_fail(LMF_ERR_NOMEM, "out of memory parsing the data spec");
+    lmf_status st = LMF_OK;
+    size_t k = 0;
+    for (size_t i = 0; st == LMF_OK; i++) {
+        if (s[i] == '\\' && s[i + 1] == '\0') {
+            st = lmf_fail(LMF_ERR_ARG, "data spec '%s' ends with a lone backslash; a backslash "
+                          "makes the next character literal (write \\\\ for a backslash)", s);
+        } else if (s[i] == '\\') {
+            buf[k++] = s[i++];
+            buf[k++] = s[i];
+        } else if (s[i] == ',' || s[i] == '\0') {
+            buf[k] = '\0';
+            st = strv_add(items, buf);
+            k = 0;
+            if (s[i] == '\0') break;
+        } else {
+            buf[k++] = s[i];
+        }
+    }
+    free(buf);
+    return st;
+}
+
+/* s with its escapes removed, written into out[strlen(s) + 1]: every "\c" becomes c, except,
+ * when keep_glob is set, a backslash before a glob character or a backslash, which glob(3)
+ * itself reads as an escape */
+static void unescape(const char *s, char *out, int keep_glob) {
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) {
+            if (keep_glob && strchr("*?[]\\", s[1])) *out++ = *s;
+            s++;
+        }
+        *out++ = *s;
+    }
+    *out = '\0';
+}
+
+/* 1 when s (with escapes) holds a glob character that is not escaped */
+static int has_glob(const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\' && s[1]) s++;
+        else if (strchr("*?[", *s)) return 1;
+    }
+    return 0;
+}
+
+/* one item (escapes still in): a glob, a directory or a file; base (may be NULL) prefixes a
+ * relative item */
+static lmf_status add_item(strv *out, const char *raw, const char *base) {
+    char p[4096], item[4096];
+    if (!*raw) return lmf_fail(LMF_ERR_ARG, "an empty item in the data spec (two commas, or a "
+                               "comma at an end?)");
+    if (strlen(raw) >= sizeof item) return lmf_fail(LMF_ERR_ARG, "a data spec item is too long");
+    int glob_item = has_glob(raw);
+    unescape(raw, item, glob_item);
     LMF_TRY(lmf_path_join(p, sizeof p, base ? base : "", item));
-    if (strpbrk(item, "*?[")) {
+    if (glob_item) {
         glob_t g;
         int r = glob(p, 0, NULL, &g);
         if (r == GLOB_NOMATCH || (r == 0 && g.gl_pathc == 0)) {
@@ -102,25 +157,19 @@ static lmf_status add_item(strv *out, const char *item, const char *base) {
 
 /* comma-separated items into one list of paths */
 static lmf_status add_list(strv *out, const char *list, const char *base) {
-    char *copy = strdup(list);
-    if (!copy) return lmf_fail(LMF_ERR_NOMEM, "out of memory parsing the data spec");
-    lmf_status s = LMF_OK;
-    char *p = copy;
-    for (;;) {
-        char *c = strchr(p, ',');
-        if (c) *c = '\0';
-        s = add_item(out, p, base);
-        if (s != LMF_OK || !c) break;
-        p = c + 1;
-    }
-    free(copy);
+    strv items = {0};
+    lmf_status s = split_items(list, &items);
+    for (int i = 0; s == LMF_OK && i < items.n; i++) s = add_item(out, items.v[i], base);
+    strv_free(&items);
     return s;
 }
 
-/* "W:REST" with W a number: *w and *rest set, 1; else 0 */
+/* "W:REST" with W a number (the first colon, which an escaped one is not): *w and *rest set, 1;
+ * else 0 */
 static int split_weight(const char *item, double *w, const char **rest) {
-    const char *c = strchr(item, ':');
-    if (!c || c == item) return 0;
+    const char *c = item;
+    while (*c && *c != ':') c += *c == '\\' && c[1] ? 2 : 1;
+    if (!*c || c == item) return 0;
     char num[64];
     size_t n = (size_t)(c - item);
     if (n >= sizeof num) return 0;
@@ -196,19 +245,15 @@ static lmf_status parse(lmf_spec *sp, const char *spec) {
     if (ends_with(spec, ".json") && stat(spec, &st) == 0 && S_ISREG(st.st_mode))
         return parse_json(sp, spec);
     /* weighted items: every item is W:ITEM */
-    char *copy = strdup(spec);
-    if (!copy) return lmf_fail(LMF_ERR_NOMEM, "out of memory parsing the data spec");
+    strv items = {0};
+    lmf_status s = split_items(spec, &items);
     int weighted = 0, plain = 0;
-    for (char *p = copy, *c;; p = c + 1) {
-        c = strchr(p, ',');
-        if (c) *c = '\0';
+    for (int i = 0; s == LMF_OK && i < items.n; i++) {
         double w;
         const char *rest;
-        if (split_weight(p, &w, &rest)) weighted++;
+        if (split_weight(items.v[i], &w, &rest)) weighted++;
         else plain++;
-        if (!c) break;
     }
-    lmf_status s = LMF_OK;
     if (weighted && plain)
         s = lmf_fail(LMF_ERR_ARG, "data spec '%s' mixes weighted (W:FILES) and unweighted items; "
                      "give every item a weight, or none", spec);
@@ -218,21 +263,21 @@ static lmf_status parse(lmf_spec *sp, const char *spec) {
         if (s == LMF_OK) s = add_source(sp, spec, 1.0, &paths);
         strv_free(&paths);
     } else if (s == LMF_OK) {
-        strcpy(copy, spec);
-        for (char *p = copy, *c; s == LMF_OK; p = c + 1) {
-            c = strchr(p, ',');
-            if (c) *c = '\0';
+        for (int i = 0; s == LMF_OK && i < items.n; i++) {
             double w = 0;
-            const char *rest = p;
-            split_weight(p, &w, &rest);
+            const char *rest = items.v[i];
+            split_weight(items.v[i], &w, &rest);
             strv paths = {0};
             s = add_item(&paths, rest, NULL);
-            if (s == LMF_OK) s = add_source(sp, rest, w, &paths);
+            char *name = strdup(rest);
+            if (s == LMF_OK && !name) s = lmf_fail(LMF_ERR_NOMEM, "out of memory parsing the data spec");
+            if (s == LMF_OK) unescape(rest, name, 0);
+            if (s == LMF_OK) s = add_source(sp, name, w, &paths);
+            free(name);
             strv_free(&paths);
-            if (!c) break;
         }
     }
-    free(copy);
+    strv_free(&items);
     return s;
 }
 
