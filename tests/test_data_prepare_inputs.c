@@ -1,6 +1,7 @@
 /* Data preparation from JSON Lines and zstd-compressed inputs: the same tokens as the plain
  * documents, and errors (bad JSON, invalid UTF-8, a missing field, a truncated zstd stream) that
- * name the file and line; plain text that is not UTF-8, named by file and byte offset. */
+ * name the file and line; plain text that is not UTF-8, named by file and byte offset; streamed
+ * inputs read in windows smaller than the file give the same tokens. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "lmforge/data.h"
 #include "lmforge/fsutil.h"
 #include "lmforge/prepare.h"
+#include "lmforge/tokenizer.h"
 
 #include "lib/test_util.h"
 
@@ -160,11 +162,123 @@ static void test_plain_text_utf8(void **state) {
     }
 }
 
+/* compress len bytes into path */
+static void write_zst_bytes(const char *path, const char *data, size_t len) {
+    size_t cap = ZSTD_compressBound(len);
+    char *buf = malloc(cap);
+    size_t n = ZSTD_compress(buf, cap, data, len, 1);
+    assert_false(ZSTD_isError(n));
+    lmf_test_write_bytes(path, buf, n);
+    free(buf);
+}
+
+/* pseudo text ending on a whole character (trailing bytes of a cut one become spaces) */
+static char *text_of(size_t len, uint64_t seed) {
+    char *t = lmf_test_pseudo_text(len, seed);
+    for (size_t i = len; i > 0 && (unsigned char)t[i - 1] >= 0x80; i--) t[i - 1] = ' ';
+    return t;
+}
+
+/* prepare one input (threads 2, the given window) into out; the stats in *st */
+static void prepare_window(const lmf_tokenizer *tok, const char *input, const char *out,
+                           const char *sep, double val, size_t window, lmf_prepare_stats *st) {
+    const char *in[1] = {input};
+    lmf_prepare_opts o = {tok, in, 1, out, val, sep, 2, NULL, NULL, NULL, window};
+    lmf_test_ok(lmf_data_prepare(&o, st), input);
+}
+
+static void expect_same_file(const char *a, const char *b) {
+    size_t la, lb;
+    char *x = lmf_test_read_file(a, &la), *y = lmf_test_read_file(b, &lb);
+    if (la != lb || memcmp(x, y, la) != 0) fail_msg("%s and %s differ (%zu, %zu bytes)", a, b, la, lb);
+    free(x);
+    free(y);
+}
+
+/* Streamed inputs read in windows much smaller than the file give the tokens of the whole file
+ * at once: compressed text with a separator (short documents carried across windows, a 2.3 MB
+ * document cut into pieces across them, a validation split), compressed text as one document,
+ * and JSON Lines, whose decoded buffer stays near the window size. */
+static void test_streaming_windows(void **state) {
+    char *corpus = text_of(100000, 11);
+    lmf_tok_train_opts to = {.vocab_size = 320, .threads = 1};
+    lmf_tokenizer *tok = NULL;
+    lmf_test_ok(lmf_tok_train_buffer(corpus, 100000, &to, &tok), "train a tokenizer");
+    free(corpus);
+    /* 800 documents of 100..3000 bytes, a 2.3 MB one after the 300th, "%" lines between */
+    size_t cap = (size_t)6 << 20, len = 0;
+    char *text = malloc(cap);
+    for (int d = 0; d < 800; d++) {
+        size_t n = d == 300 ? (size_t)2300000 : 100 + (size_t)(d * 7919) % 2900;
+        char *t = text_of(n, (uint64_t)d + 1);
+        memcpy(text + len, t, n);
+        len += n;
+        free(t);
+        len += (size_t)snprintf(text + len, cap - len, d % 5 ? "\n%%\n" : "\r\n%%\r\n");
+    }
+    char plain[512], zst[512], a[512], b[512], fa[600], fb[600];
+    lmf_test_write_bytes(lmf_test_path(plain, sizeof plain, "stream.txt"), text, len);
+    write_zst_bytes(lmf_test_path(zst, sizeof zst, "stream.txt.zst"), text, len);
+    lmf_prepare_stats sa, sb;
+    prepare_window(tok, plain, lmf_test_path(a, sizeof a, "sa"), "%", 0.1, 0, &sa);
+    prepare_window(tok, zst, lmf_test_path(b, sizeof b, "sb"), "%", 0.1, 65536, &sb);
+    assert_int_equal(sb.docs, 800);
+    assert_int_equal(sb.val_docs, 80);
+    assert_int_equal(sb.train_tokens, sa.train_tokens);
+    for (int k = 0; k < 2; k++) {
+        snprintf(fa, sizeof fa, "%s/%s", a, k ? "val.bin" : "train.bin");
+        snprintf(fb, sizeof fb, "%s/%s", b, k ? "val.bin" : "train.bin");
+        expect_same_file(fa, fb);
+    }
+    /* one document: the whole text, pieces cut as the windows come */
+    prepare_window(tok, plain, lmf_test_path(a, sizeof a, "oa"), NULL, 0, 0, &sa);
+    prepare_window(tok, zst, lmf_test_path(b, sizeof b, "ob"), NULL, 0, 65536, &sb);
+    snprintf(fa, sizeof fa, "%s/train.bin", a);
+    snprintf(fb, sizeof fb, "%s/train.bin", b);
+    expect_same_file(fa, fb);
+    assert_int_equal(sb.docs, 1);
+    free(text);
+    lmf_tok_free(tok);
+
+    /* JSON Lines, 2,000 documents (about 1 MB): windows of 4 KB against one window */
+    char *jl = malloc((size_t)2 << 20);
+    size_t jn = 0;
+    for (int d = 0; d < 2000; d++) {
+        char *t = text_of(100 + (size_t)(d * 31) % 800, (uint64_t)d + 7);
+        jn += (size_t)sprintf(jl + jn, "{\"id\": %d, \"text\": \"", d);
+        for (char *c = t; *c; c++) {
+            if (*c == '\n') jn += (size_t)sprintf(jl + jn, "\\n");
+            else if (*c == '"' || *c == '\\') jn += (size_t)sprintf(jl + jn, "\\%c", *c);
+            else jl[jn++] = *c;
+        }
+        jn += (size_t)sprintf(jl + jn, "\"}\n");
+        free(t);
+    }
+    lmf_test_write_bytes(lmf_test_path(plain, sizeof plain, "stream.jsonl"), jl, jn);
+    write_zst_bytes(lmf_test_path(zst, sizeof zst, "stream.jsonl.zst"), jl, jn);
+    free(jl);
+    prepare_window(NULL, plain, lmf_test_path(a, sizeof a, "ja"), NULL, 0.05, (size_t)64 << 20, &sa);
+    prepare_window(NULL, zst, lmf_test_path(b, sizeof b, "jb"), NULL, 0.05, 4096, &sb);
+    assert_int_equal(sb.docs, 2000);
+    for (int k = 0; k < 2; k++) {
+        snprintf(fa, sizeof fa, "%s/%s", a, k ? "val.bin" : "train.bin");
+        snprintf(fb, sizeof fb, "%s/%s", b, k ? "val.bin" : "train.bin");
+        expect_same_file(fa, fb);
+    }
+    /* the decoded text (about 900 KB) was never held at once */
+    uint64_t decoded = sa.train_tokens + sa.val_tokens - sa.docs;
+    if (!(sb.window_bytes <= 65536 && decoded > 10 * (uint64_t)sb.window_bytes))
+        fail_msg("a 4 KB window held %zu bytes of %llu decoded", sb.window_bytes,
+                 (unsigned long long)decoded);
+    if (sa.window_bytes < decoded) fail_msg("one window held only %zu bytes", sa.window_bytes);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jsonl_and_zstd),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_plain_text_utf8),
+        cmocka_unit_test(test_streaming_windows),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -19,7 +19,8 @@ typedef struct lmf_prepare_opts {
                                    * zstd-compressed text; *.jsonl (and *.jsonl.zst) JSON Lines,
                                    * one document per line in the field jsonl_key (the doc
                                    * separator does not apply); compressed and JSON Lines inputs
-                                   * are decoded into memory one file at a time */
+                                   * are decoded as streams, window_bytes at a time (memory does
+                                   * not grow with the file) */
     int n_inputs;
     const char *out_dir;          /* train.bin (and val.bin) go here; created if missing */
     double val_fraction;          /* in [0, 1): the last fraction of the documents, rounded,
@@ -32,6 +33,8 @@ typedef struct lmf_prepare_opts {
     void (*progress)(void *ctx, uint64_t bytes_done, uint64_t bytes_total, uint64_t tokens);
     void *progress_ctx;
     const char *jsonl_key;        /* the text field of JSON Lines inputs; NULL: "text" */
+    size_t window_bytes;          /* decoded bytes read at a time from a compressed or JSON Lines
+                                   * input (0: 16 MiB; the output does not depend on it) */
 } lmf_prepare_opts;
 
 typedef struct lmf_prepare_stats {
@@ -42,6 +45,9 @@ typedef struct lmf_prepare_stats {
     int vocab_size;
     int threads;
     double seconds;
+    size_t window_bytes;          /* the largest buffer of decoded text held for a compressed or
+                                   * JSON Lines input (a window, plus a document carried into the
+                                   * next one: at most about 2 MiB more, or a longer line) */
 } lmf_prepare_stats;
 
 /* Write OUT_DIR/train.bin and, with val_fraction > 0, OUT_DIR/val.bin (with 0, a val.bin there

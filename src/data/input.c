@@ -1,8 +1,10 @@
-/* Inputs of data preparation that are not plain text on disk: zstd-compressed files (read whole
- * through libzstd) and JSON Lines (one document per line, the text of one key), decoded into
- * memory as documents separated by NUL bytes; errors name the file and line. */
+/* Inputs of data preparation read as streams: zstd-compressed files (decompressed through
+ * libzstd a block at a time) and JSON Lines (the text of one key per line, documents separated
+ * by NUL bytes), so memory does not grow with the file; errors name the file and line; the
+ * UTF-8 check of plain text. */
 #include "data/input.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,9 +13,25 @@
 #include <utf8proc.h>
 #include <zstd.h>
 
-#include "lmforge/fsutil.h"
+#define READ_BYTES ((size_t)1 << 17)  /* compressed (or raw) bytes read at a time */
+#define LINE_MAX_BYTES ((size_t)1 << 30) /* the longest JSON Lines line */
 
-#define INPUT_MAX ((size_t)1 << 36) /* bytes of one input file, compressed or decoded */
+struct lmf_input_reader {
+    const char *path;
+    lmf_input_kind kind;
+    const char *key;
+    FILE *f;
+    ZSTD_DStream *z;
+    char *in;              /* [READ_BYTES] compressed bytes read, in[in_pos..in_len) unused */
+    size_t in_pos, in_len;
+    uint64_t in_total;     /* compressed bytes consumed before in[0] */
+    size_t zret;           /* the last ZSTD_decompressStream result: 0 at a frame's end */
+    int file_eof;          /* the file is read to its end */
+    uint64_t decoded;      /* decompressed bytes so far */
+    char *line;            /* JSON Lines: decoded bytes not yet parsed, line[0..line_len) */
+    size_t line_len, line_cap;
+    size_t lineno;         /* lines parsed */
+};
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -52,117 +70,174 @@ size_t lmf_input_utf8_check(const char *s, size_t n) {
     return n;
 }
 
-/* the whole decompressed content of a zstd file */
-static lmf_status unzstd(const char *path, const char *src, size_t len, char **out, size_t *out_len) {
-    ZSTD_DStream *z = ZSTD_createDStream();
-    size_t cap = len * 4 + 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!z || !buf) {
-        ZSTD_freeDStream(z);
-        free(buf);
-        return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory decompressing", path);
+/* make room for `more` bytes after *len in a growable buffer */
+static lmf_status reserve(const char *path, char **buf, size_t *len, size_t *cap, size_t more) {
+    if (*cap - *len >= more + 1) return LMF_OK;
+    size_t c = *cap ? *cap : 65536;
+    while (c - *len < more + 1) c *= 2;
+    char *nb = realloc(*buf, c);
+    if (!nb) return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory decoding", path);
+    *buf = nb;
+    *cap = c;
+    return LMF_OK;
+}
+
+lmf_status lmf_input_open(const char *path, lmf_input_kind kind, const char *jsonl_key,
+                          lmf_input_reader **out) {
+    *out = NULL;
+    lmf_input_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->in = malloc(READ_BYTES))) {
+        free(r);
+        return lmf_fail(LMF_ERR_NOMEM, "%s: out of memory", path);
     }
-    ZSTD_initDStream(z);
-    ZSTD_inBuffer in = {src, len, 0};
-    size_t ret = 0;
+    r->path = path;
+    r->kind = kind;
+    r->key = jsonl_key ? jsonl_key : "text";
+    r->f = fopen(path, "rb");
     lmf_status s = LMF_OK;
-    while (in.pos < in.size) {
-        if (cap - n < 65536) {
-            if (cap > INPUT_MAX) {
-                s = lmf_fail(LMF_ERR_ARG, "%s: decompresses to more than %zu bytes; split it",
-                             path, INPUT_MAX);
-                break;
+    if (!r->f) s = lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (s == LMF_OK && (kind == LMF_INPUT_TEXT_ZSTD || kind == LMF_INPUT_JSONL_ZSTD)) {
+        r->z = ZSTD_createDStream();
+        if (!r->z) s = lmf_fail(LMF_ERR_NOMEM, "%s: out of memory decompressing", path);
+        else ZSTD_initDStream(r->z);
+    }
+    if (s != LMF_OK) {
+        lmf_input_close(r);
+        return s;
+    }
+    *out = r;
+    return LMF_OK;
+}
+
+void lmf_input_close(lmf_input_reader *r) {
+    if (!r) return;
+    if (r->f) fclose(r->f);
+    ZSTD_freeDStream(r->z);
+    free(r->in);
+    free(r->line);
+    free(r);
+}
+
+/* Decoded bytes of the file (decompressed, or as they are) appended to buf: up to `want` of
+ * them, fewer at the end (*eof then set). */
+static lmf_status decode_some(lmf_input_reader *r, char **buf, size_t *len, size_t *cap,
+                              size_t want, int *eof) {
+    *eof = 0;
+    LMF_TRY(reserve(r->path, buf, len, cap, want));
+    size_t target = *len + want;
+    while (*len < target) {
+        if (r->in_pos == r->in_len && !r->file_eof) { /* refill */
+            r->in_total += r->in_len;
+            r->in_len = fread(r->in, 1, READ_BYTES, r->f);
+            r->in_pos = 0;
+            if (r->in_len < READ_BYTES) {
+                if (ferror(r->f))
+                    return lmf_fail(LMF_ERR_IO, "%s: cannot read: %s", r->path, strerror(errno));
+                r->file_eof = 1;
             }
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                s = lmf_fail(LMF_ERR_NOMEM, "%s: out of memory decompressing", path);
-                break;
-            }
-            buf = nb;
-            cap *= 2;
         }
-        ZSTD_outBuffer ob = {buf + n, cap - n, 0};
-        ret = ZSTD_decompressStream(z, &ob, &in);
-        if (ZSTD_isError(ret)) {
-            s = lmf_fail(LMF_ERR_FORMAT, "%s: not a valid zstd stream at compressed byte %zu: %s",
-                         path, in.pos, ZSTD_getErrorName(ret));
+        if (!r->z) { /* not compressed: copy */
+            size_t m = r->in_len - r->in_pos;
+            if (m > target - *len) m = target - *len;
+            memcpy(*buf + *len, r->in + r->in_pos, m);
+            r->in_pos += m;
+            *len += m;
+            r->decoded += m;
+        } else {
+            ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
+            ZSTD_outBuffer ob = {*buf + *len, target - *len, 0};
+            size_t ret = ZSTD_decompressStream(r->z, &ob, &in);
+            if (ZSTD_isError(ret))
+                return lmf_fail(LMF_ERR_FORMAT, "%s: not a valid zstd stream at compressed byte "
+                                "%llu: %s", r->path, (unsigned long long)(r->in_total + in.pos),
+                                ZSTD_getErrorName(ret));
+            if (in.pos > r->in_pos || ob.pos > 0) r->zret = ret; /* a call that did nothing
+                                                                  * only asks for a next frame */
+            r->in_pos = in.pos;
+            *len += ob.pos;
+            r->decoded += ob.pos;
+            /* the decoder may hold output back while input remains: go on until it gives none */
+            if (ob.pos > 0 || r->in_pos < r->in_len) continue;
+        }
+        if (r->in_pos == r->in_len && r->file_eof) {
+            if (r->z && r->zret != 0) /* input used up inside a frame */
+                return lmf_fail(LMF_ERR_FORMAT, "%s: truncated zstd stream: the file ends inside a "
+                                "frame after %llu decompressed bytes; the file is incomplete, "
+                                "fetch or compress it again", r->path,
+                                (unsigned long long)r->decoded);
+            *eof = 1;
             break;
         }
-        n += ob.pos;
     }
-    if (s == LMF_OK && ret != 0) /* input used up inside a frame */
-        s = lmf_fail(LMF_ERR_FORMAT, "%s: truncated zstd stream: the file ends inside a frame "
-                     "after %zu decompressed bytes; the file is incomplete, fetch or compress it "
-                     "again", path, n);
-    ZSTD_freeDStream(z);
-    if (s != LMF_OK) {
-        free(buf);
-        return s;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
+    (*buf)[*len] = '\0';
     return LMF_OK;
 }
 
-/* JSON Lines -> the texts of `key`, each followed by a NUL byte (written over src's own bytes:
- * a JSON string's text is never longer than its escaped form plus the line's other bytes) */
-static lmf_status jsonl_docs(const char *path, char *src, size_t len, const char *key,
-                             size_t *out_len) {
-    size_t w = 0, line = 0;
-    for (size_t pos = 0; pos < len;) {
-        char *nl = memchr(src + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - src) : len;
-        line++;
-        size_t a = pos, b = end;
-        while (a < b && (src[a] == ' ' || src[a] == '\t' || src[a] == '\r')) a++;
-        pos = nl ? end + 1 : len;
-        if (a == b) continue; /* blank line */
-        json_error_t e;
-        json_t *j = json_loadb(src + a, b - a, JSON_REJECT_DUPLICATES, &e);
-        if (!j)
-            return lmf_fail(LMF_ERR_FORMAT, "%s:%zu: not valid JSON: %s (column %d)", path, line,
-                            e.text, e.column);
-        json_t *v = json_object_get(j, key);
-        if (!json_is_object(j) || !json_is_string(v)) {
-            json_decref(j);
-            return lmf_fail(LMF_ERR_FORMAT, "%s:%zu: expected a JSON object with a string \"%s\" "
-                            "(choose the field with --jsonl-key)", path, line, key);
-        }
-        size_t n = json_string_length(v);
-        if (n > 0) { /* an empty text is no document */
-            LMF_ASSERT(w + n + 1 <= pos);
-            memcpy(src + w, json_string_value(v), n);
-            w += n;
-            src[w++] = '\0';
-        }
+/* one JSON Lines line (without its newline): its text and a NUL appended to buf */
+static lmf_status parse_line(lmf_input_reader *r, const char *src, size_t n, char **buf,
+                             size_t *len, size_t *cap) {
+    r->lineno++;
+    size_t a = 0, b = n;
+    while (a < b && (src[a] == ' ' || src[a] == '\t' || src[a] == '\r')) a++;
+    if (a == b) return LMF_OK; /* blank line */
+    json_error_t e;
+    json_t *j = json_loadb(src + a, b - a, JSON_REJECT_DUPLICATES, &e);
+    if (!j)
+        return lmf_fail(LMF_ERR_FORMAT, "%s:%zu: not valid JSON: %s (column %d)", r->path,
+                        r->lineno, e.text, e.column);
+    json_t *v = json_object_get(j, r->key);
+    if (!json_is_object(j) || !json_is_string(v)) {
         json_decref(j);
+        return lmf_fail(LMF_ERR_FORMAT, "%s:%zu: expected a JSON object with a string \"%s\" "
+                        "(choose the field with --jsonl-key)", r->path, r->lineno, r->key);
     }
-    *out_len = w;
+    size_t t = json_string_length(v);
+    lmf_status s = LMF_OK;
+    if (t > 0) { /* an empty text is no document */
+        s = reserve(r->path, buf, len, cap, t + 1);
+        if (s == LMF_OK) {
+            memcpy(*buf + *len, json_string_value(v), t);
+            *len += t;
+            (*buf)[(*len)++] = '\0';
+            (*buf)[*len] = '\0';
+        }
+    }
+    json_decref(j);
+    return s;
+}
+
+lmf_status lmf_input_read(lmf_input_reader *r, char **buf, size_t *len, size_t *cap, size_t want,
+                          int *eof) {
+    if (r->kind == LMF_INPUT_TEXT || r->kind == LMF_INPUT_TEXT_ZSTD)
+        return decode_some(r, buf, len, cap, want, eof);
+    *eof = 0;
+    size_t start = *len;
+    while (*len - start < want && !*eof) {
+        int in_eof = 0;
+        LMF_TRY(decode_some(r, &r->line, &r->line_len, &r->line_cap,
+                            want < READ_BYTES ? want : READ_BYTES, &in_eof));
+        size_t pos = 0;
+        for (;;) { /* the whole lines in r->line */
+            char *nl = memchr(r->line + pos, '\n', r->line_len - pos);
+            if (!nl) break;
+            size_t end = (size_t)(nl - r->line);
+            LMF_TRY(parse_line(r, r->line + pos, end - pos, buf, len, cap));
+            pos = end + 1;
+        }
+        if (in_eof && pos < r->line_len) { /* the last line, without a newline */
+            LMF_TRY(parse_line(r, r->line + pos, r->line_len - pos, buf, len, cap));
+            pos = r->line_len;
+        }
+        memmove(r->line, r->line + pos, r->line_len - pos);
+        r->line_len -= pos;
+        if (r->line_len > LINE_MAX_BYTES)
+            return lmf_fail(LMF_ERR_FORMAT, "%s:%zu: a line longer than %zu bytes; split the "
+                            "document", r->path, r->lineno + 1, LINE_MAX_BYTES);
+        *eof = in_eof;
+    }
+    LMF_TRY(reserve(r->path, buf, len, cap, 0));
+    (*buf)[*len] = '\0';
     return LMF_OK;
 }
 
-lmf_status lmf_input_decode(const char *path, lmf_input_kind kind, const char *jsonl_key,
-                            char **out, size_t *out_len) {
-    *out = NULL;
-    *out_len = 0;
-    char *raw = NULL;
-    size_t len = 0;
-    LMF_TRY(lmf_read_file(path, &raw, &len, INPUT_MAX));
-    lmf_status s = LMF_OK;
-    if (kind == LMF_INPUT_TEXT_ZSTD || kind == LMF_INPUT_JSONL_ZSTD) {
-        char *dec = NULL;
-        s = unzstd(path, raw, len, &dec, &len);
-        free(raw);
-        raw = dec;
-    }
-    if (s == LMF_OK && (kind == LMF_INPUT_JSONL || kind == LMF_INPUT_JSONL_ZSTD))
-        s = jsonl_docs(path, raw, len, jsonl_key ? jsonl_key : "text", &len);
-    if (s != LMF_OK) {
-        free(raw);
-        return s;
-    }
-    *out = raw;
-    *out_len = len;
-    return LMF_OK;
-}
+uint64_t lmf_input_decoded(const lmf_input_reader *r) { return r->decoded; }

@@ -2,6 +2,9 @@
 /* The calling thread cuts documents into work units (whole documents, or pieces of a long one
  * cut where encoding is unaffected) and puts them in a ring; worker threads encode them; the
  * calling thread appends them in input order, so the token files do not depend on the thread count.
+ * Plain text is memory-mapped; compressed and JSON Lines inputs are decoded as streams, a window
+ * at a time (a document running past a window's end is carried into the next, or cut into
+ * pieces when long), so memory does not grow with a file.
  * Waiting blocks on condition variables (no spinning), which keeps shared machines fast. */
 #include "lmforge/prepare.h"
 
@@ -24,18 +27,35 @@
 
 #define UNIT_BYTES ((size_t)256 << 10)  /* whole documents are grouped up to this size */
 #define PIECE_BYTES ((size_t)1 << 20)   /* longer documents are cut into pieces of about this */
+#define WINDOW_BYTES ((size_t)16 << 20) /* decoded bytes read at a time from a streamed input */
 
 typedef struct pfile {
     const char *path;
-    const char *data;   /* mapped (or decoded) while units refer to it */
-    size_t len;
-    lmf_input_kind kind; /* not plain text: decoded into memory, documents NUL-separated for
-                          * JSON Lines */
+    size_t len;          /* bytes on disk */
+    lmf_input_kind kind;
 } pfile;
 
+/* documents in decoded bytes data[0..len): a mapped file or a window of a streamed one */
+typedef struct view {
+    const char *data;
+    size_t len;
+    lmf_input_kind kind;
+    int cont;            /* data[0] continues a document (in the middle of a line) */
+} view;
+
+/* memory units point into: a mapped file or a decoded window */
+typedef struct seg {
+    char *mem;
+    size_t len;
+    int mapped;
+} seg;
+
 typedef struct unit {
-    int file;
-    size_t start, end;  /* byte range in the file */
+    int file;           /* the input, for its path */
+    size_t seg;         /* the memory it reads */
+    view v;
+    uint64_t base;      /* offset of v.data[0] in the decoded file (for messages) */
+    size_t start, end;  /* byte range in v */
     size_t n_docs;      /* documents that end in this unit (each gets an end-of-text id) */
     int piece;          /* 1: raw text of one document (end-of-text only when n_docs == 1) */
     int val;
@@ -57,11 +77,15 @@ typedef struct prep {
     const char *sep;
     size_t sep_len;
     uint32_t eot;
+    size_t window;       /* decoded bytes read at a time */
     pfile *files;
     lmf_tokens_writer *train, *val;
     lmf_prepare_stats st;
     uint64_t bytes_total, bytes_done;
     int threads;
+    /* segments: [segs_freed, n_segs) still held */
+    seg *segs;
+    size_t n_segs, cap_segs, segs_freed;
     /* the ring: units [appended, produced) are in flight; workers take them in order */
     slot *ring;
     size_t n_slots;
@@ -75,6 +99,8 @@ typedef struct prep {
     lmf_status count_st;
     char count_err[600];
 } prep;
+
+static int is_jsonl(lmf_input_kind k) { return k == LMF_INPUT_JSONL || k == LMF_INPUT_JSONL_ZSTD; }
 
 /* 1 when the line starting at q is the separator; *after = the start of the next line */
 static int is_sep_line(const prep *p, const char *d, size_t len, size_t q, size_t *after) {
@@ -90,11 +116,14 @@ static int is_sep_line(const prep *p, const char *d, size_t len, size_t q, size_
     return 1;
 }
 
-/* start of the first separator line at or after the line start pos (len if none): candidates
- * are the separator's first byte at the start of a line, found with memchr */
-static size_t find_sep(const prep *p, const char *d, size_t len, size_t pos, size_t *after) {
+/* start of the first separator line at or after pos (a line start, except position 0 of a view
+ * that continues a document) in v (len if none): candidates are the separator's first byte at
+ * the start of a line, found with memchr */
+static size_t find_sep(const prep *p, const view *v, size_t pos, size_t *after) {
+    const char *d = v->data;
+    size_t len = v->len;
     for (size_t q = pos;;) {
-        if (is_sep_line(p, d, len, q, after)) return q;
+        if ((q > 0 || !v->cont) && is_sep_line(p, d, len, q, after)) return q;
         size_t from = q + 1;
         for (;;) {
             const char *f = from < len ? memchr(d + from, p->sep[0], len - from) : NULL;
@@ -112,13 +141,13 @@ static size_t find_sep(const prep *p, const char *d, size_t len, size_t pos, siz
     }
 }
 
-/* The next non-empty document at or after pos (a line start) in d[0..len): [*ds, *de), and
- * *np where the search goes on. Without a separator the rest of the file is one document. */
-static int next_doc(const prep *p, const pfile *f, size_t pos, size_t *ds, size_t *de,
+/* The next non-empty document at or after pos in v: [*ds, *de), and *np where the search goes
+ * on. Without a separator the rest of the view is one document. */
+static int next_doc(const prep *p, const view *v, size_t pos, size_t *ds, size_t *de,
                     size_t *np) {
-    const char *d = f->data;
-    size_t len = f->len;
-    while (pos < len && (f->kind == LMF_INPUT_JSONL || f->kind == LMF_INPUT_JSONL_ZSTD)) {
+    const char *d = v->data;
+    size_t len = v->len;
+    while (pos < len && is_jsonl(v->kind)) {
         const char *z = memchr(d + pos, '\0', len - pos);
         size_t q = z ? (size_t)(z - d) : len;
         if (q > pos) {
@@ -135,7 +164,7 @@ static int next_doc(const prep *p, const pfile *f, size_t pos, size_t *ds, size_
             *de = *np = len;
             return 1;
         }
-        size_t after, q = find_sep(p, d, len, pos, &after);
+        size_t after, q = find_sep(p, v, pos, &after);
         if (q > pos) {
             *ds = pos;
             *de = q;
@@ -147,34 +176,28 @@ static int next_doc(const prep *p, const pfile *f, size_t pos, size_t *ds, size_
     return 0;
 }
 
-static lmf_status map_file(const prep *p, pfile *f) {
-    if (f->len == 0 || f->data) return LMF_OK;
-    if (f->kind != LMF_INPUT_TEXT) {
-        char *buf = NULL;
-        LMF_TRY(lmf_input_decode(f->path, f->kind, p->o->jsonl_key, &buf, &f->len));
-        f->data = buf;
-        return LMF_OK;
-    }
+static lmf_status map_file(const pfile *f, char **mem) {
     int fd = open(f->path, O_RDONLY);
     if (fd < 0) return lmf_fail(LMF_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
     void *m = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) return lmf_fail(LMF_ERR_IO, "%s: cannot map: %s", f->path, strerror(errno));
     madvise(m, f->len, MADV_SEQUENTIAL);
-    f->data = m;
+    *mem = m;
     return LMF_OK;
 }
 
-static void unmap_file(pfile *f) {
-    if (f->data && f->kind != LMF_INPUT_TEXT) free((void *)f->data);
-    else if (f->data) munmap((void *)f->data, f->len);
-    f->data = NULL;
+static void free_seg(seg *s) {
+    if (s->mapped) munmap(s->mem, s->len);
+    else free(s->mem);
+    s->mem = NULL;
 }
 
 /* Encode the unit of slot sl into its buffer (called by a worker, without the lock). */
 static void encode_unit(const prep *p, slot *sl) {
     const unit *u = &sl->u;
     const pfile *f = &p->files[u->file];
+    const char *data = u->v.data;
     size_t cap = (u->end - u->start) + u->n_docs;
     sl->st = LMF_OK;
     sl->n_ids = 0;
@@ -189,14 +212,14 @@ static void encode_unit(const prep *p, slot *sl) {
             return;
         }
     }
-    if (f->kind == LMF_INPUT_TEXT || f->kind == LMF_INPUT_TEXT_ZSTD) {
-        size_t bad = u->start + lmf_input_utf8_check(f->data + u->start, u->end - u->start);
+    if (!is_jsonl(f->kind)) {
+        size_t bad = u->start + lmf_input_utf8_check(data + u->start, u->end - u->start);
         if (bad < u->end) {
             sl->st = LMF_ERR_FORMAT;
-            snprintf(sl->err, sizeof sl->err, "%s: not valid UTF-8 at %sbyte offset %zu (0x%02x); "
+            snprintf(sl->err, sizeof sl->err, "%s: not valid UTF-8 at %sbyte offset %llu (0x%02x); "
                      "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8) or leave it out",
-                     f->path, f->kind == LMF_INPUT_TEXT_ZSTD ? "decompressed " : "", bad,
-                     (unsigned)(uint8_t)f->data[bad]);
+                     f->path, f->kind == LMF_INPUT_TEXT_ZSTD ? "decompressed " : "",
+                     (unsigned long long)(u->base + bad), (unsigned)(uint8_t)data[bad]);
             return;
         }
     }
@@ -206,12 +229,12 @@ static void encode_unit(const prep *p, slot *sl) {
         if (u->piece) {
             ds = u->start;
             de = np = u->end;
-        } else if (!next_doc(p, f, pos, &ds, &de, &np) || ds >= u->end) {
+        } else if (!next_doc(p, &u->v, pos, &ds, &de, &np) || ds >= u->end) {
             break;
         }
         if (p->o->tok) {
             size_t k;
-            lmf_status s = lmf_tok_encode(p->o->tok, f->data + ds, de - ds, 0, ids + n, cap - n, &k);
+            lmf_status s = lmf_tok_encode(p->o->tok, data + ds, de - ds, 0, ids + n, cap - n, &k);
             if (s != LMF_OK) {
                 sl->st = s;
                 snprintf(sl->err, sizeof sl->err, "%s: %s", f->path, lmf_last_error());
@@ -219,7 +242,7 @@ static void encode_unit(const prep *p, slot *sl) {
             }
             n += k;
         } else {
-            for (size_t i = ds; i < de; i++) ids[n++] = (uint8_t)f->data[i];
+            for (size_t i = ds; i < de; i++) ids[n++] = (uint8_t)data[i];
         }
         if (!u->piece || u->n_docs) ids[n++] = p->eot;
         pos = np;
@@ -246,7 +269,8 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Wait for the oldest unit in flight, append it, free its slot, unmap finished files. */
+/* Wait for the oldest unit in flight, append it, free its slot and the segments before its own
+ * (all their units are out). */
 static lmf_status append_oldest(prep *p) {
     slot *sl = &p->ring[p->appended % p->n_slots];
     pthread_mutex_lock(&p->mu);
@@ -259,7 +283,7 @@ static lmf_status append_oldest(prep *p) {
     if (sl->u.val) p->st.val_tokens += sl->n_ids;
     else p->st.train_tokens += sl->n_ids;
     p->bytes_done += sl->u.end - sl->u.start;
-    for (int f = 0; f < sl->u.file; f++) unmap_file(&p->files[f]); /* all their units are out */
+    while (p->segs_freed < sl->u.seg) free_seg(&p->segs[p->segs_freed++]);
     pthread_mutex_lock(&p->mu);
     sl->state = SLOT_FREE;
     p->appended++;
@@ -283,30 +307,63 @@ static lmf_status add_unit(prep *p, const unit *u) {
     return LMF_OK;
 }
 
-static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t first_val) {
-    pfile *f = &p->files[fi];
-    LMF_TRY(map_file(p, f));
+/* A new segment holding mem (owned from now on); its index in *idx. */
+static lmf_status add_seg(prep *p, char *mem, size_t len, int mapped, size_t *idx) {
+    if (p->n_segs == p->cap_segs) {
+        size_t c = p->cap_segs ? 2 * p->cap_segs : 16;
+        seg *v = realloc(p->segs, c * sizeof *v);
+        if (!v) return lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
+        p->segs = v;
+        p->cap_segs = c;
+    }
+    p->segs[p->n_segs] = (seg){mem, len, mapped};
+    *idx = p->n_segs++;
+    return LMF_OK;
+}
+
+/* The documents of view v (input fi, segment sg, at decoded offset base): with counting, only
+ * counted; else cut into units. *doc_index counts documents as they end. A document that runs
+ * to the view's end ends there only when eof; otherwise it is left for the next window: *keep
+ * is where the undecided tail begins (a long document's pieces before it are made now, cut at
+ * lmf_tok_split_point); *keep = v->len when nothing is left. */
+static lmf_status view_units(prep *p, const view *v, int fi, size_t sg, uint64_t base, int eof,
+                             int counting, uint64_t *doc_index, uint64_t first_val, size_t *keep) {
+    const char *d = v->data;
     unit cur = {0};
     int have = 0;
     size_t pos = 0, ds, de, np;
-    while (next_doc(p, f, pos, &ds, &de, &np)) {
+    *keep = v->len;
+    while (next_doc(p, v, pos, &ds, &de, &np)) {
         int val = *doc_index >= first_val;
+        int complete = eof || de < v->len || is_jsonl(v->kind);
         int long_doc = de - ds > 2 * PIECE_BYTES;
-        if (have && (long_doc || cur.val != val || (cur.end - cur.start) + (de - ds) > UNIT_BYTES)) {
+        if (!counting && have &&
+            (long_doc || !complete || cur.val != val || (cur.end - cur.start) + (de - ds) > UNIT_BYTES)) {
             LMF_TRY(add_unit(p, &cur));
             have = 0;
         }
-        if (long_doc) { /* pieces cut where encoding is unaffected */
-            for (size_t a = ds; a < de;) {
-                size_t b = de - a > 2 * PIECE_BYTES
-                               ? ds + lmf_tok_split_point(f->data + ds, de - ds, a - ds + PIECE_BYTES)
-                               : de;
-                unit u = {.file = fi, .start = a, .end = b, .piece = 1, .n_docs = b == de, .val = val};
-                LMF_TRY(add_unit(p, &u));
+        if (long_doc) { /* pieces cut where encoding is unaffected; an open document keeps a tail */
+            size_t a = ds;
+            while (de - a > 2 * PIECE_BYTES) {
+                size_t b = ds + lmf_tok_split_point(d + ds, de - ds, a - ds + PIECE_BYTES);
+                if (b >= de) break;
+                unit u = {.file = fi, .seg = sg, .v = *v, .base = base, .start = a, .end = b,
+                          .piece = 1, .val = val};
+                if (!counting) LMF_TRY(add_unit(p, &u));
                 a = b;
             }
-        } else {
-            if (!have) cur = (unit){.file = fi, .start = ds, .val = val};
+            if (!complete) {
+                *keep = a;
+                break;
+            }
+            unit u = {.file = fi, .seg = sg, .v = *v, .base = base, .start = a, .end = de,
+                      .piece = 1, .n_docs = 1, .val = val};
+            if (!counting) LMF_TRY(add_unit(p, &u));
+        } else if (!complete) {
+            *keep = ds;
+            break;
+        } else if (!counting) {
+            if (!have) cur = (unit){.file = fi, .seg = sg, .v = *v, .base = base, .start = ds, .val = val};
             have = 1;
             cur.end = np;
             cur.n_docs++;
@@ -318,26 +375,86 @@ static lmf_status make_units(prep *p, int fi, uint64_t *doc_index, uint64_t firs
     return LMF_OK;
 }
 
-/* documents in a file (pass 1, for the validation split); the message goes to err */
-static lmf_status count_docs(prep *p, pfile *f, uint64_t *n, char *err, size_t err_cap) {
-    *n = 0;
+/* The documents of input fi, counted (counting: into *doc_index, on any thread, touching no
+ * shared state) or cut into units (the calling thread). */
+static lmf_status input_units(prep *p, int fi, int counting, uint64_t *doc_index,
+                              uint64_t first_val) {
+    const pfile *f = &p->files[fi];
     if (f->len == 0) return LMF_OK;
-    if (!p->sep && f->kind != LMF_INPUT_JSONL && f->kind != LMF_INPUT_JSONL_ZSTD) {
+    size_t keep, sg = 0;
+    if (f->kind == LMF_INPUT_TEXT) {
+        char *mem = NULL;
+        LMF_TRY(map_file(f, &mem));
+        view v = {mem, f->len, f->kind, 0};
+        if (counting) {
+            lmf_status s = view_units(p, &v, fi, sg, 0, 1, 1, doc_index, first_val, &keep);
+            munmap(mem, f->len);
+            return s;
+        }
+        lmf_status s = add_seg(p, mem, f->len, 1, &sg);
+        if (s != LMF_OK) munmap(mem, f->len);
+        return s == LMF_OK ? view_units(p, &v, fi, sg, 0, 1, 0, doc_index, first_val, &keep) : s;
+    }
+    lmf_input_reader *r = NULL;
+    LMF_TRY(lmf_input_open(f->path, f->kind, p->o->jsonl_key, &r));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    uint64_t base = 0;
+    int eof = 0, cont = 0;
+    lmf_status s = LMF_OK;
+    while (s == LMF_OK && !eof) {
+        s = lmf_input_read(r, &buf, &len, &cap, p->window, &eof);
+        if (s != LMF_OK) break;
+        size_t vlen = len;
+        if (!eof && p->sep && !is_jsonl(f->kind)) { /* whole lines only: a separator is a line */
+            while (vlen > 0 && buf[vlen - 1] != '\n') vlen--;
+        }
+        if (!counting && cap > p->st.window_bytes) p->st.window_bytes = cap;
+        view v = {buf, vlen, f->kind, cont};
+        uint64_t before = counting ? 0 : p->produced;
+        if (!counting) s = add_seg(p, buf, len, 0, &sg);
+        if (s == LMF_OK) s = view_units(p, &v, fi, sg, base, eof, counting, doc_index, first_val, &keep);
+        if (s != LMF_OK) {
+            if (!counting && p->produced == before) p->n_segs--;
+            else if (!counting) buf = NULL; /* units in flight read it: freed with its segment */
+            break;
+        }
+        cont = keep == 0 ? cont : buf[keep - 1] != '\n';
+        base += keep;
+        size_t rest = len - keep;
+        if (counting || p->produced == before) { /* no unit reads this window: reuse it */
+            if (!counting) p->n_segs--;
+            if (keep) memmove(buf, buf + keep, rest);
+        } else { /* the window belongs to its units now; the tail goes to a new one */
+            char *nb = malloc(rest + p->window + 1);
+            if (!nb) {
+                s = lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
+                buf = NULL; /* held by its segment */
+                break;
+            }
+            memcpy(nb, buf + keep, rest);
+            buf = nb;
+            cap = rest + p->window + 1;
+        }
+        len = rest;
+    }
+    free(buf);
+    lmf_input_close(r);
+    return s;
+}
+
+/* documents in a file (pass 1, for the validation split); the message goes to err */
+static lmf_status count_docs(prep *p, int fi, uint64_t *n, char *err, size_t err_cap) {
+    *n = 0;
+    const pfile *f = &p->files[fi];
+    if (f->len == 0) return LMF_OK;
+    if (!p->sep && !is_jsonl(f->kind)) {
         *n = 1;
         return LMF_OK;
     }
-    lmf_status s = map_file(p, f);
-    if (s != LMF_OK) {
-        snprintf(err, err_cap, "%s", lmf_last_error());
-        return s;
-    }
-    size_t pos = 0, ds, de, np;
-    while (next_doc(p, f, pos, &ds, &de, &np)) {
-        (*n)++;
-        pos = np;
-    }
-    unmap_file(f);
-    return LMF_OK;
+    lmf_status s = input_units(p, fi, 1, n, UINT64_MAX);
+    if (s != LMF_OK) snprintf(err, err_cap, "%s", lmf_last_error());
+    return s;
 }
 
 /* pass-1 worker: count the documents of the files it takes */
@@ -350,7 +467,7 @@ static void *count_worker(void *arg) {
         if (i >= p->o->n_inputs) break;
         uint64_t nd = 0;
         char e[600];
-        lmf_status r = count_docs(p, &p->files[i], &nd, e, sizeof e);
+        lmf_status r = count_docs(p, i, &nd, e, sizeof e);
         pthread_mutex_lock(&p->mu);
         p->file_docs[i] = nd;
         if (r != LMF_OK && p->count_st == LMF_OK) {
@@ -419,6 +536,7 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     p.st.vocab_size = o->tok ? lmf_tok_vocab_size(o->tok) : 257;
     p.st.token_bytes = p.st.vocab_size > 65536 ? 4 : 2;
     p.threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    p.window = o->window_bytes ? o->window_bytes : WINDOW_BYTES;
     p.st.threads = p.threads;
     p.files = calloc((size_t)o->n_inputs, sizeof *p.files);
     if (!p.files) return lmf_fail(LMF_ERR_NOMEM, "data prepare: out of memory");
@@ -483,7 +601,7 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     started = 0;
     if (s == LMF_OK) s = run_threads(&p, worker, p.threads, th, &started);
     uint64_t doc_index = 0;
-    for (int i = 0; i < o->n_inputs && s == LMF_OK; i++) s = make_units(&p, i, &doc_index, n_docs - n_val);
+    for (int i = 0; i < o->n_inputs && s == LMF_OK; i++) s = input_units(&p, i, 0, &doc_index, n_docs - n_val);
     while (s == LMF_OK && p.appended < p.produced) s = append_oldest(&p);
     pthread_mutex_lock(&p.mu);
     p.stop = 1;
@@ -497,7 +615,8 @@ lmf_status lmf_data_prepare(const lmf_prepare_opts *o, lmf_prepare_stats *stats)
     pthread_cond_destroy(&p.work);
     pthread_cond_destroy(&p.done);
     pthread_mutex_destroy(&p.mu);
-    for (int i = 0; i < o->n_inputs; i++) unmap_file(&p.files[i]);
+    while (p.segs_freed < p.n_segs) free_seg(&p.segs[p.segs_freed++]);
+    free(p.segs);
     free(p.files);
     if (s == LMF_OK && p.train) {
         s = lmf_tokens_writer_close(p.train);
