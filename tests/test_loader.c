@@ -1,4 +1,5 @@
-/* Data loader tests: file-order token ranges, Feistel permutation, epochs, state, ranks. */
+/* Data loader tests: file-order token ranges, Feistel permutation, epochs, state, ranks, reads
+ * of a micro-batch's rows together against one read per row. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +76,57 @@ static void test_file_order_ranges(void **state) {
     }
     lmf_loader_free(l);
     lmf_dataset_close(s);
+}
+
+/* a token file whose token i is base + i (uint32) */
+static void write_iota(const char *name, uint64_t n, uint32_t base, char *p, size_t cap) {
+    lmf_test_path(p, cap, "%s", name);
+    uint32_t *t = malloc(n * sizeof *t);
+    for (uint64_t i = 0; i < n; i++) t[i] = base + (uint32_t)i;
+    assert_int_equal(lmf_tokens_write(p, t, n, 4), LMF_OK);
+    free(t);
+}
+
+/* Rows read together (the default) are the rows read one by one: one source of three files of
+ * sizes that are not multiples of T and a two-source mixture, in file order and shuffled, small
+ * and large micro-batches (300 x 300 needs more than one read per file run), over epochs. */
+static void test_batched_reads_match_row_reads(void **state) {
+    char a[512], b[512], c[512], spec[2048];
+    write_iota("br_a.bin", 5003, 0, a, sizeof a);
+    write_iota("br_b.bin", 777, 10000000, b, sizeof b);
+    write_iota("br_c.bin", 120011, 20000000, c, sizeof c);
+    static const int shapes[][2] = {{1, 5}, {5, 3}, {37, 16}, {300, 300}};
+    for (int mix = 0; mix < 2; mix++) {
+        if (mix) snprintf(spec, sizeof spec, "0.3:%s,0.7:%s", a, c);
+        else snprintf(spec, sizeof spec, "%s,%s,%s", a, b, c);
+        lmf_dataset *d = NULL;
+        lmf_test_ok(lmf_dataset_open(spec, &d), spec);
+        for (int shuffle = 0; shuffle < 2; shuffle++)
+            for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+                int B = shapes[k][0], T = shapes[k][1];
+                lmf_loader *one = NULL, *many = NULL;
+                lmf_test_ok(lmf_loader_create(d, B, T, shuffle, 99, &one), "loader");
+                lmf_test_ok(lmf_loader_create(d, B, T, shuffle, 99, &many), "loader");
+                lmf_loader_set_batch_reads(one, 0);
+                size_t n = (size_t)B * (size_t)T;
+                int32_t *i1 = malloc(n * 4), *t1 = malloc(n * 4), *i2 = malloc(n * 4), *t2 = malloc(n * 4);
+                for (int step = 0; step < (B > 100 ? 6 : 40); step++) {
+                    for (uint64_t m = 0; m < 3; m++) {
+                        lmf_test_ok(lmf_loader_fill(one, m, i1, t1), "row reads");
+                        lmf_test_ok(lmf_loader_fill(many, m, i2, t2), "batched reads");
+                        assert_memory_equal(i1, i2, n * 4);
+                        assert_memory_equal(t1, t2, n * 4);
+                        for (size_t x = 0; x < n; x++) assert_int_equal(t2[x], i2[x] + 1);
+                    }
+                    lmf_loader_advance(one, 3);
+                    lmf_loader_advance(many, 3);
+                }
+                free(i1), free(t1), free(i2), free(t2);
+                lmf_loader_free(one);
+                lmf_loader_free(many);
+            }
+        lmf_dataset_close(d);
+    }
 }
 
 /* the row order of one epoch, read through the public API with T = 1, B = 1 */
@@ -324,6 +376,7 @@ int main(void) {
         cmocka_unit_test(test_world_sizes_cover_same_rows),
         cmocka_unit_test(test_too_small_and_bad_args),
         cmocka_unit_test(test_eval_and_wrap),
+        cmocka_unit_test(test_batched_reads_match_row_reads),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

@@ -142,6 +142,10 @@ void lmf_loader_free(lmf_loader *l);
 /* Token ids at or above vocab_size found in a fill fail it (LMF_ERR_ARG naming the file);
  * 0 (the default) checks nothing. */
 void lmf_loader_set_vocab(lmf_loader *l, int vocab_size);
+/* How a fill reads its B rows: on (the default), sorted by file and position, rows of one file
+ * that lie close together (gaps of at most T tokens) come from one read; off, one read per row
+ * (the benchmark's baseline). The rows are the same either way. */
+void lmf_loader_set_batch_reads(lmf_loader *l, int on);
 /* Fill inputs[B*T] and targets[B*T] with micro-batch number `index` of the next global batch
  * (0 <= index < micro-batches per step); call lmf_loader_advance after the step. Fails as
  * lmf_dataset_read does, or for a token outside the vocabulary. */

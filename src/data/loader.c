@@ -1,6 +1,8 @@
 /* Batch loader over a dataset: overlapping rows per token file, sources mixed by a Weyl
  * sequence of the global row number, each source in file order or a keyed Feistel permutation
- * per epoch, micro-batches for data parallelism, resumable state (lmforge/data.h has the rule). */
+ * per epoch, micro-batches for data parallelism, resumable state (lmforge/data.h has the rule).
+ * A micro-batch's rows are read together: sorted by file and position, rows in one file that
+ * lie close together come from one read. */
 #include "lmforge/data.h"
 
 #include <stdio.h>
@@ -10,6 +12,14 @@
 #define FEISTEL_ROUNDS 6
 
 #define WEYL_STEP 0x9E3779B97F4A7C15ull /* 2^64 / golden ratio, odd */
+
+#define SPAN_TOKENS 65536 /* tokens one batched read covers at most */
+
+typedef struct rowref {  /* a row of the micro-batch being filled */
+    int file;
+    uint64_t start;      /* its first token in the file */
+    uint32_t b;          /* its place in the micro-batch */
+} rowref;
 
 typedef struct lsource {
     int first, count;        /* the source's files in the dataset */
@@ -26,7 +36,10 @@ struct lmf_loader {
     lsource src[LMF_DATA_MAX_SOURCES];
     uint64_t n_rows;         /* all sources */
     uint64_t u;              /* the Weyl sequence's start, from the seed */
-    int32_t *row;            /* [T + 1] */
+    int32_t *row;            /* [max(T + 1, SPAN_TOKENS)]: one read's tokens */
+    size_t row_cap;
+    rowref *refs;            /* [B] */
+    int batch_reads;         /* 1: rows read together (the default); 0: one read per row */
     lmf_loader_state st;
 };
 
@@ -84,6 +97,7 @@ void lmf_loader_free(lmf_loader *l) {
     if (!l) return;
     for (int i = 0; i < l->n_src; i++) free(l->src[i].rows_before);
     free(l->row);
+    free(l->refs);
     free(l);
 }
 
@@ -94,10 +108,15 @@ lmf_status lmf_loader_create(lmf_dataset *d, int B, int T, int shuffle, uint64_t
         return lmf_fail(LMF_ERR_ARG, "batch size and sequence length must be positive (got %d x %d)",
                         B, T);
     lmf_loader *l = calloc(1, sizeof *l);
-    if (!l || !(l->row = malloc(((size_t)T + 1) * sizeof(int32_t)))) {
+    size_t row_cap = (size_t)T + 1 > SPAN_TOKENS ? (size_t)T + 1 : SPAN_TOKENS;
+    if (!l || !(l->row = malloc(row_cap * sizeof(int32_t))) ||
+        !(l->refs = malloc((size_t)B * sizeof *l->refs))) {
+        if (l) free(l->row);
         free(l);
         return lmf_fail(LMF_ERR_NOMEM, "out of memory creating the data loader");
     }
+    l->row_cap = row_cap;
+    l->batch_reads = 1;
     l->d = d;
     l->B = B;
     l->T = T;
@@ -148,6 +167,8 @@ lmf_status lmf_loader_create(lmf_dataset *d, int B, int T, int shuffle, uint64_t
 
 void lmf_loader_set_vocab(lmf_loader *l, int vocab_size) { l->vocab = vocab_size; }
 
+void lmf_loader_set_batch_reads(lmf_loader *l, int on) { l->batch_reads = on ? 1 : 0; }
+
 /* the source of global row g */
 static int source_of(const lmf_loader *l, uint64_t g) {
     if (l->n_src == 1) return 0;
@@ -157,8 +178,8 @@ static int source_of(const lmf_loader *l, uint64_t g) {
     return i;
 }
 
-/* row k of source i -> inputs[T], targets[T] */
-static lmf_status read_row(lmf_loader *l, int i, uint64_t k, int32_t *inputs, int32_t *targets) {
+/* row k of source i: its file (in the dataset) and first token */
+static rowref locate_row(const lmf_loader *l, int i, uint64_t k) {
     const lsource *ls = &l->src[i];
     int lo = 0, hi = ls->count - 1; /* the file holding row k: last with rows_before <= k */
     while (lo < hi) {
@@ -166,20 +187,65 @@ static lmf_status read_row(lmf_loader *l, int i, uint64_t k, int32_t *inputs, in
         if (ls->rows_before[mid] <= k) lo = mid;
         else hi = mid - 1;
     }
-    uint64_t start = (k - ls->rows_before[lo]) * (uint64_t)l->T;
+    return (rowref){ls->first + lo, (k - ls->rows_before[lo]) * (uint64_t)l->T, 0};
+}
+
+/* the row of r, its T + 1 tokens at tok, -> inputs[T], targets[T], checked against the
+ * vocabulary */
+static lmf_status put_row(const lmf_loader *l, const rowref *r, const int32_t *tok,
+                          int32_t *inputs, int32_t *targets) {
     size_t n = (size_t)l->T + 1;
-    LMF_TRY(lmf_dataset_read(l->d, ls->first + lo, start, n, l->row));
     if (l->vocab > 0)
         for (size_t t = 0; t < n; t++)
-            if (l->row[t] < 0 || l->row[t] >= l->vocab)
+            if (tok[t] < 0 || tok[t] >= l->vocab)
                 return lmf_fail(LMF_ERR_ARG,
                                 "token file %s holds token id %u (token %llu) but the model's "
                                 "vocab_size is %d; use a model with a larger vocabulary "
                                 "(--vocab-size) or data made with its tokenizer",
-                                lmf_dataset_file_path(l->d, ls->first + lo), (unsigned)l->row[t],
-                                (unsigned long long)(start + t), l->vocab);
-    memcpy(inputs, l->row, (size_t)l->T * sizeof(int32_t));
-    memcpy(targets, l->row + 1, (size_t)l->T * sizeof(int32_t));
+                                lmf_dataset_file_path(l->d, r->file), (unsigned)tok[t],
+                                (unsigned long long)(r->start + t), l->vocab);
+    memcpy(inputs, tok, (size_t)l->T * sizeof(int32_t));
+    memcpy(targets, tok + 1, (size_t)l->T * sizeof(int32_t));
+    return LMF_OK;
+}
+
+/* row k of source i -> inputs[T], targets[T] */
+static lmf_status read_row(lmf_loader *l, int i, uint64_t k, int32_t *inputs, int32_t *targets) {
+    rowref r = locate_row(l, i, k);
+    LMF_TRY(lmf_dataset_read(l->d, r.file, r.start, (size_t)l->T + 1, l->row));
+    return put_row(l, &r, l->row, inputs, targets);
+}
+
+static int cmp_ref(const void *a, const void *b) {
+    const rowref *x = a, *y = b;
+    if (x->file != y->file) return x->file < y->file ? -1 : 1;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->b < y->b ? -1 : x->b > y->b;
+}
+
+/* The rows refs[0..n) into the micro-batch: sorted by file and position, each run of rows of
+ * one file with gaps of at most T tokens between them, spanning at most row_cap tokens, comes
+ * from one read. */
+static lmf_status read_rows(lmf_loader *l, rowref *refs, size_t n, int32_t *inputs,
+                            int32_t *targets) {
+    const uint64_t T = (uint64_t)l->T;
+    int sorted = 1;
+    for (size_t j = 1; j < n && sorted; j++) sorted = cmp_ref(&refs[j - 1], &refs[j]) <= 0;
+    if (!sorted) qsort(refs, n, sizeof *refs, cmp_ref);
+    for (size_t a = 0; a < n;) {
+        uint64_t lo = refs[a].start, hi = lo + T + 1;
+        size_t e = a + 1;
+        while (e < n && refs[e].file == refs[a].file && refs[e].start <= hi + T &&
+               refs[e].start + T + 1 - lo <= l->row_cap) {
+            if (refs[e].start + T + 1 > hi) hi = refs[e].start + T + 1;
+            e++;
+        }
+        LMF_TRY(lmf_dataset_read(l->d, refs[a].file, lo, (size_t)(hi - lo), l->row));
+        for (size_t j = a; j < e; j++)
+            LMF_TRY(put_row(l, &refs[j], l->row + (refs[j].start - lo), inputs + refs[j].b * T,
+                            targets + refs[j].b * T));
+        a = e;
+    }
     return LMF_OK;
 }
 
@@ -212,9 +278,14 @@ lmf_status lmf_loader_fill(lmf_loader *l, uint64_t index, int32_t *inputs, int32
         if (i != p_src) have = 0; /* the cached permutation is one source's */
         p_src = i;
         uint64_t k = slot_row(l, i, l->st.src[i].position + taken[i]++, p, &p_epoch, &have);
-        LMF_TRY(read_row(l, i, k, inputs + b * T, targets + b * T));
+        if (!l->batch_reads) {
+            LMF_TRY(read_row(l, i, k, inputs + b * T, targets + b * T));
+            continue;
+        }
+        l->refs[b] = locate_row(l, i, k);
+        l->refs[b].b = (uint32_t)b;
     }
-    return LMF_OK;
+    return l->batch_reads ? read_rows(l, l->refs, (size_t)B, inputs, targets) : LMF_OK;
 }
 
 void lmf_loader_batch_counts(const lmf_loader *l, uint64_t n, uint64_t *counts) {
