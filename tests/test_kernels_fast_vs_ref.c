@@ -33,22 +33,7 @@
  * the reference itself carries an absolute error of ~6e-7 (1 + tanhf(u) cancels) */
 static void close_enough_floor(const char *what, const float *fast, const float *ref, size_t n,
                                double tol, double floor) {
-    double scale = floor, worst = 0.0;
-    size_t wi = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)ref[i]));
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)fast[i] - (double)ref[i]);
-        if (!(e <= worst)) { /* also catches NaN */
-            worst = isnan(e) ? INFINITY : e;
-            wi = i;
-        }
-    }
-    if (getenv("LMF_FAST_VERBOSE")) printf("  %-28s relative difference %.2e\n", what, worst / scale);
-    if (!(worst <= tol * scale)) {
-        print_error("%s: element %zu fast %.9g ref %.9g (difference %.3g > %.3g)\n", what, wi,
-                    (double)fast[wi], (double)ref[wi], worst, tol * scale);
-        fail();
-    }
+    lmf_test_close_rel(what, fast, ref, n, tol, floor, getenv("LMF_FAST_VERBOSE") != NULL);
 }
 
 static void close_enough(const char *what, const float *fast, const float *ref, size_t n,

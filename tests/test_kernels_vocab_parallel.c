@@ -29,22 +29,7 @@
 #define SPLIT_TOL 1e-5
 
 static void close_to_whole(const char *what, const float *split, const float *whole, size_t n) {
-    double scale = 1e-30, worst = 0.0;
-    size_t wi = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)whole[i]));
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)split[i] - (double)whole[i]);
-        if (!(e <= worst)) { /* NaN too */
-            worst = isnan(e) ? INFINITY : e;
-            wi = i;
-        }
-    }
-    if (getenv("LMF_VP_VERBOSE")) printf("  %-24s relative difference %.2e\n", what, worst / scale);
-    if (!(worst <= SPLIT_TOL * scale)) {
-        print_error("%s: element %zu split %.9g whole %.9g (difference %.3g > %.3g)\n", what, wi,
-                    (double)split[wi], (double)whole[wi], worst, SPLIT_TOL * scale);
-        fail();
-    }
+    lmf_test_close_rel(what, split, whole, n, SPLIT_TOL, 1e-30, getenv("LMF_VP_VERBOSE") != NULL);
 }
 
 /* rank r of T: first row of its range and its count of real rows */

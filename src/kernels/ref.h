@@ -52,6 +52,10 @@ void lmf_ref_logits_forward(float *logits, const float *x, const float *wte, int
 void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                         const float *wte, const int32_t *targets, float dloss, int N, int C,
                         int V);
+/* one row of the classifiers' backward: dxn[C] = dlogits[V] @ w[V,C] (written), dw[V,C] +=
+ * dlogits^T xn (shared by the whole and the vocabulary-parallel classifier) */
+void lmf_ref_classifier_row_backward(float *dxn, float *dw, const float *dlogits,
+                                     const float *xn, const float *w, int C, int V);
 size_t lmf_ref_classifier_vp_scratch_floats(int N, int Vr);
 void lmf_ref_classifier_vp_stats(float *stats, float *scratch, const float *x,
                                  const float *w_part, const int32_t *targets, int vbegin, int N,

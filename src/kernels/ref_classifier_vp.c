@@ -9,16 +9,6 @@ size_t lmf_ref_classifier_vp_scratch_floats(int N, int Vr) {
     return (size_t)Vr;
 }
 
-/* lg[Vr] = x[n,:] . w_part[v,:], the products in the order the fused classifier takes them */
-static void row_logits(float *lg, const float *xn, const float *w_part, int C, int Vr) {
-    for (int v = 0; v < Vr; v++) {
-        const float *w = w_part + (size_t)v * C;
-        float s = 0.0f;
-        for (int c = 0; c < C; c++) s += xn[c] * w[c];
-        lg[v] = s;
-    }
-}
-
 /* stats[3n..3n+2] = max logit, sum exp(logit - max), the target's logit (0 when it is not
  * this rank's); with Vr == 0: -INFINITY, 0, 0 */
 void lmf_ref_classifier_vp_stats(float *stats, float *scratch, const float *x,
@@ -26,7 +16,7 @@ void lmf_ref_classifier_vp_stats(float *stats, float *scratch, const float *x,
                                  int C, int Vr) {
     for (int n = 0; n < N; n++) {
         float *lg = scratch;
-        row_logits(lg, x + (size_t)n * C, w_part, C, Vr);
+        lmf_ref_logits_forward(lg, x + (size_t)n * C, w_part, 1, C, Vr);
         float maxv = -INFINITY;
         for (int v = 0; v < Vr; v++)
             if (lg[v] > maxv) maxv = lg[v];
@@ -48,20 +38,10 @@ void lmf_ref_classifier_vp_backward(float *dx, float *dw_part, float *scratch, c
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * C;
         float *lg = scratch;
-        row_logits(lg, xn, w_part, C, Vr);
+        lmf_ref_logits_forward(lg, xn, w_part, 1, C, Vr);
         const int64_t t = (int64_t)targets[n] - vbegin;
         for (int v = 0; v < Vr; v++)
             lg[v] = (expf(lg[v] - lse[n]) - (v == t ? 1.0f : 0.0f)) * dloss;
-        float *dxn = dx + (size_t)n * C;
-        for (int c = 0; c < C; c++) dxn[c] = 0.0f;
-        for (int v = 0; v < Vr; v++) {
-            const float *w = w_part + (size_t)v * C;
-            float *dw = dw_part + (size_t)v * C;
-            float g = lg[v];
-            for (int c = 0; c < C; c++) {
-                dxn[c] += g * w[c];
-                dw[c] += g * xn[c];
-            }
-        }
+        lmf_ref_classifier_row_backward(dx + (size_t)n * C, dw_part, lg, xn, w_part, C, Vr);
     }
 }

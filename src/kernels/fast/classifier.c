@@ -48,10 +48,15 @@ void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, 
             LMF_BUSY_END();
         }
         if (!grad) continue;
-        /* dx[n0:n0+R] = dlogits @ wte[:V]; dwte[:V] += dlogits^T @ x[n0:n0+R] */
-        lmf_fast_gemm(0, 0, R, C, V, 1.0f, scratch, V, wte, C, 0.0f, dx + (size_t)n0 * C, C, NULL);
-        lmf_fast_gemm(1, 0, V, C, R, 1.0f, scratch, V, xc, C, 1.0f, dwte, C, NULL);
+        lmf_fast_classifier_chunk_backward(dx + (size_t)n0 * C, dwte, scratch, xc, wte, R, C, V);
     }
+}
+
+/* dxc[R,C] = dlogits[R,V] @ w[V,C] (beta 0: written); dw[V,C] += dlogits^T @ xc[R,C] */
+void lmf_fast_classifier_chunk_backward(float *dxc, float *dw, const float *dlogits,
+                                        const float *xc, const float *w, int R, int C, int V) {
+    lmf_fast_gemm(0, 0, R, C, V, 1.0f, dlogits, V, w, C, 0.0f, dxc, C, NULL);
+    lmf_fast_gemm(1, 0, V, C, R, 1.0f, dlogits, V, xc, C, 1.0f, dw, C, NULL);
 }
 
 /* logits[N, V] = x @ wte[:V]^T, split over the team like the classifier's logits */

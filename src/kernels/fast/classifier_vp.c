@@ -78,8 +78,7 @@ void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *scratch, 
             }
             LMF_BUSY_END();
         }
-        lmf_fast_gemm(0, 0, R, C, Vr, 1.0f, scratch, Vr, w_part, C, 0.0f, dx + (size_t)n0 * C, C,
-                      NULL);
-        lmf_fast_gemm(1, 0, Vr, C, R, 1.0f, scratch, Vr, xc, C, 1.0f, dw_part, C, NULL);
+        lmf_fast_classifier_chunk_backward(dx + (size_t)n0 * C, dw_part, scratch, xc, w_part, R,
+                                           C, Vr);
     }
 }

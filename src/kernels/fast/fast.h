@@ -78,6 +78,10 @@ void lmf_fast_logits_forward(float *logits, const float *x, const float *wte, in
 void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                          const float *wte, const int32_t *targets, float dloss, int N, int C,
                          int V);
+/* both classifiers' backward over one chunk of R rows: dxc[R,C] = dlogits[R,V] @ w[V,C]
+ * (written), dw[V,C] += dlogits^T @ xc[R,C]; split sgemms */
+void lmf_fast_classifier_chunk_backward(float *dxc, float *dw, const float *dlogits,
+                                        const float *xc, const float *w, int R, int C, int V);
 /* the vocabulary-parallel classifier: chunks of LMF_FAST_CLASSIFIER_CHUNK rows as well */
 size_t lmf_fast_classifier_vp_scratch_floats(int N, int Vr);
 void lmf_fast_classifier_vp_stats(float *stats, float *scratch, const float *x,
