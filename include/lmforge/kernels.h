@@ -4,9 +4,10 @@
  * Gradients: parameter gradients (dweight, dbias, dwte, dwpe) always ACCUMULATE (+=), so
  * micro-batches add up; callers zero them once per optimizer step. Activation gradients are
  * WRITTEN (=), so no zeroing pass is needed before them: matmul_backward's dinp,
- * attention_backward's dqkv, gelu_backward and gelu_bias_backward's dinp, the classifier's
- * dx. The one activation gradient that accumulates is layernorm_backward's dinp: it adds
- * into the residual stream's gradient, which the residual connection shares.
+ * attention_backward's dqkv, gelu_backward and gelu_bias_backward's dinp, the classifiers'
+ * dx (classifier, classifier_vp_backward). The one activation gradient that accumulates is
+ * layernorm_backward's dinp: it adds into the residual stream's gradient, which the residual
+ * connection shares.
  * (Before the fused kernels every *_backward accumulated and the model zeroed d4a, d4b,
  * dbtc and dqkv before each use: four passes over memory per layer.)
  * B batch, T time, C channels, NH heads, OC output channels, N = rows (B*T),
