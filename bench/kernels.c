@@ -102,6 +102,13 @@ static void cls_fwd(bcase *x) {
 static void cls_fwdbwd(bcase *x) {
     x->k->classifier(x->c, x->e, x->f, x->d, x->a, x->b, x->ids, 1.0f / x->N, x->N, x->C, x->V);
 }
+/* one rank's part of the vocabulary-parallel classifier: stats, then the backward (the lse is
+ * whatever the buffer holds; the cost does not depend on it) */
+static void cls_vp_fwdbwd(bcase *x) {
+    x->k->classifier_vp_stats(x->g, x->d, x->a, x->b, x->ids, 0, x->N, x->C, x->V);
+    x->k->classifier_vp_backward(x->e, x->f, x->d, x->a, x->b, x->ids, x->h, 1.0f / x->N, 0,
+                                 x->N, x->C, x->V);
+}
 static void adamw_step(bcase *x) {
     /* b is zeroed by the first call; the step's cost does not depend on the values */
     x->k->adamw(x->a, x->b, x->c, x->d, x->n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 3);
@@ -234,8 +241,24 @@ static void bench_shape(const lmf_kernels *k, int B, int T, double peak, int wit
         double fl = 2.0 * N * (double)V_ * C;
         snprintf(shape, sizeof shape, "%dx%d @ %dx%d", N, C, C, V_);
         report("classifier fwd", shape, time_it(cls_fwd, &y), fl, 0, peak, 0, 2, NULL);
-        report("classifier fwd+bwd", shape, time_it(cls_fwdbwd, &y), 3 * fl, 0, peak, 1, 2, &st);
-        free(y.a); free(y.c); free(y.d); free(y.e); free(y.f); free(x.a); free(x.ids);
+        double t_whole = time_it(cls_fwdbwd, &y);
+        report("classifier fwd+bwd", shape, t_whole, 3 * fl, 0, peak, 1, 2, &st);
+        free(y.d);
+
+        /* rank 0 of 2 of the vocabulary-parallel classifier (rows [0, VP_/2)): 4 GEMMs, the
+         * logits computed twice (stats, then recomputed by the backward) */
+        const int Vr = VP_ / 2;
+        y.V = Vr;
+        y.d = rnd(k->classifier_vp_scratch_floats(N, Vr), 0);
+        y.g = rnd((size_t)N * 3, 0); y.h = rnd(N, 0);
+        for (int i = 0; i < N; i++) y.h[i] = 12.0f; /* a plausible log-sum-exp */
+        double fl_r = 2.0 * N * (double)Vr * C, t_vp = time_it(cls_vp_fwdbwd, &y);
+        snprintf(shape, sizeof shape, "%dx%d @ %dx%d", N, C, C, Vr);
+        report("classifier_vp 1 of 2", shape, t_vp, 4 * fl_r, 0, peak, 0, 2, NULL);
+        printf("  %-22s %.2fx the whole classifier's time (ideal 0.5; 4 GEMMs of half the rows "
+               "against 3 of all: 0.67)\n", "", t_vp / t_whole);
+        free(y.a); free(y.c); free(y.d); free(y.e); free(y.f); free(y.g); free(y.h); free(x.a);
+        free(x.ids);
     }
     if (with_adamw) {
         bcase x = {.k = k, .n = NPARAMS};

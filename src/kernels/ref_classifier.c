@@ -37,16 +37,21 @@ void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, c
             float p = expf(lg[v] - maxv) / sum;
             lg[v] = (p - (v == tgt ? 1.0f : 0.0f)) * dloss;
         }
-        float *dxn = dx + (size_t)n * C;
-        for (int c = 0; c < C; c++) dxn[c] = 0.0f;
-        for (int v = 0; v < V; v++) {
-            const float *w = wte + (size_t)v * C;
-            float *dw = dwte + (size_t)v * C;
-            float g = lg[v];
-            for (int c = 0; c < C; c++) {
-                dxn[c] += g * w[c];
-                dw[c] += g * xn[c];
-            }
+        lmf_ref_classifier_row_backward(dx + (size_t)n * C, dwte, lg, xn, wte, C, V);
+    }
+}
+
+/* dxn[C] = dlogits[V] @ w[V,C] (written); dw[V,C] += dlogits^T xn, rows in order */
+void lmf_ref_classifier_row_backward(float *dxn, float *dw, const float *dlogits,
+                                     const float *xn, const float *w, int C, int V) {
+    for (int c = 0; c < C; c++) dxn[c] = 0.0f;
+    for (int v = 0; v < V; v++) {
+        const float *wv = w + (size_t)v * C;
+        float *dwv = dw + (size_t)v * C;
+        float g = dlogits[v];
+        for (int c = 0; c < C; c++) {
+            dxn[c] += g * wv[c];
+            dwv[c] += g * xn[c];
         }
     }
 }

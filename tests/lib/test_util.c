@@ -3,6 +3,7 @@
 #include "lib/test_util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,6 +135,24 @@ char *lmf_test_pseudo_text(size_t len, uint64_t seed) {
     }
     s[len] = '\0';
     return s;
+}
+
+void lmf_test_close_rel(const char *what, const float *got, const float *want, size_t n,
+                        double tol, double floor, int verbose) {
+    double scale = floor, worst = 0.0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - (double)want[i]);
+        if (!(e <= worst)) { /* also catches NaN */
+            worst = isnan(e) ? INFINITY : e;
+            wi = i;
+        }
+    }
+    if (verbose) printf("  %-28s relative difference %.2e\n", what, worst / scale);
+    if (!(worst <= tol * scale))
+        fail_msg("%s: element %zu got %.9g, expected %.9g (difference %.3g > %.3g)", what, wi,
+                 (double)got[wi], (double)want[wi], worst, tol * scale);
 }
 
 void lmf_test_ok(lmf_status s, const char *what) {

@@ -52,6 +52,12 @@ float lmf_test_sym(float a);              /* in [-a, a) */
 float *lmf_test_fbuf(size_t n, float a);
 float *lmf_test_fdup(const float *f, size_t n);
 
+/* Float outputs against an expected result: passes when max_i |got_i - want_i| <= tol *
+ * max(floor, max_i |want_i|) (a NaN difference fails); otherwise fails the test naming `what`
+ * and the worst element. verbose: print the worst relative difference. */
+void lmf_test_close_rel(const char *what, const float *got, const float *want, size_t n,
+                        double tol, double floor, int verbose);
+
 /* fail the test with lmf_last_error() when s is not LMF_OK; `what` names the call */
 void lmf_test_ok(lmf_status s, const char *what);
 
