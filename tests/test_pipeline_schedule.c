@@ -269,9 +269,11 @@ static void test_steady_state(void **state) {
                     lmf_pp_costs c = costs[ci];
                     if (all_schedules[k] != LMF_PP_ZB_H1) c.backward += c.weight;
                     double per = c.forward + c.backward + (all_schedules[k] == LMF_PP_ZB_H1 ? c.weight : 0.0);
-                    lmf_pp_summary s0 = simulate(all_schedules[k], P, m0, V, c, NULL);
+                    lmf_pp_stage_result r0[8], r[8];
+                    lmf_pp_summary s0 = simulate(all_schedules[k], P, m0, V, c, r0);
                     for (int M = m0 + step; M <= m0 + 3 * P; M += step) {
-                        lmf_pp_summary s = simulate(all_schedules[k], P, M, V, c, NULL);
+                        lmf_pp_summary s = simulate(all_schedules[k], P, M, V, c, r);
+                        for (int st = 0; st < P; st++) assert_int_equal(r[st].peak_inflight, r0[st].peak_inflight);
                         double grow = s.makespan - s0.makespan, want = (M - m0) * V * per;
                         if (fabs(grow - want) > 1e-9)
                             fail_msg("%s P=%d V=%d costs %d: M=%d adds %g over M=%d, expected %g",

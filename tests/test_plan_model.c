@@ -224,8 +224,6 @@ static void test_efficiency_curve(void **state) {
 /* 1F1B: bubble = (pp - 1) micro-batch slots = (pp - 1)/m of the ideal time, the slots of the
  * stages that hold only layers. */
 static void test_bubble(void **state) {
-    assert_close(lmf_plan_bubble_fraction(8, 96, 1), 7.0 / 96.0, 1e-15);
-    assert_true(lmf_plan_bubble_fraction(1, 4, 1) == 0.0);
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
     lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
@@ -247,6 +245,8 @@ static void test_bubble(void **state) {
         assert_close(r.time.compute, 8 * mb.compute, 1e-12);
         double fill_slot = mb.compute_layers + (r.time.tp_comm + r.time.pp_comm) / 8;
         assert_close(r.time.bubble, (pp - 1) * fill_slot, 1e-12);
+        /* a stage idles (pp - 1) of its m + pp - 1 slots */
+        assert_close(r.time.bubble_fraction, (pp - 1) / (8.0 + pp - 1), 1e-12);
     }
 }
 
@@ -308,6 +308,15 @@ static void test_narayanan_anchor(void **state) {
     assert_close(model, 72 * B * s * l_ * h * h * (1 + s / (6 * h) + V / (12 * l_ * h)), 0.01);
 }
 
+/* One pipeline stage's memory as an evaluation computes it, for m micro-batches per step. */
+static void stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+                         int m, lmf_plan_stage stage, lmf_plan_memory *out) {
+    lmf_plan_setup su;
+    assert_int_equal(lmf_plan_setup_init(&su, c, job, l), LMF_OK);
+    assert_int_equal(lmf_plan_schedule_prepare(&su, m), LMF_OK);
+    su.device->memory(&su, m, stage, out);
+}
+
 /* Interleaved 1F1B (Narayanan et al. 2021, Sec. 2.2.2): with v model chunks per rank the
  * bubble is (pp - 1)/v slots and each micro-batch crosses 2v stage boundaries per rank; the
  * first rank keeps L(1 + (p - 1)/(pv)) layers' activations (Korthikanti et al. 2022) instead of
@@ -329,13 +338,25 @@ static void test_interleaved(void **state) {
     assert_close(r3.time.pp_comm, 3.0 * r1.time.pp_comm, 1e-12);
     assert_close(r3.time.bubble, r1.time.bubble / 3.0 + (pp - 1) / 3.0 * (r3.time.pp_comm - r1.time.pp_comm) / m,
                  1e-12);
-    assert_close(lmf_plan_bubble_fraction(pp, m, 3), (pp - 1) / (3.0 * m), 1e-15);
-    /* activations of the first stage: (pp + (pp-1)/v) instead of pp micro-batches in flight */
+    assert_close(r3.time.bubble_fraction, (pp - 1) / (3.0 * m + pp - 1), 1e-12);
+    /* activations of the first stage: (pp + (pp-1)/v) instead of pp micro-batches in flight;
+     * of the last: Megatron-LM's warm-up of (v-1) pp chunks plus one, ((v-1) pp + 1)/v
+     * micro-batches of its layers, instead of 1F1B's one */
     lmf_plan_act_shape sh = {.s = 1024, .b = 2, .h = 768, .a = 12, .t = 1, .sp = 0, .e = 2.0, .dropout = 0};
     double per_layer = lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE);
     double layers = cfg.n_layer / (double)pp;
+    lmf_plan_memory m1[2], m3[2];
+    for (int st = 0; st < 2; st++) {
+        stage_memory(&c, &job, &r1.layout, m, (lmf_plan_stage)st, &m1[st]);
+        stage_memory(&c, &job, &r3.layout, m, (lmf_plan_stage)st, &m3[st]);
+    }
     assert_int_equal(r1.mem.stage, LMF_PLAN_STAGE_FIRST);
-    assert_close(r3.mem.activations - r1.mem.activations, (pp - 1) / 3.0 * layers * per_layer, 1e-9);
+    assert_close(m3[LMF_PLAN_STAGE_FIRST].activations - m1[LMF_PLAN_STAGE_FIRST].activations,
+                 (pp - 1) / 3.0 * layers * per_layer, 1e-9);
+    assert_close(m3[LMF_PLAN_STAGE_LAST].activations - m1[LMF_PLAN_STAGE_LAST].activations,
+                 ((2.0 * pp + 1) / 3.0 - 1.0) * layers * per_layer, 1e-9);
+    assert_int_equal(r3.mem.stage, LMF_PLAN_STAGE_LAST); /* the logits and 5/3 micro-batches */
+    assert_close(r3.mem.total, m3[LMF_PLAN_STAGE_LAST].total, 1e-12);
     /* impossible interleavings */
     l.virtual_stages = 5; /* 5 chunks do not split a stage's 6 layers */
     lmf_plan_result r;

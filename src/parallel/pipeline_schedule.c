@@ -101,7 +101,7 @@ static lmf_status gen_zb_all(const lmf_pp_shape *sh, lmf_pp_action *all) {
     int P = sh->stages, M = sh->micro_batches, n = 3 * M;
     int *fend = malloc(sizeof(int) * (size_t)P * M), *bend = malloc(sizeof(int) * (size_t)P * M);
     int *st = calloc((size_t)P * 6, sizeof(int)); /* per stage: nF, nB, nW, busy until, count, 1F1B position */
-    lmf_pp_action *order = malloc(sizeof *order * (size_t)2 * M);
+    lmf_pp_action *order = malloc(sizeof *order * (size_t)2 * M * P); /* each stage's 1F1B order */
     if (!fend || !bend || !st || !order) {
         free(fend), free(bend), free(st), free(order);
         return lmf_fail(LMF_ERR_NOMEM, "out of memory for a ZB-H1 schedule of %d stages and %d micro-batches", P, M);
@@ -109,6 +109,7 @@ static lmf_status gen_zb_all(const lmf_pp_shape *sh, lmf_pp_action *all) {
     for (int64_t i = 0; i < (int64_t)P * M; i++) fend[i] = bend[i] = -1;
     int64_t left = (int64_t)P * n;
     lmf_pp_shape plain = {LMF_PP_1F1B, P, M, 1};
+    for (int s = 0; s < P; s++) gen_1f1b(&plain, s, order + (int64_t)s * 2 * M);
     for (int t = 0; left > 0; t++) {
         /* every action takes one unit; with equal costs no stage waits longer than the chain
          * through all stages, so this bound only catches an ordering bug */
@@ -116,9 +117,8 @@ static lmf_status gen_zb_all(const lmf_pp_shape *sh, lmf_pp_action *all) {
         for (int s = 0; s < P; s++) {
             int *S = st + 6 * s, nf = S[0], nb = S[1], nw = S[2];
             if (S[3] > t) continue;
-            gen_1f1b(&plain, s, order);
             lmf_pp_action *out = all + (int64_t)s * n;
-            const lmf_pp_action *x = S[5] < 2 * M ? &order[S[5]] : NULL;
+            const lmf_pp_action *x = S[5] < 2 * M ? &order[(int64_t)s * 2 * M + S[5]] : NULL;
             int w_ready = nw < nb && bend[s * M + nw] <= t;
             int x_ready = 0;
             if (x && x->op == LMF_PP_FORWARD)

@@ -101,15 +101,19 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
             if ((int64_t)tp * pp * cp > devices) continue;
             /* schedules: the one asked for, else plain 1F1B and the interleaved one with up to
              * MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
+            int interleaved_only = k->schedule_fixed && k->schedule == LMF_PP_INTERLEAVED;
+            int one_chunk = k->schedule_fixed && !interleaved_only;
             int vs[MAX_VIRTUAL], n_v = 0;
+            if (interleaved_only && pp == 1) continue;
             if (k->virtual_stages > 0) {
                 if (k->virtual_stages > 1 && (pp == 1 || !lmf_plan_chunks_fit(m, pp, k->virtual_stages))) continue;
                 vs[n_v++] = k->virtual_stages;
             } else {
-                vs[n_v++] = 1;
-                for (int v = 2; pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
+                if (!interleaved_only) vs[n_v++] = 1;
+                for (int v = 2; !one_chunk && pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
                     if (lmf_plan_chunks_fit(m, pp, v)) vs[n_v++] = v;
             }
+            lmf_pp_schedule sched = k->schedule_fixed ? k->schedule : LMF_PP_1F1B;
             int dp_max = (int)(devices / ((int64_t)tp * pp * cp));
             for (int ib = 0; ib < n_b; ib++) {
                 int b = bs[ib];
@@ -136,7 +140,7 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                         for (int iv = 0; iv < n_v; iv++) {
                             lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_recompute)rc,
                                                  k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1,
-                                                 vs[iv], cp};
+                                                 vs[iv], cp, sched};
                             lmf_status st = lmf_plan_evaluate(c, job, &l, &r);
                             if (st != LMF_OK) {
                                 last_err = st;
