@@ -285,6 +285,30 @@ static void test_steady_state(void **state) {
             }
 }
 
+/* With equal stages and no message time, the bubble of GPipe, 1F1B and the interleaved
+ * schedule in micro-batch slots does not depend on how a slot splits into forward and backward
+ * (the planner simulates them at 1 : 2 and caches by shape). */
+static void test_split_independent(void **state) {
+    (void)state;
+    const double fs[] = {0.05, 0.2, 1.0 / 3.0, 0.5, 0.8, 0.97};
+    for (int k = 0; k < 3; k++)
+        for (int P = 1; P <= 20; P += P < 8 ? 1 : 6)
+            for (int V = 1; V <= (all_schedules[k] == LMF_PP_INTERLEAVED ? 4 : 1); V++)
+                for (int M = 1; M <= 2 * P + 3; M++) {
+                    if (V > 1 && M % P) continue;
+                    double ref = 0.0;
+                    for (int i = 0; i < 6; i++) {
+                        lmf_pp_summary s = simulate(all_schedules[k], P, M, V,
+                                                    (lmf_pp_costs){fs[i] / V, (1 - fs[i]) / V, 0, 0}, NULL);
+                        double bubble = s.makespan - M;
+                        if (i == 0) ref = bubble;
+                        else if (fabs(bubble - ref) > 1e-9)
+                            fail_msg("%s P=%d M=%d V=%d: bubble %g slots with forward share %g, %g with %g",
+                                     lmf_pp_schedule_name(all_schedules[k]), P, M, V, bubble, fs[i], ref, fs[0]);
+                    }
+                }
+}
+
 static void test_bad_input(void **state) {
     (void)state;
     lmf_pp_summary s;
@@ -320,6 +344,7 @@ int main(void) {
         cmocka_unit_test(test_zero_bubble),
         cmocka_unit_test(test_p2p),
         cmocka_unit_test(test_steady_state),
+        cmocka_unit_test(test_split_independent),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

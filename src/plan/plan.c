@@ -117,6 +117,12 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
 
 lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
                              const lmf_plan_layout *l, lmf_plan_result *res) {
+    return lmf_plan_evaluate_cached(c, job, l, NULL, res);
+}
+
+lmf_status lmf_plan_evaluate_cached(const lmf_cluster *c, const lmf_plan_job *job,
+                                    const lmf_plan_layout *l, lmf_plan_pipe_cache *cache,
+                                    lmf_plan_result *res) {
     LMF_TRY(check_layout(c, job, l));
     memset(res, 0, sizeof *res);
     res->layout = *l;
@@ -143,7 +149,7 @@ lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
 
     lmf_plan_setup s;
     LMF_TRY(lmf_plan_setup_init(&s, c, job, l));
-    LMF_TRY(lmf_plan_schedule_prepare(&s, res->micro_batches));
+    LMF_TRY(lmf_plan_schedule_prepare(&s, res->micro_batches, cache));
     res->device = s.device->kind;
     s.device->memory(&s, res->micro_batches, LMF_PLAN_STAGE_FIRST, &res->mem);
     if (l->pp > 1) {

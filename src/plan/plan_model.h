@@ -238,13 +238,34 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
 
 /* ---- the pipeline schedule (schedule.c) ---- */
 
+/* Simulations already made, for a search that evaluates many layouts of the same pipeline
+ * shape: a direct-mapped table keyed by the shape and the costs. */
+#define LMF_PLAN_PIPE_CACHE 1024
+typedef struct lmf_plan_pipe_entry {
+    int used;
+    lmf_pp_shape shape;
+    lmf_pp_costs costs;
+    double makespan;
+    int peak_first, peak_last;
+} lmf_plan_pipe_entry;
+typedef struct lmf_plan_pipe_cache {
+    lmf_plan_pipe_entry e[LMF_PLAN_PIPE_CACHE];
+} lmf_plan_pipe_cache;
+
 /* Price the layout's schedule for m micro-batches per step into s->pipe: simulate it
  * (lmf_pp_simulate, no message time: the sends are counted apart) with the stages of a slot
- * each, split as the device model splits a micro-batch into forward and backward (ZB-H1: the
- * weight half priced as the forward, whose products have the same FLOPs); min(m,
- * lmf_pp_steady_micro_batches) micro-batches simulated, the rest adding busy slots only.
- * Without pipelining: no bubble, one micro-batch held. Fails like lmf_pp_simulate. */
-lmf_status lmf_plan_schedule_prepare(lmf_plan_setup *s, int m);
+ * each; min(m, lmf_pp_steady_micro_batches) micro-batches simulated, the rest adding busy
+ * slots only. A slot is split 1 : 2 into forward and backward for GPipe, 1F1B and the
+ * interleaved schedule, whose bubble in slots does not depend on the split (checked by
+ * tests/test_pipeline_schedule.c); ZB-H1 splits it as the device model splits a layers-only
+ * stage's micro-batch, its weight half priced as the forward (each linear's weight-gradient
+ * product has the forward product's FLOPs). Without pipelining: no bubble, one micro-batch
+ * held. cache (NULL: none) keeps simulations for the next call. Fails like lmf_pp_simulate. */
+lmf_status lmf_plan_schedule_prepare(lmf_plan_setup *s, int m, lmf_plan_pipe_cache *cache);
+/* lmf_plan_evaluate with a cache of schedule simulations (NULL: none). */
+lmf_status lmf_plan_evaluate_cached(const lmf_cluster *c, const lmf_plan_job *job,
+                                    const lmf_plan_layout *l, lmf_plan_pipe_cache *cache,
+                                    lmf_plan_result *res);
 /* The layout's schedule: interleaved when it has virtual stages, else its own. */
 lmf_pp_schedule lmf_plan_schedule_of(const lmf_plan_layout *l);
 

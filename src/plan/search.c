@@ -55,9 +55,9 @@ static void offer(lmf_plan_result *best, int max_best, int *n, const lmf_plan_re
     if (*n < max_best) (*n)++;
 }
 
-lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
-                           const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
-                           int *n_best, int64_t *n_evaluated) {
+static lmf_status search(const lmf_cluster *c, const lmf_plan_job *job,
+                         const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
+                         int *n_best, int64_t *n_evaluated, lmf_plan_pipe_cache *cache) {
     const lmf_gpt_config *m = &job->model;
     int devices = lmf_cluster_devices(c);
     *n_best = 0;
@@ -141,7 +141,7 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                             lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_recompute)rc,
                                                  k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1,
                                                  vs[iv], cp, sched};
-                            lmf_status st = lmf_plan_evaluate(c, job, &l, &r);
+                            lmf_status st = lmf_plan_evaluate_cached(c, job, &l, cache, &r);
                             if (st != LMF_OK) {
                                 last_err = st;
                                 snprintf(last_msg, sizeof last_msg, "%s", lmf_last_error());
@@ -173,4 +173,17 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                     cap / 1073741824.0, least_mem / 1073741824.0, least_l.dp, least_l.tp,
                     least_l.pp, least_l.micro_batch, least_l.zero,
                     lmf_recompute_name(least_l.recompute));
+}
+
+lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
+                           int *n_best, int64_t *n_evaluated) {
+    *n_best = 0;
+    *n_evaluated = 0;
+    /* layouts that differ in replicas, ZeRO or recomputation share their pipeline's simulation */
+    lmf_plan_pipe_cache *cache = calloc(1, sizeof *cache);
+    if (!cache) return lmf_fail(LMF_ERR_NOMEM, "out of memory for the search's schedule simulations");
+    lmf_status st = search(c, job, k, best, max_best, n_best, n_evaluated, cache);
+    free(cache);
+    return st;
 }
