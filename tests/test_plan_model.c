@@ -221,6 +221,14 @@ static void test_efficiency_curve(void **state) {
                  3 * 2.0 * 512 * 512 * 512 / (100e12 * 0.6), 1e-12);
 }
 
+/* pp stages of micro-batches of 2 sequences, bf16, nothing else: 8 micro-batches of the
+ * 16-sequence gpt2_job per step */
+static lmf_plan_layout pipeline_layout(int pp) {
+    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    return l;
+}
+
 /* One pipeline stage's memory as an evaluation computes it, for m micro-batches per step. */
 static void stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
                          int m, lmf_plan_stage stage, lmf_plan_memory *out) {
@@ -269,8 +277,7 @@ static void test_schedules(void **state) {
     lmf_gpt_config cfg;
     lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     int pp = 4, m = 8;
-    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
-                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    lmf_plan_layout l = pipeline_layout(pp);
     lmf_plan_result r1, rg, rz;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
     l.schedule = LMF_PP_GPIPE;
@@ -384,8 +391,7 @@ static void test_interleaved(void **state) {
     lmf_gpt_config cfg;
     lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     int pp = 2, m = 8;
-    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
-                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    lmf_plan_layout l = pipeline_layout(pp);
     lmf_plan_result r1, r3;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
     l.virtual_stages = 3;

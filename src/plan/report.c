@@ -327,8 +327,8 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  e = %.0f bytes, m = %d (dropout), r = 1/t with sequence parallelism; selective\n"
                "                  recomputation drops the a*s^2 term, full keeps s*b*h*e*r (Korthikanti et al. 2022);\n"
                "                  each stage keeps the micro-batches its schedule holds at the peak (1F1B: min(pp, m)\n"
-               "                  on the first); plus one layer's full\n"
-               "                  activations as working set and fp32 logits on the last stage\n",
+               "                  on the first); plus one layer's full activations as working set and fp32\n"
+               "                  logits on the last stage\n",
             lmf_plan_act_elem_bytes(d), job->dropout);
     fprintf(f, "  buffers         as lmforge's data-parallel engine: ZeRO-2/3 gradient buckets of %.0f MiB,\n"
                "                  ZeRO-3 gathered embeddings + 2 layers; pipeline send/recv of one activation\n",
@@ -363,11 +363,11 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  devices_per_node/k rings (k members per node); ranks ordered tp, dp, pp\n");
     fprintf(f, "  tensor parallel 4 all-reduces of b*s*h values per layer per micro-batch (6 with full\n"
                "                  recomputation), not overlapped (Shoeybi et al. 2019)\n");
-    fprintf(f, "  pipeline        the schedule's bubble and activations from its simulation (the schedule code\n"
-               "                  the engine runs): 1F1B and GPipe (pp-1) slots, interleaved over v chunks (pp-1)/v,\n"
-               "                  ZB-H1 (pp-1)(F+B-W)/(F+B+W) with W priced as the forward; 2v sends of b*s*h/t values per micro-batch per\n"
-               "                  stage (scatter/gather: without sequence parallelism the parts are all-gathered\n"
-               "                  inside the receiving node), not overlapped (Narayanan et al. 2021)\n");
+    fprintf(f, "  pipeline        bubble and activations held from a simulation of the schedule's own action lists\n"
+               "                  (lmforge/pipeline.h): 1F1B and GPipe (pp-1) slots, interleaved over v chunks (pp-1)/v,\n"
+               "                  ZB-H1 (pp-1)(F+B-W)/(F+B+W) with W priced as the forward; 2v sends of b*s*h/t\n"
+               "                  values per micro-batch per stage (scatter/gather: without sequence parallelism the\n"
+               "                  parts are all-gathered inside the receiving node), not overlapped (Narayanan et al. 2021)\n");
     fprintf(f, "  context par.    cp splits each sequence: activations, tokens and attention blocks per device / cp;\n"
                "                  ring attention sends cp-1 K/V blocks of b*(s/cp)*kv/t values per layer forward\n"
                "                  (twice the bytes backward, once more with recomputation), each hidden behind\n"
