@@ -65,8 +65,8 @@ static lmf_pp_action act(lmf_pp_op op, int mb, int chunk) {
 
 /* Interleaved 1F1B as Megatron-LM orders it (1F1B when V = 1, micro-batch k in order): the k-th
  * forward of a stage runs chunk (k / P) mod V of micro-batch (k / (P V)) P + k mod P; the k-th
- * backward the same micro-batch of chunk V - 1 - (k / P) mod V. Warm-up: P - s - 1 forwards (V = 1), or
- * 2 (P - s - 1) + (V - 1) P (V > 1), at most all of them. */
+ * backward the same micro-batch of chunk V - 1 - (k / P) mod V. Warm-up: P - s - 1 forwards
+ * (V = 1), or 2 (P - s - 1) + (V - 1) P (V > 1), at most all of them. */
 static void gen_1f1b(const lmf_pp_shape *sh, int s, lmf_pp_action *out) {
     int P = sh->stages, M = sh->micro_batches, V = sh->virtual_stages, total = M * V;
     int64_t warm = V == 1 ? P - s - 1 : 2 * (int64_t)(P - s - 1) + (int64_t)(V - 1) * P;
@@ -97,10 +97,18 @@ static void gen_gpipe(const lmf_pp_shape *sh, lmf_pp_action *out) {
  * micro-batches (forward done, W not): stage 0 of 1F1B's most, so the peak stays 1F1B's; and a
  * W runs whenever the next F or B is still waiting for its input. With F = B = W and M >= P
  * every stage then idles P - 1 units, (P - 1)(F + B - W) as Qi et al. give for ZB-H1. */
+typedef struct zb_stage {
+    int nf, nb, nw;   /* forwards, input halves, weight halves done */
+    int busy_until;   /* time unit the running action ends */
+    int count;        /* actions listed */
+    int pos;          /* next entry of the stage's 1F1B order of F and B */
+} zb_stage;
+
 static lmf_status gen_zb_all(const lmf_pp_shape *sh, lmf_pp_action *all) {
     int P = sh->stages, M = sh->micro_batches, n = 3 * M;
+    /* end time unit of each stage's forward and input half of each micro-batch (-1: not run) */
     int *fend = malloc(sizeof(int) * (size_t)P * M), *bend = malloc(sizeof(int) * (size_t)P * M);
-    int *st = calloc((size_t)P * 6, sizeof(int)); /* per stage: nF, nB, nW, busy until, count, 1F1B position */
+    zb_stage *st = calloc((size_t)P, sizeof *st);
     lmf_pp_action *order = malloc(sizeof *order * (size_t)2 * M * P); /* each stage's 1F1B order */
     if (!fend || !bend || !st || !order) {
         free(fend), free(bend), free(st), free(order);
@@ -110,42 +118,40 @@ static lmf_status gen_zb_all(const lmf_pp_shape *sh, lmf_pp_action *all) {
     int64_t left = (int64_t)P * n;
     lmf_pp_shape plain = {LMF_PP_1F1B, P, M, 1};
     for (int s = 0; s < P; s++) gen_1f1b(&plain, s, order + (int64_t)s * 2 * M);
+#define DONE(tab, stage, mb) ((tab)[(stage) * M + (mb)] >= 0 && (tab)[(stage) * M + (mb)] <= t)
     for (int t = 0; left > 0; t++) {
         /* every action takes one unit; with equal costs no stage waits longer than the chain
          * through all stages, so this bound only catches an ordering bug */
         LMF_ASSERT(t <= 4 * n + 4 * P);
         for (int s = 0; s < P; s++) {
-            int *S = st + 6 * s, nf = S[0], nb = S[1], nw = S[2];
-            if (S[3] > t) continue;
+            zb_stage *z = &st[s];
+            if (z->busy_until > t) continue;
             lmf_pp_action *out = all + (int64_t)s * n;
-            const lmf_pp_action *x = S[5] < 2 * M ? &order[(int64_t)s * 2 * M + S[5]] : NULL;
-            int w_ready = nw < nb && bend[s * M + nw] <= t;
+            const lmf_pp_action *x = z->pos < 2 * M ? &order[(int64_t)s * 2 * M + z->pos] : NULL;
+            int w_ready = z->nw < z->nb && DONE(bend, s, z->nw);
             int x_ready = 0;
-            if (x && x->op == LMF_PP_FORWARD)
-                x_ready = s == 0 || (fend[(s - 1) * M + x->mb] >= 0 && fend[(s - 1) * M + x->mb] <= t);
-            else if (x)
-                x_ready = fend[s * M + x->mb] >= 0 && fend[s * M + x->mb] <= t &&
-                          (s == P - 1 || (bend[(s + 1) * M + x->mb] >= 0 && bend[(s + 1) * M + x->mb] <= t));
-            int forced = x && x->op == LMF_PP_FORWARD && nf - nw >= P;
+            if (x && x->op == LMF_PP_FORWARD) x_ready = s == 0 || DONE(fend, s - 1, x->mb);
+            else if (x) x_ready = DONE(fend, s, x->mb) && (s == P - 1 || DONE(bend, s + 1, x->mb));
+            int forced = x && x->op == LMF_PP_FORWARD && z->nf - z->nw >= P;
             if (forced || (!x_ready && w_ready)) {
                 if (!w_ready) continue;
-                out[S[4]++] = act(LMF_PP_BACKWARD_WEIGHT, nw, 0);
-                S[2]++;
+                out[z->count++] = act(LMF_PP_BACKWARD_WEIGHT, z->nw++, 0);
             } else if (x_ready && x->op == LMF_PP_FORWARD) {
-                out[S[4]++] = act(LMF_PP_FORWARD, x->mb, 0);
+                out[z->count++] = act(LMF_PP_FORWARD, x->mb, 0);
                 fend[s * M + x->mb] = t + 1;
-                S[0]++, S[5]++;
+                z->nf++, z->pos++;
             } else if (x_ready) {
-                out[S[4]++] = act(LMF_PP_BACKWARD_INPUT, x->mb, 0);
+                out[z->count++] = act(LMF_PP_BACKWARD_INPUT, x->mb, 0);
                 bend[s * M + x->mb] = t + 1;
-                S[1]++, S[5]++;
+                z->nb++, z->pos++;
             } else {
                 continue;
             }
-            S[3] = t + 1;
+            z->busy_until = t + 1;
             left--;
         }
     }
+#undef DONE
     free(fend), free(bend), free(st), free(order);
     return LMF_OK;
 }
