@@ -83,6 +83,8 @@ expect_error "chunks without interleaving" 2 "$E --virtual-stages 2 needs --sche
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --nodes 1 --pp 4 --dp 2 --schedule zb --virtual-stages 2
 expect_error "interleaved without chunks" 2 "$E the interleaved schedule needs 2 or more virtual stages" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --nodes 1 --pp 4 --dp 2 --schedule interleaved
+expect_error "--micro-batches in a plan" 2 "$E --micro-batches is for --explain-schedule" -- \
+  "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --nodes 1 --pp 4 --dp 2 --micro-batches 8
 expect_error "unknown --schedule" 2 "$E --schedule: unknown pipeline schedule 'fast'" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --nodes 1 --pp 4 --dp 2 --schedule fast
 

@@ -166,6 +166,11 @@ int lmf_cmd_plan(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     if (o.calibrate) return run_calibrate(&o);
     if (o.explain_schedule) return run_explain_schedule(&o);
+    if (o.micro_batches > 0) {
+        lmf_cli_error(CMD, "--micro-batches is for --explain-schedule; a plan takes its micro-batches "
+                      "from --global-batch, --micro-batch and dp");
+        return 2;
+    }
     if (!o.model || !o.cluster) {
         lmf_cli_error(CMD, "--model and --cluster are required (or --calibrate); see lmforge plan --help");
         return 2;
