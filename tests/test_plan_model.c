@@ -221,11 +221,26 @@ static void test_efficiency_curve(void **state) {
                  3 * 2.0 * 512 * 512 * 512 / (100e12 * 0.6), 1e-12);
 }
 
+/* pp stages of micro-batches of 2 sequences, bf16, nothing else: 8 micro-batches of the
+ * 16-sequence gpt2_job per step */
+static lmf_plan_layout pipeline_layout(int pp) {
+    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    return l;
+}
+
+/* One pipeline stage's memory as an evaluation computes it, for m micro-batches per step. */
+static void stage_memory(const lmf_cluster *c, const lmf_plan_job *job, const lmf_plan_layout *l,
+                         int m, lmf_plan_stage stage, lmf_plan_memory *out) {
+    lmf_plan_setup su;
+    assert_int_equal(lmf_plan_setup_init(&su, c, job, l), LMF_OK);
+    assert_int_equal(lmf_plan_schedule_prepare(&su, m, NULL), LMF_OK);
+    su.device->memory(&su, m, stage, out);
+}
+
 /* 1F1B: bubble = (pp - 1) micro-batch slots = (pp - 1)/m of the ideal time, the slots of the
  * stages that hold only layers. */
 static void test_bubble(void **state) {
-    assert_close(lmf_plan_bubble_fraction(8, 96, 1), 7.0 / 96.0, 1e-15);
-    assert_true(lmf_plan_bubble_fraction(1, 4, 1) == 0.0);
     lmf_cluster c = toy_cluster();
     lmf_gpt_config cfg;
     lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
@@ -247,7 +262,66 @@ static void test_bubble(void **state) {
         assert_close(r.time.compute, 8 * mb.compute, 1e-12);
         double fill_slot = mb.compute_layers + (r.time.tp_comm + r.time.pp_comm) / 8;
         assert_close(r.time.bubble, (pp - 1) * fill_slot, 1e-12);
+        /* a stage idles (pp - 1) of its m + pp - 1 slots */
+        assert_close(r.time.bubble_fraction, (pp - 1) / (8.0 + pp - 1), 1e-12);
     }
+}
+
+/* The schedule a layout names prices its pipeline: GPipe has 1F1B's bubble but holds all m
+ * micro-batches on every stage; ZB-H1 with the generic device's F = B = W (each linear's
+ * weight-gradient product is its forward's) idles a third of 1F1B's time and keeps its
+ * first-stage memory, its last stage holding pp micro-batches instead of one (Qi et al. 2024).
+ * Names that cannot go together fail. */
+static void test_schedules(void **state) {
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg;
+    lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
+    int pp = 4, m = 8;
+    lmf_plan_layout l = pipeline_layout(pp);
+    lmf_plan_result r1, rg, rz;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
+    l.schedule = LMF_PP_GPIPE;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rg), LMF_OK);
+    l.schedule = LMF_PP_ZB_H1;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &rz), LMF_OK);
+    assert_int_equal(r1.micro_batches, m);
+    assert_int_equal(r1.layout.schedule, LMF_PP_1F1B);
+    assert_int_equal(rz.layout.schedule, LMF_PP_ZB_H1);
+    assert_close(rg.time.bubble, r1.time.bubble, 1e-12);
+    assert_close(rz.time.bubble, r1.time.bubble / 3.0, 1e-9);
+    assert_close(rz.time.bubble_fraction, (pp - 1) / (3.0 * m + pp - 1), 1e-9);
+    assert_close(rz.time.step, r1.time.step - 2.0 / 3.0 * r1.time.bubble, 1e-9);
+
+    lmf_plan_act_shape sh = {.s = 1024, .b = 2, .h = 768, .a = 12, .t = 1, .sp = 0, .e = 2.0, .dropout = 0};
+    double per_layer = lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE), layers = cfg.n_layer / (double)pp;
+    lmf_plan_memory m1[2], mg[2], mz[2];
+    for (int st = 0; st < 2; st++) {
+        stage_memory(&c, &job, &r1.layout, m, (lmf_plan_stage)st, &m1[st]);
+        stage_memory(&c, &job, &rg.layout, m, (lmf_plan_stage)st, &mg[st]);
+        stage_memory(&c, &job, &rz.layout, m, (lmf_plan_stage)st, &mz[st]);
+    }
+    /* 1F1B: pp on the first stage, 1 on the last; GPipe: m on both; ZB-H1: pp on both */
+    assert_close(mg[0].activations - m1[0].activations, (m - pp) * layers * per_layer, 1e-9);
+    assert_close(mg[1].activations - m1[1].activations, (m - 1) * layers * per_layer, 1e-9);
+    assert_close(mz[0].activations, m1[0].activations, 1e-12);
+    assert_close(mz[1].activations - m1[1].activations, (pp - 1) * layers * per_layer, 1e-9);
+
+    char cmd[1024];
+    lmf_plan_command(cmd, sizeof cmd, &c, &job, &rz);
+    assert_non_null(strstr(cmd, " --pp 4 --schedule zb"));
+    lmf_plan_command(cmd, sizeof cmd, &c, &job, &r1);
+    assert_null(strstr(cmd, "--schedule"));
+
+    lmf_plan_result r;
+    l.virtual_stages = 3; /* chunks are the interleaved schedule's */
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "the zb schedule runs one model chunk"));
+    l.virtual_stages = 1;
+    l.schedule = LMF_PP_INTERLEAVED;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "--virtual-stages"));
+    l.schedule = (lmf_pp_schedule)9;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_ERR_ARG);
 }
 
 /* Data-parallel gradient reduction, ZeRO-0, no overlap: one ring all-reduce of the 2-byte
@@ -317,8 +391,7 @@ static void test_interleaved(void **state) {
     lmf_gpt_config cfg;
     lmf_plan_job job = gpt2_job(16.0, &cfg); /* 12 layers, 1024 tokens per sequence */
     int pp = 2, m = 8;
-    lmf_plan_layout l = {.dp = 1, .tp = 1, .pp = pp, .micro_batch = 2, .zero = 0,
-                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16};
+    lmf_plan_layout l = pipeline_layout(pp);
     lmf_plan_result r1, r3;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r1), LMF_OK);
     l.virtual_stages = 3;
@@ -329,13 +402,25 @@ static void test_interleaved(void **state) {
     assert_close(r3.time.pp_comm, 3.0 * r1.time.pp_comm, 1e-12);
     assert_close(r3.time.bubble, r1.time.bubble / 3.0 + (pp - 1) / 3.0 * (r3.time.pp_comm - r1.time.pp_comm) / m,
                  1e-12);
-    assert_close(lmf_plan_bubble_fraction(pp, m, 3), (pp - 1) / (3.0 * m), 1e-15);
-    /* activations of the first stage: (pp + (pp-1)/v) instead of pp micro-batches in flight */
+    assert_close(r3.time.bubble_fraction, (pp - 1) / (3.0 * m + pp - 1), 1e-12);
+    /* activations of the first stage: (pp + (pp-1)/v) instead of pp micro-batches in flight;
+     * of the last: Megatron-LM's warm-up of (v-1) pp chunks plus one, ((v-1) pp + 1)/v
+     * micro-batches of its layers, instead of 1F1B's one */
     lmf_plan_act_shape sh = {.s = 1024, .b = 2, .h = 768, .a = 12, .t = 1, .sp = 0, .e = 2.0, .dropout = 0};
     double per_layer = lmf_plan_act_layer_bytes(&sh, LMF_RECOMPUTE_NONE);
     double layers = cfg.n_layer / (double)pp;
+    lmf_plan_memory m1[2], m3[2];
+    for (int st = 0; st < 2; st++) {
+        stage_memory(&c, &job, &r1.layout, m, (lmf_plan_stage)st, &m1[st]);
+        stage_memory(&c, &job, &r3.layout, m, (lmf_plan_stage)st, &m3[st]);
+    }
     assert_int_equal(r1.mem.stage, LMF_PLAN_STAGE_FIRST);
-    assert_close(r3.mem.activations - r1.mem.activations, (pp - 1) / 3.0 * layers * per_layer, 1e-9);
+    assert_close(m3[LMF_PLAN_STAGE_FIRST].activations - m1[LMF_PLAN_STAGE_FIRST].activations,
+                 (pp - 1) / 3.0 * layers * per_layer, 1e-9);
+    assert_close(m3[LMF_PLAN_STAGE_LAST].activations - m1[LMF_PLAN_STAGE_LAST].activations,
+                 ((2.0 * pp + 1) / 3.0 - 1.0) * layers * per_layer, 1e-9);
+    assert_int_equal(r3.mem.stage, LMF_PLAN_STAGE_LAST); /* the logits and 5/3 micro-batches */
+    assert_close(r3.mem.total, m3[LMF_PLAN_STAGE_LAST].total, 1e-12);
     /* impossible interleavings */
     l.virtual_stages = 5; /* 5 chunks do not split a stage's 6 layers */
     lmf_plan_result r;
@@ -883,6 +968,7 @@ int main(void) {
         cmocka_unit_test(test_efficiency_curve),
         cmocka_unit_test(test_generic_products),
         cmocka_unit_test(test_bubble),
+        cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_dp_reduction),
         cmocka_unit_test(test_narayanan_anchor),
         cmocka_unit_test(test_interleaved),

@@ -8,6 +8,7 @@
 #include "lmforge/config.h"
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
+#include "lmforge/pipeline.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -149,6 +150,8 @@ typedef struct lmf_plan_layout {
                                       the interleaved 1F1B schedule (Narayanan et al. 2021) */
     int cp;                        /* context parallelism: each sequence split over cp devices,
                                       ring attention exchanging K/V blocks (1 or 0: none) */
+    lmf_pp_schedule schedule;      /* pipeline schedule (pp > 1): 1F1B unless named; with
+                                      virtual_stages > 1 the interleaved one */
 } lmf_plan_layout;
 
 /* What to train. */
@@ -174,6 +177,9 @@ typedef struct lmf_plan_constraints {
     int sequence_parallel;
     lmf_plan_dtype dtype;
     int virtual_stages;            /* -1 free: the search keeps 1 (plain 1F1B) */
+    int schedule_fixed;            /* 1: only `schedule` (0: the search tries 1F1B and the
+                                      interleaved one) */
+    lmf_pp_schedule schedule;
     int cp;                        /* -1 free: 1 (no context parallelism) */
     int allow_cross_node_tp;       /* 0: the search keeps tensor-parallel groups inside a node */
 } lmf_plan_constraints;
@@ -200,7 +206,10 @@ typedef struct lmf_plan_time {     /* seconds per optimizer step */
     double pp_comm;                /* pipeline point-to-point sends (not overlapped) */
     double cp_comm;                /* exposed part of the context-parallel K/V exchange */
     double cp_comm_total;          /* whole K/V exchange (ring attention), all micro-batches */
-    double bubble;                 /* 1F1B fill and drain: (pp-1)/v micro-batch slots */
+    double bubble;                 /* the schedule's fill and drain, from its simulation
+                                      (1F1B: pp-1 micro-batch slots; interleaved: (pp-1)/v) */
+    double bubble_fraction;        /* a stage's idle share of the pipeline's time under the
+                                      schedule: bubble / (m slots + bubble); 0 without pp */
     double dp_comm;                /* exposed part of the data-parallel gradient reduction */
     double dp_comm_total;          /* whole gradient reduction (+ ZeRO-1/2 parameter gather) */
     double zero3_gather;           /* exposed part of the ZeRO-3 parameter gathers */
@@ -269,11 +278,18 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
 
 /* The command line that runs a result's layout: `mpirun -np N --npernode D lmforge train`
  * with the model, sequence, micro-batch, global batch, steps for the job's tokens, ZeRO stage,
- * recomputation and, where the layout has them, --tp, --pp, --cp, --schedule interleaved
- * --virtual-stages and --dtype (named as the engine will name them; docs/planner.md says which
+ * recomputation and, where the layout has them, --tp, --pp, --cp, --schedule (interleaved
+ * with --virtual-stages, gpipe, zb; 1F1B is the default) and --dtype (named as the engine will name them; docs/planner.md says which
  * it runs today). Truncated to cap bytes. */
 void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
                       const lmf_plan_result *r);
+
+/* A schedule's timeline for --explain-schedule: one row per stage, a column per time unit
+ * (F = 1, B = 2, or ZB-H1's B = W = 1; a chunk of the interleaved schedule takes the same),
+ * cells naming the action and its micro-batch (1-based; a, b, ... the model chunk), then each
+ * stage's idle fraction and peak activations, and the closed form the bubble should match.
+ * Fails like lmf_pp_simulate, and for schedules wider than 2,000 units. */
+lmf_status lmf_plan_print_schedule(FILE *f, const lmf_pp_shape *sh);
 
 /* Reports (text reports end with the command that runs the layout). */
 void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,

@@ -18,8 +18,8 @@
 #define MAX_TOP 50
 
 typedef struct plan_opts {
-    const char *model, *cluster, *recompute, *dtype, *sp, *out;
-    int seq, dp, tp, pp, cp, virtual_stages, micro_batch, zero, nodes, top, ranks, threads;
+    const char *model, *cluster, *recompute, *dtype, *sp, *out, *schedule, *explain_schedule;
+    int seq, dp, tp, pp, cp, virtual_stages, micro_batch, micro_batches, zero, nodes, top, ranks, threads;
     double global_batch, tokens, price, seconds;
     int search, json, explain, calibrate, dropout, cross_node_tp;
     int seen_gb, seen_tokens, seen_zero;
@@ -102,9 +102,30 @@ static int run_calibrate(const plan_opts *o) {
     return st == LMF_OK ? 0 : 1;
 }
 
+/* --explain-schedule NAME --pp P [--micro-batches M] [--virtual-stages V]: the timeline */
+static int run_explain_schedule(const plan_opts *o) {
+    lmf_pp_shape sh = {LMF_PP_1F1B, o->pp, o->micro_batches, o->virtual_stages > 0 ? o->virtual_stages : 1};
+    if (lmf_pp_schedule_parse(o->explain_schedule, &sh.schedule) != LMF_OK) {
+        lmf_cli_error(CMD, "--explain-schedule: %s", lmf_last_error());
+        return 2;
+    }
+    if (o->pp < 1) {
+        lmf_cli_error(CMD, "--explain-schedule needs the number of stages: give --pp P");
+        return 2;
+    }
+    if (sh.micro_batches < 1) sh.micro_batches = 2 * o->pp;
+    if (sh.schedule == LMF_PP_INTERLEAVED && o->virtual_stages < 0) sh.virtual_stages = 2;
+    if (lmf_plan_print_schedule(stdout, &sh) != LMF_OK) {
+        lmf_cli_error(CMD, "--explain-schedule: %s", lmf_last_error());
+        return 2;
+    }
+    return 0;
+}
+
 int lmf_cmd_plan(int argc, char **argv) {
     plan_opts o = {.recompute = NULL, .dtype = NULL, .sp = NULL, .out = "cluster-local.json",
                    .dp = -1, .tp = -1, .pp = -1, .cp = -1, .virtual_stages = -1, .micro_batch = -1,
+                   .micro_batches = -1,
                    .zero = -1, .top = 5,
                    .ranks = 1};
     lmf_opt opts[] = {
@@ -119,6 +140,9 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--pp", LMF_OPT_INT, &o.pp, "N", "pipeline stages", 1, 1e6, NULL},
         {"--cp", LMF_OPT_INT, &o.cp, "N", "context parallelism: each sequence split over N devices (ring attention)", 1, 1e6, NULL},
         {"--virtual-stages", LMF_OPT_INT, &o.virtual_stages, "V", "model chunks per pipeline rank (V > 1: interleaved 1F1B)", 1, 1e6, NULL},
+        {"--schedule", LMF_OPT_STR, &o.schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule (default 1f1b; --search: 1f1b and interleaved)", LMF_NOLIMIT, NULL},
+        {"--explain-schedule", LMF_OPT_STR, &o.explain_schedule, "gpipe|1f1b|interleaved|zb", "print the schedule's timeline for --pp P stages and its bubble", LMF_NOLIMIT, NULL},
+        {"--micro-batches", LMF_OPT_INT, &o.micro_batches, "M", "--explain-schedule: micro-batches per step (default 2 x pp)", 1, 1e6, NULL},
         {"--micro-batch", LMF_OPT_INT, &o.micro_batch, "B", "sequences per micro-batch", 1, 1e6, NULL},
         {"--zero", LMF_OPT_INT, &o.zero, "S", "ZeRO stage 0-3", 0, 3, &o.seen_zero},
         {"--recompute", LMF_OPT_STR, &o.recompute, "none|selective|full", "activation recomputation", LMF_NOLIMIT, NULL},
@@ -141,6 +165,12 @@ int lmf_cmd_plan(int argc, char **argv) {
                             opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
     if (rc) return rc == 1 ? 0 : 2;
     if (o.calibrate) return run_calibrate(&o);
+    if (o.explain_schedule) return run_explain_schedule(&o);
+    if (o.micro_batches > 0) {
+        lmf_cli_error(CMD, "--micro-batches is for --explain-schedule; a plan takes its micro-batches "
+                      "from --global-batch, --micro-batch and dp");
+        return 2;
+    }
     if (!o.model || !o.cluster) {
         lmf_cli_error(CMD, "--model and --cluster are required (or --calibrate); see lmforge plan --help");
         return 2;
@@ -179,6 +209,18 @@ int lmf_cmd_plan(int argc, char **argv) {
     k.pp = o.pp;
     k.cp = o.cp;
     k.virtual_stages = o.virtual_stages;
+    if (o.schedule) {
+        if (lmf_pp_schedule_parse(o.schedule, &k.schedule) != LMF_OK) {
+            lmf_cli_error(CMD, "--schedule: %s", lmf_last_error());
+            return 2;
+        }
+        k.schedule_fixed = 1;
+        if (k.schedule != LMF_PP_INTERLEAVED && o.virtual_stages > 1) {
+            lmf_cli_error(CMD, "--virtual-stages %d needs --schedule interleaved (the %s schedule runs one "
+                          "model chunk per pipeline rank)", o.virtual_stages, o.schedule);
+            return 2;
+        }
+    }
     k.allow_cross_node_tp = o.cross_node_tp;
     k.micro_batch = o.micro_batch;
     k.zero = o.seen_zero ? o.zero : -1;

@@ -94,7 +94,7 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     double P = lmf_plan_stage_params(m, l->tp, l->pp, stage);
     double bw, bg, bo;
     lmf_plan_param_bytes(l->dtype, &bw, &bg, &bo);
-    int nd = lmf_plan_grad_ranks(l), cp = lmf_plan_cp(l), v = lmf_plan_virtual_stages(l);
+    int nd = lmf_plan_grad_ranks(l), cp = lmf_plan_cp(l);
     lmf_plan_state_bytes(l->dtype, l->zero, nd, P, &out->weights, &out->grads, &out->optimizer);
 
     /* the layer's activations for whole sequences; context parallelism keeps 1/cp of every
@@ -109,12 +109,16 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
     double sbh = sh.s * sh.b * sh.h / cp;
     int first = stage == LMF_PLAN_STAGE_FIRST, last = l->pp == 1 || stage == LMF_PLAN_STAGE_LAST;
-    /* 1F1B: stage i keeps min(pp - i, m) micro-batches in flight; the first stage the most.
-     * Interleaved over v chunks: the first rank keeps pp + (pp - 1)/v micro-batches' worth of
-     * its layers (Korthikanti et al. 2022: L(1 + (p - 1)/(pv)) layers on the first rank) */
+    /* micro-batches' worth of the stage's layers held at its peak, from the schedule's
+     * simulation (lmf_plan_schedule_prepare): 1F1B keeps min(pp - i, m) on stage i; interleaved
+     * over v chunks, the first rank pp + (pp - 1)/v (Korthikanti et al. 2022: L(1 + (p - 1)/(pv))
+     * layers); GPipe all m; ZB-H1 at most pp on any stage */
     double inflight = 1.0;
-    if (first && l->pp > 1)
-        inflight = v > 1 ? l->pp + (double)(l->pp - 1) / v : fmin((double)l->pp, (double)micro_batches);
+    if (l->pp > 1) {
+        LMF_ASSERT(s->pipe.ready);
+        inflight = s->pipe.inflight[first ? LMF_PLAN_STAGE_FIRST : LMF_PLAN_STAGE_LAST];
+    }
+    (void)micro_batches;
     double layers = lmf_plan_stage_layers(m, l->pp);
     double act = inflight * layers * lmf_plan_act_layer_bytes(&sh, l->recompute) / cp;
     /* working set of the layer being back-propagated (or recomputed): its full activations */

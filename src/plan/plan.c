@@ -22,6 +22,8 @@ void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c) {
     k->recompute_fixed = 0;
     k->recompute = LMF_RECOMPUTE_NONE;
     k->virtual_stages = k->cp = -1;
+    k->schedule_fixed = 0;
+    k->schedule = LMF_PP_1F1B;
     k->allow_cross_node_tp = 0;
     /* 16-bit mixed precision where the device has it (bf16 first), fp32 otherwise */
     k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0   ? LMF_PLAN_BF16
@@ -81,6 +83,15 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
         return lmf_fail(LMF_ERR_ARG, "context-parallel size and virtual stages must be at least 1 (got %d, %d)",
                         l->cp, l->virtual_stages);
     int cp = lmf_plan_cp(l), v = lmf_plan_virtual_stages(l);
+    if (!lmf_pp_schedule_name(l->schedule))
+        return lmf_fail(LMF_ERR_ARG, "unknown pipeline schedule %d", (int)l->schedule);
+    if (v > 1 && l->schedule != LMF_PP_1F1B && l->schedule != LMF_PP_INTERLEAVED)
+        return lmf_fail(LMF_ERR_ARG, "the %s schedule runs one model chunk per pipeline rank (got %d "
+                        "virtual stages); use the interleaved schedule for more",
+                        lmf_pp_schedule_name(l->schedule), v);
+    if (v == 1 && l->schedule == LMF_PP_INTERLEAVED && l->pp > 1)
+        return lmf_fail(LMF_ERR_ARG, "the interleaved schedule needs 2 or more virtual stages per pipeline "
+                        "rank; give --virtual-stages V");
     if (job->seq % cp != 0)
         return lmf_fail(LMF_ERR_ARG, "context-parallel size %d does not divide the sequence length %d",
                         cp, job->seq);
@@ -106,12 +117,19 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
 
 lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
                              const lmf_plan_layout *l, lmf_plan_result *res) {
+    return lmf_plan_evaluate_cached(c, job, l, NULL, res);
+}
+
+lmf_status lmf_plan_evaluate_cached(const lmf_cluster *c, const lmf_plan_job *job,
+                                    const lmf_plan_layout *l, lmf_plan_pipe_cache *cache,
+                                    lmf_plan_result *res) {
     LMF_TRY(check_layout(c, job, l));
     memset(res, 0, sizeof *res);
     res->layout = *l;
     if (l->tp == 1) res->layout.sequence_parallel = 0;
     res->layout.cp = lmf_plan_cp(l);
     res->layout.virtual_stages = lmf_plan_virtual_stages(l);
+    res->layout.schedule = lmf_plan_schedule_of(l);
     l = &res->layout;
     res->devices = l->dp * l->tp * l->pp * l->cp;
     res->requested_batch = requested_sequences(job);
@@ -131,6 +149,7 @@ lmf_status lmf_plan_evaluate(const lmf_cluster *c, const lmf_plan_job *job,
 
     lmf_plan_setup s;
     LMF_TRY(lmf_plan_setup_init(&s, c, job, l));
+    LMF_TRY(lmf_plan_schedule_prepare(&s, res->micro_batches, cache));
     res->device = s.device->kind;
     s.device->memory(&s, res->micro_batches, LMF_PLAN_STAGE_FIRST, &res->mem);
     if (l->pp > 1) {
@@ -163,6 +182,7 @@ lmf_status lmf_plan_single(const lmf_cluster *c, const lmf_plan_job *job,
     l.pp = k->pp > 0 ? k->pp : 1;
     l.cp = k->cp > 0 ? k->cp : 1;
     l.virtual_stages = k->virtual_stages > 0 ? k->virtual_stages : 1;
+    l.schedule = k->schedule_fixed ? k->schedule : LMF_PP_1F1B;
     LMF_TRY(lmf_config_validate(&job->model));
     LMF_TRY(check_split(&job->model, l.tp, l.pp));
     int64_t model_ranks = (int64_t)l.tp * l.pp * l.cp;

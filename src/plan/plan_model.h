@@ -65,6 +65,17 @@ typedef struct lmf_plan_blocks {
 
 typedef struct lmf_plan_device lmf_plan_device;
 
+/* The layout's pipeline schedule as one evaluation prices it (schedule.c), from the
+ * schedule's own simulation (lmforge/pipeline.h). A slot is one micro-batch's compute on a
+ * stage that holds only layers, with its tensor- and pipeline-parallel communication. */
+typedef struct lmf_plan_pipe {
+    int ready;               /* 1 once lmf_plan_schedule_prepare has filled it */
+    double bubble_slots;     /* a stage's idle time per step, in slots */
+    double idle_fraction;    /* bubble_slots / (m + bubble_slots) */
+    double inflight[2];      /* micro-batches' worth of a stage's layers whose activations it
+                                holds at its peak: [LMF_PLAN_STAGE_FIRST], [LMF_PLAN_STAGE_LAST] */
+} lmf_plan_pipe;
+
 /* What one evaluation plans: the cluster, the job, the layout, the device model chosen for
  * them (once, by lmf_plan_setup_init) and what that model prepared. */
 typedef struct lmf_plan_setup {
@@ -73,6 +84,7 @@ typedef struct lmf_plan_setup {
     const lmf_plan_layout *layout;
     const lmf_plan_device *device;
     lmf_plan_blocks blocks;
+    lmf_plan_pipe pipe;
 } lmf_plan_setup;
 
 /* One micro-batch's forward and backward on one device of the slowest pipeline stage. */
@@ -192,9 +204,6 @@ double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, doub
 double lmf_plan_allreduce_time(double S, int n, double bw, double lat);
 /* Ring reduce-scatter or all-gather of S bytes in total: (n-1)/n * S / bw + (n-1) * lat. */
 double lmf_plan_gather_time(double S, int n, double bw, double lat);
-/* Bubble of the 1F1B schedule relative to the ideal time: (pp - 1) / m; interleaved over v
- * model chunks per rank (v > 1): (pp - 1) / (v m) (Narayanan et al. 2021, Sec. 2.2.2). */
-double lmf_plan_bubble_fraction(int pp, int m, int v);
 /* Bandwidth (bytes/s, after comm_efficiency) and latency a ring over n ranks spaced `stride`
  * ranks apart gets, all such rings running at once: inside one node when stride*n <= devices
  * per node, else limited by the node's network shared by the devices_per_node/k rings with
@@ -226,6 +235,39 @@ void lmf_plan_cp_exchange(const lmf_plan_setup *s, double attention_core, double
  * on recomputation in it. */
 void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_time *out,
                         double *recompute_flops_per_device);
+
+/* ---- the pipeline schedule (schedule.c) ---- */
+
+/* Simulations already made, for a search that evaluates many layouts of the same pipeline
+ * shape: a direct-mapped table keyed by the shape and the costs. */
+#define LMF_PLAN_PIPE_CACHE 1024
+typedef struct lmf_plan_pipe_entry {
+    int used;
+    lmf_pp_shape shape;
+    lmf_pp_costs costs;
+    double makespan;
+    int peak_first, peak_last;
+} lmf_plan_pipe_entry;
+typedef struct lmf_plan_pipe_cache {
+    lmf_plan_pipe_entry e[LMF_PLAN_PIPE_CACHE];
+} lmf_plan_pipe_cache;
+
+/* Price the layout's schedule for m micro-batches per step into s->pipe: simulate it
+ * (lmf_pp_simulate, no message time: the sends are counted apart) with the stages of a slot
+ * each; min(m, lmf_pp_steady_micro_batches) micro-batches simulated, the rest adding busy
+ * slots only. A slot is split 1 : 2 into forward and backward for GPipe, 1F1B and the
+ * interleaved schedule, whose bubble in slots does not depend on the split (checked by
+ * tests/test_pipeline_schedule.c); ZB-H1 splits it as the device model splits a layers-only
+ * stage's micro-batch, its weight half priced as the forward (each linear's weight-gradient
+ * product has the forward product's FLOPs). Without pipelining: no bubble, one micro-batch
+ * held. cache (NULL: none) keeps simulations for the next call. Fails like lmf_pp_simulate. */
+lmf_status lmf_plan_schedule_prepare(lmf_plan_setup *s, int m, lmf_plan_pipe_cache *cache);
+/* lmf_plan_evaluate with a cache of schedule simulations (NULL: none). */
+lmf_status lmf_plan_evaluate_cached(const lmf_cluster *c, const lmf_plan_job *job,
+                                    const lmf_plan_layout *l, lmf_plan_pipe_cache *cache,
+                                    lmf_plan_result *res);
+/* The layout's schedule: interleaved when it has virtual stages, else its own. */
+lmf_pp_schedule lmf_plan_schedule_of(const lmf_plan_layout *l);
 
 /* ---- the calibrated device: an lmforge run on measured kernel rates (local.c) ---- */
 

@@ -60,6 +60,8 @@ static void layout_line(FILE *f, const lmf_plan_result *r) {
             lmf_recompute_name(l->recompute), lmf_plan_dtype_name(l->dtype),
             l->sequence_parallel ? ", sequence parallel" : "");
     if (l->virtual_stages > 1) fprintf(f, ", interleaved %d", l->virtual_stages);
+    else if (l->pp > 1 && l->schedule != LMF_PP_1F1B)
+        fprintf(f, ", %s schedule", lmf_pp_schedule_name(l->schedule));
 }
 
 static void memory_lines(FILE *f, const lmf_plan_result *r, const char *ind) {
@@ -118,6 +120,8 @@ void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_pla
     if (l->cp > 1) cat(buf, cap, &len, " --cp %d", l->cp);
     if (l->virtual_stages > 1)
         cat(buf, cap, &len, " --schedule interleaved --virtual-stages %d", l->virtual_stages);
+    else if (l->pp > 1 && l->schedule != LMF_PP_1F1B)
+        cat(buf, cap, &len, " --schedule %s", lmf_pp_schedule_name(l->schedule));
     if (l->dtype != LMF_PLAN_FP32) cat(buf, cap, &len, " --dtype %s", lmf_plan_dtype_name(l->dtype));
 }
 
@@ -191,13 +195,14 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
         snprintf(note, sizeof note, "K/V ring, exposed part of %s", dur(t->cp_comm_total, b1, sizeof b1));
         pct_row(f, "context-parallel comm", t->cp_comm, t->step, note);
     }
-    if (l->virtual_stages > 1)
-        snprintf(note, sizeof note, "(pp-1)/(v m) = %.1f%% of the ideal (interleaved 1F1B, v = %d)",
-                 100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches, l->virtual_stages),
-                 l->virtual_stages);
+    if (l->pp == 1)
+        snprintf(note, sizeof note, "no pipeline");
+    else if (l->virtual_stages > 1)
+        snprintf(note, sizeof note, "interleaved schedule, v = %d: stages idle %.1f%% of the pipeline's time",
+                 l->virtual_stages, 100.0 * t->bubble_fraction);
     else
-        snprintf(note, sizeof note, "(pp-1)/m = %.1f%% of the ideal (1F1B)",
-                 100.0 * lmf_plan_bubble_fraction(l->pp, r->micro_batches, 1));
+        snprintf(note, sizeof note, "%s schedule: stages idle %.1f%% of the pipeline's time",
+                 lmf_pp_schedule_name(l->schedule), 100.0 * t->bubble_fraction);
     pct_row(f, "pipeline bubble", t->bubble, t->step, note);
     snprintf(note, sizeof note, "exposed part of %s", dur(t->dp_comm_total, b1, sizeof b1));
     pct_row(f, "data-parallel comm", t->dp_comm, t->step, note);
@@ -251,8 +256,9 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "seq", json_integer(job->seq));
     json_object_set_new(o, "global_batch", json_integer(r->global_batch));
     json_object_set_new(o, "tokens_per_step", json_real(r->tokens_per_step));
-    json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
-        "dp", l->dp, "tp", l->tp, "pp", l->pp, "cp", l->cp, "virtual_stages", l->virtual_stages,
+    json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:s,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
+        "dp", l->dp, "tp", l->tp, "pp", l->pp, "cp", l->cp,
+        "schedule", lmf_pp_schedule_name(l->schedule), "virtual_stages", l->virtual_stages,
         "micro_batch", l->micro_batch, "zero", l->zero,
         "recompute", lmf_recompute_name(l->recompute), "dtype", lmf_plan_dtype_name(l->dtype),
         "sequence_parallel", l->sequence_parallel, "devices", r->devices,
@@ -265,10 +271,10 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
         "stage", stage_name(r)));
     json_object_set_new(o, "fits", json_boolean(m->fits));
     json_object_set_new(o, "step_time_s", json_real(t->step));
-    json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
+    json_object_set_new(o, "time", json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}",
         "compute", t->compute, "tp_comm", t->tp_comm, "pp_comm", t->pp_comm,
         "cp_comm", t->cp_comm, "cp_comm_total", t->cp_comm_total,
-        "bubble", t->bubble, "dp_comm", t->dp_comm, "dp_comm_total", t->dp_comm_total,
+        "bubble", t->bubble, "bubble_fraction", t->bubble_fraction, "dp_comm", t->dp_comm, "dp_comm_total", t->dp_comm_total,
         "zero3_gather", t->zero3_gather, "zero3_gather_total", t->zero3_gather_total,
         "optimizer", t->optimizer));
     if (itemized(r))
@@ -320,8 +326,9 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
     fprintf(f, "  activations     per layer and micro-batch: s*b*h*[(4e + 2m)*r + 12e/t] + a*s^2*b*(e or 2e+1)/t,\n"
                "                  e = %.0f bytes, m = %d (dropout), r = 1/t with sequence parallelism; selective\n"
                "                  recomputation drops the a*s^2 term, full keeps s*b*h*e*r (Korthikanti et al. 2022);\n"
-               "                  the first stage keeps min(pp, m) micro-batches (1F1B); plus one layer's full\n"
-               "                  activations as working set and fp32 logits on the last stage\n",
+               "                  each stage keeps the micro-batches its schedule holds at the peak (1F1B: min(pp, m)\n"
+               "                  on the first); plus one layer's full activations as working set and fp32\n"
+               "                  logits on the last stage\n",
             lmf_plan_act_elem_bytes(d), job->dropout);
     fprintf(f, "  buffers         as lmforge's data-parallel engine: ZeRO-2/3 gradient buckets of %.0f MiB,\n"
                "                  ZeRO-3 gathered embeddings + 2 layers; pipeline send/recv of one activation\n",
@@ -356,10 +363,11 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
                "                  devices_per_node/k rings (k members per node); ranks ordered tp, dp, pp\n");
     fprintf(f, "  tensor parallel 4 all-reduces of b*s*h values per layer per micro-batch (6 with full\n"
                "                  recomputation), not overlapped (Shoeybi et al. 2019)\n");
-    fprintf(f, "  pipeline        1F1B: step = (m + pp - 1) slots, bubble (pp-1)/m of the ideal; interleaved over v\n"
-               "                  chunks per rank: (pp-1)/(v m); 2v sends of b*s*h/t values per micro-batch per\n"
-               "                  stage (scatter/gather: without sequence parallelism the parts are all-gathered\n"
-               "                  inside the receiving node), not overlapped (Narayanan et al. 2021)\n");
+    fprintf(f, "  pipeline        bubble and activations held from a simulation of the schedule's own action lists\n"
+               "                  (lmforge/pipeline.h): 1F1B and GPipe (pp-1) slots, interleaved over v chunks (pp-1)/v,\n"
+               "                  ZB-H1 (pp-1)(F+B-W)/(F+B+W) with W priced as the forward; 2v sends of b*s*h/t\n"
+               "                  values per micro-batch per stage (scatter/gather: without sequence parallelism the\n"
+               "                  parts are all-gathered inside the receiving node), not overlapped (Narayanan et al. 2021)\n");
     fprintf(f, "  context par.    cp splits each sequence: activations, tokens and attention blocks per device / cp;\n"
                "                  ring attention sends cp-1 K/V blocks of b*(s/cp)*kv/t values per layer forward\n"
                "                  (twice the bytes backward, once more with recomputation), each hidden behind\n"

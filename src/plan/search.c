@@ -55,9 +55,9 @@ static void offer(lmf_plan_result *best, int max_best, int *n, const lmf_plan_re
     if (*n < max_best) (*n)++;
 }
 
-lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
-                           const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
-                           int *n_best, int64_t *n_evaluated) {
+static lmf_status search(const lmf_cluster *c, const lmf_plan_job *job,
+                         const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
+                         int *n_best, int64_t *n_evaluated, lmf_plan_pipe_cache *cache) {
     const lmf_gpt_config *m = &job->model;
     int devices = lmf_cluster_devices(c);
     *n_best = 0;
@@ -101,15 +101,19 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
             if ((int64_t)tp * pp * cp > devices) continue;
             /* schedules: the one asked for, else plain 1F1B and the interleaved one with up to
              * MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
+            int interleaved_only = k->schedule_fixed && k->schedule == LMF_PP_INTERLEAVED;
+            int one_chunk = k->schedule_fixed && !interleaved_only;
             int vs[MAX_VIRTUAL], n_v = 0;
+            if (interleaved_only && pp == 1) continue;
             if (k->virtual_stages > 0) {
                 if (k->virtual_stages > 1 && (pp == 1 || !lmf_plan_chunks_fit(m, pp, k->virtual_stages))) continue;
                 vs[n_v++] = k->virtual_stages;
             } else {
-                vs[n_v++] = 1;
-                for (int v = 2; pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
+                if (!interleaved_only) vs[n_v++] = 1;
+                for (int v = 2; !one_chunk && pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
                     if (lmf_plan_chunks_fit(m, pp, v)) vs[n_v++] = v;
             }
+            lmf_pp_schedule sched = k->schedule_fixed ? k->schedule : LMF_PP_1F1B;
             int dp_max = (int)(devices / ((int64_t)tp * pp * cp));
             for (int ib = 0; ib < n_b; ib++) {
                 int b = bs[ib];
@@ -136,8 +140,8 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                         for (int iv = 0; iv < n_v; iv++) {
                             lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_recompute)rc,
                                                  k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1,
-                                                 vs[iv], cp};
-                            lmf_status st = lmf_plan_evaluate(c, job, &l, &r);
+                                                 vs[iv], cp, sched};
+                            lmf_status st = lmf_plan_evaluate_cached(c, job, &l, cache, &r);
                             if (st != LMF_OK) {
                                 last_err = st;
                                 snprintf(last_msg, sizeof last_msg, "%s", lmf_last_error());
@@ -169,4 +173,17 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
                     cap / 1073741824.0, least_mem / 1073741824.0, least_l.dp, least_l.tp,
                     least_l.pp, least_l.micro_batch, least_l.zero,
                     lmf_recompute_name(least_l.recompute));
+}
+
+lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_constraints *k, lmf_plan_result *best, int max_best,
+                           int *n_best, int64_t *n_evaluated) {
+    *n_best = 0;
+    *n_evaluated = 0;
+    /* layouts that differ in replicas, ZeRO or recomputation share their pipeline's simulation */
+    lmf_plan_pipe_cache *cache = calloc(1, sizeof *cache);
+    if (!cache) return lmf_fail(LMF_ERR_NOMEM, "out of memory for the search's schedule simulations");
+    lmf_status st = search(c, job, k, best, max_best, n_best, n_evaluated, cache);
+    free(cache);
+    return st;
 }

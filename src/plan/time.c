@@ -53,11 +53,6 @@ double lmf_plan_gather_time(double S, int n, double bw, double lat) {
     return (double)(n - 1) / n * S / bw + (double)(n - 1) * lat;
 }
 
-double lmf_plan_bubble_fraction(int pp, int m, int v) {
-    assert(pp >= 1 && m >= 1);
-    return (double)(pp - 1) / ((v > 1 ? v : 1) * (double)m);
-}
-
 void lmf_plan_group_link(const lmf_cluster *c, int n, int stride, double *bw, double *lat) {
     int D = c->devices_per_node;
     double eff = c->comm_efficiency;
@@ -258,12 +253,15 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     out->pp_comm = m * pp_mb;
     out->cp_comm = m * cp_mb;
     out->cp_comm_total = m * lps * cp_total;
-    /* 1F1B: (pp - 1) slots; interleaved over v chunks: (pp - 1)/v (Narayanan et al. 2021,
-     * Sec. 2.2.2) = bubble_fraction(pp, m, v) * m * slot. The fill and drain pass through
-     * every stage but the slowest once, so their slots are those of the stages holding only
-     * layers; the steady state runs at the slowest stage's pace (the last, with the classifier) */
+    /* the schedule's fill and drain in slots, from its simulation (lmf_plan_schedule_prepare):
+     * 1F1B and GPipe (pp - 1), interleaved over v chunks (pp - 1)/v (Narayanan et al. 2021,
+     * Sec. 2.2.2), ZB-H1 less. The fill and drain pass through every stage but the slowest
+     * once, so their slots are those of the stages holding only layers; the steady state runs
+     * at the slowest stage's pace (the last, with the classifier) */
     double fill_slot = fmin(mb.compute_layers, compute_mb) + tp_mb + pp_mb + cp_mb;
-    out->bubble = (double)(l->pp - 1) / v * fill_slot;
+    LMF_ASSERT(s->pipe.ready);
+    out->bubble = s->pipe.bubble_slots * fill_slot;
+    out->bubble_fraction = s->pipe.idle_fraction;
 
     /* data parallelism over the parameters of the fuller stage */
     double P = fmax(lmf_plan_stage_params(cfg, l->tp, l->pp, LMF_PLAN_STAGE_FIRST),

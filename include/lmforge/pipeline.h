@@ -1,0 +1,133 @@
+/* Pipeline-parallel schedules: the ordered actions of every stage, and their simulation. */
+#ifndef LMFORGE_PIPELINE_H
+#define LMFORGE_PIPELINE_H
+
+#include "lmforge/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How the micro-batches of one step go through P stages (docs/distributed.md, "Pipeline
+ * schedules"). 1F1B is the zero value: the schedule wherever none is named.
+ *   LMF_PP_1F1B         warm-up of P-s-1 forwards on stage s, then one forward and one
+ *                       backward in turn, then the remaining backwards: at most P micro-batches
+ *                       in flight (Narayanan et al. 2021, Sec. 2.2).
+ *   LMF_PP_GPIPE        every forward, then every backward (Huang et al. 2019): M in flight.
+ *   LMF_PP_INTERLEAVED  1F1B over V model chunks per stage (virtual stage c*P + s on stage s),
+ *                       micro-batches in groups of P; M a multiple of P when V > 1
+ *                       (Narayanan et al. 2021, Sec. 2.2.2). With V = 1 it is 1F1B.
+ *   LMF_PP_ZB_H1        1F1B whose backward is split into its input-gradient half (B) and its
+ *                       weight-gradient half (W); W waits in the bubbles, no stage holding more
+ *                       than P micro-batches (Qi et al., "Zero Bubble Pipeline Parallelism",
+ *                       ICLR 2024, schedule ZB-H1). */
+typedef enum lmf_pp_schedule {
+    LMF_PP_1F1B = 0,
+    LMF_PP_GPIPE,
+    LMF_PP_INTERLEAVED,
+    LMF_PP_ZB_H1,
+    LMF_PP_NSCHEDULES
+} lmf_pp_schedule;
+
+/* What one action computes for one (micro-batch, model chunk) on one stage. */
+typedef enum lmf_pp_op {
+    LMF_PP_FORWARD = 0,
+    LMF_PP_BACKWARD,          /* the whole backward (every schedule but ZB-H1) */
+    LMF_PP_BACKWARD_INPUT,    /* ZB-H1: the gradient of the chunk's input, sent to the stage before */
+    LMF_PP_BACKWARD_WEIGHT    /* ZB-H1: the gradient of the chunk's weights (stays on the stage) */
+} lmf_pp_op;
+
+typedef struct lmf_pp_action {
+    lmf_pp_op op;
+    int mb;      /* micro-batch, 0..M-1 */
+    int chunk;   /* model chunk on this stage, 0..V-1 (virtual stage chunk * P + stage) */
+} lmf_pp_action;
+
+typedef struct lmf_pp_shape {
+    lmf_pp_schedule schedule;
+    int stages;          /* P >= 1 */
+    int micro_batches;   /* M >= 1 per step */
+    int virtual_stages;  /* V >= 1 model chunks per stage; V > 1 only for LMF_PP_INTERLEAVED */
+} lmf_pp_shape;
+
+/* An action another one waits for: the stage that runs it, and the action. */
+typedef struct lmf_pp_dep {
+    int stage;
+    lmf_pp_action action;
+} lmf_pp_dep;
+
+/* "gpipe", "1f1b", "interleaved", "zb" (NULL for a value outside the enum). */
+const char *lmf_pp_schedule_name(lmf_pp_schedule s);
+/* The schedule named `name`; fails with LMF_ERR_ARG listing the names. */
+lmf_status lmf_pp_schedule_parse(const char *name, lmf_pp_schedule *out);
+/* Whether the schedule can run the shape; fails with LMF_ERR_ARG saying what to change. */
+lmf_status lmf_pp_shape_check(const lmf_pp_shape *sh);
+/* Actions every stage executes per step: 2*M*V, or 3*M*V with ZB-H1's split backward. */
+int lmf_pp_stage_actions(const lmf_pp_shape *sh);
+/* The ordered actions of `stage` into out[lmf_pp_stage_actions(sh)]; each (mb, chunk)'s
+ * forward and backward (ZB-H1: input and weight halves) appear exactly once. Fails like
+ * lmf_pp_shape_check, or with LMF_ERR_ARG for a stage outside 0..P-1; LMF_ERR_NOMEM. */
+lmf_status lmf_pp_schedule_actions(const lmf_pp_shape *sh, int stage, lmf_pp_action *out);
+/* The actions `a` on `stage` waits for, into out[2]; returns how many (0..2). Sends and
+ * receives are implied: a dependency on another stage is a message.
+ *   forward (mb, c) on s:  the forward of mb on the previous virtual stage (received activation)
+ *   backward (mb, c):      its own forward, and the next virtual stage's backward of mb
+ *                          (ZB-H1: the input half) (received gradient)
+ *   weight half (mb, c):   its own input half. */
+int lmf_pp_action_deps(const lmf_pp_shape *sh, int stage, const lmf_pp_action *a,
+                       lmf_pp_dep out[2]);
+
+/* Seconds of one action of one model chunk, and of one message between two stages. */
+typedef struct lmf_pp_costs {
+    double forward;
+    double backward;   /* the whole backward; ZB-H1: the input-gradient half */
+    double weight;     /* ZB-H1: the weight-gradient half (unused by the other schedules) */
+    double p2p;        /* one activation or gradient from one stage to another */
+} lmf_pp_costs;
+
+/* Start and end of one action in a simulation. */
+typedef struct lmf_pp_timing {
+    double start, end;
+} lmf_pp_timing;
+
+/* One stage in a simulation. */
+typedef struct lmf_pp_stage_result {
+    double busy;           /* seconds computing */
+    double idle;           /* fraction of the makespan not computing: the stage's bubble */
+    int peak_inflight;     /* most (mb, chunk) activations held at once: counted from a
+                              forward until its backward (ZB-H1: its weight half) is done */
+} lmf_pp_stage_result;
+
+typedef struct lmf_pp_summary {
+    double makespan;       /* from the first action's start to the last one's end */
+    double idle_max;       /* largest idle fraction of a stage */
+    double idle_first;     /* stage 0's */
+    int peak_max;          /* largest peak_inflight of a stage */
+    int peak_first;        /* stage 0's */
+} lmf_pp_summary;
+
+/* Run every stage's action list as a discrete-event simulation: an action starts when its
+ * stage has finished the one before it and every dependency has ended (plus costs->p2p when
+ * that dependency ran on another stage). stages[P] and timing[P * lmf_pp_stage_actions] (in
+ * each stage's action order, stage after stage) are filled when not NULL. Fails like
+ * lmf_pp_shape_check, for negative or non-finite costs, or with LMF_ERR_NOMEM. */
+lmf_status lmf_pp_simulate(const lmf_pp_shape *sh, const lmf_pp_costs *costs,
+                           lmf_pp_stage_result *stages, lmf_pp_timing *timing,
+                           lmf_pp_summary *out);
+
+/* Most (mb, chunk) activations `stage` holds at once under the schedule (as in
+ * lmf_pp_stage_result; its action order alone decides it). Fails like lmf_pp_schedule_actions. */
+lmf_status lmf_pp_peak_inflight(const lmf_pp_shape *sh, int stage, int *peak);
+
+/* Micro-batches past which a schedule's fill and drain and its peak activations no longer
+ * change when stages cost the same and messages take no time (costs->p2p = 0): each one more
+ * only adds its compute to every stage
+ * (tests/test_pipeline_schedule.c checks it). Planning for M micro-batches may simulate
+ * min(M, this) and add the rest. INT_MAX for GPipe, whose activations grow with M. */
+int lmf_pp_steady_micro_batches(lmf_pp_schedule s, int stages, int virtual_stages);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
