@@ -681,6 +681,80 @@ static lmf_cluster local_cluster(double rate) {
     return c;
 }
 
+/* Grouped-query attention in the planner's memory and context-parallel models: the K/V widths
+ * are n_kv_head heads wide, taken from the model's description. Counted here by hand for a
+ * Llama layer of 8 query heads and 2 key/value heads. */
+static void test_gqa_widths(void **state) {
+    (void)state;
+    lmf_gpt_config cfg = {.n_layer = 2, .n_head = 8, .n_embd = 512, .n_positions = 4096,
+                          .vocab_size = 1000, .family = LMF_FAMILY_LLAMA, .n_kv_head = 2,
+                          .ffn_hidden = 1376, .rms_norm_eps = 1e-5f, .rope_theta = 10000.0f};
+    double h = 512, hd = 64, kv = 2 * hd, F = 1376, s = 4096;
+    assert_close(lmf_plan_kv_width(&cfg), 2 * kv, 0.0);
+    assert_close(lmf_plan_layer_inner_width(&cfg), h + 2 * kv + 2 * F + h + F, 0.0);
+    lmf_gpt_config gpt2;
+    assert_int_equal(lmf_config_preset("gpt2", &gpt2), LMF_OK);
+    assert_close(lmf_plan_kv_width(&gpt2), 2.0 * 768, 0.0);
+    assert_close(lmf_plan_layer_inner_width(&gpt2), 12.0 * 768, 0.0);
+
+    /* generic device, bf16, t = 2 without sequence parallelism, no recomputation: per layer
+     * s*b*[4eh + (2h + 2kv + 3F)e/t] + a*s^2*b*e/t, plus the working layer, plus the last
+     * stage's final norm input and output and fp32 logits */
+    lmf_cluster c = toy_cluster();
+    c.devices_per_node = 8;
+    c.nodes = 1;
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gqa", &cfg);
+    job.global_batch_tokens = 2.0 * s;
+    lmf_plan_layout l = {.dp = 1, .tp = 2, .pp = 1, .micro_batch = 2, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16, .cp = 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    double b = 2, e = 2, t = 2, a = 8;
+    double layer = s * b * (4 * e * h + (2 * h + 2 * kv + 3 * F) * e / t) + a * s * s * b * e / t;
+    double Vp = (double)lmf_config_padded_vocab(&cfg);
+    double want = 3 * layer + 2 * s * b * h * e + 4 * s * b * ceil(Vp / t);
+    assert_close(r.mem.activations, want, 1e-12);
+
+    /* context parallelism sends K and V of the key/value heads: cp = 2 without recomputation,
+     * one ring step forward (b*(s/2)*2kv*e/t bytes) and one backward (twice that) per layer
+     * and micro-batch */
+    c.intra_bandwidth = 1e9; /* slow, so the sends are long */
+    l.tp = 1;
+    l.cp = 2;
+    l.micro_batch = 1;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    assert_int_equal(r.micro_batches, 2);
+    double block = 1 * (s / 2) * 2 * kv * e / 1;
+    assert_close(r.time.cp_comm_total, 2 * cfg.n_layer * (block + 2 * block) / 1e9, 1e-6);
+
+    /* calibrated device (an lmforge run: fp32, t = p = 1): the activations are the model's own
+     * allocation for the grouped-query layer, in every recomputation mode */
+    lmf_threads_set(1);
+    lmf_cluster lc = local_cluster(100.0);
+    lmf_plan_job lj;
+    lmf_plan_job_defaults(&lj, "gqa", &cfg);
+    lj.seq = 256;
+    lj.global_batch_tokens = 2 * 2 * 256;
+    for (int rc = 0; rc < 3; rc++) {
+        lmf_plan_layout ll = {.dp = 2, .tp = 1, .pp = 1, .micro_batch = 2, .zero = 1,
+                              .recompute = (lmf_recompute)rc, .dtype = LMF_PLAN_FP32};
+        lmf_plan_result lr;
+        assert_int_equal(lmf_plan_evaluate(&lc, &lj, &ll, &lr), LMF_OK);
+        assert_int_equal(lr.device, LMF_PLAN_DEVICE_CALIBRATED);
+        size_t floats = lmf_gpt_activation_floats(&cfg, lmf_kernels_fast(), 2, 256,
+                                                  LMF_RESERVE_TRAIN_HOOKED, (lmf_recompute)rc);
+        assert_close(lr.mem.activations, 4.0 * (double)floats, 1e-12);
+        /* and fewer than the same model with every head a key/value head */
+        lmf_gpt_config mha = cfg;
+        mha.n_kv_head = 8;
+        assert_true(floats < lmf_gpt_activation_floats(&mha, lmf_kernels_fast(), 2, 256,
+                                                       LMF_RESERVE_TRAIN_HOOKED,
+                                                       (lmf_recompute)rc) ||
+                    rc == LMF_RECOMPUTE_FULL);
+    }
+}
+
 /* A calibrated device of 2 ranks running the `mini` preset (4 layers, width 256, vocabulary
  * 50257 padded to 50304, 256 positions), with its setup as lmf_plan_evaluate makes it. */
 static void mini_setup(lmf_cluster *c, lmf_plan_job *job, lmf_plan_layout *l, lmf_plan_setup *s) {
@@ -893,6 +967,7 @@ int main(void) {
         cmocka_unit_test(test_llama3_table4),
         cmocka_unit_test(test_bad_layouts),
         cmocka_unit_test(test_activation_floats),
+        cmocka_unit_test(test_gqa_widths),
         cmocka_unit_test(test_block_gathers),
         cmocka_unit_test(test_local_model),
     };

@@ -95,6 +95,7 @@ static void p2p_link(const lmf_cluster *c, int stride, int pp, double *bw, doubl
 typedef struct layer_forward {
     double linears, attention, elementwise, softmax, total;
     double linear_flops, attention_flops;
+    double elementwise_bwd, softmax_bwd; /* the backward's memory-bound kernels */
 } layer_forward;
 
 static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
@@ -127,10 +128,18 @@ static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
     f->attention = lmf_plan_gemm_time(c, d, sq, hd, sq, heads * cp) +
                    lmf_plan_gemm_time(c, d, sq, sq, hd, heads * cp);
     f->attention_flops = 4.0 * l->micro_batch * sq * seq * h / t;
-    f->elementwise = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
-    double score_bytes = e * LMF_PLAN_SOFTMAX_PASSES +
-                         (s->job->dropout ? e * LMF_PLAN_DROPOUT_PASSES + 1.0 : 0.0);
+    int drop = s->job->dropout;
+    double hidden_drop = drop ? LMF_PLAN_HIDDEN_DROPOUTS : 0.0;
+    f->elementwise = M * (LMF_PLAN_ELEM_REPLICATED * e * h * r + hidden_drop * h * r +
+                          LMF_PLAN_ELEM_SPLIT * e * h / t) / mem_bw;
+    f->elementwise_bwd = M * (LMF_PLAN_ELEM_REPLICATED_BWD * e * h * r +
+                              hidden_drop * (2.0 * e + 1.0) * h * r +
+                              LMF_PLAN_ELEM_SPLIT_BWD * e * h / t) / mem_bw;
+    double score_bytes = e * LMF_PLAN_SOFTMAX_PASSES + (drop ? e * LMF_PLAN_DROPOUT_PASSES + 1.0 : 0.0);
+    double score_bytes_bwd = e * LMF_PLAN_SOFTMAX_PASSES_BWD +
+                             (drop ? e * LMF_PLAN_DROPOUT_PASSES_BWD + 1.0 : 0.0);
     f->softmax = M * score_bytes * (a / t) * seq / mem_bw;
+    f->softmax_bwd = M * score_bytes_bwd * (a / t) * seq / mem_bw;
     f->total = f->linears + f->attention + f->elementwise + f->softmax;
 }
 
@@ -144,7 +153,10 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     double Vp = ceil((double)lmf_config_padded_vocab(cfg) / l->tp);
     memset(out, 0, sizeof *out);
     out->attention_core = f.attention + f.softmax;
-    double bwd = 2.0 * f.total, rec = 0.0, f_rec = 0.0;
+    /* the backward runs two products per forward product; its memory-bound kernels move what
+     * each kernel's gradient reads and writes */
+    double bwd = 2.0 * (f.linears + f.attention) + f.elementwise_bwd + f.softmax_bwd;
+    double rec = 0.0, f_rec = 0.0;
     if (l->recompute == LMF_RECOMPUTE_FULL) {
         rec = f.total;
         f_rec = f.linear_flops + f.attention_flops;
@@ -176,12 +188,6 @@ double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches
     return micro_batches * 2.0 *
            lmf_plan_gather_time(weight_bytes, lmf_plan_grad_ranks(s->layout), link->all_gather_bw,
                                 link->latency);
-}
-
-double lmf_plan_kv_width(const lmf_gpt_config *cfg) {
-    lmf_linear_desc lin[LMF_LAYER_LINEARS];
-    if (lmf_layer_linears(cfg, lin) < 1 || lin[0].out <= cfg->n_embd) return 2.0 * cfg->n_embd;
-    return (double)lin[0].out - cfg->n_embd;
 }
 
 void lmf_plan_cp_exchange(const lmf_plan_setup *s, double attention_core, double *total,
