@@ -539,18 +539,19 @@ static void test_uneven_stages(void **state) {
  * Models", arXiv 2407.21783, Table 4): per row the GPUs, tp, cp, pp, dp, sequence, sequences
  * per replica and the published TFLOP/s per GPU and BF16 MFU. The planner searches the rest
  * (micro-batch, schedule, ZeRO, recomputation) with the paper's tp, cp, pp, dp fixed, on the
- * h100-cluster preset with the node count of the row. Its MFU is far below the paper's; the
- * bounds hold today's predictions within 1.5 points (docs/planner.md says why they are low),
- * so a change of the model shows here and in the docs' table together. */
+ * h100-cluster preset with the node count of the row, with a fused causal attention kernel
+ * (--attention flash). The bounds hold today's predictions within 1.5 points (docs/planner.md
+ * says where and why they differ from the paper), so a change of the model shows here and in
+ * the docs' table together. */
 static void test_llama3_table4(void **state) {
     (void)state;
     struct {
         int gpus, tp, cp, pp, dp, seq, per_dp;
         double paper_tflops, paper_mfu, planner_mfu;
     } rows[] = {
-        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.253},
-        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.226},
-        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.129},
+        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.312},
+        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.269},
+        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.386},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         lmf_cluster c;
@@ -564,6 +565,7 @@ static void test_llama3_table4(void **state) {
         lmf_plan_job_defaults(&job, "llama3-405b", &cfg);
         job.seq = rows[i].seq;
         job.global_batch_tokens = (double)rows[i].dp * rows[i].per_dp * rows[i].seq;
+        job.attention = LMF_PLAN_ATTN_FLASH;
         lmf_plan_constraints k;
         lmf_plan_constraints_free(&k, &c);
         k.tp = rows[i].tp;
@@ -583,11 +585,13 @@ static void test_llama3_table4(void **state) {
         assert_int_equal(r->global_batch, (int64_t)rows[i].dp * rows[i].per_dp);
         /* MFU is model TFLOP/s over the 989 TFLOP/s bf16 peak */
         assert_close(r->mfu, r->model_tflops_per_device / 989.0, 1e-9);
+        printf("Table 4 row %zu: planner %.1f TFLOP/s per GPU (MFU %.3f), paper %.0f (%.2f)\n", i,
+               r->model_tflops_per_device, r->mfu, rows[i].paper_tflops, rows[i].paper_mfu);
         if (fabs(r->mfu - rows[i].planner_mfu) > 0.015)
             fail_msg("row %zu: planner MFU %.3f drifted from %.3f (paper %.2f, %.0f TFLOP/s)", i, r->mfu,
                      rows[i].planner_mfu, rows[i].paper_mfu, rows[i].paper_tflops);
-        /* pessimistic, never above the published run */
-        assert_true(r->model_tflops_per_device < rows[i].paper_tflops);
+        /* never above the published run by more than the 5% asked of Megatron-LM's table */
+        assert_true(r->model_tflops_per_device < 1.05 * rows[i].paper_tflops);
     }
 }
 
@@ -658,6 +662,64 @@ static void test_activation_floats(void **state) {
                     assert_int_equal(lmf_gpt_activation_bytes(m), want);
                     lmf_gpt_free(m);
                 }
+}
+
+/* Fused causal attention on the generic device (--attention flash), counted here by hand on
+ * the toy device (every product at half its 100 TFLOP/s peak, 1 TB/s): the attention core does
+ * the model's causal FLOPs (forward 2bhs(s+1), backward 2.5 times), moves no scores through
+ * memory and keeps only a log-sum-exp per query row and head; selective recomputation then has
+ * nothing to redo. */
+static void test_flash_attention(void **state) {
+    (void)state;
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg = {.n_layer = 4, .n_head = 8, .n_embd = 1024, .n_positions = 4096,
+                          .vocab_size = 1000};
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "flash", &cfg);
+    job.global_batch_tokens = 4.0 * 4096;
+    lmf_plan_layout l = {.dp = 2, .tp = 2, .pp = 1, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16, .cp = 1};
+    double s = 4096, b = 1, h = 1024, a = 8, t = 2, e = 2, L = 4, peak = 100e12, bw = 1e12;
+    lmf_plan_result mat, fl;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &mat), LMF_OK);
+    job.attention = LMF_PLAN_ATTN_FLASH;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &fl), LMF_OK);
+    /* memory: per layer (L kept and one working) the a*s^2*b*e/t scores give way to a*s*b*4/t */
+    assert_close(mat.mem.activations - fl.mem.activations,
+                 (L + 1) * (a * s * s * b * e / t - a * s * b * 4 / t), 1e-9);
+    /* time of one layer's attention: materialized, 2 products of 4bs^2h/(2t) FLOPs at 0.5 of
+     * peak forward, twice that backward, and the softmax's 2 passes forward and 3 backward over
+     * the a/t x s x s scores; fused, the causal FLOPs at 0.5 of peak */
+    double mat_att = 3.0 * (4 * b * s * s * h / t) / (peak * 0.5) + (2 + 3) * e * (a / t) * s * s * b / bw;
+    double f_fwd = 2 * b * h * s * (s + 1) / t;
+    double fl_att = 3.5 * f_fwd / (peak * 0.5);
+    double per_mb = L * (mat_att - fl_att);
+    assert_int_equal(fl.micro_batches, 2);
+    assert_close(mat.time.compute - fl.time.compute, fl.micro_batches * per_mb, 1e-9);
+    lmf_plan_setup su;
+    assert_int_equal(lmf_plan_setup_init(&su, &c, &job, &fl.layout), LMF_OK);
+    lmf_plan_micro mb;
+    lmf_plan_generic_micro_batch(&su, &mb);
+    assert_close(mb.attention_core, f_fwd / (peak * 0.5), 1e-12);
+    /* selective recomputation: nothing to recompute, the same memory and time as none */
+    l.recompute = LMF_RECOMPUTE_SELECTIVE;
+    lmf_plan_result sel;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &sel), LMF_OK);
+    assert_close(sel.time.step, fl.time.step, 1e-12);
+    assert_close(sel.mem.activations, fl.mem.activations, 1e-12);
+    /* full recomputation re-runs the causal forward: hardware FLOPs add the products and it */
+    l.recompute = LMF_RECOMPUTE_FULL;
+    lmf_plan_result full;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &full), LMF_OK);
+    double lin = 24.0 * b * s * h * h / t; /* GPT-2's four products per layer, 1/t of them */
+    double per_device = (full.hardware_tflops_per_device - full.model_tflops_per_device) * 1e12 *
+                        full.time.step;
+    assert_close(per_device, full.micro_batches * L * (lin + f_fwd), 1e-6);
+    /* names */
+    assert_int_equal(lmf_plan_attention_parse("flash"), LMF_PLAN_ATTN_FLASH);
+    assert_int_equal(lmf_plan_attention_parse("materialized"), LMF_PLAN_ATTN_MATERIALIZED);
+    assert_int_equal(lmf_plan_attention_parse("fused"), LMF_PLAN_ATTN_UNKNOWN);
+    assert_string_equal(lmf_plan_attention_name(LMF_PLAN_ATTN_FLASH), "flash");
 }
 
 /* A calibrated device with round-number rates (GFLOP/s, GB/s). */
@@ -968,6 +1030,7 @@ int main(void) {
         cmocka_unit_test(test_bad_layouts),
         cmocka_unit_test(test_activation_floats),
         cmocka_unit_test(test_gqa_widths),
+        cmocka_unit_test(test_flash_attention),
         cmocka_unit_test(test_block_gathers),
         cmocka_unit_test(test_local_model),
     };

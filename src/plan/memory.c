@@ -49,7 +49,9 @@ double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc) 
     double inner = sh->inner > 0 ? sh->inner / sh->h : 12.0;
     double per_token = (4.0 * e + 2.0 * mask) * r + inner * e / t;
     double bytes = sbh * per_token;
-    if (rc == LMF_RECOMPUTE_NONE) {
+    if (sh->flash) {
+        bytes += sh->a * sh->s * sh->b * 4.0 / t;
+    } else if (rc == LMF_RECOMPUTE_NONE) {
         /* attention matrix: softmax output, plus dropout mask and output with dropout */
         double per_score = sh->dropout ? 2.0 * e + 1.0 : e;
         bytes += sh->a * sh->s * sh->s * sh->b * per_score / t;
@@ -118,7 +120,7 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
     lmf_plan_act_shape sh = {
         .s = job->seq, .b = l->micro_batch, .h = m->n_embd, .a = m->n_head, .t = l->tp,
         .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout,
-        .inner = lmf_plan_layer_inner_width(m)};
+        .inner = lmf_plan_layer_inner_width(m), .flash = job->attention == LMF_PLAN_ATTN_FLASH};
     double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
     double sbh = sh.s * sh.b * sh.h / cp;
     int first = stage == LMF_PLAN_STAGE_FIRST, last = l->pp == 1 || stage == LMF_PLAN_STAGE_LAST;

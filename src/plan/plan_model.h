@@ -162,6 +162,7 @@ typedef struct lmf_plan_act_shape {
     int sp;              /* sequence parallel */
     double e;            /* bytes per activation value */
     int dropout;         /* count dropout masks and the attention-dropout output */
+    int flash;           /* fused attention: no score matrix kept, only its log-sum-exp */
     double inner;        /* values per token a layer keeps inside the tensor-parallel regions,
                             before the split over t (lmf_plan_layer_inner_width; 0: GPT-2's 12h) */
 } lmf_plan_act_shape;
@@ -171,6 +172,9 @@ typedef struct lmf_plan_act_shape {
  *   none:      s*b*h*[(4e + 2m)*r + 12e/t] + a*s*s*b*(e or 2e+1 with dropout)/t
  *   selective: the attention-matrix term dropped
  *   full:      s*b*h*e*r (the layer input)
+ * A fused (flash) attention keeps no attention matrix in any mode, only the fp32 log-sum-exp
+ * of each query row and head, a*s*b*4/t bytes (with dropout, the mask is drawn again from the
+ * generator's state in the backward). 
  * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. The 12 values
  * inside the tensor-parallel regions are GPT-2's; a shape with `inner` set uses inner/h (for
  * the Llama family (2h + 2kv + 3ffn)/h: Q and the attention output's input, K and V with the
@@ -205,6 +209,10 @@ double lmf_plan_gemm_eff(const lmf_cluster *c, lmf_plan_dtype d, double n);
 /* Seconds for `count` products of M x K by K x N: count * 2MNK / (peak * eff(n)). */
 double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, double K, double N,
                           double count);
+/* Seconds of a fused kernel of `flops` FLOPs that moves `bytes` bytes in device memory (fused
+ * attention), priced as the product of the same FLOPs per byte: the square product of size
+ * n = 1.5 e flops / bytes at its efficiency eff(n). */
+double lmf_plan_fused_time(const lmf_cluster *c, lmf_plan_dtype d, double flops, double bytes);
 /* Ring all-reduce of S bytes over n ranks: 2(n-1)/n * S / bw + 2(n-1) * lat. */
 double lmf_plan_allreduce_time(double S, int n, double bw, double lat);
 /* Ring reduce-scatter or all-gather of S bytes in total: (n-1)/n * S / bw + (n-1) * lat. */
