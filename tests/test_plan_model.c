@@ -441,25 +441,25 @@ static void test_context_parallel(void **state) {
  * artifact runs it (NVIDIA/Megatron-LM examples/sc21/run_table_1.sh: tensor and pipeline sizes,
  * micro-batch, layers per virtual stage), fp16 without sequence parallelism (which came later,
  * Korthikanti et al. 2022), full recomputation, vocabulary 51,200, sequence 2048. Their
- * TFLOP/s per GPU count recomputation: the planner's hardware figure. Bounds: 5%, except the
- * rows docs/planner.md lists as not yet within it ("Megatron-LM 2021, Table 1"), held to what
- * they reach so that no change makes them worse unnoticed. */
+ * TFLOP/s per GPU count recomputation: the planner's hardware figure. Each row's bound is its
+ * measured error plus one point, so that no change makes a row worse unnoticed; five pipelined
+ * rows are still more than 5% low (docs/planner.md, "Megatron-LM 2021, Table 1", says why). */
 static void test_megatron_table1(void **state) {
     static const struct {
         double billions;
         int heads, hidden, layers, tp, pp, gpus, batch, mbs, v;
         double tflops, bound;
     } rows[] = {
-        {1.7, 24, 2304, 24, 1, 1, 32, 512, 16, 1, 137, 0.05},
-        {3.6, 32, 3072, 30, 2, 1, 64, 512, 16, 1, 138, 0.05},
-        {7.5, 32, 4096, 36, 4, 1, 128, 512, 16, 1, 142, 0.05},
-        {18.4, 48, 6144, 40, 8, 1, 256, 1024, 8, 1, 135, 0.05},
-        {39.1, 64, 8192, 48, 8, 2, 512, 1536, 4, 1, 138, 0.09},
-        {76.1, 80, 10240, 60, 8, 4, 1024, 1792, 2, 3, 140, 0.05},
-        {145.6, 96, 12288, 80, 8, 8, 1536, 2304, 2, 2, 148, 0.07},
-        {310.1, 128, 16384, 96, 8, 16, 1920, 2160, 1, 2, 155, 0.07},
+        {1.7, 24, 2304, 24, 1, 1, 32, 512, 16, 1, 137, 0.02},
+        {3.6, 32, 3072, 30, 2, 1, 64, 512, 16, 1, 138, 0.02},
+        {7.5, 32, 4096, 36, 4, 1, 128, 512, 16, 1, 142, 0.035},
+        {18.4, 48, 6144, 40, 8, 1, 256, 1024, 8, 1, 135, 0.025},
+        {39.1, 64, 8192, 48, 8, 2, 512, 1536, 4, 1, 138, 0.085},
+        {76.1, 80, 10240, 60, 8, 4, 1024, 1792, 2, 3, 140, 0.025},
+        {145.6, 96, 12288, 80, 8, 8, 1536, 2304, 2, 2, 148, 0.065},
+        {310.1, 128, 16384, 96, 8, 16, 1920, 2160, 1, 2, 155, 0.065},
         {529.6, 128, 20480, 105, 8, 35, 2520, 2520, 1, 3, 163, 0.09},
-        {1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 1, 1, 163, 0.12},
+        {1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 1, 1, 163, 0.125},
     };
     lmf_cluster c;
     assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
