@@ -141,6 +141,21 @@ expect_error "dtype the device lacks" 2 "$E .*no fp8 peak" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dtype fp8
 expect_error "unknown dtype" 2 "$E --dtype must be fp32, bf16, fp16 or fp8" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --dtype fp4
+# a fused causal attention (--attention flash) at a long sequence: named in the JSON, more
+# tokens/s than the scores in memory, less activation memory
+for a in materialized flash; do
+  "$LMF" plan --model llama3-8b --cluster h100-cluster --nodes 1 --tp 8 --dp 1 --pp 1 --seq 8192 \
+    --micro-batch 1 --global-batch 65536 --recompute none --attention $a --json >"$WORK/att-$a.json" \
+    || fail "--attention $a"
+done
+grep -q '"attention": "flash"' "$WORK/att-flash.json" && grep -q '"attention": "materialized"' "$WORK/att-materialized.json" \
+  && pass "--json names the attention" || fail "--json lacks the attention: $(head -c 200 "$WORK/att-flash.json")"
+ok=$(awk -v f="$(jnum "$WORK/att-flash.json" tokens_per_s)" -v m="$(jnum "$WORK/att-materialized.json" tokens_per_s)" \
+  -v fa="$(jnum "$WORK/att-flash.json" activations)" -v ma="$(jnum "$WORK/att-materialized.json" activations)" \
+  'BEGIN { print (f > m && fa < ma) ? "yes" : "no" }')
+[ "$ok" = yes ] && pass "flash attention: faster, less memory" || fail "flash attention: $(grep -E 'tokens_per_s|activations' "$WORK"/att-*.json)"
+expect_error "unknown attention kind" 2 "$E --attention must be materialized or flash .got 'fused'." -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --attention fused
 expect_error "unknown recompute mode" 2 "$E --recompute: recomputation mode must be none, selective or full" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --recompute some
 expect_error "sequence longer than the context" 2 "$E sequence length 4096" -- \

@@ -526,25 +526,25 @@ static void test_context_parallel(void **state) {
  * artifact runs it (NVIDIA/Megatron-LM examples/sc21/run_table_1.sh: tensor and pipeline sizes,
  * micro-batch, layers per virtual stage), fp16 without sequence parallelism (which came later,
  * Korthikanti et al. 2022), full recomputation, vocabulary 51,200, sequence 2048. Their
- * TFLOP/s per GPU count recomputation: the planner's hardware figure. Bounds: 5%, except the
- * rows docs/planner.md lists as not yet within it ("Megatron-LM 2021, Table 1"), held to what
- * they reach so that no change makes them worse unnoticed. */
+ * TFLOP/s per GPU count recomputation: the planner's hardware figure. Each row's bound is its
+ * measured error plus one point, so that no change makes a row worse unnoticed; five pipelined
+ * rows are still more than 5% low (docs/planner.md, "Megatron-LM 2021, Table 1", says why). */
 static void test_megatron_table1(void **state) {
     static const struct {
         double billions;
         int heads, hidden, layers, tp, pp, gpus, batch, mbs, v;
         double tflops, bound;
     } rows[] = {
-        {1.7, 24, 2304, 24, 1, 1, 32, 512, 16, 1, 137, 0.05},
-        {3.6, 32, 3072, 30, 2, 1, 64, 512, 16, 1, 138, 0.05},
-        {7.5, 32, 4096, 36, 4, 1, 128, 512, 16, 1, 142, 0.05},
-        {18.4, 48, 6144, 40, 8, 1, 256, 1024, 8, 1, 135, 0.05},
-        {39.1, 64, 8192, 48, 8, 2, 512, 1536, 4, 1, 138, 0.09},
-        {76.1, 80, 10240, 60, 8, 4, 1024, 1792, 2, 3, 140, 0.05},
-        {145.6, 96, 12288, 80, 8, 8, 1536, 2304, 2, 2, 148, 0.07},
-        {310.1, 128, 16384, 96, 8, 16, 1920, 2160, 1, 2, 155, 0.07},
+        {1.7, 24, 2304, 24, 1, 1, 32, 512, 16, 1, 137, 0.02},
+        {3.6, 32, 3072, 30, 2, 1, 64, 512, 16, 1, 138, 0.02},
+        {7.5, 32, 4096, 36, 4, 1, 128, 512, 16, 1, 142, 0.035},
+        {18.4, 48, 6144, 40, 8, 1, 256, 1024, 8, 1, 135, 0.025},
+        {39.1, 64, 8192, 48, 8, 2, 512, 1536, 4, 1, 138, 0.085},
+        {76.1, 80, 10240, 60, 8, 4, 1024, 1792, 2, 3, 140, 0.025},
+        {145.6, 96, 12288, 80, 8, 8, 1536, 2304, 2, 2, 148, 0.065},
+        {310.1, 128, 16384, 96, 8, 16, 1920, 2160, 1, 2, 155, 0.065},
         {529.6, 128, 20480, 105, 8, 35, 2520, 2520, 1, 3, 163, 0.09},
-        {1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 1, 1, 163, 0.12},
+        {1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 1, 1, 163, 0.125},
     };
     lmf_cluster c;
     assert_int_equal(lmf_cluster_resolve("dgx-a100-superpod", &c), LMF_OK);
@@ -624,18 +624,19 @@ static void test_uneven_stages(void **state) {
  * Models", arXiv 2407.21783, Table 4): per row the GPUs, tp, cp, pp, dp, sequence, sequences
  * per replica and the published TFLOP/s per GPU and BF16 MFU. The planner searches the rest
  * (micro-batch, schedule, ZeRO, recomputation) with the paper's tp, cp, pp, dp fixed, on the
- * h100-cluster preset with the node count of the row. Its MFU is far below the paper's; the
- * bounds hold today's predictions within 1.5 points (docs/planner.md says why they are low),
- * so a change of the model shows here and in the docs' table together. */
+ * h100-cluster preset with the node count of the row, with a fused causal attention kernel
+ * (--attention flash). The bounds hold today's predictions within 1.5 points (docs/planner.md
+ * says where and why they differ from the paper), so a change of the model shows here and in
+ * the docs' table together. */
 static void test_llama3_table4(void **state) {
     (void)state;
     struct {
         int gpus, tp, cp, pp, dp, seq, per_dp;
         double paper_tflops, paper_mfu, planner_mfu;
     } rows[] = {
-        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.253},
-        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.226},
-        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.129},
+        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.312},
+        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.269},
+        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.386},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         lmf_cluster c;
@@ -649,6 +650,7 @@ static void test_llama3_table4(void **state) {
         lmf_plan_job_defaults(&job, "llama3-405b", &cfg);
         job.seq = rows[i].seq;
         job.global_batch_tokens = (double)rows[i].dp * rows[i].per_dp * rows[i].seq;
+        job.attention = LMF_PLAN_ATTN_FLASH;
         lmf_plan_constraints k;
         lmf_plan_constraints_free(&k, &c);
         k.tp = rows[i].tp;
@@ -668,11 +670,13 @@ static void test_llama3_table4(void **state) {
         assert_int_equal(r->global_batch, (int64_t)rows[i].dp * rows[i].per_dp);
         /* MFU is model TFLOP/s over the 989 TFLOP/s bf16 peak */
         assert_close(r->mfu, r->model_tflops_per_device / 989.0, 1e-9);
+        printf("Table 4 row %zu: planner %.1f TFLOP/s per GPU (MFU %.3f), paper %.0f (%.2f)\n", i,
+               r->model_tflops_per_device, r->mfu, rows[i].paper_tflops, rows[i].paper_mfu);
         if (fabs(r->mfu - rows[i].planner_mfu) > 0.015)
             fail_msg("row %zu: planner MFU %.3f drifted from %.3f (paper %.2f, %.0f TFLOP/s)", i, r->mfu,
                      rows[i].planner_mfu, rows[i].paper_mfu, rows[i].paper_tflops);
-        /* pessimistic, never above the published run */
-        assert_true(r->model_tflops_per_device < rows[i].paper_tflops);
+        /* never above the published run by more than the 5% asked of Megatron-LM's table */
+        assert_true(r->model_tflops_per_device < 1.05 * rows[i].paper_tflops);
     }
 }
 
@@ -745,6 +749,64 @@ static void test_activation_floats(void **state) {
                 }
 }
 
+/* Fused causal attention on the generic device (--attention flash), counted here by hand on
+ * the toy device (every product at half its 100 TFLOP/s peak, 1 TB/s): the attention core does
+ * the model's causal FLOPs (forward 2bhs(s+1), backward 2.5 times), moves no scores through
+ * memory and keeps only a log-sum-exp per query row and head; selective recomputation then has
+ * nothing to redo. */
+static void test_flash_attention(void **state) {
+    (void)state;
+    lmf_cluster c = toy_cluster();
+    lmf_gpt_config cfg = {.n_layer = 4, .n_head = 8, .n_embd = 1024, .n_positions = 4096,
+                          .vocab_size = 1000};
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "flash", &cfg);
+    job.global_batch_tokens = 4.0 * 4096;
+    lmf_plan_layout l = {.dp = 2, .tp = 2, .pp = 1, .micro_batch = 1, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16, .cp = 1};
+    double s = 4096, b = 1, h = 1024, a = 8, t = 2, e = 2, L = 4, peak = 100e12, bw = 1e12;
+    lmf_plan_result mat, fl;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &mat), LMF_OK);
+    job.attention = LMF_PLAN_ATTN_FLASH;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &fl), LMF_OK);
+    /* memory: per layer (L kept and one working) the a*s^2*b*e/t scores give way to a*s*b*4/t */
+    assert_close(mat.mem.activations - fl.mem.activations,
+                 (L + 1) * (a * s * s * b * e / t - a * s * b * 4 / t), 1e-9);
+    /* time of one layer's attention: materialized, 2 products of 4bs^2h/(2t) FLOPs at 0.5 of
+     * peak forward, twice that backward, and the softmax's 2 passes forward and 3 backward over
+     * the a/t x s x s scores; fused, the causal FLOPs at 0.5 of peak */
+    double mat_att = 3.0 * (4 * b * s * s * h / t) / (peak * 0.5) + (2 + 3) * e * (a / t) * s * s * b / bw;
+    double f_fwd = 2 * b * h * s * (s + 1) / t;
+    double fl_att = 3.5 * f_fwd / (peak * 0.5);
+    double per_mb = L * (mat_att - fl_att);
+    assert_int_equal(fl.micro_batches, 2);
+    assert_close(mat.time.compute - fl.time.compute, fl.micro_batches * per_mb, 1e-9);
+    lmf_plan_setup su;
+    assert_int_equal(lmf_plan_setup_init(&su, &c, &job, &fl.layout), LMF_OK);
+    lmf_plan_micro mb;
+    lmf_plan_generic_micro_batch(&su, &mb);
+    assert_close(mb.attention_core, f_fwd / (peak * 0.5), 1e-12);
+    /* selective recomputation: nothing to recompute, the same memory and time as none */
+    l.recompute = LMF_RECOMPUTE_SELECTIVE;
+    lmf_plan_result sel;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &sel), LMF_OK);
+    assert_close(sel.time.step, fl.time.step, 1e-12);
+    assert_close(sel.mem.activations, fl.mem.activations, 1e-12);
+    /* full recomputation re-runs the causal forward: hardware FLOPs add the products and it */
+    l.recompute = LMF_RECOMPUTE_FULL;
+    lmf_plan_result full;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &full), LMF_OK);
+    double lin = 24.0 * b * s * h * h / t; /* GPT-2's four products per layer, 1/t of them */
+    double per_device = (full.hardware_tflops_per_device - full.model_tflops_per_device) * 1e12 *
+                        full.time.step;
+    assert_close(per_device, full.micro_batches * L * (lin + f_fwd), 1e-6);
+    /* names */
+    assert_int_equal(lmf_plan_attention_parse("flash"), LMF_PLAN_ATTN_FLASH);
+    assert_int_equal(lmf_plan_attention_parse("materialized"), LMF_PLAN_ATTN_MATERIALIZED);
+    assert_int_equal(lmf_plan_attention_parse("fused"), LMF_PLAN_ATTN_UNKNOWN);
+    assert_string_equal(lmf_plan_attention_name(LMF_PLAN_ATTN_FLASH), "flash");
+}
+
 /* A calibrated device with round-number rates (GFLOP/s, GB/s). */
 static lmf_cluster local_cluster(double rate) {
     lmf_cluster c = toy_cluster();
@@ -764,6 +826,80 @@ static lmf_cluster local_cluster(double rate) {
     for (int e = 0; e < LMF_PLAN_EW_COUNT; e++) k->bandwidth[e] = rate * 1e9;
     k->process_bytes = 50.0 * 1048576.0;
     return c;
+}
+
+/* Grouped-query attention in the planner's memory and context-parallel models: the K/V widths
+ * are n_kv_head heads wide, taken from the model's description. Counted here by hand for a
+ * Llama layer of 8 query heads and 2 key/value heads. */
+static void test_gqa_widths(void **state) {
+    (void)state;
+    lmf_gpt_config cfg = {.n_layer = 2, .n_head = 8, .n_embd = 512, .n_positions = 4096,
+                          .vocab_size = 1000, .family = LMF_FAMILY_LLAMA, .n_kv_head = 2,
+                          .ffn_hidden = 1376, .rms_norm_eps = 1e-5f, .rope_theta = 10000.0f};
+    double h = 512, hd = 64, kv = 2 * hd, F = 1376, s = 4096;
+    assert_close(lmf_plan_kv_width(&cfg), 2 * kv, 0.0);
+    assert_close(lmf_plan_layer_inner_width(&cfg), h + 2 * kv + 2 * F + h + F, 0.0);
+    lmf_gpt_config gpt2;
+    assert_int_equal(lmf_config_preset("gpt2", &gpt2), LMF_OK);
+    assert_close(lmf_plan_kv_width(&gpt2), 2.0 * 768, 0.0);
+    assert_close(lmf_plan_layer_inner_width(&gpt2), 12.0 * 768, 0.0);
+
+    /* generic device, bf16, t = 2 without sequence parallelism, no recomputation: per layer
+     * s*b*[4eh + (2h + 2kv + 3F)e/t] + a*s^2*b*e/t, plus the working layer, plus the last
+     * stage's final norm input and output and fp32 logits */
+    lmf_cluster c = toy_cluster();
+    c.devices_per_node = 8;
+    c.nodes = 1;
+    lmf_plan_job job;
+    lmf_plan_job_defaults(&job, "gqa", &cfg);
+    job.global_batch_tokens = 2.0 * s;
+    lmf_plan_layout l = {.dp = 1, .tp = 2, .pp = 1, .micro_batch = 2, .zero = 0,
+                         .recompute = LMF_RECOMPUTE_NONE, .dtype = LMF_PLAN_BF16, .cp = 1};
+    lmf_plan_result r;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    double b = 2, e = 2, t = 2, a = 8;
+    double layer = s * b * (4 * e * h + (2 * h + 2 * kv + 3 * F) * e / t) + a * s * s * b * e / t;
+    double Vp = (double)lmf_config_padded_vocab(&cfg);
+    double want = 3 * layer + 2 * s * b * h * e + 4 * s * b * ceil(Vp / t);
+    assert_close(r.mem.activations, want, 1e-12);
+
+    /* context parallelism sends K and V of the key/value heads: cp = 2 without recomputation,
+     * one ring step forward (b*(s/2)*2kv*e/t bytes) and one backward (twice that) per layer
+     * and micro-batch */
+    c.intra_bandwidth = 1e9; /* slow, so the sends are long */
+    l.tp = 1;
+    l.cp = 2;
+    l.micro_batch = 1;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r), LMF_OK);
+    assert_int_equal(r.micro_batches, 2);
+    double block = 1 * (s / 2) * 2 * kv * e / 1;
+    assert_close(r.time.cp_comm_total, 2 * cfg.n_layer * (block + 2 * block) / 1e9, 1e-6);
+
+    /* calibrated device (an lmforge run: fp32, t = p = 1): the activations are the model's own
+     * allocation for the grouped-query layer, in every recomputation mode */
+    lmf_threads_set(1);
+    lmf_cluster lc = local_cluster(100.0);
+    lmf_plan_job lj;
+    lmf_plan_job_defaults(&lj, "gqa", &cfg);
+    lj.seq = 256;
+    lj.global_batch_tokens = 2 * 2 * 256;
+    for (int rc = 0; rc < 3; rc++) {
+        lmf_plan_layout ll = {.dp = 2, .tp = 1, .pp = 1, .micro_batch = 2, .zero = 1,
+                              .recompute = (lmf_recompute)rc, .dtype = LMF_PLAN_FP32};
+        lmf_plan_result lr;
+        assert_int_equal(lmf_plan_evaluate(&lc, &lj, &ll, &lr), LMF_OK);
+        assert_int_equal(lr.device, LMF_PLAN_DEVICE_CALIBRATED);
+        size_t floats = lmf_gpt_activation_floats(&cfg, lmf_kernels_fast(), 2, 256,
+                                                  LMF_RESERVE_TRAIN_HOOKED, (lmf_recompute)rc);
+        assert_close(lr.mem.activations, 4.0 * (double)floats, 1e-12);
+        /* and fewer than the same model with every head a key/value head */
+        lmf_gpt_config mha = cfg;
+        mha.n_kv_head = 8;
+        assert_true(floats < lmf_gpt_activation_floats(&mha, lmf_kernels_fast(), 2, 256,
+                                                       LMF_RESERVE_TRAIN_HOOKED,
+                                                       (lmf_recompute)rc) ||
+                    rc == LMF_RECOMPUTE_FULL);
+    }
 }
 
 /* A calibrated device of 2 ranks running the `mini` preset (4 layers, width 256, vocabulary
@@ -979,6 +1115,8 @@ int main(void) {
         cmocka_unit_test(test_llama3_table4),
         cmocka_unit_test(test_bad_layouts),
         cmocka_unit_test(test_activation_floats),
+        cmocka_unit_test(test_gqa_widths),
+        cmocka_unit_test(test_flash_attention),
         cmocka_unit_test(test_block_gathers),
         cmocka_unit_test(test_local_model),
     };

@@ -155,6 +155,17 @@ typedef struct lmf_plan_layout {
 } lmf_plan_layout;
 
 /* What to train. */
+/* How the attention core runs on a generic device: the scores written to memory and a
+ * separate softmax (Megatron-LM 2021), or a fused causal kernel that keeps them on chip and
+ * skips the masked half (FlashAttention; Dao et al. 2022). */
+typedef enum lmf_plan_attention {
+    LMF_PLAN_ATTN_MATERIALIZED = 0,
+    LMF_PLAN_ATTN_FLASH,
+    LMF_PLAN_ATTN_UNKNOWN = -1
+} lmf_plan_attention;
+const char *lmf_plan_attention_name(lmf_plan_attention a);
+lmf_plan_attention lmf_plan_attention_parse(const char *s); /* LMF_PLAN_ATTN_UNKNOWN if none */
+
 typedef struct lmf_plan_job {
     char model_name[64];
     char model_source[512];        /* the model as the user named it (a preset, or a config.json
@@ -166,6 +177,7 @@ typedef struct lmf_plan_job {
     double price_per_device_hour;  /* overrides the cluster's when > 0 */
     int dropout;                   /* 1: count dropout masks in activations (Megatron-LM);
                                       lmforge itself trains without dropout */
+    lmf_plan_attention attention;  /* generic devices; materialized by default */
 } lmf_plan_job;
 
 /* Layout fields a user fixed; -1 means free (search) or default (single plan), and so does

@@ -18,7 +18,7 @@
 #define MAX_TOP 50
 
 typedef struct plan_opts {
-    const char *model, *cluster, *recompute, *dtype, *sp, *out, *schedule, *explain_schedule;
+    const char *model, *cluster, *recompute, *dtype, *sp, *out, *schedule, *explain_schedule, *attention;
     int seq, dp, tp, pp, cp, virtual_stages, micro_batch, micro_batches, zero, nodes, top, ranks, threads;
     double global_batch, tokens, price, seconds;
     int search, json, explain, calibrate, dropout, cross_node_tp;
@@ -149,6 +149,7 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--dtype", LMF_OPT_STR, &o.dtype, "fp32|bf16|fp16|fp8", "number format (default bf16, else fp16, where the device has it)", LMF_NOLIMIT, NULL},
         {"--sp", LMF_OPT_STR, &o.sp, "on|off", "sequence parallelism (default on when tp > 1)", LMF_NOLIMIT, NULL},
         {"--dropout", LMF_OPT_FLAG, &o.dropout, NULL, "count dropout masks in activations (Megatron-LM)", LMF_NOLIMIT, NULL},
+        {"--attention", LMF_OPT_STR, &o.attention, "materialized|flash", "attention core of a GPU: scores in memory (default) or a fused causal kernel", LMF_NOLIMIT, NULL},
         {"--price", LMF_OPT_DOUBLE, &o.price, "X", "price per device-hour (default: the cluster file's)", 0, 1e9, NULL},
         {"--search", LMF_OPT_FLAG, &o.search, NULL, "rank the layouts that fit by time to train", LMF_NOLIMIT, NULL},
         {"--top", LMF_OPT_INT, &o.top, "N", "layouts shown by --search (default 5)", 1, MAX_TOP, NULL},
@@ -201,6 +202,13 @@ int lmf_cmd_plan(int argc, char **argv) {
     if (o.seen_tokens) job.total_tokens = o.tokens;
     job.price_per_device_hour = o.price;
     job.dropout = o.dropout;
+    if (o.attention) {
+        job.attention = lmf_plan_attention_parse(o.attention);
+        if (job.attention == LMF_PLAN_ATTN_UNKNOWN) {
+            lmf_cli_error(CMD, "--attention must be materialized or flash (got '%s')", o.attention);
+            return 2;
+        }
+    }
 
     lmf_plan_constraints k;
     lmf_plan_constraints_free(&k, &c);

@@ -1,5 +1,5 @@
 /* Planner names and small shared helpers (a leaf: calls no other file of the planner): dtype,
- * recomputation, device and element-wise kernel names, the element-wise bytes table and its
+ * recomputation, attention, device and element-wise kernel names, the element-wise bytes table and its
  * map from the model's kernel calls, rate curves, the calibration log. */
 #include "plan/plan_model.h"
 
@@ -23,6 +23,20 @@ const char *lmf_plan_device_kind_name(lmf_plan_device_kind k) {
     case LMF_PLAN_DEVICE_CALIBRATED: return "calibrated";
     default: return "?";
     }
+}
+
+const char *lmf_plan_attention_name(lmf_plan_attention a) {
+    switch (a) {
+    case LMF_PLAN_ATTN_MATERIALIZED: return "materialized";
+    case LMF_PLAN_ATTN_FLASH: return "flash";
+    default: return "?";
+    }
+}
+
+lmf_plan_attention lmf_plan_attention_parse(const char *s) {
+    if (strcmp(s, "materialized") == 0) return LMF_PLAN_ATTN_MATERIALIZED;
+    if (strcmp(s, "flash") == 0) return LMF_PLAN_ATTN_FLASH;
+    return LMF_PLAN_ATTN_UNKNOWN;
 }
 
 lmf_plan_dtype lmf_plan_dtype_parse(const char *s) {

@@ -46,15 +46,33 @@ double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc) 
     /* Outside the tensor-parallel regions: inputs of the two LayerNorms, of the QKV and of
      * the first MLP product (4 values), plus two dropout masks. Inside: Q, K, V (3), the input
      * of the attention output product (1), of the GELU (4) and of the second MLP product (4). */
-    double inner = sh->ffn > 0 ? (2.0 * sh->h + 2.0 * sh->kv + 3.0 * sh->ffn) / sh->h : 12.0;
+    double inner = sh->inner > 0 ? sh->inner / sh->h : 12.0;
     double per_token = (4.0 * e + 2.0 * mask) * r + inner * e / t;
     double bytes = sbh * per_token;
-    if (rc == LMF_RECOMPUTE_NONE) {
+    if (sh->flash) {
+        bytes += sh->a * sh->s * sh->b * 4.0 / t;
+    } else if (rc == LMF_RECOMPUTE_NONE) {
         /* attention matrix: softmax output, plus dropout mask and output with dropout */
         double per_score = sh->dropout ? 2.0 * e + 1.0 : e;
         bytes += sh->a * sh->s * sh->s * sh->b * per_score / t;
     }
     return bytes;
+}
+
+double lmf_plan_layer_inner_width(const lmf_gpt_config *cfg) {
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = lmf_layer_linears(cfg, lin);
+    double w = 0.0;
+    for (int i = 0; i < n; i++) w += lin[i].split == LMF_SPLIT_COLUMN ? lin[i].out : lin[i].in;
+    return w;
+}
+
+double lmf_plan_kv_width(const lmf_gpt_config *cfg) {
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = lmf_layer_linears(cfg, lin);
+    double attn_in = 0.0;
+    for (int i = 0; i < n && lin[i].split == LMF_SPLIT_COLUMN; i++) attn_in += lin[i].out;
+    return attn_in - cfg->n_embd;
 }
 
 double lmf_plan_layer_params(const lmf_gpt_config *m, int tp) {
@@ -101,11 +119,8 @@ void lmf_plan_generic_memory(const lmf_plan_setup *s, int micro_batches, lmf_pla
      * term: s/cp tokens, and their scores against all s keys */
     lmf_plan_act_shape sh = {
         .s = job->seq, .b = l->micro_batch, .h = m->n_embd, .a = m->n_head, .t = l->tp,
-        .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout};
-    if (m->family == LMF_FAMILY_LLAMA) {
-        sh.kv = (double)lmf_config_kv_heads(m) * (m->n_embd / m->n_head);
-        sh.ffn = lmf_config_ffn(m);
-    }
+        .sp = l->sequence_parallel, .e = lmf_plan_act_elem_bytes(l->dtype), .dropout = job->dropout,
+        .inner = lmf_plan_layer_inner_width(m), .flash = job->attention == LMF_PLAN_ATTN_FLASH};
     double r = l->sequence_parallel ? 1.0 / l->tp : 1.0;
     double sbh = sh.s * sh.b * sh.h / cp;
     int first = stage == LMF_PLAN_STAGE_FIRST, last = l->pp == 1 || stage == LMF_PLAN_STAGE_LAST;

@@ -29,6 +29,22 @@
  * 3 each) and inside them (GELU: 4h read, 4h written). */
 #define LMF_PLAN_ELEM_REPLICATED 10.0
 #define LMF_PLAN_ELEM_SPLIT 8.0
+/* ... and in the layer's backward, each kernel's own reads and writes: a LayerNorm's backward
+ * reads its input and the output gradient and writes the input gradient (3 each); a residual
+ * add's gradient passes to both inputs unchanged, and the branch's gradient is added into the
+ * residual stream's (2 reads, 1 write: 3 each); GELU's backward reads its input and the output
+ * gradient and writes the input gradient (4h x 3). */
+#define LMF_PLAN_ELEM_REPLICATED_BWD 12.0
+/* With dropout (--dropout) each residual add's branch passes a dropout first: forward a one-byte
+ * mask written per value, backward the gradient read and written and the mask read. */
+#define LMF_PLAN_HIDDEN_DROPOUTS 2.0
+#define LMF_PLAN_ELEM_SPLIT_BWD 12.0
+/* ... over the attention scores in the backward: the softmax's gradient reads the
+ * probabilities and their gradient and writes the scores' gradient (3 passes); with dropout,
+ * the dropout's gradient reads the gradient and the one-byte mask and writes the gradient
+ * (2 passes and the mask). */
+#define LMF_PLAN_SOFTMAX_PASSES_BWD 3.0
+#define LMF_PLAN_DROPOUT_PASSES_BWD 2.0
 /* Generic device: passes over the fp32 logits in the loss (forward max/sum/exp, backward). */
 #define LMF_PLAN_LOGIT_PASSES 5.0
 
@@ -158,7 +174,9 @@ typedef struct lmf_plan_act_shape {
     int sp;              /* sequence parallel */
     double e;            /* bytes per activation value */
     int dropout;         /* count dropout masks and the attention-dropout output */
-    double kv, ffn;      /* the Llama family: key/value width and SwiGLU width (0: GPT-2) */
+    int flash;           /* fused attention: no score matrix kept, only its log-sum-exp */
+    double inner;        /* values per token a layer keeps inside the tensor-parallel regions,
+                            before the split over t (lmf_plan_layer_inner_width; 0: GPT-2's 12h) */
 } lmf_plan_act_shape;
 
 /* Bytes one layer keeps from its forward until its backward for one micro-batch
@@ -166,10 +184,13 @@ typedef struct lmf_plan_act_shape {
  *   none:      s*b*h*[(4e + 2m)*r + 12e/t] + a*s*s*b*(e or 2e+1 with dropout)/t
  *   selective: the attention-matrix term dropped
  *   full:      s*b*h*e*r (the layer input)
- * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. For the Llama
- * family the 12 values inside the tensor-parallel regions become (2h + 2kv + 3ffn)/h: Q and the
- * attention output's input (h each), K and V (kv each), gate, up and the SwiGLU output (ffn
- * each). */
+ * A fused (flash) attention keeps no attention matrix in any mode, only the fp32 log-sum-exp
+ * of each query row and head, a*s*b*4/t bytes (with dropout, the mask is drawn again from the
+ * generator's state in the backward). 
+ * with r = 1/t under sequence parallelism else 1, m = 1 with dropout else 0. The 12 values
+ * inside the tensor-parallel regions are GPT-2's; a shape with `inner` set uses inner/h (for
+ * the Llama family (2h + 2kv + 3ffn)/h: Q and the attention output's input, K and V with the
+ * key/value heads' width kv, gate, up and the SwiGLU output). */
 double lmf_plan_act_layer_bytes(const lmf_plan_act_shape *sh, lmf_recompute rc);
 
 /* Parameters of one transformer layer held by one tensor-parallel rank: the ones tensor
@@ -200,6 +221,10 @@ double lmf_plan_gemm_eff(const lmf_cluster *c, lmf_plan_dtype d, double n);
 /* Seconds for `count` products of M x K by K x N: count * 2MNK / (peak * eff(n)). */
 double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, double K, double N,
                           double count);
+/* Seconds of a fused kernel of `flops` FLOPs that moves `bytes` bytes in device memory (fused
+ * attention), priced as the product of the same FLOPs per byte: the square product of size
+ * n = 1.5 e flops / bytes at its efficiency eff(n). */
+double lmf_plan_fused_time(const lmf_cluster *c, lmf_plan_dtype d, double flops, double bytes);
 /* Ring all-reduce of S bytes over n ranks: 2(n-1)/n * S / bw + 2(n-1) * lat. */
 double lmf_plan_allreduce_time(double S, int n, double bw, double lat);
 /* Ring reduce-scatter or all-gather of S bytes in total: (n-1)/n * S / bw + (n-1) * lat. */
@@ -218,8 +243,16 @@ double lmf_plan_generic_optimizer(const lmf_plan_setup *s, double params);
 double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
                                       double weight_bytes, const lmf_plan_dp_link *link);
 
-/* Width of one token's K and V together, from the model's description: the first product of
- * lmf_layer_linears is the fused QKV projection, its output less the query width n_embd. */
+/* Values per token one layer keeps inside the tensor-parallel regions, from the model's own
+ * list of products (lmf_layer_linears): the output of every column-parallel product and the
+ * input of every row-parallel one. GPT-2: QKV 3h, MLP up 4h, the attention output's input h
+ * and the MLP down's 4h = 12h; Llama: q h, k and v kv each (n_kv_head heads), gate and up ffn
+ * each, o's input h, down's input ffn. */
+double lmf_plan_layer_inner_width(const lmf_gpt_config *cfg);
+/* Width of one token's K and V together, from the model's description: the outputs of the
+ * products that feed attention (the column-parallel ones before the first row-parallel one:
+ * GPT-2's fused QKV, Llama's q, k, v) less the query width n_embd; 2 x n_kv_head x head size
+ * for grouped-query attention. */
 double lmf_plan_kv_width(const lmf_gpt_config *cfg);
 /* Context parallelism's K/V exchange (ring attention, Liu et al. 2023) in one layer for one
  * micro-batch, given the seconds of the layer's attention core forward on this device: cp - 1

@@ -150,6 +150,8 @@ void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
     if (r->devices < lmf_cluster_devices(c)) fprintf(f, " (this layout uses %d)", r->devices);
     fprintf(f, "\nlayout   ");
     layout_line(f, r);
+    if (job->attention == LMF_PLAN_ATTN_FLASH && r->device == LMF_PLAN_DEVICE_GENERIC)
+        fprintf(f, ", fused causal attention");
     fprintf(f, "\nbatch    %lld sequences = %s tokens per step", (long long)r->global_batch,
             human(r->tokens_per_step, b1, sizeof b1));
     if (r->global_batch != r->requested_batch)
@@ -254,6 +256,7 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     json_object_set_new(o, "device_model", json_string(lmf_plan_device_kind_name(r->device)));
     json_object_set_new(o, "parameters", json_integer(r->params));
     json_object_set_new(o, "seq", json_integer(job->seq));
+    json_object_set_new(o, "attention", json_string(lmf_plan_attention_name(job->attention)));
     json_object_set_new(o, "global_batch", json_integer(r->global_batch));
     json_object_set_new(o, "tokens_per_step", json_real(r->tokens_per_step));
     json_object_set_new(o, "layout", json_pack("{s:i,s:i,s:i,s:i,s:s,s:i,s:i,s:i,s:s,s:s,s:b,s:i,s:i}",
@@ -326,6 +329,7 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
     fprintf(f, "  activations     per layer and micro-batch: s*b*h*[(4e + 2m)*r + 12e/t] + a*s^2*b*(e or 2e+1)/t,\n"
                "                  e = %.0f bytes, m = %d (dropout), r = 1/t with sequence parallelism; selective\n"
                "                  recomputation drops the a*s^2 term, full keeps s*b*h*e*r (Korthikanti et al. 2022);\n"
+               "                  fused attention (--attention flash) keeps a*s*b*4/t bytes of log-sum-exp instead;\n"
                "                  each stage keeps the micro-batches its schedule holds at the peak (1F1B: min(pp, m)\n"
                "                  on the first); plus one layer's full activations as working set and fp32\n"
                "                  logits on the last stage\n",
@@ -343,10 +347,16 @@ void lmf_plan_print_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *j
         fprintf(f, " n=%g: %.2f", probe[i], lmf_plan_gemm_eff(c, d, probe[i]));
     fprintf(f, "\n");
     fprintf(f, "  memory-bound    %.0f GB/s of device memory; per layer forward %g+%g values of width h per\n"
-               "                  token and %g passes over the attention matrix; backward twice the forward\n",
+               "                  token and %g passes over the attention matrix, backward %g+%g values and %g passes\n"
+               "                  (each gradient kernel's reads and writes; none over the scores with fused attention)\n",
             c->memory_bandwidth / 1e9, LMF_PLAN_ELEM_REPLICATED, LMF_PLAN_ELEM_SPLIT,
-            LMF_PLAN_SOFTMAX_PASSES);
-    fprintf(f, "  step compute    forward + backward (2x forward) + recomputation (full: 1 forward;\n"
+            LMF_PLAN_SOFTMAX_PASSES, LMF_PLAN_ELEM_REPLICATED_BWD, LMF_PLAN_ELEM_SPLIT_BWD,
+            LMF_PLAN_SOFTMAX_PASSES_BWD);
+    fprintf(f, "  attention       %s\n", job->attention == LMF_PLAN_ATTN_FLASH
+               ? "fused causal kernel: the model's causal FLOPs (backward 2.5x), priced as a product of\n"
+                 "                  the same FLOPs per byte of Q, K, V and output (and their gradients)"
+               : "the s x s scores per head written and read in memory (two products and a softmax)");
+    fprintf(f, "  step compute    forward + backward (2x the products) + recomputation (full: 1 forward;\n"
                "                  selective: the attention core); hardware FLOPs = model FLOPs + recomputed ones,\n"
                "                  24*b*s*h^2*(1 + s/(6h)) (full) or 4*b*s^2*h (selective) per layer and micro-batch\n");
     fprintf(f, "  links           intra-node %.0f GB/s per device per direction, latency %.1f us; network %.0f Gb/s\n"

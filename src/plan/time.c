@@ -43,6 +43,15 @@ double lmf_plan_gemm_time(const lmf_cluster *c, lmf_plan_dtype d, double M, doub
     return count * 2.0 * M * N * K / (peak * eff);
 }
 
+double lmf_plan_fused_time(const lmf_cluster *c, lmf_plan_dtype d, double flops, double bytes) {
+    if (flops <= 0.0) return 0.0;
+    double peak = c->peak_flops[d];
+    assert(peak > 0.0 && bytes > 0.0);
+    double eff = lmf_plan_gemm_eff(c, d, 1.5 * lmf_plan_act_elem_bytes(d) * flops / bytes);
+    if (eff < 1e-6) eff = 1e-6;
+    return flops / (peak * eff);
+}
+
 double lmf_plan_allreduce_time(double S, int n, double bw, double lat) {
     if (n <= 1) return 0.0;
     return 2.0 * (n - 1) / n * S / bw + 2.0 * (n - 1) * lat;
@@ -90,6 +99,9 @@ static void p2p_link(const lmf_cluster *c, int stride, int pp, double *bw, doubl
 typedef struct layer_forward {
     double linears, attention, elementwise, softmax, total;
     double linear_flops, attention_flops;
+    double attention_bwd, elementwise_bwd, softmax_bwd; /* the backward's attention core and
+                                                           memory-bound kernels */
+    int flash;                                          /* fused attention */
 } layer_forward;
 
 static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
@@ -115,17 +127,47 @@ static void generic_layer_forward(const lmf_plan_setup *s, layer_forward *f) {
         f->linears += lmf_plan_gemm_time(c, d, M, K, N, 1);
         f->linear_flops += 2.0 * M * K * N;
     }
-    /* attention core, the whole s x s matrix per head (no flash attention): Q K^T, softmax . V;
-     * with context parallelism this device's s/cp queries meet the s keys in cp blocks of
-     * s/cp x s/cp (ring attention) */
-    double heads = l->micro_batch * a / t;
-    f->attention = lmf_plan_gemm_time(c, d, sq, hd, sq, heads * cp) +
-                   lmf_plan_gemm_time(c, d, sq, sq, hd, heads * cp);
-    f->attention_flops = 4.0 * l->micro_batch * sq * seq * h / t;
-    f->elementwise = M * e * (LMF_PLAN_ELEM_REPLICATED * h * r + LMF_PLAN_ELEM_SPLIT * h / t) / mem_bw;
-    double score_bytes = e * LMF_PLAN_SOFTMAX_PASSES +
-                         (s->job->dropout ? e * LMF_PLAN_DROPOUT_PASSES + 1.0 : 0.0);
-    f->softmax = M * score_bytes * (a / t) * seq / mem_bw;
+    int drop = s->job->dropout;
+    f->flash = s->job->attention == LMF_PLAN_ATTN_FLASH;
+    if (f->flash) {
+        /* fused causal attention (FlashAttention): the model's causal FLOPs
+         * (lmf_attention_flops: the unmasked half of Q K^T and P V; the backward 2.5 times, as
+         * it computes the probabilities again), this device's share of heads (1/t) and of
+         * queries (1/cp, the load-balanced split). Its memory traffic is its operands: forward
+         * Q, K, V read and the output written; backward Q, K, V, the output and its gradient
+         * read, the gradients of Q, K, V written. Each is priced as a product of the same
+         * FLOPs per byte. */
+        double kvw = lmf_plan_kv_width(cfg), b = l->micro_batch;
+        double fl_f = lmf_attention_flops(l->micro_batch, (int)seq, (int)h, 0) / (t * cp);
+        double fl_b = lmf_attention_flops(l->micro_batch, (int)seq, (int)h, 1) / (t * cp);
+        double by_f = b * e * (2.0 * sq * h + seq * kvw) / t;
+        double by_b = b * e * (4.0 * sq * h + 2.0 * seq * kvw) / t;
+        f->attention = lmf_plan_fused_time(c, d, fl_f, by_f);
+        f->attention_bwd = lmf_plan_fused_time(c, d, fl_b, by_b);
+        f->attention_flops = fl_f;
+    } else {
+        /* attention core, the whole s x s matrix per head: Q K^T, softmax . V; with context
+         * parallelism this device's s/cp queries meet the s keys in cp blocks of s/cp x s/cp
+         * (ring attention) */
+        double heads = l->micro_batch * a / t;
+        f->attention = lmf_plan_gemm_time(c, d, sq, hd, sq, heads * cp) +
+                       lmf_plan_gemm_time(c, d, sq, sq, hd, heads * cp);
+        f->attention_bwd = 2.0 * f->attention;
+        f->attention_flops = 4.0 * l->micro_batch * sq * seq * h / t;
+    }
+    double hidden_drop = drop ? LMF_PLAN_HIDDEN_DROPOUTS : 0.0;
+    f->elementwise = M * (LMF_PLAN_ELEM_REPLICATED * e * h * r + hidden_drop * h * r +
+                          LMF_PLAN_ELEM_SPLIT * e * h / t) / mem_bw;
+    f->elementwise_bwd = M * (LMF_PLAN_ELEM_REPLICATED_BWD * e * h * r +
+                              hidden_drop * (2.0 * e + 1.0) * h * r +
+                              LMF_PLAN_ELEM_SPLIT_BWD * e * h / t) / mem_bw;
+    double score_bytes = e * LMF_PLAN_SOFTMAX_PASSES + (drop ? e * LMF_PLAN_DROPOUT_PASSES + 1.0 : 0.0);
+    double score_bytes_bwd = e * LMF_PLAN_SOFTMAX_PASSES_BWD +
+                             (drop ? e * LMF_PLAN_DROPOUT_PASSES_BWD + 1.0 : 0.0);
+    /* a fused attention keeps the scores on chip: no pass over them in memory */
+    double score_passes = f->flash ? 0.0 : M * (a / t) * seq / mem_bw;
+    f->softmax = score_bytes * score_passes;
+    f->softmax_bwd = score_bytes_bwd * score_passes;
     f->total = f->linears + f->attention + f->elementwise + f->softmax;
 }
 
@@ -139,11 +181,15 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     double Vp = ceil((double)lmf_config_padded_vocab(cfg) / l->tp);
     memset(out, 0, sizeof *out);
     out->attention_core = f.attention + f.softmax;
-    double bwd = 2.0 * f.total, rec = 0.0, f_rec = 0.0;
+    /* the backward runs two products per forward product; its memory-bound kernels move what
+     * each kernel's gradient reads and writes */
+    double bwd = 2.0 * f.linears + f.attention_bwd + f.elementwise_bwd + f.softmax_bwd;
+    double rec = 0.0, f_rec = 0.0;
     if (l->recompute == LMF_RECOMPUTE_FULL) {
         rec = f.total;
         f_rec = f.linear_flops + f.attention_flops;
-    } else if (l->recompute == LMF_RECOMPUTE_SELECTIVE) {
+    } else if (l->recompute == LMF_RECOMPUTE_SELECTIVE && !f.flash) {
+        /* (a fused attention keeps no scores: selective recomputation has nothing to redo) */
         rec = f.attention + f.softmax;
         f_rec = f.attention_flops;
     }
@@ -171,12 +217,6 @@ double lmf_plan_generic_zero3_gathers(const lmf_plan_setup *s, int micro_batches
     return micro_batches * 2.0 *
            lmf_plan_gather_time(weight_bytes, lmf_plan_grad_ranks(s->layout), link->all_gather_bw,
                                 link->latency);
-}
-
-double lmf_plan_kv_width(const lmf_gpt_config *cfg) {
-    lmf_linear_desc lin[LMF_LAYER_LINEARS];
-    if (lmf_layer_linears(cfg, lin) < 1 || lin[0].out <= cfg->n_embd) return 2.0 * cfg->n_embd;
-    return (double)lin[0].out - cfg->n_embd;
 }
 
 void lmf_plan_cp_exchange(const lmf_plan_setup *s, double attention_core, double *total,
