@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lmforge train under mpirun when one rank differs: a rank that cannot start (missing data)
 # stops every rank within seconds with its own message, ranks started with different options
-# or data are refused with the options and ranks named, and a rank failing after the start
+# or data are refused with the options and ranks named, such a start-up failure is printed
+# once however many ranks (2, 3) and every rank exits non-zero, and a rank failing after the start
 # stops the job at once instead of leaving the others waiting for --comm-timeout (300 s); a
 # graceful SIGTERM to every rank stops them without a word about another rank failing; a rank
 # stopped by SIGSTOP is the one named when the others time out.
@@ -63,6 +64,37 @@ for f in "--data: rank 0 has '1 files, [0-9]* tokens, content hash [0-9a-f]*', r
 done
 echo "$out" | grep -q "MPI_ERR"
 [ $? -ne 0 ]; lmf_check $? "different data: a raw MPI error: $out"
+
+# a start-up failure every rank learns (lmf_comm_agree, lmf_comm_agree_values) is printed once,
+# by rank 0, whichever rank failed, and every rank still exits non-zero: mpirun is told not to
+# end the job at the first failed rank, so that each rank's own exit code is recorded
+# once NAME NP PATTERN -- per-rank arguments (RANK in them is replaced by the rank's number)
+once() {
+    local name=$1 np=$2 pat=$3; shift 4
+    rm -f "$WORK"/rc.*
+    out=$(timeout 60 "${MPIRUN[@]}" --mca orte_abort_on_non_zero_status 0 -np "$np" bash -c \
+          'r=$OMPI_COMM_WORLD_RANK; "${@//RANK/$r}"; echo $? >"'"$WORK"'/rc.$r"' _ "$LMF" "$@" 2>&1)
+    local lines; lines=$(echo "$out" | grep -c "lmforge train: error")
+    [ "$lines" -eq 1 ]; lmf_check $? "$name (-np $np): $lines error lines, want 1: $out"
+    want "$name (-np $np)" "$pat"
+    local r
+    for r in $(seq 0 $((np - 1))); do
+        [ -s "$WORK/rc.$r" ] && [ "$(cat "$WORK/rc.$r")" -ne 0 ]
+        lmf_check $? "$name (-np $np): rank $r exited with '$(cat "$WORK/rc.$r" 2>/dev/null)', want non-zero"
+    done
+}
+for np in 2 3; do
+    once "missing data on every rank" "$np" "error: rank 0 of $np: cannot open token file /nonexistent.bin" -- \
+        "${A[@]}" --data /nonexistent.bin --out "$WORK/o1"
+    last=$((np - 1))
+    # the last rank alone reads a missing file: its message, printed by rank 0
+    for r in $(seq 0 $((last - 1))); do cp "$d" "$WORK/a/train$r.bin"; done
+    rm -f "$WORK/a/train$last.bin"
+    once "missing data on rank $last" "$np" "error: rank $last of $np: cannot open token file $WORK/a/train$last.bin" -- \
+        "${A[@]}" --data "$WORK/a/trainRANK.bin" --out "$WORK/o2"
+    once "different options" "$np" "error: the ranks were started with different options: --seed: rank 0 has '0', rank 1 has '1'" -- \
+        "${A[@]}" --data "$d" --seed RANK --out "$WORK/o3"
+done
 
 # rank 0 cannot open metrics.jsonl once training starts (a link into a missing directory, which
 # is no run's evidence); rank 1 is already in step 1

@@ -98,6 +98,11 @@ lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
  * ranks that differ. */
 lmf_status lmf_comm_agree_values(lmf_comm *c, int n, const char *const *names,
                                  const char *const *values);
+/* 1 when the calling thread's current failure message (lmf_last_error) is one that
+ * lmf_comm_agree or lmf_comm_agree_values of a job of several ranks gave every rank alike, so
+ * that one rank printing it is enough; 0 for any other message (a rank's own failure, a
+ * message changed since). */
+int lmf_comm_failure_agreed(void);
 
 /* ---- blocking collectives ---- */
 

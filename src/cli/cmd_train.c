@@ -224,6 +224,16 @@ static int fail_rt(const char *what) {
     return 1;
 }
 
+/* A start-up failure the ranks agreed on (lmf_comm_agree: one rank's error, or options that
+ * differ) is the same message on every rank: rank 0 prints it, the others exit non-zero
+ * without a word, a moment later, so that a launcher that ends the job at the first failed
+ * rank (mpirun) does not stop rank 0 before its line is out. */
+static int fail_start(void) {
+    if (!lmf_comm_failure_agreed() || lmf_comm_launcher_rank() == 0) return fail_rt("");
+    usleep(300 * 1000);
+    return 1;
+}
+
 static void print_start(const train_cli *c, lmf_trainer *t) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int start = lmf_trainer_next_step(t);
@@ -327,7 +337,7 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     }
 
     lmf_trainer *t = NULL;
-    if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_rt("");
+    if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_start();
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int rank = lmf_trainer_rank(t);
     if (dir && lmf_run_dir_adopt(dir, lmf_trainer_run_id(t)) != LMF_OK) {
