@@ -89,7 +89,9 @@ void lmf_comm_note_signal_deferred(int sig);
  * a file, allocating). LMF_OK on every rank when all succeeded; otherwise every rank returns
  * the status and message of the lowest failing rank, prefixed "rank R of N: ", so that one
  * rank's failure stops all of them at the same place with its own message instead of leaving
- * the others waiting in the next collective. A single rank gets `local` back. */
+ * the others waiting in the next collective. A failure an earlier agreement gave every rank
+ * keeps its message (which names the rank that failed) instead of gaining a second prefix. A
+ * single rank gets `local` back. */
 lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
 /* Collective: the ranks compare n (1..63) values that must be equal on every rank (the options
  * of a run; names[i] such as "--lr", values[i] as text; the same names in the same order on

@@ -234,6 +234,15 @@ static int fail_start(void) {
     return 1;
 }
 
+/* Rank 0 failed (its message printed) after the trainer was made: the other ranks are on
+ * their way into the first step's collectives, which rank 0 will never reach, and its own
+ * MPI_Finalize would wait for them; end the job now (returns with a single rank). */
+static int stop_job(lmf_trainer *t) {
+    lmf_trainer_abort(t, NULL);
+    lmf_trainer_free(t);
+    return 1;
+}
+
 static void print_start(const train_cli *c, lmf_trainer *t) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int start = lmf_trainer_next_step(t);
@@ -341,8 +350,8 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int rank = lmf_trainer_rank(t);
     if (dir && lmf_run_dir_adopt(dir, lmf_trainer_run_id(t)) != LMF_OK) {
-        lmf_trainer_free(t);
-        return fail_rt("");
+        fail_rt("");
+        return stop_job(t);
     }
     if (rank != 0) c->quiet = 1;
     c->t = t;
@@ -350,10 +359,8 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     if (!c->quiet) print_start(c, t);
     lmf_server *srv = NULL; /* reads the run directory in its own threads; the steps never wait */
     if (rank == 0 && c->serve_port >= 0 &&
-        !(srv = lmf_cli_serve_start("train", o->out_dir, c->serve_port))) {
-        lmf_trainer_free(t);
-        return 1;
-    }
+        !(srv = lmf_cli_serve_start("train", o->out_dir, c->serve_port)))
+        return stop_job(t);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */

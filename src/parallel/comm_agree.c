@@ -33,11 +33,13 @@ lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local) {
     if (first >= world) return LMF_OK;
     struct {
         int64_t code;
+        int64_t named; /* the message already names its rank (an earlier agreement's) */
         char msg[AGREE_MSG_CAP];
     } m;
     memset(&m, 0, sizeof m);
     if (rank == first) {
         m.code = local;
+        m.named = lmf_comm_failure_agreed();
         snprintf(m.msg, sizeof m.msg, "%s", lmf_last_error());
     }
     if (lmf_comm_broadcast(c, &m, sizeof m, (int)first) != LMF_OK)
@@ -46,6 +48,7 @@ lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local) {
     m.msg[AGREE_MSG_CAP - 1] = '\0';
     lmf_status code = m.code > LMF_OK && m.code <= LMF_ERR_INTERRUPTED ? (lmf_status)m.code
                                                                         : LMF_ERR_STATE;
+    if (m.named) return agreed(lmf_fail(code, "%s", m.msg));
     return agreed(lmf_fail(code, "rank %d of %d: %s", (int)first, world, m.msg));
 }
 
