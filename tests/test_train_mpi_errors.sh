@@ -4,7 +4,8 @@
 # or data are refused with the options and ranks named, such a start-up failure is printed
 # once however many ranks (2, 3) and every rank exits non-zero, rank 0 failing alone before
 # the first step (its dashboard's port taken) ends the job at once, a checkpoint write failing
-# on rank 1, on a read-only or full disk is reported with the failing rank named, and a rank failing after the start
+# on rank 1, on a read-only or full disk is reported with the failing rank named, a text
+# --prompt without a tokenizer is refused before the training, and a rank failing after the start
 # stops the job at once instead of leaving the others waiting for --comm-timeout (300 s); a
 # graceful SIGTERM to every rank stops them without a word about another rank failing; a rank
 # stopped by SIGSTOP is the one named when the others time out.
@@ -144,6 +145,17 @@ if mount -t tmpfs -o size=1m,ro tmpfs "$mnt/ro" 2>/dev/null; then
 else
     echo "read-only and full disk cases skipped (mounting a tmpfs is not permitted here)"
 fi
+
+# a text prompt for the final sample, and the run (on --data) has no tokenizer: refused before
+# the training instead of after it, once, and nothing is left behind
+out=$(timeout 60 "${MPIRUN[@]}" -np 2 "$LMF" "${A[@]}" --prompt hello --sample-tokens 5 \
+      --data "$d" --out "$WORK/p1" 2>&1)
+rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; lmf_check $? "text prompt: exit code $rc: $out"
+want "text prompt" "error: --prompt is text but $WORK/p1 has no tokenizer to encode it"
+n=$(echo "$out" | grep -c "lmforge train: error"); [ "$n" -eq 1 ]
+lmf_check $? "text prompt: $n error lines, want 1: $out"
+[ ! -e "$WORK/p1" ]; lmf_check $? "text prompt: the run started: $(ls "$WORK/p1" 2>/dev/null)"
 
 # rank 0 cannot open metrics.jsonl once training starts (a link into a missing directory, which
 # is no run's evidence); rank 1 is already in step 1

@@ -345,6 +345,22 @@ static int train(train_cli *c, lmf_run_dir *dir) {
         if (!c->o.init_dir && c->vocab_size == 0) c->o.cfg.vocab_size = vocab;
     }
 
+    /* a text prompt for the final sample needs the run directory's tokenizer: refused now,
+     * not after the training (rank 0 samples) */
+    if (lmf_comm_launcher_rank() == 0 && c->sample_tokens > 0 && c->prompt &&
+        c->prompt[strspn(c->prompt, "0123456789 \t\n")] != '\0') {
+        lmf_tokenizer *tok = NULL;
+        if (lmf_model_find_tokenizer(c->o.out_dir, &tok) != LMF_OK) return fail_rt("");
+        int none = tok == NULL;
+        lmf_tok_free(tok);
+        if (none) {
+            lmf_cli_error("train", "--prompt is text but %s has no tokenizer to encode it (the "
+                          "run trains on --data); give the prompt as token ids separated by "
+                          "spaces, or --sample-tokens 0", c->o.out_dir);
+            return 2;
+        }
+    }
+
     lmf_trainer *t = NULL;
     if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_start();
     const lmf_train_opts *o = lmf_trainer_opts(t);
