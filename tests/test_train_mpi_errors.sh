@@ -19,7 +19,7 @@ if [ ! -x "$(dirname "$LMF")/mpi_comm_check" ] || ! command -v mpirun >/dev/null
     exit 77
 fi
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
+trap 'umount "$WORK/mnt/ro" "$WORK/mnt/full" 2>/dev/null; rm -rf "$WORK" "$lmf_san_dir"' EXIT
 
 for i in $(seq 1 3000); do echo "line $i of some text to make tokens from, with words"; done >"$WORK/a.txt"
 for i in $(seq 1 3000); do echo "another line $i, of other text to make tokens from"; done >"$WORK/b.txt"
