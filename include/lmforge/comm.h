@@ -89,7 +89,9 @@ void lmf_comm_note_signal_deferred(int sig);
  * a file, allocating). LMF_OK on every rank when all succeeded; otherwise every rank returns
  * the status and message of the lowest failing rank, prefixed "rank R of N: ", so that one
  * rank's failure stops all of them at the same place with its own message instead of leaving
- * the others waiting in the next collective. A single rank gets `local` back. */
+ * the others waiting in the next collective. A failure an earlier agreement gave every rank
+ * keeps its message (which names the rank that failed) instead of gaining a second prefix. A
+ * single rank gets `local` back. */
 lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
 /* Collective: the ranks compare n (1..63) values that must be equal on every rank (the options
  * of a run; names[i] such as "--lr", values[i] as text; the same names in the same order on
@@ -98,6 +100,11 @@ lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local);
  * ranks that differ. */
 lmf_status lmf_comm_agree_values(lmf_comm *c, int n, const char *const *names,
                                  const char *const *values);
+/* 1 when the calling thread's current failure message (lmf_last_error) is one that
+ * lmf_comm_agree or lmf_comm_agree_values of a job of several ranks gave every rank alike, so
+ * that one rank printing it is enough; 0 for any other message (a rank's own failure, a
+ * message changed since). */
+int lmf_comm_failure_agreed(void);
 
 /* ---- blocking collectives ---- */
 

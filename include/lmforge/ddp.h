@@ -125,6 +125,23 @@ void lmf_ddp_memory_used(const lmf_ddp *d, lmf_ddp_memory *out);
  * (fp32 weights, grads and AdamW m, v; buffers 0). */
 void lmf_ddp_memory_theory(size_t n, int world, int zero_stage, lmf_ddp_memory *out);
 
+/* The engine's buffers besides the weights and gradients, in floats each. */
+typedef struct lmf_ddp_buffers {
+    int n_slots;       /* gradient staging slots (stages 2/3; each bucket's reduce-scatter runs
+                        * in place in one): 0, or 1 + up to 2 */
+    size_t slot[3];    /* [0] block 0's bucket; [1], [2] the largest other bucket */
+    int n_gathers;     /* weight-gather buffers (stage 3): 0 or 3 */
+    size_t gather[3];  /* [0] block 0; [1], [2] the largest other block */
+    size_t bytes;      /* all of them together */
+} lmf_ddp_buffers;
+/* The buffers an engine over this layout holds at a ZeRO stage with this bucket size (0:
+ * LMF_DDP_DEFAULT_BUCKET_BYTES), at any world size: the engine sizes its own with the same
+ * computation, so out->bytes equals lmf_ddp_memory_used's buffers. Needs no model or ranks
+ * (a memory check before anything big is allocated). LMF_ERR_ARG for a stage outside 0..3,
+ * LMF_ERR_NOMEM. */
+lmf_status lmf_ddp_size_buffers(const lmf_param_layout *l, int zero_stage, size_t bucket_bytes,
+                                lmf_ddp_buffers *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -104,6 +104,10 @@ lmf_status lmf_model_detect(const char *path, lmf_model_format *fmt, char *load_
 /* Create a model from a Hugging Face directory, an lmforge model or run directory, or an llm.c
  * checkpoint, whichever path holds. */
 lmf_status lmf_model_load_any(const char *path, const lmf_kernels *k, lmf_gpt **out);
+/* The configuration of the model lmf_model_load_any would create from path, read without its
+ * weights (config.json, a checkpoint's verified config.json, an llm.c header): what a memory
+ * check needs before gigabytes are read. */
+lmf_status lmf_model_config_any(const char *path, lmf_gpt_config *cfg);
 
 /* The tokenizer that belongs to a model path (directory or llm.c file): DIR/tokenizer/,
  * DIR/tokenizer.json, DIR/encoder.json, DIR/vocab.json, then llm.c's gpt2_tokenizer.bin or

@@ -224,6 +224,25 @@ static int fail_rt(const char *what) {
     return 1;
 }
 
+/* A start-up failure the ranks agreed on (lmf_comm_agree: one rank's error, or options that
+ * differ) is the same message on every rank: rank 0 prints it, the others exit non-zero
+ * without a word, a moment later, so that a launcher that ends the job at the first failed
+ * rank (mpirun) does not stop rank 0 before its line is out. */
+static int fail_start(void) {
+    if (!lmf_comm_failure_agreed() || lmf_comm_launcher_rank() == 0) return fail_rt("");
+    usleep(300 * 1000);
+    return 1;
+}
+
+/* Rank 0 failed (its message printed) after the trainer was made: the other ranks are on
+ * their way into the first step's collectives, which rank 0 will never reach, and its own
+ * MPI_Finalize would wait for them; end the job now (returns with a single rank). */
+static int stop_job(lmf_trainer *t) {
+    lmf_trainer_abort(t, NULL);
+    lmf_trainer_free(t);
+    return 1;
+}
+
 static void print_start(const train_cli *c, lmf_trainer *t) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int start = lmf_trainer_next_step(t);
@@ -326,13 +345,29 @@ static int train(train_cli *c, lmf_run_dir *dir) {
         if (!c->o.init_dir && c->vocab_size == 0) c->o.cfg.vocab_size = vocab;
     }
 
+    /* a text prompt for the final sample needs the run directory's tokenizer: refused now,
+     * not after the training (rank 0 samples) */
+    if (lmf_comm_launcher_rank() == 0 && c->sample_tokens > 0 && c->prompt &&
+        c->prompt[strspn(c->prompt, "0123456789 \t\n")] != '\0') {
+        lmf_tokenizer *tok = NULL;
+        if (lmf_model_find_tokenizer(c->o.out_dir, &tok) != LMF_OK) return fail_rt("");
+        int none = tok == NULL;
+        lmf_tok_free(tok);
+        if (none) {
+            lmf_cli_error("train", "--prompt is text but %s has no tokenizer to encode it (the "
+                          "run trains on --data); give the prompt as token ids separated by "
+                          "spaces, or --sample-tokens 0", c->o.out_dir);
+            return 2;
+        }
+    }
+
     lmf_trainer *t = NULL;
-    if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_rt("");
+    if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_start();
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int rank = lmf_trainer_rank(t);
     if (dir && lmf_run_dir_adopt(dir, lmf_trainer_run_id(t)) != LMF_OK) {
-        lmf_trainer_free(t);
-        return fail_rt("");
+        fail_rt("");
+        return stop_job(t);
     }
     if (rank != 0) c->quiet = 1;
     c->t = t;
@@ -340,10 +375,8 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     if (!c->quiet) print_start(c, t);
     lmf_server *srv = NULL; /* reads the run directory in its own threads; the steps never wait */
     if (rank == 0 && c->serve_port >= 0 &&
-        !(srv = lmf_cli_serve_start("train", o->out_dir, c->serve_port))) {
-        lmf_trainer_free(t);
-        return 1;
-    }
+        !(srv = lmf_cli_serve_start("train", o->out_dir, c->serve_port)))
+        return stop_job(t);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write with EFBIG instead */

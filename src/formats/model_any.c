@@ -127,6 +127,37 @@ lmf_status lmf_model_load_any(const char *path, const lmf_kernels *k, lmf_gpt **
     return lmf_hf_load(load, k, out);
 }
 
+lmf_status lmf_model_config_any(const char *path, lmf_gpt_config *cfg) {
+    lmf_model_format fmt;
+    char load[4096], p[4096];
+    LMF_TRY(lmf_model_detect(path, &fmt, load, sizeof load));
+    if (fmt == LMF_MODEL_CKPT) {
+        lmf_ckpt_index ix;
+        LMF_TRY(lmf_ckpt_index_load(load, &ix));
+        lmf_status s = lmf_ckpt_read_config(load, &ix, cfg);
+        lmf_ckpt_index_free(&ix);
+        return s;
+    }
+    if (fmt == LMF_MODEL_LLMC) {
+        int fd;
+        LMF_TRY(lmf_open_regular(load, "llm.c checkpoint", &fd));
+        struct stat sb;
+        memset(&sb, 0, sizeof sb);
+        uint8_t hdr[LMF_LLMC_HEADER_BYTES];
+        lmf_status s = fstat(fd, &sb) == 0 ? LMF_OK
+                       : lmf_fail(LMF_ERR_IO, "%s: cannot stat: %s", load, strerror(errno));
+        size_t hlen = (uint64_t)sb.st_size < sizeof hdr ? (size_t)sb.st_size : sizeof hdr;
+        if (s == LMF_OK) s = lmf_pread_all(fd, hdr, hlen, 0, load);
+        close(fd);
+        lmf_llmc_header h;
+        if (s == LMF_OK) s = lmf_llmc_parse_header(hdr, hlen, (uint64_t)sb.st_size, load, &h);
+        if (s == LMF_OK) *cfg = h.cfg;
+        return s;
+    }
+    LMF_TRY(lmf_path_join(p, sizeof p, load, "config.json"));
+    return lmf_config_read(p, cfg);
+}
+
 /* 1 when path starts with the magic number of llm.c's tokenizer files */
 static int llmc_tokenizer_file(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -11,6 +11,19 @@
 #define AGREE_VALUE_CAP 160 /* characters of one value shown in a message */
 #define AGREE_RANKS_SHOWN 8 /* ranks listed per differing value before "and N more" */
 
+/* the failure message the calling thread's last agreement gave every rank ("" when none) */
+static _Thread_local char agreed_msg[AGREE_MSG_CAP + 64];
+
+/* record lmf_last_error() as the message every rank now holds; returns code */
+static lmf_status agreed(lmf_status code) {
+    snprintf(agreed_msg, sizeof agreed_msg, "%s", lmf_last_error());
+    return code;
+}
+
+int lmf_comm_failure_agreed(void) {
+    return agreed_msg[0] && strcmp(agreed_msg, lmf_last_error()) == 0;
+}
+
 lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local) {
     int rank = lmf_comm_rank(c), world = lmf_comm_size(c);
     if (world == 1) return local;
@@ -20,11 +33,13 @@ lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local) {
     if (first >= world) return LMF_OK;
     struct {
         int64_t code;
+        int64_t named; /* the message already names its rank (an earlier agreement's) */
         char msg[AGREE_MSG_CAP];
     } m;
     memset(&m, 0, sizeof m);
     if (rank == first) {
         m.code = local;
+        m.named = lmf_comm_failure_agreed();
         snprintf(m.msg, sizeof m.msg, "%s", lmf_last_error());
     }
     if (lmf_comm_broadcast(c, &m, sizeof m, (int)first) != LMF_OK)
@@ -33,7 +48,8 @@ lmf_status lmf_comm_agree(lmf_comm *c, lmf_status local) {
     m.msg[AGREE_MSG_CAP - 1] = '\0';
     lmf_status code = m.code > LMF_OK && m.code <= LMF_ERR_INTERRUPTED ? (lmf_status)m.code
                                                                         : LMF_ERR_STATE;
-    return lmf_fail(code, "rank %d of %d: %s", (int)first, world, m.msg);
+    if (m.named) return agreed(lmf_fail(code, "%s", m.msg));
+    return agreed(lmf_fail(code, "rank %d of %d: %s", (int)first, world, m.msg));
 }
 
 /* append printf text to buf[cap] at *len, truncating */
@@ -121,5 +137,5 @@ lmf_status lmf_comm_agree_values(lmf_comm *c, int n, const char *const *names,
     }
     add(msg, sizeof msg, &len, "; start every rank with the same options and data");
     free(mask), free(mine0), free(other);
-    return lmf_fail(LMF_ERR_ARG, "%s", msg);
+    return agreed(lmf_fail(LMF_ERR_ARG, "%s", msg));
 }

@@ -11,11 +11,11 @@ static size_t block_len(const lmf_param_layout *l, int b) {
     return l->block_offset[b + 1] - l->block_offset[b];
 }
 
-/* The model's gradient buckets (lmf_layout_buckets: blocks in backward order up to the target
- * size, never above 2^31-1 floats, block 0 alone), with this rank's part of each. */
-static lmf_status build_buckets(lmf_ddp *d) {
+/* The model's gradient buckets (lmf_ddp_group_buckets: blocks in backward order up to the
+ * target size, never above 2^31-1 floats, block 0 alone), with this rank's part of each, and
+ * the sizes of the staging and gather buffers for them (lmf_ddp_buffer_caps) into *caps. */
+static lmf_status build_buckets(lmf_ddp *d, lmf_ddp_buffers *caps) {
     const lmf_param_layout *l = d->layout;
-    size_t target = d->cfg.bucket_bytes / sizeof(float);
     d->buckets = calloc((size_t)d->n_blocks, sizeof *d->buckets);
     d->block_bucket = calloc((size_t)d->n_blocks, sizeof *d->block_bucket);
     int *lo = calloc((size_t)d->n_blocks, sizeof *lo), *hi = calloc((size_t)d->n_blocks, sizeof *hi);
@@ -24,7 +24,8 @@ static lmf_status build_buckets(lmf_ddp *d) {
         free(hi);
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate buckets");
     }
-    d->n_buckets = lmf_layout_buckets(l, target, (size_t)INT_MAX, lo, hi);
+    d->n_buckets = lmf_ddp_group_buckets(l, d->cfg.bucket_bytes, lo, hi);
+    lmf_ddp_buffer_caps(l, d->stage, d->n_buckets, lo, hi, caps);
     for (int i = 0; i < d->n_buckets; i++) {
         ddp_bucket *k = &d->buckets[i];
         k->blk_lo = lo[i];
@@ -48,23 +49,12 @@ static lmf_status build_buckets(lmf_ddp *d) {
 
 static float *alloc_floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-/* Stages 2/3: staging slots (block 0's bucket, and two for the rest). */
-static lmf_status build_slots(lmf_ddp *d) {
-    size_t cap = 0;
-    for (int i = 0; i < d->n_buckets; i++) {
-        ddp_bucket *k = &d->buckets[i];
-        if (k->blk_lo == 0) continue;
-        if (lmf_range_len(k->range) > cap) cap = lmf_range_len(k->range);
-    }
-    ddp_bucket *b0 = &d->buckets[d->block_bucket[0]];
-    d->slots[0].cap = lmf_range_len(b0->range);
-    /* two slots let one bucket fill while the previous one is reduced; with a single bucket
-     * besides block 0's, one is enough */
-    int others = d->n_buckets - 1;
-    d->n_slots = 1 + (others < DDP_MAX_SLOTS - 1 ? others : DDP_MAX_SLOTS - 1);
-    for (int s = 1; s < d->n_slots; s++) d->slots[s].cap = cap;
+/* Stages 2/3: staging slots (block 0's bucket, and up to two for the rest). */
+static lmf_status build_slots(lmf_ddp *d, const lmf_ddp_buffers *caps) {
+    d->n_slots = caps->n_slots;
     for (int s = 0; s < DDP_MAX_SLOTS; s++) d->slots[s].bucket = -1;
     for (int s = 0; s < d->n_slots; s++) {
+        d->slots[s].cap = caps->slot[s];
         d->slots[s].send = alloc_floats(d->slots[s].cap);
         if (!d->slots[s].send)
             return lmf_fail(LMF_ERR_NOMEM, "cannot allocate gradient staging (%.1f MB)",
@@ -74,19 +64,16 @@ static lmf_status build_slots(lmf_ddp *d) {
 }
 
 /* Stage 3: per-block gather counts and the gather buffers. */
-static lmf_status build_gathers(lmf_ddp *d) {
+static lmf_status build_gathers(lmf_ddp *d, const lmf_ddp_buffers *caps) {
     const lmf_param_layout *l = d->layout;
     d->block_counts = calloc((size_t)d->n_blocks * (size_t)d->world, sizeof(size_t));
     if (!d->block_counts) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate gather counts");
-    size_t cap = 0;
     for (int b = 0; b < d->n_blocks; b++) {
         lmf_range r = {l->block_offset[b], l->block_offset[b + 1]};
         lmf_partition_counts(d->n, d->world, r, d->block_counts + (size_t)b * (size_t)d->world);
-        if (b > 0 && lmf_range_len(r) > cap) cap = lmf_range_len(r);
     }
-    d->gbufs[0].cap = block_len(l, 0);
-    d->gbufs[1].cap = d->gbufs[2].cap = cap;
     for (int g = 0; g < DDP_N_GBUFS; g++) {
+        d->gbufs[g].cap = caps->gather[g];
         d->gbufs[g].block = -1;
         d->gbufs[g].data = alloc_floats(d->gbufs[g].cap);
         if (!d->gbufs[g].data)
@@ -105,17 +92,18 @@ static lmf_status ddp_setup(lmf_ddp *d, float *params) {
                             block_len(l, b));
     d->tmp_counts = calloc((size_t)d->world, sizeof(size_t));
     if (!d->tmp_counts) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the engine");
-    LMF_TRY(build_buckets(d));
+    lmf_ddp_buffers caps;
+    LMF_TRY(build_buckets(d, &caps));
     size_t shard = lmf_range_len(d->shard);
     d->grads = alloc_floats(d->stage >= 2 ? shard : d->n);
     if (!d->grads)
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the gradients (%.1f MB)",
                         (double)(d->stage >= 2 ? shard : d->n) * 4 / 1e6);
-    if (d->stage >= 2) LMF_TRY(build_slots(d));
+    if (d->stage >= 2) LMF_TRY(build_slots(d, &caps));
     /* every rank starts from rank 0's weights */
     LMF_TRY(lmf_comm_broadcast(d->comm, params, d->n * sizeof(float), 0));
     if (d->stage == 3) {
-        LMF_TRY(build_gathers(d));
+        LMF_TRY(build_gathers(d, &caps));
         d->pshard = alloc_floats(shard);
         if (!d->pshard) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weight shard");
         if (shard) memcpy(d->pshard, params + d->shard.begin, shard * sizeof(float));

@@ -66,6 +66,16 @@ struct lmf_ddp {
     lmf_status err;        /* first failure inside a hook, returned by the next step */
 };
 
+_Static_assert(DDP_MAX_SLOTS <= 3 && DDP_N_GBUFS <= 3, "lmf_ddp_buffers holds 3 of each");
+
+/* ddp_sizes.c: the model's gradient buckets for this bucket size (0: the default), as
+ * lmf_layout_buckets groups them with at most 2^31-1 floats each (one collective); lo and hi
+ * have room for l->n_blocks entries; returns their number */
+int lmf_ddp_group_buckets(const lmf_param_layout *l, size_t bucket_bytes, int *lo, int *hi);
+/* ddp_sizes.c: the staging slots and gather buffers for these buckets at a stage */
+void lmf_ddp_buffer_caps(const lmf_param_layout *l, int zero_stage, int n_buckets,
+                         const int *lo, const int *hi, lmf_ddp_buffers *out);
+
 /* ddp_grads.c */
 float *lmf_ddp_grads_block(lmf_ddp *d, int b);
 void lmf_ddp_grads_ready(lmf_ddp *d, int b);

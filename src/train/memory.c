@@ -12,16 +12,37 @@
 #include <string.h>
 
 typedef struct mem_estimate {
-    double weights, grads, optim, activations, checkpoint, total;
+    double weights, grads, optim, activations, buffers, checkpoint, total;
 } mem_estimate;
+
+/* the data-parallel engine's staging and gather buffers at stages 0..3, as it will size them
+ * (lmf_ddp_size_buffers over the model's layout; the same at every world size) */
+typedef struct engine_buffers {
+    double bytes[4];
+} engine_buffers;
+
+static lmf_status size_engine_buffers(const lmf_gpt_config *cfg, engine_buffers *out) {
+    lmf_param_layout l;
+    LMF_TRY(lmf_layout_build(cfg, &l));
+    lmf_status s = LMF_OK;
+    for (int zero = 0; zero <= 3 && s == LMF_OK; zero++) {
+        lmf_ddp_buffers b;
+        s = lmf_ddp_size_buffers(&l, zero, 0, &b); /* the trainer's engine: default buckets */
+        out->bytes[zero] = (double)b.bytes;
+    }
+    lmf_layout_free(&l);
+    return s;
+}
 
 /* Bytes per rank: the full weights exist on every rank while the model is made (and, with
  * ZeRO-3, again when the run gathers them at the end) besides the rank's part of the weights,
  * gradients and AdamW moments (lmf_ddp_memory_theory); the activations of one micro-batch
- * (lmf_gpt_activation_floats); and the copy a checkpoint takes of the rank's weights and
- * moments while it is written in the background. */
-static mem_estimate estimate(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
-                             lmf_recompute rc, int world, int zero) {
+ * (lmf_gpt_activation_floats); the engine's gradient staging (reduce-scatter) and weight-gather
+ * buffers; and the copy a checkpoint takes of the rank's weights and moments while it is
+ * written in the background. */
+static mem_estimate estimate(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                             const engine_buffers *eb, int B, int T, lmf_recompute rc, int world,
+                             int zero) {
     mem_estimate e;
     size_t n = (size_t)lmf_config_num_params(cfg);
     lmf_ddp_memory th;
@@ -32,8 +53,9 @@ static mem_estimate estimate(const lmf_gpt_config *cfg, const lmf_kernels *k, in
     e.optim = (double)th.optim;
     e.activations = 4.0 * (double)lmf_gpt_activation_floats(cfg, k, B, T,
                                                              LMF_RESERVE_TRAIN_HOOKED, rc);
+    e.buffers = eb->bytes[zero];
     e.checkpoint = 3.0 * part;
-    e.total = e.weights + e.grads + e.optim + e.activations + e.checkpoint;
+    e.total = e.weights + e.grads + e.optim + e.activations + e.buffers + e.checkpoint;
     return e;
 }
 
@@ -55,26 +77,28 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
     int here = lmf_comm_launcher_local_size();
     if (here < 1) here = 1;
     double per_rank = (double)room / here;
-    mem_estimate e = estimate(cfg, k, o->batch, o->seq, o->recompute, world, o->zero_stage);
+    engine_buffers eb;
+    LMF_TRY(size_engine_buffers(cfg, &eb));
+    mem_estimate e = estimate(cfg, k, &eb, o->batch, o->seq, o->recompute, world, o->zero_stage);
     if (e.total <= per_rank) return LMF_OK;
 
     char fix[1024] = "";
     size_t len = 0;
 #define FIX(...) (len += (size_t)snprintf(fix + len, len < sizeof fix ? sizeof fix - len : 0, __VA_ARGS__))
     if (o->zero_stage < 3 && world > 1 &&
-        estimate(cfg, k, o->batch, o->seq, o->recompute, world, 3).total <= per_rank)
+        estimate(cfg, k, &eb, o->batch, o->seq, o->recompute, world, 3).total <= per_rank)
         FIX("%s--zero 3", len ? ", " : "");
     if (o->recompute != LMF_RECOMPUTE_FULL &&
-        estimate(cfg, k, o->batch, o->seq, LMF_RECOMPUTE_FULL, world, o->zero_stage).total <= per_rank)
+        estimate(cfg, k, &eb, o->batch, o->seq, LMF_RECOMPUTE_FULL, world, o->zero_stage).total <= per_rank)
         FIX("%s--recompute full", len ? ", " : "");
     for (int b = o->batch / 2; b >= 1; b /= 2)
-        if (estimate(cfg, k, b, o->seq, o->recompute, world, o->zero_stage).total <= per_rank) {
+        if (estimate(cfg, k, &eb, b, o->seq, o->recompute, world, o->zero_stage).total <= per_rank) {
             FIX("%s--batch %d (with --grad-accum or --global-batch to keep the tokens per step)",
                 len ? ", " : "", b);
             break;
         }
     for (int w = world * 2; w <= (1 << 20); w *= 2)
-        if (estimate(cfg, k, o->batch, o->seq, o->recompute, w, 3).total <= per_rank) {
+        if (estimate(cfg, k, &eb, o->batch, o->seq, o->recompute, w, 3).total <= per_rank) {
             FIX("%s%d ranks or more with --zero 3 (%d per machine on more machines)",
                 len ? ", " : "", w, here);
             break;
@@ -83,20 +107,21 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
     double np = (double)lmf_config_num_params(cfg);
     int all = 0; /* ranks that fit with every saving at once */
     for (int w = world; !fix[0] && !all && w <= (1 << 20); w *= 2)
-        if (estimate(cfg, k, 1, o->seq, LMF_RECOMPUTE_FULL, w, 3).total <= per_rank) all = w;
+        if (estimate(cfg, k, &eb, 1, o->seq, LMF_RECOMPUTE_FULL, w, 3).total <= per_rank) all = w;
     if (!fix[0] && all)
         snprintf(fix, sizeof fix, "--zero 3 --recompute full --batch 1 over %d ranks or more "
                  "(%d per machine)", all, here);
     else if (!fix[0])
-        snprintf(fix, sizeof fix, "nothing: the weights alone (%s, made whole on every rank) "
-                 "and one sequence's activations exceed it; choose a smaller model",
-                 size_text(estimate(cfg, k, 1, o->seq, LMF_RECOMPUTE_FULL, 1 << 20, 3).total));
+        snprintf(fix, sizeof fix, "nothing: the weights alone (made whole on every rank), "
+                 "one sequence's activations and the engine's buffers (%s) exceed it; choose a "
+                 "smaller model",
+                 size_text(estimate(cfg, k, &eb, 1, o->seq, LMF_RECOMPUTE_FULL, 1 << 20, 3).total));
     return lmf_fail(LMF_ERR_NOMEM,
                     "the run needs about %s per rank (%.2f%s parameters: weights %s, gradients "
-                    "%s, AdamW moments %s, activations %s, checkpoint copy %s) but this process "
-                    "can have %s (%s%s); what would fit: %s",
+                    "%s, AdamW moments %s, activations %s, data-parallel buffers %s, checkpoint "
+                    "copy %s) but this process can have %s (%s%s); what would fit: %s",
                     size_text(e.total), np >= 1e9 ? np / 1e9 : np / 1e6, np >= 1e9 ? "B" : "M",
                     size_text(e.weights), size_text(e.grads), size_text(e.optim),
-                    size_text(e.activations), size_text(e.checkpoint), size_text(per_rank), what,
+                    size_text(e.activations), size_text(e.buffers), size_text(e.checkpoint), size_text(per_rank), what,
                     here > 1 ? ", shared by the ranks of this machine" : "", fix);
 }

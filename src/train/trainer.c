@@ -142,10 +142,12 @@ static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
         LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
         return lmf_gpt_create(&o->cfg, t->k, &t->model);
     }
-    if (o->init_dir) { /* the shape comes with the weights; the rest is allocated after */
+    if (o->init_dir) { /* the shape comes with the weights, checked before they are read */
+        LMF_TRY(lmf_model_config_any(o->init_dir, &o->cfg));
+        LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
         LMF_TRY(lmf_model_load_any(o->init_dir, t->k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
-        return lmf_train_check_memory(o, &o->cfg, t->k, t->world);
+        return LMF_OK;
     }
     LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
     LMF_TRY(lmf_gpt_create(&o->cfg, t->k, &t->model));
