@@ -65,6 +65,20 @@ cmp -s "$WORK/hf/model.safetensors" "$WORK/hf2/model.safetensors" && \
 grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
   grep -q 'lm_head.weight' "$WORK/hf/model.safetensors" \
   && pass "the export has Hugging Face Llama names" || fail "export names"
+# split into files of at most 20 kB of tensors, read back, and joined again: the same bytes
+"$LMF" convert "$WORK/hf" --to hf --max-shard-size 20KB --out "$WORK/hf_split" --quiet || fail "convert split"
+n_split=$(ls "$WORK/hf_split" | grep -c '^model-[0-9]\{5\}-of-[0-9]\{5\}\.safetensors$')
+[ "$n_split" -ge 2 ] && [ ! -e "$WORK/hf_split/model.safetensors" ] \
+  && grep -q '"total_size"' "$WORK/hf_split/model.safetensors.index.json" \
+  && pass "--max-shard-size 20KB splits the weights into $n_split files and an index" \
+  || fail "split export: $(ls "$WORK/hf_split")"
+"$LMF" convert "$WORK/hf_split" --to hf --out "$WORK/hf_joined" --quiet && \
+  cmp -s "$WORK/hf/model.safetensors" "$WORK/hf_joined/model.safetensors" \
+  && pass "split weights read back and joined give the same model.safetensors" || fail "split round trip"
+expect_error "a bad --max-shard-size is refused" 2 "max-shard-size must be a positive size" -- \
+  "$LMF" convert "$WORK/hf" --to hf --max-shard-size 5XB --out "$WORK/bad_split"
+expect_error "--max-shard-size with onnx is refused" 2 "max-shard-size applies to --to hf" -- \
+  "$LMF" convert "$WORK/hf" --to onnx --max-shard-size 5GB --out "$WORK/bad_split"
 expect_error "llama to llm.c is refused" 1 "llm.c checkpoints hold GPT-2 models" -- \
   "$LMF" convert "$WORK/hf" --to llmc --out "$WORK/x.bin"
 "$LMF" convert "$WORK/hf" --to onnx --kv-cache --out "$WORK/x-onnx" --quiet && [ -s "$WORK/x-onnx/model.onnx" ] \

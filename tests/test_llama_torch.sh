@@ -76,6 +76,18 @@ sys.exit(0 if kinds == {want} and abs(a - b) <= 1e-5 * abs(b) + 1e-6 else 1)
 PY
   then pass "$dt export: $dt tensors, the loss equals PyTorch's on them"; else fail "$dt export"; fi
 done
+# split weights (model-0000k-of-0000N.safetensors and the index): PyTorch reads them through
+# the index and gets the loss of the single file
+"$LMF" convert "$WORK/hf" --to hf --max-shard-size 30KB --out "$WORK/hf_split" --quiet || fail "convert split"
+"$PY" "$here/lib/llama_torch.py" "$WORK/hf_split" "$WORK/tok.bin" 32 >"$WORK/torch_split.json" || fail "PyTorch split"
+if [ ! -e "$WORK/hf_split/model.safetensors" ] && "$PY" - "$WORK/torch_split.json" "$WORK/torch.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))["loss"]
+b = json.load(open(sys.argv[2]))["loss"]
+print("split: PyTorch loss %.7f, single file %.7f" % (a, b))
+sys.exit(0 if a == b else 1)
+PY
+then pass "PyTorch reads the split export through its index: the same loss"; else fail "split export in PyTorch"; fi
 [ -s "$WORK/hf_bf16/generation_config.json" ] && pass "the export has generation_config.json" \
   || fail "no generation_config.json"
 

@@ -106,6 +106,26 @@ else
   echo "SKIP: GPT-2 checks (no \$LMF_SHARED_DIR/gpt2)"
 fi
 
+# Llama 3's post-processor template (a small Llama 3.1-shaped tokenizer.json written by
+# test_tok_llama3; the ids are derived by hand there): encode puts <|begin_of_text|> (264) in
+# front of the input, as transformers' tokenizer(text) does; --no-template leaves it out
+L3FIX="${LMF_BUILD_DIR:-$(dirname "$LMF")}/test_tok_llama3"
+if [ -x "$L3FIX" ] && "$L3FIX" --write-fixture "$WORK/llama31.json"; then
+  got=$(printf 'Hello world!' | "$LMF" tokenizer encode --tokenizer "$WORK/llama31.json")
+  [ "$got" = "264 258 111 263 33" ] && pass "encode adds Llama 3's <|begin_of_text|>" || fail "encode with template: '$got'"
+  got=$(printf 'Hello world!' | "$LMF" tokenizer encode --tokenizer "$WORK/llama31.json" --no-template)
+  [ "$got" = "258 111 263 33" ] && pass "--no-template: the text's ids alone" || fail "--no-template: '$got'"
+  got=$(printf 'Hello world!' | "$LMF" tokenizer encode --binary --tokenizer "$WORK/llama31.json" | od -An -tu4 | tr -s ' \n' ' ')
+  [ "$got" = " 264 258 111 263 33 " ] && pass "--binary has the template too" || fail "binary with template: '$got'"
+  got=$(printf '<|python_tag|>Hello<|eom_id|>' | "$LMF" tokenizer encode --allow-special --tokenizer "$WORK/llama31.json")
+  [ "$got" = "264 274 258 111 272" ] && pass "Llama 3.1's renamed special tokens" || fail "3.1 specials: '$got'"
+  "$LMF" tokenizer info --tokenizer "$WORK/llama31.json" | grep -qx 'template <|begin_of_text|> TEXT' \
+    && pass "info shows the template" || fail "info template"
+  "$LMF" tokenizer info --tokenizer "$tok" | grep -qx 'template TEXT' && pass "info: no template" || fail "info no template"
+else
+  fail "$L3FIX --write-fixture failed (it is built with the tests)"
+fi
+
 # errors: one line, exit 2 for usage, 1 for run-time failures
 expect_error "no subcommand" 2 "missing subcommand" -- "$LMF" tokenizer
 expect_error "unknown subcommand" 2 "unknown subcommand 'frob'" -- "$LMF" tokenizer frob

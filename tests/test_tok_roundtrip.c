@@ -234,11 +234,45 @@ static void test_bpe_methods_agree(void **state) {
     }
 }
 
+/* Encoding a piece the word cache has seen gives BPE's ids: letter words of 2..24 bytes (one
+ * pre-token each; up to a dozen ids, past what a cache entry holds) and runs of 2..24 NUL bytes
+ * (zero padding must not make them equal), each encoded twice (the second from the cache) after
+ * all the others, against the merge loop alone. */
+static void test_word_cache_agrees(void **state) {
+    (void)state;
+    const lmf_tokenizer *toks[2] = {g_trained, g_gpt2};
+    for (int ti = 0; ti < 2; ti++) {
+        const lmf_tokenizer *t = toks[ti];
+        if (!t) continue;
+        lmf_tok_ctx *c = lmf_tok_ctx_create(); /* BPE's own; the encoder takes the pool's (the
+                                                 * same one every call, on one thread) */
+        assert_non_null(c);
+        enum { N = 600 };
+        static uint8_t words[N][24];
+        size_t lens[N];
+        for (int k = 0; k < N; k++) {
+            lens[k] = 2 + (size_t)k % 23;
+            for (size_t i = 0; i < lens[k]; i++)
+                words[k][i] = k < 46 ? 0 : (uint8_t)"etaoinshrdluETAOINSHRDLUxqzjkv"[rnd() % 30];
+        }
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < N; k++) {
+                uint32_t want[32], got[32];
+                size_t nw = lmf_tok_bpe_word(t, c, words[k], lens[k], want, LMF_TOK_BPE_ARRAY), ng = 0;
+                assert_int_equal(lmf_tok_encode(t, (const char *)words[k], lens[k], 0, got, 32, &ng), LMF_OK);
+                if (ng != nw || memcmp(got, want, nw * sizeof *got) != 0)
+                    fail_msg("pass %d, word %d (%zu bytes): %zu ids from the encoder, %zu from BPE",
+                             pass, k, lens[k], ng, nw);
+            }
+        lmf_tok_ctx_free(c);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_bytes),     cmocka_unit_test(test_corpus_files),
         cmocka_unit_test(test_trained_reencode), cmocka_unit_test(test_split_points),
-        cmocka_unit_test(test_bpe_methods_agree),
+        cmocka_unit_test(test_bpe_methods_agree), cmocka_unit_test(test_word_cache_agrees),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

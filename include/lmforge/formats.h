@@ -71,8 +71,9 @@ lmf_status lmf_llmc_save(lmf_gpt *m, const char *path, int version);
 lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out);
 /* Load the weights of dir (single file or sharded) into m, whose configuration must match. */
 lmf_status lmf_hf_load_weights(lmf_gpt *m, const char *dir);
-/* Write dir/config.json (GPT2Config keys for transformers' GPT2LMHeadModel) and
- * dir/model.safetensors (fp32, __metadata__ {"format": "pt"}); eot: the end-of-text id for
+/* Write dir/config.json (GPT2Config keys for transformers' GPT2LMHeadModel, or LlamaConfig's) and
+ * dir/model.safetensors (fp32, __metadata__ {"format": "pt"}; split into shards past
+ * LMF_HF_MAX_SHARD_DEFAULT, see lmf_hf_save_with); eot: the end-of-text id for
  * bos/eos_token_id, or -1 for the last id. dir is created if missing. */
 lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot);
 /* Write only the weights to a safetensors file at path (Hugging Face names and shapes, fp32,
@@ -82,6 +83,27 @@ lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path);
  * even; LMF_ERR_ARG otherwise). A Llama model also gets generation_config.json (its bos and
  * eos token ids). */
 lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype);
+
+/* The largest weights file lmf_hf_save and lmf_hf_save_as write before splitting: 5 GB (10^9
+ * bytes), transformers' save_pretrained default max_shard_size. */
+#define LMF_HF_MAX_SHARD_DEFAULT 5000000000ull
+typedef struct lmf_hf_save_opts {
+    lmf_dtype dtype;            /* LMF_F32, LMF_BF16 or LMF_F16 */
+    uint64_t max_shard_bytes;   /* tensor bytes per weights file; 0 = LMF_HF_MAX_SHARD_DEFAULT */
+} lmf_hf_save_opts;
+/* lmf_hf_save_as, splitting the weights as transformers' save_pretrained does: tensors in the
+ * layout's order fill a file until the next would take it past max_shard_bytes of tensor data
+ * (a larger tensor gets a file of its own). One file is model.safetensors; more are
+ * model-00001-of-0000N.safetensors ... with model.safetensors.index.json ({"metadata":
+ * {"total_size": tensor bytes}, "weight_map": {name: file}}). All or nothing: every weights
+ * file is written and synced under a staging name (NAME.staged) first, and only when all are
+ * complete are they renamed into place and the index written (the index last: it commits a
+ * split save); a failure while writing (a full disk, an unwritable file) removes this save's
+ * files and leaves the directory's previous weights as they were. After the new weights are in
+ * place, the ones they replace (model.safetensors, an index, model-*-of-*.safetensors files
+ * not in the new index) are removed, so the directory holds one model. More than 99,999 files
+ * fail with LMF_ERR_ARG (give a larger max_shard_bytes). */
+lmf_status lmf_hf_save_with(lmf_gpt *m, const char *dir, int eot, const lmf_hf_save_opts *o);
 
 /* ---- any format ---- */
 typedef enum lmf_model_format {

@@ -40,7 +40,9 @@ lmf_tok_pattern lmf_tok_get_pattern(const lmf_tokenizer *t);
  * token, a tokenizer.json pipeline other than a byte-level BPE with GPT-2's or cl100k's
  * pattern). A tokenizer.json's pre_tokenizer is GPT-2's ByteLevel, or a Sequence of a Split
  * carrying cl100k's pattern (behavior Isolated) and ByteLevel without its own regex, as Llama
- * 3's is; its post_processor (which adds <|begin_of_text|> in Llama 3's) is not applied. */
+ * 3's is. Its post_processor may be ByteLevel, TemplateProcessing (Llama 3's adds
+ * <|begin_of_text|> in front of a text) or a Sequence of them: the template's tokens are what
+ * lmf_tok_template gives and lmf_tok_encode_template adds; lmf_tok_encode never adds them. */
 lmf_status lmf_tok_load(const char *path, lmf_tokenizer **out);
 void lmf_tok_free(lmf_tokenizer *t);
 
@@ -83,6 +85,17 @@ int lmf_tok_eot(const lmf_tokenizer *t);
  * only when allow_special is non-zero; otherwise they are plain text. */
 lmf_status lmf_tok_encode(const lmf_tokenizer *t, const char *text, size_t len, int allow_special,
                           uint32_t *ids, size_t cap, size_t *n_out);
+/* The special tokens a tokenizer.json's post-processor template puts around one text, as
+ * Hugging Face's tokenizer(text) does by default (add_special_tokens=True): prefix[n_prefix]
+ * before the text's ids, suffix[n_suffix] after. Both counts are 0 for a tokenizer without a
+ * template (GPT-2's, tiktoken files, trained ones). The arrays belong to t. */
+void lmf_tok_template(const lmf_tokenizer *t, const uint32_t **prefix, size_t *n_prefix,
+                      const uint32_t **suffix, size_t *n_suffix);
+/* lmf_tok_encode with the template's tokens around the text's ids: Llama 3's tokenizer.json
+ * gives <|begin_of_text|> then the text's ids. *n_out counts them all; LMF_ERR_ARG with the
+ * needed count when they do not fit in cap. */
+lmf_status lmf_tok_encode_template(const lmf_tokenizer *t, const char *text, size_t len,
+                                   int allow_special, uint32_t *ids, size_t cap, size_t *n_out);
 /* Decode ids into bytes out[cap]; *n_out gets the byte count (needed size if it does not fit,
  * with LMF_ERR_ARG). Ids out of range fail with LMF_ERR_ARG. */
 lmf_status lmf_tok_decode(const lmf_tokenizer *t, const uint32_t *ids, size_t n, char *out,

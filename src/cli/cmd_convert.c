@@ -1,7 +1,11 @@
 /* lmforge convert: move a model between lmforge, Hugging Face GPT-2 and llm.c files, or export
  * it as an ONNX graph. */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli/args.h"
@@ -38,8 +42,28 @@ static void save_tokenizer(const lmf_tokenizer *tok, const char *dir, int quiet)
         fprintf(stderr, "lmforge convert: note: tokenizer not written: %s\n", lmf_last_error());
 }
 
+/* A size as transformers' max_shard_size takes it: bytes, or digits and a unit (KB, MB, GB, TB:
+ * powers of 1000; KiB, MiB, GiB, TiB: powers of 1024; any case). 0 for anything else. */
+static uint64_t parse_size(const char *s) {
+    static const struct { const char *unit; uint64_t mul; } units[] = {
+        {"", 1}, {"B", 1}, {"KB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull},
+        {"TB", 1000000000000ull}, {"KIB", 1ull << 10}, {"MIB", 1ull << 20}, {"GIB", 1ull << 30},
+        {"TIB", 1ull << 40}};
+    if (!isdigit((unsigned char)s[0])) return 0;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v == 0) return 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        uint64_t r;
+        if (strcasecmp(end, units[i].unit) == 0)
+            return __builtin_mul_overflow((uint64_t)v, units[i].mul, &r) ? 0 : r;
+    }
+    return 0;
+}
+
 int lmf_cmd_convert(int argc, char **argv) {
-    const char *to = NULL, *out = NULL, *dtype = "fp32";
+    const char *to = NULL, *out = NULL, *dtype = "fp32", *max_shard = NULL;
     int quiet = 0, npos = 0, kv_cache = 0;
     int64_t external_above = (int64_t)LMF_ONNX_EXTERNAL_DEFAULT;
     const char *pos[1] = {NULL};
@@ -47,11 +71,12 @@ int lmf_cmd_convert(int argc, char **argv) {
         {"--to", LMF_OPT_STR, &to, "hf|llmc|lmforge|onnx", "output format: Hugging Face directory (GPT-2 or Llama), llm.c checkpoint file, lmforge model directory, ONNX graph directory", LMF_NOLIMIT, NULL},
         {"--out", LMF_OPT_STR, &out, "PATH", "output directory (hf, lmforge, onnx) or file (llmc)", LMF_NOLIMIT, NULL},
         {"--dtype", LMF_OPT_STR, &dtype, "fp32|bf16|fp16", "tensor type (default fp32); llm.c: fp32 (version 3) or bf16 (version 5); hf: fp32, bf16 or fp16; onnx: fp32 or fp16", LMF_NOLIMIT, NULL},
+        {"--max-shard-size", LMF_OPT_STR, &max_shard, "SIZE", "hf, lmforge: split the weights into model-0000k-of-0000N.safetensors files of at most SIZE bytes of tensors (e.g. 2GB, 500MiB, 1000000; default 5GB)", LMF_NOLIMIT, NULL},
         {"--kv-cache", LMF_OPT_FLAG, &kv_cache, NULL, "onnx: the decoder-with-past graph (past_key_values inputs, present outputs)", LMF_NOLIMIT, NULL},
         {"--external-above", LMF_OPT_I64, &external_above, "BYTES", "onnx: weights larger than this go to model.onnx.data (default 2000000000)", 0, 9.2e18, NULL},
         {"--quiet", LMF_OPT_FLAG, &quiet, NULL, "no summary line", LMF_NOLIMIT, NULL},
     };
-    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge|onnx --out PATH [--dtype fp32|bf16|fp16] [--kv-cache]\n\n"
+    int r = lmf_args_parse("convert", "INPUT --to hf|llmc|lmforge|onnx --out PATH [--dtype fp32|bf16|fp16] [--max-shard-size SIZE] [--kv-cache]\n\n"
                            "INPUT: a Hugging Face GPT-2 directory (config.json + model.safetensors or\n"
                            "a sharded index), an lmforge model or run directory, or an llm.c checkpoint\n"
                            "(.bin); its format is found from its content.",
@@ -87,6 +112,16 @@ int lmf_cmd_convert(int argc, char **argv) {
         lmf_cli_error("convert", "--dtype fp16: llm.c checkpoints are fp32 or bf16");
         return 2;
     }
+    uint64_t max_shard_bytes = LMF_HF_MAX_SHARD_DEFAULT;
+    if (max_shard && !to_hf && !to_lmf) {
+        lmf_cli_error("convert", "--max-shard-size applies to --to hf and --to lmforge");
+        return 2;
+    }
+    if (max_shard && !(max_shard_bytes = parse_size(max_shard))) {
+        lmf_cli_error("convert", "--max-shard-size must be a positive size such as 2GB, 500MiB or "
+                      "1000000 (bytes), got '%s'", max_shard);
+        return 2;
+    }
     lmf_dtype hf_dtype = bf16 ? LMF_BF16 : fp16 ? LMF_F16 : LMF_F32;
     struct stat sb;
     if (to_llmc && stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -114,10 +149,12 @@ int lmf_cmd_convert(int argc, char **argv) {
         s = lmf_onnx_export(m, out, &oo, &os);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_hf) {
-        s = lmf_hf_save_as(m, out, tok ? lmf_tok_eot(tok) : -1, hf_dtype);
+        lmf_hf_save_opts ho = {hf_dtype, max_shard_bytes};
+        s = lmf_hf_save_with(m, out, tok ? lmf_tok_eot(tok) : -1, &ho);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_lmf) {
-        s = lmf_hf_save(m, out, tok ? lmf_tok_eot(tok) : -1);
+        lmf_hf_save_opts ho = {LMF_F32, max_shard_bytes};
+        s = lmf_hf_save_with(m, out, tok ? lmf_tok_eot(tok) : -1, &ho);
         char tdir[4096];
         if (s == LMF_OK && lmf_path_join(tdir, sizeof tdir, out, "tokenizer") == LMF_OK)
             save_tokenizer(tok, tdir, quiet);

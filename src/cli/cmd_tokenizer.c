@@ -117,11 +117,12 @@ static int write_ids_binary(const uint32_t *ids, size_t n) {
 /* Encode stdin in blocks cut at safe points (the whole input at once with special tokens). */
 static int cmd_encode(int argc, char **argv) {
     const char *dir = NULL;
-    int binary = 0, allow = 0;
+    int binary = 0, allow = 0, no_template = 0;
     lmf_opt opts[] = {
         {"--tokenizer", LMF_OPT_STR, &dir, "DIR", "tokenizer directory, or tokenizer.json / encoder.json / a tiktoken file", LMF_NOLIMIT, NULL},
         {"--binary", LMF_OPT_FLAG, &binary, NULL, "write ids as uint32 little-endian (default: decimal text)", LMF_NOLIMIT, NULL},
         {"--allow-special", LMF_OPT_FLAG, &allow, NULL, "turn special-token strings into their ids", LMF_NOLIMIT, NULL},
+        {"--no-template", LMF_OPT_FLAG, &no_template, NULL, "the text's ids only, without the tokens a tokenizer.json's post-processor puts around them (Llama 3's <|begin_of_text|>)", LMF_NOLIMIT, NULL},
     };
     int r = lmf_args_parse("tokenizer encode", "--tokenizer DIR [options] < TEXT > IDS", opts,
                            (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
@@ -137,6 +138,15 @@ static int cmd_encode(int argc, char **argv) {
     uint32_t *ids = NULL;
     size_t ids_cap = 0;
     int first = 1, rc = 0, eof = 0;
+    /* the template's tokens around the whole input, as transformers' tokenizer(text) adds them */
+    const uint32_t *tpl_pre, *tpl_suf;
+    size_t n_pre, n_suf;
+    lmf_tok_template(t, &tpl_pre, &n_pre, &tpl_suf, &n_suf);
+    if (no_template) n_pre = n_suf = 0;
+    if (n_pre && (binary ? write_ids_binary(tpl_pre, n_pre) : write_ids_text(tpl_pre, n_pre, &first)) != 0) {
+        lmf_cli_error("tokenizer encode", "writing stdout: %s", strerror(errno));
+        rc = 1;
+    }
     while (buf && !eof && rc == 0) {
         if (cap - len < IO_BLOCK) {
             char *nb = realloc(buf, cap * 2);
@@ -179,6 +189,11 @@ static int cmd_encode(int argc, char **argv) {
     }
     if (rc == 0 && (!buf || (!eof && !ids))) {
         lmf_cli_error("tokenizer encode", "out of memory");
+        rc = 1;
+    }
+    if (rc == 0 && n_suf &&
+        (binary ? write_ids_binary(tpl_suf, n_suf) : write_ids_text(tpl_suf, n_suf, &first)) != 0) {
+        lmf_cli_error("tokenizer encode", "writing stdout: %s", strerror(errno));
         rc = 1;
     }
     if (rc == 0 && !binary && !first) putchar('\n');
@@ -336,6 +351,20 @@ static int cmd_info(int argc, char **argv) {
         const char *b = lmf_tok_token_bytes(t, (uint32_t)id, &n);
         if (lmf_tok_is_special(t, (uint32_t)id)) printf("  %d %.*s\n", id, (int)n, b);
     }
+    /* the post-processor's template, as "template <|begin_of_text|> TEXT" */
+    const uint32_t *tp[2];
+    size_t tn[2];
+    lmf_tok_template(t, &tp[0], &tn[0], &tp[1], &tn[1]);
+    printf("template");
+    for (int side = 0; side < 2; side++) {
+        for (size_t i = 0; i < tn[side]; i++) {
+            size_t n;
+            const char *b = lmf_tok_token_bytes(t, tp[side][i], &n);
+            printf(" %.*s", (int)n, b);
+        }
+        if (side == 0) printf(" TEXT");
+    }
+    printf("\n");
     lmf_tok_free(t);
     return 0;
 }

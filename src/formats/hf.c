@@ -1,12 +1,15 @@
-/* Hugging Face GPT-2 and Llama directories: single or sharded safetensors in, fp32
- * safetensors out (Llama's nn.Linear weights transposed to and from the kernels' layout). */
+/* Hugging Face GPT-2 and Llama directories: single or sharded safetensors in and out (Llama's
+ * nn.Linear weights transposed to and from the kernels' layout). */
 #include "lmforge/formats.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lmforge/fsutil.h"
 #include "lmforge/safetensors.h"
@@ -305,9 +308,217 @@ static lmf_status write_generation_config(const char *dir, int eot) {
     return lmf_write_file_atomic(path, text, (size_t)n);
 }
 
-static lmf_status save_weights(lmf_gpt *m, const char *path, lmf_dtype dtype);
+/* one weights file of the output: tensors [first, end) of the layout */
+typedef struct hf_out_shard {
+    int first, end;
+    char name[64];   /* model.safetensors or model-0000k-of-0000N.safetensors */
+} hf_out_shard;
 
-lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype) {
+#define SHARD_FMT "model-%05d-of-%05d.safetensors"
+#define MAX_OUT_SHARDS 99999
+#define STAGED ".staged"
+
+static size_t hf_numel(const lmf_tensor_info *ti) {
+    return (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
+}
+
+/* Write tensors [first, end) at their Hugging Face names and shapes to path: transposed back to
+ * (out, in) where the model holds (in, out), rounded to dtype when not F32. */
+static lmf_status write_tensors(lmf_gpt *m, const char *path, lmf_dtype dtype, int first, int end) {
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    float *p = lmf_gpt_params(m);
+    LMF_ASSERT(p != NULL && first >= 0 && first < end && end <= l->n_tensors);
+    int n = end - first;
+    lmf_st_out_tensor *t = calloc((size_t)n, sizeof *t);
+    float **tmp = calloc((size_t)n, sizeof *tmp);
+    lmf_status s = t && tmp ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the tensor list");
+    for (int k = 0; k < n && s == LMF_OK; k++) {
+        const lmf_tensor_info *ti = &l->tensors[first + k];
+        t[k].name = ti->name;
+        t[k].dtype = LMF_F32;
+        t[k].ndim = ti->ndim;
+        t[k].shape[0] = ti->shape[0];
+        t[k].shape[1] = ti->shape[1];
+        t[k].data = p + ti->offset; /* wte: the first vocab_size rows are the real ones */
+        if (!ti->transposed && dtype == LMF_F32) continue;
+        size_t ne = hf_numel(ti);
+        tmp[k] = malloc(ne * sizeof(float));
+        if (!tmp[k]) {
+            s = lmf_fail(LMF_ERR_NOMEM, "%s: out of memory writing %s", path, ti->name);
+            break;
+        }
+        /* Llama's Linear weights go out (out, in) */
+        if (ti->transposed) transpose(tmp[k], p + ti->offset, (size_t)ti->shape[1], (size_t)ti->shape[0]);
+        else memcpy(tmp[k], p + ti->offset, ne * sizeof(float));
+        t[k].data = tmp[k];
+        if (dtype == LMF_F32) continue;
+        uint16_t *h = (uint16_t *)tmp[k]; /* in place: element j is read before it is written */
+        for (size_t j = 0; j < ne; j++)
+            h[j] = dtype == LMF_BF16 ? lmf_f32_to_bf16(tmp[k][j]) : lmf_f32_to_f16(tmp[k][j]);
+        t[k].dtype = dtype;
+    }
+    const char *meta[] = {"format", "pt"};
+    if (s == LMF_OK) s = lmf_st_write(path, t, n, meta, 1);
+    for (int k = 0; tmp && k < n; k++) free(tmp[k]);
+    free(tmp);
+    free(t);
+    return s;
+}
+
+lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) {
+    return write_tensors(m, path, LMF_F32, 0, lmf_gpt_layout(m)->n_tensors);
+}
+
+/* Split the layout's tensors into files of at most max tensor bytes each (a larger tensor alone
+ * in its file), in order; *sh gets the files (malloc'd), *total the tensor bytes. */
+static lmf_status plan_shards(const lmf_param_layout *l, size_t esize, uint64_t max,
+                              hf_out_shard **sh, int *n_sh, uint64_t *total) {
+    *sh = NULL;
+    *n_sh = 0;
+    *total = 0;
+    hf_out_shard *v = calloc((size_t)l->n_tensors, sizeof *v);
+    if (!v) return lmf_fail(LMF_ERR_NOMEM, "cannot plan the weights files");
+    int n = 0;
+    uint64_t cur = 0;
+    for (int i = 0; i < l->n_tensors; i++) {
+        uint64_t nb = (uint64_t)hf_numel(&l->tensors[i]) * esize;
+        if (n == 0 || (cur > 0 && cur + nb > max)) {
+            v[n].first = i;
+            n++;
+            cur = 0;
+        }
+        v[n - 1].end = i + 1;
+        cur += nb;
+        *total += nb;
+    }
+    if (n > MAX_OUT_SHARDS) {
+        free(v);
+        return lmf_fail(LMF_ERR_ARG, "a maximum of %llu bytes per file would split the weights "
+                        "into %d files (at most %d): give a larger maximum shard size",
+                        (unsigned long long)max, n, MAX_OUT_SHARDS);
+    }
+    for (int k = 0; k < n; k++) {
+        if (n == 1) snprintf(v[k].name, sizeof v[k].name, "model.safetensors");
+        else snprintf(v[k].name, sizeof v[k].name, SHARD_FMT, k + 1, n);
+    }
+    *sh = v;
+    *n_sh = n;
+    return LMF_OK;
+}
+
+/* model.safetensors.index.json's text, as transformers writes it: keys sorted, indent 2 */
+static lmf_status index_text(const lmf_param_layout *l, const hf_out_shard *sh, int n_sh,
+                             uint64_t total, char **text) {
+    json_t *map = json_object();
+    json_t *root = map ? json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total,
+                                   "weight_map", map) : NULL;
+    lmf_status s = root ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot build the weights index");
+    for (int k = 0; k < n_sh && s == LMF_OK; k++)
+        for (int i = sh[k].first; i < sh[k].end && s == LMF_OK; i++)
+            if (json_object_set_new(map, l->tensors[i].name, json_string(sh[k].name)) != 0)
+                s = lmf_fail(LMF_ERR_NOMEM, "cannot build the weights index");
+    *text = s == LMF_OK ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    if (s == LMF_OK && !*text) s = lmf_fail(LMF_ERR_NOMEM, "cannot format the weights index");
+    json_decref(root);
+    return s;
+}
+
+/* 1 when name is a weights file of a split save: model-NNNNN-of-NNNNN.safetensors */
+static int shard_file_name(const char *name) {
+    static const char pat[] = "model-#####-of-#####.safetensors";
+    if (strlen(name) != sizeof pat - 1) return 0;
+    for (size_t i = 0; i < sizeof pat - 1; i++)
+        if (pat[i] == '#' ? name[i] < '0' || name[i] > '9' : name[i] != pat[i]) return 0;
+    return 1;
+}
+
+/* Remove dir's weights files that are not among keep[0..n_keep): model.safetensors, the index,
+ * model-*-of-*.safetensors. */
+static lmf_status remove_stale(const char *dir, const hf_out_shard *keep, int n_keep) {
+    DIR *d = opendir(dir);
+    if (!d) return lmf_fail(LMF_ERR_IO, "cannot list %s: %s", dir, strerror(errno));
+    lmf_status s = LMF_OK;
+    struct dirent *e;
+    char path[4096];
+    while (s == LMF_OK && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        int weights = strcmp(nm, "model.safetensors") == 0 || shard_file_name(nm) ||
+                      (strcmp(nm, "model.safetensors.index.json") == 0 && n_keep == 1);
+        for (int k = 0; k < n_keep && weights; k++) weights = strcmp(nm, keep[k].name) != 0;
+        if (!weights) continue;
+        s = lmf_path_join(path, sizeof path, dir, nm);
+        if (s == LMF_OK && unlink(path) != 0 && errno != ENOENT)
+            s = lmf_fail(LMF_ERR_IO, "cannot remove the replaced weights file %s: %s", path,
+                         strerror(errno));
+    }
+    closedir(d);
+    return s;
+}
+
+static lmf_status staged_path(char *buf, size_t cap, const char *dir, const char *name) {
+    char nm[80];
+    snprintf(nm, sizeof nm, "%s" STAGED, name);
+    return lmf_path_join(buf, cap, dir, nm);
+}
+
+/* Write the weights files of sh[0..n) under staging names, then move them all into place; on a
+ * failure every file of this save is removed. */
+static lmf_status write_shards(lmf_gpt *m, const char *dir, lmf_dtype dtype,
+                               const hf_out_shard *sh, int n) {
+    char path[4096], final[4096];
+    lmf_status s = LMF_OK;
+    int written = 0, moved = 0;
+    for (; written < n && s == LMF_OK; written++) {
+        s = staged_path(path, sizeof path, dir, sh[written].name);
+        if (s == LMF_OK) s = write_tensors(m, path, dtype, sh[written].first, sh[written].end);
+    }
+    if (s != LMF_OK) written--; /* the failed file left nothing (lmf_st_write cleans up) */
+    for (; s == LMF_OK && moved < n; moved++) {
+        s = staged_path(path, sizeof path, dir, sh[moved].name);
+        if (s == LMF_OK) s = lmf_path_join(final, sizeof final, dir, sh[moved].name);
+        if (s == LMF_OK && rename(path, final) != 0)
+            s = lmf_fail(LMF_ERR_IO, "cannot rename %s to %s: %s", path, final, strerror(errno));
+    }
+    if (s == LMF_OK) return lmf_fsync_parent_dir(final);
+    if (moved > 0) moved--; /* the failed rename left its staged file */
+    for (int k = 0; k < written; k++) {
+        lmf_status js = k < moved ? lmf_path_join(path, sizeof path, dir, sh[k].name)
+                                  : staged_path(path, sizeof path, dir, sh[k].name);
+        if (js == LMF_OK) unlink(path);
+    }
+    return s;
+}
+
+static lmf_status save_split(lmf_gpt *m, const char *dir, lmf_dtype dtype, uint64_t max) {
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    hf_out_shard *sh = NULL;
+    int n = 0;
+    uint64_t total = 0;
+    char *index = NULL, path[4096];
+    LMF_TRY(plan_shards(l, lmf_dtype_size(dtype), max, &sh, &n, &total));
+    lmf_status s = n > 1 ? index_text(l, sh, n, total, &index) : LMF_OK;
+    if (s == LMF_OK && n == 1) {
+        s = lmf_path_join(path, sizeof path, dir, sh[0].name);
+        if (s == LMF_OK) s = write_tensors(m, path, dtype, 0, l->n_tensors);
+    } else if (s == LMF_OK) {
+        s = write_shards(m, dir, dtype, sh, n);
+        /* the index commits the split weights; a model.safetensors beside it would be read first */
+        if (s == LMF_OK) s = lmf_path_join(path, sizeof path, dir, "model.safetensors");
+        if (s == LMF_OK && unlink(path) != 0 && errno != ENOENT)
+            s = lmf_fail(LMF_ERR_IO, "cannot remove the replaced weights file %s: %s", path,
+                         strerror(errno));
+        if (s == LMF_OK) s = lmf_path_join(path, sizeof path, dir, "model.safetensors.index.json");
+        if (s == LMF_OK) s = lmf_write_file_atomic(path, index, strlen(index));
+    }
+    if (s == LMF_OK) s = remove_stale(dir, sh, n);
+    free(index);
+    free(sh);
+    return s;
+}
+
+lmf_status lmf_hf_save_with(lmf_gpt *m, const char *dir, int eot, const lmf_hf_save_opts *o) {
+    lmf_dtype dtype = o->dtype;
+    uint64_t max = o->max_shard_bytes ? o->max_shard_bytes : LMF_HF_MAX_SHARD_DEFAULT;
     if (dtype != LMF_F32 && dtype != LMF_BF16 && dtype != LMF_F16)
         return lmf_fail(LMF_ERR_ARG, "%s: Hugging Face weights are written as F32, BF16 or F16, "
                         "not %s", dir, lmf_dtype_name(dtype));
@@ -318,54 +529,14 @@ lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype)
     LMF_TRY(lmf_config_write(path, c, eot));
     if (c->family == LMF_FAMILY_LLAMA)
         LMF_TRY(write_generation_config(dir, eot < 0 || eot >= c->vocab_size ? c->vocab_size - 1 : eot));
-    LMF_TRY(lmf_path_join(path, sizeof path, dir, "model.safetensors"));
-    return save_weights(m, path, dtype);
+    return save_split(m, dir, dtype, max);
+}
+
+lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype) {
+    lmf_hf_save_opts o = {dtype, LMF_HF_MAX_SHARD_DEFAULT};
+    return lmf_hf_save_with(m, dir, eot, &o);
 }
 
 lmf_status lmf_hf_save(lmf_gpt *m, const char *dir, int eot) {
     return lmf_hf_save_as(m, dir, eot, LMF_F32);
-}
-
-lmf_status lmf_hf_save_weights(lmf_gpt *m, const char *path) { return save_weights(m, path, LMF_F32); }
-
-/* every tensor at its Hugging Face name and shape: transposed back to (out, in) where the model
- * holds (in, out), rounded to dtype when not F32 */
-static lmf_status save_weights(lmf_gpt *m, const char *path, lmf_dtype dtype) {
-    const lmf_param_layout *l = lmf_gpt_layout(m);
-    float *p = lmf_gpt_params(m);
-    LMF_ASSERT(p != NULL);
-    lmf_st_out_tensor *t = calloc((size_t)l->n_tensors, sizeof *t);
-    float **tmp = calloc((size_t)l->n_tensors, sizeof *tmp);
-    lmf_status s = t && tmp ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the tensor list");
-    for (int i = 0; i < l->n_tensors && s == LMF_OK; i++) {
-        const lmf_tensor_info *ti = &l->tensors[i];
-        t[i].name = ti->name;
-        t[i].dtype = LMF_F32;
-        t[i].ndim = ti->ndim;
-        t[i].shape[0] = ti->shape[0];
-        t[i].shape[1] = ti->shape[1];
-        t[i].data = p + ti->offset; /* wte: the first vocab_size rows are the real ones */
-        if (!ti->transposed && dtype == LMF_F32) continue;
-        size_t n = (size_t)ti->shape[0] * (size_t)(ti->ndim > 1 ? ti->shape[1] : 1);
-        tmp[i] = malloc(n * sizeof(float));
-        if (!tmp[i]) {
-            s = lmf_fail(LMF_ERR_NOMEM, "%s: out of memory writing %s", path, ti->name);
-            break;
-        }
-        /* Llama's Linear weights go out (out, in) */
-        if (ti->transposed) transpose(tmp[i], p + ti->offset, (size_t)ti->shape[1], (size_t)ti->shape[0]);
-        else memcpy(tmp[i], p + ti->offset, n * sizeof(float));
-        t[i].data = tmp[i];
-        if (dtype == LMF_F32) continue;
-        uint16_t *h = (uint16_t *)tmp[i]; /* in place: element j is read before it is written */
-        for (size_t j = 0; j < n; j++)
-            h[j] = dtype == LMF_BF16 ? lmf_f32_to_bf16(tmp[i][j]) : lmf_f32_to_f16(tmp[i][j]);
-        t[i].dtype = dtype;
-    }
-    const char *meta[] = {"format", "pt"};
-    if (s == LMF_OK) s = lmf_st_write(path, t, l->n_tensors, meta, 1);
-    for (int i = 0; tmp && i < l->n_tensors; i++) free(tmp[i]);
-    free(tmp);
-    free(t);
-    return s;
 }

@@ -7,23 +7,29 @@
 #include "tokenizer/pretok.h"
 #include "tokenizer/tok_internal.h"
 
-#define CACHE_BITS 16
-#define CACHE_WORD 24   /* longest cached pre-token, bytes */
-#define CACHE_IDS 8     /* most ids of a cached pre-token */
+#define CACHE_BITS 17     /* entries of the word cache: 2^17 x 32 bytes = 4 MiB */
+#define CACHE_WORD 16     /* longest cached pre-token, bytes */
+#define CACHE_IDS 4       /* most ids of a cached pre-token */
 #define HEAP_MIN 128    /* words at least this long use the heap method */
 #define SCRATCH_KEEP ((size_t)1 << 16) /* larger scratch is freed after its word */
 
+/* A cached pre-token in 32 bytes, two to a 64-byte line (a lookup reads one line): the word
+ * zero-padded, and its ids in the low 20 bits of v (LMF_TOK_MAX_IDS = 2^20) with, in the high
+ * 12 bits, the word's length (v[0]; 0: an empty slot), the id count (v[1]) and a saturating use
+ * count (v[2]), halved when the line's other slot is replaced. */
 typedef struct cache_entry {
-    uint64_t w[3];             /* the word, zero-padded */
-    uint32_t ids[CACHE_IDS];
-    uint8_t len, n;            /* len 0: empty slot */
-    uint8_t hits;              /* saturating use count, halved when the pair's other slot is replaced */
-    uint8_t pad[5];
+    uint64_t w[2];
+    uint32_t v[CACHE_IDS];
 } cache_entry;
+_Static_assert(sizeof(cache_entry) == 32, "two cache entries to a 64-byte line");
+#define ID_BITS 20
+#define ID_MASK ((1u << ID_BITS) - 1)
+#define HITS_MAX 255u
 
 struct lmf_tok_ctx {
     lmf_tok_ctx *next;         /* pool link */
-    cache_entry *cache;        /* [1 << CACHE_BITS] */
+    cache_entry *cache;        /* [1 << CACHE_BITS], 64-byte aligned, inside cache_mem */
+    void *cache_mem;
     size_t cap;                /* capacity of the scratch arrays below */
     uint32_t *sym, *rk;
     uint8_t *mark;
@@ -35,8 +41,10 @@ struct lmf_tok_ctx {
 lmf_tok_ctx *lmf_tok_ctx_create(void) {
     lmf_tok_ctx *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->cache = calloc((size_t)1 << CACHE_BITS, sizeof *c->cache);
-    if (!c->cache) {
+    /* calloc (zero pages the kernel maps when first touched), aligned by hand to a line */
+    c->cache_mem = calloc(((size_t)1 << CACHE_BITS) + 2, sizeof *c->cache);
+    c->cache = (cache_entry *)(((uintptr_t)c->cache_mem + 63) & ~(uintptr_t)63);
+    if (!c->cache_mem) {
         free(c);
         return NULL;
     }
@@ -61,7 +69,7 @@ static void free_scratch(lmf_tok_ctx *c) {
 void lmf_tok_ctx_free(lmf_tok_ctx *c) {
     if (!c) return;
     free_scratch(c);
-    free(c->cache);
+    free(c->cache_mem);
     free(c);
 }
 
@@ -381,49 +389,46 @@ lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const ui
             continue;
         }
         if (wl <= CACHE_WORD) {
-            uint64_t w0, w1 = 0, w2 = 0;
-            if (p + 24 <= s + n) {
+            uint64_t w0, w1 = 0;
+            if (p + 16 <= s + n) {
                 w0 = low_bytes(load64(p), wl);
                 if (wl > 8) w1 = low_bytes(load64(p + 8), wl - 8);
-                if (wl > 16) w2 = low_bytes(load64(p + 16), wl - 16);
             } else {
-                uint8_t buf[24] = {0};
+                uint8_t buf[16] = {0};
                 memcpy(buf, p, wl);
                 w0 = load64(buf);
                 w1 = load64(buf + 8);
-                w2 = load64(buf + 16);
             }
-            uint64_t h = (w0 * 0x9E3779B97F4A7C15ull) ^ (w1 * 0xC2B2AE3D27D4EB4Full) ^
-                         (w2 * 0x165667B19E3779F9ull) ^ wl;
+            uint64_t h = (w0 * 0x9E3779B97F4A7C15ull) ^ (w1 * 0xC2B2AE3D27D4EB4Full) ^ wl;
             h ^= h >> 29;
             h *= 0xBF58476D1CE4E5B9ull;
             h ^= h >> 32;
             cache_entry *e = &c->cache[h & cmask & ~(uint64_t)1];
-            if (!(e->len == wl && e->w[0] == w0 && e->w[1] == w1 && e->w[2] == w2)) e++;
-            if (e->len == wl && e->w[0] == w0 && e->w[1] == w1 && e->w[2] == w2) {
-                e->hits += e->hits < 255;
-                for (unsigned k = 0; k < e->n; k++, cnt++)
-                    if (cnt < cap) ids[cnt] = e->ids[k];
+            const uint32_t tag = (uint32_t)wl << ID_BITS;
+            if (!((e->v[0] & ~ID_MASK) == tag && e->w[0] == w0 && e->w[1] == w1)) e++;
+            if ((e->v[0] & ~ID_MASK) == tag && e->w[0] == w0 && e->w[1] == w1) {
+                if ((e->v[2] >> ID_BITS) < HITS_MAX) e->v[2] += 1u << ID_BITS;
+                unsigned k = e->v[1] >> ID_BITS;
+                for (unsigned j = 0; j < k; j++, cnt++)
+                    if (cnt < cap) ids[cnt] = e->v[j] & ID_MASK;
                 continue;
             }
             size_t k = bpe_sym(t, c, p, wl, LMF_TOK_BPE_AUTO);
             if (k == 0) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
             if (k <= CACHE_IDS) {
-                /* two slots per word: replace the less used one, and age the other */
+                /* two slots per line: replace the less used one, and age the other */
                 cache_entry *o = e - 1;
-                if (o->hits < e->hits) {
+                if ((o->v[2] >> ID_BITS) < (e->v[2] >> ID_BITS)) {
                     cache_entry *x = o;
                     o = e;
                     e = x;
                 }
-                o->hits >>= 1;
+                o->v[2] = (o->v[2] & ID_MASK) | ((o->v[2] >> ID_BITS) >> 1) << ID_BITS;
                 e->w[0] = w0;
                 e->w[1] = w1;
-                e->w[2] = w2;
-                e->len = (uint8_t)wl;
-                e->n = (uint8_t)k;
-                e->hits = 0;
-                memcpy(e->ids, c->sym, k * sizeof *c->sym);
+                for (unsigned j = 0; j < CACHE_IDS; j++) e->v[j] = j < k ? c->sym[j] : 0;
+                e->v[0] |= tag;
+                e->v[1] |= (uint32_t)k << ID_BITS;
             }
             for (size_t i = 0; i < k; i++, cnt++)
                 if (cnt < cap) ids[cnt] = c->sym[i];

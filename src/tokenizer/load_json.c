@@ -1,7 +1,7 @@
 /* Loading a Hugging Face tokenizer.json that holds a byte-level BPE (GPT-2's or cl100k's pattern). */
 /* model.type BPE with pre_tokenizer ByteLevel (GPT-2), or a Sequence of Split with cl100k's
- * pattern and ByteLevel without its regex (Llama 3); anything else is refused with a message
- * saying which part is not supported. */
+ * pattern and ByteLevel without its regex (Llama 3); the post_processor's template is read by
+ * post.c; anything else is refused with a message saying which part is not supported. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +244,7 @@ static lmf_status parse_root(lmf_tokenizer *t, json_t *root, const char *name) {
     }
     free(buf);
     if (st == LMF_OK) st = lmf_tok_finish(t, 0, name);
+    if (st == LMF_OK) st = lmf_tok_parse_post(t, json_object_get(root, "post_processor"), name);
     if (st == LMF_OK) st = lmf_tok_prune_whole_words(t);
     return st;
 }

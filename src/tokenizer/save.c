@@ -178,7 +178,7 @@ static lmf_status save_hf(const lmf_tokenizer *t, const char *path, char *buf) {
     json_t *root = json_pack("{s:s, s:n, s:n, s:o, s:n, s:o, s:o, s:o, s:o}", "version", "1.0",
                              "truncation", "padding", "added_tokens", added, "normalizer",
                              "pre_tokenizer", pre, "post_processor",
-                             byte_level("ByteLevel", 1, 0), "decoder", byte_level("ByteLevel", 1, 1),
+                             lmf_tok_post_json(t), "decoder", byte_level("ByteLevel", 1, 1),
                              "model", model);
     if (!root) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
     lmf_status st = dump_json(root, path, JSON_INDENT(2));

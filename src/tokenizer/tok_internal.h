@@ -3,8 +3,9 @@
  * and its per-thread cache, the loaders of each file kind. The files call one way: bytemap,
  * pretok and read_file call no other file; vocab calls bytemap; bpe calls vocab and pretok;
  * handle calls bpe (to free the context pool); encode calls bpe; the loaders and the trainer
- * call handle, vocab, bytemap and read_file (the tiktoken and tokenizer.json loaders also bpe);
- * load picks a loader; bench calls the public functions. */
+ * call handle, vocab, bytemap and read_file (the tiktoken and tokenizer.json loaders also bpe;
+ * the tokenizer.json loader and save also post); post calls encode; load picks a loader; bench
+ * calls the public functions. */
 #ifndef LMF_TOK_INTERNAL_H
 #define LMF_TOK_INTERNAL_H
 
@@ -17,6 +18,7 @@
 #define LMF_TOK_NONE 0xFFFFFFFFu      /* "no id" / "no rank" */
 #define LMF_TOK_MAX_IDS (1u << 20)    /* largest vocabulary (ids fit in 20 bits) */
 #define LMF_TOK_MAX_MERGES ((1u << 24) - 2)
+#define LMF_TOK_TEMPLATE_MAX 8        /* tokens a post-processor's template may add */
 
 /* A slot of the (left, right) -> rank merge table packs left (20 bits), right (20 bits) and
  * rank (24 bits) into 8 bytes, so that GPT-2's table (50,000 merges) takes 1 MiB;
@@ -69,6 +71,11 @@ struct lmf_tokenizer {
     int ignore_merges;       /* tokenizer.json "ignore_merges": a word that is a token is kept whole */
     lmf_tok_pattern pattern; /* the pre-tokenizer's pattern */
     lmf_tok_merge_order order;
+
+    /* tokenizer.json's post-processor template: tpl[0..n_tpl_prefix) go before a text's ids,
+     * the next n_tpl_suffix after (lmf_tok_encode_template) */
+    uint32_t tpl[LMF_TOK_TEMPLATE_MAX];
+    uint32_t n_tpl_prefix, n_tpl_suffix;
 
     lmf_tok_pool *pool;
 };
@@ -157,6 +164,15 @@ lmf_status lmf_tok_load_gpt2_pair(const char *encoder_path, const char *merges_p
 lmf_status lmf_tok_load_llmc(const char *path, lmf_tokenizer **out);
 /* 1 when the first line of buf[0..len) reads "BASE64 RANK" (a tiktoken file) */
 int lmf_tok_looks_tiktoken(const char *buf, size_t len);
+/* ---- tokenizer.json's post-processor (post.c) ---- */
+struct json_t;
+/* Read a post_processor (NULL or JSON null: none) into t->tpl; the vocabulary must be complete.
+ * LMF_ERR_FORMAT naming `what` for an unsupported processor or an unknown token. */
+lmf_status lmf_tok_parse_post(lmf_tokenizer *t, const struct json_t *pp, const char *what);
+/* The post_processor object to write for t (ByteLevel, or a Sequence of ByteLevel and its
+ * TemplateProcessing as Llama 3's); NULL when out of memory. */
+struct json_t *lmf_tok_post_json(const lmf_tokenizer *t);
+
 /* cl100k's pattern as tokenizer.json's Split spells it (load_json.c) */
 extern const char *const lmf_tok_cl100k_regex;
 
