@@ -46,6 +46,9 @@ typedef struct lmf_train_opts {
                                 * (0: off) */
     int threads;               /* compute threads per rank (0: one per processor) */
     const char *kernels;       /* "ref" or "fast" */
+    /* tensor parallelism: ranks per model replica (the innermost groups of the world) */
+    int tp;                    /* 0 or 1: none */
+    int sequence_parallel;     /* 1: norms and the residual stream split over positions (--sp) */
     /* data parallelism */
     int zero_stage;            /* 0..3 */
     lmf_recompute recompute;
@@ -122,6 +125,11 @@ int lmf_trainer_rank(const lmf_trainer *t);
 /* The run's identity (LMF_RUN_ID_LEN hex digits), stored in its checkpoints and metrics. */
 const char *lmf_trainer_run_id(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
+/* Where this rank sits: rank = dp_rank * tp + tp_rank (tensor-parallel groups innermost). */
+typedef struct lmf_rank_layout {
+    int tp, tp_rank, dp, dp_rank;
+} lmf_rank_layout;
+void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);
 /* the training data, and the loader's state after the last completed step */

@@ -26,17 +26,23 @@ void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]) {
     memcpy(seconds, m->ops.phase_s, sizeof m->ops.phase_s);
 }
 const char *lmf_phase_name(lmf_phase p) {
-    static const char *const names[LMF_PHASE_COUNT] = {"matmul", "attention", "elementwise", "loss"};
+    static const char *const names[LMF_PHASE_COUNT] = {"matmul", "attention", "elementwise", "loss",
+                                                       "tp-comm"};
     return p < LMF_PHASE_COUNT ? names[p] : "?";
 }
 
 lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_gpt **out) {
+    return lmf_gpt_create_tp(cfg, k, NULL, out);
+}
+
+lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                             const lmf_tp_config *tp, lmf_gpt **out) {
     *out = NULL;
     lmf_gpt *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model");
     m->cfg = *cfg;
     m->ops.k = k ? k : lmf_kernels_fast();
-    lmf_status s = lmf_layout_build(cfg, &m->layout);
+    lmf_status s = lmf_layout_build_tp(cfg, tp, &m->layout);
     if (s != LMF_OK) {
         free(m);
         return s;
@@ -98,13 +104,33 @@ void lmf_gpt_adopt_params(lmf_gpt *m, float *params) {
     m->params = params;
 }
 
+static void init_whole(const lmf_gpt_config *cfg, const lmf_param_layout *l, float *params,
+                       uint64_t seed);
+
 void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed) {
-    const lmf_param_layout *l = &m->layout;
-    float resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
-    int llama = m->cfg.family == LMF_FAMILY_LLAMA;
+    if (m->layout.tp.size == 1) {
+        init_whole(&m->cfg, &m->layout, m->params, seed);
+        return;
+    }
+    /* a slice of the whole model's initialisation, so that every split starts from the
+     * same weights */
+    lmf_param_layout whole;
+    LMF_ASSERT(lmf_layout_build(&m->cfg, &whole) == LMF_OK);
+    float *w = malloc(whole.total * sizeof(float));
+    LMF_ASSERT(w != NULL);
+    init_whole(&m->cfg, &whole, w, seed);
+    lmf_layout_slice(&m->layout, &whole, w, m->params);
+    free(w);
+    lmf_layout_free(&whole);
+}
+
+static void init_whole(const lmf_gpt_config *cfg, const lmf_param_layout *l, float *params,
+                       uint64_t seed) {
+    float resid_std = 0.02f / sqrtf(2.0f * (float)cfg->n_layer);
+    int llama = cfg->family == LMF_FAMILY_LLAMA;
     for (int i = 0; i < l->n_tensors; i++) {
         const lmf_tensor_info *t = &l->tensors[i];
-        float *p = m->params + t->offset;
+        float *p = params + t->offset;
         /* one stream per tensor, so the values do not depend on the layout order */
         lmf_rng r;
         lmf_rng_seed(&r, lmf_rng_mix(seed, (uint64_t)i + 1));
@@ -139,17 +165,19 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     free(m->targets);
     m->acts = NULL;
     m->la = NULL;
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, V = m->cfg.vocab_size;
+    const lmf_tp_dims *d = &m->layout.tp;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    size_t att = k->attention_saved_floats(B, T, NH);
+    size_t att = k->attention_saved_floats(B, T, d->heads);
     lmf_act_widths aw;
-    lmf_gpt_act_widths(&m->cfg, &aw);
+    lmf_gpt_act_widths(&m->cfg, d, &aw);
     size_t st = aw.stats - 1; /* floats of the mean per row: 1 (LayerNorm) or 0 (RMSNorm) */
     /* what one layer keeps for its backward; recomputation keeps less per layer and shares
      * one copy of the rest (selective: the GELU output; full: all but the layer's output).
      * The sizes are summed by lmf_gpt_activation_floats; the views below must add up to it. */
     size_t gelu = BT * aw.act;
-    size_t total = lmf_gpt_activation_floats(&m->cfg, k, B, T, mode, m->recompute);
+    lmf_tp_config tpc = {d->size, d->rank, d->sequence_parallel};
+    size_t total = lmf_gpt_activation_floats_tp(&m->cfg, &tpc, k, B, T, mode, m->recompute);
     m->acts = malloc(total * sizeof(float));
     m->la = calloc((size_t)L, sizeof *m->la);
     m->inputs = malloc(BT * sizeof(int32_t));
@@ -166,7 +194,7 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     memset(&sh, 0, sizeof sh);
     if (rc == LMF_RECOMPUTE_FULL) {
         sh.ln1 = take(&p, BTC); sh.ln1_mean = take(&p, st * BT); sh.ln1_rstd = take(&p, BT);
-        sh.qkv = take(&p, BT * aw.qkv); sh.atty = take(&p, BTC); sh.att_saved = take(&p, att);
+        sh.qkv = take(&p, BT * aw.qkv); sh.atty = take(&p, BT * d->width); sh.att_saved = take(&p, att);
         sh.residual2 = take(&p, BTC); sh.ln2 = take(&p, BTC); sh.ln2_mean = take(&p, st * BT); sh.ln2_rstd = take(&p, BT);
         sh.fch = take(&p, BT * aw.fch);
     }
@@ -176,7 +204,7 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
             a->ln1 = take(&p, BTC); a->ln1_mean = take(&p, st * BT); a->ln1_rstd = take(&p, BT);
-            a->qkv = take(&p, BT * aw.qkv); a->atty = take(&p, BTC); a->att_saved = take(&p, att);
+            a->qkv = take(&p, BT * aw.qkv); a->atty = take(&p, BT * d->width); a->att_saved = take(&p, att);
             a->residual2 = take(&p, BTC); a->ln2 = take(&p, BTC); a->ln2_mean = take(&p, st * BT); a->ln2_rstd = take(&p, BT);
             a->fch = take(&p, BT * aw.fch);
         }
@@ -185,11 +213,18 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     }
     m->lnf = take(&p, BTC); m->lnf_mean = take(&p, st * BT); m->lnf_rstd = take(&p, BT);
     m->losses = take(&p, BT);
-    m->cls_scratch = take(&p, k->classifier_scratch_floats((int)BT, V));
+    if (d->size == 1) {
+        m->cls_scratch = take(&p, lmf_gpt_classifier_floats(&m->cfg, d, k, (int)BT));
+        m->cls_stats = m->cls_lse = NULL;
+    } else {
+        m->cls_scratch = take(&p, k->classifier_vp_scratch_floats((int)BT, d->vocab_real));
+        m->cls_stats = take(&p, (size_t)3 * d->size * BT);
+        m->cls_lse = take(&p, BT);
+    }
     if (training) {
-        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.qkv);
+        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.dqkv);
         m->d4a = take(&p, BT * aw.d4a);
-        m->att_scratch = take(&p, lmf_gpt_attention_scratch(&m->cfg, k, B, T));
+        m->att_scratch = take(&p, lmf_gpt_attention_scratch(&m->cfg, d, k, B, T));
     } else {
         m->dres = m->dbtc = m->dqkv = m->d4a = m->att_scratch = NULL;
     }
@@ -229,6 +264,21 @@ static void grads_ready(lmf_gpt *m, int b) {
     if (m->has_hooks && m->hooks.grads_ready) m->hooks.grads_ready(m->hooks.ctx, b);
 }
 
+/* A collective over the tensor-parallel group (nothing without one). */
+void lmf_gpt_tp(lmf_gpt *m, lmf_tp_op op, float *buf, float *out, size_t n) {
+    if (m->layout.tp.size == 1) return;
+    LMF_ASSERT(m->has_hooks && m->hooks.tp_collective); /* checked by lmf_gpt_forward */
+    lmf_op_clock c;
+    op_begin(&m->ops, &c);
+    m->hooks.tp_collective(m->hooks.tp_ctx, op, buf, out, n);
+    op_end(&m->ops, LMF_PHASE_TP_COMM, &c);
+}
+
+/* a row-parallel product's bias: added by one rank of the group, before the sum */
+static const float *row_bias(const lmf_gpt *m, const float *b) {
+    return m->layout.tp.rank == 0 ? b : NULL;
+}
+
 /* wpe inside block 0 (GPT-2), or NULL (Llama: no position embedding) */
 static float *wpe_of(const lmf_gpt *m, float *block0) {
     return m->cfg.family == LMF_FAMILY_LLAMA ? NULL : block0 + m->layout.tensors[1].offset;
@@ -243,7 +293,8 @@ size_t lmf_gpt_classifier_offset(const lmf_gpt *m) {
 static void layer_attention(lmf_gpt *m, layer_acts *a, layer_cache *cache, int B, int T) {
     int C = m->cfg.n_embd, NH = m->cfg.n_head;
     if (!cache) {
-        attention_forward(&m->ops, a->atty, a->att_saved, a->qkv, B, T, C, NH);
+        const lmf_tp_dims *d = &m->layout.tp;
+        attention_forward(&m->ops, a->atty, a->att_saved, a->qkv, B, T, d->width, d->heads);
         return;
     }
     size_t row = (size_t)C * sizeof(float);
@@ -268,19 +319,23 @@ static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, c
                           int B, int T, int to_output, int ln1_ready, layer_cache *cache) {
     lmf_ops *o = &m->ops;
     lmf_layer_view w = *wp;
-    int C = m->cfg.n_embd, BT = B * T;
+    int C = m->cfg.n_embd, BT = B * T, W = m->layout.tp.width, F = m->layout.tp.ffn;
+    size_t BTC = (size_t)BT * (size_t)C;
     if (!ln1_ready) layernorm_forward(o, a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, BT, C);
-    matmul_forward(o, a->qkv, a->ln1, w.qkvw, w.qkvb, BT, C, 3 * C);
+    /* tensor parallelism: this rank's heads (columns of q, k and v) ... */
+    matmul_forward(o, a->qkv, a->ln1, w.qkvw, w.qkvb, BT, C, 3 * W);
     layer_attention(m, a, cache, B, T);
-    /* residual2 holds the projection first, then x + projection, normalised into ln2 in the
-     * same pass */
-    matmul_forward(o, a->residual2, a->atty, w.attprojw, w.attprojb, BT, C, C);
+    /* ... and their rows of the projection: a partial sum, summed over the group. residual2
+     * holds the projection first, then x + projection, normalised into ln2 in the same pass */
+    matmul_forward(o, a->residual2, a->atty, w.attprojw, row_bias(m, w.attprojb), BT, W, C);
+    lmf_gpt_tp(m, LMF_TP_SUM, a->residual2, NULL, BTC);
     residual_layernorm_forward(o, a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, x, a->residual2,
                                w.ln2w, w.ln2b, BT, C);
     /* fch = ln2 @ fcw + fcb and its GELU, in the GEMM's epilogue */
-    matmul_gelu_forward(o, a->fch, a->fch_gelu, a->ln2, w.fcw, w.fcb, BT, C, 4 * C);
+    matmul_gelu_forward(o, a->fch, a->fch_gelu, a->ln2, w.fcw, w.fcb, BT, C, F);
     if (!to_output) return;
-    matmul_forward(o, a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
+    matmul_forward(o, a->residual3, a->fch_gelu, w.fcprojw, row_bias(m, w.fcprojb), BT, F, C);
+    lmf_gpt_tp(m, LMF_TP_SUM, a->residual3, NULL, BTC);
 }
 
 /* The Llama family's layers and final RMSNorm (lmf_gpt_layers_forward's contract). */
@@ -289,7 +344,7 @@ static void llama_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const f
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
-        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
         layer_acts *a = shared ? la : &la[l];
         lmf_llama_layer_forward(m, &w, a, x, B, T, 1, cache ? &cache[l] : NULL);
         lmf_gpt_release_params(m, 1 + l, 0);
@@ -309,7 +364,7 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
-        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
         layer_acts *a = shared ? la : &la[l];
         if (l > 0) { /* finish the previous layer: residual3 = residual2 + projection, and ln1 */
             layer_acts *p = shared ? la : &la[l - 1];
@@ -329,6 +384,25 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
         layernorm_forward(&m->ops, lnf, lnf_mean, lnf_rstd, x, pf, pf + C, BT, C);
     }
     lmf_gpt_release_params(m, L + 1, 0);
+}
+
+/* The vocabulary-parallel cross-entropy: each rank's statistics over its rows of the
+ * vocabulary, gathered and combined into every row's log-sum-exp and loss; in training, each
+ * rank's part of the input gradient (summed over the group) and its rows' weight gradient. The
+ * full logits are never gathered. */
+static void vocab_parallel_loss(lmf_gpt *m, float *dx, float *dw, const float *w,
+                                const int32_t *targets, int N) {
+    const lmf_tp_dims *d = &m->layout.tp;
+    int C = m->cfg.n_embd;
+    size_t part = (size_t)3 * N;
+    classifier_vp_stats(&m->ops, m->cls_stats + (size_t)d->rank * part, m->cls_scratch, m->lnf,
+                        w, targets, d->vocab0, N, C, d->vocab_real);
+    lmf_gpt_tp(m, LMF_TP_GATHER, m->cls_stats, NULL, part);
+    lmf_classifier_vp_combine(m->losses, m->cls_lse, m->cls_stats, d->size, N);
+    if (!dx) return;
+    classifier_vp_backward(&m->ops, dx, dw, m->cls_scratch, m->lnf, w, targets, m->cls_lse,
+                           m->dloss, d->vocab0, N, C, d->vocab_real);
+    lmf_gpt_tp(m, LMF_TP_SUM, dx, NULL, (size_t)N * (size_t)C);
 }
 
 lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -355,9 +429,19 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     m->cur_B = B;
     m->cur_T = T;
 
+    const lmf_tp_dims *d = &m->layout.tp;
+    if (d->size > 1 && !(m->has_hooks && m->hooks.tp_collective))
+        return lmf_fail(LMF_ERR_STATE, "a tensor-parallel model (rank %d of %d) needs the "
+                        "tp_collective hook", d->rank, d->size);
     float *p0 = lmf_gpt_block_params(m, 0, 0);
     const float *wte = p0, *wpe = wpe_of(m, p0), *wcls = p0 + lmf_gpt_classifier_offset(m);
-    encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
+    if (d->size == 1) {
+        encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
+    } else { /* each rank embeds the ids in its rows of the vocabulary; the sum is the lookup */
+        encoder_vp_forward(&m->ops, m->encoded, inputs, wte, d->rank == 0 ? wpe : NULL, d->vocab0,
+                           d->vocab_rows, B, T, C);
+        lmf_gpt_tp(m, LMF_TP_SUM, m->encoded, NULL, BT * (size_t)C);
+    }
     lmf_gpt_layers_forward(m, m->la, 0, m->encoded, m->lnf, m->lnf_mean, m->lnf_rstd, B, T, NULL);
 
     double sum = 0.0;
@@ -368,8 +452,11 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
             dwte = block_grads(m, 0) + lmf_gpt_classifier_offset(m);
         }
         m->dloss = dloss_scale / (float)BT;
-        classifier(&m->ops, m->losses, dx, dwte, m->cls_scratch, m->lnf, wcls, targets, m->dloss,
-                   (int)BT, C, V);
+        if (d->size == 1)
+            classifier(&m->ops, m->losses, dx, dwte, m->cls_scratch, m->lnf, wcls, targets,
+                       m->dloss, (int)BT, C, V);
+        else
+            vocab_parallel_loss(m, dx, dwte, wcls, targets, (int)BT);
         for (size_t i = 0; i < BT; i++) sum += m->losses[i];
     }
     if (!training) lmf_gpt_release_params(m, 0, 0);
@@ -383,26 +470,30 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
                                 layer_acts *a, const float *x, int B, int T) {
     lmf_ops *o = &m->ops;
     lmf_layer_view w = *wp, g = *gp;
-    int C = m->cfg.n_embd, NH = m->cfg.n_head, BT = B * T;
+    const lmf_tp_dims *d = &m->layout.tp;
+    int C = m->cfg.n_embd, BT = B * T, W = d->width, F = d->ffn, NH = d->heads;
     size_t BTC = (size_t)BT * (size_t)C;
     /* bring back what the forward did not keep (same kernels, same inputs: same values) */
     if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
         layer_forward(m, &w, a, x, B, T, 0, 0, NULL);
     else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
-        gelu_forward(o, a->fch_gelu, a->fch, 4 * BTC);
+        gelu_forward(o, a->fch_gelu, a->fch, (size_t)BT * (size_t)F);
     /* dres = d residual3: MLP branch. matmul_backward, gelu_bias_backward and
      * attention_backward write their activation gradients (d4a, dbtc, dqkv), so nothing
      * is zeroed here; layernorm_backward adds into dres, the residual stream's gradient. */
-    matmul_backward(o, m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw, BT, 4 * C, C);
+    matmul_backward(o, m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw, BT, F, C);
     /* d4a becomes d fch in place, and fcb's gradient is summed in the same pass */
-    gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, 4 * C);
-    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, BT, C, 4 * C);
+    gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, F);
+    /* column-parallel: each rank's part of the input gradient, summed over the group */
+    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, BT, C, F);
+    lmf_gpt_tp(m, LMF_TP_SUM, m->dbtc, NULL, BTC);
     layernorm_backward(o, m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w, a->ln2_mean,
                        a->ln2_rstd, BT, C);
     /* dres = d residual2: attention branch */
-    matmul_backward(o, m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw, BT, C, C);
-    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C, NH);
-    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, BT, C, 3 * C);
+    matmul_backward(o, m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw, BT, W, C);
+    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, W, NH);
+    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, BT, C, 3 * W);
+    lmf_gpt_tp(m, LMF_TP_SUM, m->dbtc, NULL, BTC);
     layernorm_backward(o, m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean, a->ln1_rstd,
                        BT, C);
 }
@@ -430,8 +521,8 @@ void lmf_gpt_backward(lmf_gpt *m) {
 
     for (int l = L - 1; l >= 0; l--) {
         lmf_layer_view w, g;
-        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 1), &w);
-        lmf_layout_layer_view(&m->cfg, block_grads(m, 1 + l), &g);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 1), &w);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, block_grads(m, 1 + l), &g);
         layer_acts *a = &m->la[l];
         const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
         if (llama)
@@ -442,7 +533,12 @@ void lmf_gpt_backward(lmf_gpt *m) {
         lmf_gpt_release_params(m, 1 + l, 1);
     }
     float *g0 = block_grads(m, 0);
-    encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
+    const lmf_tp_dims *d = &m->layout.tp;
+    if (d->size == 1)
+        encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
+    else
+        encoder_vp_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, d->vocab0, d->vocab_rows,
+                            B, T, C);
     grads_ready(m, 0);
     lmf_gpt_release_params(m, 0, 1);
     m->state = FORWARD_NONE;
@@ -453,6 +549,7 @@ void lmf_gpt_zero_grad(lmf_gpt *m) {
 }
 
 void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits) {
+    LMF_ASSERT(m->layout.tp.size == 1); /* the whole vocabulary's logits: the whole model */
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
     const float *x = m->lnf + ((size_t)b * m->cur_T + t) * C;
     logits_forward(&m->ops, logits, x, m->params + lmf_gpt_classifier_offset(m), 1, C, V);
