@@ -459,6 +459,113 @@ static void test_classifier(void **state) {
     }
 }
 
+/* ---------- vocabulary-parallel embedding and cross-entropy ---------- */
+
+/* one rank's rows [vbegin, vbegin+Vr) of a Vp-row table; ids drawn over all of [0, Vp), so
+ * most fall outside the part; fast and reference add the same terms in the same order:
+ * identical */
+static void check_encoder_vp(int B, int T, int C, int Vp, int vbegin, int Vr, int with_wpe) {
+    lmf_test_rng_seed((uint64_t)vbegin * 7u + (uint64_t)Vr);
+    int32_t *inp = malloc((size_t)B * T * sizeof *inp);
+    for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(lmf_test_uniform() * Vp) % Vp;
+    size_t no = (size_t)B * T * C, np = (size_t)Vr * C + 1;
+    float *part = lmf_test_fbuf(np, 1), *wpe = with_wpe ? lmf_test_fbuf((size_t)T * C, 1) : NULL;
+    float *dout = lmf_test_fbuf(no, 1), *o_r = lmf_test_fbuf(no, 1), *o = lmf_test_fbuf(no, 1);
+    R->encoder_vp_forward(o_r, inp, part, wpe, vbegin, Vr, B, T, C);
+    F->encoder_vp_forward(o, inp, part, wpe, vbegin, Vr, B, T, C);
+    assert_memory_equal(o, o_r, no * sizeof(float));
+    float *dp0 = lmf_test_fbuf(np, 1), *dwpe0 = lmf_test_fbuf((size_t)T * C, 1);
+    float *dp_r = lmf_test_fdup(dp0, np), *dp_f = lmf_test_fdup(dp0, np);
+    float *dwpe_r = lmf_test_fdup(dwpe0, (size_t)T * C), *dwpe_f = lmf_test_fdup(dwpe0, (size_t)T * C);
+    R->encoder_vp_backward(dp_r, with_wpe ? dwpe_r : NULL, dout, inp, vbegin, Vr, B, T, C);
+    F->encoder_vp_backward(dp_f, with_wpe ? dwpe_f : NULL, dout, inp, vbegin, Vr, B, T, C);
+    assert_memory_equal(dp_f, dp_r, np * sizeof(float));
+    assert_memory_equal(dwpe_f, dwpe_r, (size_t)T * C * sizeof(float));
+    free(inp); free(part); free(wpe); free(dout); free(o_r); free(o); free(dp0); free(dwpe0);
+    free(dp_r); free(dp_f); free(dwpe_r); free(dwpe_f);
+}
+
+/* stats[N*3] split into its three columns, each compared at its own scale */
+static void close_enough_stats(const float *fast, const float *ref, int N) {
+    static const char *const names[3] = {"classifier_vp max", "classifier_vp sum",
+                                         "classifier_vp target logit"};
+    float *a = malloc((size_t)(N ? N : 1) * sizeof *a), *b = malloc((size_t)(N ? N : 1) * sizeof *b);
+    for (int j = 0; j < 3; j++) {
+        for (int n = 0; n < N; n++) a[n] = fast[3 * n + j], b[n] = ref[3 * n + j];
+        close_enough(names[j], a, b, N, TOL_DOT);
+    }
+    free(a); free(b);
+}
+
+/* One rank's rows [vbegin, vbegin+Vr) of a vocabulary of V > vbegin+Vr rows: targets over all
+ * of [0, V), so some lie in the part and most outside. lse = this part's log-sum-exp plus the
+ * mass of the other parts (a random positive amount), as the combination would give. */
+static void check_classifier_vp(int N, int C, int V, int vbegin, int Vr) {
+    lmf_test_rng_seed((uint64_t)N * 31u + (uint64_t)Vr * 7u + (uint64_t)vbegin);
+    size_t nx = (size_t)N * C, nw = (size_t)Vr * C + 1;
+    float *x = lmf_test_fbuf(nx, 1), *w = lmf_test_fbuf(nw, 1);
+    int32_t *tg = malloc((size_t)N * sizeof *tg);
+    for (int n = 0; n < N; n++) tg[n] = (int32_t)(lmf_test_uniform() * V) % V;
+    if (Vr > 0) tg[0] = vbegin, tg[N - 1] = vbegin + Vr - 1; /* the part's first and last rows */
+    float *st_r = lmf_test_fbuf((size_t)N * 3, 1), *sc_r = lmf_test_fbuf(R->classifier_vp_scratch_floats(N, Vr) + 1, 1);
+    R->classifier_vp_stats(st_r, sc_r, x, w, tg, vbegin, N, C, Vr);
+    float *lse = malloc((size_t)N * sizeof *lse);
+    for (int n = 0; n < N; n++) {
+        double own = Vr > 0 ? st_r[3 * n] + log(st_r[3 * n + 1]) : -INFINITY;
+        double other = 2.0 * lmf_test_uniform() + 1.0;
+        lse[n] = (float)(Vr > 0 ? fmax(own, other) + log1p(exp(-fabs(own - other))) : other);
+    }
+    float *dx_r = lmf_test_fbuf(nx, 1), *dw0 = lmf_test_fbuf(nw, 1), *dw_r = lmf_test_fdup(dw0, nw);
+    const float dloss = 1.0f / (float)N;
+    R->classifier_vp_backward(dx_r, dw_r, sc_r, x, w, tg, lse, dloss, vbegin, N, C, Vr);
+    size_t nsf = F->classifier_vp_scratch_floats(N, Vr);
+    if (N > 256) assert_true(nsf < (size_t)N * Vr); /* chunks, never all N x Vr logits */
+    float *keep[3] = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        float *st = lmf_test_fbuf((size_t)N * 3, 1), *sc = lmf_test_fbuf(nsf + 1, 1);
+        float *dx = lmf_test_fbuf(nx, 1), *dw = lmf_test_fdup(dw0, nw);
+        F->classifier_vp_stats(st, sc, x, w, tg, vbegin, N, C, Vr);
+        F->classifier_vp_backward(dx, dw, sc, x, w, tg, lse, dloss, vbegin, N, C, Vr);
+        free(sc);
+        if (rep == 0) {
+            if (Vr == 0) {
+                assert_memory_equal(st, st_r, (size_t)N * 3 * sizeof(float)); /* -inf, 0, 0 */
+                for (size_t i = 0; i < nx; i++) assert_true(dx[i] == 0.0f && dx_r[i] == 0.0f);
+            } else {
+                close_enough_stats(st, st_r, N);
+                close_enough("classifier_vp dx", dx, dx_r, nx, TOL_DOT);
+                close_enough("classifier_vp dw_part", dw, dw_r, (size_t)Vr * C, TOL_DOT);
+            }
+            /* the float past the part is never touched */
+            assert_true(dw[nw - 1] == dw0[nw - 1] && dw_r[nw - 1] == dw0[nw - 1]);
+            keep[0] = st; keep[1] = dx; keep[2] = dw;
+        } else {
+            assert_memory_equal(st, keep[0], (size_t)N * 3 * sizeof(float));
+            assert_memory_equal(dx, keep[1], nx * sizeof(float));
+            assert_memory_equal(dw, keep[2], nw * sizeof(float));
+            free(st); free(dx); free(dw);
+        }
+    }
+    for (int i = 0; i < 3; i++) free(keep[i]);
+    free(x); free(w); free(tg); free(st_r); free(sc_r); free(lse); free(dx_r); free(dw0); free(dw_r);
+}
+
+static void test_vocab_parallel(void **state) {
+    (void)state;
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_encoder_vp(1, 1, 1, 3, 0, 3, 1);
+        check_encoder_vp(2, 3, 45, 50, 17, 13, 1);
+        check_encoder_vp(4, 67, 76, 50, 25, 25, 0);
+        check_encoder_vp(2, 5, 45, 20, 20, 0, 1);  /* an empty part */
+        check_classifier_vp(1, 8, 5, 0, 3);
+        check_classifier_vp(7, 45, 200, 64, 37);
+        check_classifier_vp(301, 45, 400, 129, 101); /* 2 chunks, the last one partial */
+        check_classifier_vp(513, 24, 90, 5, 77);     /* 3 chunks */
+        check_classifier_vp(9, 45, 100, 50, 0);      /* an empty part */
+    }
+}
+
 /* ---------- fused kernels ---------- */
 
 /* residual + LayerNorm: fast vs reference; in both tables the fused kernel equals
@@ -781,6 +888,7 @@ int main(void) {
         cmocka_unit_test(test_residual_adamw_sumsq),
         cmocka_unit_test(test_encoder),
         cmocka_unit_test(test_classifier),
+        cmocka_unit_test(test_vocab_parallel),
         cmocka_unit_test(test_residual_layernorm),
         cmocka_unit_test(test_matmul_gelu),
         cmocka_unit_test(test_gelu_bias_backward),

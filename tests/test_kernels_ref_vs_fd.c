@@ -975,6 +975,229 @@ static void test_encoder_without_positions(void **state) {
     }
 }
 
+/* ---------- vocabulary-parallel embedding and cross-entropy ---------- */
+
+/* One rank's part of the embedding: rows [vbegin, vbegin+Vr) of wte; ids outside give zero. */
+typedef struct encvp_ctx {
+    int B, T, C, vbegin, Vr;
+    const int32_t *inp;
+    double *wte_part, *wpe, *out; /* wpe may be NULL */
+    const float *R;
+} encvp_ctx;
+
+static void encvp_fwd_d(encvp_ctx *c) {
+    for (int bt = 0; bt < c->B * c->T; bt++) {
+        int row = c->inp[bt] - c->vbegin, t = bt % c->T;
+        for (int i = 0; i < c->C; i++) {
+            double e = row >= 0 && row < c->Vr ? c->wte_part[(size_t)row * c->C + i] : 0.0;
+            c->out[(size_t)bt * c->C + i] = e + (c->wpe ? c->wpe[(size_t)t * c->C + i] : 0.0);
+        }
+    }
+}
+static double encvp_loss(void *p) {
+    encvp_ctx *c = p;
+    encvp_fwd_d(c);
+    return dot_r(c->out, c->R, (size_t)c->B * c->T * c->C);
+}
+
+/* wte_part has a NaN row after its Vr rows (reading past the part poisons out) and dwte_part
+ * an extra row that must come back unchanged */
+static void check_encoder_vp(const lmf_kernels *k, int B, int T, int C, int Vp, int vbegin,
+                             int Vr, int with_wpe) {
+    lmf_test_rng_seed(12);
+    size_t nout = (size_t)B * T * C, np = (size_t)(Vr + 1) * C;
+    int32_t *inp = malloc((size_t)B * T * sizeof *inp);
+    for (int i = 0; i < B * T; i++) inp[i] = (int32_t)(lmf_test_uniform() * Vp) % Vp;
+    if (Vr > 0) inp[0] = inp[B * T - 1] = vbegin + Vr - 1; /* this part's last row, twice */
+    float *part = lmf_test_fbuf(np, 1), *wpe = with_wpe ? lmf_test_fbuf((size_t)T * C, 1) : NULL;
+    for (int i = 0; i < C; i++) part[(size_t)Vr * C + i] = NAN;
+    float *R = lmf_test_fbuf(nout, 1), *out = lmf_test_fbuf(nout, 1);
+    encvp_ctx c = {B, T, C, vbegin, Vr, inp, dcopy(part, np), wpe ? dcopy(wpe, (size_t)T * C) : NULL,
+                   malloc(nout * sizeof(double)), R};
+    for (size_t i = 0; i < nout; i++) out[i] = 777.0f; /* written */
+    k->encoder_vp_forward(out, inp, part, wpe, vbegin, Vr, B, T, C);
+    encvp_fwd_d(&c);
+    fwd_check("encoder_vp forward", out, c.out, nout);
+
+    float *dp0 = lmf_test_fbuf(np, 1), *dp = lmf_test_fdup(dp0, np);
+    float *dwpe0 = lmf_test_fbuf((size_t)T * C, 1), *dwpe = lmf_test_fdup(dwpe0, (size_t)T * C);
+    k->encoder_vp_backward(dp, with_wpe ? dwpe : NULL, R, inp, vbegin, Vr, B, T, C);
+    if (Vr > 0) fd_check("encoder_vp dwte_part", encvp_loss, &c, c.wte_part, (size_t)Vr * C, dp, dp0);
+    assert_memory_equal(dp + (size_t)Vr * C, dp0 + (size_t)Vr * C, C * sizeof(float));
+    if (with_wpe) fd_check("encoder_vp dwpe", encvp_loss, &c, c.wpe, (size_t)T * C, dwpe, dwpe0);
+    else assert_memory_equal(dwpe, dwpe0, (size_t)T * C * sizeof(float));
+    free(inp); free(part); free(wpe); free(R); free(out); free(c.wte_part); free(c.wpe);
+    free(c.out); free(dp0); free(dp); free(dwpe0); free(dwpe);
+}
+
+static void test_encoder_vp(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        check_encoder_vp(tables[i], 2, 3, 13, 11, 0, 5, 1);
+        check_encoder_vp(tables[i], 3, 7, 45, 64, 21, 17, 1); /* ids on both sides */
+        check_encoder_vp(tables[i], 3, 7, 45, 64, 21, 17, 0);
+        check_encoder_vp(tables[i], 2, 5, 9, 20, 20, 0, 1);   /* an empty part */
+    }
+}
+
+/* The loss over the whole vocabulary [0, V), held by `ranks` parts: part r is rows
+ * [vb[r], vb[r]+vr[r]) as w[r], and reads its own copy x[r] of the input, so the finite
+ * difference in x[r] is the partial dx that rank r's backward writes. */
+#define VP_MAX_RANKS 4
+typedef struct clsvp_ctx {
+    int N, C, ranks, vb[VP_MAX_RANKS], vr[VP_MAX_RANKS];
+    double *x[VP_MAX_RANKS], *w[VP_MAX_RANKS], *losses, *lse;
+    double *stats; /* [ranks][N][3], as the kernel defines them */
+    const int32_t *tg;
+    double dloss;
+} clsvp_ctx;
+
+static void clsvp_fwd_d(clsvp_ctx *c) {
+    for (int n = 0; n < c->N; n++) {
+        double mx = -INFINITY, zt = NAN;
+        for (int r = 0; r < c->ranks; r++) {
+            double *st = c->stats + ((size_t)r * c->N + n) * 3;
+            st[0] = -INFINITY, st[1] = 0.0, st[2] = 0.0;
+            for (int v = 0; v < c->vr[r]; v++) {
+                double z = 0;
+                for (int i = 0; i < c->C; i++)
+                    z += c->x[r][(size_t)n * c->C + i] * c->w[r][(size_t)v * c->C + i];
+                st[0] = fmax(st[0], z);
+            }
+            for (int v = 0; v < c->vr[r]; v++) {
+                double z = 0;
+                for (int i = 0; i < c->C; i++)
+                    z += c->x[r][(size_t)n * c->C + i] * c->w[r][(size_t)v * c->C + i];
+                st[1] += exp(z - st[0]);
+                if (c->vb[r] + v == c->tg[n]) st[2] = zt = z;
+            }
+            mx = fmax(mx, st[0]);
+        }
+        double s = 0;
+        for (int r = 0; r < c->ranks; r++) {
+            double *st = c->stats + ((size_t)r * c->N + n) * 3;
+            if (c->vr[r] > 0) s += st[1] * exp(st[0] - mx);
+        }
+        c->lse[n] = mx + log(s);
+        c->losses[n] = c->lse[n] - zt;
+    }
+}
+static double clsvp_loss(void *p) {
+    clsvp_ctx *c = p;
+    clsvp_fwd_d(c);
+    double s = 0;
+    for (int n = 0; n < c->N; n++) s += c->losses[n];
+    return c->dloss * s;
+}
+
+/* Parts given as their row counts; the vocabulary is their concatenation. Each w_part has a
+ * NaN row after it and each dw_part an extra row that must stay unchanged; dx is pre-filled
+ * (written), dw_part random (accumulated). */
+static void check_classifier_vp(const lmf_kernels *k, int N, int C, int ranks, const int *vr,
+                                float dloss) {
+    lmf_test_rng_seed(89);
+    clsvp_ctx c = {N, C, ranks, {0}, {0}, {0}, {0}, malloc(N * sizeof(double)),
+                   malloc(N * sizeof(double)), malloc((size_t)ranks * N * 3 * sizeof(double)),
+                   NULL, dloss};
+    int V = 0;
+    float *x = lmf_test_fbuf((size_t)N * C, 1.5f), *w[VP_MAX_RANKS];
+    for (int r = 0; r < ranks; r++) {
+        c.vb[r] = V, c.vr[r] = vr[r], V += vr[r];
+        w[r] = lmf_test_fbuf((size_t)(vr[r] + 1) * C, 1.5f);
+        for (int i = 0; i < C; i++) w[r][(size_t)vr[r] * C + i] = NAN;
+        c.x[r] = dcopy(x, (size_t)N * C);
+        c.w[r] = dcopy(w[r], (size_t)vr[r] * C);
+    }
+    int32_t *tg = malloc((size_t)N * sizeof *tg);
+    for (int n = 0; n < N; n++) tg[n] = (int32_t)(lmf_test_uniform() * V) % V;
+    tg[0] = V - 1;
+    c.tg = tg;
+    clsvp_fwd_d(&c);
+
+    float *stats = lmf_test_fbuf((size_t)ranks * N * 3, 1), *losses = lmf_test_fbuf(N, 1);
+    float *lse = lmf_test_fbuf(N, 1);
+    for (int r = 0; r < ranks; r++) {
+        float *sc = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, vr[r]) + 1, 1);
+        float *st = stats + (size_t)r * N * 3;
+        k->classifier_vp_stats(st, sc, x, w[r], tg, c.vb[r], N, C, vr[r]);
+        free(sc);
+        for (int n = 0; n < N; n++) {
+            const double *sd = c.stats + ((size_t)r * N + n) * 3;
+            if (vr[r] == 0) { /* exactly -inf, 0, 0 */
+                assert_true(isinf(st[3 * n]) && st[3 * n] < 0);
+                assert_true(st[3 * n + 1] == 0.0f && st[3 * n + 2] == 0.0f);
+                continue;
+            }
+            for (int j = 0; j < 3; j++) fwd_check("classifier_vp stats", st + 3 * n + j, sd + j, 1);
+        }
+    }
+    lmf_classifier_vp_combine(losses, lse, stats, ranks, N);
+    fwd_check("classifier_vp lse", lse, c.lse, N);
+    fwd_check("classifier_vp losses", losses, c.losses, N);
+
+    for (int r = 0; r < ranks; r++) {
+        size_t nx = (size_t)N * C, nw = (size_t)(vr[r] + 1) * C;
+        float *sc = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, vr[r]) + 1, 1);
+        float *dx = lmf_test_fbuf(nx, 1), *dw0 = lmf_test_fbuf(nw, 1), *dw = lmf_test_fdup(dw0, nw);
+        for (size_t i = 0; i < nx; i++) dx[i] = 777.0f;
+        k->classifier_vp_backward(dx, dw, sc, x, w[r], tg, lse, dloss, c.vb[r], N, C, vr[r]);
+        fd_check("classifier_vp dx (one part)", clsvp_loss, &c, c.x[r], nx, dx, NULL);
+        if (vr[r] > 0)
+            fd_check("classifier_vp dw_part", clsvp_loss, &c, c.w[r], (size_t)vr[r] * C, dw, dw0);
+        assert_memory_equal(dw + (size_t)vr[r] * C, dw0 + (size_t)vr[r] * C, C * sizeof(float));
+        free(sc); free(dx); free(dw0); free(dw);
+    }
+    for (int r = 0; r < ranks; r++) {
+        free(w[r]); free(c.x[r]); free(c.w[r]);
+    }
+    free(x); free(tg); free(stats); free(losses); free(lse); free(c.losses); free(c.lse);
+    free(c.stats);
+}
+
+static void test_classifier_vp(void **state) {
+    (void)state;
+    const int one[] = {37}, three[] = {12, 0, 25}, four[] = {1, 20, 9, 0};
+    for (int i = 0; i < 2; i++) {
+        check_classifier_vp(tables[i], 6, 13, 1, one, 1.0f);
+        check_classifier_vp(tables[i], 5, 45, 3, three, 1.0f / 5);
+        check_classifier_vp(tables[i], 1, 8, 4, four, 0.25f);
+    }
+}
+
+/* Logits ~1e3: every part's exponentials are taken against its own max and the combination
+ * against the largest, so nothing overflows. */
+static void test_classifier_vp_large_logits(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        const lmf_kernels *kt = tables[k];
+        int N = 3, C = 4, vr[2] = {2, 3};
+        lmf_test_rng_seed(99);
+        float *x = lmf_test_fbuf((size_t)N * C, 20), *wte = lmf_test_fbuf((size_t)5 * C, 20);
+        int32_t tg[3] = {0, 2, 4};
+        float stats[2 * 3 * 3], losses[3], lse[3], sc[8 * 5];
+        assert_true(kt->classifier_vp_scratch_floats(N, 3) <= 8 * 5);
+        kt->classifier_vp_stats(stats, sc, x, wte, tg, 0, N, C, vr[0]);
+        kt->classifier_vp_stats(stats + 3 * N, sc, x, wte + 2 * C, tg, 2, N, C, vr[1]);
+        lmf_classifier_vp_combine(losses, lse, stats, 2, N);
+        clsvp_ctx c = {N, C, 2, {0, 2}, {2, 3}, {dcopy(x, 12), dcopy(x, 12)},
+                       {dcopy(wte, 8), dcopy(wte + 8, 12)}, malloc(N * sizeof(double)),
+                       malloc(N * sizeof(double)), malloc(2 * N * 3 * sizeof(double)), tg, 1.0};
+        clsvp_fwd_d(&c);
+        float dx[12], dw[12] = {0};
+        kt->classifier_vp_backward(dx, dw, sc, x, wte + 2 * C, tg, lse, 1.0f, 2, N, C, vr[1]);
+        for (int n = 0; n < N; n++) {
+            assert_true(fabs(c.lse[n]) > 100); /* the case is what it claims */
+            assert_true(isfinite(losses[n]));
+            assert_true(fabs(losses[n] - c.losses[n]) <= 1e-4 * fmax(1.0, fabs(c.losses[n])));
+        }
+        for (int i = 0; i < N * C; i++) assert_true(isfinite(dx[i]) && isfinite(dw[i]));
+        free(x); free(wte); free(c.losses); free(c.lse); free(c.stats);
+        for (int r = 0; r < 2; r++) {
+            free(c.x[r]); free(c.w[r]);
+        }
+    }
+}
+
 static void test_registry(void **state) {
     (void)state;
     assert_ptr_equal(lmf_kernels_by_name("ref"), lmf_kernels_ref());
@@ -1005,6 +1228,9 @@ int main(void) {
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_gqa_attention),
         cmocka_unit_test(test_encoder_without_positions),
+        cmocka_unit_test(test_encoder_vp),
+        cmocka_unit_test(test_classifier_vp),
+        cmocka_unit_test(test_classifier_vp_large_logits),
     };
     return cmocka_run_group_tests_name("kernels_fd", tests, setup_tables, NULL);
 }

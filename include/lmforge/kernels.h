@@ -122,6 +122,41 @@ typedef struct lmf_kernels {
     /* Logits of the tied classifier: logits[N, V] = x[N, C] @ wte[:V]^T (wte rows are tokens). */
     void (*logits_forward)(float *logits, const float *x, const float *wte, int N, int C, int V);
 
+    /* ---- vocabulary parallelism: wte [Vp, C] split by rows over the tensor-parallel ranks ----
+     * This rank holds rows [vbegin, vbegin + Vr) of the padded vocabulary as wte_part /
+     * w_part [Vr, C] (Vr >= 0; for the classifier real rows only, so vbegin + Vr <= V). The
+     * kernels compute this rank's part; the engine combines the parts over the ranks. */
+
+    /* out[B,T,C] = (vbegin <= inp < vbegin+Vr ? wte_part[inp - vbegin] : 0) (+ wpe[t] when
+     * wpe != NULL) (WRITTEN); the engine sums out over the tensor-parallel ranks (and passes
+     * wpe on exactly one rank). encoder_forward is this kernel with the whole table. */
+    void (*encoder_vp_forward)(float *out, const int32_t *inp, const float *wte_part,
+                               const float *wpe, int vbegin, int Vr, int B, int T, int C);
+    /* dwte_part[Vr,C] += dout rows of the ids inside [vbegin, vbegin+Vr) (the others are
+     * skipped); dwpe[T,C] += dout (when dwpe != NULL) */
+    void (*encoder_vp_backward)(float *dwte_part, float *dwpe, const float *dout,
+                                const int32_t *inp, int vbegin, int Vr, int B, int T, int C);
+
+    /* Vocabulary-parallel cross-entropy, part 1. logit[n,v] = x[n,:] . w_part[v,:] for v < Vr.
+     * stats[N*3] (WRITTEN), per row n: stats[3n] = max_v logit (-INFINITY when Vr == 0),
+     * stats[3n+1] = sum_v exp(logit - that max) (0 when Vr == 0), stats[3n+2] = the logit of
+     * targets[n] when it lies in [vbegin, vbegin+Vr), else 0. targets[N] are global ids.
+     * scratch: classifier_vp_scratch_floats(N, Vr) floats (reference: one row of logits; fast:
+     * one chunk of rows). The engine gathers every rank's stats and calls
+     * lmf_classifier_vp_combine. */
+    size_t (*classifier_vp_scratch_floats)(int N, int Vr);
+    void (*classifier_vp_stats)(float *stats, float *scratch, const float *x, const float *w_part,
+                                const int32_t *targets, int vbegin, int N, int C, int Vr);
+    /* Part 2, with lse[N] = the global log-sum-exp of each row (lmf_classifier_vp_combine);
+     * the backward of loss = dloss * sum_n losses[n]. Logits are recomputed, not kept:
+     *   dlogit[n,v] = (exp(logit[n,v] - lse[n]) - [targets[n] == vbegin+v]) * dloss;
+     *   dx[N,C] = dlogit @ w_part (WRITTEN, zeros when Vr == 0; a partial sum the engine
+     *   all-reduces over the ranks); dw_part[Vr,C] += dlogit^T @ x.
+     * scratch: classifier_vp_scratch_floats(N, Vr) floats. */
+    void (*classifier_vp_backward)(float *dx, float *dw_part, float *scratch, const float *x,
+                                   const float *w_part, const int32_t *targets, const float *lse,
+                                   float dloss, int vbegin, int N, int C, int Vr);
+
     /* AdamW step on n elements in one pass over memory; t = step number starting at 1;
      * decoupled weight decay. The gradient used is g = grad[i] * grad_scale (averaging over
      * ranks and clipping folded in); grad[i] is then set to 0, ready for the next accumulation.
@@ -181,6 +216,15 @@ typedef struct lmf_kernels {
     void (*gqa_attention_kv_forward)(float *out, float *scratch, const float *q, const float *kc,
                                      const float *vc, int past, int n, int NH, int NKV, int hs);
 } lmf_kernels;
+
+/* Combines the vocabulary-parallel stats of every rank (no communication: the engine
+ * gathers them first). stats_all[ranks][N*3]: rank by rank, each classifier_vp_stats's
+ * output. lse[N] (WRITTEN) = log sum_r stats[3n+1] e^(stats[3n]) = the log-sum-exp of row n
+ * over the whole vocabulary; losses[N] (WRITTEN) = lse[n] - sum_r stats[3n+2] (exactly one
+ * rank holds each target). Summed in double; ranks with Vr == 0 add nothing. At least one
+ * rank must hold some rows. Every rank gets the same bits from the same stats_all. */
+void lmf_classifier_vp_combine(float *losses, float *lse, const float *stats_all, int ranks,
+                               int N);
 
 const lmf_kernels *lmf_kernels_ref(void);
 const lmf_kernels *lmf_kernels_fast(void);

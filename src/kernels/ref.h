@@ -9,6 +9,10 @@ void lmf_ref_encoder_forward(float *out, const int32_t *inp, const float *wte, c
                              int B, int T, int C);
 void lmf_ref_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
                               int B, int T, int C);
+void lmf_ref_encoder_vp_forward(float *out, const int32_t *inp, const float *wte_part,
+                                const float *wpe, int vbegin, int Vr, int B, int T, int C);
+void lmf_ref_encoder_vp_backward(float *dwte_part, float *dwpe, const float *dout,
+                                 const int32_t *inp, int vbegin, int Vr, int B, int T, int C);
 
 void lmf_ref_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                const float *weight, const float *bias, int N, int C);
@@ -48,6 +52,14 @@ void lmf_ref_logits_forward(float *logits, const float *x, const float *wte, int
 void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                         const float *wte, const int32_t *targets, float dloss, int N, int C,
                         int V);
+size_t lmf_ref_classifier_vp_scratch_floats(int N, int Vr);
+void lmf_ref_classifier_vp_stats(float *stats, float *scratch, const float *x,
+                                 const float *w_part, const int32_t *targets, int vbegin, int N,
+                                 int C, int Vr);
+void lmf_ref_classifier_vp_backward(float *dx, float *dw_part, float *scratch, const float *x,
+                                    const float *w_part, const int32_t *targets,
+                                    const float *lse, float dloss, int vbegin, int N, int C,
+                                    int Vr);
 
 void lmf_ref_adamw(float *param, float *grad, float *m, float *v, size_t n, float lr,
                    float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);

@@ -2,7 +2,6 @@
 #include "kernels/fast/fast.h"
 
 #include <assert.h>
-#include <immintrin.h>
 #include <math.h>
 
 #include "kernels/busy.h"
@@ -16,30 +15,11 @@ size_t lmf_fast_classifier_scratch_floats(int N, int V) {
 /* One row of logits lg[V]: returns the loss for target tgt. If grad, lg becomes
  * dlogits = (softmax - onehot) * dloss. */
 static float row_loss(float *lg, int V, int tgt, int grad, float dloss) {
-    __m256 mx8 = _mm256_set1_ps(-INFINITY);
-    int i = 0;
-    for (; i + 8 <= V; i += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(lg + i));
-    float mx = lmf_hmax256(mx8);
-    for (; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+    const float mx = lmf_fast_row_max(lg, V);
     const float zt = lg[tgt];
-    __m256 m8 = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
-    float s = 0.0f;
-    for (i = 0; i + 8 <= V; i += 8) {
-        __m256 e = lmf_exp256(_mm256_sub_ps(_mm256_loadu_ps(lg + i), m8));
-        if (grad) _mm256_storeu_ps(lg + i, e);
-        s8 = _mm256_add_ps(s8, e);
-    }
-    s += lmf_hsum256(s8);
-    for (; i < V; i++) {
-        float e = expf(lg[i] - mx);
-        if (grad) lg[i] = e;
-        s += e;
-    }
+    const float s = lmf_fast_row_sumexp(lg, V, mx, grad);
     if (grad) {
-        float k = dloss / s;
-        __m256 k8 = _mm256_set1_ps(k);
-        for (i = 0; i + 8 <= V; i += 8) _mm256_storeu_ps(lg + i, _mm256_mul_ps(_mm256_loadu_ps(lg + i), k8));
-        for (; i < V; i++) lg[i] *= k;
+        lmf_fast_row_scale(lg, V, dloss / s);
         lg[tgt] -= dloss;
     }
     return logf(s) + mx - zt;

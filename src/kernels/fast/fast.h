@@ -28,6 +28,10 @@ void lmf_fast_encoder_forward(float *out, const int32_t *inp, const float *wte, 
                               int B, int T, int C);
 void lmf_fast_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
                                int B, int T, int C);
+void lmf_fast_encoder_vp_forward(float *out, const int32_t *inp, const float *wte_part,
+                                 const float *wpe, int vbegin, int Vr, int B, int T, int C);
+void lmf_fast_encoder_vp_backward(float *dwte_part, float *dwpe, const float *dout,
+                                  const int32_t *inp, int vbegin, int Vr, int B, int T, int C);
 
 void lmf_fast_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                                 const float *weight, const float *bias, int N, int C);
@@ -74,6 +78,15 @@ void lmf_fast_logits_forward(float *logits, const float *x, const float *wte, in
 void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, const float *x,
                          const float *wte, const int32_t *targets, float dloss, int N, int C,
                          int V);
+/* the vocabulary-parallel classifier: chunks of LMF_FAST_CLASSIFIER_CHUNK rows as well */
+size_t lmf_fast_classifier_vp_scratch_floats(int N, int Vr);
+void lmf_fast_classifier_vp_stats(float *stats, float *scratch, const float *x,
+                                  const float *w_part, const int32_t *targets, int vbegin, int N,
+                                  int C, int Vr);
+void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *scratch, const float *x,
+                                     const float *w_part, const int32_t *targets,
+                                     const float *lse, float dloss, int vbegin, int N, int C,
+                                     int Vr);
 
 void lmf_fast_adamw(float *param, float *grad, float *m, float *v, size_t n, float lr,
                     float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);

@@ -3,6 +3,7 @@
 #define LMF_KERNELS_FAST_VEC_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 
 /* e^x for 8 floats. x = n ln2 + r with |r| <= ln2/2; e^r by its Taylor series to degree 7
@@ -41,6 +42,44 @@ static inline float lmf_hmax256(__m256 v) {
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* Row reductions of the softmax (the classifiers'): 8 lanes, then the tail, in a fixed order.
+ * max of x[0..n); -INFINITY when n == 0 */
+static inline float lmf_fast_row_max(const float *x, int n) {
+    __m256 mx8 = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx8 = _mm256_max_ps(mx8, _mm256_loadu_ps(x + i));
+    float mx = lmf_hmax256(mx8);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+/* sum of e^(x[i] - shift) over [0, n); when store, x[i] becomes e^(x[i] - shift) */
+static inline float lmf_fast_row_sumexp(float *x, int n, float shift, int store) {
+    __m256 m8 = _mm256_set1_ps(shift), s8 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = lmf_exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), m8));
+        if (store) _mm256_storeu_ps(x + i, e);
+        s8 = _mm256_add_ps(s8, e);
+    }
+    float s = 0.0f;
+    s += lmf_hsum256(s8);
+    for (; i < n; i++) {
+        float e = expf(x[i] - shift);
+        if (store) x[i] = e;
+        s += e;
+    }
+    return s;
+}
+
+/* x[0..n) *= k */
+static inline void lmf_fast_row_scale(float *x, int n, float k) {
+    __m256 k8 = _mm256_set1_ps(k);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), k8));
+    for (; i < n; i++) x[i] *= k;
 }
 
 static inline double lmf_hsum256d(__m256d v) {
