@@ -90,6 +90,8 @@ typedef struct lmf_step_stats {
     double seconds, tokens_per_s, flops_per_s;
     double mfu;                /* flops_per_s over the peak of every rank's threads */
     int64_t tokens;            /* tokens in this step */
+    double tp_comm_s;          /* this rank's seconds in tensor-parallel collectives during the
+                                * step (they block: none is hidden behind computation) */
     /* numeric faults */
     int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
     int bad_in_row;            /* such steps in a row, this one included (0 after a good step) */

@@ -174,9 +174,11 @@ static void on_step(void *ctx, const lmf_step_stats *st, int done, int total, do
         if (last) fputc('\n', stderr);
         fflush(stderr);
     } else if ((st->step + 1) % c->log_every == 0 || last || st->step == 0) {
-        fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%% eta %s\n",
+        char tp[48] = ""; /* tensor parallelism: the step's time in its collectives */
+        if (st->tp_comm_s > 0) snprintf(tp, sizeof tp, " tp_comm_ms %.1f", 1e3 * st->tp_comm_s);
+        fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%%%s eta %s\n",
                 st->step + 1, total, (double)st->loss, (double)st->lr, (double)st->grad_norm,
-                st->tokens_per_s, 100 * st->mfu, etab);
+                st->tokens_per_s, 100 * st->mfu, tp, etab);
     }
     const char *cr = c->tty ? "\r\033[K" : "";
     if (st->skipped) { /* numeric faults: docs/checkpoints.md */

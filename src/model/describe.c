@@ -200,21 +200,24 @@ size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_conf
     if (lmf_tp_dims_get(cfg, tp, &d) != LMF_OK) return 0;
     int L = cfg->n_layer, C = cfg->n_embd;
     size_t BT = (size_t)B * T, BTC = BT * C;
+    /* the residual stream's and the norms' rows: 1/size of them under sequence parallelism */
+    size_t R = d.sequence_parallel ? BT / (size_t)d.size : BT, RC = R * C;
     size_t att = k->attention_saved_floats(B, T, d.heads);
     lmf_act_widths w;
     lmf_gpt_act_widths(cfg, &d, &w);
     size_t gelu = BT * w.act;
-    size_t inner = BTC /*ln1*/ + w.stats * BT + BT * w.qkv /*qkv*/ + BT * d.width /*atty*/ + att +
-                   BTC /*residual2*/ + BTC /*ln2*/ + w.stats * BT + BT * w.fch /*fch*/;
+    size_t inner = RC /*ln1*/ + w.stats * R + BT * w.qkv /*qkv*/ + BT * d.width /*atty*/ + att +
+                   RC /*residual2*/ + RC /*ln2*/ + w.stats * R + BT * w.fch /*fch*/;
     int training = mode != LMF_RESERVE_INFERENCE;
     lmf_recompute rc = training ? recompute : LMF_RECOMPUTE_NONE;
-    size_t per_layer = BTC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
+    size_t per_layer = RC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
                        (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
     size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
-    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + w.stats * BT /*lnf*/ +
+    size_t total = RC /*encoded*/ + (size_t)L * per_layer + shared + RC + w.stats * R /*lnf*/ +
                    BT /*losses*/ + lmf_gpt_classifier_floats(cfg, &d, k, (int)BT);
+    if (d.sequence_parallel) total += 2 * BTC; /* gathered rows, partial sums */
     if (training)
-        total += BTC /*dres*/ + BTC /*dbtc*/ + BT * w.dqkv /*dqkv*/ + BT * w.d4a /*d4a*/ +
+        total += RC /*dres*/ + BTC /*dbtc*/ + BT * w.dqkv /*dqkv*/ + BT * w.d4a /*d4a*/ +
                  lmf_gpt_attention_scratch(cfg, &d, k, B, T);
     return total;
 }

@@ -168,6 +168,13 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     const lmf_tp_dims *d = &m->layout.tp;
     int L = m->cfg.n_layer, C = m->cfg.n_embd;
     size_t BT = (size_t)B * T, BTC = BT * C;
+    if (d->sequence_parallel && BT % (size_t)d->size != 0)
+        return lmf_fail(LMF_ERR_ARG, "sequence parallelism splits the batch's %zu positions "
+                        "over --tp %d ranks: choose --batch x --seq divisible by %d", BT,
+                        d->size, d->size);
+    /* rows of the residual stream and the norms this rank holds: all, or with sequence
+     * parallelism its 1/size of them */
+    size_t R = d->sequence_parallel ? BT / (size_t)d->size : BT, RC = R * C;
     size_t att = k->attention_saved_floats(B, T, d->heads);
     lmf_act_widths aw;
     lmf_gpt_act_widths(&m->cfg, d, &aw);
@@ -189,13 +196,13 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
                         B, T, (double)total * 4 / 1e6);
     memset(m->acts, 0, total * sizeof(float));
     float *p = m->acts;
-    m->encoded = take(&p, BTC);
+    m->encoded = take(&p, RC);
     layer_acts sh;
     memset(&sh, 0, sizeof sh);
     if (rc == LMF_RECOMPUTE_FULL) {
-        sh.ln1 = take(&p, BTC); sh.ln1_mean = take(&p, st * BT); sh.ln1_rstd = take(&p, BT);
+        sh.ln1 = take(&p, RC); sh.ln1_mean = take(&p, st * R); sh.ln1_rstd = take(&p, R);
         sh.qkv = take(&p, BT * aw.qkv); sh.atty = take(&p, BT * d->width); sh.att_saved = take(&p, att);
-        sh.residual2 = take(&p, BTC); sh.ln2 = take(&p, BTC); sh.ln2_mean = take(&p, st * BT); sh.ln2_rstd = take(&p, BT);
+        sh.residual2 = take(&p, RC); sh.ln2 = take(&p, RC); sh.ln2_mean = take(&p, st * R); sh.ln2_rstd = take(&p, R);
         sh.fch = take(&p, BT * aw.fch);
     }
     if (rc != LMF_RECOMPUTE_NONE) sh.fch_gelu = take(&p, gelu);
@@ -203,15 +210,15 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
         layer_acts *a = &m->la[l];
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
-            a->ln1 = take(&p, BTC); a->ln1_mean = take(&p, st * BT); a->ln1_rstd = take(&p, BT);
+            a->ln1 = take(&p, RC); a->ln1_mean = take(&p, st * R); a->ln1_rstd = take(&p, R);
             a->qkv = take(&p, BT * aw.qkv); a->atty = take(&p, BT * d->width); a->att_saved = take(&p, att);
-            a->residual2 = take(&p, BTC); a->ln2 = take(&p, BTC); a->ln2_mean = take(&p, st * BT); a->ln2_rstd = take(&p, BT);
+            a->residual2 = take(&p, RC); a->ln2 = take(&p, RC); a->ln2_mean = take(&p, st * R); a->ln2_rstd = take(&p, R);
             a->fch = take(&p, BT * aw.fch);
         }
         if (rc == LMF_RECOMPUTE_NONE) a->fch_gelu = take(&p, gelu);
-        a->residual3 = take(&p, BTC);
+        a->residual3 = take(&p, RC);
     }
-    m->lnf = take(&p, BTC); m->lnf_mean = take(&p, st * BT); m->lnf_rstd = take(&p, BT);
+    m->lnf = take(&p, RC); m->lnf_mean = take(&p, st * R); m->lnf_rstd = take(&p, R);
     m->losses = take(&p, BT);
     if (d->size == 1) {
         m->cls_scratch = take(&p, lmf_gpt_classifier_floats(&m->cfg, d, k, (int)BT));
@@ -221,8 +228,14 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
         m->cls_stats = take(&p, (size_t)3 * d->size * BT);
         m->cls_lse = take(&p, BT);
     }
+    if (d->sequence_parallel) { /* whole rows gathered; partial sums before the scatter */
+        m->sp_gather = take(&p, BTC);
+        m->sp_part = take(&p, BTC);
+    } else {
+        m->sp_gather = m->sp_part = NULL;
+    }
     if (training) {
-        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.dqkv);
+        m->dres = take(&p, RC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.dqkv);
         m->d4a = take(&p, BT * aw.d4a);
         m->att_scratch = take(&p, lmf_gpt_attention_scratch(&m->cfg, d, k, B, T));
     } else {
@@ -278,6 +291,36 @@ void lmf_gpt_tp(lmf_gpt *m, lmf_tp_op op, float *buf, float *out, size_t n) {
 static const float *row_bias(const lmf_gpt *m, const float *b) {
     return m->layout.tp.rank == 0 ? b : NULL;
 }
+/* its gradient: from the whole rows' output gradient, which every rank has; under sequence
+ * parallelism one rank takes it (the engine sums the group's) */
+static float *row_bias_grad(const lmf_gpt *m, float *g) {
+    return m->layout.tp.sequence_parallel && m->layout.tp.rank != 0 ? NULL : g;
+}
+
+int lmf_gpt_local_rows(const lmf_gpt *m, int n) {
+    return m->layout.tp.sequence_parallel ? n / m->layout.tp.size : n;
+}
+
+const float *lmf_gpt_sp_gather(lmf_gpt *m, const float *local, int BT) {
+    const lmf_tp_dims *d = &m->layout.tp;
+    if (!d->sequence_parallel) return local;
+    size_t n = (size_t)lmf_gpt_local_rows(m, BT) * (size_t)m->cfg.n_embd;
+    memcpy(m->sp_gather + (size_t)d->rank * n, local, n * sizeof(float));
+    lmf_gpt_tp(m, LMF_TP_GATHER, m->sp_gather, NULL, n);
+    return m->sp_gather;
+}
+
+float *lmf_gpt_sp_partial(lmf_gpt *m, float *out) {
+    return m->layout.tp.sequence_parallel ? m->sp_part : out;
+}
+
+void lmf_gpt_sp_reduce(lmf_gpt *m, float *part, float *out, int BT) {
+    size_t C = (size_t)m->cfg.n_embd;
+    if (m->layout.tp.sequence_parallel)
+        lmf_gpt_tp(m, LMF_TP_REDUCE_SCATTER, part, out, (size_t)lmf_gpt_local_rows(m, BT) * C);
+    else
+        lmf_gpt_tp(m, LMF_TP_SUM, out, NULL, (size_t)BT * C);
+}
 
 /* wpe inside block 0 (GPT-2), or NULL (Llama: no position embedding) */
 static float *wpe_of(const lmf_gpt *m, float *block0) {
@@ -320,28 +363,32 @@ static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, c
     lmf_ops *o = &m->ops;
     lmf_layer_view w = *wp;
     int C = m->cfg.n_embd, BT = B * T, W = m->layout.tp.width, F = m->layout.tp.ffn;
-    size_t BTC = (size_t)BT * (size_t)C;
-    if (!ln1_ready) layernorm_forward(o, a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, BT, C);
-    /* tensor parallelism: this rank's heads (columns of q, k and v) ... */
-    matmul_forward(o, a->qkv, a->ln1, w.qkvw, w.qkvb, BT, C, 3 * W);
+    int R = lmf_gpt_local_rows(m, BT); /* the rows of x, the norms and the residual stream */
+    if (!ln1_ready) layernorm_forward(o, a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, R, C);
+    /* tensor parallelism: this rank's heads (columns of q, k and v) over every row ... */
+    matmul_forward(o, a->qkv, lmf_gpt_sp_gather(m, a->ln1, BT), w.qkvw, w.qkvb, BT, C, 3 * W);
     layer_attention(m, a, cache, B, T);
-    /* ... and their rows of the projection: a partial sum, summed over the group. residual2
-     * holds the projection first, then x + projection, normalised into ln2 in the same pass */
-    matmul_forward(o, a->residual2, a->atty, w.attprojw, row_bias(m, w.attprojb), BT, W, C);
-    lmf_gpt_tp(m, LMF_TP_SUM, a->residual2, NULL, BTC);
+    /* ... and their rows of the projection: a partial sum, summed over the group (or summed
+     * and scattered by rows). residual2 holds the projection first, then x + projection,
+     * normalised into ln2 in the same pass */
+    float *part = lmf_gpt_sp_partial(m, a->residual2);
+    matmul_forward(o, part, a->atty, w.attprojw, row_bias(m, w.attprojb), BT, W, C);
+    lmf_gpt_sp_reduce(m, part, a->residual2, BT);
     residual_layernorm_forward(o, a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, x, a->residual2,
-                               w.ln2w, w.ln2b, BT, C);
+                               w.ln2w, w.ln2b, R, C);
     /* fch = ln2 @ fcw + fcb and its GELU, in the GEMM's epilogue */
-    matmul_gelu_forward(o, a->fch, a->fch_gelu, a->ln2, w.fcw, w.fcb, BT, C, F);
+    matmul_gelu_forward(o, a->fch, a->fch_gelu, lmf_gpt_sp_gather(m, a->ln2, BT), w.fcw, w.fcb,
+                        BT, C, F);
     if (!to_output) return;
-    matmul_forward(o, a->residual3, a->fch_gelu, w.fcprojw, row_bias(m, w.fcprojb), BT, F, C);
-    lmf_gpt_tp(m, LMF_TP_SUM, a->residual3, NULL, BTC);
+    part = lmf_gpt_sp_partial(m, a->residual3);
+    matmul_forward(o, part, a->fch_gelu, w.fcprojw, row_bias(m, w.fcprojb), BT, F, C);
+    lmf_gpt_sp_reduce(m, part, a->residual3, BT);
 }
 
 /* The Llama family's layers and final RMSNorm (lmf_gpt_layers_forward's contract). */
 static void llama_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x,
                                  float *lnf, float *lnf_rstd, int B, int T, layer_cache *cache) {
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
         lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
@@ -361,7 +408,8 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
         llama_layers_forward(m, la, shared, x, lnf, lnf_rstd, B, T, cache);
         return;
     }
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
+    /* BT: the rows of the residual stream this rank holds */
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
         lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
@@ -395,14 +443,16 @@ static void vocab_parallel_loss(lmf_gpt *m, float *dx, float *dw, const float *w
     const lmf_tp_dims *d = &m->layout.tp;
     int C = m->cfg.n_embd;
     size_t part = (size_t)3 * N;
-    classifier_vp_stats(&m->ops, m->cls_stats + (size_t)d->rank * part, m->cls_scratch, m->lnf,
-                        w, targets, d->vocab0, N, C, d->vocab_real);
+    const float *x = lmf_gpt_sp_gather(m, m->lnf, N); /* every row, on every rank */
+    classifier_vp_stats(&m->ops, m->cls_stats + (size_t)d->rank * part, m->cls_scratch, x, w,
+                        targets, d->vocab0, N, C, d->vocab_real);
     lmf_gpt_tp(m, LMF_TP_GATHER, m->cls_stats, NULL, part);
     lmf_classifier_vp_combine(m->losses, m->cls_lse, m->cls_stats, d->size, N);
     if (!dx) return;
-    classifier_vp_backward(&m->ops, dx, dw, m->cls_scratch, m->lnf, w, targets, m->cls_lse,
-                           m->dloss, d->vocab0, N, C, d->vocab_real);
-    lmf_gpt_tp(m, LMF_TP_SUM, dx, NULL, (size_t)N * (size_t)C);
+    classifier_vp_backward(&m->ops, dx, dw, m->cls_scratch, x, w, targets, m->cls_lse, m->dloss,
+                           d->vocab0, N, C, d->vocab_real);
+    /* summed over the group; under sequence parallelism this rank's rows into sp_part */
+    lmf_gpt_sp_reduce(m, dx, lmf_gpt_sp_partial(m, dx), N);
 }
 
 lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -438,9 +488,10 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     if (d->size == 1) {
         encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
     } else { /* each rank embeds the ids in its rows of the vocabulary; the sum is the lookup */
-        encoder_vp_forward(&m->ops, m->encoded, inputs, wte, d->rank == 0 ? wpe : NULL, d->vocab0,
+        float *part = lmf_gpt_sp_partial(m, m->encoded);
+        encoder_vp_forward(&m->ops, part, inputs, wte, d->rank == 0 ? wpe : NULL, d->vocab0,
                            d->vocab_rows, B, T, C);
-        lmf_gpt_tp(m, LMF_TP_SUM, m->encoded, NULL, BT * (size_t)C);
+        lmf_gpt_sp_reduce(m, part, m->encoded, (int)BT);
     }
     lmf_gpt_layers_forward(m, m->la, 0, m->encoded, m->lnf, m->lnf_mean, m->lnf_rstd, B, T, NULL);
 
@@ -472,7 +523,8 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
     lmf_layer_view w = *wp, g = *gp;
     const lmf_tp_dims *d = &m->layout.tp;
     int C = m->cfg.n_embd, BT = B * T, W = d->width, F = d->ffn, NH = d->heads;
-    size_t BTC = (size_t)BT * (size_t)C;
+    int R = lmf_gpt_local_rows(m, BT); /* rows of x, the norms and dres */
+    float *dl = lmf_gpt_sp_partial(m, m->dbtc); /* a norm's output gradient, this rank's rows */
     /* bring back what the forward did not keep (same kernels, same inputs: same values) */
     if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
         layer_forward(m, &w, a, x, B, T, 0, 0, NULL);
@@ -481,21 +533,24 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
     /* dres = d residual3: MLP branch. matmul_backward, gelu_bias_backward and
      * attention_backward write their activation gradients (d4a, dbtc, dqkv), so nothing
      * is zeroed here; layernorm_backward adds into dres, the residual stream's gradient. */
-    matmul_backward(o, m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw, BT, F, C);
+    matmul_backward(o, m->d4a, g.fcprojw, row_bias_grad(m, g.fcprojb),
+                    lmf_gpt_sp_gather(m, m->dres, BT), a->fch_gelu, w.fcprojw, BT, F, C);
     /* d4a becomes d fch in place, and fcb's gradient is summed in the same pass */
     gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, F);
     /* column-parallel: each rank's part of the input gradient, summed over the group */
-    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, BT, C, F);
-    lmf_gpt_tp(m, LMF_TP_SUM, m->dbtc, NULL, BTC);
-    layernorm_backward(o, m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w, a->ln2_mean,
-                       a->ln2_rstd, BT, C);
+    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, lmf_gpt_sp_gather(m, a->ln2, BT), w.fcw, BT,
+                    C, F);
+    lmf_gpt_sp_reduce(m, m->dbtc, dl, BT);
+    layernorm_backward(o, m->dres, g.ln2w, g.ln2b, dl, a->residual2, w.ln2w, a->ln2_mean,
+                       a->ln2_rstd, R, C);
     /* dres = d residual2: attention branch */
-    matmul_backward(o, m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw, BT, W, C);
+    matmul_backward(o, m->dbtc, g.attprojw, row_bias_grad(m, g.attprojb),
+                    lmf_gpt_sp_gather(m, m->dres, BT), a->atty, w.attprojw, BT, W, C);
     attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, W, NH);
-    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, BT, C, 3 * W);
-    lmf_gpt_tp(m, LMF_TP_SUM, m->dbtc, NULL, BTC);
-    layernorm_backward(o, m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean, a->ln1_rstd,
-                       BT, C);
+    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, lmf_gpt_sp_gather(m, a->ln1, BT), w.qkvw,
+                    BT, C, 3 * W);
+    lmf_gpt_sp_reduce(m, m->dbtc, dl, BT);
+    layernorm_backward(o, m->dres, g.ln1w, g.ln1b, dl, x, w.ln1w, a->ln1_mean, a->ln1_rstd, R, C);
 }
 
 void lmf_gpt_backward(lmf_gpt *m) {
@@ -503,19 +558,20 @@ void lmf_gpt_backward(lmf_gpt *m) {
     LMF_ASSERT(m->state == FORWARD_TRAIN); /* a backward needs a training forward first */
     int L = m->cfg.n_layer, C = m->cfg.n_embd;
     int B = m->cur_B, T = m->cur_T, BT = B * T;
-    size_t BTC = (size_t)BT * (size_t)C;
+    int R = lmf_gpt_local_rows(m, BT); /* the residual stream's rows on this rank */
     int llama = m->cfg.family == LMF_FAMILY_LLAMA;
 
-    /* final norm: dlnf (in dbtc, from the classifier) -> dres */
+    /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in sp_part) -> dres */
     float *pf = lmf_gpt_block_params(m, L + 1, 1);
     float *gf = block_grads(m, L + 1);
     const float *xlast = L > 0 ? m->la[L - 1].residual3 : m->encoded;
-    zero_floats(o, m->dres, BTC);
+    const float *dlnf = lmf_gpt_sp_partial(m, m->dbtc);
+    zero_floats(o, m->dres, (size_t)R * (size_t)C);
     if (llama)
-        rmsnorm_backward(o, m->dres, gf, m->dbtc, xlast, pf, m->lnf_rstd, BT, C);
+        rmsnorm_backward(o, m->dres, gf, dlnf, xlast, pf, m->lnf_rstd, R, C);
     else
-        layernorm_backward(o, m->dres, gf, gf + C, m->dbtc, xlast, pf, m->lnf_mean, m->lnf_rstd,
-                           BT, C);
+        layernorm_backward(o, m->dres, gf, gf + C, dlnf, xlast, pf, m->lnf_mean, m->lnf_rstd, R,
+                           C);
     grads_ready(m, L + 1);
     lmf_gpt_release_params(m, L + 1, 1);
 
@@ -536,9 +592,10 @@ void lmf_gpt_backward(lmf_gpt *m) {
     const lmf_tp_dims *d = &m->layout.tp;
     if (d->size == 1)
         encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
-    else
-        encoder_vp_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, d->vocab0, d->vocab_rows,
-                            B, T, C);
+    else /* every position's gradient; under sequence parallelism wpe's on one rank */
+        encoder_vp_backward(o, g0, row_bias_grad(m, wpe_of(m, g0)),
+                            lmf_gpt_sp_gather(m, m->dres, BT), m->inputs, d->vocab0,
+                            d->vocab_rows, B, T, C);
     grads_ready(m, 0);
     lmf_gpt_release_params(m, 0, 1);
     m->state = FORWARD_NONE;

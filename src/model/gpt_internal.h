@@ -44,6 +44,8 @@ struct lmf_gpt {
     size_t acts_floats;
     float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses, *cls_scratch;
     float *cls_stats, *cls_lse;       /* vocabulary parallel: every rank's statistics, lse */
+    float *sp_gather, *sp_part;       /* sequence parallel: whole rows gathered [B*T, C]; a
+                                       * row-parallel product's partial sums [B*T, C] */
     layer_acts *la;
     /* backward scratch */
     float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
@@ -84,6 +86,17 @@ static inline float *take(float **p, size_t n) {
 /* A collective over the tensor-parallel group through the hook (nothing without a group),
  * timed as LMF_PHASE_TP_COMM. */
 void lmf_gpt_tp(lmf_gpt *m, lmf_tp_op op, float *buf, float *out, size_t n);
+/* Rows of the residual stream this rank holds for n rows of a batch (n / size under sequence
+ * parallelism, else n). */
+int lmf_gpt_local_rows(const lmf_gpt *m, int n);
+/* Under sequence parallelism: this rank's rows of local[lmf_gpt_local_rows(BT), C] with every
+ * other rank's, as the whole [BT, C] in m->sp_gather (returned); without it: local itself. */
+const float *lmf_gpt_sp_gather(lmf_gpt *m, const float *local, int BT);
+/* A row-parallel product's partial sums made whole: summed in place in out[BT, C] (out ==
+ * part), or under sequence parallelism summed and scattered: this rank's rows into out. The
+ * product writes into lmf_gpt_sp_partial(m, out). */
+void lmf_gpt_sp_reduce(lmf_gpt *m, float *part, float *out, int BT);
+float *lmf_gpt_sp_partial(lmf_gpt *m, float *out);
 
 /* The block's parameters (hook or own) and the matching release. */
 float *lmf_gpt_block_params(lmf_gpt *m, int b, int phase);

@@ -533,6 +533,8 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     const lmf_train_opts *o = &t->o;
     double t0 = lmf_now_s();
     double loss_sum = 0.0;
+    lmf_tp_stats tp0 = {0, 0};
+    if (t->tp) lmf_tp_stats_get(t->tp, &tp0);
     char ctx[32];
     snprintf(ctx, sizeof ctx, "step %d", t->step + 1);
     set_context(t, ctx);
@@ -585,6 +587,11 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     st.grad_norm = norm;
     st.seconds = dt;
     st.tokens = (int64_t)o->batch * o->seq * t->accum * t->dp_size;
+    if (t->tp) {
+        lmf_tp_stats tp1;
+        lmf_tp_stats_get(t->tp, &tp1);
+        st.tp_comm_s = tp1.seconds - tp0.seconds;
+    }
     st.tokens_per_s = (double)st.tokens / dt;
     st.flops_per_s = st.tokens_per_s * t->flops_per_token;
     st.mfu = t->peak_flops > 0 ? st.flops_per_s / t->peak_flops : 0.0;
