@@ -35,8 +35,9 @@ run() { # NAME EXTRA...: one training run; its per-step lines go to $work/NAME.R
   local name="$1"; shift
   mpirun --allow-run-as-root -np 2 --bind-to core "$lmf" train --model "$model" \
     --data "$work/tokens.bin" --batch "$batch" --seq "$seq" --global-batch "$gb" \
-    --steps "$steps" --threads 1 --eval-every 0 --sample-tokens 0 --log-every 1 \
-    --out "$work/run-$name" "$@" </dev/null 2>"$work/$name.$round" >/dev/null
+    --vocab-size 50257 --steps "$steps" --threads 1 --eval-every 0 --sample-tokens 0 \
+    --log-every 1 --out "$work/run-$name" "$@" </dev/null 2>"$work/$name.$round" >/dev/null ||
+    { echo "bench/tp_vs_dp.sh: the $name run failed:" >&2; tail -5 "$work/$name.$round" >&2; exit 1; }
   rm -rf "$work/run-$name"
 }
 for round in $(seq 1 "$rounds"); do

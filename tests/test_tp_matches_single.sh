@@ -13,7 +13,7 @@ if ! command -v mpirun >/dev/null || ! command -v python3 >/dev/null; then
   exit 77
 fi
 here=$(cd "$(dirname "$0")" && pwd)
-mpi() { local np="$1"; shift; timeout 300 mpirun --allow-run-as-root --oversubscribe -np "$np" \
+mpi() { local np="$1"; shift; timeout 600 mpirun --allow-run-as-root --oversubscribe -np "$np" \
           -x OMP_NUM_THREADS=1 "$LMF" "$@" </dev/null; }
 export OMP_NUM_THREADS=1
 make_corpus "$WORK/corpus"
