@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two "hosts" on one machine: two network namespaces joined by a veth pair, a 2-rank
-# `lmforge train` started by mpirun across them over TCP (Open MPI's rsh launcher with an agent
+# `lmforge train` (data-parallel, and one --tp 2 pair split over the hosts) started by mpirun
+# across them over TCP (Open MPI's rsh launcher with an agent
 # that enters the other namespace). Its losses must equal the one-host runs (np = 1 and np = 2)
 # within 1e-5 relative at every step. Needs root and network namespaces; skipped otherwise.
 set -u
@@ -94,6 +95,11 @@ lmf_check $rc "two hosts: exit code $rc: $(tail -20 two.log)"
 grep -q "2 ranks" two.log
 lmf_check $? "two hosts: the run did not report 2 ranks: $(head -5 two.log)"
 
+# tensor parallelism across the two hosts: one --tp 2 pair split over them
+two_hosts "$lmforge" "${common[@]}" --tp 2 --out "$work/two_tp" >two_tp.log 2>&1
+rc=$?
+lmf_check $rc "two hosts, --tp 2: exit code $rc: $(tail -20 two_tp.log)"
+
 # losses of every step: same as one host
 losses() { grep -o '"loss":[-0-9.e+]*' "$1/metrics.jsonl" | cut -d: -f2; }
 compare() {
@@ -108,6 +114,10 @@ if [ -f two/metrics.jsonl ]; then
     lmf_check $? "two hosts vs one rank: losses differ: $(paste <(losses two) <(losses one1) | tr '\n' ' ')"
     echo "losses (two hosts, one host np=2, one host np=1):"
     paste <(losses two) <(losses one2) <(losses one1)
+fi
+if [ -f two_tp/metrics.jsonl ]; then
+    compare two_tp one1
+    lmf_check $? "two hosts --tp 2 vs one rank: losses differ: $(paste <(losses two_tp) <(losses one1) | tr '\n' ' ')"
 fi
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

@@ -34,6 +34,11 @@ typedef enum lmf_comm_op { LMF_COMM_SUM = 0, LMF_COMM_MAX, LMF_COMM_MIN } lmf_co
  * Fails with LMF_ERR_ARG for an unknown name or "mpi" in a build without MPI, and when "auto"
  * finds a launcher asking for several ranks in a build without MPI. */
 lmf_status lmf_comm_create(const char *backend, lmf_comm **out);
+/* Collective over c: a sub-communicator of the ranks that pass the same color (>= 0), ranked
+ * by key (ties by their rank in c), as MPI_Comm_split makes; it inherits c's time-out, failure
+ * policy and context, and its failure messages name the group ("rank 1 of 2 in
+ * tensor-parallel group 3 (world rank 7)": name, then color). Free it before c. */
+lmf_status lmf_comm_split(lmf_comm *c, int color, int key, const char *name, lmf_comm **out);
 /* Completes requests still in flight (subject to the time-out), then frees. */
 void lmf_comm_free(lmf_comm *c);
 

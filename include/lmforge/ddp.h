@@ -28,6 +28,8 @@ typedef struct lmf_ddp_config {
                           * and measurements); 0: each bucket as soon as its gradients are done */
     int no_prefetch;     /* stage 3: 1 disables gathering the next block ahead of use */
     float grad_scale;    /* multiplies the summed gradients; 0: 1/world_size (mean over ranks) */
+    lmf_comm *tp_comm;   /* the tensor-parallel group the layout is one slice of (NULL: none):
+                          * the gradient norm's sum runs over it too */
 } lmf_ddp_config;
 
 #define LMF_DDP_DEFAULT_BUCKET_BYTES ((size_t)25 << 20)

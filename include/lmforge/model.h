@@ -18,6 +18,47 @@ extern "C" {
  * its calibration. A test runs the model over a counting kernel table and checks that these
  * descriptions are what the forward and backward really do. ==== */
 
+/* ---- Megatron-style tensor parallelism (docs/distributed.md): one model replica split over
+ * the `size` ranks of a tensor-parallel group. Attention is split by heads (QKV by output
+ * columns, the output projection by input rows), the feed-forward the same way (up column-,
+ * down row-parallel), the token embedding and the classifier by vocabulary rows; norms and
+ * row-parallel biases are replicated. With sequence_parallel the norms and the residual
+ * stream are also split, by rows of the B x T positions. size 1 is the unsplit model. */
+typedef struct lmf_tp_config {
+    int size;               /* ranks in the tensor-parallel group (0 or 1: none) */
+    int rank;               /* this rank's place in it, 0..size-1 */
+    int sequence_parallel;  /* 1: split norms and the residual stream over the positions too */
+} lmf_tp_config;
+
+/* What one tensor-parallel rank computes. */
+typedef struct lmf_tp_dims {
+    int size, rank;
+    int heads;          /* query heads of this rank: n_head / size */
+    int kv_heads;       /* key/value heads it computes: n_kv_head / size, or 1 when the
+                         * key/value heads are fewer than the ranks (each then shared by
+                         * size / n_kv_head ranks) */
+    int kv_head0;       /* its first key/value head (of the whole model's) */
+    int kv_shared;      /* ranks computing the same key/value heads (1: split) */
+    int width;          /* heads * head size */
+    int kv_width;       /* kv_heads * head size (GPT-2: width) */
+    int ffn;            /* feed-forward width: lmf_config_ffn / size */
+    int vocab0;         /* first row of the padded vocabulary it holds */
+    int vocab_rows;     /* padded vocabulary / size */
+    int vocab_real;     /* of those rows, real tokens (< vocab_size); may be 0 */
+    int sequence_parallel;
+} lmf_tp_dims;
+/* The split of configuration c over tp (NULL: none). LMF_ERR_ARG naming the value when heads,
+ * key/value heads, the feed-forward width or the padded vocabulary do not divide by the size
+ * (key/value heads may instead be a divisor of it). */
+lmf_status lmf_tp_dims_get(const lmf_gpt_config *c, const lmf_tp_config *tp, lmf_tp_dims *d);
+
+/* How a tensor's gradient is made whole over the tensor-parallel group before the optimizer
+ * step: not at all (a split tensor: each rank owns its slice), averaged (a replicated tensor
+ * whose gradient every rank computes from the same values: the mean keeps the copies equal
+ * to the last bit), or summed (each rank's gradient is a partial sum: the norms and
+ * row-parallel biases under sequence parallelism, key/value heads shared by several ranks). */
+typedef enum lmf_tp_reduce { LMF_TP_REDUCE_NONE = 0, LMF_TP_REDUCE_MEAN, LMF_TP_REDUCE_SUM } lmf_tp_reduce;
+
 /* One named tensor inside the contiguous parameter block. */
 typedef struct lmf_tensor_info {
     char name[64];       /* Hugging Face name, e.g. "h.0.attn.c_attn.weight" (GPT-2),
@@ -32,6 +73,17 @@ typedef struct lmf_tensor_info {
     int decay;           /* 1: AdamW weight decay applies (2-D weights, embeddings included) */
     int block;           /* 0 embeddings (and Llama's lm_head), 1..n_layer transformer layers,
                           * n_layer+1 final norm */
+    /* The slice of the whole tensor this block holds (tensor parallelism; the whole tensor
+     * without it). The internal form is 2-D: (in, out) for a product's weight, (padded vocab,
+     * n_embd) for an embedding, one row for a 1-D tensor. The slice is the rows
+     * [row0, row0 + rows) of full_rows and, in each of `sections` equal column sections of
+     * full_cols / sections columns, the columns [col0, col0 + cols) of the section (GPT-2's
+     * c_attn has three: q, k and v). numel = rows * sections * cols. */
+    int64_t row0, rows, full_rows, col0, cols, full_cols;
+    int sections;
+    lmf_tp_reduce tp_reduce;
+    int tp_copies;       /* tensor-parallel ranks holding this same slice (1: split); a norm
+                          * counts each copy once */
 } lmf_tensor_info;
 
 typedef struct lmf_param_layout {
@@ -40,6 +92,7 @@ typedef struct lmf_param_layout {
     size_t total;                 /* floats in the block */
     int n_blocks;                 /* n_layer + 2 */
     size_t *block_offset;         /* [n_blocks + 1]: block b spans [block_offset[b], block_offset[b+1]) */
+    lmf_tp_dims tp;               /* the split this layout holds (size 1: the whole model) */
 } lmf_param_layout;
 
 /* Views into a parameter (or gradient) block for one layer. GPT-2 uses the first twelve;
@@ -52,12 +105,27 @@ typedef struct lmf_layer_view {
 } lmf_layer_view;
 
 lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out);
+/* The layout of one tensor-parallel rank's slice of every tensor (tp NULL: lmf_layout_build).
+ * Tensors keep their whole model's names and external shapes; offsets and numel are the
+ * slice's. */
+lmf_status lmf_layout_build_tp(const lmf_gpt_config *c, const lmf_tp_config *tp,
+                               lmf_param_layout *out);
+/* Copy each tensor's slice out of a whole model's vector: part[part_layout->total] from
+ * whole[whole_layout->total] (whole_layout: the unsplit layout of the same configuration). */
+void lmf_layout_slice(const lmf_param_layout *part_layout, const lmf_param_layout *whole_layout,
+                      const float *whole, float *part);
+/* The reverse: write the slices of part into their places in whole (other floats untouched). */
+void lmf_layout_place(const lmf_param_layout *part_layout, const lmf_param_layout *whole_layout,
+                      const float *part, float *whole);
 void lmf_layout_free(lmf_param_layout *l);
 /* index of the tensor with this name, or -1 */
 int lmf_layout_find(const lmf_param_layout *l, const char *name);
 /* views into one transformer layer's block, given the address of the block's first float
  * (params or grads; every layer block has the same internal layout) */
 void lmf_layout_layer_view(const lmf_gpt_config *c, float *block_base, lmf_layer_view *v);
+/* the same for the layer blocks of a layout (split or whole) */
+void lmf_layout_layer_view_of(const lmf_param_layout *l, const lmf_gpt_config *c,
+                              float *block_base, lmf_layer_view *v);
 
 /* Gradient buckets: the blocks grouped in backward order (n_blocks-1 down to 1) while a bucket
  * is below target floats and would stay within max floats, then block 0 alone (its gradient is
@@ -157,6 +225,10 @@ typedef enum lmf_reserve_mode {
  * The fast table's attention scratch depends on the thread count: call after lmf_threads_set. */
 size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
                                  lmf_reserve_mode mode, lmf_recompute recompute);
+/* The same for one rank of a tensor-parallel group (tp NULL: the whole model). */
+size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_config *tp,
+                                    const lmf_kernels *k, int B, int T, lmf_reserve_mode mode,
+                                    lmf_recompute recompute);
 
 /* ==== the model ==== */
 
@@ -171,12 +243,29 @@ size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k
  * block_params(L+1..1, 1), block_grads(b), ... grads_ready(b), release_params(b, 1) for
  * b = L+1 down to 1, then the encoder backward, grads_ready(0), release_params(0, 1).
  * In evaluation block 0 is released with phase 0 at the end of the forward. */
+/* The collectives a tensor-parallel model asks of its group (on floats). SUM, MAX: buf[n] over
+ * the group, in place. GATHER: buf[size * n] holds this rank's n floats at buf + rank * n and
+ * every rank's on return. REDUCE_SCATTER: buf[size * n] summed over the group, this rank's
+ * part (at rank * n) written to out[n]. */
+typedef enum lmf_tp_op {
+    LMF_TP_SUM = 0,
+    LMF_TP_MAX,
+    LMF_TP_GATHER,
+    LMF_TP_REDUCE_SCATTER
+} lmf_tp_op;
+
 typedef struct lmf_gpt_hooks {
     float *(*block_params)(void *ctx, int block, int phase);
     void (*release_params)(void *ctx, int block, int phase);
     float *(*block_grads)(void *ctx, int block);
     void (*grads_ready)(void *ctx, int block);
     void *ctx;
+    /* tensor parallelism (a model made with lmf_gpt_create_tp over more than one rank needs
+     * it): each layer's all-reduces (or with sequence parallelism its gathers and
+     * reduce-scatters), the embedding's sum and the classifier's statistics. A failure is the
+     * hook's to report (the communicator stops the job). */
+    void (*tp_collective)(void *tp_ctx, lmf_tp_op op, float *buf, float *out, size_t n);
+    void *tp_ctx;
 } lmf_gpt_hooks;
 
 typedef struct lmf_gpt lmf_gpt;
@@ -184,6 +273,12 @@ typedef struct lmf_gpt lmf_gpt;
 /* Create a model with the given configuration: parameters allocated (zeroed), no gradients or
  * activations yet. k: the kernel table (NULL: the fast one). */
 lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_gpt **out);
+/* The same for one rank of a tensor-parallel group (tp NULL or size 1: lmf_gpt_create): the
+ * model holds the slices of lmf_layout_build_tp and needs the hooks' tp_collective to run.
+ * Training and evaluation only: key/value-cached inference and lmf_gpt_logits_at take the
+ * whole model. */
+lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                             const lmf_tp_config *tp, lmf_gpt **out);
 void lmf_gpt_free(lmf_gpt *m);
 
 const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m);
@@ -241,6 +336,7 @@ typedef enum lmf_phase {
     LMF_PHASE_ATTENTION,      /* attention forward and backward */
     LMF_PHASE_ELEMENTWISE,    /* embeddings, LayerNorm, GELU, residual adds, buffer zeroing */
     LMF_PHASE_LOSS,           /* tied classifier + cross-entropy */
+    LMF_PHASE_TP_COMM,        /* tensor parallelism's collectives inside the model */
     LMF_PHASE_COUNT
 } lmf_phase;
 /* Turn timing on or off (off by default; on adds a clock read around each kernel call and

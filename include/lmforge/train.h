@@ -46,6 +46,9 @@ typedef struct lmf_train_opts {
                                 * (0: off) */
     int threads;               /* compute threads per rank (0: one per processor) */
     const char *kernels;       /* "ref" or "fast" */
+    /* tensor parallelism: ranks per model replica (the innermost groups of the world) */
+    int tp;                    /* 0 or 1: none */
+    int sequence_parallel;     /* 1: norms and the residual stream split over positions (--sp) */
     /* data parallelism */
     int zero_stage;            /* 0..3 */
     lmf_recompute recompute;
@@ -87,6 +90,8 @@ typedef struct lmf_step_stats {
     double seconds, tokens_per_s, flops_per_s;
     double mfu;                /* flops_per_s over the peak of every rank's threads */
     int64_t tokens;            /* tokens in this step */
+    double tp_comm_s;          /* this rank's seconds in tensor-parallel collectives during the
+                                * step (they block: none is hidden behind computation) */
     /* numeric faults */
     int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
     int bad_in_row;            /* such steps in a row, this one included (0 after a good step) */
@@ -122,6 +127,11 @@ int lmf_trainer_rank(const lmf_trainer *t);
 /* The run's identity (LMF_RUN_ID_LEN hex digits), stored in its checkpoints and metrics. */
 const char *lmf_trainer_run_id(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
+/* Where this rank sits: rank = dp_rank * tp + tp_rank (tensor-parallel groups innermost). */
+typedef struct lmf_rank_layout {
+    int tp, tp_rank, dp, dp_rank;
+} lmf_rank_layout;
+void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);
 /* the training data, and the loader's state after the last completed step */

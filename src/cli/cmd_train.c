@@ -82,6 +82,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--kernels", LMF_OPT_STR, &o->kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT);
     O("--recompute", LMF_OPT_STR, &c->recompute, "none|selective|full", "recompute activations in the backward to save memory (default none)", LMF_NOLIMIT);
     O("--zero", LMF_OPT_INT, &o->zero_stage, "0|1|2|3", "ZeRO stage over data-parallel ranks (default 0)", 0, 3);
+    O("--tp", LMF_OPT_INT, &o->tp, "T", "tensor parallelism: split every layer over groups of T neighbouring ranks (default 1)", 1, 4096);
+    O("--sp", LMF_OPT_FLAG, &o->sequence_parallel, NULL, "sequence parallelism: also split the norms and the residual stream over the --tp group", LMF_NOLIMIT);
     O("--global-batch", LMF_OPT_I64, &o->global_batch, "TOKENS", "tokens per optimizer step over all ranks (sets the accumulation steps)", 1, 9.2e18);
     O("--comm", LMF_OPT_STR, &o->comm, "auto|single|mpi", "communication backend (default auto: MPI under mpirun/srun)", LMF_NOLIMIT);
     O("--comm-timeout", LMF_OPT_DOUBLE, &o->comm_timeout, "SECONDS", "abort every rank when a collective stalls this long (default 300)", 0.1, 1e7);
@@ -172,9 +174,11 @@ static void on_step(void *ctx, const lmf_step_stats *st, int done, int total, do
         if (last) fputc('\n', stderr);
         fflush(stderr);
     } else if ((st->step + 1) % c->log_every == 0 || last || st->step == 0) {
-        fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%% eta %s\n",
+        char tp[48] = ""; /* tensor parallelism: the step's time in its collectives */
+        if (st->tp_comm_s > 0) snprintf(tp, sizeof tp, " tp_comm_ms %.1f", 1e3 * st->tp_comm_s);
+        fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%%%s eta %s\n",
                 st->step + 1, total, (double)st->loss, (double)st->lr, (double)st->grad_norm,
-                st->tokens_per_s, 100 * st->mfu, etab);
+                st->tokens_per_s, 100 * st->mfu, tp, etab);
     }
     const char *cr = c->tty ? "\r\033[K" : "";
     if (st->skipped) { /* numeric faults: docs/checkpoints.md */
@@ -259,6 +263,18 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
             (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
             lmf_trainer_world(t), (long long)o->global_batch, o->zero_stage, lmf_threads_get(),
             o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
+    lmf_rank_layout rl;
+    lmf_trainer_ranks(t, &rl);
+    if (rl.tp > 1) {
+        fprintf(stderr, "layout: %d ranks = %d data-parallel x %d tensor-parallel%s; "
+                "tensor-parallel groups are neighbouring ranks:", lmf_trainer_world(t), rl.dp,
+                rl.tp, o->sequence_parallel ? " (sequence parallel)" : "");
+        int w = lmf_trainer_world(t);
+        for (int r = 0; r < w && r < 32; r++)
+            fprintf(stderr, "%s rank %d: tp %d/%d, dp %d/%d", r ? "," : "", r, r % rl.tp, rl.tp,
+                    r / rl.tp, rl.dp);
+        fprintf(stderr, "%s\n", w > 32 ? ", ..." : "");
+    }
     lmf_peak pk;
     char peak[1400];
     lmf_trainer_peak(t, &pk);

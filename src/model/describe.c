@@ -190,45 +190,65 @@ void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
  * allocating it. */
 size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k, int B, int T,
                                  lmf_reserve_mode mode, lmf_recompute recompute) {
-    int L = cfg->n_layer, C = cfg->n_embd, NH = cfg->n_head, V = cfg->vocab_size;
+    return lmf_gpt_activation_floats_tp(cfg, NULL, k, B, T, mode, recompute);
+}
+
+size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_config *tp,
+                                    const lmf_kernels *k, int B, int T, lmf_reserve_mode mode,
+                                    lmf_recompute recompute) {
+    lmf_tp_dims d;
+    if (lmf_tp_dims_get(cfg, tp, &d) != LMF_OK) return 0;
+    int L = cfg->n_layer, C = cfg->n_embd;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    size_t att = k->attention_saved_floats(B, T, NH);
+    /* the residual stream's and the norms' rows: 1/size of them under sequence parallelism */
+    size_t R = d.sequence_parallel ? BT / (size_t)d.size : BT, RC = R * C;
+    size_t att = k->attention_saved_floats(B, T, d.heads);
     lmf_act_widths w;
-    lmf_gpt_act_widths(cfg, &w);
+    lmf_gpt_act_widths(cfg, &d, &w);
     size_t gelu = BT * w.act;
-    size_t inner = BTC /*ln1*/ + w.stats * BT + BT * w.qkv /*qkv*/ + BTC /*atty*/ + att +
-                   BTC /*residual2*/ + BTC /*ln2*/ + w.stats * BT + BT * w.fch /*fch*/;
+    size_t inner = RC /*ln1*/ + w.stats * R + BT * w.qkv /*qkv*/ + BT * d.width /*atty*/ + att +
+                   RC /*residual2*/ + RC /*ln2*/ + w.stats * R + BT * w.fch /*fch*/;
     int training = mode != LMF_RESERVE_INFERENCE;
     lmf_recompute rc = training ? recompute : LMF_RECOMPUTE_NONE;
-    size_t per_layer = BTC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
+    size_t per_layer = RC /*residual3*/ + (rc == LMF_RECOMPUTE_FULL ? 0 : inner) +
                        (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
     size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
-    size_t total = BTC /*encoded*/ + (size_t)L * per_layer + shared + BTC + w.stats * BT /*lnf*/ +
-                   BT /*losses*/ + k->classifier_scratch_floats((int)BT, V);
+    size_t total = RC /*encoded*/ + (size_t)L * per_layer + shared + RC + w.stats * R /*lnf*/ +
+                   BT /*losses*/ + lmf_gpt_classifier_floats(cfg, &d, k, (int)BT);
+    if (d.sequence_parallel) total += 2 * BTC; /* gathered rows, partial sums */
     if (training)
-        total += BTC /*dres*/ + BTC /*dbtc*/ + BT * w.qkv /*dqkv*/ + BT * w.d4a /*d4a*/ +
-                 lmf_gpt_attention_scratch(cfg, k, B, T);
+        total += RC /*dres*/ + BTC /*dbtc*/ + BT * w.dqkv /*dqkv*/ + BT * w.d4a /*d4a*/ +
+                 lmf_gpt_attention_scratch(cfg, &d, k, B, T);
     return total;
 }
 
-void lmf_gpt_act_widths(const lmf_gpt_config *c, lmf_act_widths *w) {
-    size_t C = (size_t)c->n_embd, F = (size_t)lmf_config_ffn(c);
+size_t lmf_gpt_classifier_floats(const lmf_gpt_config *c, const lmf_tp_dims *d,
+                                 const lmf_kernels *k, int N) {
+    if (d->size == 1) return k->classifier_scratch_floats(N, c->vocab_size);
+    /* the kernel's scratch, every rank's statistics, the log-sum-exp */
+    return k->classifier_vp_scratch_floats(N, d->vocab_real) + (size_t)3 * d->size * N + (size_t)N;
+}
+
+void lmf_gpt_act_widths(const lmf_gpt_config *c, const lmf_tp_dims *d, lmf_act_widths *w) {
+    size_t C = (size_t)c->n_embd, F = (size_t)d->ffn, W = (size_t)d->width;
     if (c->family == LMF_FAMILY_LLAMA) {
-        size_t KV = (size_t)lmf_config_kv_heads(c) * (C / (size_t)c->n_head);
+        size_t KV = (size_t)d->kv_width;
         w->stats = 1;
-        w->qkv = C + 2 * KV;
+        w->qkv = W + 2 * KV;
+        w->dqkv = w->qkv > C ? w->qkv : C; /* also up's input gradient */
         w->fch = 2 * F;
         w->act = F;
         w->d4a = 2 * F > C ? 2 * F : C; /* also the input gradients' temporary */
     } else {
         w->stats = 2;
-        w->qkv = 3 * C;
-        w->fch = w->act = w->d4a = 4 * C;
+        w->qkv = w->dqkv = 3 * W;
+        w->fch = w->act = w->d4a = F;
     }
 }
 
-size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_kernels *k, int B, int T) {
+size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_tp_dims *d,
+                                 const lmf_kernels *k, int B, int T) {
     if (c->family == LMF_FAMILY_LLAMA)
-        return k->gqa_attention_scratch_floats(B, T, c->n_head, lmf_config_kv_heads(c));
-    return k->attention_scratch_floats(B, T, c->n_head, c->n_embd);
+        return k->gqa_attention_scratch_floats(B, T, d->heads, d->kv_heads);
+    return k->attention_scratch_floats(B, T, d->heads, d->width);
 }

@@ -26,17 +26,23 @@ void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]) {
     memcpy(seconds, m->ops.phase_s, sizeof m->ops.phase_s);
 }
 const char *lmf_phase_name(lmf_phase p) {
-    static const char *const names[LMF_PHASE_COUNT] = {"matmul", "attention", "elementwise", "loss"};
+    static const char *const names[LMF_PHASE_COUNT] = {"matmul", "attention", "elementwise", "loss",
+                                                       "tp-comm"};
     return p < LMF_PHASE_COUNT ? names[p] : "?";
 }
 
 lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_gpt **out) {
+    return lmf_gpt_create_tp(cfg, k, NULL, out);
+}
+
+lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                             const lmf_tp_config *tp, lmf_gpt **out) {
     *out = NULL;
     lmf_gpt *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model");
     m->cfg = *cfg;
     m->ops.k = k ? k : lmf_kernels_fast();
-    lmf_status s = lmf_layout_build(cfg, &m->layout);
+    lmf_status s = lmf_layout_build_tp(cfg, tp, &m->layout);
     if (s != LMF_OK) {
         free(m);
         return s;
@@ -98,13 +104,33 @@ void lmf_gpt_adopt_params(lmf_gpt *m, float *params) {
     m->params = params;
 }
 
+static void init_whole(const lmf_gpt_config *cfg, const lmf_param_layout *l, float *params,
+                       uint64_t seed);
+
 void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed) {
-    const lmf_param_layout *l = &m->layout;
-    float resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
-    int llama = m->cfg.family == LMF_FAMILY_LLAMA;
+    if (m->layout.tp.size == 1) {
+        init_whole(&m->cfg, &m->layout, m->params, seed);
+        return;
+    }
+    /* a slice of the whole model's initialisation, so that every split starts from the
+     * same weights */
+    lmf_param_layout whole;
+    LMF_ASSERT(lmf_layout_build(&m->cfg, &whole) == LMF_OK);
+    float *w = malloc(whole.total * sizeof(float));
+    LMF_ASSERT(w != NULL);
+    init_whole(&m->cfg, &whole, w, seed);
+    lmf_layout_slice(&m->layout, &whole, w, m->params);
+    free(w);
+    lmf_layout_free(&whole);
+}
+
+static void init_whole(const lmf_gpt_config *cfg, const lmf_param_layout *l, float *params,
+                       uint64_t seed) {
+    float resid_std = 0.02f / sqrtf(2.0f * (float)cfg->n_layer);
+    int llama = cfg->family == LMF_FAMILY_LLAMA;
     for (int i = 0; i < l->n_tensors; i++) {
         const lmf_tensor_info *t = &l->tensors[i];
-        float *p = m->params + t->offset;
+        float *p = params + t->offset;
         /* one stream per tensor, so the values do not depend on the layout order */
         lmf_rng r;
         lmf_rng_seed(&r, lmf_rng_mix(seed, (uint64_t)i + 1));
@@ -139,17 +165,26 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     free(m->targets);
     m->acts = NULL;
     m->la = NULL;
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, V = m->cfg.vocab_size;
+    const lmf_tp_dims *d = &m->layout.tp;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    size_t att = k->attention_saved_floats(B, T, NH);
+    if (d->sequence_parallel && BT % (size_t)d->size != 0)
+        return lmf_fail(LMF_ERR_ARG, "sequence parallelism splits the batch's %zu positions "
+                        "over --tp %d ranks: choose --batch x --seq divisible by %d", BT,
+                        d->size, d->size);
+    /* rows of the residual stream and the norms this rank holds: all, or with sequence
+     * parallelism its 1/size of them */
+    size_t R = d->sequence_parallel ? BT / (size_t)d->size : BT, RC = R * C;
+    size_t att = k->attention_saved_floats(B, T, d->heads);
     lmf_act_widths aw;
-    lmf_gpt_act_widths(&m->cfg, &aw);
+    lmf_gpt_act_widths(&m->cfg, d, &aw);
     size_t st = aw.stats - 1; /* floats of the mean per row: 1 (LayerNorm) or 0 (RMSNorm) */
     /* what one layer keeps for its backward; recomputation keeps less per layer and shares
      * one copy of the rest (selective: the GELU output; full: all but the layer's output).
      * The sizes are summed by lmf_gpt_activation_floats; the views below must add up to it. */
     size_t gelu = BT * aw.act;
-    size_t total = lmf_gpt_activation_floats(&m->cfg, k, B, T, mode, m->recompute);
+    lmf_tp_config tpc = {d->size, d->rank, d->sequence_parallel};
+    size_t total = lmf_gpt_activation_floats_tp(&m->cfg, &tpc, k, B, T, mode, m->recompute);
     m->acts = malloc(total * sizeof(float));
     m->la = calloc((size_t)L, sizeof *m->la);
     m->inputs = malloc(BT * sizeof(int32_t));
@@ -161,13 +196,13 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
                         B, T, (double)total * 4 / 1e6);
     memset(m->acts, 0, total * sizeof(float));
     float *p = m->acts;
-    m->encoded = take(&p, BTC);
+    m->encoded = take(&p, RC);
     layer_acts sh;
     memset(&sh, 0, sizeof sh);
     if (rc == LMF_RECOMPUTE_FULL) {
-        sh.ln1 = take(&p, BTC); sh.ln1_mean = take(&p, st * BT); sh.ln1_rstd = take(&p, BT);
-        sh.qkv = take(&p, BT * aw.qkv); sh.atty = take(&p, BTC); sh.att_saved = take(&p, att);
-        sh.residual2 = take(&p, BTC); sh.ln2 = take(&p, BTC); sh.ln2_mean = take(&p, st * BT); sh.ln2_rstd = take(&p, BT);
+        sh.ln1 = take(&p, RC); sh.ln1_mean = take(&p, st * R); sh.ln1_rstd = take(&p, R);
+        sh.qkv = take(&p, BT * aw.qkv); sh.atty = take(&p, BT * d->width); sh.att_saved = take(&p, att);
+        sh.residual2 = take(&p, RC); sh.ln2 = take(&p, RC); sh.ln2_mean = take(&p, st * R); sh.ln2_rstd = take(&p, R);
         sh.fch = take(&p, BT * aw.fch);
     }
     if (rc != LMF_RECOMPUTE_NONE) sh.fch_gelu = take(&p, gelu);
@@ -175,21 +210,34 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
         layer_acts *a = &m->la[l];
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
-            a->ln1 = take(&p, BTC); a->ln1_mean = take(&p, st * BT); a->ln1_rstd = take(&p, BT);
-            a->qkv = take(&p, BT * aw.qkv); a->atty = take(&p, BTC); a->att_saved = take(&p, att);
-            a->residual2 = take(&p, BTC); a->ln2 = take(&p, BTC); a->ln2_mean = take(&p, st * BT); a->ln2_rstd = take(&p, BT);
+            a->ln1 = take(&p, RC); a->ln1_mean = take(&p, st * R); a->ln1_rstd = take(&p, R);
+            a->qkv = take(&p, BT * aw.qkv); a->atty = take(&p, BT * d->width); a->att_saved = take(&p, att);
+            a->residual2 = take(&p, RC); a->ln2 = take(&p, RC); a->ln2_mean = take(&p, st * R); a->ln2_rstd = take(&p, R);
             a->fch = take(&p, BT * aw.fch);
         }
         if (rc == LMF_RECOMPUTE_NONE) a->fch_gelu = take(&p, gelu);
-        a->residual3 = take(&p, BTC);
+        a->residual3 = take(&p, RC);
     }
-    m->lnf = take(&p, BTC); m->lnf_mean = take(&p, st * BT); m->lnf_rstd = take(&p, BT);
+    m->lnf = take(&p, RC); m->lnf_mean = take(&p, st * R); m->lnf_rstd = take(&p, R);
     m->losses = take(&p, BT);
-    m->cls_scratch = take(&p, k->classifier_scratch_floats((int)BT, V));
+    if (d->size == 1) {
+        m->cls_scratch = take(&p, lmf_gpt_classifier_floats(&m->cfg, d, k, (int)BT));
+        m->cls_stats = m->cls_lse = NULL;
+    } else {
+        m->cls_scratch = take(&p, k->classifier_vp_scratch_floats((int)BT, d->vocab_real));
+        m->cls_stats = take(&p, (size_t)3 * d->size * BT);
+        m->cls_lse = take(&p, BT);
+    }
+    if (d->sequence_parallel) { /* whole rows gathered; partial sums before the scatter */
+        m->sp_gather = take(&p, BTC);
+        m->sp_part = take(&p, BTC);
+    } else {
+        m->sp_gather = m->sp_part = NULL;
+    }
     if (training) {
-        m->dres = take(&p, BTC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.qkv);
+        m->dres = take(&p, RC); m->dbtc = take(&p, BTC); m->dqkv = take(&p, BT * aw.dqkv);
         m->d4a = take(&p, BT * aw.d4a);
-        m->att_scratch = take(&p, lmf_gpt_attention_scratch(&m->cfg, k, B, T));
+        m->att_scratch = take(&p, lmf_gpt_attention_scratch(&m->cfg, d, k, B, T));
     } else {
         m->dres = m->dbtc = m->dqkv = m->d4a = m->att_scratch = NULL;
     }
@@ -229,6 +277,51 @@ static void grads_ready(lmf_gpt *m, int b) {
     if (m->has_hooks && m->hooks.grads_ready) m->hooks.grads_ready(m->hooks.ctx, b);
 }
 
+/* A collective over the tensor-parallel group (nothing without one). */
+void lmf_gpt_tp(lmf_gpt *m, lmf_tp_op op, float *buf, float *out, size_t n) {
+    if (m->layout.tp.size == 1) return;
+    LMF_ASSERT(m->has_hooks && m->hooks.tp_collective); /* checked by lmf_gpt_forward */
+    lmf_op_clock c;
+    op_begin(&m->ops, &c);
+    m->hooks.tp_collective(m->hooks.tp_ctx, op, buf, out, n);
+    op_end(&m->ops, LMF_PHASE_TP_COMM, &c);
+}
+
+/* a row-parallel product's bias: added by one rank of the group, before the sum */
+static const float *row_bias(const lmf_gpt *m, const float *b) {
+    return m->layout.tp.rank == 0 ? b : NULL;
+}
+/* its gradient: from the whole rows' output gradient, which every rank has; under sequence
+ * parallelism one rank takes it (the engine sums the group's) */
+static float *row_bias_grad(const lmf_gpt *m, float *g) {
+    return m->layout.tp.sequence_parallel && m->layout.tp.rank != 0 ? NULL : g;
+}
+
+int lmf_gpt_local_rows(const lmf_gpt *m, int n) {
+    return m->layout.tp.sequence_parallel ? n / m->layout.tp.size : n;
+}
+
+const float *lmf_gpt_sp_gather(lmf_gpt *m, const float *local, int BT) {
+    const lmf_tp_dims *d = &m->layout.tp;
+    if (!d->sequence_parallel) return local;
+    size_t n = (size_t)lmf_gpt_local_rows(m, BT) * (size_t)m->cfg.n_embd;
+    memcpy(m->sp_gather + (size_t)d->rank * n, local, n * sizeof(float));
+    lmf_gpt_tp(m, LMF_TP_GATHER, m->sp_gather, NULL, n);
+    return m->sp_gather;
+}
+
+float *lmf_gpt_sp_partial(lmf_gpt *m, float *out) {
+    return m->layout.tp.sequence_parallel ? m->sp_part : out;
+}
+
+void lmf_gpt_sp_reduce(lmf_gpt *m, float *part, float *out, int BT) {
+    size_t C = (size_t)m->cfg.n_embd;
+    if (m->layout.tp.sequence_parallel)
+        lmf_gpt_tp(m, LMF_TP_REDUCE_SCATTER, part, out, (size_t)lmf_gpt_local_rows(m, BT) * C);
+    else
+        lmf_gpt_tp(m, LMF_TP_SUM, out, NULL, (size_t)BT * C);
+}
+
 /* wpe inside block 0 (GPT-2), or NULL (Llama: no position embedding) */
 static float *wpe_of(const lmf_gpt *m, float *block0) {
     return m->cfg.family == LMF_FAMILY_LLAMA ? NULL : block0 + m->layout.tensors[1].offset;
@@ -243,7 +336,8 @@ size_t lmf_gpt_classifier_offset(const lmf_gpt *m) {
 static void layer_attention(lmf_gpt *m, layer_acts *a, layer_cache *cache, int B, int T) {
     int C = m->cfg.n_embd, NH = m->cfg.n_head;
     if (!cache) {
-        attention_forward(&m->ops, a->atty, a->att_saved, a->qkv, B, T, C, NH);
+        const lmf_tp_dims *d = &m->layout.tp;
+        attention_forward(&m->ops, a->atty, a->att_saved, a->qkv, B, T, d->width, d->heads);
         return;
     }
     size_t row = (size_t)C * sizeof(float);
@@ -268,28 +362,36 @@ static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, c
                           int B, int T, int to_output, int ln1_ready, layer_cache *cache) {
     lmf_ops *o = &m->ops;
     lmf_layer_view w = *wp;
-    int C = m->cfg.n_embd, BT = B * T;
-    if (!ln1_ready) layernorm_forward(o, a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, BT, C);
-    matmul_forward(o, a->qkv, a->ln1, w.qkvw, w.qkvb, BT, C, 3 * C);
+    int C = m->cfg.n_embd, BT = B * T, W = m->layout.tp.width, F = m->layout.tp.ffn;
+    int R = lmf_gpt_local_rows(m, BT); /* the rows of x, the norms and the residual stream */
+    if (!ln1_ready) layernorm_forward(o, a->ln1, a->ln1_mean, a->ln1_rstd, x, w.ln1w, w.ln1b, R, C);
+    /* tensor parallelism: this rank's heads (columns of q, k and v) over every row ... */
+    matmul_forward(o, a->qkv, lmf_gpt_sp_gather(m, a->ln1, BT), w.qkvw, w.qkvb, BT, C, 3 * W);
     layer_attention(m, a, cache, B, T);
-    /* residual2 holds the projection first, then x + projection, normalised into ln2 in the
-     * same pass */
-    matmul_forward(o, a->residual2, a->atty, w.attprojw, w.attprojb, BT, C, C);
+    /* ... and their rows of the projection: a partial sum, summed over the group (or summed
+     * and scattered by rows). residual2 holds the projection first, then x + projection,
+     * normalised into ln2 in the same pass */
+    float *part = lmf_gpt_sp_partial(m, a->residual2);
+    matmul_forward(o, part, a->atty, w.attprojw, row_bias(m, w.attprojb), BT, W, C);
+    lmf_gpt_sp_reduce(m, part, a->residual2, BT);
     residual_layernorm_forward(o, a->residual2, a->ln2, a->ln2_mean, a->ln2_rstd, x, a->residual2,
-                               w.ln2w, w.ln2b, BT, C);
+                               w.ln2w, w.ln2b, R, C);
     /* fch = ln2 @ fcw + fcb and its GELU, in the GEMM's epilogue */
-    matmul_gelu_forward(o, a->fch, a->fch_gelu, a->ln2, w.fcw, w.fcb, BT, C, 4 * C);
+    matmul_gelu_forward(o, a->fch, a->fch_gelu, lmf_gpt_sp_gather(m, a->ln2, BT), w.fcw, w.fcb,
+                        BT, C, F);
     if (!to_output) return;
-    matmul_forward(o, a->residual3, a->fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
+    part = lmf_gpt_sp_partial(m, a->residual3);
+    matmul_forward(o, part, a->fch_gelu, w.fcprojw, row_bias(m, w.fcprojb), BT, F, C);
+    lmf_gpt_sp_reduce(m, part, a->residual3, BT);
 }
 
 /* The Llama family's layers and final RMSNorm (lmf_gpt_layers_forward's contract). */
 static void llama_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x,
                                  float *lnf, float *lnf_rstd, int B, int T, layer_cache *cache) {
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
-        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
         layer_acts *a = shared ? la : &la[l];
         lmf_llama_layer_forward(m, &w, a, x, B, T, 1, cache ? &cache[l] : NULL);
         lmf_gpt_release_params(m, 1 + l, 0);
@@ -306,10 +408,11 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
         llama_layers_forward(m, la, shared, x, lnf, lnf_rstd, B, T, cache);
         return;
     }
-    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = B * T;
+    /* BT: the rows of the residual stream this rank holds */
+    int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
     for (int l = 0; l < L; l++) {
         lmf_layer_view w;
-        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
         layer_acts *a = shared ? la : &la[l];
         if (l > 0) { /* finish the previous layer: residual3 = residual2 + projection, and ln1 */
             layer_acts *p = shared ? la : &la[l - 1];
@@ -329,6 +432,27 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
         layernorm_forward(&m->ops, lnf, lnf_mean, lnf_rstd, x, pf, pf + C, BT, C);
     }
     lmf_gpt_release_params(m, L + 1, 0);
+}
+
+/* The vocabulary-parallel cross-entropy: each rank's statistics over its rows of the
+ * vocabulary, gathered and combined into every row's log-sum-exp and loss; in training, each
+ * rank's part of the input gradient (summed over the group) and its rows' weight gradient. The
+ * full logits are never gathered. */
+static void vocab_parallel_loss(lmf_gpt *m, float *dx, float *dw, const float *w,
+                                const int32_t *targets, int N) {
+    const lmf_tp_dims *d = &m->layout.tp;
+    int C = m->cfg.n_embd;
+    size_t part = (size_t)3 * N;
+    const float *x = lmf_gpt_sp_gather(m, m->lnf, N); /* every row, on every rank */
+    classifier_vp_stats(&m->ops, m->cls_stats + (size_t)d->rank * part, m->cls_scratch, x, w,
+                        targets, d->vocab0, N, C, d->vocab_real);
+    lmf_gpt_tp(m, LMF_TP_GATHER, m->cls_stats, NULL, part);
+    lmf_classifier_vp_combine(m->losses, m->cls_lse, m->cls_stats, d->size, N);
+    if (!dx) return;
+    classifier_vp_backward(&m->ops, dx, dw, m->cls_scratch, x, w, targets, m->cls_lse, m->dloss,
+                           d->vocab0, N, C, d->vocab_real);
+    /* summed over the group; under sequence parallelism this rank's rows into sp_part */
+    lmf_gpt_sp_reduce(m, dx, lmf_gpt_sp_partial(m, dx), N);
 }
 
 lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
@@ -355,9 +479,20 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     m->cur_B = B;
     m->cur_T = T;
 
+    const lmf_tp_dims *d = &m->layout.tp;
+    if (d->size > 1 && !(m->has_hooks && m->hooks.tp_collective))
+        return lmf_fail(LMF_ERR_STATE, "a tensor-parallel model (rank %d of %d) needs the "
+                        "tp_collective hook", d->rank, d->size);
     float *p0 = lmf_gpt_block_params(m, 0, 0);
     const float *wte = p0, *wpe = wpe_of(m, p0), *wcls = p0 + lmf_gpt_classifier_offset(m);
-    encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
+    if (d->size == 1) {
+        encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
+    } else { /* each rank embeds the ids in its rows of the vocabulary; the sum is the lookup */
+        float *part = lmf_gpt_sp_partial(m, m->encoded);
+        encoder_vp_forward(&m->ops, part, inputs, wte, d->rank == 0 ? wpe : NULL, d->vocab0,
+                           d->vocab_rows, B, T, C);
+        lmf_gpt_sp_reduce(m, part, m->encoded, (int)BT);
+    }
     lmf_gpt_layers_forward(m, m->la, 0, m->encoded, m->lnf, m->lnf_mean, m->lnf_rstd, B, T, NULL);
 
     double sum = 0.0;
@@ -368,8 +503,11 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
             dwte = block_grads(m, 0) + lmf_gpt_classifier_offset(m);
         }
         m->dloss = dloss_scale / (float)BT;
-        classifier(&m->ops, m->losses, dx, dwte, m->cls_scratch, m->lnf, wcls, targets, m->dloss,
-                   (int)BT, C, V);
+        if (d->size == 1)
+            classifier(&m->ops, m->losses, dx, dwte, m->cls_scratch, m->lnf, wcls, targets,
+                       m->dloss, (int)BT, C, V);
+        else
+            vocab_parallel_loss(m, dx, dwte, wcls, targets, (int)BT);
         for (size_t i = 0; i < BT; i++) sum += m->losses[i];
     }
     if (!training) lmf_gpt_release_params(m, 0, 0);
@@ -383,28 +521,36 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
                                 layer_acts *a, const float *x, int B, int T) {
     lmf_ops *o = &m->ops;
     lmf_layer_view w = *wp, g = *gp;
-    int C = m->cfg.n_embd, NH = m->cfg.n_head, BT = B * T;
-    size_t BTC = (size_t)BT * (size_t)C;
+    const lmf_tp_dims *d = &m->layout.tp;
+    int C = m->cfg.n_embd, BT = B * T, W = d->width, F = d->ffn, NH = d->heads;
+    int R = lmf_gpt_local_rows(m, BT); /* rows of x, the norms and dres */
+    float *dl = lmf_gpt_sp_partial(m, m->dbtc); /* a norm's output gradient, this rank's rows */
     /* bring back what the forward did not keep (same kernels, same inputs: same values) */
     if (m->reserved_recompute == LMF_RECOMPUTE_FULL)
         layer_forward(m, &w, a, x, B, T, 0, 0, NULL);
     else if (m->reserved_recompute == LMF_RECOMPUTE_SELECTIVE)
-        gelu_forward(o, a->fch_gelu, a->fch, 4 * BTC);
+        gelu_forward(o, a->fch_gelu, a->fch, (size_t)BT * (size_t)F);
     /* dres = d residual3: MLP branch. matmul_backward, gelu_bias_backward and
      * attention_backward write their activation gradients (d4a, dbtc, dqkv), so nothing
      * is zeroed here; layernorm_backward adds into dres, the residual stream's gradient. */
-    matmul_backward(o, m->d4a, g.fcprojw, g.fcprojb, m->dres, a->fch_gelu, w.fcprojw, BT, 4 * C, C);
+    matmul_backward(o, m->d4a, g.fcprojw, row_bias_grad(m, g.fcprojb),
+                    lmf_gpt_sp_gather(m, m->dres, BT), a->fch_gelu, w.fcprojw, BT, F, C);
     /* d4a becomes d fch in place, and fcb's gradient is summed in the same pass */
-    gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, 4 * C);
-    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, a->ln2, w.fcw, BT, C, 4 * C);
-    layernorm_backward(o, m->dres, g.ln2w, g.ln2b, m->dbtc, a->residual2, w.ln2w, a->ln2_mean,
-                       a->ln2_rstd, BT, C);
+    gelu_bias_backward(o, m->d4a, g.fcb, a->fch, m->d4a, BT, F);
+    /* column-parallel: each rank's part of the input gradient, summed over the group */
+    matmul_backward(o, m->dbtc, g.fcw, NULL, m->d4a, lmf_gpt_sp_gather(m, a->ln2, BT), w.fcw, BT,
+                    C, F);
+    lmf_gpt_sp_reduce(m, m->dbtc, dl, BT);
+    layernorm_backward(o, m->dres, g.ln2w, g.ln2b, dl, a->residual2, w.ln2w, a->ln2_mean,
+                       a->ln2_rstd, R, C);
     /* dres = d residual2: attention branch */
-    matmul_backward(o, m->dbtc, g.attprojw, g.attprojb, m->dres, a->atty, w.attprojw, BT, C, C);
-    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, C, NH);
-    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, a->ln1, w.qkvw, BT, C, 3 * C);
-    layernorm_backward(o, m->dres, g.ln1w, g.ln1b, m->dbtc, x, w.ln1w, a->ln1_mean, a->ln1_rstd,
-                       BT, C);
+    matmul_backward(o, m->dbtc, g.attprojw, row_bias_grad(m, g.attprojb),
+                    lmf_gpt_sp_gather(m, m->dres, BT), a->atty, w.attprojw, BT, W, C);
+    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, W, NH);
+    matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, lmf_gpt_sp_gather(m, a->ln1, BT), w.qkvw,
+                    BT, C, 3 * W);
+    lmf_gpt_sp_reduce(m, m->dbtc, dl, BT);
+    layernorm_backward(o, m->dres, g.ln1w, g.ln1b, dl, x, w.ln1w, a->ln1_mean, a->ln1_rstd, R, C);
 }
 
 void lmf_gpt_backward(lmf_gpt *m) {
@@ -412,26 +558,27 @@ void lmf_gpt_backward(lmf_gpt *m) {
     LMF_ASSERT(m->state == FORWARD_TRAIN); /* a backward needs a training forward first */
     int L = m->cfg.n_layer, C = m->cfg.n_embd;
     int B = m->cur_B, T = m->cur_T, BT = B * T;
-    size_t BTC = (size_t)BT * (size_t)C;
+    int R = lmf_gpt_local_rows(m, BT); /* the residual stream's rows on this rank */
     int llama = m->cfg.family == LMF_FAMILY_LLAMA;
 
-    /* final norm: dlnf (in dbtc, from the classifier) -> dres */
+    /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in sp_part) -> dres */
     float *pf = lmf_gpt_block_params(m, L + 1, 1);
     float *gf = block_grads(m, L + 1);
     const float *xlast = L > 0 ? m->la[L - 1].residual3 : m->encoded;
-    zero_floats(o, m->dres, BTC);
+    const float *dlnf = lmf_gpt_sp_partial(m, m->dbtc);
+    zero_floats(o, m->dres, (size_t)R * (size_t)C);
     if (llama)
-        rmsnorm_backward(o, m->dres, gf, m->dbtc, xlast, pf, m->lnf_rstd, BT, C);
+        rmsnorm_backward(o, m->dres, gf, dlnf, xlast, pf, m->lnf_rstd, R, C);
     else
-        layernorm_backward(o, m->dres, gf, gf + C, m->dbtc, xlast, pf, m->lnf_mean, m->lnf_rstd,
-                           BT, C);
+        layernorm_backward(o, m->dres, gf, gf + C, dlnf, xlast, pf, m->lnf_mean, m->lnf_rstd, R,
+                           C);
     grads_ready(m, L + 1);
     lmf_gpt_release_params(m, L + 1, 1);
 
     for (int l = L - 1; l >= 0; l--) {
         lmf_layer_view w, g;
-        lmf_layout_layer_view(&m->cfg, lmf_gpt_block_params(m, 1 + l, 1), &w);
-        lmf_layout_layer_view(&m->cfg, block_grads(m, 1 + l), &g);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 1), &w);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, block_grads(m, 1 + l), &g);
         layer_acts *a = &m->la[l];
         const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
         if (llama)
@@ -442,7 +589,13 @@ void lmf_gpt_backward(lmf_gpt *m) {
         lmf_gpt_release_params(m, 1 + l, 1);
     }
     float *g0 = block_grads(m, 0);
-    encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
+    const lmf_tp_dims *d = &m->layout.tp;
+    if (d->size == 1)
+        encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
+    else /* every position's gradient; under sequence parallelism wpe's on one rank */
+        encoder_vp_backward(o, g0, row_bias_grad(m, wpe_of(m, g0)),
+                            lmf_gpt_sp_gather(m, m->dres, BT), m->inputs, d->vocab0,
+                            d->vocab_rows, B, T, C);
     grads_ready(m, 0);
     lmf_gpt_release_params(m, 0, 1);
     m->state = FORWARD_NONE;
@@ -453,6 +606,7 @@ void lmf_gpt_zero_grad(lmf_gpt *m) {
 }
 
 void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits) {
+    LMF_ASSERT(m->layout.tp.size == 1); /* the whole vocabulary's logits: the whole model */
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
     const float *x = m->lnf + ((size_t)b * m->cur_T + t) * C;
     logits_forward(&m->ops, logits, x, m->params + lmf_gpt_classifier_offset(m), 1, C, V);

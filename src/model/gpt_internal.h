@@ -43,6 +43,9 @@ struct lmf_gpt {
     float *acts;
     size_t acts_floats;
     float *encoded, *lnf, *lnf_mean, *lnf_rstd, *losses, *cls_scratch;
+    float *cls_stats, *cls_lse;       /* vocabulary parallel: every rank's statistics, lse */
+    float *sp_gather, *sp_part;       /* sequence parallel: whole rows gathered [B*T, C]; a
+                                       * row-parallel product's partial sums [B*T, C] */
     layer_acts *la;
     /* backward scratch */
     float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
@@ -55,15 +58,23 @@ struct lmf_gpt {
     lmf_recompute reserved_recompute; /* what the buffers were laid out for */
 };
 
-/* Row widths of a layer's activations, per family (describe.c): statistics per norm (GPT-2
- * mean and rstd, Llama rstd), qkv (GPT-2 3C; Llama q, k, v one after the other: C + 2 KV),
- * fch (GPT-2 4C; Llama gate then up: 2 ffn), the activation (GELU's 4C, SwiGLU's ffn), d4a. */
+/* Row widths of a layer's activations on one tensor-parallel rank d (describe.c): statistics
+ * per norm (GPT-2 mean and rstd, Llama rstd), qkv (GPT-2 3W; Llama q, k, v one after the
+ * other: W + 2 KV), its gradient dqkv (Llama: at least C, the temporary of up's input
+ * gradient), fch (GPT-2 F; Llama gate then up: 2F), the activation (GELU's and SwiGLU's F),
+ * d4a. W, KV and F are the rank's attention, key/value and feed-forward widths (the whole
+ * model's without tensor parallelism). */
 typedef struct lmf_act_widths {
-    size_t stats, qkv, fch, act, d4a;
+    size_t stats, qkv, dqkv, fch, act, d4a;
 } lmf_act_widths;
-void lmf_gpt_act_widths(const lmf_gpt_config *c, lmf_act_widths *w);
+void lmf_gpt_act_widths(const lmf_gpt_config *c, const lmf_tp_dims *d, lmf_act_widths *w);
 /* floats of the attention backward's scratch (multi-head or grouped-query) */
-size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_kernels *k, int B, int T);
+size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_tp_dims *d,
+                                 const lmf_kernels *k, int B, int T);
+/* floats of the classifier's buffers for N rows: the fused kernel's scratch, or (vocabulary
+ * parallel) the kernel's scratch, every rank's statistics and the log-sum-exp */
+size_t lmf_gpt_classifier_floats(const lmf_gpt_config *c, const lmf_tp_dims *d,
+                                 const lmf_kernels *k, int N);
 
 /* The next n floats of an activation block being carved into views: returns *p, advances it. */
 static inline float *take(float **p, size_t n) {
@@ -71,6 +82,21 @@ static inline float *take(float **p, size_t n) {
     *p += n;
     return at;
 }
+
+/* A collective over the tensor-parallel group through the hook (nothing without a group),
+ * timed as LMF_PHASE_TP_COMM. */
+void lmf_gpt_tp(lmf_gpt *m, lmf_tp_op op, float *buf, float *out, size_t n);
+/* Rows of the residual stream this rank holds for n rows of a batch (n / size under sequence
+ * parallelism, else n). */
+int lmf_gpt_local_rows(const lmf_gpt *m, int n);
+/* Under sequence parallelism: this rank's rows of local[lmf_gpt_local_rows(BT), C] with every
+ * other rank's, as the whole [BT, C] in m->sp_gather (returned); without it: local itself. */
+const float *lmf_gpt_sp_gather(lmf_gpt *m, const float *local, int BT);
+/* A row-parallel product's partial sums made whole: summed in place in out[BT, C] (out ==
+ * part), or under sequence parallelism summed and scattered: this rank's rows into out. The
+ * product writes into lmf_gpt_sp_partial(m, out). */
+void lmf_gpt_sp_reduce(lmf_gpt *m, float *part, float *out, int BT);
+float *lmf_gpt_sp_partial(lmf_gpt *m, float *out);
 
 /* The block's parameters (hook or own) and the matching release. */
 float *lmf_gpt_block_params(lmf_gpt *m, int b, int phase);

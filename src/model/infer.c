@@ -23,13 +23,16 @@ lmf_status lmf_gpt_kv_create(lmf_gpt *m, int max_T, int chunk, lmf_kv_cache **ou
     if (max_T < 1 || max_T > c->n_positions)
         return lmf_fail(LMF_ERR_ARG, "cache length %d must be in 1..n_positions (%d)", max_T,
                         c->n_positions);
+    if (lmf_gpt_layout(m)->tp.size > 1)
+        return lmf_fail(LMF_ERR_ARG, "inference runs on the whole model, not on one "
+                        "tensor-parallel rank's slice of it");
     if (chunk <= 0) chunk = 64;
     if (chunk > max_T) chunk = max_T;
     lmf_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the key/value cache");
     int L = c->n_layer;
     lmf_act_widths w;
-    lmf_gpt_act_widths(c, &w);
+    lmf_gpt_act_widths(c, &lmf_gpt_layout(m)->tp, &w);
     size_t C = (size_t)c->n_embd, n = (size_t)chunk;
     size_t per = (size_t)max_T * (size_t)lmf_config_kv_heads(c) * (C / (size_t)c->n_head);
     size_t scratch = k->attention_kv_scratch_floats(max_T);

@@ -54,6 +54,44 @@ static inline void encoder_backward(lmf_ops *o, float *dwte, float *dwpe, const 
     op_end(o, LMF_PHASE_ELEMENTWISE, &c);
 }
 
+static inline void encoder_vp_forward(lmf_ops *o, float *out, const int32_t *inp,
+                                      const float *wte_part, const float *wpe, int vbegin, int Vr,
+                                      int B, int T, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->encoder_vp_forward(out, inp, wte_part, wpe, vbegin, Vr, B, T, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void encoder_vp_backward(lmf_ops *o, float *dwte_part, float *dwpe,
+                                       const float *dout, const int32_t *inp, int vbegin, int Vr,
+                                       int B, int T, int C) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->encoder_vp_backward(dwte_part, dwpe, dout, inp, vbegin, Vr, B, T, C);
+    op_end(o, LMF_PHASE_ELEMENTWISE, &c);
+}
+
+static inline void classifier_vp_stats(lmf_ops *o, float *stats, float *scratch, const float *x,
+                                       const float *w_part, const int32_t *targets, int vbegin,
+                                       int N, int C, int Vr) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->classifier_vp_stats(stats, scratch, x, w_part, targets, vbegin, N, C, Vr);
+    op_end(o, LMF_PHASE_LOSS, &c);
+}
+
+static inline void classifier_vp_backward(lmf_ops *o, float *dx, float *dw_part, float *scratch,
+                                          const float *x, const float *w_part,
+                                          const int32_t *targets, const float *lse, float dloss,
+                                          int vbegin, int N, int C, int Vr) {
+    lmf_op_clock c;
+    op_begin(o, &c);
+    o->k->classifier_vp_backward(dx, dw_part, scratch, x, w_part, targets, lse, dloss, vbegin, N,
+                                 C, Vr);
+    op_end(o, LMF_PHASE_LOSS, &c);
+}
+
 static inline void layernorm_forward(lmf_ops *o, float *out, float *mean, float *rstd,
                                      const float *inp, const float *w, const float *b, int N,
                                      int C) {

@@ -51,12 +51,29 @@ size_t lmf_optimizer_bytes(const lmf_optimizer *o) {
     return 2 * lmf_range_len(o->range) * sizeof(float);
 }
 
+/* The range's share of the squared norm. Under tensor parallelism a tensor that several ranks
+ * of the group hold (replicated, or shared key/value heads) counts 1/copies on each, so that
+ * the sum over the group counts every element of the whole model once. */
+static double range_sumsq(const lmf_optimizer *o, const float *grads) {
+    const lmf_param_layout *l = o->layout;
+    size_t n = lmf_range_len(o->range);
+    if (l->tp.size <= 1) return n ? o->k->sumsq(grads, n) : 0.0;
+    double ss = 0.0;
+    for (int i = 0; i < l->n_tensors; i++) {
+        const lmf_tensor_info *t = &l->tensors[i];
+        size_t b = t->offset > o->range.begin ? t->offset : o->range.begin;
+        size_t e = t->offset + t->numel < o->range.end ? t->offset + t->numel : o->range.end;
+        if (b >= e) continue;
+        ss += o->k->sumsq(grads + (b - o->range.begin), e - b) / (double)t->tp_copies;
+    }
+    return ss;
+}
+
 lmf_status lmf_optimizer_step(lmf_optimizer *o, float *params, float *grads, float lr, int t,
                               float *grad_norm) {
     const lmf_optim_hooks *h = &o->hooks;
-    size_t n = lmf_range_len(o->range);
     /* the norm of the averaged gradient: each rank sums the squares of its range */
-    double ss = n ? o->k->sumsq(grads, n) : 0.0;
+    double ss = range_sumsq(o, grads);
     if (h->sum) LMF_TRY(h->sum(h->ctx, &ss, 1));
     float gs = o->cfg.grad_scale > 0 ? o->cfg.grad_scale : 1.0f;
     double norm = sqrt(ss) * gs;

@@ -108,7 +108,31 @@ lmf_status lmf_comm_create(const char *backend, lmf_comm **out) {
         free(c);
         return lmf_fail_context(s, "starting the %s communicator: ", be->name);
     }
+    c->world_rank = c->rank;
     *out = c;
+    return LMF_OK;
+}
+
+static lmf_status comm_failure(lmf_comm *c, const char *op, lmf_status s);
+
+lmf_status lmf_comm_split(lmf_comm *c, int color, int key, const char *name, lmf_comm **out) {
+    *out = NULL;
+    if (color < 0) return lmf_fail(LMF_ERR_ARG, "communicator split: color %d < 0", color);
+    lmf_comm *s = calloc(1, sizeof *s);
+    if (!s) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate a sub-communicator");
+    s->be = c->be;
+    s->timeout = c->timeout;
+    s->abort_on_failure = c->abort_on_failure;
+    s->world_rank = c->world_rank;
+    memcpy(s->context, c->context, sizeof s->context);
+    lmf_status st = c->be->split(c, color, key, s);
+    if (st != LMF_OK) {
+        free(s);
+        return comm_failure(c, "split", st);
+    }
+    snprintf(s->group, sizeof s->group, " in %s %d (world rank %d)", name ? name : "group",
+             color, s->world_rank);
+    *out = s;
     return LMF_OK;
 }
 
@@ -171,7 +195,7 @@ void lmf_comm_note_signal_deferred(int sig) {
 
 void lmf_comm_abort(lmf_comm *c, int code, const char *msg) {
     if (msg) {
-        fprintf(stderr, "lmforge: rank %d of %d%s%s%s: %s\n", c->rank, c->size,
+        fprintf(stderr, "lmforge: rank %d of %d%s%s%s%s: %s\n", c->rank, c->size, c->group,
                 c->context[0] ? " (" : "", c->context, c->context[0] ? ")" : "", msg);
         fflush(stderr);
     }
@@ -185,7 +209,7 @@ static lmf_status comm_failure(lmf_comm *c, const char *op, lmf_status s) {
     c->failed = 1;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", lmf_last_error());
-    lmf_fail(LMF_ERR_COMM, "rank %d of %d%s%s%s: %s: %s", c->rank, c->size,
+    lmf_fail(LMF_ERR_COMM, "rank %d of %d%s%s%s%s: %s: %s", c->rank, c->size, c->group,
              c->context[0] ? " (" : "", c->context, c->context[0] ? ")" : "", op, msg);
     if (c->abort_on_failure) {
         fprintf(stderr, "lmforge: %s; stopping every rank of the job\n", lmf_last_error());

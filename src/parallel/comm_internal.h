@@ -39,6 +39,9 @@ typedef struct lmf_comm_vtable {
     /* after a time-out: ask every other rank whether it is there, for up to `grace` seconds;
      * missing[r] = 1 for each rank that did not answer. NULL: unknown. */
     void (*find_missing)(lmf_comm *c, double grace, unsigned char *missing);
+    /* a sub-communicator of the ranks with the same color, ordered by key: sets child->rank,
+     * child->size, child->impl (collective over parent) */
+    lmf_status (*split)(lmf_comm *parent, int color, int key, lmf_comm *child);
 } lmf_comm_vtable;
 
 struct lmf_comm {
@@ -49,6 +52,10 @@ struct lmf_comm {
     int abort_on_failure;
     int failed;                 /* a failure happened: refuse further operations */
     char context[128];
+    char group[96];             /* "" for the world; for a sub-communicator what it is and this
+                                 * rank's place in the world, e.g. " in tensor-parallel group 1
+                                 * (world rank 3)", added to failure messages */
+    int world_rank;             /* this process's rank in the job */
     lmf_comm_req *pending;      /* outstanding requests, newest first */
     int n_pending;
     lmf_comm_req *spare;        /* finished request structs kept for reuse (a training step

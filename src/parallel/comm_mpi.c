@@ -129,6 +129,7 @@ static void on_term(int sig) {
 }
 
 void lmf_comm_mpi_context_changed(lmf_comm *c) {
+    if (c != sig_comm) return; /* a sub-communicator: the world's line stands */
     int next = sig_which == 0 ? 1 : 0;
     snprintf(sig_text[next], sizeof sig_text[next], "lmforge: rank %d of %d%s%s%s: ", c->rank,
              c->size, c->context[0] ? " (" : "", c->context, c->context[0] ? ")" : "");
@@ -195,6 +196,31 @@ static lmf_status mpi_init(lmf_comm *c) {
     MPI_Comm_size(m->comm, &c->size);
     c->impl = m;
     install_term_handler(c);
+    return LMF_OK;
+}
+
+static lmf_status mpi_split(lmf_comm *parent, int color, int key, lmf_comm *child) {
+    mpi_comm *pm = parent->impl;
+    mpi_comm *m = calloc(1, sizeof *m);
+    if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the MPI sub-communicator");
+    int err = MPI_Comm_split(pm->comm, color, key, &m->comm);
+    if (err != MPI_SUCCESS) {
+        free(m);
+        return mpi_failed(err, "MPI_Comm_split");
+    }
+    MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+    m->watch = MPI_COMM_NULL;
+    m->ask_req = MPI_REQUEST_NULL;
+    if (pm->watch != MPI_COMM_NULL &&
+        MPI_Comm_split(pm->watch, color, key, &m->watch) == MPI_SUCCESS) {
+        MPI_Comm_set_errhandler(m->watch, MPI_ERRORS_RETURN);
+        if (MPI_Irecv(&m->ask_in, 1, MPI_INT, MPI_ANY_SOURCE, TAG_ASK, m->watch, &m->ask_req) !=
+            MPI_SUCCESS)
+            m->ask_req = MPI_REQUEST_NULL;
+    }
+    MPI_Comm_rank(m->comm, &child->rank);
+    MPI_Comm_size(m->comm, &child->size);
+    child->impl = m;
     return LMF_OK;
 }
 
@@ -409,6 +435,7 @@ static void mpi_find_missing(lmf_comm *c, double grace, unsigned char *missing) 
 const lmf_comm_vtable lmf_comm_vt_mpi = {
     .name = "mpi",
     .init = mpi_init,
+    .split = mpi_split,
     .finalize = mpi_finalize_comm,
     .iallreduce = mpi_iallreduce,
     .ireduce_scatter_f32 = mpi_ireduce_scatter,

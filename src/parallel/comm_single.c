@@ -12,6 +12,11 @@ static lmf_status single_init(lmf_comm *c) {
 
 static void single_finalize(lmf_comm *c) { (void)c; }
 
+static lmf_status single_split(lmf_comm *parent, int color, int key, lmf_comm *child) {
+    (void)parent, (void)color, (void)key;
+    return single_init(child);
+}
+
 /* the sum, maximum or minimum over one rank is the value itself */
 static lmf_status single_iallreduce(lmf_comm *c, void *buf, size_t n, lmf_comm_dtype dtype,
                                     lmf_comm_op op, lmf_comm_req *r) {
@@ -57,6 +62,7 @@ static void single_abort(lmf_comm *c, int code) { (void)code; }
 const lmf_comm_vtable lmf_comm_vt_single = {
     .name = "single",
     .init = single_init,
+    .split = single_split,
     .finalize = single_finalize,
     .iallreduce = single_iallreduce,
     .ireduce_scatter_f32 = single_ireduce_scatter,

@@ -115,7 +115,7 @@ void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_pla
         "--global-batch %.0f --steps %.0f --zero %d --recompute %s",
         r->devices, per_node, is_file ? "--config" : "--model", src, job->seq, l->micro_batch,
         r->tokens_per_step, steps, l->zero, lmf_recompute_name(l->recompute));
-    if (l->tp > 1) cat(buf, cap, &len, " --tp %d", l->tp);
+    if (l->tp > 1) cat(buf, cap, &len, " --tp %d%s", l->tp, l->sequence_parallel ? " --sp" : "");
     if (l->pp > 1) cat(buf, cap, &len, " --pp %d", l->pp);
     if (l->cp > 1) cat(buf, cap, &len, " --cp %d", l->cp);
     if (l->virtual_stages > 1)

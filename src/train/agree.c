@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_AGREED 28
+#define N_AGREED 29
 
 /* FNV-1a over bytes, to fold the files of a data spec into one identity */
 static uint64_t fold(uint64_t h, const void *p, size_t n) {
@@ -105,6 +105,7 @@ lmf_status lmf_train_agree_options(lmf_comm *c, const lmf_train_opts *o) {
     ADD("--stop-after", "%d", o->stop_after);
     ADD("--kernels", "%s", o->kernels);
     ADD("--zero", "%d", o->zero_stage);
+    ADD("--tp/--sp", "%d, %s", o->tp > 1 ? o->tp : 1, o->sequence_parallel ? "on" : "off");
     ADD("--recompute", "%s", lmf_recompute_name(o->recompute));
     ADD("--max-bad-steps", "%d", o->max_bad_steps);
     fmt_float(v[n], sizeof v[n], o->spike_factor), names[n++] = "--spike-factor";

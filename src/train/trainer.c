@@ -16,15 +16,20 @@
 #include "lmforge/model.h"
 #include "lmforge/perf.h"
 #include "lmforge/threads.h"
+#include "lmforge/tp.h"
 #include "train/train_internal.h"
 
 struct lmf_trainer {
     lmf_train_opts o;
     const lmf_kernels *k;
     lmf_comm *comm;
+    lmf_comm *tp_comm, *dp_comm; /* the tensor- and data-parallel groups (without tensor
+                                  * parallelism: NULL and the world) */
+    lmf_tp *tp;                  /* the tensor-parallel engine, or NULL */
     lmf_ddp *ddp;
     lmf_optimizer *opt;
     int rank, world;
+    int tp_size, tp_rank, dp_size, dp_rank; /* rank = dp_rank * tp_size + tp_rank */
     int accum;          /* micro-batches per rank per step */
     lmf_dataset *train, *val;
     lmf_loader *loader, *val_loader;
@@ -90,6 +95,10 @@ static lmf_status check_opts(const lmf_train_opts *o) {
         return lmf_fail(LMF_ERR_ARG, "unknown kernels '%s' (use ref or fast)", o->kernels);
     if (o->zero_stage < 0 || o->zero_stage > 3)
         return lmf_fail(LMF_ERR_ARG, "--zero must be 0, 1, 2 or 3, got %d", o->zero_stage);
+    if (o->tp < 0) return lmf_fail(LMF_ERR_ARG, "--tp must be at least 1, got %d", o->tp);
+    if (o->sequence_parallel && o->tp < 2)
+        return lmf_fail(LMF_ERR_ARG, "--sp splits over the tensor-parallel group: give --tp 2 "
+                        "or more with it");
     return LMF_OK;
 }
 
@@ -115,7 +124,7 @@ static lmf_status check_vocab(lmf_dataset *d, const char *spec, const lmf_gpt_co
 /* Micro-batches per rank per step, from --global-batch or --grad-accum. */
 static lmf_status derive_accum(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
-    int64_t per = (int64_t)o->batch * o->seq * t->world;
+    int64_t per = (int64_t)o->batch * o->seq * t->dp_size;
     if (o->global_batch <= 0) {
         t->accum = o->grad_accum;
         o->global_batch = per * o->grad_accum;
@@ -123,9 +132,9 @@ static lmf_status derive_accum(lmf_trainer *t) {
     }
     if (o->global_batch % per != 0)
         return lmf_fail(LMF_ERR_ARG,
-                        "--global-batch %lld tokens is not a multiple of batch x seq x ranks = "
-                        "%d x %d x %d = %lld; choose a multiple of %lld",
-                        (long long)o->global_batch, o->batch, o->seq, t->world, (long long)per,
+                        "--global-batch %lld tokens is not a multiple of batch x seq x "
+                        "data-parallel ranks = %d x %d x %d = %lld; choose a multiple of %lld",
+                        (long long)o->global_batch, o->batch, o->seq, t->dp_size, (long long)per,
                         (long long)per);
     t->accum = (int)(o->global_batch / per);
     o->grad_accum = t->accum;
@@ -136,23 +145,66 @@ static lmf_status derive_accum(lmf_trainer *t) {
  * init_dir, or initialised. */
 static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
     lmf_train_opts *o = &t->o;
+    lmf_tp_config tp = {t->tp_size, t->tp_rank, o->sequence_parallel};
     if (o->resume_dir) {
         LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, ck));
         LMF_TRY(lmf_ckpt_model_config(ck, &o->cfg));
         LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
-        return lmf_gpt_create(&o->cfg, t->k, &t->model);
+        return lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
     }
     if (o->init_dir) { /* the shape comes with the weights, checked before they are read */
         LMF_TRY(lmf_model_config_any(o->init_dir, &o->cfg));
         LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
         LMF_TRY(lmf_model_load_any(o->init_dir, t->k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
+        if (t->tp_size > 1) { /* this rank's slices of the whole model loaded */
+            lmf_gpt *whole = t->model;
+            t->model = NULL;
+            lmf_status s = lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
+            if (s == LMF_OK)
+                lmf_layout_slice(lmf_gpt_layout(t->model), lmf_gpt_layout(whole),
+                                 lmf_gpt_params(whole), lmf_gpt_params(t->model));
+            lmf_gpt_free(whole);
+            LMF_TRY(s);
+        }
         return LMF_OK;
     }
     LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
-    LMF_TRY(lmf_gpt_create(&o->cfg, t->k, &t->model));
+    LMF_TRY(lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model));
     lmf_gpt_init_weights(t->model, o->seed);
     return LMF_OK;
+}
+
+/* The groups: tensor-parallel ranks are neighbours in the world (rank = dp_rank * tp + tp_rank),
+ * so on a cluster a group stays inside one node, as Megatron-LM lays them out. */
+static lmf_status layout_ranks(lmf_trainer *t) {
+    const lmf_train_opts *o = &t->o;
+    t->tp_size = o->tp > 1 ? o->tp : 1;
+    if (t->world % t->tp_size != 0)
+        return lmf_fail(LMF_ERR_ARG, "%d ranks cannot be split into tensor-parallel groups of "
+                        "--tp %d: start a multiple of %d ranks", t->world, t->tp_size,
+                        t->tp_size);
+    t->tp_rank = t->rank % t->tp_size;
+    t->dp_rank = t->rank / t->tp_size;
+    t->dp_size = t->world / t->tp_size;
+    return LMF_OK;
+}
+
+/* Collective: the groups' communicators. */
+static lmf_status make_groups(lmf_trainer *t) {
+    if (t->tp_size == 1) {
+        t->dp_comm = t->comm;
+        return LMF_OK;
+    }
+    LMF_TRY(lmf_comm_split(t->comm, t->dp_rank, t->tp_rank, "tensor-parallel group", &t->tp_comm));
+    return lmf_comm_split(t->comm, t->tp_rank, t->dp_rank, "data-parallel group", &t->dp_comm);
+}
+
+/* the context of failure messages, on every communicator */
+static void set_context(lmf_trainer *t, const char *text) {
+    lmf_comm_set_context(t->comm, "%s", text);
+    if (t->tp_comm) lmf_comm_set_context(t->tp_comm, "%s", text);
+    if (t->dp_comm && t->dp_comm != t->comm) lmf_comm_set_context(t->dp_comm, "%s", text);
 }
 
 /* The engine over the model, the optimizer over the engine's range. */
@@ -162,9 +214,15 @@ static lmf_status make_engine(lmf_trainer *t) {
     lmf_ddp_config dc;
     memset(&dc, 0, sizeof dc);
     dc.zero_stage = o->zero_stage;
-    LMF_TRY(lmf_ddp_create(t->comm, l, &dc, lmf_gpt_params(t->model), &t->ddp));
+    dc.tp_comm = t->tp_comm;
+    LMF_TRY(lmf_ddp_create(t->dp_comm, l, &dc, lmf_gpt_params(t->model), &t->ddp));
     lmf_gpt_hooks h;
+    memset(&h, 0, sizeof h);
     lmf_ddp_hooks(t->ddp, &h);
+    if (t->tp_size > 1) {
+        LMF_TRY(lmf_tp_create(t->tp_comm, &o->cfg, l, &t->tp));
+        lmf_tp_hooks(t->tp, &h);
+    }
     lmf_gpt_set_hooks(t->model, &h);
     lmf_adamw_hp hp = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
@@ -193,6 +251,7 @@ static lmf_status agree_run_id(lmf_trainer *t) {
  * rank (lmf_comm_agree) before any collective, so no rank waits for one that gave up. */
 static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     lmf_train_opts *o = &t->o;
+    LMF_TRY(layout_ranks(t));
     LMF_TRY(derive_accum(t));
     LMF_TRY(lmf_dataset_open(o->data, &t->train));
     if (o->val_data) LMF_TRY(lmf_dataset_open(o->val_data, &t->val));
@@ -244,6 +303,8 @@ static lmf_status setup(lmf_trainer *t) {
     LMF_TRY(lmf_comm_agree(t->comm, setup_local(t, &ck)));
     LMF_TRY(lmf_train_agree_options(t->comm, o));
     LMF_TRY(agree_run_id(t));
+    LMF_TRY(make_groups(t));
+    set_context(t, "start-up");
     LMF_TRY(make_engine(t));
     if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
@@ -290,6 +351,9 @@ void lmf_trainer_free(lmf_trainer *t) {
     lmf_gpt_free(t->model);
     lmf_optimizer_free(t->opt);
     lmf_ddp_free(t->ddp);
+    lmf_tp_free(t->tp);
+    if (t->dp_comm && t->dp_comm != t->comm) lmf_comm_free(t->dp_comm);
+    lmf_comm_free(t->tp_comm);
     lmf_comm_free(t->comm);
     free(t->inputs);
     free(t->targets);
@@ -305,6 +369,12 @@ void lmf_trainer_peak(const lmf_trainer *t, lmf_peak *p) { *p = t->peak; }
 struct lmf_gpt *lmf_trainer_model(lmf_trainer *t) { return t->model; }
 int lmf_trainer_rank(const lmf_trainer *t) { return t->rank; }
 int lmf_trainer_world(const lmf_trainer *t) { return t->world; }
+void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out) {
+    out->tp = t->tp_size;
+    out->tp_rank = t->tp_rank;
+    out->dp = t->dp_size;
+    out->dp_rank = t->dp_rank;
+}
 const char *lmf_trainer_run_id(const lmf_trainer *t) { return t->run_id; }
 int lmf_trainer_grad_accum(const lmf_trainer *t) { return t->accum; }
 const lmf_dataset *lmf_trainer_data(const lmf_trainer *t) { return t->train; }
@@ -345,7 +415,51 @@ void lmf_trainer_abort(lmf_trainer *t, const char *msg) {
     if (t->world > 1) lmf_comm_abort(t->comm, 1, msg);
 }
 
+/* Collective (tensor parallelism): the whole model's vectors of the weights and, when m and v
+ * are not NULL, the AdamW moments, on every rank: the data-parallel parts gathered, then the
+ * group's slices put together. free() them. */
+static lmf_status gather_whole(lmf_trainer *t, float **params, float **m, float **v) {
+    size_t n = lmf_gpt_layout(t->model)->total, nw = lmf_tp_whole_layout(t->tp)->total;
+    float *part = malloc(n * sizeof(float));
+    float *out[3] = {NULL, NULL, NULL};
+    int k = m ? 3 : 1;
+    lmf_status s = part ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
+    for (int i = 0; i < k && s == LMF_OK; i++) {
+        out[i] = malloc(nw * sizeof(float));
+        if (!out[i]) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB for the whole model",
+                                  (double)nw * 4 / 1e6);
+        else if (i == 0) s = lmf_ddp_gather_params(t->ddp, part);
+        else s = lmf_ddp_gather_owned(t->ddp, part, i == 1 ? lmf_optimizer_m(t->opt)
+                                                             : lmf_optimizer_v(t->opt));
+        if (s == LMF_OK) s = lmf_tp_gather_whole(t->tp, part, out[i]);
+    }
+    free(part);
+    if (s != LMF_OK) {
+        for (int i = 0; i < 3; i++) free(out[i]);
+        return s;
+    }
+    *params = out[0];
+    if (m) *m = out[1], *v = out[2];
+    return LMF_OK;
+}
+
 lmf_status lmf_trainer_materialize(lmf_trainer *t) {
+    if (t->tp) { /* the whole model in place of this rank's slices */
+        float *w;
+        LMF_TRY(gather_whole(t, &w, NULL, NULL));
+        lmf_gpt *whole;
+        lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, &whole);
+        if (s != LMF_OK) {
+            free(w);
+            return s;
+        }
+        lmf_gpt_adopt_params(whole, w);
+        lmf_gpt_free(t->model);
+        t->model = whole;
+        lmf_tp_free(t->tp);
+        t->tp = NULL;
+        return LMF_OK;
+    }
     if (lmf_gpt_params(t->model)) return LMF_OK;
     float *full = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
     if (!full) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the full weights");
@@ -421,7 +535,11 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     const lmf_train_opts *o = &t->o;
     double t0 = lmf_now_s();
     double loss_sum = 0.0;
-    lmf_comm_set_context(t->comm, "step %d", t->step + 1);
+    lmf_tp_stats tp0 = {0, 0};
+    if (t->tp) lmf_tp_stats_get(t->tp, &tp0);
+    char ctx[32];
+    snprintf(ctx, sizeof ctx, "step %d", t->step + 1);
+    set_context(t, ctx);
     /* a test's NaN poisons the gradient as a NaN in the forward pass would */
     int inject = take_injection(t, t->step);
     float dloss = inject ? NAN : 1.0f / (float)t->accum;
@@ -437,15 +555,17 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
                             t->step + 1, a, t->accum);
         }
         LMF_TRY(lmf_ddp_begin_micro(t->ddp, a, t->accum));
-        /* this rank's micro-batches of the global batch: rank, rank + world, ... */
-        LMF_TRY(lmf_loader_fill(t->loader, (uint64_t)t->rank + (uint64_t)t->world * (uint64_t)a,
+        /* this replica's micro-batches of the global batch: dp_rank, dp_rank + dp_size, ...
+         * (the ranks of a tensor-parallel group read the same ones) */
+        LMF_TRY(lmf_loader_fill(t->loader,
+                                (uint64_t)t->dp_rank + (uint64_t)t->dp_size * (uint64_t)a,
                                 t->inputs, t->targets));
         LMF_TRY(lmf_gpt_forward(t->model, t->inputs, t->targets, o->batch, o->seq, 1, dloss,
                                 &loss));
         lmf_gpt_backward(t->model);
         loss_sum += loss;
     }
-    uint64_t new_epochs = lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->world);
+    uint64_t new_epochs = lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->dp_size);
     LMF_TRY(lmf_comm_allreduce_f64(t->comm, &loss_sum, 1, LMF_COMM_SUM));
     float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world));
     float lr = lmf_lr_at(&t->sched, t->step);
@@ -453,6 +573,8 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     /* A NaN/Inf anywhere in the forward pass makes the loss (logsumexp - logit) and the
      * softmax gradient non-finite; the optimizer then skips the update on every rank. */
     lmf_status s = lmf_ddp_reduce_wait(t->ddp);
+    if (s == LMF_OK && t->tp)
+        s = lmf_tp_reduce_grads(t->tp, lmf_ddp_owned_grads(t->ddp), lmf_ddp_owned(t->ddp));
     if (s == LMF_OK)
         s = lmf_optimizer_step(t->opt, lmf_ddp_owned_params(t->ddp), lmf_ddp_owned_grads(t->ddp),
                                lr, t->step + 1, &norm);
@@ -466,7 +588,12 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     st.lr = lr;
     st.grad_norm = norm;
     st.seconds = dt;
-    st.tokens = (int64_t)o->batch * o->seq * t->accum * t->world;
+    st.tokens = (int64_t)o->batch * o->seq * t->accum * t->dp_size;
+    if (t->tp) {
+        lmf_tp_stats tp1;
+        lmf_tp_stats_get(t->tp, &tp1);
+        st.tp_comm_s = tp1.seconds - tp0.seconds;
+    }
     st.tokens_per_s = (double)st.tokens / dt;
     st.flops_per_s = st.tokens_per_s * t->flops_per_token;
     st.mfu = t->peak_flops > 0 ? st.flops_per_s / t->peak_flops : 0.0;
@@ -535,7 +662,20 @@ lmf_status lmf_trainer_save(lmf_trainer *t) {
     snap.params = lmf_ddp_owned_params(t->ddp);
     snap.m = lmf_optimizer_m(t->opt);
     snap.v = lmf_optimizer_v(t->opt);
-    lmf_status st = lmf_ckpt_save(t->ckw, &snap);
+    float *w = NULL, *m = NULL, *v = NULL;
+    lmf_status st = LMF_OK;
+    if (t->tp) { /* whole tensors: each rank writes its part of the whole model's vectors */
+        st = gather_whole(t, &w, &m, &v);
+        snap.layout = lmf_tp_whole_layout(t->tp);
+        snap.held = lmf_partition_range(snap.layout->total, t->world, t->rank);
+        snap.params = w + snap.held.begin;
+        snap.m = m + snap.held.begin;
+        snap.v = v + snap.held.begin;
+    }
+    if (st == LMF_OK) st = lmf_ckpt_save(t->ckw, &snap);
+    free(w);
+    free(m);
+    free(v);
     free(opts);
     return st;
 }
@@ -566,19 +706,53 @@ static lmf_status check_same_run(const lmf_trainer *t, const lmf_train_state *sv
                                "directory of its own" : "resume the run directory it came from");
 }
 
+/* Collective (tensor parallelism): checkpoint ck's whole vectors read on every rank, this
+ * rank's slices of them loaded: the weights into the engine, the moments of its range into
+ * the optimizer. */
+static lmf_status restore_slices(lmf_trainer *t, const lmf_ckpt_info *ck, lmf_train_state *sv) {
+    const lmf_param_layout *wl = lmf_tp_whole_layout(t->tp), *l = lmf_gpt_layout(t->model);
+    lmf_range all = {0, wl->total}, own = lmf_ddp_owned(t->ddp);
+    float *w[3], *part = malloc(l->total * sizeof(float));
+    lmf_status s = part ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
+    for (int i = 0; i < 3; i++) {
+        w[i] = malloc(wl->total * sizeof(float));
+        if (!w[i] && s == LMF_OK)
+            s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB for the whole model",
+                         (double)wl->total * 4 / 1e6);
+    }
+    if (s == LMF_OK) s = lmf_ckpt_restore(t->comm, ck, wl, w[0], all, w[1], w[2], sv);
+    if (s == LMF_OK) {
+        lmf_layout_slice(l, wl, w[0], part);
+        lmf_ddp_load_params(t->ddp, part);
+        float *dst[2] = {lmf_optimizer_m(t->opt), lmf_optimizer_v(t->opt)};
+        for (int i = 0; i < 2; i++) {
+            lmf_layout_slice(l, wl, w[1 + i], part);
+            memcpy(dst[i], part + own.begin, lmf_range_len(own) * sizeof(float));
+        }
+    }
+    for (int i = 0; i < 3; i++) free(w[i]);
+    free(part);
+    return s;
+}
+
 lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollback) {
     const lmf_param_layout *l = lmf_gpt_layout(t->model);
     float *full = lmf_gpt_params(t->model), *tmp = NULL;
-    if (!full) { /* ZeRO-3 holds only its part of the weights */
-        full = tmp = malloc(l->total * sizeof(float));
-        if (!tmp) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
-    }
     lmf_train_state sv;
-    lmf_status s = lmf_ckpt_restore(t->comm, ck, l, full, lmf_ddp_owned(t->ddp),
-                                    lmf_optimizer_m(t->opt), lmf_optimizer_v(t->opt), &sv);
+    lmf_status s;
+    if (t->tp) {
+        s = restore_slices(t, ck, &sv);
+    } else {
+        if (!full) { /* ZeRO-3 holds only its part of the weights */
+            full = tmp = malloc(l->total * sizeof(float));
+            if (!tmp) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
+        }
+        s = lmf_ckpt_restore(t->comm, ck, l, full, lmf_ddp_owned(t->ddp),
+                             lmf_optimizer_m(t->opt), lmf_optimizer_v(t->opt), &sv);
+        if (s == LMF_OK) lmf_ddp_load_params(t->ddp, full);
+    }
     if (s == LMF_OK) s = check_same_run(t, &sv, ck->dir, rollback);
     if (s == LMF_OK) s = check_compatible(t, &sv, ck->dir);
-    if (s == LMF_OK) lmf_ddp_load_params(t->ddp, full);
     free(tmp);
     /* a rollback keeps the data position (past the bad batches) and the run's fault counters */
     if (s == LMF_OK && !rollback) s = lmf_loader_set_state(t->loader, &sv.loader);
