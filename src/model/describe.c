@@ -7,6 +7,42 @@
 
 #include "model/gpt_internal.h"
 
+lmf_status lmf_tp_dims_get(const lmf_gpt_config *c, const lmf_tp_config *tp, lmf_tp_dims *d) {
+    memset(d, 0, sizeof *d);
+    int T = tp && tp->size > 1 ? tp->size : 1, r = T > 1 ? tp->rank : 0;
+    int NH = c->n_head, NKV = lmf_config_kv_heads(c), hs = c->n_embd / c->n_head;
+    int F = lmf_config_ffn(c), Vp = lmf_config_padded_vocab(c);
+    if (r < 0 || r >= T)
+        return lmf_fail(LMF_ERR_ARG, "tensor-parallel rank %d outside 0..%d", r, T - 1);
+    if (NH % T != 0)
+        return lmf_fail(LMF_ERR_ARG, "--tp %d does not divide the model's %d attention heads; "
+                        "choose a divisor of %d", T, NH, NH);
+    if (NKV % T != 0 && T % NKV != 0)
+        return lmf_fail(LMF_ERR_ARG, "--tp %d and the model's %d key/value heads: one must "
+                        "divide the other", T, NKV);
+    if (F % T != 0)
+        return lmf_fail(LMF_ERR_ARG, "--tp %d does not divide the feed-forward width %d", T, F);
+    if (Vp % T != 0)
+        return lmf_fail(LMF_ERR_ARG, "--tp %d does not divide the padded vocabulary %d (a "
+                        "multiple of %d); choose a power of two up to %d", T, Vp, LMF_VOCAB_PAD,
+                        LMF_VOCAB_PAD);
+    d->size = T;
+    d->rank = r;
+    d->heads = NH / T;
+    d->kv_shared = NKV % T == 0 ? 1 : T / NKV;
+    d->kv_heads = NKV % T == 0 ? NKV / T : 1;
+    d->kv_head0 = NKV % T == 0 ? r * d->kv_heads : r / d->kv_shared;
+    d->width = d->heads * hs;
+    d->kv_width = d->kv_heads * hs;
+    d->ffn = F / T;
+    d->vocab_rows = Vp / T;
+    d->vocab0 = r * d->vocab_rows;
+    int real = c->vocab_size - d->vocab0;
+    d->vocab_real = real < 0 ? 0 : real > d->vocab_rows ? d->vocab_rows : real;
+    d->sequence_parallel = T > 1 && tp->sequence_parallel;
+    return LMF_OK;
+}
+
 int lmf_layer_linears(const lmf_gpt_config *c, lmf_linear_desc out[LMF_LAYER_LINEARS]) {
     int C = c->n_embd;
     if (c->family == LMF_FAMILY_LLAMA) {

@@ -277,16 +277,6 @@ static void grads_ready(lmf_gpt *m, int b) {
     if (m->has_hooks && m->hooks.grads_ready) m->hooks.grads_ready(m->hooks.ctx, b);
 }
 
-/* A collective over the tensor-parallel group (nothing without one). */
-void lmf_gpt_tp(lmf_gpt *m, lmf_tp_op op, float *buf, float *out, size_t n) {
-    if (m->layout.tp.size == 1) return;
-    LMF_ASSERT(m->has_hooks && m->hooks.tp_collective); /* checked by lmf_gpt_forward */
-    lmf_op_clock c;
-    op_begin(&m->ops, &c);
-    m->hooks.tp_collective(m->hooks.tp_ctx, op, buf, out, n);
-    op_end(&m->ops, LMF_PHASE_TP_COMM, &c);
-}
-
 /* a row-parallel product's bias: added by one rank of the group, before the sum */
 static const float *row_bias(const lmf_gpt *m, const float *b) {
     return m->layout.tp.rank == 0 ? b : NULL;
@@ -295,31 +285,6 @@ static const float *row_bias(const lmf_gpt *m, const float *b) {
  * parallelism one rank takes it (the engine sums the group's) */
 static float *row_bias_grad(const lmf_gpt *m, float *g) {
     return m->layout.tp.sequence_parallel && m->layout.tp.rank != 0 ? NULL : g;
-}
-
-int lmf_gpt_local_rows(const lmf_gpt *m, int n) {
-    return m->layout.tp.sequence_parallel ? n / m->layout.tp.size : n;
-}
-
-const float *lmf_gpt_sp_gather(lmf_gpt *m, const float *local, int BT) {
-    const lmf_tp_dims *d = &m->layout.tp;
-    if (!d->sequence_parallel) return local;
-    size_t n = (size_t)lmf_gpt_local_rows(m, BT) * (size_t)m->cfg.n_embd;
-    memcpy(m->sp_gather + (size_t)d->rank * n, local, n * sizeof(float));
-    lmf_gpt_tp(m, LMF_TP_GATHER, m->sp_gather, NULL, n);
-    return m->sp_gather;
-}
-
-float *lmf_gpt_sp_partial(lmf_gpt *m, float *out) {
-    return m->layout.tp.sequence_parallel ? m->sp_part : out;
-}
-
-void lmf_gpt_sp_reduce(lmf_gpt *m, float *part, float *out, int BT) {
-    size_t C = (size_t)m->cfg.n_embd;
-    if (m->layout.tp.sequence_parallel)
-        lmf_gpt_tp(m, LMF_TP_REDUCE_SCATTER, part, out, (size_t)lmf_gpt_local_rows(m, BT) * C);
-    else
-        lmf_gpt_tp(m, LMF_TP_SUM, out, NULL, (size_t)BT * C);
 }
 
 /* wpe inside block 0 (GPT-2), or NULL (Llama: no position embedding) */

@@ -17,7 +17,7 @@ typedef struct llama_dims {
 /* the shapes this rank computes (its heads and feed-forward columns under tensor parallelism) */
 static llama_dims dims(const lmf_gpt *m, int B, int T) {
     const lmf_gpt_config *c = &m->cfg;
-    const lmf_tp_dims *tp = &lmf_gpt_layout(m)->tp;
+    const lmf_tp_dims *tp = &m->layout.tp;
     llama_dims d;
     d.C = c->n_embd;
     d.NH = tp->heads;
