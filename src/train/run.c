@@ -8,6 +8,8 @@
 
 #include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
+#include "lmforge/rundir.h"
+#include "lmforge/system.h"
 
 /* metrics.jsonl lines for one step (rank 0) */
 static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
@@ -20,6 +22,35 @@ static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
     }
     if (st->spike) lmf_metrics_spike(mx, st->step, st->loss, st->loss_mean);
     if (st->rolled_back_to >= 0) lmf_metrics_rollback(mx, st->step, st->rolled_back_to);
+}
+
+/* a step timed by phase: the model's kernels (lmf_gpt_profile) and the rest of the step
+ * ("other": optimizer, communication, data) */
+static void record_phases(lmf_metrics *mx, lmf_trainer *t, const lmf_step_stats *st) {
+    struct lmf_gpt *m = lmf_trainer_model(t);
+    double s[LMF_PHASE_COUNT + 1], sum = 0;
+    const char *names[LMF_PHASE_COUNT + 1];
+    lmf_gpt_profile_read(m, s);
+    for (int p = 0; p < LMF_PHASE_COUNT; p++) {
+        names[p] = lmf_phase_name((lmf_phase)p);
+        sum += s[p];
+    }
+    names[LMF_PHASE_COUNT] = "other";
+    s[LMF_PHASE_COUNT] = st->seconds > sum ? st->seconds - sum : 0;
+    if (mx) lmf_metrics_phases(mx, st->step, st->seconds, LMF_PHASE_COUNT + 1, names, s);
+}
+
+/* collective: every rank's peak resident memory, written by rank 0 (one small all-reduce per
+ * rank, every profile_every steps) */
+static void record_memory(lmf_metrics *mx, lmf_trainer *t, int step) {
+    int world = lmf_trainer_world(t), rank = lmf_trainer_rank(t);
+    int64_t rss[256];
+    if (world > (int)(sizeof rss / sizeof rss[0])) world = (int)(sizeof rss / sizeof rss[0]);
+    int64_t kib = (int64_t)(lmf_peak_rss_bytes() / 1024);
+    if (kib > 2000000000) kib = 2000000000;
+    for (int r = 0; r < world; r++)
+        rss[r] = (int64_t)lmf_trainer_any(t, rank == r ? (int)kib : 0) * 1024;
+    if (mx) lmf_metrics_memory(mx, step, rss, world);
 }
 
 static void note(const lmf_train_callbacks *cb, const char *what, const char *why) {
@@ -38,7 +69,14 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
     int t_n = 0;
     for (int step; (step = lmf_trainer_next_step(t)) < o->steps;) {
         lmf_step_stats st;
+        /* every profile_every steps (never the first, which warms up) is timed by phase */
+        int prof = o->profile_every > 0 && (step + 1) % o->profile_every == 0;
+        if (prof) {
+            lmf_gpt_profile(lmf_trainer_model(t), 1);
+            lmf_gpt_profile_reset(lmf_trainer_model(t));
+        }
         lmf_status s = lmf_trainer_step(t, &st);
+        if (prof) lmf_gpt_profile(lmf_trainer_model(t), 0);
         if (s == LMF_ERR_INTERRUPTED) { /* a stop during the step: keep the last completed one */
             LMF_TRY(lmf_trainer_save(t));
             LMF_TRY(lmf_trainer_wait_save(t));
@@ -58,6 +96,8 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
         double per = t_n ? t_sum / t_n : st.seconds;
         if (cb->on_step) cb->on_step(cb->ctx, &st, done, o->steps, per * (o->steps - done));
         record_step(mx, &st);
+        if (prof && !st.skipped) record_phases(mx, t, &st);
+        if (prof) record_memory(mx, t, st.step);
         if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
             float vl;
             LMF_TRY(lmf_trainer_eval(t, &vl));
@@ -99,6 +139,12 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     if (rank == 0) {
         LMF_TRY(lmf_mkdir_p(o->out_dir));
         LMF_TRY(lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx));
+        /* what the run is set to do, known to a reader before the first checkpoint */
+        lmf_status rs = lmf_run_dir_record_start(o->out_dir, t);
+        if (rs != LMF_OK) {
+            lmf_metrics_close(mx);
+            return rs;
+        }
     }
     lmf_trainer_set_stop_check(t, cb->stop_requested, cb->ctx);
     lmf_status s = loop(t, cb, mx, res);
