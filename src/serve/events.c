@@ -15,12 +15,16 @@
  * noticed when a write to it fails) */
 #define KEEPALIVE_S 5.0
 
+/* MHD is never called with set->mu held (its callbacks take set->mu): a stream marks itself
+ * PARKING, suspends, then PARKED; only a PARKED one is resumed */
+typedef enum stream_state { STREAM_RUNNING, STREAM_PARKING, STREAM_PARKED } stream_state;
+
 typedef struct serve_stream {
     serve_streams *set;
     serve_run *run;
     struct MHD_Connection *conn;
     serve_cursor cur;
-    int parked;          /* suspended until the next tick (set->mu) */
+    stream_state state;  /* set->mu */
     double last_write;
     char *out;           /* formatted bytes not yet handed to MHD */
     size_t out_len, out_pos;
@@ -42,6 +46,25 @@ static double mono_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* resume the PARKED streams (set->mu held; released while MHD is called); the number still
+ * PARKING */
+static int resume_parked(serve_streams *set) {
+    struct MHD_Connection *wake[SERVE_STREAMS_MAX];
+    int n = 0, parking = 0;
+    for (int i = 0; i < set->n_open; i++) {
+        if (set->open[i]->state == STREAM_PARKED) {
+            set->open[i]->state = STREAM_RUNNING;
+            wake[n++] = set->open[i]->conn;
+        }
+        parking += set->open[i]->state == STREAM_PARKING;
+    }
+    /* a suspended connection is not closed, so its stream outlives the unlocked calls */
+    pthread_mutex_unlock(&set->mu);
+    for (int i = 0; i < n; i++) MHD_resume_connection(wake[i]);
+    pthread_mutex_lock(&set->mu);
+    return parking;
+}
+
 /* wake every parked stream once per tick, so it looks for new records */
 static void *ticker(void *arg) {
     serve_streams *set = arg;
@@ -53,11 +76,7 @@ static void *ticker(void *arg) {
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&set->wake, &set->mu, &until);
-        for (int i = 0; i < set->n_open; i++)
-            if (set->open[i]->parked) {
-                set->open[i]->parked = 0;
-                MHD_resume_connection(set->open[i]->conn);
-            }
+        resume_parked(set);
     }
     pthread_mutex_unlock(&set->mu);
     return NULL;
@@ -84,14 +103,14 @@ void serve_streams_stop(serve_streams *set) {
     pthread_mutex_unlock(&set->mu);
     if (set->have_ticker) pthread_join(set->ticker, NULL);
     set->have_ticker = 0;
-    /* the daemon must not be stopped with a connection suspended: wake them all; each ends
-     * its stream at its next read */
+    /* the daemon must not be stopped with a connection suspended: wake them all (none parks
+     * again once stopping is set); each ends its stream at its next read */
     pthread_mutex_lock(&set->mu);
-    for (int i = 0; i < set->n_open; i++)
-        if (set->open[i]->parked) {
-            set->open[i]->parked = 0;
-            MHD_resume_connection(set->open[i]->conn);
-        }
+    while (resume_parked(set) > 0) {
+        pthread_mutex_unlock(&set->mu);
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+        pthread_mutex_lock(&set->mu);
+    }
     pthread_mutex_unlock(&set->mu);
 }
 
@@ -151,8 +170,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 pthread_mutex_unlock(&set->mu);
                 return MHD_CONTENT_READER_END_OF_STREAM;
             }
-            st->parked = 1;
+            st->state = STREAM_PARKING;
+            pthread_mutex_unlock(&set->mu);
             MHD_suspend_connection(st->conn);
+            pthread_mutex_lock(&set->mu);
+            st->state = STREAM_PARKED;
             pthread_mutex_unlock(&set->mu);
             return 0;
         }
