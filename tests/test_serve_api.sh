@@ -27,7 +27,8 @@ awk 'BEGIN { for (i = 0; i < 12; i++) {
   printf "{\"step\":%d,\"loss\":4,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":64,\"mfu\":0.1}\n", i
   if ((i + 1) % 5 == 0) {
     printf "{\"step\":%d,\"step_seconds\":0.5,\"phases\":{\"matmul_s\":0.25,\"attention_s\":0.1,\"loss_s\":0.05,\"other_s\":0.1}}\n", i
-    printf "{\"step\":%d,\"rss_bytes\":[%d,%d]}\n", i, 1000000 * (i + 1), 2000000 * (i + 1) } } }' >"$WORK/runs/c/metrics.jsonl"
+    printf "{\"step\":%d,\"rss_bytes\":[%d,%d]}\n", i, 1000000 * (i + 1), 2000000 * (i + 1) }
+  if (i == 4 || i == 9) printf "{\"step\":%d,\"sample\":\"once <b>upon</b> a time \\u00e9\",\"prompt\":\"once\"}\n", i + 1 } }' >"$WORK/runs/c/metrics.jsonl"
 
 start_serve "$WORK/runs/a" "$WORK/runs/b" "$WORK/runs/c" || { fail "serve start"; finish; exit 1; }
 hostport=${URL#http://}; hostport=${hostport%/}; host=${hostport%:*}; port=${hostport##*:}
@@ -64,9 +65,10 @@ config from run.json | api/runs/c/config | (j["checkpoint_step"], j["model"]["n_
 phases of profiled steps | api/runs/c/metrics | [(p["step"], p["seconds"], sorted(p["phases"].items())) for p in j["phases"]] | [(4, 0.5, [('attention', 0.1), ('loss', 0.05), ('matmul', 0.25), ('other', 0.1)]), (9, 0.5, [('attention', 0.1), ('loss', 0.05), ('matmul', 0.25), ('other', 0.1)])]
 memory per rank | api/runs/c/metrics | j["memory"] | [[4, [5000000, 10000000]], [9, [10000000, 20000000]]]
 phases since 5 | api/runs/c/metrics?since=5 | [p["step"] for p in j["phases"]] | [9]
+samples | api/runs/c/metrics | j["samples"] | [{'step': 5, 'prompt': 'once', 'text': 'once <b>upon</b> a time é'}, {'step': 10, 'prompt': 'once', 'text': 'once <b>upon</b> a time é'}]
 EOC
 echo '{"step":12,"rolled_back_to":6}' >>"$WORK/runs/c/metrics.jsonl"
-echo "a rollback drops later phases and memory | api/runs/c/metrics | ([p['step'] for p in j['phases']], [m[0] for m in j['memory']]) | ([4], [4])" | run_checks
+echo "a rollback drops later phases, memory and samples | api/runs/c/metrics | ([p['step'] for p in j['phases']], [m[0] for m in j['memory']], [x['step'] for x in j['samples']]) | ([4], [4], [5])" | run_checks
 
 # server-sent events of run c: every record first, then what is appended, the bound on open
 # streams (16), and the places of clients that went away freed

@@ -18,7 +18,8 @@ make_corpus "$WORK/corpus"
 common=(--model tiny --batch 4 --seq 32 --corpus "$WORK/corpus" --bpe-vocab 0 --sample-tokens 0 --quiet
         --eval-every 20 --eval-batches 2)
 fake_run "$WORK/runs/finished" 60 # 60 steps, a validation loss every 10
-"$LMF" train "${common[@]}" --steps 100000 --save-every 10 --profile-every 5 --out "$WORK/runs/live" &
+"$LMF" train "${common[@]}" --steps 100000 --save-every 10 --profile-every 5 \
+  --sample-every 10 --sample-prompt "the quick" --out "$WORK/runs/live" &
 TRAIN_PID=$!
 for ((i = 0; i < 600; i++)); do # until the live run has its first checkpoint
   [ -f "$WORK/runs/live/checkpoints/latest" ] && break
@@ -48,6 +49,9 @@ eval phase_layers [...document.querySelectorAll('#chart-phases path[data-phase]'
 eval phase_area Math.round(document.querySelector('#chart-phases path[data-phase="matmul"]').getBBox().height)
 eval mem_points $(p live rank0)
 eval streamed Number(document.body.dataset.events || 0)
+until 30 document.querySelector('#samples .sample[data-run="live"] pre') !== null
+eval sample_prompt document.querySelector('#samples .sample[data-run="live"] pre b')?.textContent === "the quick"
+eval sample_len document.querySelector('#samples .sample[data-run="live"] pre')?.textContent.length
 shot $shots/dashboard.png 1280 1000
 EOC
 python3 "$(dirname "$0")/lib/cdp.py" "$browser" "${URL}?interval=300" "$WORK/script" >"$WORK/out" 2>"$WORK/cdp.err" \
@@ -66,6 +70,9 @@ n1=$(v n1); n2=$(v n2)
   || fail "phase chart: run $(v phase_run), layers $(v phase_layers), height $(v phase_area)"
 [ -n "$(v mem_points)" ] && [ "$(v mem_points)" -ge 1 ] && pass "memory chart drawn ($(v mem_points) points)" \
   || fail "memory chart: '$(v mem_points)' points"
+[ "$(v sample_prompt)" = true ] && [ "$(v sample_len)" -gt 9 ] \
+  && pass "samples panel shows the live run's sample ($(v sample_len) characters)" \
+  || fail "samples panel: prompt in bold $(v sample_prompt), $(v sample_len) characters"
 [ -n "$(v streamed)" ] && [ "$(v streamed)" -ge 2 ] && pass "the page follows the event streams ($(v streamed) events)" \
   || fail "no event received by the page: '$(v streamed)'"
 [ "$(head -c 8 "$shots/dashboard.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] \

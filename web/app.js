@@ -47,7 +47,7 @@ function runOf(name) {
   let r = runs.get(name);
   if (!r) {
     r = {name, color: COLORS[runs.size % COLORS.length], gen: null, rows: [], val: [], events: [],
-         keys: new Set(), phases: [], memory: [], status: null, config: null, configStep: undefined,
+         keys: new Set(), phases: [], memory: [], samples: [], status: null, config: null, configStep: undefined,
          es: null, live: false};
     runs.set(name, r);
   }
@@ -58,7 +58,7 @@ function lastStep(list, at) { return list.length ? at(list[list.length - 1]) : -
 // take a metrics answer (of the API or of an event); a new generation replaces everything
 function merge(r, m) {
   if (r.gen !== null && m.generation !== r.gen) {
-    r.rows = []; r.val = []; r.events = []; r.keys = new Set(); r.phases = []; r.memory = [];
+    r.rows = []; r.val = []; r.events = []; r.keys = new Set(); r.phases = []; r.memory = []; r.samples = [];
   }
   r.gen = m.generation;
   for (const row of m.rows) if (row[0] > lastRowStep(r)) r.rows.push(row);
@@ -69,6 +69,7 @@ function merge(r, m) {
   }
   for (const p of m.phases || []) if (p.step > lastStep(r.phases, (q) => q.step)) r.phases.push(p);
   for (const x of m.memory || []) if (x[0] > lastStep(r.memory, (q) => q[0])) r.memory.push(x);
+  for (const x of m.samples || []) if (x.step > lastStep(r.samples, (q) => q.step)) r.samples.push(x);
 }
 // a stream per run (the first MAX_STREAMS runs); a run whose stream fails is polled instead
 function follow(r) {
@@ -263,6 +264,31 @@ function drawMemory() {
   }
   chart($("chart-memory"), series, [], false);
 }
+// the newest samples of every run, newest first (text only: never parsed as HTML)
+function drawSamples() {
+  const box = $("samples");
+  const all = [];
+  for (const r of runs.values()) for (const x of r.samples.slice(-10)) all.push({r, x});
+  all.sort((a, b) => b.x.step - a.x.step);
+  box.textContent = "";
+  if (!all.length) {
+    el("p", {class: "muted"}, box).textContent = "no samples yet (lmforge train --sample-every N [--sample-prompt TEXT])";
+    return;
+  }
+  for (const {r, x} of all.slice(0, 20)) {
+    const d = el("div", {class: "sample", "data-run": r.name, "data-step": x.step}, box);
+    const h = el("div", {class: "sample-head"}, d);
+    el("span", {class: "swatch", style: "background:" + r.color}, h);
+    h.appendChild(document.createTextNode(r.name + " · after step " + x.step));
+    const pre = el("pre", {}, d);
+    if (x.prompt && x.text.startsWith(x.prompt)) {
+      el("b", {}, pre).textContent = x.prompt;
+      pre.appendChild(document.createTextNode(x.text.slice(x.prompt.length)));
+    } else {
+      pre.textContent = x.text;
+    }
+  }
+}
 function smooth(pts, a) { // exponential moving average with bias correction
   if (a <= 0) return pts;
   let s = 0, w = 0;
@@ -294,6 +320,7 @@ function draw() {
   }
   drawPhases();
   drawMemory();
+  drawSamples();
   drawStatus();
   drawConfig();
 }

@@ -32,6 +32,8 @@ lmf_status lmf_metrics_spike(lmf_metrics *m, int step, double loss, double mean)
  * as the step's loss to a reader that greps). */
 lmf_status lmf_metrics_phases(lmf_metrics *m, int step, double step_seconds, int n,
                               const char *const *names, const double *seconds);
+/* Text the model generated after `step` steps: {"step", "sample": text, "prompt": prompt}. */
+lmf_status lmf_metrics_sample(lmf_metrics *m, int step, const char *prompt, const char *text);
 /* Each rank's peak resident memory after a step: {"step", "rss_bytes": [rank 0, rank 1, ...]}. */
 lmf_status lmf_metrics_memory(lmf_metrics *m, int step, const int64_t *rss_bytes, int n_ranks);
 

@@ -82,7 +82,7 @@ json_t *serve_api_status(serve_run *r, double now) {
 /* the metrics answer: records with step >= since and past the cursor's counts */
 static json_t *metrics_doc(serve_run *r, long since, const serve_cursor *c) {
     json_t *rows = json_array(), *vals = json_array(), *evs = json_array();
-    json_t *phases = json_array(), *memory = json_array();
+    json_t *phases = json_array(), *memory = json_array(), *samples = json_array();
     for (size_t i = c->pts; i < r->n_pts; i++) {
         const serve_point *p = &r->pts[i];
         if (p->step < since) continue;
@@ -110,6 +110,10 @@ static json_t *metrics_doc(serve_run *r, long since, const serve_cursor *c) {
         json_t *m = json_array_get(r->memory, i);
         if (json_integer_value(json_array_get(m, 0)) >= since) json_array_append(memory, m);
     }
+    for (size_t i = c->samples; i < json_array_size(r->samples); i++) {
+        json_t *x = json_array_get(r->samples, i);
+        if (json_integer_value(json_object_get(x, "step")) >= since) json_array_append(samples, x);
+    }
     json_t *o = json_object();
     json_object_set_new(o, "run", json_string(r->name));
     json_object_set_new(o, "generation", json_integer((json_int_t)r->generation));
@@ -122,6 +126,7 @@ static json_t *metrics_doc(serve_run *r, long since, const serve_cursor *c) {
     json_object_set_new(o, "phases", phases);
     json_object_set_new(o, "memory_columns", json_pack("[s, s]", "step", "rss_bytes"));
     json_object_set_new(o, "memory", memory);
+    json_object_set_new(o, "samples", samples);
     return o;
 }
 
@@ -132,11 +137,13 @@ json_t *serve_api_metrics(serve_run *r, long since) {
 
 json_t *serve_api_metrics_after(serve_run *r, serve_cursor *c) {
     serve_cursor now = {r->generation, r->n_pts, r->n_vals, r->n_evs,
-                        json_array_size(r->phases), json_array_size(r->memory)};
+                        json_array_size(r->phases), json_array_size(r->memory),
+                        json_array_size(r->samples)};
     serve_cursor from = *c;
     if (from.generation != r->generation) from = (serve_cursor){0};
     else if (from.pts == now.pts && from.vals == now.vals && from.evs == now.evs &&
-             from.phases == now.phases && from.memory == now.memory)
+             from.phases == now.phases && from.memory == now.memory &&
+             from.samples == now.samples)
         return NULL;
     *c = now;
     return metrics_doc(r, 0, &from);

@@ -21,12 +21,14 @@ void serve_run_init(serve_run *r, const char *dir, const char *name) {
     pthread_mutex_init(&r->mu, NULL);
     r->phases = json_array();
     r->memory = json_array();
+    r->samples = json_array();
 }
 
 static void reset(serve_run *r) {
     r->n_pts = r->n_vals = r->n_evs = 0;
     json_array_clear(r->phases);
     json_array_clear(r->memory);
+    json_array_clear(r->samples);
     r->offset = 0;
     r->head_len = 0;
     r->generation++;
@@ -38,6 +40,7 @@ void serve_run_free(serve_run *r) {
     free(r->evs);
     json_decref(r->phases);
     json_decref(r->memory);
+    json_decref(r->samples);
     pthread_mutex_destroy(&r->mu);
 }
 
@@ -119,6 +122,18 @@ static void take_line(serve_run *r, const char *line, size_t n) {
             r->vals[r->n_vals++] = (serve_val){s, num(v)};
     } else if (json_is_object(v = json_object_get(j, "phases"))) {
         json_array_append_new(r->phases, take_phases(s, j, v));
+    } else if (json_is_string(v = json_object_get(j, "sample"))) {
+        /* at most 4 KiB of text per sample, cut at a UTF-8 character boundary */
+        const char *txt = json_string_value(v);
+        size_t tn = json_string_length(v);
+        if (tn > 4096) {
+            tn = 4096;
+            while (tn > 0 && ((unsigned char)txt[tn] & 0xC0) == 0x80) tn--;
+        }
+        json_t *pr = json_object_get(j, "prompt");
+        json_array_append_new(r->samples, json_pack("{s:i, s:s, s:s%}", "step", s, "prompt",
+                                                    json_is_string(pr) ? json_string_value(pr) : "",
+                                                    "text", txt, tn));
     } else if (json_is_array(v = json_object_get(j, "rss_bytes"))) {
         json_array_append_new(r->memory, take_memory(s, v));
     } else if (grow((void **)&r->evs, &r->cap_evs, r->n_evs, sizeof *r->evs) == 0) {
@@ -140,6 +155,7 @@ static void take_line(serve_run *r, const char *line, size_t n) {
             r->n_vals = w;
             drop_from(r->phases, e.to_step);
             drop_from(r->memory, e.to_step);
+            drop_from(r->samples, e.to_step + 1); /* a sample's step is steps done */
             r->generation++;
         } else if ((v = json_object_get(j, "spike")) != NULL) {
             e.kind = SERVE_EV_SPIKE;

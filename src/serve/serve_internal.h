@@ -54,6 +54,7 @@ typedef struct serve_run {
      * [[step, [rss bytes of rank 0, ...]]], oldest first */
     json_t *phases;
     json_t *memory;
+    json_t *samples;  /* [{"step", "prompt", "text"}] */
 } serve_run;
 
 /* runs.c: the metrics cache */
@@ -84,7 +85,7 @@ json_t *serve_api_metrics(serve_run *r, long since);
 /* How much of a run's cache a stream has sent: the generation and the records of each kind. */
 typedef struct serve_cursor {
     unsigned generation;
-    size_t pts, vals, evs, phases, memory;
+    size_t pts, vals, evs, phases, memory, samples;
 } serve_cursor;
 /* The metrics answer of the records past *c (all of them when the generation changed), or NULL
  * when there is nothing new; *c moves to the end. */

@@ -134,3 +134,8 @@ lmf_status lmf_metrics_memory(lmf_metrics *m, int step, const int64_t *rss_bytes
     for (int i = 0; a && i < n_ranks; i++) json_array_append_new(a, json_integer(rss_bytes[i]));
     return put(m, a ? json_pack("{s:i, s:o}", "step", step, "rss_bytes", a) : NULL);
 }
+
+lmf_status lmf_metrics_sample(lmf_metrics *m, int step, const char *prompt, const char *text) {
+    return put(m, json_pack("{s:i, s:s, s:s}", "step", step, "sample", text, "prompt",
+                            prompt ? prompt : ""));
+}

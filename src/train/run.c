@@ -3,6 +3,7 @@
 #include "lmforge/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,8 @@
 #include "lmforge/metrics.h"
 #include "lmforge/rundir.h"
 #include "lmforge/system.h"
+#include "lmforge/formats.h"
+#include "train/sample.h"
 
 /* metrics.jsonl lines for one step (rank 0) */
 static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
@@ -53,6 +56,18 @@ static void record_memory(lmf_metrics *mx, lmf_trainer *t, int step) {
     if (mx) lmf_metrics_memory(mx, step, rss, world);
 }
 
+/* rank 0: a sample of the model's text after `done` steps */
+static lmf_status record_sample(lmf_metrics *mx, lmf_trainer *t, const lmf_tokenizer *tok,
+                                int done) {
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    char *text = NULL;
+    LMF_TRY(lmf_train_sample(lmf_trainer_model(t), tok, o->sample_prompt, LMF_TRAIN_SAMPLE_TOKENS,
+                             o->seed + (uint64_t)done, &text));
+    lmf_status s = lmf_metrics_sample(mx, done, o->sample_prompt, text);
+    free(text);
+    return s;
+}
+
 static void note(const lmf_train_callbacks *cb, const char *what, const char *why) {
     if (!cb->on_note) return;
     char msg[1200];
@@ -62,7 +77,7 @@ static void note(const lmf_train_callbacks *cb, const char *what, const char *wh
 
 /* the steps; *end and the status say how they ended */
 static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metrics *mx,
-                       lmf_run_result *res) {
+                       const lmf_tokenizer *tok, lmf_run_result *res) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int start = lmf_trainer_next_step(t);
     double t_sum = 0;
@@ -98,6 +113,8 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
         record_step(mx, &st);
         if (prof && !st.skipped) record_phases(mx, t, &st);
         if (prof) record_memory(mx, t, st.step);
+        if (mx && !rolled && o->sample_every > 0 && done % o->sample_every == 0)
+            LMF_TRY(record_sample(mx, t, tok, done));
         if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
             float vl;
             LMF_TRY(lmf_trainer_eval(t, &vl));
@@ -135,19 +152,38 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
     lmf_metrics *mx = NULL;
+    if (o->sample_every > 0 && o->zero_stage == 3)
+        return lmf_fail(LMF_ERR_ARG, "samples during training need the whole model on rank 0, "
+                        "which ZeRO-3 partitions: leave out the sample interval (sample a "
+                        "checkpoint with lmforge sample instead) or use --zero 2");
+    /* the samples' tokenizer: the run directory's (made for the default data), if any */
+    lmf_tokenizer *tok = NULL;
+    if (rank == 0 && o->sample_every > 0 && lmf_model_find_tokenizer(o->out_dir, &tok) != LMF_OK)
+        tok = NULL;
+    if (rank == 0 && o->sample_every > 0 && o->sample_prompt && o->sample_prompt[0] && !tok)
+        return lmf_fail(LMF_ERR_ARG, "the sample prompt needs the run's tokenizer, and %s has "
+                        "none (the data was not made from text here): leave the prompt out (the "
+                        "samples are then token ids)", o->out_dir);
     /* a resumed run keeps the lines of the steps before its checkpoint */
     if (rank == 0) {
-        LMF_TRY(lmf_mkdir_p(o->out_dir));
-        LMF_TRY(lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx));
+        lmf_status os = lmf_mkdir_p(o->out_dir);
+        if (os == LMF_OK)
+            os = lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx);
+        if (os != LMF_OK) {
+            lmf_tok_free(tok);
+            return os;
+        }
         /* what the run is set to do, known to a reader before the first checkpoint */
         lmf_status rs = lmf_run_dir_record_start(o->out_dir, t);
         if (rs != LMF_OK) {
             lmf_metrics_close(mx);
+            lmf_tok_free(tok);
             return rs;
         }
     }
     lmf_trainer_set_stop_check(t, cb->stop_requested, cb->ctx);
-    lmf_status s = loop(t, cb, mx, res);
+    lmf_status s = loop(t, cb, mx, tok, res);
+    lmf_tok_free(tok);
     lmf_trainer_set_stop_check(t, NULL, NULL);
     /* a new run of no steps still ends with its checkpoint (of the initial weights), which a
      * resume with more --steps continues */
