@@ -59,4 +59,19 @@ expect_error "a bad --sample-every" 2 "sample-every" -- "$LMF" train --sample-ev
 "$LMF" train "${common[@]}" "${data[@]}" --steps 10 --profile-every 0 --out "$WORK/off" || fail "train"
 ! grep -qE '"phases"|"rss_bytes"|"sample"' "$WORK/off/metrics.jsonl" && pass "--profile-every 0 writes no profile" \
   || fail "profile lines with --profile-every 0"
+
+# under MPI, rank 0 writes every rank's memory
+if command -v mpirun >/dev/null; then
+  timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$LMF" train \
+    "${common[@]}" "${data[@]}" --steps 10 --profile-every 5 --zero 1 --out "$WORK/mpi" >/dev/null 2>&1 \
+    || fail "train under mpirun"
+  python3 -c '
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1]) if "rss_bytes" in l]
+sys.exit(0 if [x["step"] for x in m] == [4, 9] and all(len(x["rss_bytes"]) == 2 and min(x["rss_bytes"]) > 1 << 20 for x in m) else 1)
+' "$WORK/mpi/metrics.jsonl" && pass "two ranks' memory in one line" \
+    || fail "memory lines under MPI: $(grep rss_bytes "$WORK/mpi/metrics.jsonl")"
+else
+  echo "(no mpirun: the two-rank memory check is not run)"
+fi
 finish

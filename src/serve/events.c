@@ -121,13 +121,6 @@ void serve_streams_free(serve_streams *set) {
     free(set);
 }
 
-int serve_streams_open_count(serve_streams *set) {
-    pthread_mutex_lock(&set->mu);
-    int n = set->n_open;
-    pthread_mutex_unlock(&set->mu);
-    return n;
-}
-
 /* "event: metrics\ndata: JSON\n\n" of the run's records past the stream's cursor, or NULL */
 static char *next_event(serve_stream *st, size_t *len) {
     pthread_mutex_lock(&st->run->mu);

@@ -105,7 +105,6 @@ serve_streams *serve_streams_create(void);
 /* Queue an event stream of run r on connection c: 0, 1 when SERVE_STREAMS_MAX are open (the
  * caller answers 503), -1 on failure. */
 int serve_streams_open(serve_streams *set, serve_run *r, struct MHD_Connection *c);
-int serve_streams_open_count(serve_streams *set);
 /* before the daemon stops: end every stream (none stays suspended) */
 void serve_streams_stop(serve_streams *set);
 /* after the daemon stopped */
