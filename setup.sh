@@ -12,6 +12,7 @@ job="${1:-train}"
 # Why each package is here: docs/dependencies.md
 packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmpi-bin
           libjansson-dev libutf8proc-dev libxxhash-dev libzstd-dev libcmocka-dev libmicrohttpd-dev
+          libcairo2-dev libpng-dev
           fortunes)
 if [ "$job" = test ]; then
   packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex python3-torch prometheus chromium

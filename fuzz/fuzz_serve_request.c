@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (r.target == LMF_SERVE_ASSET && !name_ok(r.asset)) abort();
     if ((r.target == LMF_SERVE_API_METRICS || r.target == LMF_SERVE_API_CONFIG ||
-         r.target == LMF_SERVE_API_CHECKPOINTS) && !name_ok(r.run))
+         r.target == LMF_SERVE_API_CHECKPOINTS || r.target == LMF_SERVE_API_EVENTS) &&
+        !name_ok(r.run))
         abort();
     free(t);
     return 0;

@@ -14,7 +14,23 @@ mkdir -p "$WORK/outside/step_00000099"
 echo '{"step":99,"opts":{"steps":12345}}' >"$WORK/outside/step_00000099/trainer_state.json"
 echo '{}' >"$WORK/outside/step_00000099/index.json"
 
-start_serve "$WORK/runs/a" "$WORK/runs/b" || { fail "serve start"; finish; exit 1; }
+# c: a run before its first checkpoint, with what run.json records at the start, profiled
+# steps and memory records (and a rollback that drops those of the steps trained again)
+mkdir -p "$WORK/runs/c"
+cat >"$WORK/runs/c/run.json" <<'EOF'
+{"format": "lmforge.run", "version": 1, "run_id": "00000000000000cc", "total_steps": 40,
+ "model": {"family": "gpt2", "n_layer": 3, "n_head": 2, "n_embd": 48, "n_positions": 64, "vocab_size": 300},
+ "train": {"steps": 40, "lr": 0.002}, "layout": {"world_size": 2, "zero_stage": 2, "batch": 4,
+ "seq": 16, "grad_accum": 1, "tokens_per_step": 128}}
+EOF
+awk 'BEGIN { for (i = 0; i < 12; i++) {
+  printf "{\"step\":%d,\"loss\":4,\"lr\":0.001,\"grad_norm\":1,\"tokens_per_s\":64,\"mfu\":0.1}\n", i
+  if ((i + 1) % 5 == 0) {
+    printf "{\"step\":%d,\"step_seconds\":0.5,\"phases\":{\"matmul_s\":0.25,\"attention_s\":0.1,\"loss_s\":0.05,\"other_s\":0.1}}\n", i
+    printf "{\"step\":%d,\"rss_bytes\":[%d,%d]}\n", i, 1000000 * (i + 1), 2000000 * (i + 1) }
+  if (i == 4 || i == 9) printf "{\"step\":%d,\"sample\":\"once <b>upon</b> a time \\u00e9\",\"prompt\":\"once\"}\n", i + 1 } }' >"$WORK/runs/c/metrics.jsonl"
+
+start_serve "$WORK/runs/a" "$WORK/runs/b" "$WORK/runs/c" || { fail "serve start"; finish; exit 1; }
 hostport=${URL#http://}; hostport=${hostport%/}; host=${hostport%:*}; port=${hostport##*:}
 check() { # check NAME ACTUAL EXPECTED
   if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', expected '$3'"; fi
@@ -23,7 +39,7 @@ check() { # check NAME ACTUAL EXPECTED
 # the runs and their status (expected values from fake_run's definition); 50 steps to go at
 # 2000 tokens/step and 1049 tokens/s
 run_checks <<EOC
-two runs listed | api/runs | [r["name"] for r in j["runs"]] | ['a', 'b']
+three runs listed | api/runs | [r["name"] for r in j["runs"]] | ['a', 'b', 'c']
 step of a | api/runs | j["runs"][0]["step"] | 50
 total steps from trainer_state | api/runs | j["runs"][0]["total_steps"] | 100
 last loss of a | api/runs | j["runs"][0]["loss"] | 4.51
@@ -38,6 +54,31 @@ a row's columns | api/runs/a/metrics?since=49 | j["rows"][0] | [49, 4.51, 0.001,
 config | api/runs/b/config | (j["model"]["n_embd"], j["train"]["steps"], j["layout"]["tokens_per_step"]) | (64, 40, 2000)
 checkpoints | api/runs/a/checkpoints | [(c["name"], c["complete"], c["latest"]) for c in j["checkpoints"]] | [('step_00000050', True, True)]
 EOC
+
+# before the first checkpoint: total steps, ETA, ranks and the configuration from run.json
+# (28 steps to go at 128 tokens/step and 64 tokens/s: 56 s); step time by phase and memory
+run_checks <<EOC
+total steps from run.json | api/runs | j["runs"][2]["total_steps"] | 40
+ETA from run.json's layout | api/runs | j["runs"][2]["eta_seconds"] | 56.0
+ranks from run.json | api/runs | (j["runs"][2]["world_size"], j["runs"][2]["zero_stage"]) | (2, 2)
+config from run.json | api/runs/c/config | (j["checkpoint_step"], j["model"]["n_embd"], j["train"]["lr"], j["layout"]["tokens_per_step"]) | (None, 48, 0.002, 128)
+phases of profiled steps | api/runs/c/metrics | [(p["step"], p["seconds"], sorted(p["phases"].items())) for p in j["phases"]] | [(4, 0.5, [('attention', 0.1), ('loss', 0.05), ('matmul', 0.25), ('other', 0.1)]), (9, 0.5, [('attention', 0.1), ('loss', 0.05), ('matmul', 0.25), ('other', 0.1)])]
+memory per rank | api/runs/c/metrics | j["memory"] | [[4, [5000000, 10000000]], [9, [10000000, 20000000]]]
+phases since 5 | api/runs/c/metrics?since=5 | [p["step"] for p in j["phases"]] | [9]
+samples | api/runs/c/metrics | j["samples"] | [{'step': 5, 'prompt': 'once', 'text': 'once <b>upon</b> a time é'}, {'step': 10, 'prompt': 'once', 'text': 'once <b>upon</b> a time é'}]
+EOC
+echo '{"step":12,"rolled_back_to":6}' >>"$WORK/runs/c/metrics.jsonl"
+echo "a rollback drops later phases, memory and samples | api/runs/c/metrics | ([p['step'] for p in j['phases']], [m[0] for m in j['memory']], [x['step'] for x in j['samples']]) | ([4], [4], [5])" | run_checks
+
+# server-sent events of run c: every record first, then what is appended, the bound on open
+# streams (16), and the places of clients that went away freed
+while IFS= read -r line; do
+  case "$line" in
+    ok:*) pass "${line#ok: }" ;;
+    FAIL:*) fail "${line#FAIL: }" ;;
+    *) echo "$line" ;;
+  esac
+done < <(python3 "$(dirname "$0")/lib/sse_check.py" "$host" "$port" c "$WORK/runs/c/metrics.jsonl" 6 16)
 
 # Prometheus text: HELP and TYPE for each family, one sample per run
 prom=$($PROBE get "${URL}metrics")

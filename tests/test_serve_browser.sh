@@ -18,7 +18,8 @@ make_corpus "$WORK/corpus"
 common=(--model tiny --batch 4 --seq 32 --corpus "$WORK/corpus" --bpe-vocab 0 --sample-tokens 0 --quiet
         --eval-every 20 --eval-batches 2)
 fake_run "$WORK/runs/finished" 60 # 60 steps, a validation loss every 10
-"$LMF" train "${common[@]}" --steps 100000 --save-every 10 --out "$WORK/runs/live" &
+"$LMF" train "${common[@]}" --steps 100000 --save-every 10 --profile-every 5 \
+  --sample-every 10 --sample-prompt "the quick" --out "$WORK/runs/live" &
 TRAIN_PID=$!
 for ((i = 0; i < 600; i++)); do # until the live run has its first checkpoint
   [ -f "$WORK/runs/live/checkpoints/latest" ] && break
@@ -26,20 +27,31 @@ for ((i = 0; i < 600; i++)); do # until the live run has its first checkpoint
 done
 start_serve "$WORK/runs/finished" "$WORK/runs/live" || { fail "serve start"; finish; exit 1; }
 
-# one page, watched in real time while the run trains (its own timers poll the server)
+# one page, watched in real time while the run trains (its own event streams and timers bring
+# the records)
 pts='Number(document.querySelector(`path[data-run="RUN"][data-series="SERIES"]`)?.dataset.points ?? -1)'
 p() { local e=${pts/RUN/$1}; echo "${e/SERIES/$2}"; }
 cat >"$WORK/script" <<EOC
 until 30 $(p live train) >= 5
 eval n1 (window.n1 = $(p live train))
-eval polls1 Number(document.body.dataset.polls || 0)
+eval polls1 Number(document.body.dataset.polls || 0) + Number(document.body.dataset.events || 0)
 until 30 $(p live train) > window.n1
 eval n2 $(p live train)
-eval polls2 Number(document.body.dataset.polls || 0)
+eval polls2 Number(document.body.dataset.polls || 0) + Number(document.body.dataset.events || 0)
+eval conn document.getElementById("conn").textContent
 eval finished $(p finished train)
 eval val $(p finished val)
 eval differs document.querySelector('tr.diff[data-key="train.steps"]') !== null
 eval same document.querySelector('tr[data-key="model.n_embd"]')?.className === ""
+until 30 Number(document.querySelector('#chart-phases path[data-phase="matmul"]')?.dataset.points ?? 0) >= 2
+eval phase_run document.querySelector('#chart-phases path[data-phase="matmul"]')?.dataset.run
+eval phase_layers [...document.querySelectorAll('#chart-phases path[data-phase]')].map((p) => p.dataset.phase).sort().join()
+eval phase_area Math.round(document.querySelector('#chart-phases path[data-phase="matmul"]').getBBox().height)
+eval mem_points $(p live rank0)
+eval streamed Number(document.body.dataset.events || 0)
+until 30 document.querySelector('#samples .sample[data-run="live"] pre') !== null
+eval sample_prompt document.querySelector('#samples .sample[data-run="live"] pre b')?.textContent === "the quick"
+eval sample_len document.querySelector('#samples .sample[data-run="live"] pre')?.textContent.length
 shot $shots/dashboard.png 1280 1000
 EOC
 python3 "$(dirname "$0")/lib/cdp.py" "$browser" "${URL}?interval=300" "$WORK/script" >"$WORK/out" 2>"$WORK/cdp.err" \
@@ -48,11 +60,21 @@ v() { awk -v k="$1" '$1 == k {print $2}' "$WORK/out"; }
 n1=$(v n1); n2=$(v n2)
 [ -n "$n1" ] && [ "$n1" -ge 5 ] && pass "live curve drawn ($n1 points)" || fail "live curve: '$n1' points"
 [ "$(v until | tail -n 1)" = true ] && [ "$n2" -gt "$n1" ] && [ "$(v polls2)" -gt "$(v polls1)" ] \
-  && pass "points grow as steps land, in one page ($n1 -> $n2)" || fail "points did not grow: '$n1' -> '$n2'"
+  && pass "points grow as steps land, in one page ($n1 -> $n2)" || fail "points did not grow: '$n1' -> '$n2' (page updates $(v polls1) -> $(v polls2); $(v conn))"
 [ "$(v finished)" = 60 ] && pass "finished run overlaid (60 points)" || fail "finished run: '$(v finished)' points"
 [ "$(v val)" = 6 ] && pass "validation curve (6 points)" || fail "validation points: '$(v val)'"
 [ "$(v differs)" = true ] && pass "differing config row highlighted" || fail "config table: no highlighted train.steps row"
 [ "$(v same)" = true ] && pass "equal config row not highlighted" || fail "config table: model.n_embd"
+[ "$(v phase_run)" = '"live"' ] && [ "$(v phase_layers)" = '"attention,elementwise,loss,matmul,other"' ] \
+  && [ "$(v phase_area)" -gt 0 ] && pass "step time by phase stacked ($(v phase_layers), matmul $(v phase_area) px high)" \
+  || fail "phase chart: run $(v phase_run), layers $(v phase_layers), height $(v phase_area)"
+[ -n "$(v mem_points)" ] && [ "$(v mem_points)" -ge 1 ] && pass "memory chart drawn ($(v mem_points) points)" \
+  || fail "memory chart: '$(v mem_points)' points"
+[ "$(v sample_prompt)" = true ] && [ "$(v sample_len)" -gt 9 ] \
+  && pass "samples panel shows the live run's sample ($(v sample_len) characters)" \
+  || fail "samples panel: prompt in bold $(v sample_prompt), $(v sample_len) characters"
+[ -n "$(v streamed)" ] && [ "$(v streamed)" -ge 2 ] && pass "the page follows the event streams ($(v streamed) events)" \
+  || fail "no event received by the page: '$(v streamed)'"
 [ "$(head -c 8 "$shots/dashboard.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] \
   && pass "screenshot $shots/dashboard.png" || fail "no screenshot"
 finish

@@ -48,6 +48,8 @@ static void test_routes(void **state) {
     assert_int_equal(r.since, 42);
     assert_int_equal(parse("/api/runs/a/config", NULL).target, LMF_SERVE_API_CONFIG);
     assert_int_equal(parse("/api/runs/a/checkpoints", NULL).target, LMF_SERVE_API_CHECKPOINTS);
+    assert_int_equal(parse("/api/runs/a/events", NULL).target, LMF_SERVE_API_EVENTS);
+    assert_string_equal(parse("/api/runs/a/events", NULL).run, "a");
     assert_int_equal(parse("/api/runs/a/other", NULL).target, LMF_SERVE_NOT_FOUND);
     assert_int_equal(parse("/api/x", NULL).target, LMF_SERVE_NOT_FOUND);
     assert_int_equal(parse("/api", NULL).target, LMF_SERVE_NOT_FOUND);

@@ -93,10 +93,13 @@ static void numbers(const char *run, char *out, size_t cap) {
     while (*line) {
         char *nl = strchr(line, '\n');
         if (nl) *nl = '\0';
+        /* only step and evaluation lines (the profiled steps' timings and memory are not
+         * numbers of the run, and the command line profiles by default) */
+        int keep = strstr(line, "\"loss\":") || strstr(line, "\"val_loss\":");
         char *cut = strstr(line, ",\"tokens_per_s\""); /* timing follows */
         if (!cut) cut = strstr(line, ",\"run\""); /* evaluation lines: the id is last */
         if (cut) *cut = '\0';
-        n += (size_t)snprintf(out + n, cap - n, "%s\n", line);
+        if (keep) n += (size_t)snprintf(out + n, cap - n, "%s\n", line);
         if (!nl) break;
         line = nl + 1;
     }

@@ -1,9 +1,11 @@
-// lmforge dashboard: polls the JSON API and draws every run's curves as SVG (no libraries).
+// lmforge dashboard: follows each run's event stream (polling the JSON API where a stream is
+// not available) and draws every run's curves as SVG (no libraries).
 "use strict";
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 const POLL_MS = Number(new URLSearchParams(location.search).get("interval")) || 1500;
-const runs = new Map();   // name -> {name, color, gen, rows, val, events, keys, status, config}
-let polls = 0;
+const runs = new Map();   // name -> {name, color, gen, rows, val, events, keys, phases, memory, status, config, es}
+const MAX_STREAMS = 3;    // a browser keeps about 6 connections per server: leave some for requests
+let polls = 0, streamEvents = 0;
 
 const $ = (id) => document.getElementById(id);
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -45,18 +47,18 @@ function runOf(name) {
   let r = runs.get(name);
   if (!r) {
     r = {name, color: COLORS[runs.size % COLORS.length], gen: null, rows: [], val: [], events: [],
-         keys: new Set(), status: null, config: null, configStep: undefined};
+         keys: new Set(), phases: [], memory: [], samples: [], status: null, config: null, configStep: undefined,
+         es: null, live: false};
     runs.set(name, r);
   }
   return r;
 }
 function lastRowStep(r) { return r.rows.length ? r.rows[r.rows.length - 1][0] : -1; }
-async function pollRun(r) {
-  const since = Math.max(0, lastRowStep(r));
-  let m = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/metrics?since=" + since);
-  if (r.gen !== null && m.generation !== r.gen) { // rewritten or rolled back: read it all again
-    m = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/metrics?since=0");
-    r.rows = []; r.val = []; r.events = []; r.keys = new Set();
+function lastStep(list, at) { return list.length ? at(list[list.length - 1]) : -1; }
+// take a metrics answer (of the API or of an event); a new generation replaces everything
+function merge(r, m) {
+  if (r.gen !== null && m.generation !== r.gen) {
+    r.rows = []; r.val = []; r.events = []; r.keys = new Set(); r.phases = []; r.memory = []; r.samples = [];
   }
   r.gen = m.generation;
   for (const row of m.rows) if (row[0] > lastRowStep(r)) r.rows.push(row);
@@ -64,6 +66,39 @@ async function pollRun(r) {
   for (const e of m.events) {
     const k = JSON.stringify(e);
     if (!r.keys.has(k)) { r.keys.add(k); r.events.push(e); }
+  }
+  for (const p of m.phases || []) if (p.step > lastStep(r.phases, (q) => q.step)) r.phases.push(p);
+  for (const x of m.memory || []) if (x[0] > lastStep(r.memory, (q) => q[0])) r.memory.push(x);
+  for (const x of m.samples || []) if (x.step > lastStep(r.samples, (q) => q.step)) r.samples.push(x);
+}
+// a stream per run (the first MAX_STREAMS runs); a run whose stream fails is polled instead
+function follow(r) {
+  if (r.es || r.noStream || !window.EventSource) return;
+  if ([...runs.values()].filter((x) => x.es).length >= MAX_STREAMS) return;
+  const es = new EventSource("/api/runs/" + encodeURIComponent(r.name) + "/events");
+  r.es = es;
+  es.addEventListener("metrics", (ev) => {
+    let m;
+    try { m = JSON.parse(ev.data); } catch (e) { return; }
+    merge(r, m);
+    r.live = true;
+    streamEvents++;
+    document.body.dataset.events = streamEvents;
+    draw();
+  });
+  es.onerror = () => {
+    r.live = false; // polled until the stream is back (EventSource reconnects by itself)
+    if (es.readyState === EventSource.CLOSED) { r.es = null; r.noStream = true; } // refused: poll
+  };
+}
+async function pollRun(r) {
+  follow(r);
+  if (!r.live) {
+    const since = Math.max(0, lastRowStep(r));
+    let m = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/metrics?since=" + since);
+    if (r.gen !== null && m.generation !== r.gen) // rewritten or rolled back: read it all again
+      m = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/metrics?since=0");
+    merge(r, m);
   }
   if (r.config === null || r.status && r.status.checkpoint_step !== r.configStep) {
     r.config = await getJSON("/api/runs/" + encodeURIComponent(r.name) + "/config");
@@ -77,7 +112,8 @@ async function poll() {
     await Promise.all([...runs.values()].map(pollRun));
     polls++;
     document.body.dataset.polls = polls;
-    $("conn").textContent = "live · " + new Date().toLocaleTimeString();
+    const n = [...runs.values()].filter((r) => r.live).length;
+    $("conn").textContent = "live · " + new Date().toLocaleTimeString() + (n ? " · " + n + " streamed" : "");
     $("conn").className = "muted";
     draw();
   } catch (e) {
@@ -155,6 +191,104 @@ function chart(svg, series, marks, logy) {
     ly += 14;
   }
 }
+// step time by phase, stacked: layers [{name, color, pts: [[x, seconds]]}] over the same xs
+const PHASE_COLORS = {matmul: "#1f77b4", attention: "#ff7f0e", elementwise: "#2ca02c", loss: "#9467bd", other: "#bbb"};
+function stacked(svg, run, layers) {
+  while (svg.firstChild) svg.removeChild(svg.firstChild);
+  const W = 640, H = 300, L = 58, R = 12, T = 10, B = 28;
+  const xs = layers.length ? layers[0].pts.map((p) => p[0]) : [];
+  if (!xs.length) {
+    el("text", {x: W / 2, y: H / 2, "text-anchor": "middle"}, svg, true).textContent =
+      "no profiled steps yet (lmforge train --profile-every N)";
+    return;
+  }
+  const tops = xs.map((_, i) => layers.reduce((a, l) => a + (isFinite(l.pts[i][1]) ? l.pts[i][1] : 0), 0));
+  let x0 = xs[0], x1 = xs[xs.length - 1], y1 = Math.max(...tops) * 1.05 || 1;
+  if (x1 === x0) { x0 -= 1; x1 += 1; }
+  const X = (x) => L + (x - x0) / (x1 - x0) * (W - L - R), Y = (y) => T + (1 - y / y1) * (H - T - B);
+  for (const t of niceTicks(0, y1, 5)) {
+    el("line", {x1: L, x2: W - R, y1: Y(t), y2: Y(t), class: "grid"}, svg, true);
+    el("text", {x: L - 4, y: Y(t) + 4, "text-anchor": "end"}, svg, true).textContent = tick(t * 1000) + " ms";
+  }
+  for (const t of niceTicks(x0, x1, 6)) {
+    el("line", {x1: X(t), x2: X(t), y1: T, y2: H - B, class: "grid"}, svg, true);
+    el("text", {x: X(t), y: H - B + 14, "text-anchor": "middle"}, svg, true).textContent = String(Math.round(t));
+  }
+  const base = xs.map(() => 0);
+  let ly = T + 2;
+  for (const l of layers) {
+    const top = base.map((b, i) => b + (isFinite(l.pts[i][1]) ? l.pts[i][1] : 0));
+    let d = "";
+    xs.forEach((x, i) => { d += (d ? "L" : "M") + X(x).toFixed(1) + " " + Y(top[i]).toFixed(1); });
+    for (let i = xs.length - 1; i >= 0; i--) d += "L" + X(xs[i]).toFixed(1) + " " + Y(base[i]).toFixed(1);
+    el("path", {d: d + "Z", fill: l.color, "fill-opacity": 0.8, stroke: "none", "data-run": run,
+                "data-phase": l.name, "data-points": xs.length}, svg, true);
+    top.forEach((v, i) => { base[i] = v; });
+    el("rect", {x: W - R - 90, y: ly, width: 10, height: 10, fill: l.color}, svg, true);
+    el("text", {x: W - R - 76, y: ly + 9}, svg, true).textContent = l.name;
+    ly += 14;
+  }
+  el("line", {x1: L, x2: L, y1: T, y2: H - B, class: "axis"}, svg, true);
+  el("line", {x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis"}, svg, true);
+  el("text", {x: W - R, y: H - 2, "text-anchor": "end"}, svg, true).textContent = "step";
+}
+function drawPhases() {
+  const sel = $("phase-run"), list = [...runs.values()];
+  const names = list.map((r) => r.name);
+  if ([...sel.options].map((o) => o.value).join() !== names.join()) {
+    const keep = sel.value;
+    sel.textContent = "";
+    for (const n of names) el("option", {value: n}, sel).textContent = n;
+    if (names.includes(keep)) sel.value = keep;
+  }
+  if (!sel.dataset.chosen) { // until one is chosen: the first run that has profiled steps
+    const first = list.find((r) => r.phases.length);
+    sel.value = first ? first.name : names[0] || "";
+  }
+  const r = runs.get(sel.value);
+  const ph = r ? r.phases : [];
+  const keys = [...new Set(ph.flatMap((p) => Object.keys(p.phases)))];
+  keys.sort((a, b) => (a === "other") - (b === "other")); // the rest of the step on top
+  const layers = keys.map((k) => ({name: k, color: PHASE_COLORS[k] || "#8c564b",
+    pts: ph.map((p) => [p.step + 1, p.phases[k] === null || p.phases[k] === undefined ? NaN : p.phases[k]])}));
+  stacked($("chart-phases"), r ? r.name : "", layers);
+}
+function drawMemory() {
+  const series = [];
+  for (const r of runs.values()) {
+    const ranks = r.memory.reduce((n, m) => Math.max(n, m[1].length), 0);
+    for (let k = 0; k < ranks; k++) {
+      const pts = r.memory.map((m) => [m[0] + 1, m[1][k] === null || m[1][k] === undefined ? NaN : m[1][k] / 1048576]);
+      series.push({run: r.name, color: r.color, pts, dash: k > 0, kind: "rank" + k, count: pts.length});
+    }
+  }
+  chart($("chart-memory"), series, [], false);
+}
+// the newest samples of every run, newest first (text only: never parsed as HTML)
+function drawSamples() {
+  const box = $("samples");
+  const all = [];
+  for (const r of runs.values()) for (const x of r.samples.slice(-10)) all.push({r, x});
+  all.sort((a, b) => b.x.step - a.x.step);
+  box.textContent = "";
+  if (!all.length) {
+    el("p", {class: "muted"}, box).textContent = "no samples yet (lmforge train --sample-every N [--sample-prompt TEXT])";
+    return;
+  }
+  for (const {r, x} of all.slice(0, 20)) {
+    const d = el("div", {class: "sample", "data-run": r.name, "data-step": x.step}, box);
+    const h = el("div", {class: "sample-head"}, d);
+    el("span", {class: "swatch", style: "background:" + r.color}, h);
+    h.appendChild(document.createTextNode(r.name + " · after step " + x.step));
+    const pre = el("pre", {}, d);
+    if (x.prompt && x.text.startsWith(x.prompt)) {
+      el("b", {}, pre).textContent = x.prompt;
+      pre.appendChild(document.createTextNode(x.text.slice(x.prompt.length)));
+    } else {
+      pre.textContent = x.text;
+    }
+  }
+}
 function smooth(pts, a) { // exponential moving average with bias correction
   if (a <= 0) return pts;
   let s = 0, w = 0;
@@ -184,6 +318,9 @@ function draw() {
       pts: r.rows.map((row) => [row[0] + 1, row[col] === null ? NaN : row[col] * scale])}));
     chart($("chart-" + key), series, [], false);
   }
+  drawPhases();
+  drawMemory();
+  drawSamples();
   drawStatus();
   drawConfig();
 }
@@ -239,4 +376,5 @@ function drawConfig() {
 }
 $("smooth").addEventListener("input", draw);
 $("logy").addEventListener("change", draw);
+$("phase-run").addEventListener("change", () => { $("phase-run").dataset.chosen = "1"; draw(); });
 poll();

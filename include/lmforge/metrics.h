@@ -2,6 +2,7 @@
 #ifndef LMFORGE_METRICS_H
 #define LMFORGE_METRICS_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include "lmforge/status.h"
 
@@ -26,6 +27,15 @@ lmf_status lmf_metrics_eval(lmf_metrics *m, int step, double val_loss);
 lmf_status lmf_metrics_skip(lmf_metrics *m, int step, const char *why, int bad_in_row);
 lmf_status lmf_metrics_rollback(lmf_metrics *m, int step, int to_step);
 lmf_status lmf_metrics_spike(lmf_metrics *m, int step, double loss, double mean);
+/* Where a profiled step's time went: {"step", "step_seconds", "phases": {"NAME_s": seconds,
+ * ...}} for each names[i] in the order given (the "_s" keeps a phase named "loss" from reading
+ * as the step's loss to a reader that greps). */
+lmf_status lmf_metrics_phases(lmf_metrics *m, int step, double step_seconds, int n,
+                              const char *const *names, const double *seconds);
+/* Text the model generated after `step` steps: {"step", "sample": text, "prompt": prompt}. */
+lmf_status lmf_metrics_sample(lmf_metrics *m, int step, const char *prompt, const char *text);
+/* Each rank's peak resident memory after a step: {"step", "rss_bytes": [rank 0, rank 1, ...]}. */
+lmf_status lmf_metrics_memory(lmf_metrics *m, int step, const int64_t *rss_bytes, int n_ranks);
 
 /* Read RUN_DIR/metrics.jsonl and write an SVG chart of train and validation loss to out_path. */
 lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title);

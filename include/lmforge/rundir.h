@@ -32,6 +32,13 @@ const char *lmf_run_dir_id(const lmf_run_dir *d);
 const char *lmf_run_dir_moved_to(const lmf_run_dir *d);
 /* Record the identity a resumed run got from its checkpoint (writes run.json if it had none). */
 lmf_status lmf_run_dir_adopt(lmf_run_dir *d, const char *run_id);
+/* Record what a training is set to do in run_dir/run.json when it starts (rank 0), beside the
+ * identity already there: "total_steps", "started" (seconds since the epoch), "model" (the
+ * shape, GPT2Config names plus "family"), "train" (the options a checkpoint records) and
+ * "layout" (world_size, zero_stage, batch, seq, grad_accum, tokens_per_step), so that a reader
+ * knows them before the first checkpoint. */
+struct lmf_trainer;
+lmf_status lmf_run_dir_record_start(const char *run_dir, struct lmf_trainer *t);
 /* Release the lock. failed != 0: the training did not complete; when it left no run (no
  * metrics.jsonl, checkpoint or model), its run.json and .lock are removed, and the directory
  * too when this open created it and nothing else is in it. */

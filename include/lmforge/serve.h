@@ -37,7 +37,8 @@ typedef enum lmf_serve_target {
     LMF_SERVE_API_RUNS,           /* /api/runs: every run with its status */
     LMF_SERVE_API_METRICS,        /* /api/runs/NAME/metrics[?since=STEP] */
     LMF_SERVE_API_CONFIG,         /* /api/runs/NAME/config */
-    LMF_SERVE_API_CHECKPOINTS     /* /api/runs/NAME/checkpoints */
+    LMF_SERVE_API_CHECKPOINTS,    /* /api/runs/NAME/checkpoints */
+    LMF_SERVE_API_EVENTS          /* /api/runs/NAME/events: server-sent events of new records */
 } lmf_serve_target;
 
 #define LMF_SERVE_NAME_MAX 64
@@ -45,7 +46,7 @@ typedef enum lmf_serve_target {
 typedef struct lmf_serve_request {
     lmf_serve_target target;
     char asset[LMF_SERVE_NAME_MAX]; /* LMF_SERVE_ASSET: "index.html", "app.js", "style.css" */
-    char run[LMF_SERVE_NAME_MAX];   /* API_METRICS/CONFIG/CHECKPOINTS: the run's name */
+    char run[LMF_SERVE_NAME_MAX];   /* API_METRICS/CONFIG/CHECKPOINTS/EVENTS: the run's name */
     long since;                     /* API_METRICS: first step wanted (0 when not given) */
 } lmf_serve_request;
 

@@ -59,6 +59,12 @@ typedef struct lmf_train_opts {
     int max_bad_steps;         /* roll back to the latest checkpoint after this many NaN/Inf steps
                                 * in a row (default 3); 0: stop with an error at the first */
     float spike_factor;        /* log a loss above this times its running mean (default 2; 0: off) */
+    int profile_every;         /* every N steps, time that step by phase and gather each rank's
+                                * peak memory into metrics.jsonl (0: never, the default; the
+                                * command line's default is 10) */
+    int sample_every;          /* every N steps, rank 0 writes a sample of the model's text to
+                                * metrics.jsonl (0: never; not with ZeRO-3) */
+    const char *sample_prompt; /* the samples' prompt (NULL or "": none) */
     lmf_train_test_faults test;
 } lmf_train_opts;
 

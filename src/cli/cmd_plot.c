@@ -1,4 +1,4 @@
-/* lmforge plot: draw RUN_DIR/metrics.jsonl as an SVG chart of the loss curves. */
+/* lmforge plot: draw RUN_DIR/metrics.jsonl as a chart of the loss curves (SVG, or PNG). */
 #include <stdio.h>
 
 #include "cli/args.h"
@@ -9,9 +9,9 @@ int lmf_cmd_plot(int argc, char **argv) {
     const char *out = NULL, *pos[1];
     int np = 0;
     lmf_opt opts[] = {
-        {"--out", LMF_OPT_STR, &out, "FILE.svg", "chart file (default RUN_DIR/loss.svg)", LMF_NOLIMIT, NULL},
+        {"--out", LMF_OPT_STR, &out, "FILE.svg|FILE.png", "chart file; a name ending in .png is a PNG image (default RUN_DIR/loss.svg)", LMF_NOLIMIT, NULL},
     };
-    int r = lmf_args_parse("plot", "RUN_DIR [--out FILE.svg]", opts, 1, argc, argv, pos, 1, &np);
+    int r = lmf_args_parse("plot", "RUN_DIR [--out FILE.svg|FILE.png]", opts, 1, argc, argv, pos, 1, &np);
     if (r) return r == 1 ? 0 : 2;
     if (np != 1) { lmf_cli_error("plot", "give the run directory: lmforge plot RUN_DIR"); return 2; }
     char metrics[4096], svg[4096];

@@ -90,6 +90,9 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--log-every", LMF_OPT_INT, &c->log_every, "N", "log line every N steps when not on a terminal (default 10)", 1, 1e9);
     O("--sample-tokens", LMF_OPT_INT, &c->sample_tokens, "N", "tokens to sample at the end (default 200; 0 = none)", 0, 1e6);
     O("--prompt", LMF_OPT_STR, &c->prompt, "TEXT", "prompt for the final sample", LMF_NOLIMIT);
+    O("--sample-every", LMF_OPT_INT, &o->sample_every, "N", "every N steps, write a sample of the model's text (64 tokens) to metrics.jsonl (default 0 = off; not with --zero 3)", 0, 1e9);
+    O("--sample-prompt", LMF_OPT_STR, &o->sample_prompt, "TEXT", "prompt of the samples --sample-every writes (default none)", LMF_NOLIMIT);
+    O("--profile-every", LMF_OPT_INT, &o->profile_every, "N", "every N steps, write the step's time by phase and each rank's peak memory to metrics.jsonl (default 10; 0 = off)", 0, 1e9);
     O("--max-bad-steps", LMF_OPT_INT, &o->max_bad_steps, "K", "roll back to the latest checkpoint after K steps in a row with a NaN/Inf loss or gradient norm, skipping their data (default 3; 0 = stop at the first)", 0, 1e6);
     O("--spike-factor", LMF_OPT_DOUBLE, &c->spike, "F", "log a loss above F times its running mean (default 2; 0 = off)", 0, 1e6);
     O("--stop-after", LMF_OPT_INT, &o->stop_after, "N", "stop with a checkpoint after step N, as a pre-emption would", 1, 1e9);
@@ -446,6 +449,7 @@ int lmf_cmd_train(int argc, char **argv) {
     c.log_every = 10;
     c.bpe_vocab = 4096;
     c.sample_tokens = 200;
+    c.o.profile_every = 10;
     set_floats_from(&c);
     if (lmf_cli_serve_flag("train", &argc, argv, &c.serve_port) != 0) return 2;
     lmf_opt opts[NOPT];

@@ -28,8 +28,15 @@ json_t *serve_api_status(serve_run *r, double now) {
     double ck_mtime;
     json_t *cks = serve_checkpoints(r->dir, &ck_step, &ck_mtime);
     json_t *state = latest_state(r->dir, ck_step);
+    /* run.json says what the training in progress was set to do, from its start on; the
+     * latest checkpoint's state is the fallback for a run from before it recorded that */
+    json_t *plan = read_object(r->dir, "run.json"), *layout = json_object_get(plan, "layout");
+    if (!json_is_integer(json_object_get(plan, "total_steps"))) layout = NULL;
     json_t *opts = json_object_get(state, "opts");
-    double total = get_num(opts, "steps"), tokens_per_step = get_num(state, "tokens_per_step");
+    double total = layout ? get_num(plan, "total_steps") : get_num(opts, "steps");
+    double tokens_per_step = get_num(layout ? layout : state, "tokens_per_step");
+    json_t *world = json_object_get(layout ? layout : state, "world_size");
+    json_t *zero = json_object_get(layout ? layout : state, "zero_stage");
     int skipped = 0, rollbacks = 0, spikes = 0;
     for (size_t i = 0; i < r->n_evs; i++) {
         skipped += r->evs[i].kind == SERVE_EV_SKIPPED;
@@ -63,29 +70,30 @@ json_t *serve_api_status(serve_run *r, double now) {
     json_object_set_new(o, "checkpoint_step", ck_step >= 0 ? json_integer(ck_step) : json_null());
     json_object_set_new(o, "checkpoint_age_seconds", ck_step >= 0 ? jnum(now - ck_mtime) : json_null());
     json_object_set_new(o, "checkpoints", json_integer((json_int_t)json_array_size(cks)));
-    json_object_set_new(o, "world_size", json_is_integer(json_object_get(state, "world_size"))
-                                             ? json_copy(json_object_get(state, "world_size")) : json_null());
-    json_object_set_new(o, "zero_stage", json_is_integer(json_object_get(state, "zero_stage"))
-                                             ? json_copy(json_object_get(state, "zero_stage")) : json_null());
+    json_object_set_new(o, "world_size", json_is_integer(world) ? json_copy(world) : json_null());
+    json_object_set_new(o, "zero_stage", json_is_integer(zero) ? json_copy(zero) : json_null());
     json_object_set_new(o, "updated_age_seconds", r->mtime > 0 ? jnum(now - r->mtime) : json_null());
     json_decref(cks);
     json_decref(state);
+    json_decref(plan);
     return o;
 }
 
-json_t *serve_api_metrics(serve_run *r, long since) {
+/* the metrics answer: records with step >= since and past the cursor's counts */
+static json_t *metrics_doc(serve_run *r, long since, const serve_cursor *c) {
     json_t *rows = json_array(), *vals = json_array(), *evs = json_array();
-    for (size_t i = 0; i < r->n_pts; i++) {
+    json_t *phases = json_array(), *memory = json_array(), *samples = json_array();
+    for (size_t i = c->pts; i < r->n_pts; i++) {
         const serve_point *p = &r->pts[i];
         if (p->step < since) continue;
         json_array_append_new(rows, json_pack("[i, o, o, o, o, o]", p->step, jnum(p->loss),
                                               jnum(p->lr), jnum(p->grad_norm),
                                               jnum(p->tokens_per_s), jnum(p->mfu)));
     }
-    for (size_t i = 0; i < r->n_vals; i++)
+    for (size_t i = c->vals; i < r->n_vals; i++)
         if (r->vals[i].step >= since)
             json_array_append_new(vals, json_pack("[i, o]", r->vals[i].step, jnum(r->vals[i].val_loss)));
-    for (size_t i = 0; i < r->n_evs; i++) {
+    for (size_t i = c->evs; i < r->n_evs; i++) {
         const serve_event *e = &r->evs[i];
         if (e->step < since) continue;
         json_t *o = NULL;
@@ -93,6 +101,18 @@ json_t *serve_api_metrics(serve_run *r, long since) {
         else if (e->kind == SERVE_EV_ROLLBACK) o = json_pack("{s:i, s:s, s:i}", "step", e->step, "kind", "rollback", "to_step", e->to_step);
         else o = json_pack("{s:i, s:s, s:o, s:o}", "step", e->step, "kind", "spike", "loss", jnum(e->value), "running_mean", jnum(e->mean));
         json_array_append_new(evs, o);
+    }
+    for (size_t i = c->phases; i < json_array_size(r->phases); i++) {
+        json_t *p = json_array_get(r->phases, i);
+        if (json_integer_value(json_object_get(p, "step")) >= since) json_array_append(phases, p);
+    }
+    for (size_t i = c->memory; i < json_array_size(r->memory); i++) {
+        json_t *m = json_array_get(r->memory, i);
+        if (json_integer_value(json_array_get(m, 0)) >= since) json_array_append(memory, m);
+    }
+    for (size_t i = c->samples; i < json_array_size(r->samples); i++) {
+        json_t *x = json_array_get(r->samples, i);
+        if (json_integer_value(json_object_get(x, "step")) >= since) json_array_append(samples, x);
     }
     json_t *o = json_object();
     json_object_set_new(o, "run", json_string(r->name));
@@ -103,7 +123,30 @@ json_t *serve_api_metrics(serve_run *r, long since) {
     json_object_set_new(o, "val_columns", json_pack("[s, s]", "step", "val_loss"));
     json_object_set_new(o, "val", vals);
     json_object_set_new(o, "events", evs);
+    json_object_set_new(o, "phases", phases);
+    json_object_set_new(o, "memory_columns", json_pack("[s, s]", "step", "rss_bytes"));
+    json_object_set_new(o, "memory", memory);
+    json_object_set_new(o, "samples", samples);
     return o;
+}
+
+json_t *serve_api_metrics(serve_run *r, long since) {
+    static const serve_cursor all = {0};
+    return metrics_doc(r, since, &all);
+}
+
+json_t *serve_api_metrics_after(serve_run *r, serve_cursor *c) {
+    serve_cursor now = {r->generation, r->n_pts, r->n_vals, r->n_evs,
+                        json_array_size(r->phases), json_array_size(r->memory),
+                        json_array_size(r->samples)};
+    serve_cursor from = *c;
+    if (from.generation != r->generation) from = (serve_cursor){0};
+    else if (from.pts == now.pts && from.vals == now.vals && from.evs == now.evs &&
+             from.phases == now.phases && from.memory == now.memory &&
+             from.samples == now.samples)
+        return NULL;
+    *c = now;
+    return metrics_doc(r, 0, &from);
 }
 
 /* a JSON object file inside the run (NULL if absent or not an object) */
@@ -130,6 +173,15 @@ json_t *serve_api_config(const serve_run *r) {
     snprintf(rel, sizeof rel, "checkpoints/step_%08d/config.json", ck_step);
     json_t *model = ck_step >= 0 ? read_object(r->dir, rel) : NULL;
     if (!model) model = read_object(r->dir, "config.json");
+    /* before the first checkpoint: what run.json recorded at the start */
+    json_t *plan = read_object(r->dir, "run.json");
+    if (!model && json_is_object(json_object_get(plan, "model")))
+        model = json_copy(json_object_get(plan, "model"));
+    if (!state && json_is_object(json_object_get(plan, "layout"))) {
+        state = json_copy(json_object_get(plan, "layout"));
+        json_object_set(state, "opts", json_object_get(plan, "train"));
+    }
+    json_decref(plan);
     json_t *layout = json_object();
     static const char *const keys[] = {"world_size", "zero_stage", "batch", "seq", "grad_accum",
                                        "tokens_per_step"};

@@ -20,6 +20,7 @@ struct lmf_server {
     serve_run *runs;
     int n_runs;
     int port;
+    serve_streams *streams;
 };
 
 static double now_s(void) {
@@ -82,7 +83,7 @@ static enum MHD_Result dispatch(lmf_server *s, struct MHD_Connection *c,
                                 const lmf_serve_request *q) {
     serve_run *r = NULL;
     if (q->target == LMF_SERVE_API_METRICS || q->target == LMF_SERVE_API_CONFIG ||
-        q->target == LMF_SERVE_API_CHECKPOINTS) {
+        q->target == LMF_SERVE_API_CHECKPOINTS || q->target == LMF_SERVE_API_EVENTS) {
         r = find_run(s, q->run);
         if (!r) return send_error(c, MHD_HTTP_NOT_FOUND, "no such run");
     }
@@ -118,6 +119,13 @@ static enum MHD_Result dispatch(lmf_server *s, struct MHD_Connection *c,
         double mt;
         json_t *cks = serve_checkpoints(r->dir, &step, &mt);
         return send_json(c, json_pack("{s:s, s:o}", "run", r->name, "checkpoints", cks));
+    }
+    case LMF_SERVE_API_EVENTS: {
+        int got = serve_streams_open(s->streams, r, c);
+        if (got == 1)
+            return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams open "
+                              "(at most 16): close another page, or poll /api/runs/NAME/metrics");
+        return got == 0 ? MHD_YES : send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
     }
     return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "unhandled request");
@@ -201,12 +209,20 @@ lmf_status lmf_serve_start(const lmf_serve_opts *o, lmf_server **out) {
         serve_run_init(&s->runs[i], o->run_dirs[i], uniq);
     }
     s->n_runs = o->n_runs;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    /* suspend/resume: an event stream with nothing to send is parked, not polled */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     /* the server's threads take no signals: SIGINT and SIGTERM reach the caller's threads */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    s->streams = serve_streams_create();
+    if (!s->streams) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        freeaddrinfo(ai);
+        lmf_serve_stop(s);
+        return lmf_fail(LMF_ERR_NOMEM, "the run server: cannot start its event thread");
+    }
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
@@ -233,7 +249,9 @@ int lmf_serve_port(const lmf_server *s) { return s->port; }
 
 void lmf_serve_stop(lmf_server *s) {
     if (!s) return;
+    serve_streams_stop(s->streams);
     if (s->d) MHD_stop_daemon(s->d);
+    serve_streams_free(s->streams);
     for (int i = 0; i < s->n_runs; i++) serve_run_free(&s->runs[i]);
     free(s->runs);
     free(s);

@@ -43,7 +43,7 @@ typedef struct family {
 /* names follow https://prometheus.io/docs/practices/naming/ (base units, _total counters) */
 static const family families[] = {
     {"lmforge_step", "Optimizer steps completed.", GAUGE, "step"},
-    {"lmforge_target_steps", "Optimizer steps the run is set to take (from its latest checkpoint).", GAUGE, "total_steps"},
+    {"lmforge_target_steps", "Optimizer steps the run is set to take (from run.json, else its latest checkpoint).", GAUGE, "total_steps"},
     {"lmforge_loss", "Training loss (mean cross-entropy, nats per token) of the latest step.", GAUGE, "loss"},
     {"lmforge_val_loss", "Validation loss (nats per token) of the latest evaluation.", GAUGE, "val_loss"},
     {"lmforge_learning_rate", "Learning rate of the latest step.", GAUGE, "lr"},

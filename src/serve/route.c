@@ -93,6 +93,7 @@ void lmf_serve_parse(const char *path, size_t path_len, const char *since,
             if (seg_is(seg[3], len[3], "metrics")) out->target = LMF_SERVE_API_METRICS;
             else if (seg_is(seg[3], len[3], "config")) out->target = LMF_SERVE_API_CONFIG;
             else if (seg_is(seg[3], len[3], "checkpoints")) out->target = LMF_SERVE_API_CHECKPOINTS;
+            else if (seg_is(seg[3], len[3], "events")) out->target = LMF_SERVE_API_EVENTS;
             else out->run[0] = '\0';
         }
     }

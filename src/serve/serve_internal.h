@@ -50,6 +50,11 @@ typedef struct serve_run {
     size_t n_vals, cap_vals;
     serve_event *evs;
     size_t n_evs, cap_evs;
+    /* profiled steps, [{"step", "seconds", "phases": {name: seconds}}], and memory records,
+     * [[step, [rss bytes of rank 0, ...]]], oldest first */
+    json_t *phases;
+    json_t *memory;
+    json_t *samples;  /* [{"step", "prompt", "text"}] */
 } serve_run;
 
 /* runs.c: the metrics cache */
@@ -77,11 +82,33 @@ json_t *serve_checkpoints(const char *dir, int *latest_step, double *latest_mtim
 /* api.c: the JSON documents of the API (mu held by the caller where they read the cache) */
 json_t *serve_api_status(serve_run *r, double now);
 json_t *serve_api_metrics(serve_run *r, long since);
+/* How much of a run's cache a stream has sent: the generation and the records of each kind. */
+typedef struct serve_cursor {
+    unsigned generation;
+    size_t pts, vals, evs, phases, memory, samples;
+} serve_cursor;
+/* The metrics answer of the records past *c (all of them when the generation changed), or NULL
+ * when there is nothing new; *c moves to the end. */
+json_t *serve_api_metrics_after(serve_run *r, serve_cursor *c);
 json_t *serve_api_config(const serve_run *r);
 
 /* prom.c: the Prometheus text exposition of every run (each run's mu taken in turn);
  * a new string (free it) */
 char *serve_prometheus(serve_run *runs, int n, double now);
+
+/* events.c: server-sent event streams of new metrics records (/api/runs/NAME/events) */
+#define SERVE_STREAMS_MAX 16  /* streams open at once; one more is answered 503 */
+typedef struct serve_streams serve_streams;
+struct MHD_Connection;
+/* the set of streams and its ticker thread; NULL when out of memory or threads */
+serve_streams *serve_streams_create(void);
+/* Queue an event stream of run r on connection c: 0, 1 when SERVE_STREAMS_MAX are open (the
+ * caller answers 503), -1 on failure. */
+int serve_streams_open(serve_streams *set, serve_run *r, struct MHD_Connection *c);
+/* before the daemon stops: end every stream (none stays suspended) */
+void serve_streams_stop(serve_streams *set);
+/* after the daemon stopped */
+void serve_streams_free(serve_streams *set);
 
 /* assets (generated from web/ at build time) */
 typedef struct serve_asset {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,4 +115,27 @@ lmf_status lmf_metrics_rollback(lmf_metrics *m, int step, int to_step) {
 lmf_status lmf_metrics_spike(lmf_metrics *m, int step, double loss, double mean) {
     return put(m, json_pack("{s:i, s:o, s:o}", "step", step, "spike", num(loss), "running_mean",
                             num(mean)));
+}
+
+lmf_status lmf_metrics_phases(lmf_metrics *m, int step, double step_seconds, int n,
+                              const char *const *names, const double *seconds) {
+    json_t *ph = json_object();
+    for (int i = 0; ph && i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_s", names[i]);
+        json_object_set_new(ph, key, num(seconds[i]));
+    }
+    return put(m, ph ? json_pack("{s:i, s:o, s:o}", "step", step, "step_seconds",
+                                 num(step_seconds), "phases", ph) : NULL);
+}
+
+lmf_status lmf_metrics_memory(lmf_metrics *m, int step, const int64_t *rss_bytes, int n_ranks) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n_ranks; i++) json_array_append_new(a, json_integer(rss_bytes[i]));
+    return put(m, a ? json_pack("{s:i, s:o}", "step", step, "rss_bytes", a) : NULL);
+}
+
+lmf_status lmf_metrics_sample(lmf_metrics *m, int step, const char *prompt, const char *text) {
+    return put(m, json_pack("{s:i, s:s, s:s}", "step", step, "sample", text, "prompt",
+                            prompt ? prompt : ""));
 }

@@ -1,13 +1,15 @@
-/* SVG chart of the training and validation loss curves from metrics.jsonl. */
+/* The chart of the training and validation loss curves from metrics.jsonl (SVG or PNG). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
+#include "train/plot_canvas.h"
 
 typedef struct series {
     double *x, *y;
@@ -44,20 +46,35 @@ static double nice_step(double range, int ticks) {
 #define MT 40
 #define MB 50
 
-static void polyline(FILE *f, const series *s, double x0, double x1, double y0, double y1,
-                     const char *color, int dots) {
-    if (s->n == 0) return;
+#define TRAIN_RGB 0x1f77b4u
+#define VAL_RGB 0xd62728u
+
+/* a series in pixels, with dots at its points when dots */
+static lmf_status curve(plot_canvas *c, const series *s, double x0, double x1, double y0,
+                        double y1, unsigned rgb, int dots) {
+    if (s->n == 0) return LMF_OK;
     double sx = (W - ML - MR) / (x1 - x0), sy = (H - MT - MB) / (y1 - y0);
-    if (!dots) fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
-    for (size_t i = 0; i < s->n; i++) {
-        double px = ML + (s->x[i] - x0) * sx, py = H - MB - (s->y[i] - y0) * sy;
-        if (dots)
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px, py, color);
-        else
-            fprintf(f, "%.1f,%.1f ", px, py);
+    double *px = malloc(s->n * sizeof *px), *py = malloc(s->n * sizeof *py);
+    if (!px || !py) {
+        free(px);
+        free(py);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot hold the loss curve");
     }
-    if (!dots) fprintf(f, "\"/>\n");
-    if (dots && s->n > 1) polyline(f, s, x0, x1, y0, y1, color, 0);
+    for (size_t i = 0; i < s->n; i++) {
+        px[i] = ML + (s->x[i] - x0) * sx;
+        py[i] = H - MB - (s->y[i] - y0) * sy;
+        if (dots) plot_dot(c, px[i], py[i], 3, rgb);
+    }
+    if (!dots || s->n > 1) plot_polyline(c, px, py, (int)s->n, rgb, 1.5);
+    free(px);
+    free(py);
+    return LMF_OK;
+}
+
+/* ".png" (any case) at the end of path: PNG, else SVG */
+static plot_format format_of(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && strcasecmp(path + n - 4, ".png") == 0 ? PLOT_PNG : PLOT_SVG;
 }
 
 lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title) {
@@ -99,42 +116,33 @@ lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const
     double ys = nice_step(y1 - y0, 6), xs = nice_step(x1 - x0, 8);
     y0 = floor(y0 / ys) * ys;
     y1 = ceil(y1 / ys) * ys;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) { st = lmf_fail(LMF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno)); goto done; }
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", W / 2,
-            title ? title : "loss");
+    plot_canvas *c = NULL;
+    if ((st = plot_canvas_open(format_of(out_path), out_path, W, H, &c)) != LMF_OK) goto done;
+    char label[64];
+    plot_text(c, W / 2, 24, PLOT_MIDDLE, 15, 0, title ? title : "loss");
     for (double y = y0; y <= y1 + ys * 1e-6; y += ys) {
         double py = H - MB - (y - y0) * (H - MT - MB) / (y1 - y0);
-        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", ML, py,
-                W - MR, py);
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ML - 6, py + 4, y);
+        plot_line(c, ML, py, W - MR, py, 0xddddddu, 1);
+        snprintf(label, sizeof label, "%g", y);
+        plot_text(c, ML - 6, py + 4, PLOT_END, 12, 0, label);
     }
     for (double x = 0; x <= x1 + xs * 1e-6; x += xs) {
         double px = ML + (x - x0) * (W - ML - MR) / (x1 - x0);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ddd\"/>\n", px, MT,
-                px, H - MB);
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", px, H - MB + 18, x);
+        plot_line(c, px, MT, px, H - MB, 0xddddddu, 1);
+        snprintf(label, sizeof label, "%g", x);
+        plot_text(c, px, H - MB + 18, PLOT_MIDDLE, 12, 0, label);
     }
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
-            ML, MT, W - ML - MR, H - MT - MB);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">step</text>\n", W / 2, H - 12);
-    fprintf(f, "<text x=\"18\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 18 %d)\">"
-               "loss (nats/token)</text>\n", H / 2, H / 2);
-    polyline(f, &tr, x0, x1, y0, y1, "#1f77b4", 0);
-    polyline(f, &va, x0, x1, y0, y1, "#d62728", 1);
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"3\" fill=\"#1f77b4\"/>"
-               "<text x=\"%d\" y=\"%d\">train</text>\n", W - MR - 120, MT + 14, W - MR - 100, MT + 18);
-    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"3\" fill=\"#d62728\"/>"
-               "<text x=\"%d\" y=\"%d\">validation</text>\n", W - MR - 120, MT + 32, W - MR - 100,
-            MT + 36);
-    fprintf(f, "</svg>\n");
-    if (fclose(f) != 0 || rename(tmp, out_path) != 0)
-        st = lmf_fail(LMF_ERR_IO, "cannot write %s: %s", out_path, strerror(errno));
+    plot_rect(c, ML, MT, W - ML - MR, H - MT - MB, 0x444444u, 0);
+    plot_text(c, W / 2, H - 12, PLOT_MIDDLE, 12, 0, "step");
+    plot_text(c, 18, H / 2, PLOT_MIDDLE, 12, 1, "loss (nats/token)");
+    st = curve(c, &tr, x0, x1, y0, y1, TRAIN_RGB, 0);
+    if (st == LMF_OK) st = curve(c, &va, x0, x1, y0, y1, VAL_RGB, 1);
+    plot_rect(c, W - MR - 120, MT + 14, 14, 3, TRAIN_RGB, 1);
+    plot_text(c, W - MR - 100, MT + 18, PLOT_START, 12, 0, "train");
+    plot_rect(c, W - MR - 120, MT + 32, 14, 3, VAL_RGB, 1);
+    plot_text(c, W - MR - 100, MT + 36, PLOT_START, 12, 0, "validation");
+    lmf_status fs = plot_canvas_finish(c);
+    if (st == LMF_OK) st = fs;
 done:
     free(tr.x); free(tr.y); free(va.x); free(va.y);
     return st;

@@ -3,11 +3,16 @@
 #include "lmforge/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
+#include "lmforge/rundir.h"
+#include "lmforge/system.h"
+#include "lmforge/formats.h"
+#include "train/sample.h"
 
 /* metrics.jsonl lines for one step (rank 0) */
 static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
@@ -22,6 +27,47 @@ static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
     if (st->rolled_back_to >= 0) lmf_metrics_rollback(mx, st->step, st->rolled_back_to);
 }
 
+/* a step timed by phase: the model's kernels (lmf_gpt_profile) and the rest of the step
+ * ("other": optimizer, communication, data) */
+static void record_phases(lmf_metrics *mx, lmf_trainer *t, const lmf_step_stats *st) {
+    struct lmf_gpt *m = lmf_trainer_model(t);
+    double s[LMF_PHASE_COUNT + 1], sum = 0;
+    const char *names[LMF_PHASE_COUNT + 1];
+    lmf_gpt_profile_read(m, s);
+    for (int p = 0; p < LMF_PHASE_COUNT; p++) {
+        names[p] = lmf_phase_name((lmf_phase)p);
+        sum += s[p];
+    }
+    names[LMF_PHASE_COUNT] = "other";
+    s[LMF_PHASE_COUNT] = st->seconds > sum ? st->seconds - sum : 0;
+    if (mx) lmf_metrics_phases(mx, st->step, st->seconds, LMF_PHASE_COUNT + 1, names, s);
+}
+
+/* collective: every rank's peak resident memory, written by rank 0 (one small all-reduce per
+ * rank, every profile_every steps) */
+static void record_memory(lmf_metrics *mx, lmf_trainer *t, int step) {
+    int world = lmf_trainer_world(t), rank = lmf_trainer_rank(t);
+    int64_t rss[256];
+    if (world > (int)(sizeof rss / sizeof rss[0])) world = (int)(sizeof rss / sizeof rss[0]);
+    int64_t kib = (int64_t)(lmf_peak_rss_bytes() / 1024);
+    if (kib > 2000000000) kib = 2000000000;
+    for (int r = 0; r < world; r++)
+        rss[r] = (int64_t)lmf_trainer_any(t, rank == r ? (int)kib : 0) * 1024;
+    if (mx) lmf_metrics_memory(mx, step, rss, world);
+}
+
+/* rank 0: a sample of the model's text after `done` steps */
+static lmf_status record_sample(lmf_metrics *mx, lmf_trainer *t, const lmf_tokenizer *tok,
+                                int done) {
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    char *text = NULL;
+    LMF_TRY(lmf_train_sample(lmf_trainer_model(t), tok, o->sample_prompt, LMF_TRAIN_SAMPLE_TOKENS,
+                             o->seed + (uint64_t)done, &text));
+    lmf_status s = lmf_metrics_sample(mx, done, o->sample_prompt, text);
+    free(text);
+    return s;
+}
+
 static void note(const lmf_train_callbacks *cb, const char *what, const char *why) {
     if (!cb->on_note) return;
     char msg[1200];
@@ -31,14 +77,21 @@ static void note(const lmf_train_callbacks *cb, const char *what, const char *wh
 
 /* the steps; *end and the status say how they ended */
 static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metrics *mx,
-                       lmf_run_result *res) {
+                       const lmf_tokenizer *tok, lmf_run_result *res) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int start = lmf_trainer_next_step(t);
     double t_sum = 0;
     int t_n = 0;
     for (int step; (step = lmf_trainer_next_step(t)) < o->steps;) {
         lmf_step_stats st;
+        /* every profile_every steps (never the first, which warms up) is timed by phase */
+        int prof = o->profile_every > 0 && (step + 1) % o->profile_every == 0;
+        if (prof) {
+            lmf_gpt_profile(lmf_trainer_model(t), 1);
+            lmf_gpt_profile_reset(lmf_trainer_model(t));
+        }
         lmf_status s = lmf_trainer_step(t, &st);
+        if (prof) lmf_gpt_profile(lmf_trainer_model(t), 0);
         if (s == LMF_ERR_INTERRUPTED) { /* a stop during the step: keep the last completed one */
             LMF_TRY(lmf_trainer_save(t));
             LMF_TRY(lmf_trainer_wait_save(t));
@@ -58,6 +111,10 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
         double per = t_n ? t_sum / t_n : st.seconds;
         if (cb->on_step) cb->on_step(cb->ctx, &st, done, o->steps, per * (o->steps - done));
         record_step(mx, &st);
+        if (prof && !st.skipped) record_phases(mx, t, &st);
+        if (prof) record_memory(mx, t, st.step);
+        if (mx && !rolled && o->sample_every > 0 && done % o->sample_every == 0)
+            LMF_TRY(record_sample(mx, t, tok, done));
         if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
             float vl;
             LMF_TRY(lmf_trainer_eval(t, &vl));
@@ -95,13 +152,38 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
     lmf_metrics *mx = NULL;
+    if (o->sample_every > 0 && o->zero_stage == 3)
+        return lmf_fail(LMF_ERR_ARG, "samples during training need the whole model on rank 0, "
+                        "which ZeRO-3 partitions: leave out the sample interval (sample a "
+                        "checkpoint with lmforge sample instead) or use --zero 2");
+    /* the samples' tokenizer: the run directory's (made for the default data), if any */
+    lmf_tokenizer *tok = NULL;
+    if (rank == 0 && o->sample_every > 0 && lmf_model_find_tokenizer(o->out_dir, &tok) != LMF_OK)
+        tok = NULL;
+    if (rank == 0 && o->sample_every > 0 && o->sample_prompt && o->sample_prompt[0] && !tok)
+        return lmf_fail(LMF_ERR_ARG, "the sample prompt needs the run's tokenizer, and %s has "
+                        "none (the data was not made from text here): leave the prompt out (the "
+                        "samples are then token ids)", o->out_dir);
     /* a resumed run keeps the lines of the steps before its checkpoint */
     if (rank == 0) {
-        LMF_TRY(lmf_mkdir_p(o->out_dir));
-        LMF_TRY(lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx));
+        lmf_status os = lmf_mkdir_p(o->out_dir);
+        if (os == LMF_OK)
+            os = lmf_metrics_open(path, o->resume_dir ? start : -1, lmf_trainer_run_id(t), &mx);
+        if (os != LMF_OK) {
+            lmf_tok_free(tok);
+            return os;
+        }
+        /* what the run is set to do, known to a reader before the first checkpoint */
+        lmf_status rs = lmf_run_dir_record_start(o->out_dir, t);
+        if (rs != LMF_OK) {
+            lmf_metrics_close(mx);
+            lmf_tok_free(tok);
+            return rs;
+        }
     }
     lmf_trainer_set_stop_check(t, cb->stop_requested, cb->ctx);
-    lmf_status s = loop(t, cb, mx, res);
+    lmf_status s = loop(t, cb, mx, tok, res);
+    lmf_tok_free(tok);
     lmf_trainer_set_stop_check(t, NULL, NULL);
     /* a new run of no steps still ends with its checkpoint (of the initial weights), which a
      * resume with more --steps continues */

@@ -11,9 +11,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lmforge/fsutil.h"
+#include "lmforge/train.h"
 
 #define RUN_FORMAT "lmforge.run"
 
@@ -190,4 +192,55 @@ void lmf_run_dir_close(lmf_run_dir *d, int failed) {
     }
     if (d->lock_fd >= 0) close(d->lock_fd);
     free(d);
+}
+
+/* the model's shape under GPT2Config's names, the Llama family's fields when it is one */
+static json_t *shape_json(const lmf_gpt_config *c) {
+    json_t *m = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "family", lmf_family_name(c->family),
+                          "n_layer", c->n_layer, "n_head", c->n_head, "n_embd", c->n_embd,
+                          "n_positions", c->n_positions, "vocab_size", c->vocab_size);
+    if (m && c->family == LMF_FAMILY_LLAMA) {
+        json_object_set_new(m, "n_kv_head", json_integer(c->n_kv_head));
+        json_object_set_new(m, "ffn_hidden", json_integer(c->ffn_hidden));
+        json_object_set_new(m, "tie_embeddings", json_boolean(c->tie_embeddings));
+    }
+    return m;
+}
+
+lmf_status lmf_run_dir_record_start(const char *run_dir, struct lmf_trainer *t) {
+    const lmf_train_opts *o = lmf_trainer_opts(t);
+    char p[4300];
+    join(p, sizeof p, run_dir, "run.json");
+    json_t *j = json_load_file(p, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        j = json_pack("{s:s, s:i}", "format", RUN_FORMAT, "version", 1);
+    }
+    char *opts = lmf_train_opts_to_json(o);
+    json_t *train = opts ? json_loads(opts, 0, NULL) : NULL;
+    free(opts);
+    json_t *layout = json_pack("{s:i, s:i, s:i, s:i, s:i, s:I}", "world_size",
+                               lmf_trainer_world(t), "zero_stage", o->zero_stage, "batch",
+                               o->batch, "seq", o->seq, "grad_accum", lmf_trainer_grad_accum(t),
+                               "tokens_per_step", (json_int_t)o->global_batch);
+    int bad = !j || !train || !layout;
+    if (!bad) {
+        bad |= json_object_set_new(j, "run_id", json_string(lmf_trainer_run_id(t)));
+        bad |= json_object_set_new(j, "total_steps", json_integer(o->steps));
+        bad |= json_object_set_new(j, "started", json_integer((json_int_t)time(NULL)));
+        bad |= json_object_set_new(j, "model", shape_json(&o->cfg));
+        bad |= json_object_set_new(j, "train", train);
+        bad |= json_object_set_new(j, "layout", layout);
+    } else {
+        json_decref(train);
+        json_decref(layout);
+    }
+    char *text = bad ? NULL : json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (!text) return lmf_fail(LMF_ERR_NOMEM, "cannot format %s", p);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps leaves room for the NUL it wrote: replace it, write n + 1 */
+    lmf_status s = lmf_write_file_atomic(p, text, n + 1);
+    free(text);
+    return s;
 }
