@@ -69,7 +69,7 @@ expect_error "other global batch refused" 1 "tokens per step.*keep --global-batc
 if mpi 3 train --resume "$WORK/d" --zero 3 --quiet --sample-tokens 0 2>"$WORK/d.err"; then
   fail "np=3 with batch 6 (576 tokens per micro-step round) was accepted"
 else
-  grep -q "not a multiple of batch x seq x ranks" "$WORK/d.err" && pass "np=3 needs another --batch" \
+  grep -q "not a multiple of batch x seq x data-parallel ranks" "$WORK/d.err" && pass "np=3 needs another --batch" \
     || fail "np=3 batch 6: $(head -2 "$WORK/d.err")"
 fi
 # pre-emption under mpirun: SIGTERM to one rank (rank 1) is enough: all ranks finish the step,

@@ -296,7 +296,7 @@ static void test_command(void **state) {
     /* 300e9 tokens / (1536 x 2048) per step = 95,367.4: 95,368 steps */
     snprintf(want, sizeof want, "mpirun -np 512 --npernode 8 lmforge train --config models/m175.json "
              "--seq 2048 --batch 1 --global-batch 3145728 --steps 95368 --zero 1 --recompute full "
-             "--tp 8 --pp 8 --schedule interleaved --virtual-stages 2 --dtype bf16");
+             "--tp 8 --sp --pp 8 --schedule interleaved --virtual-stages 2 --dtype bf16");
     assert_string_equal(cmd, want);
     /* an fp32 data-parallel run on one node names a preset and no model-parallel flags */
     snprintf(job.model_source, sizeof job.model_source, "gpt2");

@@ -53,13 +53,13 @@ fi
   && pass "interleaved" || fail "interleaved: $(tail -6 "$WORK/int.txt")"
 
 # --- --schedule in a plan: the report names the schedule, its idle share and the command's
-# flag; with the generic device's F = B = W the zero-bubble schedule idles a third of 1F1B
+# flag; the zero-bubble schedule idles at most half as long as 1F1B (a third when F = B = W)
 plan=("$LMF" plan --model gpt2 --cluster dgx-a100-superpod --nodes 1 --pp 4 --dp 2)
 if "${plan[@]}" --json >"$WORK/p1.json" && "${plan[@]}" --schedule zb --json >"$WORK/pz.json" \
    && "${plan[@]}" --schedule zb >"$WORK/pz.txt"; then
   ok=$(awk -v a="$(jnum "$WORK/p1.json" bubble)" -v b="$(jnum "$WORK/pz.json" bubble)" \
-    'BEGIN { r = (3 * b - a) / a; if (r < 0) r = -r; print (a > 0 && r < 1e-4) ? "yes" : "no" }')
-  [ "$ok" = yes ] && pass "zb bubble = 1F1B's / 3" || fail "zb bubble: 1F1B $(jnum "$WORK/p1.json" bubble), zb $(jnum "$WORK/pz.json" bubble)"
+    'BEGIN { print (a > 0 && b > 0 && 2 * b <= a) ? "yes" : "no" }')
+  [ "$ok" = yes ] && pass "zb bubble at most half of 1F1B's" || fail "zb bubble: 1F1B $(jnum "$WORK/p1.json" bubble), zb $(jnum "$WORK/pz.json" bubble)"
   grep -q '"schedule": "zb"' "$WORK/pz.json" && grep -q '"schedule": "1f1b"' "$WORK/p1.json" \
     && grep -q '"bubble_fraction":' "$WORK/pz.json" \
     && grep -qE "pipeline bubble .* zb schedule: stages idle [0-9.]+% of the pipeline's time" "$WORK/pz.txt" \

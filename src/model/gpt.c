@@ -27,7 +27,7 @@ void lmf_gpt_profile_read(const lmf_gpt *m, double seconds[LMF_PHASE_COUNT]) {
 }
 const char *lmf_phase_name(lmf_phase p) {
     static const char *const names[LMF_PHASE_COUNT] = {"matmul", "attention", "elementwise", "loss",
-                                                       "tp-comm"};
+                                                       "tp_comm"};
     return p < LMF_PHASE_COUNT ? names[p] : "?";
 }
 
