@@ -23,7 +23,7 @@ samples = [l for l in lines if "sample" in l]
 check("20 step lines", len(steps) == 20, len(steps))
 check("phases of steps 4, 9, 14, 19", [p["step"] for p in phases] == [4, 9, 14, 19], phases)
 names = sorted(phases[0]["phases"]) if phases else []
-check("the model's phases and the rest", names == ["attention_s", "elementwise_s", "loss_s", "matmul_s", "other_s", "tp_comm_s"], names)
+check("the model's phases and the rest", names == ["attention_s", "elementwise_s", "loss_s", "matmul_s", "other_s"], names)
 check("phases add up to the step's time",
       all(abs(sum(p["phases"].values()) - p["step_seconds"]) <= 1e-5 + 1e-4 * p["step_seconds"] and
           min(p["phases"].values()) >= 0 and p["phases"]["matmul_s"] > 0 for p in phases), phases)

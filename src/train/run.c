@@ -31,16 +31,21 @@ static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
  * ("other": optimizer, communication, data) */
 static void record_phases(lmf_metrics *mx, lmf_trainer *t, const lmf_step_stats *st) {
     struct lmf_gpt *m = lmf_trainer_model(t);
-    double s[LMF_PHASE_COUNT + 1], sum = 0;
+    double ph[LMF_PHASE_COUNT], s[LMF_PHASE_COUNT + 1], sum = 0;
     const char *names[LMF_PHASE_COUNT + 1];
-    lmf_gpt_profile_read(m, s);
+    lmf_rank_layout rl;
+    lmf_trainer_ranks(t, &rl);
+    lmf_gpt_profile_read(m, ph);
+    int n = 0;
     for (int p = 0; p < LMF_PHASE_COUNT; p++) {
-        names[p] = lmf_phase_name((lmf_phase)p);
-        sum += s[p];
+        if (p == LMF_PHASE_TP_COMM && rl.tp == 1) continue; /* no tensor parallelism */
+        names[n] = lmf_phase_name((lmf_phase)p);
+        s[n++] = ph[p];
+        sum += ph[p];
     }
-    names[LMF_PHASE_COUNT] = "other";
-    s[LMF_PHASE_COUNT] = st->seconds > sum ? st->seconds - sum : 0;
-    if (mx) lmf_metrics_phases(mx, st->step, st->seconds, LMF_PHASE_COUNT + 1, names, s);
+    names[n] = "other";
+    s[n++] = st->seconds > sum ? st->seconds - sum : 0;
+    if (mx) lmf_metrics_phases(mx, st->step, st->seconds, n, names, s);
 }
 
 /* collective: every rank's peak resident memory, written by rank 0 (one small all-reduce per
