@@ -158,6 +158,23 @@ static void remove_term_handler(lmf_comm *c) {
 
 /* ---- backend functions ---- */
 
+/* The rest of a communicator's set-up once m->comm exists: the "are you there" channel
+ * (watch, made by the caller or MPI_COMM_NULL) with its receive posted, rank, size. */
+static void comm_ready(lmf_comm *c, mpi_comm *m, int watch_made) {
+    m->ask_req = MPI_REQUEST_NULL;
+    if (watch_made) {
+        MPI_Comm_set_errhandler(m->watch, MPI_ERRORS_RETURN);
+        if (MPI_Irecv(&m->ask_in, 1, MPI_INT, MPI_ANY_SOURCE, TAG_ASK, m->watch, &m->ask_req) !=
+            MPI_SUCCESS)
+            m->ask_req = MPI_REQUEST_NULL;
+    } else {
+        m->watch = MPI_COMM_NULL;
+    }
+    MPI_Comm_rank(m->comm, &c->rank);
+    MPI_Comm_size(m->comm, &c->size);
+    c->impl = m;
+}
+
 static lmf_status mpi_init(lmf_comm *c) {
     mpi_comm *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the MPI communicator");
@@ -184,17 +201,7 @@ static lmf_status mpi_init(lmf_comm *c) {
         return mpi_failed(err, "MPI_Comm_dup");
     }
     MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
-    m->watch = MPI_COMM_NULL;
-    m->ask_req = MPI_REQUEST_NULL;
-    if (MPI_Comm_dup(MPI_COMM_WORLD, &m->watch) == MPI_SUCCESS) {
-        MPI_Comm_set_errhandler(m->watch, MPI_ERRORS_RETURN);
-        if (MPI_Irecv(&m->ask_in, 1, MPI_INT, MPI_ANY_SOURCE, TAG_ASK, m->watch, &m->ask_req) !=
-            MPI_SUCCESS)
-            m->ask_req = MPI_REQUEST_NULL;
-    }
-    MPI_Comm_rank(m->comm, &c->rank);
-    MPI_Comm_size(m->comm, &c->size);
-    c->impl = m;
+    comm_ready(c, m, MPI_Comm_dup(MPI_COMM_WORLD, &m->watch) == MPI_SUCCESS);
     install_term_handler(c);
     return LMF_OK;
 }
@@ -209,18 +216,8 @@ static lmf_status mpi_split(lmf_comm *parent, int color, int key, lmf_comm *chil
         return mpi_failed(err, "MPI_Comm_split");
     }
     MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
-    m->watch = MPI_COMM_NULL;
-    m->ask_req = MPI_REQUEST_NULL;
-    if (pm->watch != MPI_COMM_NULL &&
-        MPI_Comm_split(pm->watch, color, key, &m->watch) == MPI_SUCCESS) {
-        MPI_Comm_set_errhandler(m->watch, MPI_ERRORS_RETURN);
-        if (MPI_Irecv(&m->ask_in, 1, MPI_INT, MPI_ANY_SOURCE, TAG_ASK, m->watch, &m->ask_req) !=
-            MPI_SUCCESS)
-            m->ask_req = MPI_REQUEST_NULL;
-    }
-    MPI_Comm_rank(m->comm, &child->rank);
-    MPI_Comm_size(m->comm, &child->size);
-    child->impl = m;
+    comm_ready(child, m, pm->watch != MPI_COMM_NULL &&
+                             MPI_Comm_split(pm->watch, color, key, &m->watch) == MPI_SUCCESS);
     return LMF_OK;
 }
 
