@@ -212,6 +212,12 @@ lmf_status lmf_recompute_parse(const char *s, lmf_recompute *r);
  * for lmf_gpt_backward with recomputation mode rc. */
 void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
                        lmf_step_work *forward, lmf_step_work *backward);
+/* The same for one rank of a tensor-parallel group (tp NULL or size 1: the whole model): its
+ * slices of the products, attention and classifier; the norms, residual adds and embeddings
+ * over the rows it holds (all of them, or 1/size under sequence parallelism). A tp that
+ * lmf_tp_dims_get refuses gives zero work. */
+void lmf_gpt_step_work_tp(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
+                          lmf_recompute rc, lmf_step_work *forward, lmf_step_work *backward);
 const char *lmf_op_name(lmf_op op);
 
 /* What lmf_gpt_reserve allocates for. */
