@@ -183,13 +183,14 @@ if [ "$have_mpi" = 1 ]; then
       "--model mini --batch 4 --seq 128 --steps 6 --threads $per --zero $zero"
   done
   # tensor parallelism: the rank's slices, the vocabulary-parallel loss and the group's
-  # all-reduces (or gathers and reduce-scatters) on the same calibration
+  # all-reduces (or gathers and reduce-scatters) on the same calibration; two checkpoints, as
+  # the memory predicted is a save's while the previous save's snapshot is held
   for sp in off on; do
     tflag=""
     [ "$sp" = on ] && tflag="--sp"
     [ -f "$WORK/cal2.json" ] && compare "mini B=4 T=128 np=2 --tp 2 sp $sp" cal2 2 \
       "--model mini --seq 128 --micro-batch 4 --global-batch 512 --dp 1 --tp 2 --sp $sp" \
-      "--model mini --batch 4 --seq 128 --global-batch 512 --steps 6 --threads $per --tp 2 $tflag"
+      "--model mini --batch 4 --seq 128 --global-batch 512 --steps 6 --save-every 3 --threads $per --tp 2 $tflag"
   done
 else
   echo "test_plan_vs_run: np=2 cases skipped (this build has no MPI)"

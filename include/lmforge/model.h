@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "lmforge/config.h"
 #include "lmforge/kernels.h"
+#include "lmforge/partition.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -117,6 +118,11 @@ void lmf_layout_slice(const lmf_param_layout *part_layout, const lmf_param_layou
 /* The reverse: write the slices of part into their places in whole (other floats untouched). */
 void lmf_layout_place(const lmf_param_layout *part_layout, const lmf_param_layout *whole_layout,
                       const float *part, float *whole);
+/* The same for the floats of whole inside range only: out[i] = whole[range.begin + i] for the
+ * places part's slices cover (others untouched); out holds lmf_range_len(range) floats. */
+void lmf_layout_place_range(const lmf_param_layout *part_layout,
+                            const lmf_param_layout *whole_layout, const float *part,
+                            lmf_range range, float *out);
 void lmf_layout_free(lmf_param_layout *l);
 /* index of the tensor with this name, or -1 */
 int lmf_layout_find(const lmf_param_layout *l, const char *name);

@@ -208,10 +208,12 @@ void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_
     out->buffers = 4.0 * engine_buffer_floats(&s->blocks, l->zero) +
                    4.0 * 4.0 * (double)l->micro_batch * s->job->seq;
     /* checkpoint snapshot: this rank's range of weights, m and v (src/ckpt); under tensor
-     * parallelism the whole model's three vectors are put together on every rank first, and
-     * the snapshot is the rank's range of them (lmf_trainer_save) */
-    double W = s->blocks.whole;
-    out->checkpoint = l->tp > 1 ? 12.0 * (W + ceil(W / ((double)l->dp * l->tp))) : 12.0 * shard;
+     * parallelism the rank's range of the whole model's vectors, assembled for the save from
+     * its data-parallel parts (4 B x its slices) and every group rank's slices (4 B x tp x its
+     * slices, one vector at a time) into the range (12 B x W / ranks), which the snapshot
+     * then copies (lmf_trainer_save) */
+    double range = ceil(s->blocks.whole / ((double)l->dp * l->tp));
+    out->checkpoint = l->tp > 1 ? 4.0 * P * (1.0 + l->tp) + 24.0 * range : 12.0 * shard;
     out->process = c->kernels.process_bytes;
     out->total = out->weights + out->grads + out->optimizer + out->activations + out->buffers +
                  out->checkpoint + out->process;

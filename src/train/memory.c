@@ -56,8 +56,8 @@ static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gp
  * weights again when the run gathers them at the end; the activations of one micro-batch
  * (lmf_gpt_activation_floats_tp); the engine's gradient staging (reduce-scatter) and
  * weight-gather buffers; and the copy a checkpoint takes of the rank's weights and moments
- * while it is written in the background (under tensor parallelism after the whole model's
- * three vectors are put together on every rank, which sets the peak). */
+ * while it is written in the background (under tensor parallelism also what the save holds
+ * while it puts the rank's range of the whole vectors together). */
 static mem_estimate estimate(const mem_ctx *c, int B, lmf_recompute rc, int dp, int zero) {
     mem_estimate e;
     size_t n = (size_t)c->rank_floats;
@@ -71,7 +71,10 @@ static mem_estimate estimate(const mem_ctx *c, int B, lmf_recompute rc, int dp, 
     e.activations = 4.0 * (double)lmf_gpt_activation_floats_tp(c->cfg, &c->tp, c->k, B, c->T,
                                                                 LMF_RESERVE_TRAIN_HOOKED, rc);
     e.buffers = c->buffers[zero];
-    e.checkpoint = tp > 1 ? 12.0 * (c->whole_floats + c->whole_floats / ((double)dp * tp))
+    /* tensor parallelism: the save's data-parallel parts and every group rank's slices (one
+     * vector at a time), the rank's range of the whole three vectors and the snapshot's copy */
+    e.checkpoint = tp > 1 ? 4.0 * c->rank_floats * (1.0 + tp) +
+                                24.0 * c->whole_floats / ((double)dp * tp)
                           : 3.0 * part;
     e.total = e.weights + e.grads + e.optim + e.activations + e.buffers + e.checkpoint;
     return e;
