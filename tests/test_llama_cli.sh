@@ -88,6 +88,35 @@ expect_error "llama to llm.c is refused" 1 "llm.c checkpoints hold GPT-2 models"
   && pass "llama exports to ONNX with its Hugging Face names (tests/test_onnx_runtime.sh runs it)" \
   || fail "llama to ONNX: $(ls "$WORK/x-onnx" 2>&1)"
 
+# a Hugging Face Llama checkpoint lmforge did not write (tests/lib/llama_foreign.py: laid out as
+# transformers' save_pretrained does, bf16 in two shards with an index, eos_token_id a list, keys
+# lmforge does not use; untied and tied): it evaluates, samples, and goes back out as bf16 with
+# the same tensors bit for bit (tests/test_llama_torch.sh checks its numbers against PyTorch)
+here=$(cd "$(dirname "$0")" && pwd)
+for kind in untied tied; do
+  python3 "$here/lib/llama_foreign.py" "$WORK/foreign_$kind" "$kind" || fail "writing the $kind checkpoint"
+  "$LMF" sample --model "$WORK/foreign_$kind" --prompt "1 2 3" --tokens 6 --temperature 0 \
+    >"$WORK/fs.txt" 2>"$WORK/fs.err" && [ "$(wc -w <"$WORK/fs.txt")" -eq 9 ] \
+    && pass "a foreign $kind checkpoint samples (prompt 1 2 3: $(cat "$WORK/fs.txt"))" \
+    || fail "sample from the foreign $kind checkpoint: $(cat "$WORK/fs.txt" "$WORK/fs.err")"
+  "$LMF" convert "$WORK/foreign_$kind" --to hf --dtype bf16 --out "$WORK/foreign_${kind}_out" --quiet \
+    && python3 "$here/lib/st_same.py" "$WORK/foreign_$kind" "$WORK/foreign_${kind}_out" >"$WORK/same.txt" \
+    && pass "the foreign $kind checkpoint goes back out as the same bf16 tensors ($(cat "$WORK/same.txt"))" \
+    || fail "foreign $kind round trip: $(cat "$WORK/same.txt" 2>/dev/null)"
+done
+grep -q '"torch_dtype": *"bfloat16"' "$WORK/foreign_tied_out/config.json" \
+  && pass "a bf16 export's config.json says torch_dtype bfloat16" \
+  || fail "bf16 export's torch_dtype: $(grep torch_dtype "$WORK/foreign_tied_out/config.json")"
+
+# the README's Llama lines: the 405B plan as printed there
+readme_plan=$(grep -o 'build/lmforge plan --model llama3-405b .*' "$here/../README.md" | head -1)
+[ -n "$readme_plan" ] || fail "README.md has no llama3-405b plan line"
+# shellcheck disable=SC2086
+"$LMF" ${readme_plan#build/lmforge } >"$WORK/plan405.txt" 2>&1 \
+  && grep -q "16384 devices" "$WORK/plan405.txt" && grep -q "fits" "$WORK/plan405.txt" \
+  && pass "the README's llama3-405b plan runs: $(grep -m1 '^#1' "$WORK/plan405.txt")" \
+  || fail "the README's plan line ($readme_plan): $(head -c 400 "$WORK/plan405.txt")"
+
 # refused settings: one line naming the file and the setting
 sed 's/"hidden_act": "silu"/"hidden_act": "silu", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}/' \
   "$WORK/llama.json" >"$WORK/scaled.json"
