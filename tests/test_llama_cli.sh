@@ -62,6 +62,17 @@ fi
 cmp -s "$WORK/hf/model.safetensors" "$WORK/hf2/model.safetensors" && \
   cmp -s "$WORK/hf/model.safetensors" "$WORK/run1/model.safetensors" \
   && pass "Hugging Face Llama weights round-trip bit for bit" || fail "round trip differs"
+# with a trained BPE tokenizer: tokenizer.json, and tokenizer_config.json naming the class that
+# reads it as it is (a Llama model_type alone would pick LlamaTokenizerFast and its <s>)
+"$LMF" train --model llama-tiny --corpus "$WORK/corpus" --bpe-vocab 320 --steps 1 --batch 2 --seq 16 \
+  --eval-every 0 --sample-tokens 0 --quiet --out "$WORK/run5" || fail "train with a BPE tokenizer"
+"$LMF" convert "$WORK/run5" --to hf --out "$WORK/hf5" --quiet || fail "convert run5"
+[ -s "$WORK/hf5/tokenizer.json" ] && \
+  grep -q '"tokenizer_class": "PreTrainedTokenizerFast"' "$WORK/hf5/tokenizer_config.json" && \
+  grep -q '"eos_token": "<|endoftext|>"' "$WORK/hf5/tokenizer_config.json" && \
+  grep -q '"model_max_length": 64' "$WORK/hf5/tokenizer_config.json" \
+  && pass "the export has tokenizer.json and a tokenizer_config.json for AutoTokenizer" \
+  || fail "tokenizer files of the export: $(ls "$WORK/hf5"; cat "$WORK/hf5/tokenizer_config.json" 2>&1)"
 grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
   grep -q 'lm_head.weight' "$WORK/hf/model.safetensors" \
   && pass "the export has Hugging Face Llama names" || fail "export names"

@@ -348,6 +348,20 @@ static void test_llama3_specials(void **state) {
     assert_int_equal(ids[0], 128000);
     assert_int_equal(ids[1], 256); /* "AAA", the first extra token */
     assert_int_equal(ids[2], 128009);
+    /* tokenizer_config.json beside a Hugging Face export: the class that reads tokenizer.json
+     * as it is, Llama 3's begin and end tokens, the context */
+    char dir[4200], path[4300];
+    lmf_test_fresh_dir(dir, sizeof dir, "llama3-hf");
+    lmf_test_ok(lmf_tok_save_hf_config(t, dir, 8192), "save tokenizer_config.json");
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_error_t err;
+    json_t *cfg = json_load_file(path, 0, &err);
+    assert_non_null(cfg);
+    assert_string_equal(json_string_value(json_object_get(cfg, "tokenizer_class")), "PreTrainedTokenizerFast");
+    assert_string_equal(json_string_value(json_object_get(cfg, "bos_token")), "<|begin_of_text|>");
+    assert_string_equal(json_string_value(json_object_get(cfg, "eos_token")), "<|end_of_text|>");
+    assert_int_equal(json_integer_value(json_object_get(cfg, "model_max_length")), 8192);
+    json_decref(cfg);
     lmf_tok_free(t);
     free(file);
     free(extra);
