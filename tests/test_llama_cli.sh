@@ -115,6 +115,29 @@ for kind in untied tied; do
     && pass "the foreign $kind checkpoint goes back out as the same bf16 tensors ($(cat "$WORK/same.txt"))" \
     || fail "foreign $kind round trip: $(cat "$WORK/same.txt" 2>/dev/null)"
 done
+# with a Llama 3-style tokenizer.json beside it, a text prompt starts with the template's
+# <|begin_of_text|> (id 256) as transformers' tokenizer(text) does: the continuation of "hi" is
+# that of the ids 256 104 105 (and not that of 104 105), decoded; no prompt starts from 256
+python3 "$here/lib/llama_foreign.py" "$WORK/foreign_tok" untied tokenizer || fail "writing the tokenizer"
+"$LMF" sample --model "$WORK/foreign_tok" --prompt "hi" --tokens 6 --temperature 0 >"$WORK/ft_text.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_untied" --prompt "256 104 105" --tokens 6 --temperature 0 >"$WORK/ft_bos.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_untied" --prompt "104 105" --tokens 6 --temperature 0 >"$WORK/ft_nobos.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_tok" --tokens 4 --temperature 0 >"$WORK/ft_none.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_untied" --prompt "256" --tokens 4 --temperature 0 >"$WORK/ft_none_ids.txt" 2>&1
+if python3 - "$WORK"/ft_text.txt "$WORK"/ft_bos.txt "$WORK"/ft_nobos.txt "$WORK"/ft_none.txt "$WORK"/ft_none_ids.txt <<'PY'
+import sys
+def text(path, skip):  # the ids a run printed, after the prompt's `skip`, decoded
+    ids = [int(x) for x in open(path).read().split()][skip:]
+    names = ["<|begin_of_text|>", "<|end_of_text|>"] + ["<|reserved_special_token_%d|>" % k for k in range(42)]
+    return b"".join(bytes([i]) if i < 256 else names[i - 256].encode() for i in ids)
+got = open(sys.argv[1], "rb").read().rstrip(b"\n")
+want, nobos = b"hi" + text(sys.argv[2], 3), b"hi" + text(sys.argv[3], 2)
+none, none_want = open(sys.argv[4], "rb").read().rstrip(b"\n"), text(sys.argv[5], 1)
+print(repr(got), repr(want), repr(nobos), repr(none), repr(none_want))
+sys.exit(0 if got == want and want != nobos and none == none_want else 1)
+PY
+then pass "sample puts the template's <|begin_of_text|> before a text prompt"
+else fail "sample with a templated tokenizer: $(head -c 300 "$WORK/ft_text.txt")"; fi
 grep -q '"torch_dtype": *"bfloat16"' "$WORK/foreign_tied_out/config.json" \
   && pass "a bf16 export's config.json says torch_dtype bfloat16" \
   || fail "bf16 export's torch_dtype: $(grep torch_dtype "$WORK/foreign_tied_out/config.json")"

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """A small Llama checkpoint laid out as transformers' save_pretrained writes one, written without
 lmforge: the tests' stand-in for a downloaded Hugging Face Llama directory (Llama 3.2 style).
-Usage: llama_foreign.py OUT_DIR [tied]
+Usage: llama_foreign.py OUT_DIR [tied|untied] [tokenizer]
 bf16 tensors in two shards (model-0000k-of-00002.safetensors, in name order) with
 model.safetensors.index.json and the `{"format": "pt"}` metadata; a config.json with the keys
 transformers writes (eos_token_id a list, torch_dtype, transformers_version, pretraining_tp, ...);
 generation_config.json; with `tied`, tie_word_embeddings true and no lm_head.weight.
+With `tokenizer`, a Llama 3-style tokenizer.json too: byte-level BPE over the 256 bytes (id =
+byte value), <|begin_of_text|> (256), <|end_of_text|> (257) and reserved specials up to id 299,
+and a TemplateProcessing post-processor that puts <|begin_of_text|> in front of a text.
 Seeded: the same bytes every run. Standard library only."""
 import json
 import os
@@ -81,3 +84,39 @@ for k, group in enumerate([names[:half], names[half:]]):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(data[n] for n in group))
 with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
     json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+
+
+def byte_level(b):
+    """GPT-2's byte-level spelling of one byte"""
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    if b in printable:
+        return chr(b)
+    return chr(256 + [x for x in range(256) if x not in printable].index(b))
+
+
+if len(sys.argv) > 3 and sys.argv[3] == "tokenizer":
+    specials = ["<|begin_of_text|>", "<|end_of_text|>"] + \
+        ["<|reserved_special_token_%d|>" % k for k in range(V - 258)]
+    added = [{"id": 256 + k, "content": s_, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for k, s_ in enumerate(specials)]
+    bos = {"id": "<|begin_of_text|>", "type_id": 0}
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+          "normalizer": None,
+          "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                            "use_regex": True},
+          "post_processor": {"type": "TemplateProcessing",
+                             "single": [{"SpecialToken": bos}, {"Sequence": {"id": "A", "type_id": 0}}],
+                             "pair": [{"SpecialToken": bos}, {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}},
+                                      {"Sequence": {"id": "B", "type_id": 1}}],
+                             "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>",
+                                                                      "ids": [256],
+                                                                      "tokens": ["<|begin_of_text|>"]}}},
+          "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                      "use_regex": True},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                    "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                    "fuse_unk": False, "byte_fallback": False,
+                    "vocab": {byte_level(b): b for b in range(256)}, "merges": []}}
+    with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False, indent=2)
