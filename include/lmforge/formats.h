@@ -28,6 +28,9 @@ lmf_status lmf_config_read(const char *path, lmf_gpt_config *out);
 /* Write config.json for transformers' GPT2LMHeadModel, atomically; eot: bos/eos_token_id, or
  * -1 for the last id. */
 lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot);
+/* The same with torch_dtype naming the weights' type (LMF_BF16: "bfloat16", LMF_F16:
+ * "float16", else "float32"), as transformers writes it beside bf16 or fp16 weights. */
+lmf_status lmf_config_write_as(const char *path, const lmf_gpt_config *c, int eot, lmf_dtype dtype);
 
 /* ---- llm.c checkpoints ----
  * 256 little-endian int32 header: [0] magic 20240326, [1] version (3: fp32 tensors, 5: bf16

@@ -149,6 +149,13 @@ lmf_status lmf_tok_train_buffer(const char *text, size_t len, const lmf_tok_trai
  * 3's is written) into dir, created if missing; each file goes to a temporary name and is renamed into
  * place when complete. Fails with LMF_ERR_IO when a file cannot be written. */
 lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir);
+/* Write tokenizer_config.json into dir for transformers' AutoTokenizer beside a Hugging Face
+ * model: tokenizer_class PreTrainedTokenizerFast, which reads tokenizer.json as it is (without
+ * it, a Llama config.json's model_type picks LlamaTokenizerFast, whose defaults are
+ * SentencePiece's <s> and </s> and a template adding <s>), as Llama 3's own directories have it;
+ * bos_token (<|begin_of_text|> when the vocabulary has it, else the end-of-text token) and
+ * eos_token (the end-of-text token), when there is one; model_max_length when > 0. */
+lmf_status lmf_tok_save_hf_config(const lmf_tokenizer *t, const char *dir, int model_max_length);
 
 /* Benchmark (`lmforge bench tokenizer`). lmf_tok_bench loads the tokenizer, joins the input
  * files' text and measures, each `repeat` times keeping the best: encoding on one thread cold

@@ -526,7 +526,7 @@ lmf_status lmf_hf_save_with(lmf_gpt *m, const char *dir, int eot, const lmf_hf_s
     char path[4096];
     LMF_TRY(lmf_mkdir_p(dir));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
-    LMF_TRY(lmf_config_write(path, c, eot));
+    LMF_TRY(lmf_config_write_as(path, c, eot, dtype));
     if (c->family == LMF_FAMILY_LLAMA)
         LMF_TRY(write_generation_config(dir, eot < 0 || eot >= c->vocab_size ? c->vocab_size - 1 : eot));
     return save_split(m, dir, dtype, max);

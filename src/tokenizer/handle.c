@@ -38,6 +38,7 @@ void lmf_tok_free(lmf_tokenizer *t) {
     free(t->merge_right);
     free(t->merge_result);
     free(t->mtab);
+    free(t->jtab);
     free(t->special_ids);
     free(t);
 }
