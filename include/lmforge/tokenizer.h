@@ -78,6 +78,8 @@ lmf_status lmf_tok_parse_tiktoken(const char *buf, size_t len, const char *what,
 int lmf_tok_vocab_size(const lmf_tokenizer *t);
 /* id of <|endoftext|>, else of <|end_of_text|>, else of the first special token; -1 if none */
 int lmf_tok_eot(const lmf_tokenizer *t);
+/* id of the special token <|begin_of_text|> (Llama 3's start of a text), else lmf_tok_eot */
+int lmf_tok_bos(const lmf_tokenizer *t);
 
 /* Encode len bytes of text (any bytes: invalid UTF-8 is kept, byte for byte) into ids[cap];
  * *n_out gets the count, never more than len. If the output would not fit, returns

@@ -218,8 +218,7 @@ lmf_status lmf_tok_save_hf_config(const lmf_tokenizer *t, const char *dir, int m
                              "clean_up_tokenization_spaces", 0);
     if (!root) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
     if (t->eot >= 0) {
-        uint32_t bos = lmf_tok_find(t, "<|begin_of_text|>", 17), eos = (uint32_t)t->eot;
-        if (bos == LMF_TOK_NONE || t->kind[bos] != LMF_TOK_KIND_SPECIAL) bos = eos;
+        uint32_t bos = (uint32_t)lmf_tok_bos(t), eos = (uint32_t)t->eot;
         json_object_set_new(root, "bos_token", json_stringn(t->bytes + t->off[bos], t->len[bos]));
         json_object_set_new(root, "eos_token", json_stringn(t->bytes + t->off[eos], t->len[eos]));
     }
