@@ -73,6 +73,13 @@ cmp -s "$WORK/hf/model.safetensors" "$WORK/hf2/model.safetensors" && \
   grep -q '"model_max_length": 64' "$WORK/hf5/tokenizer_config.json" \
   && pass "the export has tokenizer.json and a tokenizer_config.json for AutoTokenizer" \
   || fail "tokenizer files of the export: $(ls "$WORK/hf5"; cat "$WORK/hf5/tokenizer_config.json" 2>&1)"
+# fine-tuning the export on token data keeps its tokenizer: the run directory gets it, and the
+# final sample of a text prompt is text
+"$LMF" train --init "$WORK/hf5" --data "$WORK/run5/data/train.bin" --steps 1 --batch 2 --seq 16 \
+  --eval-every 0 --sample-tokens 4 --prompt "the" --quiet --out "$WORK/run6" >"$WORK/run6.out" 2>&1 \
+  && [ -s "$WORK/run6/tokenizer/tokenizer.json" ] && grep -q "^the" "$WORK/run6.out" \
+  && pass "train --init keeps the model's tokenizer" \
+  || fail "train --init lost the tokenizer: $(ls "$WORK/run6" 2>&1; tail -3 "$WORK/run6.out")"
 grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
   grep -q 'lm_head.weight' "$WORK/hf/model.safetensors" \
   && pass "the export has Hugging Face Llama names" || fail "export names"
