@@ -617,8 +617,10 @@ static void test_korthikanti_layer(void **state) {
 /* Impossible layouts fail with LMF_ERR_ARG and a message naming the problem. */
 /* Stages of ceil or floor layers when pp does not divide them: 12 layers over pp = 5 puts 3
  * layers on the fullest stage (12 = 2 x 3 + 3 x 2), the same as each of pp = 4's stages, so the
- * per-micro-batch compute is pp = 4's; the first stage's weights are 3 layers and the
- * embeddings counted here by hand; its activations hold min(pp, m) = 5 micro-batches of 3
+ * fill and drain run at pp = 4's pace; the last stage holds 2 layers and the output layer (the
+ * lighter stages at the ends, as the Llama 3 paper balances its pipeline), one layer less than
+ * pp = 4's last stage. Memory counts the first stage with the fullest stage's 3 layers (an
+ * upper bound): its weights, 3 layers and the embeddings, are counted here by hand; its activations hold min(pp, m) = 5 micro-batches of 3
  * layers instead of 4. Interleaving needs the fullest stage's layers in equal chunks. */
 static void test_uneven_stages(void **state) {
     (void)state;
@@ -635,7 +637,13 @@ static void test_uneven_stages(void **state) {
     l.pp = 5;
     assert_int_equal(lmf_plan_evaluate(&c, &job, &l, &r5), LMF_OK);
     assert_int_equal(r5.micro_batches, 16);
-    assert_close(r5.time.compute, r4.time.compute, 1e-12);
+    /* the last stage is a lighter one, 2 layers and the output layer (3 + it over pp = 4) */
+    lmf_plan_setup su;
+    assert_int_equal(lmf_plan_setup_init(&su, &c, &job, &r4.layout), LMF_OK);
+    lmf_plan_micro mb4;
+    lmf_plan_generic_micro_batch(&su, &mb4);
+    double one_layer = mb4.compute_layers / 3.0;
+    assert_close(r5.time.compute, r4.time.compute - 16 * one_layer, 1e-12);
     double h = cfg.n_embd;
     double layer = 12.0 * h * h + 13.0 * h; /* GPT-2 block: 4 matrices, biases, 2 LayerNorms */
     double embed = (double)lmf_config_padded_vocab(&cfg) * h + (double)cfg.n_positions * h;
@@ -674,9 +682,9 @@ static void test_llama3_table4(void **state) {
         int gpus, tp, cp, pp, dp, seq, per_dp;
         double paper_tflops, paper_mfu, planner_mfu;
     } rows[] = {
-        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.331},
-        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.375},
-        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.537},
+        {8192, 8, 1, 16, 64, 8192, 32, 430, 0.43, 0.346},
+        {16384, 8, 1, 16, 128, 8192, 16, 400, 0.41, 0.394},
+        {16384, 8, 16, 16, 8, 131072, 16, 380, 0.38, 0.555},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         lmf_cluster c;
@@ -716,10 +724,10 @@ static void test_llama3_table4(void **state) {
             fail_msg("row %zu: planner MFU %.3f drifted from %.3f (paper %.2f, %.0f TFLOP/s)", i, r->mfu,
                      rows[i].planner_mfu, rows[i].paper_mfu, rows[i].paper_tflops);
         /* never above the published run by more than the 5% asked of Megatron-LM's table;
-         * the 128K row is an open exception: the planner predicts 1.40x the paper counting the
-         * whole score matrix in the model FLOPs, 1.00x counting its causal half, which the fused
+         * the 128K row is an open exception: the planner predicts 1.44x the paper counting the
+         * whole score matrix in the model FLOPs, 1.03x counting its causal half, which the fused
          * kernel computes (docs/planner.md, "Llama 3 405B") */
-        assert_true(r->model_tflops_per_device < (i == 2 ? 1.45 : 1.05) * rows[i].paper_tflops);
+        assert_true(r->model_tflops_per_device < (i == 2 ? 1.5 : 1.05) * rows[i].paper_tflops);
     }
 }
 
