@@ -408,6 +408,7 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     }
 
     lmf_trainer *t = NULL;
+    lmf_cli_ranks_meet();
     if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_start();
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int rank = lmf_trainer_rank(t);
