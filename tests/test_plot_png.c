@@ -1,6 +1,6 @@
 /* The loss chart as PNG: decoded with libpng, its size, its frame found from its pixels, and
  * the curve's pixels where the values put them; the same chart as SVG; a file that cannot be
- * written. */
+ * written. The phase chart's bars, measured in pixels the same way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,10 +124,74 @@ static void test_svg_and_errors(void **state) {
     assert_non_null(strstr(lmf_last_error(), "loss.png"));
 }
 
+/* pixels of exactly this color in column x between rows y0 and y1 */
+static int count_rgb(const image *im, int x, int y0, int y1, unsigned rgb) {
+    int n = 0;
+    for (int y = y0; y <= y1; y++) n += is_rgb(im, x, y, rgb);
+    return n;
+}
+
+/* the phase chart: one stacked bar per profiled step, each phase's height its share of the
+ * axis (0..4 ms here), "other" on top; a later line of a step replaces the earlier ones */
+static void test_phases(void **state) {
+    (void)state;
+    char metrics[512], png[512], svg[512];
+    FILE *f = fopen(lmf_test_path(metrics, sizeof metrics, "phases.jsonl"), "w");
+    assert_non_null(f);
+    fprintf(f, "{\"step\":0,\"loss\":5}\n");
+    for (int s = 9; s < 40; s += 10) {
+        if (s == 29) /* a rollback to step 20 re-runs 29: the first line of step 29 is dropped */
+            fprintf(f, "{\"step\":29,\"step_seconds\":0.1,\"phases\":{\"matmul_s\":0.1}}\n");
+        fprintf(f, "{\"step\":%d,\"step_seconds\":0.004,\"phases\":{\"matmul_s\":0.002,"
+                "\"optimizer_s\":0.001,\"other_s\":0.0005,\"dp_comm_s\":0.0005}}\n", s);
+    }
+    fclose(f);
+    lmf_test_path(png, sizeof png, "phases.png");
+    assert_int_equal(lmf_plot_phases(metrics, png, NULL), LMF_OK);
+    image im = decode(png);
+    int cx = im.w / 2, cy = im.h / 2, left = -1, right = -1, top = -1, bottom = -1;
+    for (int x = cx; x >= 0 && left < 0; x--) if (is_rgb(&im, x, cy, 0x444444)) left = x;
+    for (int x = cx; x < im.w && right < 0; x++) if (is_rgb(&im, x, cy, 0x444444)) right = x;
+    for (int y = cy; y >= 0 && top < 0; y--) if (is_rgb(&im, cx, y, 0x444444)) top = y;
+    for (int y = cy; y < im.h && bottom < 0; y++) if (is_rgb(&im, cx, y, 0x444444)) bottom = y;
+    assert_true(left > 0 && right > left + 400 && top > 0 && bottom > top + 200);
+    /* bars at steps 10, 20, 30, 40 (1-based) on an axis from 5 to 45 */
+    double hpx = bottom - top;
+    const struct { unsigned rgb; double ms; } part[4] = {
+        {0x1f77b4, 2}, {0x17becf, 1}, {0xd62728, 0.5}, {0xbbbbbb, 0.5}};
+    for (int b = 0; b < 4; b++) {
+        int col = (int)lround(left + (10.0 * (b + 1) - 5) / 40 * (right - left));
+        for (int k = 0; k < 4; k++) {
+            int n = count_rgb(&im, col, top + 1, bottom - 1, part[k].rgb);
+            double want = part[k].ms / 4 * hpx;
+            if (fabs(n - want) > 2)
+                fail_msg("bar %d: %d pixels of 0x%06x, %.1f expected", b, n, part[k].rgb, want);
+        }
+        /* matmul at the bottom, other on top */
+        assert_true(is_rgb(&im, col, bottom - 3, 0x1f77b4));
+        assert_true(is_rgb(&im, col, (int)lround(top + 3), 0xbbbbbb));
+    }
+    free(im.rgb);
+    assert_int_equal(lmf_plot_phases(metrics, lmf_test_path(svg, sizeof svg, "phases.svg"), NULL), LMF_OK);
+    char *text = lmf_test_read_file(svg, NULL);
+    assert_non_null(strstr(text, ">optimizer<"));
+    assert_non_null(strstr(text, ">dp_comm<"));
+    free(text);
+    /* a run without profiled steps: an error that says how to get them */
+    char plain[512];
+    f = fopen(lmf_test_path(plain, sizeof plain, "plain.jsonl"), "w");
+    assert_non_null(f);
+    fprintf(f, "{\"step\":0,\"loss\":5}\n");
+    fclose(f);
+    assert_int_equal(lmf_plot_phases(plain, svg, NULL), LMF_ERR_FORMAT);
+    assert_non_null(strstr(lmf_last_error(), "--profile-every"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png),
         cmocka_unit_test(test_svg_and_errors),
+        cmocka_unit_test(test_phases),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, lmf_test_tmpdir_teardown);
 }

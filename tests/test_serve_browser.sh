@@ -65,7 +65,7 @@ n1=$(v n1); n2=$(v n2)
 [ "$(v val)" = 6 ] && pass "validation curve (6 points)" || fail "validation points: '$(v val)'"
 [ "$(v differs)" = true ] && pass "differing config row highlighted" || fail "config table: no highlighted train.steps row"
 [ "$(v same)" = true ] && pass "equal config row not highlighted" || fail "config table: model.n_embd"
-[ "$(v phase_run)" = '"live"' ] && [ "$(v phase_layers)" = '"attention,elementwise,loss,matmul,other"' ] \
+[ "$(v phase_run)" = '"live"' ] && [ "$(v phase_layers)" = '"attention,elementwise,loss,matmul,optimizer,other"' ] \
   && [ "$(v phase_area)" -gt 0 ] && pass "step time by phase stacked ($(v phase_layers), matmul $(v phase_area) px high)" \
   || fail "phase chart: run $(v phase_run), layers $(v phase_layers), height $(v phase_area)"
 [ -n "$(v mem_points)" ] && [ "$(v mem_points)" -ge 1 ] && pass "memory chart drawn ($(v mem_points) points)" \

@@ -23,10 +23,11 @@ samples = [l for l in lines if "sample" in l]
 check("20 step lines", len(steps) == 20, len(steps))
 check("phases of steps 4, 9, 14, 19", [p["step"] for p in phases] == [4, 9, 14, 19], phases)
 names = sorted(phases[0]["phases"]) if phases else []
-check("the model's phases and the rest", names == ["attention_s", "elementwise_s", "loss_s", "matmul_s", "other_s"], names)
+check("the model's phases, the optimizer and the rest",
+      names == ["attention_s", "elementwise_s", "loss_s", "matmul_s", "optimizer_s", "other_s"], names)
 check("phases add up to the step's time",
       all(abs(sum(p["phases"].values()) - p["step_seconds"]) <= 1e-5 + 1e-4 * p["step_seconds"] and
-          min(p["phases"].values()) >= 0 and p["phases"]["matmul_s"] > 0 for p in phases), phases)
+          min(p["phases"].values()) >= 0 and p["phases"]["matmul_s"] > 0 and p["phases"]["optimizer_s"] > 0 for p in phases), phases)
 check("memory of the one rank at the profiled steps",
       [m["step"] for m in mem] == [4, 9, 14, 19] and all(len(m["rss_bytes"]) == 1 and
       1 << 20 < m["rss_bytes"][0] < 1 << 34 for m in mem), mem)
@@ -73,6 +74,18 @@ m = [json.loads(l) for l in open(sys.argv[1]) if "rss_bytes" in l]
 sys.exit(0 if [x["step"] for x in m] == [4, 9] and all(len(x["rss_bytes"]) == 2 and min(x["rss_bytes"]) > 1 << 20 for x in m) else 1)
 ' "$WORK/mpi/metrics.jsonl" && pass "two ranks' memory in one line" \
     || fail "memory lines under MPI: $(grep rss_bytes "$WORK/mpi/metrics.jsonl")"
+  # two replicas: the data-parallel communication is a phase of its own; the phases still add
+  # up to the step
+  python3 -c '
+import json, sys
+p = [json.loads(l) for l in open(sys.argv[1]) if "phases" in l]
+ok = [x["step"] for x in p] == [4, 9] and all(
+    sorted(x["phases"]) == ["attention_s", "dp_comm_s", "elementwise_s", "loss_s", "matmul_s", "optimizer_s", "other_s"]
+    and x["phases"]["dp_comm_s"] > 0 and min(x["phases"].values()) >= 0
+    and abs(sum(x["phases"].values()) - x["step_seconds"]) <= 1e-5 + 1e-4 * x["step_seconds"] for x in p)
+sys.exit(0 if ok else 1)
+' "$WORK/mpi/metrics.jsonl" && pass "the data-parallel communication timed as a phase" \
+    || fail "phase lines under MPI: $(grep phases "$WORK/mpi/metrics.jsonl")"
 else
   echo "(no mpirun: the two-rank memory check is not run)"
 fi

@@ -192,7 +192,8 @@ function chart(svg, series, marks, logy) {
   }
 }
 // step time by phase, stacked: layers [{name, color, pts: [[x, seconds]]}] over the same xs
-const PHASE_COLORS = {matmul: "#1f77b4", attention: "#ff7f0e", elementwise: "#2ca02c", loss: "#9467bd", other: "#bbb"};
+const PHASE_COLORS = {matmul: "#1f77b4", attention: "#ff7f0e", elementwise: "#2ca02c", loss: "#9467bd",
+                      tp_comm: "#e377c2", optimizer: "#17becf", dp_comm: "#d62728", other: "#bbb"};
 function stacked(svg, run, layers) {
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const W = 640, H = 300, L = 58, R = 12, T = 10, B = 28;

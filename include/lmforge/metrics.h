@@ -37,8 +37,14 @@ lmf_status lmf_metrics_sample(lmf_metrics *m, int step, const char *prompt, cons
 /* Each rank's peak resident memory after a step: {"step", "rss_bytes": [rank 0, rank 1, ...]}. */
 lmf_status lmf_metrics_memory(lmf_metrics *m, int step, const int64_t *rss_bytes, int n_ranks);
 
-/* Read RUN_DIR/metrics.jsonl and write an SVG chart of train and validation loss to out_path. */
+/* Read RUN_DIR/metrics.jsonl and write a chart of train and validation loss to out_path (SVG,
+ * or PNG when it ends in ".png"). */
 lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title);
+/* Read metrics.jsonl and write a chart of the profiled steps' time by phase (stacked bars, one
+ * per profiled step, "other" on top) to out_path: SVG, or PNG when it ends in ".png". A later
+ * line of a step replaces an earlier one (a rollback). LMF_ERR_FORMAT when it holds no profiled
+ * step. */
+lmf_status lmf_plot_phases(const char *metrics_path, const char *out_path, const char *title);
 
 #ifdef __cplusplus
 }

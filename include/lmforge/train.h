@@ -98,6 +98,14 @@ typedef struct lmf_step_stats {
     int64_t tokens;            /* tokens in this step */
     double tp_comm_s;          /* this rank's seconds in tensor-parallel collectives during the
                                 * step (they block: none is hidden behind computation) */
+    double tp_grads_s;         /* ... of which the gradients' sum over the group before the
+                                * optimizer (outside the model's profiled phases) */
+    double optimizer_s;        /* this rank's seconds in the optimizer's arithmetic (norm,
+                                * clipping, AdamW), its communication left out */
+    double dp_comm_s;          /* this rank's seconds blocked in data-parallel communication:
+                                * the gradient reductions and weight gathers not hidden behind
+                                * computation, the gradient norm's sum, the weights shared after
+                                * the update, the loss's mean over the ranks */
     /* numeric faults */
     int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
     int bad_in_row;            /* such steps in a row, this one included (0 after a good step) */

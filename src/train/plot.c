@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
@@ -31,12 +30,6 @@ static int push(series *s, double x, double y) {
     s->y[s->n] = y;
     s->n++;
     return 0;
-}
-
-/* a "nice" tick step for a range: 1, 2 or 5 times a power of ten */
-static double nice_step(double range, int ticks) {
-    double raw = range / ticks, p = pow(10.0, floor(log10(raw))), f = raw / p;
-    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
 #define W 800
@@ -69,12 +62,6 @@ static lmf_status curve(plot_canvas *c, const series *s, double x0, double x1, d
     free(px);
     free(py);
     return LMF_OK;
-}
-
-/* ".png" (any case) at the end of path: PNG, else SVG */
-static plot_format format_of(const char *path) {
-    size_t n = strlen(path);
-    return n >= 4 && strcasecmp(path + n - 4, ".png") == 0 ? PLOT_PNG : PLOT_SVG;
 }
 
 lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title) {
@@ -113,11 +100,11 @@ lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const
         }
     }
     if (y1 - y0 < 1e-6) { y0 -= 0.5; y1 += 0.5; }
-    double ys = nice_step(y1 - y0, 6), xs = nice_step(x1 - x0, 8);
+    double ys = plot_nice_step(y1 - y0, 6), xs = plot_nice_step(x1 - x0, 8);
     y0 = floor(y0 / ys) * ys;
     y1 = ceil(y1 / ys) * ys;
     plot_canvas *c = NULL;
-    if ((st = plot_canvas_open(format_of(out_path), out_path, W, H, &c)) != LMF_OK) goto done;
+    if ((st = plot_canvas_open(plot_format_of(out_path), out_path, W, H, &c)) != LMF_OK) goto done;
     char label[64];
     plot_text(c, W / 2, 24, PLOT_MIDDLE, 15, 0, title ? title : "loss");
     for (double y = y0; y <= y1 + ys * 1e-6; y += ys) {

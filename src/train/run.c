@@ -27,22 +27,30 @@ static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
     if (st->rolled_back_to >= 0) lmf_metrics_rollback(mx, st->step, st->rolled_back_to);
 }
 
-/* a step timed by phase: the model's kernels (lmf_gpt_profile) and the rest of the step
- * ("other": optimizer, communication, data) */
+/* a step timed by phase: the model's kernels (lmf_gpt_profile), the optimizer, the
+ * data-parallel communication (in runs of more than one replica) and the rest of the step
+ * ("other": data, the engine's bookkeeping, what no phase covers) */
 static void record_phases(lmf_metrics *mx, lmf_trainer *t, const lmf_step_stats *st) {
     struct lmf_gpt *m = lmf_trainer_model(t);
-    double ph[LMF_PHASE_COUNT], s[LMF_PHASE_COUNT + 1], sum = 0;
-    const char *names[LMF_PHASE_COUNT + 1];
+    double ph[LMF_PHASE_COUNT], s[LMF_PHASE_COUNT + 3], sum = 0;
+    const char *names[LMF_PHASE_COUNT + 3];
     lmf_rank_layout rl;
     lmf_trainer_ranks(t, &rl);
     lmf_gpt_profile_read(m, ph);
+    ph[LMF_PHASE_TP_COMM] += st->tp_grads_s; /* the gradients' sum, outside the model */
     int n = 0;
     for (int p = 0; p < LMF_PHASE_COUNT; p++) {
         if (p == LMF_PHASE_TP_COMM && rl.tp == 1) continue; /* no tensor parallelism */
         names[n] = lmf_phase_name((lmf_phase)p);
         s[n++] = ph[p];
-        sum += ph[p];
     }
+    names[n] = "optimizer";
+    s[n++] = st->optimizer_s;
+    if (rl.dp > 1) {
+        names[n] = "dp_comm";
+        s[n++] = st->dp_comm_s;
+    }
+    for (int i = 0; i < n; i++) sum += s[i];
     names[n] = "other";
     s[n++] = st->seconds > sum ? st->seconds - sum : 0;
     if (mx) lmf_metrics_phases(mx, st->step, st->seconds, n, names, s);
