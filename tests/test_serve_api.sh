@@ -89,6 +89,23 @@ grep -q '^lmforge_loss{run="a"} 4.51$' <<<"$prom" && pass "lmforge_loss of a" ||
 grep -q '^lmforge_step{run="b"} 20$' <<<"$prom" && pass "lmforge_step of b" || fail "lmforge_step"
 grep -q '^lmforge_checkpoint_age_seconds{run="a"} ' <<<"$prom" && pass "checkpoint age metric" || fail "checkpoint age metric"
 grep -q '^# TYPE lmforge_skipped_steps_total counter$' <<<"$prom" && pass "counters end in _total" || fail "counter type"
+# run c: its latest profiled step and memory record (the ones sse_check.py appended), one
+# sample per phase and per rank; runs a and b have none
+want='lmforge_step_phase_seconds{run="c",phase="matmul"} 0.3
+lmforge_step_phase_seconds{run="c",phase="loss"} 0.1
+lmforge_step_phase_seconds{run="c",phase="other"} 0.1
+lmforge_peak_resident_memory_bytes{run="c",rank="0"} 1000
+lmforge_peak_resident_memory_bytes{run="c",rank="1"} 2000'
+got=$(grep -E '^lmforge_(step_phase_seconds|peak_resident_memory_bytes)\{' <<<"$prom" | sort)
+[ "$got" = "$(sort <<<"$want")" ] && pass "phase seconds and each rank's memory, labelled" \
+  || fail "phase and memory samples: $got"
+grep -q '^# TYPE lmforge_step_phase_seconds gauge$' <<<"$prom" \
+  && grep -q '^# TYPE lmforge_peak_resident_memory_bytes gauge$' <<<"$prom" \
+  && pass "phase and memory families typed" || fail "phase/memory TYPE lines"
+if command -v promtool >/dev/null; then
+  promtool check metrics <<<"${prom#* }" >"$WORK/promtool" 2>&1 && pass "promtool accepts /metrics" \
+    || fail "promtool check metrics: $(head -n 5 "$WORK/promtool")"
+fi
 
 # metrics.jsonl as it is written: a torn last line, its completion, junk, faults, truncation
 m="$WORK/runs/b/metrics.jsonl"
