@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What a training writes for the dashboard: run.json with the steps, model, options and layout
 # from the start; every --profile-every steps the step's time by phase and each rank's peak
-# memory; every --sample-every steps a sample of the model's text; and the one-line errors of
-# sampling that cannot work.
+# memory; every --sample-every steps a sample of the model's text (under MPI with ZeRO-3 and
+# tensor parallelism too); and the one-line errors of sampling that cannot work.
 source "$(dirname "$0")/lib/common.sh"
 command -v python3 >/dev/null || { echo "skip: needs python3"; exit 77; }
 make_corpus "$WORK/corpus"
@@ -54,8 +54,6 @@ grep '"sample"' "$WORK/ids/metrics.jsonl" | grep -qE '"sample":"[0-9]+( [0-9]+){
 expect_error "a prompt without a tokenizer" 1 "sample prompt needs the run's tokenizer.*leave the prompt out" -- \
   "$LMF" train "${common[@]}" "${data[@]}" --steps 10 --sample-every 5 --sample-prompt hi --out "$WORK/np"
 [ ! -s "$WORK/np/metrics.jsonl" ] && pass "refused before the first step" || fail "steps ran before the refusal"
-expect_error "samples with ZeRO-3" 1 "ZeRO-3 partitions.*--zero 2" -- \
-  "$LMF" train "${common[@]}" "${data[@]}" --steps 10 --sample-every 5 --zero 3 --out "$WORK/z3"
 expect_error "a bad --sample-every" 2 "sample-every" -- "$LMF" train --sample-every -1
 "$LMF" train "${common[@]}" "${data[@]}" --steps 10 --profile-every 0 --out "$WORK/off" || fail "train"
 ! grep -qE '"phases"|"rss_bytes"|"sample"' "$WORK/off/metrics.jsonl" && pass "--profile-every 0 writes no profile" \
@@ -86,7 +84,31 @@ ok = [x["step"] for x in p] == [4, 9] and all(
 sys.exit(0 if ok else 1)
 ' "$WORK/mpi/metrics.jsonl" && pass "the data-parallel communication timed as a phase" \
     || fail "phase lines under MPI: $(grep phases "$WORK/mpi/metrics.jsonl")"
+  # samples where the weights are spread over the ranks: ZeRO-3 gathers them for rank 0, and
+  # its samples are those of ZeRO-2 (the same training, the weights whole on every rank);
+  # tensor parallelism puts the slices together, and its samples are a single process's
+  samples() { python3 -c '
+import json, sys
+print(json.dumps([(l["step"], l["sample"]) for l in map(json.loads, open(sys.argv[1])) if "sample" in l]))
+' "$1/metrics.jsonl"; }
+  for layout in "zero2 --zero 2" "zero3 --zero 3" "tp2 --tp 2"; do
+    set -- $layout
+    timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 \
+      -x ASAN_OPTIONS=detect_leaks=0 "$LMF" train "${common[@]}" "${data[@]}" --steps 10 \
+      --sample-every 5 --profile-every 0 "${@:2}" --out "$WORK/$1" >"$WORK/$1.log" 2>&1 \
+      || fail "train $layout under mpirun: $(tail -n 3 "$WORK/$1.log")"
+  done
+  "$LMF" train "${common[@]}" "${data[@]}" --steps 10 --sample-every 5 --profile-every 0 \
+    --out "$WORK/one" >/dev/null 2>&1 || fail "train one process"
+  z3=$(samples "$WORK/zero3")
+  [[ "$z3" == '[[5, "'[0-9]*'"], [10, "'[0-9]*'"]]' ]] && [ "$z3" = "$(samples "$WORK/zero2")" ] \
+    && pass "ZeRO-3 writes samples after 5 and 10 steps, those of ZeRO-2" \
+    || fail "ZeRO-3 samples: $z3; ZeRO-2: $(samples "$WORK/zero2")"
+  tp=$(samples "$WORK/tp2")
+  [[ "$tp" == '[[5, "'[0-9]*'"], [10, "'[0-9]*'"]]' ]] && [ "$tp" = "$(samples "$WORK/one")" ] \
+    && pass "tensor-parallel samples are those of one process" \
+    || fail "tensor-parallel samples: $tp; one process: $(samples "$WORK/one")"
 else
-  echo "(no mpirun: the two-rank memory check is not run)"
+  echo "(no mpirun: the two-rank memory check and the distributed samples are not run)"
 fi
 finish

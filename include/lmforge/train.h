@@ -161,6 +161,12 @@ void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st);
 /* Collective: make the model hold the full current weights on every rank (after ZeRO-3
  * training), for sampling or export. */
 lmf_status lmf_trainer_materialize(lmf_trainer *t);
+/* Collective where the weights are spread over the ranks (ZeRO-3, tensor parallelism; there
+ * every rank takes part in one gather of the whole weights): the current whole model on rank 0
+ * for inference, e.g. a sample during training. *out on rank 0: the trainer's own model
+ * (*made 0) or a new one (*made 1: lmf_gpt_free it); NULL on the other ranks. The training
+ * state is not changed. */
+lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made);
 /* Collective: the largest flag of all ranks, on every rank (non-zero when any rank's is, e.g. a
  * stop signal's number). */
 int lmf_trainer_any(lmf_trainer *t, int flag);

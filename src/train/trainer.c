@@ -473,6 +473,39 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
     return LMF_OK;
 }
 
+lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made) {
+    *out = NULL;
+    *made = 0;
+    if (!t->tp && lmf_gpt_params(t->model)) { /* every rank holds the whole weights */
+        if (t->rank == 0) *out = t->model;
+        return LMF_OK;
+    }
+    float *w = NULL;
+    if (t->tp) {
+        LMF_TRY(gather_whole(t, &w, NULL, NULL));
+    } else {
+        w = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
+        if (!w) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the whole weights");
+        lmf_status s = lmf_ddp_gather_params(t->ddp, w);
+        if (s != LMF_OK) {
+            free(w);
+            return s;
+        }
+    }
+    if (t->rank != 0) {
+        free(w);
+        return LMF_OK;
+    }
+    lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, out);
+    if (s != LMF_OK) {
+        free(w);
+        return s;
+    }
+    lmf_gpt_adopt_params(*out, w);
+    *made = 1;
+    return LMF_OK;
+}
+
 /* test: 1 when step is one of the NaN steps asked for and not used yet (then it is) */
 static int take_injection(lmf_trainer *t, int step) {
     for (int i = 0; i < t->o.test.n_nan_steps; i++)
