@@ -18,6 +18,14 @@ make_corpus "$WORK/corpus"
 common=(--model tiny --batch 4 --seq 32 --corpus "$WORK/corpus" --bpe-vocab 0 --sample-tokens 0 --quiet
         --eval-every 20 --eval-batches 2)
 fake_run "$WORK/runs/finished" 60 # 60 steps, a validation loss every 10
+# what train records at its start for a run of 4 ranks, 2 data-parallel replicas of a
+# tensor-parallel group of 2
+cat >"$WORK/runs/finished/run.json" <<'EOF'
+{"format": "lmforge.run", "version": 1, "run_id": "00000000000000ff", "total_steps": 120,
+ "model": {"family": "gpt2", "n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 64, "vocab_size": 257},
+ "train": {"steps": 120, "lr": 0.001}, "layout": {"world_size": 4, "tp_size": 2, "zero_stage": 1,
+ "batch": 4, "seq": 32, "grad_accum": 1, "tokens_per_step": 2000}}
+EOF
 "$LMF" train "${common[@]}" --steps 100000 --save-every 10 --profile-every 5 \
   --sample-every 10 --sample-prompt "the quick" --out "$WORK/runs/live" &
 TRAIN_PID=$!
@@ -48,6 +56,8 @@ eval phase_run document.querySelector('#chart-phases path[data-phase="matmul"]')
 eval phase_layers [...document.querySelectorAll('#chart-phases path[data-phase]')].map((p) => p.dataset.phase).sort().join()
 eval phase_area Math.round(document.querySelector('#chart-phases path[data-phase="matmul"]').getBBox().height)
 eval mem_points $(p live rank0)
+eval ranks_tp document.querySelector('#status tr[data-run="finished"] td:nth-child(12)')?.textContent === "4 = 2 data × 2 tensor (ZeRO-1)"
+eval ranks_one document.querySelector('#status tr[data-run="live"] td:nth-child(12)')?.textContent === "1 (ZeRO-0)"
 eval streamed Number(document.body.dataset.events || 0)
 until 30 document.querySelector('#samples .sample[data-run="live"] pre') !== null
 eval sample_prompt document.querySelector('#samples .sample[data-run="live"] pre b')?.textContent === "the quick"
@@ -68,6 +78,9 @@ n1=$(v n1); n2=$(v n2)
 [ "$(v phase_run)" = '"live"' ] && [ "$(v phase_layers)" = '"attention,elementwise,loss,matmul,optimizer,other"' ] \
   && [ "$(v phase_area)" -gt 0 ] && pass "step time by phase stacked ($(v phase_layers), matmul $(v phase_area) px high)" \
   || fail "phase chart: run $(v phase_run), layers $(v phase_layers), height $(v phase_area)"
+[ "$(v ranks_tp)" = true ] && [ "$(v ranks_one)" = true ] \
+  && pass "ranks and layout in the status table (tensor-parallel groups named)" \
+  || fail "ranks column: tensor-parallel run $(v ranks_tp), single run $(v ranks_one)"
 [ -n "$(v mem_points)" ] && [ "$(v mem_points)" -ge 1 ] && pass "memory chart drawn ($(v mem_points) points)" \
   || fail "memory chart: '$(v mem_points)' points"
 [ "$(v sample_prompt)" = true ] && [ "$(v sample_len)" -gt 9 ] \

@@ -39,8 +39,8 @@ check("every line names the run", all(l.get("run") == lines[0]["run"] for l in l
 r = json.load(open(d + "/run.json"))
 check("run.json: steps, model, options, layout",
       (r["total_steps"], r["model"]["n_layer"], r["model"]["n_embd"], r["train"]["steps"],
-       r["layout"]["world_size"], r["layout"]["tokens_per_step"], r["run_id"]) ==
-      (20, 2, 64, 20, 1, 32, lines[0]["run"]), r)
+       r["layout"]["world_size"], r["layout"]["tp_size"], r["layout"]["tokens_per_step"],
+       r["run_id"]) == (20, 2, 64, 20, 1, 1, 32, lines[0]["run"]), r)
 PY
 while IFS= read -r line; do
   case "$line" in ok:*) pass "${line#ok: }" ;; FAIL:*) fail "${line#FAIL: }" ;; esac
@@ -108,6 +108,11 @@ print(json.dumps([(l["step"], l["sample"]) for l in map(json.loads, open(sys.arg
   [[ "$tp" == '[[5, "'[0-9]*'"], [10, "'[0-9]*'"]]' ]] && [ "$tp" = "$(samples "$WORK/one")" ] \
     && pass "tensor-parallel samples are those of one process" \
     || fail "tensor-parallel samples: $tp; one process: $(samples "$WORK/one")"
+  python3 -c '
+import json, sys
+l = json.load(open(sys.argv[1] + "/run.json"))["layout"]
+sys.exit(0 if (l["world_size"], l["tp_size"]) == (2, 2) else 1)
+' "$WORK/tp2" && pass "run.json records the tensor-parallel group" || fail "tp layout: $(cat "$WORK/tp2/run.json")"
 else
   echo "(no mpirun: the two-rank memory check and the distributed samples are not run)"
 fi

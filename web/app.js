@@ -325,6 +325,13 @@ function draw() {
   drawStatus();
   drawConfig();
 }
+// "4 = 2 data × 2 tensor (ZeRO-1)": the ranks, and how they split the work when there are several
+function ranks(s) {
+  if (!s.world_size) return "–";
+  const tp = s.tp_size || 1, zero = " (ZeRO-" + s.zero_stage + ")";
+  if (tp <= 1) return s.world_size + zero;
+  return s.world_size + " = " + s.world_size / tp + " data × " + tp + " tensor" + zero;
+}
 function drawStatus() {
   const tb = $("status").tBodies[0];
   tb.textContent = "";
@@ -339,7 +346,7 @@ function drawStatus() {
     const cells = [s.step + (s.total_steps ? " / " + s.total_steps : ""), dur(s.eta_seconds), fmt(s.loss),
       fmt(s.val_loss), fmt(s.tokens_per_s, 0), s.mfu === null || s.mfu === undefined ? "–" : (100 * s.mfu).toFixed(1) + "%",
       ck, s.skipped_steps, s.rollbacks, s.loss_spikes,
-      s.world_size ? s.world_size + " (ZeRO-" + s.zero_stage + ")" : "–", dur(s.updated_age_seconds) + " ago"];
+      ranks(s), dur(s.updated_age_seconds) + " ago"];
     for (const c of cells) el("td", {}, tr).textContent = c === undefined ? "–" : String(c);
   }
 }
