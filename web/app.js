@@ -174,11 +174,12 @@ function chart(svg, series, marks, logy) {
     for (const m of marks) {
       const px = X(m.x);
       if (m.kind === "rollback") {
-        el("line", {x1: px, x2: px, y1: T, y2: H - B, stroke: "#a0a", "stroke-dasharray": "2 2", "data-mark": m.kind}, svg, true);
+        el("line", {x1: px, x2: px, y1: T, y2: H - B, stroke: "#a0a", "stroke-dasharray": "2 2", "data-mark": m.kind, "data-run": m.run}, svg, true);
       } else {
         const py = isFinite(m.y) && (!logy || m.y > 0) ? Y(m.y) : T + 6;
-        const t = el("text", {x: px, y: py + 4, "text-anchor": "middle", fill: m.kind === "spike" ? "#e80" : "#d00",
-                              "data-mark": m.kind}, svg, true);
+        const t = el("text", {x: px, y: py + 4, "text-anchor": "middle", // a style: the sheet's text fill would win over an attribute
+                              style: "fill:" + (m.kind === "spike" ? "#e80" : "#d00"),
+                              "data-mark": m.kind, "data-run": m.run}, svg, true);
         t.textContent = m.kind === "spike" ? "●" : "×";
       }
     }
@@ -325,12 +326,12 @@ function draw() {
   drawStatus();
   drawConfig();
 }
-// "4 = 2 data × 2 tensor (ZeRO-1)": the ranks, and how they split the work when there are several
+// "4 = 2 dp × 2 tp (ZeRO-1)": the ranks, and with tensor parallelism how they split the work
 function ranks(s) {
   if (!s.world_size) return "–";
   const tp = s.tp_size || 1, zero = " (ZeRO-" + s.zero_stage + ")";
   if (tp <= 1) return s.world_size + zero;
-  return s.world_size + " = " + s.world_size / tp + " data × " + tp + " tensor" + zero;
+  return s.world_size + " = " + s.world_size / tp + " dp × " + tp + " tp" + zero;
 }
 function drawStatus() {
   const tb = $("status").tBodies[0];
