@@ -39,6 +39,17 @@ static int is_rgb(const image *im, int x, int y, unsigned rgb) {
     const unsigned char *p = px(im, x, y);
     return p[0] == (rgb >> 16) && p[1] == ((rgb >> 8) & 255) && p[2] == (rgb & 255);
 }
+/* the plot's frame (0x444444): the first frame pixels seen going out from the middle */
+static void find_frame(const image *im, int *left, int *right, int *top, int *bottom) {
+    int cx = im->w / 2, cy = im->h / 2;
+    *left = *right = *top = *bottom = -1;
+    for (int x = cx; x >= 0 && *left < 0; x--) if (is_rgb(im, x, cy, 0x444444)) *left = x;
+    for (int x = cx; x < im->w && *right < 0; x++) if (is_rgb(im, x, cy, 0x444444)) *right = x;
+    for (int y = cy; y >= 0 && *top < 0; y--) if (is_rgb(im, cx, y, 0x444444)) *top = y;
+    for (int y = cy; y < im->h && *bottom < 0; y++) if (is_rgb(im, cx, y, 0x444444)) *bottom = y;
+    assert_true(*left > 0 && *right > *left + 400 && *top > 0 && *bottom > *top + 200);
+}
+
 /* the training curve's blue (0x1f77b4, lightened at anti-aliased edges) and the validation red */
 static int bluish(const image *im, int x, int y) { const unsigned char *p = px(im, x, y); return p[2] > p[0] + 40; }
 static int reddish(const image *im, int x, int y) { const unsigned char *p = px(im, x, y); return p[0] > p[2] + 40; }
@@ -72,13 +83,8 @@ static void test_png(void **state) {
     assert_int_equal(im.w, 800);
     assert_int_equal(im.h, 480);
 
-    /* the plot's frame (0x444444): the first frame pixels seen going out from the middle */
-    int cx = im.w / 2, cy = im.h / 2, left = -1, right = -1, top = -1, bottom = -1;
-    for (int x = cx; x >= 0 && left < 0; x--) if (is_rgb(&im, x, cy, 0x444444)) left = x;
-    for (int x = cx; x < im.w && right < 0; x++) if (is_rgb(&im, x, cy, 0x444444)) right = x;
-    for (int y = cy; y >= 0 && top < 0; y--) if (is_rgb(&im, cx, y, 0x444444)) top = y;
-    for (int y = cy; y < im.h && bottom < 0; y++) if (is_rgb(&im, cx, y, 0x444444)) bottom = y;
-    assert_true(left > 0 && right > left + 400 && top > 0 && bottom > top + 200);
+    int left, right, top, bottom;
+    find_frame(&im, &left, &right, &top, &bottom);
 
     /* the axes span steps 0..100 and losses 2..5 (the data's range, on round ticks): each
      * column of the curve holds its blue pixels where the loss of that step lies */
@@ -149,12 +155,8 @@ static void test_phases(void **state) {
     lmf_test_path(png, sizeof png, "phases.png");
     assert_int_equal(lmf_plot_phases(metrics, png, NULL), LMF_OK);
     image im = decode(png);
-    int cx = im.w / 2, cy = im.h / 2, left = -1, right = -1, top = -1, bottom = -1;
-    for (int x = cx; x >= 0 && left < 0; x--) if (is_rgb(&im, x, cy, 0x444444)) left = x;
-    for (int x = cx; x < im.w && right < 0; x++) if (is_rgb(&im, x, cy, 0x444444)) right = x;
-    for (int y = cy; y >= 0 && top < 0; y--) if (is_rgb(&im, cx, y, 0x444444)) top = y;
-    for (int y = cy; y < im.h && bottom < 0; y++) if (is_rgb(&im, cx, y, 0x444444)) bottom = y;
-    assert_true(left > 0 && right > left + 400 && top > 0 && bottom > top + 200);
+    int left, right, top, bottom;
+    find_frame(&im, &left, &right, &top, &bottom);
     /* bars at steps 10, 20, 30, 40 (1-based) on an axis from 5 to 45 */
     double hpx = bottom - top;
     const struct { unsigned rgb; double ms; } part[4] = {
