@@ -60,6 +60,10 @@ grep -q '"grad_norm"' "$WORK/run1/metrics.jsonl" && grep -q '"mfu"' "$WORK/run1/
 head -c 200 "$WORK/run1/loss.svg" | grep -q "<svg" && pass "loss.svg is an SVG" || fail "loss.svg"
 "$LMF" plot "$WORK/run1" --out "$WORK/p.svg" >/dev/null && grep -q "polyline" "$WORK/p.svg" \
   && pass "lmforge plot" || fail "lmforge plot"
+"$LMF" plot "$WORK/run1" --chart lr >/dev/null && grep -q "learning rate" "$WORK/run1/lr.svg" \
+  && pass "lmforge plot --chart lr writes RUN_DIR/lr.svg" || fail "plot --chart lr"
+expect_error "plot: an unknown chart" 2 "--chart speed is not a chart: use loss, lr" -- \
+  "$LMF" plot "$WORK/run1" --chart speed
 
 # eval and sample on the result
 out=$("$LMF" eval --model "$WORK/run1" --data "$WORK/run1/data/val.bin" --batch 4 --seq 32 --batches 4 --json) \

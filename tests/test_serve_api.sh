@@ -20,7 +20,7 @@ mkdir -p "$WORK/runs/c"
 cat >"$WORK/runs/c/run.json" <<'EOF'
 {"format": "lmforge.run", "version": 1, "run_id": "00000000000000cc", "total_steps": 40,
  "model": {"family": "gpt2", "n_layer": 3, "n_head": 2, "n_embd": 48, "n_positions": 64, "vocab_size": 300},
- "train": {"steps": 40, "lr": 0.002}, "layout": {"world_size": 2, "zero_stage": 2, "batch": 4,
+ "train": {"steps": 40, "lr": 0.002}, "layout": {"world_size": 4, "tp_size": 2, "zero_stage": 2, "batch": 4,
  "seq": 16, "grad_accum": 1, "tokens_per_step": 128}}
 EOF
 awk 'BEGIN { for (i = 0; i < 12; i++) {
@@ -60,7 +60,9 @@ EOC
 run_checks <<EOC
 total steps from run.json | api/runs | j["runs"][2]["total_steps"] | 40
 ETA from run.json's layout | api/runs | j["runs"][2]["eta_seconds"] | 56.0
-ranks from run.json | api/runs | (j["runs"][2]["world_size"], j["runs"][2]["zero_stage"]) | (2, 2)
+ranks from run.json | api/runs | (j["runs"][2]["world_size"], j["runs"][2]["tp_size"], j["runs"][2]["zero_stage"]) | (4, 2, 2)
+no tensor parallelism known (from a checkpoint) | api/runs | j["runs"][0]["tp_size"] | None
+layout in the config | api/runs/c/config | (j["layout"]["world_size"], j["layout"]["tp_size"]) | (4, 2)
 config from run.json | api/runs/c/config | (j["checkpoint_step"], j["model"]["n_embd"], j["train"]["lr"], j["layout"]["tokens_per_step"]) | (None, 48, 0.002, 128)
 phases of profiled steps | api/runs/c/metrics | [(p["step"], p["seconds"], sorted(p["phases"].items())) for p in j["phases"]] | [(4, 0.5, [('attention', 0.1), ('loss', 0.05), ('matmul', 0.25), ('other', 0.1)]), (9, 0.5, [('attention', 0.1), ('loss', 0.05), ('matmul', 0.25), ('other', 0.1)])]
 memory per rank | api/runs/c/metrics | j["memory"] | [[4, [5000000, 10000000]], [9, [10000000, 20000000]]]
@@ -89,6 +91,23 @@ grep -q '^lmforge_loss{run="a"} 4.51$' <<<"$prom" && pass "lmforge_loss of a" ||
 grep -q '^lmforge_step{run="b"} 20$' <<<"$prom" && pass "lmforge_step of b" || fail "lmforge_step"
 grep -q '^lmforge_checkpoint_age_seconds{run="a"} ' <<<"$prom" && pass "checkpoint age metric" || fail "checkpoint age metric"
 grep -q '^# TYPE lmforge_skipped_steps_total counter$' <<<"$prom" && pass "counters end in _total" || fail "counter type"
+# run c: its latest profiled step and memory record (the ones sse_check.py appended), one
+# sample per phase and per rank; runs a and b have none
+want='lmforge_step_phase_seconds{run="c",phase="matmul"} 0.3
+lmforge_step_phase_seconds{run="c",phase="loss"} 0.1
+lmforge_step_phase_seconds{run="c",phase="other"} 0.1
+lmforge_peak_resident_memory_bytes{run="c",rank="0"} 1000
+lmforge_peak_resident_memory_bytes{run="c",rank="1"} 2000'
+got=$(grep -E '^lmforge_(step_phase_seconds|peak_resident_memory_bytes)\{' <<<"$prom" | sort)
+[ "$got" = "$(sort <<<"$want")" ] && pass "phase seconds and each rank's memory, labelled" \
+  || fail "phase and memory samples: $got"
+grep -q '^# TYPE lmforge_step_phase_seconds gauge$' <<<"$prom" \
+  && grep -q '^# TYPE lmforge_peak_resident_memory_bytes gauge$' <<<"$prom" \
+  && pass "phase and memory families typed" || fail "phase/memory TYPE lines"
+if command -v promtool >/dev/null; then
+  promtool check metrics <<<"${prom#* }" >"$WORK/promtool" 2>&1 && pass "promtool accepts /metrics" \
+    || fail "promtool check metrics: $(head -n 5 "$WORK/promtool")"
+fi
 
 # metrics.jsonl as it is written: a torn last line, its completion, junk, faults, truncation
 m="$WORK/runs/b/metrics.jsonl"

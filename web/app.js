@@ -174,11 +174,12 @@ function chart(svg, series, marks, logy) {
     for (const m of marks) {
       const px = X(m.x);
       if (m.kind === "rollback") {
-        el("line", {x1: px, x2: px, y1: T, y2: H - B, stroke: "#a0a", "stroke-dasharray": "2 2", "data-mark": m.kind}, svg, true);
+        el("line", {x1: px, x2: px, y1: T, y2: H - B, stroke: "#a0a", "stroke-dasharray": "2 2", "data-mark": m.kind, "data-run": m.run}, svg, true);
       } else {
         const py = isFinite(m.y) && (!logy || m.y > 0) ? Y(m.y) : T + 6;
-        const t = el("text", {x: px, y: py + 4, "text-anchor": "middle", fill: m.kind === "spike" ? "#e80" : "#d00",
-                              "data-mark": m.kind}, svg, true);
+        const t = el("text", {x: px, y: py + 4, "text-anchor": "middle", // a style: the sheet's text fill would win over an attribute
+                              style: "fill:" + (m.kind === "spike" ? "#e80" : "#d00"),
+                              "data-mark": m.kind, "data-run": m.run}, svg, true);
         t.textContent = m.kind === "spike" ? "●" : "×";
       }
     }
@@ -192,7 +193,8 @@ function chart(svg, series, marks, logy) {
   }
 }
 // step time by phase, stacked: layers [{name, color, pts: [[x, seconds]]}] over the same xs
-const PHASE_COLORS = {matmul: "#1f77b4", attention: "#ff7f0e", elementwise: "#2ca02c", loss: "#9467bd", other: "#bbb"};
+const PHASE_COLORS = {matmul: "#1f77b4", attention: "#ff7f0e", elementwise: "#2ca02c", loss: "#9467bd",
+                      tp_comm: "#e377c2", optimizer: "#17becf", dp_comm: "#d62728", other: "#bbb"};
 function stacked(svg, run, layers) {
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const W = 640, H = 300, L = 58, R = 12, T = 10, B = 28;
@@ -324,6 +326,13 @@ function draw() {
   drawStatus();
   drawConfig();
 }
+// "4 = 2 dp × 2 tp (ZeRO-1)": the ranks, and with tensor parallelism how they split the work
+function ranks(s) {
+  if (!s.world_size) return "–";
+  const tp = s.tp_size || 1, zero = " (ZeRO-" + s.zero_stage + ")";
+  if (tp <= 1) return s.world_size + zero;
+  return s.world_size + " = " + s.world_size / tp + " dp × " + tp + " tp" + zero;
+}
 function drawStatus() {
   const tb = $("status").tBodies[0];
   tb.textContent = "";
@@ -338,7 +347,7 @@ function drawStatus() {
     const cells = [s.step + (s.total_steps ? " / " + s.total_steps : ""), dur(s.eta_seconds), fmt(s.loss),
       fmt(s.val_loss), fmt(s.tokens_per_s, 0), s.mfu === null || s.mfu === undefined ? "–" : (100 * s.mfu).toFixed(1) + "%",
       ck, s.skipped_steps, s.rollbacks, s.loss_spikes,
-      s.world_size ? s.world_size + " (ZeRO-" + s.zero_stage + ")" : "–", dur(s.updated_age_seconds) + " ago"];
+      ranks(s), dur(s.updated_age_seconds) + " ago"];
     for (const c of cells) el("td", {}, tr).textContent = c === undefined ? "–" : String(c);
   }
 }

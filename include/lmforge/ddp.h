@@ -111,7 +111,8 @@ void lmf_ddp_load_params(lmf_ddp *d, const float *params_full);
 /* Time this rank spent, since the engine was created. */
 typedef struct lmf_ddp_stats {
     double wait_s; /* blocked waiting for gradient reductions and weight gathers, i.e. the
-                    * communication not hidden behind computation */
+                    * communication not hidden behind computation, and in the gradient norm's
+                    * sum over the ranks (stages 1-3) */
     double step_s; /* in the optimizer step's communication: from lmf_ddp_reduce_wait to the
                     * end of the after-update hook (waits, the norm's sum, weight all-gather) */
     int steps;     /* optimizer steps taken */

@@ -37,8 +37,28 @@ lmf_status lmf_metrics_sample(lmf_metrics *m, int step, const char *prompt, cons
 /* Each rank's peak resident memory after a step: {"step", "rss_bytes": [rank 0, rank 1, ...]}. */
 lmf_status lmf_metrics_memory(lmf_metrics *m, int step, const int64_t *rss_bytes, int n_ranks);
 
-/* Read RUN_DIR/metrics.jsonl and write an SVG chart of train and validation loss to out_path. */
+/* The curves of metrics.jsonl a chart can show (the dashboard's charts). */
+typedef enum lmf_plot_kind {
+    LMF_PLOT_LOSS,         /* training loss per step, validation loss as dots */
+    LMF_PLOT_LR,           /* learning rate */
+    LMF_PLOT_GRAD_NORM,    /* gradient norm */
+    LMF_PLOT_TOKENS_PER_S, /* throughput */
+    LMF_PLOT_MFU,          /* MFU, percent of the peak */
+    LMF_PLOT_MEMORY        /* each rank's peak resident memory (MiB) at the profiled steps; the
+                            * first 8 ranks */
+} lmf_plot_kind;
+/* Read metrics.jsonl and write a chart of those curves over the steps to out_path (SVG, or PNG
+ * when it ends in ".png"); the title NULL: the curve's name. LMF_ERR_FORMAT when the file
+ * holds none of its values. */
+lmf_status lmf_plot_curves(const char *metrics_path, const char *out_path, lmf_plot_kind kind,
+                           const char *title);
+/* lmf_plot_curves with LMF_PLOT_LOSS */
 lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title);
+/* Read metrics.jsonl and write a chart of the profiled steps' time by phase (stacked bars, one
+ * per profiled step, "other" on top) to out_path: SVG, or PNG when it ends in ".png". A later
+ * line of a step replaces an earlier one (a rollback). LMF_ERR_FORMAT when it holds no profiled
+ * step. */
+lmf_status lmf_plot_phases(const char *metrics_path, const char *out_path, const char *title);
 
 #ifdef __cplusplus
 }

@@ -98,6 +98,14 @@ typedef struct lmf_step_stats {
     int64_t tokens;            /* tokens in this step */
     double tp_comm_s;          /* this rank's seconds in tensor-parallel collectives during the
                                 * step (they block: none is hidden behind computation) */
+    double tp_grads_s;         /* ... of which the gradients' sum over the group before the
+                                * optimizer (outside the model's profiled phases) */
+    double optimizer_s;        /* this rank's seconds in the optimizer's arithmetic (norm,
+                                * clipping, AdamW), its communication left out */
+    double dp_comm_s;          /* this rank's seconds blocked in data-parallel communication:
+                                * the gradient reductions and weight gathers not hidden behind
+                                * computation, the gradient norm's sum, the weights shared after
+                                * the update, the loss's mean over the ranks */
     /* numeric faults */
     int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
     int bad_in_row;            /* such steps in a row, this one included (0 after a good step) */
@@ -153,6 +161,12 @@ void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st);
 /* Collective: make the model hold the full current weights on every rank (after ZeRO-3
  * training), for sampling or export. */
 lmf_status lmf_trainer_materialize(lmf_trainer *t);
+/* Collective where the weights are spread over the ranks (ZeRO-3, tensor parallelism; there
+ * every rank takes part in one gather of the whole weights): the current whole model on rank 0
+ * for inference, e.g. a sample during training. *out on rank 0: the trainer's own model
+ * (*made 0) or a new one (*made 1: lmf_gpt_free it); NULL on the other ranks. The training
+ * state is not changed. */
+lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made);
 /* Collective: the largest flag of all ranks, on every rank (non-zero when any rank's is, e.g. a
  * stop signal's number). */
 int lmf_trainer_any(lmf_trainer *t, int flag);

@@ -90,7 +90,7 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--log-every", LMF_OPT_INT, &c->log_every, "N", "log line every N steps when not on a terminal (default 10)", 1, 1e9);
     O("--sample-tokens", LMF_OPT_INT, &c->sample_tokens, "N", "tokens to sample at the end (default 200; 0 = none)", 0, 1e6);
     O("--prompt", LMF_OPT_STR, &c->prompt, "TEXT", "prompt for the final sample", LMF_NOLIMIT);
-    O("--sample-every", LMF_OPT_INT, &o->sample_every, "N", "every N steps, write a sample of the model's text (64 tokens) to metrics.jsonl (default 0 = off; not with --zero 3)", 0, 1e9);
+    O("--sample-every", LMF_OPT_INT, &o->sample_every, "N", "every N steps, write a sample of the model's text (64 tokens) to metrics.jsonl (default 0 = off)", 0, 1e9);
     O("--sample-prompt", LMF_OPT_STR, &o->sample_prompt, "TEXT", "prompt of the samples --sample-every writes (default none)", LMF_NOLIMIT);
     O("--profile-every", LMF_OPT_INT, &o->profile_every, "N", "every N steps, write the step's time by phase and each rank's peak memory to metrics.jsonl (default 10; 0 = off)", 0, 1e9);
     O("--max-bad-steps", LMF_OPT_INT, &o->max_bad_steps, "K", "roll back to the latest checkpoint after K steps in a row with a NaN/Inf loss or gradient norm, skipping their data (default 3; 0 = stop at the first)", 0, 1e6);

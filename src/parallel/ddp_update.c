@@ -19,7 +19,12 @@ lmf_status lmf_ddp_reduce_wait(lmf_ddp *d) {
 /* the partial sums of the owned ranges add up over the ranks (stage 0: every rank holds all) */
 static lmf_status hook_sum(void *ctx, double *x, int n) {
     lmf_ddp *d = ctx;
-    if (d->stage > 0) LMF_TRY(lmf_comm_allreduce_f64(d->comm, x, (size_t)n, LMF_COMM_SUM));
+    if (d->stage > 0) {
+        double t0 = lmf_now_s();
+        lmf_status s = lmf_comm_allreduce_f64(d->comm, x, (size_t)n, LMF_COMM_SUM);
+        d->stats.wait_s += lmf_now_s() - t0;
+        LMF_TRY(s);
+    }
     if (d->cfg.tp_comm && lmf_comm_size(d->cfg.tp_comm) > 1)
         LMF_TRY(lmf_comm_allreduce_f64(d->cfg.tp_comm, x, (size_t)n, LMF_COMM_SUM));
     return LMF_OK;

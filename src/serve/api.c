@@ -37,6 +37,7 @@ json_t *serve_api_status(serve_run *r, double now) {
     double tokens_per_step = get_num(layout ? layout : state, "tokens_per_step");
     json_t *world = json_object_get(layout ? layout : state, "world_size");
     json_t *zero = json_object_get(layout ? layout : state, "zero_stage");
+    json_t *tp = json_object_get(layout ? layout : state, "tp_size");
     int skipped = 0, rollbacks = 0, spikes = 0;
     for (size_t i = 0; i < r->n_evs; i++) {
         skipped += r->evs[i].kind == SERVE_EV_SKIPPED;
@@ -72,6 +73,7 @@ json_t *serve_api_status(serve_run *r, double now) {
     json_object_set_new(o, "checkpoints", json_integer((json_int_t)json_array_size(cks)));
     json_object_set_new(o, "world_size", json_is_integer(world) ? json_copy(world) : json_null());
     json_object_set_new(o, "zero_stage", json_is_integer(zero) ? json_copy(zero) : json_null());
+    json_object_set_new(o, "tp_size", json_is_integer(tp) ? json_copy(tp) : json_null());
     json_object_set_new(o, "updated_age_seconds", r->mtime > 0 ? jnum(now - r->mtime) : json_null());
     json_decref(cks);
     json_decref(state);
@@ -183,8 +185,8 @@ json_t *serve_api_config(const serve_run *r) {
     }
     json_decref(plan);
     json_t *layout = json_object();
-    static const char *const keys[] = {"world_size", "zero_stage", "batch", "seq", "grad_accum",
-                                       "tokens_per_step"};
+    static const char *const keys[] = {"world_size", "tp_size", "zero_stage", "batch", "seq",
+                                       "grad_accum", "tokens_per_step"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         json_t *v = json_object_get(state, keys[i]);
         if (json_is_integer(v)) json_object_set(layout, keys[i], v);

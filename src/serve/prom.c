@@ -1,5 +1,5 @@
 /* /metrics: every run's latest values in the Prometheus text exposition format (version 0.0.4),
- * one family per metric with HELP and TYPE lines and a run="NAME" label. */
+ * one family per metric with HELP and TYPE lines and a run="NAME" label (and phase= or rank=). */
 #include "serve/serve_internal.h"
 
 #include <math.h>
@@ -71,14 +71,64 @@ static void put_label(sbuf *b, const char *s) {
     }
 }
 
-char *serve_prometheus(serve_run *runs, int n, double now) {
-    json_t **st = calloc((size_t)(n > 0 ? n : 1), sizeof *st);
-    if (!st) return NULL;
+/* a sample {run="NAME",LABEL="VALUE"} value */
+static void put_labelled(sbuf *b, const char *metric, const char *run, const char *label,
+                         const char *value, double x) {
+    put(b, "%s{run=\"", metric);
+    put_label(b, run);
+    put(b, "\",%s=\"", label);
+    put_label(b, value);
+    put(b, x == floor(x) && fabs(x) < 1e15 ? "\"} %.0f\n" : "\"} %.7g\n", x);
+}
+
+/* the latest profiled step's seconds by phase ({"step", "seconds", "phases": {name: s}}) and
+ * the latest memory record ([step, [bytes of rank 0, ...]]) of each run, as labelled families */
+static void put_profile(sbuf *b, serve_run *runs, json_t **ph, json_t **mem, int n) {
+    put(b, "# HELP lmforge_step_phase_seconds Seconds of the latest profiled step spent in each "
+           "phase on rank 0 (they add up to the step; train --profile-every).\n"
+           "# TYPE lmforge_step_phase_seconds gauge\n");
     for (int i = 0; i < n; i++) {
-        pthread_mutex_lock(&runs[i].mu);
-        serve_run_refresh(&runs[i]);
-        st[i] = serve_api_status(&runs[i], now);
-        pthread_mutex_unlock(&runs[i].mu);
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(ph[i], "phases"), k, v)
+            if (json_is_number(v)) put_labelled(b, "lmforge_step_phase_seconds", runs[i].name,
+                                                "phase", k, json_number_value(v));
+    }
+    put(b, "# HELP lmforge_peak_resident_memory_bytes Peak resident set size of each rank at "
+           "the latest profiled step.\n# TYPE lmforge_peak_resident_memory_bytes gauge\n");
+    for (int i = 0; i < n; i++) {
+        size_t r;
+        json_t *v;
+        json_array_foreach(json_array_get(mem[i], 1), r, v) {
+            if (!json_is_integer(v)) continue;
+            char rank[24];
+            snprintf(rank, sizeof rank, "%zu", r);
+            put_labelled(b, "lmforge_peak_resident_memory_bytes", runs[i].name, "rank", rank,
+                         (double)json_integer_value(v));
+        }
+    }
+}
+
+char *serve_prometheus(serve_run *runs, int n, double now) {
+    size_t cnt = (size_t)(n > 0 ? n : 1);
+    json_t **st = calloc(cnt, sizeof *st), **ph = calloc(cnt, sizeof *ph),
+           **mem = calloc(cnt, sizeof *mem);
+    if (!st || !ph || !mem) {
+        free(st);
+        free(ph);
+        free(mem);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        serve_run *r = &runs[i];
+        pthread_mutex_lock(&r->mu);
+        serve_run_refresh(r);
+        st[i] = serve_api_status(r, now);
+        /* copies: the records are read after the lock is given back */
+        size_t np = json_array_size(r->phases), nm = json_array_size(r->memory);
+        ph[i] = np ? json_deep_copy(json_array_get(r->phases, np - 1)) : NULL;
+        mem[i] = nm ? json_deep_copy(json_array_get(r->memory, nm - 1)) : NULL;
+        pthread_mutex_unlock(&r->mu);
     }
     sbuf b = {0};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
@@ -102,8 +152,15 @@ char *serve_prometheus(serve_run *runs, int n, double now) {
         put_label(&b, runs[i].dir);
         put(&b, "\"} 1\n");
     }
-    for (int i = 0; i < n; i++) json_decref(st[i]);
+    put_profile(&b, runs, ph, mem, n);
+    for (int i = 0; i < n; i++) {
+        json_decref(st[i]);
+        json_decref(ph[i]);
+        json_decref(mem[i]);
+    }
     free(st);
+    free(ph);
+    free(mem);
     if (b.failed) {
         free(b.p);
         return NULL;

@@ -1,11 +1,11 @@
-/* The chart of the training and validation loss curves from metrics.jsonl (SVG or PNG). */
+/* The charts of metrics.jsonl's curves over the steps (SVG or PNG): training and validation
+ * loss, learning rate, gradient norm, throughput, MFU, each rank's memory. */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lmforge/fsutil.h"
 #include "lmforge/metrics.h"
@@ -31,12 +31,6 @@ static int push(series *s, double x, double y) {
     s->y[s->n] = y;
     s->n++;
     return 0;
-}
-
-/* a "nice" tick step for a range: 1, 2 or 5 times a power of ten */
-static double nice_step(double range, int ticks) {
-    double raw = range / ticks, p = pow(10.0, floor(log10(raw))), f = raw / p;
-    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
 #define W 800
@@ -71,17 +65,60 @@ static lmf_status curve(plot_canvas *c, const series *s, double x0, double x1, d
     return LMF_OK;
 }
 
-/* ".png" (any case) at the end of path: PNG, else SVG */
-static plot_format format_of(const char *path) {
-    size_t n = strlen(path);
-    return n >= 4 && strcasecmp(path + n - 4, ".png") == 0 ? PLOT_PNG : PLOT_SVG;
+/* what a chart shows: its series' key in metrics.jsonl, axis label, file name */
+typedef struct chart_kind {
+    const char *key, *ylabel, *what;
+    double scale; /* multiplies the values */
+} chart_kind;
+
+static const chart_kind kinds[] = {
+    [LMF_PLOT_LOSS] = {"loss", "loss (nats/token)", "loss values", 1},
+    [LMF_PLOT_LR] = {"lr", "learning rate", "learning rates", 1},
+    [LMF_PLOT_GRAD_NORM] = {"grad_norm", "gradient norm", "gradient norms", 1},
+    [LMF_PLOT_TOKENS_PER_S] = {"tokens_per_s", "tokens/s", "throughputs", 1},
+    [LMF_PLOT_MFU] = {"mfu", "MFU (% of peak)", "MFU values", 100},
+    [LMF_PLOT_MEMORY] = {"rss_bytes", "peak resident memory (MiB)",
+                         "memory records (train --profile-every)", 1.0 / (1 << 20)},
+};
+
+#define MAX_SERIES 8 /* the memory chart's first ranks */
+
+static const unsigned rank_rgb[MAX_SERIES] = {0x1f77b4u, 0xd62728u, 0x2ca02cu, 0x9467bdu,
+                                               0xff7f0eu, 0x17becfu, 0x8c564bu, 0xe377c2u};
+
+/* the series of one line: [0] the key's value at step + 1 (the loss chart: [1] the validation
+ * loss at step, the steps done); the memory chart: [r] rank r's bytes */
+static int take_line(const chart_kind *k, lmf_plot_kind kind, json_t *j, series *s, int *n_series) {
+    double step = (double)json_integer_value(json_object_get(j, "step"));
+    json_t *v = json_object_get(j, k->key);
+    int r = 0;
+    if (kind == LMF_PLOT_MEMORY) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) {
+            if (i >= MAX_SERIES) break;
+            if (json_is_number(x)) r |= push(&s[i], step + 1, json_number_value(x) * k->scale);
+            if ((int)i + 1 > *n_series) *n_series = (int)i + 1;
+        }
+        return r;
+    }
+    if (json_is_number(v)) r = push(&s[0], step + 1, json_number_value(v) * k->scale);
+    json_t *val = kind == LMF_PLOT_LOSS ? json_object_get(j, "val_loss") : NULL;
+    if (json_is_number(val)) r |= push(&s[1], step, json_number_value(val));
+    return r;
 }
 
-lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title) {
+lmf_status lmf_plot_curves(const char *metrics_path, const char *out_path, lmf_plot_kind kind,
+                           const char *title) {
+    if ((unsigned)kind >= sizeof kinds / sizeof kinds[0])
+        return lmf_fail(LMF_ERR_ARG, "not a chart of metrics.jsonl's curves: %d", (int)kind);
+    const chart_kind *k = &kinds[kind];
     char *buf = NULL;
     size_t len = 0;
     LMF_TRY(lmf_read_file(metrics_path, &buf, &len, (size_t)1 << 31));
-    series tr = {0}, va = {0};
+    series s[MAX_SERIES];
+    memset(s, 0, sizeof s);
+    int n_series = kind == LMF_PLOT_LOSS ? 2 : 1;
     lmf_status st = LMF_OK;
     char *line = buf;
     while (line < buf + len) {
@@ -89,41 +126,38 @@ lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const
         size_t ll = nl ? (size_t)(nl - line) : (size_t)(buf + len - line);
         json_t *j = json_loadb(line, ll, 0, NULL);
         if (j) {
-            double step = (double)json_integer_value(json_object_get(j, "step"));
-            json_t *l = json_object_get(j, "loss"), *v = json_object_get(j, "val_loss");
-            int r = 0;
-            if (json_is_number(l)) r = push(&tr, step + 1, json_number_value(l));
-            if (json_is_number(v)) r |= push(&va, step, json_number_value(v));
+            int r = take_line(k, kind, j, s, &n_series);
             json_decref(j);
-            if (r) { st = lmf_fail(LMF_ERR_NOMEM, "cannot hold the loss curve"); break; }
+            if (r) { st = lmf_fail(LMF_ERR_NOMEM, "cannot hold the curves"); break; }
         }
         line += ll + 1;
     }
     free(buf);
-    if (st == LMF_OK && tr.n == 0 && va.n == 0)
-        st = lmf_fail(LMF_ERR_FORMAT, "%s holds no loss values to plot", metrics_path);
+    size_t points = 0;
+    for (int i = 0; i < n_series; i++) points += s[i].n;
+    if (st == LMF_OK && points == 0)
+        st = lmf_fail(LMF_ERR_FORMAT, "%s holds no %s to plot", metrics_path, k->what);
     if (st != LMF_OK) goto done;
     double x0 = 0, x1 = 1, y0 = INFINITY, y1 = -INFINITY;
-    for (int k = 0; k < 2; k++) {
-        const series *s = k ? &va : &tr;
-        for (size_t i = 0; i < s->n; i++) {
-            if (s->x[i] > x1) x1 = s->x[i];
-            if (s->y[i] < y0) y0 = s->y[i];
-            if (s->y[i] > y1) y1 = s->y[i];
+    for (int i = 0; i < n_series; i++)
+        for (size_t p = 0; p < s[i].n; p++) {
+            if (s[i].x[p] > x1) x1 = s[i].x[p];
+            if (s[i].y[p] < y0) y0 = s[i].y[p];
+            if (s[i].y[p] > y1) y1 = s[i].y[p];
         }
-    }
-    if (y1 - y0 < 1e-6) { y0 -= 0.5; y1 += 0.5; }
-    double ys = nice_step(y1 - y0, 6), xs = nice_step(x1 - x0, 8);
+    double span = fabs(y1) > 0 ? fabs(y1) : 1; /* a flat curve: half its value either side */
+    if (y1 - y0 < 1e-6 * span) { y0 -= 0.5 * span; y1 += 0.5 * span; }
+    double ys = plot_nice_step(y1 - y0, 6), xs = plot_nice_step(x1 - x0, 8);
     y0 = floor(y0 / ys) * ys;
     y1 = ceil(y1 / ys) * ys;
     plot_canvas *c = NULL;
-    if ((st = plot_canvas_open(format_of(out_path), out_path, W, H, &c)) != LMF_OK) goto done;
+    if ((st = plot_canvas_open(plot_format_of(out_path), out_path, W, H, &c)) != LMF_OK) goto done;
     char label[64];
-    plot_text(c, W / 2, 24, PLOT_MIDDLE, 15, 0, title ? title : "loss");
+    plot_text(c, W / 2, 24, PLOT_MIDDLE, 15, 0, title ? title : k->ylabel);
     for (double y = y0; y <= y1 + ys * 1e-6; y += ys) {
         double py = H - MB - (y - y0) * (H - MT - MB) / (y1 - y0);
         plot_line(c, ML, py, W - MR, py, 0xddddddu, 1);
-        snprintf(label, sizeof label, "%g", y);
+        snprintf(label, sizeof label, "%g", fabs(y) < ys * 1e-6 ? 0.0 : y);
         plot_text(c, ML - 6, py + 4, PLOT_END, 12, 0, label);
     }
     for (double x = 0; x <= x1 + xs * 1e-6; x += xs) {
@@ -134,16 +168,27 @@ lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const
     }
     plot_rect(c, ML, MT, W - ML - MR, H - MT - MB, 0x444444u, 0);
     plot_text(c, W / 2, H - 12, PLOT_MIDDLE, 12, 0, "step");
-    plot_text(c, 18, H / 2, PLOT_MIDDLE, 12, 1, "loss (nats/token)");
-    st = curve(c, &tr, x0, x1, y0, y1, TRAIN_RGB, 0);
-    if (st == LMF_OK) st = curve(c, &va, x0, x1, y0, y1, VAL_RGB, 1);
-    plot_rect(c, W - MR - 120, MT + 14, 14, 3, TRAIN_RGB, 1);
-    plot_text(c, W - MR - 100, MT + 18, PLOT_START, 12, 0, "train");
-    plot_rect(c, W - MR - 120, MT + 32, 14, 3, VAL_RGB, 1);
-    plot_text(c, W - MR - 100, MT + 36, PLOT_START, 12, 0, "validation");
+    plot_text(c, 14, H / 2, PLOT_MIDDLE, 12, 1, k->ylabel);
+    /* the loss chart: train blue, validation red dots; the memory chart: a color per rank */
+    for (int i = 0; st == LMF_OK && i < n_series; i++) {
+        unsigned rgb = kind == LMF_PLOT_MEMORY ? rank_rgb[i] : i == 0 ? TRAIN_RGB : VAL_RGB;
+        st = curve(c, &s[i], x0, x1, y0, y1, rgb, kind == LMF_PLOT_LOSS && i == 1);
+        if (kind != LMF_PLOT_LOSS && kind != LMF_PLOT_MEMORY) continue;
+        if (kind == LMF_PLOT_MEMORY) snprintf(label, sizeof label, "rank %d", i);
+        else snprintf(label, sizeof label, "%s", i == 0 ? "train" : "validation");
+        plot_rect(c, W - MR - 120, MT + 14 + 18 * i, 14, 3, rgb, 1);
+        plot_text(c, W - MR - 100, MT + 18 + 18 * i, PLOT_START, 12, 0, label);
+    }
     lmf_status fs = plot_canvas_finish(c);
     if (st == LMF_OK) st = fs;
 done:
-    free(tr.x); free(tr.y); free(va.x); free(va.y);
+    for (int i = 0; i < MAX_SERIES; i++) {
+        free(s[i].x);
+        free(s[i].y);
+    }
     return st;
+}
+
+lmf_status lmf_plot_losses(const char *metrics_path, const char *out_path, const char *title) {
+    return lmf_plot_curves(metrics_path, out_path, LMF_PLOT_LOSS, title);
 }

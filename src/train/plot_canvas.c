@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct plot_canvas {
     plot_format fmt;
@@ -171,4 +172,14 @@ lmf_status plot_canvas_finish(plot_canvas *c) {
     if (s != LMF_OK) remove(c->tmp);
     free(c);
     return s;
+}
+
+plot_format plot_format_of(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && strcasecmp(path + n - 4, ".png") == 0 ? PLOT_PNG : PLOT_SVG;
+}
+
+double plot_nice_step(double range, int ticks) {
+    double raw = range / ticks, p = pow(10.0, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }

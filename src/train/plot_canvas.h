@@ -22,4 +22,9 @@ void plot_text(plot_canvas *c, double x, double y, plot_anchor a, double size, i
 /* write the file and free the canvas (also on failure) */
 lmf_status plot_canvas_finish(plot_canvas *c);
 
+/* ".png" (any case) at the end of path: PNG, else SVG */
+plot_format plot_format_of(const char *path);
+/* a "nice" tick step for a range: 1, 2 or 5 times a power of ten */
+double plot_nice_step(double range, int ticks);
+
 #endif

@@ -27,22 +27,30 @@ static void record_step(lmf_metrics *mx, const lmf_step_stats *st) {
     if (st->rolled_back_to >= 0) lmf_metrics_rollback(mx, st->step, st->rolled_back_to);
 }
 
-/* a step timed by phase: the model's kernels (lmf_gpt_profile) and the rest of the step
- * ("other": optimizer, communication, data) */
+/* a step timed by phase: the model's kernels (lmf_gpt_profile), the optimizer, the
+ * data-parallel communication (in runs of more than one replica) and the rest of the step
+ * ("other": data, the engine's bookkeeping, what no phase covers) */
 static void record_phases(lmf_metrics *mx, lmf_trainer *t, const lmf_step_stats *st) {
     struct lmf_gpt *m = lmf_trainer_model(t);
-    double ph[LMF_PHASE_COUNT], s[LMF_PHASE_COUNT + 1], sum = 0;
-    const char *names[LMF_PHASE_COUNT + 1];
+    double ph[LMF_PHASE_COUNT], s[LMF_PHASE_COUNT + 3], sum = 0;
+    const char *names[LMF_PHASE_COUNT + 3];
     lmf_rank_layout rl;
     lmf_trainer_ranks(t, &rl);
     lmf_gpt_profile_read(m, ph);
+    ph[LMF_PHASE_TP_COMM] += st->tp_grads_s; /* the gradients' sum, outside the model */
     int n = 0;
     for (int p = 0; p < LMF_PHASE_COUNT; p++) {
         if (p == LMF_PHASE_TP_COMM && rl.tp == 1) continue; /* no tensor parallelism */
         names[n] = lmf_phase_name((lmf_phase)p);
         s[n++] = ph[p];
-        sum += ph[p];
     }
+    names[n] = "optimizer";
+    s[n++] = st->optimizer_s;
+    if (rl.dp > 1) {
+        names[n] = "dp_comm";
+        s[n++] = st->dp_comm_s;
+    }
+    for (int i = 0; i < n; i++) sum += s[i];
     names[n] = "other";
     s[n++] = st->seconds > sum ? st->seconds - sum : 0;
     if (mx) lmf_metrics_phases(mx, st->step, st->seconds, n, names, s);
@@ -61,14 +69,22 @@ static void record_memory(lmf_metrics *mx, lmf_trainer *t, int step) {
     if (mx) lmf_metrics_memory(mx, step, rss, world);
 }
 
-/* rank 0: a sample of the model's text after `done` steps */
+/* collective (where the weights are spread over the ranks): rank 0 writes a sample of the
+ * model's text after `done` steps */
 static lmf_status record_sample(lmf_metrics *mx, lmf_trainer *t, const lmf_tokenizer *tok,
                                 int done) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
+    struct lmf_gpt *m;
+    int made;
+    LMF_TRY(lmf_trainer_whole_model(t, &m, &made));
     char *text = NULL;
-    LMF_TRY(lmf_train_sample(lmf_trainer_model(t), tok, o->sample_prompt, LMF_TRAIN_SAMPLE_TOKENS,
-                             o->seed + (uint64_t)done, &text));
-    lmf_status s = lmf_metrics_sample(mx, done, o->sample_prompt, text);
+    lmf_status s = LMF_OK;
+    if (m && mx) {
+        s = lmf_train_sample(m, tok, o->sample_prompt, LMF_TRAIN_SAMPLE_TOKENS,
+                             o->seed + (uint64_t)done, &text);
+        if (s == LMF_OK) s = lmf_metrics_sample(mx, done, o->sample_prompt, text);
+    }
+    if (made) lmf_gpt_free(m);
     free(text);
     return s;
 }
@@ -118,7 +134,7 @@ static lmf_status loop(lmf_trainer *t, const lmf_train_callbacks *cb, lmf_metric
         record_step(mx, &st);
         if (prof && !st.skipped) record_phases(mx, t, &st);
         if (prof) record_memory(mx, t, st.step);
-        if (mx && !rolled && o->sample_every > 0 && done % o->sample_every == 0)
+        if (!rolled && o->sample_every > 0 && done % o->sample_every == 0)
             LMF_TRY(record_sample(mx, t, tok, done));
         if (!rolled && o->val_data && o->eval_every > 0 && (done % o->eval_every == 0 || last)) {
             float vl;
@@ -157,10 +173,6 @@ lmf_status lmf_trainer_run(lmf_trainer *t, const lmf_train_callbacks *callbacks,
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
     lmf_metrics *mx = NULL;
-    if (o->sample_every > 0 && o->zero_stage == 3)
-        return lmf_fail(LMF_ERR_ARG, "samples during training need the whole model on rank 0, "
-                        "which ZeRO-3 partitions: leave out the sample interval (sample a "
-                        "checkpoint with lmforge sample instead) or use --zero 2");
     /* the samples' tokenizer: the run directory's (made for the default data), if any */
     lmf_tokenizer *tok = NULL;
     if (rank == 0 && o->sample_every > 0 && lmf_model_find_tokenizer(o->out_dir, &tok) != LMF_OK)

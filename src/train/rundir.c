@@ -219,10 +219,13 @@ lmf_status lmf_run_dir_record_start(const char *run_dir, struct lmf_trainer *t) 
     char *opts = lmf_train_opts_to_json(o);
     json_t *train = opts ? json_loads(opts, 0, NULL) : NULL;
     free(opts);
-    json_t *layout = json_pack("{s:i, s:i, s:i, s:i, s:i, s:I}", "world_size",
-                               lmf_trainer_world(t), "zero_stage", o->zero_stage, "batch",
-                               o->batch, "seq", o->seq, "grad_accum", lmf_trainer_grad_accum(t),
-                               "tokens_per_step", (json_int_t)o->global_batch);
+    lmf_rank_layout rl;
+    lmf_trainer_ranks(t, &rl);
+    json_t *layout = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:I}", "world_size",
+                               lmf_trainer_world(t), "tp_size", rl.tp, "zero_stage",
+                               o->zero_stage, "batch", o->batch, "seq", o->seq, "grad_accum",
+                               lmf_trainer_grad_accum(t), "tokens_per_step",
+                               (json_int_t)o->global_batch);
     int bad = !j || !train || !layout;
     if (!bad) {
         bad |= json_object_set_new(j, "run_id", json_string(lmf_trainer_run_id(t)));

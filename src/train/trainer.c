@@ -476,6 +476,39 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
     return LMF_OK;
 }
 
+lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made) {
+    *out = NULL;
+    *made = 0;
+    if (!t->tp && lmf_gpt_params(t->model)) { /* every rank holds the whole weights */
+        if (t->rank == 0) *out = t->model;
+        return LMF_OK;
+    }
+    float *w = NULL;
+    if (t->tp) {
+        LMF_TRY(gather_whole(t, &w, NULL, NULL));
+    } else {
+        w = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
+        if (!w) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the whole weights");
+        lmf_status s = lmf_ddp_gather_params(t->ddp, w);
+        if (s != LMF_OK) {
+            free(w);
+            return s;
+        }
+    }
+    if (t->rank != 0) {
+        free(w);
+        return LMF_OK;
+    }
+    lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, out);
+    if (s != LMF_OK) {
+        free(w);
+        return s;
+    }
+    lmf_gpt_adopt_params(*out, w);
+    *made = 1;
+    return LMF_OK;
+}
+
 /* test: 1 when step is one of the NaN steps asked for and not used yet (then it is) */
 static int take_injection(lmf_trainer *t, int step) {
     for (int i = 0; i < t->o.test.n_nan_steps; i++)
@@ -540,6 +573,8 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     double loss_sum = 0.0;
     lmf_tp_stats tp0 = {0, 0};
     if (t->tp) lmf_tp_stats_get(t->tp, &tp0);
+    lmf_ddp_stats d0; /* the engine's blocked time before the step */
+    lmf_ddp_stats_get(t->ddp, &d0);
     char ctx[32];
     snprintf(ctx, sizeof ctx, "step %d", t->step + 1);
     set_context(t, ctx);
@@ -569,19 +604,30 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
         loss_sum += loss;
     }
     uint64_t new_epochs = lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->dp_size);
+    double c0 = lmf_now_s();
     LMF_TRY(lmf_comm_allreduce_f64(t->comm, &loss_sum, 1, LMF_COMM_SUM));
     float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world));
     float lr = lmf_lr_at(&t->sched, t->step);
     float norm = 0.0f;
+    /* the update's time, less the engine's communication in it and the tensor-parallel sum,
+     * is the optimizer's */
+    lmf_ddp_stats d1, d2;
+    lmf_ddp_stats_get(t->ddp, &d1);
+    double u0 = lmf_now_s(), g0 = u0, g1 = u0;
     /* A NaN/Inf anywhere in the forward pass makes the loss (logsumexp - logit) and the
      * softmax gradient non-finite; the optimizer then skips the update on every rank. */
     lmf_status s = lmf_ddp_reduce_wait(t->ddp);
-    if (s == LMF_OK && t->tp)
+    if (s == LMF_OK && t->tp) {
+        g0 = lmf_now_s();
         s = lmf_tp_reduce_grads(t->tp, lmf_ddp_owned_grads(t->ddp), lmf_ddp_owned(t->ddp));
+        g1 = lmf_now_s();
+    }
     if (s == LMF_OK)
         s = lmf_optimizer_step(t->opt, lmf_ddp_owned_params(t->ddp), lmf_ddp_owned_grads(t->ddp),
                                lr, t->step + 1, &norm);
     if (s != LMF_OK && s != LMF_ERR_NUMERIC) return s;
+    double u1 = lmf_now_s();
+    lmf_ddp_stats_get(t->ddp, &d2);
     int bad = s == LMF_ERR_NUMERIC || !isfinite(loss);
     double dt = lmf_now_s() - t0;
     lmf_step_stats st;
@@ -596,7 +642,11 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
         lmf_tp_stats tp1;
         lmf_tp_stats_get(t->tp, &tp1);
         st.tp_comm_s = tp1.seconds - tp0.seconds;
+        st.tp_grads_s = g1 - g0;
     }
+    double update_comm = d2.wait_s - d1.wait_s;
+    st.dp_comm_s = (d2.wait_s - d0.wait_s) + (u0 - c0);
+    st.optimizer_s = fmax(0.0, (u1 - u0) - update_comm - st.tp_grads_s);
     st.tokens_per_s = (double)st.tokens / dt;
     st.flops_per_s = st.tokens_per_s * t->flops_per_token;
     st.mfu = t->peak_flops > 0 ? st.flops_per_s / t->peak_flops : 0.0;
