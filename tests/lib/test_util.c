@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "lmforge/fsutil.h"
+#include "lmforge/kernels.h"
 
 static char g_dir[1024];
 
@@ -117,6 +118,18 @@ float *lmf_test_fdup(const float *f, size_t n) {
     if (!p) fail_msg("out of memory");
     memcpy(p, f, n * sizeof *p);
     return p;
+}
+
+int *lmf_test_doc_starts(int B, int T, const int *eot, int n) {
+    int32_t *ids = calloc((size_t)B * T, sizeof *ids);
+    int *ds = malloc((size_t)B * T * sizeof *ds);
+    if (!ids || !ds) fail_msg("out of memory");
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < n; i++)
+            if (eot[i] + b < T) ids[(size_t)b * T + eot[i] + b] = 7;
+    lmf_doc_starts(ds, ids, B, T, 7);
+    free(ids);
+    return ds;
 }
 
 char *lmf_test_pseudo_text(size_t len, uint64_t seed) {

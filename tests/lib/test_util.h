@@ -51,6 +51,10 @@ float lmf_test_sym(float a);              /* in [-a, a) */
 /* malloc'd n values from lmf_test_sym(a) / a copy of f[n] (fail the test when out of memory) */
 float *lmf_test_fbuf(size_t n, float a);
 float *lmf_test_fdup(const float *f, size_t n);
+/* malloc'd document starts [B,T] (lmf_doc_starts) of rows whose positions eot[0..n) + b (those
+ * below T) hold the end-of-text token: row b's documents end one position later than row
+ * b-1's */
+int *lmf_test_doc_starts(int B, int T, const int *eot, int n);
 
 /* Float outputs against an expected result: passes when max_i |got_i - want_i| <= tol *
  * max(floor, max_i |want_i|) (a NaN difference fails); otherwise fails the test naming `what`
