@@ -92,6 +92,18 @@ int lmf_dataset_open_files(const lmf_dataset *d); /* descriptors held now (at mo
  * when it cannot be opened or read, or is no longer the size it had when the dataset was opened
  * (truncated or rewritten while in use). */
 lmf_status lmf_dataset_read(lmf_dataset *d, int file, uint64_t start, size_t n, int32_t *dst);
+/* Tokens [start, start + n) of file into dst[n] as int32, for many spans at once: what
+ * lmf_dataset_read of each gives (the same failures), with one system call for up to
+ * LMF_DATASET_MAX_OPEN spans that fit 256 KiB together (Linux native AIO, whose buffered
+ * reads complete inside io_submit) instead of one pread each; where the system offers no AIO,
+ * one pread each. */
+typedef struct lmf_dataset_span {
+    int file;
+    uint64_t start;
+    size_t n;
+    int32_t *dst;
+} lmf_dataset_span;
+lmf_status lmf_dataset_read_spans(lmf_dataset *d, const lmf_dataset_span *spans, size_t n);
 /* Largest token id in the whole dataset (reads every file once). */
 lmf_status lmf_dataset_max_token(lmf_dataset *d, uint32_t *out);
 
