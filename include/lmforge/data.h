@@ -70,7 +70,7 @@ void lmf_tokens_writer_abort(lmf_tokens_writer *w); /* removes the temporary fil
  *                              relative paths taken from the JSON file's directory
  * Opening checks every token file's header and size (a missing, empty or malformed one is named
  * in the error) and keeps no file open: token files are opened when read, a few at a time, and
- * read with pread (at most LMF_DATASET_MAX_OPEN descriptors), so memory and descriptors do not grow with their number and a file truncated
+ * read with pread or native AIO (at most LMF_DATASET_MAX_OPEN descriptors), so memory and descriptors do not grow with their number and a file truncated
  * later gives an error, never a signal. */
 /* descriptors a dataset keeps open at most */
 #define LMF_DATASET_MAX_OPEN 64

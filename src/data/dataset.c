@@ -23,6 +23,7 @@ typedef struct dfile {
     uint64_t n;         /* tokens */
     uint64_t size;      /* bytes when opened */
     int tb;             /* bytes per token */
+    int slot;           /* the descriptor slot it had last (it may have been taken since) */
 } dfile;
 
 typedef struct dsource {
@@ -153,8 +154,13 @@ int lmf_dataset_open_files(const lmf_dataset *d) {
 
 /* a descriptor for file f: kept open, or opened in place of the least recently used one */
 static lmf_status get_fd(lmf_dataset *d, int f, int *fd) {
-    slot *victim = &d->slots[0];
+    slot *victim = &d->slots[0], *last = &d->slots[d->files[f].slot];
     d->clock++;
+    if (last->file == f) {
+        last->used = d->clock;
+        *fd = last->fd;
+        return LMF_OK;
+    }
     for (int i = 0; i < LMF_DATASET_MAX_OPEN; i++) {
         slot *sl = &d->slots[i];
         if (sl->file == f) {
@@ -182,6 +188,7 @@ static lmf_status get_fd(lmf_dataset *d, int f, int *fd) {
     victim->file = f;
     victim->fd = nfd;
     victim->used = d->clock;
+    d->files[f].slot = (int)(victim - d->slots);
     *fd = nfd;
     return LMF_OK;
 }
