@@ -122,15 +122,7 @@ static lmf_gpt *make_model(const lmf_gpt_config *c, const lmf_kernels *k) {
     assert_int_equal(lmf_gpt_create(c, k, &m), LMF_OK);
     lmf_gpt_init_weights(m, 42);
     /* larger weights than the initialisation, so attention is far from uniform */
-    const lmf_param_layout *l = lmf_gpt_layout(m);
-    lmf_rng r;
-    lmf_rng_seed(&r, 5);
-    float *p = lmf_gpt_params(m);
-    for (int i = 0; i < l->n_tensors; i++) { /* the real rows only (not the padded vocabulary) */
-        const lmf_tensor_info *t = &l->tensors[i];
-        size_t real = (size_t)t->shape[0] * (size_t)(t->ndim > 1 ? t->shape[1] : 1);
-        for (size_t j = 0; j < real; j++) p[t->offset + j] += 0.5f * (lmf_rng_uniform(&r) - 0.5f);
-    }
+    lmf_test_perturb_params(m, 5, 0.5f);
     assert_int_equal(lmf_gpt_reserve(m, MB, MT, LMF_RESERVE_TRAIN), LMF_OK);
     return m;
 }

@@ -55,6 +55,11 @@ float *lmf_test_fdup(const float *f, size_t n);
  * below T) hold the end-of-text token: row b's documents end one position later than row
  * b-1's */
 int *lmf_test_doc_starts(int B, int T, const int *eot, int n);
+/* adds amp * (uniform - 0.5) (an rng seeded with seed) to every real parameter of the model's
+ * own block (biases and norms too; not the padded vocabulary rows), so no gradient is trivially
+ * zero */
+typedef struct lmf_gpt lmf_gpt;
+void lmf_test_perturb_params(lmf_gpt *m, uint64_t seed, float amp);
 
 /* Float outputs against an expected result: passes when max_i |got_i - want_i| <= tol *
  * max(floor, max_i |want_i|) (a NaN difference fails); otherwise fails the test naming `what`
