@@ -281,6 +281,9 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
                     r / rl.tp, rl.dp);
         fprintf(stderr, "%s\n", w > 32 ? ", ..." : "");
     }
+    if (o->doc_mask_eot >= 0)
+        fprintf(stderr, "document masking: attention stays inside documents ended by token %d\n",
+                o->doc_mask_eot);
     lmf_peak pk;
     char peak[1400];
     lmf_trainer_peak(t, &pk);

@@ -345,9 +345,14 @@ lmf_status lmf_loader_fill_eval(lmf_loader *l, uint64_t k, int32_t *inputs, int3
         uint64_t r = k * B + b;
         int i = 0;
         while (r >= l->src[i].n_rows) r -= l->src[i++].n_rows;
-        LMF_TRY(read_row(l, i, r, inputs + b * T, targets + b * T));
+        if (!l->batch_reads) {
+            LMF_TRY(read_row(l, i, r, inputs + b * T, targets + b * T));
+            continue;
+        }
+        l->refs[b] = locate_row(l, i, r); /* consecutive rows: one span per file */
+        l->refs[b].b = (uint32_t)b;
     }
-    return LMF_OK;
+    return l->batch_reads ? read_rows(l, l->refs, (size_t)B, inputs, targets) : LMF_OK;
 }
 
 uint64_t lmf_loader_num_windows(const lmf_loader *l) { return l->n_rows; }
