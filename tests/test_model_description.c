@@ -403,9 +403,57 @@ static void test_buckets(void **state) {
     lmf_layout_free(&l);
 }
 
+/* One tensor-parallel rank's work: its products' FLOPs are 2 x rows x the floats of its
+ * slices of the layer's weight matrices (counted from its layout, not from the description);
+ * its loss's are those of its rows of the vocabulary; with sequence parallelism the norms run
+ * over 1/tp of the rows. */
+static void check_tp_work(const lmf_gpt_config *c, int tp, int sp) {
+    int B = 2, T = 16;
+    double N = (double)B * T;
+    lmf_tp_config tc = {tp, 0, sp};
+    lmf_param_layout l;
+    assert_int_equal(lmf_layout_build_tp(c, &tc, &l), LMF_OK);
+    double mat = 0.0; /* floats of the rank's weight matrices in one layer (block 1) */
+    for (int i = 0; i < l.n_tensors; i++) {
+        const lmf_tensor_info *t = &l.tensors[i];
+        if (t->offset >= l.block_offset[1] && t->offset < l.block_offset[2] && t->full_rows > 1 &&
+            t->full_cols > 1)
+            mat += (double)t->numel;
+    }
+    lmf_tp_dims d;
+    assert_int_equal(lmf_tp_dims_get(c, &tc, &d), LMF_OK);
+    lmf_step_work fw, bw, fw1, bw1;
+    lmf_gpt_step_work_tp(c, &tc, B, T, LMF_RECOMPUTE_NONE, &fw, &bw);
+    lmf_gpt_step_work(c, B, T, LMF_RECOMPUTE_NONE, &fw1, &bw1);
+    double L = c->n_layer;
+    assert_true(fabs(fw.op[LMF_OP_MATMUL_FORWARD].flops - 2.0 * N * L * mat) <= 1e-9 * fw.op[LMF_OP_MATMUL_FORWARD].flops);
+    assert_true(fabs(bw.op[LMF_OP_MATMUL_BACKWARD].flops - 4.0 * N * L * mat) <= 1e-9 * bw.op[LMF_OP_MATMUL_BACKWARD].flops);
+    assert_true(fabs(fw.op[LMF_OP_CLASSIFIER].flops - 6.0 * N * c->n_embd * d.vocab_real) <= 1e-9 * fw.op[LMF_OP_CLASSIFIER].flops);
+    assert_true(fabs(fw.op[LMF_OP_ATTENTION_FORWARD].flops * tp - fw1.op[LMF_OP_ATTENTION_FORWARD].flops) <= 1e-9 * fw1.op[LMF_OP_ATTENTION_FORWARD].flops);
+    lmf_op norm = c->family == LMF_FAMILY_LLAMA ? LMF_OP_RMSNORM_FORWARD : LMF_OP_LAYERNORM_FORWARD;
+    assert_true(fw.op[norm].values * (sp ? tp : 1) == fw1.op[norm].values);
+    lmf_layout_free(&l);
+}
+
+static void test_step_work_of_a_tensor_parallel_rank(void **state) {
+    (void)state;
+    lmf_gpt_config g, q;
+    assert_int_equal(lmf_config_preset("tiny", &g), LMF_OK);
+    assert_int_equal(lmf_config_preset("llama-tiny", &q), LMF_OK);
+    for (int sp = 0; sp <= 1; sp++) {
+        check_tp_work(&g, 2, sp);
+        check_tp_work(&q, 2, sp);
+    }
+    /* more ranks than key/value heads: each rank computes the one its queries use */
+    lmf_gpt_config shared = q;
+    shared.n_kv_head = 1;
+    check_tp_work(&shared, 2, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_step_work_matches_the_model),
+        cmocka_unit_test(test_step_work_of_a_tensor_parallel_rank),
         cmocka_unit_test(test_layer_description_matches_the_layout),
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_llama_description),

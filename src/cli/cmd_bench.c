@@ -55,6 +55,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (sp && tpn < 2) { lmf_cli_error("bench", "--sp needs --tp 2 or more"); return 2; }
     lmf_comm *group = NULL;
     if (tpn > 1) { /* every rank of the launch is one rank of the group */
+        lmf_cli_ranks_meet(); /* from here on a rank's error is its own: print it at once */
         if (lmf_comm_create("auto", &group) != LMF_OK) {
             lmf_cli_error("bench", "%s", lmf_last_error());
             return 2;
