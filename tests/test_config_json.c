@@ -160,6 +160,15 @@ static void test_llama_config(void **state) {
     lmf_gpt_config back;
     assert_int_equal(lmf_config_read(path, &back), LMF_OK);
     assert_memory_equal(&back, &c, sizeof c);
+    /* Llama 3's two ids: bos <|begin_of_text|> 128000, eos <|end_of_text|> 128001 */
+    assert_int_equal(lmf_config_write_ids(path, &c, 128000, 128001, LMF_BF16), LMF_OK);
+    json_error_t jerr;
+    json_t *ids = json_load_file(path, 0, &jerr);
+    assert_non_null(ids);
+    assert_int_equal(json_integer_value(json_object_get(ids, "bos_token_id")), 128000);
+    assert_int_equal(json_integer_value(json_object_get(ids, "eos_token_id")), 128001);
+    assert_string_equal(json_string_value(json_object_get(ids, "torch_dtype")), "bfloat16");
+    json_decref(ids);
     /* LlamaConfig() defaults: 32 layers of 4096, 32 heads (key/value heads = heads), 11008,
      * 2048 positions, vocabulary 32000, eps 1e-6, theta 10000, untied */
     put("{\"model_type\": \"llama\"}");

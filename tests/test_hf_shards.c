@@ -171,7 +171,7 @@ static void roundtrip(const lmf_gpt_config *c, lmf_dtype dt, uint64_t max) {
     lmf_test_fresh_dir(single, sizeof single, "single");
     lmf_test_fresh_dir(split, sizeof split, "split");
     lmf_test_fresh_dir(again, sizeof again, "again");
-    lmf_hf_save_opts one = {dt, 0}, small = {dt, max};
+    lmf_hf_save_opts one = {dt, 0, -1}, small = {dt, max, -1};
     lmf_test_ok(lmf_hf_save_with(m, single, -1, &one), "single save");
     assert_true(exists(single, "model.safetensors"));
     assert_false(exists(single, "model.safetensors.index.json"));
@@ -226,7 +226,7 @@ static void test_one_tensor_per_file(void **st) {
     lmf_gpt *m = model(&LLAMA, 3);
     char dir[4096];
     lmf_test_fresh_dir(dir, sizeof dir, "each");
-    lmf_hf_save_opts o = {LMF_F32, 1};
+    lmf_hf_save_opts o = {LMF_F32, 1, -1};
     lmf_test_ok(lmf_hf_save_with(m, dir, -1, &o), "save");
     assert_int_equal(count_names(dir, "model-", NULL), lmf_gpt_layout(m)->n_tensors);
     same_params(m, dir);
@@ -240,7 +240,7 @@ static void test_replaces_earlier_weights(void **st) {
     lmf_gpt *a = model(&LLAMA, 1), *b = model(&LLAMA, 2), *c = model(&LLAMA, 3);
     char dir[4096];
     lmf_test_fresh_dir(dir, sizeof dir, "replace");
-    lmf_hf_save_opts one = {LMF_F32, 0}, three = {LMF_F32, 20000}, many = {LMF_F32, 3000};
+    lmf_hf_save_opts one = {LMF_F32, 0, -1}, three = {LMF_F32, 20000, -1}, many = {LMF_F32, 3000, -1};
     lmf_test_ok(lmf_hf_save_with(a, dir, -1, &one), "single");
     lmf_test_ok(lmf_hf_save_with(b, dir, -1, &many), "split");
     assert_false(exists(dir, "model.safetensors"));
@@ -269,7 +269,7 @@ static void test_failed_save_leaves_nothing(void **st) {
     lmf_gpt *a = model(&LLAMA, 1), *b = model(&LLAMA, 2);
     char dir[4096], probe[4096], block[4096];
     lmf_test_fresh_dir(probe, sizeof probe, "probe");
-    lmf_hf_save_opts one = {LMF_F32, 0}, many = {LMF_F32, 3000};
+    lmf_hf_save_opts one = {LMF_F32, 0, -1}, many = {LMF_F32, 3000, -1};
     lmf_test_ok(lmf_hf_save_with(b, probe, -1, &many), "probe");
     int n = count_names(probe, "model-", NULL);
     assert_true(n >= 4);

@@ -504,7 +504,6 @@ static void check_classifier_vp(int N, int C, int V, int vbegin, int Vr) {
     const float dloss = 1.0f / (float)N;
     R->classifier_vp_backward(dx_r, dw_r, sc_r, x, w, tg, lse, dloss, vbegin, N, C, Vr);
     size_t nsf = F->classifier_vp_scratch_floats(N, Vr);
-    if (N > 256) assert_true(nsf < (size_t)N * Vr); /* chunks, never all N x Vr logits */
     float *keep[3] = {0};
     for (int rep = 0; rep < 2; rep++) {
         float *st = lmf_test_fbuf((size_t)N * 3, 1), *sc = lmf_test_fbuf(nsf + 1, 1);

@@ -1115,12 +1115,11 @@ static void check_classifier_vp(const lmf_kernels *k, int N, int C, int ranks, c
     clsvp_fwd_d(&c);
 
     float *stats = lmf_test_fbuf((size_t)ranks * N * 3, 1), *losses = lmf_test_fbuf(N, 1);
-    float *lse = lmf_test_fbuf(N, 1);
+    float *lse = lmf_test_fbuf(N, 1), *sc[VP_MAX_RANKS]; /* each part's kept logits */
     for (int r = 0; r < ranks; r++) {
-        float *sc = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, vr[r]) + 1, 1);
+        sc[r] = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, vr[r]) + 1, 1);
         float *st = stats + (size_t)r * N * 3;
-        k->classifier_vp_stats(st, sc, x, w[r], tg, c.vb[r], N, C, vr[r]);
-        free(sc);
+        k->classifier_vp_stats(st, sc[r], x, w[r], tg, c.vb[r], N, C, vr[r]);
         for (int n = 0; n < N; n++) {
             const double *sd = c.stats + ((size_t)r * N + n) * 3;
             if (vr[r] == 0) { /* exactly -inf, 0, 0 */
@@ -1137,15 +1136,14 @@ static void check_classifier_vp(const lmf_kernels *k, int N, int C, int ranks, c
 
     for (int r = 0; r < ranks; r++) {
         size_t nx = (size_t)N * C, nw = (size_t)(vr[r] + 1) * C;
-        float *sc = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, vr[r]) + 1, 1);
         float *dx = lmf_test_fbuf(nx, 1), *dw0 = lmf_test_fbuf(nw, 1), *dw = lmf_test_fdup(dw0, nw);
         for (size_t i = 0; i < nx; i++) dx[i] = 777.0f;
-        k->classifier_vp_backward(dx, dw, sc, x, w[r], tg, lse, dloss, c.vb[r], N, C, vr[r]);
+        k->classifier_vp_backward(dx, dw, sc[r], x, w[r], tg, lse, dloss, c.vb[r], N, C, vr[r]);
         fd_check("classifier_vp dx (one part)", clsvp_loss, &c, c.x[r], nx, dx, NULL);
         if (vr[r] > 0)
             fd_check("classifier_vp dw_part", clsvp_loss, &c, c.w[r], (size_t)vr[r] * C, dw, dw0);
         assert_memory_equal(dw + (size_t)vr[r] * C, dw0 + (size_t)vr[r] * C, C * sizeof(float));
-        free(sc); free(dx); free(dw0); free(dw);
+        free(sc[r]); free(dx); free(dw0); free(dw);
     }
     for (int r = 0; r < ranks; r++) {
         free(w[r]); free(c.x[r]); free(c.w[r]);

@@ -64,26 +64,27 @@ static void check_classifier_split(const lmf_kernels *k, int ranks, int N, int C
     assert_non_null(dx);
     assert_non_null(dwte);
     int held = 0;
+    float **kept = calloc((size_t)ranks, sizeof *kept); /* each part's logits */
+    assert_non_null(kept);
     for (int r = 0; r < ranks; r++) {
         int vb, Vr;
         part_of(r, ranks, V, Vp, &vb, &Vr);
         held += Vr;
-        sc = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, Vr) + 1, 1);
-        k->classifier_vp_stats(stats + (size_t)r * N * 3, sc, x, wte + (size_t)vb * C, tg, vb, N,
-                               C, Vr);
-        free(sc);
+        kept[r] = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, Vr) + 1, 1);
+        k->classifier_vp_stats(stats + (size_t)r * N * 3, kept[r], x, wte + (size_t)vb * C, tg,
+                               vb, N, C, Vr);
     }
     assert_int_equal(held, V);
     lmf_classifier_vp_combine(losses, lse, stats, ranks, N);
     for (int r = 0; r < ranks; r++) {
         int vb, Vr;
         part_of(r, ranks, V, Vp, &vb, &Vr);
-        sc = lmf_test_fbuf(k->classifier_vp_scratch_floats(N, Vr) + 1, 1);
-        k->classifier_vp_backward(dx_r, dwte + (size_t)vb * C, sc, x, wte + (size_t)vb * C, tg,
-                                  lse, dloss, vb, N, C, Vr);
+        k->classifier_vp_backward(dx_r, dwte + (size_t)vb * C, kept[r], x,
+                                  wte + (size_t)vb * C, tg, lse, dloss, vb, N, C, Vr);
         for (size_t i = 0; i < nx; i++) dx[i] += dx_r[i]; /* the engine's all-reduce */
-        free(sc);
+        free(kept[r]);
     }
+    free(kept);
     close_to_whole("classifier losses", losses, losses_w, N);
     close_to_whole("classifier dx", dx, dx_w, nx);
     close_to_whole("classifier dwte", dwte, dwte_w, nw);

@@ -62,6 +62,24 @@ fi
 cmp -s "$WORK/hf/model.safetensors" "$WORK/hf2/model.safetensors" && \
   cmp -s "$WORK/hf/model.safetensors" "$WORK/run1/model.safetensors" \
   && pass "Hugging Face Llama weights round-trip bit for bit" || fail "round trip differs"
+# with a trained BPE tokenizer: tokenizer.json, and tokenizer_config.json naming the class that
+# reads it as it is (a Llama model_type alone would pick LlamaTokenizerFast and its <s>)
+"$LMF" train --model llama-tiny --corpus "$WORK/corpus" --bpe-vocab 320 --steps 1 --batch 2 --seq 16 \
+  --eval-every 0 --sample-tokens 0 --quiet --out "$WORK/run5" || fail "train with a BPE tokenizer"
+"$LMF" convert "$WORK/run5" --to hf --out "$WORK/hf5" --quiet || fail "convert run5"
+[ -s "$WORK/hf5/tokenizer.json" ] && \
+  grep -q '"tokenizer_class": "PreTrainedTokenizerFast"' "$WORK/hf5/tokenizer_config.json" && \
+  grep -q '"eos_token": "<|endoftext|>"' "$WORK/hf5/tokenizer_config.json" && \
+  grep -q '"model_max_length": 64' "$WORK/hf5/tokenizer_config.json" \
+  && pass "the export has tokenizer.json and a tokenizer_config.json for AutoTokenizer" \
+  || fail "tokenizer files of the export: $(ls "$WORK/hf5"; cat "$WORK/hf5/tokenizer_config.json" 2>&1)"
+# fine-tuning the export on token data keeps its tokenizer: the run directory gets it, and the
+# final sample of a text prompt is text
+"$LMF" train --init "$WORK/hf5" --data "$WORK/run5/data/train.bin" --steps 1 --batch 2 --seq 16 \
+  --eval-every 0 --sample-tokens 4 --prompt "the" --quiet --out "$WORK/run6" >"$WORK/run6.out" 2>&1 \
+  && [ -s "$WORK/run6/tokenizer/tokenizer.json" ] && grep -q "^the" "$WORK/run6.out" \
+  && pass "train --init keeps the model's tokenizer" \
+  || fail "train --init lost the tokenizer: $(ls "$WORK/run6" 2>&1; tail -3 "$WORK/run6.out")"
 grep -q 'model.layers.1.mlp.gate_proj.weight' "$WORK/hf/model.safetensors" && \
   grep -q 'lm_head.weight' "$WORK/hf/model.safetensors" \
   && pass "the export has Hugging Face Llama names" || fail "export names"
@@ -87,6 +105,58 @@ expect_error "llama to llm.c is refused" 1 "llm.c checkpoints hold GPT-2 models"
   && grep -qa 'past_key_values.1.value' "$WORK/x-onnx/model.onnx" \
   && pass "llama exports to ONNX with its Hugging Face names (tests/test_onnx_runtime.sh runs it)" \
   || fail "llama to ONNX: $(ls "$WORK/x-onnx" 2>&1)"
+
+# a Hugging Face Llama checkpoint lmforge did not write (tests/lib/llama_foreign.py: laid out as
+# transformers' save_pretrained does, bf16 in two shards with an index, eos_token_id a list, keys
+# lmforge does not use; untied and tied): it evaluates, samples, and goes back out as bf16 with
+# the same tensors bit for bit (tests/test_llama_torch.sh checks its numbers against PyTorch)
+here=$(cd "$(dirname "$0")" && pwd)
+for kind in untied tied; do
+  python3 "$here/lib/llama_foreign.py" "$WORK/foreign_$kind" "$kind" || fail "writing the $kind checkpoint"
+  "$LMF" sample --model "$WORK/foreign_$kind" --prompt "1 2 3" --tokens 6 --temperature 0 \
+    >"$WORK/fs.txt" 2>"$WORK/fs.err" && [ "$(wc -w <"$WORK/fs.txt")" -eq 9 ] \
+    && pass "a foreign $kind checkpoint samples (prompt 1 2 3: $(cat "$WORK/fs.txt"))" \
+    || fail "sample from the foreign $kind checkpoint: $(cat "$WORK/fs.txt" "$WORK/fs.err")"
+  "$LMF" convert "$WORK/foreign_$kind" --to hf --dtype bf16 --out "$WORK/foreign_${kind}_out" --quiet \
+    && python3 "$here/lib/st_same.py" "$WORK/foreign_$kind" "$WORK/foreign_${kind}_out" >"$WORK/same.txt" \
+    && pass "the foreign $kind checkpoint goes back out as the same bf16 tensors ($(cat "$WORK/same.txt"))" \
+    || fail "foreign $kind round trip: $(cat "$WORK/same.txt" 2>/dev/null)"
+done
+# with a Llama 3-style tokenizer.json beside it, a text prompt starts with the template's
+# <|begin_of_text|> (id 256) as transformers' tokenizer(text) does: the continuation of "hi" is
+# that of the ids 256 104 105 (and not that of 104 105), decoded; no prompt starts from 256
+python3 "$here/lib/llama_foreign.py" "$WORK/foreign_tok" untied tokenizer || fail "writing the tokenizer"
+"$LMF" sample --model "$WORK/foreign_tok" --prompt "hi" --tokens 6 --temperature 0 >"$WORK/ft_text.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_untied" --prompt "256 104 105" --tokens 6 --temperature 0 >"$WORK/ft_bos.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_untied" --prompt "104 105" --tokens 6 --temperature 0 >"$WORK/ft_nobos.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_tok" --tokens 4 --temperature 0 >"$WORK/ft_none.txt" 2>&1
+"$LMF" sample --model "$WORK/foreign_untied" --prompt "256" --tokens 4 --temperature 0 >"$WORK/ft_none_ids.txt" 2>&1
+if python3 - "$WORK"/ft_text.txt "$WORK"/ft_bos.txt "$WORK"/ft_nobos.txt "$WORK"/ft_none.txt "$WORK"/ft_none_ids.txt <<'PY'
+import sys
+def text(path, skip):  # the ids a run printed, after the prompt's `skip`, decoded
+    ids = [int(x) for x in open(path).read().split()][skip:]
+    names = ["<|begin_of_text|>", "<|end_of_text|>"] + ["<|reserved_special_token_%d|>" % k for k in range(42)]
+    return b"".join(bytes([i]) if i < 256 else names[i - 256].encode() for i in ids)
+got = open(sys.argv[1], "rb").read().rstrip(b"\n")
+want, nobos = b"hi" + text(sys.argv[2], 3), b"hi" + text(sys.argv[3], 2)
+none, none_want = open(sys.argv[4], "rb").read().rstrip(b"\n"), text(sys.argv[5], 1)
+print(repr(got), repr(want), repr(nobos), repr(none), repr(none_want))
+sys.exit(0 if got == want and want != nobos and none == none_want else 1)
+PY
+then pass "sample puts the template's <|begin_of_text|> before a text prompt"
+else fail "sample with a templated tokenizer: $(head -c 300 "$WORK/ft_text.txt")"; fi
+grep -q '"torch_dtype": *"bfloat16"' "$WORK/foreign_tied_out/config.json" \
+  && pass "a bf16 export's config.json says torch_dtype bfloat16" \
+  || fail "bf16 export's torch_dtype: $(grep torch_dtype "$WORK/foreign_tied_out/config.json")"
+
+# the README's Llama lines: the 405B plan as printed there
+readme_plan=$(grep -o 'build/lmforge plan --model llama3-405b .*' "$here/../README.md" | head -1)
+[ -n "$readme_plan" ] || fail "README.md has no llama3-405b plan line"
+# shellcheck disable=SC2086
+"$LMF" ${readme_plan#build/lmforge } >"$WORK/plan405.txt" 2>&1 \
+  && grep -q "16384 devices" "$WORK/plan405.txt" && grep -q "fits" "$WORK/plan405.txt" \
+  && pass "the README's llama3-405b plan runs: $(grep -m1 '^#1' "$WORK/plan405.txt")" \
+  || fail "the README's plan line ($readme_plan): $(head -c 400 "$WORK/plan405.txt")"
 
 # refused settings: one line naming the file and the setting
 sed 's/"hidden_act": "silu"/"hidden_act": "silu", "rope_scaling": {"rope_type": "llama3", "factor": 8.0}/' \

@@ -112,10 +112,20 @@ if "$LMF" plan --calibrate --ranks 2 --seconds 0.02 --out "$WORK/local.json" 2>"
     && grep -q "calibrated device" "$WORK/tiny.txt" && grep -q "matmul_backward" "$WORK/tiny.txt" \
     && grep -q "lmf_layer_linears" "$WORK/tiny.txt" && grep -q "checkpoint snapshot" "$WORK/tiny.txt" \
     && pass "--explain on the calibrated machine" || fail "--explain on the calibrated machine"
-  "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --tp 2 --dp 1 --explain \
-    >"$WORK/tiny-tp.txt" && ! grep -q "calibrated device" "$WORK/tiny-tp.txt" \
-    && ! grep -q "checkpoint snapshot" "$WORK/tiny-tp.txt" \
-    && pass "tp 2 on the calibrated machine: the generic model" || fail "tp 2 on the calibrated machine"
+  # lmforge runs tensor parallelism: the calibrated model with the rank's slices; it runs no
+  # pipeline: the generic model
+  "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --tp 2 --dp 1 --json \
+    >"$WORK/tiny-tp.json" && grep -q '"device_model": "calibrated"' "$WORK/tiny-tp.json" \
+    && pass "tp 2 on the calibrated machine: the calibrated model" || fail "tp 2 on the calibrated machine"
+  w1=$(grep -o '"weights": *[0-9.eE+]*' "$WORK/tiny.json" | head -1 | sed 's/.*: *//')
+  w2=$(grep -o '"weights": *[0-9.eE+]*' "$WORK/tiny-tp.json" | head -1 | sed 's/.*: *//')
+  awk -v a="$w1" -v b="$w2" 'BEGIN { exit !(b > 0.45 * a && b < 0.75 * a) }' \
+    && pass "tp 2: about half the weights per rank ($w2 of $w1 bytes)" \
+    || fail "tp 2: weights per rank $w2 against $w1 bytes at tp 1"
+  "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --pp 2 --dp 1 --explain \
+    >"$WORK/tiny-pp.txt" && ! grep -q "calibrated device" "$WORK/tiny-pp.txt" \
+    && ! grep -q "checkpoint snapshot" "$WORK/tiny-pp.txt" \
+    && pass "pp 2 on the calibrated machine: the generic model" || fail "pp 2 on the calibrated machine"
 else
   fail "--calibrate: $(cat "$WORK/calib.txt")"
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The planner against real lmforge runs on this machine: calibrate (short), predict tokens/s
 # and per-rank peak resident memory with `lmforge plan --json`, measure them with `lmforge
-# train` back to back (np = 1, and np = 2 with ZeRO-1 and ZeRO-2 under mpirun when MPI is
-# built), and check |predicted/measured - 1| <= 0.15 for tokens/s and <= 0.10 for memory.
+# train` back to back (np = 1; under mpirun when MPI is built, np = 2 with ZeRO 0-3 and np = 2
+# as one tensor-parallel pair with and without --sp), and check |predicted/measured - 1| <= 0.15
+# for tokens/s and <= 0.10 for memory.
 # Measured tokens/s: the median over the steps after the first; memory: each rank's peak
 # resident set (getrusage, as /usr/bin/time or lmforge train report it).
 source "$(dirname "$0")/lib/common.sh"
@@ -180,6 +181,16 @@ if [ "$have_mpi" = 1 ]; then
     compare "mini B=4 T=128 np=2 ZeRO-$zero" cal2 2 \
       "--model mini --seq 128 --micro-batch 4 --global-batch 1024 --dp 2 --zero $zero" \
       "--model mini --batch 4 --seq 128 --steps 6 --threads $per --zero $zero"
+  done
+  # tensor parallelism: the rank's slices, the vocabulary-parallel loss and the group's
+  # all-reduces (or gathers and reduce-scatters) on the same calibration; two checkpoints, as
+  # the memory predicted is a save's while the previous save's snapshot is held
+  for sp in off on; do
+    tflag=""
+    [ "$sp" = on ] && tflag="--sp"
+    [ -f "$WORK/cal2.json" ] && compare "mini B=4 T=128 np=2 --tp 2 sp $sp" cal2 2 \
+      "--model mini --seq 128 --micro-batch 4 --global-batch 512 --dp 1 --tp 2 --sp $sp" \
+      "--model mini --batch 4 --seq 128 --global-batch 512 --steps 6 --save-every 3 --threads $per --tp 2 $tflag"
   done
 else
   echo "test_plan_vs_run: np=2 cases skipped (this build has no MPI)"

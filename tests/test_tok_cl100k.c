@@ -1,8 +1,8 @@
 /* Tests: cl100k_base / Llama 3 tokenizers: tiktoken files, tiktoken's merge order, vectors, saving. */
 /* cl100k_base from its tiktoken file against the shared reference vectors ($LMF_SHARED_DIR/cl100k,
  * those tests skipped when absent), the same after saving as tokenizer.json, cut points, the
- * merge loops against each other; tiktoken's merge order and the file parser's errors on small
- * hand-made files. */
+ * merge loops against each other and the join table against every split; tiktoken's merge
+ * order and the file parser's errors on small hand-made files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,6 +141,71 @@ static void test_merge_loops_agree(void **state) {
     lmf_tok_ctx_free(c);
 }
 
+/* pairs held in a join table */
+static size_t join_pairs(const lmf_tokenizer *t) {
+    size_t n = 0;
+    for (uint64_t i = 0; t->jtab && i <= t->jtab_mask; i++) n += t->jtab[i] != LMF_TOK_EMPTY_SLOT;
+    return n;
+}
+
+/* BPE of w[0..n) with the join table and with every split (the table set aside): the same ids */
+static void expect_same_bpe(lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, size_t n, uint32_t *a,
+                            uint32_t *b) {
+    uint64_t *jtab = t->jtab;
+    for (int m = LMF_TOK_BPE_ARRAY; m <= LMF_TOK_BPE_HEAP; m++) {
+        size_t na = lmf_tok_bpe_word(t, c, w, n, a, (lmf_tok_bpe_method)m);
+        t->jtab = NULL;
+        size_t nb = lmf_tok_bpe_word(t, c, w, n, b, (lmf_tok_bpe_method)m);
+        t->jtab = jtab;
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na * sizeof *a);
+    }
+}
+
+/* cl100k_base's join table keeps one pair per token of its 233,378 splits, and BPE with it
+ * equals BPE over every split: on every token's bytes, on 20,000 runs of 2 to 5 random tokens
+ * (pieces the pre-tokenizer would never make, so merges across token edges are tried too) and
+ * on long pieces of pseudo text. */
+static void test_join_table_changes_nothing(void **state) {
+    (void)state;
+    NEED_CL100K();
+    lmf_tokenizer *t = (lmf_tokenizer *)cl100k();
+    size_t pairs = join_pairs(t);
+    fprintf(stderr, "cl100k_base: %zu pairs in the join table of %u splits\n", pairs, t->n_merges);
+    assert_non_null(t->jtab);
+    assert_true(pairs > 90000 && pairs < (size_t)t->n_ids && pairs < t->n_merges / 2);
+    lmf_tok_ctx *c = lmf_tok_ctx_create();
+    uint32_t a[4096], b[4096];
+    uint8_t w[4096];
+    assert_non_null(c);
+    for (uint32_t id = 0; id < 100256; id++) {
+        size_t n;
+        const char *tb = lmf_tok_token_bytes(t, id, &n);
+        if (tb && n >= 2) expect_same_bpe(t, c, (const uint8_t *)tb, n, a, b);
+    }
+    uint64_t rng = 12345;
+    for (int k = 0; k < 20000; k++) {
+        size_t n = 0;
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        int parts = 2 + (int)(rng >> 60) % 4;
+        for (int p = 0; p < parts; p++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t tl;
+            const char *tb = lmf_tok_token_bytes(t, (uint32_t)((rng >> 33) % 100256), &tl);
+            if (tb && n + tl <= sizeof w) {
+                memcpy(w + n, tb, tl);
+                n += tl;
+            }
+        }
+        if (n >= 2) expect_same_bpe(t, c, w, n, a, b);
+    }
+    char *text = lmf_test_pseudo_text(sizeof w, 11);
+    for (size_t len = 2; len <= sizeof w && text[len - 1]; len = len * 3 / 2 + 1)
+        expect_same_bpe(t, c, (const uint8_t *)text, len, a, b);
+    free(text);
+    lmf_tok_ctx_free(c);
+}
+
 /* a tiktoken file of the 256 bytes (in byte order) and then `extra`, one token a line */
 static char *tiktoken_text(const char *const *extra, size_t n_extra, size_t *len) {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -212,6 +277,34 @@ static void test_tiktoken_merge_order(void **state) {
     free(file);
 }
 
+/* With "ab", "bc", "abc" ranked in that order, BPE of "abc" joins ab first, so (ab, c) is the
+ * only pair that makes abc: the join table leaves (a, bc) out, and "abc", "bcabc" and "abcbc"
+ * encode as with every split. */
+static void test_join_table_small(void **state) {
+    (void)state;
+    static const char *const extra[] = {"ab", "bc", "abc"};
+    size_t len;
+    char *file = tiktoken_text(extra, 3, &len);
+    lmf_tokenizer *t = NULL;
+    lmf_test_ok(lmf_tok_parse_tiktoken(file, len, "small.tiktoken", &t), "parse");
+    assert_int_equal(t->n_merges, 4);
+    assert_int_equal(join_pairs(t), 3);
+    assert_int_equal(lmf_tok_pair_find(t->jtab, t->jtab_mask, t->jtab_shift, 256, 'c'), 258);
+    assert_int_equal(lmf_tok_pair_find(t->jtab, t->jtab_mask, t->jtab_shift, 'a', 257), LMF_TOK_NONE);
+    lmf_tok_ctx *c = lmf_tok_ctx_create();
+    assert_non_null(c);
+    uint32_t a[16], b[16];
+    static const char *const words[] = {"abc", "bcabc", "abcbc", "aabcc", "babcab"};
+    for (size_t k = 0; k < sizeof words / sizeof *words; k++)
+        expect_same_bpe(t, c, (const uint8_t *)words[k], strlen(words[k]), a, b);
+    assert_int_equal(encode1(t, "bcabc", a, 16), 2); /* bc abc */
+    assert_int_equal(a[0], 257);
+    assert_int_equal(a[1], 258);
+    lmf_tok_ctx_free(c);
+    lmf_tok_free(t);
+    free(file);
+}
+
 /* A file of Llama 3's size (128,000 ranks) gets Llama 3's 256 special tokens from 128000 on */
 static void test_llama3_specials(void **state) {
     (void)state;
@@ -255,6 +348,20 @@ static void test_llama3_specials(void **state) {
     assert_int_equal(ids[0], 128000);
     assert_int_equal(ids[1], 256); /* "AAA", the first extra token */
     assert_int_equal(ids[2], 128009);
+    /* tokenizer_config.json beside a Hugging Face export: the class that reads tokenizer.json
+     * as it is, Llama 3's begin and end tokens, the context */
+    char dir[4200], path[4300];
+    lmf_test_fresh_dir(dir, sizeof dir, "llama3-hf");
+    lmf_test_ok(lmf_tok_save_hf_config(t, dir, 8192), "save tokenizer_config.json");
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_error_t err;
+    json_t *cfg = json_load_file(path, 0, &err);
+    assert_non_null(cfg);
+    assert_string_equal(json_string_value(json_object_get(cfg, "tokenizer_class")), "PreTrainedTokenizerFast");
+    assert_string_equal(json_string_value(json_object_get(cfg, "bos_token")), "<|begin_of_text|>");
+    assert_string_equal(json_string_value(json_object_get(cfg, "eos_token")), "<|end_of_text|>");
+    assert_int_equal(json_integer_value(json_object_get(cfg, "model_max_length")), 8192);
+    json_decref(cfg);
     lmf_tok_free(t);
     free(file);
     free(extra);
@@ -323,7 +430,8 @@ int main(void) {
         cmocka_unit_test(test_vectors_tiktoken_file), cmocka_unit_test(test_vectors_after_save),
         cmocka_unit_test(test_split_points),          cmocka_unit_test(test_merge_loops_agree),
         cmocka_unit_test(test_tiktoken_merge_order),  cmocka_unit_test(test_tiktoken_errors),
-        cmocka_unit_test(test_llama3_specials),
+        cmocka_unit_test(test_llama3_specials),       cmocka_unit_test(test_join_table_changes_nothing),
+        cmocka_unit_test(test_join_table_small),
     };
     return cmocka_run_group_tests(tests, lmf_test_tmpdir_setup, teardown_all);
 }

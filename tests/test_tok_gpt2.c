@@ -56,6 +56,7 @@ static void test_vectors_gpt2_pair(void **state) {
     lmf_tokenizer *t = load(g_gpt2);
     assert_int_equal(lmf_tok_vocab_size(t), 50257);
     assert_int_equal(lmf_tok_eot(t), 50256);
+    assert_int_equal(lmf_tok_bos(t), 50256); /* no <|begin_of_text|>: bos is the end-of-text id */
     check_vectors(t);
     lmf_tok_free(t);
 }

@@ -116,6 +116,7 @@ static void test_llama31_added_tokens(void **state) {
         lmf_tokenizer *t = parse(v ? ADDED_30 : ADDED_31, LLAMA3_POST);
         assert_int_equal(lmf_tok_vocab_size(t), VOCAB);
         assert_int_equal(lmf_tok_eot(t), EOS);
+        assert_int_equal(lmf_tok_bos(t), BOS); /* config.json's bos_token_id on export */
         assert_int_equal(lmf_tok_get_pattern(t), LMF_TOK_PATTERN_CL100K);
         for (uint32_t id = BOS; id < VOCAB; id++) assert_true(lmf_tok_is_special(t, id));
         const char *const *names = v ? ADDED_30 : ADDED_31;

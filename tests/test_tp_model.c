@@ -230,8 +230,57 @@ static void test_refused(void **state) {
     lmf_gpt_free(m);
 }
 
+/* Each rank's slices put back into a range of the whole vector (what a checkpoint writes):
+ * with whole[i] = i sliced over the ranks, every range of the whole comes back exactly, for
+ * ranges that start and end inside tensors, span several, or hold one float. */
+static void check_place_range(const lmf_gpt_config *cfg, int T, int sp) {
+    lmf_param_layout wl, pl[4];
+    assert_int_equal(lmf_layout_build(cfg, &wl), LMF_OK);
+    float *whole = malloc(wl.total * sizeof(float)), *out = malloc(wl.total * sizeof(float));
+    float *part[4];
+    assert_true(whole && out && wl.total < (1u << 24)); /* indices exact in a float */
+    for (size_t i = 0; i < wl.total; i++) whole[i] = (float)i;
+    for (int r = 0; r < T; r++) {
+        lmf_tp_config tp = {T, r, sp};
+        assert_int_equal(lmf_layout_build_tp(cfg, &tp, &pl[r]), LMF_OK);
+        part[r] = malloc(pl[r].total * sizeof(float));
+        lmf_layout_slice(&pl[r], &wl, whole, part[r]);
+    }
+    size_t W = wl.total, cuts[][2] = {{0, W}, {0, 1}, {W - 1, W}, {7, W / 3}, {W / 3, 2 * W / 3},
+                                      {2 * W / 3 + 5, W - 3}, {W / 2, W / 2 + 1}};
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        lmf_range rg = {cuts[c][0], cuts[c][1]};
+        for (size_t i = 0; i < lmf_range_len(rg); i++) out[i] = -1.0f;
+        for (int r = 0; r < T; r++) lmf_layout_place_range(&pl[r], &wl, part[r], rg, out);
+        for (size_t i = 0; i < lmf_range_len(rg); i++)
+            if (out[i] != (float)(rg.begin + i)) {
+                print_error("%s T=%d sp=%d range [%zu, %zu): float %zu is %g\n",
+                            lmf_family_name(cfg->family), T, sp, rg.begin, rg.end, rg.begin + i,
+                            (double)out[i]);
+                fail();
+            }
+    }
+    for (int r = 0; r < T; r++) {
+        lmf_layout_free(&pl[r]);
+        free(part[r]);
+    }
+    lmf_layout_free(&wl);
+    free(whole);
+    free(out);
+}
+
+static void test_place_range(void **state) {
+    (void)state;
+    for (int T = 2; T <= 4; T *= 2)
+        for (int sp = 0; sp <= 1; sp++) {
+            check_place_range(&gpt2, T, sp);
+            check_place_range(&llama, T, sp);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_place_range),
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_llama),
         cmocka_unit_test(test_refused),

@@ -28,6 +28,13 @@ lmf_status lmf_config_read(const char *path, lmf_gpt_config *out);
 /* Write config.json for transformers' GPT2LMHeadModel, atomically; eot: bos/eos_token_id, or
  * -1 for the last id. */
 lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot);
+/* The same with torch_dtype naming the weights' type (LMF_BF16: "bfloat16", LMF_F16:
+ * "float16", else "float32"), as transformers writes it beside bf16 or fp16 weights. */
+lmf_status lmf_config_write_as(const char *path, const lmf_gpt_config *c, int eot, lmf_dtype dtype);
+/* The same with bos_token_id apart from eos_token_id = eot (bos < 0: eot), as Llama 3's
+ * config.json has them (128000 and 128001). */
+lmf_status lmf_config_write_ids(const char *path, const lmf_gpt_config *c, int bos, int eot,
+                                lmf_dtype dtype);
 
 /* ---- llm.c checkpoints ----
  * 256 little-endian int32 header: [0] magic 20240326, [1] version (3: fp32 tensors, 5: bf16
@@ -90,6 +97,7 @@ lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype)
 typedef struct lmf_hf_save_opts {
     lmf_dtype dtype;            /* LMF_F32, LMF_BF16 or LMF_F16 */
     uint64_t max_shard_bytes;   /* tensor bytes per weights file; 0 = LMF_HF_MAX_SHARD_DEFAULT */
+    int bos;                    /* bos_token_id (lmf_tok_bos); < 0: the eot argument */
 } lmf_hf_save_opts;
 /* lmf_hf_save_as, splitting the weights as transformers' save_pretrained does: tensors in the
  * layout's order fill a file until the next would take it past max_shard_bytes of tensor data

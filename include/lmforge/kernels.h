@@ -142,19 +142,21 @@ typedef struct lmf_kernels {
      * stats[N*3] (WRITTEN), per row n: stats[3n] = max_v logit (-INFINITY when Vr == 0),
      * stats[3n+1] = sum_v exp(logit - that max) (0 when Vr == 0), stats[3n+2] = the logit of
      * targets[n] when it lies in [vbegin, vbegin+Vr), else 0. targets[N] are global ids.
-     * scratch: classifier_vp_scratch_floats(N, Vr) floats (reference: one row of logits; fast:
-     * one chunk of rows). The engine gathers every rank's stats and calls
-     * lmf_classifier_vp_combine. */
+     * logits: classifier_vp_scratch_floats(N, Vr) floats, [N, Vr] (WRITTEN): the rows'
+     * logits, kept for classifier_vp_backward. The engine gathers every rank's stats and calls
+     * lmf_classifier_vp_combine (the model does it per chunk of rows, so the kept logits stay
+     * small). */
     size_t (*classifier_vp_scratch_floats)(int N, int Vr);
-    void (*classifier_vp_stats)(float *stats, float *scratch, const float *x, const float *w_part,
+    void (*classifier_vp_stats)(float *stats, float *logits, const float *x, const float *w_part,
                                 const int32_t *targets, int vbegin, int N, int C, int Vr);
     /* Part 2, with lse[N] = the global log-sum-exp of each row (lmf_classifier_vp_combine);
-     * the backward of loss = dloss * sum_n losses[n]. Logits are recomputed, not kept:
+     * the backward of loss = dloss * sum_n losses[n], from the logits classifier_vp_stats kept
+     * (not recomputed: three products of the rank's vocabulary rows, as the fused loss has):
      *   dlogit[n,v] = (exp(logit[n,v] - lse[n]) - [targets[n] == vbegin+v]) * dloss;
      *   dx[N,C] = dlogit @ w_part (WRITTEN, zeros when Vr == 0; a partial sum the engine
      *   all-reduces over the ranks); dw_part[Vr,C] += dlogit^T @ x.
-     * scratch: classifier_vp_scratch_floats(N, Vr) floats. */
-    void (*classifier_vp_backward)(float *dx, float *dw_part, float *scratch, const float *x,
+     * logits: classifier_vp_stats's for the same x, w_part and N (overwritten by dlogit). */
+    void (*classifier_vp_backward)(float *dx, float *dw_part, float *logits, const float *x,
                                    const float *w_part, const int32_t *targets, const float *lse,
                                    float dloss, int vbegin, int N, int C, int Vr);
 

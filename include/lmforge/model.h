@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "lmforge/config.h"
 #include "lmforge/kernels.h"
+#include "lmforge/partition.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -117,6 +118,11 @@ void lmf_layout_slice(const lmf_param_layout *part_layout, const lmf_param_layou
 /* The reverse: write the slices of part into their places in whole (other floats untouched). */
 void lmf_layout_place(const lmf_param_layout *part_layout, const lmf_param_layout *whole_layout,
                       const float *part, float *whole);
+/* The same for the floats of whole inside range only: out[i] = whole[range.begin + i] for the
+ * places part's slices cover (others untouched); out holds lmf_range_len(range) floats. */
+void lmf_layout_place_range(const lmf_param_layout *part_layout,
+                            const lmf_param_layout *whole_layout, const float *part,
+                            lmf_range range, float *out);
 void lmf_layout_free(lmf_param_layout *l);
 /* index of the tensor with this name, or -1 */
 int lmf_layout_find(const lmf_param_layout *l, const char *name);
@@ -212,6 +218,12 @@ lmf_status lmf_recompute_parse(const char *s, lmf_recompute *r);
  * for lmf_gpt_backward with recomputation mode rc. */
 void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
                        lmf_step_work *forward, lmf_step_work *backward);
+/* The same for one rank of a tensor-parallel group (tp NULL or size 1: the whole model): its
+ * slices of the products, attention and classifier; the norms, residual adds and embeddings
+ * over the rows it holds (all of them, or 1/size under sequence parallelism). A tp that
+ * lmf_tp_dims_get refuses gives zero work. */
+void lmf_gpt_step_work_tp(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
+                          lmf_recompute rc, lmf_step_work *forward, lmf_step_work *backward);
 const char *lmf_op_name(lmf_op op);
 
 /* What lmf_gpt_reserve allocates for. */

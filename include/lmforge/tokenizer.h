@@ -78,6 +78,8 @@ lmf_status lmf_tok_parse_tiktoken(const char *buf, size_t len, const char *what,
 int lmf_tok_vocab_size(const lmf_tokenizer *t);
 /* id of <|endoftext|>, else of <|end_of_text|>, else of the first special token; -1 if none */
 int lmf_tok_eot(const lmf_tokenizer *t);
+/* id of the special token <|begin_of_text|> (Llama 3's start of a text), else lmf_tok_eot */
+int lmf_tok_bos(const lmf_tokenizer *t);
 
 /* Encode len bytes of text (any bytes: invalid UTF-8 is kept, byte for byte) into ids[cap];
  * *n_out gets the count, never more than len. If the output would not fit, returns
@@ -149,6 +151,13 @@ lmf_status lmf_tok_train_buffer(const char *text, size_t len, const lmf_tok_trai
  * 3's is written) into dir, created if missing; each file goes to a temporary name and is renamed into
  * place when complete. Fails with LMF_ERR_IO when a file cannot be written. */
 lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir);
+/* Write tokenizer_config.json into dir for transformers' AutoTokenizer beside a Hugging Face
+ * model: tokenizer_class PreTrainedTokenizerFast, which reads tokenizer.json as it is (without
+ * it, a Llama config.json's model_type picks LlamaTokenizerFast, whose defaults are
+ * SentencePiece's <s> and </s> and a template adding <s>), as Llama 3's own directories have it;
+ * bos_token (<|begin_of_text|> when the vocabulary has it, else the end-of-text token) and
+ * eos_token (the end-of-text token), when there is one; model_max_length when > 0. */
+lmf_status lmf_tok_save_hf_config(const lmf_tokenizer *t, const char *dir, int model_max_length);
 
 /* Benchmark (`lmforge bench tokenizer`). lmf_tok_bench loads the tokenizer, joins the input
  * files' text and measures, each `repeat` times keeping the best: encoding on one thread cold

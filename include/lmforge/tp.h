@@ -32,9 +32,10 @@ void lmf_tp_hooks(lmf_tp *tp, lmf_gpt_hooks *h);
  * range. */
 lmf_status lmf_tp_reduce_grads(lmf_tp *tp, float *grads, lmf_range range);
 
-/* Collective over the group: the whole model's vector whole[whole layout total] (on every
- * rank) from each rank's slices part[layout total]. */
-lmf_status lmf_tp_gather_whole(lmf_tp *tp, const float *part, float *whole);
+/* Collective over the group: the floats of the whole model's vector inside range,
+ * out[lmf_range_len(range)] (ranges may differ between the ranks), from each rank's slices
+ * part[layout total]. Holds every rank's slices (about one whole vector) while it runs. */
+lmf_status lmf_tp_gather_range(lmf_tp *tp, const float *part, lmf_range range, float *out);
 
 /* The unsplit layout of the model (for checkpoints and exports). */
 const lmf_param_layout *lmf_tp_whole_layout(const lmf_tp *tp);

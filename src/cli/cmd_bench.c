@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "lmforge/bench.h"
+#include "lmforge/comm.h"
 #include "lmforge/model.h"
 #include "lmforge/perf.h"
 #include "lmforge/threads.h"
@@ -26,7 +27,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return lmf_bench_tokenizer(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "loader") == 0) return lmf_bench_loader(argc - 1, argv + 1);
     const char *model = NULL, *kernels = "fast", *recompute = "none";
-    int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0, refresh = 0;
+    int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0, refresh = 0, tpn = 1, sp = 0;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "PRESET", "one model preset (default: the standard cases)", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size for --model", 1, 1e6, NULL},
@@ -36,6 +37,8 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--threads", LMF_OPT_INT, &threads, "N", "compute threads (default: all cores)", 0, 4096, NULL},
         {"--kernels", LMF_OPT_STR, &kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT, NULL},
         {"--recompute", LMF_OPT_STR, &recompute, "none|selective|full", "activation recomputation (default none)", LMF_NOLIMIT, NULL},
+        {"--tp", LMF_OPT_INT, &tpn, "N", "tensor-parallel group of N ranks (run under mpirun -np N)", 1, 4096, NULL},
+        {"--sp", LMF_OPT_FLAG, &sp, NULL, "with --tp: sequence parallelism", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
         {"--refresh-peak", LMF_OPT_FLAG, &refresh, NULL, "measure the peak again (it is cached per processor and thread count)", LMF_NOLIMIT, NULL},
     };
@@ -49,6 +52,26 @@ int lmf_cmd_bench(int argc, char **argv) {
         lmf_cli_error("bench", "--recompute: %s", lmf_last_error());
         return 2;
     }
+    if (sp && tpn < 2) { lmf_cli_error("bench", "--sp needs --tp 2 or more"); return 2; }
+    lmf_comm *group = NULL;
+    if (tpn > 1) { /* every rank of the launch is one rank of the group */
+        if (lmf_comm_create("auto", &group) != LMF_OK) {
+            lmf_cli_error("bench", "%s", lmf_last_error());
+            return 2;
+        }
+        if (lmf_comm_size(group) != tpn) {
+            lmf_cli_error("bench", "--tp %d needs %d ranks (mpirun -np %d lmforge bench --tp %d ...), "
+                          "this launch has %d", tpn, tpn, tpn, tpn, lmf_comm_size(group));
+            lmf_comm_free(group);
+            return 2;
+        }
+        /* the machine's cores shared by the ranks on it unless --threads says */
+        if (threads == 0) {
+            int local = lmf_comm_launcher_local_size(), cores = lmf_threads_get();
+            threads = cores / (local > 0 ? local : 1) > 0 ? cores / (local > 0 ? local : 1) : 1;
+        }
+    }
+    int r0 = !group || lmf_comm_rank(group) == 0; /* the rank that prints */
     lmf_threads_set(threads);
     int nt = lmf_threads_get();
     lmf_peak pk;
@@ -56,7 +79,10 @@ int lmf_cmd_bench(int argc, char **argv) {
     double peak = pk.gflops * 1e9;
     char where[1400];
     lmf_peak_describe(&pk, where, sizeof where);
-    if (!json) printf("peak fp32 FMA: %s\n", where);
+    if (!json && r0) printf("peak fp32 FMA: %s\n", where);
+    if (!json && r0 && group)
+        printf("tensor parallelism: %d ranks of %d thread%s, one model split over them%s\n", tpn,
+               nt, nt == 1 ? "" : "s", sp ? ", sequence parallel" : "");
     /* the Llama family beside GPT-2 at the same width, depth and tokens per step */
     bench_case def[] = {{"gpt2", 4, 64}, {"small", 8, 256}, {"llama-small", 8, 256}, {"gpt2", 8, 1024}};
     bench_case one = {model, B ? B : 4, T ? T : 64};
@@ -66,13 +92,18 @@ int lmf_cmd_bench(int argc, char **argv) {
         lmf_gpt_config cfg;
         if (lmf_config_preset(cases[i].preset, &cfg) != LMF_OK) {
             lmf_cli_error("bench", "%s", lmf_last_error());
+            lmf_comm_free(group);
             return 2;
         }
         lmf_bench_result res;
-        if (lmf_bench_train_step(&cfg, cases[i].B, cases[i].T, k, rc, warm, steps, peak, &res) != LMF_OK) {
+        lmf_bench_tp tp = {group, sp};
+        if (lmf_bench_train_step(&cfg, cases[i].B, cases[i].T, k, rc, warm, steps, peak, &tp,
+                                 &res) != LMF_OK) {
             lmf_cli_error("bench", "%s", lmf_last_error());
+            lmf_comm_free(group);
             return 1;
         }
+        if (!r0) continue;
         if (json) {
             printf("{\"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, \"kernels\": \"%s\", "
                    "\"step_s\": %.5f, \"tokens_per_s\": %.1f, \"gflops\": %.2f, \"peak_gflops\": %.2f, "
@@ -84,7 +115,12 @@ int lmf_cmd_bench(int argc, char **argv) {
                 if (res.idle[p] < 0) printf("\"%s\": null, ", phase_label(p));
                 else printf("\"%s\": %.4f, ", phase_label(p), res.idle[p]);
             }
-            printf("\"step\": %.4f}}\n", res.idle_step);
+            printf("\"step\": %.4f}", res.idle_step);
+            if (group)
+                printf(", \"tp\": %d, \"sp\": %s, \"tp_comm_s\": %.5f, \"tp_collectives\": %.0f, "
+                       "\"tp_comm_hidden_s\": 0", tpn, sp ? "true" : "false", res.tp_comm_s,
+                       res.tp_calls);
+            printf("}\n");
         } else {
             printf("%-11s B=%-3d T=%-5d %8.1f tok/s  %7.1f GFLOP/s  MFU %5.1f%%  step %.3f s  peak RSS %.0f MB"
                    "  activations %.0f MB\n",
@@ -100,8 +136,13 @@ int lmf_cmd_bench(int argc, char **argv) {
             }
             printf("  step %.1f%%%s\n", 100 * res.idle_step,
                    res.idle[LMF_PHASE_COUNT] < 0 ? " (without the optimizer)" : "");
+            if (group)
+                printf("            tensor-parallel collectives: %.1f ms per step (%.1f%%), %.0f calls; "
+                       "hidden behind compute: 0 ms (each blocks until the group joins)\n",
+                       1e3 * res.tp_comm_s, 100 * res.tp_comm_s / res.step_s, res.tp_calls);
         }
     }
+    lmf_comm_free(group);
     return 0;
 }
 

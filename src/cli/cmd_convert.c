@@ -149,11 +149,15 @@ int lmf_cmd_convert(int argc, char **argv) {
         s = lmf_onnx_export(m, out, &oo, &os);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
     } else if (to_hf) {
-        lmf_hf_save_opts ho = {hf_dtype, max_shard_bytes};
+        lmf_hf_save_opts ho = {hf_dtype, max_shard_bytes, tok ? lmf_tok_bos(tok) : -1};
         s = lmf_hf_save_with(m, out, tok ? lmf_tok_eot(tok) : -1, &ho);
         if (s == LMF_OK) save_tokenizer(tok, out, quiet);
+        /* what AutoTokenizer needs to read tokenizer.json as it is */
+        if (s == LMF_OK && tok && !lmf_tok_decode_only(tok) &&
+            lmf_tok_save_hf_config(tok, out, lmf_gpt_cfg(m)->n_positions) != LMF_OK && !quiet)
+            fprintf(stderr, "lmforge convert: note: tokenizer_config.json not written: %s\n", lmf_last_error());
     } else if (to_lmf) {
-        lmf_hf_save_opts ho = {LMF_F32, max_shard_bytes};
+        lmf_hf_save_opts ho = {LMF_F32, max_shard_bytes, tok ? lmf_tok_bos(tok) : -1};
         s = lmf_hf_save_with(m, out, tok ? lmf_tok_eot(tok) : -1, &ho);
         char tdir[4096];
         if (s == LMF_OK && lmf_path_join(tdir, sizeof tdir, out, "tokenizer") == LMF_OK)

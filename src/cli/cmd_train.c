@@ -250,6 +250,32 @@ static int stop_job(lmf_trainer *t) {
     return 1;
 }
 
+/* The tokenizer of a run: the run directory's, or (a run that starts from another model's
+ * weights) the --init model's. NULL when neither has one. */
+static lmf_status run_tokenizer(const char *out_dir, const char *init_dir, lmf_tokenizer **tok) {
+    LMF_TRY(lmf_model_find_tokenizer(out_dir, tok));
+    if (!*tok && init_dir) LMF_TRY(lmf_model_find_tokenizer(init_dir, tok));
+    return LMF_OK;
+}
+
+/* A run from --init keeps that model's tokenizer: written into the run directory when it has
+ * none, so the final sample, `convert` and later runs find it there. */
+static void keep_init_tokenizer(const train_cli *c, const char *out_dir, const char *init_dir) {
+    lmf_tokenizer *tok = NULL;
+    if (lmf_model_find_tokenizer(out_dir, &tok) == LMF_OK && tok) {
+        lmf_tok_free(tok);
+        return;
+    }
+    char dir[4096];
+    lmf_status s = lmf_model_find_tokenizer(init_dir, &tok);
+    if (s == LMF_OK && tok && (s = lmf_path_join(dir, sizeof dir, out_dir, "tokenizer")) == LMF_OK)
+        s = lmf_tok_save(tok, dir);
+    if (s != LMF_OK && !c->quiet)
+        fprintf(stderr, "lmforge train: note: the tokenizer of %s not kept: %s\n", init_dir,
+                lmf_last_error());
+    lmf_tok_free(tok);
+}
+
 static void print_start(const train_cli *c, lmf_trainer *t) {
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int start = lmf_trainer_next_step(t);
@@ -369,7 +395,8 @@ static int train(train_cli *c, lmf_run_dir *dir) {
     if (lmf_comm_launcher_rank() == 0 && c->sample_tokens > 0 && c->prompt &&
         c->prompt[strspn(c->prompt, "0123456789 \t\n")] != '\0') {
         lmf_tokenizer *tok = NULL;
-        if (lmf_model_find_tokenizer(c->o.out_dir, &tok) != LMF_OK) return fail_rt("");
+        if (run_tokenizer(c->o.out_dir, c->o.resume_dir ? NULL : c->o.init_dir, &tok) != LMF_OK)
+            return fail_rt("");
         int none = tok == NULL;
         lmf_tok_free(tok);
         if (none) {
@@ -389,6 +416,7 @@ static int train(train_cli *c, lmf_run_dir *dir) {
         return stop_job(t);
     }
     if (rank != 0) c->quiet = 1;
+    if (rank == 0 && o->init_dir && !o->resume_dir) keep_init_tokenizer(c, o->out_dir, o->init_dir);
     c->t = t;
     c->tty = isatty(2);
     if (!c->quiet) print_start(c, t);

@@ -33,16 +33,23 @@ lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *pr
                             int *n_out) {
     const lmf_gpt_config *c = lmf_gpt_cfg(m);
     int V = c->vocab_size, maxT = c->n_positions;
-    size_t plen = prompt ? strlen(prompt) : 0, cap = plen + 2;
+    /* the tokens a tokenizer.json's template puts in front of a text (Llama 3's
+     * <|begin_of_text|>), as transformers' tokenizer(text) does; not echoed */
+    const uint32_t *pre = NULL, *suf = NULL;
+    size_t n_pre = 0, n_suf = 0;
+    if (tok) lmf_tok_template(tok, &pre, &n_pre, &suf, &n_suf);
+    size_t plen = prompt ? strlen(prompt) : 0, cap = plen + n_pre + 2;
     uint32_t *ids = malloc(cap * sizeof(uint32_t));
     int32_t *prompt_ids = malloc(cap * sizeof(int32_t));
     lmf_status s = LMF_OK;
     size_t np = 0;
     *n_out = 0;
     if (!ids || !prompt_ids) { s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate for sampling"); goto done; }
+    if (n_pre > 0) memcpy(ids, pre, n_pre * sizeof *ids);
     if (plen > 0 && tok) {
-        s = lmf_tok_encode(tok, prompt, plen, 0, ids, cap, &np);
+        s = lmf_tok_encode(tok, prompt, plen, 0, ids + n_pre, cap - n_pre, &np);
         if (s != LMF_OK) goto done;
+        np += n_pre;
     } else if (plen > 0) {
         char *end;
         const char *q = prompt;
@@ -63,11 +70,18 @@ lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *pr
                      "prompt of at most %d tokens", np, maxT, maxT - 1);
         goto done;
     }
+    if (np == 0) np = n_pre; /* no prompt: the template's beginning, else the end-of-text token */
+    for (size_t i = 0; i < np; i++)
+        if (ids[i] >= (uint32_t)V) {
+            s = lmf_fail(LMF_ERR_ARG, "the prompt's token %u is outside the model's vocabulary "
+                         "(size %d): the tokenizer does not belong to this model", ids[i], V);
+            goto done;
+        }
     if (np == 0) {
         int eot = tok ? lmf_tok_eot(tok) : -1;
         ids[np++] = (uint32_t)(eot >= 0 && eot < V ? eot : V - 1);
     } else {
-        for (size_t i = 0; i < np; i++) emit_id(tok, ids[i], out);
+        for (size_t i = n_pre; i < np; i++) emit_id(tok, ids[i], out);
     }
     for (size_t i = 0; i < np; i++) prompt_ids[i] = (int32_t)ids[i];
     lmf_sampling smp = {temperature, top_k, top_p, seed};

@@ -223,7 +223,7 @@ static double float_decimal(float x) {
     return strtod(b, NULL);
 }
 
-static json_t *llama_json(const lmf_gpt_config *c, int eot) {
+static json_t *llama_json(const lmf_gpt_config *c, int bos, int eot, const char *torch_dtype) {
     return json_pack(
         "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:n, s:b, s:b, "
         "s:b, s:f, s:f, s:b, s:i, s:i, s:s}",
@@ -234,15 +234,22 @@ static json_t *llama_json(const lmf_gpt_config *c, int eot) {
         "hidden_act", "silu", "rms_norm_eps", float_decimal(c->rms_norm_eps), "rope_theta",
         float_decimal(c->rope_theta), "rope_scaling", "tie_word_embeddings",
         c->tie_embeddings != 0, "attention_bias", 0, "mlp_bias", 0, "attention_dropout", 0.0,
-        "initializer_range", 0.02, "use_cache", 1, "bos_token_id", eot, "eos_token_id", eot,
-        "torch_dtype", "float32");
+        "initializer_range", 0.02, "use_cache", 1, "bos_token_id", bos, "eos_token_id", eot,
+        "torch_dtype", torch_dtype);
 }
 
 /* lmforge trains without dropout, so the dropout rates are written as 0 */
-lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot) {
+lmf_status lmf_config_write_as(const char *path, const lmf_gpt_config *c, int eot, lmf_dtype dtype) {
+    return lmf_config_write_ids(path, c, -1, eot, dtype);
+}
+
+lmf_status lmf_config_write_ids(const char *path, const lmf_gpt_config *c, int bos, int eot,
+                                lmf_dtype dtype) {
     LMF_TRY(lmf_config_validate(c));
     if (eot < 0 || eot >= c->vocab_size) eot = c->vocab_size - 1;
-    json_t *root = c->family == LMF_FAMILY_LLAMA ? llama_json(c, eot) : json_pack(
+    if (bos < 0 || bos >= c->vocab_size) bos = eot;
+    const char *torch_dtype = dtype == LMF_BF16 ? "bfloat16" : dtype == LMF_F16 ? "float16" : "float32";
+    json_t *root = c->family == LMF_FAMILY_LLAMA ? llama_json(c, bos, eot, torch_dtype) : json_pack(
         "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:n, s:s, s:f, s:f, s:f, s:f, s:f, s:b, "
         "s:b, s:b, s:i, s:i, s:s}",
         "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size", c->vocab_size,
@@ -250,7 +257,7 @@ lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot) 
         c->n_layer, "n_head", c->n_head, "n_inner", "activation_function", "gelu_new",
         "layer_norm_epsilon", 1e-5, "initializer_range", 0.02, "resid_pdrop", 0.0, "embd_pdrop",
         0.0, "attn_pdrop", 0.0, "scale_attn_weights", 1, "tie_word_embeddings", 1, "use_cache",
-        1, "bos_token_id", eot, "eos_token_id", eot, "torch_dtype", "float32");
+        1, "bos_token_id", bos, "eos_token_id", eot, "torch_dtype", torch_dtype);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
                       : NULL;
     json_decref(root);
@@ -266,4 +273,8 @@ lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot) 
     lmf_status s = lmf_write_file_atomic(path, withnl, n + 1);
     free(withnl);
     return s;
+}
+
+lmf_status lmf_config_write(const char *path, const lmf_gpt_config *c, int eot) {
+    return lmf_config_write_as(path, c, eot, LMF_F32);
 }

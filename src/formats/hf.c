@@ -299,12 +299,12 @@ lmf_status lmf_hf_load(const char *dir, const lmf_kernels *k, lmf_gpt **out) {
 }
 
 /* generation_config.json of a Llama directory: what transformers' generate() reads */
-static lmf_status write_generation_config(const char *dir, int eot) {
+static lmf_status write_generation_config(const char *dir, int bos, int eot) {
     char path[4096];
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "generation_config.json"));
     char text[128];
     int n = snprintf(text, sizeof text, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": %d\n}\n",
-                     eot, eot);
+                     bos, eot);
     return lmf_write_file_atomic(path, text, (size_t)n);
 }
 
@@ -526,14 +526,15 @@ lmf_status lmf_hf_save_with(lmf_gpt *m, const char *dir, int eot, const lmf_hf_s
     char path[4096];
     LMF_TRY(lmf_mkdir_p(dir));
     LMF_TRY(lmf_path_join(path, sizeof path, dir, "config.json"));
-    LMF_TRY(lmf_config_write(path, c, eot));
-    if (c->family == LMF_FAMILY_LLAMA)
-        LMF_TRY(write_generation_config(dir, eot < 0 || eot >= c->vocab_size ? c->vocab_size - 1 : eot));
+    LMF_TRY(lmf_config_write_ids(path, c, o->bos, eot, dtype));
+    if (eot < 0 || eot >= c->vocab_size) eot = c->vocab_size - 1;
+    int bos = o->bos < 0 || o->bos >= c->vocab_size ? eot : o->bos;
+    if (c->family == LMF_FAMILY_LLAMA) LMF_TRY(write_generation_config(dir, bos, eot));
     return save_split(m, dir, dtype, max);
 }
 
 lmf_status lmf_hf_save_as(lmf_gpt *m, const char *dir, int eot, lmf_dtype dtype) {
-    lmf_hf_save_opts o = {dtype, LMF_HF_MAX_SHARD_DEFAULT};
+    lmf_hf_save_opts o = {dtype, LMF_HF_MAX_SHARD_DEFAULT, -1};
     return lmf_hf_save_with(m, dir, eot, &o);
 }
 

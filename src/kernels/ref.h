@@ -57,10 +57,10 @@ void lmf_ref_classifier(float *losses, float *dx, float *dwte, float *scratch, c
 void lmf_ref_classifier_row_backward(float *dxn, float *dw, const float *dlogits,
                                      const float *xn, const float *w, int C, int V);
 size_t lmf_ref_classifier_vp_scratch_floats(int N, int Vr);
-void lmf_ref_classifier_vp_stats(float *stats, float *scratch, const float *x,
+void lmf_ref_classifier_vp_stats(float *stats, float *logits, const float *x,
                                  const float *w_part, const int32_t *targets, int vbegin, int N,
                                  int C, int Vr);
-void lmf_ref_classifier_vp_backward(float *dx, float *dw_part, float *scratch, const float *x,
+void lmf_ref_classifier_vp_backward(float *dx, float *dw_part, float *logits, const float *x,
                                     const float *w_part, const int32_t *targets,
                                     const float *lse, float dloss, int vbegin, int N, int C,
                                     int Vr);

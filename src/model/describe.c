@@ -103,14 +103,36 @@ static void add(lmf_step_work *w, lmf_op op, double calls, double flops, double 
     w->op[op].values += calls * values;
 }
 
+/* The layer's products as one rank computes them: a column-parallel weight's outputs and a
+ * row-parallel one's inputs divided over the group (grouped key/value heads: the rank's own). */
+static int rank_linears(const lmf_gpt_config *c, const lmf_tp_dims *d,
+                        lmf_linear_desc lin[LMF_LAYER_LINEARS]) {
+    int n = lmf_layer_linears(c, lin);
+    for (int i = 0; i < n && d->size > 1; i++) {
+        if (lin[i].split == LMF_SPLIT_ROW) lin[i].in /= d->size;
+        else if (c->family == LMF_FAMILY_LLAMA && (i == 1 || i == 2)) /* k_proj, v_proj */
+            lin[i].out = d->kv_width;
+        else lin[i].out /= d->size;
+    }
+    return n;
+}
+
 /* the layer's products in the forward (all, or those a full recomputation re-runs: every one
  * but the MLP's down projection, whose output the backward does not need) */
-static void layer_products_forward(lmf_step_work *w, const lmf_gpt_config *c, double N, double L,
-                                   int recompute) {
+static void layer_products_forward(lmf_step_work *w, const lmf_gpt_config *c,
+                                   const lmf_tp_dims *d, double N, double L, int recompute) {
     lmf_linear_desc lin[LMF_LAYER_LINEARS];
-    int n = lmf_layer_linears(c, lin);
+    int n = rank_linears(c, d, lin);
     for (int i = 0; i < n - (recompute ? 1 : 0); i++)
         add(w, LMF_OP_MATMUL_FORWARD, L, 2.0 * N * lin[i].in * lin[i].out, N * lin[i].out);
+}
+
+static void layer_products_backward(lmf_step_work *w, const lmf_gpt_config *c,
+                                    const lmf_tp_dims *d, double N, double L) {
+    lmf_linear_desc lin[LMF_LAYER_LINEARS];
+    int n = rank_linears(c, d, lin);
+    for (int i = 0; i < n; i++)
+        add(w, LMF_OP_MATMUL_BACKWARD, L, 4.0 * N * lin[i].in * lin[i].out, N * lin[i].in);
 }
 
 /* Mirrors lmf_gpt_forward and lmf_gpt_backward (gpt.c) call by call. */
@@ -138,69 +160,75 @@ lmf_status lmf_recompute_parse(const char *s, lmf_recompute *r) {
  * Backward: what recomputation brings back, the seven products' backward, the SwiGLU's, three
  * adds (the input gradients of gate and up, of q and k, of v summed), attention, the rotary
  * transpose, two RMSNorms. */
-static void llama_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
-                            lmf_step_work *fw, lmf_step_work *bw) {
-    double L = c->n_layer, C = c->n_embd, V = c->vocab_size, N = (double)B * T, E = N * C;
-    double KV = (double)lmf_config_kv_heads(c) * (C / c->n_head), F = lmf_config_ffn(c);
-    double att_f = lmf_attention_flops(B, T, c->n_embd, 0);
-    double att_b = lmf_attention_flops(B, T, c->n_embd, 1);
-    lmf_linear_desc lin[LMF_LAYER_LINEARS];
-    int n = lmf_layer_linears(c, lin);
+static void llama_step_work(const lmf_gpt_config *c, const lmf_tp_dims *d, int B, int T,
+                            lmf_recompute rc, lmf_step_work *fw, lmf_step_work *bw) {
+    double L = c->n_layer, C = c->n_embd, N = (double)B * T;
+    double R = d->sequence_parallel ? N / d->size : N, E = R * C; /* the residual stream's rows */
+    double A = N * d->width, KV = d->kv_width, F = d->ffn;         /* the rank's heads */
+    double att_f = lmf_attention_flops(B, T, d->width, 0);
+    double att_b = lmf_attention_flops(B, T, d->width, 1);
 
     add(fw, LMF_OP_ENCODER_FORWARD, 1, 0, E);
     add(fw, LMF_OP_RMSNORM_FORWARD, 2 * L + 1, 0, E);
-    layer_products_forward(fw, c, N, L, 0);
-    add(fw, LMF_OP_ROPE, L, 0, N * (C + KV));
-    add(fw, LMF_OP_ATTENTION_FORWARD, L, att_f, E);
+    layer_products_forward(fw, c, d, N, L, 0);
+    add(fw, LMF_OP_ROPE, L, 0, A + N * KV);
+    add(fw, LMF_OP_ATTENTION_FORWARD, L, att_f, A);
     add(fw, LMF_OP_RESIDUAL, 2 * L, 0, E);
     add(fw, LMF_OP_SWIGLU_FORWARD, L, 0, N * F);
-    add(fw, LMF_OP_CLASSIFIER, 1, 3.0 * 2.0 * N * C * V, N * V);
+    add(fw, LMF_OP_CLASSIFIER, 1, 3.0 * 2.0 * N * C * d->vocab_real, N * d->vocab_real);
 
     add(bw, LMF_OP_ZERO, 1, 0, E);
     add(bw, LMF_OP_RMSNORM_BACKWARD, 1 + 2 * L, 0, E);
     if (rc == LMF_RECOMPUTE_FULL) {
         add(bw, LMF_OP_RMSNORM_FORWARD, 2 * L, 0, E);
-        layer_products_forward(bw, c, N, L, 1);
-        add(bw, LMF_OP_ROPE, L, 0, N * (C + KV));
-        add(bw, LMF_OP_ATTENTION_FORWARD, L, att_f, E);
+        layer_products_forward(bw, c, d, N, L, 1);
+        add(bw, LMF_OP_ROPE, L, 0, A + N * KV);
+        add(bw, LMF_OP_ATTENTION_FORWARD, L, att_f, A);
         add(bw, LMF_OP_RESIDUAL, L, 0, E);
         add(bw, LMF_OP_SWIGLU_FORWARD, L, 0, N * F);
     } else if (rc == LMF_RECOMPUTE_SELECTIVE) {
         add(bw, LMF_OP_SWIGLU_FORWARD, L, 0, N * F);
     }
-    for (int i = 0; i < n; i++)
-        add(bw, LMF_OP_MATMUL_BACKWARD, L, 4.0 * N * lin[i].in * lin[i].out, N * lin[i].in);
+    layer_products_backward(bw, c, d, N, L);
     add(bw, LMF_OP_SWIGLU_BACKWARD, L, 0, N * F);
     add(bw, LMF_OP_RESIDUAL, 3 * L, 0, E);
-    add(bw, LMF_OP_ATTENTION_BACKWARD, L, att_b, E);
-    add(bw, LMF_OP_ROPE, L, 0, N * (C + KV));
+    add(bw, LMF_OP_ATTENTION_BACKWARD, L, att_b, A);
+    add(bw, LMF_OP_ROPE, L, 0, A + N * KV);
     add(bw, LMF_OP_ENCODER_BACKWARD, 1, 0, E);
 }
 
 void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
                        lmf_step_work *fw, lmf_step_work *bw) {
+    lmf_gpt_step_work_tp(c, NULL, B, T, rc, fw, bw);
+}
+
+void lmf_gpt_step_work_tp(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
+                          lmf_recompute rc, lmf_step_work *fw, lmf_step_work *bw) {
     memset(fw, 0, sizeof *fw);
     memset(bw, 0, sizeof *bw);
+    lmf_tp_config one = {1, 0, 0};
+    lmf_tp_dims d;
+    if (lmf_tp_dims_get(c, tp && tp->size > 1 ? tp : &one, &d) != LMF_OK) return;
     if (c->family == LMF_FAMILY_LLAMA) {
-        llama_step_work(c, B, T, rc, fw, bw);
+        llama_step_work(c, &d, B, T, rc, fw, bw);
         return;
     }
-    double L = c->n_layer, C = c->n_embd, V = c->vocab_size, N = (double)B * T, E = N * C;
-    double att_f = lmf_attention_flops(B, T, c->n_embd, 0);
-    double att_b = lmf_attention_flops(B, T, c->n_embd, 1);
-    lmf_linear_desc lin[LMF_LAYER_LINEARS];
-    int n = lmf_layer_linears(c, lin);
+    double L = c->n_layer, C = c->n_embd, N = (double)B * T;
+    double R = d.sequence_parallel ? N / d.size : N, E = R * C; /* the residual stream's rows */
+    double A = N * d.width, F = N * d.ffn;                      /* the rank's heads, MLP */
+    double att_f = lmf_attention_flops(B, T, d.width, 0);
+    double att_b = lmf_attention_flops(B, T, d.width, 1);
 
     /* forward: embeddings; layer 0's ln1 alone, every later ln1 fused with the previous
      * layer's last residual add, each layer's ln2 fused with its first, the final LayerNorm
      * fused with the last layer's; the four products and attention per layer; the classifier
-     * with its backward */
+     * with its backward (vocabulary parallel: the rank's rows of the vocabulary, every row) */
     add(fw, LMF_OP_ENCODER_FORWARD, 1, 0, E);
     add(fw, LMF_OP_LAYERNORM_FORWARD, 1, 0, E);
     add(fw, LMF_OP_RESIDUAL_LAYERNORM_FORWARD, 2 * L, 0, E);
-    layer_products_forward(fw, c, N, L, 0);
-    add(fw, LMF_OP_ATTENTION_FORWARD, L, att_f, E);
-    add(fw, LMF_OP_CLASSIFIER, 1, 3.0 * 2.0 * N * C * V, N * V);
+    layer_products_forward(fw, c, &d, N, L, 0);
+    add(fw, LMF_OP_ATTENTION_FORWARD, L, att_f, A);
+    add(fw, LMF_OP_CLASSIFIER, 1, 3.0 * 2.0 * N * C * d.vocab_real, N * d.vocab_real);
 
     /* backward: the residual stream's gradient cleared once; the final LayerNorm; per layer
      * what recomputation brings back, the products' backward, the GELU with the MLP bias's
@@ -210,15 +238,14 @@ void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
     if (rc == LMF_RECOMPUTE_FULL) {
         add(bw, LMF_OP_LAYERNORM_FORWARD, L, 0, E);
         add(bw, LMF_OP_RESIDUAL_LAYERNORM_FORWARD, L, 0, E);
-        layer_products_forward(bw, c, N, L, 1);
-        add(bw, LMF_OP_ATTENTION_FORWARD, L, att_f, E);
+        layer_products_forward(bw, c, &d, N, L, 1);
+        add(bw, LMF_OP_ATTENTION_FORWARD, L, att_f, A);
     } else if (rc == LMF_RECOMPUTE_SELECTIVE) {
-        add(bw, LMF_OP_GELU_FORWARD, L, 0, 4 * E);
+        add(bw, LMF_OP_GELU_FORWARD, L, 0, F);
     }
-    for (int i = 0; i < n; i++)
-        add(bw, LMF_OP_MATMUL_BACKWARD, L, 4.0 * N * lin[i].in * lin[i].out, N * lin[i].in);
-    add(bw, LMF_OP_GELU_BIAS_BACKWARD, L, 0, 4 * E);
-    add(bw, LMF_OP_ATTENTION_BACKWARD, L, att_b, E);
+    layer_products_backward(bw, c, &d, N, L);
+    add(bw, LMF_OP_GELU_BIAS_BACKWARD, L, 0, F);
+    add(bw, LMF_OP_ATTENTION_BACKWARD, L, att_b, A);
     add(bw, LMF_OP_ENCODER_BACKWARD, 1, 0, E);
 }
 
@@ -261,8 +288,9 @@ size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_conf
 size_t lmf_gpt_classifier_floats(const lmf_gpt_config *c, const lmf_tp_dims *d,
                                  const lmf_kernels *k, int N) {
     if (d->size == 1) return k->classifier_scratch_floats(N, c->vocab_size);
-    /* the kernel's scratch, every rank's statistics, the log-sum-exp */
-    return k->classifier_vp_scratch_floats(N, d->vocab_real) + (size_t)3 * d->size * N + (size_t)N;
+    /* one chunk's logits, every rank's statistics and the log-sum-exp of its rows */
+    int R = N < LMF_VP_LOSS_ROWS ? N : LMF_VP_LOSS_ROWS;
+    return k->classifier_vp_scratch_floats(R, d->vocab_real) + (size_t)3 * d->size * R + (size_t)R;
 }
 
 void lmf_gpt_act_widths(const lmf_gpt_config *c, const lmf_tp_dims *d, lmf_act_widths *w) {

@@ -224,9 +224,10 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
         m->cls_scratch = take(&p, lmf_gpt_classifier_floats(&m->cfg, d, k, (int)BT));
         m->cls_stats = m->cls_lse = NULL;
     } else {
-        m->cls_scratch = take(&p, k->classifier_vp_scratch_floats((int)BT, d->vocab_real));
-        m->cls_stats = take(&p, (size_t)3 * d->size * BT);
-        m->cls_lse = take(&p, BT);
+        size_t VR = BT < LMF_VP_LOSS_ROWS ? BT : LMF_VP_LOSS_ROWS; /* a chunk's rows */
+        m->cls_scratch = take(&p, k->classifier_vp_scratch_floats((int)VR, d->vocab_real));
+        m->cls_stats = take(&p, (size_t)3 * d->size * VR);
+        m->cls_lse = take(&p, VR);
     }
     if (d->sequence_parallel) { /* whole rows gathered; partial sums before the scatter */
         m->sp_gather = take(&p, BTC);
@@ -401,21 +402,28 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
 
 /* The vocabulary-parallel cross-entropy: each rank's statistics over its rows of the
  * vocabulary, gathered and combined into every row's log-sum-exp and loss; in training, each
- * rank's part of the input gradient (summed over the group) and its rows' weight gradient. The
- * full logits are never gathered. */
+ * rank's part of the input gradient (summed over the group) and its rows' weight gradient, from
+ * the logits the statistics kept. Chunk by chunk of LMF_VP_LOSS_ROWS rows, so only a chunk's
+ * logits exist; the full logits are never gathered. */
 static void vocab_parallel_loss(lmf_gpt *m, float *dx, float *dw, const float *w,
                                 const int32_t *targets, int N) {
     const lmf_tp_dims *d = &m->layout.tp;
     int C = m->cfg.n_embd;
-    size_t part = (size_t)3 * N;
     const float *x = lmf_gpt_sp_gather(m, m->lnf, N); /* every row, on every rank */
-    classifier_vp_stats(&m->ops, m->cls_stats + (size_t)d->rank * part, m->cls_scratch, x, w,
-                        targets, d->vocab0, N, C, d->vocab_real);
-    lmf_gpt_tp(m, LMF_TP_GATHER, m->cls_stats, NULL, part);
-    lmf_classifier_vp_combine(m->losses, m->cls_lse, m->cls_stats, d->size, N);
+    for (int n0 = 0; n0 < N; n0 += LMF_VP_LOSS_ROWS) {
+        int R = N - n0 < LMF_VP_LOSS_ROWS ? N - n0 : LMF_VP_LOSS_ROWS;
+        size_t part = (size_t)3 * R;
+        const float *xc = x + (size_t)n0 * C;
+        classifier_vp_stats(&m->ops, m->cls_stats + (size_t)d->rank * part, m->cls_scratch, xc,
+                            w, targets + n0, d->vocab0, R, C, d->vocab_real);
+        lmf_gpt_tp(m, LMF_TP_GATHER, m->cls_stats, NULL, part);
+        lmf_classifier_vp_combine(m->losses + n0, m->cls_lse, m->cls_stats, d->size, R);
+        if (dx)
+            classifier_vp_backward(&m->ops, dx + (size_t)n0 * C, dw, m->cls_scratch, xc, w,
+                                   targets + n0, m->cls_lse, m->dloss, d->vocab0, R, C,
+                                   d->vocab_real);
+    }
     if (!dx) return;
-    classifier_vp_backward(&m->ops, dx, dw, m->cls_scratch, x, w, targets, m->cls_lse, m->dloss,
-                           d->vocab0, N, C, d->vocab_real);
     /* summed over the group; under sequence parallelism this rank's rows into sp_part */
     lmf_gpt_sp_reduce(m, dx, lmf_gpt_sp_partial(m, dx), N);
 }

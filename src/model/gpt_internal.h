@@ -71,8 +71,13 @@ void lmf_gpt_act_widths(const lmf_gpt_config *c, const lmf_tp_dims *d, lmf_act_w
 /* floats of the attention backward's scratch (multi-head or grouped-query) */
 size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_tp_dims *d,
                                  const lmf_kernels *k, int B, int T);
+/* Rows of the vocabulary-parallel loss per chunk: each chunk's logits are kept from its
+ * statistics to its backward (VP_LOSS_ROWS x the rank's vocabulary rows), and its statistics
+ * gathered over the group on their own. */
+#define LMF_VP_LOSS_ROWS 256
+
 /* floats of the classifier's buffers for N rows: the fused kernel's scratch, or (vocabulary
- * parallel) the kernel's scratch, every rank's statistics and the log-sum-exp */
+ * parallel) a chunk's kept logits, every rank's statistics and the log-sum-exp */
 size_t lmf_gpt_classifier_floats(const lmf_gpt_config *c, const lmf_tp_dims *d,
                                  const lmf_kernels *k, int N);
 

@@ -218,6 +218,25 @@ void lmf_layout_place(const lmf_param_layout *pl, const lmf_param_layout *wl, co
                    1);
 }
 
+void lmf_layout_place_range(const lmf_param_layout *pl, const lmf_param_layout *wl,
+                            const float *part, lmf_range range, float *out) {
+    for (int i = 0; i < pl->n_tensors; i++) {
+        const lmf_tensor_info *pt = &pl->tensors[i], *wt = &wl->tensors[i];
+        if (wt->offset >= range.end || wt->offset + wt->numel <= range.begin) continue;
+        int64_t sec_w = pt->full_cols / pt->sections;
+        const float *p = part + pt->offset;
+        for (int64_t r = 0; r < pt->rows; r++)
+            for (int s = 0; s < pt->sections; s++, p += pt->cols) {
+                /* a run of cols floats at pos of the whole vector, clipped to the range */
+                size_t pos = wt->offset +
+                             (size_t)((pt->row0 + r) * pt->full_cols + s * sec_w + pt->col0);
+                size_t lo = pos > range.begin ? pos : range.begin;
+                size_t hi = pos + (size_t)pt->cols < range.end ? pos + (size_t)pt->cols : range.end;
+                if (lo < hi) memcpy(out + (lo - range.begin), p + (lo - pos), (hi - lo) * sizeof(float));
+            }
+    }
+}
+
 void lmf_layout_free(lmf_param_layout *l) {
     free(l->tensors);
     free(l->block_offset);

@@ -72,22 +72,22 @@ static inline void encoder_vp_backward(lmf_ops *o, float *dwte_part, float *dwpe
     op_end(o, LMF_PHASE_ELEMENTWISE, &c);
 }
 
-static inline void classifier_vp_stats(lmf_ops *o, float *stats, float *scratch, const float *x,
+static inline void classifier_vp_stats(lmf_ops *o, float *stats, float *logits, const float *x,
                                        const float *w_part, const int32_t *targets, int vbegin,
                                        int N, int C, int Vr) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->classifier_vp_stats(stats, scratch, x, w_part, targets, vbegin, N, C, Vr);
+    o->k->classifier_vp_stats(stats, logits, x, w_part, targets, vbegin, N, C, Vr);
     op_end(o, LMF_PHASE_LOSS, &c);
 }
 
-static inline void classifier_vp_backward(lmf_ops *o, float *dx, float *dw_part, float *scratch,
+static inline void classifier_vp_backward(lmf_ops *o, float *dx, float *dw_part, float *logits,
                                           const float *x, const float *w_part,
                                           const int32_t *targets, const float *lse, float dloss,
                                           int vbegin, int N, int C, int Vr) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->classifier_vp_backward(dx, dw_part, scratch, x, w_part, targets, lse, dloss, vbegin, N,
+    o->k->classifier_vp_backward(dx, dw_part, logits, x, w_part, targets, lse, dloss, vbegin, N,
                                  C, Vr);
     op_end(o, LMF_PHASE_LOSS, &c);
 }

@@ -166,21 +166,21 @@ lmf_status lmf_tp_reduce_grads(lmf_tp *tp, float *grads, lmf_range range) {
     return LMF_OK;
 }
 
-lmf_status lmf_tp_gather_whole(lmf_tp *tp, const float *part, float *whole) {
+lmf_status lmf_tp_gather_range(lmf_tp *tp, const float *part, lmf_range range, float *out) {
     const lmf_param_layout *l = &tp->ranks[tp->rank];
     if (tp->size == 1) {
-        memcpy(whole, part, l->total * sizeof(float));
+        lmf_layout_place_range(l, &tp->whole, part, range, out);
         return LMF_OK;
     }
     size_t n = l->total; /* every rank's slices add up to the same count */
     float *all = malloc((size_t)tp->size * n * sizeof(float));
     if (!all) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB to assemble the whole "
-                              "model", (double)tp->size * (double)n * 4 / 1e6);
+                              "model's tensors", (double)tp->size * (double)n * 4 / 1e6);
     for (int r = 0; r < tp->size; r++) tp->counts[r] = n;
     lmf_status s = lmf_comm_allgather_f32(tp->comm, all, part, tp->counts);
     if (s == LMF_OK)
         for (int r = 0; r < tp->size; r++)
-            lmf_layout_place(&tp->ranks[r], &tp->whole, all + (size_t)r * n, whole);
+            lmf_layout_place_range(&tp->ranks[r], &tp->whole, all + (size_t)r * n, range, out);
     free(all);
     return s;
 }

@@ -16,9 +16,19 @@ static double block_floats(const lmf_param_layout *p, int b) {
     return (double)(p->block_offset[b + 1] - p->block_offset[b]);
 }
 
+/* the tensor-parallel split lmforge train runs for the layout (rank 0's: it holds the
+ * replicated tensors and the most vocabulary rows) */
+static lmf_tp_config tp_of(const lmf_plan_layout *l) {
+    return (lmf_tp_config){l->tp, 0, l->sequence_parallel};
+}
+
 lmf_status lmf_plan_local_prepare(lmf_plan_setup *s) {
     lmf_param_layout p;
+    lmf_tp_config tp = tp_of(s->layout);
     LMF_TRY(lmf_layout_build(&s->job->model, &p));
+    s->blocks.whole = (double)p.total;
+    lmf_layout_free(&p);
+    LMF_TRY(lmf_layout_build_tp(&s->job->model, &tp, &p));
     lmf_plan_blocks *b = &s->blocks;
     int *lo = malloc((size_t)p.n_blocks * sizeof *lo), *hi = malloc((size_t)p.n_blocks * sizeof *hi);
     if (!lo || !hi) {
@@ -104,8 +114,8 @@ void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
     const lmf_gpt_config *m = &s->job->model;
     const lmf_plan_layout *l = s->layout;
     lmf_step_work fw, bw;
-    lmf_gpt_step_work(m, l->micro_batch, s->job->seq, l->recompute, &fw,
-                      &bw);
+    lmf_tp_config tp = tp_of(l);
+    lmf_gpt_step_work_tp(m, &tp, l->micro_batch, s->job->seq, l->recompute, &fw, &bw);
     memset(out, 0, sizeof *out);
     double C = m->n_embd, T = s->job->seq;
     /* the forward (with the classifier and its backward) and the backward (with
@@ -171,9 +181,9 @@ double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job 
     /* the fast table's attention scratch follows the thread count of the run */
     int saved = lmf_threads_get();
     if (c->kernels.threads > 0) lmf_threads_set(c->kernels.threads);
-    size_t floats = lmf_gpt_activation_floats(&job->model, k, l->micro_batch, job->seq,
-                                              LMF_RESERVE_TRAIN_HOOKED,
-                                              l->recompute);
+    lmf_tp_config tp = tp_of(l);
+    size_t floats = lmf_gpt_activation_floats_tp(&job->model, &tp, k, l->micro_batch, job->seq,
+                                                 LMF_RESERVE_TRAIN_HOOKED, l->recompute);
     lmf_threads_set(saved);
     return 4.0 * (double)floats;
 }
@@ -181,23 +191,29 @@ double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job 
 void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
                            lmf_plan_memory *out) {
     (void)micro_batches;
-    (void)stage; /* one stage: tp = pp = 1 */
+    (void)stage; /* one stage: pp = 1 */
     const lmf_cluster *c = s->cluster;
     const lmf_plan_layout *l = s->layout;
-    double P = s->blocks.total; /* the layout's floats, padded vocabulary */
+    double P = s->blocks.total; /* the rank's slices' floats, padded vocabulary */
     double shard = ceil(P / l->dp);
     memset(out, 0, sizeof *out);
     /* ZeRO-3 keeps a shard of the weights and, at the end of the run, gathers them whole
-     * again to write the model (lmf_trainer_materialize) */
-    out->weights = 4.0 * (l->zero >= 3 ? shard + P : P);
+     * again to write the model (lmf_trainer_materialize); under tensor parallelism that
+     * gathering is smaller than the checkpoint's (below), which sets the peak */
+    out->weights = 4.0 * (l->zero >= 3 ? shard + (l->tp > 1 ? 0.0 : P) : P);
     out->grads = 4.0 * (l->zero >= 2 ? shard : P);
     out->optimizer = 8.0 * (l->zero >= 1 ? shard : P);
     out->activations = lmf_plan_local_activation_bytes(c, s->job, l);
     /* engine buffers, and the batch's ids and targets held by the trainer and the model */
     out->buffers = 4.0 * engine_buffer_floats(&s->blocks, l->zero) +
                    4.0 * 4.0 * (double)l->micro_batch * s->job->seq;
-    /* checkpoint snapshot: this rank's range of weights, m and v (src/ckpt) */
-    out->checkpoint = 12.0 * shard;
+    /* checkpoint snapshot: this rank's range of weights, m and v (src/ckpt); under tensor
+     * parallelism the rank's range of the whole model's vectors, assembled for the save from
+     * its data-parallel parts (4 B x its slices) and every group rank's slices (4 B x tp x its
+     * slices, one vector at a time) into the range (12 B x W / ranks), which the snapshot
+     * then copies (lmf_trainer_save) */
+    double range = ceil(s->blocks.whole / ((double)l->dp * l->tp));
+    out->checkpoint = l->tp > 1 ? 4.0 * P * (1.0 + l->tp) + 24.0 * range : 12.0 * shard;
     out->process = c->kernels.process_bytes;
     out->total = out->weights + out->grads + out->optimizer + out->activations + out->buffers +
                  out->checkpoint + out->process;
@@ -208,7 +224,7 @@ void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_
 }
 
 double lmf_plan_local_optimizer(const lmf_plan_setup *s, double params) {
-    (void)params; /* the layout's own count (the same for tp = pp = 1) */
+    (void)params; /* the layout's own count: the rank's slices (lmf_plan_local_prepare) */
     const lmf_plan_kernel_rates *r = &s->cluster->kernels;
     const lmf_plan_layout *l = s->layout;
     double P = s->blocks.total;

@@ -71,7 +71,9 @@ static inline int lmf_plan_grad_ranks(const lmf_plan_layout *l) { return l->dp *
 /* The model's parameter blocks as lmforge's engine holds them (from lmf_layout_build and
  * lmf_layout_buckets), in floats; filled for the devices that need them (calibrated). */
 typedef struct lmf_plan_blocks {
-    double total;           /* the whole layout (vocabulary padded) */
+    double total;           /* the layout of one rank's slices (vocabulary padded; the whole
+                               model without tensor parallelism) */
+    double whole;           /* the whole model's layout */
     double embeddings;      /* block 0: wte and wpe */
     double layer;           /* the largest transformer layer block */
     double final_norm;      /* block L+1: the final LayerNorm */

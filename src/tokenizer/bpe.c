@@ -199,8 +199,9 @@ static uint64_t heap_pop(uint64_t *h, size_t *n) {
 }
 
 /* tiktoken's priority of the pair (left, right): the id of the token they make, or
- * LMF_TOK_NONE (LMF_TOK_MERGE_BY_RESULT) */
+ * LMF_TOK_NONE (LMF_TOK_MERGE_BY_RESULT); from the join table once it is built */
 static inline uint32_t result_prio(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
+    if (t->jtab) return lmf_tok_pair_find(t->jtab, t->jtab_mask, t->jtab_shift, left, right);
     uint32_t r = lmf_tok_merge_rank(t, left, right);
     return r == LMF_TOK_NONE ? r : t->merge_result[r];
 }
@@ -265,14 +266,16 @@ static size_t bpe_heap(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
 }
 
 /* tiktoken's loop with array rescans: merge the leftmost pair of the lowest priority, one at a
- * time. rk[i] is the priority of (sym[i], sym[i+1]). O(n^2). */
-static size_t bpe_array_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m) {
+ * time. rk[i] is the priority of (sym[i], sym[i+1]). O(n^2). With `last`, the key
+ * (left << 20 | right) of the last pair merged (unset when none was). */
+static size_t bpe_array_result(const lmf_tokenizer *t, lmf_tok_ctx *c, size_t m, uint64_t *last) {
     uint32_t *sym = c->sym, *rk = c->rk;
     for (size_t i = 0; i + 1 < m; i++) rk[i] = result_prio(t, sym[i], sym[i + 1]);
     while (m > 1) {
         size_t bi;
         uint32_t best = lowest(rk, m - 1, &bi);
         if (best == LMF_TOK_NONE) break;
+        if (last) *last = (uint64_t)sym[bi] << 20 | sym[bi + 1];
         sym[bi] = best;
         memmove(sym + bi + 1, sym + bi + 2, (m - bi - 2) * sizeof *sym);
         memmove(rk + bi + 1, rk + bi + 2, (m - bi - 2) * sizeof *rk);
@@ -330,7 +333,7 @@ static size_t bpe_sym(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w, 
     for (size_t i = 0; i < n; i++) c->sym[i] = t->byte_id[w[i]];
     if (method == LMF_TOK_BPE_AUTO) method = n >= HEAP_MIN ? LMF_TOK_BPE_HEAP : LMF_TOK_BPE_ARRAY;
     if (t->order == LMF_TOK_MERGE_BY_RESULT)
-        return method == LMF_TOK_BPE_HEAP ? bpe_heap_result(t, c, n) : bpe_array_result(t, c, n);
+        return method == LMF_TOK_BPE_HEAP ? bpe_heap_result(t, c, n) : bpe_array_result(t, c, n, NULL);
     return method == LMF_TOK_BPE_HEAP ? bpe_heap(t, c, n) : bpe_array(t, c, n);
 }
 
@@ -353,6 +356,53 @@ lmf_status lmf_tok_prune_whole_words(lmf_tokenizer *t) {
     }
     t->ignore_merges = needed;
     lmf_tok_ctx_free(c);
+    return LMF_OK;
+}
+
+lmf_status lmf_tok_build_join_table(lmf_tokenizer *t) {
+    if (t->order != LMF_TOK_MERGE_BY_RESULT) return LMF_OK;
+    free(t->jtab);
+    t->jtab = NULL; /* BPE below runs over every split (mtab) */
+    lmf_tok_ctx *c = lmf_tok_ctx_create();
+    uint64_t *joins = malloc(((size_t)t->n_ids + 1) * sizeof *joins); /* key << 24 | token */
+    size_t nj = 0;
+    if (!c || !joins) {
+        lmf_tok_ctx_free(c);
+        free(joins);
+        return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    for (uint32_t id = 0; id < t->n_ids; id++) {
+        uint32_t n = t->len[id];
+        if (n == LMF_TOK_NONE || n < 2 || t->kind[id] != LMF_TOK_KIND_NORMAL) continue;
+        if (!ensure_scratch(c, n)) {
+            lmf_tok_ctx_free(c);
+            free(joins);
+            return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+        }
+        const uint8_t *w = (const uint8_t *)t->bytes + t->off[id];
+        for (uint32_t i = 0; i < n; i++) c->sym[i] = t->byte_id[w[i]];
+        uint64_t last = 0;
+        if (bpe_array_result(t, c, n, &last) == 1 && c->sym[0] == id) joins[nj++] = last << 24 | id;
+    }
+    lmf_tok_ctx_free(c);
+    int bits = 10;
+    while (((size_t)1 << bits) < 2 * nj) bits++; /* at most half full */
+    size_t size = (size_t)1 << bits;
+    uint64_t *tab = malloc(size * sizeof *tab);
+    if (!tab) {
+        free(joins);
+        return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    memset(tab, 0xFF, size * sizeof *tab);
+    for (size_t k = 0; k < nj; k++) {
+        uint64_t h = lmf_tok_pair_home(joins[k] >> 24, 64 - bits);
+        while (tab[h & (size - 1)] != LMF_TOK_EMPTY_SLOT) h++;
+        tab[h & (size - 1)] = joins[k];
+    }
+    free(joins);
+    t->jtab = tab;
+    t->jtab_mask = size - 1;
+    t->jtab_shift = 64 - bits;
     return LMF_OK;
 }
 

@@ -38,12 +38,19 @@ void lmf_tok_free(lmf_tokenizer *t) {
     free(t->merge_right);
     free(t->merge_result);
     free(t->mtab);
+    free(t->jtab);
     free(t->special_ids);
     free(t);
 }
 
 int lmf_tok_vocab_size(const lmf_tokenizer *t) { return (int)t->n_ids; }
 int lmf_tok_eot(const lmf_tokenizer *t) { return t->eot; }
+
+int lmf_tok_bos(const lmf_tokenizer *t) {
+    if (t->eot < 0) return -1;
+    uint32_t bos = lmf_tok_find(t, "<|begin_of_text|>", 17);
+    return bos == LMF_TOK_NONE || t->kind[bos] != LMF_TOK_KIND_SPECIAL ? t->eot : (int)bos;
+}
 
 int lmf_tok_is_special(const lmf_tokenizer *t, uint32_t id) {
     return id < t->n_ids && t->kind[id] == LMF_TOK_KIND_SPECIAL;

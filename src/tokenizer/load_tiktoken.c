@@ -171,6 +171,7 @@ static lmf_status parse(lmf_tokenizer *t, const char *buf, size_t len, const cha
     t->order = LMF_TOK_MERGE_BY_RESULT;
     t->ignore_merges = 1;
     LMF_TRY(lmf_tok_finish(t, 0, what));
+    LMF_TRY(lmf_tok_build_join_table(t));
     return lmf_tok_prune_whole_words(t);
 }
 

@@ -1,4 +1,4 @@
-/* Writing a tokenizer as encoder.json + vocab.bpe (GPT-2's pattern) and as tokenizer.json, atomically. */
+/* Writing a tokenizer as encoder.json + vocab.bpe (GPT-2's pattern), tokenizer.json and tokenizer_config.json, atomically. */
 /* Each file goes to a temporary name and is renamed into place when complete. */
 #include <errno.h>
 #include <jansson.h>
@@ -206,5 +206,24 @@ lmf_status lmf_tok_save(const lmf_tokenizer *t, const char *dir) {
         st = save_hf(t, path, buf);
     }
     free(buf);
+    return st;
+}
+
+lmf_status lmf_tok_save_hf_config(const lmf_tokenizer *t, const char *dir, int model_max_length) {
+    LMF_TRY(make_dirs(dir));
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/tokenizer_config.json", dir) >= (int)sizeof path)
+        return lmf_fail(LMF_ERR_ARG, "tokenizer: output path too long");
+    json_t *root = json_pack("{s:s, s:b}", "tokenizer_class", "PreTrainedTokenizerFast",
+                             "clean_up_tokenization_spaces", 0);
+    if (!root) return lmf_fail(LMF_ERR_NOMEM, "tokenizer: out of memory");
+    if (t->eot >= 0) {
+        uint32_t bos = (uint32_t)lmf_tok_bos(t), eos = (uint32_t)t->eot;
+        json_object_set_new(root, "bos_token", json_stringn(t->bytes + t->off[bos], t->len[bos]));
+        json_object_set_new(root, "eos_token", json_stringn(t->bytes + t->off[eos], t->len[eos]));
+    }
+    if (model_max_length > 0) json_object_set_new(root, "model_max_length", json_integer(model_max_length));
+    lmf_status st = dump_json(root, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
     return st;
 }

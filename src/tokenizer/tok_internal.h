@@ -64,6 +64,12 @@ struct lmf_tokenizer {
     uint64_t *mtab;          /* [mtab_mask + 1] packed slots */
     uint64_t mtab_mask;
     int mtab_shift;          /* 64 - log2(mtab_mask + 1): slots are found by the hash's top bits */
+    /* tiktoken's order only (lmf_tok_build_join_table): (left, right) -> the token they make,
+     * for the pairs a merge can ever join, in mtab's slot format with the made token in place
+     * of the rank; NULL until built (the encoder then uses mtab and merge_result) */
+    uint64_t *jtab;
+    uint64_t jtab_mask;
+    int jtab_shift;
 
     uint32_t n_special;
     uint32_t *special_ids;   /* [n_special] sorted by byte length, longest first */
@@ -106,19 +112,28 @@ lmf_status lmf_tok_add_merge(lmf_tokenizer *t, uint32_t left, uint32_t right, co
  * become special (the GPT-2 file pair marks no special tokens); too many of them means a
  * truncated or mismatched merges file and fails. */
 lmf_status lmf_tok_finish(lmf_tokenizer *t, int unreached_special, const char *what);
-/* home slot of the pair key (left << 20 | right) */
+/* home slot of the pair key (left << 20 | right) in a table of 2^(64 - shift) slots */
+static inline uint64_t lmf_tok_pair_home(uint64_t key, int shift) {
+    return (key * 0x9E3779B97F4A7C15ull) >> shift;
+}
 static inline uint64_t lmf_tok_merge_home(const lmf_tokenizer *t, uint64_t key) {
-    return (key * 0x9E3779B97F4A7C15ull) >> t->mtab_shift;
+    return lmf_tok_pair_home(key, t->mtab_shift);
+}
+/* The 24-bit value of (left, right) in a table of packed slots (key << 24 | value, linear
+ * probing from the home slot); LMF_TOK_NONE when the pair is not there. */
+static inline uint32_t lmf_tok_pair_find(const uint64_t *tab, uint64_t mask, int shift,
+                                         uint32_t left, uint32_t right) {
+    uint64_t key = (uint64_t)left << 20 | right;
+    for (uint64_t h = lmf_tok_pair_home(key, shift);; h++) {
+        uint64_t v = tab[h & mask];
+        if (v >> 24 == key) return (uint32_t)(v & 0xFFFFFF);
+        if (v == LMF_TOK_EMPTY_SLOT) return LMF_TOK_NONE;
+    }
 }
 /* rank of the merge (left, right); LMF_TOK_NONE when there is none. The merged token is
  * t->merge_result[rank]. */
 static inline uint32_t lmf_tok_merge_rank(const lmf_tokenizer *t, uint32_t left, uint32_t right) {
-    uint64_t key = (uint64_t)left << 20 | right;
-    for (uint64_t h = lmf_tok_merge_home(t, key);; h++) {
-        uint64_t v = t->mtab[h & t->mtab_mask];
-        if (v >> 24 == key) return (uint32_t)(v & 0xFFFFFF);
-        if (v == LMF_TOK_EMPTY_SLOT) return LMF_TOK_NONE;
-    }
+    return lmf_tok_pair_find(t->mtab, t->mtab_mask, t->mtab_shift, left, right);
 }
 
 /* ---- GPT-2's byte <-> unicode mapping (bytemap.c) ---- */
@@ -152,6 +167,13 @@ size_t lmf_tok_bpe_word(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *w
  * from its own bytes anyway, that rule changes nothing and costs a lookup a piece: clear it
  * then. LMF_ERR_NOMEM when scratch memory cannot be had. */
 lmf_status lmf_tok_prune_whole_words(lmf_tokenizer *t);
+/* tiktoken's order: build t->jtab. A token is made at a place only as BPE of its own bytes
+ * makes it (merges inside its span never depend on what is outside), so the only pair that
+ * ever joins into token z is the last merge of BPE(bytes of z), and only when that BPE gives
+ * z itself; any other split of z, adjacent, is never the lowest pair (it would make z), so
+ * leaving it out changes no output. cl100k_base: 233,378 splits, a table of 4 MiB, become
+ * one pair per token. Nothing for GPT-2's order. LMF_ERR_NOMEM when memory cannot be had. */
+lmf_status lmf_tok_build_join_table(lmf_tokenizer *t);
 /* Encode text without special-token handling, appending to ids[cap] from *count on (ids past
  * cap are only counted). Returns LMF_ERR_NOMEM on allocation failure. */
 lmf_status lmf_tok_encode_plain(const lmf_tokenizer *t, lmf_tok_ctx *c, const uint8_t *s,

@@ -9,15 +9,27 @@
 #include "lmforge/perf.h"
 #include "lmforge/rng.h"
 #include "lmforge/threads.h"
+#include "lmforge/tp.h"
 
 lmf_status lmf_bench_train_step(const lmf_gpt_config *cfg, int B, int T, const lmf_kernels *k,
                                 lmf_recompute rc, int warm, int steps, double peak,
-                                lmf_bench_result *res) {
+                                const lmf_bench_tp *tp, lmf_bench_result *res) {
     lmf_gpt *m = NULL;
-    LMF_TRY(lmf_gpt_create(cfg, k, &m));
+    lmf_tp *engine = NULL;
+    int group = tp && tp->group ? lmf_comm_size(tp->group) : 1;
+    lmf_tp_config tc = {group, group > 1 ? lmf_comm_rank(tp->group) : 0,
+                        group > 1 && tp->sequence_parallel};
+    LMF_TRY(lmf_gpt_create_tp(cfg, k, &tc, &m));
     lmf_gpt_init_weights(m, 1);
     lmf_gpt_set_recompute(m, rc);
-    lmf_status s = lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN);
+    lmf_status s = LMF_OK;
+    if (group > 1 && (s = lmf_tp_create(tp->group, cfg, lmf_gpt_layout(m), &engine)) == LMF_OK) {
+        lmf_gpt_hooks h;
+        memset(&h, 0, sizeof h);
+        lmf_tp_hooks(engine, &h);
+        lmf_gpt_set_hooks(m, &h);
+    }
+    if (s == LMF_OK) s = lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN);
     size_t n = lmf_gpt_layout(m)->total, BT = (size_t)B * T;
     float *mo = calloc(n, sizeof(float)), *vo = calloc(n, sizeof(float));
     int32_t *in = malloc(BT * sizeof(int32_t)), *tg = malloc(BT * sizeof(int32_t));
@@ -30,18 +42,25 @@ lmf_status lmf_bench_train_step(const lmf_gpt_config *cfg, int B, int T, const l
     }
     lmf_adamw_hp hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     double total = 0, opt = 0, opt_busy = 0, opt_region = 0;
+    lmf_tp_stats tp0 = {0, 0}, tp1 = {0, 0};
     /* AdamW leaves the gradients zeroed (as in training): zero them once, not every step */
     lmf_gpt_zero_grad(m);
     for (int it = 0; s == LMF_OK && it < warm + steps; it++) {
         if (it == warm) {
             lmf_gpt_profile(m, 1); /* also switches the kernels' busy accounting on */
             lmf_gpt_profile_reset(m);
+            if (engine) lmf_tp_stats_get(engine, &tp0);
         }
         double t0 = lmf_now_s();
         float loss;
         s = lmf_gpt_forward(m, in, tg, B, T, 1, 1.0f, &loss);
         if (s != LMF_OK) break;
         lmf_gpt_backward(m);
+        /* the replicated tensors' gradients made whole over the group (timed with the
+         * collectives, inside the step) */
+        if (engine && (s = lmf_tp_reduce_grads(engine, lmf_gpt_grads(m),
+                                                (lmf_range){0, n})) != LMF_OK)
+            break;
         double b0, w0, b1, w1;
         lmf_busy_read(&b0, &w0);
         double t1 = lmf_now_s();
@@ -57,11 +76,14 @@ lmf_status lmf_bench_train_step(const lmf_gpt_config *cfg, int B, int T, const l
         }
     }
     lmf_gpt_profile(m, 0);
+    if (engine) lmf_tp_stats_get(engine, &tp1);
     if (s == LMF_OK) {
         double flops = lmf_config_train_flops_per_token(cfg, T) * (double)BT;
         res->step_s = total / steps;
         res->tokens_per_s = (double)BT / res->step_s;
-        res->gflops = flops / res->step_s / 1e9;
+        res->gflops = flops / group / res->step_s / 1e9;
+        res->tp_comm_s = (tp1.seconds - tp0.seconds) / steps;
+        res->tp_calls = (double)(tp1.calls - tp0.calls) / steps;
         res->mfu = res->gflops * 1e9 / peak;
         res->rss_mb = (double)lmf_peak_rss_bytes() / 1e6;
         res->act_mb = (double)lmf_gpt_activation_bytes(m) / 1e6;
@@ -96,6 +118,7 @@ lmf_status lmf_bench_train_step(const lmf_gpt_config *cfg, int B, int T, const l
     }
     free(mo); free(vo); free(in); free(tg);
     lmf_gpt_free(m);
+    lmf_tp_free(engine);
     return s;
 }
 

@@ -15,46 +15,67 @@ typedef struct mem_estimate {
     double weights, grads, optim, activations, buffers, checkpoint, total;
 } mem_estimate;
 
-/* the data-parallel engine's staging and gather buffers at stages 0..3, as it will size them
- * (lmf_ddp_size_buffers over the model's layout; the same at every world size) */
-typedef struct engine_buffers {
-    double bytes[4];
-} engine_buffers;
+/* What the estimate needs besides the options tried: the model, its tensor-parallel split
+ * and the sizes that follow from them. */
+typedef struct mem_ctx {
+    const lmf_gpt_config *cfg;
+    const lmf_kernels *k;
+    lmf_tp_config tp;
+    int T;
+    double rank_floats;   /* the rank's slices (the whole model without tensor parallelism) */
+    double whole_floats;  /* the whole model's layout */
+    double buffers[4];    /* the data-parallel engine's staging and gather buffers at stages
+                             0..3, as it will size them over the rank's layout (the same at
+                             every world size) */
+} mem_ctx;
 
-static lmf_status size_engine_buffers(const lmf_gpt_config *cfg, engine_buffers *out) {
+static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gpt_config *cfg,
+                               const lmf_kernels *k) {
+    c->cfg = cfg;
+    c->k = k;
+    c->tp = (lmf_tp_config){o->tp > 1 ? o->tp : 1, 0, o->sequence_parallel};
+    c->T = o->seq;
     lmf_param_layout l;
     LMF_TRY(lmf_layout_build(cfg, &l));
+    c->whole_floats = (double)l.total;
+    lmf_layout_free(&l);
+    LMF_TRY(lmf_layout_build_tp(cfg, &c->tp, &l));
+    c->rank_floats = c->tp.size > 1 ? (double)l.total : (double)lmf_config_num_params(cfg);
     lmf_status s = LMF_OK;
     for (int zero = 0; zero <= 3 && s == LMF_OK; zero++) {
         lmf_ddp_buffers b;
         s = lmf_ddp_size_buffers(&l, zero, 0, &b); /* the trainer's engine: default buckets */
-        out->bytes[zero] = (double)b.bytes;
+        c->buffers[zero] = (double)b.bytes;
     }
     lmf_layout_free(&l);
     return s;
 }
 
-/* Bytes per rank: the full weights exist on every rank while the model is made (and, with
- * ZeRO-3, again when the run gathers them at the end) besides the rank's part of the weights,
- * gradients and AdamW moments (lmf_ddp_memory_theory); the activations of one micro-batch
- * (lmf_gpt_activation_floats); the engine's gradient staging (reduce-scatter) and weight-gather
- * buffers; and the copy a checkpoint takes of the rank's weights and moments while it is
- * written in the background. */
-static mem_estimate estimate(const lmf_gpt_config *cfg, const lmf_kernels *k,
-                             const engine_buffers *eb, int B, int T, lmf_recompute rc, int world,
-                             int zero) {
+/* Bytes per rank over dp data-parallel ranks: the rank's part of the weights, gradients and
+ * AdamW moments (lmf_ddp_memory_theory over its slices) and, with ZeRO-3 alone, the full
+ * weights again when the run gathers them at the end; the activations of one micro-batch
+ * (lmf_gpt_activation_floats_tp); the engine's gradient staging (reduce-scatter) and
+ * weight-gather buffers; and the copy a checkpoint takes of the rank's weights and moments
+ * while it is written in the background (under tensor parallelism also what the save holds
+ * while it puts the rank's range of the whole vectors together). */
+static mem_estimate estimate(const mem_ctx *c, int B, lmf_recompute rc, int dp, int zero) {
     mem_estimate e;
-    size_t n = (size_t)lmf_config_num_params(cfg);
+    size_t n = (size_t)c->rank_floats;
+    int tp = c->tp.size;
     lmf_ddp_memory th;
-    lmf_ddp_memory_theory(n, world, zero, &th);
+    lmf_ddp_memory_theory(n, dp, zero, &th);
     double part = (double)th.optim / 2; /* bytes of the range this rank updates */
-    e.weights = (double)th.weights + (zero >= 3 ? 4.0 * (double)n : 0.0);
+    e.weights = (double)th.weights + (zero >= 3 && tp == 1 ? 4.0 * (double)n : 0.0);
     e.grads = (double)th.grads;
     e.optim = (double)th.optim;
-    e.activations = 4.0 * (double)lmf_gpt_activation_floats(cfg, k, B, T,
-                                                             LMF_RESERVE_TRAIN_HOOKED, rc);
-    e.buffers = eb->bytes[zero];
-    e.checkpoint = 3.0 * part;
+    e.activations = 4.0 * (double)lmf_gpt_activation_floats_tp(c->cfg, &c->tp, c->k, B, c->T,
+                                                                LMF_RESERVE_TRAIN_HOOKED, rc);
+    e.buffers = c->buffers[zero];
+    /* tensor parallelism: the save's data-parallel parts and every group rank's slices (one
+     * vector at a time), the rank's range of the whole three vectors and the snapshot's copy */
+    e.checkpoint = tp > 1 ? 4.0 * c->rank_floats * (1.0 + tp) +
+                                24.0 * c->whole_floats / ((double)dp * tp)
+                          : 3.0 * part;
     e.total = e.weights + e.grads + e.optim + e.activations + e.buffers + e.checkpoint;
     return e;
 }
@@ -77,37 +98,37 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
     int here = lmf_comm_launcher_local_size();
     if (here < 1) here = 1;
     double per_rank = (double)room / here;
-    engine_buffers eb;
-    LMF_TRY(size_engine_buffers(cfg, &eb));
-    mem_estimate e = estimate(cfg, k, &eb, o->batch, o->seq, o->recompute, world, o->zero_stage);
+    mem_ctx c;
+    LMF_TRY(mem_ctx_init(&c, o, cfg, k));
+    int tp = c.tp.size, dp = world / tp > 0 ? world / tp : 1;
+    mem_estimate e = estimate(&c, o->batch, o->recompute, dp, o->zero_stage);
     if (e.total <= per_rank) return LMF_OK;
 
     char fix[1024] = "";
     size_t len = 0;
 #define FIX(...) (len += (size_t)snprintf(fix + len, len < sizeof fix ? sizeof fix - len : 0, __VA_ARGS__))
-    if (o->zero_stage < 3 && world > 1 &&
-        estimate(cfg, k, &eb, o->batch, o->seq, o->recompute, world, 3).total <= per_rank)
+    if (o->zero_stage < 3 && dp > 1 && estimate(&c, o->batch, o->recompute, dp, 3).total <= per_rank)
         FIX("%s--zero 3", len ? ", " : "");
     if (o->recompute != LMF_RECOMPUTE_FULL &&
-        estimate(cfg, k, &eb, o->batch, o->seq, LMF_RECOMPUTE_FULL, world, o->zero_stage).total <= per_rank)
+        estimate(&c, o->batch, LMF_RECOMPUTE_FULL, dp, o->zero_stage).total <= per_rank)
         FIX("%s--recompute full", len ? ", " : "");
     for (int b = o->batch / 2; b >= 1; b /= 2)
-        if (estimate(cfg, k, &eb, b, o->seq, o->recompute, world, o->zero_stage).total <= per_rank) {
+        if (estimate(&c, b, o->recompute, dp, o->zero_stage).total <= per_rank) {
             FIX("%s--batch %d (with --grad-accum or --global-batch to keep the tokens per step)",
                 len ? ", " : "", b);
             break;
         }
-    for (int w = world * 2; w <= (1 << 20); w *= 2)
-        if (estimate(cfg, k, &eb, o->batch, o->seq, o->recompute, w, 3).total <= per_rank) {
+    for (int w = dp * 2; w <= (1 << 20); w *= 2)
+        if (estimate(&c, o->batch, o->recompute, w, 3).total <= per_rank) {
             FIX("%s%d ranks or more with --zero 3 (%d per machine on more machines)",
-                len ? ", " : "", w, here);
+                len ? ", " : "", w * tp, here);
             break;
         }
 #undef FIX
     double np = (double)lmf_config_num_params(cfg);
     int all = 0; /* ranks that fit with every saving at once */
-    for (int w = world; !fix[0] && !all && w <= (1 << 20); w *= 2)
-        if (estimate(cfg, k, &eb, 1, o->seq, LMF_RECOMPUTE_FULL, w, 3).total <= per_rank) all = w;
+    for (int w = dp; !fix[0] && !all && w <= (1 << 20); w *= 2)
+        if (estimate(&c, 1, LMF_RECOMPUTE_FULL, w, 3).total <= per_rank) all = w * tp;
     if (!fix[0] && all)
         snprintf(fix, sizeof fix, "--zero 3 --recompute full --batch 1 over %d ranks or more "
                  "(%d per machine)", all, here);
@@ -115,7 +136,7 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
         snprintf(fix, sizeof fix, "nothing: the weights alone (made whole on every rank), "
                  "one sequence's activations and the engine's buffers (%s) exceed it; choose a "
                  "smaller model",
-                 size_text(estimate(cfg, k, &eb, 1, o->seq, LMF_RECOMPUTE_FULL, 1 << 20, 3).total));
+                 size_text(estimate(&c, 1, LMF_RECOMPUTE_FULL, 1 << 20, 3).total));
     return lmf_fail(LMF_ERR_NOMEM,
                     "the run needs about %s per rank (%.2f%s parameters: weights %s, gradients "
                     "%s, AdamW moments %s, activations %s, data-parallel buffers %s, checkpoint "

@@ -415,23 +415,25 @@ void lmf_trainer_abort(lmf_trainer *t, const char *msg) {
     if (t->world > 1) lmf_comm_abort(t->comm, 1, msg);
 }
 
-/* Collective (tensor parallelism): the whole model's vectors of the weights and, when m and v
- * are not NULL, the AdamW moments, on every rank: the data-parallel parts gathered, then the
- * group's slices put together. free() them. */
-static lmf_status gather_whole(lmf_trainer *t, float **params, float **m, float **v) {
-    size_t n = lmf_gpt_layout(t->model)->total, nw = lmf_tp_whole_layout(t->tp)->total;
+/* Collective (tensor parallelism): the floats inside range (which may differ between the
+ * ranks) of the whole model's vectors of the weights and, when m and v are not NULL, the AdamW
+ * moments: for each in turn the data-parallel parts gathered, then the group's slices put
+ * together, so one whole vector's worth of slices exists at a time. free() them. */
+static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, float **m,
+                               float **v) {
+    size_t n = lmf_gpt_layout(t->model)->total, len = lmf_range_len(range);
     float *part = malloc(n * sizeof(float));
     float *out[3] = {NULL, NULL, NULL};
     int k = m ? 3 : 1;
     lmf_status s = part ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
     for (int i = 0; i < k && s == LMF_OK; i++) {
-        out[i] = malloc(nw * sizeof(float));
-        if (!out[i]) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB for the whole model",
-                                  (double)nw * 4 / 1e6);
+        out[i] = malloc((len ? len : 1) * sizeof(float));
+        if (!out[i]) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB of the whole model",
+                                  (double)len * 4 / 1e6);
         else if (i == 0) s = lmf_ddp_gather_params(t->ddp, part);
         else s = lmf_ddp_gather_owned(t->ddp, part, i == 1 ? lmf_optimizer_m(t->opt)
                                                              : lmf_optimizer_v(t->opt));
-        if (s == LMF_OK) s = lmf_tp_gather_whole(t->tp, part, out[i]);
+        if (s == LMF_OK) s = lmf_tp_gather_range(t->tp, part, range, out[i]);
     }
     free(part);
     if (s != LMF_OK) {
@@ -446,7 +448,8 @@ static lmf_status gather_whole(lmf_trainer *t, float **params, float **m, float 
 lmf_status lmf_trainer_materialize(lmf_trainer *t) {
     if (t->tp) { /* the whole model in place of this rank's slices */
         float *w;
-        LMF_TRY(gather_whole(t, &w, NULL, NULL));
+        LMF_TRY(gather_range(t, (lmf_range){0, lmf_tp_whole_layout(t->tp)->total}, &w, NULL,
+                             NULL));
         lmf_gpt *whole;
         lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, &whole);
         if (s != LMF_OK) {
@@ -714,13 +717,13 @@ lmf_status lmf_trainer_save(lmf_trainer *t) {
     snap.v = lmf_optimizer_v(t->opt);
     float *w = NULL, *m = NULL, *v = NULL;
     lmf_status st = LMF_OK;
-    if (t->tp) { /* whole tensors: each rank writes its part of the whole model's vectors */
-        st = gather_whole(t, &w, &m, &v);
+    if (t->tp) { /* whole tensors: each rank writes its range of the whole model's vectors */
         snap.layout = lmf_tp_whole_layout(t->tp);
         snap.held = lmf_partition_range(snap.layout->total, t->world, t->rank);
-        snap.params = w + snap.held.begin;
-        snap.m = m + snap.held.begin;
-        snap.v = v + snap.held.begin;
+        st = gather_range(t, snap.held, &w, &m, &v);
+        snap.params = w;
+        snap.m = m;
+        snap.v = v;
     }
     if (st == LMF_OK) st = lmf_ckpt_save(t->ckw, &snap);
     free(w);

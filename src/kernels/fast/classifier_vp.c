@@ -1,4 +1,4 @@
-/* Fast vocabulary-parallel classifier + cross-entropy: rows in chunks, only chunk x Vr logits exist. */
+/* Fast vocabulary-parallel classifier + cross-entropy: the rows' logits kept from the statistics for the backward. */
 #include "kernels/fast/fast.h"
 
 #include <math.h>
@@ -8,7 +8,7 @@
 #include "kernels/fast/vec.h"
 
 size_t lmf_fast_classifier_vp_scratch_floats(int N, int Vr) {
-    return lmf_fast_classifier_scratch_floats(N, Vr);
+    return (size_t)N * (size_t)Vr;
 }
 
 /* the row of w_part that holds target t, or -1 when another rank holds it */
@@ -20,7 +20,7 @@ static inline int64_t part_row(int32_t t, int vbegin, int Vr) {
 /* Same contract as the reference (kernels.h). Per chunk of rows: logits[R, Vr] = x @ w_part^T
  * by a split sgemm, then each row's max, sum of exponentials and target logit, rows over the
  * team. */
-void lmf_fast_classifier_vp_stats(float *stats, float *scratch, const float *x,
+void lmf_fast_classifier_vp_stats(float *stats, float *logits, const float *x,
                                   const float *w_part, const int32_t *targets, int vbegin, int N,
                                   int C, int Vr) {
     if (Vr == 0) {
@@ -33,14 +33,14 @@ void lmf_fast_classifier_vp_stats(float *stats, float *scratch, const float *x,
     }
     for (int n0 = 0; n0 < N; n0 += LMF_FAST_CLASSIFIER_CHUNK) {
         int R = N - n0 < LMF_FAST_CLASSIFIER_CHUNK ? N - n0 : LMF_FAST_CLASSIFIER_CHUNK;
-        lmf_fast_gemm(0, 1, R, Vr, C, 1.0f, x + (size_t)n0 * C, C, w_part, C, 0.0f, scratch, Vr,
-                      NULL);
+        float *lc = logits + (size_t)n0 * Vr;
+        lmf_fast_gemm(0, 1, R, Vr, C, 1.0f, x + (size_t)n0 * C, C, w_part, C, 0.0f, lc, Vr, NULL);
 #pragma omp parallel
         {
             LMF_BUSY_BEGIN();
 #pragma omp for schedule(static) nowait
             for (int r = 0; r < R; r++) {
-                float *lg = scratch + (size_t)r * Vr, *st = stats + 3 * (size_t)(n0 + r);
+                float *lg = lc + (size_t)r * Vr, *st = stats + 3 * (size_t)(n0 + r);
                 const int64_t t = part_row(targets[n0 + r], vbegin, Vr);
                 st[2] = t >= 0 ? lg[t] : 0.0f;
                 st[0] = lmf_fast_row_max(lg, Vr);
@@ -51,9 +51,9 @@ void lmf_fast_classifier_vp_stats(float *stats, float *scratch, const float *x,
     }
 }
 
-/* Per chunk: logits recomputed by sgemm; dlogit = (e^(logit - lse) - onehot) * dloss in place
- * (rows over the team); dx[chunk] = dlogit @ w_part (beta 0), dw_part += dlogit^T @ x[chunk]. */
-void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *scratch, const float *x,
+/* Per chunk of the kept logits: dlogit = (e^(logit - lse) - onehot) * dloss in place (rows over
+ * the team); dx[chunk] = dlogit @ w_part (beta 0), dw_part += dlogit^T @ x[chunk]. */
+void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *logits, const float *x,
                                      const float *w_part, const int32_t *targets,
                                      const float *lse, float dloss, int vbegin, int N, int C,
                                      int Vr) {
@@ -64,13 +64,13 @@ void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *scratch, 
     for (int n0 = 0; n0 < N; n0 += LMF_FAST_CLASSIFIER_CHUNK) {
         int R = N - n0 < LMF_FAST_CLASSIFIER_CHUNK ? N - n0 : LMF_FAST_CLASSIFIER_CHUNK;
         const float *xc = x + (size_t)n0 * C;
-        lmf_fast_gemm(0, 1, R, Vr, C, 1.0f, xc, C, w_part, C, 0.0f, scratch, Vr, NULL);
+        float *lc = logits + (size_t)n0 * Vr;
 #pragma omp parallel
         {
             LMF_BUSY_BEGIN();
 #pragma omp for schedule(static) nowait
             for (int r = 0; r < R; r++) {
-                float *lg = scratch + (size_t)r * Vr;
+                float *lg = lc + (size_t)r * Vr;
                 lmf_fast_row_sumexp(lg, Vr, lse[n0 + r], 1);
                 lmf_fast_row_scale(lg, Vr, dloss);
                 const int64_t t = part_row(targets[n0 + r], vbegin, Vr);
@@ -78,7 +78,7 @@ void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *scratch, 
             }
             LMF_BUSY_END();
         }
-        lmf_fast_classifier_chunk_backward(dx + (size_t)n0 * C, dw_part, scratch, xc, w_part, R,
-                                           C, Vr);
+        lmf_fast_classifier_chunk_backward(dx + (size_t)n0 * C, dw_part, lc, xc, w_part, R, C,
+                                           Vr);
     }
 }

@@ -82,12 +82,12 @@ void lmf_fast_classifier(float *losses, float *dx, float *dwte, float *scratch, 
  * (written), dw[V,C] += dlogits^T @ xc[R,C]; split sgemms */
 void lmf_fast_classifier_chunk_backward(float *dxc, float *dw, const float *dlogits,
                                         const float *xc, const float *w, int R, int C, int V);
-/* the vocabulary-parallel classifier: chunks of LMF_FAST_CLASSIFIER_CHUNK rows as well */
+/* the vocabulary-parallel classifier: the rows' logits kept, sgemm by chunks of LMF_FAST_CLASSIFIER_CHUNK rows */
 size_t lmf_fast_classifier_vp_scratch_floats(int N, int Vr);
-void lmf_fast_classifier_vp_stats(float *stats, float *scratch, const float *x,
+void lmf_fast_classifier_vp_stats(float *stats, float *logits, const float *x,
                                   const float *w_part, const int32_t *targets, int vbegin, int N,
                                   int C, int Vr);
-void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *scratch, const float *x,
+void lmf_fast_classifier_vp_backward(float *dx, float *dw_part, float *logits, const float *x,
                                      const float *w_part, const int32_t *targets,
                                      const float *lse, float dloss, int vbegin, int N, int C,
                                      int Vr);
