@@ -62,9 +62,11 @@ static void mm_fwd(bcase *x) { x->k->matmul_forward(x->c, x->a, x->b, x->d, x->N
 static void mm_bwd(bcase *x) {
     x->k->matmul_backward(x->e, x->f, x->g, x->c, x->a, x->b, x->N, x->C, x->OC);
 }
-static void att_fwd(bcase *x) { x->k->attention_forward(x->b, x->c, x->a, x->B, x->T, x->C, x->NH); }
+static void att_fwd(bcase *x) {
+    x->k->attention_forward(x->b, x->c, x->a, NULL, x->B, x->T, x->C, x->NH);
+}
 static void att_bwd(bcase *x) {
-    x->k->attention_backward(x->d, x->e, x->b, x->a, x->c, x->B, x->T, x->C, x->NH);
+    x->k->attention_backward(x->d, x->e, x->b, x->a, x->c, NULL, x->B, x->T, x->C, x->NH);
 }
 static void ln_fwd(bcase *x) { x->k->layernorm_forward(x->b, x->e, x->f, x->a, x->c, x->d, x->N, x->C); }
 static void ln_bwd(bcase *x) {

@@ -2,7 +2,7 @@
  * escapes for paths with spec characters), errors that
  * name the token file, thousands of files through a few descriptors, truncation while in use,
  * the shard-end rule against one concatenated file, mixture shares, epochs per source, resume
- * and world sizes with a mixture. */
+ * and world sizes with a mixture; many spans read at once against one read each. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -300,6 +300,53 @@ static void test_truncated_while_in_use(void **state) {
     lmf_dataset_close(d);
 }
 
+/* lmf_dataset_read_spans gives what lmf_dataset_read gives span by span: over more files than
+ * descriptors, both token widths, spans of one token to more than the read buffer, in groups
+ * larger than one submission; and a file truncated while in use fails naming it. */
+static void test_read_spans(void **state) {
+    (void)state;
+    enum { FILES = 70, N = 3000, SPANS = 300 };
+    char dir[512], p[512];
+    lmf_test_fresh_dir(dir, sizeof dir, "spans");
+    for (int f = 0; f < FILES; f++)
+        quick_tokens(lmf_test_path(p, sizeof p, "spans/part_%03d.bin", f),
+                     f == 7 ? 100000 : N, (uint32_t)f * 100000, f % 3 ? 2 : 4);
+    lmf_dataset *d = open_ok(dir);
+    lmf_dataset_span sp[SPANS];
+    int32_t *got = malloc(SPANS * 2000 * sizeof(int32_t) + 100000 * sizeof(int32_t));
+    int32_t *want = malloc(100000 * sizeof(int32_t));
+    assert_non_null(got);
+    assert_non_null(want);
+    lmf_test_rng_seed(11);
+    size_t at = 0;
+    for (int i = 0; i < SPANS; i++) {
+        int f = (int)(lmf_test_uniform() * FILES);
+        size_t n = 1 + (size_t)(lmf_test_uniform() * (i % 10 ? 300 : 1999));
+        if (i == 200) f = 7, n = 100000; /* 400 KB of uint32: more than the buffer */
+        uint64_t start = (uint64_t)(lmf_test_uniform() * (double)(lmf_dataset_file_tokens(d, f) - n));
+        sp[i] = (lmf_dataset_span){f, start, n, got + at};
+        at += n;
+    }
+    lmf_test_ok(lmf_dataset_read_spans(d, sp, SPANS), "read spans");
+    for (int i = 0; i < SPANS; i++) {
+        lmf_test_ok(lmf_dataset_read(d, sp[i].file, sp[i].start, sp[i].n, want), "read");
+        assert_memory_equal(sp[i].dst, want, sp[i].n * sizeof(int32_t));
+        uint32_t first = (uint32_t)sp[i].file * 100000 + (uint32_t)sp[i].start;
+        assert_int_equal((uint32_t)sp[i].dst[0], sp[i].file % 3 ? (uint16_t)first : first);
+    }
+    assert_true(lmf_dataset_open_files(d) <= LMF_DATASET_MAX_OPEN);
+    /* file 5 cut to 100 tokens: a span past its end among others fails naming it */
+    lmf_test_ok(lmf_dataset_read(d, 5, 0, 10, want), "open file 5");
+    assert_int_equal(truncate(lmf_test_path(p, sizeof p, "spans/part_005.bin"), 1024 + 2 * 100), 0);
+    lmf_dataset_span cut[3] = {{4, 0, 50, got}, {5, 2000, 50, got + 50}, {6, 0, 50, got + 100}};
+    assert_int_equal(lmf_dataset_read_spans(d, cut, 3), LMF_ERR_IO);
+    assert_non_null(strstr(lmf_last_error(), "part_005.bin"));
+    assert_non_null(strstr(lmf_last_error(), "truncated"));
+    free(got);
+    free(want);
+    lmf_dataset_close(d);
+}
+
 /* The shard-end rule: five files in file order read as one concatenated file without the rows
  * that cross a file end (sizes are multiples of T, so the rows line up). */
 static void test_five_files_match_concatenation(void **state) {
@@ -524,6 +571,7 @@ int main(void) {
         cmocka_unit_test(test_spec_escapes),
         cmocka_unit_test(test_many_files_lazy),
         cmocka_unit_test(test_truncated_while_in_use),
+        cmocka_unit_test(test_read_spans),
         cmocka_unit_test(test_five_files_match_concatenation),
         cmocka_unit_test(test_mixture_shares_and_epochs),
         cmocka_unit_test(test_mixture_world_sizes_and_resume),

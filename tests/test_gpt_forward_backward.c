@@ -14,6 +14,7 @@
 #include "lmforge/model.h"
 #include "lmforge/rng.h"
 #include "lib/gpt_double.h"
+#include "lib/test_util.h"
 
 static const lmf_gpt_config tiny = {2, 2, 8, 8, 11}; /* vocab 11: padded to 64 */
 /* the Llama family: 4 query heads over 2 key/value heads, untied lm_head; and a tied one with
@@ -31,15 +32,7 @@ static lmf_gpt *make_model(const lmf_kernels *k) {
     lmf_gpt *m = NULL;
     assert_int_equal(lmf_gpt_create(cur, k, &m), LMF_OK);
     lmf_gpt_init_weights(m, 42);
-    const lmf_param_layout *l = lmf_gpt_layout(m);
-    lmf_rng r;
-    lmf_rng_seed(&r, 5);
-    float *p = lmf_gpt_params(m);
-    for (int i = 0; i < l->n_tensors; i++) {
-        const lmf_tensor_info *t = &l->tensors[i];
-        size_t real = (size_t)t->shape[0] * (size_t)(t->ndim > 1 ? t->shape[1] : 1);
-        for (size_t j = 0; j < real; j++) p[t->offset + j] += 0.3f * (lmf_rng_uniform(&r) - 0.5f);
-    }
+    lmf_test_perturb_params(m, 5, 0.3f);
     assert_int_equal(lmf_gpt_reserve(m, B, T, LMF_RESERVE_TRAIN), LMF_OK);
     return m;
 }

@@ -157,21 +157,21 @@ static void test_layernorm(void **state) {
 
 /* ---------- attention ---------- */
 
-static void check_attention(int B, int T, int C, int NH) {
+static void check_attention(int B, int T, int C, int NH, const int *ds) {
     lmf_test_rng_seed((uint64_t)B * 31u + (uint64_t)T * 17u + (uint64_t)C * 5u + (uint64_t)NH);
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
     size_t ns_r = R->attention_saved_floats(B, T, NH), ns_f = F->attention_saved_floats(B, T, NH);
     float *qkv = lmf_test_fbuf(nq, 2), *dout = lmf_test_fbuf(no, 1), *o_r = lmf_test_fbuf(no, 1), *sv_r = lmf_test_fbuf(ns_r, 1);
     float *sc_r = lmf_test_fbuf(R->attention_scratch_floats(B, T, NH, C), 1);
     float *d0 = lmf_test_fbuf(nq, 1), *d_r = lmf_test_fdup(d0, nq);
-    R->attention_forward(o_r, sv_r, qkv, B, T, C, NH);
-    R->attention_backward(d_r, sc_r, dout, qkv, sv_r, B, T, C, NH);
+    R->attention_forward(o_r, sv_r, qkv, ds, B, T, C, NH);
+    R->attention_backward(d_r, sc_r, dout, qkv, sv_r, ds, B, T, C, NH);
     float *keep[3] = {0};
     for (int rep = 0; rep < 2; rep++) {
         float *o = lmf_test_fbuf(no, 1), *sv = lmf_test_fbuf(ns_f, 1), *d = lmf_test_fdup(d0, nq);
         float *sc = lmf_test_fbuf(F->attention_scratch_floats(B, T, NH, C), 1);
-        F->attention_forward(o, sv, qkv, B, T, C, NH);
-        F->attention_backward(d, sc, dout, qkv, sv, B, T, C, NH);
+        F->attention_forward(o, sv, qkv, ds, B, T, C, NH);
+        F->attention_backward(d, sc, dout, qkv, sv, ds, B, T, C, NH);
         free(sc);
         if (rep == 0) {
             close_enough("attention out", o, o_r, no, TOL_DOT);
@@ -194,13 +194,13 @@ static void test_attention(void **state) {
     (void)state;
     for (int t = 0; t < N_THREAD_COUNTS; t++) {
         lmf_threads_set(thread_counts[t]);
-        check_attention(1, 1, 8, 1);
-        check_attention(2, 5, 12, 3);
-        check_attention(3, 67, 75, 3);   /* T crosses the 64-row block, hs = 25 */
-        check_attention(1, 130, 64, 1);  /* NH = 1, three row blocks */
-        check_attention(2, 64, 96, 2);   /* T exactly one block */
-        check_attention(1, 300, 18, 2);  /* crosses the 256-key tile of the online softmax */
-        check_attention(2, 257, 32, 4);  /* one key past a tile, hs = 8 */
+        check_attention(1, 1, 8, 1, NULL);
+        check_attention(2, 5, 12, 3, NULL);
+        check_attention(3, 67, 75, 3, NULL);   /* T crosses the 64-row block, hs = 25 */
+        check_attention(1, 130, 64, 1, NULL);  /* NH = 1, three row blocks */
+        check_attention(2, 64, 96, 2, NULL);   /* T exactly one block */
+        check_attention(1, 300, 18, 2, NULL);  /* crosses the 256-key tile of the online softmax */
+        check_attention(2, 257, 32, 4, NULL);  /* one key past a tile, hs = 8 */
     }
 }
 
@@ -214,7 +214,7 @@ static void check_attention_kv(int T, int past, int C, int NH) {
     size_t C3 = (size_t)3 * C;
     float *qkv = lmf_test_fbuf((size_t)T * C3, 2), *full = lmf_test_fbuf((size_t)T * C, 1);
     float *sv = lmf_test_fbuf(R->attention_saved_floats(1, T, NH), 1);
-    R->attention_forward(full, sv, qkv, 1, T, C, NH);
+    R->attention_forward(full, sv, qkv, NULL, 1, T, C, NH);
     float *kc = lmf_test_fbuf((size_t)T * C, 1), *vc = lmf_test_fbuf((size_t)T * C, 1);
     for (int t = 0; t < T; t++) {
         memcpy(kc + (size_t)t * C, qkv + (size_t)t * C3 + C, (size_t)C * sizeof(float));
@@ -773,7 +773,7 @@ static void check_swiglu(size_t n) {
     free(g); free(u); free(d); free(o_r); free(dg_r); free(du_r); free(o); free(dg); free(du);
 }
 
-static void check_gqa(int B, int T, int NH, int NKV, int hs) {
+static void check_gqa(int B, int T, int NH, int NKV, int hs, const int *ds) {
     lmf_test_rng_seed((uint64_t)T * 5u + (uint64_t)NH * 3u + (uint64_t)NKV);
     size_t nq = (size_t)B * T * NH * hs, nk = (size_t)B * T * NKV * hs;
     float *q = lmf_test_fbuf(nq, 2), *k = lmf_test_fbuf(nk, 2), *v = lmf_test_fbuf(nk, 1);
@@ -781,15 +781,15 @@ static void check_gqa(int B, int T, int NH, int NKV, int hs) {
     float *o_r = lmf_test_fbuf(nq, 1), *sv_r = lmf_test_fbuf(R->attention_saved_floats(B, T, NH), 1);
     float *sc_r = lmf_test_fbuf(R->gqa_attention_scratch_floats(B, T, NH, NKV), 1);
     float *dq_r = lmf_test_fbuf(nq, 1), *dk_r = lmf_test_fbuf(nk, 1), *dv_r = lmf_test_fbuf(nk, 1);
-    R->gqa_attention_forward(o_r, sv_r, q, k, v, B, T, NH, NKV, hs);
-    R->gqa_attention_backward(dq_r, dk_r, dv_r, sc_r, d, q, k, v, sv_r, B, T, NH, NKV, hs);
+    R->gqa_attention_forward(o_r, sv_r, q, k, v, ds, B, T, NH, NKV, hs);
+    R->gqa_attention_backward(dq_r, dk_r, dv_r, sc_r, d, q, k, v, sv_r, ds, B, T, NH, NKV, hs);
     float *keep[4] = {0};
     for (int rep = 0; rep < 2; rep++) {
         float *o = lmf_test_fbuf(nq, 1), *sv = lmf_test_fbuf(F->attention_saved_floats(B, T, NH), 1);
         float *sc = lmf_test_fbuf(F->gqa_attention_scratch_floats(B, T, NH, NKV), 1);
         float *dq = lmf_test_fbuf(nq, 1), *dk = lmf_test_fbuf(nk, 1), *dv = lmf_test_fbuf(nk, 1);
-        F->gqa_attention_forward(o, sv, q, k, v, B, T, NH, NKV, hs);
-        F->gqa_attention_backward(dq, dk, dv, sc, d, q, k, v, sv, B, T, NH, NKV, hs);
+        F->gqa_attention_forward(o, sv, q, k, v, ds, B, T, NH, NKV, hs);
+        F->gqa_attention_backward(dq, dk, dv, sc, d, q, k, v, sv, ds, B, T, NH, NKV, hs);
         free(sv); free(sc);
         if (rep == 0) {
             close_enough("gqa out", o, o_r, nq, TOL_DOT);
@@ -806,8 +806,8 @@ static void check_gqa(int B, int T, int NH, int NKV, int hs) {
         }
     }
     /* the cached form over one sequence: the reference gives its full forward's rows bit for
-     * bit, the fast table within TOL_DOT */
-    if (B == 1) {
+     * bit, the fast table within TOL_DOT (the cache never masks) */
+    if (B == 1 && !ds) {
         int past = T / 3, n = T - past;
         size_t qs = (size_t)NH * hs;
         float *c_r = lmf_test_fbuf((size_t)n * qs, 1), *c_f = lmf_test_fbuf((size_t)n * qs, 1);
@@ -837,13 +837,34 @@ static void test_llama_kernels(void **state) {
         check_swiglu(1);
         check_swiglu(13);
         check_swiglu(1029);
-        check_gqa(1, 1, 2, 1, 8);
-        check_gqa(2, 5, 4, 1, 3);     /* one key/value head */
-        check_gqa(2, 7, 4, 4, 5);     /* as many as query heads */
-        check_gqa(1, 67, 6, 2, 25);   /* groups of three, T crosses the 64-row block */
-        check_gqa(1, 300, 4, 2, 8);   /* crosses the 256-key tile */
-        check_gqa(3, 130, 8, 2, 16);  /* more pairs than threads, three row blocks */
+        check_gqa(1, 1, 2, 1, 8, NULL);
+        check_gqa(2, 5, 4, 1, 3, NULL);     /* one key/value head */
+        check_gqa(2, 7, 4, 4, 5, NULL);     /* as many as query heads */
+        check_gqa(1, 67, 6, 2, 25, NULL);   /* groups of three, T crosses the 64-row block */
+        check_gqa(1, 300, 4, 2, 8, NULL);   /* crosses the 256-key tile */
+        check_gqa(3, 130, 8, 2, 16, NULL);  /* more pairs than threads, three row blocks */
     }
+}
+
+/* Document masking: the fast kernels skip the keys before a row block's first document start
+ * and mask inside the block; against the reference with documents that begin inside row
+ * blocks and key tiles and one-token documents. */
+static void test_doc_mask(void **state) {
+    (void)state;
+    const int e1[] = {0, 1, 3}, e2[] = {20, 63, 64, 65, 100}, e3[] = {2, 259, 280};
+    int *d1 = lmf_test_doc_starts(2, 6, e1, 3), *d2 = lmf_test_doc_starts(3, 130, e2, 5);
+    int *d3 = lmf_test_doc_starts(2, 300, e3, 3);
+    for (int t = 0; t < N_THREAD_COUNTS; t++) {
+        lmf_threads_set(thread_counts[t]);
+        check_attention(2, 6, 12, 3, d1);
+        check_attention(3, 130, 64, 2, d2);
+        check_attention(2, 300, 18, 2, d3);
+        check_gqa(2, 6, 4, 2, 3, d1);
+        check_gqa(3, 130, 8, 2, 16, d2);
+        check_gqa(2, 300, 4, 1, 8, d3);
+    }
+    free(d1); free(d2); free(d3);
+
 }
 
 static void test_threads_perf(void **state) {
@@ -867,6 +888,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_kv),
+        cmocka_unit_test(test_doc_mask),
         cmocka_unit_test(test_logits),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_residual_adamw_sumsq),

@@ -293,7 +293,11 @@ typedef struct att_ctx {
     double *qkv, *out, *att;
     double *lse; /* [B,NH,T] log-sum-exp of the scaled scores, or NULL */
     const float *R;
+    const int *ds; /* document starts [B,T] (row t attends to keys ds[t] .. t), or NULL */
 } att_ctx;
+
+/* the first key row t of sequence b attends to */
+static int key0(const int *ds, int T, int b, int t) { return ds ? ds[(size_t)b * T + t] : 0; }
 
 static void att_fwd_d(att_ctx *c) {
     int hs = c->C / c->NH, T = c->T;
@@ -305,8 +309,9 @@ static void att_fwd_d(att_ctx *c) {
                 double *a = c->att + (((size_t)b * c->NH + h) * T + t) * T;
                 const double *q = c->qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
                 double mx = -INFINITY, sum = 0;
+                int s0 = key0(c->ds, T, b, t);
                 for (int u = 0; u < T; u++) {
-                    if (u > t) {
+                    if (u > t || u < s0) {
                         a[u] = 0;
                         continue;
                     }
@@ -316,12 +321,12 @@ static void att_fwd_d(att_ctx *c) {
                     a[u] = s * scale;
                     if (a[u] > mx) mx = a[u];
                 }
-                for (int u = 0; u <= t; u++) sum += (a[u] = exp(a[u] - mx));
+                for (int u = s0; u <= t; u++) sum += (a[u] = exp(a[u] - mx));
                 if (c->lse) c->lse[((size_t)b * c->NH + h) * T + t] = mx + log(sum);
-                for (int u = 0; u <= t; u++) a[u] /= sum;
+                for (int u = s0; u <= t; u++) a[u] /= sum;
                 for (int i = 0; i < hs; i++) {
                     double s = 0;
-                    for (int u = 0; u <= t; u++)
+                    for (int u = s0; u <= t; u++)
                         s += a[u] * c->qkv[((size_t)b * T + u) * C3 + 2 * (size_t)c->C + (size_t)h * hs + i];
                     c->out[((size_t)b * T + t) * c->C + (size_t)h * hs + i] = s;
                 }
@@ -333,7 +338,7 @@ static double att_loss(void *p) {
     return dot_r(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
-static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
+static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH, const int *ds) {
     lmf_test_rng_seed(44);
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
     size_t ns = k->attention_saved_floats(B, T, NH);
@@ -345,8 +350,9 @@ static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
     float *qkv = lmf_test_fbuf(nq, 1.5f), *R = lmf_test_fbuf(no, 1), *out = lmf_test_fbuf(no, 1);
     float *saved = lmf_test_fbuf(ns, 1), *scratch = lmf_test_fbuf(nsc, 1);
     att_ctx c = {B, T, C, NH, dcopy(qkv, nq), malloc(no * sizeof(double)),
-                 malloc((size_t)B * NH * T * T * sizeof(double)), malloc(nlse * sizeof(double)), R};
-    k->attention_forward(out, saved, qkv, B, T, C, NH);
+                 malloc((size_t)B * NH * T * T * sizeof(double)), malloc(nlse * sizeof(double)), R,
+                 ds};
+    k->attention_forward(out, saved, qkv, ds, B, T, C, NH);
     att_fwd_d(&c);
     fwd_check("attention out", out, c.out, no);
     if (is_ref)
@@ -357,7 +363,7 @@ static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
     c.lse = NULL;
 
     float *d0 = lmf_test_fbuf(nq, 1), *d = lmf_test_fdup(d0, nq);
-    k->attention_backward(d, scratch, R, qkv, saved, B, T, C, NH);
+    k->attention_backward(d, scratch, R, qkv, saved, ds, B, T, C, NH);
     fd_check("attention dqkv", att_loss, &c, c.qkv, nq, d, NULL); /* written over d0 */
     free(qkv); free(R); free(out); free(saved); free(scratch); free(c.qkv); free(c.out);
     free(c.att); free(d0); free(d);
@@ -366,14 +372,30 @@ static void check_attention(const lmf_kernels *k, int B, int T, int C, int NH) {
 static void test_attention(void **state) {
     (void)state;
     for (int i = 0; i < 2; i++) {
-        check_attention(tables[i], 2, 5, 12, 3);
-        check_attention(tables[i], 1, 1, 8, 1);
-        check_attention(tables[i], 1, 7, 6, 1);
-        check_attention(tables[i], 2, 4, 9, 3);
-        check_attention(tables[i], 1, 9, 40, 2);
-        check_attention(tables[i], 1, 70, 8, 2);  /* crosses the fast table's 64-row block */
-        check_attention(tables[i], 1, 260, 4, 1); /* crosses the fast forward's 256-key tile */
+        check_attention(tables[i], 2, 5, 12, 3, NULL);
+        check_attention(tables[i], 1, 1, 8, 1, NULL);
+        check_attention(tables[i], 1, 7, 6, 1, NULL);
+        check_attention(tables[i], 2, 4, 9, 3, NULL);
+        check_attention(tables[i], 1, 9, 40, 2, NULL);
+        check_attention(tables[i], 1, 70, 8, 2, NULL);  /* crosses the fast table's 64-row block */
+        check_attention(tables[i], 1, 260, 4, 1, NULL); /* crosses the fast forward's 256-key tile */
     }
+}
+
+/* Document masking: documents end at the listed positions (row b's shifted by b), including
+ * two ends in a row (a one-token document), an end in the last column (no effect) and, at
+ * T = 70 and 270, documents that start inside the fast kernels' row blocks and key tiles. */
+static void test_attention_doc_mask(void **state) {
+    (void)state;
+    const int e1[] = {1, 2, 5, 6}, e2[] = {10, 40, 41, 63, 64, 69}, e3[] = {3, 259};
+    int *d1 = lmf_test_doc_starts(2, 7, e1, 4), *d2 = lmf_test_doc_starts(2, 70, e2, 6);
+    int *d3 = lmf_test_doc_starts(1, 270, e3, 2);
+    for (int i = 0; i < 2; i++) {
+        check_attention(tables[i], 2, 7, 12, 3, d1);
+        check_attention(tables[i], 2, 70, 8, 2, d2);
+        check_attention(tables[i], 1, 270, 4, 1, d3);
+    }
+    free(d1); free(d2); free(d3);
 }
 
 /* ---------- gelu ---------- */
@@ -873,6 +895,7 @@ typedef struct gqa_ctx {
     int B, T, NH, NKV, hs;
     double *q, *k, *v, *out, *lse;
     const float *R;
+    const int *ds; /* document starts [B,T], or NULL */
 } gqa_ctx;
 
 static void gqa_fwd_d(gqa_ctx *c) {
@@ -884,18 +907,19 @@ static void gqa_fwd_d(gqa_ctx *c) {
             for (int t = 0; t < T; t++) {
                 const double *q = c->q + ((size_t)b * T + t) * qs + (size_t)h * hs;
                 double mx = -INFINITY, sum = 0;
-                for (int u = 0; u <= t; u++) {
+                int s0 = key0(c->ds, T, b, t);
+                for (int u = s0; u <= t; u++) {
                     const double *kk = c->k + ((size_t)b * T + u) * ks + (size_t)(h / G) * hs;
                     double s = 0;
                     for (int i = 0; i < hs; i++) s += q[i] * kk[i];
                     a[u] = s * scale;
                     if (a[u] > mx) mx = a[u];
                 }
-                for (int u = 0; u <= t; u++) sum += (a[u] = exp(a[u] - mx));
+                for (int u = s0; u <= t; u++) sum += (a[u] = exp(a[u] - mx));
                 c->lse[((size_t)b * c->NH + h) * T + t] = mx + log(sum);
                 for (int i = 0; i < hs; i++) {
                     double s = 0;
-                    for (int u = 0; u <= t; u++)
+                    for (int u = s0; u <= t; u++)
                         s += a[u] / sum * c->v[((size_t)b * T + u) * ks + (size_t)(h / G) * hs + i];
                     c->out[((size_t)b * T + t) * qs + (size_t)h * hs + i] = s;
                 }
@@ -908,7 +932,8 @@ static double gqa_loss(void *p) {
     return dot_r(c->out, c->R, (size_t)c->B * c->T * c->NH * c->hs);
 }
 
-static void check_gqa(const lmf_kernels *k, int B, int T, int NH, int NKV, int hs) {
+static void check_gqa(const lmf_kernels *k, int B, int T, int NH, int NKV, int hs,
+                      const int *ds) {
     lmf_test_rng_seed(88);
     size_t nq = (size_t)B * T * NH * hs, nk = (size_t)B * T * NKV * hs;
     size_t ns = k->attention_saved_floats(B, T, NH), nlse = (size_t)B * NH * T;
@@ -916,19 +941,20 @@ static void check_gqa(const lmf_kernels *k, int B, int T, int NH, int NKV, int h
     float *R = lmf_test_fbuf(nq, 1), *out = lmf_test_fbuf(nq, 1), *saved = lmf_test_fbuf(ns, 1);
     float *scratch = lmf_test_fbuf(k->gqa_attention_scratch_floats(B, T, NH, NKV), 1);
     gqa_ctx c = {B, T, NH, NKV, hs, dcopy(q, nq), dcopy(kk, nk), dcopy(v, nk),
-                 malloc(nq * sizeof(double)), malloc(nlse * sizeof(double)), R};
-    k->gqa_attention_forward(out, saved, q, kk, v, B, T, NH, NKV, hs);
+                 malloc(nq * sizeof(double)), malloc(nlse * sizeof(double)), R, ds};
+    k->gqa_attention_forward(out, saved, q, kk, v, ds, B, T, NH, NKV, hs);
     gqa_fwd_d(&c);
     fwd_check("gqa attention out", out, c.out, nq);
     if (k != lmf_kernels_ref()) fwd_check("gqa attention log-sum-exp", saved, c.lse, nlse);
     float *dq = lmf_test_fbuf(nq, 1), *dk = lmf_test_fbuf(nk, 1), *dv = lmf_test_fbuf(nk, 1);
-    k->gqa_attention_backward(dq, dk, dv, scratch, R, q, kk, v, saved, B, T, NH, NKV, hs);
+    k->gqa_attention_backward(dq, dk, dv, scratch, R, q, kk, v, saved, ds, B, T, NH, NKV, hs);
     fd_check("gqa attention dq", gqa_loss, &c, c.q, nq, dq, NULL); /* all written */
     fd_check("gqa attention dk", gqa_loss, &c, c.k, nk, dk, NULL);
     fd_check("gqa attention dv", gqa_loss, &c, c.v, nk, dv, NULL);
     /* the cached form: positions past.. of one sequence against a cache of its keys and
      * values give the rows of the full forward (recomputed: the last difference left c.out
-     * perturbed) */
+     * perturbed; the cache never masks) */
+    c.ds = NULL;
     gqa_fwd_d(&c);
     int past = T / 2, n = T - past;
     size_t qs = (size_t)NH * hs;
@@ -944,12 +970,20 @@ static void check_gqa(const lmf_kernels *k, int B, int T, int NH, int NKV, int h
 static void test_gqa_attention(void **state) {
     (void)state;
     for (int i = 0; i < 2; i++) {
-        check_gqa(tables[i], 2, 5, 4, 1, 3);  /* one key/value head (multi-query) */
-        check_gqa(tables[i], 2, 5, 4, 4, 3);  /* as many as query heads (multi-head) */
-        check_gqa(tables[i], 2, 6, 6, 2, 4);  /* groups of three */
-        check_gqa(tables[i], 1, 1, 2, 1, 2);
-        check_gqa(tables[i], 1, 70, 4, 2, 2); /* crosses the fast table's 64-row block */
+        check_gqa(tables[i], 2, 5, 4, 1, 3, NULL);  /* one key/value head (multi-query) */
+        check_gqa(tables[i], 2, 5, 4, 4, 3, NULL);  /* as many as query heads (multi-head) */
+        check_gqa(tables[i], 2, 6, 6, 2, 4, NULL);  /* groups of three */
+        check_gqa(tables[i], 1, 1, 2, 1, 2, NULL);
+        check_gqa(tables[i], 1, 70, 4, 2, 2, NULL); /* crosses the fast table's 64-row block */
     }
+    /* document masking (as test_attention_doc_mask) */
+    const int e1[] = {0, 2, 3}, e2[] = {5, 30, 63, 64};
+    int *d1 = lmf_test_doc_starts(2, 6, e1, 3), *d2 = lmf_test_doc_starts(1, 70, e2, 4);
+    for (int i = 0; i < 2; i++) {
+        check_gqa(tables[i], 2, 6, 6, 2, 4, d1);
+        check_gqa(tables[i], 1, 70, 4, 2, 2, d2);
+    }
+    free(d1); free(d2);
 }
 
 /* the token embedding alone (no position embedding, as the Llama family has) */
@@ -1213,6 +1247,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_doc_mask),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_residual_layernorm),
         cmocka_unit_test(test_matmul_gelu),

@@ -121,6 +121,14 @@ static void test_batched_reads_match_row_reads(void **state) {
                     lmf_loader_advance(one, 3);
                     lmf_loader_advance(many, 3);
                 }
+                /* evaluation batches (file order across sources) the same both ways */
+                uint64_t nb = lmf_loader_num_windows(many) / (uint64_t)B;
+                for (uint64_t e = 0; e < nb && e < 40; e += 1 + nb / 13) {
+                    lmf_test_ok(lmf_loader_fill_eval(one, e, i1, t1), "row reads, eval");
+                    lmf_test_ok(lmf_loader_fill_eval(many, e, i2, t2), "batched reads, eval");
+                    assert_memory_equal(i1, i2, n * 4);
+                    assert_memory_equal(t1, t2, n * 4);
+                }
                 free(i1), free(t1), free(i2), free(t2);
                 lmf_loader_free(one);
                 lmf_loader_free(many);

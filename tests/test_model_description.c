@@ -73,15 +73,15 @@ static void c_matmul_gelu_forward(float *pre, float *out, const float *inp, cons
 }
 /* causal attention: Q K^T and P V over the (T+1)/2 keys each query sees on average */
 static double causal_flops(int B, int T, int C) { return 2.0 * B * C * (double)T * (T + 1); }
-static void c_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
-                                int NH) {
+static void c_attention_forward(float *out, float *saved, const float *qkv, const int *ds, int B,
+                                int T, int C, int NH) {
     count(LMF_OP_ATTENTION_FORWARD, causal_flops(B, T, C), (double)B * T * C);
-    g_inner->attention_forward(out, saved, qkv, B, T, C, NH);
+    g_inner->attention_forward(out, saved, qkv, ds, B, T, C, NH);
 }
 static void c_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                                 const float *saved, int B, int T, int C, int NH) {
+                                 const float *saved, const int *ds, int B, int T, int C, int NH) {
     count(LMF_OP_ATTENTION_BACKWARD, 2.5 * causal_flops(B, T, C), (double)B * T * C);
-    g_inner->attention_backward(dqkv, scratch, dout, qkv, saved, B, T, C, NH);
+    g_inner->attention_backward(dqkv, scratch, dout, qkv, saved, ds, B, T, C, NH);
 }
 static void c_gelu_forward(float *out, const float *inp, size_t N) {
     count(LMF_OP_GELU_FORWARD, 0, (double)N);
@@ -133,15 +133,16 @@ static void c_swiglu_backward(float *dg, float *du, const float *d, const float 
     g_inner->swiglu_backward(dg, du, d, g, u, N);
 }
 static void c_gqa_forward(float *out, float *saved, const float *q, const float *k, const float *v,
-                          int B, int T, int NH, int NKV, int hs) {
+                          const int *ds, int B, int T, int NH, int NKV, int hs) {
     count(LMF_OP_ATTENTION_FORWARD, causal_flops(B, T, NH * hs), (double)B * T * NH * hs);
-    g_inner->gqa_attention_forward(out, saved, q, k, v, B, T, NH, NKV, hs);
+    g_inner->gqa_attention_forward(out, saved, q, k, v, ds, B, T, NH, NKV, hs);
 }
 static void c_gqa_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                            const float *q, const float *k, const float *v, const float *saved,
-                           int B, int T, int NH, int NKV, int hs) {
+                           const int *ds, int B, int T, int NH, int NKV, int hs) {
     count(LMF_OP_ATTENTION_BACKWARD, 2.5 * causal_flops(B, T, NH * hs), (double)B * T * NH * hs);
-    g_inner->gqa_attention_backward(dq, dk, dv, scratch, dout, q, k, v, saved, B, T, NH, NKV, hs);
+    g_inner->gqa_attention_backward(dq, dk, dv, scratch, dout, q, k, v, saved, ds, B, T, NH, NKV,
+                                   hs);
 }
 
 static lmf_kernels counting_table(const lmf_kernels *inner) {

@@ -2,7 +2,8 @@
  * (lmf_gpt_create_tp) with the group's collectives done in shared memory, and together give
  * the whole model's loss and gradients: every split (column- and row-parallel products,
  * grouped key/value heads split or shared, vocabulary-parallel embedding and loss) and
- * sequence parallelism, forward and backward, for both families, with odd sizes. */
+ * sequence parallelism, forward and backward, for both families, with odd sizes; and with
+ * document masking. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +80,7 @@ typedef struct job {
     const int32_t *in, *tg;
     lmf_tp_config tp;
     lmf_recompute rc;
+    int eot;                       /* document masking's end-of-text id, or -1 */
     rank_ctx ctx;
     float loss;
     lmf_gpt *m;                    /* kept for its gradients */
@@ -96,7 +98,8 @@ static void *run_rank(void *arg) {
         h.tp_ctx = &j->ctx;
         lmf_gpt_set_hooks(j->m, &h);
         lmf_gpt_set_recompute(j->m, j->rc);
-        s = lmf_gpt_reserve(j->m, B, S, LMF_RESERVE_TRAIN);
+        s = lmf_gpt_set_doc_mask(j->m, j->eot);
+        if (s == LMF_OK) s = lmf_gpt_reserve(j->m, B, S, LMF_RESERVE_TRAIN);
     }
     /* every rank must reach the same collectives: a failure here would hang the others, so
      * the test asserts on the status only after joining */
@@ -106,7 +109,7 @@ static void *run_rank(void *arg) {
     return NULL;
 }
 
-static void check(const lmf_gpt_config *cfg, int T, int sp, lmf_recompute rc) {
+static void check(const lmf_gpt_config *cfg, int T, int sp, lmf_recompute rc, int eot) {
     /* the whole model, its loss and gradients */
     lmf_gpt *w = NULL;
     assert_int_equal(lmf_gpt_create(cfg, lmf_kernels_ref(), &w), LMF_OK);
@@ -126,7 +129,9 @@ static void check(const lmf_gpt_config *cfg, int T, int sp, lmf_recompute rc) {
         tg[i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
     }
     in[0] = cfg->vocab_size - 1; /* the last real token: the last rank's rows */
+    if (eot >= 0) in[2] = in[S + 1] = in[S + 2] = eot; /* (and wherever the ids drew it) */
     lmf_gpt_set_recompute(w, rc);
+    assert_int_equal(lmf_gpt_set_doc_mask(w, eot), LMF_OK);
     assert_int_equal(lmf_gpt_reserve(w, B, S, LMF_RESERVE_TRAIN), LMF_OK);
     lmf_gpt_zero_grad(w);
     float loss;
@@ -139,7 +144,7 @@ static void check(const lmf_gpt_config *cfg, int T, int sp, lmf_recompute rc) {
     job jobs[MAX_T];
     pthread_t th[MAX_T];
     for (int k = 0; k < T; k++) {
-        jobs[k] = (job){cfg, wp, wl, in, tg, {T, k, sp}, rc, {&g, k}, 0.0f, NULL, LMF_OK};
+        jobs[k] = (job){cfg, wp, wl, in, tg, {T, k, sp}, rc, eot, {&g, k}, 0.0f, NULL, LMF_OK};
         assert_int_equal(pthread_create(&th[k], NULL, run_rank, &jobs[k]), 0);
     }
     for (int k = 0; k < T; k++) pthread_join(th[k], NULL);
@@ -198,15 +203,17 @@ static void check(const lmf_gpt_config *cfg, int T, int sp, lmf_recompute rc) {
 static void test_gpt2(void **state) {
     (void)state;
     for (int T = 2; T <= 4; T *= 2)
-        for (int sp = 0; sp <= 1; sp++) check(&gpt2, T, sp, LMF_RECOMPUTE_NONE);
-    check(&gpt2, 2, 1, LMF_RECOMPUTE_FULL);
+        for (int sp = 0; sp <= 1; sp++) check(&gpt2, T, sp, LMF_RECOMPUTE_NONE, -1);
+    check(&gpt2, 2, 1, LMF_RECOMPUTE_FULL, -1);
+    check(&gpt2, 4, 1, LMF_RECOMPUTE_NONE, 5); /* document masking */
 }
 
 static void test_llama(void **state) {
     (void)state;
     for (int T = 2; T <= 4; T *= 2)
-        for (int sp = 0; sp <= 1; sp++) check(&llama, T, sp, LMF_RECOMPUTE_NONE);
-    check(&llama, 4, 1, LMF_RECOMPUTE_SELECTIVE);
+        for (int sp = 0; sp <= 1; sp++) check(&llama, T, sp, LMF_RECOMPUTE_NONE, -1);
+    check(&llama, 4, 1, LMF_RECOMPUTE_SELECTIVE, -1);
+    check(&llama, 2, 0, LMF_RECOMPUTE_FULL, 5); /* document masking */
 }
 
 /* shapes that do not divide are refused with the value named */

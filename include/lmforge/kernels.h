@@ -67,14 +67,18 @@ typedef struct lmf_kernels {
      * the table's own business: the reference keeps the probabilities att[B,NH,T,T] (zeros
      * above the diagonal), the fast table only the log-sum-exp of each row, [B,NH,T].
      * The fast table's attention_scratch_floats depends on the thread count: size the
-     * scratch after lmf_threads_set, and again if the count grows. */
+     * scratch after lmf_threads_set, and again if the count grows.
+     * doc_start[B,T] (document masking; NULL: plain causal): row t of sequence b attends only
+     * to keys doc_start[b*T+t] .. t, where 0 <= doc_start[b*T+t] <= t and doc_start never
+     * decreases along a row (lmf_doc_starts); the backward takes the forward's doc_start. */
     size_t (*attention_saved_floats)(int B, int T, int NH);
     size_t (*attention_scratch_floats)(int B, int T, int NH, int C);
-    void (*attention_forward)(float *out, float *saved, const float *qkv, int B, int T, int C,
-                              int NH);
+    void (*attention_forward)(float *out, float *saved, const float *qkv, const int *doc_start,
+                              int B, int T, int C, int NH);
     /* dqkv[B,T,3C] = (WRITTEN); scratch: attention_scratch_floats(...) floats */
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                               const float *saved, int B, int T, int C, int NH);
+                               const float *saved, const int *doc_start, int B, int T, int C,
+                               int NH);
 
     /* Causal attention of n new positions against a key/value cache (inference). q: the queries
      * of positions past .. past+n-1, row i at q + i*q_stride, head h in channels [h*hs,
@@ -202,17 +206,18 @@ typedef struct lmf_kernels {
 
     /* Grouped-query causal attention, scale 1/sqrt(hs): q[B,T,NH*hs], k and v [B,T,NKV*hs]
      * (NKV divides NH); query head h reads key/value head h / (NH/NKV). out[B,T,NH*hs].
-     * saved: attention_saved_floats(B,T,NH) floats, as for attention_forward. */
+     * saved: attention_saved_floats(B,T,NH) floats, and doc_start, as for attention_forward. */
     void (*gqa_attention_forward)(float *out, float *saved, const float *q, const float *k,
-                                  const float *v, int B, int T, int NH, int NKV, int hs);
+                                  const float *v, const int *doc_start, int B, int T, int NH,
+                                  int NKV, int hs);
     /* dq[B,T,NH*hs], dk and dv [B,T,NKV*hs] (all WRITTEN; each key/value head's gradient sums
      * its group's query heads). scratch: gqa_attention_scratch_floats(...) floats (the fast
      * table's depends on the thread count). */
     size_t (*gqa_attention_scratch_floats)(int B, int T, int NH, int NKV);
     void (*gqa_attention_backward)(float *dq, float *dk, float *dv, float *scratch,
                                    const float *dout, const float *q, const float *k,
-                                   const float *v, const float *saved, int B, int T, int NH,
-                                   int NKV, int hs);
+                                   const float *v, const float *saved, const int *doc_start,
+                                   int B, int T, int NH, int NKV, int hs);
     /* attention_kv_forward with grouped heads: q[n, NH*hs] (contiguous rows), kc and vc
      * [past+n, NKV*hs]; out[n, NH*hs]. scratch: attention_kv_scratch_floats(past+n). Query i
      * gives what gqa_attention_forward's row past+i gives. */
@@ -228,6 +233,13 @@ typedef struct lmf_kernels {
  * rank must hold some rows. Every rank gets the same bits from the same stats_all. */
 void lmf_classifier_vp_combine(float *losses, float *lse, const float *stats_all, int ranks,
                                int N);
+
+/* Document masking of packed sequences: doc_start[B,T] (WRITTEN) for the inputs ids[B,T], the
+ * argument of the attention kernels. A position t > 0 of a row begins a new document when
+ * ids[t-1] is the end-of-text id eot; doc_start[b*T+t] is the latest beginning <= t (0 when
+ * none). Returns 1 when some row holds a beginning after position 0, else 0 (then every
+ * doc_start is 0 and the attention is plain causal: callers may pass NULL instead). */
+int lmf_doc_starts(int *doc_start, const int32_t *ids, int B, int T, int32_t eot);
 
 const lmf_kernels *lmf_kernels_ref(void);
 const lmf_kernels *lmf_kernels_fast(void);

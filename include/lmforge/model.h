@@ -321,6 +321,15 @@ void lmf_gpt_init_weights(lmf_gpt *m, uint64_t seed);
  * gradients are bit-identical in every mode; recomputation costs time, not accuracy. */
 void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r);
 
+/* Document masking (Llama 3's packed sequences): with eot_id >= 0, every later training or
+ * evaluation forward keeps attention inside documents: position t of a row starts a new
+ * document when input t-1 is eot_id, and no query attends to a key of an earlier document
+ * (lmf_doc_starts, kernels.h). Positions are not reset: GPT-2's learned positions and Llama's
+ * rotary positions stay the row's positions 0..T-1. A batch without eot_id (except in its last
+ * column) computes exactly what it does unmasked. eot_id -1 turns masking off (the default);
+ * KV-cached inference never masks. LMF_ERR_ARG when eot_id >= vocab_size. */
+lmf_status lmf_gpt_set_doc_mask(lmf_gpt *m, int eot_id);
+
 /* Allocate activations (and, for LMF_RESERVE_TRAIN, the gradient block) for batches up to
  * B x T. Fails when T > n_positions. No allocation happens in forward/backward afterwards. */
 lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode);

@@ -52,6 +52,8 @@ typedef struct lmf_train_opts {
     /* data parallelism */
     int zero_stage;            /* 0..3 */
     lmf_recompute recompute;
+    int doc_mask_eot;          /* document masking (--doc-mask): attention stays inside the
+                                * documents that this end-of-text id separates; -1: off */
     int64_t global_batch;      /* tokens per optimizer step over all ranks; 0: batch*seq*grad_accum*ranks */
     const char *comm;          /* "auto", "single" or "mpi" */
     double comm_timeout;       /* seconds before a collective that does not complete aborts the job */

@@ -1,5 +1,6 @@
 /* Command-line flag parsing shared by every subcommand. */
 #include "cli/args.h"
+#include "lmforge/comm.h"
 
 #include <errno.h>
 #include <math.h>
@@ -7,6 +8,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Seconds a rank other than the launcher's rank 0 waits before printing an error that came
+ * before the ranks met: long enough for mpirun to end the job once rank 0 has failed the same
+ * way (which it does at rank 0's exit), short beside a start-up. */
+#define LMF_CLI_ERROR_DEFER_S 2
+
+static int g_ranks_met;
+
+void lmf_cli_ranks_meet(void) { g_ranks_met = 1; }
+
+/* Under a launcher, before the ranks have a communicator, every rank runs the same command
+ * line and fails the same way: rank 0 prints at once; the others wait first, and a launcher
+ * that ends the job at the first failed rank (mpirun) ends them before they print. A rank that
+ * is still alive then (rank 0 did not fail: its command line differed, or the launcher keeps
+ * the job, as srun does by default) prints its own line. */
+static void defer_unless_first(void) {
+    if (g_ranks_met || lmf_comm_launcher_size() <= 1 || lmf_comm_launcher_rank() == 0) return;
+    struct timespec ts = {.tv_sec = LMF_CLI_ERROR_DEFER_S, .tv_nsec = 0};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
 
 /* The line is formatted first and written with one call, so the lines of several ranks that
  * share a terminal or log file do not interleave inside a line. */
@@ -20,6 +43,7 @@ void lmf_cli_error(const char *cmd, const char *fmt, ...) {
     size_t len = strnlen(line, sizeof line - 2);
     line[len++] = '\n';
     line[len] = '\0';
+    defer_unless_first();
     fputs(line, stderr);
     fflush(stderr);
 }

@@ -34,8 +34,13 @@ typedef struct lmf_opt {
 int lmf_args_parse(const char *cmd, const char *synopsis, const lmf_opt *opts, int n_opts,
                    int argc, char **argv, const char **positional, int max_pos, int *n_pos);
 
-/* Print "lmforge CMD: error: MSG" to stderr. */
+/* Print "lmforge CMD: error: MSG" to stderr. Under a launcher (mpirun, srun) and before
+ * lmf_cli_ranks_meet, a rank other than rank 0 waits a moment first, so that a failure every
+ * rank shares is printed once (by rank 0) when the launcher ends the job at its exit. */
 void lmf_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The ranks are about to make their communicator: from now on each rank's error is its own
+ * (or agreed on by all, lmf_comm_agree) and is printed at once. */
+void lmf_cli_ranks_meet(void);
 
 #define LMF_NOLIMIT 1.0, 0.0
 

@@ -49,6 +49,7 @@ static uint64_t parse_count(const char *s) {
  * all of them after the phase (each names its own error) */
 static int prepare_shards(lmf_shards_opts *so, int quiet, int crash) {
     lmf_comm *comm = NULL;
+    lmf_cli_ranks_meet();
     if (lmf_comm_create("auto", &comm) != LMF_OK) {
         lmf_cli_error("data prepare", "%s", lmf_last_error());
         return 1;

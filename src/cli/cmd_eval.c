@@ -13,7 +13,7 @@
 
 int lmf_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *kernels = "fast";
-    int B = 4, T = 0, batches = 0, json = 0, threads = 0;
+    int B = 4, T = 0, batches = 0, json = 0, threads = 0, doc_mask = 0, eot = -1;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "MODEL_DIR", "lmforge or Hugging Face model directory, or llm.c checkpoint", LMF_NOLIMIT, NULL},
         {"--data", LMF_OPT_STR, &data, "SPEC", "token files (FILE.bin, DIR, 'GLOB', a comma list; read in file order)", LMF_NOLIMIT, NULL},
@@ -23,11 +23,18 @@ int lmf_cmd_eval(int argc, char **argv) {
         {"--json", LMF_OPT_FLAG, &json, NULL, "print one JSON object", LMF_NOLIMIT, NULL},
         {"--threads", LMF_OPT_INT, &threads, "N", "compute threads (default: all cores)", 0, 4096, NULL},
         {"--kernels", LMF_OPT_STR, &kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT, NULL},
+        {"--doc-mask", LMF_OPT_FLAG, &doc_mask, NULL, "document masking: attention does not cross end-of-text tokens (the id: --eot-id, else the model's tokenizer)", LMF_NOLIMIT, NULL},
+        {"--eot-id", LMF_OPT_INT, &eot, "N", "the data's end-of-text id, for --doc-mask", 0, 1e9, NULL},
     };
     int r = lmf_args_parse("eval", "--model MODEL_DIR --data SHARD [options]", opts,
                            (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
     if (r) return r == 1 ? 0 : 2;
     if (!model || !data) { lmf_cli_error("eval", "--model and --data are required"); return 2; }
+    if (eot >= 0 && !doc_mask) {
+        lmf_cli_error("eval", "--eot-id is the end-of-text id of --doc-mask: give --doc-mask too, "
+                      "or drop --eot-id");
+        return 2;
+    }
     const lmf_kernels *k = lmf_kernels_by_name(kernels);
     if (!k) { lmf_cli_error("eval", "--kernels must be ref or fast, got '%s'", kernels); return 2; }
     lmf_threads_set(threads);
@@ -39,6 +46,19 @@ int lmf_cmd_eval(int argc, char **argv) {
     int rc = 1;
     if (lmf_model_load_any(model, k, &m) != LMF_OK) goto fail;
     if (T == 0) T = lmf_gpt_cfg(m)->n_positions;
+    if (doc_mask && eot < 0) { /* the model's tokenizer names it */
+        lmf_tokenizer *tok = NULL;
+        if (lmf_model_find_tokenizer(model, &tok) != LMF_OK) goto fail;
+        eot = tok ? lmf_tok_eot(tok) : -1;
+        lmf_tok_free(tok);
+        if (eot < 0) {
+            lmf_cli_error("eval", "--doc-mask needs the data's end-of-text id, and %s has no "
+                          "tokenizer that names one: give --eot-id N", model);
+            rc = 2;
+            goto out;
+        }
+    }
+    if (doc_mask && lmf_gpt_set_doc_mask(m, eot) != LMF_OK) goto fail;
     if (lmf_dataset_open(data, &s) != LMF_OK || lmf_dataset_max_token(s, &mx) != LMF_OK) goto fail;
     if ((int64_t)mx >= lmf_gpt_cfg(m)->vocab_size) {
         lmf_cli_error("eval", "%s holds token id %u, outside the model's vocabulary (%d)", data,

@@ -73,6 +73,7 @@ static int run_calibrate(const plan_opts *o) {
     int bad = check_out(o->out);
     if (bad) return bad;
     lmf_comm *comm = NULL;
+    lmf_cli_ranks_meet();
     if (lmf_comm_launcher_size() > 1 && lmf_comm_create("auto", &comm) != LMF_OK) {
         lmf_cli_error(CMD, "%s", lmf_last_error());
         return 1;

@@ -36,13 +36,14 @@ typedef struct train_cli {
     const char *inject_nan;   /* --test-inject-nan */
     int64_t nan_steps[1024];
     int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty, move_aside;
+    int doc_mask, eot_id;     /* --doc-mask, --eot-id (-1: not given) */
     double lr, min_lr, wd, b1, b2, eps, clip, spike;
     int64_t seed;
     lmf_trainer *t;           /* set once created: names the data sources in the log */
     int serve_port;           /* --serve [PORT]: taken out of argv first (serve_cli.c) */
 } train_cli;
 
-#define NOPT 57
+#define NOPT 59
 static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
@@ -80,6 +81,8 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--keep-checkpoints", LMF_OPT_INT, &o->keep_checkpoints, "K", "keep the newest K checkpoints (default 3)", 1, 1e6);
     O("--threads", LMF_OPT_INT, &o->threads, "N", "compute threads (default: all cores)", 0, 4096);
     O("--kernels", LMF_OPT_STR, &o->kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT);
+    O("--doc-mask", LMF_OPT_FLAG, &c->doc_mask, NULL, "document masking: attention does not cross end-of-text tokens inside a packed sequence (the id: --eot-id, else the run directory's tokenizer)", LMF_NOLIMIT);
+    O("--eot-id", LMF_OPT_INT, &c->eot_id, "N", "the data's end-of-text id, for --doc-mask", 0, 1e9);
     O("--recompute", LMF_OPT_STR, &c->recompute, "none|selective|full", "recompute activations in the backward to save memory (default none)", LMF_NOLIMIT);
     O("--zero", LMF_OPT_INT, &o->zero_stage, "0|1|2|3", "ZeRO stage over data-parallel ranks (default 0)", 0, 3);
     O("--tp", LMF_OPT_INT, &o->tp, "T", "tensor parallelism: split every layer over groups of T neighbouring ranks (default 1)", 1, 4096);
@@ -304,6 +307,9 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
                     r / rl.tp, rl.dp);
         fprintf(stderr, "%s\n", w > 32 ? ", ..." : "");
     }
+    if (o->doc_mask_eot >= 0)
+        fprintf(stderr, "document masking: attention stays inside documents ended by token %d\n",
+                o->doc_mask_eot);
     lmf_peak pk;
     char peak[1400];
     lmf_trainer_peak(t, &pk);
@@ -371,6 +377,34 @@ static int check_resume(train_cli *c) {
     return 0;
 }
 
+/* --doc-mask's end-of-text id into the options: --eot-id, else that of the run directory's
+ * tokenizer (the default data's); a resumed run keeps its checkpoint's unless --doc-mask is
+ * given again (0: go on) */
+static int doc_mask_eot(train_cli *c) {
+    if (c->eot_id >= 0 && !c->doc_mask) {
+        lmf_cli_error("train", "--eot-id is the end-of-text id of --doc-mask: give --doc-mask too, "
+                      "or drop --eot-id");
+        return 2;
+    }
+    if (!c->doc_mask) return 0;
+    if (c->eot_id >= 0) {
+        c->o.doc_mask_eot = c->eot_id;
+        return 0;
+    }
+    lmf_tokenizer *tok = NULL;
+    if (lmf_model_find_tokenizer(c->o.out_dir, &tok) != LMF_OK) return fail_rt("");
+    c->o.doc_mask_eot = tok ? lmf_tok_eot(tok) : -1;
+    lmf_tok_free(tok);
+    if (c->o.doc_mask_eot < 0) {
+        lmf_cli_error("train", "--doc-mask needs the data's end-of-text id, and %s has no "
+                      "tokenizer that names one: give --eot-id N (lmforge tokenizer info --tokenizer "
+                      "DIR prints it as end_of_text; 256 for data prepared with --bytes)",
+                      c->o.out_dir);
+        return 2;
+    }
+    return 0;
+}
+
 /* the training itself, in the run directory taken for it */
 static int train(train_cli *c, lmf_run_dir *dir) {
     char train_path[4096], val_path[4096];
@@ -407,7 +441,9 @@ static int train(train_cli *c, lmf_run_dir *dir) {
         }
     }
 
+    if (doc_mask_eot(c) != 0) return 2;
     lmf_trainer *t = NULL;
+    lmf_cli_ranks_meet();
     if (lmf_trainer_create(&c->o, &t) != LMF_OK) return fail_start();
     const lmf_train_opts *o = lmf_trainer_opts(t);
     int rank = lmf_trainer_rank(t);
@@ -477,6 +513,7 @@ int lmf_cmd_train(int argc, char **argv) {
     c.log_every = 10;
     c.bpe_vocab = 4096;
     c.sample_tokens = 200;
+    c.eot_id = -1;
     c.o.profile_every = 10;
     set_floats_from(&c);
     if (lmf_cli_serve_flag("train", &argc, argv, &c.serve_port) != 0) return 2;

@@ -2,7 +2,8 @@
  * sequence of the global row number, each source in file order or a keyed Feistel permutation
  * per epoch, micro-batches for data parallelism, resumable state (lmforge/data.h has the rule).
  * A micro-batch's rows are read together: sorted by file and position, rows in one file that
- * lie close together come from one read. */
+ * lie close together come from one span, and the spans from one call of
+ * lmf_dataset_read_spans (one system call for many). */
 #include "lmforge/data.h"
 
 #include <stdio.h>
@@ -19,6 +20,7 @@ typedef struct rowref {  /* a row of the micro-batch being filled */
     int file;
     uint64_t start;      /* its first token in the file */
     uint32_t b;          /* its place in the micro-batch */
+    const int32_t *tok;  /* its T + 1 tokens once read (inside a span) */
 } rowref;
 
 typedef struct lsource {
@@ -36,9 +38,10 @@ struct lmf_loader {
     lsource src[LMF_DATA_MAX_SOURCES];
     uint64_t n_rows;         /* all sources */
     uint64_t u;              /* the Weyl sequence's start, from the seed */
-    int32_t *row;            /* [max(T + 1, SPAN_TOKENS)]: one read's tokens */
+    int32_t *row;            /* [max(T + 1, SPAN_TOKENS)]: one read's tokens, or several spans' */
     size_t row_cap;
     rowref *refs;            /* [B] */
+    lmf_dataset_span *spans; /* [B] */
     int batch_reads;         /* 1: rows read together (the default); 0: one read per row */
     lmf_loader_state st;
 };
@@ -98,6 +101,7 @@ void lmf_loader_free(lmf_loader *l) {
     for (int i = 0; i < l->n_src; i++) free(l->src[i].rows_before);
     free(l->row);
     free(l->refs);
+    free(l->spans);
     free(l);
 }
 
@@ -110,8 +114,12 @@ lmf_status lmf_loader_create(lmf_dataset *d, int B, int T, int shuffle, uint64_t
     lmf_loader *l = calloc(1, sizeof *l);
     size_t row_cap = (size_t)T + 1 > SPAN_TOKENS ? (size_t)T + 1 : SPAN_TOKENS;
     if (!l || !(l->row = malloc(row_cap * sizeof(int32_t))) ||
-        !(l->refs = malloc((size_t)B * sizeof *l->refs))) {
-        if (l) free(l->row);
+        !(l->refs = malloc((size_t)B * sizeof *l->refs)) ||
+        !(l->spans = malloc((size_t)B * sizeof *l->spans))) {
+        if (l) {
+            free(l->row);
+            free(l->refs);
+        }
         free(l);
         return lmf_fail(LMF_ERR_NOMEM, "out of memory creating the data loader");
     }
@@ -187,7 +195,7 @@ static rowref locate_row(const lmf_loader *l, int i, uint64_t k) {
         if (ls->rows_before[mid] <= k) lo = mid;
         else hi = mid - 1;
     }
-    return (rowref){ls->first + lo, (k - ls->rows_before[lo]) * (uint64_t)l->T, 0};
+    return (rowref){ls->first + lo, (k - ls->rows_before[lo]) * (uint64_t)l->T, 0, NULL};
 }
 
 /* the row of r, its T + 1 tokens at tok, -> inputs[T], targets[T], checked against the
@@ -223,15 +231,26 @@ static int cmp_ref(const void *a, const void *b) {
     return x->b < y->b ? -1 : x->b > y->b;
 }
 
+/* the spans l->spans[0..ns) read, then rows refs[a0..a) (inside them) into the micro-batch */
+static lmf_status flush_spans(lmf_loader *l, const rowref *refs, size_t a0, size_t a, size_t ns,
+                              int32_t *inputs, int32_t *targets) {
+    const uint64_t T = (uint64_t)l->T;
+    LMF_TRY(lmf_dataset_read_spans(l->d, l->spans, ns));
+    for (size_t j = a0; j < a; j++)
+        LMF_TRY(put_row(l, &refs[j], refs[j].tok, inputs + refs[j].b * T, targets + refs[j].b * T));
+    return LMF_OK;
+}
+
 /* The rows refs[0..n) into the micro-batch: sorted by file and position, each run of rows of
- * one file with gaps of at most T tokens between them, spanning at most row_cap tokens, comes
- * from one read. */
+ * one file with gaps of at most T tokens between them, spanning at most row_cap tokens, is one
+ * span; the spans that fit row_cap together are read by one lmf_dataset_read_spans. */
 static lmf_status read_rows(lmf_loader *l, rowref *refs, size_t n, int32_t *inputs,
                             int32_t *targets) {
     const uint64_t T = (uint64_t)l->T;
     int sorted = 1;
     for (size_t j = 1; j < n && sorted; j++) sorted = cmp_ref(&refs[j - 1], &refs[j]) <= 0;
     if (!sorted) qsort(refs, n, sizeof *refs, cmp_ref);
+    size_t used = 0, ns = 0, a0 = 0; /* tokens of l->row taken; spans; their first row */
     for (size_t a = 0; a < n;) {
         uint64_t lo = refs[a].start, hi = lo + T + 1;
         size_t e = a + 1;
@@ -240,13 +259,18 @@ static lmf_status read_rows(lmf_loader *l, rowref *refs, size_t n, int32_t *inpu
             if (refs[e].start + T + 1 > hi) hi = refs[e].start + T + 1;
             e++;
         }
-        LMF_TRY(lmf_dataset_read(l->d, refs[a].file, lo, (size_t)(hi - lo), l->row));
-        for (size_t j = a; j < e; j++)
-            LMF_TRY(put_row(l, &refs[j], l->row + (refs[j].start - lo), inputs + refs[j].b * T,
-                            targets + refs[j].b * T));
+        size_t len = (size_t)(hi - lo);
+        if (used + len > l->row_cap) {
+            LMF_TRY(flush_spans(l, refs, a0, a, ns, inputs, targets));
+            used = ns = 0;
+            a0 = a;
+        }
+        l->spans[ns++] = (lmf_dataset_span){refs[a].file, lo, len, l->row + used};
+        for (size_t j = a; j < e; j++) refs[j].tok = l->row + used + (refs[j].start - lo);
+        used += len;
         a = e;
     }
-    return LMF_OK;
+    return flush_spans(l, refs, a0, n, ns, inputs, targets);
 }
 
 /* slot j of source i's row stream (from its state) -> the row's index in the source */
@@ -321,9 +345,14 @@ lmf_status lmf_loader_fill_eval(lmf_loader *l, uint64_t k, int32_t *inputs, int3
         uint64_t r = k * B + b;
         int i = 0;
         while (r >= l->src[i].n_rows) r -= l->src[i++].n_rows;
-        LMF_TRY(read_row(l, i, r, inputs + b * T, targets + b * T));
+        if (!l->batch_reads) {
+            LMF_TRY(read_row(l, i, r, inputs + b * T, targets + b * T));
+            continue;
+        }
+        l->refs[b] = locate_row(l, i, r); /* consecutive rows: one span per file */
+        l->refs[b].b = (uint32_t)b;
     }
-    return LMF_OK;
+    return l->batch_reads ? read_rows(l, l->refs, (size_t)B, inputs, targets) : LMF_OK;
 }
 
 uint64_t lmf_loader_num_windows(const lmf_loader *l) { return l->n_rows; }

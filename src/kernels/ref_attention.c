@@ -1,9 +1,11 @@
-/* Reference causal multi-head self-attention forward and backward. */
+/* Reference causal multi-head self-attention forward and backward, with optional document
+ * masking (a row attends only to the keys of its own document). */
 #include "kernels/ref.h"
 
 #include <math.h>
 
-/* saved: the softmax probabilities att[B,NH,T,T] (row t holds zeros after column t) */
+/* saved: the softmax probabilities att[B,NH,T,T] (row t holds zeros after column t and, with
+ * document masking, before its document's start) */
 size_t lmf_ref_attention_saved_floats(int B, int T, int NH) {
     return (size_t)B * NH * T * T;
 }
@@ -15,14 +17,15 @@ size_t lmf_ref_attention_scratch_floats(int B, int T, int NH, int C) {
     return (size_t)B * NH * T;
 }
 
-/* One query row of one head: att[u] = softmax_u(q . k_u / sqrt(hs)) over u <= t, written to
- * att[0..t]; o[hs] = sum_u att[u] v_u. Key and value u of the head start at k + u*stride and
- * v + u*stride. The training forward and the cached inference both run it, so they agree bit
- * for bit. */
+/* One query row of one head: att[u] = softmax_u(q . k_u / sqrt(hs)) over s0 <= u <= t, written
+ * to att[s0..t] (att[0..s0) = 0); o[hs] = sum_u att[u] v_u. Key and value u of the head start at
+ * k + u*stride and v + u*stride. The training forward and the cached inference (s0 = 0) both
+ * run it, so they agree bit for bit. */
 static void attend_row(float *o, float *att, const float *q, const float *k, const float *v,
-                       size_t stride, int t, int hs, float scale) {
+                       size_t stride, int s0, int t, int hs, float scale) {
     float maxv = -INFINITY;
-    for (int u = 0; u <= t; u++) {
+    for (int u = 0; u < s0; u++) att[u] = 0.0f;
+    for (int u = s0; u <= t; u++) {
         const float *ku = k + (size_t)u * stride;
         float s = 0.0f;
         for (int i = 0; i < hs; i++) s += q[i] * ku[i];
@@ -31,22 +34,28 @@ static void attend_row(float *o, float *att, const float *q, const float *k, con
         if (s > maxv) maxv = s;
     }
     float sum = 0.0f;
-    for (int u = 0; u <= t; u++) {
+    for (int u = s0; u <= t; u++) {
         att[u] = expf(att[u] - maxv);
         sum += att[u];
     }
-    for (int u = 0; u <= t; u++) att[u] /= sum;
+    for (int u = s0; u <= t; u++) att[u] /= sum;
     for (int i = 0; i < hs; i++) o[i] = 0.0f;
-    for (int u = 0; u <= t; u++) {
+    for (int u = s0; u <= t; u++) {
         const float *vu = v + (size_t)u * stride;
         for (int i = 0; i < hs; i++) o[i] += att[u] * vu[i];
     }
 }
 
+/* first key row t of sequence b may attend to */
+static int first_key(const int *doc_start, int T, int b, int t) {
+    return doc_start ? doc_start[(size_t)b * T + t] : 0;
+}
+
 /* qkv[B,T,3C]: per position q[C], k[C], v[C]; head h uses channels [h*hs, (h+1)*hs).
- * att[b,h,t,u] = softmax_u(q_t . k_u / sqrt(hs)) over u <= t; out[b,t,h*hs+i] = sum_u att * v_u */
-void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
-                               int NH) {
+ * att[b,h,t,u] = softmax_u(q_t . k_u / sqrt(hs)) over s <= u <= t (s = doc_start[b,t], or 0);
+ * out[b,t,h*hs+i] = sum_u att * v_u */
+void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, const int *doc_start,
+                               int B, int T, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     size_t C3 = (size_t)3 * C;
@@ -56,7 +65,8 @@ void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B
             for (int t = 0; t < T; t++) {
                 float *att = saved + (((size_t)b * NH + h) * T + t) * T;
                 attend_row(out + ((size_t)b * T + t) * C + (size_t)h * hs, att,
-                           base + (size_t)t * C3, base + C, base + 2 * (size_t)C, C3, t, hs, scale);
+                           base + (size_t)t * C3, base + C, base + 2 * (size_t)C, C3,
+                           first_key(doc_start, T, b, t), t, hs, scale);
                 for (int u = t + 1; u < T; u++) att[u] = 0.0f;
             }
         }
@@ -70,7 +80,8 @@ void lmf_ref_attention_forward(float *out, float *saved, const float *qkv, int B
  * dq_t += scale * sum_u dpre_u k_u; dk_u += scale * dpre_u q_t; dv_u += att_u dout_t */
 static void backward_rows(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                           size_t ds, const float *q, const float *k, const float *v, size_t qs,
-                          size_t ks, const float *saved, int B, int T, int NH, int group, int hs) {
+                          size_t ks, const float *saved, const int *doc_start, int B, int T,
+                          int NH, int group, int hs) {
     float scale = 1.0f / sqrtf((float)hs);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
@@ -82,7 +93,8 @@ static void backward_rows(float *dq, float *dk, float *dv, float *scratch, const
                 float *dqt = dq + ((size_t)b * T + t) * qs + (size_t)h * hs;
                 float *dpre = scratch + (((size_t)b * NH + h) * T);
                 float dot = 0.0f;
-                for (int u = 0; u <= t; u++) {
+                int s0 = first_key(doc_start, T, b, t);
+                for (int u = s0; u <= t; u++) {
                     size_t base = ((size_t)b * T + u) * ks + kvh;
                     float da = 0.0f;
                     for (int i = 0; i < hs; i++) {
@@ -92,7 +104,7 @@ static void backward_rows(float *dq, float *dk, float *dv, float *scratch, const
                     dpre[u] = da;
                     dot += att[u] * da;
                 }
-                for (int u = 0; u <= t; u++) {
+                for (int u = s0; u <= t; u++) {
                     size_t base = ((size_t)b * T + u) * ks + kvh;
                     float g = att[u] * (dpre[u] - dot) * scale;
                     for (int i = 0; i < hs; i++) {
@@ -107,11 +119,12 @@ static void backward_rows(float *dq, float *dk, float *dv, float *scratch, const
 /* dqkv[B,T,3C] = gradient of the forward above (written), given dout[B,T,C] and the saved
  * att: dqkv zeroed, then backward_rows over the interleaved q, k, v (rows of 3C) */
 void lmf_ref_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                                const float *saved, int B, int T, int C, int NH) {
+                                const float *saved, const int *doc_start, int B, int T, int C,
+                                int NH) {
     size_t C3 = (size_t)3 * C;
     for (size_t i = 0; i < (size_t)B * T * C3; i++) dqkv[i] = 0.0f;
     backward_rows(dqkv, dqkv + C, dqkv + 2 * (size_t)C, scratch, dout, (size_t)C, qkv, qkv + C,
-                  qkv + 2 * (size_t)C, C3, C3, saved, B, T, NH, 1, C / NH);
+                  qkv + 2 * (size_t)C, C3, C3, saved, doc_start, B, T, NH, 1, C / NH);
 }
 
 size_t lmf_ref_attention_kv_scratch_floats(int T) { return (size_t)T; }
@@ -127,14 +140,15 @@ void lmf_ref_attention_kv_forward(float *out, float *scratch, const float *q, si
         for (int h = 0; h < NH; h++)
             attend_row(out + (size_t)i * C + (size_t)h * hs, scratch,
                        q + (size_t)i * q_stride + (size_t)h * hs, kc + (size_t)h * hs,
-                       vc + (size_t)h * hs, (size_t)C, past + i, hs, scale);
+                       vc + (size_t)h * hs, (size_t)C, 0, past + i, hs, scale);
 }
 
 /* ---- grouped-query attention (the Llama family): q, k, v in their own arrays, NKV key/value
  * heads, query head h reading key/value head h / (NH/NKV) ---- */
 
 void lmf_ref_gqa_attention_forward(float *out, float *saved, const float *q, const float *k,
-                                   const float *v, int B, int T, int NH, int NKV, int hs) {
+                                   const float *v, const int *doc_start, int B, int T, int NH,
+                                   int NKV, int hs) {
     float scale = 1.0f / sqrtf((float)hs);
     size_t qs = (size_t)NH * hs, ks = (size_t)NKV * hs;
     int group = NH / NKV;
@@ -145,7 +159,8 @@ void lmf_ref_gqa_attention_forward(float *out, float *saved, const float *q, con
             for (int t = 0; t < T; t++) {
                 float *att = saved + (((size_t)b * NH + h) * T + t) * T;
                 attend_row(out + ((size_t)b * T + t) * qs + (size_t)h * hs, att,
-                           q + ((size_t)b * T + t) * qs + (size_t)h * hs, kb, vb, ks, t, hs, scale);
+                           q + ((size_t)b * T + t) * qs + (size_t)h * hs, kb, vb, ks,
+                           first_key(doc_start, T, b, t), t, hs, scale);
                 for (int u = t + 1; u < T; u++) att[u] = 0.0f;
             }
         }
@@ -159,12 +174,13 @@ size_t lmf_ref_gqa_attention_scratch_floats(int B, int T, int NH, int NKV) {
 /* each key/value head receives the sum over its group's query heads (backward_rows) */
 void lmf_ref_gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch,
                                     const float *dout, const float *q, const float *k,
-                                    const float *v, const float *saved, int B, int T, int NH,
-                                    int NKV, int hs) {
+                                    const float *v, const float *saved, const int *doc_start,
+                                    int B, int T, int NH, int NKV, int hs) {
     size_t qs = (size_t)NH * hs, ks = (size_t)NKV * hs;
     for (size_t i = 0; i < (size_t)B * T * qs; i++) dq[i] = 0.0f;
     for (size_t i = 0; i < (size_t)B * T * ks; i++) dk[i] = dv[i] = 0.0f;
-    backward_rows(dq, dk, dv, scratch, dout, qs, q, k, v, qs, ks, saved, B, T, NH, NH / NKV, hs);
+    backward_rows(dq, dk, dv, scratch, dout, qs, q, k, v, qs, ks, saved, doc_start, B, T, NH,
+                  NH / NKV, hs);
 }
 
 /* row past+i of lmf_ref_gqa_attention_forward with keys and values from the cache */
@@ -176,6 +192,6 @@ void lmf_ref_gqa_attention_kv_forward(float *out, float *scratch, const float *q
     for (int i = 0; i < n; i++)
         for (int h = 0; h < NH; h++)
             attend_row(out + (size_t)i * qs + (size_t)h * hs, scratch, q + (size_t)i * qs + (size_t)h * hs,
-                       kc + (size_t)(h / group) * hs, vc + (size_t)(h / group) * hs, ks, past + i,
-                       hs, scale);
+                       kc + (size_t)(h / group) * hs, vc + (size_t)(h / group) * hs, ks, 0,
+                       past + i, hs, scale);
 }

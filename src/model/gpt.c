@@ -41,6 +41,7 @@ lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
     lmf_gpt *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model");
     m->cfg = *cfg;
+    m->eot_id = -1;
     m->ops.k = k ? k : lmf_kernels_fast();
     lmf_status s = lmf_layout_build_tp(cfg, tp, &m->layout);
     if (s != LMF_OK) {
@@ -67,6 +68,7 @@ void lmf_gpt_free(lmf_gpt *m) {
     free(m->la);
     free(m->inputs);
     free(m->targets);
+    free(m->doc_start);
     free(m);
 }
 
@@ -163,6 +165,7 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     free(m->la);
     free(m->inputs);
     free(m->targets);
+    free(m->doc_start);
     m->acts = NULL;
     m->la = NULL;
     const lmf_tp_dims *d = &m->layout.tp;
@@ -189,9 +192,11 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     m->la = calloc((size_t)L, sizeof *m->la);
     m->inputs = malloc(BT * sizeof(int32_t));
     m->targets = malloc(BT * sizeof(int32_t));
+    m->doc_start = malloc(BT * sizeof(int));
     int own_grads = mode == LMF_RESERVE_TRAIN;
     if (own_grads && !m->grads) m->grads = calloc(m->layout.total, sizeof(float));
-    if (!m->acts || !m->la || !m->inputs || !m->targets || (own_grads && !m->grads))
+    if (!m->acts || !m->la || !m->inputs || !m->targets || !m->doc_start ||
+        (own_grads && !m->grads))
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate activations for batch %d x %d (%.1f MB)",
                         B, T, (double)total * 4 / 1e6);
     memset(m->acts, 0, total * sizeof(float));
@@ -303,7 +308,8 @@ static void layer_attention(lmf_gpt *m, layer_acts *a, layer_cache *cache, int B
     int C = m->cfg.n_embd, NH = m->cfg.n_head;
     if (!cache) {
         const lmf_tp_dims *d = &m->layout.tp;
-        attention_forward(&m->ops, a->atty, a->att_saved, a->qkv, B, T, d->width, d->heads);
+        attention_forward(&m->ops, a->atty, a->att_saved, a->qkv, m->cur_doc, B, T, d->width,
+                          d->heads);
         return;
     }
     size_t row = (size_t)C * sizeof(float);
@@ -451,6 +457,7 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
     if (targets) memcpy(m->targets, targets, BT * sizeof(int32_t));
     m->cur_B = B;
     m->cur_T = T;
+    m->cur_doc = lmf_gpt_doc_mask_batch(m, inputs, B, T);
 
     const lmf_tp_dims *d = &m->layout.tp;
     if (d->size > 1 && !(m->has_hooks && m->hooks.tp_collective))
@@ -519,7 +526,8 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
     /* dres = d residual2: attention branch */
     matmul_backward(o, m->dbtc, g.attprojw, row_bias_grad(m, g.attprojb),
                     lmf_gpt_sp_gather(m, m->dres, BT), a->atty, w.attprojw, BT, W, C);
-    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, B, T, W, NH);
+    attention_backward(o, m->dqkv, m->att_scratch, m->dbtc, a->qkv, a->att_saved, m->cur_doc, B,
+                       T, W, NH);
     matmul_backward(o, m->dbtc, g.qkvw, g.qkvb, m->dqkv, lmf_gpt_sp_gather(m, a->ln1, BT), w.qkvw,
                     BT, C, 3 * W);
     lmf_gpt_sp_reduce(m, m->dbtc, dl, BT);

@@ -51,6 +51,9 @@ struct lmf_gpt {
     float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
     /* the current batch */
     int32_t *inputs, *targets;
+    int eot_id;                       /* document masking's end-of-text id; -1: off */
+    int *doc_start;                   /* [B*T]: the batch's document starts (lmf_doc_starts) */
+    const int *cur_doc;               /* doc_start when the batch is masked, else NULL */
     int cur_B, cur_T;
     float dloss;
     forward_state state;
@@ -119,6 +122,9 @@ void lmf_llama_layer_forward(lmf_gpt *m, const lmf_layer_view *w, layer_acts *a,
                              int B, int T, int to_output, layer_cache *cache);
 void lmf_llama_layer_backward(lmf_gpt *m, const lmf_layer_view *w, const lmf_layer_view *g,
                               layer_acts *a, const float *x, int B, int T);
+/* The attention kernels' doc_start for the batch inputs[B,T] (doc_mask.c): m->doc_start filled,
+ * or NULL when masking is off or no row holds a document boundary. */
+const int *lmf_gpt_doc_mask_batch(lmf_gpt *m, const int32_t *inputs, int B, int T);
 /* offset inside block 0 of the classifier's weights: the token embedding (tied) or lm_head */
 size_t lmf_gpt_classifier_offset(const lmf_gpt *m);
 

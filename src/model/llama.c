@@ -61,7 +61,8 @@ void lmf_llama_layer_forward(lmf_gpt *m, const lmf_layer_view *w, layer_acts *a,
                                  d.NH, d.NKV, d.hs);
         cache->past += T;
     } else {
-        gqa_attention_forward(o, a->atty, a->att_saved, q, k, v, B, T, d.NH, d.NKV, d.hs);
+        gqa_attention_forward(o, a->atty, a->att_saved, q, k, v, m->cur_doc, B, T, d.NH, d.NKV,
+                              d.hs);
     }
     /* row-parallel: partial sums, summed over the group (or summed and scattered by rows) */
     float *part = lmf_gpt_sp_partial(m, a->residual2);
@@ -110,8 +111,8 @@ void lmf_llama_layer_backward(lmf_gpt *m, const lmf_layer_view *w, const lmf_lay
     float *dq = m->dqkv, *dk = dq + (size_t)d.BT * d.W, *dv = dk + (size_t)d.BT * d.KV;
     matmul_backward(o, m->dbtc, g->ow, NULL, lmf_gpt_sp_gather(m, m->dres, d.BT), a->atty, w->ow,
                     d.BT, d.W, d.C);
-    gqa_attention_backward(o, dq, dk, dv, m->att_scratch, m->dbtc, q, k, v, a->att_saved, B, T,
-                           d.NH, d.NKV, d.hs);
+    gqa_attention_backward(o, dq, dk, dv, m->att_scratch, m->dbtc, q, k, v, a->att_saved,
+                           m->cur_doc, B, T, d.NH, d.NKV, d.hs);
     rope_backward(o, dq, dk, B, T, d.NH, d.NKV, d.hs, 0, d.theta);
     const float *ln1 = lmf_gpt_sp_gather(m, a->ln1, d.BT);
     matmul_backward(o, m->dbtc, g->qw, NULL, dq, ln1, w->qw, d.BT, d.C, d.W);

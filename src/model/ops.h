@@ -145,10 +145,10 @@ static inline void matmul_backward(lmf_ops *o, float *dinp, float *dw, float *db
 }
 
 static inline void attention_forward(lmf_ops *o, float *out, float *saved, const float *qkv,
-                                     int B, int T, int C, int NH) {
+                                     const int *doc_start, int B, int T, int C, int NH) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->attention_forward(out, saved, qkv, B, T, C, NH);
+    o->k->attention_forward(out, saved, qkv, doc_start, B, T, C, NH);
     op_end(o, LMF_PHASE_ATTENTION, &c);
 }
 
@@ -162,11 +162,11 @@ static inline void attention_kv_forward(lmf_ops *o, float *out, float *scratch, 
 }
 
 static inline void attention_backward(lmf_ops *o, float *dqkv, float *scratch, const float *dout,
-                                      const float *qkv, const float *saved, int B, int T, int C,
-                                      int NH) {
+                                      const float *qkv, const float *saved, const int *doc_start,
+                                      int B, int T, int C, int NH) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->attention_backward(dqkv, scratch, dout, qkv, saved, B, T, C, NH);
+    o->k->attention_backward(dqkv, scratch, dout, qkv, saved, doc_start, B, T, C, NH);
     op_end(o, LMF_PHASE_ATTENTION, &c);
 }
 
@@ -262,21 +262,23 @@ static inline void swiglu_backward(lmf_ops *o, float *dgate, float *dup, const f
 }
 
 static inline void gqa_attention_forward(lmf_ops *o, float *out, float *saved, const float *q,
-                                         const float *k, const float *v, int B, int T, int NH,
-                                         int NKV, int hs) {
+                                         const float *k, const float *v, const int *doc_start,
+                                         int B, int T, int NH, int NKV, int hs) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->gqa_attention_forward(out, saved, q, k, v, B, T, NH, NKV, hs);
+    o->k->gqa_attention_forward(out, saved, q, k, v, doc_start, B, T, NH, NKV, hs);
     op_end(o, LMF_PHASE_ATTENTION, &c);
 }
 
 static inline void gqa_attention_backward(lmf_ops *o, float *dq, float *dk, float *dv,
                                           float *scratch, const float *dout, const float *q,
                                           const float *k, const float *v, const float *saved,
-                                          int B, int T, int NH, int NKV, int hs) {
+                                          const int *doc_start, int B, int T, int NH, int NKV,
+                                          int hs) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->gqa_attention_backward(dq, dk, dv, scratch, dout, q, k, v, saved, B, T, NH, NKV, hs);
+    o->k->gqa_attention_backward(dq, dk, dv, scratch, dout, q, k, v, saved, doc_start, B, T, NH,
+                                 NKV, hs);
     op_end(o, LMF_PHASE_ATTENTION, &c);
 }
 

@@ -63,10 +63,10 @@ static void kc_run(kc_ctx *x) {
         }
         break;
     case KC_ATT_FWD:
-        k->attention_forward(x->c, x->e, x->a, 1, x->T, C, KC_ATT_HEADS);
+        k->attention_forward(x->c, x->e, x->a, NULL, 1, x->T, C, KC_ATT_HEADS);
         break;
     case KC_ATT_BWD:
-        k->attention_backward(x->b, x->d, x->c, x->a, x->e, 1, x->T, C, KC_ATT_HEADS);
+        k->attention_backward(x->b, x->d, x->c, x->a, x->e, NULL, 1, x->T, C, KC_ATT_HEADS);
         break;
     case KC_CLS:
         k->classifier(x->mean, x->b, x->dw, x->d, x->a, x->w, x->ids, 1.0f / (float)N, N, C, x->V);

@@ -198,7 +198,11 @@ void lmf_plan_generic_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) 
     double t_out = 3.0 * lmf_plan_gemm_time(c, l->dtype, M, cfg->n_embd, Vp, 1) +
                    M * 4.0 * Vp * LMF_PLAN_LOGIT_PASSES / c->memory_bandwidth;
     double lps = lmf_plan_stage_layers(cfg, l->pp);
-    double first = lps * layer, last = lps * layer + t_out;
+    /* when pp does not divide the layers, the last stage is one of the lighter ones, floor
+     * (n_layer / pp): it also holds the output layer (the Llama 3 paper's balancing, Sec.
+     * 3.3.2, one layer off the first and the last stage); the fullest stage's ceil sets the
+     * pace unless the last one's layers and output layer take longer */
+    double first = lps * layer, last = floor((double)cfg->n_layer / l->pp) * layer + t_out;
     out->compute = l->pp == 1 ? first + t_out : fmax(first, last);
     out->compute_layers = first;
     out->backward = lps * (bwd + rec) + (l->pp == 1 ? 2.0 * t_out / 3.0 : 0.0);

@@ -53,6 +53,7 @@ char *lmf_train_opts_to_json(const lmf_train_opts *o) {
     SET("keep_checkpoints", json_integer(o->keep_checkpoints));
     SET("max_bad_steps", json_integer(o->max_bad_steps));
     SET("spike_factor", json_real(o->spike_factor));
+    SET("doc_mask_eot", json_integer(o->doc_mask_eot));
 #undef SET
     char *text = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
@@ -76,7 +77,7 @@ lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_trai
     saved->data_in_run_dir = saved->val_data_in_run_dir = 0;
     if (json_unpack_ex(op, &e, 0,
                        "{s?o, s?o, s?b, s?b, s?i, s?i, s?i, s?i, s?I, s?i, s?F, s?F, s?F, s?F, "
-                       "s?F, s?F, s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F}",
+                       "s?F, s?F, s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F, s?i}",
                        "data", &dj, "val_data", &vj, "data_in_run_dir", &saved->data_in_run_dir,
                        "val_data_in_run_dir", &saved->val_data_in_run_dir, "steps", &o->steps, "batch", &o->batch, "seq",
                        &o->seq, "grad_accum", &o->grad_accum, "global_batch", &gb, "zero_stage",
@@ -85,7 +86,8 @@ lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_trai
                        "lr_schedule", &sched, "warmup", &o->warmup, "seed", &seed, "shuffle",
                        &shuffle, "eval_every", &o->eval_every, "eval_batches", &o->eval_batches,
                        "save_every", &o->save_every, "keep_checkpoints", &o->keep_checkpoints,
-                       "max_bad_steps", &o->max_bad_steps, "spike_factor", &spike) != 0) {
+                       "max_bad_steps", &o->max_bad_steps, "spike_factor", &spike,
+                       "doc_mask_eot", &o->doc_mask_eot) != 0) {
         json_decref(op);
         return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: %s", what, e.text);
     }

@@ -76,6 +76,7 @@ void lmf_train_opts_default(lmf_train_opts *o) {
     o->kernels = "fast";
     o->zero_stage = 0;
     o->recompute = LMF_RECOMPUTE_NONE;
+    o->doc_mask_eot = -1;
     o->global_batch = 0;
     o->comm = "auto";
     o->comm_timeout = 300.0;
@@ -262,6 +263,7 @@ static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     LMF_TRY(check_vocab(t->train, o->data, &o->cfg));
     if (t->val) LMF_TRY(check_vocab(t->val, o->val_data, &o->cfg));
     lmf_gpt_set_recompute(t->model, o->recompute);
+    LMF_TRY(lmf_gpt_set_doc_mask(t->model, o->doc_mask_eot));
     LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, LMF_RESERVE_TRAIN_HOOKED));
 
     size_t BT = (size_t)o->batch * o->seq;

@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #include "lmforge/fsutil.h"
+#include "lmforge/kernels.h"
+#include "lmforge/model.h"
+#include "lmforge/rng.h"
 
 static char g_dir[1024];
 
@@ -117,6 +120,30 @@ float *lmf_test_fdup(const float *f, size_t n) {
     if (!p) fail_msg("out of memory");
     memcpy(p, f, n * sizeof *p);
     return p;
+}
+
+int *lmf_test_doc_starts(int B, int T, const int *eot, int n) {
+    int32_t *ids = calloc((size_t)B * T, sizeof *ids);
+    int *ds = malloc((size_t)B * T * sizeof *ds);
+    if (!ids || !ds) fail_msg("out of memory");
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < n; i++)
+            if (eot[i] + b < T) ids[(size_t)b * T + eot[i] + b] = 7;
+    lmf_doc_starts(ds, ids, B, T, 7);
+    free(ids);
+    return ds;
+}
+
+void lmf_test_perturb_params(lmf_gpt *m, uint64_t seed, float amp) {
+    const lmf_param_layout *l = lmf_gpt_layout(m);
+    lmf_rng r;
+    lmf_rng_seed(&r, seed);
+    float *p = lmf_gpt_params(m);
+    for (int i = 0; i < l->n_tensors; i++) {
+        const lmf_tensor_info *t = &l->tensors[i];
+        size_t real = (size_t)t->shape[0] * (size_t)(t->ndim > 1 ? t->shape[1] : 1);
+        for (size_t j = 0; j < real; j++) p[t->offset + j] += amp * (lmf_rng_uniform(&r) - 0.5f);
+    }
 }
 
 char *lmf_test_pseudo_text(size_t len, uint64_t seed) {

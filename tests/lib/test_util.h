@@ -51,6 +51,15 @@ float lmf_test_sym(float a);              /* in [-a, a) */
 /* malloc'd n values from lmf_test_sym(a) / a copy of f[n] (fail the test when out of memory) */
 float *lmf_test_fbuf(size_t n, float a);
 float *lmf_test_fdup(const float *f, size_t n);
+/* malloc'd document starts [B,T] (lmf_doc_starts) of rows whose positions eot[0..n) + b (those
+ * below T) hold the end-of-text token: row b's documents end one position later than row
+ * b-1's */
+int *lmf_test_doc_starts(int B, int T, const int *eot, int n);
+/* adds amp * (uniform - 0.5) (an rng seeded with seed) to every real parameter of the model's
+ * own block (biases and norms too; not the padded vocabulary rows), so no gradient is trivially
+ * zero */
+typedef struct lmf_gpt lmf_gpt;
+void lmf_test_perturb_params(lmf_gpt *m, uint64_t seed, float amp);
 
 /* Float outputs against an expected result: passes when max_i |got_i - want_i| <= tol *
  * max(floor, max_i |want_i|) (a NaN difference fails); otherwise fails the test naming `what`

@@ -49,10 +49,11 @@ void lmf_fast_matmul_backward(float *dinp, float *dweight, float *dbias, const f
 
 size_t lmf_fast_attention_saved_floats(int B, int T, int NH);
 size_t lmf_fast_attention_scratch_floats(int B, int T, int NH, int C);
-void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, int B, int T, int C,
-                                int NH);
+void lmf_fast_attention_forward(float *out, float *saved, const float *qkv, const int *doc_start,
+                                int B, int T, int C, int NH);
 void lmf_fast_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                                 const float *saved, int B, int T, int C, int NH);
+                                 const float *saved, const int *doc_start, int B, int T, int C,
+                                 int NH);
 size_t lmf_fast_attention_kv_scratch_floats(int T);
 void lmf_fast_attention_kv_forward(float *out, float *scratch, const float *q, size_t q_stride,
                                    const float *kc, const float *vc, int past, int n, int C,
@@ -109,12 +110,13 @@ void lmf_fast_swiglu_forward(float *out, const float *gate, const float *up, siz
 void lmf_fast_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                               const float *up, size_t N);
 void lmf_fast_gqa_attention_forward(float *out, float *saved, const float *q, const float *k,
-                                    const float *v, int B, int T, int NH, int NKV, int hs);
+                                    const float *v, const int *doc_start, int B, int T, int NH,
+                                    int NKV, int hs);
 size_t lmf_fast_gqa_attention_scratch_floats(int B, int T, int NH, int NKV);
 void lmf_fast_gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch,
                                      const float *dout, const float *q, const float *k,
-                                     const float *v, const float *saved, int B, int T, int NH,
-                                     int NKV, int hs);
+                                     const float *v, const float *saved, const int *doc_start,
+                                     int B, int T, int NH, int NKV, int hs);
 void lmf_fast_gqa_attention_kv_forward(float *out, float *scratch, const float *q, const float *kc,
                                        const float *vc, int past, int n, int NH, int NKV, int hs);
 
