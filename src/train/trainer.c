@@ -487,7 +487,8 @@ lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made) {
     }
     float *w = NULL;
     if (t->tp) {
-        LMF_TRY(gather_whole(t, &w, NULL, NULL));
+        LMF_TRY(gather_range(t, (lmf_range){0, lmf_tp_whole_layout(t->tp)->total}, &w, NULL,
+                             NULL));
     } else {
         w = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
         if (!w) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the whole weights");
