@@ -49,13 +49,17 @@ struct lmf_gpt {
     layer_acts *la;
     /* backward scratch */
     float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
-    /* the current batch */
-    int32_t *inputs, *targets;
+    /* the current batch (views into ids: the slot's inputs, then its targets) */
+    int32_t *ids, *inputs, *targets;
     int cur_B, cur_T;
     float dloss;
     forward_state state;
     lmf_recompute recompute;          /* asked for */
     lmf_recompute reserved_recompute; /* what the buffers were laid out for */
+    /* pipeline micro-batch slots: acts holds `slots` copies of acts_floats floats; the views
+     * above are slot `slot`'s; each slot's forward state is kept while another is in use */
+    int slots, slot;
+    forward_state slot_state[LMF_GPT_MAX_SLOTS];
 };
 
 /* Row widths of a layer's activations on one tensor-parallel rank d (describe.c): statistics
