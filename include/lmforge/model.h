@@ -84,6 +84,8 @@ typedef struct lmf_tensor_info {
     lmf_tp_reduce tp_reduce;
     int tp_copies;       /* tensor-parallel ranks holding this same slice (1: split); a norm
                           * counts each copy once */
+    int pp_copies;       /* pipeline stages holding this tensor: 2 for block 0 when the first
+                          * and the last stage differ (the tied embedding), else 1 */
 } lmf_tensor_info;
 
 typedef struct lmf_param_layout {

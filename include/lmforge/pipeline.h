@@ -170,6 +170,19 @@ void lmf_pp_engine_free(lmf_pp_engine *e);
 lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
                               float dloss_scale, float *loss, lmf_pp_step_stats *stats);
 
+/* With a data-parallel engine placing the gradients (LMF_RESERVE_TRAIN_HOOKED):
+ * before_backward(ctx, chunk, index, M) runs before the chunk's index-th backward of a step
+ * (0..M-1; lmf_ddp_begin_micro(index, M)), and lmf_pp_engine_wrap_hooks interposes on chunk
+ * c's model hooks h so that block 0's gradient is summed between the first and last stage
+ * just before it is handed on (grads_ready(0)): in the chunk's last backward of the step, or
+ * in every one when `every` (ZeRO 2 and 3 reduce each micro-batch). Call it before
+ * lmf_gpt_set_hooks(chunks[c], h); the engine must outlive the model's use of h. */
+void lmf_pp_engine_set_backward_hook(lmf_pp_engine *e,
+                                     lmf_status (*before_backward)(void *ctx, int chunk,
+                                                                   int index, int n),
+                                     void *ctx);
+void lmf_pp_engine_wrap_hooks(lmf_pp_engine *e, int chunk, lmf_gpt_hooks *h, int every);
+
 #ifdef __cplusplus
 }
 #endif

@@ -588,6 +588,8 @@ static void backward_run(lmf_gpt *m, const float *dy) {
     int llama = m->cfg.family == LMF_FAMILY_LLAMA;
     int l0 = m->layout.layer0, n = m->layout.layers, first = l0 == 0, last = l0 + n == L;
 
+    /* blocks of later stages: nothing to compute, their (empty) gradients are complete */
+    for (int b = L + 1; b > l0 + n; b--) grads_ready(m, b);
     if (last) { /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in
                  * sp_part) -> dres */
         float *pf = lmf_gpt_block_params(m, L + 1, 1);
@@ -630,10 +632,9 @@ static void backward_run(lmf_gpt *m, const float *dy) {
                                 lmf_gpt_sp_gather(m, m->dres, BT), m->inputs, d->vocab0,
                                 d->vocab_rows, B, T, C);
     }
-    if (first || last) { /* block 0: the embeddings' and the classifier's gradients */
-        grads_ready(m, 0);
-        lmf_gpt_release_params(m, 0, 1);
-    }
+    for (int b = l0; b >= 1; b--) grads_ready(m, b); /* earlier stages' blocks: empty */
+    grads_ready(m, 0); /* block 0: the embeddings' and the classifier's gradients, or empty */
+    if (first || last) lmf_gpt_release_params(m, 0, 1);
     m->state = FORWARD_NONE;
 }
 

@@ -54,6 +54,7 @@ static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, sli
     t->sections = sl.sections;
     t->tp_reduce = sl.reduce;
     t->tp_copies = sl.copies;
+    t->pp_copies = block == 0 && l->layers < l->n_blocks - 2 ? 2 : 1;
     *off += t->numel;
 }
 

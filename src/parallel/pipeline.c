@@ -8,6 +8,13 @@
 
 #include "lmforge/system.h"
 
+/* one chunk's model hooks, interposed (lmf_pp_engine_wrap_hooks) */
+typedef struct pp_wrap {
+    lmf_pp_engine *e;
+    int chunk, every;
+    lmf_gpt_hooks inner;
+} pp_wrap;
+
 struct lmf_pp_engine {
     lmf_comm *comm;        /* the pipeline group: rank = stage */
     lmf_comm *tie;         /* the first and last stage (the embedding group); NULL when P = 1 */
@@ -23,6 +30,11 @@ struct lmf_pp_engine {
     lmf_comm_req **send_f, **send_b;    /* [V * slots]: the sends out of each slot's buffers */
     int *occupant;         /* [V * slots]: the micro-batch in each slot, -1 when free */
     char context[128];     /* the caller's communicator context, restored after a step */
+    lmf_status (*before_backward)(void *ctx, int chunk, int index, int n);
+    void *bb_ctx;
+    pp_wrap *wrap;         /* [V] */
+    int *backwards;        /* [V]: backwards of each chunk begun in this step */
+    lmf_status err;        /* a failure inside a hook, reported by the step */
 };
 
 lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers) {
@@ -67,6 +79,8 @@ void lmf_pp_engine_free(lmf_pp_engine *e) {
     free(e->send_f);
     free(e->send_b);
     free(e->occupant);
+    free(e->wrap);
+    free(e->backwards);
     free(e);
 }
 
@@ -121,8 +135,10 @@ lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt 
     e->send_f = calloc(vs, sizeof *e->send_f);
     e->send_b = calloc(vs, sizeof *e->send_b);
     e->occupant = malloc(vs * sizeof *e->occupant);
+    e->wrap = calloc((size_t)V, sizeof *e->wrap);
+    e->backwards = calloc((size_t)V, sizeof *e->backwards);
     if (!e->chunks || !e->actions || !e->recv_x || !e->recv_dy || !e->send_f || !e->send_b ||
-        !e->occupant) {
+        !e->occupant || !e->wrap || !e->backwards) {
         lmf_pp_engine_free(e);
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the pipeline engine");
     }
@@ -146,6 +162,54 @@ lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt 
     }
     *out = e;
     return LMF_OK;
+}
+
+void lmf_pp_engine_set_backward_hook(lmf_pp_engine *e,
+                                     lmf_status (*before_backward)(void *ctx, int chunk,
+                                                                   int index, int n),
+                                     void *ctx) {
+    e->before_backward = before_backward;
+    e->bb_ctx = ctx;
+}
+
+static float *wrap_block_params(void *ctx, int b, int phase) {
+    pp_wrap *w = ctx;
+    return w->inner.block_params ? w->inner.block_params(w->inner.ctx, b, phase) : NULL;
+}
+static void wrap_release_params(void *ctx, int b, int phase) {
+    pp_wrap *w = ctx;
+    if (w->inner.release_params) w->inner.release_params(w->inner.ctx, b, phase);
+}
+static float *wrap_block_grads(void *ctx, int b) {
+    pp_wrap *w = ctx;
+    return w->inner.block_grads ? w->inner.block_grads(w->inner.ctx, b) : NULL;
+}
+/* block 0 of the tied chunks: summed over the embedding group before it goes on */
+static void wrap_grads_ready(void *ctx, int b) {
+    pp_wrap *w = ctx;
+    lmf_pp_engine *e = w->e;
+    int ends = (e->stage == 0 && w->chunk == 0) || (e->stage == e->P - 1 && w->chunk == e->V - 1);
+    if (b == 0 && e->tie && ends && e->err == LMF_OK &&
+        (w->every || e->backwards[w->chunk] == e->M)) {
+        const lmf_param_layout *l = lmf_gpt_layout(e->chunks[w->chunk]);
+        float *g = wrap_block_grads(ctx, 0);
+        if (!g) g = lmf_gpt_grads(e->chunks[w->chunk]) + l->block_offset[0];
+        e->err = lmf_comm_allreduce_f32(e->tie, g, l->block_offset[1] - l->block_offset[0]);
+    }
+    if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, b);
+}
+
+void lmf_pp_engine_wrap_hooks(lmf_pp_engine *e, int chunk, lmf_gpt_hooks *h, int every) {
+    pp_wrap *w = &e->wrap[chunk];
+    w->e = e;
+    w->chunk = chunk;
+    w->every = every;
+    w->inner = *h;
+    h->block_params = wrap_block_params;
+    h->release_params = wrap_release_params;
+    h->block_grads = wrap_block_grads;
+    h->grads_ready = wrap_grads_ready;
+    h->ctx = w;
 }
 
 /* message tags: the input (dir 0) or output gradient (dir 1) of virtual stage v for mb */
@@ -191,6 +255,8 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
     size_t BT = (size_t)e->B * e->T;
     snprintf(e->context, sizeof e->context, "%s", lmf_comm_context(e->comm));
     double t0 = lmf_now_s(), busy = 0.0, sum = 0.0;
+    e->err = LMF_OK;
+    memset(e->backwards, 0, (size_t)e->V * sizeof *e->backwards);
     lmf_status s = post_receives(e);
     for (int i = 0; i < e->n_actions && s == LMF_OK; i++) {
         const lmf_pp_action *a = &e->actions[i];
@@ -232,9 +298,14 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
                 dy = e->dybuf + at * e->n;
             }
             if ((s = lmf_comm_wait(e->comm, &e->send_b[k])) != LMF_OK) break;
+            if (e->before_backward &&
+                (s = e->before_backward(e->bb_ctx, c, e->backwards[c], e->M)) != LMF_OK)
+                break;
+            e->backwards[c]++;
             double c0 = lmf_now_s();
             lmf_gpt_stage_backward(m, mb % S, dy);
             busy += lmf_now_s() - c0;
+            if ((s = e->err) != LMF_OK) break;
             e->occupant[k] = -1;
             if (v > 0)
                 s = lmf_comm_isend_f32(e->comm, lmf_gpt_stage_input_grad(m), e->n, prev,
@@ -248,7 +319,7 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
     }
     lmf_comm_set_context(e->comm, "%s%sembedding gradients", e->context,
                          e->context[0] ? ", " : "");
-    if (s == LMF_OK) s = tie_grads(e);
+    if (s == LMF_OK && !e->wrap[0].e) s = tie_grads(e); /* wrapped: summed in the backward */
     lmf_comm_set_context(e->comm, "%s", e->context);
     if (loss) *loss = e->stage == P - 1 && s == LMF_OK ? (float)(sum / e->M) : 0.0f;
     if (stats) {
