@@ -166,6 +166,42 @@ static void test_layout(void **state) {
     lmf_layout_free(&last);
 }
 
+/* every block's gradient is handed over exactly once per backward, in backward order, absent
+ * blocks included (a data-parallel engine counts them to start its bucket reductions) */
+typedef struct ready_log {
+    int n, order[16];
+} ready_log;
+static void note_ready(void *ctx, int b) {
+    ready_log *r = ctx;
+    if (r->n < 16) r->order[r->n] = b;
+    r->n++;
+}
+
+static void test_hooks(void **state) {
+    (void)state;
+    static const int split[3][2] = {{0, 1}, {1, 2}, {3, 1}}; /* first, middle, last of 4 */
+    for (int k = 0; k < 3; k++) {
+        lmf_gpt *m = NULL;
+        assert_int_equal(lmf_gpt_create_stage(&gpt2, lmf_kernels_ref(), NULL, split[k][0],
+                                              split[k][1], &m), LMF_OK);
+        lmf_gpt_init_weights(m, 1);
+        ready_log log = {0, {0}};
+        lmf_gpt_hooks h;
+        memset(&h, 0, sizeof h);
+        h.grads_ready = note_ready;
+        h.ctx = &log;
+        lmf_gpt_set_hooks(m, &h);
+        assert_int_equal(lmf_gpt_reserve_slots(m, B, S, LMF_RESERVE_TRAIN, 1), LMF_OK);
+        int32_t ids[B * S] = {0};
+        float x[B * S * 36] = {0}, loss;
+        assert_int_equal(lmf_gpt_stage_forward(m, 0, ids, ids, x, B, S, 1.0f, &loss), LMF_OK);
+        lmf_gpt_stage_backward(m, 0, x);
+        assert_int_equal(log.n, gpt2.n_layer + 2);
+        for (int i = 0; i < log.n; i++) assert_int_equal(log.order[i], gpt2.n_layer + 1 - i);
+        lmf_gpt_free(m);
+    }
+}
+
 /* empty or out-of-range stages and slot counts are refused with the range named */
 static void test_refused(void **state) {
     (void)state;
@@ -190,6 +226,7 @@ int main(void) {
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_llama),
         cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

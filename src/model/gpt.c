@@ -589,7 +589,7 @@ static void backward_run(lmf_gpt *m, const float *dy) {
     int l0 = m->layout.layer0, n = m->layout.layers, first = l0 == 0, last = l0 + n == L;
 
     /* blocks of later stages: nothing to compute, their (empty) gradients are complete */
-    for (int b = L + 1; b > l0 + n; b--) grads_ready(m, b);
+    for (int b = L + 1; !last && b > l0 + n; b--) grads_ready(m, b);
     if (last) { /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in
                  * sp_part) -> dres */
         float *pf = lmf_gpt_block_params(m, L + 1, 1);

@@ -12,6 +12,7 @@
 typedef struct pp_wrap {
     lmf_pp_engine *e;
     int chunk, every;
+    int block0_ready;      /* the backward just run handed block 0 over: pass it on */
     lmf_gpt_hooks inner;
 } pp_wrap;
 
@@ -34,7 +35,6 @@ struct lmf_pp_engine {
     void *bb_ctx;
     pp_wrap *wrap;         /* [V] */
     int *backwards;        /* [V]: backwards of each chunk begun in this step */
-    lmf_status err;        /* a failure inside a hook, reported by the step */
 };
 
 lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers) {
@@ -184,19 +184,29 @@ static float *wrap_block_grads(void *ctx, int b) {
     pp_wrap *w = ctx;
     return w->inner.block_grads ? w->inner.block_grads(w->inner.ctx, b) : NULL;
 }
-/* block 0 of the tied chunks: summed over the embedding group before it goes on */
+/* block 0 is held back (block0_done passes it on once the backward's message is sent) */
 static void wrap_grads_ready(void *ctx, int b) {
     pp_wrap *w = ctx;
-    lmf_pp_engine *e = w->e;
-    int ends = (e->stage == 0 && w->chunk == 0) || (e->stage == e->P - 1 && w->chunk == e->V - 1);
-    if (b == 0 && e->tie && ends && e->err == LMF_OK &&
-        (w->every || e->backwards[w->chunk] == e->M)) {
-        const lmf_param_layout *l = lmf_gpt_layout(e->chunks[w->chunk]);
-        float *g = wrap_block_grads(ctx, 0);
-        if (!g) g = lmf_gpt_grads(e->chunks[w->chunk]) + l->block_offset[0];
-        e->err = lmf_comm_allreduce_f32(e->tie, g, l->block_offset[1] - l->block_offset[0]);
+    if (b == 0) w->block0_ready = 1;
+    else if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, b);
+}
+
+/* After a backward of chunk c and the send of its input gradient: block 0 of the tied chunks
+ * summed over the embedding group (a blocking exchange, so only once the stage before has
+ * what it waits for), then handed on. */
+static lmf_status block0_done(lmf_pp_engine *e, int c) {
+    pp_wrap *w = &e->wrap[c];
+    if (!w->e || !w->block0_ready) return LMF_OK;
+    w->block0_ready = 0;
+    int ends = (e->stage == 0 && c == 0) || (e->stage == e->P - 1 && c == e->V - 1);
+    if (e->tie && ends && (w->every || e->backwards[c] == e->M)) {
+        const lmf_param_layout *l = lmf_gpt_layout(e->chunks[c]);
+        float *g = wrap_block_grads(w, 0);
+        if (!g) g = lmf_gpt_grads(e->chunks[c]) + l->block_offset[0];
+        LMF_TRY(lmf_comm_allreduce_f32(e->tie, g, l->block_offset[1] - l->block_offset[0]));
     }
-    if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, b);
+    if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, 0);
+    return LMF_OK;
 }
 
 void lmf_pp_engine_wrap_hooks(lmf_pp_engine *e, int chunk, lmf_gpt_hooks *h, int every) {
@@ -255,7 +265,6 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
     size_t BT = (size_t)e->B * e->T;
     snprintf(e->context, sizeof e->context, "%s", lmf_comm_context(e->comm));
     double t0 = lmf_now_s(), busy = 0.0, sum = 0.0;
-    e->err = LMF_OK;
     memset(e->backwards, 0, (size_t)e->V * sizeof *e->backwards);
     lmf_status s = post_receives(e);
     for (int i = 0; i < e->n_actions && s == LMF_OK; i++) {
@@ -305,11 +314,11 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
             double c0 = lmf_now_s();
             lmf_gpt_stage_backward(m, mb % S, dy);
             busy += lmf_now_s() - c0;
-            if ((s = e->err) != LMF_OK) break;
             e->occupant[k] = -1;
             if (v > 0)
                 s = lmf_comm_isend_f32(e->comm, lmf_gpt_stage_input_grad(m), e->n, prev,
                                        tag_of(e, mb, v - 1, 1), &e->send_b[k]);
+            if (s == LMF_OK) s = block0_done(e, c);
         }
         if (s == LMF_OK) s = lmf_comm_progress(e->comm);
     }
