@@ -58,15 +58,16 @@ size_t lmf_optimizer_bytes(const lmf_optimizer *o) {
 static double range_sumsq(const lmf_optimizer *o, const float *grads) {
     const lmf_param_layout *l = o->layout;
     size_t n = lmf_range_len(o->range);
-    if (l->tp.size <= 1 && l->layers == l->n_blocks - 2) return n ? o->k->sumsq(grads, n) : 0.0;
+    int whole = l->layers == 0 || l->layers == l->n_blocks - 2; /* 0: a layout without stages */
+    if (l->tp.size <= 1 && whole) return n ? o->k->sumsq(grads, n) : 0.0;
     double ss = 0.0;
     for (int i = 0; i < l->n_tensors; i++) {
         const lmf_tensor_info *t = &l->tensors[i];
         size_t b = t->offset > o->range.begin ? t->offset : o->range.begin;
         size_t e = t->offset + t->numel < o->range.end ? t->offset + t->numel : o->range.end;
         if (b >= e) continue;
-        ss += o->k->sumsq(grads + (b - o->range.begin), e - b) /
-              ((double)t->tp_copies * t->pp_copies);
+        int copies = (t->tp_copies > 1 ? t->tp_copies : 1) * (t->pp_copies > 1 ? t->pp_copies : 1);
+        ss += o->k->sumsq(grads + (b - o->range.begin), e - b) / (double)copies;
     }
     return ss;
 }
