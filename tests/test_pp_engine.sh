@@ -48,6 +48,18 @@ done <<'CASES'
 2 zb 1 4 - use 1f1b
 CASES
 
+# a stalled stage: the others stop the job after the 2 s time-out, naming the rank, the step,
+# the virtual stage, the micro-batch and the direction they waited in
+t0=$(lmf_now)
+out=$(LMF_PP_TEST_STALL=1 timeout 60 "${MPIRUN[@]}" -x LMF_PP_TEST_STALL -np 2 "$prog" 1f1b 1 4 gpt2 </dev/null 2>&1)
+rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+lmf_check $? "stall: exit code $rc (want a failure, not a hang)"
+lmf_elapsed_below "$t0" 25
+lmf_check $? "stall: the job took too long to stop"
+echo "$out" | grep -Eq "rank 0 of 2 \(step 1, pipeline stage 0, micro-batch [0-9]+, (forward|backward)\): receive: not complete after 2\.[0-9] s"
+lmf_check $? "stall: no message naming rank, step, stage and micro-batch: $out"
+
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then
     echo "test_pp_engine: $lmf_fail_count check(s) failed"

@@ -6,11 +6,14 @@
  * gradients, tensor by tensor (block 0 tied between the first and last stage included), and on
  * the last stage the loss. Rank 0 prints "pp_engine SCHEDULE P=.. V=.. M=.. FAMILY: ok (bubble
  * B)" when every rank agrees; exit code 1 otherwise (2 when the engine refuses the shape, with
- * its message). */
+ * its message). With LMF_PP_TEST_STALL=1 in the environment the last stage sleeps 30 s before
+ * its first step and the others, with a 2 s time-out, must stop the job naming where they
+ * waited. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lmforge/comm.h"
 #include "lmforge/kernels.h"
@@ -99,6 +102,12 @@ int main(int argc, char **argv) {
     float loss = 0.0f;
     lmf_pp_step_stats st = {0};
     int bad = 0;
+    const char *stall = getenv("LMF_PP_TEST_STALL");
+    if (stall && *stall == '1') {
+        lmf_comm_set_timeout(comm, 2.0);
+        lmf_comm_set_context(comm, "step 1");
+        if (stage == P - 1) sleep(30);
+    }
     for (int step = 0; step < 2 && !bad; step++) {
         for (int c = 0; c < sh.virtual_stages; c++) lmf_gpt_zero_grad(chunks[c]);
         if (lmf_pp_engine_step(e, &in[0][0], &tg[0][0], 1.0f / (float)M, &loss, &st) != LMF_OK) {
