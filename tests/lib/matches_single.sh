@@ -1,4 +1,4 @@
-# Helpers of the tests that compare a parallel run with one rank's (sourced after common.sh and
+# Functions of the tests that compare a parallel run with one rank's (sourced after common.sh and
 # mpi/common.sh by test_tp_matches_single.sh and test_pp_matches_single.sh).
 
 # matches_setup LAYERS: token data in $WORK/data, a GPT-2 ($WORK/gpt2.json) and a Llama model
