@@ -17,18 +17,8 @@ steps=${5:-6}
 rounds=${6:-2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-# random GPT-2 token ids in an llm.c token file: the speed does not depend on the text
-python3 - "$work/tokens.bin" <<'PY'
-import random, struct, sys
-n = 1 << 20
-random.seed(1)
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<256i", 20240520, 1, n, *([0] * 253)))
-    f.write(struct.pack(f"<{n}H", *(random.randrange(50257) for _ in range(n))))
-PY
+. "$(dirname "$0")/mpi_runs.sh"
+random_tokens "$work/tokens.bin"
 # the global batch: two replicas' micro-batches, or one pair's micro-batch twice
 gb=$((2 * batch * seq))
 run() { # NAME EXTRA...: one training run; its per-step lines go to $work/NAME.ROUND
@@ -45,11 +35,6 @@ for round in $(seq 1 "$rounds"); do
   run tp --tp 2
   run tpsp --tp 2 --sp
 done
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-field() { # NAME KEY: the values of KEY on the step lines after step 2, every round
-  cat "$work/$1".* | grep '^step [0-9]*/' | awk -v k="$2" '{ split($2, s, "/"); if (s[1] <= 2) next;
-    for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }'
-}
 act() { grep -o 'activations [0-9.]* MB' "$work/$1.1" | head -1 | awk '{ print $2 }'; }
 dp=$(field dp tok/s | median)
 echo "model $model, batch $batch x $seq, 2 ranks x 1 thread, $steps steps x $rounds rounds"

@@ -147,6 +147,17 @@ lmf_status lmf_comm_ibroadcast(lmf_comm *c, void *buf, size_t bytes, int root,
                                lmf_comm_req **req);
 lmf_status lmf_comm_ibarrier(lmf_comm *c, lmf_comm_req **req);
 
+/* ---- point to point (pipeline parallelism): n floats to or from another rank. A message
+ * matches the receive with the same sender and tag (0..LMF_COMM_MAX_TAG); between two ranks,
+ * messages of one tag arrive in the order they were sent. buf stays alive (and, for a send,
+ * untouched) until the request completes; the wait has the collectives' time-out and failure
+ * policy. LMF_ERR_ARG when peer is this rank or not a rank. ---- */
+#define LMF_COMM_MAX_TAG 32767
+lmf_status lmf_comm_isend_f32(lmf_comm *c, const float *buf, size_t n, int peer, int tag,
+                              lmf_comm_req **req);
+lmf_status lmf_comm_irecv_f32(lmf_comm *c, float *buf, size_t n, int peer, int tag,
+                              lmf_comm_req **req);
+
 /* Wait for *req (NULL is a no-op), free it and set *req = NULL. Subject to the time-out,
  * counted from the moment the wait begins. */
 lmf_status lmf_comm_wait(lmf_comm *c, lmf_comm_req **req);

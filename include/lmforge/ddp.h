@@ -30,6 +30,8 @@ typedef struct lmf_ddp_config {
     float grad_scale;    /* multiplies the summed gradients; 0: 1/world_size (mean over ranks) */
     lmf_comm *tp_comm;   /* the tensor-parallel group the layout is one slice of (NULL: none):
                           * the gradient norm's sum runs over it too */
+    lmf_comm *pp_comm;   /* the pipeline group the layout is one stage of (NULL: none): the
+                          * gradient norm's sum runs over it too */
 } lmf_ddp_config;
 
 #define LMF_DDP_DEFAULT_BUCKET_BYTES ((size_t)25 << 20)

@@ -85,6 +85,8 @@ typedef struct lmf_tensor_info {
     lmf_tp_reduce tp_reduce;
     int tp_copies;       /* tensor-parallel ranks holding this same slice (1: split); a norm
                           * counts each copy once */
+    int pp_copies;       /* pipeline stages holding this tensor: 2 for block 0 when the first
+                          * and the last stage differ (the tied embedding), else 1 */
 } lmf_tensor_info;
 
 typedef struct lmf_param_layout {
@@ -94,6 +96,11 @@ typedef struct lmf_param_layout {
     int n_blocks;                 /* n_layer + 2 */
     size_t *block_offset;         /* [n_blocks + 1]: block b spans [block_offset[b], block_offset[b+1]) */
     lmf_tp_dims tp;               /* the split this layout holds (size 1: the whole model) */
+    /* Pipeline parallelism: the stage's layers [layer0, layer0 + layers) (the whole model: 0,
+     * n_layer). Every block keeps its number and every tensor its name and index; a block the
+     * stage does not hold has no floats (tensors of numel 0). The first stage holds block 0
+     * (the embeddings), the last block 0 (the classifier: tied wte, or lm_head) and n_layer+1. */
+    int layer0, layers;
 } lmf_param_layout;
 
 /* Views into a parameter (or gradient) block for one layer. GPT-2 uses the first twelve;
@@ -111,6 +118,13 @@ lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out);
  * slice's. */
 lmf_status lmf_layout_build_tp(const lmf_gpt_config *c, const lmf_tp_config *tp,
                                lmf_param_layout *out);
+/* The layout of one pipeline stage holding layers [layer0, layer0 + layers) of a tensor-parallel
+ * rank's slice (tp NULL: unsplit); LMF_ERR_ARG naming the range when it is empty or outside
+ * 0..n_layer. lmf_layout_slice and lmf_layout_place work between it and the whole layout. */
+lmf_status lmf_layout_build_stage(const lmf_gpt_config *c, const lmf_tp_config *tp, int layer0,
+                                  int layers, lmf_param_layout *out);
+/* 1 when the layout holds block b (a stage's blocks; every block of a whole model) */
+int lmf_layout_has_block(const lmf_param_layout *l, int b);
 /* Copy each tensor's slice out of a whole model's vector: part[part_layout->total] from
  * whole[whole_layout->total] (whole_layout: the unsplit layout of the same configuration). */
 void lmf_layout_slice(const lmf_param_layout *part_layout, const lmf_param_layout *whole_layout,
@@ -291,6 +305,12 @@ lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_g
  * whole model. */
 lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
                              const lmf_tp_config *tp, lmf_gpt **out);
+/* One pipeline stage of a (tensor-parallel rank's) model: layers [layer0, layer0 + layers),
+ * with the embeddings on the first stage and the final norm and classifier on the last
+ * (lmf_layout_build_stage; GPT-2's tied wte on both). The whole model is the one stage
+ * (0, n_layer). Train it with lmf_gpt_reserve_slots and the lmf_gpt_stage_* calls below. */
+lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                                const lmf_tp_config *tp, int layer0, int layers, lmf_gpt **out);
 void lmf_gpt_free(lmf_gpt *m);
 
 const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m);
@@ -333,6 +353,11 @@ lmf_status lmf_gpt_set_doc_mask(lmf_gpt *m, int eot_id);
 /* Allocate activations (and, for LMF_RESERVE_TRAIN, the gradient block) for batches up to
  * B x T. Fails when T > n_positions. No allocation happens in forward/backward afterwards. */
 lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode);
+/* The same with activations for `slots` micro-batches in flight at once (1 to
+ * LMF_GPT_MAX_SLOTS; a pipeline stage keeps one per micro-batch between its forward and its
+ * backward). lmf_gpt_reserve is slots = 1. */
+#define LMF_GPT_MAX_SLOTS 64
+lmf_status lmf_gpt_reserve_slots(lmf_gpt *m, int B, int T, lmf_reserve_mode mode, int slots);
 /* bytes held for activations and gradients after reserve */
 size_t lmf_gpt_activation_bytes(const lmf_gpt *m);
 
@@ -346,6 +371,29 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
 /* Backward pass after a training forward: accumulates into the gradient block. */
 void lmf_gpt_backward(lmf_gpt *m);
 void lmf_gpt_zero_grad(lmf_gpt *m);
+
+/* ---- pipeline stages: a micro-batch's forward and backward through the stage's layers, in
+ * its own activation slot (0 .. slots-1 of lmf_gpt_reserve_slots), so that several are in
+ * flight. What passes between stages is the residual stream: lmf_gpt_stage_floats(m, B, T)
+ * floats ([B*T, C], or this rank's rows of it under sequence parallelism). ---- */
+size_t lmf_gpt_stage_floats(const lmf_gpt *m, int B, int T);
+/* Training forward of one micro-batch in slot `slot`: from inputs[B,T] on the first stage,
+ * else from x (the previous stage's output); on the last stage the mean loss over
+ * targets[B,T] into *loss (0 elsewhere) and the classifier's gradient scaled by dloss_scale,
+ * as lmf_gpt_forward. inputs, targets or x may be NULL where the stage does not use them. */
+lmf_status lmf_gpt_stage_forward(lmf_gpt *m, int slot, const int32_t *inputs,
+                                 const int32_t *targets, const float *x, int B, int T,
+                                 float dloss_scale, float *loss);
+/* The output the next stage takes (not on the last stage): valid until the slot's next
+ * forward. */
+const float *lmf_gpt_stage_output(lmf_gpt *m, int slot);
+/* Backward of the micro-batch in slot `slot` after its forward: from dy (the gradient of this
+ * stage's output, lmf_gpt_stage_floats of them; NULL on the last stage, which starts from its
+ * loss), accumulating into the gradient block. */
+void lmf_gpt_stage_backward(lmf_gpt *m, int slot, const float *dy);
+/* The gradient of the stage's input that the backward left (not on the first stage): valid
+ * until the next stage call. */
+const float *lmf_gpt_stage_input_grad(lmf_gpt *m);
 
 /* Logits of the last forward at position (b, t): fills logits[vocab_size]. Needs a forward
  * before it (uses the final LayerNorm output). */

@@ -1,7 +1,10 @@
-/* Pipeline-parallel schedules: the ordered actions of every stage, and their simulation. */
+/* Pipeline parallelism: the schedules (the ordered actions of every stage), their simulation,
+ * and the engine that runs them over model stages and point-to-point messages. */
 #ifndef LMFORGE_PIPELINE_H
 #define LMFORGE_PIPELINE_H
 
+#include "lmforge/comm.h"
+#include "lmforge/model.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -125,6 +128,60 @@ lmf_status lmf_pp_peak_inflight(const lmf_pp_shape *sh, int stage, int *peak);
  * (tests/test_pipeline_schedule.c checks it). Planning for M micro-batches may simulate
  * min(M, this) and add the rest. INT_MAX for GPipe, whose activations grow with M. */
 int lmf_pp_steady_micro_batches(lmf_pp_schedule s, int stages, int virtual_stages);
+
+/* ==== the engine (src/parallel/pipeline.c) ==== */
+
+/* Layers of each of n model chunks (virtual stages) for a model of L layers: split[0..n-1]
+ * when given (n values, each >= 1, summing to L), else L / n each with the remainder one more
+ * on the first chunks. LMF_ERR_ARG naming what is wrong: more chunks than layers, a split of
+ * the wrong sum or with an empty chunk. */
+lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers);
+
+/* One rank's part of a pipeline: its stage's model chunks, run through the actions of
+ * lmf_pp_schedule_actions (the planner's schedule code) with non-blocking sends and receives of
+ * the residual stream between stages. */
+typedef struct lmf_pp_engine lmf_pp_engine;
+
+/* What one step measured on this rank. */
+typedef struct lmf_pp_step_stats {
+    double seconds;   /* the step's forwards and backwards, messages included */
+    double busy;      /* of those, seconds computing */
+    double bubble;    /* 1 - busy / seconds: the stage's idle fraction */
+} lmf_pp_step_stats;
+
+/* Collective over comm (the pipeline group: its rank is this rank's stage, P its size):
+ * chunks[V] are this stage's model chunks, chunk c the virtual stage c * P + stage
+ * (lmf_gpt_create_stage with the layers of lmf_pp_layers), of the same configuration and
+ * tensor-parallel split on every stage. The engine reserves their activations for batches of
+ * B x T (one slot per micro-batch the schedule keeps in flight) and their gradient blocks
+ * (mode LMF_RESERVE_TRAIN or, with a data-parallel engine's hooks, LMF_RESERVE_TRAIN_HOOKED).
+ * LMF_ERR_ARG when the shape does not fit (lmf_pp_shape_check, P the group's size), for ZB-H1
+ * (whose split backward the engine does not run yet) and for V > 1 on a single stage. */
+lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt *const *chunks,
+                                int B, int T, lmf_reserve_mode mode, lmf_pp_engine **out);
+void lmf_pp_engine_free(lmf_pp_engine *e);
+/* One step: the forwards and backwards of the M micro-batches in the schedule's order.
+ * inputs[M][B*T] are read by stage 0 and targets[M][B*T] by the last stage (NULL elsewhere);
+ * gradients accumulate into the chunks' gradient blocks, each micro-batch's scaled by
+ * dloss_scale (1/M: the mean over the step). The stages holding block 0 (the embeddings on the
+ * first, the classifier on the last; GPT-2 ties them) then sum its gradient, so both copies
+ * get the same update. *loss: the mean of the micro-batches' losses on the last stage, 0 on
+ * the others. */
+lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
+                              float dloss_scale, float *loss, lmf_pp_step_stats *stats);
+
+/* With a data-parallel engine placing the gradients (LMF_RESERVE_TRAIN_HOOKED):
+ * before_backward(ctx, chunk, index, M) runs before the chunk's index-th backward of a step
+ * (0..M-1; lmf_ddp_begin_micro(index, M)), and lmf_pp_engine_wrap_hooks interposes on chunk
+ * c's model hooks h so that block 0's gradient is summed between the first and last stage
+ * just before it is handed on (grads_ready(0)): in the chunk's last backward of the step, or
+ * in every one when `every` (ZeRO 2 and 3 reduce each micro-batch). Call it before
+ * lmf_gpt_set_hooks(chunks[c], h); the engine must outlive the model's use of h. */
+void lmf_pp_engine_set_backward_hook(lmf_pp_engine *e,
+                                     lmf_status (*before_backward)(void *ctx, int chunk,
+                                                                   int index, int n),
+                                     void *ctx);
+void lmf_pp_engine_wrap_hooks(lmf_pp_engine *e, int chunk, lmf_gpt_hooks *h, int every);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include "lmforge/model.h"
 #include "lmforge/optim.h"
 #include "lmforge/perf.h"
+#include "lmforge/pipeline.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
@@ -49,6 +50,11 @@ typedef struct lmf_train_opts {
     /* tensor parallelism: ranks per model replica (the innermost groups of the world) */
     int tp;                    /* 0 or 1: none */
     int sequence_parallel;     /* 1: norms and the residual stream split over positions (--sp) */
+    /* pipeline parallelism: stages of contiguous layers (the outermost groups of the world) */
+    int pp;                    /* 0 or 1: none */
+    lmf_pp_schedule schedule;  /* --schedule (1F1B by default) */
+    int virtual_stages;        /* 0 or 1: none */
+    const char *stage_layers;  /* "a,b,...": layers per stage (NULL: balanced) */
     /* data parallelism */
     int zero_stage;            /* 0..3 */
     lmf_recompute recompute;
@@ -108,6 +114,8 @@ typedef struct lmf_step_stats {
                                 * the gradient reductions and weight gathers not hidden behind
                                 * computation, the gradient norm's sum, the weights shared after
                                 * the update, the loss's mean over the ranks */
+    double pp_bubble;          /* pipeline parallelism: the measured idle fraction of this
+                                * rank's stage in the step's forwards and backwards (0: none) */
     /* numeric faults */
     int skipped;               /* 1: the loss or gradient norm was NaN/Inf: no update was made */
     int bad_in_row;            /* such steps in a row, this one included (0 after a good step) */
@@ -143,11 +151,14 @@ int lmf_trainer_rank(const lmf_trainer *t);
 /* The run's identity (LMF_RUN_ID_LEN hex digits), stored in its checkpoints and metrics. */
 const char *lmf_trainer_run_id(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
-/* Where this rank sits: rank = dp_rank * tp + tp_rank (tensor-parallel groups innermost). */
+/* Where this rank sits: rank = (pp_rank * dp + dp_rank) * tp + tp_rank (tensor-parallel groups
+ * innermost, pipeline stages outermost); the stage holds layers [layer0, layer0 + layers). */
 typedef struct lmf_rank_layout {
-    int tp, tp_rank, dp, dp_rank;
+    int tp, tp_rank, dp, dp_rank, pp, pp_rank, layer0, layers;
 } lmf_rank_layout;
 void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out);
+/* The layers [*layer0, *layer0 + *layers) of pipeline stage `stage` (0..pp-1). */
+void lmf_trainer_stage_layers(const lmf_trainer *t, int stage, int *layer0, int *layers);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);
 /* the training data, and the loader's state after the last completed step */

@@ -34,6 +34,7 @@ typedef struct train_cli {
     lmf_saved_opts saved;     /* strings of a resumed run's options */
     const char *model, *config, *schedule, *corpus, *tokenizer, *prompt, *recompute;
     const char *inject_nan;   /* --test-inject-nan */
+    const char *pp_schedule;  /* --schedule */
     int64_t nan_steps[1024];
     int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty, move_aside;
     int doc_mask, eot_id;     /* --doc-mask, --eot-id (-1: not given) */
@@ -43,7 +44,7 @@ typedef struct train_cli {
     int serve_port;           /* --serve [PORT]: taken out of argv first (serve_cli.c) */
 } train_cli;
 
-#define NOPT 59
+#define NOPT 63
 static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
@@ -86,6 +87,10 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--recompute", LMF_OPT_STR, &c->recompute, "none|selective|full", "recompute activations in the backward to save memory (default none)", LMF_NOLIMIT);
     O("--zero", LMF_OPT_INT, &o->zero_stage, "0|1|2|3", "ZeRO stage over data-parallel ranks (default 0)", 0, 3);
     O("--tp", LMF_OPT_INT, &o->tp, "T", "tensor parallelism: split every layer over groups of T neighbouring ranks (default 1)", 1, 4096);
+    O("--pp", LMF_OPT_INT, &o->pp, "P", "pipeline parallelism: split the layers into P stages, the outermost groups of ranks (ranks = P x data-parallel x --tp; default 1)", 1, 1024);
+    O("--schedule", LMF_OPT_STR, &c->pp_schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule of the micro-batches (the gradient-accumulation micro-steps; default 1f1b)", LMF_NOLIMIT);
+    O("--virtual-stages", LMF_OPT_INT, &o->virtual_stages, "V", "model chunks per pipeline stage (interleaved schedule; default 1)", 1, 64);
+    O("--stage-layers", LMF_OPT_STR, &o->stage_layers, "A,B,...", "layers of each pipeline stage (default: balanced)", LMF_NOLIMIT);
     O("--sp", LMF_OPT_FLAG, &o->sequence_parallel, NULL, "sequence parallelism: also split the norms and the residual stream over the --tp group", LMF_NOLIMIT);
     O("--global-batch", LMF_OPT_I64, &o->global_batch, "TOKENS", "tokens per optimizer step over all ranks (sets the accumulation steps)", 1, 9.2e18);
     O("--comm", LMF_OPT_STR, &o->comm, "auto|single|mpi", "communication backend (default auto: MPI under mpirun/srun)", LMF_NOLIMIT);
@@ -140,6 +145,10 @@ static int finish_opts(train_cli *c) {
     if (strcmp(c->schedule, "cosine") == 0) o->lr_schedule = LMF_LR_COSINE;
     else if (strcmp(c->schedule, "constant") == 0) o->lr_schedule = LMF_LR_CONSTANT;
     else { lmf_cli_error("train", "--lr-schedule must be cosine or constant, got '%s'", c->schedule); return 2; }
+    if (c->pp_schedule && lmf_pp_schedule_parse(c->pp_schedule, &o->schedule) != LMF_OK) {
+        lmf_cli_error("train", "--schedule: %s", lmf_last_error());
+        return 2;
+    }
     if (c->recompute) {
         if (lmf_recompute_parse(c->recompute, &o->recompute) != LMF_OK) {
             lmf_cli_error("train", "--recompute: %s", lmf_last_error());
@@ -182,6 +191,8 @@ static void on_step(void *ctx, const lmf_step_stats *st, int done, int total, do
     } else if ((st->step + 1) % c->log_every == 0 || last || st->step == 0) {
         char tp[48] = ""; /* tensor parallelism: the step's time in its collectives */
         if (st->tp_comm_s > 0) snprintf(tp, sizeof tp, " tp_comm_ms %.1f", 1e3 * st->tp_comm_s);
+        if (st->pp_bubble > 0) /* pipeline: rank 0's stage idle in the step */
+            snprintf(tp + strlen(tp), sizeof tp - strlen(tp), " bubble %.1f%%", 100 * st->pp_bubble);
         fprintf(stderr, "step %d/%d loss %.4f lr %.3e grad_norm %.3f tok/s %.0f mfu %.1f%%%s eta %s\n",
                 st->step + 1, total, (double)st->loss, (double)st->lr, (double)st->grad_norm,
                 st->tokens_per_s, 100 * st->mfu, tp, etab);
@@ -310,6 +321,20 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     if (o->doc_mask_eot >= 0)
         fprintf(stderr, "document masking: attention stays inside documents ended by token %d\n",
                 o->doc_mask_eot);
+    if (rl.pp > 1) { /* which ranks hold which layers */
+        fprintf(stderr, "layout: %d ranks = %d pipeline stages x %d data-parallel x %d "
+                "tensor-parallel (stages outermost), schedule %s:", lmf_trainer_world(t), rl.pp,
+                rl.dp, rl.tp, lmf_pp_schedule_name(o->schedule));
+        int per = rl.dp * rl.tp;
+        for (int s = 0; s < rl.pp && s < 64; s++) {
+            int l0, n;
+            lmf_trainer_stage_layers(t, s, &l0, &n);
+            fprintf(stderr, "%s stage %d: ranks %d-%d, layers %d-%d%s%s", s ? ";" : "", s,
+                    s * per, s * per + per - 1, l0, l0 + n - 1, s == 0 ? " and the embeddings" : "",
+                    s == rl.pp - 1 ? ", the final norm and the classifier" : "");
+        }
+        fprintf(stderr, "%s\n", rl.pp > 64 ? "; ..." : "");
+    }
     lmf_peak pk;
     char peak[1400];
     lmf_trainer_peak(t, &pk);

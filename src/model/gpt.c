@@ -37,13 +37,18 @@ lmf_status lmf_gpt_create(const lmf_gpt_config *cfg, const lmf_kernels *k, lmf_g
 
 lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
                              const lmf_tp_config *tp, lmf_gpt **out) {
+    return lmf_gpt_create_stage(cfg, k, tp, 0, cfg->n_layer, out);
+}
+
+lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                                const lmf_tp_config *tp, int layer0, int layers, lmf_gpt **out) {
     *out = NULL;
     lmf_gpt *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model");
     m->cfg = *cfg;
     m->eot_id = -1;
     m->ops.k = k ? k : lmf_kernels_fast();
-    lmf_status s = lmf_layout_build_tp(cfg, tp, &m->layout);
+    lmf_status s = lmf_layout_build_stage(cfg, tp, layer0, layers, &m->layout);
     if (s != LMF_OK) {
         free(m);
         return s;
@@ -66,9 +71,8 @@ void lmf_gpt_free(lmf_gpt *m) {
     free(m->grads);
     free(m->acts);
     free(m->la);
-    free(m->inputs);
-    free(m->targets);
-    free(m->doc_start);
+    free(m->ids);
+    free(m->doc_starts);
     free(m);
 }
 
@@ -83,7 +87,7 @@ lmf_status lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k) {
     if (!m->acts) return LMF_OK;
     int B = m->B, T = m->T;
     m->B = 0; /* force a new allocation */
-    return lmf_gpt_reserve(m, B, T, m->mode);
+    return lmf_gpt_reserve_slots(m, B, T, m->mode, m->slots);
 }
 
 void lmf_gpt_set_hooks(lmf_gpt *m, const lmf_gpt_hooks *h) {
@@ -150,57 +154,34 @@ static void init_whole(const lmf_gpt_config *cfg, const lmf_param_layout *l, flo
 }
 
 lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
-    const lmf_kernels *k = m->ops.k;
-    if (B < 1 || T < 1)
-        return lmf_fail(LMF_ERR_ARG, "batch %d x %d: both must be at least 1", B, T);
-    if (T > m->cfg.n_positions)
-        return lmf_fail(LMF_ERR_ARG,
-                        "sequence length %d exceeds the model's n_positions %d; use --seq <= %d",
-                        T, m->cfg.n_positions, m->cfg.n_positions);
-    int training = mode != LMF_RESERVE_INFERENCE;
-    lmf_recompute rc = training ? m->recompute : LMF_RECOMPUTE_NONE;
-    if (m->acts && m->B == B && m->T == T && m->mode == mode && m->reserved_recompute == rc)
-        return LMF_OK;
-    free(m->acts);
-    free(m->la);
-    free(m->inputs);
-    free(m->targets);
-    free(m->doc_start);
-    m->acts = NULL;
-    m->la = NULL;
+    return lmf_gpt_reserve_slots(m, B, T, mode, 1);
+}
+
+/* the floats of one slot's activations: the stage's layers only */
+static size_t slot_floats(const lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     const lmf_tp_dims *d = &m->layout.tp;
-    int L = m->cfg.n_layer, C = m->cfg.n_embd;
+    lmf_tp_config tpc = {d->size, d->rank, d->sequence_parallel};
+    lmf_gpt_config stage = m->cfg;
+    stage.n_layer = m->layout.layers;
+    return lmf_gpt_activation_floats_tp(&stage, &tpc, m->ops.k, B, T, mode, m->recompute);
+}
+
+/* Point the activation views at slot s's part of the block (no allocation). */
+static void carve(lmf_gpt *m, int s) {
+    const lmf_kernels *k = m->ops.k;
+    const lmf_tp_dims *d = &m->layout.tp;
+    int B = m->B, T = m->T, C = m->cfg.n_embd;
+    int training = m->mode != LMF_RESERVE_INFERENCE;
+    lmf_recompute rc = m->reserved_recompute;
     size_t BT = (size_t)B * T, BTC = BT * C;
-    if (d->sequence_parallel && BT % (size_t)d->size != 0)
-        return lmf_fail(LMF_ERR_ARG, "sequence parallelism splits the batch's %zu positions "
-                        "over --tp %d ranks: choose --batch x --seq divisible by %d", BT,
-                        d->size, d->size);
-    /* rows of the residual stream and the norms this rank holds: all, or with sequence
-     * parallelism its 1/size of them */
     size_t R = d->sequence_parallel ? BT / (size_t)d->size : BT, RC = R * C;
     size_t att = k->attention_saved_floats(B, T, d->heads);
     lmf_act_widths aw;
     lmf_gpt_act_widths(&m->cfg, d, &aw);
     size_t st = aw.stats - 1; /* floats of the mean per row: 1 (LayerNorm) or 0 (RMSNorm) */
-    /* what one layer keeps for its backward; recomputation keeps less per layer and shares
-     * one copy of the rest (selective: the GELU output; full: all but the layer's output).
-     * The sizes are summed by lmf_gpt_activation_floats; the views below must add up to it. */
     size_t gelu = BT * aw.act;
-    lmf_tp_config tpc = {d->size, d->rank, d->sequence_parallel};
-    size_t total = lmf_gpt_activation_floats_tp(&m->cfg, &tpc, k, B, T, mode, m->recompute);
-    m->acts = malloc(total * sizeof(float));
-    m->la = calloc((size_t)L, sizeof *m->la);
-    m->inputs = malloc(BT * sizeof(int32_t));
-    m->targets = malloc(BT * sizeof(int32_t));
-    m->doc_start = malloc(BT * sizeof(int));
-    int own_grads = mode == LMF_RESERVE_TRAIN;
-    if (own_grads && !m->grads) m->grads = calloc(m->layout.total, sizeof(float));
-    if (!m->acts || !m->la || !m->inputs || !m->targets || !m->doc_start ||
-        (own_grads && !m->grads))
-        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate activations for batch %d x %d (%.1f MB)",
-                        B, T, (double)total * 4 / 1e6);
-    memset(m->acts, 0, total * sizeof(float));
-    float *p = m->acts;
+    float *base = m->acts + (size_t)s * m->acts_floats;
+    float *p = base;
     m->encoded = take(&p, RC);
     layer_acts sh;
     memset(&sh, 0, sizeof sh);
@@ -211,7 +192,7 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
         sh.fch = take(&p, BT * aw.fch);
     }
     if (rc != LMF_RECOMPUTE_NONE) sh.fch_gelu = take(&p, gelu);
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; l < m->layout.layers; l++) {
         layer_acts *a = &m->la[l];
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
@@ -247,18 +228,71 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     } else {
         m->dres = m->dbtc = m->dqkv = m->d4a = m->att_scratch = NULL;
     }
-    LMF_ASSERT((size_t)(p - m->acts) == total);
+    LMF_ASSERT((size_t)(p - base) == m->acts_floats);
+    m->inputs = m->ids + (size_t)s * 2 * BT;
+    m->targets = m->inputs + BT;
+    m->doc_start = m->doc_starts + (size_t)s * BT;
+    m->slot = s;
+}
+
+lmf_status lmf_gpt_reserve_slots(lmf_gpt *m, int B, int T, lmf_reserve_mode mode, int slots) {
+    if (B < 1 || T < 1)
+        return lmf_fail(LMF_ERR_ARG, "batch %d x %d: both must be at least 1", B, T);
+    if (slots < 1 || slots > LMF_GPT_MAX_SLOTS)
+        return lmf_fail(LMF_ERR_ARG, "%d micro-batch slots: give 1 to %d", slots,
+                        LMF_GPT_MAX_SLOTS);
+    if (T > m->cfg.n_positions)
+        return lmf_fail(LMF_ERR_ARG,
+                        "sequence length %d exceeds the model's n_positions %d; use --seq <= %d",
+                        T, m->cfg.n_positions, m->cfg.n_positions);
+    int training = mode != LMF_RESERVE_INFERENCE;
+    lmf_recompute rc = training ? m->recompute : LMF_RECOMPUTE_NONE;
+    if (m->acts && m->B == B && m->T == T && m->mode == mode && m->reserved_recompute == rc &&
+        m->slots == slots)
+        return LMF_OK;
+    free(m->acts);
+    free(m->la);
+    free(m->ids);
+    free(m->doc_starts);
+    m->acts = NULL;
+    m->la = NULL;
+    m->ids = NULL;
+    m->doc_starts = NULL;
+    const lmf_tp_dims *d = &m->layout.tp;
+    size_t BT = (size_t)B * T;
+    if (d->sequence_parallel && BT % (size_t)d->size != 0)
+        return lmf_fail(LMF_ERR_ARG, "sequence parallelism splits the batch's %zu positions "
+                        "over --tp %d ranks: choose --batch x --seq divisible by %d", BT,
+                        d->size, d->size);
+    /* what one layer keeps for its backward; recomputation keeps less per layer and shares
+     * one copy of the rest (selective: the GELU output; full: all but the layer's output).
+     * The sizes are summed by lmf_gpt_activation_floats; carve's views must add up to it.
+     * Each micro-batch slot has its own copy. */
+    size_t total = slot_floats(m, B, T, mode);
+    m->acts = malloc((size_t)slots * total * sizeof(float));
+    m->la = calloc((size_t)m->layout.layers, sizeof *m->la);
+    m->ids = malloc((size_t)slots * 2 * BT * sizeof(int32_t));
+    m->doc_starts = malloc((size_t)slots * BT * sizeof(int));
+    int own_grads = mode == LMF_RESERVE_TRAIN;
+    if (own_grads && !m->grads) m->grads = calloc(m->layout.total, sizeof(float));
+    if (!m->acts || !m->la || !m->ids || !m->doc_starts || (own_grads && !m->grads))
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate activations for batch %d x %d (%.1f MB)",
+                        B, T, (double)total * slots * 4 / 1e6);
+    memset(m->acts, 0, (size_t)slots * total * sizeof(float));
     m->acts_floats = total;
+    m->slots = slots;
     m->B = B;
     m->T = T;
     m->mode = mode;
     m->reserved_recompute = rc;
+    memset(m->slot_state, 0, sizeof m->slot_state);
     m->state = FORWARD_NONE;
+    carve(m, 0);
     return LMF_OK;
 }
 
 size_t lmf_gpt_activation_bytes(const lmf_gpt *m) {
-    return m->acts_floats * sizeof(float) + (m->grads ? m->layout.total * sizeof(float) : 0);
+    return m->acts_floats * (size_t)m->slots * sizeof(float) + (m->grads ? m->layout.total * sizeof(float) : 0);
 }
 
 /* ---- block placement through the hooks ---- */
@@ -361,14 +395,17 @@ static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, c
 static void llama_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x,
                                  float *lnf, float *lnf_rstd, int B, int T, layer_cache *cache) {
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
-    for (int l = 0; l < L; l++) {
+    int l0 = m->layout.layer0, n = m->layout.layers;
+    for (int i = 0; i < n; i++) {
+        int l = l0 + i;
         lmf_layer_view w;
         lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
-        layer_acts *a = shared ? la : &la[l];
+        layer_acts *a = shared ? la : &la[i];
         lmf_llama_layer_forward(m, &w, a, x, B, T, 1, cache ? &cache[l] : NULL);
         lmf_gpt_release_params(m, 1 + l, 0);
         x = a->residual3;
     }
+    if (l0 + n < L) return; /* a pipeline stage before the last: its output is x */
     float *pf = lmf_gpt_block_params(m, L + 1, 0);
     rmsnorm_forward(&m->ops, lnf, lnf_rstd, x, pf, m->cfg.rms_norm_eps, BT, C);
     lmf_gpt_release_params(m, L + 1, 0);
@@ -380,29 +417,32 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
         llama_layers_forward(m, la, shared, x, lnf, lnf_rstd, B, T, cache);
         return;
     }
-    /* BT: the rows of the residual stream this rank holds */
+    /* BT: the rows of the residual stream this rank holds; the stage's layers [l0, l0 + n) */
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
-    for (int l = 0; l < L; l++) {
+    int l0 = m->layout.layer0, n = m->layout.layers;
+    for (int i = 0; i < n; i++) {
+        int l = l0 + i;
         lmf_layer_view w;
         lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 0), &w);
-        layer_acts *a = shared ? la : &la[l];
-        if (l > 0) { /* finish the previous layer: residual3 = residual2 + projection, and ln1 */
-            layer_acts *p = shared ? la : &la[l - 1];
+        layer_acts *a = shared ? la : &la[i];
+        if (i > 0) { /* finish the previous layer: residual3 = residual2 + projection, and ln1 */
+            layer_acts *p = shared ? la : &la[i - 1];
             residual_layernorm_forward(&m->ops, p->residual3, a->ln1, a->ln1_mean, a->ln1_rstd,
                                        p->residual2, p->residual3, w.ln1w, w.ln1b, BT, C);
         }
-        layer_forward(m, &w, a, x, B, T, 1, l > 0, cache ? &cache[l] : NULL);
+        layer_forward(m, &w, a, x, B, T, 1, i > 0, cache ? &cache[l] : NULL);
         lmf_gpt_release_params(m, 1 + l, 0);
         x = a->residual3;
     }
-    float *pf = lmf_gpt_block_params(m, L + 1, 0);
-    if (L > 0) { /* the last layer's residual add, fused with the final LayerNorm */
-        layer_acts *p = shared ? la : &la[L - 1];
-        residual_layernorm_forward(&m->ops, p->residual3, lnf, lnf_mean, lnf_rstd, p->residual2,
-                                   p->residual3, pf, pf + C, BT, C);
-    } else {
-        layernorm_forward(&m->ops, lnf, lnf_mean, lnf_rstd, x, pf, pf + C, BT, C);
+    layer_acts *p = shared ? la : &la[n - 1];
+    if (l0 + n < L) { /* a pipeline stage before the last: its output, the residual add done */
+        residual_forward(&m->ops, p->residual3, p->residual2, p->residual3, (size_t)BT * C);
+        return;
     }
+    /* the last layer's residual add, fused with the final LayerNorm */
+    float *pf = lmf_gpt_block_params(m, L + 1, 0);
+    residual_layernorm_forward(&m->ops, p->residual3, lnf, lnf_mean, lnf_rstd, p->residual2,
+                               p->residual3, pf, pf + C, BT, C);
     lmf_gpt_release_params(m, L + 1, 0);
 }
 
@@ -434,8 +474,21 @@ static void vocab_parallel_loss(lmf_gpt *m, float *dx, float *dw, const float *w
     lmf_gpt_sp_reduce(m, dx, lmf_gpt_sp_partial(m, dx), N);
 }
 
-lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
-                           int T, int train, float dloss_scale, float *loss) {
+/* one id array checked against the vocabulary */
+static lmf_status check_ids(const int32_t *ids, size_t n, int V) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lmf_fail(LMF_ERR_ARG,
+                            "token id %d at position %zu is outside the vocabulary (size %d); "
+                            "the data and the model do not match", ids[i], i, V);
+    return LMF_OK;
+}
+
+/* The forward of the current slot: from inputs (first stage) or x (a later stage's input),
+ * through the stage's layers, to the loss over targets (last stage). */
+static lmf_status forward_run(lmf_gpt *m, const int32_t *inputs, const int32_t *targets,
+                              const float *x, int B, int T, int train, float dloss_scale,
+                              float *loss) {
     int training = train != 0;
     if (!m->acts || B > m->B || T > m->T || (B != m->B && T != m->T) ||
         (training && m->mode == LMF_RESERVE_INFERENCE))
@@ -445,38 +498,43 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
         return lmf_fail(LMF_ERR_ARG, "sequence length %d exceeds n_positions %d", T,
                         m->cfg.n_positions);
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+    int first = m->layout.layer0 == 0, last = m->layout.layer0 + m->layout.layers == m->cfg.n_layer;
     size_t BT = (size_t)B * T;
-    for (size_t i = 0; i < BT; i++) {
-        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
-            return lmf_fail(LMF_ERR_ARG,
-                            "token id %d at position %zu is outside the vocabulary (size %d); "
-                            "the data and the model do not match",
-                            inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
-    }
-    memcpy(m->inputs, inputs, BT * sizeof(int32_t));
+    if (!last) targets = NULL;
+    if (first ? !inputs : !x)
+        return lmf_fail(LMF_ERR_ARG, "a pipeline stage's forward needs %s",
+                        first ? "the token ids" : "the previous stage's output");
+    if (first) LMF_TRY(check_ids(inputs, BT, V));
+    if (targets) LMF_TRY(check_ids(targets, BT, V));
+    if (first) memcpy(m->inputs, inputs, BT * sizeof(int32_t));
     if (targets) memcpy(m->targets, targets, BT * sizeof(int32_t));
     m->cur_B = B;
     m->cur_T = T;
+    if (m->eot_id >= 0 && !first)
+        return lmf_fail(LMF_ERR_ARG, "document masking needs the token ids, which a later "
+                        "pipeline stage does not have: train without --doc-mask or without --pp");
     m->cur_doc = lmf_gpt_doc_mask_batch(m, inputs, B, T);
 
     const lmf_tp_dims *d = &m->layout.tp;
     if (d->size > 1 && !(m->has_hooks && m->hooks.tp_collective))
         return lmf_fail(LMF_ERR_STATE, "a tensor-parallel model (rank %d of %d) needs the "
                         "tp_collective hook", d->rank, d->size);
-    float *p0 = lmf_gpt_block_params(m, 0, 0);
-    const float *wte = p0, *wpe = wpe_of(m, p0), *wcls = p0 + lmf_gpt_classifier_offset(m);
-    if (d->size == 1) {
-        encoder_forward(&m->ops, m->encoded, inputs, wte, wpe, B, T, C);
+    float *p0 = first || last ? lmf_gpt_block_params(m, 0, 0) : NULL;
+    if (!first) {
+        memcpy(m->encoded, x, lmf_gpt_stage_floats(m, B, T) * sizeof(float));
+    } else if (d->size == 1) {
+        encoder_forward(&m->ops, m->encoded, inputs, p0, wpe_of(m, p0), B, T, C);
     } else { /* each rank embeds the ids in its rows of the vocabulary; the sum is the lookup */
         float *part = lmf_gpt_sp_partial(m, m->encoded);
-        encoder_vp_forward(&m->ops, part, inputs, wte, d->rank == 0 ? wpe : NULL, d->vocab0,
-                           d->vocab_rows, B, T, C);
+        encoder_vp_forward(&m->ops, part, inputs, p0, d->rank == 0 ? wpe_of(m, p0) : NULL,
+                           d->vocab0, d->vocab_rows, B, T, C);
         lmf_gpt_sp_reduce(m, part, m->encoded, (int)BT);
     }
     lmf_gpt_layers_forward(m, m->la, 0, m->encoded, m->lnf, m->lnf_mean, m->lnf_rstd, B, T, NULL);
 
     double sum = 0.0;
     if (targets) {
+        const float *wcls = p0 + lmf_gpt_classifier_offset(m);
         float *dx = NULL, *dwte = NULL;
         if (training) {
             dx = m->dbtc;
@@ -490,10 +548,15 @@ lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *tar
             vocab_parallel_loss(m, dx, dwte, wcls, targets, (int)BT);
         for (size_t i = 0; i < BT; i++) sum += m->losses[i];
     }
-    if (!training) lmf_gpt_release_params(m, 0, 0);
+    if (!training && p0) lmf_gpt_release_params(m, 0, 0);
     m->state = training ? FORWARD_TRAIN : FORWARD_EVAL;
     if (loss) *loss = targets ? (float)(sum / (double)BT) : 0.0f;
     return LMF_OK;
+}
+
+lmf_status lmf_gpt_forward(lmf_gpt *m, const int32_t *inputs, const int32_t *targets, int B,
+                           int T, int train, float dloss_scale, float *loss) {
+    return forward_run(m, inputs, targets, NULL, B, T, train, dloss_scale, loss);
 }
 
 /* The GPT-2 layer's backward: m->dres holds d residual3 and receives d x. */
@@ -534,34 +597,44 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
     layernorm_backward(o, m->dres, g.ln1w, g.ln1b, dl, x, w.ln1w, a->ln1_mean, a->ln1_rstd, R, C);
 }
 
-void lmf_gpt_backward(lmf_gpt *m) {
+/* The backward of the current slot: from the loss (last stage) or dy, the gradient of the
+ * stage's output; on stages after the first the input's gradient is left in m->dres. */
+static void backward_run(lmf_gpt *m, const float *dy) {
     lmf_ops *o = &m->ops;
     LMF_ASSERT(m->state == FORWARD_TRAIN); /* a backward needs a training forward first */
     int L = m->cfg.n_layer, C = m->cfg.n_embd;
     int B = m->cur_B, T = m->cur_T, BT = B * T;
     int R = lmf_gpt_local_rows(m, BT); /* the residual stream's rows on this rank */
     int llama = m->cfg.family == LMF_FAMILY_LLAMA;
+    int l0 = m->layout.layer0, n = m->layout.layers, first = l0 == 0, last = l0 + n == L;
 
-    /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in sp_part) -> dres */
-    float *pf = lmf_gpt_block_params(m, L + 1, 1);
-    float *gf = block_grads(m, L + 1);
-    const float *xlast = L > 0 ? m->la[L - 1].residual3 : m->encoded;
-    const float *dlnf = lmf_gpt_sp_partial(m, m->dbtc);
-    zero_floats(o, m->dres, (size_t)R * (size_t)C);
-    if (llama)
-        rmsnorm_backward(o, m->dres, gf, dlnf, xlast, pf, m->lnf_rstd, R, C);
-    else
-        layernorm_backward(o, m->dres, gf, gf + C, dlnf, xlast, pf, m->lnf_mean, m->lnf_rstd, R,
-                           C);
-    grads_ready(m, L + 1);
-    lmf_gpt_release_params(m, L + 1, 1);
+    /* blocks of later stages: nothing to compute, their (empty) gradients are complete */
+    for (int b = L + 1; !last && b > l0 + n; b--) grads_ready(m, b);
+    if (last) { /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in
+                 * sp_part) -> dres */
+        float *pf = lmf_gpt_block_params(m, L + 1, 1);
+        float *gf = block_grads(m, L + 1);
+        const float *xlast = m->la[n - 1].residual3;
+        const float *dlnf = lmf_gpt_sp_partial(m, m->dbtc);
+        zero_floats(o, m->dres, (size_t)R * (size_t)C);
+        if (llama)
+            rmsnorm_backward(o, m->dres, gf, dlnf, xlast, pf, m->lnf_rstd, R, C);
+        else
+            layernorm_backward(o, m->dres, gf, gf + C, dlnf, xlast, pf, m->lnf_mean, m->lnf_rstd,
+                               R, C);
+        grads_ready(m, L + 1);
+        lmf_gpt_release_params(m, L + 1, 1);
+    } else {
+        memcpy(m->dres, dy, (size_t)R * (size_t)C * sizeof(float));
+    }
 
-    for (int l = L - 1; l >= 0; l--) {
+    for (int i = n - 1; i >= 0; i--) {
+        int l = l0 + i;
         lmf_layer_view w, g;
         lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 1), &w);
         lmf_layout_layer_view_of(&m->layout, &m->cfg, block_grads(m, 1 + l), &g);
-        layer_acts *a = &m->la[l];
-        const float *x = l > 0 ? m->la[l - 1].residual3 : m->encoded;
+        layer_acts *a = &m->la[i];
+        const float *x = i > 0 ? m->la[i - 1].residual3 : m->encoded;
         if (llama)
             lmf_llama_layer_backward(m, &w, &g, a, x, B, T);
         else
@@ -569,18 +642,63 @@ void lmf_gpt_backward(lmf_gpt *m) {
         grads_ready(m, 1 + l);
         lmf_gpt_release_params(m, 1 + l, 1);
     }
-    float *g0 = block_grads(m, 0);
-    const lmf_tp_dims *d = &m->layout.tp;
-    if (d->size == 1)
-        encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
-    else /* every position's gradient; under sequence parallelism wpe's on one rank */
-        encoder_vp_backward(o, g0, row_bias_grad(m, wpe_of(m, g0)),
-                            lmf_gpt_sp_gather(m, m->dres, BT), m->inputs, d->vocab0,
-                            d->vocab_rows, B, T, C);
-    grads_ready(m, 0);
-    lmf_gpt_release_params(m, 0, 1);
+    if (first) {
+        float *g0 = block_grads(m, 0);
+        const lmf_tp_dims *d = &m->layout.tp;
+        if (d->size == 1)
+            encoder_backward(o, g0, wpe_of(m, g0), m->dres, m->inputs, B, T, C);
+        else /* every position's gradient; under sequence parallelism wpe's on one rank */
+            encoder_vp_backward(o, g0, row_bias_grad(m, wpe_of(m, g0)),
+                                lmf_gpt_sp_gather(m, m->dres, BT), m->inputs, d->vocab0,
+                                d->vocab_rows, B, T, C);
+    }
+    for (int b = l0; b >= 1; b--) grads_ready(m, b); /* earlier stages' blocks: empty */
+    grads_ready(m, 0); /* block 0: the embeddings' and the classifier's gradients, or empty */
+    if (first || last) lmf_gpt_release_params(m, 0, 1);
     m->state = FORWARD_NONE;
 }
+
+void lmf_gpt_backward(lmf_gpt *m) { backward_run(m, NULL); }
+
+/* ---- pipeline stages: slots ---- */
+
+/* make slot s current, keeping the forward state of the one left */
+static void use_slot(lmf_gpt *m, int s) {
+    LMF_ASSERT(m->acts && s >= 0 && s < m->slots);
+    if (s == m->slot) return;
+    m->slot_state[m->slot] = m->state;
+    m->slot_doc[m->slot] = m->cur_doc;
+    carve(m, s);
+    m->state = m->slot_state[s];
+    m->cur_doc = m->slot_doc[s];
+}
+
+size_t lmf_gpt_stage_floats(const lmf_gpt *m, int B, int T) {
+    return (size_t)lmf_gpt_local_rows(m, B * T) * (size_t)m->cfg.n_embd;
+}
+
+lmf_status lmf_gpt_stage_forward(lmf_gpt *m, int slot, const int32_t *inputs,
+                                 const int32_t *targets, const float *x, int B, int T,
+                                 float dloss_scale, float *loss) {
+    if (!m->acts || slot < 0 || slot >= m->slots)
+        return lmf_fail(LMF_ERR_STATE, "micro-batch slot %d: the stage reserved %d", slot,
+                        m->acts ? m->slots : 0);
+    use_slot(m, slot);
+    return forward_run(m, inputs, targets, x, B, T, 1, dloss_scale, loss);
+}
+
+const float *lmf_gpt_stage_output(lmf_gpt *m, int slot) {
+    use_slot(m, slot);
+    return m->la[m->layout.layers - 1].residual3;
+}
+
+void lmf_gpt_stage_backward(lmf_gpt *m, int slot, const float *dy) {
+    use_slot(m, slot);
+    LMF_ASSERT(dy || m->layout.layer0 + m->layout.layers == m->cfg.n_layer);
+    backward_run(m, dy);
+}
+
+const float *lmf_gpt_stage_input_grad(lmf_gpt *m) { return m->dres; }
 
 void lmf_gpt_zero_grad(lmf_gpt *m) {
     if (m->grads) memset(m->grads, 0, m->layout.total * sizeof(float));

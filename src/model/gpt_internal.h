@@ -49,16 +49,23 @@ struct lmf_gpt {
     layer_acts *la;
     /* backward scratch */
     float *dres, *dbtc, *dqkv, *d4a, *att_scratch;
-    /* the current batch */
-    int32_t *inputs, *targets;
+    /* the current batch (views into ids: the slot's inputs, then its targets) */
+    int32_t *ids, *inputs, *targets;
     int eot_id;                       /* document masking's end-of-text id; -1: off */
-    int *doc_start;                   /* [B*T]: the batch's document starts (lmf_doc_starts) */
-    const int *cur_doc;               /* doc_start when the batch is masked, else NULL */
+    int *doc_starts;                  /* [slots][B*T]: each slot's document starts */
+    int *doc_start;                   /* the current slot's (lmf_doc_starts) */
+    const int *cur_doc;               /* doc_start when the slot's batch is masked, else NULL
+                                       * (slot_doc: the other slots') */
     int cur_B, cur_T;
     float dloss;
     forward_state state;
     lmf_recompute recompute;          /* asked for */
     lmf_recompute reserved_recompute; /* what the buffers were laid out for */
+    /* pipeline micro-batch slots: acts holds `slots` copies of acts_floats floats; the views
+     * above are slot `slot`'s; each slot's forward state is kept while another is in use */
+    int slots, slot;
+    forward_state slot_state[LMF_GPT_MAX_SLOTS];
+    const int *slot_doc[LMF_GPT_MAX_SLOTS];
 };
 
 /* Row widths of a layer's activations on one tensor-parallel rank d (describe.c): statistics

@@ -35,6 +35,7 @@ static slice row_range(int64_t full_rows, int64_t cols, int64_t n, int64_t k) {
 
 static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, slice sl, int block,
                 size_t *off) {
+    if (!lmf_layout_has_block(l, block)) sl.rows = 0; /* another pipeline stage's tensor */
     lmf_tensor_info *t = &l->tensors[l->n_tensors++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = c > 0 ? 2 : 1;
@@ -53,6 +54,7 @@ static void add(lmf_param_layout *l, const char *name, int64_t r, int64_t c, sli
     t->sections = sl.sections;
     t->tp_reduce = sl.reduce;
     t->tp_copies = sl.copies;
+    t->pp_copies = block == 0 && l->layers < l->n_blocks - 2 ? 2 : 1;
     *off += t->numel;
 }
 
@@ -159,8 +161,26 @@ lmf_status lmf_layout_build(const lmf_gpt_config *c, lmf_param_layout *out) {
 
 lmf_status lmf_layout_build_tp(const lmf_gpt_config *c, const lmf_tp_config *tp,
                                lmf_param_layout *out) {
+    return lmf_layout_build_stage(c, tp, 0, c->n_layer, out);
+}
+
+int lmf_layout_has_block(const lmf_param_layout *l, int b) {
+    int L = l->n_blocks - 2, first = l->layer0 == 0, last = l->layer0 + l->layers == L;
+    if (b == 0) return first || last;
+    if (b == L + 1) return last;
+    return b - 1 >= l->layer0 && b - 1 < l->layer0 + l->layers;
+}
+
+lmf_status lmf_layout_build_stage(const lmf_gpt_config *c, const lmf_tp_config *tp, int layer0,
+                                  int layers, lmf_param_layout *out) {
     memset(out, 0, sizeof *out);
     LMF_TRY(lmf_config_validate(c));
+    if (layers < 1 || layer0 < 0 || layer0 + layers > c->n_layer)
+        return lmf_fail(LMF_ERR_ARG, "pipeline stage of layers [%d, %d) is not a non-empty range "
+                        "of the model's %d layers; give every stage at least one layer", layer0,
+                        layer0 + layers, c->n_layer);
+    out->layer0 = layer0;
+    out->layers = layers;
     LMF_TRY(lmf_tp_dims_get(c, tp, &out->tp));
     int L = c->n_layer;
     int64_t C = c->n_embd;

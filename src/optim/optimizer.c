@@ -53,18 +53,21 @@ size_t lmf_optimizer_bytes(const lmf_optimizer *o) {
 
 /* The range's share of the squared norm. Under tensor parallelism a tensor that several ranks
  * of the group hold (replicated, or shared key/value heads) counts 1/copies on each, so that
- * the sum over the group counts every element of the whole model once. */
+ * the sum over the group counts every element of the whole model once; so does block 0 on the
+ * first and last pipeline stage. */
 static double range_sumsq(const lmf_optimizer *o, const float *grads) {
     const lmf_param_layout *l = o->layout;
     size_t n = lmf_range_len(o->range);
-    if (l->tp.size <= 1) return n ? o->k->sumsq(grads, n) : 0.0;
+    int whole = l->layers == 0 || l->layers == l->n_blocks - 2; /* 0: a layout without stages */
+    if (l->tp.size <= 1 && whole) return n ? o->k->sumsq(grads, n) : 0.0;
     double ss = 0.0;
     for (int i = 0; i < l->n_tensors; i++) {
         const lmf_tensor_info *t = &l->tensors[i];
         size_t b = t->offset > o->range.begin ? t->offset : o->range.begin;
         size_t e = t->offset + t->numel < o->range.end ? t->offset + t->numel : o->range.end;
         if (b >= e) continue;
-        ss += o->k->sumsq(grads + (b - o->range.begin), e - b) / (double)t->tp_copies;
+        int copies = (t->tp_copies > 1 ? t->tp_copies : 1) * (t->pp_copies > 1 ? t->pp_copies : 1);
+        ss += o->k->sumsq(grads + (b - o->range.begin), e - b) / (double)copies;
     }
     return ss;
 }

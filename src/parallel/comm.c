@@ -465,6 +465,32 @@ lmf_status lmf_comm_ibroadcast(lmf_comm *c, void *buf, size_t bytes, int root,
     return req_started(c, r, c->be->ibroadcast(c, buf, bytes, root, r), req);
 }
 
+/* a send (send = 1) or a receive of n floats between this rank and peer */
+static lmf_status p2p(lmf_comm *c, float *buf, size_t n, int peer, int tag, int send,
+                      lmf_comm_req **req) {
+    *req = NULL;
+    LMF_TRY(check_usable(c));
+    const char *op = send ? "send" : "receive";
+    if (peer < 0 || peer >= c->size || peer == c->rank || !c->be->ip2p)
+        return lmf_fail(LMF_ERR_ARG, "%s: peer %d is not another rank (this is rank %d of %d)",
+                        op, peer, c->rank, c->size);
+    if (tag < 0 || tag > LMF_COMM_MAX_TAG)
+        return lmf_fail(LMF_ERR_ARG, "%s: tag %d outside 0..%d", op, tag, LMF_COMM_MAX_TAG);
+    lmf_comm_req *r = req_new(c, op, n);
+    if (!r) return lmf_fail(LMF_ERR_NOMEM, "%s: cannot allocate a request", op);
+    return req_started(c, r, c->be->ip2p(c, buf, n * sizeof(float), peer, tag, send, r), req);
+}
+
+lmf_status lmf_comm_isend_f32(lmf_comm *c, const float *buf, size_t n, int peer, int tag,
+                              lmf_comm_req **req) {
+    return p2p(c, (float *)buf, n, peer, tag, 1, req);
+}
+
+lmf_status lmf_comm_irecv_f32(lmf_comm *c, float *buf, size_t n, int peer, int tag,
+                              lmf_comm_req **req) {
+    return p2p(c, buf, n, peer, tag, 0, req);
+}
+
 lmf_status lmf_comm_ibarrier(lmf_comm *c, lmf_comm_req **req) {
     *req = NULL;
     LMF_TRY(check_usable(c));

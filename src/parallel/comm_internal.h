@@ -29,6 +29,10 @@ typedef struct lmf_comm_vtable {
                                  const size_t *counts, lmf_comm_req *r);
     lmf_status (*ibroadcast)(lmf_comm *c, void *buf, size_t bytes, int root, lmf_comm_req *r);
     lmf_status (*ibarrier)(lmf_comm *c, lmf_comm_req *r);
+    /* point to point: bytes of buf to (send = 1) or from (send = 0) rank peer with tag; NULL
+     * for backends without other ranks */
+    lmf_status (*ip2p)(lmf_comm *c, void *buf, size_t bytes, int peer, int tag, int send,
+                       lmf_comm_req *r);
     lmf_status (*test)(lmf_comm *c, lmf_comm_req *r, int *done);
     void (*release)(lmf_comm *c, lmf_comm_req *r);
     /* stop every rank; returns only for backends without a job to stop */

@@ -340,6 +340,23 @@ static lmf_status mpi_ibroadcast(lmf_comm *c, void *buf, size_t bytes, int root,
     return LMF_OK;
 }
 
+static lmf_status mpi_ip2p(lmf_comm *c, void *buf, size_t bytes, int peer, int tag, int send,
+                           lmf_comm_req *r) {
+    size_t nc = n_chunks(bytes);
+    mpi_req *q = req_alloc(c, (int)nc, 0, r);
+    if (!q) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate MPI requests");
+    q->n = (int)nc;
+    for (size_t i = 0; i < nc; i++) { /* the chunks of one tag arrive in the order sent */
+        size_t off = i * LMF_MPI_CHUNK;
+        size_t cnt = bytes - off < LMF_MPI_CHUNK ? bytes - off : LMF_MPI_CHUNK;
+        char *at = (char *)buf + off;
+        int err = send ? MPI_Isend(at, (int)cnt, MPI_BYTE, peer, tag, comm_of(c), &q->reqs[i])
+                       : MPI_Irecv(at, (int)cnt, MPI_BYTE, peer, tag, comm_of(c), &q->reqs[i]);
+        if (err != MPI_SUCCESS) return mpi_failed(err, send ? "MPI_Isend" : "MPI_Irecv");
+    }
+    return LMF_OK;
+}
+
 static lmf_status mpi_ibarrier(lmf_comm *c, lmf_comm_req *r) {
     mpi_req *q = req_alloc(c, 1, 0, r);
     if (!q) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate MPI requests");
@@ -439,6 +456,7 @@ const lmf_comm_vtable lmf_comm_vt_mpi = {
     .iallgather_f32 = mpi_iallgather,
     .ibroadcast = mpi_ibroadcast,
     .ibarrier = mpi_ibarrier,
+    .ip2p = mpi_ip2p,
     .test = mpi_test,
     .release = mpi_release,
     .abort = mpi_abort_job,

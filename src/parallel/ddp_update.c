@@ -27,6 +27,8 @@ static lmf_status hook_sum(void *ctx, double *x, int n) {
     }
     if (d->cfg.tp_comm && lmf_comm_size(d->cfg.tp_comm) > 1)
         LMF_TRY(lmf_comm_allreduce_f64(d->cfg.tp_comm, x, (size_t)n, LMF_COMM_SUM));
+    if (d->cfg.pp_comm && lmf_comm_size(d->cfg.pp_comm) > 1)
+        LMF_TRY(lmf_comm_allreduce_f64(d->cfg.pp_comm, x, (size_t)n, LMF_COMM_SUM));
     return LMF_OK;
 }
 

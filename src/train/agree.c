@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_AGREED 29
+#define N_AGREED 30
 
 /* FNV-1a over bytes, to fold the files of a data spec into one identity */
 static uint64_t fold(uint64_t h, const void *p, size_t n) {
@@ -106,6 +106,9 @@ lmf_status lmf_train_agree_options(lmf_comm *c, const lmf_train_opts *o) {
     ADD("--kernels", "%s", o->kernels);
     ADD("--zero", "%d", o->zero_stage);
     ADD("--tp/--sp", "%d, %s", o->tp > 1 ? o->tp : 1, o->sequence_parallel ? "on" : "off");
+    ADD("--pp/--schedule/--virtual-stages/--stage-layers", "%d, %s, %d, %s", o->pp > 1 ? o->pp : 1,
+        lmf_pp_schedule_name(o->schedule), o->virtual_stages > 1 ? o->virtual_stages : 1,
+        o->stage_layers ? o->stage_layers : "balanced");
     ADD("--recompute", "%s", lmf_recompute_name(o->recompute));
     ADD("--max-bad-steps", "%d", o->max_bad_steps);
     fmt_float(v[n], sizeof v[n], o->spike_factor), names[n++] = "--spike-factor";

@@ -19,6 +19,8 @@
 #include "lmforge/tp.h"
 #include "train/train_internal.h"
 
+#define LMF_TRAIN_MAX_STAGES 1024 /* --pp at most */
+
 struct lmf_trainer {
     lmf_train_opts o;
     const lmf_kernels *k;
@@ -26,10 +28,16 @@ struct lmf_trainer {
     lmf_comm *tp_comm, *dp_comm; /* the tensor- and data-parallel groups (without tensor
                                   * parallelism: NULL and the world) */
     lmf_tp *tp;                  /* the tensor-parallel engine, or NULL */
+    lmf_comm *pp_comm;           /* the pipeline group (NULL without pipeline parallelism) */
+    lmf_pp_engine *pp;           /* the pipeline engine, or NULL */
+    lmf_param_layout pp_whole;   /* the whole model's layout (pipeline: checkpoints) */
+    int pp_size, pp_rank, layer0, layers; /* the stage and its layers */
+    int *stage_l0;               /* [pp_size + 1]: stage s holds [stage_l0[s], stage_l0[s+1]) */
     lmf_ddp *ddp;
     lmf_optimizer *opt;
     int rank, world;
-    int tp_size, tp_rank, dp_size, dp_rank; /* rank = dp_rank * tp_size + tp_rank */
+    int tp_size, tp_rank, dp_size, dp_rank; /* rank = (pp_rank * dp_size + dp_rank) * tp_size
+                                             * + tp_rank */
     int accum;          /* micro-batches per rank per step */
     lmf_dataset *train, *val;
     lmf_loader *loader, *val_loader;
@@ -100,6 +108,19 @@ static lmf_status check_opts(const lmf_train_opts *o) {
     if (o->sequence_parallel && o->tp < 2)
         return lmf_fail(LMF_ERR_ARG, "--sp splits over the tensor-parallel group: give --tp 2 "
                         "or more with it");
+    if (o->pp < 0) return lmf_fail(LMF_ERR_ARG, "--pp must be at least 1, got %d", o->pp);
+    if (o->pp <= 1 && (o->virtual_stages > 1 || o->stage_layers))
+        return lmf_fail(LMF_ERR_ARG, "--virtual-stages and --stage-layers split the model over "
+                        "pipeline stages: give --pp 2 or more with them");
+    if (o->pp > 1) { /* what the pipeline does not run yet, refused before anything starts */
+        const char *no = o->tp > 1 ? "--tp" : o->zero_stage == 3 ? "--zero 3"
+                       : o->virtual_stages > 1 ? "--virtual-stages"
+                       : o->val_data ? "--val-data" : o->sample_every > 0 ? "--sample-every"
+                       : o->doc_mask_eot >= 0 ? "--doc-mask" : NULL;
+        if (no)
+            return lmf_fail(LMF_ERR_ARG, "--pp does not run with %s yet; leave it out (or train "
+                            "without --pp)", no);
+    }
     return LMF_OK;
 }
 
@@ -144,24 +165,57 @@ static lmf_status derive_accum(lmf_trainer *t) {
 
 /* The model: from the checkpoint being resumed (its weights come with the state), from
  * init_dir, or initialised. */
-static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
+/* this rank's model: its tensor-parallel slice of its pipeline stage's layers */
+static lmf_status create_part(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
     lmf_tp_config tp = {t->tp_size, t->tp_rank, o->sequence_parallel};
+    if (t->pp_size == 1) {
+        t->layer0 = 0;
+        t->layers = o->cfg.n_layer;
+        return lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
+    }
+    int split[LMF_TRAIN_MAX_STAGES], layers[LMF_TRAIN_MAX_STAGES], n = 0;
+    if (t->pp_size > LMF_TRAIN_MAX_STAGES)
+        return lmf_fail(LMF_ERR_ARG, "--pp %d: at most %d stages", t->pp_size,
+                        LMF_TRAIN_MAX_STAGES);
+    for (const char *p = o->stage_layers; p && *p && n < LMF_TRAIN_MAX_STAGES; n++) {
+        char *end;
+        split[n] = (int)strtol(p, &end, 10);
+        if (end == p || (*end && *end != ','))
+            return lmf_fail(LMF_ERR_ARG, "--stage-layers '%s': give layers per stage as a comma "
+                            "list, e.g. 5,7", o->stage_layers);
+        p = *end ? end + 1 : end;
+    }
+    if (o->stage_layers && n != t->pp_size)
+        return lmf_fail(LMF_ERR_ARG, "--stage-layers gives %d stages, --pp %d", n, t->pp_size);
+    LMF_TRY(lmf_pp_layers(o->cfg.n_layer, t->pp_size, o->stage_layers ? split : NULL, layers));
+    t->stage_l0 = malloc((size_t)(t->pp_size + 1) * sizeof *t->stage_l0);
+    if (!t->stage_l0) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stage table");
+    t->stage_l0[0] = 0;
+    for (int s = 0; s < t->pp_size; s++) t->stage_l0[s + 1] = t->stage_l0[s] + layers[s];
+    t->layer0 = t->stage_l0[t->pp_rank];
+    t->layers = layers[t->pp_rank];
+    LMF_TRY(lmf_layout_build(&o->cfg, &t->pp_whole));
+    return lmf_gpt_create_stage(&o->cfg, t->k, &tp, t->layer0, t->layers, &t->model);
+}
+
+static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
+    lmf_train_opts *o = &t->o;
     if (o->resume_dir) {
         LMF_TRY(lmf_ckpt_find_latest(o->resume_dir, ck));
         LMF_TRY(lmf_ckpt_model_config(ck, &o->cfg));
         LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
-        return lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
+        return create_part(t);
     }
     if (o->init_dir) { /* the shape comes with the weights, checked before they are read */
         LMF_TRY(lmf_model_config_any(o->init_dir, &o->cfg));
         LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
         LMF_TRY(lmf_model_load_any(o->init_dir, t->k, &t->model));
         o->cfg = *lmf_gpt_cfg(t->model);
-        if (t->tp_size > 1) { /* this rank's slices of the whole model loaded */
+        if (t->tp_size > 1 || t->pp_size > 1) { /* this rank's part of the whole model */
             lmf_gpt *whole = t->model;
             t->model = NULL;
-            lmf_status s = lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
+            lmf_status s = create_part(t);
             if (s == LMF_OK)
                 lmf_layout_slice(lmf_gpt_layout(t->model), lmf_gpt_layout(whole),
                                  lmf_gpt_params(whole), lmf_gpt_params(t->model));
@@ -171,7 +225,7 @@ static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
         return LMF_OK;
     }
     LMF_TRY(lmf_train_check_memory(o, &o->cfg, t->k, t->world));
-    LMF_TRY(lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model));
+    LMF_TRY(create_part(t));
     lmf_gpt_init_weights(t->model, o->seed);
     return LMF_OK;
 }
@@ -181,31 +235,50 @@ static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
 static lmf_status layout_ranks(lmf_trainer *t) {
     const lmf_train_opts *o = &t->o;
     t->tp_size = o->tp > 1 ? o->tp : 1;
+    t->pp_size = o->pp > 1 ? o->pp : 1;
     if (t->world % t->tp_size != 0)
         return lmf_fail(LMF_ERR_ARG, "%d ranks cannot be split into tensor-parallel groups of "
                         "--tp %d: start a multiple of %d ranks", t->world, t->tp_size,
                         t->tp_size);
+    if (t->world % (t->tp_size * t->pp_size) != 0)
+        return lmf_fail(LMF_ERR_ARG, "%d ranks cannot be split into --pp %d pipeline stages of "
+                        "--tp %d ranks: start a multiple of %d ranks", t->world, t->pp_size,
+                        t->tp_size, t->pp_size * t->tp_size);
+    t->dp_size = t->world / (t->tp_size * t->pp_size);
     t->tp_rank = t->rank % t->tp_size;
-    t->dp_rank = t->rank / t->tp_size;
-    t->dp_size = t->world / t->tp_size;
+    t->dp_rank = t->rank / t->tp_size % t->dp_size;
+    t->pp_rank = t->rank / (t->tp_size * t->dp_size);
     return LMF_OK;
 }
 
 /* Collective: the groups' communicators. */
 static lmf_status make_groups(lmf_trainer *t) {
-    if (t->tp_size == 1) {
+    if (t->pp_size > 1) /* the ranks with the same place in every stage */
+        LMF_TRY(lmf_comm_split(t->comm, t->dp_rank * t->tp_size + t->tp_rank, t->pp_rank,
+                               "pipeline group", &t->pp_comm));
+    if (t->tp_size == 1 && t->pp_size == 1) {
         t->dp_comm = t->comm;
         return LMF_OK;
     }
-    LMF_TRY(lmf_comm_split(t->comm, t->dp_rank, t->tp_rank, "tensor-parallel group", &t->tp_comm));
-    return lmf_comm_split(t->comm, t->tp_rank, t->dp_rank, "data-parallel group", &t->dp_comm);
+    if (t->tp_size > 1)
+        LMF_TRY(lmf_comm_split(t->comm, t->pp_rank * t->dp_size + t->dp_rank, t->tp_rank,
+                               "tensor-parallel group", &t->tp_comm));
+    return lmf_comm_split(t->comm, t->pp_rank * t->tp_size + t->tp_rank, t->dp_rank,
+                          "data-parallel group", &t->dp_comm);
 }
 
 /* the context of failure messages, on every communicator */
 static void set_context(lmf_trainer *t, const char *text) {
     lmf_comm_set_context(t->comm, "%s", text);
     if (t->tp_comm) lmf_comm_set_context(t->tp_comm, "%s", text);
+    if (t->pp_comm) lmf_comm_set_context(t->pp_comm, "%s", text);
     if (t->dp_comm && t->dp_comm != t->comm) lmf_comm_set_context(t->dp_comm, "%s", text);
+}
+
+/* pipeline: the data-parallel engine's micro-step before each of the stage's backwards */
+static lmf_status pp_before_backward(void *ctx, int chunk, int index, int n) {
+    (void)chunk;
+    return lmf_ddp_begin_micro(((lmf_trainer *)ctx)->ddp, index, n);
 }
 
 /* The engine over the model, the optimizer over the engine's range. */
@@ -216,10 +289,19 @@ static lmf_status make_engine(lmf_trainer *t) {
     memset(&dc, 0, sizeof dc);
     dc.zero_stage = o->zero_stage;
     dc.tp_comm = t->tp_comm;
+    dc.pp_comm = t->pp_comm;
     LMF_TRY(lmf_ddp_create(t->dp_comm, l, &dc, lmf_gpt_params(t->model), &t->ddp));
     lmf_gpt_hooks h;
     memset(&h, 0, sizeof h);
     lmf_ddp_hooks(t->ddp, &h);
+    if (t->pp_size > 1) { /* every rank of the job gets here: a failure is shared */
+        lmf_pp_shape sh = {o->schedule, t->pp_size, t->accum, 1};
+        LMF_TRY(lmf_comm_agree(t->comm, lmf_pp_engine_create(t->pp_comm, &sh, &t->model, o->batch,
+                                                             o->seq, LMF_RESERVE_TRAIN_HOOKED,
+                                                             &t->pp)));
+        lmf_pp_engine_set_backward_hook(t->pp, pp_before_backward, t);
+        lmf_pp_engine_wrap_hooks(t->pp, 0, &h, o->zero_stage >= 2);
+    }
     if (t->tp_size > 1) {
         LMF_TRY(lmf_tp_create(t->tp_comm, &o->cfg, l, &t->tp));
         lmf_tp_hooks(t->tp, &h);
@@ -264,9 +346,11 @@ static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     if (t->val) LMF_TRY(check_vocab(t->val, o->val_data, &o->cfg));
     lmf_gpt_set_recompute(t->model, o->recompute);
     LMF_TRY(lmf_gpt_set_doc_mask(t->model, o->doc_mask_eot));
-    LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, LMF_RESERVE_TRAIN_HOOKED));
+    if (t->pp_size == 1) /* else the pipeline engine reserves a slot per micro-batch in flight */
+        LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, LMF_RESERVE_TRAIN_HOOKED));
 
-    size_t BT = (size_t)o->batch * o->seq;
+    /* the pipeline takes every micro-batch of a step at once */
+    size_t BT = (size_t)o->batch * o->seq * (t->pp_size > 1 ? (size_t)t->accum : 1);
     t->inputs = malloc(BT * sizeof(int32_t));
     t->targets = malloc(BT * sizeof(int32_t));
     if (!t->inputs || !t->targets) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate batch buffers");
@@ -350,10 +434,14 @@ void lmf_trainer_free(lmf_trainer *t) {
     lmf_loader_free(t->val_loader);
     lmf_dataset_close(t->train);
     lmf_dataset_close(t->val);
+    lmf_pp_engine_free(t->pp);
     lmf_gpt_free(t->model);
     lmf_optimizer_free(t->opt);
     lmf_ddp_free(t->ddp);
     lmf_tp_free(t->tp);
+    lmf_layout_free(&t->pp_whole);
+    free(t->stage_l0);
+    lmf_comm_free(t->pp_comm);
     if (t->dp_comm && t->dp_comm != t->comm) lmf_comm_free(t->dp_comm);
     lmf_comm_free(t->tp_comm);
     lmf_comm_free(t->comm);
@@ -376,6 +464,14 @@ void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out) {
     out->tp_rank = t->tp_rank;
     out->dp = t->dp_size;
     out->dp_rank = t->dp_rank;
+    out->pp = t->pp_size;
+    out->pp_rank = t->pp_rank;
+    out->layer0 = t->layer0;
+    out->layers = t->layers;
+}
+void lmf_trainer_stage_layers(const lmf_trainer *t, int stage, int *layer0, int *layers) {
+    *layer0 = t->stage_l0 ? t->stage_l0[stage] : 0;
+    *layers = t->stage_l0 ? t->stage_l0[stage + 1] - *layer0 : t->o.cfg.n_layer;
 }
 const char *lmf_trainer_run_id(const lmf_trainer *t) { return t->run_id; }
 int lmf_trainer_grad_accum(const lmf_trainer *t) { return t->accum; }
@@ -417,10 +513,41 @@ void lmf_trainer_abort(lmf_trainer *t, const char *msg) {
     if (t->world > 1) lmf_comm_abort(t->comm, 1, msg);
 }
 
-/* Collective (tensor parallelism): the floats inside range (which may differ between the
- * ranks) of the whole model's vectors of the weights and, when m and v are not NULL, the AdamW
- * moments: for each in turn the data-parallel parts gathered, then the group's slices put
- * together, so one whole vector's worth of slices exists at a time. free() them. */
+/* the whole model's layout, of which this rank holds a part (tensor or pipeline parallelism) */
+static const lmf_param_layout *whole_layout(const lmf_trainer *t) {
+    return t->tp ? lmf_tp_whole_layout(t->tp) : &t->pp_whole;
+}
+
+/* Collective over the pipeline group: every stage's tensors of a vector (part, in this stage's
+ * layout) placed into whole (the whole model's), block 0 from the first stage. */
+static lmf_status pp_gather_whole(lmf_trainer *t, const float *part, float *whole) {
+    const lmf_param_layout *wl = &t->pp_whole;
+    memset(whole, 0, wl->total * sizeof(float));
+    lmf_layout_place(lmf_gpt_layout(t->model), wl, part, whole);
+    if (t->pp_rank > 0) /* the last stage's copy of block 0 is the first stage's */
+        memset(whole + wl->block_offset[0], 0,
+               (wl->block_offset[1] - wl->block_offset[0]) * sizeof(float));
+    return lmf_comm_allreduce_f32(t->pp_comm, whole, wl->total);
+}
+
+/* Collective over the pipeline group: the floats inside range of the whole vector, through
+ * the whole vector put together over the stages. */
+static lmf_status pp_gather_range(lmf_trainer *t, const float *part, lmf_range range,
+                                  float *out) {
+    float *whole = malloc(t->pp_whole.total * sizeof(float));
+    if (!whole) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB for the whole model",
+                                (double)t->pp_whole.total * 4 / 1e6);
+    lmf_status s = pp_gather_whole(t, part, whole);
+    if (s == LMF_OK) memcpy(out, whole + range.begin, lmf_range_len(range) * sizeof(float));
+    free(whole);
+    return s;
+}
+
+/* Collective (tensor or pipeline parallelism): the floats inside range (which may differ
+ * between the ranks) of the whole model's vectors of the weights and, when m and v are not
+ * NULL, the AdamW moments: for each in turn the data-parallel parts gathered, then the group's
+ * slices (or the stages) put together, so one whole vector's worth exists at a time. free()
+ * them. */
 static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, float **m,
                                float **v) {
     size_t n = lmf_gpt_layout(t->model)->total, len = lmf_range_len(range);
@@ -435,7 +562,9 @@ static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, 
         else if (i == 0) s = lmf_ddp_gather_params(t->ddp, part);
         else s = lmf_ddp_gather_owned(t->ddp, part, i == 1 ? lmf_optimizer_m(t->opt)
                                                              : lmf_optimizer_v(t->opt));
-        if (s == LMF_OK) s = lmf_tp_gather_range(t->tp, part, range, out[i]);
+        if (s == LMF_OK)
+            s = t->tp ? lmf_tp_gather_range(t->tp, part, range, out[i])
+                      : pp_gather_range(t, part, range, out[i]);
     }
     free(part);
     if (s != LMF_OK) {
@@ -448,10 +577,9 @@ static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, 
 }
 
 lmf_status lmf_trainer_materialize(lmf_trainer *t) {
-    if (t->tp) { /* the whole model in place of this rank's slices */
+    if (t->tp || t->pp) { /* the whole model in place of this rank's slices or stage */
         float *w;
-        LMF_TRY(gather_range(t, (lmf_range){0, lmf_tp_whole_layout(t->tp)->total}, &w, NULL,
-                             NULL));
+        LMF_TRY(gather_range(t, (lmf_range){0, whole_layout(t)->total}, &w, NULL, NULL));
         lmf_gpt *whole;
         lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, &whole);
         if (s != LMF_OK) {
@@ -463,6 +591,8 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
         t->model = whole;
         lmf_tp_free(t->tp);
         t->tp = NULL;
+        lmf_pp_engine_free(t->pp);
+        t->pp = NULL;
         return LMF_OK;
     }
     if (lmf_gpt_params(t->model)) return LMF_OK;
@@ -481,14 +611,13 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
 lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made) {
     *out = NULL;
     *made = 0;
-    if (!t->tp && lmf_gpt_params(t->model)) { /* every rank holds the whole weights */
+    if (!t->tp && !t->pp && lmf_gpt_params(t->model)) { /* every rank holds the whole weights */
         if (t->rank == 0) *out = t->model;
         return LMF_OK;
     }
     float *w = NULL;
-    if (t->tp) {
-        LMF_TRY(gather_range(t, (lmf_range){0, lmf_tp_whole_layout(t->tp)->total}, &w, NULL,
-                             NULL));
+    if (t->tp || t->pp) {
+        LMF_TRY(gather_range(t, (lmf_range){0, whole_layout(t)->total}, &w, NULL, NULL));
     } else {
         w = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
         if (!w) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the whole weights");
@@ -584,7 +713,20 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     /* a test's NaN poisons the gradient as a NaN in the forward pass would */
     int inject = take_injection(t, t->step);
     float dloss = inject ? NAN : 1.0f / (float)t->accum;
-    for (int a = 0; a < t->accum; a++) {
+    double bubble = 0.0;
+    if (t->pp) { /* every micro-batch of the step through the pipeline's schedule */
+        size_t BT = (size_t)o->batch * o->seq;
+        for (int a = 0; a < t->accum; a++)
+            LMF_TRY(lmf_loader_fill(t->loader,
+                                    (uint64_t)t->dp_rank + (uint64_t)t->dp_size * (uint64_t)a,
+                                    t->inputs + (size_t)a * BT, t->targets + (size_t)a * BT));
+        float loss;
+        lmf_pp_step_stats ps;
+        LMF_TRY(lmf_pp_engine_step(t->pp, t->inputs, t->targets, dloss, &loss, &ps));
+        loss_sum = (double)loss * t->accum; /* 0 but on the last stage */
+        bubble = ps.bubble;
+    }
+    for (int a = 0; a < t->accum && !t->pp; a++) {
         float loss;
         /* a stop asked for during a long step ends it here, on every rank at the same
          * micro-step; the state stays that of the last completed step */
@@ -609,7 +751,8 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     uint64_t new_epochs = lmf_loader_advance(t->loader, (uint64_t)t->accum * (uint64_t)t->dp_size);
     double c0 = lmf_now_s();
     LMF_TRY(lmf_comm_allreduce_f64(t->comm, &loss_sum, 1, LMF_COMM_SUM));
-    float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world));
+    /* the mean over the micro-batches of every replica (the loss of the last stage) */
+    float loss = inject ? NAN : (float)(loss_sum / ((double)t->accum * t->world / t->pp_size));
     float lr = lmf_lr_at(&t->sched, t->step);
     float norm = 0.0f;
     /* the update's time, less the engine's communication in it and the tensor-parallel sum,
@@ -650,6 +793,7 @@ lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *out) {
     double update_comm = d2.wait_s - d1.wait_s;
     st.dp_comm_s = (d2.wait_s - d0.wait_s) + (u0 - c0);
     st.optimizer_s = fmax(0.0, (u1 - u0) - update_comm - st.tp_grads_s);
+    st.pp_bubble = bubble;
     st.tokens_per_s = (double)st.tokens / dt;
     st.flops_per_s = st.tokens_per_s * t->flops_per_token;
     st.mfu = t->peak_flops > 0 ? st.flops_per_s / t->peak_flops : 0.0;
@@ -720,8 +864,8 @@ lmf_status lmf_trainer_save(lmf_trainer *t) {
     snap.v = lmf_optimizer_v(t->opt);
     float *w = NULL, *m = NULL, *v = NULL;
     lmf_status st = LMF_OK;
-    if (t->tp) { /* whole tensors: each rank writes its range of the whole model's vectors */
-        snap.layout = lmf_tp_whole_layout(t->tp);
+    if (t->tp || t->pp) { /* whole tensors: each rank writes its range of the whole vectors */
+        snap.layout = whole_layout(t);
         snap.held = lmf_partition_range(snap.layout->total, t->world, t->rank);
         st = gather_range(t, snap.held, &w, &m, &v);
         snap.params = w;
@@ -762,11 +906,11 @@ static lmf_status check_same_run(const lmf_trainer *t, const lmf_train_state *sv
                                "directory of its own" : "resume the run directory it came from");
 }
 
-/* Collective (tensor parallelism): checkpoint ck's whole vectors read on every rank, this
- * rank's slices of them loaded: the weights into the engine, the moments of its range into
- * the optimizer. */
+/* Collective (tensor or pipeline parallelism): checkpoint ck's whole vectors read on every
+ * rank, this rank's slices or stage of them loaded: the weights into the engine, the moments
+ * of its range into the optimizer. */
 static lmf_status restore_slices(lmf_trainer *t, const lmf_ckpt_info *ck, lmf_train_state *sv) {
-    const lmf_param_layout *wl = lmf_tp_whole_layout(t->tp), *l = lmf_gpt_layout(t->model);
+    const lmf_param_layout *wl = whole_layout(t), *l = lmf_gpt_layout(t->model);
     lmf_range all = {0, wl->total}, own = lmf_ddp_owned(t->ddp);
     float *w[3], *part = malloc(l->total * sizeof(float));
     lmf_status s = part ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
@@ -796,7 +940,7 @@ lmf_status lmf_train_restore(lmf_trainer *t, const lmf_ckpt_info *ck, int rollba
     float *full = lmf_gpt_params(t->model), *tmp = NULL;
     lmf_train_state sv;
     lmf_status s;
-    if (t->tp) {
+    if (t->tp || t->pp) {
         s = restore_slices(t, ck, &sv);
     } else {
         if (!full) { /* ZeRO-3 holds only its part of the weights */

@@ -1,0 +1,233 @@
+/* Pipeline stages inside one process: a model cut into stages (lmf_gpt_create_stage), each
+ * stage's output copied into the next one's input and each input gradient back, gives the whole
+ * model's losses and gradients over several micro-batches in flight at once (every forward
+ * first, then the backwards in another order, so each slot keeps its own activations), for
+ * both families, uneven splits and every recomputation mode. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmforge/kernels.h"
+#include "lmforge/model.h"
+#include "lmforge/rng.h"
+
+static const lmf_gpt_config gpt2 = {4, 4, 36, 16, 37};
+static const lmf_gpt_config llama = {4, 4, 40, 16, 37, LMF_FAMILY_LLAMA, 2, 20, 1e-5f, 10000.0f, 0};
+enum { B = 2, S = 6, M = 3, MAX_P = 4 };
+
+/* The whole model's weights, with norms and biases moved away from 1 and 0. */
+static lmf_gpt *whole_model(const lmf_gpt_config *cfg, lmf_recompute rc) {
+    lmf_gpt *w = NULL;
+    assert_int_equal(lmf_gpt_create(cfg, lmf_kernels_ref(), &w), LMF_OK);
+    lmf_gpt_init_weights(w, 11);
+    const lmf_param_layout *wl = lmf_gpt_layout(w);
+    lmf_rng r;
+    lmf_rng_seed(&r, 5);
+    float *wp = lmf_gpt_params(w);
+    for (int i = 0; i < wl->n_tensors; i++) {
+        const lmf_tensor_info *t = &wl->tensors[i];
+        if (t->ndim == 1)
+            for (size_t k = 0; k < t->numel; k++) wp[t->offset + k] += 0.1f * lmf_rng_normal(&r);
+    }
+    lmf_gpt_set_recompute(w, rc);
+    assert_int_equal(lmf_gpt_reserve(w, B, S, LMF_RESERVE_TRAIN), LMF_OK);
+    return w;
+}
+
+/* stages of split[0..P-1] layers against the whole model, M micro-batches */
+static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc) {
+    lmf_gpt *w = whole_model(cfg, rc);
+    const lmf_param_layout *wl = lmf_gpt_layout(w);
+    lmf_rng r;
+    lmf_rng_seed(&r, 7);
+    int32_t in[M][B * S], tg[M][B * S];
+    for (int mb = 0; mb < M; mb++)
+        for (int i = 0; i < B * S; i++) {
+            in[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+            tg[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+        }
+    /* the whole model: gradients accumulated over the micro-batches */
+    float want[M];
+    lmf_gpt_zero_grad(w);
+    for (int mb = 0; mb < M; mb++) {
+        assert_int_equal(lmf_gpt_forward(w, in[mb], tg[mb], B, S, 1, 1.0f / M, &want[mb]),
+                         LMF_OK);
+        lmf_gpt_backward(w);
+    }
+
+    lmf_gpt *st[MAX_P];
+    int l0 = 0;
+    for (int p = 0; p < P; p++) {
+        assert_int_equal(lmf_gpt_create_stage(cfg, lmf_kernels_ref(), NULL, l0, split[p], &st[p]),
+                         LMF_OK);
+        l0 += split[p];
+        lmf_layout_slice(lmf_gpt_layout(st[p]), wl, lmf_gpt_params(w), lmf_gpt_params(st[p]));
+        lmf_gpt_set_recompute(st[p], rc);
+        assert_int_equal(lmf_gpt_reserve_slots(st[p], B, S, LMF_RESERVE_TRAIN, M), LMF_OK);
+        lmf_gpt_zero_grad(st[p]);
+    }
+    assert_int_equal(l0, cfg->n_layer);
+    /* every micro-batch's forward through every stage, then the backwards, last micro-batch
+     * first, the activations passed as a pipeline would send them */
+    size_t n = lmf_gpt_stage_floats(st[0], B, S);
+    float *buf = malloc(n * sizeof(float));
+    float got[M];
+    for (int mb = 0; mb < M; mb++) {
+        for (int p = 0; p < P; p++) {
+            assert_int_equal(lmf_gpt_stage_forward(st[p], mb, in[mb], tg[mb], p > 0 ? buf : NULL,
+                                                   B, S, 1.0f / M, &got[mb]),
+                             LMF_OK);
+            if (p < P - 1) memcpy(buf, lmf_gpt_stage_output(st[p], mb), n * sizeof(float));
+        }
+        assert_true(fabsf(got[mb] - want[mb]) <= 1e-5f * fabsf(want[mb]));
+    }
+    for (int mb = M - 1; mb >= 0; mb--)
+        for (int p = P - 1; p >= 0; p--) {
+            lmf_gpt_stage_backward(st[p], mb, p < P - 1 ? buf : NULL);
+            if (p > 0) memcpy(buf, lmf_gpt_stage_input_grad(st[p]), n * sizeof(float));
+        }
+    free(buf);
+
+    /* the stages' gradients placed in a whole vector, block 0 summed over the stages that hold
+     * it (the first's embedding, the last's classifier), against the whole model's */
+    float *sum = calloc(wl->total, sizeof(float)), *one = calloc(wl->total, sizeof(float));
+    for (int p = 0; p < P; p++) {
+        memset(one, 0, wl->total * sizeof(float));
+        lmf_layout_place(lmf_gpt_layout(st[p]), wl, lmf_gpt_grads(st[p]), one);
+        for (size_t e = 0; e < wl->total; e++) sum[e] += one[e];
+    }
+    const float *gw = lmf_gpt_grads(w);
+    for (int i = 0; i < wl->n_tensors; i++) {
+        const lmf_tensor_info *t = &wl->tensors[i];
+        double scale = 1e-12, worst = 0.0;
+        for (size_t e = 0; e < t->numel; e++) scale = fmax(scale, fabs(gw[t->offset + e]));
+        for (size_t e = 0; e < t->numel; e++)
+            worst = fmax(worst, fabs((double)sum[t->offset + e] - gw[t->offset + e]));
+        if (!(worst <= 2e-5 * scale)) {
+            print_error("%s P=%d %s: gradient of %s differs by %.3g (largest %.3g)\n",
+                        lmf_family_name(cfg->family), P, lmf_recompute_name(rc), t->name, worst,
+                        scale);
+            fail();
+        }
+    }
+    free(sum);
+    free(one);
+    for (int p = 0; p < P; p++) lmf_gpt_free(st[p]);
+    lmf_gpt_free(w);
+}
+
+static void test_gpt2(void **state) {
+    (void)state;
+    check(&gpt2, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE);
+    check(&gpt2, 3, (int[]){1, 2, 1}, LMF_RECOMPUTE_NONE);
+    check(&gpt2, 4, (int[]){1, 1, 1, 1}, LMF_RECOMPUTE_SELECTIVE);
+    check(&gpt2, 2, (int[]){3, 1}, LMF_RECOMPUTE_FULL);
+    check(&gpt2, 1, (int[]){4}, LMF_RECOMPUTE_NONE);
+}
+
+static void test_llama(void **state) {
+    (void)state;
+    check(&llama, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE);
+    check(&llama, 3, (int[]){2, 1, 1}, LMF_RECOMPUTE_FULL);
+    check(&llama, 2, (int[]){1, 3}, LMF_RECOMPUTE_SELECTIVE);
+}
+
+/* A stage's layout keeps every name, and holds only its blocks: the others are empty. */
+static void test_layout(void **state) {
+    (void)state;
+    lmf_param_layout whole, mid, last;
+    assert_int_equal(lmf_layout_build(&gpt2, &whole), LMF_OK);
+    assert_int_equal(lmf_layout_build_stage(&gpt2, NULL, 1, 2, &mid), LMF_OK);
+    assert_int_equal(lmf_layout_build_stage(&gpt2, NULL, 3, 1, &last), LMF_OK);
+    assert_int_equal(mid.n_tensors, whole.n_tensors);
+    size_t layer = whole.block_offset[2] - whole.block_offset[1];
+    assert_int_equal(mid.total, 2 * layer);
+    /* the last stage: wte, wpe, its layer and ln_f */
+    assert_int_equal(last.total, whole.block_offset[1] + layer +
+                                     (whole.block_offset[6] - whole.block_offset[5]));
+    for (int b = 0; b < whole.n_blocks; b++) {
+        assert_int_equal(lmf_layout_has_block(&mid, b), b == 2 || b == 3);
+        assert_int_equal(lmf_layout_has_block(&last, b), b == 0 || b == 4 || b == 5);
+        assert_int_equal(lmf_layout_has_block(&whole, b), 1);
+    }
+    int h0 = lmf_layout_find(&mid, "h.0.attn.c_attn.weight");
+    int h1 = lmf_layout_find(&mid, "h.1.attn.c_attn.weight");
+    assert_int_equal(mid.tensors[h0].numel, 0);
+    assert_int_equal(mid.tensors[h1].numel, whole.tensors[h1].numel);
+    lmf_layout_free(&whole);
+    lmf_layout_free(&mid);
+    lmf_layout_free(&last);
+}
+
+/* every block's gradient is handed over exactly once per backward, in backward order, absent
+ * blocks included (a data-parallel engine counts them to start its bucket reductions) */
+typedef struct ready_log {
+    int n, order[16];
+} ready_log;
+static void note_ready(void *ctx, int b) {
+    ready_log *r = ctx;
+    if (r->n < 16) r->order[r->n] = b;
+    r->n++;
+}
+
+static void test_hooks(void **state) {
+    (void)state;
+    static const int split[3][2] = {{0, 1}, {1, 2}, {3, 1}}; /* first, middle, last of 4 */
+    for (int k = 0; k < 3; k++) {
+        lmf_gpt *m = NULL;
+        assert_int_equal(lmf_gpt_create_stage(&gpt2, lmf_kernels_ref(), NULL, split[k][0],
+                                              split[k][1], &m), LMF_OK);
+        lmf_gpt_init_weights(m, 1);
+        ready_log log = {0, {0}};
+        lmf_gpt_hooks h;
+        memset(&h, 0, sizeof h);
+        h.grads_ready = note_ready;
+        h.ctx = &log;
+        lmf_gpt_set_hooks(m, &h);
+        assert_int_equal(lmf_gpt_reserve_slots(m, B, S, LMF_RESERVE_TRAIN, 1), LMF_OK);
+        int32_t ids[B * S] = {0};
+        float x[B * S * 36] = {0}, loss;
+        assert_int_equal(lmf_gpt_stage_forward(m, 0, ids, ids, x, B, S, 1.0f, &loss), LMF_OK);
+        lmf_gpt_stage_backward(m, 0, x);
+        assert_int_equal(log.n, gpt2.n_layer + 2);
+        for (int i = 0; i < log.n; i++) assert_int_equal(log.order[i], gpt2.n_layer + 1 - i);
+        lmf_gpt_free(m);
+    }
+}
+
+/* empty or out-of-range stages and slot counts are refused with the range named */
+static void test_refused(void **state) {
+    (void)state;
+    lmf_gpt *m = NULL;
+    assert_int_equal(lmf_gpt_create_stage(&gpt2, lmf_kernels_ref(), NULL, 2, 3, &m), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "[2, 5)"));
+    assert_int_equal(lmf_gpt_create_stage(&gpt2, lmf_kernels_ref(), NULL, 1, 0, &m), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_create_stage(&gpt2, lmf_kernels_ref(), NULL, 1, 2, &m), LMF_OK);
+    assert_int_equal(lmf_gpt_reserve_slots(m, B, S, LMF_RESERVE_TRAIN, 0), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_reserve_slots(m, B, S, LMF_RESERVE_TRAIN, 2), LMF_OK);
+    float x[B * S * 36] = {0}, loss;
+    assert_int_equal(lmf_gpt_stage_forward(m, 2, NULL, NULL, x, B, S, 1.0f, &loss), LMF_ERR_STATE);
+    /* a middle stage needs the previous stage's output */
+    assert_int_equal(lmf_gpt_stage_forward(m, 0, NULL, NULL, NULL, B, S, 1.0f, &loss), LMF_ERR_ARG);
+    assert_int_equal(lmf_gpt_stage_forward(m, 1, NULL, NULL, x, B, S, 1.0f, &loss), LMF_OK);
+    assert_true(loss == 0.0f);
+    lmf_gpt_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_llama),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
