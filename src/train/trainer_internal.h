@@ -1,0 +1,55 @@
+/* The trainer's state, shared by its set-up and steps (trainer.c) and its whole model and
+ * checkpoints (trainer_ckpt.c); internal to src/train. */
+#ifndef LMF_TRAINER_INTERNAL_H
+#define LMF_TRAINER_INTERNAL_H
+
+#include "lmforge/ckpt.h"
+#include "lmforge/comm.h"
+#include "lmforge/data.h"
+#include "lmforge/ddp.h"
+#include "lmforge/model.h"
+#include "lmforge/optim.h"
+#include "lmforge/perf.h"
+#include "lmforge/pipeline.h"
+#include "lmforge/tp.h"
+#include "lmforge/train.h"
+
+#define LMF_TRAIN_MAX_STAGES 1024 /* --pp at most */
+
+struct lmf_trainer {
+    lmf_train_opts o;
+    const lmf_kernels *k;
+    lmf_comm *comm;
+    lmf_comm *tp_comm, *dp_comm; /* the tensor- and data-parallel groups (without tensor
+                                  * parallelism: NULL and the world) */
+    lmf_tp *tp;                  /* the tensor-parallel engine, or NULL */
+    lmf_comm *pp_comm;           /* the pipeline group (NULL without pipeline parallelism) */
+    lmf_pp_engine *pp;           /* the pipeline engine, or NULL */
+    lmf_param_layout pp_whole;   /* the whole model's layout (pipeline: checkpoints) */
+    int pp_size, pp_rank, layer0, layers; /* the stage and its layers */
+    int *stage_l0;               /* [pp_size + 1]: stage s holds [stage_l0[s], stage_l0[s+1]) */
+    lmf_ddp *ddp;
+    lmf_optimizer *opt;
+    int rank, world;
+    int tp_size, tp_rank, dp_size, dp_rank; /* rank = (pp_rank * dp_size + dp_rank) * tp_size
+                                             * + tp_rank */
+    int accum;          /* micro-batches per rank per step */
+    lmf_dataset *train, *val;
+    lmf_loader *loader, *val_loader;
+    lmf_gpt *model;
+    int32_t *inputs, *targets;
+    lmf_lr_schedule sched;
+    int step;           /* completed optimizer steps */
+    int eval_batches;
+    double flops_per_token, peak_flops;
+    lmf_peak peak;             /* this rank's peak and where it came from */
+    lmf_ckpt_writer *ckw;      /* background checkpoint writer, made by the first save */
+    lmf_fault_counters faults; /* numeric faults, carried in checkpoints */
+    int64_t *inject_nan;       /* test: steps whose gradient is made NaN (used entries: -1) */
+    int (*stop_check)(void *);  /* polled between micro-steps */
+    void *stop_ctx;
+    int stop_value;             /* what stopped the last interrupted step (agreed) */
+    char run_id[LMF_RUN_ID_LEN + 1]; /* "" until a resume adopts its checkpoint's */
+};
+
+#endif
