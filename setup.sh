@@ -15,7 +15,7 @@ packages=(build-essential cmake pkg-config libopenblas-dev libopenmpi-dev openmp
           libcairo2-dev libpng-dev
           fortunes)
 if [ "$job" = test ]; then
-  packages+=(clang libclang-rt-dev iproute2 procps python3 python3-regex python3-torch prometheus chromium
+  packages+=(clang libclang-rt-dev iproute2 procps time python3 python3-regex python3-torch prometheus chromium
              fonts-dejavu-core)
   # npm (tests: ONNX Runtime from onnxruntime-node, js-tiktoken as an independent encoder);
   # NodeSource's nodejs carries its own npm, so Debian's only when there is none

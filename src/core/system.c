@@ -1,8 +1,12 @@
-/* The monotonic clock, the process's peak resident memory and the memory it can still take. */
+/* The monotonic clock, large arrays on huge pages, the process's peak resident memory and
+ * the memory it can still take. */
 #include "lmforge/system.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -10,6 +14,50 @@ double lmf_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define BIG_MAGIC 0x6c6d66626967ULL /* "lmfbig" */
+
+/* what sits just below a big array: its mapping, and a mark that tells it from calloc's */
+typedef struct {
+    void *base;
+    size_t len;
+    unsigned long long magic;
+    unsigned long long pad; /* 32 bytes: the array after it keeps calloc's alignment */
+} big_header;
+
+void *lmf_calloc_big(size_t n, size_t size) {
+    if (size && n > SIZE_MAX / size) return NULL;
+    size_t bytes = n * size;
+    if (bytes < 2 * HUGE_PAGE) {
+        /* small: calloc's block, with the header in front so lmf_free_big knows it */
+        big_header *h = calloc(1, sizeof(big_header) + (bytes ? bytes : 1));
+        if (!h) return NULL;
+        h->magic = 0;
+        return h + 1;
+    }
+    if (bytes > SIZE_MAX - 3 * HUGE_PAGE) return NULL;
+    /* a huge page for the header in front, and one of slack to align the array */
+    size_t padded = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1), len = padded + 2 * HUGE_PAGE;
+    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    char *p = (char *)(((uintptr_t)base + 2 * HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, padded, MADV_HUGEPAGE); /* advice: ignored where huge pages are off */
+#endif
+    big_header *h = (big_header *)p - 1;
+    h->base = base;
+    h->len = len;
+    h->magic = BIG_MAGIC;
+    return p;
+}
+
+void lmf_free_big(void *p) {
+    if (!p) return;
+    big_header *h = (big_header *)p - 1;
+    if (h->magic == BIG_MAGIC) munmap(h->base, h->len);
+    else free(h);
 }
 
 size_t lmf_peak_rss_bytes(void) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lmforge/perf.h"
+#include "lmforge/system.h"
 #include "lmforge/rng.h"
 #include "model/gpt_internal.h"
 
@@ -53,7 +54,7 @@ lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
         free(m);
         return s;
     }
-    m->params = calloc(m->layout.total, sizeof(float));
+    m->params = lmf_calloc_big(m->layout.total, sizeof(float));
     if (!m->params) {
         size_t total = m->layout.total;
         lmf_gpt_free(m);
@@ -67,9 +68,9 @@ lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
 void lmf_gpt_free(lmf_gpt *m) {
     if (!m) return;
     lmf_layout_free(&m->layout);
-    free(m->params);
-    free(m->grads);
-    free(m->acts);
+    lmf_free_big(m->params);
+    lmf_free_big(m->grads);
+    lmf_free_big(m->acts);
     free(m->la);
     free(m->ids);
     free(m->doc_starts);
@@ -101,12 +102,12 @@ void lmf_gpt_set_hooks(lmf_gpt *m, const lmf_gpt_hooks *h) {
 }
 
 void lmf_gpt_drop_params(lmf_gpt *m) {
-    free(m->params);
+    lmf_free_big(m->params);
     m->params = NULL;
 }
 
 void lmf_gpt_adopt_params(lmf_gpt *m, float *params) {
-    free(m->params);
+    lmf_free_big(m->params);
     m->params = params;
 }
 
@@ -250,7 +251,7 @@ lmf_status lmf_gpt_reserve_slots(lmf_gpt *m, int B, int T, lmf_reserve_mode mode
     if (m->acts && m->B == B && m->T == T && m->mode == mode && m->reserved_recompute == rc &&
         m->slots == slots)
         return LMF_OK;
-    free(m->acts);
+    lmf_free_big(m->acts);
     free(m->la);
     free(m->ids);
     free(m->doc_starts);
@@ -269,16 +270,15 @@ lmf_status lmf_gpt_reserve_slots(lmf_gpt *m, int B, int T, lmf_reserve_mode mode
      * The sizes are summed by lmf_gpt_activation_floats; carve's views must add up to it.
      * Each micro-batch slot has its own copy. */
     size_t total = slot_floats(m, B, T, mode);
-    m->acts = malloc((size_t)slots * total * sizeof(float));
+    m->acts = lmf_calloc_big((size_t)slots * total, sizeof(float));
     m->la = calloc((size_t)m->layout.layers, sizeof *m->la);
     m->ids = malloc((size_t)slots * 2 * BT * sizeof(int32_t));
     m->doc_starts = malloc((size_t)slots * BT * sizeof(int));
     int own_grads = mode == LMF_RESERVE_TRAIN;
-    if (own_grads && !m->grads) m->grads = calloc(m->layout.total, sizeof(float));
+    if (own_grads && !m->grads) m->grads = lmf_calloc_big(m->layout.total, sizeof(float));
     if (!m->acts || !m->la || !m->ids || !m->doc_starts || (own_grads && !m->grads))
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate activations for batch %d x %d (%.1f MB)",
                         B, T, (double)total * slots * 4 / 1e6);
-    memset(m->acts, 0, (size_t)slots * total * sizeof(float));
     m->acts_floats = total;
     m->slots = slots;
     m->B = B;

@@ -1,6 +1,7 @@
 /* The optimizer step over one range: global gradient norm, the skip decision for non-finite
  * steps, clipping, AdamW; the moments m and v of the range. */
 #include "lmforge/optim.h"
+#include "lmforge/system.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,8 +28,8 @@ lmf_status lmf_optimizer_create(const lmf_kernels *k, const lmf_param_layout *la
     o->cfg = *cfg;
     if (hooks) o->hooks = *hooks;
     size_t n = lmf_range_len(range);
-    o->m = calloc(n ? n : 1, sizeof(float));
-    o->v = calloc(n ? n : 1, sizeof(float));
+    o->m = lmf_calloc_big(n, sizeof(float));
+    o->v = lmf_calloc_big(n, sizeof(float));
     if (!o->m || !o->v) {
         lmf_optimizer_free(o);
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the AdamW state (%.1f MB)",
@@ -40,8 +41,8 @@ lmf_status lmf_optimizer_create(const lmf_kernels *k, const lmf_param_layout *la
 
 void lmf_optimizer_free(lmf_optimizer *o) {
     if (!o) return;
-    free(o->m);
-    free(o->v);
+    lmf_free_big(o->m);
+    lmf_free_big(o->v);
     free(o);
 }
 

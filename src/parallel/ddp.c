@@ -47,7 +47,7 @@ static lmf_status build_buckets(lmf_ddp *d, lmf_ddp_buffers *caps) {
     return LMF_OK;
 }
 
-static float *alloc_floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+static float *alloc_floats(size_t n) { return lmf_calloc_big(n, sizeof(float)); }
 
 /* Stages 2/3: staging slots (block 0's bucket, and up to two for the rest). */
 static lmf_status build_slots(lmf_ddp *d, const lmf_ddp_buffers *caps) {
@@ -152,12 +152,12 @@ void lmf_ddp_free(lmf_ddp *d) {
     free(d->block_bucket);
     free(d->block_counts);
     for (int s = 0; s < DDP_MAX_SLOTS; s++) {
-        free(d->slots[s].send);
+        lmf_free_big(d->slots[s].send);
     }
-    for (int g = 0; g < DDP_N_GBUFS; g++) free(d->gbufs[g].data);
+    for (int g = 0; g < DDP_N_GBUFS; g++) lmf_free_big(d->gbufs[g].data);
     free(d->tmp_counts);
-    free(d->pshard);
-    free(d->grads);
+    lmf_free_big(d->pshard);
+    lmf_free_big(d->grads);
     free(d);
 }
 

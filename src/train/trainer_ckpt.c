@@ -41,8 +41,8 @@ static lmf_status pp_gather_range(lmf_trainer *t, const float *part, lmf_range r
 /* Collective (tensor or pipeline parallelism): the floats inside range (which may differ
  * between the ranks) of the whole model's vectors of the weights and, when m and v are not
  * NULL, the AdamW moments: for each in turn the data-parallel parts gathered, then the group's
- * slices (or the stages) put together, so one whole vector's worth exists at a time. free()
- * them. */
+ * slices (or the stages) put together, so one whole vector's worth exists at a time.
+ * lmf_free_big them. */
 static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, float **m,
                                float **v) {
     size_t n = lmf_gpt_layout(t->model)->total, len = lmf_range_len(range);
@@ -51,7 +51,7 @@ static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, 
     int k = m ? 3 : 1;
     lmf_status s = part ? LMF_OK : lmf_fail(LMF_ERR_NOMEM, "cannot allocate the weights");
     for (int i = 0; i < k && s == LMF_OK; i++) {
-        out[i] = malloc((len ? len : 1) * sizeof(float));
+        out[i] = lmf_calloc_big(len, sizeof(float));
         if (!out[i]) s = lmf_fail(LMF_ERR_NOMEM, "cannot allocate %.1f MB of the whole model",
                                   (double)len * 4 / 1e6);
         else if (i == 0) s = lmf_ddp_gather_params(t->ddp, part);
@@ -63,7 +63,7 @@ static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, 
     }
     free(part);
     if (s != LMF_OK) {
-        for (int i = 0; i < 3; i++) free(out[i]);
+        for (int i = 0; i < 3; i++) lmf_free_big(out[i]);
         return s;
     }
     *params = out[0];
@@ -78,7 +78,7 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
         lmf_gpt *whole;
         lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, &whole);
         if (s != LMF_OK) {
-            free(w);
+            lmf_free_big(w);
             return s;
         }
         lmf_gpt_adopt_params(whole, w);
@@ -91,11 +91,11 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
         return LMF_OK;
     }
     if (lmf_gpt_params(t->model)) return LMF_OK;
-    float *full = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
+    float *full = lmf_calloc_big(lmf_gpt_layout(t->model)->total, sizeof(float));
     if (!full) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the full weights");
     lmf_status s = lmf_ddp_gather_params(t->ddp, full);
     if (s != LMF_OK) {
-        free(full);
+        lmf_free_big(full);
         return s;
     }
     lmf_gpt_set_hooks(t->model, NULL);
@@ -114,21 +114,21 @@ lmf_status lmf_trainer_whole_model(lmf_trainer *t, lmf_gpt **out, int *made) {
     if (t->tp || t->pp) {
         LMF_TRY(gather_range(t, (lmf_range){0, whole_layout(t)->total}, &w, NULL, NULL));
     } else {
-        w = malloc(lmf_gpt_layout(t->model)->total * sizeof(float));
+        w = lmf_calloc_big(lmf_gpt_layout(t->model)->total, sizeof(float));
         if (!w) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the whole weights");
         lmf_status s = lmf_ddp_gather_params(t->ddp, w);
         if (s != LMF_OK) {
-            free(w);
+            lmf_free_big(w);
             return s;
         }
     }
     if (t->rank != 0) {
-        free(w);
+        lmf_free_big(w);
         return LMF_OK;
     }
     lmf_status s = lmf_gpt_create(&t->o.cfg, t->k, out);
     if (s != LMF_OK) {
-        free(w);
+        lmf_free_big(w);
         return s;
     }
     lmf_gpt_adopt_params(*out, w);
@@ -177,9 +177,9 @@ lmf_status lmf_trainer_save(lmf_trainer *t) {
         snap.v = v;
     }
     if (st == LMF_OK) st = lmf_ckpt_save(t->ckw, &snap);
-    free(w);
-    free(m);
-    free(v);
+    lmf_free_big(w);
+    lmf_free_big(m);
+    lmf_free_big(v);
     free(opts);
     return st;
 }
