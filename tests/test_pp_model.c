@@ -2,7 +2,8 @@
  * stage's output copied into the next one's input and each input gradient back, gives the whole
  * model's losses and gradients over several micro-batches in flight at once (every forward
  * first, then the backwards in another order, so each slot keeps its own activations), for
- * both families, uneven splits and every recomputation mode. */
+ * both families, uneven splits and every recomputation mode, with and without document
+ * masking. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,8 +42,10 @@ static lmf_gpt *whole_model(const lmf_gpt_config *cfg, lmf_recompute rc) {
     return w;
 }
 
-/* stages of split[0..P-1] layers against the whole model, M micro-batches */
-static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc) {
+/* stages of split[0..P-1] layers against the whole model, M micro-batches; with eot >= 0 both
+ * mask documents at that end-of-text id (each micro-batch holds two boundaries) */
+static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc,
+                         int eot) {
     lmf_gpt *w = whole_model(cfg, rc);
     const lmf_param_layout *wl = lmf_gpt_layout(w);
     lmf_rng r;
@@ -53,6 +56,20 @@ static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recomp
             in[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
             tg[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
         }
+    if (eot >= 0) { /* the mask must change the losses, or this would check nothing */
+        float plain[M], masked;
+        int changed = 0;
+        for (int mb = 0; mb < M; mb++) {
+            in[mb][2] = in[mb][S + 3] = eot;
+            assert_int_equal(lmf_gpt_forward(w, in[mb], tg[mb], B, S, 1, 0.0f, &plain[mb]), LMF_OK);
+        }
+        assert_int_equal(lmf_gpt_set_doc_mask(w, eot), LMF_OK);
+        for (int mb = 0; mb < M; mb++) {
+            assert_int_equal(lmf_gpt_forward(w, in[mb], tg[mb], B, S, 1, 0.0f, &masked), LMF_OK);
+            changed += fabsf(masked - plain[mb]) > 1e-6f * fabsf(plain[mb]); /* seen: 1e-5-1e-4 */
+        }
+        assert_int_equal(changed, M);
+    }
     /* the whole model: gradients accumulated over the micro-batches */
     float want[M];
     lmf_gpt_zero_grad(w);
@@ -70,6 +87,7 @@ static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recomp
         l0 += split[p];
         lmf_layout_slice(lmf_gpt_layout(st[p]), wl, lmf_gpt_params(w), lmf_gpt_params(st[p]));
         lmf_gpt_set_recompute(st[p], rc);
+        if (eot >= 0) assert_int_equal(lmf_gpt_set_doc_mask(st[p], eot), LMF_OK);
         assert_int_equal(lmf_gpt_reserve_slots(st[p], B, S, LMF_RESERVE_TRAIN, M), LMF_OK);
         lmf_gpt_zero_grad(st[p]);
     }
@@ -123,6 +141,10 @@ static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recomp
     lmf_gpt_free(w);
 }
 
+static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc) {
+    check_masked(cfg, P, split, rc, -1);
+}
+
 static void test_gpt2(void **state) {
     (void)state;
     check(&gpt2, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE);
@@ -137,6 +159,14 @@ static void test_llama(void **state) {
     check(&llama, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE);
     check(&llama, 3, (int[]){2, 1, 1}, LMF_RECOMPUTE_FULL);
     check(&llama, 2, (int[]){1, 3}, LMF_RECOMPUTE_SELECTIVE);
+}
+
+/* document masking: every stage masks from the ids it is given */
+static void test_doc_mask(void **state) {
+    (void)state;
+    check_masked(&gpt2, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE, 5);
+    check_masked(&gpt2, 3, (int[]){1, 2, 1}, LMF_RECOMPUTE_FULL, 5);
+    check_masked(&llama, 2, (int[]){1, 3}, LMF_RECOMPUTE_SELECTIVE, 7);
 }
 
 /* A stage's layout keeps every name, and holds only its blocks: the others are empty. */
@@ -218,6 +248,10 @@ static void test_refused(void **state) {
     assert_int_equal(lmf_gpt_stage_forward(m, 0, NULL, NULL, NULL, B, S, 1.0f, &loss), LMF_ERR_ARG);
     assert_int_equal(lmf_gpt_stage_forward(m, 1, NULL, NULL, x, B, S, 1.0f, &loss), LMF_OK);
     assert_true(loss == 0.0f);
+    /* document masking needs the ids on a middle stage too */
+    assert_int_equal(lmf_gpt_set_doc_mask(m, 3), LMF_OK);
+    assert_int_equal(lmf_gpt_stage_forward(m, 1, NULL, NULL, x, B, S, 1.0f, &loss), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "token ids"));
     lmf_gpt_free(m);
 }
 
@@ -225,6 +259,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_llama),
+        cmocka_unit_test(test_doc_mask),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused),

@@ -380,7 +380,8 @@ size_t lmf_gpt_stage_floats(const lmf_gpt *m, int B, int T);
 /* Training forward of one micro-batch in slot `slot`: from inputs[B,T] on the first stage,
  * else from x (the previous stage's output); on the last stage the mean loss over
  * targets[B,T] into *loss (0 elsewhere) and the classifier's gradient scaled by dloss_scale,
- * as lmf_gpt_forward. inputs, targets or x may be NULL where the stage does not use them. */
+ * as lmf_gpt_forward. inputs, targets or x may be NULL where the stage does not use them; with
+ * document masking (lmf_gpt_set_doc_mask) every stage reads inputs for the documents' starts. */
 lmf_status lmf_gpt_stage_forward(lmf_gpt *m, int slot, const int32_t *inputs,
                                  const int32_t *targets, const float *x, int B, int T,
                                  float dloss_scale, float *loss);

@@ -510,9 +510,9 @@ static lmf_status forward_run(lmf_gpt *m, const int32_t *inputs, const int32_t *
     if (targets) memcpy(m->targets, targets, BT * sizeof(int32_t));
     m->cur_B = B;
     m->cur_T = T;
-    if (m->eot_id >= 0 && !first)
-        return lmf_fail(LMF_ERR_ARG, "document masking needs the token ids, which a later "
-                        "pipeline stage does not have: train without --doc-mask or without --pp");
+    if (m->eot_id >= 0 && !inputs) /* a later stage reads the ids for the mask alone */
+        return lmf_fail(LMF_ERR_ARG, "document masking needs the micro-batch's token ids on "
+                        "every pipeline stage: pass them to lmf_gpt_stage_forward");
     m->cur_doc = lmf_gpt_doc_mask_batch(m, inputs, B, T);
 
     const lmf_tp_dims *d = &m->layout.tp;

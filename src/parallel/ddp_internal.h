@@ -33,6 +33,7 @@ typedef struct ddp_gbuf {
     int valid;             /* the gather completed and the weights are current */
     int held;              /* the model is using it (between block_params and release) */
     lmf_comm_req *req;     /* gather in flight, or NULL */
+    unsigned long started; /* when its last gather started (the engine's gather count) */
 } ddp_gbuf;
 
 #define DDP_MAX_SLOTS 3
@@ -58,6 +59,7 @@ struct lmf_ddp {
     ddp_slot slots[DDP_MAX_SLOTS]; /* 0: block 0's bucket; 1, 2: the others (stages 2/3) */
     int n_slots;           /* slots allocated */
     ddp_gbuf gbufs[DDP_N_GBUFS];   /* 0: block 0; 1, 2: the other blocks (stage 3) */
+    unsigned long gathers; /* stage-3 gathers started so far */
     size_t *tmp_counts;    /* [world] scratch for blocking gathers */
 
     int reduce_now;        /* this micro-step's backward reduces */

@@ -11,6 +11,7 @@ static lmf_status gather_start(lmf_ddp *d, ddp_gbuf *g, int b) {
     const float *send = d->pshard + (mine.begin - d->shard.begin);
     g->block = b;
     g->valid = 0;
+    g->started = ++d->gathers;
     return lmf_comm_iallgather_f32(d->comm, g->data, send,
                                    d->block_counts + (size_t)b * (size_t)d->world, &g->req);
 }
@@ -34,8 +35,11 @@ static ddp_gbuf *gbuf_of(lmf_ddp *d, int b) {
     return NULL;
 }
 
-/* an idle buffer for block b (b > 0) other than `avoid`: not held by the model; a gather still
- * in flight in it is completed first */
+/* an idle buffer for block b (b > 0) other than `avoid`: not held by the model, the one whose
+ * gather started first; a gather still in flight in it is completed first. The choice must not
+ * depend on which gathers happen to have completed: it decides which blocks stay cached, and so
+ * which gathers the replicas start later, and every replica must start the same ones in the
+ * same order (a pipeline's interleaved micro-batches ask for blocks again) */
 static lmf_status gbuf_take(lmf_ddp *d, int b, const ddp_gbuf *avoid, ddp_gbuf **out) {
     *out = NULL;
     if (b == 0) {
@@ -45,7 +49,7 @@ static lmf_status gbuf_take(lmf_ddp *d, int b, const ddp_gbuf *avoid, ddp_gbuf *
     for (int g = 1; g < DDP_N_GBUFS; g++) {
         ddp_gbuf *c = &d->gbufs[g];
         if (c->held || c == avoid) continue;
-        if (!*out || (*out)->req) *out = c; /* prefer one without a gather in flight */
+        if (!*out || c->started < (*out)->started) *out = c;
     }
     if (!*out) return LMF_OK;
     LMF_TRY(gather_wait(d, *out));

@@ -290,7 +290,8 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
             if ((s = lmf_comm_wait(e->comm, &e->send_f[k])) != LMF_OK) break;
             float l = 0.0f;
             double c0 = lmf_now_s();
-            s = lmf_gpt_stage_forward(m, mb % S, v == 0 ? inputs + (size_t)mb * BT : NULL,
+            /* every stage gets the ids: the first embeds them, any stage masks documents */
+            s = lmf_gpt_stage_forward(m, mb % S, inputs + (size_t)mb * BT,
                                       v == PV - 1 ? targets + (size_t)mb * BT : NULL, x, e->B,
                                       e->T, dloss_scale, &l);
             busy += lmf_now_s() - c0;

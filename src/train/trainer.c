@@ -77,10 +77,9 @@ static lmf_status check_opts(const lmf_train_opts *o) {
         return lmf_fail(LMF_ERR_ARG, "--virtual-stages and --stage-layers split the model over "
                         "pipeline stages: give --pp 2 or more with them");
     if (o->pp > 1) { /* what the pipeline does not run yet, refused before anything starts */
-        const char *no = o->tp > 1 ? "--tp" : o->zero_stage == 3 ? "--zero 3"
-                       : o->virtual_stages > 1 ? "--virtual-stages"
+        const char *no = o->tp > 1 ? "--tp" : o->virtual_stages > 1 ? "--virtual-stages"
                        : o->val_data ? "--val-data" : o->sample_every > 0 ? "--sample-every"
-                       : o->doc_mask_eot >= 0 ? "--doc-mask" : NULL;
+                       : NULL;
         if (no)
             return lmf_fail(LMF_ERR_ARG, "--pp does not run with %s yet; leave it out (or train "
                             "without --pp)", no);
