@@ -4,6 +4,7 @@
 # with the same seed, data and global batch, --pp 2 gives the single rank's loss at each of 20
 # steps within 1e-5 relative and its final weights within 2e-5, for GPT-2 (tied embedding on
 # the first and last stage) and Llama; the masked runs' losses differ from unmasked ones.
+# Start-up prints each stage's memory.
 source "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/mpi/common.sh"
 trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
@@ -48,6 +49,31 @@ mpi 4 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --pp 2 --zero 3 
 losses_follow "$WORK/ck-ref/metrics.jsonl" "$WORK/ck/metrics.jsonl" 20 0 \
   && pass "--pp 2 --zero 3 checkpoint resumed at one rank follows the one-rank run" \
   || fail "--pp 2 --zero 3 -> 1: $(losses "$WORK/ck/metrics.jsonl" | tail -3 | tr '\n' ' ')"
+
+# start-up prints each stage's memory: stage 0 holds two layers and the embeddings and, under
+# 1F1B, two micro-batches' activations; stage 1 one layer, the classifier and one slot; ZeRO-3
+# over two replicas halves each stage's weights
+loud=()
+for a in "${common[@]}"; do [ "$a" = --quiet ] || loud+=("$a"); done
+# mem FILE STAGE FIELD: the stage's FIELD in MB from the start-up line
+mem() { grep -o "stage $2: weights[^;]*" "$1" | head -1 | grep -o "$3 [0-9.]*" | awk '{ print $2 }'; }
+for z in 0 3; do
+  np=$((z == 3 ? 4 : 2))
+  mpi "$np" train --config "$WORK/gpt2.json" "${loud[@]}" --steps 1 --pp 2 --batch 3 --zero $z \
+    --schedule 1f1b --out "$WORK/show$z" >"$WORK/show$z.txt" 2>&1 || fail "start-up: $(tail -3 "$WORK/show$z.txt")"
+done
+line=$(grep "memory per rank, by pipeline stage" "$WORK/show0.txt")
+echo "$line"
+w0=$(mem "$WORK/show0.txt" 0 weights); w1=$(mem "$WORK/show0.txt" 1 weights)
+a0=$(mem "$WORK/show0.txt" 0 activations); a1=$(mem "$WORK/show0.txt" 1 activations)
+z0=$(mem "$WORK/show3.txt" 0 weights); z1=$(mem "$WORK/show3.txt" 1 weights)
+awk -v w0="$w0" -v w1="$w1" -v a0="$a0" -v a1="$a1" 'BEGIN { exit !(w0 > w1 && w1 > 0 && a0 > 1.5 * a1 && a1 > 0) }' \
+  && pass "start-up prints each stage's memory (weights $w0 / $w1 MB, activations $a0 / $a1 MB)" \
+  || fail "stage memory: '$line'"
+awk -v w0="$w0" -v w1="$w1" -v z0="$z0" -v z1="$z1" 'BEGIN { d0 = z0 - w0 / 2; d1 = z1 - w1 / 2
+  exit !(d0 < 0.011 && d0 > -0.011 && d1 < 0.011 && d1 > -0.011) }' \
+  && pass "ZeRO-3 over two replicas halves each stage's weights ($z0 / $z1 MB)" \
+  || fail "ZeRO-3 stage weights $z0 / $z1 MB against $w0 / $w1 MB at ZeRO-0"
 
 lmf_sanitizer_verdict
 if [ "$FAILS" -ne 0 ] || [ "$lmf_fail_count" -ne 0 ]; then

@@ -169,6 +169,9 @@ typedef struct lmf_train_memory {
     size_t weights, grads, optim, activations, buffers;
 } lmf_train_memory;
 void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m);
+/* What the first rank of pipeline stage `stage` holds (shared at start-up; without --pp this
+ * rank's). */
+void lmf_trainer_stage_memory(const lmf_trainer *t, int stage, lmf_train_memory *m);
 /* Timings of the last committed checkpoint write (zero before the first). */
 void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st);
 /* Collective: make the model hold the full current weights on every rank (after ZeRO-3

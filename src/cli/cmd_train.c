@@ -341,6 +341,17 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     lmf_peak_describe(&pk, peak, sizeof peak);
     fprintf(stderr, "peak per rank: %s\n", peak);
     lmf_train_memory mem;
+    if (rl.pp > 1) { /* the stages hold different layers, embeddings and activation slots */
+        fprintf(stderr, "memory per rank, by pipeline stage:");
+        for (int s = 0; s < rl.pp && s < 64; s++) {
+            lmf_trainer_stage_memory(t, s, &mem);
+            fprintf(stderr, "%s stage %d: weights %.2f MB, gradients %.2f MB, optimizer %.2f MB, "
+                    "activations %.2f MB, buffers %.2f MB", s ? ";" : "", s, mem.weights / 1e6,
+                    mem.grads / 1e6, mem.optim / 1e6, mem.activations / 1e6, mem.buffers / 1e6);
+        }
+        fprintf(stderr, "%s\n", rl.pp > 64 ? "; ..." : "");
+        return;
+    }
     lmf_trainer_memory(t, &mem);
     fprintf(stderr, "memory per rank: weights %.1f MB, gradients %.1f MB, optimizer %.1f MB, "
             "activations %.1f MB, buffers %.1f MB\n", mem.weights / 1e6, mem.grads / 1e6,

@@ -338,6 +338,34 @@ static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     return LMF_OK;
 }
 
+/* Collective: every rank learns what the first rank of each pipeline stage holds (the stages
+ * differ: the embeddings, the classifier, the layers' share, the activation slots) */
+static lmf_status share_stage_memory(lmf_trainer *t) {
+    enum { F = 5 };
+    size_t n = (size_t)t->pp_size * F;
+    double *v = calloc(n, sizeof *v);
+    t->stage_mem = calloc((size_t)t->pp_size, sizeof *t->stage_mem);
+    if (!v || !t->stage_mem) {
+        free(v);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stages' memory table");
+    }
+    if (t->dp_rank == 0 && t->tp_rank == 0) {
+        lmf_train_memory m;
+        lmf_trainer_memory(t, &m);
+        double *d = v + (size_t)t->pp_rank * F;
+        d[0] = (double)m.weights, d[1] = (double)m.grads, d[2] = (double)m.optim;
+        d[3] = (double)m.activations, d[4] = (double)m.buffers;
+    }
+    lmf_status s = lmf_comm_allreduce_f64(t->comm, v, n, LMF_COMM_SUM);
+    for (int p = 0; s == LMF_OK && p < t->pp_size; p++) {
+        const double *d = v + (size_t)p * F;
+        t->stage_mem[p] = (lmf_train_memory){(size_t)d[0], (size_t)d[1], (size_t)d[2],
+                                             (size_t)d[3], (size_t)d[4]};
+    }
+    free(v);
+    return s;
+}
+
 static lmf_status setup(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
     lmf_threads_set(o->threads);
@@ -357,6 +385,7 @@ static lmf_status setup(lmf_trainer *t) {
     LMF_TRY(make_engine(t));
     if (o->resume_dir) LMF_TRY(lmf_train_restore(t, &ck, 0));
     if (o->zero_stage == 3) lmf_gpt_drop_params(t->model);
+    if (t->pp_size > 1) LMF_TRY(share_stage_memory(t));
     /* MFU against the peak of every rank's threads: each rank's cached or measured peak,
      * summed over the ranks */
     lmf_peak_get(lmf_threads_get(), 0, &t->peak);
@@ -391,6 +420,7 @@ lmf_status lmf_trainer_create(const lmf_train_opts *o, lmf_trainer **out) {
 
 void lmf_trainer_free(lmf_trainer *t) {
     if (!t) return;
+    free(t->stage_mem);
     lmf_ckpt_writer_free(t->ckw);
     free(t->inject_nan);
     lmf_loader_free(t->loader);
@@ -451,6 +481,11 @@ void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m) {
     m->optim = lmf_optimizer_bytes(t->opt);
     m->buffers = dm.buffers;
     m->activations = lmf_gpt_activation_bytes(t->model);
+}
+
+void lmf_trainer_stage_memory(const lmf_trainer *t, int stage, lmf_train_memory *m) {
+    if (t->stage_mem && stage >= 0 && stage < t->pp_size) *m = t->stage_mem[stage];
+    else lmf_trainer_memory(t, m);
 }
 
 void lmf_trainer_ckpt_stats(const lmf_trainer *t, lmf_ckpt_write_stats *st) {

@@ -28,6 +28,7 @@ struct lmf_trainer {
     lmf_param_layout pp_whole;   /* the whole model's layout (pipeline: checkpoints) */
     int pp_size, pp_rank, layer0, layers; /* the stage and its layers */
     int *stage_l0;               /* [pp_size + 1]: stage s holds [stage_l0[s], stage_l0[s+1]) */
+    lmf_train_memory *stage_mem; /* [pp_size]: what the first rank of each stage holds */
     lmf_ddp *ddp;
     lmf_optimizer *opt;
     int rank, world;
