@@ -309,6 +309,73 @@ static void test_split_independent(void **state) {
                 }
 }
 
+/* the costliest stage of a split: layers plus the ends' extra work */
+static double split_cost(const int *k, int n, double first, double last) {
+    double worst = 0.0;
+    for (int q = 0; q < n; q++) {
+        double c = k[q] + (q == 0 ? first : 0.0) + (q == n - 1 ? last : 0.0);
+        if (c > worst) worst = c;
+    }
+    return worst;
+}
+
+/* the smallest costliest stage over every split of L layers into n stages (each >= 1), by
+ * enumerating them */
+static double best_by_enumeration(int L, int n, double first, double last, int *k, int q,
+                                  int left) {
+    if (q == n - 1) {
+        k[q] = left;
+        return split_cost(k, n, first, last);
+    }
+    double best = INFINITY;
+    for (int x = 1; x <= left - (n - 1 - q); x++) {
+        k[q] = x;
+        double c = best_by_enumeration(L, n, first, last, k, q + 1, left - x);
+        if (c < best) best = c;
+    }
+    return best;
+}
+
+/* lmf_pp_layers_balanced: no extra work gives lmf_pp_layers' even split; with extra work its
+ * costliest stage is the smallest any split reaches (every split enumerated), GPT-2 124M's
+ * classifier (about 5.2 layers' FLOPs at T = 256) moves layers to the first stage; bad input */
+static void test_balanced_layers(void **state) {
+    (void)state;
+    int got[16], even[16], k[16];
+    for (int L = 1; L <= 16; L++)
+        for (int n = 1; n <= L && n <= 16; n++) {
+            assert_int_equal(lmf_pp_layers_balanced(L, n, 0.0, 0.0, got), LMF_OK);
+            assert_int_equal(lmf_pp_layers(L, n, NULL, even), LMF_OK);
+            for (int q = 0; q < n; q++) assert_int_equal(got[q], even[q]);
+        }
+    const double extras[] = {0.0, 0.3, 1.0, 2.5, 5.2, 11.0};
+    for (int L = 1; L <= 10; L++)
+        for (int n = 1; n <= L && n <= 4; n++)
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++) {
+                    double first = extras[a], last = extras[b];
+                    assert_int_equal(lmf_pp_layers_balanced(L, n, first, last, got), LMF_OK);
+                    int sum = 0;
+                    for (int q = 0; q < n; q++) {
+                        assert_true(got[q] >= 1);
+                        sum += got[q];
+                    }
+                    assert_int_equal(sum, L);
+                    double want = best_by_enumeration(L, n, first, last, k, 0, L);
+                    if (fabs(split_cost(got, n, first, last) - want) > 1e-9)
+                        fail_msg("L=%d n=%d extras %g, %g: costliest stage %g, best %g", L, n,
+                                 first, last, split_cost(got, n, first, last), want);
+                }
+    assert_int_equal(lmf_pp_layers_balanced(12, 2, 0.0, 5.2, got), LMF_OK);
+    assert_int_equal(got[0], 9); /* 9 against 3 + 5.2: 8 and 4 + 5.2 would cost 9.2 */
+    assert_int_equal(got[1], 3);
+    assert_int_equal(lmf_pp_layers_balanced(3, 4, 0.0, 0.0, got), LMF_ERR_ARG);
+    assert_int_equal(lmf_pp_layers_balanced(3, 0, 0.0, 0.0, got), LMF_ERR_ARG);
+    assert_int_equal(lmf_pp_layers_balanced(3, 2, -1.0, 0.0, got), LMF_ERR_ARG);
+    assert_int_equal(lmf_pp_layers_balanced(3, 2, 0.0, NAN, got), LMF_ERR_ARG);
+    assert_non_null(strstr(lmf_last_error(), "finite"));
+}
+
 static void test_bad_input(void **state) {
     (void)state;
     lmf_pp_summary s;
@@ -345,6 +412,7 @@ int main(void) {
         cmocka_unit_test(test_p2p),
         cmocka_unit_test(test_steady_state),
         cmocka_unit_test(test_split_independent),
+        cmocka_unit_test(test_balanced_layers),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

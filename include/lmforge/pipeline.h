@@ -136,6 +136,13 @@ int lmf_pp_steady_micro_batches(lmf_pp_schedule s, int stages, int virtual_stage
  * on the first chunks. LMF_ERR_ARG naming what is wrong: more chunks than layers, a split of
  * the wrong sum or with an empty chunk. */
 lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers);
+/* The default split of L layers over n stages when the ends cost more: the first stage's extra
+ * work (the embeddings) is `first` layers' worth, the last stage's (the final norm and the
+ * classifier) `last` layers' worth. Each stage gets at least one layer and the costliest stage
+ * (layers plus its extra) as little as can be; among such splits the surplus goes to the
+ * earlier stages, so with no extra work it is lmf_pp_layers' even split. LMF_ERR_ARG when
+ * n > L or n < 1, or an extra is negative or not finite. */
+lmf_status lmf_pp_layers_balanced(int L, int n, double first, double last, int *layers);
 
 /* One rank's part of a pipeline: its stage's model chunks, run through the actions of
  * lmf_pp_schedule_actions (the planner's schedule code) with non-blocking sends and receives of

@@ -2,6 +2,7 @@
  * non-blocking sends and receives of activations and gradients between stages. */
 #include "lmforge/pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,58 @@ lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers) {
     if (sum != L)
         return lmf_fail(LMF_ERR_ARG, "--stage-layers adds up to %d layers, the model has %d", sum,
                         L);
+    return LMF_OK;
+}
+
+lmf_status lmf_pp_layers_balanced(int L, int n, double first, double last, int *layers) {
+    if (n < 1 || n > L)
+        return lmf_fail(LMF_ERR_ARG, "%d pipeline stages for a model of %d layers: each needs at "
+                        "least one layer; use fewer stages", n, L);
+    if (!(first >= 0 && last >= 0 && isfinite(first) && isfinite(last)))
+        return lmf_fail(LMF_ERR_ARG, "the pipeline ends' extra work must be finite and not "
+                        "negative (got %g and %g layers)", first, last);
+    /* the smallest bound t on a stage's cost that the stages can meet: t = k + extra of some
+     * stage; each stage s can then take floor(t - extra_s) layers, at least one */
+    double best = INFINITY;
+    for (int s = 0; s < n; s++) {
+        double e = s == 0 ? first : 0.0;
+        if (s == n - 1) e += last;
+        for (int k = 1; k <= L; k++) {
+            double t = k + e;
+            if (t >= best) break;
+            long total = 0;
+            int ok = 1;
+            for (int q = 0; q < n && ok; q++) {
+                double eq = (q == 0 ? first : 0.0) + (q == n - 1 ? last : 0.0);
+                long cap = (long)floor(t - eq + 1e-9);
+                if (cap < 1) ok = 0;
+                total += cap > L ? L : cap;
+            }
+            if (ok && total >= L) best = t;
+        }
+    }
+    long total = 0;
+    for (int q = 0; q < n; q++) {
+        double eq = (q == 0 ? first : 0.0) + (q == n - 1 ? last : 0.0);
+        long cap = (long)floor(best - eq + 1e-9);
+        layers[q] = (int)(cap > L ? L : cap);
+        total += layers[q];
+    }
+    /* the surplus comes off the costliest stages, the later ones first on a tie */
+    while (total > L) {
+        int worst = -1;
+        double wc = -1.0;
+        for (int q = n - 1; q >= 0; q--) {
+            double c = layers[q] + (q == 0 ? first : 0.0) + (q == n - 1 ? last : 0.0);
+            if (layers[q] > 1 && c > wc + 1e-12) {
+                wc = c;
+                worst = q;
+            }
+        }
+        LMF_ASSERT(worst >= 0);
+        layers[worst]--;
+        total--;
+    }
     return LMF_OK;
 }
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
+# Pipeline stages: their default split, their memory at start-up, ZeRO-3 and document masking.
 # Pipeline parallelism with ZeRO-3 over the data-parallel replicas of each stage, and with
 # document masking (every stage reads the micro-batch's token ids for the documents' starts):
 # with the same seed, data and global batch, --pp 2 gives the single rank's loss at each of 20
 # steps within 1e-5 relative and its final weights within 2e-5, for GPT-2 (tied embedding on
 # the first and last stage) and Llama; the masked runs' losses differ from unmasked ones.
-# Start-up prints each stage's memory.
+# Start-up prints each stage's memory. By default the layers are split so that the last
+# stage's classifier counts for its FLOPs: a large vocabulary moves layers to the first stage.
 source "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/mpi/common.sh"
 trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
 if ! command -v mpirun >/dev/null || ! command -v python3 >/dev/null; then
-  echo "test_pp_zero3_doc_mask: skipped (no mpirun or python3)"
+  echo "test_pp_stages: skipped (no mpirun or python3)"
   exit 77
 fi
 LMF_TESTS=$(cd "$(dirname "$0")" && pwd)
@@ -75,8 +77,24 @@ awk -v w0="$w0" -v w1="$w1" -v z0="$z0" -v z1="$z1" 'BEGIN { d0 = z0 - w0 / 2; d
   && pass "ZeRO-3 over two replicas halves each stage's weights ($z0 / $z1 MB)" \
   || fail "ZeRO-3 stage weights $z0 / $z1 MB against $w0 / $w1 MB at ZeRO-0"
 
+# the default split weighs the classifier: at vocabulary 4096 and width 48 it costs several
+# layers (3 x 2 x 48 x 4096 FLOPs per token against about 3 x 2 x 12 x 48^2 for a layer), so
+# stage 0 takes three of four layers; at vocabulary 257 (less than a layer) the split is even
+sed 's/"n_layer": 3/"n_layer": 4/; s/"vocab_size": 257/"vocab_size": 4096/' "$WORK/gpt2.json" >"$WORK/wide.json"
+mpi 2 train --config "$WORK/wide.json" "${loud[@]}" --steps 1 --pp 2 --batch 3 \
+  --out "$WORK/wide" >"$WORK/wide.txt" 2>&1 || fail "vocabulary 4096: $(tail -3 "$WORK/wide.txt")"
+grep -q "stage 0: ranks 0-0, layers 0-2 and the embeddings; stage 1: ranks 1-1, layers 3-3," "$WORK/wide.txt" \
+  && pass "a large classifier moves layers to the first stage (3 and 1 of 4)" \
+  || fail "split at vocabulary 4096: $(grep '^layout' "$WORK/wide.txt")"
+sed 's/"n_layer": 3/"n_layer": 4/' "$WORK/gpt2.json" >"$WORK/narrow.json"
+mpi 2 train --config "$WORK/narrow.json" "${loud[@]}" --steps 1 --pp 2 --batch 3 \
+  --out "$WORK/narrow" >"$WORK/narrow.txt" 2>&1 || fail "vocabulary 257: $(tail -3 "$WORK/narrow.txt")"
+grep -q "stage 0: ranks 0-0, layers 0-1 and the embeddings; stage 1: ranks 1-1, layers 2-3," "$WORK/narrow.txt" \
+  && pass "a small classifier leaves the split even (2 and 2 of 4)" \
+  || fail "split at vocabulary 257: $(grep '^layout' "$WORK/narrow.txt")"
+
 lmf_sanitizer_verdict
 if [ "$FAILS" -ne 0 ] || [ "$lmf_fail_count" -ne 0 ]; then
-  echo "test_pp_zero3_doc_mask: $FAILS check(s) failed"; exit 1
+  echo "test_pp_stages: $FAILS check(s) failed"; exit 1
 fi
-echo "test_pp_zero3_doc_mask: ok ($PASSES checks)"
+echo "test_pp_stages: ok ($PASSES checks)"
