@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pipeline engine under mpirun (tests/mpi/pp_engine.c): GPipe, 1F1B and interleaved 1F1B on
 # 2 and 4 stages, both families, even and uneven layer splits, give the whole model's loss and
-# gradients; shapes it cannot run are refused with a message saying what to change.
+# gradients, and its evaluation loss on every stage through the forward-only pass (which leaves
+# the gradients alone); shapes it cannot run are refused with a message saying what to change.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/mpi/common.sh

@@ -3,8 +3,13 @@
 # batch, --pp 2 (GPipe and 1F1B, alone and with data parallelism over ZeRO 0-2, 4 ranks
 # oversubscribed) gives the single rank's loss at each of 20 steps within 1e-5 relative and its
 # final weights within 2e-5, for a GPT-2 model (tied embedding on the first and last stage) and
-# a Llama model (untied lm_head). A checkpoint saved at --pp 2 resumes at --pp 1, and one saved
-# at --pp 1 at --pp 2 (whole tensors per name); layouts that do not fit are refused.
+# a Llama model (untied lm_head). With data parallelism both also evaluate (--val-data,
+# --eval-every 5, 3 batches: more than the GPT-2 run's 2 micro-batches a step): through the
+# pipeline, each validation loss within 1e-5 relative of a one-rank run's of the same --batch,
+# whose validation batches are the same rows; and the GPT-2 one writes samples (--sample-every
+# 10: the whole model gathered), the one-rank run's text. A checkpoint saved at --pp 2 resumes
+# at --pp 1, and one saved at --pp 1 at --pp 2 (whole tensors per name); layouts that do not
+# fit are refused.
 source "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/mpi/common.sh"
 trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
@@ -16,22 +21,34 @@ LMF_TESTS=$(cd "$(dirname "$0")" && pwd)
 . "$LMF_TESTS/lib/matches_single.sh"
 matches_setup 3
 
-# family np pp batch extra
-while read -r fam np pp batch extra; do
+ev=(--val-data "$WORK/data/data/val.bin" --eval-every 5 --eval-batches 3)
+# family np pp batch also extra (also: - or eval and/or sample, the options the run and its
+# one-rank reference of the same --batch add: ev[] and --sample-every 10)
+while read -r fam np pp batch also extra; do
   [ -d "$WORK/$fam-ref" ] || "$LMF" train --config "$WORK/$fam.json" "${common[@]}" --batch 12 \
     --out "$WORK/$fam-ref" || fail "$fam: one rank"
+  more=()
+  case "$also" in *eval*) more+=("${ev[@]}") ;; esac
+  case "$also" in *sample*) more+=(--sample-every 10) ;; esac
+  eref="$WORK/$fam-ref-$batch-$also"
+  if [ "$also" != - ] && [ ! -d "$eref" ]; then
+    "$LMF" train --config "$WORK/$fam.json" "${common[@]}" "${more[@]}" --batch "$batch" \
+      --out "$eref" || fail "$fam: one rank, --batch $batch, $also"
+  fi
   name="$fam np=$np --pp $pp $extra"
   run="$WORK/$fam-$np-$pp-${extra// /}"
   # shellcheck disable=SC2086
-  mpi "$np" train --config "$WORK/$fam.json" "${common[@]}" --pp "$pp" --batch "$batch" \
-    $extra --out "$run" >"$WORK/out.txt" 2>&1 || { fail "$name: $(tail -3 "$WORK/out.txt")"; continue; }
+  mpi "$np" train --config "$WORK/$fam.json" "${common[@]}" "${more[@]}" --pp "$pp" \
+    --batch "$batch" $extra --out "$run" >"$WORK/out.txt" 2>&1 || { fail "$name: $(tail -3 "$WORK/out.txt")"; continue; }
   same "$name" "$WORK/$fam-ref" "$run"
+  case "$also" in *eval*) same_val_losses "$name" "$eref" "$run" 4 ;; esac
+  case "$also" in *sample*) same_samples "$name" "$eref" "$run" 2 ;; esac
 done <<'RUNS'
-gpt2 2 2 3 --schedule 1f1b
-gpt2 2 2 4 --schedule gpipe --stage-layers 1,2
-gpt2 4 2 3 --schedule 1f1b --zero 1
-llama 2 2 3 --schedule 1f1b
-llama 4 2 2 --schedule gpipe --zero 2
+gpt2 2 2 3 - --schedule 1f1b
+gpt2 2 2 4 - --schedule gpipe --stage-layers 1,2
+gpt2 4 2 3 eval+sample --schedule 1f1b --zero 1
+llama 2 2 3 - --schedule 1f1b
+llama 4 2 2 eval --schedule gpipe --zero 2
 RUNS
 
 # start-up names the stages' ranks and layers; the progress line shows the bubble

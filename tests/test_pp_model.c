@@ -3,7 +3,8 @@
  * model's losses and gradients over several micro-batches in flight at once (every forward
  * first, then the backwards in another order, so each slot keeps its own activations), for
  * both families, uneven splits and every recomputation mode, with and without document
- * masking. */
+ * masking; the evaluation forward (lmf_gpt_stage_eval) gives the whole model's evaluation loss
+ * and leaves the gradients. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +112,20 @@ static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf
             lmf_gpt_stage_backward(st[p], mb, p < P - 1 ? buf : NULL);
             if (p > 0) memcpy(buf, lmf_gpt_stage_input_grad(st[p]), n * sizeof(float));
         }
+    /* evaluation through the stages, in other slots than the micro-batches': the whole
+     * model's evaluation loss, and no gradient touched (checked below) */
+    for (int mb = 0; mb < M; mb++) {
+        float ev = -1.0f, whole = -2.0f;
+        assert_int_equal(lmf_gpt_forward(w, in[mb], tg[mb], B, S, 0, 1.0f, &whole), LMF_OK);
+        for (int p = 0; p < P; p++) {
+            assert_int_equal(lmf_gpt_stage_eval(st[p], (mb + 1) % M, in[mb], tg[mb],
+                                                p > 0 ? buf : NULL, B, S, &ev),
+                             LMF_OK);
+            if (p < P - 1) memcpy(buf, lmf_gpt_stage_output(st[p], (mb + 1) % M),
+                                  n * sizeof(float));
+        }
+        assert_true(fabsf(ev - whole) <= 1e-5f * fabsf(whole));
+    }
     free(buf);
 
     /* the stages' gradients placed in a whole vector, block 0 summed over the stages that hold
@@ -244,6 +259,8 @@ static void test_refused(void **state) {
     assert_int_equal(lmf_gpt_reserve_slots(m, B, S, LMF_RESERVE_TRAIN, 2), LMF_OK);
     float x[B * S * 36] = {0}, loss;
     assert_int_equal(lmf_gpt_stage_forward(m, 2, NULL, NULL, x, B, S, 1.0f, &loss), LMF_ERR_STATE);
+    assert_int_equal(lmf_gpt_stage_eval(m, 2, NULL, NULL, x, B, S, &loss), LMF_ERR_STATE);
+    assert_int_equal(lmf_gpt_stage_eval(m, 0, NULL, NULL, NULL, B, S, &loss), LMF_ERR_ARG);
     /* a middle stage needs the previous stage's output */
     assert_int_equal(lmf_gpt_stage_forward(m, 0, NULL, NULL, NULL, B, S, 1.0f, &loss), LMF_ERR_ARG);
     assert_int_equal(lmf_gpt_stage_forward(m, 1, NULL, NULL, x, B, S, 1.0f, &loss), LMF_OK);

@@ -37,6 +37,15 @@ gpt2|2|3|--doc-mask --eot-id 256|--schedule 1f1b
 llama|4|3|--doc-mask --eot-id 256|--schedule 1f1b --zero 3
 RUNS
 
+# evaluation through the stages masks documents too: --pp 2 against one rank at the same
+# --batch (validation batches are --batch rows), 4 evaluations
+ev=(--val-data "$WORK/data/data/val.bin" --eval-every 5 --eval-batches 3 --doc-mask --eot-id 256)
+"$LMF" train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 "${ev[@]}" \
+  --out "$WORK/ev-ref" || fail "masked evaluation: one rank"
+mpi 2 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --pp 2 "${ev[@]}" \
+  --out "$WORK/ev-pp" >"$WORK/out.txt" 2>&1 || fail "masked evaluation --pp 2: $(tail -3 "$WORK/out.txt")"
+same_val_losses "gpt2 --pp 2 --doc-mask evaluation" "$WORK/ev-ref" "$WORK/ev-pp" 4
+
 # the mask is on: the masked one-rank run's losses are not the plain one's
 a=$(losses "$WORK/gpt2-ref-/metrics.jsonl" | head -1); b=$(losses "$WORK/gpt2-ref---doc-mask--eot-id256/metrics.jsonl" | head -1)
 [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && pass "--doc-mask changes the first loss ($a -> $b)" \

@@ -385,6 +385,12 @@ size_t lmf_gpt_stage_floats(const lmf_gpt *m, int B, int T);
 lmf_status lmf_gpt_stage_forward(lmf_gpt *m, int slot, const int32_t *inputs,
                                  const int32_t *targets, const float *x, int B, int T,
                                  float dloss_scale, float *loss);
+/* Evaluation forward of one micro-batch in slot `slot` (no gradient, no backward after it):
+ * as lmf_gpt_stage_forward, with lmf_gpt_forward's train = 0 (block 0's weights released at
+ * its end); the loss on the last stage equals the whole model's lmf_gpt_forward(train = 0). */
+lmf_status lmf_gpt_stage_eval(lmf_gpt *m, int slot, const int32_t *inputs,
+                              const int32_t *targets, const float *x, int B, int T,
+                              float *loss);
 /* The output the next stage takes (not on the last stage): valid until the slot's next
  * forward. */
 const float *lmf_gpt_stage_output(lmf_gpt *m, int slot);

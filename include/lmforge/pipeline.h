@@ -177,6 +177,18 @@ void lmf_pp_engine_free(lmf_pp_engine *e);
 lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
                               float dloss_scale, float *loss, lmf_pp_step_stats *stats);
 
+/* Collective over the pipeline group: the evaluation loss of n_micro micro-batches of B x T,
+ * forward only (lmf_gpt_stage_eval: no gradient, no backward, the weights untouched). The
+ * micro-batches go through the stages in groups of up to M (the step's micro-batches, whose
+ * message buffers and tags they use), each stage's chunk c running them in order and sending
+ * its output on without blocking, with the communicator's time-out and failure policy.
+ * inputs[n_micro][B*T] are read by stage 0 and targets[n_micro][B*T] by the last stage (NULL
+ * elsewhere). *loss on every stage: the mean of the micro-batches' losses, summed in double
+ * in micro-batch order (as a whole model's evaluation loop sums lmf_gpt_forward's losses).
+ * Call it between steps, never inside one. LMF_ERR_ARG for n_micro < 1. */
+lmf_status lmf_pp_engine_eval(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
+                              int n_micro, float *loss);
+
 /* With a data-parallel engine placing the gradients (LMF_RESERVE_TRAIN_HOOKED):
  * before_backward(ctx, chunk, index, M) runs before the chunk's index-th backward of a step
  * (0..M-1; lmf_ddp_begin_micro(index, M)), and lmf_pp_engine_wrap_hooks interposes on chunk

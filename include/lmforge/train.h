@@ -207,7 +207,10 @@ int lmf_trainer_stop_value(const lmf_trainer *t);
  * to roll back to, or when the steps after a rollback fail again. Also reports a failed
  * background checkpoint write. */
 lmf_status lmf_trainer_step(lmf_trainer *t, lmf_step_stats *st);
-/* Mean loss over eval_batches validation batches in file order (NaN if no val data). */
+/* Mean loss over eval_batches validation batches in file order (NaN if no val data); every
+ * data-parallel replica evaluates the same batches. Collective where the model is spread over
+ * the ranks: with --pp the batches go through the stages (lmf_pp_engine_eval) and every rank
+ * gets the loss. */
 lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss);
 /* Collective: checkpoint the state after the last completed step. The state is copied and
  * written in the background (the step loop goes on); it appears atomically when complete. */

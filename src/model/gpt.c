@@ -687,6 +687,16 @@ lmf_status lmf_gpt_stage_forward(lmf_gpt *m, int slot, const int32_t *inputs,
     return forward_run(m, inputs, targets, x, B, T, 1, dloss_scale, loss);
 }
 
+lmf_status lmf_gpt_stage_eval(lmf_gpt *m, int slot, const int32_t *inputs,
+                              const int32_t *targets, const float *x, int B, int T,
+                              float *loss) {
+    if (!m->acts || slot < 0 || slot >= m->slots)
+        return lmf_fail(LMF_ERR_STATE, "micro-batch slot %d: the stage reserved %d", slot,
+                        m->acts ? m->slots : 0);
+    use_slot(m, slot);
+    return forward_run(m, inputs, targets, x, B, T, 0, 1.0f, loss);
+}
+
 const float *lmf_gpt_stage_output(lmf_gpt *m, int slot) {
     use_slot(m, slot);
     return m->la[m->layout.layers - 1].residual3;

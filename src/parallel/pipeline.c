@@ -1,5 +1,6 @@
 /* The pipeline-parallel engine: a stage's model chunks run through its schedule's actions with
- * non-blocking sends and receives of activations and gradients between stages. */
+ * non-blocking sends and receives of activations and gradients between stages, and a
+ * forward-only pass of the same messages for evaluation. */
 #include "lmforge/pipeline.h"
 
 #include <math.h>
@@ -390,5 +391,77 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
         stats->busy = busy;
         stats->bubble = stats->seconds > 0.0 ? 1.0 - busy / stats->seconds : 0.0;
     }
+    return s;
+}
+
+/* One group of g <= M evaluation micro-batches (mb0 the first's index in inputs and targets):
+ * each chunk in turn runs them in order, receiving its input from the stage before and sending
+ * its output to the stage after; an order every stage can follow without waiting on a later
+ * one (a chunk's input comes from the same chunk of the stage before, or from the previous
+ * chunk of the last stage). *sum gathers the last virtual stage's losses. */
+static lmf_status eval_group(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
+                             int mb0, int g, double *sum) {
+    int P = e->P, PV = P * e->V, S = e->slots;
+    int prev = (e->stage + P - 1) % P, next = (e->stage + 1) % P;
+    size_t BT = (size_t)e->B * e->T;
+    for (int mb = 0; mb < g; mb++)
+        for (int c = 0; c < e->V; c++) {
+            int v = c * P + e->stage;
+            size_t i = (size_t)mb * e->V + c;
+            if (v > 0)
+                LMF_TRY(lmf_comm_irecv_f32(e->comm, e->xbuf + i * e->n, e->n, prev,
+                                           tag_of(e, mb, v, 0), &e->recv_x[i]));
+        }
+    lmf_status s = LMF_OK;
+    for (int c = 0; c < e->V && s == LMF_OK; c++)
+        for (int mb = 0; mb < g && s == LMF_OK; mb++) {
+            int v = c * P + e->stage, k = c * S + mb % S;
+            size_t at = (size_t)mb * e->V + c, row = (size_t)(mb0 + mb) * BT;
+            lmf_gpt *m = e->chunks[c];
+            lmf_comm_set_context(e->comm, "%s%spipeline stage %d, evaluation micro-batch %d",
+                                 e->context, e->context[0] ? ", " : "", v, mb0 + mb);
+            const float *x = NULL;
+            if (v > 0) {
+                if ((s = lmf_comm_wait(e->comm, &e->recv_x[at])) != LMF_OK) break;
+                x = e->xbuf + at * e->n;
+            }
+            /* the slot's output buffer is rewritten: its last send must be done */
+            if ((s = lmf_comm_wait(e->comm, &e->send_f[k])) != LMF_OK) break;
+            float l = 0.0f;
+            /* every stage gets the ids (document masking reads them on any stage) */
+            s = lmf_gpt_stage_eval(m, mb % S, inputs + row,
+                                   v == PV - 1 ? targets + row : NULL, x, e->B, e->T, &l);
+            if (s != LMF_OK) break;
+            *sum += l;
+            if (v < PV - 1)
+                s = lmf_comm_isend_f32(e->comm, lmf_gpt_stage_output(m, mb % S), e->n, next,
+                                       tag_of(e, mb, v + 1, 0), &e->send_f[k]);
+            if (s == LMF_OK) s = lmf_comm_progress(e->comm);
+        }
+    for (int k = 0; k < e->V * S && s == LMF_OK; k++) s = lmf_comm_wait(e->comm, &e->send_f[k]);
+    return s;
+}
+
+lmf_status lmf_pp_engine_eval(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
+                              int n_micro, float *loss) {
+    *loss = 0.0f;
+    if (n_micro < 1)
+        return lmf_fail(LMF_ERR_ARG, "an evaluation of %d micro-batches: give at least one",
+                        n_micro);
+    snprintf(e->context, sizeof e->context, "%s", lmf_comm_context(e->comm));
+    double sum = 0.0;
+    lmf_status s = LMF_OK;
+    for (int mb0 = 0; mb0 < n_micro && s == LMF_OK; mb0 += e->M)
+        s = eval_group(e, inputs, targets, mb0, n_micro - mb0 < e->M ? n_micro - mb0 : e->M,
+                       &sum);
+    /* the last stage's mean, and 0 elsewhere, summed over the group: every stage has it */
+    float mean = e->stage == e->P - 1 ? (float)(sum / n_micro) : 0.0f;
+    if (s == LMF_OK && e->P > 1) {
+        lmf_comm_set_context(e->comm, "%s%sevaluation loss", e->context,
+                             e->context[0] ? ", " : "");
+        s = lmf_comm_allreduce_f32(e->comm, &mean, 1);
+    }
+    lmf_comm_set_context(e->comm, "%s", e->context);
+    if (s == LMF_OK) *loss = mean;
     return s;
 }

@@ -77,9 +77,7 @@ static lmf_status check_opts(const lmf_train_opts *o) {
         return lmf_fail(LMF_ERR_ARG, "--virtual-stages and --stage-layers split the model over "
                         "pipeline stages: give --pp 2 or more with them");
     if (o->pp > 1) { /* what the pipeline does not run yet, refused before anything starts */
-        const char *no = o->tp > 1 ? "--tp" : o->virtual_stages > 1 ? "--virtual-stages"
-                       : o->val_data ? "--val-data" : o->sample_every > 0 ? "--sample-every"
-                       : NULL;
+        const char *no = o->tp > 1 ? "--tp" : o->virtual_stages > 1 ? "--virtual-stages" : NULL;
         if (no)
             return lmf_fail(LMF_ERR_ARG, "--pp does not run with %s yet; leave it out (or train "
                             "without --pp)", no);
@@ -357,6 +355,14 @@ static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
                             o->val_data, o->batch, o->seq);
         t->eval_batches = o->eval_batches < 1 ? 1 : o->eval_batches;
         if ((uint64_t)t->eval_batches > avail) t->eval_batches = (int)avail;
+        if (t->pp_size > 1) { /* the pipeline takes every validation batch at once */
+            size_t n = (size_t)t->eval_batches * o->batch * o->seq;
+            t->val_inputs = malloc(n * sizeof(int32_t));
+            t->val_targets = malloc(n * sizeof(int32_t));
+            if (!t->val_inputs || !t->val_targets)
+                return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the validation batches (%d of "
+                                "%d x %d)", t->eval_batches, o->batch, o->seq);
+        }
     }
     t->sched.kind = o->lr_schedule;
     t->sched.lr = o->lr;
@@ -469,6 +475,8 @@ void lmf_trainer_free(lmf_trainer *t) {
     lmf_comm_free(t->comm);
     free(t->inputs);
     free(t->targets);
+    free(t->val_inputs);
+    free(t->val_targets);
     free(t);
 }
 
@@ -708,6 +716,14 @@ lmf_status lmf_trainer_eval(lmf_trainer *t, float *val_loss) {
     if (!t->val_loader) {
         *val_loss = NAN;
         return LMF_OK;
+    }
+    if (t->pp) { /* through the pipeline: every replica the same batches, as below */
+        size_t BT = (size_t)t->o.batch * t->o.seq;
+        for (int b = 0; b < t->eval_batches; b++)
+            LMF_TRY(lmf_loader_fill_eval(t->val_loader, (uint64_t)b, t->val_inputs + b * BT,
+                                         t->val_targets + b * BT));
+        return lmf_pp_engine_eval(t->pp, t->val_inputs, t->val_targets, t->eval_batches,
+                                  val_loss);
     }
     double mean = 0.0;
     LMF_TRY(lmf_evaluate(t->model, t->val_loader, t->o.batch, t->o.seq, t->eval_batches,

@@ -39,6 +39,7 @@ struct lmf_trainer {
     lmf_loader *loader, *val_loader;
     lmf_gpt *model;
     int32_t *inputs, *targets;
+    int32_t *val_inputs, *val_targets; /* pipeline: every validation batch, [eval_batches][B*T] */
     lmf_lr_schedule sched;
     int step;           /* completed optimizer steps */
     int eval_batches;

@@ -45,6 +45,32 @@ same() {
   fi
 }
 
+# same_val_losses NAME REF RUN N: RUN evaluated N times, each validation loss within 1e-5
+# relative of REF's
+same_val_losses() {
+  local name="$1" a b
+  a=$(val_losses "$2/metrics.jsonl"); b=$(val_losses "$3/metrics.jsonl")
+  if [ "$(echo "$a" | grep -c .)" -eq "$4" ] && [ "$(echo "$b" | grep -c .)" -eq "$4" ] &&
+     paste <(echo "$a") <(echo "$b") |
+     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * ($1 < 0 ? -$1 : $1)) exit 1 }'; then
+    pass "$name: $4 validation losses within 1e-5 of one rank's"
+  else
+    fail "$name: validation losses $(paste -d' ' <(echo "$a") <(echo "$b") | tr '\n' ';')"
+  fi
+}
+
+# same_samples NAME REF RUN N: RUN wrote N samples, at REF's steps and with REF's text
+same_samples() {
+  local name="$1" a b
+  a=$(grep -o '"step": *[0-9]*, *"sample": *"[^"]*"' "$2/metrics.jsonl")
+  b=$(grep -o '"step": *[0-9]*, *"sample": *"[^"]*"' "$3/metrics.jsonl")
+  if [ "$(echo "$a" | grep -c .)" -eq "$4" ] && [ "$a" = "$b" ]; then
+    pass "$name: $4 samples equal to one rank's"
+  else
+    fail "$name: samples differ: '$a' vs '$b'"
+  fi
+}
+
 # refused NAME PATTERN COMMAND...: a non-zero exit and the message
 refused() {
   local name="$1" pat="$2"; shift 2

@@ -1,10 +1,13 @@
-/* The pipeline engine under mpirun against the whole model on one rank: losses and gradients. */
+/* The pipeline engine under mpirun against the whole model on one rank: losses, gradients and
+ * the forward-only evaluation pass. */
 /* Usage: mpi_pp_engine gpipe|1f1b|interleaved|zb V M gpt2|llama [a,b,...]. Every rank holds
  * the whole model too: it computes the step's losses and gradients alone, runs its stage of the
  * pipeline (the ranks are the stages; V chunks each; the layers split by lmf_pp_layers or by
  * the list given), twice (the second step reuses every buffer), and compares its chunks'
  * gradients, tensor by tensor (block 0 tied between the first and last stage included), and on
- * the last stage the loss. Rank 0 prints "pp_engine SCHEDULE P=.. V=.. M=.. FAMILY: ok (bubble
+ * the last stage the loss. Then an evaluation of M + 3 micro-batches (more than one group of M)
+ * must give every stage the whole model's evaluation loss and leave the gradients as the
+ * steps left them. Rank 0 prints "pp_engine SCHEDULE P=.. V=.. M=.. FAMILY: ok (bubble
  * B)" when every rank agrees; exit code 1 otherwise (2 when the engine refuses the shape, with
  * its message). With LMF_PP_TEST_STALL=1 in the environment the last stage sleeps 30 s before
  * its first step and the others, with a 2 s time-out, must stop the job naming where they
@@ -20,7 +23,7 @@
 #include "lmforge/model.h"
 #include "lmforge/pipeline.h"
 
-enum { B = 2, T = 8, MAX_CHUNKS = 16, MAX_M = 16 };
+enum { B = 2, T = 8, MAX_CHUNKS = 16, MAX_M = 16, EVAL_MORE = 3 };
 
 static const lmf_gpt_config gpt2 = {.n_layer = 8, .n_head = 2, .n_embd = 16, .n_positions = 16,
                                     .vocab_size = 50};
@@ -59,8 +62,9 @@ int main(int argc, char **argv) {
                                        layers);
 
     /* the whole model: every micro-batch's loss, the gradients of their mean */
-    int32_t in[MAX_M][B * T], tg[MAX_M][B * T];
-    for (int mb = 0; mb < M && mb < MAX_M; mb++)
+    int32_t in[MAX_M + EVAL_MORE][B * T], tg[MAX_M + EVAL_MORE][B * T];
+    int n_eval = M + EVAL_MORE;
+    for (int mb = 0; mb < n_eval && mb < MAX_M + EVAL_MORE; mb++)
         for (int i = 0; i < B * T; i++) {
             in[mb][i] = token(mb, i);
             tg[mb][i] = token(mb, i + 1);
@@ -79,6 +83,14 @@ int main(int argc, char **argv) {
         want += l;
     }
     want /= M;
+    /* the evaluation loss: lmf_evaluate's loop over n_eval batches (no gradient) */
+    double want_eval = 0.0;
+    for (int mb = 0; mb < n_eval && s == LMF_OK; mb++) {
+        float l;
+        s = lmf_gpt_forward(w, in[mb], tg[mb], B, T, 0, 1.0f, &l);
+        want_eval += l;
+    }
+    want_eval = (float)(want_eval / n_eval);
     /* this stage's chunks: virtual stage c * P + stage */
     for (int c = 0; c < sh.virtual_stages && s == LMF_OK; c++) {
         int v = c * P + stage, l0 = 0;
@@ -117,6 +129,22 @@ int main(int argc, char **argv) {
     }
     if (!bad && stage == P - 1 && !(fabs(loss - want) <= 1e-5 * fabs(want))) {
         fprintf(stderr, "pp_engine: loss %.8f, the whole model's %.8f\n", loss, want);
+        bad = 1;
+    }
+    /* forward only, after the steps: every stage gets the loss, no gradient moves */
+    float eval_loss = -1.0f;
+    if (!bad && lmf_pp_engine_eval(e, &in[0][0], &tg[0][0], n_eval, &eval_loss) != LMF_OK) {
+        fprintf(stderr, "pp_engine: rank %d: evaluation: %s\n", stage, lmf_last_error());
+        bad = 1;
+    }
+    if (!bad && !(fabs(eval_loss - want_eval) <= 1e-5 * fabs(want_eval))) {
+        fprintf(stderr, "pp_engine: rank %d: evaluation loss %.8f, the whole model's %.8f\n",
+                stage, eval_loss, want_eval);
+        bad = 1;
+    }
+    if (!bad && stage == 0 && lmf_pp_engine_eval(e, &in[0][0], &tg[0][0], 0, &eval_loss) !=
+                                  LMF_ERR_ARG) {
+        fprintf(stderr, "pp_engine: an evaluation of 0 micro-batches was not refused\n");
         bad = 1;
     }
     if (!bad && !(st.bubble >= 0.0 && st.bubble < 1.0 && st.busy > 0.0)) {
