@@ -25,7 +25,7 @@ train=(train --data "$WORK/data/data/train.bin" --model mini --batch 4 --seq 64 
 # the environment of a running train (its GLIBC_TUNABLES line), read while it runs: the last
 # reading, as the first may come before the program started itself again
 rm -rf "$WORK/env"
-env -u GLIBC_TUNABLES "$LMF" "${train[@]}" --steps 30 --out "$WORK/env" >/dev/null 2>&1 &
+env -u GLIBC_TUNABLES "$LMF" "${train[@]}" --steps 15 --out "$WORK/env" >/dev/null 2>&1 &
 pid=$!
 seen=""
 for _ in $(seq 1 200); do
@@ -46,18 +46,18 @@ if [ ! -x /usr/bin/time ]; then
   echo "page fault checks skipped: no /usr/bin/time"
   finish; exit $?
 fi
-# faults TUNABLES: minor page faults of a 10-step train (GLIBC_TUNABLES unset when "-")
+# faults TUNABLES: minor page faults of a 3-step train (GLIBC_TUNABLES unset when "-")
 faults() {
   local out="$WORK/f$RANDOM" e=(env GLIBC_TUNABLES="$1")
   [ "$1" = - ] && e=(env -u GLIBC_TUNABLES)
-  "${e[@]}" /usr/bin/time -o "$out.t" -f "%R" "$LMF" "${train[@]}" --steps 10 --out "$out" >/dev/null 2>&1 \
+  "${e[@]}" /usr/bin/time -o "$out.t" -f "%R" "$LMF" "${train[@]}" --steps 3 --out "$out" >/dev/null 2>&1 \
     || { fail "train with GLIBC_TUNABLES=$1"; echo 0; return; }
   tail -n 1 "$out.t"
 }
 plain=$(faults -)
 off=$(faults glibc.malloc.hugetlb=0)
 other=$(faults glibc.malloc.check=0)
-echo "minor page faults of 10 steps: $plain as started, $off with glibc.malloc.hugetlb=0, $other with glibc.malloc.check=0"
+echo "minor page faults of 3 steps: $plain as started, $off with glibc.malloc.hugetlb=0, $other with glibc.malloc.check=0"
 [ "$plain" -gt 0 ] && [ $((plain * 4)) -lt "$off" ] && pass "huge pages: under a quarter of the faults" \
   || fail "faults: $plain as started against $off without huge pages"
 [ "$other" -gt 0 ] && [ $((other * 4)) -lt "$off" ] && pass "other tunables kept, huge pages added" \
