@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Pipeline stages: their default split, their memory at start-up, ZeRO-3 and document masking.
+# Pipeline stages: their default split, their memory at start-up, ZeRO-3, document masking, and
+# a killed pipeline run resumed bit for bit.
 # Pipeline parallelism with ZeRO-3 over the data-parallel replicas of each stage, and with
 # document masking (every stage reads the micro-batch's token ids for the documents' starts):
 # with the same seed, data and global batch, --pp 2 gives the single rank's loss at each of 20
@@ -45,6 +46,30 @@ ev=(--val-data "$WORK/data/data/val.bin" --eval-every 5 --eval-batches 3 --doc-m
 mpi 2 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --pp 2 "${ev[@]}" \
   --out "$WORK/ev-pp" >"$WORK/out.txt" 2>&1 || fail "masked evaluation --pp 2: $(tail -3 "$WORK/out.txt")"
 same_val_losses "gpt2 --pp 2 --doc-mask evaluation" "$WORK/ev-ref" "$WORK/ev-pp" 4
+
+# a killed pipeline run (--pp 2 x dp 2, ZeRO-1) resumed at the same layout gives the
+# uninterrupted run's losses bit for bit: mpirun and its ranks get SIGKILL once a checkpoint is
+# complete and later steps have run
+mpi 4 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --pp 2 --zero 1 --save-every 5 \
+  --out "$WORK/k-ref" >/dev/null 2>&1 || fail "uninterrupted reference"
+mpi 4 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --pp 2 --zero 1 --save-every 5 \
+  --log-every 1 --out "$WORK/k" >"$WORK/k.out" 2>&1 &
+kpid=$!
+for _ in $(seq 1 600); do
+  [ -f "$WORK/k/checkpoints/step_00000010/index.json" ] && grep -q '"step":1[1-9]' "$WORK/k/metrics.jsonl" 2>/dev/null && break
+  sleep 0.05
+done
+pkill -9 -P "$(pgrep -P "$kpid" -x mpirun || echo "$kpid")" 2>/dev/null
+kill -9 "$kpid" 2>/dev/null
+pkill -9 -f "lmforge train --config $WORK/gpt2.json" 2>/dev/null
+wait "$kpid" 2>/dev/null
+done_steps=$(losses "$WORK/k/metrics.jsonl" | wc -l)
+mpi 4 train --resume "$WORK/k" --quiet --sample-tokens 0 >"$WORK/k2.out" 2>&1 || fail "resume: $(tail -3 "$WORK/k2.out")"
+if [ "$done_steps" -lt 20 ] && diff <(losses "$WORK/k-ref/metrics.jsonl") <(losses "$WORK/k/metrics.jsonl") >/dev/null; then
+  pass "a killed --pp 2 x dp 2 run (after $done_steps steps) resumed bit for bit"
+else
+  fail "killed after $done_steps steps; losses $(losses "$WORK/k/metrics.jsonl" | tr '\n' ' ') against $(losses "$WORK/k-ref/metrics.jsonl" | tr '\n' ' ')"
+fi
 
 # the mask is on: the masked one-rank run's losses are not the plain one's
 a=$(losses "$WORK/gpt2-ref-/metrics.jsonl" | head -1); b=$(losses "$WORK/gpt2-ref---doc-mask--eot-id256/metrics.jsonl" | head -1)
