@@ -77,7 +77,7 @@ static lmf_status check_opts(const lmf_train_opts *o) {
         return lmf_fail(LMF_ERR_ARG, "--virtual-stages and --stage-layers split the model over "
                         "pipeline stages: give --pp 2 or more with them");
     if (o->pp > 1) { /* what the pipeline does not run yet, refused before anything starts */
-        const char *no = o->tp > 1 ? "--tp" : o->zero_stage == 3 ? "--zero 3"
+        const char *no = o->zero_stage == 3 ? "--zero 3"
                        : o->virtual_stages > 1 ? "--virtual-stages"
                        : o->val_data ? "--val-data" : o->sample_every > 0 ? "--sample-every"
                        : o->doc_mask_eot >= 0 ? "--doc-mask" : NULL;
@@ -127,6 +127,24 @@ static lmf_status derive_accum(lmf_trainer *t) {
     return LMF_OK;
 }
 
+lmf_status lmf_train_stage_layers(const lmf_train_opts *o, const lmf_gpt_config *cfg,
+                                  int *layers) {
+    int split[LMF_TRAIN_MAX_STAGES], n = 0, P = o->pp > 1 ? o->pp : 1;
+    if (P > LMF_TRAIN_MAX_STAGES)
+        return lmf_fail(LMF_ERR_ARG, "--pp %d: at most %d stages", P, LMF_TRAIN_MAX_STAGES);
+    for (const char *p = o->stage_layers; p && *p && n < LMF_TRAIN_MAX_STAGES; n++) {
+        char *end;
+        split[n] = (int)strtol(p, &end, 10);
+        if (end == p || (*end && *end != ','))
+            return lmf_fail(LMF_ERR_ARG, "--stage-layers '%s': give layers per stage as a comma "
+                            "list, e.g. 5,7", o->stage_layers);
+        p = *end ? end + 1 : end;
+    }
+    if (o->stage_layers && n != P)
+        return lmf_fail(LMF_ERR_ARG, "--stage-layers gives %d stages, --pp %d", n, P);
+    return lmf_pp_layers(cfg->n_layer, P, o->stage_layers ? split : NULL, layers);
+}
+
 /* The model: from the checkpoint being resumed (its weights come with the state), from
  * init_dir, or initialised. */
 /* this rank's model: its tensor-parallel slice of its pipeline stage's layers */
@@ -138,21 +156,8 @@ static lmf_status create_part(lmf_trainer *t) {
         t->layers = o->cfg.n_layer;
         return lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
     }
-    int split[LMF_TRAIN_MAX_STAGES], layers[LMF_TRAIN_MAX_STAGES], n = 0;
-    if (t->pp_size > LMF_TRAIN_MAX_STAGES)
-        return lmf_fail(LMF_ERR_ARG, "--pp %d: at most %d stages", t->pp_size,
-                        LMF_TRAIN_MAX_STAGES);
-    for (const char *p = o->stage_layers; p && *p && n < LMF_TRAIN_MAX_STAGES; n++) {
-        char *end;
-        split[n] = (int)strtol(p, &end, 10);
-        if (end == p || (*end && *end != ','))
-            return lmf_fail(LMF_ERR_ARG, "--stage-layers '%s': give layers per stage as a comma "
-                            "list, e.g. 5,7", o->stage_layers);
-        p = *end ? end + 1 : end;
-    }
-    if (o->stage_layers && n != t->pp_size)
-        return lmf_fail(LMF_ERR_ARG, "--stage-layers gives %d stages, --pp %d", n, t->pp_size);
-    LMF_TRY(lmf_pp_layers(o->cfg.n_layer, t->pp_size, o->stage_layers ? split : NULL, layers));
+    int layers[LMF_TRAIN_MAX_STAGES];
+    LMF_TRY(lmf_train_stage_layers(o, &o->cfg, layers));
     t->stage_l0 = malloc((size_t)(t->pp_size + 1) * sizeof *t->stage_l0);
     if (!t->stage_l0) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stage table");
     t->stage_l0[0] = 0;
