@@ -16,42 +16,62 @@ LMF_TESTS=$(cd "$(dirname "$0")" && pwd)
 . "$LMF_TESTS/lib/matches_single.sh"
 matches_setup 3
 
-# family np batch extra (every run --tp 2 --pp 2; np 8: two data-parallel replicas)
+# norms_close NAME REF RUN: every step's gradient norm (above --grad-clip 1 in the first steps, so it
+# scales their updates) within 1e-4 relative of one rank's: each parameter counted once over the
+# tensor-parallel, pipeline and data-parallel groups
+norms() { grep -o '"grad_norm": *[-0-9.e+]*' "$1" | sed 's/.*: *//'; }
+norms_close() {
+  local a b
+  a=$(norms "$2/metrics.jsonl"); b=$(norms "$3/metrics.jsonl")
+  if [ "$(echo "$b" | wc -l)" -eq 20 ] && paste <(echo "$a") <(echo "$b") |
+     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * $1) exit 1 }'; then
+    pass "$1: 20 gradient norms within 1e-4 of one rank's"
+  else
+    fail "$1: gradient norms $(paste -d' ' <(echo "$a") <(echo "$b") | tr '\n' ';')"
+  fi
+}
+
+# family np batch extra (every run --tp 2 --pp 2, two micro-batches per step; np 8: two
+# data-parallel replicas); the runs print their start-up lines
+loud=()
+for a in "${common[@]}"; do [ "$a" = --quiet ] || loud+=("$a"); done
 while read -r fam np batch extra; do
   [ -d "$WORK/$fam-ref" ] || "$LMF" train --config "$WORK/$fam.json" "${common[@]}" --batch 12 \
     --out "$WORK/$fam-ref" || fail "$fam: one rank"
   name="$fam np=$np --tp 2 --pp 2 $extra"
   run="$WORK/$fam-$np-${extra// /}"
   # shellcheck disable=SC2086
-  mpi "$np" train --config "$WORK/$fam.json" "${common[@]}" --tp 2 --pp 2 --batch "$batch" \
-    $extra --out "$run" >"$WORK/out.txt" 2>&1 || { fail "$name: $(tail -3 "$WORK/out.txt")"; continue; }
+  mpi "$np" train --config "$WORK/$fam.json" "${loud[@]}" --tp 2 --pp 2 --batch "$batch" \
+    $extra --out "$run" >"$run.txt" 2>&1 || { fail "$name: $(tail -3 "$run.txt")"; continue; }
   same "$name" "$WORK/$fam-ref" "$run"
+  norms_close "$name" "$WORK/$fam-ref" "$run"
 done <<'RUNS'
-gpt2 4 3 --schedule 1f1b
-llama 4 4 --sp --schedule gpipe
+gpt2 4 6 --schedule 1f1b
+llama 4 6 --sp --schedule gpipe
 gpt2 8 3 --zero 1
 RUNS
 
 # start-up names the 3-D layout: stages of neighbouring tensor-parallel pairs
-loud=()
-for a in "${common[@]}"; do [ "$a" = --quiet ] || loud+=("$a"); done
-mpi 4 train --config "$WORK/gpt2.json" "${loud[@]}" --steps 2 --tp 2 --pp 2 --batch 3 \
-  --out "$WORK/show" >"$WORK/show.txt" 2>&1 || fail "start-up line: $(tail -3 "$WORK/show.txt")"
-grep -q "layout: 4 ranks = 2 pipeline stages x 1 data-parallel x 2 tensor-parallel" "$WORK/show.txt" &&
-grep -q "stage 0: ranks 0-1, layers 0-1 and the embeddings; stage 1: ranks 2-3, layers 2-2, the final norm and the classifier" "$WORK/show.txt" \
-  && pass "start-up prints the 3-D layout" || fail "no 3-D layout: $(grep layout "$WORK/show.txt")"
+show="$WORK/gpt2-4---schedule1f1b.txt"
+grep -q "layout: 4 ranks = 2 pipeline stages x 1 data-parallel x 2 tensor-parallel" "$show" &&
+grep -q "stage 0: ranks 0-1, layers 0-1 and the embeddings; stage 1: ranks 2-3, layers 2-2, the final norm and the classifier" "$show" \
+  && pass "start-up prints the 3-D layout" || fail "no 3-D layout: $(grep layout "$show")"
+grep -q "layout: 8 ranks = 2 pipeline stages x 2 data-parallel x 2 tensor-parallel" "$WORK/gpt2-8---zero1.txt" &&
+grep -q "stage 0: ranks 0-3, layers 0-1 and the embeddings; stage 1: ranks 4-7" "$WORK/gpt2-8---zero1.txt" \
+  && pass "start-up prints the 3-D layout with data parallelism" \
+  || fail "no 3-D layout at np 8: $(grep layout "$WORK/gpt2-8---zero1.txt")"
 
 # checkpoints hold whole tensors: (1, 2, 2) resumes on one rank, one rank's at (1, 2, 2)
 "$LMF" train --config "$WORK/gpt2.json" "${common[@]}" --batch 12 --save-every 10 \
   --out "$WORK/ck-ref" || fail "checkpointed reference"
-mpi 4 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --tp 2 --pp 2 --save-every 10 \
+mpi 4 train --config "$WORK/gpt2.json" "${common[@]}" --batch 6 --tp 2 --pp 2 --save-every 10 \
   --stop-after 10 --out "$WORK/ck" || fail "--tp 2 --pp 2 to step 10"
 [ "$(losses "$WORK/ck/metrics.jsonl" | wc -l)" -eq 10 ] || fail "--tp 2 --pp 2 did not stop at step 10"
 "$LMF" train --resume "$WORK/ck" --quiet --sample-tokens 0 || fail "resume at --tp 1 --pp 1"
 same "(dp,tp,pp) = (1,2,2) checkpoint resumed on one rank" "$WORK/ck-ref" "$WORK/ck"
 "$LMF" train --config "$WORK/gpt2.json" "${common[@]}" --batch 12 --save-every 10 \
   --stop-after 10 --out "$WORK/ck1" || fail "one rank to step 10"
-mpi 4 train --resume "$WORK/ck1" --tp 2 --pp 2 --batch 3 --quiet --sample-tokens 0 \
+mpi 4 train --resume "$WORK/ck1" --tp 2 --pp 2 --batch 6 --quiet --sample-tokens 0 \
   || fail "resume at --tp 2 --pp 2"
 same "one-rank checkpoint resumed at --tp 2 --pp 2" "$WORK/ck-ref" "$WORK/ck1"
 

@@ -143,8 +143,8 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
     double per_rank = (double)room / here;
     mem_ctx c;
     LMF_TRY(mem_ctx_init(&c, o, cfg, k));
-    int tp = c.tp.size, dp = world / (tp * c.pp) > 0 ? world / (tp * c.pp) : 1;
-    tp *= c.pp; /* the ranks of one data-parallel replica, in the suggestions below */
+    int replica = c.tp.size * c.pp; /* the ranks of one data-parallel replica */
+    int dp = world / replica > 0 ? world / replica : 1;
     mem_estimate e = estimate(&c, o->batch, o->recompute, dp, o->zero_stage);
     if (e.total <= per_rank) return LMF_OK;
 
@@ -167,14 +167,14 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
     for (int w = dp * 2; w <= (1 << 20); w *= 2)
         if (estimate(&c, o->batch, o->recompute, w, zmax).total <= per_rank) {
             FIX("%s%d ranks or more with --zero %d (%d per machine on more machines)",
-                len ? ", " : "", w * tp, zmax, here);
+                len ? ", " : "", w * replica, zmax, here);
             break;
         }
 #undef FIX
     double np = (double)lmf_config_num_params(cfg);
     int all = 0; /* ranks that fit with every saving at once */
     for (int w = dp; !fix[0] && !all && w <= (1 << 20); w *= 2)
-        if (estimate(&c, 1, LMF_RECOMPUTE_FULL, w, zmax).total <= per_rank) all = w * tp;
+        if (estimate(&c, 1, LMF_RECOMPUTE_FULL, w, zmax).total <= per_rank) all = w * replica;
     if (!fix[0] && all)
         snprintf(fix, sizeof fix, "--zero %d --recompute full --batch 1 over %d ranks or more "
                  "(%d per machine)", zmax, all, here);
