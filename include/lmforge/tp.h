@@ -16,8 +16,9 @@ extern "C" {
 
 typedef struct lmf_tp lmf_tp;
 
-/* The engine for a model with layout (one rank's slices, lmf_layout_build_tp of cfg) over the
- * group's communicator (which must outlive it; its size and rank are the layout's). */
+/* The engine for a model with layout (one rank's slices, lmf_layout_build_tp of cfg, or of one
+ * pipeline stage, lmf_layout_build_stage) over the group's communicator (which must outlive
+ * it; its size and rank are the layout's). Every rank of the group holds the same stage. */
 lmf_status lmf_tp_create(lmf_comm *group, const lmf_gpt_config *cfg,
                          const lmf_param_layout *layout, lmf_tp **out);
 void lmf_tp_free(lmf_tp *tp);
@@ -34,7 +35,8 @@ lmf_status lmf_tp_reduce_grads(lmf_tp *tp, float *grads, lmf_range range);
 
 /* Collective over the group: the floats of the whole model's vector inside range,
  * out[lmf_range_len(range)] (ranges may differ between the ranks), from each rank's slices
- * part[layout total]. Holds every rank's slices (about one whole vector) while it runs. */
+ * part[layout total]. Holds every rank's slices (about one whole vector, or one stage's) while
+ * it runs. For a pipeline stage only its tensors are written; out's other floats are left. */
 lmf_status lmf_tp_gather_range(lmf_tp *tp, const float *part, lmf_range range, float *out);
 
 /* The unsplit layout of the model (for checkpoints and exports). */

@@ -308,7 +308,7 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
             o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
     lmf_rank_layout rl;
     lmf_trainer_ranks(t, &rl);
-    if (rl.tp > 1) {
+    if (rl.tp > 1 && rl.pp == 1) {
         fprintf(stderr, "layout: %d ranks = %d data-parallel x %d tensor-parallel%s; "
                 "tensor-parallel groups are neighbouring ranks:", lmf_trainer_world(t), rl.dp,
                 rl.tp, o->sequence_parallel ? " (sequence parallel)" : "");
@@ -323,8 +323,10 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
                 o->doc_mask_eot);
     if (rl.pp > 1) { /* which ranks hold which layers */
         fprintf(stderr, "layout: %d ranks = %d pipeline stages x %d data-parallel x %d "
-                "tensor-parallel (stages outermost), schedule %s:", lmf_trainer_world(t), rl.pp,
-                rl.dp, rl.tp, lmf_pp_schedule_name(o->schedule));
+                "tensor-parallel%s (stages outermost%s), schedule %s:", lmf_trainer_world(t),
+                rl.pp, rl.dp, rl.tp, rl.tp > 1 && o->sequence_parallel ? " (sequence parallel)" : "",
+                rl.tp > 1 ? ", tensor-parallel groups neighbouring ranks" : "",
+                lmf_pp_schedule_name(o->schedule));
         int per = rl.dp * rl.tp;
         for (int s = 0; s < rl.pp && s < 64; s++) {
             int l0, n;

@@ -4,6 +4,7 @@
 #include "lmforge/comm.h"
 #include "lmforge/ddp.h"
 #include "lmforge/kernels.h"
+#include "lmforge/pipeline.h"
 #include "lmforge/system.h"
 #include "lmforge/train.h"
 #include "train/train_internal.h"
@@ -15,32 +16,63 @@ typedef struct mem_estimate {
     double weights, grads, optim, activations, buffers, checkpoint, total;
 } mem_estimate;
 
-/* What the estimate needs besides the options tried: the model, its tensor-parallel split
- * and the sizes that follow from them. */
+/* What the estimate needs besides the options tried: the model, its tensor-parallel split,
+ * its pipeline stage and the sizes that follow from them. */
 typedef struct mem_ctx {
-    const lmf_gpt_config *cfg;
+    lmf_gpt_config stage; /* the model, n_layer the stage's layers (pipeline: the largest) */
     const lmf_kernels *k;
     lmf_tp_config tp;
     int T;
-    double rank_floats;   /* the rank's slices (the whole model without tensor parallelism) */
+    int pp;               /* pipeline stages (1: none) */
+    int slots;            /* micro-batches whose activations a stage holds at once */
+    int micro_batches;    /* per step (pipeline: every one's messages are kept) */
+    double rank_floats;   /* the rank's slices of its stage (the whole model without tensor or
+                             pipeline parallelism) */
     double whole_floats;  /* the whole model's layout */
     double buffers[4];    /* the data-parallel engine's staging and gather buffers at stages
                              0..3, as it will size them over the rank's layout (the same at
                              every world size) */
 } mem_ctx;
 
+/* pipeline: the stage holding the most floats of the layout (ties: the first) */
+static lmf_status largest_stage(const lmf_train_opts *o, const lmf_gpt_config *cfg,
+                                const lmf_tp_config *tp, int *layer0, int *layers) {
+    int split[LMF_TRAIN_MAX_STAGES];
+    LMF_TRY(lmf_train_stage_layers(o, cfg, split));
+    size_t most = 0;
+    for (int s = 0, l0 = 0; s < o->pp; l0 += split[s++]) {
+        lmf_param_layout l;
+        LMF_TRY(lmf_layout_build_stage(cfg, tp, l0, split[s], &l));
+        if (l.total > most) most = l.total, *layer0 = l0, *layers = split[s];
+        lmf_layout_free(&l);
+    }
+    return LMF_OK;
+}
+
 static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gpt_config *cfg,
                                const lmf_kernels *k) {
-    c->cfg = cfg;
+    c->stage = *cfg;
     c->k = k;
     c->tp = (lmf_tp_config){o->tp > 1 ? o->tp : 1, 0, o->sequence_parallel};
     c->T = o->seq;
+    c->pp = o->pp > 1 ? o->pp : 1;
+    c->slots = 1;
+    c->micro_batches = o->grad_accum > 0 ? o->grad_accum : 1;
+    int layer0 = 0, layers = cfg->n_layer;
+    if (c->pp > 1) {
+        LMF_TRY(largest_stage(o, cfg, &c->tp, &layer0, &layers));
+        lmf_pp_shape sh = {o->schedule, c->pp, c->micro_batches, 1};
+        if (lmf_pp_peak_inflight(&sh, 0, &c->slots) != LMF_OK) c->slots = sh.micro_batches;
+        if (c->slots > sh.micro_batches) c->slots = sh.micro_batches;
+        c->stage.n_layer = layers;
+    }
     lmf_param_layout l;
     LMF_TRY(lmf_layout_build(cfg, &l));
     c->whole_floats = (double)l.total;
     lmf_layout_free(&l);
-    LMF_TRY(lmf_layout_build_tp(cfg, &c->tp, &l));
-    c->rank_floats = c->tp.size > 1 ? (double)l.total : (double)lmf_config_num_params(cfg);
+    LMF_TRY(lmf_layout_build_stage(cfg, &c->tp, layer0, layers, &l));
+    c->rank_floats = c->tp.size > 1 || c->pp > 1 ? (double)l.total
+                                                 : (double)lmf_config_num_params(cfg);
     lmf_status s = LMF_OK;
     for (int zero = 0; zero <= 3 && s == LMF_OK; zero++) {
         lmf_ddp_buffers b;
@@ -52,30 +84,41 @@ static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gp
 }
 
 /* Bytes per rank over dp data-parallel ranks: the rank's part of the weights, gradients and
- * AdamW moments (lmf_ddp_memory_theory over its slices) and, with ZeRO-3 alone, the full
- * weights again when the run gathers them at the end; the activations of one micro-batch
- * (lmf_gpt_activation_floats_tp); the engine's gradient staging (reduce-scatter) and
- * weight-gather buffers; and the copy a checkpoint takes of the rank's weights and moments
- * while it is written in the background (under tensor parallelism also what the save holds
- * while it puts the rank's range of the whole vectors together). */
+ * AdamW moments (lmf_ddp_memory_theory over its slices of its stage) and, with ZeRO-3 alone,
+ * the full weights again when the run gathers them at the end; the activations of one
+ * micro-batch (lmf_gpt_activation_floats_tp; a pipeline stage: its layers, for each
+ * micro-batch in flight); the engine's gradient staging (reduce-scatter) and weight-gather
+ * buffers, and the pipeline's message buffers; and the copy a checkpoint takes of the rank's
+ * weights and moments while it is written in the background (under tensor or pipeline
+ * parallelism also what the save holds while it puts the rank's range of the whole vectors
+ * together). */
 static mem_estimate estimate(const mem_ctx *c, int B, lmf_recompute rc, int dp, int zero) {
     mem_estimate e;
     size_t n = (size_t)c->rank_floats;
-    int tp = c->tp.size;
+    int tp = c->tp.size, pp = c->pp;
     lmf_ddp_memory th;
     lmf_ddp_memory_theory(n, dp, zero, &th);
     double part = (double)th.optim / 2; /* bytes of the range this rank updates */
-    e.weights = (double)th.weights + (zero >= 3 && tp == 1 ? 4.0 * (double)n : 0.0);
+    e.weights = (double)th.weights + (zero >= 3 && tp == 1 && pp == 1 ? 4.0 * (double)n : 0.0);
     e.grads = (double)th.grads;
     e.optim = (double)th.optim;
-    e.activations = 4.0 * (double)lmf_gpt_activation_floats_tp(c->cfg, &c->tp, c->k, B, c->T,
-                                                                LMF_RESERVE_TRAIN_HOOKED, rc);
+    e.activations = 4.0 * c->slots *
+                    (double)lmf_gpt_activation_floats_tp(&c->stage, &c->tp, c->k, B, c->T,
+                                                         LMF_RESERVE_TRAIN_HOOKED, rc);
     e.buffers = c->buffers[zero];
-    /* tensor parallelism: the save's data-parallel parts and every group rank's slices (one
-     * vector at a time), the rank's range of the whole three vectors and the snapshot's copy */
-    e.checkpoint = tp > 1 ? 4.0 * c->rank_floats * (1.0 + tp) +
-                                24.0 * c->whole_floats / ((double)dp * tp)
-                          : 3.0 * part;
+    if (pp > 1) { /* every micro-batch's input and gradient messages */
+        double rows = (double)B * c->T / (c->tp.sequence_parallel ? tp : 1);
+        e.buffers += 8.0 * rows * c->stage.n_embd * c->micro_batches;
+    }
+    /* the save's data-parallel parts; tensor parallelism: every group rank's slices (one
+     * vector at a time); pipeline: the whole vector the stages are summed into; the rank's
+     * range of the whole three vectors and the snapshot's copy */
+    double world = (double)dp * tp * pp;
+    e.checkpoint = tp > 1 || pp > 1
+                       ? 4.0 * c->rank_floats * (1.0 + (tp > 1 ? tp : 0)) +
+                             (pp > 1 ? 4.0 * c->whole_floats : 0.0) +
+                             24.0 * c->whole_floats / world
+                       : 3.0 * part;
     e.total = e.weights + e.grads + e.optim + e.activations + e.buffers + e.checkpoint;
     return e;
 }
@@ -100,15 +143,18 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
     double per_rank = (double)room / here;
     mem_ctx c;
     LMF_TRY(mem_ctx_init(&c, o, cfg, k));
-    int tp = c.tp.size, dp = world / tp > 0 ? world / tp : 1;
+    int replica = c.tp.size * c.pp; /* the ranks of one data-parallel replica */
+    int dp = world / replica > 0 ? world / replica : 1;
     mem_estimate e = estimate(&c, o->batch, o->recompute, dp, o->zero_stage);
     if (e.total <= per_rank) return LMF_OK;
 
     char fix[1024] = "";
     size_t len = 0;
 #define FIX(...) (len += (size_t)snprintf(fix + len, len < sizeof fix ? sizeof fix - len : 0, __VA_ARGS__))
-    if (o->zero_stage < 3 && dp > 1 && estimate(&c, o->batch, o->recompute, dp, 3).total <= per_rank)
-        FIX("%s--zero 3", len ? ", " : "");
+    int zmax = 3;
+    if (o->zero_stage < zmax && dp > 1 &&
+        estimate(&c, o->batch, o->recompute, dp, zmax).total <= per_rank)
+        FIX("%s--zero %d", len ? ", " : "", zmax);
     if (o->recompute != LMF_RECOMPUTE_FULL &&
         estimate(&c, o->batch, LMF_RECOMPUTE_FULL, dp, o->zero_stage).total <= per_rank)
         FIX("%s--recompute full", len ? ", " : "");
@@ -119,24 +165,24 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
             break;
         }
     for (int w = dp * 2; w <= (1 << 20); w *= 2)
-        if (estimate(&c, o->batch, o->recompute, w, 3).total <= per_rank) {
-            FIX("%s%d ranks or more with --zero 3 (%d per machine on more machines)",
-                len ? ", " : "", w * tp, here);
+        if (estimate(&c, o->batch, o->recompute, w, zmax).total <= per_rank) {
+            FIX("%s%d ranks or more with --zero %d (%d per machine on more machines)",
+                len ? ", " : "", w * replica, zmax, here);
             break;
         }
 #undef FIX
     double np = (double)lmf_config_num_params(cfg);
     int all = 0; /* ranks that fit with every saving at once */
     for (int w = dp; !fix[0] && !all && w <= (1 << 20); w *= 2)
-        if (estimate(&c, 1, LMF_RECOMPUTE_FULL, w, 3).total <= per_rank) all = w * tp;
+        if (estimate(&c, 1, LMF_RECOMPUTE_FULL, w, zmax).total <= per_rank) all = w * replica;
     if (!fix[0] && all)
-        snprintf(fix, sizeof fix, "--zero 3 --recompute full --batch 1 over %d ranks or more "
-                 "(%d per machine)", all, here);
+        snprintf(fix, sizeof fix, "--zero %d --recompute full --batch 1 over %d ranks or more "
+                 "(%d per machine)", zmax, all, here);
     else if (!fix[0])
         snprintf(fix, sizeof fix, "nothing: the weights alone (made whole on every rank), "
                  "one sequence's activations and the engine's buffers (%s) exceed it; choose a "
                  "smaller model",
-                 size_text(estimate(&c, 1, LMF_RECOMPUTE_FULL, 1 << 20, 3).total));
+                 size_text(estimate(&c, 1, LMF_RECOMPUTE_FULL, 1 << 20, zmax).total));
     return lmf_fail(LMF_ERR_NOMEM,
                     "the run needs about %s per rank (%.2f%s parameters: weights %s, gradients "
                     "%s, AdamW moments %s, activations %s, data-parallel buffers %s, checkpoint "

@@ -25,6 +25,13 @@ struct lmf_kernels;
 lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config *cfg,
                                   const struct lmf_kernels *k, int world);
 
+#define LMF_TRAIN_MAX_STAGES 1024 /* --pp at most */
+
+/* The layers of each of the --pp stages into layers[--pp] (LMF_TRAIN_MAX_STAGES at most):
+ * --stage-layers, or balanced; LMF_ERR_ARG saying what to change. */
+lmf_status lmf_train_stage_layers(const lmf_train_opts *o, const lmf_gpt_config *cfg,
+                                  int *layers);
+
 struct lmf_comm;
 lmf_status lmf_train_agree_options(struct lmf_comm *c, const lmf_train_opts *o);
 

@@ -77,7 +77,7 @@ static lmf_status check_opts(const lmf_train_opts *o) {
         return lmf_fail(LMF_ERR_ARG, "--virtual-stages and --stage-layers split the model over "
                         "pipeline stages: give --pp 2 or more with them");
     if (o->pp > 1) { /* what the pipeline does not run yet, refused before anything starts */
-        const char *no = o->tp > 1 ? "--tp" : o->virtual_stages > 1 ? "--virtual-stages" : NULL;
+        const char *no = o->virtual_stages > 1 ? "--virtual-stages" : NULL;
         if (no)
             return lmf_fail(LMF_ERR_ARG, "--pp does not run with %s yet; leave it out (or train "
                             "without --pp)", no);
@@ -126,30 +126,6 @@ static lmf_status derive_accum(lmf_trainer *t) {
 
 /* The model: from the checkpoint being resumed (its weights come with the state), from
  * init_dir, or initialised. */
-/* the FLOPs of a training step's work (forward and backward, every kernel) */
-static double step_flops(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
-                         lmf_recompute rc, lmf_op only, int just_one) {
-    lmf_step_work fw, bw;
-    lmf_gpt_step_work_tp(c, tp, B, T, rc, &fw, &bw);
-    double f = 0.0;
-    for (int op = 0; op < LMF_OP_COUNT; op++)
-        if (!just_one || op == (int)only) f += fw.op[op].flops + bw.op[op].flops;
-    return f;
-}
-
-/* The classifier's FLOPs (the logits, the loss, both gradients) in layers' worth, from the
- * model's own description of a step: a layer is the difference one more layer makes. */
-static double classifier_in_layers(const lmf_gpt_config *cfg, const lmf_tp_config *tp, int B,
-                                   int T, lmf_recompute rc) {
-    lmf_gpt_config one = *cfg, two = *cfg;
-    one.n_layer = 1;
-    two.n_layer = 2;
-    double layer = step_flops(&two, tp, B, T, rc, LMF_OP_COUNT, 0) -
-                   step_flops(&one, tp, B, T, rc, LMF_OP_COUNT, 0);
-    double cls = step_flops(cfg, tp, B, T, rc, LMF_OP_CLASSIFIER, 1);
-    return layer > 0 ? cls / layer : 0.0;
-}
-
 /* this rank's model: its tensor-parallel slice of its pipeline stage's layers */
 static lmf_status create_part(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
@@ -159,26 +135,8 @@ static lmf_status create_part(lmf_trainer *t) {
         t->layers = o->cfg.n_layer;
         return lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
     }
-    int split[LMF_TRAIN_MAX_STAGES], layers[LMF_TRAIN_MAX_STAGES], n = 0;
-    if (t->pp_size > LMF_TRAIN_MAX_STAGES)
-        return lmf_fail(LMF_ERR_ARG, "--pp %d: at most %d stages", t->pp_size,
-                        LMF_TRAIN_MAX_STAGES);
-    for (const char *p = o->stage_layers; p && *p && n < LMF_TRAIN_MAX_STAGES; n++) {
-        char *end;
-        split[n] = (int)strtol(p, &end, 10);
-        if (end == p || (*end && *end != ','))
-            return lmf_fail(LMF_ERR_ARG, "--stage-layers '%s': give layers per stage as a comma "
-                            "list, e.g. 5,7", o->stage_layers);
-        p = *end ? end + 1 : end;
-    }
-    if (o->stage_layers && n != t->pp_size)
-        return lmf_fail(LMF_ERR_ARG, "--stage-layers gives %d stages, --pp %d", n, t->pp_size);
-    if (o->stage_layers) {
-        LMF_TRY(lmf_pp_layers(o->cfg.n_layer, t->pp_size, split, layers));
-    } else { /* the last stage's classifier weighs as much as its share of layers' FLOPs */
-        double last = classifier_in_layers(&o->cfg, &tp, o->batch, o->seq, o->recompute);
-        LMF_TRY(lmf_pp_layers_balanced(o->cfg.n_layer, t->pp_size, 0.0, last, layers));
-    }
+    int layers[LMF_TRAIN_MAX_STAGES];
+    LMF_TRY(lmf_train_stage_layers(o, &o->cfg, layers));
     t->stage_l0 = malloc((size_t)(t->pp_size + 1) * sizeof *t->stage_l0);
     if (!t->stage_l0) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stage table");
     t->stage_l0[0] = 0;

@@ -8,17 +8,22 @@
 #include "train/train_internal.h"
 #include "train/trainer_internal.h"
 
-/* the whole model's layout, of which this rank holds a part (tensor or pipeline parallelism) */
+/* the whole model's layout, of which this rank holds a part (tensor or pipeline parallelism,
+ * or both: the same unsplit layout) */
 static const lmf_param_layout *whole_layout(const lmf_trainer *t) {
-    return t->tp ? lmf_tp_whole_layout(t->tp) : &t->pp_whole;
+    return t->pp ? &t->pp_whole : lmf_tp_whole_layout(t->tp);
 }
 
-/* Collective over the pipeline group: every stage's tensors of a vector (part, in this stage's
- * layout) placed into whole (the whole model's), block 0 from the first stage. */
+/* Collective over the pipeline group (and, with tensor parallelism, the tensor-parallel group
+ * first): every stage's tensors of a vector (part, in this rank's layout) placed into whole
+ * (the whole model's), block 0 from the first stage. Under tensor parallelism each stage's
+ * group puts its slices together into the stage's whole tensors, then the stages are summed
+ * (each whole tensor is non-zero on one stage only). */
 static lmf_status pp_gather_whole(lmf_trainer *t, const float *part, float *whole) {
     const lmf_param_layout *wl = &t->pp_whole;
     memset(whole, 0, wl->total * sizeof(float));
-    lmf_layout_place(lmf_gpt_layout(t->model), wl, part, whole);
+    if (t->tp) LMF_TRY(lmf_tp_gather_range(t->tp, part, (lmf_range){0, wl->total}, whole));
+    else lmf_layout_place(lmf_gpt_layout(t->model), wl, part, whole);
     if (t->pp_rank > 0) /* the last stage's copy of block 0 is the first stage's */
         memset(whole + wl->block_offset[0], 0,
                (wl->block_offset[1] - wl->block_offset[0]) * sizeof(float));
@@ -38,11 +43,12 @@ static lmf_status pp_gather_range(lmf_trainer *t, const float *part, lmf_range r
     return s;
 }
 
-/* Collective (tensor or pipeline parallelism): the floats inside range (which may differ
- * between the ranks) of the whole model's vectors of the weights and, when m and v are not
- * NULL, the AdamW moments: for each in turn the data-parallel parts gathered, then the group's
- * slices (or the stages) put together, so one whole vector's worth exists at a time.
- * lmf_free_big them. */
+/* Collective (tensor or pipeline parallelism, or both): the floats inside range (which may
+ * differ between the ranks) of the whole model's vectors of the weights and, when m and v are
+ * not NULL, the AdamW moments: for each in turn the data-parallel parts gathered, then the
+ * group's slices put together (tensor parallelism alone: only the range's), or the stages
+ * (with or without tensor parallelism: the whole vector, then the range taken from it), so one
+ * whole vector's worth exists at a time. lmf_free_big them. */
 static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, float **m,
                                float **v) {
     size_t n = lmf_gpt_layout(t->model)->total, len = lmf_range_len(range);
@@ -58,8 +64,8 @@ static lmf_status gather_range(lmf_trainer *t, lmf_range range, float **params, 
         else s = lmf_ddp_gather_owned(t->ddp, part, i == 1 ? lmf_optimizer_m(t->opt)
                                                              : lmf_optimizer_v(t->opt));
         if (s == LMF_OK)
-            s = t->tp ? lmf_tp_gather_range(t->tp, part, range, out[i])
-                      : pp_gather_range(t, part, range, out[i]);
+            s = t->pp ? pp_gather_range(t, part, range, out[i])
+                      : lmf_tp_gather_range(t->tp, part, range, out[i]);
     }
     free(part);
     if (s != LMF_OK) {
@@ -210,9 +216,10 @@ static lmf_status check_same_run(const lmf_trainer *t, const lmf_train_state *sv
                                "directory of its own" : "resume the run directory it came from");
 }
 
-/* Collective (tensor or pipeline parallelism): checkpoint ck's whole vectors read on every
- * rank, this rank's slices or stage of them loaded: the weights into the engine, the moments
- * of its range into the optimizer. */
+/* Collective (tensor or pipeline parallelism, or both): checkpoint ck's whole vectors read on
+ * every rank, this rank's slices of its stage's tensors (lmf_layout_slice between its layout and
+ * the whole one) loaded: the weights into the engine, the moments of its range into the
+ * optimizer. */
 static lmf_status restore_slices(lmf_trainer *t, const lmf_ckpt_info *ck, lmf_train_state *sv) {
     const lmf_param_layout *wl = whole_layout(t), *l = lmf_gpt_layout(t->model);
     lmf_range all = {0, wl->total}, own = lmf_ddp_owned(t->ddp);

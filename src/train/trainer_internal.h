@@ -14,8 +14,6 @@
 #include "lmforge/tp.h"
 #include "lmforge/train.h"
 
-#define LMF_TRAIN_MAX_STAGES 1024 /* --pp at most */
-
 struct lmf_trainer {
     lmf_train_opts o;
     const lmf_kernels *k;
