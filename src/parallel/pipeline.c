@@ -37,6 +37,7 @@ struct lmf_pp_engine {
     void *bb_ctx;
     pp_wrap *wrap;         /* [V] */
     int *backwards;        /* [V]: backwards of each chunk begun in this step */
+    lmf_status hook_err;   /* a failure met while moving messages inside a model hook */
 };
 
 lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers) {
@@ -226,8 +227,16 @@ void lmf_pp_engine_set_backward_hook(lmf_pp_engine *e,
     e->bb_ctx = ctx;
 }
 
+/* The stage's sends and receives move on while it computes: MPI moves a message only inside
+ * a call into it, and a rendezvous-sized activation left alone until the next action would
+ * hold the next stage up for a whole forward or backward. Called before each block. */
+static void hook_progress(lmf_pp_engine *e) {
+    if (e && e->hook_err == LMF_OK) e->hook_err = lmf_comm_progress(e->comm);
+}
+
 static float *wrap_block_params(void *ctx, int b, int phase) {
     pp_wrap *w = ctx;
+    hook_progress(w->e);
     return w->inner.block_params ? w->inner.block_params(w->inner.ctx, b, phase) : NULL;
 }
 static void wrap_release_params(void *ctx, int b, int phase) {
@@ -320,6 +329,7 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
     snprintf(e->context, sizeof e->context, "%s", lmf_comm_context(e->comm));
     double t0 = lmf_now_s(), busy = 0.0, sum = 0.0;
     memset(e->backwards, 0, (size_t)e->V * sizeof *e->backwards);
+    e->hook_err = LMF_OK;
     lmf_status s = post_receives(e);
     for (int i = 0; i < e->n_actions && s == LMF_OK; i++) {
         const lmf_pp_action *a = &e->actions[i];
@@ -375,6 +385,7 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
                                        tag_of(e, mb, v - 1, 1), &e->send_b[k]);
             if (s == LMF_OK) s = block0_done(e, c);
         }
+        if (s == LMF_OK) s = e->hook_err;
         if (s == LMF_OK) s = lmf_comm_progress(e->comm);
     }
     for (int k = 0; k < e->V * S && s == LMF_OK; k++) {
