@@ -114,18 +114,17 @@ awk -v w0="$w0" -v w1="$w1" -v z0="$z0" -v z1="$z1" 'BEGIN { d0 = z0 - w0 / 2; d
 # the default split weighs the classifier: at vocabulary 4096 and width 48 it costs several
 # layers (3 x 2 x 48 x 4096 FLOPs per token against about 3 x 2 x 12 x 48^2 for a layer), so
 # stage 0 takes three of four layers; at vocabulary 257 (less than a layer) the split is even
-sed 's/"n_layer": 3/"n_layer": 4/; s/"vocab_size": 257/"vocab_size": 4096/' "$WORK/gpt2.json" >"$WORK/wide.json"
-mpi 2 train --config "$WORK/wide.json" "${loud[@]}" --steps 1 --pp 2 --batch 3 \
-  --out "$WORK/wide" >"$WORK/wide.txt" 2>&1 || fail "vocabulary 4096: $(tail -3 "$WORK/wide.txt")"
-grep -q "stage 0: ranks 0-0, layers 0-2 and the embeddings; stage 1: ranks 1-1, layers 3-3," "$WORK/wide.txt" \
-  && pass "a large classifier moves layers to the first stage (3 and 1 of 4)" \
-  || fail "split at vocabulary 4096: $(grep '^layout' "$WORK/wide.txt")"
-sed 's/"n_layer": 3/"n_layer": 4/' "$WORK/gpt2.json" >"$WORK/narrow.json"
-mpi 2 train --config "$WORK/narrow.json" "${loud[@]}" --steps 1 --pp 2 --batch 3 \
-  --out "$WORK/narrow" >"$WORK/narrow.txt" 2>&1 || fail "vocabulary 257: $(tail -3 "$WORK/narrow.txt")"
-grep -q "stage 0: ranks 0-0, layers 0-1 and the embeddings; stage 1: ranks 1-1, layers 2-3," "$WORK/narrow.txt" \
-  && pass "a small classifier leaves the split even (2 and 2 of 4)" \
-  || fail "split at vocabulary 257: $(grep '^layout' "$WORK/narrow.txt")"
+# split_is NAME VOCAB STAGE0 STAGE1 WHAT: a 4-layer GPT-2 of vocabulary VOCAB at --pp 2 starts
+# with stage 0 holding layers STAGE0 and stage 1 layers STAGE1
+split_is() {
+  sed "s/\"n_layer\": 3/\"n_layer\": 4/; s/\"vocab_size\": 257/\"vocab_size\": $2/" "$WORK/gpt2.json" >"$WORK/$1.json"
+  mpi 2 train --config "$WORK/$1.json" "${loud[@]}" --steps 1 --pp 2 --batch 3 \
+    --out "$WORK/$1" >"$WORK/$1.txt" 2>&1 || fail "vocabulary $2: $(tail -3 "$WORK/$1.txt")"
+  grep -q "stage 0: ranks 0-0, layers $3 and the embeddings; stage 1: ranks 1-1, layers $4," "$WORK/$1.txt" \
+    && pass "$5" || fail "split at vocabulary $2: $(grep '^layout' "$WORK/$1.txt")"
+}
+split_is wide 4096 0-2 3-3 "a large classifier moves layers to the first stage (3 and 1 of 4)"
+split_is narrow 257 0-1 2-3 "a small classifier leaves the split even (2 and 2 of 4)"
 
 lmf_sanitizer_verdict
 if [ "$FAILS" -ne 0 ] || [ "$lmf_fail_count" -ne 0 ]; then

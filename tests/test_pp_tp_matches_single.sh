@@ -17,20 +17,10 @@ LMF_TESTS=$(cd "$(dirname "$0")" && pwd)
 . "$LMF_TESTS/lib/matches_single.sh"
 matches_setup 3
 
-# norms_close NAME REF RUN: every step's gradient norm (above --grad-clip 1 in the first steps, so it
-# scales their updates) within 1e-4 relative of one rank's: each parameter counted once over the
+# every step's gradient norm (above --grad-clip 1 in the first steps, so it scales their
+# updates) within 1e-4 relative of one rank's: each parameter counted once over the
 # tensor-parallel, pipeline and data-parallel groups
-norms() { grep -o '"grad_norm": *[-0-9.e+]*' "$1" | sed 's/.*: *//'; }
-norms_close() {
-  local a b
-  a=$(norms "$2/metrics.jsonl"); b=$(norms "$3/metrics.jsonl")
-  if [ "$(echo "$b" | wc -l)" -eq 20 ] && paste <(echo "$a") <(echo "$b") |
-     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * $1) exit 1 }'; then
-    pass "$1: 20 gradient norms within 1e-4 of one rank's"
-  else
-    fail "$1: gradient norms $(paste -d' ' <(echo "$a") <(echo "$b") | tr '\n' ';')"
-  fi
-}
+norms_close() { series_close "$1" "gradient norms" grad_norm "$2" "$3" 20 1e-4; }
 
 # family np pp batch extra (every run --tp 2, two micro-batches per step; np 8: two
 # data-parallel replicas; --pp 3: a middle stage, without block 0, whose slices sit at other

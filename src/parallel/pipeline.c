@@ -321,10 +321,39 @@ static lmf_status tie_grads(lmf_pp_engine *e) {
     return lmf_comm_allreduce_f32(e->tie, g + l->block_offset[0], n0);
 }
 
+/* One micro-batch's forward through chunk c (training or evaluation): its input received on
+ * later stages, the slot's last send retired (its output buffer is rewritten), the stage's
+ * layers run, the output sent on to the next stage. Every stage gets the ids: the first embeds
+ * them, any stage masks documents; only the last reads the targets. */
+static lmf_status forward_one(lmf_pp_engine *e, int c, int mb, const int32_t *inputs,
+                              const int32_t *targets, int train, float dloss_scale, float *loss,
+                              double *busy) {
+    int P = e->P, PV = P * e->V, S = e->slots;
+    int v = c * P + e->stage, k = c * S + mb % S, next = (e->stage + 1) % P;
+    size_t at = (size_t)mb * e->V + c;
+    lmf_gpt *m = e->chunks[c];
+    const float *x = NULL;
+    if (v > 0) {
+        LMF_TRY(lmf_comm_wait(e->comm, &e->recv_x[at]));
+        x = e->xbuf + at * e->n;
+    }
+    LMF_TRY(lmf_comm_wait(e->comm, &e->send_f[k]));
+    if (v < PV - 1) targets = NULL;
+    double c0 = lmf_now_s();
+    lmf_status s = train ? lmf_gpt_stage_forward(m, mb % S, inputs, targets, x, e->B, e->T,
+                                                 dloss_scale, loss)
+                         : lmf_gpt_stage_eval(m, mb % S, inputs, targets, x, e->B, e->T, loss);
+    *busy += lmf_now_s() - c0;
+    LMF_TRY(s);
+    if (v == PV - 1) return LMF_OK;
+    return lmf_comm_isend_f32(e->comm, lmf_gpt_stage_output(m, mb % S), e->n, next,
+                              tag_of(e, mb, v + 1, 0), &e->send_f[k]);
+}
+
 lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
                               float dloss_scale, float *loss, lmf_pp_step_stats *stats) {
     int P = e->P, PV = P * e->V, S = e->slots;
-    int prev = (e->stage + P - 1) % P, next = (e->stage + 1) % P;
+    int prev = (e->stage + P - 1) % P;
     size_t BT = (size_t)e->B * e->T;
     snprintf(e->context, sizeof e->context, "%s", lmf_comm_context(e->comm));
     double t0 = lmf_now_s(), busy = 0.0, sum = 0.0;
@@ -345,26 +374,12 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
                              "holds micro-batch %d", v, mb, e->occupant[k]);
                 break;
             }
-            const float *x = NULL;
-            if (v > 0) {
-                if ((s = lmf_comm_wait(e->comm, &e->recv_x[at])) != LMF_OK) break;
-                x = e->xbuf + at * e->n;
-            }
-            /* the slot's output buffer is rewritten: its last send must be done */
-            if ((s = lmf_comm_wait(e->comm, &e->send_f[k])) != LMF_OK) break;
             float l = 0.0f;
-            double c0 = lmf_now_s();
-            /* every stage gets the ids: the first embeds them, any stage masks documents */
-            s = lmf_gpt_stage_forward(m, mb % S, inputs + (size_t)mb * BT,
-                                      v == PV - 1 ? targets + (size_t)mb * BT : NULL, x, e->B,
-                                      e->T, dloss_scale, &l);
-            busy += lmf_now_s() - c0;
+            s = forward_one(e, c, mb, inputs + (size_t)mb * BT, targets + (size_t)mb * BT, 1,
+                            dloss_scale, &l, &busy);
             if (s != LMF_OK) break;
             e->occupant[k] = mb;
             sum += l;
-            if (v < PV - 1)
-                s = lmf_comm_isend_f32(e->comm, lmf_gpt_stage_output(m, mb % S), e->n, next,
-                                       tag_of(e, mb, v + 1, 0), &e->send_f[k]);
         } else {
             const float *dy = NULL;
             if (v < PV - 1) {
@@ -412,8 +427,8 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
  * chunk of the last stage). *sum gathers the last virtual stage's losses. */
 static lmf_status eval_group(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
                              int mb0, int g, double *sum) {
-    int P = e->P, PV = P * e->V, S = e->slots;
-    int prev = (e->stage + P - 1) % P, next = (e->stage + 1) % P;
+    int P = e->P;
+    int prev = (e->stage + P - 1) % P;
     size_t BT = (size_t)e->B * e->T;
     for (int mb = 0; mb < g; mb++)
         for (int c = 0; c < e->V; c++) {
@@ -426,30 +441,18 @@ static lmf_status eval_group(lmf_pp_engine *e, const int32_t *inputs, const int3
     lmf_status s = LMF_OK;
     for (int c = 0; c < e->V && s == LMF_OK; c++)
         for (int mb = 0; mb < g && s == LMF_OK; mb++) {
-            int v = c * P + e->stage, k = c * S + mb % S;
-            size_t at = (size_t)mb * e->V + c, row = (size_t)(mb0 + mb) * BT;
-            lmf_gpt *m = e->chunks[c];
+            int v = c * P + e->stage;
+            size_t row = (size_t)(mb0 + mb) * BT;
             lmf_comm_set_context(e->comm, "%s%spipeline stage %d, evaluation micro-batch %d",
                                  e->context, e->context[0] ? ", " : "", v, mb0 + mb);
-            const float *x = NULL;
-            if (v > 0) {
-                if ((s = lmf_comm_wait(e->comm, &e->recv_x[at])) != LMF_OK) break;
-                x = e->xbuf + at * e->n;
-            }
-            /* the slot's output buffer is rewritten: its last send must be done */
-            if ((s = lmf_comm_wait(e->comm, &e->send_f[k])) != LMF_OK) break;
             float l = 0.0f;
-            /* every stage gets the ids (document masking reads them on any stage) */
-            s = lmf_gpt_stage_eval(m, mb % S, inputs + row,
-                                   v == PV - 1 ? targets + row : NULL, x, e->B, e->T, &l);
+            double busy = 0.0;
+            s = forward_one(e, c, mb, inputs + row, targets + row, 0, 1.0f, &l, &busy);
             if (s != LMF_OK) break;
             *sum += l;
-            if (v < PV - 1)
-                s = lmf_comm_isend_f32(e->comm, lmf_gpt_stage_output(m, mb % S), e->n, next,
-                                       tag_of(e, mb, v + 1, 0), &e->send_f[k]);
-            if (s == LMF_OK) s = lmf_comm_progress(e->comm);
+            s = lmf_comm_progress(e->comm);
         }
-    for (int k = 0; k < e->V * S && s == LMF_OK; k++) s = lmf_comm_wait(e->comm, &e->send_f[k]);
+    for (int k = 0; k < e->V * e->slots && s == LMF_OK; k++) s = lmf_comm_wait(e->comm, &e->send_f[k]);
     return s;
 }
 

@@ -25,17 +25,25 @@ J
 mpi() { local np="$1"; shift; timeout 600 mpirun --allow-run-as-root --oversubscribe -np "$np" \
           -x OMP_NUM_THREADS=1 "$LMF" "$@" </dev/null; }
 
+# series_close NAME WHAT KEY REF RUN N TOL: REF's and RUN's metrics.jsonl both hold N values of
+# KEY, each of RUN's within TOL relative of REF's
+series_close() {
+  local name="$1" what="$2" key="$3" n="$6" tol="$7" a b
+  a=$(grep -o "\"$key\": *[-0-9.e+]*" "$4/metrics.jsonl" | sed 's/.*: *//')
+  b=$(grep -o "\"$key\": *[-0-9.e+]*" "$5/metrics.jsonl" | sed 's/.*: *//')
+  if [ "$(echo "$a" | grep -c .)" -eq "$n" ] && [ "$(echo "$b" | grep -c .)" -eq "$n" ] &&
+     paste <(echo "$a") <(echo "$b") |
+     awk -v t="$tol" '{ d = $1 - $2; if (d < 0) d = -d; if (d > t * ($1 < 0 ? -$1 : $1)) exit 1 }'; then
+    pass "$name: $n $what within $tol of one rank's"
+  else
+    fail "$name: $what $(paste -d' ' <(echo "$a") <(echo "$b") | tr '\n' ';')"
+  fi
+}
+
 # same NAME REF RUN: every loss of RUN within 1e-5 relative of REF's, and the final weights close
 same() {
   local name="$1" ref="$2" run="$3"
-  local a b
-  a=$(losses "$ref/metrics.jsonl"); b=$(losses "$run/metrics.jsonl")
-  if [ "$(echo "$b" | wc -l)" -eq 20 ] && paste <(echo "$a") <(echo "$b") |
-     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * ($1 < 0 ? -$1 : $1)) exit 1 }'; then
-    pass "$name: 20 losses within 1e-5 of one rank's"
-  else
-    fail "$name: losses $(paste -d' ' <(echo "$a") <(echo "$b") | head -20 | tr '\n' ';')"
-  fi
+  series_close "$name" losses loss "$ref" "$run" 20 1e-5
   local d
   d=$(python3 "$LMF_TESTS/lib/st_diff.py" "$ref/model.safetensors" "$run/model.safetensors" 2>&1)
   if awk -v d="${d%% *}" 'BEGIN { exit !(d + 0 <= 2e-5) }' 2>/dev/null; then
@@ -47,17 +55,7 @@ same() {
 
 # same_val_losses NAME REF RUN N: RUN evaluated N times, each validation loss within 1e-5
 # relative of REF's
-same_val_losses() {
-  local name="$1" a b
-  a=$(val_losses "$2/metrics.jsonl"); b=$(val_losses "$3/metrics.jsonl")
-  if [ "$(echo "$a" | grep -c .)" -eq "$4" ] && [ "$(echo "$b" | grep -c .)" -eq "$4" ] &&
-     paste <(echo "$a") <(echo "$b") |
-     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * ($1 < 0 ? -$1 : $1)) exit 1 }'; then
-    pass "$name: $4 validation losses within 1e-5 of one rank's"
-  else
-    fail "$name: validation losses $(paste -d' ' <(echo "$a") <(echo "$b") | tr '\n' ';')"
-  fi
-}
+same_val_losses() { series_close "$1" "validation losses" val_loss "$2" "$3" "$4" 1e-5; }
 
 # same_samples NAME REF RUN N: RUN wrote N samples, at REF's steps and with REF's text
 same_samples() {
