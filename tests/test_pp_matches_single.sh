@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pipeline parallelism trains the model one rank trains: with the same seed, data and global
-# batch, --pp 2 (GPipe and 1F1B, alone and with data parallelism over ZeRO 0-2, 4 ranks
+# batch, --pp 2 (GPipe, 1F1B and ZB-H1, alone and with data parallelism over ZeRO 0-3, 4 ranks
 # oversubscribed) gives the single rank's loss at each of 20 steps within 1e-5 relative and its
 # final weights within 2e-5, for a GPT-2 model (tied embedding on the first and last stage) and
 # a Llama model (untied lm_head). With data parallelism both also evaluate (--val-data,
@@ -49,6 +49,9 @@ gpt2 2 2 4 - --schedule gpipe --stage-layers 1,2
 gpt2 4 2 3 eval+sample --schedule 1f1b --zero 1
 llama 2 2 3 - --schedule 1f1b
 llama 4 2 2 eval --schedule gpipe --zero 2
+gpt2 2 2 3 - --schedule zb
+gpt2 4 2 2 - --schedule zb --zero 3
+llama 4 2 3 - --schedule zb --zero 2
 RUNS
 
 # start-up names the stages' ranks and layers; the progress line shows the bubble

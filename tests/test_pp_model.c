@@ -3,8 +3,9 @@
  * model's losses and gradients over several micro-batches in flight at once (every forward
  * first, then the backwards in another order, so each slot keeps its own activations), for
  * both families, uneven splits and every recomputation mode, with and without document
- * masking; the evaluation forward (lmf_gpt_stage_eval) gives the whole model's evaluation loss
- * and leaves the gradients. */
+ * masking, the backward whole or split in its input and weight halves (ZB-H1); the evaluation
+ * forward (lmf_gpt_stage_eval) gives the whole model's evaluation loss and leaves the
+ * gradients. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,8 +46,8 @@ static lmf_gpt *whole_model(const lmf_gpt_config *cfg, lmf_recompute rc) {
 
 /* stages of split[0..P-1] layers against the whole model, M micro-batches; with eot >= 0 both
  * mask documents at that end-of-text id (each micro-batch holds two boundaries) */
-static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc,
-                         int eot) {
+static void check_run(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc,
+                      int eot, int halves) {
     lmf_gpt *w = whole_model(cfg, rc);
     const lmf_param_layout *wl = lmf_gpt_layout(w);
     lmf_rng r;
@@ -109,9 +110,17 @@ static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf
     }
     for (int mb = M - 1; mb >= 0; mb--)
         for (int p = P - 1; p >= 0; p--) {
-            lmf_gpt_stage_backward(st[p], mb, p < P - 1 ? buf : NULL);
+            if (halves)
+                assert_int_equal(lmf_gpt_stage_backward_input(st[p], mb, p < P - 1 ? buf : NULL),
+                                 LMF_OK);
+            else
+                lmf_gpt_stage_backward(st[p], mb, p < P - 1 ? buf : NULL);
             if (p > 0) memcpy(buf, lmf_gpt_stage_input_grad(st[p]), n * sizeof(float));
         }
+    /* split: every input half first, then the weight halves in the other order, so each waits
+     * while the other slots' backwards reuse the scratch and the shared recomputed rows */
+    for (int mb = 0; halves && mb < M; mb++)
+        for (int p = 0; p < P; p++) lmf_gpt_stage_backward_weights(st[p], mb);
     /* evaluation through the stages, in other slots than the micro-batches': the whole
      * model's evaluation loss, and no gradient touched (checked below) */
     for (int mb = 0; mb < M; mb++) {
@@ -144,9 +153,9 @@ static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf
         for (size_t e = 0; e < t->numel; e++)
             worst = fmax(worst, fabs((double)sum[t->offset + e] - gw[t->offset + e]));
         if (!(worst <= 2e-5 * scale)) {
-            print_error("%s P=%d %s: gradient of %s differs by %.3g (largest %.3g)\n",
-                        lmf_family_name(cfg->family), P, lmf_recompute_name(rc), t->name, worst,
-                        scale);
+            print_error("%s P=%d %s%s: gradient of %s differs by %.3g (largest %.3g)\n",
+                        lmf_family_name(cfg->family), P, lmf_recompute_name(rc),
+                        halves ? " split" : "", t->name, worst, scale);
             fail();
         }
     }
@@ -154,6 +163,11 @@ static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf
     free(one);
     for (int p = 0; p < P; p++) lmf_gpt_free(st[p]);
     lmf_gpt_free(w);
+}
+
+static void check_masked(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc,
+                         int eot) {
+    check_run(cfg, P, split, rc, eot, 0);
 }
 
 static void check(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc) {
@@ -174,6 +188,18 @@ static void test_llama(void **state) {
     check(&llama, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE);
     check(&llama, 3, (int[]){2, 1, 1}, LMF_RECOMPUTE_FULL);
     check(&llama, 2, (int[]){1, 3}, LMF_RECOMPUTE_SELECTIVE);
+}
+
+/* the backward split in its input and weight halves (ZB-H1): the same gradients, with the
+ * weight halves run after every other slot's input half, in every recomputation mode */
+static void test_split_backward(void **state) {
+    (void)state;
+    check_run(&gpt2, 2, (int[]){2, 2}, LMF_RECOMPUTE_NONE, -1, 1);
+    check_run(&gpt2, 3, (int[]){1, 2, 1}, LMF_RECOMPUTE_SELECTIVE, 5, 1);
+    check_run(&gpt2, 1, (int[]){4}, LMF_RECOMPUTE_FULL, -1, 1);
+    check_run(&llama, 2, (int[]){1, 3}, LMF_RECOMPUTE_NONE, -1, 1);
+    check_run(&llama, 3, (int[]){2, 1, 1}, LMF_RECOMPUTE_FULL, 7, 1);
+    check_run(&llama, 2, (int[]){2, 2}, LMF_RECOMPUTE_SELECTIVE, -1, 1);
 }
 
 /* document masking: every stage masks from the ids it is given */
@@ -243,6 +269,14 @@ static void test_hooks(void **state) {
         lmf_gpt_stage_backward(m, 0, x);
         assert_int_equal(log.n, gpt2.n_layer + 2);
         for (int i = 0; i < log.n; i++) assert_int_equal(log.order[i], gpt2.n_layer + 1 - i);
+        /* split: the input half hands nothing over, the weight half every block in order */
+        log.n = 0;
+        assert_int_equal(lmf_gpt_stage_forward(m, 0, ids, ids, x, B, S, 1.0f, &loss), LMF_OK);
+        assert_int_equal(lmf_gpt_stage_backward_input(m, 0, x), LMF_OK);
+        assert_int_equal(log.n, 0);
+        lmf_gpt_stage_backward_weights(m, 0);
+        assert_int_equal(log.n, gpt2.n_layer + 2);
+        for (int i = 0; i < log.n; i++) assert_int_equal(log.order[i], gpt2.n_layer + 1 - i);
         lmf_gpt_free(m);
     }
 }
@@ -276,6 +310,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_llama),
+        cmocka_unit_test(test_split_backward),
         cmocka_unit_test(test_doc_mask),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_hooks),

@@ -2,7 +2,7 @@
 # Pipeline and tensor parallelism together (3-D layouts) train the model one rank trains: with
 # the same seed, data and global batch, --pp 2 --tp 2 (GPT-2 at 4 ranks; Llama at 4 with --sp;
 # GPT-2 at 8 with two data-parallel replicas over ZeRO-3, oversubscribed) and --pp 3 --tp 2
-# (Llama at 6 with --sp) give the single rank's loss at each of 20 steps within 1e-5 relative,
+# (Llama at 6 with --sp, the ZB-H1 schedule) give the single rank's loss at each of 20 steps within 1e-5 relative,
 # its gradient norms within 1e-4 and its final weights within 2e-5. A
 # checkpoint saved at (dp, tp, pp) = (1, 2, 2) resumes on one rank, and one saved on one rank
 # resumes at --tp 2 --pp 2 (whole tensors per name); --virtual-stages with --pp stays refused.
@@ -41,7 +41,7 @@ done <<'RUNS'
 gpt2 4 2 6 --schedule 1f1b
 llama 4 2 6 --sp --schedule gpipe
 gpt2 8 2 3 --zero 3
-llama 6 3 6 --sp --schedule 1f1b
+llama 6 3 6 --sp --schedule zb
 RUNS
 
 # start-up names the 3-D layout: stages of neighbouring tensor-parallel pairs

@@ -57,7 +57,8 @@ typedef struct lmf_kernels {
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias,
                            int N, int C, int OC);
     /* dinp[N,C] = dout @ weight^T (WRITTEN); dweight[C,OC] += inp^T @ dout;
-     * dbias[OC] += sum_n dout (dinp or dbias may be NULL to skip) */
+     * dbias[OC] += sum_n dout (dinp, dweight or dbias may be NULL to skip; weight is read
+     * only for dinp; a split backward computes dinp first and the others later) */
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC);
 

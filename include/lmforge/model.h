@@ -398,6 +398,16 @@ const float *lmf_gpt_stage_output(lmf_gpt *m, int slot);
  * stage's output, lmf_gpt_stage_floats of them; NULL on the last stage, which starts from its
  * loss), accumulating into the gradient block. */
 void lmf_gpt_stage_backward(lmf_gpt *m, int slot, const float *dy);
+/* The same backward split in two halves (ZB-H1, Qi et al. 2024): the input half computes the
+ * gradient of the stage's input (lmf_gpt_stage_input_grad) and the norms' and embeddings'
+ * gradients, and records the linear layers' weight and bias gradients, copying the output
+ * gradients they read (and their inputs when recomputation or sequence parallelism does not
+ * keep those); no gradient block is handed over (grads_ready) yet. The weight half computes
+ * the recorded gradients and hands every block over, last to first. Other slots' forwards and
+ * input halves may run in between; the gradients equal lmf_gpt_stage_backward's bit for bit.
+ * LMF_ERR_NOMEM when the record cannot grow (it is sized by the first step). */
+lmf_status lmf_gpt_stage_backward_input(lmf_gpt *m, int slot, const float *dy);
+void lmf_gpt_stage_backward_weights(lmf_gpt *m, int slot);
 /* The gradient of the stage's input that the backward left (not on the first stage): valid
  * until the next stage call. */
 const float *lmf_gpt_stage_input_grad(lmf_gpt *m);

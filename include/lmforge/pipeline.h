@@ -162,8 +162,10 @@ typedef struct lmf_pp_step_stats {
  * tensor-parallel split on every stage. The engine reserves their activations for batches of
  * B x T (one slot per micro-batch the schedule keeps in flight) and their gradient blocks
  * (mode LMF_RESERVE_TRAIN or, with a data-parallel engine's hooks, LMF_RESERVE_TRAIN_HOOKED).
- * LMF_ERR_ARG when the shape does not fit (lmf_pp_shape_check, P the group's size), for ZB-H1
- * (whose split backward the engine does not run yet) and for V > 1 on a single stage. */
+ * LMF_ERR_ARG when the shape does not fit (lmf_pp_shape_check, P the group's size) and for
+ * V > 1 on a single stage. ZB-H1 runs each backward as its two halves
+ * (lmf_gpt_stage_backward_input, then lmf_gpt_stage_backward_weights where the schedule
+ * puts it); the slot stays taken until the weight half. */
 lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt *const *chunks,
                                 int B, int T, lmf_reserve_mode mode, lmf_pp_engine **out);
 void lmf_pp_engine_free(lmf_pp_engine *e);
@@ -190,7 +192,8 @@ lmf_status lmf_pp_engine_eval(lmf_pp_engine *e, const int32_t *inputs, const int
                               int n_micro, float *loss);
 
 /* With a data-parallel engine placing the gradients (LMF_RESERVE_TRAIN_HOOKED):
- * before_backward(ctx, chunk, index, M) runs before the chunk's index-th backward of a step
+ * before_backward(ctx, chunk, index, M) runs before the chunk's index-th backward (ZB-H1: its
+ * index-th weight half, which hands the gradients over) of a step
  * (0..M-1; lmf_ddp_begin_micro(index, M)), and lmf_pp_engine_wrap_hooks interposes on chunk
  * c's model hooks h so that block 0's gradient is summed between the first and last stage
  * just before it is handed on (grads_ready(0)): in the chunk's last backward of the step, or

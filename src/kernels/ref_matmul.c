@@ -32,7 +32,7 @@ void lmf_ref_matmul_backward(float *dinp, float *dweight, float *dbias, const fl
                 dx[c] = s;
             }
         }
-        for (int c = 0; c < C; c++) {
+        for (int c = 0; dweight && c < C; c++) {
             float *dw = dweight + (size_t)c * OC;
             float xc = x[c];
             for (int j = 0; j < OC; j++) dw[j] += xc * d[j];

@@ -74,6 +74,7 @@ void lmf_gpt_free(lmf_gpt *m) {
     free(m->la);
     free(m->ids);
     free(m->doc_starts);
+    for (int i = 0; i < LMF_GPT_MAX_SLOTS; i++) lmf_wgrad_list_free(&m->wlist[i]);
     free(m);
 }
 
@@ -292,7 +293,11 @@ lmf_status lmf_gpt_reserve_slots(lmf_gpt *m, int B, int T, lmf_reserve_mode mode
 }
 
 size_t lmf_gpt_activation_bytes(const lmf_gpt *m) {
-    return m->acts_floats * (size_t)m->slots * sizeof(float) + (m->grads ? m->layout.total * sizeof(float) : 0);
+    size_t wg = 0; /* a split backward's deferred inputs, as large as the last steps made them */
+    for (int i = 0; i < LMF_GPT_MAX_SLOTS; i++)
+        wg += m->wlist[i].cap_floats * sizeof(float) + (size_t)m->wlist[i].cap * sizeof(lmf_wgrad_entry);
+    return m->acts_floats * (size_t)m->slots * sizeof(float) + wg +
+           (m->grads ? m->layout.total * sizeof(float) : 0);
 }
 
 /* ---- block placement through the hooks ---- */
@@ -598,8 +603,11 @@ static void gpt2_layer_backward(lmf_gpt *m, const lmf_layer_view *wp, const lmf_
 }
 
 /* The backward of the current slot: from the loss (last stage) or dy, the gradient of the
- * stage's output; on stages after the first the input's gradient is left in m->dres. */
-static void backward_run(lmf_gpt *m, const float *dy) {
+ * stage's output; on stages after the first the input's gradient is left in m->dres. With
+ * `split` (ZB-H1's input half) the matmuls' weight and bias gradients are recorded for
+ * backward_weights and no block is handed over (grads_ready) yet; the norms' and embeddings'
+ * small gradients are still added here. */
+static lmf_status backward_run(lmf_gpt *m, const float *dy, int split) {
     lmf_ops *o = &m->ops;
     LMF_ASSERT(m->state == FORWARD_TRAIN); /* a backward needs a training forward first */
     int L = m->cfg.n_layer, C = m->cfg.n_embd;
@@ -607,9 +615,24 @@ static void backward_run(lmf_gpt *m, const float *dy) {
     int R = lmf_gpt_local_rows(m, BT); /* the residual stream's rows on this rank */
     int llama = m->cfg.family == LMF_FAMILY_LLAMA;
     int l0 = m->layout.layer0, n = m->layout.layers, first = l0 == 0, last = l0 + n == L;
+    lmf_wgrad *wg = &m->wgrad;
+    if (split) {
+        m->wlist[m->slot].n = 0;
+        m->wlist[m->slot].used = 0;
+        wg->list = &m->wlist[m->slot];
+        wg->err = LMF_OK;
+        /* what the weight half reads must outlive the other slots' backwards: recomputed
+         * activations share one copy, gathered rows a scratch buffer */
+        wg->copy_inputs = m->reserved_recompute != LMF_RECOMPUTE_NONE ||
+                          m->layout.tp.sequence_parallel;
+    }
+#define READY(b) \
+    do { \
+        if (!split) grads_ready(m, (b)); \
+    } while (0)
 
     /* blocks of later stages: nothing to compute, their (empty) gradients are complete */
-    for (int b = L + 1; !last && b > l0 + n; b--) grads_ready(m, b);
+    for (int b = L + 1; !last && b > l0 + n; b--) READY(b);
     if (last) { /* final norm: dlnf (from the classifier: in dbtc, or this rank's rows in
                  * sp_part) -> dres */
         float *pf = lmf_gpt_block_params(m, L + 1, 1);
@@ -622,7 +645,7 @@ static void backward_run(lmf_gpt *m, const float *dy) {
         else
             layernorm_backward(o, m->dres, gf, gf + C, dlnf, xlast, pf, m->lnf_mean, m->lnf_rstd,
                                R, C);
-        grads_ready(m, L + 1);
+        READY(L + 1);
         lmf_gpt_release_params(m, L + 1, 1);
     } else {
         memcpy(m->dres, dy, (size_t)R * (size_t)C * sizeof(float));
@@ -631,15 +654,22 @@ static void backward_run(lmf_gpt *m, const float *dy) {
     for (int i = n - 1; i >= 0; i--) {
         int l = l0 + i;
         lmf_layer_view w, g;
+        float *gb = block_grads(m, 1 + l);
         lmf_layout_layer_view_of(&m->layout, &m->cfg, lmf_gpt_block_params(m, 1 + l, 1), &w);
-        lmf_layout_layer_view_of(&m->layout, &m->cfg, block_grads(m, 1 + l), &g);
+        lmf_layout_layer_view_of(&m->layout, &m->cfg, gb, &g);
         layer_acts *a = &m->la[i];
         const float *x = i > 0 ? m->la[i - 1].residual3 : m->encoded;
+        if (split) {
+            wg->block = 1 + l;
+            wg->gbase = gb;
+            o->defer = wg;
+        }
         if (llama)
             lmf_llama_layer_backward(m, &w, &g, a, x, B, T);
         else
             gpt2_layer_backward(m, &w, &g, a, x, B, T);
-        grads_ready(m, 1 + l);
+        o->defer = NULL;
+        READY(1 + l);
         lmf_gpt_release_params(m, 1 + l, 1);
     }
     if (first) {
@@ -652,13 +682,30 @@ static void backward_run(lmf_gpt *m, const float *dy) {
                                 lmf_gpt_sp_gather(m, m->dres, BT), m->inputs, d->vocab0,
                                 d->vocab_rows, B, T, C);
     }
-    for (int b = l0; b >= 1; b--) grads_ready(m, b); /* earlier stages' blocks: empty */
-    grads_ready(m, 0); /* block 0: the embeddings' and the classifier's gradients, or empty */
+    for (int b = l0; b >= 1; b--) READY(b); /* earlier stages' blocks: empty */
+    READY(0); /* block 0: the embeddings' and the classifier's gradients, or empty */
+#undef READY
     if (first || last) lmf_gpt_release_params(m, 0, 1);
+    m->state = split ? FORWARD_WEIGHTS_DUE : FORWARD_NONE;
+    return split ? wg->err : LMF_OK;
+}
+
+/* The weight half of the current slot's split backward: the recorded matmuls' weight and
+ * bias gradients, block after block from the last, each block handed over as it completes
+ * (in the order a whole backward hands them over). */
+static void backward_weights(lmf_gpt *m) {
+    LMF_ASSERT(m->state == FORWARD_WEIGHTS_DUE); /* after the input half */
+    const lmf_wgrad_list *l = &m->wlist[m->slot];
+    int i = 0;
+    for (int b = m->cfg.n_layer + 1; b >= 0; b--) {
+        if (i < l->n && l->e[i].block == b) i = lmf_wgrad_replay(&m->ops, l, i, b, block_grads(m, b));
+        grads_ready(m, b);
+    }
+    LMF_ASSERT(i == l->n); /* recorded from the last block to the first */
     m->state = FORWARD_NONE;
 }
 
-void lmf_gpt_backward(lmf_gpt *m) { backward_run(m, NULL); }
+void lmf_gpt_backward(lmf_gpt *m) { (void)backward_run(m, NULL, 0); }
 
 /* ---- pipeline stages: slots ---- */
 
@@ -705,7 +752,18 @@ const float *lmf_gpt_stage_output(lmf_gpt *m, int slot) {
 void lmf_gpt_stage_backward(lmf_gpt *m, int slot, const float *dy) {
     use_slot(m, slot);
     LMF_ASSERT(dy || m->layout.layer0 + m->layout.layers == m->cfg.n_layer);
-    backward_run(m, dy);
+    (void)backward_run(m, dy, 0);
+}
+
+lmf_status lmf_gpt_stage_backward_input(lmf_gpt *m, int slot, const float *dy) {
+    use_slot(m, slot);
+    LMF_ASSERT(dy || m->layout.layer0 + m->layout.layers == m->cfg.n_layer);
+    return backward_run(m, dy, 1);
+}
+
+void lmf_gpt_stage_backward_weights(lmf_gpt *m, int slot) {
+    use_slot(m, slot);
+    backward_weights(m);
 }
 
 const float *lmf_gpt_stage_input_grad(lmf_gpt *m) { return m->dres; }

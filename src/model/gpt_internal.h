@@ -24,7 +24,8 @@ typedef struct layer_cache {
 typedef enum forward_state {
     FORWARD_NONE = 0,      /* no forward, or its backward is done */
     FORWARD_EVAL,          /* a forward without gradients */
-    FORWARD_TRAIN          /* a training forward: lmf_gpt_backward may follow */
+    FORWARD_TRAIN,         /* a training forward: lmf_gpt_backward may follow */
+    FORWARD_WEIGHTS_DUE    /* a split backward's input half ran: its weight half is due */
 } forward_state;
 
 struct lmf_gpt {
@@ -66,6 +67,9 @@ struct lmf_gpt {
     int slots, slot;
     forward_state slot_state[LMF_GPT_MAX_SLOTS];
     const int *slot_doc[LMF_GPT_MAX_SLOTS];
+    /* split backward (ZB-H1): each slot's weight gradients left for its weight half */
+    lmf_wgrad wgrad;
+    lmf_wgrad_list wlist[LMF_GPT_MAX_SLOTS];
 };
 
 /* Row widths of a layer's activations on one tensor-parallel rank d (describe.c): statistics

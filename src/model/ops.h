@@ -10,9 +10,40 @@
 #include "lmforge/perf.h"
 #include "lmforge/system.h"
 
+/* One matmul's weight and bias gradients left for later by a split backward (ZB-H1): where
+ * they go (offsets into a block's gradients) and what they read (offsets into the list's
+ * store, or the activation itself when it outlives the wait). */
+typedef struct lmf_wgrad_entry {
+    int block;
+    size_t dw, db;        /* db: SIZE_MAX when the matmul has no bias gradient here */
+    size_t dout, inp;     /* inp: SIZE_MAX when inp_at is read in place */
+    const float *inp_at;
+    int N, C, OC;
+} lmf_wgrad_entry;
+
+/* One micro-batch slot's deferred weight gradients, in the order the backward met them
+ * (blocks from the last to the first). */
+typedef struct lmf_wgrad_list {
+    lmf_wgrad_entry *e;
+    int n, cap;
+    float *store;         /* copies of the output gradients (and inputs) they read */
+    size_t used, cap_floats;
+} lmf_wgrad_list;
+
+/* Recording state of a split backward: set in lmf_ops.defer while it runs. */
+typedef struct lmf_wgrad {
+    lmf_wgrad_list *list; /* the slot's list being filled */
+    int block;            /* the block whose layer the backward is in */
+    float *gbase;         /* that block's gradients, as the hooks placed them now */
+    int copy_inputs;      /* 1: the inputs do not outlive the wait (recomputed, gathered) */
+    lmf_status err;       /* the first failure to grow the list */
+} lmf_wgrad;
+
 /* The kernel table and the profile of the calls made through it. */
 typedef struct lmf_ops {
     const lmf_kernels *k;
+    lmf_wgrad *defer;                   /* non-NULL: matmul_backward leaves dweight and dbias
+                                         * to lmf_wgrad_replay (wgrad.c) */
     int profile;                        /* 1: time every call */
     double phase_s[LMF_PHASE_COUNT];    /* wall seconds per phase */
     double phase_busy[LMF_PHASE_COUNT]; /* busy thread-seconds (lmf_gpt_profile_read_busy) */
@@ -135,12 +166,25 @@ static inline void matmul_gelu_forward(lmf_ops *o, float *pre, float *out, const
     op_end(o, LMF_PHASE_MATMUL, &c);
 }
 
+/* Record a matmul's weight and bias gradients into w->list (wgrad.c). */
+void lmf_wgrad_record(lmf_wgrad *w, float *dw, float *db, const float *dout, const float *inp,
+                      int N, int C, int OC);
+/* Compute the entries of `block` from l->e[from] on into its gradients g; returns the index
+ * after them. */
+int lmf_wgrad_replay(lmf_ops *o, const lmf_wgrad_list *l, int from, int block, float *g);
+void lmf_wgrad_list_free(lmf_wgrad_list *l);
+
 static inline void matmul_backward(lmf_ops *o, float *dinp, float *dw, float *db,
                                    const float *dout, const float *inp, const float *w, int N,
                                    int C, int OC) {
     lmf_op_clock c;
     op_begin(o, &c);
-    o->k->matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+    if (o->defer) {
+        o->k->matmul_backward(dinp, NULL, NULL, dout, inp, w, N, C, OC);
+        lmf_wgrad_record(o->defer, dw, db, dout, inp, N, C, OC);
+    } else {
+        o->k->matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC);
+    }
     op_end(o, LMF_PHASE_MATMUL, &c);
 }
 

@@ -147,9 +147,6 @@ lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt 
         return lmf_fail(LMF_ERR_ARG, "a schedule of %d stages on a pipeline group of %d ranks",
                         sh->stages, P);
     LMF_TRY(lmf_pp_shape_check(sh));
-    if (sh->schedule == LMF_PP_ZB_H1)
-        return lmf_fail(LMF_ERR_ARG, "the pipeline engine does not run the zb schedule yet (it "
-                        "needs the backward split into input and weight halves); use 1f1b");
     int V = sh->virtual_stages, M = sh->micro_batches;
     if (V > 1 && P == 1)
         return lmf_fail(LMF_ERR_ARG, "--virtual-stages %d needs --pp of at least 2", V);
@@ -366,9 +363,23 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
         size_t at = (size_t)mb * e->V + c;
         lmf_gpt *m = e->chunks[c];
         int fwd = a->op == LMF_PP_FORWARD;
+        static const char *const what[] = {[LMF_PP_FORWARD] = "forward",
+                                           [LMF_PP_BACKWARD] = "backward",
+                                           [LMF_PP_BACKWARD_INPUT] = "backward (input half)",
+                                           [LMF_PP_BACKWARD_WEIGHT] = "backward (weight half)"};
         lmf_comm_set_context(e->comm, "%s%spipeline stage %d, micro-batch %d, %s", e->context,
-                             e->context[0] ? ", " : "", v, mb, fwd ? "forward" : "backward");
-        if (fwd) {
+                             e->context[0] ? ", " : "", v, mb, what[a->op]);
+        if (a->op == LMF_PP_BACKWARD_WEIGHT) { /* ZB-H1: the weight gradients, handed over */
+            if (e->before_backward &&
+                (s = e->before_backward(e->bb_ctx, c, e->backwards[c], e->M)) != LMF_OK)
+                break;
+            e->backwards[c]++;
+            double c0 = lmf_now_s();
+            lmf_gpt_stage_backward_weights(m, mb % S);
+            busy += lmf_now_s() - c0;
+            e->occupant[k] = -1;
+            s = block0_done(e, c);
+        } else if (fwd) {
             if (e->occupant[k] >= 0) { /* the schedule keeps more in flight than its peak */
                 s = lmf_fail(LMF_ERR_STATE, "pipeline stage %d: micro-batch %d's slot still "
                              "holds micro-batch %d", v, mb, e->occupant[k]);
@@ -387,14 +398,20 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
                 dy = e->dybuf + at * e->n;
             }
             if ((s = lmf_comm_wait(e->comm, &e->send_b[k])) != LMF_OK) break;
-            if (e->before_backward &&
+            int whole = a->op == LMF_PP_BACKWARD; /* else ZB-H1's input half: the slot stays */
+            if (whole && e->before_backward &&
                 (s = e->before_backward(e->bb_ctx, c, e->backwards[c], e->M)) != LMF_OK)
                 break;
-            e->backwards[c]++;
             double c0 = lmf_now_s();
-            lmf_gpt_stage_backward(m, mb % S, dy);
+            if (whole) {
+                e->backwards[c]++;
+                lmf_gpt_stage_backward(m, mb % S, dy);
+                e->occupant[k] = -1;
+            } else {
+                s = lmf_gpt_stage_backward_input(m, mb % S, dy);
+            }
             busy += lmf_now_s() - c0;
-            e->occupant[k] = -1;
+            if (s != LMF_OK) break;
             if (v > 0)
                 s = lmf_comm_isend_f32(e->comm, lmf_gpt_stage_input_grad(m), e->n, prev,
                                        tag_of(e, mb, v - 1, 1), &e->send_b[k]);

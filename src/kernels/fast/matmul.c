@@ -88,6 +88,6 @@ static void dbias_accumulate(float *dbias, const float *dout, int N, int OC) {
 void lmf_fast_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, int N, int C, int OC) {
     if (dinp) lmf_fast_gemm(0, 1, N, C, OC, 1.0f, dout, OC, weight, OC, 0.0f, dinp, C, NULL);
-    lmf_fast_gemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dweight, OC, NULL);
+    if (dweight) lmf_fast_gemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dweight, OC, NULL);
     if (dbias) dbias_accumulate(dbias, dout, N, OC);
 }
