@@ -1,9 +1,10 @@
 # Shared by the two-rank layout benchmarks (sourced by bench/tp_vs_dp.sh and bench/pp_vs_dp.sh):
-# one thread per rank, Open MPI as root without cross-memory attach, a token file of random
+# one thread per rank, Open MPI as root with its default shared-memory transport (set
+# OMPI_MCA_btl_vader_single_copy_mechanism=none where a container forbids cross-memory attach:
+# large messages then move only while a rank is inside an MPI call), a token file of random
 # GPT-2 ids, and the medians of the progress lines' fields.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
 # random_tokens FILE: 2^20 random GPT-2 token ids in an llm.c token file (the speed does not
 # depend on the text)

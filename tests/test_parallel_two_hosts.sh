@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Two "hosts" on one machine: two network namespaces joined by a veth pair, a 2-rank
-# `lmforge train` (data-parallel, and one --tp 2 pair split over the hosts) started by mpirun
-# across them over TCP (Open MPI's rsh launcher with an agent
-# that enters the other namespace). Its losses must equal the one-host runs (np = 1 and np = 2)
-# within 1e-5 relative at every step. Needs root and network namespaces; skipped otherwise.
+# `lmforge train` (data-parallel, and one --tp 2 pair split over the hosts) and a 4-rank 3-D
+# layout (dp, tp, pp) = (1, 2, 2), two pipeline stages of one --tp 2 pair each, one stage per
+# host as clusters place them, started by mpirun across them over TCP (Open MPI's rsh launcher
+# with an agent that enters the other namespace). Its losses must equal the one-host runs
+# (np = 1 and np = 2) within 1e-5 relative at every step. Needs root and network namespaces;
+# skipped otherwise.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/mpi/common.sh
@@ -63,6 +65,7 @@ exec ip netns exec "\$ns" unshare --uts sh -c "hostname \$name; \$*"
 EOF
 chmod +x "$work/agent"
 printf '%s slots=1\n%s slots=1\n' "$net.1" "$net.2" >"$work/hosts"
+printf '%s slots=2\n%s slots=2\n' "$net.1" "$net.2" >"$work/hosts2"
 
 # Training data: the default corpus, prepared once by a short one-rank run.
 cd "$work" || exit 1
@@ -79,8 +82,10 @@ lmf_check $? "one host, two ranks: $(tail -3 one2.log)"
 
 # Two hosts: mpirun runs in the first namespace; TCP only, on the veth subnet.
 two_hosts() {
+    local np=2 hosts="$work/hosts"
+    if [ "$1" = -np4 ]; then np=4 hosts="$work/hosts2"; shift; fi
     timeout 300 ip netns exec "$nsa" unshare --uts sh -c 'hostname hosta; exec "$@"' sh \
-        "${MPIRUN[@]}" -np 2 --hostfile "$work/hosts" --mca plm_rsh_agent "$work/agent" \
+        "${MPIRUN[@]}" -np "$np" --hostfile "$hosts" --mca plm_rsh_agent "$work/agent" \
         --mca btl tcp,self --mca btl_tcp_if_include "$net.0/24" \
         --mca oob_tcp_if_include "$net.0/24" -x OMP_NUM_THREADS -x LSAN_OPTIONS -x ASAN_OPTIONS "$@"
 }
@@ -100,6 +105,15 @@ two_hosts "$lmforge" "${common[@]}" --tp 2 --out "$work/two_tp" >two_tp.log 2>&1
 rc=$?
 lmf_check $rc "two hosts, --tp 2: exit code $rc: $(tail -20 two_tp.log)"
 
+# a 3-D layout: stage 0 (ranks 0-1, a --tp 2 pair) on the first host, stage 1 on the second;
+# the activations and their gradients cross between the hosts
+two_hosts -np4 sh -c 'echo "rank $OMPI_COMM_WORLD_RANK $(hostname)"' >where4.log 2>&1
+grep -q "^rank 1 hosta$" where4.log && grep -q "^rank 2 hostb$" where4.log
+lmf_check $? "two hosts, 4 ranks: not two per namespace in rank order: $(cat where4.log)"
+two_hosts -np4 "$lmforge" "${common[@]}" --tp 2 --pp 2 --out "$work/two_3d" >two_3d.log 2>&1
+rc=$?
+lmf_check $rc "two hosts, --tp 2 --pp 2: exit code $rc: $(tail -20 two_3d.log)"
+
 # losses of every step: same as one host
 losses() { grep -o '"loss":[-0-9.e+]*' "$1/metrics.jsonl" | cut -d: -f2; }
 compare() {
@@ -118,6 +132,10 @@ fi
 if [ -f two_tp/metrics.jsonl ]; then
     compare two_tp one1
     lmf_check $? "two hosts --tp 2 vs one rank: losses differ: $(paste <(losses two_tp) <(losses one1) | tr '\n' ' ')"
+fi
+if [ -f two_3d/metrics.jsonl ]; then
+    compare two_3d one1
+    lmf_check $? "two hosts --tp 2 --pp 2 vs one rank: losses differ: $(paste <(losses two_3d) <(losses one1) | tr '\n' ' ')"
 fi
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

@@ -706,6 +706,8 @@ static void test_llama3_table4(void **state) {
         k.pp = rows[i].pp;
         k.dp = rows[i].dp;
         k.virtual_stages = 0;
+        /* the schedules of the paper's time: 1F1B and interleaved 1F1B, its chunks searched */
+        k.schedules = (1u << LMF_PP_1F1B) | (1u << LMF_PP_INTERLEAVED);
         lmf_plan_result best[1];
         int n = 0;
         int64_t evaluated = 0;

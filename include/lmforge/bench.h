@@ -7,11 +7,15 @@
 #include "lmforge/config.h"
 #include "lmforge/kernels.h"
 #include "lmforge/model.h"
+#include "lmforge/pipeline.h"
 #include "lmforge/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Most pipeline stages lmf_bench_pipeline measures. */
+#define LMF_BENCH_MAX_STAGES 16
 
 typedef struct lmf_bench_result {
     double tokens_per_s, gflops, mfu, step_s, rss_mb;
@@ -42,6 +46,26 @@ typedef struct lmf_bench_tp {
 lmf_status lmf_bench_train_step(const lmf_gpt_config *cfg, int B, int T, const lmf_kernels *k,
                                 lmf_recompute rc, int warm, int steps, double peak,
                                 const lmf_bench_tp *tp, lmf_bench_result *res);
+
+/* One pipeline schedule measured by lmf_bench_pipeline. */
+typedef struct lmf_bench_pp_result {
+    double tokens_per_s;     /* the pipeline's, over the timed steps */
+    double step_s;
+    double bubble[LMF_BENCH_MAX_STAGES]; /* each stage's idle fraction of the step's forwards
+                                          * and backwards (lmf_pp_step_stats), mean of steps */
+    double busy_s[LMF_BENCH_MAX_STAGES]; /* each stage's computing seconds per step */
+    double schedule_bubble;  /* the schedule's own with equal forward, input-gradient and
+                              * weight-gradient times (lmf_pp_simulate): (P-1)/(M+P-1) for 1F1B */
+    int layers[LMF_BENCH_MAX_STAGES];    /* each stage's layers (the trainer's balanced split) */
+} lmf_bench_pp_result;
+
+/* Collective over group (P = its size <= LMF_BENCH_MAX_STAGES ranks, one stage each): the
+ * model's stages as `lmforge train --pp P` splits them, each step's M micro-batches of B x T
+ * random tokens through `schedule` (forwards and backwards, no optimizer), `warm` untimed
+ * steps then `steps` timed ones. Every rank gets the result. */
+lmf_status lmf_bench_pipeline(const lmf_gpt_config *cfg, lmf_comm *group, lmf_pp_schedule schedule,
+                              int M, int B, int T, const lmf_kernels *k, int warm, int steps,
+                              lmf_bench_pp_result *res);
 
 #ifdef __cplusplus
 }

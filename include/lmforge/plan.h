@@ -188,10 +188,13 @@ typedef struct lmf_plan_constraints {
     lmf_recompute recompute;
     int sequence_parallel;
     lmf_plan_dtype dtype;
-    int virtual_stages;            /* -1 free: the search keeps 1 (plain 1F1B) */
-    int schedule_fixed;            /* 1: only `schedule` (0: the search tries 1F1B and the
-                                      interleaved one) */
+    int virtual_stages;            /* -1 or 0 free; > 1: the interleaved schedule with that many
+                                      chunks per rank */
+    int schedule_fixed;            /* 1: only `schedule` */
     lmf_pp_schedule schedule;
+    unsigned schedules;            /* else the search's menu, bit 1 << lmf_pp_schedule (the
+                                      interleaved one with 2..8 chunks); 0: what `lmforge train`
+                                      runs, 1F1B and ZB-H1 */
     int cp;                        /* -1 free: 1 (no context parallelism) */
     int allow_cross_node_tp;       /* 0: the search keeps tensor-parallel groups inside a node */
 } lmf_plan_constraints;

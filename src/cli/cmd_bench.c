@@ -1,4 +1,5 @@
-/* lmforge bench: peak FLOP/s of this machine, then training-step throughput and MFU. */
+/* lmforge bench: peak FLOP/s of this machine, then training-step throughput and MFU; with
+ * --pp, the pipeline schedules' measured bubbles. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,81 @@ static const char *phase_label(int p) {
                                : p == LMF_PHASE_COUNT ? "optimizer" : "other";
 }
 
+/* --pp P: a model's stages over the launch's P ranks, each schedule's bubble and tokens/s */
+static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k, int P, int M,
+                          const char *schedule, int warm, int steps, int threads, int json) {
+    lmf_pp_schedule list[3] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_ZB_H1};
+    int n = 3;
+    if (schedule) {
+        if (lmf_pp_schedule_parse(schedule, &list[0]) != LMF_OK || list[0] == LMF_PP_INTERLEAVED) {
+            lmf_cli_error("bench", "--schedule must be gpipe, 1f1b or zb, got '%s'", schedule);
+            return 2;
+        }
+        n = 1;
+    }
+    lmf_gpt_config cfg;
+    if (lmf_config_preset(model ? model : "gpt2", &cfg) != LMF_OK) {
+        lmf_cli_error("bench", "%s", lmf_last_error());
+        return 2;
+    }
+    if (!B) B = 2;
+    if (!T) T = 256;
+    lmf_cli_ranks_meet(); /* from here on a rank's error is its own: print it at once */
+    lmf_comm *group = NULL;
+    if (lmf_comm_create("auto", &group) != LMF_OK) {
+        lmf_cli_error("bench", "%s", lmf_last_error());
+        return 2;
+    }
+    if (lmf_comm_size(group) != P) {
+        lmf_cli_error("bench", "--pp %d needs %d ranks (mpirun -np %d lmforge bench --pp %d ...), "
+                      "this launch has %d", P, P, P, P, lmf_comm_size(group));
+        lmf_comm_free(group);
+        return 2;
+    }
+    lmf_threads_set(threads > 0 ? threads : 1); /* one thread per stage unless --threads says */
+    int r0 = lmf_comm_rank(group) == 0;
+    if (r0 && !json)
+        printf("pipeline: %s, %d stages of %d thread%s, %d micro-batches of %d x %d per step, "
+               "%d timed steps after %d\n", model ? model : "gpt2", P, lmf_threads_get(),
+               lmf_threads_get() == 1 ? "" : "s", M, B, T, steps, warm);
+    for (int i = 0; i < n; i++) {
+        lmf_bench_pp_result res;
+        if (lmf_bench_pipeline(&cfg, group, list[i], M, B, T, k, warm, steps, &res) != LMF_OK) {
+            lmf_cli_error("bench", "%s", lmf_last_error());
+            lmf_comm_free(group);
+            return 1;
+        }
+        if (!r0) continue;
+        const char *name = lmf_pp_schedule_name(list[i]);
+        if (json) {
+            printf("{\"model\": \"%s\", \"pp\": %d, \"schedule\": \"%s\", \"micro_batches\": %d, "
+                   "\"batch\": %d, \"seq\": %d, \"step_s\": %.5f, \"tokens_per_s\": %.1f, "
+                   "\"schedule_bubble\": %.4f, \"stages\": [", model ? model : "gpt2", P, name, M,
+                   B, T, res.step_s, res.tokens_per_s, res.schedule_bubble);
+            for (int p = 0; p < P; p++)
+                printf("%s{\"layers\": %d, \"busy_s\": %.5f, \"bubble\": %.4f}", p ? ", " : "",
+                       res.layers[p], res.busy_s[p], res.bubble[p]);
+            printf("]}\n");
+        } else {
+            printf("%-6s %8.1f tok/s  step %.3f s  bubble (schedule %.1f%%):", name,
+                   res.tokens_per_s, res.step_s, 100 * res.schedule_bubble);
+            for (int p = 0; p < P; p++)
+                printf(" stage %d %.1f%% (%d layers, busy %.3f s)", p, 100 * res.bubble[p],
+                       res.layers[p], res.busy_s[p]);
+            printf("\n");
+        }
+    }
+    lmf_comm_free(group);
+    return 0;
+}
+
 int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return lmf_bench_tokenizer(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "loader") == 0) return lmf_bench_loader(argc - 1, argv + 1);
     const char *model = NULL, *kernels = "fast", *recompute = "none";
     int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0, refresh = 0, tpn = 1, sp = 0;
+    int ppn = 1, micro = 8;
+    const char *schedule = NULL;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "PRESET", "one model preset (default: the standard cases)", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size for --model", 1, 1e6, NULL},
@@ -39,6 +110,9 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--recompute", LMF_OPT_STR, &recompute, "none|selective|full", "activation recomputation (default none)", LMF_NOLIMIT, NULL},
         {"--tp", LMF_OPT_INT, &tpn, "N", "tensor-parallel group of N ranks (run under mpirun -np N)", 1, 4096, NULL},
         {"--sp", LMF_OPT_FLAG, &sp, NULL, "with --tp: sequence parallelism", LMF_NOLIMIT, NULL},
+        {"--pp", LMF_OPT_INT, &ppn, "P", "pipeline of P stages, one per rank (run under mpirun -np P): each schedule's measured bubble", 1, LMF_BENCH_MAX_STAGES, NULL},
+        {"--micro-batches", LMF_OPT_INT, &micro, "M", "with --pp: micro-batches per step (default 8)", 1, 4096, NULL},
+        {"--schedule", LMF_OPT_STR, &schedule, "gpipe|1f1b|zb", "with --pp: one schedule (default: all three)", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
         {"--refresh-peak", LMF_OPT_FLAG, &refresh, NULL, "measure the peak again (it is cached per processor and thread count)", LMF_NOLIMIT, NULL},
     };
@@ -53,6 +127,12 @@ int lmf_cmd_bench(int argc, char **argv) {
         return 2;
     }
     if (sp && tpn < 2) { lmf_cli_error("bench", "--sp needs --tp 2 or more"); return 2; }
+    if (ppn > 1 && tpn > 1) { lmf_cli_error("bench", "give --pp or --tp, not both"); return 2; }
+    if (ppn == 1 && (schedule || micro != 8)) {
+        lmf_cli_error("bench", "--schedule and --micro-batches measure a pipeline: give --pp 2 or more");
+        return 2;
+    }
+    if (ppn > 1) return bench_pipeline(model, B, T, k, ppn, micro, schedule, warm, steps, threads, json);
     lmf_comm *group = NULL;
     if (tpn > 1) { /* every rank of the launch is one rank of the group */
         lmf_cli_ranks_meet(); /* from here on a rank's error is its own: print it at once */

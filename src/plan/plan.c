@@ -24,6 +24,7 @@ void lmf_plan_constraints_free(lmf_plan_constraints *k, const lmf_cluster *c) {
     k->virtual_stages = k->cp = -1;
     k->schedule_fixed = 0;
     k->schedule = LMF_PP_1F1B;
+    k->schedules = 0;
     k->allow_cross_node_tp = 0;
     /* 16-bit mixed precision where the device has it (bf16 first), fp32 otherwise */
     k->dtype = c->peak_flops[LMF_PLAN_BF16] > 0.0   ? LMF_PLAN_BF16

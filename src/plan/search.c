@@ -99,21 +99,29 @@ static lmf_status search(const lmf_cluster *c, const lmf_plan_job *job,
         for (int ip = 0; ip < n_pp; ip++) {
             int tp = tps[it], pp = pps[ip];
             if ((int64_t)tp * pp * cp > devices) continue;
-            /* schedules: the one asked for, else plain 1F1B and the interleaved one with up to
-             * MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
-            int interleaved_only = k->schedule_fixed && k->schedule == LMF_PP_INTERLEAVED;
-            int one_chunk = k->schedule_fixed && !interleaved_only;
-            int vs[MAX_VIRTUAL], n_v = 0;
-            if (interleaved_only && pp == 1) continue;
-            if (k->virtual_stages > 0) {
-                if (k->virtual_stages > 1 && (pp == 1 || !lmf_plan_chunks_fit(m, pp, k->virtual_stages))) continue;
-                vs[n_v++] = k->virtual_stages;
-            } else {
-                if (!interleaved_only) vs[n_v++] = 1;
-                for (int v = 2; !one_chunk && pp > 1 && v <= MAX_VIRTUAL && n_v < MAX_VIRTUAL; v++)
-                    if (lmf_plan_chunks_fit(m, pp, v)) vs[n_v++] = v;
+            /* schedules: the one asked for, else the menu (by default what `lmforge train`
+             * runs: 1F1B and ZB-H1); the interleaved one, named or given virtual_stages > 1,
+             * with up to MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
+            unsigned menu = k->schedule_fixed ? 1u << k->schedule
+                            : k->schedules ? k->schedules
+                                           : (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1);
+            if (k->virtual_stages > 1) menu = 1u << LMF_PP_INTERLEAVED;
+            if (pp == 1) menu = 1u << LMF_PP_1F1B; /* no pipeline: the schedule does not apply */
+            int vs[MAX_VIRTUAL + LMF_PP_NSCHEDULES], n_v = 0;
+            lmf_pp_schedule scheds[MAX_VIRTUAL + LMF_PP_NSCHEDULES];
+            for (int sc = 0; sc < LMF_PP_NSCHEDULES; sc++) {
+                if (!(menu & (1u << sc))) continue;
+                if (sc != LMF_PP_INTERLEAVED) {
+                    scheds[n_v] = (lmf_pp_schedule)sc, vs[n_v++] = 1;
+                } else if (k->virtual_stages > 1) {
+                    if (lmf_plan_chunks_fit(m, pp, k->virtual_stages))
+                        scheds[n_v] = LMF_PP_INTERLEAVED, vs[n_v++] = k->virtual_stages;
+                } else {
+                    for (int v = 2; v <= MAX_VIRTUAL; v++)
+                        if (lmf_plan_chunks_fit(m, pp, v)) scheds[n_v] = LMF_PP_INTERLEAVED, vs[n_v++] = v;
+                }
             }
-            lmf_pp_schedule sched = k->schedule_fixed ? k->schedule : LMF_PP_1F1B;
+            if (n_v == 0) continue;
             int dp_max = (int)(devices / ((int64_t)tp * pp * cp));
             for (int ib = 0; ib < n_b; ib++) {
                 int b = bs[ib];
@@ -140,7 +148,7 @@ static lmf_status search(const lmf_cluster *c, const lmf_plan_job *job,
                         for (int iv = 0; iv < n_v; iv++) {
                             lmf_plan_layout l = {dps[id], tp, pp, b, z, (lmf_recompute)rc,
                                                  k->dtype, k->sequence_parallel >= 0 ? k->sequence_parallel : tp > 1,
-                                                 vs[iv], cp, sched};
+                                                 vs[iv], cp, scheds[iv]};
                             lmf_status st = lmf_plan_evaluate_cached(c, job, &l, cache, &r);
                             if (st != LMF_OK) {
                                 last_err = st;

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `lmforge bench --pp`: two ranks run a model's two stages through GPipe, 1F1B and ZB-H1 and
+# report, per schedule, tokens/s, each stage's measured bubble and compute, and the schedule's
+# own bubble with equal action times: (P-1)/(M+P-1) for GPipe and 1F1B (computed here), and
+# for ZB-H1 less than half of that; a launch of the wrong size and the pipeline's options
+# without --pp are refused with one line.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/mpi/common.sh
+. "$here/mpi/common.sh"
+LMF=${1:?usage: test_pp_bench.sh PATH_TO_lmforge}
+if [ ! -x "$(dirname "$LMF")/mpi_comm_check" ] || ! command -v mpirun >/dev/null; then
+    echo "test_pp_bench: skipped (this build has no MPI)"
+    exit 77
+fi
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
+M=4
+timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --model tiny --batch 2 --seq 32 \
+    --micro-batches $M --steps 2 --warmup-steps 1 --json >"$WORK/b.json" 2>"$WORK/b.err" </dev/null
+lmf_check $? "bench --pp 2: $(tail -3 "$WORK/b.err")"
+[ "$(grep -c '"schedule"' "$WORK/b.json")" = 3 ]
+lmf_check $? "bench --pp 2 printed three schedules (rank 0 only): $(cat "$WORK/b.json")"
+# schedule_bubble of each schedule; the stages' bubbles in [0, 1), busy time > 0, layers 1 + 1
+field() { grep "\"schedule\": \"$1\"" "$WORK/b.json" | grep -o "\"$2\": *[-0-9.eE+]*" | sed 's/.*: *//'; }
+for s in gpipe 1f1b zb; do
+    line=$(grep "\"schedule\": \"$s\"" "$WORK/b.json")
+    [ "$(field "$s" bubble | wc -l)" = 2 ] &&
+        field "$s" bubble | awk '{ if (!($1 >= 0 && $1 < 1)) exit 1 }' &&
+        field "$s" busy_s | awk '{ if (!($1 > 0)) exit 1 }' &&
+        [ "$(field "$s" layers | tr '\n' ' ')" = "1 1 " ] &&
+        awk -v t="$(field "$s" tokens_per_s)" 'BEGIN { exit !(t > 0) }'
+    lmf_check $? "bench --pp 2 $s: stage figures out of range: $line"
+done
+for s in gpipe 1f1b; do
+    awk -v b="$(field $s schedule_bubble)" -v m=$M 'BEGIN { w = 1 / (m + 1); d = b - w; exit !(d < 1e-4 && d > -1e-4) }'
+    lmf_check $? "$s: schedule bubble $(field $s schedule_bubble), (P-1)/(M+P-1) = 1/$((M + 1))"
+done
+awk -v z="$(field zb schedule_bubble)" -v o="$(field 1f1b schedule_bubble)" 'BEGIN { exit !(z > 0 && z <= o / 2) }'
+lmf_check $? "zb's schedule bubble $(field zb schedule_bubble) is not at most half of 1f1b's $(field 1f1b schedule_bubble)"
+
+# the text report: one line per schedule with both stages
+timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --schedule zb --model tiny --batch 2 \
+    --seq 32 --micro-batches 2 --steps 1 --warmup-steps 0 >"$WORK/t.out" 2>&1 </dev/null
+lmf_check $? "bench --pp 2 --schedule zb (text): $(tail -3 "$WORK/t.out")"
+grep -qE "^zb .* tok/s .*stage 0 [0-9.]+% \(1 layers, busy [0-9.]+ s\) stage 1" "$WORK/t.out"
+lmf_check $? "the text report has no zb line with both stages: $(cat "$WORK/t.out")"
+
+# refusals: one line, exit 2
+refuse() { # WHAT PATTERN ARGS...
+    local what="$1" pat="$2" rc; shift 2
+    "$@" >"$WORK/r.out" 2>&1 </dev/null
+    rc=$?
+    [ "$rc" = 2 ] && grep -q -- "$pat" "$WORK/r.out" && [ "$(wc -l <"$WORK/r.out")" = 1 ]
+    lmf_check $? "$what: exit $rc, $(cat "$WORK/r.out")"
+}
+refuse "--pp 2 on one rank" "needs 2 ranks" "$LMF" bench --pp 2 --model tiny --steps 1
+refuse "--schedule without --pp" "give --pp 2 or more" "$LMF" bench --schedule zb --model tiny
+refuse "--schedule interleaved" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule interleaved --model tiny
+lmf_sanitizer_verdict
+if [ "$lmf_fail_count" -ne 0 ]; then
+    echo "test_pp_bench: $lmf_fail_count check(s) failed"
+    exit 1
+fi
+echo "test_pp_bench: ok"
