@@ -136,6 +136,10 @@ fi
 if [ -f two_3d/metrics.jsonl ]; then
     compare two_3d one1
     lmf_check $? "two hosts --tp 2 --pp 2 vs one rank: losses differ: $(paste <(losses two_3d) <(losses one1) | tr '\n' ' ')"
+    echo "losses (two hosts at (dp, tp, pp) = (1, 2, 2), one host np=1):"
+    paste <(losses two_3d) <(losses one1)
+else
+    lmf_check 1 "two hosts --tp 2 --pp 2: no metrics"
 fi
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

@@ -184,4 +184,17 @@ expect_error "virtual stages without pipelining" 2 "$E 2 virtual stages need pip
   "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --virtual-stages 2
 expect_error "ZeRO stage out of range" 2 "$E --zero must be between 0 and 3" -- \
   "$LMF" plan --model gpt2 --cluster h100-cluster --zero 4
+expect_error "a schedule list without --search" 2 "$E --schedule 1f1b,zb: a list of schedules is for --search" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --schedule 1f1b,zb
+expect_error "an unknown schedule in a list" 2 "$E --schedule: unknown pipeline schedule 'pipedream'" -- \
+  "$LMF" plan --model gpt2 --cluster h100-cluster --search --schedule 1f1b,pipedream
+
+# --- the search's schedules: by default those lmforge train runs (1F1B, ZB-H1), a list widens it
+"$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --tokens 300e9 --global-batch 3.2e6 --search --top 10 >"$WORK/menu.txt" \
+  && ! grep -q "interleaved" "$WORK/menu.txt" && grep -q "zb schedule" "$WORK/menu.txt" \
+  && pass "search tries 1F1B and ZB-H1 by default" || fail "default menu: $(grep '^#' "$WORK/menu.txt")"
+"$LMF" plan --model gpt3-175b --cluster azure-openai-2020 --tokens 300e9 --global-batch 3.2e6 --search --top 10 \
+  --schedule 1f1b,interleaved >"$WORK/menu2.txt" && grep -q "^#.*interleaved" "$WORK/menu2.txt" \
+  && ! grep -q "zb schedule" "$WORK/menu2.txt" \
+  && pass "--schedule 1f1b,interleaved searches those two" || fail "menu list: $(grep '^#' "$WORK/menu2.txt")"
 finish

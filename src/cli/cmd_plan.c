@@ -141,7 +141,7 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--pp", LMF_OPT_INT, &o.pp, "N", "pipeline stages", 1, 1e6, NULL},
         {"--cp", LMF_OPT_INT, &o.cp, "N", "context parallelism: each sequence split over N devices (ring attention)", 1, 1e6, NULL},
         {"--virtual-stages", LMF_OPT_INT, &o.virtual_stages, "V", "model chunks per pipeline rank (V > 1: interleaved 1F1B)", 1, 1e6, NULL},
-        {"--schedule", LMF_OPT_STR, &o.schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule (default 1f1b; --search: 1f1b and interleaved)", LMF_NOLIMIT, NULL},
+        {"--schedule", LMF_OPT_STR, &o.schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule (default 1f1b; --search: those lmforge train runs, 1f1b and zb, or a comma list)", LMF_NOLIMIT, NULL},
         {"--explain-schedule", LMF_OPT_STR, &o.explain_schedule, "gpipe|1f1b|interleaved|zb", "print the schedule's timeline for --pp P stages and its bubble", LMF_NOLIMIT, NULL},
         {"--micro-batches", LMF_OPT_INT, &o.micro_batches, "M", "--explain-schedule: micro-batches per step (default 2 x pp)", 1, 1e6, NULL},
         {"--micro-batch", LMF_OPT_INT, &o.micro_batch, "B", "sequences per micro-batch", 1, 1e6, NULL},
@@ -218,7 +218,25 @@ int lmf_cmd_plan(int argc, char **argv) {
     k.pp = o.pp;
     k.cp = o.cp;
     k.virtual_stages = o.virtual_stages;
-    if (o.schedule) {
+    if (o.schedule && strchr(o.schedule, ',')) { /* --search's menu: "1f1b,interleaved" */
+        if (!o.search) {
+            lmf_cli_error(CMD, "--schedule %s: a list of schedules is for --search; a plan "
+                          "prices one", o.schedule);
+            return 2;
+        }
+        char name[32];
+        for (const char *p = o.schedule; *p;) {
+            size_t len = strcspn(p, ",");
+            snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+            lmf_pp_schedule one;
+            if (lmf_pp_schedule_parse(name, &one) != LMF_OK) {
+                lmf_cli_error(CMD, "--schedule: %s", lmf_last_error());
+                return 2;
+            }
+            k.schedules |= 1u << one;
+            p += len + (p[len] == ',');
+        }
+    } else if (o.schedule) {
         if (lmf_pp_schedule_parse(o.schedule, &k.schedule) != LMF_OK) {
             lmf_cli_error(CMD, "--schedule: %s", lmf_last_error());
             return 2;
