@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The planner against real lmforge runs on this machine: calibrate (short), predict tokens/s
 # and per-rank peak resident memory with `lmforge plan --json`, measure them with `lmforge
-# train` back to back (np = 1; under mpirun when MPI is built, np = 2 with ZeRO 0-3 and np = 2
-# as one tensor-parallel pair with and without --sp), and check |predicted/measured - 1| <= 0.15
+# train` back to back (np = 1; under mpirun when MPI is built, np = 2 with ZeRO 0-3, np = 2
+# as one tensor-parallel pair with and without --sp, and np = 2 as a two-stage pipeline under
+# 1F1B and ZB-H1), and check |predicted/measured - 1| <= 0.15
 # for tokens/s and <= 0.10 for memory.
 # Measured tokens/s: the median over the steps after the first; memory: each rank's peak
 # resident set (getrusage, as /usr/bin/time or lmforge train report it).
@@ -191,6 +192,13 @@ if [ "$have_mpi" = 1 ]; then
     [ -f "$WORK/cal2.json" ] && compare "mini B=4 T=128 np=2 --tp 2 sp $sp" cal2 2 \
       "--model mini --seq 128 --micro-batch 4 --global-batch 512 --dp 1 --tp 2 --sp $sp" \
       "--model mini --batch 4 --seq 128 --global-batch 512 --steps 6 --save-every 3 --threads $per --tp 2 $tflag"
+  done
+  # pipeline parallelism: two stages of the trainer's split, their compute, the schedule's
+  # bubble (the engine's own schedule code, simulated) and each stage's activations in flight
+  for sched in 1f1b zb; do
+    [ -f "$WORK/cal2.json" ] && compare "mini B=4 T=128 np=2 --pp 2 $sched" cal2 2 \
+      "--model mini --seq 128 --micro-batch 4 --global-batch 4096 --dp 1 --pp 2 --schedule $sched" \
+      "--model mini --batch 4 --seq 128 --global-batch 4096 --steps 4 --threads $per --pp 2 --schedule $sched"
   done
 else
   echo "test_plan_vs_run: np=2 cases skipped (this build has no MPI)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pipeline engine under mpirun (tests/mpi/pp_engine.c): GPipe, 1F1B and interleaved 1F1B on
+# The pipeline engine under mpirun (tests/mpi/pp_engine.c): GPipe, 1F1B, interleaved 1F1B and ZB-H1 on
 # 2 and 4 stages, both families, even and uneven layer splits, give the whole model's loss and
 # gradients, and its evaluation loss on every stage through the forward-only pass (which leaves
 # the gradients alone); shapes it cannot run are refused with a message saying what to change.
@@ -31,9 +31,11 @@ done <<'CASES'
 2 interleaved 2 4 llama 1,3,2,2
 4 1f1b 1 6 gpt2
 4 gpipe 1 3 llama
+2 zb 1 4 gpt2 3,5
+4 zb 1 6 llama
 CASES
 
-# refusals: more chunks than layers, a split that does not add up, the zb schedule
+# refusals: more chunks than layers, a split that does not add up
 while read -r np sched v m split want; do
     args=()
     [ "$split" != - ] && args=("$split")
@@ -46,7 +48,6 @@ while read -r np sched v m split want; do
 done <<'CASES'
 2 interleaved 8 8 - at least one layer
 2 1f1b 1 4 3,4 adds up to 7 layers, the model has 8
-2 zb 1 4 - use 1f1b
 CASES
 
 # a stalled stage: the others stop the job after the 2 s time-out, naming the rank, the step,

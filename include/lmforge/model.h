@@ -239,6 +239,11 @@ void lmf_gpt_step_work(const lmf_gpt_config *c, int B, int T, lmf_recompute rc,
 void lmf_gpt_step_work_tp(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
                           lmf_recompute rc, lmf_step_work *forward, lmf_step_work *backward);
 const char *lmf_op_name(lmf_op op);
+/* The classifier's FLOPs (the logits, the loss, both gradients) in layers' worth: what a
+ * pipeline's last stage carries beyond its layers (a layer is the difference one more layer
+ * makes to the step's work). */
+double lmf_gpt_classifier_layers(const lmf_gpt_config *cfg, const lmf_tp_config *tp, int B, int T,
+                                 lmf_recompute rc);
 
 /* What lmf_gpt_reserve allocates for. */
 typedef enum lmf_reserve_mode {
@@ -255,6 +260,11 @@ size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k
 size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_config *tp,
                                     const lmf_kernels *k, int B, int T, lmf_reserve_mode mode,
                                     lmf_recompute recompute);
+/* The same for a pipeline stage of `layers` layers (lmf_gpt_create_stage), with the
+ * classifier's scratch only when it holds the classifier (the last stage). */
+size_t lmf_gpt_stage_activation_floats(const lmf_gpt_config *cfg, const lmf_tp_config *tp,
+                                       const lmf_kernels *k, int B, int T, lmf_reserve_mode mode,
+                                       lmf_recompute recompute, int layers, int classifier);
 
 /* ==== the model ==== */
 

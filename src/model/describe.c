@@ -259,9 +259,15 @@ size_t lmf_gpt_activation_floats(const lmf_gpt_config *cfg, const lmf_kernels *k
 size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_config *tp,
                                     const lmf_kernels *k, int B, int T, lmf_reserve_mode mode,
                                     lmf_recompute recompute) {
+    return lmf_gpt_stage_activation_floats(cfg, tp, k, B, T, mode, recompute, cfg->n_layer, 1);
+}
+
+size_t lmf_gpt_stage_activation_floats(const lmf_gpt_config *cfg, const lmf_tp_config *tp,
+                                       const lmf_kernels *k, int B, int T, lmf_reserve_mode mode,
+                                       lmf_recompute recompute, int layers, int classifier) {
     lmf_tp_dims d;
     if (lmf_tp_dims_get(cfg, tp, &d) != LMF_OK) return 0;
-    int L = cfg->n_layer, C = cfg->n_embd;
+    int L = layers, C = cfg->n_embd;
     size_t BT = (size_t)B * T, BTC = BT * C;
     /* the residual stream's and the norms' rows: 1/size of them under sequence parallelism */
     size_t R = d.sequence_parallel ? BT / (size_t)d.size : BT, RC = R * C;
@@ -277,7 +283,7 @@ size_t lmf_gpt_activation_floats_tp(const lmf_gpt_config *cfg, const lmf_tp_conf
                        (rc == LMF_RECOMPUTE_NONE ? gelu : 0);
     size_t shared = (rc == LMF_RECOMPUTE_FULL ? inner : 0) + (rc != LMF_RECOMPUTE_NONE ? gelu : 0);
     size_t total = RC /*encoded*/ + (size_t)L * per_layer + shared + RC + w.stats * R /*lnf*/ +
-                   BT /*losses*/ + lmf_gpt_classifier_floats(cfg, &d, k, (int)BT);
+                   BT /*losses*/ + (classifier ? lmf_gpt_classifier_floats(cfg, &d, k, (int)BT) : 0);
     if (d.sequence_parallel) total += 2 * BTC; /* gathered rows, partial sums */
     if (training)
         total += RC /*dres*/ + BTC /*dbtc*/ + BT * w.dqkv /*dqkv*/ + BT * w.d4a /*d4a*/ +
@@ -315,4 +321,25 @@ size_t lmf_gpt_attention_scratch(const lmf_gpt_config *c, const lmf_tp_dims *d,
     if (c->family == LMF_FAMILY_LLAMA)
         return k->gqa_attention_scratch_floats(B, T, d->heads, d->kv_heads);
     return k->attention_scratch_floats(B, T, d->heads, d->width);
+}
+
+/* the FLOPs of a training step's work: every kernel, or op alone */
+static double step_flops(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
+                         lmf_recompute rc, int op) {
+    lmf_step_work fw, bw;
+    lmf_gpt_step_work_tp(c, tp, B, T, rc, &fw, &bw);
+    double f = 0.0;
+    for (int i = 0; i < LMF_OP_COUNT; i++)
+        if (op < 0 || i == op) f += fw.op[i].flops + bw.op[i].flops;
+    return f;
+}
+
+double lmf_gpt_classifier_layers(const lmf_gpt_config *cfg, const lmf_tp_config *tp, int B, int T,
+                                 lmf_recompute rc) {
+    lmf_gpt_config one = *cfg, two = *cfg;
+    one.n_layer = 1;
+    two.n_layer = 2;
+    double layer = step_flops(&two, tp, B, T, rc, -1) - step_flops(&one, tp, B, T, rc, -1);
+    double cls = step_flops(cfg, tp, B, T, rc, LMF_OP_CLASSIFIER);
+    return layer > 0 ? cls / layer : 0.0;
 }

@@ -163,9 +163,9 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
 static size_t slot_floats(const lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     const lmf_tp_dims *d = &m->layout.tp;
     lmf_tp_config tpc = {d->size, d->rank, d->sequence_parallel};
-    lmf_gpt_config stage = m->cfg;
-    stage.n_layer = m->layout.layers;
-    return lmf_gpt_activation_floats_tp(&stage, &tpc, m->ops.k, B, T, mode, m->recompute);
+    int last = m->layout.layer0 + m->layout.layers == m->cfg.n_layer;
+    return lmf_gpt_stage_activation_floats(&m->cfg, &tpc, m->ops.k, B, T, mode, m->recompute,
+                                           m->layout.layers, last);
 }
 
 /* Point the activation views at slot s's part of the block (no allocation). */
@@ -208,7 +208,9 @@ static void carve(lmf_gpt *m, int s) {
     }
     m->lnf = take(&p, RC); m->lnf_mean = take(&p, st * R); m->lnf_rstd = take(&p, R);
     m->losses = take(&p, BT);
-    if (d->size == 1) {
+    if (m->layout.layer0 + m->layout.layers < m->cfg.n_layer) { /* no classifier here */
+        m->cls_scratch = m->cls_stats = m->cls_lse = NULL;
+    } else if (d->size == 1) {
         m->cls_scratch = take(&p, lmf_gpt_classifier_floats(&m->cfg, d, k, (int)BT));
         m->cls_stats = m->cls_lse = NULL;
     } else {

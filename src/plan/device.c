@@ -32,7 +32,8 @@ const lmf_plan_device *lmf_plan_device_of_kind(lmf_plan_device_kind kind) {
 
 const lmf_plan_device *lmf_plan_device_select(const lmf_cluster *c, const lmf_plan_layout *l) {
     int measured = c->kernels.matmul.n > 0;
-    int lmforge_run = l->dtype == LMF_PLAN_FP32 && l->pp == 1 && lmf_plan_cp(l) == 1;
+    int lmforge_run = l->dtype == LMF_PLAN_FP32 && l->pp <= LMF_PLAN_LOCAL_MAX_STAGES &&
+                      lmf_plan_virtual_stages(l) == 1 && lmf_plan_cp(l) == 1;
     return lmf_plan_device_of_kind(measured && lmforge_run ? LMF_PLAN_DEVICE_CALIBRATED
                                                            : LMF_PLAN_DEVICE_GENERIC);
 }

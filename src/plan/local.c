@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmforge/pipeline.h"
 #include "lmforge/threads.h"
 
 static double block_floats(const lmf_param_layout *p, int b) {
@@ -22,13 +23,39 @@ static lmf_tp_config tp_of(const lmf_plan_layout *l) {
     return (lmf_tp_config){l->tp, 0, l->sequence_parallel};
 }
 
+/* Pipeline: the trainer's split (lmf_pp_layers_balanced, the classifier weighed in layers'
+ * FLOPs on the last stage) into b->stage_layers, and the layout of the stage holding the most
+ * floats (ties: the first), as the trainer's memory check takes it. */
+static lmf_status largest_stage(lmf_plan_setup *s, const lmf_tp_config *tp, lmf_param_layout *out) {
+    const lmf_plan_layout *l = s->layout;
+    const lmf_gpt_config *m = &s->job->model;
+    lmf_plan_blocks *b = &s->blocks;
+    double last = lmf_gpt_classifier_layers(m, tp, l->micro_batch, s->job->seq, l->recompute);
+    LMF_TRY(lmf_pp_layers_balanced(m->n_layer, l->pp, 0.0, last, b->stage_layers));
+    size_t most = 0;
+    for (int st = 0, l0 = 0; st < l->pp; l0 += b->stage_layers[st++]) {
+        lmf_param_layout one;
+        LMF_TRY(lmf_layout_build_stage(m, tp, l0, b->stage_layers[st], &one));
+        if (st == 0 || one.total > most) {
+            if (st > 0) lmf_layout_free(out);
+            *out = one;
+            most = one.total;
+            b->largest_stage = st;
+        } else {
+            lmf_layout_free(&one);
+        }
+    }
+    return LMF_OK;
+}
+
 lmf_status lmf_plan_local_prepare(lmf_plan_setup *s) {
     lmf_param_layout p;
     lmf_tp_config tp = tp_of(s->layout);
     LMF_TRY(lmf_layout_build(&s->job->model, &p));
     s->blocks.whole = (double)p.total;
     lmf_layout_free(&p);
-    LMF_TRY(lmf_layout_build_tp(&s->job->model, &tp, &p));
+    if (s->layout->pp > 1) LMF_TRY(largest_stage(s, &tp, &p));
+    else LMF_TRY(lmf_layout_build_tp(&s->job->model, &tp, &p));
     lmf_plan_blocks *b = &s->blocks;
     int *lo = malloc((size_t)p.n_blocks * sizeof *lo), *hi = malloc((size_t)p.n_blocks * sizeof *hi);
     if (!lo || !hi) {
@@ -109,23 +136,44 @@ static double staging_time(const lmf_plan_setup *s) {
            ceil(P / l->dp) * 12.0 / r->bandwidth[LMF_PLAN_EW_GELU_BIAS_BWD];
 }
 
-void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
+/* One micro-batch of a model of `layers` layers: with the classifier (the last pipeline stage,
+ * or no pipeline) or without it. */
+static void stage_micro(const lmf_plan_setup *s, int layers, int classifier, lmf_plan_micro *out) {
     const lmf_plan_kernel_rates *r = &s->cluster->kernels;
-    const lmf_gpt_config *m = &s->job->model;
+    lmf_gpt_config m = s->job->model;
     const lmf_plan_layout *l = s->layout;
+    m.n_layer = layers;
     lmf_step_work fw, bw;
     lmf_tp_config tp = tp_of(l);
-    lmf_gpt_step_work_tp(m, &tp, l->micro_batch, s->job->seq, l->recompute, &fw, &bw);
+    lmf_gpt_step_work_tp(&m, &tp, l->micro_batch, s->job->seq, l->recompute, &fw, &bw);
+    if (!classifier) memset(&fw.op[LMF_OP_CLASSIFIER], 0, sizeof fw.op[LMF_OP_CLASSIFIER]);
     memset(out, 0, sizeof *out);
-    double C = m->n_embd, T = s->job->seq;
+    double C = m.n_embd, T = s->job->seq;
     /* the forward (with the classifier and its backward) and the backward (with
      * recomputation); gradient reductions can hide behind the latter */
     double fwd = work_time(r, C, T, &fw, out);
     out->backward = work_time(r, C, T, &bw, out);
     out->compute = fwd + out->backward + staging_time(s);
-    out->compute_layers = out->compute; /* one stage: no pipeline */
+    out->compute_layers = out->compute;
     /* FLOPs the backward re-runs: the forward products and attention of recomputation */
     out->recompute_flops = bw.op[LMF_OP_MATMUL_FORWARD].flops + bw.op[LMF_OP_ATTENTION_FORWARD].flops;
+}
+
+void lmf_plan_local_micro_batch(const lmf_plan_setup *s, lmf_plan_micro *out) {
+    const lmf_plan_layout *l = s->layout;
+    if (l->pp == 1) {
+        stage_micro(s, s->job->model.n_layer, 1, out);
+        return;
+    }
+    /* a pipeline runs at its slowest stage's pace; the fill and drain pass the first stage */
+    lmf_plan_micro st;
+    double first = 0.0;
+    for (int i = 0; i < l->pp; i++) {
+        stage_micro(s, s->blocks.stage_layers[i], i == l->pp - 1, &st);
+        if (i == 0) first = st.compute;
+        if (i == 0 || st.compute > out->compute) *out = st;
+    }
+    out->compute_layers = first;
 }
 
 /* all-gather bus bandwidth for S bytes: log-linear between the 4 MiB and 64 MiB points */
@@ -176,22 +224,43 @@ static double engine_buffer_floats(const lmf_plan_blocks *b, int zero) {
 
 double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job *job,
                                        const lmf_plan_layout *l) {
+    return lmf_plan_local_stage_activation_bytes(c, job, l, 1);
+}
+
+double lmf_plan_local_stage_activation_bytes(const lmf_cluster *c, const lmf_plan_job *job,
+                                             const lmf_plan_layout *l, int classifier) {
     const lmf_kernels *k = lmf_kernels_by_name(c->kernels.table);
     if (!k) k = lmf_kernels_fast();
     /* the fast table's attention scratch follows the thread count of the run */
     int saved = lmf_threads_get();
     if (c->kernels.threads > 0) lmf_threads_set(c->kernels.threads);
     lmf_tp_config tp = tp_of(l);
-    size_t floats = lmf_gpt_activation_floats_tp(&job->model, &tp, k, l->micro_batch, job->seq,
-                                                 LMF_RESERVE_TRAIN_HOOKED, l->recompute);
+    size_t floats = lmf_gpt_stage_activation_floats(&job->model, &tp, k, l->micro_batch,
+                                                    job->seq, LMF_RESERVE_TRAIN_HOOKED,
+                                                    l->recompute, job->model.n_layer, classifier);
     lmf_threads_set(saved);
     return 4.0 * (double)floats;
 }
 
+/* Bytes a ZB-H1 stage keeps for its deferred weight gradients per micro-batch in flight
+ * (src/model/wgrad.c): each linear layer's output gradient, and its input under
+ * recomputation or sequence parallelism. */
+static double zb_record_bytes(const lmf_plan_setup *s, int layers) {
+    const lmf_plan_layout *l = s->layout;
+    const lmf_gpt_config *m = &s->job->model;
+    double BT = (double)l->micro_batch * s->job->seq, C = m->n_embd, t = l->tp;
+    double W = C / t, F = lmf_config_ffn(m) / t;
+    int llama = m->family == LMF_FAMILY_LLAMA;
+    double KV = llama ? (double)m->n_kv_head * (C / m->n_head) / t : 0.0;
+    double dout = llama ? 2 * C + 2 * F + W + 2 * KV : 2 * C + F + 3 * W;
+    double inp = l->recompute != LMF_RECOMPUTE_NONE || l->sequence_parallel
+                     ? (llama ? 5 * C + F + W : 2 * C + F + W) : 0.0;
+    return 4.0 * BT * layers * (dout + inp);
+}
+
 void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_stage stage,
                            lmf_plan_memory *out) {
-    (void)micro_batches;
-    (void)stage; /* one stage: pp = 1 */
+    (void)stage; /* pipeline: the stage of the most floats, whichever is asked */
     const lmf_cluster *c = s->cluster;
     const lmf_plan_layout *l = s->layout;
     double P = s->blocks.total; /* the rank's slices' floats, padded vocabulary */
@@ -203,24 +272,47 @@ void lmf_plan_local_memory(const lmf_plan_setup *s, int micro_batches, lmf_plan_
     out->weights = 4.0 * (l->zero >= 3 ? shard + (l->tp > 1 ? 0.0 : P) : P);
     out->grads = 4.0 * (l->zero >= 2 ? shard : P);
     out->optimizer = 8.0 * (l->zero >= 1 ? shard : P);
-    out->activations = lmf_plan_local_activation_bytes(c, s->job, l);
     /* engine buffers, and the batch's ids and targets held by the trainer and the model */
     out->buffers = 4.0 * engine_buffer_floats(&s->blocks, l->zero) +
                    4.0 * 4.0 * (double)l->micro_batch * s->job->seq;
+    if (l->pp > 1) {
+        /* the largest stage's layers, one activation slot per micro-batch the first stage
+         * keeps in flight (as the trainer's memory check), every micro-batch's input and
+         * gradient message, ZB-H1's deferred weight gradients */
+        lmf_plan_job stage_job = *s->job;
+        int layers = s->blocks.stage_layers[s->blocks.largest_stage];
+        stage_job.model.n_layer = layers;
+        double slots = ceil(s->pipe.ready ? s->pipe.inflight[LMF_PLAN_STAGE_FIRST] : l->pp);
+        if (slots > micro_batches) slots = micro_batches;
+        int cls = s->blocks.largest_stage == l->pp - 1;
+        out->activations = slots * lmf_plan_local_stage_activation_bytes(c, &stage_job, l, cls);
+        double rows = (double)l->micro_batch * s->job->seq / (l->sequence_parallel ? l->tp : 1);
+        out->buffers += 8.0 * rows * s->job->model.n_embd * micro_batches;
+        if (lmf_plan_schedule_of(l) == LMF_PP_ZB_H1) out->activations += slots * zb_record_bytes(s, layers);
+    } else {
+        out->activations = lmf_plan_local_activation_bytes(c, s->job, l);
+    }
     /* checkpoint snapshot: this rank's range of weights, m and v (src/ckpt); under tensor
      * parallelism the rank's range of the whole model's vectors, assembled for the save from
      * its data-parallel parts (4 B x its slices) and every group rank's slices (4 B x tp x its
      * slices, one vector at a time) into the range (12 B x W / ranks), which the snapshot
      * then copies (lmf_trainer_save) */
-    double range = ceil(s->blocks.whole / ((double)l->dp * l->tp));
-    out->checkpoint = l->tp > 1 ? 4.0 * P * (1.0 + l->tp) + 24.0 * range : 12.0 * shard;
+    double range = ceil(s->blocks.whole / ((double)l->dp * l->tp * l->pp));
+    double parts = 4.0 * P * (1.0 + (l->tp > 1 ? l->tp : 0)), W = 4.0 * s->blocks.whole;
+    /* pipeline: the parts, the whole vector the stages are summed into and the ranges, or
+     * the ranges and the snapshot's copy, or at the end the whole weights put together */
+    if (l->pp > 1)
+        out->checkpoint = fmax(fmax(parts + W + 12.0 * range, 24.0 * range), parts + 2.0 * W);
+    else
+        out->checkpoint = l->tp > 1 ? parts + 24.0 * range : 12.0 * shard;
     out->process = c->kernels.process_bytes;
     out->total = out->weights + out->grads + out->optimizer + out->activations + out->buffers +
                  out->checkpoint + out->process;
     out->capacity = c->device_memory - c->memory_reserved;
     out->margin = out->capacity - out->total;
     out->fits = out->margin >= 0.0;
-    out->stage = LMF_PLAN_STAGE_FIRST;
+    out->stage = l->pp > 1 && s->blocks.largest_stage == l->pp - 1 ? LMF_PLAN_STAGE_LAST
+                                                                    : LMF_PLAN_STAGE_FIRST;
 }
 
 double lmf_plan_local_optimizer(const lmf_plan_setup *s, double params) {

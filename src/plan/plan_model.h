@@ -70,6 +70,9 @@ static inline int lmf_plan_grad_ranks(const lmf_plan_layout *l) { return l->dp *
 
 /* The model's parameter blocks as lmforge's engine holds them (from lmf_layout_build and
  * lmf_layout_buckets), in floats; filled for the devices that need them (calibrated). */
+/* Most pipeline stages the calibrated device model prices (more: the generic model). */
+#define LMF_PLAN_LOCAL_MAX_STAGES 64
+
 typedef struct lmf_plan_blocks {
     double total;           /* the layout of one rank's slices (vocabulary padded; the whole
                                model without tensor parallelism) */
@@ -79,6 +82,10 @@ typedef struct lmf_plan_blocks {
     double final_norm;      /* block L+1: the final LayerNorm */
     double largest_bucket;  /* the largest gradient bucket other than block 0's */
     int buckets;            /* gradient buckets, block 0's included */
+    /* a pipeline on a calibrated device (pp > 1): the layers of each stage as lmforge train
+     * splits them, and the stage whose slices hold the most floats (the figures above) */
+    int stage_layers[LMF_PLAN_LOCAL_MAX_STAGES];
+    int largest_stage;
 } lmf_plan_blocks;
 
 typedef struct lmf_plan_device lmf_plan_device;
@@ -329,6 +336,10 @@ double lmf_plan_local_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
  * trainer's reservation: LMF_RESERVE_TRAIN_HOOKED). */
 double lmf_plan_local_activation_bytes(const lmf_cluster *c, const lmf_plan_job *job,
                                        const lmf_plan_layout *l);
+/* The same for a pipeline stage of job->model.n_layer layers, with the classifier's scratch
+ * only when it holds the classifier. */
+double lmf_plan_local_stage_activation_bytes(const lmf_cluster *c, const lmf_plan_job *job,
+                                             const lmf_plan_layout *l, int classifier);
 /* The calibrated model with this layout's rates and kernel calls (for --explain). */
 void lmf_plan_local_explain(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                             const lmf_plan_layout *l);

@@ -9,6 +9,7 @@
 #include "lmforge/train.h"
 #include "train/train_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct mem_ctx {
     int T;
     int pp;               /* pipeline stages (1: none) */
     int slots;            /* micro-batches whose activations a stage holds at once */
+    int classifier;       /* 1: the stage counted holds the classifier (and its scratch) */
     int micro_batches;    /* per step (pipeline: every one's messages are kept) */
     double rank_floats;   /* the rank's slices of its stage (the whole model without tensor or
                              pipeline parallelism) */
@@ -57,6 +59,7 @@ static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gp
     c->T = o->seq;
     c->pp = o->pp > 1 ? o->pp : 1;
     c->slots = 1;
+    c->classifier = 1;
     c->micro_batches = o->grad_accum > 0 ? o->grad_accum : 1;
     int layer0 = 0, layers = cfg->n_layer;
     if (c->pp > 1) {
@@ -65,6 +68,7 @@ static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gp
         if (lmf_pp_peak_inflight(&sh, 0, &c->slots) != LMF_OK) c->slots = sh.micro_batches;
         if (c->slots > sh.micro_batches) c->slots = sh.micro_batches;
         c->stage.n_layer = layers;
+        c->classifier = layer0 + layers == cfg->n_layer;
     }
     lmf_param_layout l;
     LMF_TRY(lmf_layout_build(cfg, &l));
@@ -103,22 +107,28 @@ static mem_estimate estimate(const mem_ctx *c, int B, lmf_recompute rc, int dp, 
     e.grads = (double)th.grads;
     e.optim = (double)th.optim;
     e.activations = 4.0 * c->slots *
-                    (double)lmf_gpt_activation_floats_tp(&c->stage, &c->tp, c->k, B, c->T,
-                                                         LMF_RESERVE_TRAIN_HOOKED, rc);
+                    (double)lmf_gpt_stage_activation_floats(&c->stage, &c->tp, c->k, B, c->T,
+                                                            LMF_RESERVE_TRAIN_HOOKED, rc,
+                                                            c->stage.n_layer, c->classifier);
     e.buffers = c->buffers[zero];
     if (pp > 1) { /* every micro-batch's input and gradient messages */
         double rows = (double)B * c->T / (c->tp.sequence_parallel ? tp : 1);
         e.buffers += 8.0 * rows * c->stage.n_embd * c->micro_batches;
     }
     /* the save's data-parallel parts; tensor parallelism: every group rank's slices (one
-     * vector at a time); pipeline: the whole vector the stages are summed into; the rank's
-     * range of the whole three vectors and the snapshot's copy */
-    double world = (double)dp * tp * pp;
-    e.checkpoint = tp > 1 || pp > 1
-                       ? 4.0 * c->rank_floats * (1.0 + (tp > 1 ? tp : 0)) +
-                             (pp > 1 ? 4.0 * c->whole_floats : 0.0) +
-                             24.0 * c->whole_floats / world
-                       : 3.0 * part;
+     * vector at a time); the rank's range of the whole three vectors and the snapshot's copy.
+     * Pipeline: the parts, the whole vector the stages are summed into (one at a time) and the
+     * ranges, or later the ranges and their copy, or at the end of the run the parts, that
+     * whole vector and the whole weights it puts together (lmf_trainer_materialize) */
+    double world = (double)dp * tp * pp, range = 4.0 * c->whole_floats / world;
+    double parts = 4.0 * c->rank_floats * (1.0 + (tp > 1 ? tp : 0));
+    if (pp > 1)
+        e.checkpoint = fmax(fmax(parts + 4.0 * c->whole_floats + 3.0 * range, 6.0 * range),
+                            parts + 8.0 * c->whole_floats);
+    else if (tp > 1)
+        e.checkpoint = parts + 6.0 * range;
+    else
+        e.checkpoint = 3.0 * part;
     e.total = e.weights + e.grads + e.optim + e.activations + e.buffers + e.checkpoint;
     return e;
 }

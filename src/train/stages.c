@@ -6,31 +6,6 @@
 #include "lmforge/pipeline.h"
 #include "train/train_internal.h"
 
-/* the FLOPs of a training step's work (forward and backward, every kernel) */
-static double step_flops(const lmf_gpt_config *c, const lmf_tp_config *tp, int B, int T,
-                         lmf_recompute rc, lmf_op only, int just_one) {
-    lmf_step_work fw, bw;
-    lmf_gpt_step_work_tp(c, tp, B, T, rc, &fw, &bw);
-    double f = 0.0;
-    for (int op = 0; op < LMF_OP_COUNT; op++)
-        if (!just_one || op == (int)only) f += fw.op[op].flops + bw.op[op].flops;
-    return f;
-}
-
-/* The classifier's FLOPs (the logits, the loss, both gradients) in layers' worth, from the
- * model's own description of a step: a layer is the difference one more layer makes. */
-static double classifier_in_layers(const lmf_gpt_config *cfg, const lmf_tp_config *tp, int B,
-                                   int T, lmf_recompute rc) {
-    lmf_gpt_config one = *cfg, two = *cfg;
-    one.n_layer = 1;
-    two.n_layer = 2;
-    double layer = step_flops(&two, tp, B, T, rc, LMF_OP_COUNT, 0) -
-                   step_flops(&one, tp, B, T, rc, LMF_OP_COUNT, 0);
-    double cls = step_flops(cfg, tp, B, T, rc, LMF_OP_CLASSIFIER, 1);
-    return layer > 0 ? cls / layer : 0.0;
-}
-
-
 lmf_status lmf_train_stage_layers(const lmf_train_opts *o, const lmf_gpt_config *cfg,
                                   int *layers) {
     int split[LMF_TRAIN_MAX_STAGES], n = 0, P = o->pp > 1 ? o->pp : 1;
@@ -50,6 +25,6 @@ lmf_status lmf_train_stage_layers(const lmf_train_opts *o, const lmf_gpt_config 
     /* the last stage's classifier weighs as much as its share of layers' FLOPs (its rank's
      * slice under tensor parallelism, as the layers' are) */
     lmf_tp_config tp = {o->tp > 1 ? o->tp : 1, 0, o->sequence_parallel};
-    double last = classifier_in_layers(cfg, &tp, o->batch, o->seq, o->recompute);
+    double last = lmf_gpt_classifier_layers(cfg, &tp, o->batch, o->seq, o->recompute);
     return lmf_pp_layers_balanced(cfg->n_layer, P, 0.0, last, layers);
 }
