@@ -24,6 +24,24 @@ static const char *phase_label(int p) {
                                : p == LMF_PHASE_COUNT ? "optimizer" : "other";
 }
 
+/* The launch's ranks as one group of n (flag: the option that asked for them), or NULL with
+ * the error printed. From here on a rank's error is its own: it prints it at once. */
+static lmf_comm *launch_group(const char *flag, int n) {
+    lmf_cli_ranks_meet();
+    lmf_comm *group = NULL;
+    if (lmf_comm_create("auto", &group) != LMF_OK) {
+        lmf_cli_error("bench", "%s", lmf_last_error());
+        return NULL;
+    }
+    if (lmf_comm_size(group) != n) {
+        lmf_cli_error("bench", "%s %d needs %d ranks (mpirun -np %d lmforge bench %s %d ...), "
+                      "this launch has %d", flag, n, n, n, flag, n, lmf_comm_size(group));
+        lmf_comm_free(group);
+        return NULL;
+    }
+    return group;
+}
+
 /* --pp P: a model's stages over the launch's P ranks, each schedule's bubble and tokens/s */
 static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k, int P, int M,
                           const char *schedule, int warm, int steps, int threads, int json) {
@@ -43,18 +61,8 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
     }
     if (!B) B = 2;
     if (!T) T = 256;
-    lmf_cli_ranks_meet(); /* from here on a rank's error is its own: print it at once */
-    lmf_comm *group = NULL;
-    if (lmf_comm_create("auto", &group) != LMF_OK) {
-        lmf_cli_error("bench", "%s", lmf_last_error());
-        return 2;
-    }
-    if (lmf_comm_size(group) != P) {
-        lmf_cli_error("bench", "--pp %d needs %d ranks (mpirun -np %d lmforge bench --pp %d ...), "
-                      "this launch has %d", P, P, P, P, lmf_comm_size(group));
-        lmf_comm_free(group);
-        return 2;
-    }
+    lmf_comm *group = launch_group("--pp", P);
+    if (!group) return 2;
     lmf_threads_set(threads > 0 ? threads : 1); /* one thread per stage unless --threads says */
     int r0 = lmf_comm_rank(group) == 0;
     if (r0 && !json)
@@ -135,17 +143,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (ppn > 1) return bench_pipeline(model, B, T, k, ppn, micro, schedule, warm, steps, threads, json);
     lmf_comm *group = NULL;
     if (tpn > 1) { /* every rank of the launch is one rank of the group */
-        lmf_cli_ranks_meet(); /* from here on a rank's error is its own: print it at once */
-        if (lmf_comm_create("auto", &group) != LMF_OK) {
-            lmf_cli_error("bench", "%s", lmf_last_error());
-            return 2;
-        }
-        if (lmf_comm_size(group) != tpn) {
-            lmf_cli_error("bench", "--tp %d needs %d ranks (mpirun -np %d lmforge bench --tp %d ...), "
-                          "this launch has %d", tpn, tpn, tpn, tpn, lmf_comm_size(group));
-            lmf_comm_free(group);
-            return 2;
-        }
+        if (!(group = launch_group("--tp", tpn))) return 2;
         /* the machine's cores shared by the ranks on it unless --threads says */
         if (threads == 0) {
             int local = lmf_comm_launcher_local_size(), cores = lmf_threads_get();
