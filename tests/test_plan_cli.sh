@@ -124,9 +124,13 @@ if "$LMF" plan --calibrate --ranks 2 --seconds 0.02 --out "$WORK/local.json" 2>"
     && pass "tp 2: about half the weights per rank ($w2 of $w1 bytes)" \
     || fail "tp 2: weights per rank $w2 against $w1 bytes at tp 1"
   "$LMF" plan --model tiny --cluster "$WORK/local.json" --global-batch 512 --pp 2 --dp 1 --explain \
-    >"$WORK/tiny-pp.txt" && ! grep -q "calibrated device" "$WORK/tiny-pp.txt" \
-    && ! grep -q "checkpoint snapshot" "$WORK/tiny-pp.txt" \
-    && pass "pp 2 on the calibrated machine: the generic model" || fail "pp 2 on the calibrated machine"
+    >"$WORK/tiny-pp.txt" && grep -q "calibrated device" "$WORK/tiny-pp.txt" \
+    && grep -q "checkpoint snapshot" "$WORK/tiny-pp.txt" \
+    && pass "pp 2 on the calibrated machine: the calibrated model" || fail "pp 2 on the calibrated machine"
+  "$LMF" plan --model mini --seq 64 --cluster "$WORK/local.json" --global-batch 512 --pp 2 --dp 1 \
+    --schedule interleaved --virtual-stages 2 --micro-batch 1 --explain >"$WORK/tiny-vs.txt" \
+    && ! grep -q "calibrated device" "$WORK/tiny-vs.txt" \
+    && pass "interleaved on the calibrated machine: the generic model" || fail "interleaved on the calibrated machine: $(tail -3 "$WORK/tiny-vs.txt")"
 else
   fail "--calibrate: $(cat "$WORK/calib.txt")"
 fi

@@ -1133,8 +1133,8 @@ static void test_local_model(void **state) {
     assert_int_equal(lmf_plan_evaluate(&c2, &job, &l, &r2), LMF_OK);
     assert_close(r2.time.compute, r.time.compute / 2, 1e-9);
     assert_close(r2.time.optimizer, r.time.optimizer / 2, 1e-9);
-    /* without kernel rates, or in bf16, or with a pipeline, the generic model applies; tensor
-     * parallelism, which lmforge runs, stays on the calibrated one */
+    /* without kernel rates, or in bf16, or with an interleaved pipeline, the generic model
+     * applies; tensor and pipeline parallelism, which lmforge runs, stay on the calibrated one */
     l.dtype = LMF_PLAN_BF16;
     assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_GENERIC);
     l.dtype = LMF_PLAN_FP32;
@@ -1142,7 +1142,10 @@ static void test_local_model(void **state) {
     assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_CALIBRATED);
     l.tp = 1;
     l.pp = 2;
+    assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_CALIBRATED);
+    l.virtual_stages = 2;
     assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_GENERIC);
+    l.virtual_stages = 1;
     l.pp = 1;
     c.kernels.matmul.n = 0;
     assert_int_equal(lmf_plan_device_select(&c, &l)->kind, LMF_PLAN_DEVICE_GENERIC);
