@@ -408,6 +408,9 @@ const float *lmf_gpt_stage_output(lmf_gpt *m, int slot);
  * stage's output, lmf_gpt_stage_floats of them; NULL on the last stage, which starts from its
  * loss), accumulating into the gradient block. */
 void lmf_gpt_stage_backward(lmf_gpt *m, int slot, const float *dy);
+/* fn(ctx) before every kernel call of the model (NULL: none): lets a communication engine move
+ * its messages while the model computes (the pipeline's sends and receives). */
+void lmf_gpt_set_progress(lmf_gpt *m, void (*fn)(void *ctx), void *ctx);
 /* The same backward split in two halves (ZB-H1, Qi et al. 2024): the input half computes the
  * gradient of the stage's input (lmf_gpt_stage_input_grad) and the norms' and embeddings'
  * gradients, and records the linear layers' weight and bias gradients, copying the output

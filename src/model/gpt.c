@@ -16,6 +16,10 @@ void lmf_gpt_profile(lmf_gpt *m, int on) {
     lmf_busy_enable(on);
 }
 void lmf_gpt_set_recompute(lmf_gpt *m, lmf_recompute r) { m->recompute = r; }
+void lmf_gpt_set_progress(lmf_gpt *m, void (*fn)(void *ctx), void *ctx) {
+    m->ops.progress = fn;
+    m->ops.progress_ctx = fn ? ctx : NULL;
+}
 void lmf_gpt_profile_reset(lmf_gpt *m) {
     memset(m->ops.phase_s, 0, sizeof m->ops.phase_s);
     memset(m->ops.phase_busy, 0, sizeof m->ops.phase_busy);

@@ -44,6 +44,8 @@ typedef struct lmf_ops {
     const lmf_kernels *k;
     lmf_wgrad *defer;                   /* non-NULL: matmul_backward leaves dweight and dbias
                                          * to lmf_wgrad_replay (wgrad.c) */
+    void (*progress)(void *ctx);        /* called before every kernel (lmf_gpt_set_progress) */
+    void *progress_ctx;
     int profile;                        /* 1: time every call */
     double phase_s[LMF_PHASE_COUNT];    /* wall seconds per phase */
     double phase_busy[LMF_PHASE_COUNT]; /* busy thread-seconds (lmf_gpt_profile_read_busy) */
@@ -56,6 +58,7 @@ typedef struct lmf_op_clock {
 } lmf_op_clock;
 
 static inline void op_begin(const lmf_ops *o, lmf_op_clock *c) {
+    if (o->progress) o->progress(o->progress_ctx);
     if (!o->profile) return;
     lmf_busy_read(&c->busy0, &c->region0);
     c->t0 = lmf_now_s();

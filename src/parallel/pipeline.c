@@ -40,6 +40,8 @@ struct lmf_pp_engine {
     lmf_status hook_err;   /* a failure met while moving messages inside a model hook */
 };
 
+static void kernel_progress(void *ctx);
+
 lmf_status lmf_pp_layers(int L, int n, const int *split, int *layers) {
     if (n < 1 || n > L)
         return lmf_fail(LMF_ERR_ARG, "%d pipeline stages (times virtual stages) for a model of %d "
@@ -116,6 +118,8 @@ lmf_status lmf_pp_layers_balanced(int L, int n, double first, double last, int *
 
 void lmf_pp_engine_free(lmf_pp_engine *e) {
     if (!e) return;
+    for (int c = 0; e->chunks && c < e->V; c++)
+        if (e->chunks[c]) lmf_gpt_set_progress(e->chunks[c], NULL, NULL);
     for (int i = 0; e->recv_x && i < e->M * e->V; i++) {
         lmf_comm_wait(e->comm, &e->recv_x[i]);
         lmf_comm_wait(e->comm, &e->recv_dy[i]);
@@ -199,6 +203,8 @@ lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt 
     for (int c = 0; c < V && s == LMF_OK; c++) {
         e->chunks[c] = chunks[c];
         s = lmf_gpt_reserve_slots(chunks[c], B, T, mode, e->slots);
+        /* without cross-memory attach a large message moves only inside MPI calls */
+        lmf_gpt_set_progress(chunks[c], kernel_progress, e);
     }
     if (s == LMF_OK) {
         e->n = lmf_gpt_stage_floats(chunks[0], B, T);
@@ -230,6 +236,7 @@ void lmf_pp_engine_set_backward_hook(lmf_pp_engine *e,
 static void hook_progress(lmf_pp_engine *e) {
     if (e && e->hook_err == LMF_OK) e->hook_err = lmf_comm_progress(e->comm);
 }
+static void kernel_progress(void *ctx) { hook_progress(ctx); }
 
 static float *wrap_block_params(void *ctx, int b, int phase) {
     pp_wrap *w = ctx;
@@ -465,6 +472,7 @@ static lmf_status eval_group(lmf_pp_engine *e, const int32_t *inputs, const int3
             float l = 0.0f;
             double busy = 0.0;
             s = forward_one(e, c, mb, inputs + row, targets + row, 0, 1.0f, &l, &busy);
+            if (s == LMF_OK) s = e->hook_err;
             if (s != LMF_OK) break;
             *sum += l;
             s = lmf_comm_progress(e->comm);
@@ -482,6 +490,7 @@ lmf_status lmf_pp_engine_eval(lmf_pp_engine *e, const int32_t *inputs, const int
     snprintf(e->context, sizeof e->context, "%s", lmf_comm_context(e->comm));
     double sum = 0.0;
     lmf_status s = LMF_OK;
+    e->hook_err = LMF_OK;
     for (int mb0 = 0; mb0 < n_micro && s == LMF_OK; mb0 += e->M)
         s = eval_group(e, inputs, targets, mb0, n_micro - mb0 < e->M ? n_micro - mb0 : e->M,
                        &sum);
