@@ -168,6 +168,8 @@ typedef struct lmf_pp_step_stats {
  * puts it); the slot stays taken until the weight half. */
 lmf_status lmf_pp_engine_create(lmf_comm *comm, const lmf_pp_shape *sh, lmf_gpt *const *chunks,
                                 int B, int T, lmf_reserve_mode mode, lmf_pp_engine **out);
+/* Also detaches the engine from its chunks' kernel progress (lmf_gpt_set_progress): free it
+ * before the chunks. */
 void lmf_pp_engine_free(lmf_pp_engine *e);
 /* One step: the forwards and backwards of the M micro-batches in the schedule's order.
  * inputs[M][B*T] are read by stage 0 and targets[M][B*T] by the last stage (NULL elsewhere);

@@ -88,12 +88,12 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
             return s;
         }
         lmf_gpt_adopt_params(whole, w);
+        lmf_pp_engine_free(t->pp); /* before the stage model it detaches from */
+        t->pp = NULL;
         lmf_gpt_free(t->model);
         t->model = whole;
         lmf_tp_free(t->tp);
         t->tp = NULL;
-        lmf_pp_engine_free(t->pp);
-        t->pp = NULL;
         return LMF_OK;
     }
     if (lmf_gpt_params(t->model)) return LMF_OK;
