@@ -354,6 +354,14 @@ static lmf_status forward_one(lmf_pp_engine *e, int c, int mb, const int32_t *in
                               tag_of(e, mb, v + 1, 0), &e->send_f[k]);
 }
 
+/* Before an action that adds chunk c's weight gradients (a whole backward, or ZB-H1's weight
+ * half): the data-parallel engine's micro-step, and the count of them. */
+static lmf_status begin_gradients(lmf_pp_engine *e, int c) {
+    if (e->before_backward) LMF_TRY(e->before_backward(e->bb_ctx, c, e->backwards[c], e->M));
+    e->backwards[c]++;
+    return LMF_OK;
+}
+
 lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int32_t *targets,
                               float dloss_scale, float *loss, lmf_pp_step_stats *stats) {
     int P = e->P, PV = P * e->V, S = e->slots;
@@ -377,10 +385,7 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
         lmf_comm_set_context(e->comm, "%s%spipeline stage %d, micro-batch %d, %s", e->context,
                              e->context[0] ? ", " : "", v, mb, what[a->op]);
         if (a->op == LMF_PP_BACKWARD_WEIGHT) { /* ZB-H1: the weight gradients, handed over */
-            if (e->before_backward &&
-                (s = e->before_backward(e->bb_ctx, c, e->backwards[c], e->M)) != LMF_OK)
-                break;
-            e->backwards[c]++;
+            if ((s = begin_gradients(e, c)) != LMF_OK) break;
             double c0 = lmf_now_s();
             lmf_gpt_stage_backward_weights(m, mb % S);
             busy += lmf_now_s() - c0;
@@ -406,12 +411,9 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
             }
             if ((s = lmf_comm_wait(e->comm, &e->send_b[k])) != LMF_OK) break;
             int whole = a->op == LMF_PP_BACKWARD; /* else ZB-H1's input half: the slot stays */
-            if (whole && e->before_backward &&
-                (s = e->before_backward(e->bb_ctx, c, e->backwards[c], e->M)) != LMF_OK)
-                break;
+            if (whole && (s = begin_gradients(e, c)) != LMF_OK) break;
             double c0 = lmf_now_s();
             if (whole) {
-                e->backwards[c]++;
                 lmf_gpt_stage_backward(m, mb % S, dy);
                 e->occupant[k] = -1;
             } else {
