@@ -34,6 +34,17 @@ static void test_names(void **state) {
     assert_non_null(strstr(lmf_last_error(), "gpipe, 1f1b, interleaved or zb"));
     assert_null(lmf_pp_schedule_name(LMF_PP_NSCHEDULES));
     assert_int_equal(LMF_PP_1F1B, 0); /* the zero value is the default schedule */
+    /* comma lists: a bitmask of the named schedules; empty names and unknown ones refused */
+    unsigned mask = 0;
+    assert_int_equal(lmf_pp_schedule_parse_list("zb,1f1b", &mask), LMF_OK);
+    assert_int_equal(mask, (1u << LMF_PP_ZB_H1) | (1u << LMF_PP_1F1B));
+    assert_int_equal(lmf_pp_schedule_parse_list("interleaved", &mask), LMF_OK);
+    assert_int_equal(mask, 1u << LMF_PP_INTERLEAVED);
+    const char *bad[] = {"", ",", "1f1b,", "1f1b,,zb", "zb,pipedream", NULL};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(lmf_pp_schedule_parse_list(bad[i], &mask), LMF_ERR_ARG);
+        assert_int_equal(mask, 0);
+    }
 }
 
 /* Whether a shape is one the schedules refuse, by the documented rules. */

@@ -2,7 +2,7 @@
 # `lmforge bench --pp`: two ranks run a model's two stages through GPipe, 1F1B and ZB-H1 and
 # report, per schedule, tokens/s, each stage's measured bubble and compute, and the schedule's
 # own bubble with equal action times: (P-1)/(M+P-1) for GPipe and 1F1B (computed here), and
-# for ZB-H1 less than half of that; a launch of the wrong size and the pipeline's options
+# for ZB-H1 less than half of that; a comma list of schedules and a config.json model; a launch of the wrong size and the pipeline's options
 # without --pp are refused with one line.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,12 +39,25 @@ done
 awk -v z="$(field zb schedule_bubble)" -v o="$(field 1f1b schedule_bubble)" 'BEGIN { exit !(z > 0 && z <= o / 2) }'
 lmf_check $? "zb's schedule bubble $(field zb schedule_bubble) is not at most half of 1f1b's $(field 1f1b schedule_bubble)"
 
-# the text report: one line per schedule with both stages
-timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --schedule zb --model tiny --batch 2 \
-    --seq 32 --micro-batches 2 --steps 1 --warmup-steps 0 >"$WORK/t.out" 2>&1 </dev/null
-lmf_check $? "bench --pp 2 --schedule zb (text): $(tail -3 "$WORK/t.out")"
-grep -qE "^zb .* tok/s .*stage 0 [0-9.]+% \(1 layers, busy [0-9.]+ s\) stage 1" "$WORK/t.out"
-lmf_check $? "the text report has no zb line with both stages: $(cat "$WORK/t.out")"
+# the text report: one line per schedule with both stages; a config.json as the model; with
+# 1f1b and zb both run, the ratio of their mean bubbles (the means printed on their lines)
+printf '{"n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 64, "vocab_size": 256}\n' >"$WORK/m.json"
+timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --schedule 1f1b,zb --model "$WORK/m.json" \
+    --batch 2 --seq 32 --micro-batches 2 --steps 1 --warmup-steps 0 >"$WORK/t.out" 2>&1 </dev/null
+lmf_check $? "bench --pp 2 --schedule 1f1b,zb (text): $(tail -3 "$WORK/t.out")"
+for s in 1f1b zb; do
+    grep -qE "^$s .* tok/s .*stage 0 [0-9.]+% \(1 layers, busy [0-9.]+ s\) stage 1" "$WORK/t.out"
+    lmf_check $? "the text report has no $s line with both stages: $(cat "$WORK/t.out")"
+done
+! grep -q "^gpipe" "$WORK/t.out"
+lmf_check $? "gpipe ran though --schedule named 1f1b,zb: $(cat "$WORK/t.out")"
+mean() { grep "^$1 " "$WORK/t.out" | sed -E 's/.* step [0-9.]+ s  bubble ([0-9.]+)%.*/\1/'; }
+ratio=$(sed -n 's/^bubble, zb over 1f1b: \([0-9.]*\)x.*/\1/p' "$WORK/t.out")
+awk -v r="$ratio" -v z="$(mean zb)" -v o="$(mean 1f1b)" 'BEGIN {
+    if (r == "" || o == "") exit 1
+    if (o + 0 < 0.5) exit 0 # a mean under 0.05% rounds too coarsely to check the ratio
+    e = z / o - r; exit !(e < 0.01 + 0.06 * z / o && e > -0.01 - 0.06 * z / o) }'
+lmf_check $? "the zb over 1f1b ratio '$ratio' does not match the printed means $(mean zb)% and $(mean 1f1b)%"
 
 # refusals: one line, exit 2
 refuse() { # WHAT PATTERN ARGS...
@@ -57,6 +70,8 @@ refuse() { # WHAT PATTERN ARGS...
 refuse "--pp 2 on one rank" "needs 2 ranks" "$LMF" bench --pp 2 --model tiny --steps 1
 refuse "--schedule without --pp" "give --pp 2 or more" "$LMF" bench --schedule zb --model tiny
 refuse "--schedule interleaved" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule interleaved --model tiny
+refuse "--schedule 1f1b,,zb" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule 1f1b,,zb --model tiny
+refuse "--model with a missing config" "cannot open" "$LMF" bench --model "$WORK/none.json"
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then
     echo "test_pp_bench: $lmf_fail_count check(s) failed"

@@ -63,6 +63,8 @@ typedef struct lmf_pp_dep {
 const char *lmf_pp_schedule_name(lmf_pp_schedule s);
 /* The schedule named `name`; fails with LMF_ERR_ARG listing the names. */
 lmf_status lmf_pp_schedule_parse(const char *name, lmf_pp_schedule *out);
+/* Schedules named in a comma list ("1f1b,zb") as a bitmask of 1 << lmf_pp_schedule. */
+lmf_status lmf_pp_schedule_parse_list(const char *list, unsigned *mask);
 /* Whether the schedule can run the shape; fails with LMF_ERR_ARG saying what to change. */
 lmf_status lmf_pp_shape_check(const lmf_pp_shape *sh);
 /* Actions every stage executes per step: 2*M*V, or 3*M*V with ZB-H1's split backward. */

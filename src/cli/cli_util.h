@@ -1,4 +1,4 @@
-/* Helpers shared by CLI subcommands: printing generated text, durations. */
+/* Helpers shared by CLI subcommands: printing generated text, durations, --model. */
 #ifndef LMF_CLI_UTIL_H
 #define LMF_CLI_UTIL_H
 
@@ -14,6 +14,10 @@
 lmf_status lmf_cli_generate(lmf_gpt *m, const lmf_tokenizer *tok, const char *prompt, int n,
                             float temperature, int top_k, float top_p, uint64_t seed, FILE *out,
                             int *n_out);
+
+/* A --model argument: a preset name, or a config.json (a path ending in .json or holding a
+ * '/'); the configuration is validated. */
+lmf_status lmf_cli_model_config(const char *arg, lmf_gpt_config *cfg);
 
 /* "1h02m", "3m05s", "12s" */
 void lmf_cli_format_duration(double seconds, char *buf, size_t cap);

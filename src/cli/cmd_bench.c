@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "lmforge/bench.h"
 #include "lmforge/comm.h"
@@ -45,17 +46,20 @@ static lmf_comm *launch_group(const char *flag, int n) {
 /* --pp P: a model's stages over the launch's P ranks, each schedule's bubble and tokens/s */
 static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k, int P, int M,
                           const char *schedule, int warm, int steps, int threads, int json) {
-    lmf_pp_schedule list[3] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_ZB_H1};
-    int n = 3;
-    if (schedule) {
-        if (lmf_pp_schedule_parse(schedule, &list[0]) != LMF_OK || list[0] == LMF_PP_INTERLEAVED) {
-            lmf_cli_error("bench", "--schedule must be gpipe, 1f1b or zb, got '%s'", schedule);
-            return 2;
-        }
-        n = 1;
+    const lmf_pp_schedule all[3] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_ZB_H1};
+    unsigned mask = (1u << LMF_PP_GPIPE) | (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1);
+    if (schedule && (lmf_pp_schedule_parse_list(schedule, &mask) != LMF_OK ||
+                     (mask & (1u << LMF_PP_INTERLEAVED)))) {
+        lmf_cli_error("bench", "--schedule must name gpipe, 1f1b or zb (or a comma list of "
+                      "them), got '%s'", schedule);
+        return 2;
     }
+    lmf_pp_schedule list[3];
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (mask & (1u << all[i])) list[n++] = all[i];
     lmf_gpt_config cfg;
-    if (lmf_config_preset(model ? model : "gpt2", &cfg) != LMF_OK) {
+    if (lmf_cli_model_config(model ? model : "gpt2", &cfg) != LMF_OK) {
         lmf_cli_error("bench", "%s", lmf_last_error());
         return 2;
     }
@@ -69,6 +73,7 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
         printf("pipeline: %s, %d stages of %d thread%s, %d micro-batches of %d x %d per step, "
                "%d timed steps after %d\n", model ? model : "gpt2", P, lmf_threads_get(),
                lmf_threads_get() == 1 ? "" : "s", M, B, T, steps, warm);
+    double mean_bubble[3] = {-1, -1, -1}, sched_bubble[3] = {0}; /* per entry of list */
     for (int i = 0; i < n; i++) {
         lmf_bench_pp_result res;
         if (lmf_bench_pipeline(&cfg, group, list[i], M, B, T, k, warm, steps, &res) != LMF_OK) {
@@ -78,24 +83,37 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
         }
         if (!r0) continue;
         const char *name = lmf_pp_schedule_name(list[i]);
+        mean_bubble[i] = 0;
+        sched_bubble[i] = res.schedule_bubble;
+        for (int p = 0; p < P; p++) mean_bubble[i] += res.bubble[p] / P;
         if (json) {
             printf("{\"model\": \"%s\", \"pp\": %d, \"schedule\": \"%s\", \"micro_batches\": %d, "
                    "\"batch\": %d, \"seq\": %d, \"step_s\": %.5f, \"tokens_per_s\": %.1f, "
-                   "\"schedule_bubble\": %.4f, \"stages\": [", model ? model : "gpt2", P, name, M,
-                   B, T, res.step_s, res.tokens_per_s, res.schedule_bubble);
+                   "\"schedule_bubble\": %.4f, \"mean_bubble\": %.4f, \"stages\": [",
+                   model ? model : "gpt2", P, name, M, B, T, res.step_s, res.tokens_per_s,
+                   res.schedule_bubble, mean_bubble[i]);
             for (int p = 0; p < P; p++)
                 printf("%s{\"layers\": %d, \"busy_s\": %.5f, \"bubble\": %.4f}", p ? ", " : "",
                        res.layers[p], res.busy_s[p], res.bubble[p]);
             printf("]}\n");
         } else {
-            printf("%-6s %8.1f tok/s  step %.3f s  bubble (schedule %.1f%%):", name,
-                   res.tokens_per_s, res.step_s, 100 * res.schedule_bubble);
+            printf("%-6s %8.1f tok/s  step %.3f s  bubble %.1f%% (schedule %.1f%%):", name,
+                   res.tokens_per_s, res.step_s, 100 * mean_bubble[i], 100 * res.schedule_bubble);
             for (int p = 0; p < P; p++)
                 printf(" stage %d %.1f%% (%d layers, busy %.3f s)", p, 100 * res.bubble[p],
                        res.layers[p], res.busy_s[p]);
             printf("\n");
         }
     }
+    /* the zero-bubble schedule against 1F1B, measured in this run (both were: the default) */
+    int i1 = -1, iz = -1;
+    for (int i = 0; i < n; i++) {
+        if (list[i] == LMF_PP_1F1B) i1 = i;
+        if (list[i] == LMF_PP_ZB_H1) iz = i;
+    }
+    if (r0 && !json && i1 >= 0 && iz >= 0 && mean_bubble[i1] > 0)
+        printf("bubble, zb over 1f1b: %.2fx (ZB-H1's schedule alone: %.2fx)\n",
+               mean_bubble[iz] / mean_bubble[i1], sched_bubble[iz] / sched_bubble[i1]);
     lmf_comm_free(group);
     return 0;
 }
@@ -108,7 +126,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     int ppn = 1, micro = 8;
     const char *schedule = NULL;
     lmf_opt opts[] = {
-        {"--model", LMF_OPT_STR, &model, "PRESET", "one model preset (default: the standard cases)", LMF_NOLIMIT, NULL},
+        {"--model", LMF_OPT_STR, &model, "PRESET|FILE", "one model preset or config.json (default: the standard cases)", LMF_NOLIMIT, NULL},
         {"--batch", LMF_OPT_INT, &B, "B", "batch size for --model", 1, 1e6, NULL},
         {"--seq", LMF_OPT_INT, &T, "T", "sequence length for --model", 1, 1e7, NULL},
         {"--steps", LMF_OPT_INT, &steps, "N", "timed steps per case (default 5)", 1, 1e6, NULL},
@@ -120,7 +138,7 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--sp", LMF_OPT_FLAG, &sp, NULL, "with --tp: sequence parallelism", LMF_NOLIMIT, NULL},
         {"--pp", LMF_OPT_INT, &ppn, "P", "pipeline of P stages, one per rank (run under mpirun -np P): each schedule's measured bubble", 1, LMF_BENCH_MAX_STAGES, NULL},
         {"--micro-batches", LMF_OPT_INT, &micro, "M", "with --pp: micro-batches per step (default 8)", 1, 4096, NULL},
-        {"--schedule", LMF_OPT_STR, &schedule, "gpipe|1f1b|zb", "with --pp: one schedule (default: all three)", LMF_NOLIMIT, NULL},
+        {"--schedule", LMF_OPT_STR, &schedule, "gpipe|1f1b|zb", "with --pp: one schedule or a comma list (default: all three)", LMF_NOLIMIT, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
         {"--refresh-peak", LMF_OPT_FLAG, &refresh, NULL, "measure the peak again (it is cached per processor and thread count)", LMF_NOLIMIT, NULL},
     };
@@ -138,6 +156,11 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (ppn > 1 && tpn > 1) { lmf_cli_error("bench", "give --pp or --tp, not both"); return 2; }
     if (ppn == 1 && (schedule || micro != 8)) {
         lmf_cli_error("bench", "--schedule and --micro-batches measure a pipeline: give --pp 2 or more");
+        return 2;
+    }
+    lmf_gpt_config one_cfg; /* --model, read before anything is measured */
+    if (model && lmf_cli_model_config(model, &one_cfg) != LMF_OK) {
+        lmf_cli_error("bench", "%s", lmf_last_error());
         return 2;
     }
     if (ppn > 1) return bench_pipeline(model, B, T, k, ppn, micro, schedule, warm, steps, threads, json);
@@ -169,7 +192,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     int ncases = model ? 1 : 3;
     for (int i = 0; i < ncases; i++) {
         lmf_gpt_config cfg;
-        if (lmf_config_preset(cases[i].preset, &cfg) != LMF_OK) {
+        if (lmf_cli_model_config(cases[i].preset, &cfg) != LMF_OK) {
             lmf_cli_error("bench", "%s", lmf_last_error());
             lmf_comm_free(group);
             return 2;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli/args.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "lmforge/comm.h"
 #include "lmforge/formats.h"
@@ -25,20 +26,11 @@ typedef struct plan_opts {
     int seen_gb, seen_tokens, seen_zero;
 } plan_opts;
 
-/* A model preset name, or a config.json (a path ending in .json or containing '/'). */
+/* --model: a preset or a config.json; name is what the report calls it */
 static int resolve_model(const char *arg, lmf_gpt_config *cfg, char *name, size_t cap) {
-    size_t l = strlen(arg);
-    lmf_status st;
-    if (strchr(arg, '/') || (l > 5 && strcmp(arg + l - 5, ".json") == 0)) {
-        st = lmf_config_read(arg, cfg);
-        const char *base = strrchr(arg, '/');
-        snprintf(name, cap, "%s", base ? base + 1 : arg);
-    } else {
-        st = lmf_config_preset(arg, cfg);
-        snprintf(name, cap, "%s", arg);
-    }
-    if (st == LMF_OK) st = lmf_config_validate(cfg);
-    if (st != LMF_OK) {
+    const char *base = strrchr(arg, '/');
+    snprintf(name, cap, "%s", base ? base + 1 : arg);
+    if (lmf_cli_model_config(arg, cfg) != LMF_OK) {
         lmf_cli_error(CMD, "%s", lmf_last_error());
         return 2;
     }
@@ -224,17 +216,9 @@ int lmf_cmd_plan(int argc, char **argv) {
                           "prices one", o.schedule);
             return 2;
         }
-        char name[32];
-        for (const char *p = o.schedule; *p;) {
-            size_t len = strcspn(p, ",");
-            snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
-            lmf_pp_schedule one;
-            if (lmf_pp_schedule_parse(name, &one) != LMF_OK) {
-                lmf_cli_error(CMD, "--schedule: %s", lmf_last_error());
-                return 2;
-            }
-            k.schedules |= 1u << one;
-            p += len + (p[len] == ',');
+        if (lmf_pp_schedule_parse_list(o.schedule, &k.schedules) != LMF_OK) {
+            lmf_cli_error(CMD, "--schedule: %s", lmf_last_error());
+            return 2;
         }
     } else if (o.schedule) {
         if (lmf_pp_schedule_parse(o.schedule, &k.schedule) != LMF_OK) {

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Largest number of actions of all stages together that a shape may have. */
@@ -27,6 +28,31 @@ lmf_status lmf_pp_schedule_parse(const char *name, lmf_pp_schedule *out) {
         }
     return lmf_fail(LMF_ERR_ARG, "unknown pipeline schedule '%s'; use gpipe, 1f1b, interleaved or zb",
                     name ? name : "");
+}
+
+lmf_status lmf_pp_schedule_parse_list(const char *list, unsigned *mask) {
+    unsigned m = 0;
+    char name[32];
+    const char *p = list ? list : "";
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof name) {
+            *mask = 0;
+            return lmf_fail(LMF_ERR_ARG, "'%s' is not a list of pipeline schedules; give names "
+                            "separated by commas, e.g. 1f1b,zb", list ? list : "");
+        }
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        lmf_pp_schedule one = LMF_PP_1F1B;
+        if (lmf_pp_schedule_parse(name, &one) != LMF_OK) {
+            *mask = 0;
+            return LMF_ERR_ARG;
+        }
+        m |= 1u << one;
+        if (p[len] != ',') break;
+        p += len + 1;
+    }
+    *mask = m;
+    return LMF_OK;
 }
 
 static int split_backward(const lmf_pp_shape *sh) { return sh->schedule == LMF_PP_ZB_H1; }
