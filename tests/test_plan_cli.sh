@@ -150,8 +150,12 @@ expect_error "pp above the layers" 2 "$E pipeline-parallel size 16 exceeds the m
   "$LMF" plan --model gpt2 --cluster h100-cluster --pp 16 --dp 1 --tp 1 --nodes 2
 expect_error "dp*tp*pp != devices" 2 "$E dp x tp x pp = 3 x 1 x 1 = 3, but cluster 'dgx-a100-superpod' has 1120 devices" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dp 3 --tp 1 --pp 1
-expect_error "ZeRO-3 with pipelining" 2 "$E ZeRO stage 3 cannot be combined with pipeline" -- \
-  "$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --pp 2 --zero 3
+# ZeRO-3 over each stage's data-parallel group, as `lmforge train --pp --zero 3` runs it: the
+# stage's weights and gradients sharded over dp 4, their gathers priced every micro-batch
+"$LMF" plan --model gpt2 --cluster h100-cluster --nodes 1 --pp 2 --dp 4 --tp 1 --zero 3 \
+  >"$WORK/pz3.txt" 2>&1 && grep -q "sharded by ZeRO-3" "$WORK/pz3.txt" \
+  && grep -qE "ZeRO-3 gathers .* exposed part of [1-9][0-9.]* (ms|s)" "$WORK/pz3.txt" \
+  && pass "ZeRO-3 with pipelining is planned" || fail "--pp 2 --zero 3: $(cat "$WORK/pz3.txt")"
 expect_error "dtype the device lacks" 2 "$E .*no fp8 peak" -- \
   "$LMF" plan --model gpt2 --cluster dgx-a100-superpod --dtype fp8
 expect_error "unknown dtype" 2 "$E --dtype must be fp32, bf16, fp16 or fp8" -- \

@@ -750,12 +750,20 @@ static void test_bad_layouts(void **state) {
         {{2, 5, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "does not divide the model's 12 attention heads"},
         {{1, 1, 13, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "size 13 exceeds the model's 12 layers"},
         {{4, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "16 devices"},
-        {{2, 1, 2, 1, 3, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "pipeline"},
         {{2, 4, 1, 1, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP8, 0, 1, 1}, "no fp8 peak"},
         {{2, 4, 1, 1, 4, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "ZeRO stage"},
         {{2, 4, 1, 0, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "at least 1"},
         {{2, 4, 1, 300, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, "whole micro-batches"},
     };
+    /* ZeRO-3 over a pipeline stage's replicas is a layout (the trainer runs it): the stage's
+     * weights sharded over its dp 2, their gathers priced */
+    lmf_plan_layout z3 = {2, 1, 2, 1, 3, LMF_RECOMPUTE_NONE, LMF_PLAN_BF16, 0, 1, 1}, z0 = z3;
+    z0.zero = 0;
+    lmf_plan_result r3;
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &z3, &r3), LMF_OK);
+    assert_int_equal(lmf_plan_evaluate(&c, &job, &z0, &r), LMF_OK);
+    assert_true(r3.mem.weights < 0.51 * r.mem.weights && r3.mem.weights > 0.49 * r.mem.weights);
+    assert_true(r3.time.zero3_gather_total > 0.0 && r.time.zero3_gather_total == 0.0);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(lmf_plan_evaluate(&c, &job, &bad[i].l, &r), LMF_ERR_ARG);
         if (!strstr(lmf_last_error(), bad[i].msg))

@@ -202,7 +202,9 @@ double lmf_plan_local_zero3_gathers(const lmf_plan_setup *s, int micro_batches,
     if (!(link->in_node && c->intra_ag_small_bandwidth > 0 && c->intra_ag_bandwidth > 0))
         return lmf_plan_generic_zero3_gathers(s, micro_batches, weight_bytes, link);
     const lmf_plan_blocks *b = &s->blocks;
-    double lat = link->latency, L = s->job->model.n_layer;
+    /* a pipeline stage gathers its own layers: the fullest stage's, whose time sets the pace */
+    double lat = link->latency,
+           L = s->layout->pp > 1 ? b->stage_layers[b->largest_stage] : s->job->model.n_layer;
     double layers = 2.0 * L - 1.0; /* forward L, backward L - 1 */
     return block_gather(s, b->embeddings, lat) +
            micro_batches * (layers * block_gather(s, b->layer, lat) + block_gather(s, b->final_norm, lat));

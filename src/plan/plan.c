@@ -106,10 +106,6 @@ static lmf_status check_layout(const lmf_cluster *c, const lmf_plan_job *job,
     if (used > lmf_cluster_devices(c))
         return lmf_fail(LMF_ERR_ARG, "dp x tp x pp x cp = %lld devices, but cluster '%s' has %d",
                         (long long)used, c->name, lmf_cluster_devices(c));
-    if (l->zero >= 2 && l->pp > 1)
-        return lmf_fail(LMF_ERR_ARG, "ZeRO stage %d cannot be combined with pipeline parallelism "
-                        "(gradients accumulate per stage over micro-batches); use ZeRO 0 or 1 with pp > 1",
-                        l->zero);
     if (!(c->peak_flops[l->dtype] > 0.0))
         return lmf_fail(LMF_ERR_ARG, "device '%s' of cluster '%s' has no %s peak; choose another --dtype",
                         c->device, c->name, lmf_plan_dtype_name(l->dtype));

@@ -142,7 +142,6 @@ static lmf_status search(const lmf_cluster *c, const lmf_plan_job *job,
                 }
                 for (int id = 0; id < n_dp; id++) {
                     for (int z = z_lo; z <= z_hi; z++) {
-                        if (z >= 2 && pp > 1) continue;
                         if (z > 0 && dps[id] == 1 && k->zero < 0) continue; /* same as ZeRO-0 */
                         for (int rc = r_lo; rc <= r_hi; rc++)
                         for (int iv = 0; iv < n_v; iv++) {
