@@ -301,6 +301,12 @@ static void test_command(void **state) {
              "--seq 2048 --batch 1 --global-batch 3145728 --steps 95368 --zero 1 --recompute full "
              "--tp 8 --sp --pp 8 --schedule interleaved --virtual-stages 2 --dtype bf16");
     assert_string_equal(cmd, want);
+    /* under Slurm: 512 tasks on 64 nodes of 8, the same `lmforge train` */
+    char srun[1024];
+    lmf_plan_command_srun(srun, sizeof srun, &c, &job, &r);
+    const char *pre = "srun --nodes 64 --ntasks 512 --ntasks-per-node 8 --mpi=pmix ";
+    assert_int_equal(strncmp(srun, pre, strlen(pre)), 0);
+    assert_string_equal(srun + strlen(pre), strstr(want, "lmforge train"));
     /* an fp32 data-parallel run on one node names a preset and no model-parallel flags */
     snprintf(job.model_source, sizeof job.model_source, "gpt2");
     lmf_plan_layout d = {4, 1, 1, 8, 0, LMF_RECOMPUTE_NONE, LMF_PLAN_FP32, 0, 1, 1};
@@ -308,6 +314,8 @@ static void test_command(void **state) {
     assert_int_equal(lmf_plan_evaluate(&c, &job, &d, &r), LMF_OK);
     lmf_plan_command(cmd, sizeof cmd, &c, &job, &r);
     assert_non_null(strstr(cmd, "mpirun -np 4 --npernode 4 lmforge train --model gpt2 "));
+    lmf_plan_command_srun(srun, sizeof srun, &c, &job, &r); /* 4 tasks: one node */
+    assert_non_null(strstr(srun, "srun --nodes 1 --ntasks 4 --ntasks-per-node 4 --mpi=pmix lmforge train --model gpt2 "));
     assert_null(strstr(cmd, "--tp"));
     assert_null(strstr(cmd, "--dtype"));
     char small[16];

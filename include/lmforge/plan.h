@@ -298,6 +298,10 @@ lmf_status lmf_plan_search(const lmf_cluster *c, const lmf_plan_job *job,
  * it runs today). Truncated to cap bytes. */
 void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
                       const lmf_plan_result *r);
+/* The same under Slurm: `srun --nodes K --ntasks N --ntasks-per-node D --mpi=pmix lmforge
+ * train ...` (K = N / D rounded up), as docs/distributed.md launches on a cluster. */
+void lmf_plan_command_srun(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_result *r);
 
 /* A schedule's timeline for --explain-schedule: one row per stage, a column per time unit
  * (F = 1, B = 2, or ZB-H1's B = W = 1; a chunk of the interleaved schedule takes the same),

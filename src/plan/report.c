@@ -101,8 +101,9 @@ static void cat(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
     if (k > 0) *len = *len + (size_t)k < cap ? *len + (size_t)k : cap - 1;
 }
 
-void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
-                      const lmf_plan_result *r) {
+/* the launch (mpirun or srun) and then `lmforge train` with the layout's flags */
+static void launch_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_result *r, int srun) {
     const lmf_plan_layout *l = &r->layout;
     const char *src = job->model_source[0] ? job->model_source : job->model_name;
     size_t n = strlen(src), len = 0;
@@ -111,10 +112,14 @@ void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_pla
     buf[0] = '\0';
     int per_node = r->devices < c->devices_per_node ? r->devices : c->devices_per_node;
     double steps = ceil(job->total_tokens / r->tokens_per_step);
-    cat(buf, cap, &len, "mpirun -np %d --npernode %d lmforge train %s %s --seq %d --batch %d "
-        "--global-batch %.0f --steps %.0f --zero %d --recompute %s",
-        r->devices, per_node, is_file ? "--config" : "--model", src, job->seq, l->micro_batch,
-        r->tokens_per_step, steps, l->zero, lmf_recompute_name(l->recompute));
+    if (srun)
+        cat(buf, cap, &len, "srun --nodes %d --ntasks %d --ntasks-per-node %d --mpi=pmix",
+            (r->devices + per_node - 1) / per_node, r->devices, per_node);
+    else
+        cat(buf, cap, &len, "mpirun -np %d --npernode %d", r->devices, per_node);
+    cat(buf, cap, &len, " lmforge train %s %s --seq %d --batch %d --global-batch %.0f "
+        "--steps %.0f --zero %d --recompute %s", is_file ? "--config" : "--model", src, job->seq,
+        l->micro_batch, r->tokens_per_step, steps, l->zero, lmf_recompute_name(l->recompute));
     if (l->tp > 1) cat(buf, cap, &len, " --tp %d%s", l->tp, l->sequence_parallel ? " --sp" : "");
     if (l->pp > 1) cat(buf, cap, &len, " --pp %d", l->pp);
     if (l->cp > 1) cat(buf, cap, &len, " --cp %d", l->cp);
@@ -125,11 +130,23 @@ void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_pla
     if (l->dtype != LMF_PLAN_FP32) cat(buf, cap, &len, " --dtype %s", lmf_plan_dtype_name(l->dtype));
 }
 
+void lmf_plan_command(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                      const lmf_plan_result *r) {
+    launch_command(buf, cap, c, job, r, 0);
+}
+
+void lmf_plan_command_srun(char *buf, size_t cap, const lmf_cluster *c, const lmf_plan_job *job,
+                           const lmf_plan_result *r) {
+    launch_command(buf, cap, c, job, r, 1);
+}
+
 static void command_lines(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
                           const lmf_plan_result *r) {
     char cmd[1024];
     lmf_plan_command(cmd, sizeof cmd, c, job, r);
     fprintf(f, "command     %s\n", cmd);
+    lmf_plan_command_srun(cmd, sizeof cmd, c, job, r);
+    fprintf(f, "slurm       %s\n", cmd);
 }
 
 void lmf_plan_print_text(FILE *f, const lmf_cluster *c, const lmf_plan_job *job,
@@ -295,6 +312,8 @@ static json_t *result_json(const lmf_cluster *c, const lmf_plan_job *job, const 
     char cmd[1024];
     lmf_plan_command(cmd, sizeof cmd, c, job, r);
     json_object_set_new(o, "command", json_string(cmd));
+    lmf_plan_command_srun(cmd, sizeof cmd, c, job, r);
+    json_object_set_new(o, "slurm_command", json_string(cmd));
     return o;
 }
 
