@@ -53,6 +53,14 @@ grep -q "layout: 8 ranks = 2 pipeline stages x 2 data-parallel x 2 tensor-parall
 grep -q "stage 0: ranks 0-3, layers 0-1 and the embeddings; stage 1: ranks 4-7" "$WORK/gpt2-8-2---zero3.txt" \
   && pass "start-up prints the 3-D layout with data parallelism" \
   || fail "no 3-D layout at np 8: $(grep layout "$WORK/gpt2-8-2---zero3.txt")"
+# the tokens per step on the first line: batch x seq x micro-steps x data-parallel replicas
+# (the tensor-parallel pairs and the stages read one stream; it said "x 8 ranks")
+for f in "$show" "$WORK/gpt2-8-2---zero3.txt"; do
+  sed -n 's/.*batch \([0-9]*\) x \([0-9]*\), \([0-9]*\) micro-steps x \([0-9]*\) data-parallel replicas\{0,1\} = \([0-9]*\) tokens\/step.*/\1 \2 \3 \4 \5/p' "$f" |
+    awk '{ ok = NF == 5 && $1 * $2 * $3 * $4 == $5 } END { exit !(NR == 1 && ok) }' \
+    && pass "the start line's tokens per step add up ($(basename "$f"))" \
+    || fail "start line: $(head -1 "$f")"
+done
 
 # checkpoints hold whole tensors: (1, 2, 2) resumes on one rank, one rank's at (1, 2, 2)
 "$LMF" train --config "$WORK/gpt2.json" "${common[@]}" --batch 12 --save-every 10 \
