@@ -4,7 +4,7 @@ source "$(dirname "$0")/lib/common.sh"
 export OMP_NUM_THREADS=1
 make_corpus "$WORK/corpus"
 base=(--model tiny --steps 2 --batch 2 --seq 16 --sample-tokens 0 --quiet)
-"$LMF" train "${base[@]}" --corpus "$WORK/corpus" --bpe-vocab 0 --out "$WORK/good" || fail "good run"
+"$LMF" train "${base[@]}" --corpus "$WORK/corpus" --bpe-vocab 0 --dtype fp32 --out "$WORK/good" || fail "good run (with --dtype fp32)"
 train="$WORK/good/data/train.bin"
 
 expect_error "unknown command" 2 "unknown command 'trian'" -- "$LMF" trian
@@ -14,6 +14,8 @@ expect_error "out of range" 2 "--batch must be between" -- "$LMF" train --batch 
 expect_error "flag without value" 2 "--lr needs a value" -- "$LMF" train --lr
 expect_error "unknown preset" 2 "unknown model preset 'gpt5'" -- "$LMF" train --model gpt5
 expect_error "unknown recomputation mode" 2 "--recompute: recomputation mode must be none, selective or full .got 'some'." -- "$LMF" train --recompute some
+expect_error "a GPU number format" 2 "--dtype bf16: lmforge train computes in fp32" -- "$LMF" train --dtype bf16
+expect_error "an unknown number format" 2 "--dtype fp4: lmforge train computes in fp32" -- "$LMF" train --dtype fp4
 expect_error "unknown bench recomputation mode" 2 "--recompute: recomputation mode must be none" -- "$LMF" bench --recompute some
 expect_error "missing data file" 1 "$WORK/nope.bin" -- "$LMF" train "${base[@]}" --data "$WORK/nope.bin" --out "$WORK/r1"
 

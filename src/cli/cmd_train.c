@@ -35,6 +35,7 @@ typedef struct train_cli {
     const char *model, *config, *schedule, *corpus, *tokenizer, *prompt, *recompute;
     const char *inject_nan;   /* --test-inject-nan */
     const char *pp_schedule;  /* --schedule */
+    const char *dtype;        /* --dtype: fp32, the one the CPU kernels compute in */
     int64_t nan_steps[1024];
     int no_shuffle, vocab_size, log_every, bpe_vocab, sample_tokens, quiet, tty, move_aside;
     int doc_mask, eot_id;     /* --doc-mask, --eot-id (-1: not given) */
@@ -44,7 +45,7 @@ typedef struct train_cli {
     int serve_port;           /* --serve [PORT]: taken out of argv first (serve_cli.c) */
 } train_cli;
 
-#define NOPT 63
+#define NOPT 64
 static int build_opts(train_cli *c, lmf_opt *opts) {
     lmf_train_opts *o = &c->o;
     int n = 0;
@@ -91,6 +92,7 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--schedule", LMF_OPT_STR, &c->pp_schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule of the micro-batches (the gradient-accumulation micro-steps; default 1f1b)", LMF_NOLIMIT);
     O("--virtual-stages", LMF_OPT_INT, &o->virtual_stages, "V", "model chunks per pipeline stage (interleaved schedule; default 1)", 1, 64);
     O("--stage-layers", LMF_OPT_STR, &o->stage_layers, "A,B,...", "layers of each pipeline stage (default: balanced)", LMF_NOLIMIT);
+    O("--dtype", LMF_OPT_STR, &c->dtype, "fp32", "number format of weights and arithmetic: fp32, the CPU kernels' (lmforge plan names bf16, fp16 and fp8 for GPU devices)", LMF_NOLIMIT);
     O("--sp", LMF_OPT_FLAG, &o->sequence_parallel, NULL, "sequence parallelism: also split the norms and the residual stream over the --tp group", LMF_NOLIMIT);
     O("--global-batch", LMF_OPT_I64, &o->global_batch, "TOKENS", "tokens per optimizer step over all ranks (sets the accumulation steps)", 1, 9.2e18);
     O("--comm", LMF_OPT_STR, &o->comm, "auto|single|mpi", "communication backend (default auto: MPI under mpirun/srun)", LMF_NOLIMIT);
@@ -145,6 +147,11 @@ static int finish_opts(train_cli *c) {
     if (strcmp(c->schedule, "cosine") == 0) o->lr_schedule = LMF_LR_COSINE;
     else if (strcmp(c->schedule, "constant") == 0) o->lr_schedule = LMF_LR_CONSTANT;
     else { lmf_cli_error("train", "--lr-schedule must be cosine or constant, got '%s'", c->schedule); return 2; }
+    if (c->dtype && strcmp(c->dtype, "fp32") != 0) {
+        lmf_cli_error("train", "--dtype %s: lmforge train computes in fp32 (its CPU kernels); "
+                      "give --dtype fp32 or leave it out", c->dtype);
+        return 2;
+    }
     if (c->pp_schedule && lmf_pp_schedule_parse(c->pp_schedule, &o->schedule) != LMF_OK) {
         lmf_cli_error("train", "--schedule: %s", lmf_last_error());
         return 2;
