@@ -43,8 +43,17 @@ lmf_check $? "zb's schedule bubble $(field zb schedule_bubble) is not at most ha
 # 1f1b and zb both run, the ratio of their mean bubbles (the means printed on their lines)
 printf '{"n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 64, "vocab_size": 256}\n' >"$WORK/m.json"
 timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --schedule 1f1b,zb --model "$WORK/m.json" \
-    --batch 2 --seq 32 --micro-batches 2 --steps 1 --warmup-steps 0 >"$WORK/t.out" 2>&1 </dev/null
-lmf_check $? "bench --pp 2 --schedule 1f1b,zb (text): $(tail -3 "$WORK/t.out")"
+    --batch 2 --seq 32 --micro-batches 2 --steps 1 --warmup-steps 0 --rounds 3 >"$WORK/t.out" 2>&1 </dev/null
+lmf_check $? "bench --pp 2 --schedule 1f1b,zb --rounds 3 (text): $(tail -3 "$WORK/t.out")"
+# --rounds 3: the two schedules in turn, three times; each reported by its median round
+[ "$(grep -cE "^  round [123] (1f1b|zb) +bubble [0-9.]+%" "$WORK/t.out")" = 6 ]
+lmf_check $? "not six round lines: $(cat "$WORK/t.out")"
+for s in 1f1b zb; do
+    rounds=$(sed -n "s/^  round [123] $s *bubble \([0-9.]*\)%.*/\1/p" "$WORK/t.out" | sort -g | sed -n 2p)
+    got=$(grep "^$s " "$WORK/t.out" | sed -E 's/.* step [0-9.]+ s  bubble ([0-9.]+)%.*/\1/')
+    [ -n "$rounds" ] && [ "$rounds" = "$got" ]
+    lmf_check $? "$s: reported bubble $got% is not the median round's $rounds%"
+done
 for s in 1f1b zb; do
     grep -qE "^$s .* tok/s .*stage 0 [0-9.]+% \(1 layers, busy [0-9.]+ s\) stage 1" "$WORK/t.out"
     lmf_check $? "the text report has no $s line with both stages: $(cat "$WORK/t.out")"
@@ -69,6 +78,7 @@ refuse() { # WHAT PATTERN ARGS...
 }
 refuse "--pp 2 on one rank" "needs 2 ranks" "$LMF" bench --pp 2 --model tiny --steps 1
 refuse "--schedule without --pp" "give --pp 2 or more" "$LMF" bench --schedule zb --model tiny
+refuse "--rounds without --pp" "give --pp 2 or more" "$LMF" bench --rounds 3 --model tiny
 refuse "--schedule interleaved" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule interleaved --model tiny
 refuse "--schedule 1f1b,,zb" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule 1f1b,,zb --model tiny
 refuse "--model with a missing config" "cannot open" "$LMF" bench --model "$WORK/none.json"

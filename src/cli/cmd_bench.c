@@ -43,9 +43,60 @@ static lmf_comm *launch_group(const char *flag, int n) {
     return group;
 }
 
-/* --pp P: a model's stages over the launch's P ranks, each schedule's bubble and tokens/s */
+#define PP_MAX_ROUNDS 64
+
+static double mean_bubble(const lmf_bench_pp_result *r, int P) {
+    double m = 0.0;
+    for (int p = 0; p < P; p++) m += r->bubble[p] / P;
+    return m;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* the round whose mean bubble is the median of the rounds' (the lower middle one) */
+static const lmf_bench_pp_result *median_round(const lmf_bench_pp_result *res, int rounds, int P) {
+    double v[PP_MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) v[r] = mean_bubble(&res[r], P);
+    qsort(v, (size_t)rounds, sizeof v[0], cmp_double);
+    double med = v[(rounds - 1) / 2];
+    for (int r = 0; r < rounds; r++)
+        if (mean_bubble(&res[r], P) == med) return &res[r];
+    return &res[0];
+}
+
+static void print_schedule(const char *model, lmf_pp_schedule sched, const lmf_bench_pp_result *res,
+                           int P, int M, int B, int T, int rounds, int json) {
+    const char *name = lmf_pp_schedule_name(sched);
+    double mb = mean_bubble(res, P);
+    if (json) {
+        printf("{\"model\": \"%s\", \"pp\": %d, \"schedule\": \"%s\", \"micro_batches\": %d, "
+               "\"batch\": %d, \"seq\": %d, \"rounds\": %d, \"step_s\": %.5f, "
+               "\"tokens_per_s\": %.1f, \"schedule_bubble\": %.4f, \"mean_bubble\": %.4f, "
+               "\"stages\": [", model, P, name, M, B, T, rounds, res->step_s, res->tokens_per_s,
+               res->schedule_bubble, mb);
+        for (int p = 0; p < P; p++)
+            printf("%s{\"layers\": %d, \"busy_s\": %.5f, \"bubble\": %.4f}", p ? ", " : "",
+                   res->layers[p], res->busy_s[p], res->bubble[p]);
+        printf("]}\n");
+        return;
+    }
+    printf("%-6s %8.1f tok/s  step %.3f s  bubble %.1f%% (schedule %.1f%%):", name,
+           res->tokens_per_s, res->step_s, 100 * mb, 100 * res->schedule_bubble);
+    for (int p = 0; p < P; p++)
+        printf(" stage %d %.1f%% (%d layers, busy %.3f s)", p, 100 * res->bubble[p],
+               res->layers[p], res->busy_s[p]);
+    printf("\n");
+}
+
+/* --pp P: a model's stages over the launch's P ranks, each schedule's bubble and tokens/s;
+ * with rounds > 1 the schedules take turns, round after round, and each is reported by its
+ * median round (by mean bubble), so that a change in the machine's speed falls on all */
 static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k, int P, int M,
-                          const char *schedule, int warm, int steps, int threads, int json) {
+                          const char *schedule, int warm, int steps, int rounds, int threads,
+                          int json) {
     const lmf_pp_schedule all[3] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_ZB_H1};
     unsigned mask = (1u << LMF_PP_GPIPE) | (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1);
     if (schedule && (lmf_pp_schedule_parse_list(schedule, &mask) != LMF_OK ||
@@ -69,41 +120,29 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
     if (!group) return 2;
     lmf_threads_set(threads > 0 ? threads : 1); /* one thread per stage unless --threads says */
     int r0 = lmf_comm_rank(group) == 0;
+    const char *name = model ? model : "gpt2";
     if (r0 && !json)
         printf("pipeline: %s, %d stages of %d thread%s, %d micro-batches of %d x %d per step, "
-               "%d timed steps after %d\n", model ? model : "gpt2", P, lmf_threads_get(),
-               lmf_threads_get() == 1 ? "" : "s", M, B, T, steps, warm);
-    double mean_bubble[3] = {-1, -1, -1}, sched_bubble[3] = {0}; /* per entry of list */
+               "%d timed steps after %d%s\n", name, P, lmf_threads_get(),
+               lmf_threads_get() == 1 ? "" : "s", M, B, T, steps, warm,
+               rounds > 1 ? ", schedules in turn" : "");
+    static lmf_bench_pp_result res[3][PP_MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < n; i++) {
+            if (lmf_bench_pipeline(&cfg, group, list[i], M, B, T, k, warm, steps, &res[i][r]) != LMF_OK) {
+                lmf_cli_error("bench", "%s", lmf_last_error());
+                lmf_comm_free(group);
+                return 1;
+            }
+            if (r0 && !json && rounds > 1)
+                printf("  round %d %-6s bubble %.1f%%, %.1f tok/s\n", r + 1,
+                       lmf_pp_schedule_name(list[i]), 100 * mean_bubble(&res[i][r], P),
+                       res[i][r].tokens_per_s);
+        }
+    const lmf_bench_pp_result *med[3] = {NULL, NULL, NULL};
     for (int i = 0; i < n; i++) {
-        lmf_bench_pp_result res;
-        if (lmf_bench_pipeline(&cfg, group, list[i], M, B, T, k, warm, steps, &res) != LMF_OK) {
-            lmf_cli_error("bench", "%s", lmf_last_error());
-            lmf_comm_free(group);
-            return 1;
-        }
-        if (!r0) continue;
-        const char *name = lmf_pp_schedule_name(list[i]);
-        mean_bubble[i] = 0;
-        sched_bubble[i] = res.schedule_bubble;
-        for (int p = 0; p < P; p++) mean_bubble[i] += res.bubble[p] / P;
-        if (json) {
-            printf("{\"model\": \"%s\", \"pp\": %d, \"schedule\": \"%s\", \"micro_batches\": %d, "
-                   "\"batch\": %d, \"seq\": %d, \"step_s\": %.5f, \"tokens_per_s\": %.1f, "
-                   "\"schedule_bubble\": %.4f, \"mean_bubble\": %.4f, \"stages\": [",
-                   model ? model : "gpt2", P, name, M, B, T, res.step_s, res.tokens_per_s,
-                   res.schedule_bubble, mean_bubble[i]);
-            for (int p = 0; p < P; p++)
-                printf("%s{\"layers\": %d, \"busy_s\": %.5f, \"bubble\": %.4f}", p ? ", " : "",
-                       res.layers[p], res.busy_s[p], res.bubble[p]);
-            printf("]}\n");
-        } else {
-            printf("%-6s %8.1f tok/s  step %.3f s  bubble %.1f%% (schedule %.1f%%):", name,
-                   res.tokens_per_s, res.step_s, 100 * mean_bubble[i], 100 * res.schedule_bubble);
-            for (int p = 0; p < P; p++)
-                printf(" stage %d %.1f%% (%d layers, busy %.3f s)", p, 100 * res.bubble[p],
-                       res.layers[p], res.busy_s[p]);
-            printf("\n");
-        }
+        med[i] = median_round(res[i], rounds, P);
+        if (r0) print_schedule(name, list[i], med[i], P, M, B, T, rounds, json);
     }
     /* the zero-bubble schedule against 1F1B, measured in this run (both were: the default) */
     int i1 = -1, iz = -1;
@@ -111,9 +150,11 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
         if (list[i] == LMF_PP_1F1B) i1 = i;
         if (list[i] == LMF_PP_ZB_H1) iz = i;
     }
-    if (r0 && !json && i1 >= 0 && iz >= 0 && mean_bubble[i1] > 0)
-        printf("bubble, zb over 1f1b: %.2fx (ZB-H1's schedule alone: %.2fx)\n",
-               mean_bubble[iz] / mean_bubble[i1], sched_bubble[iz] / sched_bubble[i1]);
+    if (r0 && !json && i1 >= 0 && iz >= 0 && mean_bubble(med[i1], P) > 0)
+        printf("bubble, zb over 1f1b: %.2fx (ZB-H1's schedule alone: %.2fx)%s\n",
+               mean_bubble(med[iz], P) / mean_bubble(med[i1], P),
+               med[iz]->schedule_bubble / med[i1]->schedule_bubble,
+               rounds > 1 ? ", median rounds" : "");
     lmf_comm_free(group);
     return 0;
 }
@@ -123,7 +164,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "loader") == 0) return lmf_bench_loader(argc - 1, argv + 1);
     const char *model = NULL, *kernels = "fast", *recompute = "none";
     int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0, refresh = 0, tpn = 1, sp = 0;
-    int ppn = 1, micro = 8;
+    int ppn = 1, micro = 8, rounds = 1;
     const char *schedule = NULL;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "PRESET|FILE", "one model preset or config.json (default: the standard cases)", LMF_NOLIMIT, NULL},
@@ -139,6 +180,7 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--pp", LMF_OPT_INT, &ppn, "P", "pipeline of P stages, one per rank (run under mpirun -np P): each schedule's measured bubble", 1, LMF_BENCH_MAX_STAGES, NULL},
         {"--micro-batches", LMF_OPT_INT, &micro, "M", "with --pp: micro-batches per step (default 8)", 1, 4096, NULL},
         {"--schedule", LMF_OPT_STR, &schedule, "gpipe|1f1b|zb", "with --pp: one schedule or a comma list (default: all three)", LMF_NOLIMIT, NULL},
+        {"--rounds", LMF_OPT_INT, &rounds, "R", "with --pp: the schedules take turns R times; each reported by its median round (default 1)", 1, PP_MAX_ROUNDS, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
         {"--refresh-peak", LMF_OPT_FLAG, &refresh, NULL, "measure the peak again (it is cached per processor and thread count)", LMF_NOLIMIT, NULL},
     };
@@ -154,8 +196,8 @@ int lmf_cmd_bench(int argc, char **argv) {
     }
     if (sp && tpn < 2) { lmf_cli_error("bench", "--sp needs --tp 2 or more"); return 2; }
     if (ppn > 1 && tpn > 1) { lmf_cli_error("bench", "give --pp or --tp, not both"); return 2; }
-    if (ppn == 1 && (schedule || micro != 8)) {
-        lmf_cli_error("bench", "--schedule and --micro-batches measure a pipeline: give --pp 2 or more");
+    if (ppn == 1 && (schedule || micro != 8 || rounds != 1)) {
+        lmf_cli_error("bench", "--schedule, --micro-batches and --rounds measure a pipeline: give --pp 2 or more");
         return 2;
     }
     lmf_gpt_config one_cfg; /* --model, read before anything is measured */
@@ -163,7 +205,8 @@ int lmf_cmd_bench(int argc, char **argv) {
         lmf_cli_error("bench", "%s", lmf_last_error());
         return 2;
     }
-    if (ppn > 1) return bench_pipeline(model, B, T, k, ppn, micro, schedule, warm, steps, threads, json);
+    if (ppn > 1)
+        return bench_pipeline(model, B, T, k, ppn, micro, schedule, warm, steps, rounds, threads, json);
     lmf_comm *group = NULL;
     if (tpn > 1) { /* every rank of the launch is one rank of the group */
         if (!(group = launch_group("--tp", tpn))) return 2;
