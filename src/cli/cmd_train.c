@@ -311,12 +311,13 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
     /* the micro-batches of a step come from the data-parallel replicas: a tensor-parallel
      * group or a pipeline reads one stream between its ranks */
     fprintf(stderr, "lmforge train: %s%d layers, %d heads, %d wide, vocab %d: %.2fM parameters; "
-            "batch %d x %d, %d micro-steps x %d data-parallel replica%s = %lld tokens/step; ZeRO-%d; "
-            "%d threads/rank, %s kernels; MFU against a peak of %.1f GFLOP/s%s\n",
+            "batch %d x %d, %d micro-steps x %d data-parallel replica%s = %lld tokens/step; %d rank%s, "
+            "ZeRO-%d; %d threads/rank, %s kernels; MFU against a peak of %.1f GFLOP/s%s\n",
             family, o->cfg.n_layer, o->cfg.n_head, o->cfg.n_embd, o->cfg.vocab_size,
             (double)lmf_trainer_num_params(t) / 1e6, o->batch, o->seq, lmf_trainer_grad_accum(t),
-            rl.dp, rl.dp == 1 ? "" : "s", (long long)o->global_batch, o->zero_stage,
-            lmf_threads_get(), o->kernels, lmf_trainer_peak_flops(t) / 1e9, resumed);
+            rl.dp, rl.dp == 1 ? "" : "s", (long long)o->global_batch, lmf_trainer_world(t),
+            lmf_trainer_world(t) == 1 ? "" : "s", o->zero_stage, lmf_threads_get(), o->kernels,
+            lmf_trainer_peak_flops(t) / 1e9, resumed);
     if (rl.tp > 1 && rl.pp == 1) {
         fprintf(stderr, "layout: %d ranks = %d data-parallel x %d tensor-parallel%s; "
                 "tensor-parallel groups are neighbouring ranks:", lmf_trainer_world(t), rl.dp,
