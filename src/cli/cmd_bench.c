@@ -51,19 +51,18 @@ static double mean_bubble(const lmf_bench_pp_result *r, int P) {
     return m;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* the round whose mean bubble is the median of the rounds' (the lower middle one) */
+/* the round whose mean bubble is the median of the rounds' (the lower middle one; equal
+ * bubbles ordered by round) */
 static const lmf_bench_pp_result *median_round(const lmf_bench_pp_result *res, int rounds, int P) {
-    double v[PP_MAX_ROUNDS];
-    for (int r = 0; r < rounds; r++) v[r] = mean_bubble(&res[r], P);
-    qsort(v, (size_t)rounds, sizeof v[0], cmp_double);
-    double med = v[(rounds - 1) / 2];
-    for (int r = 0; r < rounds; r++)
-        if (mean_bubble(&res[r], P) == med) return &res[r];
+    for (int r = 0; r < rounds; r++) {
+        double v = mean_bubble(&res[r], P);
+        int below = 0; /* rounds ordered before r */
+        for (int q = 0; q < rounds; q++) {
+            double w = mean_bubble(&res[q], P);
+            below += w < v || (w == v && q < r);
+        }
+        if (below == (rounds - 1) / 2) return &res[r];
+    }
     return &res[0];
 }
 
@@ -94,9 +93,9 @@ static void print_schedule(const char *model, lmf_pp_schedule sched, const lmf_b
 /* --pp P: a model's stages over the launch's P ranks, each schedule's bubble and tokens/s;
  * with rounds > 1 the schedules take turns, round after round, and each is reported by its
  * median round (by mean bubble), so that a change in the machine's speed falls on all */
-static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k, int P, int M,
-                          const char *schedule, int warm, int steps, int rounds, int threads,
-                          int json) {
+static int bench_pipeline(const char *model, const lmf_gpt_config *cfg, int B, int T,
+                          const lmf_kernels *k, int P, int M, const char *schedule, int warm,
+                          int steps, int rounds, int threads, int json) {
     const lmf_pp_schedule all[3] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_ZB_H1};
     unsigned mask = (1u << LMF_PP_GPIPE) | (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1);
     if (schedule && (lmf_pp_schedule_parse_list(schedule, &mask) != LMF_OK ||
@@ -109,11 +108,6 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
     int n = 0;
     for (int i = 0; i < 3; i++)
         if (mask & (1u << all[i])) list[n++] = all[i];
-    lmf_gpt_config cfg;
-    if (lmf_cli_model_config(model ? model : "gpt2", &cfg) != LMF_OK) {
-        lmf_cli_error("bench", "%s", lmf_last_error());
-        return 2;
-    }
     if (!B) B = 2;
     if (!T) T = 256;
     lmf_comm *group = launch_group("--pp", P);
@@ -129,7 +123,7 @@ static int bench_pipeline(const char *model, int B, int T, const lmf_kernels *k,
     static lmf_bench_pp_result res[3][PP_MAX_ROUNDS];
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < n; i++) {
-            if (lmf_bench_pipeline(&cfg, group, list[i], M, B, T, k, warm, steps, &res[i][r]) != LMF_OK) {
+            if (lmf_bench_pipeline(cfg, group, list[i], M, B, T, k, warm, steps, &res[i][r]) != LMF_OK) {
                 lmf_cli_error("bench", "%s", lmf_last_error());
                 lmf_comm_free(group);
                 return 1;
@@ -200,13 +194,14 @@ int lmf_cmd_bench(int argc, char **argv) {
         lmf_cli_error("bench", "--schedule, --micro-batches and --rounds measure a pipeline: give --pp 2 or more");
         return 2;
     }
-    lmf_gpt_config one_cfg; /* --model, read before anything is measured */
-    if (model && lmf_cli_model_config(model, &one_cfg) != LMF_OK) {
+    lmf_gpt_config one_cfg; /* --model (a pipeline's default: gpt2), read before anything is measured */
+    if ((model || ppn > 1) && lmf_cli_model_config(model ? model : "gpt2", &one_cfg) != LMF_OK) {
         lmf_cli_error("bench", "%s", lmf_last_error());
         return 2;
     }
     if (ppn > 1)
-        return bench_pipeline(model, B, T, k, ppn, micro, schedule, warm, steps, rounds, threads, json);
+        return bench_pipeline(model, &one_cfg, B, T, k, ppn, micro, schedule, warm, steps,
+                              rounds, threads, json);
     lmf_comm *group = NULL;
     if (tpn > 1) { /* every rank of the launch is one rank of the group */
         if (!(group = launch_group("--tp", tpn))) return 2;
@@ -235,7 +230,8 @@ int lmf_cmd_bench(int argc, char **argv) {
     int ncases = model ? 1 : 3;
     for (int i = 0; i < ncases; i++) {
         lmf_gpt_config cfg;
-        if (lmf_cli_model_config(cases[i].preset, &cfg) != LMF_OK) {
+        if (model) cfg = one_cfg;
+        else if (lmf_config_preset(cases[i].preset, &cfg) != LMF_OK) {
             lmf_cli_error("bench", "%s", lmf_last_error());
             lmf_comm_free(group);
             return 2;
