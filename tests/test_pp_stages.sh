@@ -64,7 +64,7 @@ kill -9 "$kpid" 2>/dev/null
 pkill -9 -f "lmforge train --config $WORK/gpt2.json" 2>/dev/null
 wait "$kpid" 2>/dev/null
 done_steps=$(losses "$WORK/k/metrics.jsonl" | wc -l)
-mpi 4 train --resume "$WORK/k" --quiet --sample-tokens 0 >"$WORK/k2.out" 2>&1 || fail "resume: $(tail -3 "$WORK/k2.out")"
+mpi 4 train --resume "$WORK/k" --quiet --sample-tokens 0 >"$WORK/k2.out" 2>&1 || fail "resume: $(grep -v '^step' "$WORK/k2.out" | tail -15)"
 if [ "$done_steps" -lt 20 ] && diff <(losses "$WORK/k-ref/metrics.jsonl") <(losses "$WORK/k/metrics.jsonl") >/dev/null; then
   pass "a killed --pp 2 x dp 2 run (after $done_steps steps) resumed bit for bit"
 else

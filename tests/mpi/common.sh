@@ -24,22 +24,34 @@ lmf_elapsed_below() { awk -v s="$1" -v e="$(lmf_now)" -v l="$2" 'BEGIN { exit !(
 
 # Sanitizer builds (-DLMF_SANITIZE=ON): Open MPI's own allocations show up as leaks from
 # plugins it has already unloaded (no symbols, so tests/lsan.supp cannot name them). Reports go
-# to files instead and are judged by lmf_sanitizer_verdict: any AddressSanitizer error, or a
-# leak whose stack passes through lmforge's own code, fails the test. Harmless otherwise.
+# to files instead and are judged by lmf_sanitizer_verdict: any AddressSanitizer or
+# UndefinedBehaviorSanitizer error, or a leak whose stack passes through lmforge's own code,
+# fails the test. Harmless otherwise.
+# The leak check at a rank's exit stops the rank's threads (Open MPI's among them) with a
+# tracer thread, and that tracer itself sometimes dies ("Tracer caught signal 11", seen in three
+# sanitizer runs of the suite, always after the run's work was done). With abort_on_error it would
+# abort a rank that ran correctly, so ranks exit instead (exitcode 0, which the leak reports
+# need anyway) and the verdict, not the exit status, judges every report.
 lmf_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 lmf_san_dir=$(mktemp -d)
 trap 'rm -rf "$lmf_san_dir"' EXIT
-export ASAN_OPTIONS="log_path=$lmf_san_dir/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export ASAN_OPTIONS="log_path=$lmf_san_dir/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}:abort_on_error=0"
 export LSAN_OPTIONS="exitcode=0:suppressions=$lmf_root/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 lmf_sanitizer_verdict() {
     local f bad=0
     for f in "$lmf_san_dir"/asan*; do
         [ -e "$f" ] || continue
-        if grep -q "ERROR: AddressSanitizer" "$f"; then
-            echo "FAIL: AddressSanitizer error:" >&2
+        # an error, an undefined-behaviour report, or a CHECK of the sanitizer's own
+        if grep -qE "ERROR: AddressSanitizer|runtime error:|Sanitizer CHECK failed" "$f"; then
+            echo "FAIL: sanitizer error:" >&2
             cat "$f" >&2
             bad=1
+        fi
+        # the leak check's tracer died: that rank's leaks went unchecked, which is said, not
+        # failed (the run itself is judged by its exit status and its results)
+        if grep -q "LeakSanitizer has encountered a fatal error" "$f"; then
+            echo "note: the leak check of one rank did not run: $(grep -m1 "Tracer caught\|fatal error" "$f")" >&2
         fi
         # leak reports are blank-line separated blocks; ours have frames in this source tree
         if awk -v root="$lmf_root" 'BEGIN { RS = "" }
