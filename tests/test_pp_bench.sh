@@ -2,7 +2,8 @@
 # `lmforge bench --pp`: two ranks run a model's two stages through GPipe, 1F1B and ZB-H1 and
 # report, per schedule, tokens/s, each stage's measured bubble and compute, and the schedule's
 # own bubble with equal action times: (P-1)/(M+P-1) for GPipe and 1F1B (computed here), and
-# for ZB-H1 less than half of that; a comma list of schedules and a config.json model; a launch of the wrong size and the pipeline's options
+# for ZB-H1 less than half of that; the interleaved schedule's two chunks per stage and its own
+# bubble; a comma list of schedules and a config.json model; a launch of the wrong size and the pipeline's options
 # without --pp are refused with one line.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -68,6 +69,24 @@ awk -v r="$ratio" -v z="$(mean zb)" -v o="$(mean 1f1b)" 'BEGIN {
     e = z / o - r; exit !(e < 0.01 + 0.06 * z / o && e > -0.01 - 0.06 * z / o) }'
 lmf_check $? "the zb over 1f1b ratio '$ratio' does not match the printed means $(mean zb)% and $(mean 1f1b)%"
 
+# the interleaved schedule: two model chunks per stage of a 4-layer model (2 layers per stage),
+# its own bubble (P-1)/(V*M+P-1) with equal action times (1/9 at V = 2, M = 4: computed here),
+# and its ratio to 1F1B's printed
+printf '{"n_layer": 4, "n_head": 2, "n_embd": 64, "n_positions": 64, "vocab_size": 256}\n' >"$WORK/m4.json"
+timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --schedule 1f1b,interleaved --model "$WORK/m4.json" \
+    --batch 2 --seq 32 --micro-batches 4 --steps 1 --warmup-steps 0 --json >"$WORK/i.json" 2>&1 </dev/null
+lmf_check $? "bench --pp 2 --schedule 1f1b,interleaved: $(tail -3 "$WORK/i.json")"
+line=$(grep '"schedule": "interleaved"' "$WORK/i.json")
+sb=$(echo "$line" | grep -o '"schedule_bubble": *[0-9.]*' | sed 's/.*: *//')
+awk -v b="$sb" 'BEGIN { d = b - 1 / 9; exit !(b != "" && d < 1e-4 && d > -1e-4) }'
+lmf_check $? "interleaved schedule bubble '$sb', (P-1)/(V*M+P-1) = 1/9: $line"
+[ "$(echo "$line" | grep -o '"layers": 2' | wc -l)" = 2 ]
+lmf_check $? "interleaved: not 2 layers (two chunks) on each stage: $line"
+timeout 300 "${MPIRUN[@]}" -np 2 "$LMF" bench --pp 2 --schedule 1f1b,interleaved --model "$WORK/m4.json" \
+    --batch 2 --seq 32 --micro-batches 4 --steps 1 --warmup-steps 0 >"$WORK/i.out" 2>&1 </dev/null
+grep -qE "^bubble, interleaved over 1f1b: [0-9.]+x \(the schedule alone with 2 chunks: 0\.56x\)" "$WORK/i.out"
+lmf_check $? "no interleaved-over-1f1b ratio (schedules alone (1/9)/(1/5) = 0.56x): $(cat "$WORK/i.out")"
+
 # refusals: one line, exit 2
 refuse() { # WHAT PATTERN ARGS...
     local what="$1" pat="$2" rc; shift 2
@@ -79,8 +98,8 @@ refuse() { # WHAT PATTERN ARGS...
 refuse "--pp 2 on one rank" "needs 2 ranks" "$LMF" bench --pp 2 --model tiny --steps 1
 refuse "--schedule without --pp" "give --pp 2 or more" "$LMF" bench --schedule zb --model tiny
 refuse "--rounds without --pp" "give --pp 2 or more" "$LMF" bench --rounds 3 --model tiny
-refuse "--schedule interleaved" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule interleaved --model tiny
-refuse "--schedule 1f1b,,zb" "gpipe, 1f1b or zb" "$LMF" bench --pp 2 --schedule 1f1b,,zb --model tiny
+refuse "--virtual-stages without interleaved" "runs the interleaved schedule" "$LMF" bench --pp 2 --schedule 1f1b --virtual-stages 2 --model tiny
+refuse "--schedule 1f1b,,zb" "not a list of pipeline schedules" "$LMF" bench --pp 2 --schedule 1f1b,,zb --model tiny
 refuse "--model with a missing config" "cannot open" "$LMF" bench --model "$WORK/none.json"
 lmf_sanitizer_verdict
 if [ "$lmf_fail_count" -ne 0 ]; then

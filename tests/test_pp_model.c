@@ -5,7 +5,7 @@
  * both families, uneven splits and every recomputation mode, with and without document
  * masking, the backward whole or split in its input and weight halves (ZB-H1); the evaluation
  * forward (lmf_gpt_stage_eval) gives the whole model's evaluation loss and leaves the
- * gradients. */
+ * gradients; interleaved stages of two model chunks (views of one model) do the same. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +281,127 @@ static void test_hooks(void **state) {
     }
 }
 
+/* Interleaved stages: two stages of two model chunks each over 4 layers (virtual stage c*2 + s
+ * is chunk c of stage s, one layer each), chunks 1 views of chunk 0 (lmf_gpt_create_chunks):
+ * the micro-batches through the four virtual stages give the whole model's losses and, placed
+ * from each stage's one gradient vector, its gradients; each block's gradient is handed over by
+ * exactly one chunk of its stage per micro-batch, the gradient buckets never mix two chunks. */
+static void check_chunks(const lmf_gpt_config *cfg) {
+    lmf_gpt *w = whole_model(cfg, LMF_RECOMPUTE_NONE);
+    const lmf_param_layout *wl = lmf_gpt_layout(w);
+    lmf_rng r;
+    lmf_rng_seed(&r, 9);
+    int32_t in[M][B * S], tg[M][B * S];
+    for (int mb = 0; mb < M; mb++)
+        for (int i = 0; i < B * S; i++) {
+            in[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+            tg[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+        }
+    float want[M];
+    lmf_gpt_zero_grad(w);
+    for (int mb = 0; mb < M; mb++) {
+        assert_int_equal(lmf_gpt_forward(w, in[mb], tg[mb], B, S, 1, 1.0f / M, &want[mb]), LMF_OK);
+        lmf_gpt_backward(w);
+    }
+    lmf_gpt *ch[2][2]; /* [stage][chunk] */
+    ready_log log[2][2];
+    memset(log, 0, sizeof log);
+    for (int s = 0; s < 2; s++) {
+        int l0[2] = {s, 2 + s}, len[2] = {1, 1};
+        assert_int_equal(lmf_gpt_create_chunks(cfg, lmf_kernels_ref(), NULL, 2, l0, len, ch[s]),
+                         LMF_OK);
+        const lmf_param_layout *l = lmf_gpt_layout(ch[s][0]);
+        assert_int_equal(l->n_ranges, 2);
+        assert_int_equal(l->layers, 2);
+        for (int b = 1; b <= cfg->n_layer; b++)
+            assert_int_equal(lmf_layout_has_block(l, b), (b - 1) % 2 == s);
+        assert_int_equal(lmf_layout_has_block(l, 0), 1);           /* embeddings or classifier */
+        assert_int_equal(lmf_layout_has_block(l, cfg->n_layer + 1), s == 1);
+        int lo[16], hi[16], nb = lmf_layout_buckets(l, (size_t)1 << 30, (size_t)1 << 30, lo, hi);
+        for (int k = 0; k < nb; k++)
+            for (int b = lo[k]; b <= hi[k]; b++)
+                assert_int_equal(lmf_layout_block_chunk(l, b), lmf_layout_block_chunk(l, lo[k]));
+        lmf_layout_slice(l, wl, lmf_gpt_params(w), lmf_gpt_params(ch[s][0]));
+        for (int c = 0; c < 2; c++) {
+            assert_ptr_equal(lmf_gpt_params(ch[s][c]), lmf_gpt_params(ch[s][0]));
+            lmf_gpt_hooks h;
+            memset(&h, 0, sizeof h);
+            h.grads_ready = note_ready;
+            h.ctx = &log[s][c];
+            lmf_gpt_set_hooks(ch[s][c], &h);
+            assert_int_equal(lmf_gpt_reserve_slots(ch[s][c], B, S, LMF_RESERVE_TRAIN, M), LMF_OK);
+        }
+        assert_ptr_equal(lmf_gpt_grads(ch[s][1]), lmf_gpt_grads(ch[s][0]));
+        lmf_gpt_zero_grad(ch[s][0]);
+    }
+    size_t n = lmf_gpt_stage_floats(ch[0][0], B, S);
+    float *buf = malloc(n * sizeof(float)), got[M];
+    for (int mb = 0; mb < M; mb++) {
+        for (int v = 0; v < 4; v++) {
+            lmf_gpt *m = ch[v % 2][v / 2];
+            assert_int_equal(lmf_gpt_stage_forward(m, mb, in[mb], tg[mb], v > 0 ? buf : NULL, B, S,
+                                                   1.0f / M, &got[mb]), LMF_OK);
+            if (v < 3) memcpy(buf, lmf_gpt_stage_output(m, mb), n * sizeof(float));
+        }
+        assert_true(fabsf(got[mb] - want[mb]) <= 1e-5f * fabsf(want[mb]));
+    }
+    for (int mb = 0; mb < M; mb++)
+        for (int v = 3; v >= 0; v--) {
+            lmf_gpt *m = ch[v % 2][v / 2];
+            lmf_gpt_stage_backward(m, mb, v < 3 ? buf : NULL);
+            if (v > 0) memcpy(buf, lmf_gpt_stage_input_grad(m), n * sizeof(float));
+        }
+    free(buf);
+    /* every block once per micro-batch over a stage's chunks, from the chunk that covers it */
+    for (int s = 0; s < 2; s++) {
+        const lmf_param_layout *l = lmf_gpt_layout(ch[s][0]);
+        assert_int_equal(log[s][0].n + log[s][1].n, M * (cfg->n_layer + 2));
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < log[s][c].n && i < 16; i++)
+                assert_int_equal(lmf_layout_block_chunk(l, log[s][c].order[i]), c);
+    }
+    float *sum = calloc(wl->total, sizeof(float)), *one = calloc(wl->total, sizeof(float));
+    for (int s = 0; s < 2; s++) {
+        memset(one, 0, wl->total * sizeof(float));
+        lmf_layout_place(lmf_gpt_layout(ch[s][0]), wl, lmf_gpt_grads(ch[s][0]), one);
+        for (size_t e = 0; e < wl->total; e++) sum[e] += one[e];
+    }
+    const float *gw = lmf_gpt_grads(w);
+    double scale = 1e-12, worst = 0.0;
+    for (size_t e = 0; e < wl->total; e++) scale = fmax(scale, fabs(gw[e]));
+    for (size_t e = 0; e < wl->total; e++) worst = fmax(worst, fabs((double)sum[e] - gw[e]));
+    if (!(worst <= 2e-5 * scale)) {
+        print_error("%s chunks: gradients differ by %.3g (largest %.3g)\n",
+                    lmf_family_name(cfg->family), worst, scale);
+        fail();
+    }
+    free(sum);
+    free(one);
+    for (int s = 0; s < 2; s++) {
+        lmf_gpt_free(ch[s][1]);
+        lmf_gpt_free(ch[s][0]);
+    }
+    lmf_gpt_free(w);
+}
+
+static void test_chunks(void **state) {
+    (void)state;
+    check_chunks(&gpt2);
+    check_chunks(&llama);
+    /* ranges out of order, overlapping or empty are refused */
+    lmf_gpt *m[2] = {NULL, NULL};
+    int l0[2] = {2, 0}, len[2] = {1, 1};
+    assert_int_equal(lmf_gpt_create_chunks(&gpt2, lmf_kernels_ref(), NULL, 2, l0, len, m),
+                     LMF_ERR_ARG);
+    l0[0] = 0, l0[1] = 1, len[0] = 2;
+    assert_int_equal(lmf_gpt_create_chunks(&gpt2, lmf_kernels_ref(), NULL, 2, l0, len, m),
+                     LMF_ERR_ARG);
+    len[0] = 1, len[1] = 0;
+    assert_int_equal(lmf_gpt_create_chunks(&gpt2, lmf_kernels_ref(), NULL, 2, l0, len, m),
+                     LMF_ERR_ARG);
+    assert_null(m[0]);
+}
+
 /* empty or out-of-range stages and slot counts are refused with the range named */
 static void test_refused(void **state) {
     (void)state;
@@ -315,6 +436,7 @@ int main(void) {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
 # (Llama at 6 with --sp, the ZB-H1 schedule) give the single rank's loss at each of 20 steps within 1e-5 relative,
 # its gradient norms within 1e-4 and its final weights within 2e-5. A
 # checkpoint saved at (dp, tp, pp) = (1, 2, 2) resumes on one rank, and one saved on one rank
-# resumes at --tp 2 --pp 2 (whole tensors per name); --virtual-stages with --pp stays refused.
+# resumes at --tp 2 --pp 2 (whole tensors per name); --virtual-stages without the interleaved
+# schedule is refused.
 source "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/mpi/common.sh"
 trap 'rm -rf "$WORK" "$lmf_san_dir"' EXIT
@@ -76,8 +77,8 @@ mpi 4 train --resume "$WORK/ck1" --tp 2 --pp 2 --batch 6 --quiet --sample-tokens
   || fail "resume at --tp 2 --pp 2"
 same "one-rank checkpoint resumed at --tp 2 --pp 2" "$WORK/ck-ref" "$WORK/ck1"
 
-# what the pipeline does not run yet stays refused with --tp
-refused "--virtual-stages with --pp and --tp" "--pp does not run with --virtual-stages yet" \
+# model chunks without the schedule that runs them are refused with --tp too
+refused "--virtual-stages without --schedule interleaved, with --tp" "give --schedule interleaved with it" \
   mpi 4 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --tp 2 --pp 2 --virtual-stages 2 --out "$WORK/bad2"
 refused "6 ranks, --tp 2 --pp 2" "6 ranks cannot be split into --pp 2 pipeline stages of --tp 2 ranks" \
   mpi 6 train --config "$WORK/gpt2.json" "${common[@]}" --batch 3 --tp 2 --pp 2 --out "$WORK/bad3"

@@ -56,16 +56,18 @@ typedef struct lmf_bench_pp_result {
     double busy_s[LMF_BENCH_MAX_STAGES]; /* each stage's computing seconds per step */
     double schedule_bubble;  /* the schedule's own with equal forward, input-gradient and
                               * weight-gradient times (lmf_pp_simulate): (P-1)/(M+P-1) for 1F1B */
-    int layers[LMF_BENCH_MAX_STAGES];    /* each stage's layers (the trainer's balanced split) */
+    int layers[LMF_BENCH_MAX_STAGES];    /* each stage's layers (the trainer's balanced split;
+                                          * interleaved: over all its chunks) */
 } lmf_bench_pp_result;
 
 /* Collective over group (P = its size <= LMF_BENCH_MAX_STAGES ranks, one stage each): the
- * model's stages as `lmforge train --pp P` splits them, each step's M micro-batches of B x T
- * random tokens through `schedule` (forwards and backwards, no optimizer), `warm` untimed
- * steps then `steps` timed ones. Every rank gets the result. */
+ * model's stages as `lmforge train --pp P` splits them (the interleaved schedule: V model
+ * chunks per stage, as `--virtual-stages V` does; V is ignored for the others), each step's M
+ * micro-batches of B x T random tokens through `schedule` (forwards and backwards, no
+ * optimizer), `warm` untimed steps then `steps` timed ones. Every rank gets the result. */
 lmf_status lmf_bench_pipeline(const lmf_gpt_config *cfg, lmf_comm *group, lmf_pp_schedule schedule,
-                              int M, int B, int T, const lmf_kernels *k, int warm, int steps,
-                              lmf_bench_pp_result *res);
+                              int V, int M, int B, int T, const lmf_kernels *k, int warm,
+                              int steps, lmf_bench_pp_result *res);
 
 #ifdef __cplusplus
 }

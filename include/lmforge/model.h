@@ -89,6 +89,9 @@ typedef struct lmf_tensor_info {
                           * and the last stage differ (the tied embedding), else 1 */
 } lmf_tensor_info;
 
+/* most layer ranges one layout holds: model chunks of one pipeline stage */
+#define LMF_LAYOUT_MAX_RANGES 16
+
 typedef struct lmf_param_layout {
     int n_tensors;
     lmf_tensor_info *tensors;
@@ -96,11 +99,16 @@ typedef struct lmf_param_layout {
     int n_blocks;                 /* n_layer + 2 */
     size_t *block_offset;         /* [n_blocks + 1]: block b spans [block_offset[b], block_offset[b+1]) */
     lmf_tp_dims tp;               /* the split this layout holds (size 1: the whole model) */
-    /* Pipeline parallelism: the stage's layers [layer0, layer0 + layers) (the whole model: 0,
-     * n_layer). Every block keeps its number and every tensor its name and index; a block the
-     * stage does not hold has no floats (tensors of numel 0). The first stage holds block 0
-     * (the embeddings), the last block 0 (the classifier: tied wte, or lm_head) and n_layer+1. */
-    int layer0, layers;
+    /* Pipeline parallelism: the stage's layers, n_ranges ascending ranges
+     * [range_l0[r], range_l0[r] + range_len[r]) (one for a plain stage and for the whole model,
+     * [0, n_layer); V for a stage of the interleaved schedule, one per model chunk); `layers`
+     * counts them all. Every block keeps its number and every tensor its name and index; a
+     * block the stage does not hold has no floats (tensors of numel 0). The stage holding
+     * layer 0 holds block 0 (the embeddings); the one holding the last layer holds block 0
+     * (the classifier: tied wte, or lm_head) and n_layer+1. */
+    int n_ranges;
+    int range_l0[LMF_LAYOUT_MAX_RANGES], range_len[LMF_LAYOUT_MAX_RANGES];
+    int layers;
 } lmf_param_layout;
 
 /* Views into a parameter (or gradient) block for one layer. GPT-2 uses the first twelve;
@@ -123,6 +131,17 @@ lmf_status lmf_layout_build_tp(const lmf_gpt_config *c, const lmf_tp_config *tp,
  * 0..n_layer. lmf_layout_slice and lmf_layout_place work between it and the whole layout. */
 lmf_status lmf_layout_build_stage(const lmf_gpt_config *c, const lmf_tp_config *tp, int layer0,
                                   int layers, lmf_param_layout *out);
+/* The same for a stage holding n ascending, disjoint layer ranges [l0[r], l0[r] + len[r])
+ * (the model chunks of an interleaved pipeline stage); LMF_ERR_ARG naming what is wrong with
+ * them. */
+lmf_status lmf_layout_build_ranges(const lmf_gpt_config *c, const lmf_tp_config *tp, int n,
+                                   const int *l0, const int *len, lmf_param_layout *out);
+/* The model chunk of the layout's layers whose backward hands block b over (its gradient is
+ * complete then): range r covers its own layers' blocks and the blocks of the layers after
+ * it up to the next range, range 0 also those before it; block n_layer+1 goes with the last
+ * range, block 0 with the range holding layer 0 or the last layer (the first such), else 0.
+ * A data-parallel engine's gradient buckets never mix the blocks of two chunks. */
+int lmf_layout_block_chunk(const lmf_param_layout *l, int b);
 /* 1 when the layout holds block b (a stage's blocks; every block of a whole model) */
 int lmf_layout_has_block(const lmf_param_layout *l, int b);
 /* Copy each tensor's slice out of a whole model's vector: part[part_layout->total] from
@@ -321,6 +340,18 @@ lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
  * (0, n_layer). Train it with lmf_gpt_reserve_slots and the lmf_gpt_stage_* calls below. */
 lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
                                 const lmf_tp_config *tp, int layer0, int layers, lmf_gpt **out);
+/* One stage of the interleaved schedule: n model chunks, chunk c running layers
+ * [layer0[c], layer0[c] + layers[c]) (ascending, disjoint), into chunks[n]. chunks[0] holds
+ * the stage's weights (and, reserved for training without hooks, its gradients) over every
+ * chunk's layers (lmf_layout_build_ranges): it is the stage's model for everything but
+ * running the other chunks. chunks[c > 0] are views sharing them, each with its own
+ * activations (lmf_gpt_reserve_slots), hooks, kernels and settings; their lmf_gpt_params and
+ * lmf_gpt_grads are chunk 0's. Each block's gradient is handed over (grads_ready) by one
+ * chunk's backward (lmf_layout_block_chunk). Free the views before chunks[0]. n = 1:
+ * lmf_gpt_create_stage. */
+lmf_status lmf_gpt_create_chunks(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                                 const lmf_tp_config *tp, int n, const int *layer0,
+                                 const int *layers, lmf_gpt **chunks);
 void lmf_gpt_free(lmf_gpt *m);
 
 const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m);

@@ -152,13 +152,18 @@ int lmf_trainer_rank(const lmf_trainer *t);
 const char *lmf_trainer_run_id(const lmf_trainer *t);
 int lmf_trainer_world(const lmf_trainer *t);
 /* Where this rank sits: rank = (pp_rank * dp + dp_rank) * tp + tp_rank (tensor-parallel groups
- * innermost, pipeline stages outermost); the stage holds layers [layer0, layer0 + layers). */
+ * innermost, pipeline stages outermost); the stage holds `layers` layers, its first chunk's
+ * from layer0 (lmf_trainer_stage_layers: each chunk's). */
 typedef struct lmf_rank_layout {
     int tp, tp_rank, dp, dp_rank, pp, pp_rank, layer0, layers;
 } lmf_rank_layout;
 void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out);
-/* The layers [*layer0, *layer0 + *layers) of pipeline stage `stage` (0..pp-1). */
-void lmf_trainer_stage_layers(const lmf_trainer *t, int stage, int *layer0, int *layers);
+/* The layers [*layer0, *layer0 + *layers) of model chunk `chunk` (0..V-1, V
+ * lmf_trainer_virtual_stages) of pipeline stage `stage` (0..pp-1). */
+void lmf_trainer_stage_layers(const lmf_trainer *t, int stage, int chunk, int *layer0,
+                              int *layers);
+/* Model chunks per pipeline stage (the interleaved schedule's V; 1 otherwise). */
+int lmf_trainer_virtual_stages(const lmf_trainer *t);
 /* micro-batches per rank per optimizer step */
 int lmf_trainer_grad_accum(const lmf_trainer *t);
 /* the training data, and the loader's state after the last completed step */

@@ -82,7 +82,7 @@ static void print_schedule(const char *model, lmf_pp_schedule sched, const lmf_b
         printf("]}\n");
         return;
     }
-    printf("%-6s %8.1f tok/s  step %.3f s  bubble %.1f%% (schedule %.1f%%):", name,
+    printf("%-11s %8.1f tok/s  step %.3f s  bubble %.1f%% (schedule %.1f%%):", name,
            res->tokens_per_s, res->step_s, 100 * mb, 100 * res->schedule_bubble);
     for (int p = 0; p < P; p++)
         printf(" stage %d %.1f%% (%d layers, busy %.3f s)", p, 100 * res->bubble[p],
@@ -94,19 +94,23 @@ static void print_schedule(const char *model, lmf_pp_schedule sched, const lmf_b
  * with rounds > 1 the schedules take turns, round after round, and each is reported by its
  * median round (by mean bubble), so that a change in the machine's speed falls on all */
 static int bench_pipeline(const char *model, const lmf_gpt_config *cfg, int B, int T,
-                          const lmf_kernels *k, int P, int M, const char *schedule, int warm,
-                          int steps, int rounds, int threads, int json) {
-    const lmf_pp_schedule all[3] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_ZB_H1};
+                          const lmf_kernels *k, int P, int M, const char *schedule, int V,
+                          int warm, int steps, int rounds, int threads, int json) {
+    const lmf_pp_schedule all[4] = {LMF_PP_GPIPE, LMF_PP_1F1B, LMF_PP_INTERLEAVED, LMF_PP_ZB_H1};
     unsigned mask = (1u << LMF_PP_GPIPE) | (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1);
-    if (schedule && (lmf_pp_schedule_parse_list(schedule, &mask) != LMF_OK ||
-                     (mask & (1u << LMF_PP_INTERLEAVED)))) {
-        lmf_cli_error("bench", "--schedule must name gpipe, 1f1b or zb (or a comma list of "
-                      "them), got '%s'", schedule);
+    if (schedule && lmf_pp_schedule_parse_list(schedule, &mask) != LMF_OK) {
+        lmf_cli_error("bench", "--schedule: %s", lmf_last_error());
         return 2;
     }
-    lmf_pp_schedule list[3];
+    if (V > 1 && !(mask & (1u << LMF_PP_INTERLEAVED))) {
+        lmf_cli_error("bench", "--virtual-stages %d runs the interleaved schedule: name it in "
+                      "--schedule (e.g. 1f1b,interleaved)", V);
+        return 2;
+    }
+    if (V < 2) V = 2; /* the interleaved schedule's chunks, as `lmforge train` takes them */
+    lmf_pp_schedule list[4];
     int n = 0;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (mask & (1u << all[i])) list[n++] = all[i];
     if (!B) B = 2;
     if (!T) T = 256;
@@ -120,35 +124,39 @@ static int bench_pipeline(const char *model, const lmf_gpt_config *cfg, int B, i
                "%d timed steps after %d%s\n", name, P, lmf_threads_get(),
                lmf_threads_get() == 1 ? "" : "s", M, B, T, steps, warm,
                rounds > 1 ? ", schedules in turn" : "");
-    static lmf_bench_pp_result res[3][PP_MAX_ROUNDS];
+    static lmf_bench_pp_result res[4][PP_MAX_ROUNDS];
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < n; i++) {
-            if (lmf_bench_pipeline(cfg, group, list[i], M, B, T, k, warm, steps, &res[i][r]) != LMF_OK) {
+            if (lmf_bench_pipeline(cfg, group, list[i], V, M, B, T, k, warm, steps, &res[i][r]) != LMF_OK) {
                 lmf_cli_error("bench", "%s", lmf_last_error());
                 lmf_comm_free(group);
                 return 1;
             }
             if (r0 && !json && rounds > 1)
-                printf("  round %d %-6s bubble %.1f%%, %.1f tok/s\n", r + 1,
+                printf("  round %d %-11s bubble %.1f%%, %.1f tok/s\n", r + 1,
                        lmf_pp_schedule_name(list[i]), 100 * mean_bubble(&res[i][r], P),
                        res[i][r].tokens_per_s);
         }
-    const lmf_bench_pp_result *med[3] = {NULL, NULL, NULL};
+    const lmf_bench_pp_result *med[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < n; i++) {
         med[i] = median_round(res[i], rounds, P);
         if (r0) print_schedule(name, list[i], med[i], P, M, B, T, rounds, json);
     }
-    /* the zero-bubble schedule against 1F1B, measured in this run (both were: the default) */
-    int i1 = -1, iz = -1;
-    for (int i = 0; i < n; i++) {
+    /* the zero-bubble and interleaved schedules against 1F1B, measured in this run */
+    int i1 = -1;
+    for (int i = 0; i < n; i++)
         if (list[i] == LMF_PP_1F1B) i1 = i;
-        if (list[i] == LMF_PP_ZB_H1) iz = i;
-    }
-    if (r0 && !json && i1 >= 0 && iz >= 0 && mean_bubble(med[i1], P) > 0)
-        printf("bubble, zb over 1f1b: %.2fx (ZB-H1's schedule alone: %.2fx)%s\n",
-               mean_bubble(med[iz], P) / mean_bubble(med[i1], P),
-               med[iz]->schedule_bubble / med[i1]->schedule_bubble,
+    for (int i = 0; r0 && !json && i1 >= 0 && i < n; i++) {
+        if (list[i] != LMF_PP_ZB_H1 && list[i] != LMF_PP_INTERLEAVED) continue;
+        if (!(mean_bubble(med[i1], P) > 0)) break;
+        char alone[48];
+        if (list[i] == LMF_PP_ZB_H1) snprintf(alone, sizeof alone, "ZB-H1's schedule alone");
+        else snprintf(alone, sizeof alone, "the schedule alone with %d chunks", V);
+        printf("bubble, %s over 1f1b: %.2fx (%s: %.2fx)%s\n", lmf_pp_schedule_name(list[i]),
+               mean_bubble(med[i], P) / mean_bubble(med[i1], P), alone,
+               med[i]->schedule_bubble / med[i1]->schedule_bubble,
                rounds > 1 ? ", median rounds" : "");
+    }
     lmf_comm_free(group);
     return 0;
 }
@@ -158,7 +166,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "loader") == 0) return lmf_bench_loader(argc - 1, argv + 1);
     const char *model = NULL, *kernels = "fast", *recompute = "none";
     int B = 0, T = 0, steps = 5, warm = 2, threads = 0, json = 0, refresh = 0, tpn = 1, sp = 0;
-    int ppn = 1, micro = 8, rounds = 1;
+    int ppn = 1, micro = 8, rounds = 1, vstages = 0;
     const char *schedule = NULL;
     lmf_opt opts[] = {
         {"--model", LMF_OPT_STR, &model, "PRESET|FILE", "one model preset or config.json (default: the standard cases)", LMF_NOLIMIT, NULL},
@@ -173,7 +181,8 @@ int lmf_cmd_bench(int argc, char **argv) {
         {"--sp", LMF_OPT_FLAG, &sp, NULL, "with --tp: sequence parallelism", LMF_NOLIMIT, NULL},
         {"--pp", LMF_OPT_INT, &ppn, "P", "pipeline of P stages, one per rank (run under mpirun -np P): each schedule's measured bubble", 1, LMF_BENCH_MAX_STAGES, NULL},
         {"--micro-batches", LMF_OPT_INT, &micro, "M", "with --pp: micro-batches per step (default 8)", 1, 4096, NULL},
-        {"--schedule", LMF_OPT_STR, &schedule, "gpipe|1f1b|zb", "with --pp: one schedule or a comma list (default: all three)", LMF_NOLIMIT, NULL},
+        {"--schedule", LMF_OPT_STR, &schedule, "gpipe|1f1b|interleaved|zb", "with --pp: one schedule or a comma list (default: gpipe,1f1b,zb)", LMF_NOLIMIT, NULL},
+        {"--virtual-stages", LMF_OPT_INT, &vstages, "V", "with --schedule interleaved: model chunks per stage (default 2)", 1, 16, NULL},
         {"--rounds", LMF_OPT_INT, &rounds, "R", "with --pp: the schedules take turns R times; each reported by its median round (default 1)", 1, PP_MAX_ROUNDS, NULL},
         {"--json", LMF_OPT_FLAG, &json, NULL, "one JSON object per case", LMF_NOLIMIT, NULL},
         {"--refresh-peak", LMF_OPT_FLAG, &refresh, NULL, "measure the peak again (it is cached per processor and thread count)", LMF_NOLIMIT, NULL},
@@ -190,8 +199,8 @@ int lmf_cmd_bench(int argc, char **argv) {
     }
     if (sp && tpn < 2) { lmf_cli_error("bench", "--sp needs --tp 2 or more"); return 2; }
     if (ppn > 1 && tpn > 1) { lmf_cli_error("bench", "give --pp or --tp, not both"); return 2; }
-    if (ppn == 1 && (schedule || micro != 8 || rounds != 1)) {
-        lmf_cli_error("bench", "--schedule, --micro-batches and --rounds measure a pipeline: give --pp 2 or more");
+    if (ppn == 1 && (schedule || micro != 8 || rounds != 1 || vstages)) {
+        lmf_cli_error("bench", "--schedule, --micro-batches, --virtual-stages and --rounds measure a pipeline: give --pp 2 or more");
         return 2;
     }
     lmf_gpt_config one_cfg; /* --model (a pipeline's default: gpt2), read before anything is measured */
@@ -200,7 +209,7 @@ int lmf_cmd_bench(int argc, char **argv) {
         return 2;
     }
     if (ppn > 1)
-        return bench_pipeline(model, &one_cfg, B, T, k, ppn, micro, schedule, warm, steps,
+        return bench_pipeline(model, &one_cfg, B, T, k, ppn, micro, schedule, vstages, warm, steps,
                               rounds, threads, json);
     lmf_comm *group = NULL;
     if (tpn > 1) { /* every rank of the launch is one rank of the group */

@@ -332,17 +332,24 @@ static void print_start(const train_cli *c, lmf_trainer *t) {
         fprintf(stderr, "document masking: attention stays inside documents ended by token %d\n",
                 o->doc_mask_eot);
     if (rl.pp > 1) { /* which ranks hold which layers */
+        int V = lmf_trainer_virtual_stages(t);
+        char chunks[48] = "";
+        if (V > 1) snprintf(chunks, sizeof chunks, " with %d model chunks per stage", V);
         fprintf(stderr, "layout: %d ranks = %d pipeline stages x %d data-parallel x %d "
-                "tensor-parallel%s (stages outermost%s), schedule %s:", lmf_trainer_world(t),
+                "tensor-parallel%s (stages outermost%s), schedule %s%s:", lmf_trainer_world(t),
                 rl.pp, rl.dp, rl.tp, rl.tp > 1 && o->sequence_parallel ? " (sequence parallel)" : "",
                 rl.tp > 1 ? ", tensor-parallel groups neighbouring ranks" : "",
-                lmf_pp_schedule_name(o->schedule));
+                lmf_pp_schedule_name(o->schedule), chunks);
         int per = rl.dp * rl.tp;
         for (int s = 0; s < rl.pp && s < 64; s++) {
-            int l0, n;
-            lmf_trainer_stage_layers(t, s, &l0, &n);
-            fprintf(stderr, "%s stage %d: ranks %d-%d, layers %d-%d%s%s", s ? ";" : "", s,
-                    s * per, s * per + per - 1, l0, l0 + n - 1, s == 0 ? " and the embeddings" : "",
+            fprintf(stderr, "%s stage %d: ranks %d-%d, layers ", s ? ";" : "", s, s * per,
+                    s * per + per - 1);
+            for (int k = 0; k < V; k++) {
+                int l0, n;
+                lmf_trainer_stage_layers(t, s, k, &l0, &n);
+                fprintf(stderr, "%s%d-%d", k ? " and " : "", l0, l0 + n - 1);
+            }
+            fprintf(stderr, "%s%s", s == 0 ? " and the embeddings" : "",
                     s == rl.pp - 1 ? ", the final norm and the classifier" : "");
         }
         fprintf(stderr, "%s\n", rl.pp > 64 ? "; ..." : "");

@@ -47,17 +47,25 @@ lmf_status lmf_gpt_create_tp(const lmf_gpt_config *cfg, const lmf_kernels *k,
 
 lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
                                 const lmf_tp_config *tp, int layer0, int layers, lmf_gpt **out) {
-    *out = NULL;
+    return lmf_gpt_create_chunks(cfg, k, tp, 1, &layer0, &layers, out);
+}
+
+lmf_status lmf_gpt_create_chunks(const lmf_gpt_config *cfg, const lmf_kernels *k,
+                                 const lmf_tp_config *tp, int n, const int *layer0,
+                                 const int *layers, lmf_gpt **chunks) {
+    for (int c = 0; c < n && c < LMF_LAYOUT_MAX_RANGES; c++) chunks[c] = NULL;
     lmf_gpt *m = calloc(1, sizeof *m);
     if (!m) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model");
     m->cfg = *cfg;
     m->eot_id = -1;
     m->ops.k = k ? k : lmf_kernels_fast();
-    lmf_status s = lmf_layout_build_stage(cfg, tp, layer0, layers, &m->layout);
+    lmf_status s = lmf_layout_build_ranges(cfg, tp, n, layer0, layers, &m->layout);
     if (s != LMF_OK) {
         free(m);
         return s;
     }
+    m->run_l0 = layer0[0];
+    m->run_n = layers[0];
     m->params = lmf_calloc_big(m->layout.total, sizeof(float));
     if (!m->params) {
         size_t total = m->layout.total;
@@ -65,13 +73,29 @@ lmf_status lmf_gpt_create_stage(const lmf_gpt_config *cfg, const lmf_kernels *k,
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate %zu parameters (%.1f MB)", total,
                         (double)total * 4 / 1e6);
     }
-    *out = m;
+    chunks[0] = m;
+    for (int c = 1; c < n; c++) { /* views sharing chunk 0's layout, weights and gradients */
+        lmf_gpt *v = calloc(1, sizeof *v);
+        if (!v) {
+            for (int i = c - 1; i >= 0; i--) lmf_gpt_free(chunks[i]);
+            return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model chunks");
+        }
+        v->cfg = m->cfg;
+        v->eot_id = -1;
+        v->ops.k = m->ops.k;
+        v->layout = m->layout;
+        v->owner = m;
+        v->chunk = c;
+        v->run_l0 = layer0[c];
+        v->run_n = layers[c];
+        chunks[c] = v;
+    }
     return LMF_OK;
 }
 
 void lmf_gpt_free(lmf_gpt *m) {
     if (!m) return;
-    lmf_layout_free(&m->layout);
+    if (!m->owner) lmf_layout_free(&m->layout);
     lmf_free_big(m->params);
     lmf_free_big(m->grads);
     lmf_free_big(m->acts);
@@ -85,8 +109,8 @@ void lmf_gpt_free(lmf_gpt *m) {
 const lmf_gpt_config *lmf_gpt_cfg(const lmf_gpt *m) { return &m->cfg; }
 const lmf_param_layout *lmf_gpt_layout(const lmf_gpt *m) { return &m->layout; }
 const lmf_kernels *lmf_gpt_kernels(const lmf_gpt *m) { return m->ops.k; }
-float *lmf_gpt_params(lmf_gpt *m) { return m->params; }
-float *lmf_gpt_grads(lmf_gpt *m) { return m->grads; }
+float *lmf_gpt_params(lmf_gpt *m) { return m->owner ? m->owner->params : m->params; }
+float *lmf_gpt_grads(lmf_gpt *m) { return m->owner ? m->owner->grads : m->grads; }
 lmf_status lmf_gpt_set_kernels(lmf_gpt *m, const lmf_kernels *k) {
     if (k == m->ops.k) return LMF_OK;
     m->ops.k = k;
@@ -167,9 +191,9 @@ lmf_status lmf_gpt_reserve(lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
 static size_t slot_floats(const lmf_gpt *m, int B, int T, lmf_reserve_mode mode) {
     const lmf_tp_dims *d = &m->layout.tp;
     lmf_tp_config tpc = {d->size, d->rank, d->sequence_parallel};
-    int last = m->layout.layer0 + m->layout.layers == m->cfg.n_layer;
+    int last = m->run_l0 + m->run_n == m->cfg.n_layer;
     return lmf_gpt_stage_activation_floats(&m->cfg, &tpc, m->ops.k, B, T, mode, m->recompute,
-                                           m->layout.layers, last);
+                                           m->run_n, last);
 }
 
 /* Point the activation views at slot s's part of the block (no allocation). */
@@ -198,7 +222,7 @@ static void carve(lmf_gpt *m, int s) {
         sh.fch = take(&p, BT * aw.fch);
     }
     if (rc != LMF_RECOMPUTE_NONE) sh.fch_gelu = take(&p, gelu);
-    for (int l = 0; l < m->layout.layers; l++) {
+    for (int l = 0; l < m->run_n; l++) {
         layer_acts *a = &m->la[l];
         *a = sh;
         if (rc != LMF_RECOMPUTE_FULL) {
@@ -212,7 +236,7 @@ static void carve(lmf_gpt *m, int s) {
     }
     m->lnf = take(&p, RC); m->lnf_mean = take(&p, st * R); m->lnf_rstd = take(&p, R);
     m->losses = take(&p, BT);
-    if (m->layout.layer0 + m->layout.layers < m->cfg.n_layer) { /* no classifier here */
+    if (m->run_l0 + m->run_n < m->cfg.n_layer) { /* no classifier here */
         m->cls_scratch = m->cls_stats = m->cls_lse = NULL;
     } else if (d->size == 1) {
         m->cls_scratch = take(&p, lmf_gpt_classifier_floats(&m->cfg, d, k, (int)BT));
@@ -278,12 +302,13 @@ lmf_status lmf_gpt_reserve_slots(lmf_gpt *m, int B, int T, lmf_reserve_mode mode
      * Each micro-batch slot has its own copy. */
     size_t total = slot_floats(m, B, T, mode);
     m->acts = lmf_calloc_big((size_t)slots * total, sizeof(float));
-    m->la = calloc((size_t)m->layout.layers, sizeof *m->la);
+    m->la = calloc((size_t)m->run_n, sizeof *m->la);
     m->ids = malloc((size_t)slots * 2 * BT * sizeof(int32_t));
     m->doc_starts = malloc((size_t)slots * BT * sizeof(int));
     int own_grads = mode == LMF_RESERVE_TRAIN;
-    if (own_grads && !m->grads) m->grads = lmf_calloc_big(m->layout.total, sizeof(float));
-    if (!m->acts || !m->la || !m->ids || !m->doc_starts || (own_grads && !m->grads))
+    lmf_gpt *g = m->owner ? m->owner : m; /* a chunk's gradients are its stage's */
+    if (own_grads && !g->grads) g->grads = lmf_calloc_big(m->layout.total, sizeof(float));
+    if (!m->acts || !m->la || !m->ids || !m->doc_starts || (own_grads && !g->grads))
         return lmf_fail(LMF_ERR_NOMEM, "cannot allocate activations for batch %d x %d (%.1f MB)",
                         B, T, (double)total * slots * 4 / 1e6);
     m->acts_floats = total;
@@ -303,7 +328,7 @@ size_t lmf_gpt_activation_bytes(const lmf_gpt *m) {
     for (int i = 0; i < LMF_GPT_MAX_SLOTS; i++)
         wg += m->wlist[i].cap_floats * sizeof(float) + (size_t)m->wlist[i].cap * sizeof(lmf_wgrad_entry);
     return m->acts_floats * (size_t)m->slots * sizeof(float) + wg +
-           (m->grads ? m->layout.total * sizeof(float) : 0);
+           (m->grads ? m->layout.total * sizeof(float) : 0); /* a chunk's: its stage's */
 }
 
 /* ---- block placement through the hooks ---- */
@@ -311,7 +336,7 @@ size_t lmf_gpt_activation_bytes(const lmf_gpt *m) {
 float *lmf_gpt_block_params(lmf_gpt *m, int b, int phase) {
     float *p = NULL;
     if (m->has_hooks && m->hooks.block_params) p = m->hooks.block_params(m->hooks.ctx, b, phase);
-    return p ? p : m->params + m->layout.block_offset[b];
+    return p ? p : lmf_gpt_params(m) + m->layout.block_offset[b];
 }
 
 void lmf_gpt_release_params(lmf_gpt *m, int b, int phase) {
@@ -321,10 +346,13 @@ void lmf_gpt_release_params(lmf_gpt *m, int b, int phase) {
 static float *block_grads(lmf_gpt *m, int b) {
     float *p = NULL;
     if (m->has_hooks && m->hooks.block_grads) p = m->hooks.block_grads(m->hooks.ctx, b);
-    return p ? p : m->grads + m->layout.block_offset[b];
+    return p ? p : lmf_gpt_grads(m) + m->layout.block_offset[b];
 }
 
+/* block b's gradient is complete: handed over by the chunk that covers it
+ * (lmf_layout_block_chunk), once per micro-batch */
 static void grads_ready(lmf_gpt *m, int b) {
+    if (lmf_layout_block_chunk(&m->layout, b) != m->chunk) return;
     if (m->has_hooks && m->hooks.grads_ready) m->hooks.grads_ready(m->hooks.ctx, b);
 }
 
@@ -406,7 +434,7 @@ static void layer_forward(lmf_gpt *m, const lmf_layer_view *wp, layer_acts *a, c
 static void llama_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float *x,
                                  float *lnf, float *lnf_rstd, int B, int T, layer_cache *cache) {
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
-    int l0 = m->layout.layer0, n = m->layout.layers;
+    int l0 = m->run_l0, n = m->run_n;
     for (int i = 0; i < n; i++) {
         int l = l0 + i;
         lmf_layer_view w;
@@ -430,7 +458,7 @@ void lmf_gpt_layers_forward(lmf_gpt *m, layer_acts *la, int shared, const float 
     }
     /* BT: the rows of the residual stream this rank holds; the stage's layers [l0, l0 + n) */
     int L = m->cfg.n_layer, C = m->cfg.n_embd, BT = lmf_gpt_local_rows(m, B * T);
-    int l0 = m->layout.layer0, n = m->layout.layers;
+    int l0 = m->run_l0, n = m->run_n;
     for (int i = 0; i < n; i++) {
         int l = l0 + i;
         lmf_layer_view w;
@@ -509,7 +537,7 @@ static lmf_status forward_run(lmf_gpt *m, const int32_t *inputs, const int32_t *
         return lmf_fail(LMF_ERR_ARG, "sequence length %d exceeds n_positions %d", T,
                         m->cfg.n_positions);
     int C = m->cfg.n_embd, V = m->cfg.vocab_size;
-    int first = m->layout.layer0 == 0, last = m->layout.layer0 + m->layout.layers == m->cfg.n_layer;
+    int first = m->run_l0 == 0, last = m->run_l0 + m->run_n == m->cfg.n_layer;
     size_t BT = (size_t)B * T;
     if (!last) targets = NULL;
     if (first ? !inputs : !x)
@@ -620,7 +648,7 @@ static lmf_status backward_run(lmf_gpt *m, const float *dy, int split) {
     int B = m->cur_B, T = m->cur_T, BT = B * T;
     int R = lmf_gpt_local_rows(m, BT); /* the residual stream's rows on this rank */
     int llama = m->cfg.family == LMF_FAMILY_LLAMA;
-    int l0 = m->layout.layer0, n = m->layout.layers, first = l0 == 0, last = l0 + n == L;
+    int l0 = m->run_l0, n = m->run_n, first = l0 == 0, last = l0 + n == L;
     lmf_wgrad *wg = &m->wgrad;
     if (split) {
         m->wlist[m->slot].n = 0;
@@ -752,18 +780,18 @@ lmf_status lmf_gpt_stage_eval(lmf_gpt *m, int slot, const int32_t *inputs,
 
 const float *lmf_gpt_stage_output(lmf_gpt *m, int slot) {
     use_slot(m, slot);
-    return m->la[m->layout.layers - 1].residual3;
+    return m->la[m->run_n - 1].residual3;
 }
 
 void lmf_gpt_stage_backward(lmf_gpt *m, int slot, const float *dy) {
     use_slot(m, slot);
-    LMF_ASSERT(dy || m->layout.layer0 + m->layout.layers == m->cfg.n_layer);
+    LMF_ASSERT(dy || m->run_l0 + m->run_n == m->cfg.n_layer);
     (void)backward_run(m, dy, 0);
 }
 
 lmf_status lmf_gpt_stage_backward_input(lmf_gpt *m, int slot, const float *dy) {
     use_slot(m, slot);
-    LMF_ASSERT(dy || m->layout.layer0 + m->layout.layers == m->cfg.n_layer);
+    LMF_ASSERT(dy || m->run_l0 + m->run_n == m->cfg.n_layer);
     return backward_run(m, dy, 1);
 }
 
@@ -775,7 +803,8 @@ void lmf_gpt_stage_backward_weights(lmf_gpt *m, int slot) {
 const float *lmf_gpt_stage_input_grad(lmf_gpt *m) { return m->dres; }
 
 void lmf_gpt_zero_grad(lmf_gpt *m) {
-    if (m->grads) memset(m->grads, 0, m->layout.total * sizeof(float));
+    float *g = lmf_gpt_grads(m);
+    if (g) memset(g, 0, m->layout.total * sizeof(float));
 }
 
 void lmf_gpt_logits_at(lmf_gpt *m, int b, int t, float *logits) {

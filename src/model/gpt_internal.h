@@ -37,6 +37,12 @@ struct lmf_gpt {
 
     float *params;      /* own parameter block (layout.total floats) or NULL */
     float *grads;       /* own gradient block or NULL */
+    /* the layers this model runs, [run_l0, run_l0 + run_n): the layout's (chunk 0, or the
+     * whole model), or one model chunk's of an interleaved stage (lmf_gpt_create_chunks):
+     * chunk c > 0 shares its owner's layout, weights and gradients (owner->params, ->grads;
+     * its own stay NULL) and has its own activations */
+    lmf_gpt *owner;
+    int chunk, run_l0, run_n;
 
     /* activations for up to B x T */
     int B, T;

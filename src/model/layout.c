@@ -164,23 +164,56 @@ lmf_status lmf_layout_build_tp(const lmf_gpt_config *c, const lmf_tp_config *tp,
     return lmf_layout_build_stage(c, tp, 0, c->n_layer, out);
 }
 
+/* the range holding layer l, or -1 */
+static int range_of(const lmf_param_layout *l, int layer) {
+    for (int r = 0; r < l->n_ranges; r++)
+        if (layer >= l->range_l0[r] && layer < l->range_l0[r] + l->range_len[r]) return r;
+    return -1;
+}
+
 int lmf_layout_has_block(const lmf_param_layout *l, int b) {
-    int L = l->n_blocks - 2, first = l->layer0 == 0, last = l->layer0 + l->layers == L;
-    if (b == 0) return first || last;
-    if (b == L + 1) return last;
-    return b - 1 >= l->layer0 && b - 1 < l->layer0 + l->layers;
+    int L = l->n_blocks - 2;
+    if (b == 0) return range_of(l, 0) >= 0 || range_of(l, L - 1) >= 0;
+    if (b == L + 1) return range_of(l, L - 1) >= 0;
+    return range_of(l, b - 1) >= 0;
+}
+
+int lmf_layout_block_chunk(const lmf_param_layout *l, int b) {
+    int L = l->n_blocks - 2, n = l->n_ranges;
+    if (n <= 1) return 0;
+    if (b == 0) {
+        int r0 = range_of(l, 0), rl = range_of(l, L - 1);
+        return r0 >= 0 ? r0 : rl >= 0 ? rl : 0;
+    }
+    int r = 0; /* the last range starting at or before layer b-1 */
+    while (r + 1 < n && l->range_l0[r + 1] <= b - 1) r++;
+    return b == L + 1 ? n - 1 : r;
 }
 
 lmf_status lmf_layout_build_stage(const lmf_gpt_config *c, const lmf_tp_config *tp, int layer0,
                                   int layers, lmf_param_layout *out) {
+    return lmf_layout_build_ranges(c, tp, 1, &layer0, &layers, out);
+}
+
+lmf_status lmf_layout_build_ranges(const lmf_gpt_config *c, const lmf_tp_config *tp, int n,
+                                   const int *l0, const int *len, lmf_param_layout *out) {
     memset(out, 0, sizeof *out);
     LMF_TRY(lmf_config_validate(c));
-    if (layers < 1 || layer0 < 0 || layer0 + layers > c->n_layer)
-        return lmf_fail(LMF_ERR_ARG, "pipeline stage of layers [%d, %d) is not a non-empty range "
-                        "of the model's %d layers; give every stage at least one layer", layer0,
-                        layer0 + layers, c->n_layer);
-    out->layer0 = layer0;
-    out->layers = layers;
+    if (n < 1 || n > LMF_LAYOUT_MAX_RANGES)
+        return lmf_fail(LMF_ERR_ARG, "%d model chunks on one pipeline stage: give 1 to %d", n,
+                        LMF_LAYOUT_MAX_RANGES);
+    for (int r = 0; r < n; r++) {
+        int prev_end = r ? l0[r - 1] + len[r - 1] : 0;
+        if (len[r] < 1 || l0[r] < prev_end || l0[r] + len[r] > c->n_layer)
+            return lmf_fail(LMF_ERR_ARG, "pipeline stage of layers [%d, %d) is not a non-empty "
+                            "range of the model's %d layers after the stage's previous chunk; "
+                            "give every stage at least one layer", l0[r], l0[r] + len[r],
+                            c->n_layer);
+        out->range_l0[r] = l0[r];
+        out->range_len[r] = len[r];
+        out->layers += len[r];
+    }
+    out->n_ranges = n;
     LMF_TRY(lmf_tp_dims_get(c, tp, &out->tp));
     int L = c->n_layer;
     int64_t C = c->n_embd;
@@ -319,7 +352,8 @@ int lmf_layout_buckets(const lmf_param_layout *l, size_t target, size_t max, int
     size_t size = 0;
     for (int b = l->n_blocks - 1; b >= 0; b--) {
         size_t len = l->block_offset[b + 1] - l->block_offset[b];
-        int open = nb > 0 && lo[nb - 1] == b + 1 && size < target && b != 0 && size + len <= max;
+        int open = nb > 0 && lo[nb - 1] == b + 1 && size < target && b != 0 && size + len <= max &&
+                   lmf_layout_block_chunk(l, b) == lmf_layout_block_chunk(l, b + 1);
         if (!open) {
             hi[nb++] = b;
             size = 0;

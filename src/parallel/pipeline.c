@@ -15,6 +15,7 @@ typedef struct pp_wrap {
     lmf_pp_engine *e;
     int chunk, every;
     int block0_ready;      /* the backward just run handed block 0 over: pass it on */
+    int block0_due;        /* interleaved ends: block 0 summed and passed on after the step */
     lmf_gpt_hooks inner;
 } pp_wrap;
 
@@ -258,6 +259,19 @@ static void wrap_grads_ready(void *ctx, int b) {
     else if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, b);
 }
 
+/* chunk c's block 0 gradient summed over the embedding group (when sum), then handed on */
+static lmf_status block0_pass(lmf_pp_engine *e, int c, int sum) {
+    pp_wrap *w = &e->wrap[c];
+    if (sum) {
+        const lmf_param_layout *l = lmf_gpt_layout(e->chunks[c]);
+        float *g = wrap_block_grads(w, 0);
+        if (!g) g = lmf_gpt_grads(e->chunks[c]) + l->block_offset[0];
+        LMF_TRY(lmf_comm_allreduce_f32(e->tie, g, l->block_offset[1] - l->block_offset[0]));
+    }
+    if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, 0);
+    return LMF_OK;
+}
+
 /* After a backward of chunk c and the send of its input gradient: block 0 of the tied chunks
  * summed over the embedding group (a blocking exchange, so only once the stage before has
  * what it waits for), then handed on. */
@@ -266,13 +280,26 @@ static lmf_status block0_done(lmf_pp_engine *e, int c) {
     if (!w->e || !w->block0_ready) return LMF_OK;
     w->block0_ready = 0;
     int ends = (e->stage == 0 && c == 0) || (e->stage == e->P - 1 && c == e->V - 1);
-    if (e->tie && ends && (w->every || e->backwards[c] == e->M)) {
-        const lmf_param_layout *l = lmf_gpt_layout(e->chunks[c]);
-        float *g = wrap_block_grads(w, 0);
-        if (!g) g = lmf_gpt_grads(e->chunks[c]) + l->block_offset[0];
-        LMF_TRY(lmf_comm_allreduce_f32(e->tie, g, l->block_offset[1] - l->block_offset[0]));
+    if (e->tie && ends && e->V > 1) {
+        /* the two ends' chunks run their backwards at different points of the interleaved
+         * schedule (the last stage's chunk V-1 long before its chunk 0): a sum between them
+         * inside the step would wait for each other's pipeline. The gradient keeps
+         * accumulating in place; block0_after_step sums and hands it over once. */
+        w->block0_due = 1;
+        return LMF_OK;
     }
-    if (w->inner.grads_ready) w->inner.grads_ready(w->inner.ctx, 0);
+    return block0_pass(e, c, e->tie && ends && (w->every || e->backwards[c] == e->M));
+}
+
+/* After the step's last action (interleaved ends): block 0's gradient of every micro-batch,
+ * summed between the two ends and handed over, under the last backward's micro-step (chunk 0's
+ * last: a reducing one). */
+static lmf_status block0_after_step(lmf_pp_engine *e) {
+    for (int c = 0; c < e->V; c++) {
+        if (!e->wrap[c].e || !e->wrap[c].block0_due) continue;
+        e->wrap[c].block0_due = 0;
+        LMF_TRY(block0_pass(e, c, 1));
+    }
     return LMF_OK;
 }
 
@@ -436,6 +463,7 @@ lmf_status lmf_pp_engine_step(lmf_pp_engine *e, const int32_t *inputs, const int
     lmf_comm_set_context(e->comm, "%s%sembedding gradients", e->context,
                          e->context[0] ? ", " : "");
     if (s == LMF_OK && !e->wrap[0].e) s = tie_grads(e); /* wrapped: summed in the backward */
+    if (s == LMF_OK) s = block0_after_step(e);
     lmf_comm_set_context(e->comm, "%s", e->context);
     if (loss) *loss = e->stage == P - 1 && s == LMF_OK ? (float)(sum / e->M) : 0.0f;
     if (stats) {

@@ -19,7 +19,7 @@ static lmf_status schedule_bubble(const lmf_pp_shape *sh, double *out) {
 }
 
 lmf_status lmf_bench_pipeline(const lmf_gpt_config *cfg, lmf_comm *group, lmf_pp_schedule schedule,
-                              int M, int B, int T, const lmf_kernels *k, int warm, int steps,
+                              int V, int M, int B, int T, const lmf_kernels *k, int warm, int steps,
                               lmf_bench_pp_result *res) {
     int P = lmf_comm_size(group), stage = lmf_comm_rank(group);
     memset(res, 0, sizeof *res);
@@ -30,23 +30,32 @@ lmf_status lmf_bench_pipeline(const lmf_gpt_config *cfg, lmf_comm *group, lmf_pp
     if (steps < 1 || warm < 0 || M < 1)
         return lmf_fail(LMF_ERR_ARG, "pipeline benchmark: steps >= 1, warm-up >= 0 and "
                         "micro-batches >= 1, got %d, %d, %d", steps, warm, M);
-    lmf_pp_shape sh = {schedule, P, M, 1};
+    if (schedule != LMF_PP_INTERLEAVED || V < 1) V = 1;
+    lmf_pp_shape sh = {schedule, P, M, V};
     LMF_TRY(lmf_pp_shape_check(&sh));
     LMF_TRY(schedule_bubble(&sh, &res->schedule_bubble));
     lmf_train_opts o;
     lmf_train_opts_default(&o);
     o.pp = P;
+    o.schedule = schedule;
+    o.virtual_stages = V;
     o.batch = B;
     o.seq = T;
     o.recompute = LMF_RECOMPUTE_NONE;
-    LMF_TRY(lmf_train_stage_layers(&o, cfg, res->layers));
-    int l0 = 0;
-    for (int s = 0; s < stage; s++) l0 += res->layers[s];
-    lmf_gpt *m = NULL;
+    if (V > LMF_LAYOUT_MAX_RANGES)
+        return lmf_fail(LMF_ERR_ARG, "--virtual-stages %d: at most %d", V, LMF_LAYOUT_MAX_RANGES);
+    int l0[LMF_LAYOUT_MAX_RANGES], len[LMF_LAYOUT_MAX_RANGES];
+    for (int p = 0; p < P; p++) {
+        LMF_TRY(lmf_train_stage_chunks(&o, cfg, p, l0, len));
+        for (int c = 0; c < V; c++) res->layers[p] += len[c];
+    }
+    LMF_TRY(lmf_train_stage_chunks(&o, cfg, stage, l0, len));
+    lmf_gpt *chunks[LMF_LAYOUT_MAX_RANGES], *m = NULL;
     lmf_pp_engine *e = NULL;
-    LMF_TRY(lmf_gpt_create_stage(cfg, k, NULL, l0, res->layers[stage], &m));
+    LMF_TRY(lmf_gpt_create_chunks(cfg, k, NULL, V, l0, len, chunks));
+    m = chunks[0];
     lmf_gpt_init_weights(m, 1);
-    lmf_status s = lmf_pp_engine_create(group, &sh, &m, B, T, LMF_RESERVE_TRAIN, &e);
+    lmf_status s = lmf_pp_engine_create(group, &sh, chunks, B, T, LMF_RESERVE_TRAIN, &e);
     size_t BT = (size_t)B * T;
     int32_t *in = malloc((size_t)M * BT * sizeof(int32_t)), *tg = malloc((size_t)M * BT * sizeof(int32_t));
     if (s == LMF_OK && (!in || !tg)) s = lmf_fail(LMF_ERR_NOMEM, "bench: out of memory for the tokens");
@@ -86,6 +95,6 @@ lmf_status lmf_bench_pipeline(const lmf_gpt_config *cfg, lmf_comm *group, lmf_pp
     free(in);
     free(tg);
     lmf_pp_engine_free(e);
-    lmf_gpt_free(m);
+    for (int c = V - 1; c >= 0; c--) lmf_gpt_free(chunks[c]);
     return s;
 }

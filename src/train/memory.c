@@ -28,6 +28,7 @@ typedef struct mem_ctx {
     int slots;            /* micro-batches whose activations a stage holds at once */
     int classifier;       /* 1: the stage counted holds the classifier (and its scratch) */
     int micro_batches;    /* per step (pipeline: every one's messages are kept) */
+    int chunks;           /* model chunks per pipeline stage (V; 1 without interleaving) */
     double rank_floats;   /* the rank's slices of its stage (the whole model without tensor or
                              pipeline parallelism) */
     double whole_floats;  /* the whole model's layout */
@@ -36,16 +37,20 @@ typedef struct mem_ctx {
                              every world size) */
 } mem_ctx;
 
-/* pipeline: the stage holding the most floats of the layout (ties: the first) */
+/* pipeline: the stage holding the most floats of the layout (ties: the first), as its V
+ * model chunks' layer ranges */
 static lmf_status largest_stage(const lmf_train_opts *o, const lmf_gpt_config *cfg,
-                                const lmf_tp_config *tp, int *layer0, int *layers) {
-    int split[LMF_TRAIN_MAX_STAGES];
-    LMF_TRY(lmf_train_stage_layers(o, cfg, split));
+                                const lmf_tp_config *tp, int V, int *layer0, int *layers) {
     size_t most = 0;
-    for (int s = 0, l0 = 0; s < o->pp; l0 += split[s++]) {
+    for (int s = 0; s < o->pp; s++) {
+        int l0[LMF_LAYOUT_MAX_RANGES], n[LMF_LAYOUT_MAX_RANGES];
+        LMF_TRY(lmf_train_stage_chunks(o, cfg, s, l0, n));
         lmf_param_layout l;
-        LMF_TRY(lmf_layout_build_stage(cfg, tp, l0, split[s], &l));
-        if (l.total > most) most = l.total, *layer0 = l0, *layers = split[s];
+        LMF_TRY(lmf_layout_build_ranges(cfg, tp, V, l0, n, &l));
+        if (l.total > most) {
+            most = l.total;
+            for (int c = 0; c < V; c++) layer0[c] = l0[c], layers[c] = n[c];
+        }
         lmf_layout_free(&l);
     }
     return LMF_OK;
@@ -61,20 +66,26 @@ static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gp
     c->slots = 1;
     c->classifier = 1;
     c->micro_batches = o->grad_accum > 0 ? o->grad_accum : 1;
-    int layer0 = 0, layers = cfg->n_layer;
+    int layer0[LMF_LAYOUT_MAX_RANGES] = {0}, layers[LMF_LAYOUT_MAX_RANGES] = {cfg->n_layer};
+    c->chunks = 1;
     if (c->pp > 1) {
-        LMF_TRY(largest_stage(o, cfg, &c->tp, &layer0, &layers));
-        lmf_pp_shape sh = {o->schedule, c->pp, c->micro_batches, 1};
-        if (lmf_pp_peak_inflight(&sh, 0, &c->slots) != LMF_OK) c->slots = sh.micro_batches;
-        if (c->slots > sh.micro_batches) c->slots = sh.micro_batches;
-        c->stage.n_layer = layers;
-        c->classifier = layer0 + layers == cfg->n_layer;
+        int V = c->chunks = lmf_train_virtual_stages(o);
+        if (V > LMF_LAYOUT_MAX_RANGES) return lmf_train_stage_layers(o, cfg, NULL); /* why */
+        LMF_TRY(largest_stage(o, cfg, &c->tp, V, layer0, layers));
+        lmf_pp_shape sh = {o->schedule, c->pp, c->micro_batches, V};
+        if (lmf_pp_peak_inflight(&sh, 0, &c->slots) != LMF_OK) c->slots = sh.micro_batches * V;
+        if (c->slots > sh.micro_batches * V) c->slots = sh.micro_batches * V;
+        /* each (micro-batch, chunk) in flight holds one chunk's activations: the largest's */
+        c->stage.n_layer = 0;
+        for (int i = 0; i < V; i++)
+            if (layers[i] > c->stage.n_layer) c->stage.n_layer = layers[i];
+        c->classifier = layer0[V - 1] + layers[V - 1] == cfg->n_layer;
     }
     lmf_param_layout l;
     LMF_TRY(lmf_layout_build(cfg, &l));
     c->whole_floats = (double)l.total;
     lmf_layout_free(&l);
-    LMF_TRY(lmf_layout_build_stage(cfg, &c->tp, layer0, layers, &l));
+    LMF_TRY(lmf_layout_build_ranges(cfg, &c->tp, c->chunks, layer0, layers, &l));
     c->rank_floats = c->tp.size > 1 || c->pp > 1 ? (double)l.total
                                                  : (double)lmf_config_num_params(cfg);
     lmf_status s = LMF_OK;
@@ -113,7 +124,7 @@ static mem_estimate estimate(const mem_ctx *c, int B, lmf_recompute rc, int dp, 
     e.buffers = c->buffers[zero];
     if (pp > 1) { /* every micro-batch's input and gradient messages */
         double rows = (double)B * c->T / (c->tp.sequence_parallel ? tp : 1);
-        e.buffers += 8.0 * rows * c->stage.n_embd * c->micro_batches;
+        e.buffers += 8.0 * rows * c->stage.n_embd * c->micro_batches * c->chunks;
     }
     /* the save's data-parallel parts; tensor parallelism: every group rank's slices (one
      * vector at a time); the rank's range of the whole three vectors and the snapshot's copy.

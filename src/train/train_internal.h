@@ -27,10 +27,19 @@ lmf_status lmf_train_check_memory(const lmf_train_opts *o, const lmf_gpt_config 
 
 #define LMF_TRAIN_MAX_STAGES 1024 /* --pp at most */
 
-/* The layers of each of the --pp stages into layers[--pp] (LMF_TRAIN_MAX_STAGES at most):
- * --stage-layers, or balanced; LMF_ERR_ARG saying what to change. */
+/* Model chunks per pipeline stage: --virtual-stages, 2 for --schedule interleaved without
+ * it, else 1. */
+int lmf_train_virtual_stages(const lmf_train_opts *o);
+/* The layers of each of the P x V virtual stages into layers[P * V] (--pp P, V
+ * lmf_train_virtual_stages; LMF_TRAIN_MAX_STAGES at most), in pipeline order: virtual stage
+ * c * P + s is model chunk c of stage s. --stage-layers (P * V values), or balanced;
+ * LMF_ERR_ARG saying what to change. */
 lmf_status lmf_train_stage_layers(const lmf_train_opts *o, const lmf_gpt_config *cfg,
                                   int *layers);
+/* The V model chunks of pipeline stage `stage`: chunk c holds layers
+ * [layer0[c], layer0[c] + layers[c]). Fails as lmf_train_stage_layers. */
+lmf_status lmf_train_stage_chunks(const lmf_train_opts *o, const lmf_gpt_config *cfg, int stage,
+                                  int *layer0, int *layers);
 
 struct lmf_comm;
 lmf_status lmf_train_agree_options(struct lmf_comm *c, const lmf_train_opts *o);

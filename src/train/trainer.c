@@ -76,12 +76,10 @@ static lmf_status check_opts(const lmf_train_opts *o) {
     if (o->pp <= 1 && (o->virtual_stages > 1 || o->stage_layers))
         return lmf_fail(LMF_ERR_ARG, "--virtual-stages and --stage-layers split the model over "
                         "pipeline stages: give --pp 2 or more with them");
-    if (o->pp > 1) { /* what the pipeline does not run yet, refused before anything starts */
-        const char *no = o->virtual_stages > 1 ? "--virtual-stages" : NULL;
-        if (no)
-            return lmf_fail(LMF_ERR_ARG, "--pp does not run with %s yet; leave it out (or train "
-                            "without --pp)", no);
-    }
+    if (o->virtual_stages > 1 && o->schedule != LMF_PP_INTERLEAVED)
+        return lmf_fail(LMF_ERR_ARG, "--virtual-stages %d runs the interleaved schedule: give "
+                        "--schedule interleaved with it (the %s schedule runs one model chunk "
+                        "per stage)", o->virtual_stages, lmf_pp_schedule_name(o->schedule));
     return LMF_OK;
 }
 
@@ -130,21 +128,40 @@ static lmf_status derive_accum(lmf_trainer *t) {
 static lmf_status create_part(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
     lmf_tp_config tp = {t->tp_size, t->tp_rank, o->sequence_parallel};
+    t->n_chunks = 1;
     if (t->pp_size == 1) {
         t->layer0 = 0;
         t->layers = o->cfg.n_layer;
-        return lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model);
+        LMF_TRY(lmf_gpt_create_tp(&o->cfg, t->k, &tp, &t->model));
+        t->chunks[0] = t->model;
+        return LMF_OK;
     }
-    int layers[LMF_TRAIN_MAX_STAGES];
-    LMF_TRY(lmf_train_stage_layers(o, &o->cfg, layers));
-    t->stage_l0 = malloc((size_t)(t->pp_size + 1) * sizeof *t->stage_l0);
-    if (!t->stage_l0) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stage table");
+    int V = lmf_train_virtual_stages(o), n = t->pp_size * V;
+    int *layers = malloc((size_t)n * sizeof *layers);
+    t->stage_l0 = malloc((size_t)(n + 1) * sizeof *t->stage_l0);
+    if (!layers || !t->stage_l0) {
+        free(layers);
+        return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stage table");
+    }
+    lmf_status s = lmf_train_stage_layers(o, &o->cfg, layers);
     t->stage_l0[0] = 0;
-    for (int s = 0; s < t->pp_size; s++) t->stage_l0[s + 1] = t->stage_l0[s] + layers[s];
-    t->layer0 = t->stage_l0[t->pp_rank];
-    t->layers = layers[t->pp_rank];
+    for (int v = 0; s == LMF_OK && v < n; v++) t->stage_l0[v + 1] = t->stage_l0[v] + layers[v];
+    free(layers);
+    LMF_TRY(s);
+    int l0[LMF_LAYOUT_MAX_RANGES], len[LMF_LAYOUT_MAX_RANGES];
+    t->layers = 0;
+    for (int c = 0; c < V; c++) { /* chunk c: virtual stage c * P + stage */
+        int v = c * t->pp_size + t->pp_rank;
+        l0[c] = t->stage_l0[v];
+        len[c] = t->stage_l0[v + 1] - l0[c];
+        t->layers += len[c];
+    }
+    t->layer0 = l0[0];
+    t->n_chunks = V;
     LMF_TRY(lmf_layout_build(&o->cfg, &t->pp_whole));
-    return lmf_gpt_create_stage(&o->cfg, t->k, &tp, t->layer0, t->layers, &t->model);
+    LMF_TRY(lmf_gpt_create_chunks(&o->cfg, t->k, &tp, V, l0, len, t->chunks));
+    t->model = t->chunks[0];
+    return LMF_OK;
 }
 
 static lmf_status make_model(lmf_trainer *t, lmf_ckpt_info *ck) {
@@ -242,19 +259,20 @@ static lmf_status make_engine(lmf_trainer *t) {
     lmf_gpt_hooks h;
     memset(&h, 0, sizeof h);
     lmf_ddp_hooks(t->ddp, &h);
+    if (t->tp_size > 1) LMF_TRY(lmf_tp_create(t->tp_comm, &o->cfg, l, &t->tp));
     if (t->pp_size > 1) { /* every rank of the job gets here: a failure is shared */
-        lmf_pp_shape sh = {o->schedule, t->pp_size, t->accum, 1};
-        LMF_TRY(lmf_comm_agree(t->comm, lmf_pp_engine_create(t->pp_comm, &sh, &t->model, o->batch,
+        lmf_pp_shape sh = {o->schedule, t->pp_size, t->accum, t->n_chunks};
+        LMF_TRY(lmf_comm_agree(t->comm, lmf_pp_engine_create(t->pp_comm, &sh, t->chunks, o->batch,
                                                              o->seq, LMF_RESERVE_TRAIN_HOOKED,
                                                              &t->pp)));
         lmf_pp_engine_set_backward_hook(t->pp, pp_before_backward, t);
-        lmf_pp_engine_wrap_hooks(t->pp, 0, &h, o->zero_stage >= 2);
     }
-    if (t->tp_size > 1) {
-        LMF_TRY(lmf_tp_create(t->tp_comm, &o->cfg, l, &t->tp));
-        lmf_tp_hooks(t->tp, &h);
+    for (int c = 0; c < t->n_chunks; c++) { /* each chunk's own interposed copy */
+        lmf_gpt_hooks hc = h;
+        if (t->pp) lmf_pp_engine_wrap_hooks(t->pp, c, &hc, o->zero_stage >= 2);
+        if (t->tp) lmf_tp_hooks(t->tp, &hc);
+        lmf_gpt_set_hooks(t->chunks[c], &hc);
     }
-    lmf_gpt_set_hooks(t->model, &h);
     lmf_adamw_hp hp = {o->beta1, o->beta2, o->adam_eps, o->weight_decay};
     return lmf_ddp_optimizer_create(t->ddp, t->k, &hp, o->grad_clip, &t->opt);
 }
@@ -287,13 +305,19 @@ static lmf_status setup_local(lmf_trainer *t, lmf_ckpt_info *ck) {
     LMF_TRY(lmf_dataset_open(o->data, &t->train));
     if (o->val_data) LMF_TRY(lmf_dataset_open(o->val_data, &t->val));
     LMF_TRY(make_model(t, ck));
+    if (t->n_chunks == 0) { /* a whole model read from --init */
+        t->n_chunks = 1;
+        t->chunks[0] = t->model;
+    }
     if (o->seq > o->cfg.n_positions)
         return lmf_fail(LMF_ERR_ARG, "--seq %d exceeds the model's n_positions %d", o->seq,
                         o->cfg.n_positions);
     LMF_TRY(check_vocab(t->train, o->data, &o->cfg));
     if (t->val) LMF_TRY(check_vocab(t->val, o->val_data, &o->cfg));
-    lmf_gpt_set_recompute(t->model, o->recompute);
-    LMF_TRY(lmf_gpt_set_doc_mask(t->model, o->doc_mask_eot));
+    for (int c = 0; c < t->n_chunks; c++) {
+        lmf_gpt_set_recompute(t->chunks[c], o->recompute);
+        LMF_TRY(lmf_gpt_set_doc_mask(t->chunks[c], o->doc_mask_eot));
+    }
     if (t->pp_size == 1) /* else the pipeline engine reserves a slot per micro-batch in flight */
         LMF_TRY(lmf_gpt_reserve(t->model, o->batch, o->seq, LMF_RESERVE_TRAIN_HOOKED));
 
@@ -421,6 +445,7 @@ void lmf_trainer_free(lmf_trainer *t) {
     lmf_dataset_close(t->train);
     lmf_dataset_close(t->val);
     lmf_pp_engine_free(t->pp);
+    lmf_trainer_free_chunks(t);
     lmf_gpt_free(t->model);
     lmf_optimizer_free(t->opt);
     lmf_ddp_free(t->ddp);
@@ -457,9 +482,21 @@ void lmf_trainer_ranks(const lmf_trainer *t, lmf_rank_layout *out) {
     out->layer0 = t->layer0;
     out->layers = t->layers;
 }
-void lmf_trainer_stage_layers(const lmf_trainer *t, int stage, int *layer0, int *layers) {
-    *layer0 = t->stage_l0 ? t->stage_l0[stage] : 0;
-    *layers = t->stage_l0 ? t->stage_l0[stage + 1] - *layer0 : t->o.cfg.n_layer;
+int lmf_trainer_virtual_stages(const lmf_trainer *t) { return t->n_chunks > 1 ? t->n_chunks : 1; }
+void lmf_trainer_stage_layers(const lmf_trainer *t, int stage, int chunk, int *layer0,
+                              int *layers) {
+    int v = chunk * t->pp_size + stage; /* the virtual stage */
+    *layer0 = t->stage_l0 ? t->stage_l0[v] : 0;
+    *layers = t->stage_l0 ? t->stage_l0[v + 1] - *layer0 : t->o.cfg.n_layer;
+}
+
+void lmf_trainer_free_chunks(lmf_trainer *t) {
+    for (int c = t->n_chunks - 1; c >= 1; c--) {
+        lmf_gpt_free(t->chunks[c]);
+        t->chunks[c] = NULL;
+    }
+    t->n_chunks = t->model ? 1 : 0;
+    t->chunks[0] = t->model;
 }
 const char *lmf_trainer_run_id(const lmf_trainer *t) { return t->run_id; }
 int lmf_trainer_grad_accum(const lmf_trainer *t) { return t->accum; }
@@ -475,7 +512,9 @@ void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m) {
     m->grads = dm.grads;
     m->optim = lmf_optimizer_bytes(t->opt);
     m->buffers = dm.buffers;
-    m->activations = lmf_gpt_activation_bytes(t->model);
+    m->activations = 0;
+    for (int c = 0; c < t->n_chunks; c++) m->activations += lmf_gpt_activation_bytes(t->chunks[c]);
+    if (t->n_chunks == 0) m->activations = lmf_gpt_activation_bytes(t->model);
 }
 
 void lmf_trainer_stage_memory(const lmf_trainer *t, int stage, lmf_train_memory *m) {

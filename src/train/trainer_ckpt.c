@@ -90,8 +90,10 @@ lmf_status lmf_trainer_materialize(lmf_trainer *t) {
         lmf_gpt_adopt_params(whole, w);
         lmf_pp_engine_free(t->pp); /* before the stage model it detaches from */
         t->pp = NULL;
+        lmf_trainer_free_chunks(t);
         lmf_gpt_free(t->model);
         t->model = whole;
+        t->chunks[0] = whole;
         lmf_tp_free(t->tp);
         t->tp = NULL;
         return LMF_OK;

@@ -25,7 +25,8 @@ struct lmf_trainer {
     lmf_pp_engine *pp;           /* the pipeline engine, or NULL */
     lmf_param_layout pp_whole;   /* the whole model's layout (pipeline: checkpoints) */
     int pp_size, pp_rank, layer0, layers; /* the stage and its layers */
-    int *stage_l0;               /* [pp_size + 1]: stage s holds [stage_l0[s], stage_l0[s+1]) */
+    int *stage_l0;               /* [pp_size * V + 1]: virtual stage v (chunk v / pp_size of
+                                  * stage v % pp_size) holds [stage_l0[v], stage_l0[v+1]) */
     lmf_train_memory *stage_mem; /* [pp_size]: what the first rank of each stage holds */
     lmf_ddp *ddp;
     lmf_optimizer *opt;
@@ -35,7 +36,10 @@ struct lmf_trainer {
     int accum;          /* micro-batches per rank per step */
     lmf_dataset *train, *val;
     lmf_loader *loader, *val_loader;
-    lmf_gpt *model;
+    lmf_gpt *model;              /* the rank's model: the whole, its slices, its stage */
+    lmf_gpt *chunks[LMF_LAYOUT_MAX_RANGES]; /* [n_chunks]: chunks[0] is model; the others run
+                                             * an interleaved stage's later model chunks */
+    int n_chunks;
     int32_t *inputs, *targets;
     int32_t *val_inputs, *val_targets; /* pipeline: every validation batch, [eval_batches][B*T] */
     lmf_lr_schedule sched;
@@ -51,5 +55,8 @@ struct lmf_trainer {
     int stop_value;             /* what stopped the last interrupted step (agreed) */
     char run_id[LMF_RUN_ID_LEN + 1]; /* "" until a resume adopts its checkpoint's */
 };
+
+/* Free the model chunks beyond chunks[0] (before the model they share). */
+void lmf_trainer_free_chunks(lmf_trainer *t);
 
 #endif
