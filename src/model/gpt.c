@@ -77,7 +77,10 @@ lmf_status lmf_gpt_create_chunks(const lmf_gpt_config *cfg, const lmf_kernels *k
     for (int c = 1; c < n; c++) { /* views sharing chunk 0's layout, weights and gradients */
         lmf_gpt *v = calloc(1, sizeof *v);
         if (!v) {
-            for (int i = c - 1; i >= 0; i--) lmf_gpt_free(chunks[i]);
+            for (int i = c - 1; i >= 0; i--) {
+                lmf_gpt_free(chunks[i]);
+                chunks[i] = NULL;
+            }
             return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the model chunks");
         }
         v->cfg = m->cfg;
