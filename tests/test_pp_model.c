@@ -44,20 +44,26 @@ static lmf_gpt *whole_model(const lmf_gpt_config *cfg, lmf_recompute rc) {
     return w;
 }
 
+/* M micro-batches of random inputs and targets from the stream `seed` */
+static void random_tokens(const lmf_gpt_config *cfg, uint64_t seed, int32_t in[M][B * S],
+                          int32_t tg[M][B * S]) {
+    lmf_rng r;
+    lmf_rng_seed(&r, seed);
+    for (int mb = 0; mb < M; mb++)
+        for (int i = 0; i < B * S; i++) {
+            in[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+            tg[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
+        }
+}
+
 /* stages of split[0..P-1] layers against the whole model, M micro-batches; with eot >= 0 both
  * mask documents at that end-of-text id (each micro-batch holds two boundaries) */
 static void check_run(const lmf_gpt_config *cfg, int P, const int *split, lmf_recompute rc,
                       int eot, int halves) {
     lmf_gpt *w = whole_model(cfg, rc);
     const lmf_param_layout *wl = lmf_gpt_layout(w);
-    lmf_rng r;
-    lmf_rng_seed(&r, 7);
     int32_t in[M][B * S], tg[M][B * S];
-    for (int mb = 0; mb < M; mb++)
-        for (int i = 0; i < B * S; i++) {
-            in[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
-            tg[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
-        }
+    random_tokens(cfg, 7, in, tg);
     if (eot >= 0) { /* the mask must change the losses, or this would check nothing */
         float plain[M], masked;
         int changed = 0;
@@ -289,14 +295,8 @@ static void test_hooks(void **state) {
 static void check_chunks(const lmf_gpt_config *cfg) {
     lmf_gpt *w = whole_model(cfg, LMF_RECOMPUTE_NONE);
     const lmf_param_layout *wl = lmf_gpt_layout(w);
-    lmf_rng r;
-    lmf_rng_seed(&r, 9);
     int32_t in[M][B * S], tg[M][B * S];
-    for (int mb = 0; mb < M; mb++)
-        for (int i = 0; i < B * S; i++) {
-            in[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
-            tg[mb][i] = (int32_t)(lmf_rng_u64(&r) % (uint64_t)cfg->vocab_size);
-        }
+    random_tokens(cfg, 9, in, tg);
     float want[M];
     lmf_gpt_zero_grad(w);
     for (int mb = 0; mb < M; mb++) {

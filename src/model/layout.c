@@ -185,9 +185,10 @@ int lmf_layout_block_chunk(const lmf_param_layout *l, int b) {
         int r0 = range_of(l, 0), rl = range_of(l, L - 1);
         return r0 >= 0 ? r0 : rl >= 0 ? rl : 0;
     }
+    if (b == L + 1) return n - 1;
     int r = 0; /* the last range starting at or before layer b-1 */
     while (r + 1 < n && l->range_l0[r + 1] <= b - 1) r++;
-    return b == L + 1 ? n - 1 : r;
+    return r;
 }
 
 lmf_status lmf_layout_build_stage(const lmf_gpt_config *c, const lmf_tp_config *tp, int layer0,

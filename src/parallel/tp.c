@@ -80,12 +80,10 @@ lmf_status lmf_tp_create(lmf_comm *group, const lmf_gpt_config *cfg,
     if (s == LMF_OK) s = lmf_layout_build(cfg, &tp->whole);
     /* every rank's slices of the same pipeline stage (the whole model without stages) */
     lmf_tp_config c = {size, 0, layout->tp.sequence_parallel};
-    int whole_l0 = 0, whole_len = cfg->n_layer, n = layout->n_ranges;
     for (int r = 0; r < size && s == LMF_OK; r++) {
         c.rank = r;
-        s = n > 0 ? lmf_layout_build_ranges(cfg, &c, n, layout->range_l0, layout->range_len,
-                                            &tp->ranks[r])
-                  : lmf_layout_build_stage(cfg, &c, whole_l0, whole_len, &tp->ranks[r]);
+        s = lmf_layout_build_ranges(cfg, &c, layout->n_ranges, layout->range_l0,
+                                    layout->range_len, &tp->ranks[r]);
     }
     if (s == LMF_OK) {
         for (int i = 0; i < layout->n_tensors; i++) {

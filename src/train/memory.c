@@ -70,7 +70,6 @@ static lmf_status mem_ctx_init(mem_ctx *c, const lmf_train_opts *o, const lmf_gp
     c->chunks = 1;
     if (c->pp > 1) {
         int V = c->chunks = lmf_train_virtual_stages(o);
-        if (V > LMF_LAYOUT_MAX_RANGES) return lmf_train_stage_layers(o, cfg, NULL); /* why */
         LMF_TRY(largest_stage(o, cfg, &c->tp, V, layer0, layers));
         lmf_pp_shape sh = {o->schedule, c->pp, c->micro_batches, V};
         if (lmf_pp_peak_inflight(&sh, 0, &c->slots) != LMF_OK) c->slots = sh.micro_batches * V;

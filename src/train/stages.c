@@ -58,8 +58,6 @@ lmf_status lmf_train_stage_layers(const lmf_train_opts *o, const lmf_gpt_config 
 lmf_status lmf_train_stage_chunks(const lmf_train_opts *o, const lmf_gpt_config *cfg, int stage,
                                   int *layer0, int *layers) {
     int P = o->pp > 1 ? o->pp : 1, V = lmf_train_virtual_stages(o);
-    if (P > LMF_TRAIN_MAX_STAGES || V > LMF_LAYOUT_MAX_RANGES || P * V > LMF_TRAIN_MAX_STAGES)
-        return lmf_train_stage_layers(o, cfg, NULL); /* its message */
     int *split = malloc((size_t)P * V * sizeof *split);
     if (!split) return lmf_fail(LMF_ERR_NOMEM, "cannot allocate the stage table");
     lmf_status s = lmf_train_stage_layers(o, cfg, split);

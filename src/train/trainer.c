@@ -514,7 +514,6 @@ void lmf_trainer_memory(const lmf_trainer *t, lmf_train_memory *m) {
     m->buffers = dm.buffers;
     m->activations = 0;
     for (int c = 0; c < t->n_chunks; c++) m->activations += lmf_gpt_activation_bytes(t->chunks[c]);
-    if (t->n_chunks == 0) m->activations = lmf_gpt_activation_bytes(t->model);
 }
 
 void lmf_trainer_stage_memory(const lmf_trainer *t, int stage, lmf_train_memory *m) {
