@@ -2,10 +2,10 @@
 # The interleaved schedule trains the model one rank trains: --pp 2 --schedule interleaved
 # --virtual-stages 2 (each rank runs two model chunks of a 4-layer model: virtual stage c * 2 + s
 # on stage s), alone, with data parallelism over ZeRO 1-3 (4 ranks oversubscribed: ZeRO-1 and 3
-# with GPT-2, 2 and 3 with Llama) and with tensor parallelism (GPT-2, --tp 2; the oversubscribed
-# tensor-parallel runs cost a minute each here), gives the single rank's loss at
-# each of 20 steps within 1e-5 relative and its final weights within 2e-5 (with --tp: within
-# 1e-6 of plain 1F1B's at the same layout, tensor parallelism's rounding being larger),
+# with GPT-2, 2 and 3 with Llama) and with tensor parallelism (both families, --tp 2), gives
+# the single rank's loss at each of 20 steps within 1e-5 relative and its final weights within
+# 2e-5 (with --tp: within 1e-6 of plain 1F1B's at the same layout, tensor parallelism's rounding
+# being larger),
 # for a GPT-2 model (tied embedding: chunk 0 of the first stage and chunk 1 of the last) and a
 # Llama model (untied lm_head); with evaluation through the chunks, each validation loss
 # within 1e-5 of a one-rank run's. A checkpoint saved interleaved resumes at --pp 1 and at plain
@@ -63,6 +63,7 @@ llama 4 3 - --zero 2
 gpt2 4 3 - --zero 3
 llama 4 3 eval --zero 3
 gpt2 4 3 - --tp 2
+llama 4 3 - --tp 2
 RUNS
 
 # start-up names each stage's chunks

@@ -45,7 +45,7 @@ typedef struct lmf_train_opts {
     int eval_every, eval_batches, save_every, keep_checkpoints;
     int stop_after;            /* stop with a checkpoint after this step, as a pre-emption would
                                 * (0: off) */
-    int threads;               /* compute threads per rank (0: one per processor) */
+    int threads;               /* compute threads per rank (0: lmf_train_set_threads's default) */
     const char *kernels;       /* "ref" or "fast" */
     /* tensor parallelism: ranks per model replica (the innermost groups of the world) */
     int tp;                    /* 0 or 1: none */
@@ -78,6 +78,11 @@ typedef struct lmf_train_opts {
 
 /* Defaults documented in docs/cli.md. */
 void lmf_train_opts_default(lmf_train_opts *o);
+
+/* Set the kernels' threads for this rank: o->threads, or when 0 the machine's cores shared among
+ * the ranks the launcher started on it (OMP_NUM_THREADS when set; lmf_threads_default). Returns
+ * the number now in effect. */
+int lmf_train_set_threads(const lmf_train_opts *o);
 
 /* The options a run directory's newest checkpoint was saved with, to resume it: *o is filled
  * (fields the checkpoint does not record keep their values); its data and val_data point into

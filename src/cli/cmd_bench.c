@@ -215,10 +215,7 @@ int lmf_cmd_bench(int argc, char **argv) {
     if (tpn > 1) { /* every rank of the launch is one rank of the group */
         if (!(group = launch_group("--tp", tpn))) return 2;
         /* the machine's cores shared by the ranks on it unless --threads says */
-        if (threads == 0) {
-            int local = lmf_comm_launcher_local_size(), cores = lmf_threads_get();
-            threads = cores / (local > 0 ? local : 1) > 0 ? cores / (local > 0 ? local : 1) : 1;
-        }
+        if (threads == 0) threads = lmf_threads_default(lmf_comm_launcher_local_size());
     }
     int r0 = !group || lmf_comm_rank(group) == 0; /* the rank that prints */
     lmf_threads_set(threads);

@@ -383,9 +383,14 @@ static lmf_status share_stage_memory(lmf_trainer *t) {
     return s;
 }
 
+int lmf_train_set_threads(const lmf_train_opts *o) {
+    return lmf_threads_set(o->threads > 0 ? o->threads
+                                          : lmf_threads_default(lmf_comm_launcher_local_size()));
+}
+
 static lmf_status setup(lmf_trainer *t) {
     lmf_train_opts *o = &t->o;
-    lmf_threads_set(o->threads);
+    lmf_train_set_threads(o);
     t->k = lmf_kernels_by_name(o->kernels);
     LMF_TRY(lmf_comm_create(o->comm ? o->comm : "auto", &t->comm));
     lmf_comm_set_timeout(t->comm, o->comm_timeout);
