@@ -276,7 +276,7 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
      * of the t ranks sends 1/t of the boundary activation (split already under sequence
      * parallelism; otherwise Megatron-LM's scatter/gather, Narayanan et al. 2021, Sec. 4.1,
      * which all-gathers the parts inside the receiving node) */
-    double pp_mb = 0.0;
+    double pp_mb = 0.0, pp_steady = 0.0;
     if (l->pp > 1) {
         double bw, lat;
         p2p_link(c, l->tp * lmf_plan_grad_ranks(l), l->pp, &bw, &lat);
@@ -287,6 +287,15 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
             send += lmf_plan_gather_time(boundary, l->tp, tbw, tlat);
         }
         pp_mb = 2.0 * v * send;
+        /* In the steady state a send and the opposite receive run at once over the full-duplex
+         * links (Megatron-LM pairs them: send_forward_recv_backward, and one combined exchange
+         * per forward-backward pair when interleaved), so what lies on a stage's own time line
+         * is the sends it makes: 2v per micro-batch in the middle of the pipeline, 2v - 1 at
+         * either end (the model's first chunk sends no gradient back, its last no activation
+         * on). The slowest stage sets the pace: the last, holding the classifier, or a fullest
+         * stage of layers. */
+        double ends = (2.0 * v - 1.0) * send, middle = (l->pp > 2 ? 2.0 * v : 2.0 * v - 1.0) * send;
+        pp_steady = fmax(mb.compute_layers + middle, compute_mb + ends) - compute_mb;
     }
     /* context parallelism: ring attention's K/V exchange in every layer */
     double cp_total = 0.0, cp_exposed = 0.0;
@@ -294,7 +303,7 @@ void lmf_plan_step_time(const lmf_plan_setup *s, int micro_batches, lmf_plan_tim
     double cp_mb = lps * cp_exposed;
     out->compute = m * compute_mb;
     out->tp_comm = m * tp_mb;
-    out->pp_comm = m * pp_mb;
+    out->pp_comm = m * pp_steady;
     out->cp_comm = m * cp_mb;
     out->cp_comm_total = m * lps * cp_total;
     /* the schedule's fill and drain in slots, from its simulation (lmf_plan_schedule_prepare):
