@@ -133,7 +133,7 @@ int lmf_cmd_plan(int argc, char **argv) {
         {"--pp", LMF_OPT_INT, &o.pp, "N", "pipeline stages", 1, 1e6, NULL},
         {"--cp", LMF_OPT_INT, &o.cp, "N", "context parallelism: each sequence split over N devices (ring attention)", 1, 1e6, NULL},
         {"--virtual-stages", LMF_OPT_INT, &o.virtual_stages, "V", "model chunks per pipeline rank (V > 1: interleaved 1F1B)", 1, 1e6, NULL},
-        {"--schedule", LMF_OPT_STR, &o.schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule (default 1f1b; --search: those lmforge train runs, 1f1b and zb, or a comma list)", LMF_NOLIMIT, NULL},
+        {"--schedule", LMF_OPT_STR, &o.schedule, "gpipe|1f1b|interleaved|zb", "pipeline schedule (default 1f1b; --search: 1f1b, zb and interleaved, or a comma list)", LMF_NOLIMIT, NULL},
         {"--explain-schedule", LMF_OPT_STR, &o.explain_schedule, "gpipe|1f1b|interleaved|zb", "print the schedule's timeline for --pp P stages and its bubble", LMF_NOLIMIT, NULL},
         {"--micro-batches", LMF_OPT_INT, &o.micro_batches, "M", "--explain-schedule: micro-batches per step (default 2 x pp)", 1, 1e6, NULL},
         {"--micro-batch", LMF_OPT_INT, &o.micro_batch, "B", "sequences per micro-batch", 1, 1e6, NULL},

@@ -81,7 +81,7 @@ static int build_opts(train_cli *c, lmf_opt *opts) {
     O("--eval-batches", LMF_OPT_INT, &o->eval_batches, "K", "validation batches per evaluation (default 8)", 1, 1e9);
     O("--save-every", LMF_OPT_INT, &o->save_every, "N", "checkpoint every N steps (default 0 = only at the end)", 0, 1e9);
     O("--keep-checkpoints", LMF_OPT_INT, &o->keep_checkpoints, "K", "keep the newest K checkpoints (default 3)", 1, 1e6);
-    O("--threads", LMF_OPT_INT, &o->threads, "N", "compute threads per rank (default: the cores shared by the ranks on this machine)", 0, 4096);
+    O("--threads", LMF_OPT_INT, &o->threads, "N", "compute threads per rank (default: OMP_NUM_THREADS, else the cores shared by the ranks on this machine)", 0, 4096);
     O("--kernels", LMF_OPT_STR, &o->kernels, "ref|fast", "kernel backend (default fast)", LMF_NOLIMIT);
     O("--doc-mask", LMF_OPT_FLAG, &c->doc_mask, NULL, "document masking: attention does not cross end-of-text tokens inside a packed sequence (the id: --eot-id, else the run directory's tokenizer)", LMF_NOLIMIT);
     O("--eot-id", LMF_OPT_INT, &c->eot_id, "N", "the data's end-of-text id, for --doc-mask", 0, 1e9);

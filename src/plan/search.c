@@ -100,11 +100,13 @@ static lmf_status search(const lmf_cluster *c, const lmf_plan_job *job,
             int tp = tps[it], pp = pps[ip];
             if ((int64_t)tp * pp * cp > devices) continue;
             /* schedules: the one asked for, else the menu (by default what `lmforge train`
-             * runs: 1F1B and ZB-H1); the interleaved one, named or given virtual_stages > 1,
-             * with up to MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
+             * runs but GPipe, whose bubble is 1F1B's with more held: 1F1B, ZB-H1 and the
+             * interleaved one); the interleaved one with the virtual_stages given, else with
+             * each of 2 to MAX_VIRTUAL chunks per rank that split the fullest stage's layers */
             unsigned menu = k->schedule_fixed ? 1u << k->schedule
                             : k->schedules ? k->schedules
-                                           : (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1);
+                                           : (1u << LMF_PP_1F1B) | (1u << LMF_PP_ZB_H1) |
+                                                 (1u << LMF_PP_INTERLEAVED);
             if (k->virtual_stages > 1) menu = 1u << LMF_PP_INTERLEAVED;
             if (pp == 1) menu = 1u << LMF_PP_1F1B; /* no pipeline: the schedule does not apply */
             int vs[MAX_VIRTUAL + LMF_PP_NSCHEDULES], n_v = 0;
