@@ -56,6 +56,14 @@ static void test_round_trip(void **state) {
     o.spike_factor = 3.5f;
     o.lr = 6e-4f;
     o.lr_schedule = LMF_LR_CONSTANT;
+    o.kernels = "ref";
+    o.recompute = LMF_RECOMPUTE_SELECTIVE;
+    o.tp = 2;
+    o.sequence_parallel = 1;
+    o.pp = 3;
+    o.schedule = LMF_PP_INTERLEAVED;
+    o.virtual_stages = 2;
+    o.stage_layers = "2,2,2,2,2,1";
     char *opts = lmf_train_opts_to_json(&o);
     assert_non_null(opts);
     char *txt = lmf_ckpt_state_format(&a, opts);
@@ -93,6 +101,27 @@ static void test_round_trip(void **state) {
     assert_true(r.spike_factor == 3.5f);
     assert_true(r.lr == 6e-4f);
     assert_int_equal(r.lr_schedule, LMF_LR_CONSTANT);
+    assert_string_equal(r.kernels, "ref");
+    assert_int_equal(r.recompute, LMF_RECOMPUTE_SELECTIVE);
+    /* the layout stays in *saved until restored, and comes back whole */
+    assert_int_equal(r.tp, 0);
+    assert_int_equal(r.pp, 0);
+    assert_int_equal(saved.has_layout, 1);
+    saved.layout_fits = 1;
+    lmf_train_opts_restore_layout(&r, &saved);
+    assert_int_equal(r.tp, 2);
+    assert_int_equal(r.sequence_parallel, 1);
+    assert_int_equal(r.pp, 3);
+    assert_int_equal(r.schedule, LMF_PP_INTERLEAVED);
+    assert_int_equal(r.virtual_stages, 2);
+    assert_string_equal(r.stage_layers, "2,2,2,2,2,1");
+    /* at another number of ranks it is not restored */
+    lmf_train_opts d;
+    lmf_train_opts_default(&d);
+    saved.layout_fits = 0;
+    lmf_train_opts_restore_layout(&d, &saved);
+    assert_int_equal(d.pp, 0);
+    assert_null(d.stage_layers);
     free(txt);
     free(back);
     free(opts);
@@ -195,6 +224,17 @@ static void test_rejected(void **state) {
     lmf_saved_opts saved;
     assert_int_equal(lmf_train_opts_from_json("{\"data\": 5}", "ts.json", &o, &saved), LMF_ERR_FORMAT);
     assert_int_equal(lmf_train_opts_from_json("[1]", "ts.json", &o, &saved), LMF_ERR_FORMAT);
+    /* a layout or kernel table that cannot be is refused by name */
+    assert_int_equal(lmf_train_opts_from_json("{\"layout\": {\"tp\": 0, \"sp\": false, \"pp\": 2, "
+                                              "\"schedule\": \"1f1b\", \"virtual_stages\": 1}}",
+                                              "ts.json", &o, &saved), LMF_ERR_FORMAT);
+    assert_non_null(strstr(lmf_last_error(), "layout"));
+    assert_int_equal(lmf_train_opts_from_json("{\"layout\": {\"tp\": 1, \"sp\": false, \"pp\": 2, "
+                                              "\"schedule\": \"zigzag\", \"virtual_stages\": 1}}",
+                                              "ts.json", &o, &saved), LMF_ERR_FORMAT);
+    assert_int_equal(lmf_train_opts_from_json("{\"kernels\": \"gpu\"}", "ts.json", &o, &saved),
+                     LMF_ERR_FORMAT);
+    assert_non_null(strstr(lmf_last_error(), "kernels"));
     free(txt);
 }
 

@@ -85,15 +85,27 @@ void lmf_train_opts_default(lmf_train_opts *o);
 int lmf_train_set_threads(const lmf_train_opts *o);
 
 /* The options a run directory's newest checkpoint was saved with, to resume it: *o is filled
- * (fields the checkpoint does not record keep their values); its data and val_data point into
- * *saved, which must outlive their use. Then set resume_dir and override what should change. */
+ * (fields the checkpoint does not record keep their values); its data, val_data and kernels
+ * point into *saved, which must outlive their use. The parallel layout (--tp, --sp, --pp,
+ * --schedule, --virtual-stages, --stage-layers) goes into *saved only: apply it with
+ * lmf_train_opts_restore_layout unless a new layout is given. Then set resume_dir and
+ * override what should change. */
 typedef struct lmf_saved_opts {
     char data[4096], val_data[4096];
     int data_in_run_dir, val_data_in_run_dir; /* stored relative to the run directory (the
                                                * token files inside it), which
                                                * lmf_train_opts_from_run puts in front */
+    char kernels[16], stage_layers[1024];
+    int has_layout;                           /* the checkpoint recorded a layout: */
+    int tp, sequence_parallel, pp, virtual_stages;
+    lmf_pp_schedule schedule;
+    int layout_fits;                          /* this launch has the checkpoint's ranks */
 } lmf_saved_opts;
 lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_saved_opts *saved);
+/* The saved layout into *o, as a whole, when this launch has the checkpoint's number of ranks
+ * (at another number the run reshards as data-parallel unless given a layout); its
+ * stage_layers points into *saved. */
+void lmf_train_opts_restore_layout(lmf_train_opts *o, const lmf_saved_opts *saved);
 /* The options a checkpoint records (data, batch and sequence, optimizer, schedule, seed, the
  * evaluation, checkpoint and fault settings), as a JSON object: malloc'd text, NULL when out of
  * memory. */

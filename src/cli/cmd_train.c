@@ -574,6 +574,12 @@ int lmf_cmd_train(int argc, char **argv) {
     if (lmf_cli_serve_flag("train", &argc, argv, &c.serve_port) != 0) return 2;
     lmf_opt opts[NOPT];
     int n = build_opts(&c, opts);
+    static const char *const layout_flags[] = {"--tp", "--sp", "--pp", "--schedule",
+                                               "--virtual-stages", "--stage-layers"};
+    int layout_given = 0; /* any of them on the command line */
+    for (int k = 0; k < n; k++)
+        for (size_t f = 0; f < sizeof layout_flags / sizeof layout_flags[0]; f++)
+            if (strcmp(opts[k].name, layout_flags[f]) == 0) opts[k].seen = &layout_given;
     /* a resumed run starts from its saved options; flags given now override them */
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--resume") == 0) {
@@ -589,6 +595,8 @@ int lmf_cmd_train(int argc, char **argv) {
     c.o.seq = 0; /* 0 after parsing: --seq not given */
     int r = lmf_args_parse("train", "[options]", opts, n, argc, argv, NULL, 0, NULL);
     if (r) return r == 1 ? 0 : 2;
+    /* a resume keeps the checkpoint's parallel layout, as a whole, unless one is given */
+    if (c.o.resume_dir && !layout_given) lmf_train_opts_restore_layout(&c.o, &c.saved);
     if ((r = finish_opts(&c)) != 0) return r;
     if (c.o.seq == 0) /* the default fits the model: tiny's context is shorter */
         c.o.seq = c.o.resume_dir || c.o.init_dir || seq <= c.o.cfg.n_positions

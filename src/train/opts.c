@@ -3,7 +3,10 @@
 #include "lmforge/train.h"
 
 #include "lmforge/ckpt.h"
+#include "lmforge/ckpt_format.h"
+#include "lmforge/comm.h"
 #include "lmforge/fsutil.h"
+#include "lmforge/kernels.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -54,10 +57,45 @@ char *lmf_train_opts_to_json(const lmf_train_opts *o) {
     SET("max_bad_steps", json_integer(o->max_bad_steps));
     SET("spike_factor", json_real(o->spike_factor));
     SET("doc_mask_eot", json_integer(o->doc_mask_eot));
+    SET("kernels", json_string(o->kernels ? o->kernels : "fast"));
+    SET("recompute", json_string(lmf_recompute_name(o->recompute)));
+    /* the parallel layout, restored by a resume at the same number of ranks */
+    json_t *lay = json_pack("{s:i, s:b, s:i, s:s, s:i}", "tp", o->tp > 1 ? o->tp : 1, "sp",
+                            o->sequence_parallel ? 1 : 0, "pp", o->pp > 1 ? o->pp : 1,
+                            "schedule", lmf_pp_schedule_name(o->schedule), "virtual_stages",
+                            o->virtual_stages > 1 ? o->virtual_stages : 1);
+    if (lay) bad |= json_object_set_new(lay, "stage_layers", o->stage_layers
+                                                                 ? json_string(o->stage_layers)
+                                                                 : json_null());
+    SET("layout", lay ? lay : json_null());
 #undef SET
     char *text = bad ? NULL : json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(j);
     return text;
+}
+
+/* the "layout" object of saved options into *saved (0 on success; else lmf_fail's message) */
+static int read_layout(json_t *lay, lmf_saved_opts *saved) {
+    json_error_t e;
+    const char *sched = NULL;
+    json_t *sl = NULL;
+    int tp = 1, sp = 0, pp = 1, v = 1;
+    if (json_unpack_ex(lay, &e, 0, "{s:i, s:b, s:i, s:s, s:i, s?o}", "tp", &tp, "sp", &sp, "pp",
+                       &pp, "schedule", &sched, "virtual_stages", &v, "stage_layers", &sl) != 0)
+        return lmf_fail(LMF_ERR_FORMAT, "%s", e.text), -1;
+    if (tp < 1 || tp > 4096 || pp < 1 || pp > 1024 || v < 1 || v > 64)
+        return lmf_fail(LMF_ERR_FORMAT, "tp %d, pp %d or virtual_stages %d out of range", tp, pp, v), -1;
+    if (lmf_pp_schedule_parse(sched, &saved->schedule) != LMF_OK) return -1;
+    if (sl && !json_is_null(sl)) {
+        if (!json_is_string(sl) || strlen(json_string_value(sl)) >= sizeof saved->stage_layers)
+            return lmf_fail(LMF_ERR_FORMAT, "stage_layers must be a short string"), -1;
+        snprintf(saved->stage_layers, sizeof saved->stage_layers, "%s", json_string_value(sl));
+    } else {
+        saved->stage_layers[0] = '\0';
+    }
+    saved->tp = tp, saved->sequence_parallel = sp, saved->pp = pp, saved->virtual_stages = v;
+    saved->has_layout = 1;
+    return 0;
 }
 
 lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_train_opts *o,
@@ -68,16 +106,18 @@ lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_trai
         json_decref(op);
         return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: not a JSON object", what);
     }
-    const char *sched = NULL;
-    json_t *dj = NULL, *vj = NULL;
+    const char *sched = NULL, *kern = NULL, *rec = NULL;
+    json_t *dj = NULL, *vj = NULL, *lay = NULL;
     double lr = o->lr, min_lr = o->min_lr, wd = o->weight_decay, b1 = o->beta1, b2 = o->beta2,
            eps = o->adam_eps, clip = o->grad_clip, spike = o->spike_factor;
     json_int_t seed = (json_int_t)o->seed, gb = o->global_batch;
     int shuffle = o->shuffle;
     saved->data_in_run_dir = saved->val_data_in_run_dir = 0;
+    saved->has_layout = saved->layout_fits = 0;
     if (json_unpack_ex(op, &e, 0,
                        "{s?o, s?o, s?b, s?b, s?i, s?i, s?i, s?i, s?I, s?i, s?F, s?F, s?F, s?F, "
-                       "s?F, s?F, s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F, s?i}",
+                       "s?F, s?F, s?F, s?s, s?i, s?I, s?b, s?i, s?i, s?i, s?i, s?i, s?F, s?i, "
+                       "s?s, s?s, s?o}",
                        "data", &dj, "val_data", &vj, "data_in_run_dir", &saved->data_in_run_dir,
                        "val_data_in_run_dir", &saved->val_data_in_run_dir, "steps", &o->steps, "batch", &o->batch, "seq",
                        &o->seq, "grad_accum", &o->grad_accum, "global_batch", &gb, "zero_stage",
@@ -87,9 +127,23 @@ lmf_status lmf_train_opts_from_json(const char *text, const char *what, lmf_trai
                        &shuffle, "eval_every", &o->eval_every, "eval_batches", &o->eval_batches,
                        "save_every", &o->save_every, "keep_checkpoints", &o->keep_checkpoints,
                        "max_bad_steps", &o->max_bad_steps, "spike_factor", &spike,
-                       "doc_mask_eot", &o->doc_mask_eot) != 0) {
+                       "doc_mask_eot", &o->doc_mask_eot, "kernels", &kern, "recompute", &rec,
+                       "layout", &lay) != 0) {
         json_decref(op);
         return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: %s", what, e.text);
+    }
+    if (lay && !json_is_null(lay) && read_layout(lay, saved) != 0) {
+        json_decref(op);
+        return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: layout: %s", what, lmf_last_error());
+    }
+    if ((kern && !lmf_kernels_by_name(kern)) || (rec && lmf_recompute_parse(rec, &o->recompute))) {
+        json_decref(op);
+        return lmf_fail(LMF_ERR_FORMAT, "%s: bad opts: kernels must be ref or fast and recompute "
+                        "none, selective or full", what);
+    }
+    if (kern) {
+        snprintf(saved->kernels, sizeof saved->kernels, "%s", kern);
+        o->kernels = saved->kernels;
     }
     if ((dj && !json_is_string(dj) && !json_is_null(dj)) ||
         (vj && !json_is_string(vj) && !json_is_null(vj))) {
@@ -127,6 +181,16 @@ lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_s
     snprintf(what, sizeof what, "%s: the newest checkpoint's trainer_state.json", run_dir);
     lmf_status s = lmf_train_opts_from_json(text, what, o, saved);
     free(text);
+    /* the layout, when this launch has the checkpoint's ranks (else it reshards) */
+    lmf_ckpt_info ck;
+    lmf_ckpt_index ix;
+    memset(&ix, 0, sizeof ix);
+    if (s == LMF_OK && saved->has_layout && lmf_ckpt_find_latest(run_dir, &ck) == LMF_OK &&
+        lmf_ckpt_index_load(ck.dir, &ix) == LMF_OK) {
+        int here = lmf_comm_launcher_size();
+        saved->layout_fits = (here > 0 ? here : 1) == ix.world_size;
+    }
+    lmf_ckpt_index_free(&ix);
     /* token files inside the run directory are found in it, wherever it is now */
     char rel[4096];
     if (s == LMF_OK && saved->data_in_run_dir && o->data == saved->data) {
@@ -139,4 +203,12 @@ lmf_status lmf_train_opts_from_run(const char *run_dir, lmf_train_opts *o, lmf_s
             return LMF_ERR_ARG;
     }
     return s;
+}
+
+void lmf_train_opts_restore_layout(lmf_train_opts *o, const lmf_saved_opts *saved) {
+    if (!saved->has_layout || !saved->layout_fits) return;
+    o->tp = saved->tp, o->sequence_parallel = saved->sequence_parallel;
+    o->pp = saved->pp, o->virtual_stages = saved->virtual_stages;
+    o->schedule = saved->schedule;
+    o->stage_layers = saved->stage_layers[0] ? saved->stage_layers : NULL;
 }
